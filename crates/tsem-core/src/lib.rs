@@ -1,0 +1,19 @@
+//! # tsem-core
+//!
+//! The pure modeling core of tsem: TSEM security event descriptions, their COE and CELL encodings,
+//! security state coefficients, and the modeling namespace (points, trajectory, forensics,
+//! measurement and the order-invariant state). It performs no I/O, keeps no globals, does not panic
+//! on any input, and builds without `std` (with `alloc`), so the same agent can run in a separate
+//! process, an enclave or a microcontroller.
+//!
+//! The byte layouts follow `docs/tsem-spec.md` (TSEM kernel model0, post-v4 by default) and are
+//! verified bit-exact against real TSEM captures in the conformance tests.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod hash;
+pub mod state;
+
+pub use hash::{Digest, HashAlg, Hasher};
