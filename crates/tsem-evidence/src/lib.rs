@@ -1,0 +1,1 @@
+//! Measured-boot and integrity evidence parsers (in progress).

@@ -1,0 +1,1 @@
+//! Userspace TSEM sensor (in progress).
