@@ -906,9 +906,11 @@ impl EventType {
             E::FileIoctl | E::FileIoctlCompat | E::FileLock | E::FileFcntl => CellShape::FileCmd,
             E::UnixStreamConnect | E::UnixMaySend | E::SocketSocketpair => CellShape::SockPair,
             E::SocketCreate => CellShape::SocketCreate,
-            E::SocketConnect | E::SocketBind | E::SocketAccept | E::SocketSendmsg | E::SocketRecvmsg => {
-                CellShape::SockAddr
-            }
+            E::SocketConnect
+            | E::SocketBind
+            | E::SocketAccept
+            | E::SocketSendmsg
+            | E::SocketRecvmsg => CellShape::SockAddr,
             E::SocketGetsockname | E::SocketGetpeername | E::TunDevAttachQueue => CellShape::Sock,
             E::SocketListen | E::SocketShutdown => CellShape::SockValue,
             E::SocketSetsockopt => CellShape::SockOpt,
@@ -919,9 +921,11 @@ impl EventType {
             E::Capset => CellShape::Capset,
             E::Capable => CellShape::Capable,
             E::TaskSetpgid => CellShape::TaskSetpgid,
-            E::TaskGetpgid | E::TaskGetsid | E::TaskGetioprio | E::TaskSetscheduler | E::TaskGetscheduler => {
-                CellShape::Task
-            }
+            E::TaskGetpgid
+            | E::TaskGetsid
+            | E::TaskGetioprio
+            | E::TaskSetscheduler
+            | E::TaskGetscheduler => CellShape::Task,
             E::TaskSetnice | E::TaskSetioprio => CellShape::TaskValue,
             E::TaskPrlimit => CellShape::TaskPrlimit,
             E::TaskSetrlimit => CellShape::TaskSetrlimit,

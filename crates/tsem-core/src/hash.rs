@@ -30,7 +30,13 @@ pub enum HashAlg {
 
 impl HashAlg {
     /// Every supported function, in TPM algorithm-id order.
-    pub const ALL: [HashAlg; 5] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512, Self::Sm3];
+    pub const ALL: [HashAlg; 5] = [
+        Self::Sha1,
+        Self::Sha256,
+        Self::Sha384,
+        Self::Sha512,
+        Self::Sm3,
+    ];
 
     /// Digest size in bytes (`ds` in the spec).
     pub const fn size(self) -> usize {
@@ -146,7 +152,10 @@ impl Digest {
     /// `len` zero bytes. `len` is clamped to [`MAX_DIGEST`].
     pub const fn zero(len: usize) -> Self {
         let len = if len > MAX_DIGEST { MAX_DIGEST } else { len };
-        Self { len: len as u8, bytes: [0; MAX_DIGEST] }
+        Self {
+            len: len as u8,
+            bytes: [0; MAX_DIGEST],
+        }
     }
 
     /// `len` bytes of 0xff (TSEM's failed-mapping TASK_ID, IMA's violation extend value).
@@ -189,7 +198,10 @@ impl Digest {
     pub fn from_hex_len(hex: &str, len: usize) -> Result<Self, HexError> {
         let d = Self::from_hex(hex)?;
         if d.len() != len {
-            return Err(HexError::WrongLength { expected: len, got: d.len() });
+            return Err(HexError::WrongLength {
+                expected: len,
+                got: d.len(),
+            });
         }
         Ok(d)
     }
@@ -269,7 +281,11 @@ impl fmt::Display for HexError {
             Self::BadChar(i) => write!(f, "not a hex digit at character {i}"),
             Self::TooLong => write!(f, "longer than {MAX_DIGEST} bytes"),
             Self::WrongLength { expected, got } => {
-                write!(f, "expected {expected} bytes ({} hex digits), got {got} bytes", expected * 2)
+                write!(
+                    f,
+                    "expected {expected} bytes ({} hex digits), got {got} bytes",
+                    expected * 2
+                )
             }
         }
     }
@@ -401,7 +417,10 @@ mod tests {
         assert_eq!(d.to_hex(), "00ff10ab");
         assert_eq!(Digest::from_hex("abc"), Err(HexError::OddLength));
         assert_eq!(Digest::from_hex("zz"), Err(HexError::BadChar(0)));
-        assert!(matches!(Digest::from_hex_len("00", 32), Err(HexError::WrongLength { .. })));
+        assert!(matches!(
+            Digest::from_hex_len("00", 32),
+            Err(HexError::WrongLength { .. })
+        ));
     }
 
     #[test]

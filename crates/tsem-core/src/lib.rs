@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod event;
 pub mod hash;
+pub mod map;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};

@@ -1,0 +1,1681 @@
+//! TSEM JSON event descriptions: export records and trajectory/forensics lines, v3 and post-v4
+//! shapes (spec §1.4, §5.3), parsed strictly into [`tsem_core::event::Event`] and emitted in the
+//! kernel's own form.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use tsem_core::event::{
+    Cell, CellShape, Coe, Created, Creds, Dentry, Event, EventHeader, EventType, FileDesc, Inode,
+    IpcPerm, PathRef, Sock, SockAddr, SuperBlock,
+};
+use tsem_core::hash::Digest;
+
+use crate::json::{Document, Member, SyntaxError, Value, escape_into};
+
+/// Why a record was rejected: a syntax error, or a field that is missing, unknown or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The line is not well-formed JSON of the TSEM kind.
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+    /// A field is wrong; `field` is its dotted path (e.g. `file_open.file.inode.mode`).
+    #[error("field `{field}`: {msg}")]
+    Field {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong with it.
+        msg: String,
+    },
+}
+
+impl RecordError {
+    fn field(field: &str, msg: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
+    /// Prefix the field path with the enclosing object's key.
+    fn inside(self, parent: &str) -> Self {
+        match self {
+            Self::Field { field, msg } => Self::Field {
+                field: format!("{parent}.{field}"),
+                msg,
+            },
+            other => other,
+        }
+    }
+}
+
+type R<T> = Result<T, RecordError>;
+
+/// Which export record (or plain trajectory line) an event came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A trajectory or forensics line: no `export` wrapper.
+    Trajectory,
+    /// `{"export": {"type": "event"}, ...}`: the task waits for a verdict.
+    Event,
+    /// `{"export": {"type": "async_event"}, ...}`: atomic context, nobody waits.
+    AsyncEvent,
+    /// `{"export": {"type": "log"}, ...}` carrying a full description (post-v4).
+    Log,
+}
+
+/// A `log` record in the v3 shape: an already-untrusted task's event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// The task's comm.
+    pub process: String,
+    /// Event name.
+    pub event: String,
+    /// `LOG` or `DENY`.
+    pub action: String,
+}
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// An event description.
+    Event {
+        /// How it arrived.
+        kind: RecordKind,
+        /// The description.
+        event: Box<Event>,
+    },
+    /// `{"export": {"type": "aggregate"}, "aggregate": {"value": HEX}}`.
+    Aggregate(Digest),
+    /// A v3 log record without a description.
+    Log(LogRecord),
+}
+
+/// Parse one line (an export record or a trajectory line).
+pub fn parse_record(line: &str) -> R<Record> {
+    let mut doc = Document::new();
+    doc.parse(line)?;
+    let mut root = Obj::new(&doc, doc.root());
+    let kind = match root.opt_obj("export")? {
+        None => RecordKind::Trajectory,
+        Some(mut export) => {
+            let t = export.str("type").map_err(|e| e.inside("export"))?;
+            export.finish().map_err(|e| e.inside("export"))?;
+            match &*t {
+                "event" => RecordKind::Event,
+                "async_event" => RecordKind::AsyncEvent,
+                "aggregate" => {
+                    let mut agg = root.obj("aggregate")?;
+                    let v = agg.digest("value").map_err(|e| e.inside("aggregate"))?;
+                    agg.finish().map_err(|e| e.inside("aggregate"))?;
+                    root.finish()?;
+                    return Ok(Record::Aggregate(v));
+                }
+                "log" => {
+                    if root.has("event") {
+                        RecordKind::Log
+                    } else {
+                        let mut log = root.obj("log")?;
+                        let rec = LogRecord {
+                            process: log
+                                .str("process")
+                                .map_err(|e| e.inside("log"))?
+                                .into_owned(),
+                            event: log.str("event").map_err(|e| e.inside("log"))?.into_owned(),
+                            action: log.str("action").map_err(|e| e.inside("log"))?.into_owned(),
+                        };
+                        log.finish().map_err(|e| e.inside("log"))?;
+                        root.finish()?;
+                        return Ok(Record::Log(rec));
+                    }
+                }
+                other => {
+                    return Err(RecordError::field(
+                        "export.type",
+                        format!("unknown export type {other:?}"),
+                    ));
+                }
+            }
+        }
+    };
+    if kind == RecordKind::Log {
+        // A post-v4 log record may repeat the v3 summary next to the description.
+        let _ = root.opt_obj("log")?;
+    }
+    let event = parse_event_members(&mut root)?;
+    Ok(Record::Event {
+        kind,
+        event: Box::new(event),
+    })
+}
+
+/// Parse one line that must be an event description (trajectory, forensics or event export).
+pub fn parse_event(line: &str) -> R<Event> {
+    match parse_record(line)? {
+        Record::Event { event, .. } => Ok(*event),
+        Record::Aggregate(_) => Err(RecordError::field(
+            "export.type",
+            "an aggregate record, not an event",
+        )),
+        Record::Log(_) => Err(RecordError::field(
+            "export.type",
+            "a log record without an event description",
+        )),
+    }
+}
+
+fn parse_event_members(root: &mut Obj<'_, '_>) -> R<Event> {
+    let mut ev = root.obj("event")?;
+    let header = parse_header(&mut ev).map_err(|e| e.inside("event"))?;
+    let mut coe_obj = root.obj("COE")?;
+    let coe = parse_coe(&mut coe_obj).map_err(|e| e.inside("COE"))?;
+    let name = header.event_type.name();
+    let mut cell_obj = root.obj(name)?;
+    let cell = parse_cell(header.event_type, &mut cell_obj).map_err(|e| e.inside(name))?;
+    root.finish()?;
+    Ok(Event { header, coe, cell })
+}
+
+fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
+    let type_name = o.str("type")?;
+    let event_type = EventType::from_name(&type_name)
+        .ok_or_else(|| RecordError::field("type", format!("unknown event type {type_name:?}")))?;
+    let h = EventHeader {
+        pid: o.opt_u64("pid")?,
+        tnum: o.opt_u64("tnum")?,
+        context: o.opt_u64("context")?,
+        number: o.opt_u64("number")?,
+        process: o.str("process")?.into_owned(),
+        event_type,
+        ttd: o.u64("ttd")?,
+        p_ttd: o.u64("p_ttd")?,
+        task_id: o.digest("task_id")?,
+        p_task_id: o.digest("p_task_id")?,
+        ts: o.u64("ts")?,
+    };
+    o.finish()?;
+    Ok(h)
+}
+
+fn parse_coe(o: &mut Obj<'_, '_>) -> R<Coe> {
+    let c = Coe {
+        uid: o.u32("uid")?,
+        euid: o.u32("euid")?,
+        suid: o.u32("suid")?,
+        gid: o.u32("gid")?,
+        egid: o.u32("egid")?,
+        sgid: o.u32("sgid")?,
+        fsuid: o.u32("fsuid")?,
+        fsgid: o.u32("fsgid")?,
+        // Pre-v2 development snapshots spelled it "cap" (spec §2).
+        capeff: match o.opt_u64("capeff")? {
+            Some(v) => v,
+            None => o.u64("cap")?,
+        },
+    };
+    o.finish()?;
+    Ok(c)
+}
+
+macro_rules! sub {
+    ($o:expr, $key:expr, $f:expr) => {{
+        let mut inner = $o.obj($key)?;
+        let v = $f(&mut inner).map_err(|e: RecordError| e.inside($key))?;
+        inner.finish().map_err(|e| e.inside($key))?;
+        v
+    }};
+}
+
+fn inode(o: &mut Obj<'_, '_>) -> R<Inode> {
+    let uuid = o.digest("s_uuid")?;
+    if uuid.len() != 16 {
+        return Err(RecordError::field("s_uuid", "expected 32 hex digits"));
+    }
+    Ok(Inode {
+        uid: o.u32("uid")?,
+        gid: o.u32("gid")?,
+        mode: o.u32("mode")?,
+        s_magic: o.u32("s_magic")?,
+        s_id: o.str("s_id")?.into_owned(),
+        s_uuid: uuid.padded::<16>(),
+    })
+}
+
+fn path(o: &mut Obj<'_, '_>) -> R<PathRef> {
+    let dev = match o.opt_obj("dev")? {
+        Some(mut d) => {
+            let v = (
+                d.u32("major").map_err(|e| e.inside("dev"))?,
+                d.u32("minor").map_err(|e| e.inside("dev"))?,
+            );
+            d.finish().map_err(|e| e.inside("dev"))?;
+            Some(v)
+        }
+        None => None,
+    };
+    let owner = o.opt_digest("owner")?;
+    let instance = o.opt_u64("instance")?;
+    let created = match (owner, instance) {
+        (Some(owner), Some(instance)) => Some(Created { owner, instance }),
+        (None, None) => None,
+        _ => {
+            return Err(RecordError::field(
+                "owner",
+                "`owner` and `instance` must appear together",
+            ));
+        }
+    };
+    Ok(PathRef {
+        dev,
+        created,
+        path_type: o.opt_str("type")?.map(Cow::into_owned),
+        pathname: o.str("pathname")?.into_owned(),
+    })
+}
+
+fn dentry(o: &mut Obj<'_, '_>) -> R<Dentry> {
+    let inode = match o.opt_obj("inode")? {
+        Some(mut i) => {
+            let v = inode(&mut i).map_err(|e| e.inside("inode"))?;
+            i.finish().map_err(|e| e.inside("inode"))?;
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(Dentry {
+        inode,
+        path: sub!(o, "path", path),
+    })
+}
+
+fn file(o: &mut Obj<'_, '_>) -> R<FileDesc> {
+    Ok(FileDesc {
+        flags: o.u32("flags")?,
+        inode: sub!(o, "inode", inode),
+        path: sub!(o, "path", path),
+        digest: o.digest("digest")?,
+    })
+}
+
+fn sock(o: &mut Obj<'_, '_>) -> R<Sock> {
+    Ok(Sock {
+        family: o.u32("family")?,
+        sock_type: o.u32("type")?,
+        protocol: o.u32("protocol")?,
+        owner: o.digest("owner")?,
+    })
+}
+
+fn creds(o: &mut Obj<'_, '_>) -> R<Creds> {
+    let ids = parse_coe_fields(o)?;
+    Ok(Creds {
+        ids,
+        securebits: o.u32("securebits")?,
+    })
+}
+
+fn parse_coe_fields(o: &mut Obj<'_, '_>) -> R<Coe> {
+    Ok(Coe {
+        uid: o.u32("uid")?,
+        euid: o.u32("euid")?,
+        suid: o.u32("suid")?,
+        gid: o.u32("gid")?,
+        egid: o.u32("egid")?,
+        sgid: o.u32("sgid")?,
+        fsuid: o.u32("fsuid")?,
+        fsgid: o.u32("fsgid")?,
+        capeff: o.u64("capeff")?,
+    })
+}
+
+fn perm(o: &mut Obj<'_, '_>) -> R<IpcPerm> {
+    Ok(IpcPerm {
+        uid: o.u32("uid")?,
+        gid: o.u32("gid")?,
+        cuid: o.u32("cuid")?,
+        cgid: o.u32("cgid")?,
+        mode: o.u32("mode")?,
+        owner: o.digest("owner")?,
+    })
+}
+
+fn superblock(o: &mut Obj<'_, '_>) -> R<SuperBlock> {
+    Ok(SuperBlock {
+        dentry: sub!(o, "dentry", dentry),
+        fstype: o.str("fstype")?.into_owned(),
+        s_flags: o.u64("s_flags")?,
+    })
+}
+
+fn sock_addr(o: &mut Obj<'_, '_>, t: EventType) -> R<SockAddr> {
+    let inet_addr_key = if matches!(t, EventType::SocketSendmsg | EventType::SocketRecvmsg) {
+        "addrress" // sic: the kernel's spelling for sendmsg/recvmsg (spec §9 item 11)
+    } else {
+        "address"
+    };
+    let full6 = matches!(t, EventType::SocketConnect | EventType::SocketBind);
+    if let Some(mut a) = o.opt_obj("af_inet")? {
+        let v = SockAddr::Inet {
+            port: a.u16("port").map_err(|e| e.inside("af_inet"))?,
+            address: a.u32(inet_addr_key).map_err(|e| e.inside("af_inet"))?,
+        };
+        a.finish().map_err(|e| e.inside("af_inet"))?;
+        return Ok(v);
+    }
+    if let Some(mut a) = o.opt_obj("af_inet6")? {
+        let f = |a: &mut Obj<'_, '_>| -> R<SockAddr> {
+            let port = a.u16("port")?;
+            let (flow, scope) = if full6 {
+                (Some(a.u32("flow")?), Some(a.u32("scope")?))
+            } else {
+                (None, None)
+            };
+            let address = a.digest("address")?;
+            if address.len() != 16 {
+                return Err(RecordError::field("address", "expected 32 hex digits"));
+            }
+            Ok(SockAddr::Inet6 {
+                port,
+                flow,
+                scope,
+                address: address.padded::<16>(),
+            })
+        };
+        let v = f(&mut a).map_err(|e| e.inside("af_inet6"))?;
+        a.finish().map_err(|e| e.inside("af_inet6"))?;
+        return Ok(v);
+    }
+    if let Some(mut a) = o.opt_obj("af_unix")? {
+        let v = SockAddr::Unix {
+            address: a
+                .str("address")
+                .map_err(|e| e.inside("af_unix"))?
+                .into_owned(),
+        };
+        a.finish().map_err(|e| e.inside("af_unix"))?;
+        return Ok(v);
+    }
+    if let Some(mut a) = o.opt_obj("af_other")? {
+        let v = SockAddr::Other {
+            address: a.digest("address").map_err(|e| e.inside("af_other"))?,
+        };
+        a.finish().map_err(|e| e.inside("af_other"))?;
+        return Ok(v);
+    }
+    Err(RecordError::field(
+        "af_inet",
+        "expected one of af_inet, af_inet6, af_unix, af_other",
+    ))
+}
+
+/// The JSON key of the value in IPC events.
+fn ipc_value_key(t: EventType) -> &'static str {
+    match t {
+        EventType::ShmAssociate | EventType::ShmShmat => "shmflg",
+        EventType::SemAssociate => "semflg",
+        EventType::MsgQueueAssociate | EventType::MsgQueueMsgsnd => "msqflg",
+        _ => "cmd",
+    }
+}
+
+fn sock_pair_keys(t: EventType) -> (&'static str, &'static str) {
+    if t == EventType::SocketSocketpair {
+        ("socka", "sockb")
+    } else {
+        ("sock", "other")
+    }
+}
+
+fn two_path_keys(t: EventType) -> (&'static str, &'static str) {
+    if t == EventType::MoveMount {
+        ("from_path", "to_path")
+    } else {
+        ("old_path", "new_path")
+    }
+}
+
+fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
+    let cell = match t.shape() {
+        CellShape::File => Cell::File(sub!(o, "file", file)),
+        CellShape::MmapFile => {
+            let f = match o.opt_obj("file")? {
+                Some(mut fo) => {
+                    let v = file(&mut fo).map_err(|e| e.inside("file"))?;
+                    fo.finish().map_err(|e| e.inside("file"))?;
+                    Some(v)
+                }
+                None => None,
+            };
+            Cell::MmapFile {
+                file: f,
+                prot: o.u32("prot")?,
+                flags: o.u32("flags")?,
+            }
+        }
+        CellShape::FileCmd => Cell::FileCmd {
+            file: sub!(o, "file", file),
+            cmd: o.u32("cmd")?,
+        },
+        CellShape::SockPair => {
+            let (ka, kb) = sock_pair_keys(t);
+            Cell::SockPair {
+                a: sub!(o, ka, sock),
+                b: sub!(o, kb, sock),
+            }
+        }
+        CellShape::SocketCreate => Cell::SocketCreate {
+            family: o.u32("family")?,
+            sock_type: o.u32("type")?,
+            protocol: o.u32("protocol")?,
+            kern: o.u32("kern")?,
+        },
+        CellShape::SockAddr => {
+            let s = sub!(o, "sock", sock);
+            let optional = matches!(t, EventType::SocketSendmsg | EventType::SocketRecvmsg);
+            let addr = match o.opt_obj("addr")? {
+                Some(mut a) => {
+                    let v = sock_addr(&mut a, t).map_err(|e| e.inside("addr"))?;
+                    a.finish().map_err(|e| e.inside("addr"))?;
+                    Some(v)
+                }
+                None if optional => None,
+                None => return Err(RecordError::field("addr", "missing")),
+            };
+            Cell::SockAddr { sock: s, addr }
+        }
+        CellShape::Sock => {
+            if t == EventType::TunDevAttachQueue && !o.has("sock") {
+                Cell::Empty
+            } else {
+                Cell::Sock(sub!(o, "sock", sock))
+            }
+        }
+        CellShape::SockValue => {
+            let key = if t == EventType::SocketListen {
+                "backlog"
+            } else {
+                "how"
+            };
+            Cell::SockValue {
+                sock: sub!(o, "sock", sock),
+                value: o.u32(key)?,
+            }
+        }
+        CellShape::SockOpt => Cell::SockOpt {
+            sock: sub!(o, "sock", sock),
+            level: o.u32("level")?,
+            optname: o.u32("optname")?,
+        },
+        CellShape::TaskKill => Cell::TaskKill {
+            target: o.digest("target")?,
+            sig: o.u32("sig")?,
+            cross_ns: o.u32("cross_ns")?,
+        },
+        CellShape::PtraceAccess => Cell::PtraceAccess {
+            child: o.digest("child")?,
+            mode: o.u32("mode")?,
+        },
+        CellShape::PtraceTraceme => Cell::PtraceTraceme {
+            source: o.digest("source")?,
+        },
+        CellShape::Capget => Cell::Capget {
+            target: o.digest("target")?,
+            effective: o.u64("effective")?,
+            inheritable: o.u64("inheritable")?,
+            permitted: o.u64("permitted")?,
+        },
+        CellShape::Capset => Cell::Capset {
+            effective: o.u64("effective")?,
+            inheritable: o.u64("inheritable")?,
+            permitted: o.u64("permitted")?,
+        },
+        CellShape::Capable => Cell::Capable {
+            cap: o.u32("cap")?,
+            opts: o.u32("opts")?,
+        },
+        CellShape::TaskSetpgid => Cell::TaskSetpgid {
+            task: o.digest("task")?,
+            source: o.digest("source")?,
+        },
+        CellShape::Task => Cell::Task {
+            task: o.digest("task")?,
+        },
+        CellShape::TaskValue => {
+            let key = if t == EventType::TaskSetnice {
+                "nice"
+            } else {
+                "ioprio"
+            };
+            Cell::TaskValue {
+                task: o.digest("task")?,
+                value: o.u32(key)?,
+            }
+        }
+        CellShape::TaskPrlimit => Cell::TaskPrlimit {
+            cred: sub!(o, "cred", creds),
+            tcred: sub!(o, "tcred", creds),
+            flags: o.u32("flags")?,
+        },
+        CellShape::TaskSetrlimit => {
+            let task = o.digest("task")?;
+            let (resource, current, max) =
+                sub!(o, "new_rlim", |r: &mut Obj<'_, '_>| -> R<(u32, u64, u64)> {
+                    Ok((r.u32("resource")?, r.u64("current")?, r.u64("max")?))
+                });
+            Cell::TaskSetrlimit {
+                task,
+                resource,
+                current,
+                max,
+            }
+        }
+        CellShape::TaskPrctl => Cell::TaskPrctl {
+            option: o.u32("option")?,
+            args: [
+                o.u64("arg2")?,
+                o.u64("arg3")?,
+                o.u64("arg4")?,
+                o.u64("arg5")?,
+            ],
+        },
+        CellShape::KernelModuleRequest => Cell::KernelModuleRequest {
+            kmod_name: o.str("kmod_name")?.into_owned(),
+        },
+        CellShape::KernelLoadData => Cell::KernelLoadData {
+            id: o.u32("id")?,
+            contents: o.u32("contents")?,
+        },
+        CellShape::KernelReadFile => Cell::KernelReadFile {
+            file: sub!(o, "file", file),
+            id: o.u32("id")?,
+            contents: o.u32("contents")?,
+        },
+        CellShape::SbMount => Cell::SbMount {
+            dev_name: o.opt_str("dev_name")?.map(Cow::into_owned),
+            path: sub!(o, "path", path),
+            fs_type: o.opt_str("type")?.map(Cow::into_owned),
+            flags: o.u64("flags")?,
+        },
+        CellShape::SbUmount => Cell::SbUmount {
+            mnt: sub!(o, "mnt", dentry),
+            flags: o.u32("flags")?,
+        },
+        CellShape::SbRemount => Cell::SbRemount(sub!(o, "sb", superblock)),
+        CellShape::Dentry => Cell::Dentry(sub!(o, "dentry", dentry)),
+        CellShape::TwoPaths => {
+            let (ka, kb) = two_path_keys(t);
+            Cell::TwoPaths {
+                a: sub!(o, ka, path),
+                b: sub!(o, kb, path),
+            }
+        }
+        CellShape::Quotactl => Cell::Quotactl {
+            cmds: o.u32("cmds")?,
+            qtype: o.u32("type")?,
+            id: o.u32("id")?,
+            sb: sub!(o, "sb", superblock),
+        },
+        CellShape::IpcValue => Cell::IpcValue {
+            perm: sub!(o, "perm", perm),
+            value: o.u32(ipc_value_key(t))?,
+        },
+        CellShape::SemSemop => Cell::SemSemop {
+            perm: sub!(o, "perm", perm),
+            nsops: o.u32("nsops")?,
+            alter: o.u32("alter")?,
+        },
+        CellShape::MsgRcv => Cell::MsgRcv {
+            perm: sub!(o, "perm", perm),
+            target: o.digest("target")?,
+            msg_type: o.u64("type")?,
+            mode: o.u32("mode")?,
+        },
+        CellShape::IpcPermission => Cell::IpcPermission {
+            perm: sub!(o, "ipcp", perm),
+            flag: o.u32("flag")?,
+        },
+        CellShape::KeyAlloc => Cell::KeyAlloc {
+            cred: sub!(o, "cred", creds),
+            flags: o.u64("flags")?,
+        },
+        CellShape::KeyPermission => {
+            let (possessed, uid, gid, flags) = sub!(
+                o,
+                "key_ref",
+                |k: &mut Obj<'_, '_>| -> R<(u32, u32, u32, u64)> {
+                    Ok((
+                        k.u32("possessed")?,
+                        k.u32("uid")?,
+                        k.u32("gid")?,
+                        k.u64("flags")?,
+                    ))
+                }
+            );
+            Cell::KeyPermission {
+                possessed,
+                uid,
+                gid,
+                flags,
+                cred: sub!(o, "cred", creds),
+                perm: o.u32("perm")?,
+            }
+        }
+        CellShape::NetlinkSend => Cell::NetlinkSend {
+            sock: sub!(o, "sock", sock),
+            uid: o.u32("uid")?,
+            gid: o.u32("gid")?,
+            portid: o.u32("portid")?,
+            dst_group: o.u32("dst_group")?,
+            flags: o.u32("flags")?,
+            nsid_set: o.u32("nsid_set")?,
+            nsid: o.u32("nsid")?,
+        },
+        CellShape::InodeCreate => Cell::InodeCreate {
+            dir: sub!(o, "dir", inode),
+            dentry: sub!(o, "dentry", dentry),
+            mode: o.u32("mode")?,
+        },
+        CellShape::InodeDirEntry => Cell::InodeDirEntry {
+            dir: sub!(o, "dir", inode),
+            dentry: sub!(o, "dentry", dentry),
+        },
+        CellShape::InodeLink => Cell::InodeLink {
+            old_dentry: sub!(o, "old_dentry", dentry),
+            dir: sub!(o, "dir", inode),
+            new_dentry: sub!(o, "new_dentry", dentry),
+        },
+        CellShape::InodeSymlink => Cell::InodeSymlink {
+            dir: sub!(o, "dir", inode),
+            dentry: sub!(o, "dentry", dentry),
+            old_name: o.str("old_name")?.into_owned(),
+        },
+        CellShape::InodeMknod => Cell::InodeMknod {
+            dir: sub!(o, "dir", inode),
+            dentry: sub!(o, "dentry", dentry),
+            mode: o.u32("mode")?,
+            dev: sub!(o, "dev", |d: &mut Obj<'_, '_>| -> R<(u32, u32)> {
+                Ok((d.u32("major")?, d.u32("minor")?))
+            }),
+        },
+        CellShape::InodeRename => Cell::InodeRename {
+            old_dir: sub!(o, "old_dir", inode),
+            old_dentry: sub!(o, "old_dentry", dentry),
+            new_dir: sub!(o, "new_dir", inode),
+            new_dentry: sub!(o, "new_dentry", dentry),
+        },
+        CellShape::InodeSetattr => {
+            let dentry = sub!(o, "dentry", dentry);
+            let (valid, mode, uid, gid, size) =
+                sub!(
+                    o,
+                    "attr",
+                    |a: &mut Obj<'_, '_>| -> R<(u32, u32, u32, u32, u64)> {
+                        Ok((
+                            a.u32("valid")?,
+                            a.u32("mode")?,
+                            a.u32("uid")?,
+                            a.u32("gid")?,
+                            a.u64("size")?,
+                        ))
+                    }
+                );
+            Cell::InodeSetattr {
+                dentry,
+                valid,
+                mode,
+                uid,
+                gid,
+                size,
+            }
+        }
+        CellShape::InodeGetattr => Cell::InodeGetattr(sub!(o, "path", dentry)),
+        CellShape::InodeSetxattr => {
+            let dentry = sub!(o, "dentry", dentry);
+            let name = o.str("name")?.into_owned();
+            let raw = o.str("value")?;
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(raw.as_bytes())
+                .map_err(|e| RecordError::field("value", format!("not base64: {e}")))?;
+            Cell::InodeSetxattr {
+                dentry,
+                name,
+                value,
+                flags: o.u32("flags")?,
+            }
+        }
+        CellShape::InodeXattr => Cell::InodeXattr {
+            dentry: sub!(o, "dentry", dentry),
+            name: o.str("name")?.into_owned(),
+        },
+        CellShape::Syslog => Cell::Syslog {
+            action: o.u32("type")?,
+        },
+        CellShape::Settime => {
+            let ts = match o.opt_obj("ts")? {
+                Some(mut x) => {
+                    let v = (
+                        x.u64("seconds").map_err(|e| e.inside("ts"))?,
+                        x.u64("nsecs").map_err(|e| e.inside("ts"))?,
+                    );
+                    x.finish().map_err(|e| e.inside("ts"))?;
+                    Some(v)
+                }
+                None => None,
+            };
+            let tz = match o.opt_obj("tz")? {
+                Some(mut x) => {
+                    let v = (
+                        x.u32("minuteswest").map_err(|e| e.inside("tz"))?,
+                        x.u32("dsttime").map_err(|e| e.inside("tz"))?,
+                    );
+                    x.finish().map_err(|e| e.inside("tz"))?;
+                    Some(v)
+                }
+                None => None,
+            };
+            Cell::Settime { ts, tz }
+        }
+        CellShape::Bpf => Cell::Bpf {
+            cmd: o.u32("cmd")?,
+            size: sub!(o, "attr", |a: &mut Obj<'_, '_>| a.u32("size")),
+        },
+        CellShape::BpfMap => Cell::BpfMap {
+            map_type: sub!(o, "map", |m: &mut Obj<'_, '_>| m.u32("map_type")),
+            fmode: o.u32("fmode")?,
+        },
+        CellShape::BpfProg => {
+            let (prog_type, attach_type) =
+                sub!(o, "prog", |p: &mut Obj<'_, '_>| -> R<(u32, u32)> {
+                    Ok((p.u32("type")?, p.u32("attach_type")?))
+                });
+            Cell::BpfProg {
+                prog_type,
+                attach_type,
+            }
+        }
+        CellShape::Empty => Cell::Empty,
+    };
+    o.finish()?;
+    Ok(cell)
+}
+
+/// A view of one object's members that records which keys were read, so that unknown keys can be
+/// rejected.
+struct Obj<'d, 'a> {
+    doc: &'d Document<'a>,
+    members: &'d [Member<'a>],
+    used: u64,
+}
+
+impl<'d, 'a> Obj<'d, 'a> {
+    fn new(doc: &'d Document<'a>, members: &'d [Member<'a>]) -> Self {
+        Self {
+            doc,
+            members,
+            used: 0,
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.members.iter().any(|m| m.key == key)
+    }
+
+    fn get(&mut self, key: &str) -> Option<Value<'a>> {
+        let i = self.members.iter().position(|m| m.key == key)?;
+        if i < 64 {
+            self.used |= 1 << i;
+        }
+        Some(self.members[i].value)
+    }
+
+    fn opt_str(&mut self, key: &str) -> R<Option<Cow<'a, str>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v @ Value::Str { .. }) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| RecordError::field(key, "invalid escape sequence")),
+            Some(Value::Obj { .. }) => Err(RecordError::field(
+                key,
+                "expected a string, found an object",
+            )),
+        }
+    }
+
+    fn str(&mut self, key: &str) -> R<Cow<'a, str>> {
+        self.opt_str(key)?
+            .ok_or_else(|| RecordError::field(key, "missing"))
+    }
+
+    fn opt_u64(&mut self, key: &str) -> R<Option<u64>> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(s) => parse_num(&s)
+                .map(Some)
+                .ok_or_else(|| RecordError::field(key, format!("not a number: {s:?}"))),
+        }
+    }
+
+    fn u64(&mut self, key: &str) -> R<u64> {
+        self.opt_u64(key)?
+            .ok_or_else(|| RecordError::field(key, "missing"))
+    }
+
+    fn u32(&mut self, key: &str) -> R<u32> {
+        let v = self.u64(key)?;
+        // Accept a value that fits u32, or a negative int (printed %d) as its 32-bit pattern.
+        if v <= u64::from(u32::MAX) || v >= (i64::from(i32::MIN) as u64) {
+            Ok(v as u32)
+        } else {
+            Err(RecordError::field(
+                key,
+                format!("{v} does not fit in 32 bits"),
+            ))
+        }
+    }
+
+    fn u16(&mut self, key: &str) -> R<u16> {
+        let v = self.u64(key)?;
+        u16::try_from(v)
+            .map_err(|_| RecordError::field(key, format!("{v} does not fit in 16 bits")))
+    }
+
+    fn opt_digest(&mut self, key: &str) -> R<Option<Digest>> {
+        match self.opt_str(key)? {
+            None => Ok(None),
+            Some(s) => Digest::from_hex(&s)
+                .map(Some)
+                .map_err(|e| RecordError::field(key, format!("bad hex: {e}"))),
+        }
+    }
+
+    fn digest(&mut self, key: &str) -> R<Digest> {
+        self.opt_digest(key)?
+            .ok_or_else(|| RecordError::field(key, "missing"))
+    }
+
+    fn opt_obj(&mut self, key: &str) -> R<Option<Obj<'d, 'a>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Obj { start, len }) => {
+                Ok(Some(Obj::new(self.doc, self.doc.members(start, len))))
+            }
+            Some(Value::Str { .. }) => Err(RecordError::field(
+                key,
+                "expected an object, found a string",
+            )),
+        }
+    }
+
+    fn obj(&mut self, key: &str) -> R<Obj<'d, 'a>> {
+        self.opt_obj(key)?
+            .ok_or_else(|| RecordError::field(key, "missing"))
+    }
+
+    /// Reject keys that were never read.
+    fn finish(&mut self) -> R<()> {
+        for (i, m) in self.members.iter().enumerate() {
+            if i >= 64 || self.used & (1 << i) == 0 {
+                return Err(RecordError::field(m.key, "unknown field"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `strtoll(s, 0)`-style: `0x` hex, leading `0` octal, else decimal; a leading `-` gives the
+/// two's-complement pattern. The whole string must be consumed.
+pub fn parse_num(s: &str) -> Option<u64> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let v = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        if hex.is_empty() {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok()?
+    } else if body.len() > 1 && body.starts_with('0') {
+        u64::from_str_radix(&body[1..], 8).ok()?
+    } else {
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        body.parse::<u64>().ok()?
+    };
+    if neg {
+        if v > 1 << 63 {
+            return None;
+        }
+        Some(v.wrapping_neg())
+    } else {
+        Some(v)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emission
+
+/// A writer of kernel-formatted JSON: `"key": "value"` members joined by `", "`.
+struct W<'o> {
+    out: &'o mut String,
+    first: bool,
+}
+
+impl<'o> W<'o> {
+    fn sep(&mut self) {
+        if !self.first {
+            self.out.push_str(", ");
+        }
+        self.first = false;
+    }
+    fn open(&mut self, key: &str) {
+        self.sep();
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\": {");
+        self.first = true;
+    }
+    fn close(&mut self) {
+        self.out.push('}');
+        self.first = false;
+    }
+    fn s(&mut self, key: &str, v: &str) {
+        self.sep();
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\": \"");
+        escape_into(self.out, v);
+        self.out.push('"');
+    }
+    fn fmt(&mut self, key: &str, v: std::fmt::Arguments<'_>) {
+        self.sep();
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\": \"");
+        let _ = self.out.write_fmt(v);
+        self.out.push('"');
+    }
+    fn u(&mut self, key: &str, v: u64) {
+        self.fmt(key, format_args!("{v}"));
+    }
+    /// `%d` of a 32-bit value.
+    fn i(&mut self, key: &str, v: u32) {
+        self.fmt(key, format_args!("{}", v as i32));
+    }
+    fn oct(&mut self, key: &str, v: u32) {
+        self.fmt(key, format_args!("0{v:o}"));
+    }
+    fn hex(&mut self, key: &str, v: u64) {
+        self.fmt(key, format_args!("0x{v:x}"));
+    }
+    fn d(&mut self, key: &str, v: &Digest) {
+        self.fmt(key, format_args!("{v}"));
+    }
+
+    fn inode(&mut self, key: &str, i: &Inode) {
+        self.open(key);
+        self.u("uid", i.uid.into());
+        self.u("gid", i.gid.into());
+        self.oct("mode", i.mode);
+        self.fmt("s_magic", format_args!("0x{:x}", i.s_magic));
+        self.s("s_id", &i.s_id);
+        self.fmt("s_uuid", format_args!("{}", Hex(&i.s_uuid)));
+        self.close();
+    }
+    fn path(&mut self, key: &str, p: &PathRef) {
+        self.open(key);
+        if let Some((major, minor)) = p.dev {
+            self.open("dev");
+            self.u("major", major.into());
+            self.u("minor", minor.into());
+            self.close();
+        }
+        if let Some(c) = &p.created {
+            self.d("owner", &c.owner);
+            self.u("instance", c.instance);
+        }
+        if let Some(t) = &p.path_type {
+            self.s("type", t);
+        }
+        self.s("pathname", &p.pathname);
+        self.close();
+    }
+    fn dentry(&mut self, key: &str, d: &Dentry) {
+        self.open(key);
+        if let Some(i) = &d.inode {
+            self.inode("inode", i);
+        }
+        self.path("path", &d.path);
+        self.close();
+    }
+    fn file(&mut self, key: &str, f: &FileDesc) {
+        self.open(key);
+        self.u("flags", f.flags.into());
+        self.inode("inode", &f.inode);
+        self.path("path", &f.path);
+        self.d("digest", &f.digest);
+        self.close();
+    }
+    fn sock(&mut self, key: &str, s: &Sock) {
+        self.open(key);
+        self.i("family", s.family);
+        self.i("type", s.sock_type);
+        self.i("protocol", s.protocol);
+        self.d("owner", &s.owner);
+        self.close();
+    }
+    fn creds(&mut self, key: &str, c: &Creds) {
+        self.open(key);
+        let ids = &c.ids;
+        for (k, v) in [
+            ("uid", ids.uid),
+            ("euid", ids.euid),
+            ("suid", ids.suid),
+            ("gid", ids.gid),
+            ("egid", ids.egid),
+            ("sgid", ids.sgid),
+            ("fsuid", ids.fsuid),
+            ("fsgid", ids.fsgid),
+        ] {
+            self.u(k, v.into());
+        }
+        self.hex("capeff", ids.capeff);
+        self.u("securebits", c.securebits.into());
+        self.close();
+    }
+    fn perm(&mut self, key: &str, p: &IpcPerm) {
+        self.open(key);
+        self.u("uid", p.uid.into());
+        self.u("gid", p.gid.into());
+        self.u("cuid", p.cuid.into());
+        self.u("cgid", p.cgid.into());
+        self.oct("mode", p.mode);
+        self.d("owner", &p.owner);
+        self.close();
+    }
+    fn superblock(&mut self, key: &str, sb: &SuperBlock) {
+        self.open(key);
+        self.dentry("dentry", &sb.dentry);
+        self.s("fstype", &sb.fstype);
+        self.u("s_flags", sb.s_flags);
+        self.close();
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Append `ev` as one line (without the newline) in the given record form.
+pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
+    out.push('{');
+    let mut w = W { out, first: true };
+    match kind {
+        RecordKind::Trajectory => {}
+        RecordKind::Event | RecordKind::AsyncEvent | RecordKind::Log => {
+            w.open("export");
+            let t = match kind {
+                RecordKind::Event => "event",
+                RecordKind::AsyncEvent => "async_event",
+                _ => "log",
+            };
+            w.s("type", t);
+            w.close();
+        }
+    }
+    let h = &ev.header;
+    w.open("event");
+    if let Some(v) = h.pid {
+        w.u("pid", v);
+    }
+    if let Some(v) = h.tnum {
+        w.u("tnum", v);
+    }
+    if let Some(v) = h.context {
+        w.u("context", v);
+    }
+    if let Some(v) = h.number {
+        w.u("number", v);
+    }
+    w.s("process", &h.process);
+    w.s("type", h.event_type.name());
+    w.u("ttd", h.ttd);
+    w.u("p_ttd", h.p_ttd);
+    w.d("task_id", &h.task_id);
+    w.d("p_task_id", &h.p_task_id);
+    w.u("ts", h.ts);
+    w.close();
+    let c = &ev.coe;
+    w.open("COE");
+    for (k, v) in [
+        ("uid", c.uid),
+        ("euid", c.euid),
+        ("suid", c.suid),
+        ("gid", c.gid),
+        ("egid", c.egid),
+        ("sgid", c.sgid),
+        ("fsuid", c.fsuid),
+        ("fsgid", c.fsgid),
+    ] {
+        w.u(k, v.into());
+    }
+    w.hex("capeff", c.capeff);
+    w.close();
+    w.open(h.event_type.name());
+    write_cell(&mut w, h.event_type, &ev.cell);
+    w.close();
+    w.out.push('}');
+}
+
+/// The event as one JSON line (without the newline).
+pub fn event_to_json(ev: &Event, kind: RecordKind) -> String {
+    let mut s = String::with_capacity(1024);
+    write_event(&mut s, ev, kind);
+    s
+}
+
+fn write_addr(w: &mut W<'_>, t: EventType, a: &SockAddr) {
+    w.open("addr");
+    match a {
+        SockAddr::Inet { port, address } => {
+            w.open("af_inet");
+            w.u("port", (*port).into());
+            let key = if matches!(t, EventType::SocketSendmsg | EventType::SocketRecvmsg) {
+                "addrress"
+            } else {
+                "address"
+            };
+            w.u(key, (*address).into());
+            w.close();
+        }
+        SockAddr::Inet6 {
+            port,
+            flow,
+            scope,
+            address,
+        } => {
+            w.open("af_inet6");
+            w.u("port", (*port).into());
+            if let Some(f) = flow {
+                w.u("flow", (*f).into());
+            }
+            if let Some(s) = scope {
+                w.u("scope", (*s).into());
+            }
+            w.fmt("address", format_args!("{}", Hex(address)));
+            w.close();
+        }
+        SockAddr::Unix { address } => {
+            w.open("af_unix");
+            w.s("address", address);
+            w.close();
+        }
+        SockAddr::Other { address } => {
+            w.open("af_other");
+            w.d("address", address);
+            w.close();
+        }
+    }
+    w.close();
+}
+
+fn write_cell(w: &mut W<'_>, t: EventType, cell: &Cell) {
+    match cell {
+        Cell::File(f) => w.file("file", f),
+        Cell::MmapFile { file, prot, flags } => {
+            if let Some(f) = file {
+                w.file("file", f);
+            }
+            w.u("prot", (*prot).into());
+            w.u("flags", (*flags).into());
+        }
+        Cell::FileCmd { file, cmd } => {
+            w.file("file", file);
+            w.u("cmd", (*cmd).into());
+        }
+        Cell::SockPair { a, b } => {
+            let (ka, kb) = sock_pair_keys(t);
+            w.sock(ka, a);
+            w.sock(kb, b);
+        }
+        Cell::SocketCreate {
+            family,
+            sock_type,
+            protocol,
+            kern,
+        } => {
+            w.i("family", *family);
+            w.i("type", *sock_type);
+            w.i("protocol", *protocol);
+            w.i("kern", *kern);
+        }
+        Cell::SockAddr { sock, addr } => {
+            w.sock("sock", sock);
+            if let Some(a) = addr {
+                write_addr(w, t, a);
+            }
+        }
+        Cell::Sock(s) => w.sock("sock", s),
+        Cell::SockValue { sock, value } => {
+            w.sock("sock", sock);
+            w.i(
+                if t == EventType::SocketListen {
+                    "backlog"
+                } else {
+                    "how"
+                },
+                *value,
+            );
+        }
+        Cell::SockOpt {
+            sock,
+            level,
+            optname,
+        } => {
+            w.sock("sock", sock);
+            w.i("level", *level);
+            w.i("optname", *optname);
+        }
+        Cell::TaskKill {
+            target,
+            sig,
+            cross_ns,
+        } => {
+            w.d("target", target);
+            w.i("sig", *sig);
+            w.i("cross_ns", *cross_ns);
+        }
+        Cell::PtraceAccess { child, mode } => {
+            w.d("child", child);
+            w.u("mode", (*mode).into());
+        }
+        Cell::PtraceTraceme { source } => w.d("source", source),
+        Cell::Capget {
+            target,
+            effective,
+            inheritable,
+            permitted,
+        } => {
+            w.d("target", target);
+            w.hex("effective", *effective);
+            w.hex("inheritable", *inheritable);
+            w.hex("permitted", *permitted);
+        }
+        Cell::Capset {
+            effective,
+            inheritable,
+            permitted,
+        } => {
+            w.hex("effective", *effective);
+            w.hex("inheritable", *inheritable);
+            w.hex("permitted", *permitted);
+        }
+        Cell::Capable { cap, opts } => {
+            w.i("cap", *cap);
+            w.u("opts", (*opts).into());
+        }
+        Cell::TaskSetpgid { task, source } => {
+            w.d("task", task);
+            w.d("source", source);
+        }
+        Cell::Task { task } => w.d("task", task),
+        Cell::TaskValue { task, value } => {
+            w.d("task", task);
+            w.i(
+                if t == EventType::TaskSetnice {
+                    "nice"
+                } else {
+                    "ioprio"
+                },
+                *value,
+            );
+        }
+        Cell::TaskPrlimit { cred, tcred, flags } => {
+            w.creds("cred", cred);
+            w.creds("tcred", tcred);
+            w.u("flags", (*flags).into());
+        }
+        Cell::TaskSetrlimit {
+            task,
+            resource,
+            current,
+            max,
+        } => {
+            w.d("task", task);
+            w.open("new_rlim");
+            w.u("resource", (*resource).into());
+            w.u("current", *current);
+            w.u("max", *max);
+            w.close();
+        }
+        Cell::TaskPrctl { option, args } => {
+            w.i("option", *option);
+            for (k, v) in ["arg2", "arg3", "arg4", "arg5"].iter().zip(args) {
+                w.u(k, *v);
+            }
+        }
+        Cell::KernelModuleRequest { kmod_name } => w.s("kmod_name", kmod_name),
+        Cell::KernelLoadData { id, contents } => {
+            w.u("id", (*id).into());
+            w.u("contents", (*contents).into());
+        }
+        Cell::KernelReadFile { file, id, contents } => {
+            w.file("file", file);
+            w.u("id", (*id).into());
+            w.u("contents", (*contents).into());
+        }
+        Cell::SbMount {
+            dev_name,
+            path,
+            fs_type,
+            flags,
+        } => {
+            if let Some(d) = dev_name {
+                w.s("dev_name", d);
+            }
+            w.path("path", path);
+            if let Some(ft) = fs_type {
+                w.s("type", ft);
+            }
+            w.u("flags", *flags);
+        }
+        Cell::SbUmount { mnt, flags } => {
+            w.dentry("mnt", mnt);
+            w.u("flags", (*flags).into());
+        }
+        Cell::SbRemount(sb) => w.superblock("sb", sb),
+        Cell::Dentry(d) => w.dentry("dentry", d),
+        Cell::TwoPaths { a, b } => {
+            let (ka, kb) = two_path_keys(t);
+            w.path(ka, a);
+            w.path(kb, b);
+        }
+        Cell::Quotactl {
+            cmds,
+            qtype,
+            id,
+            sb,
+        } => {
+            w.u("cmds", (*cmds).into());
+            w.u("type", (*qtype).into());
+            w.u("id", (*id).into());
+            w.superblock("sb", sb);
+        }
+        Cell::IpcValue { perm, value } => {
+            w.perm("perm", perm);
+            w.i(ipc_value_key(t), *value);
+        }
+        Cell::SemSemop { perm, nsops, alter } => {
+            w.perm("perm", perm);
+            w.u("nsops", (*nsops).into());
+            w.u("alter", (*alter).into());
+        }
+        Cell::MsgRcv {
+            perm,
+            target,
+            msg_type,
+            mode,
+        } => {
+            w.perm("perm", perm);
+            w.d("target", target);
+            w.u("type", *msg_type);
+            w.u("mode", (*mode).into());
+        }
+        Cell::IpcPermission { perm, flag } => {
+            w.perm("ipcp", perm);
+            w.u("flag", (*flag).into());
+        }
+        Cell::KeyAlloc { cred, flags } => {
+            w.creds("cred", cred);
+            w.u("flags", *flags);
+        }
+        Cell::KeyPermission {
+            possessed,
+            uid,
+            gid,
+            flags,
+            cred,
+            perm,
+        } => {
+            w.open("key_ref");
+            w.u("possessed", (*possessed).into());
+            w.u("uid", (*uid).into());
+            w.u("gid", (*gid).into());
+            w.u("flags", *flags);
+            w.close();
+            w.creds("cred", cred);
+            w.u("perm", (*perm).into());
+        }
+        Cell::NetlinkSend {
+            sock,
+            uid,
+            gid,
+            portid,
+            dst_group,
+            flags,
+            nsid_set,
+            nsid,
+        } => {
+            w.sock("sock", sock);
+            for (k, v) in [
+                ("uid", uid),
+                ("gid", gid),
+                ("portid", portid),
+                ("dst_group", dst_group),
+                ("flags", flags),
+                ("nsid_set", nsid_set),
+                ("nsid", nsid),
+            ] {
+                w.u(k, (*v).into());
+            }
+        }
+        Cell::InodeCreate { dir, dentry, mode } => {
+            w.inode("dir", dir);
+            w.dentry("dentry", dentry);
+            w.oct("mode", *mode);
+        }
+        Cell::InodeDirEntry { dir, dentry } => {
+            w.inode("dir", dir);
+            w.dentry("dentry", dentry);
+        }
+        Cell::InodeLink {
+            old_dentry,
+            dir,
+            new_dentry,
+        } => {
+            w.dentry("old_dentry", old_dentry);
+            w.inode("dir", dir);
+            w.dentry("new_dentry", new_dentry);
+        }
+        Cell::InodeSymlink {
+            dir,
+            dentry,
+            old_name,
+        } => {
+            w.inode("dir", dir);
+            w.dentry("dentry", dentry);
+            w.s("old_name", old_name);
+        }
+        Cell::InodeMknod {
+            dir,
+            dentry,
+            mode,
+            dev,
+        } => {
+            w.inode("dir", dir);
+            w.dentry("dentry", dentry);
+            w.oct("mode", *mode);
+            w.open("dev");
+            w.u("major", dev.0.into());
+            w.u("minor", dev.1.into());
+            w.close();
+        }
+        Cell::InodeRename {
+            old_dir,
+            old_dentry,
+            new_dir,
+            new_dentry,
+        } => {
+            w.inode("old_dir", old_dir);
+            w.dentry("old_dentry", old_dentry);
+            w.inode("new_dir", new_dir);
+            w.dentry("new_dentry", new_dentry);
+        }
+        Cell::InodeSetattr {
+            dentry,
+            valid,
+            mode,
+            uid,
+            gid,
+            size,
+        } => {
+            w.dentry("dentry", dentry);
+            w.open("attr");
+            w.u("valid", (*valid).into());
+            w.oct("mode", *mode);
+            w.u("uid", (*uid).into());
+            w.u("gid", (*gid).into());
+            w.u("size", *size);
+            w.close();
+        }
+        Cell::InodeGetattr(d) => w.dentry("path", d),
+        Cell::InodeSetxattr {
+            dentry,
+            name,
+            value,
+            flags,
+        } => {
+            w.dentry("dentry", dentry);
+            w.s("name", name);
+            w.s(
+                "value",
+                &base64::engine::general_purpose::STANDARD.encode(value),
+            );
+            w.u("flags", (*flags).into());
+        }
+        Cell::InodeXattr { dentry, name } => {
+            w.dentry("dentry", dentry);
+            w.s("name", name);
+        }
+        Cell::Syslog { action } => w.i("type", *action),
+        Cell::Settime { ts, tz } => {
+            if let Some((s, ns)) = ts {
+                w.open("ts");
+                w.u("seconds", *s);
+                w.u("nsecs", *ns);
+                w.close();
+            }
+            if let Some((mw, dst)) = tz {
+                w.open("tz");
+                w.i("minuteswest", *mw);
+                w.i("dsttime", *dst);
+                w.close();
+            }
+        }
+        Cell::Bpf { cmd, size } => {
+            w.u("cmd", (*cmd).into());
+            w.open("attr");
+            w.u("size", (*size).into());
+            w.close();
+        }
+        Cell::BpfMap { map_type, fmode } => {
+            w.open("map");
+            w.u("map_type", (*map_type).into());
+            w.close();
+            w.u("fmode", (*fmode).into());
+        }
+        Cell::BpfProg {
+            prog_type,
+            attach_type,
+        } => {
+            w.open("prog");
+            w.u("type", (*prog_type).into());
+            w.u("attach_type", (*attach_type).into());
+            w.close();
+        }
+        Cell::Empty => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_follow_strtoll_base0() {
+        assert_eq!(parse_num("0100755"), Some(0o100755));
+        assert_eq!(parse_num("0x1ffffffffff"), Some(0x1ffffffffff));
+        assert_eq!(parse_num("0"), Some(0));
+        assert_eq!(parse_num("-1"), Some(u64::MAX));
+        assert_eq!(parse_num("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_num(""), None);
+        assert_eq!(parse_num("12a"), None);
+        assert_eq!(parse_num("0x"), None);
+        assert_eq!(parse_num("09"), None);
+    }
+
+    const LINE: &str = r#"{"event": {"context": "1", "number": "3", "process": "quixote", "type": "file_open", "ttd": "1095", "p_ttd": "1095", "task_id": "8b4453f1259f134be62e96853362c8e11698b01063e91527a26c8c8ecad55cfb", "p_task_id": "8b4453f1259f134be62e96853362c8e11698b01063e91527a26c8c8ecad55cfb", "ts": "1316795"}, "COE": {"uid": "0", "euid": "0", "suid": "0", "gid": "0", "egid": "0", "sgid": "0", "fsuid": "0", "fsgid": "0", "capeff": "0x1ffffffffff"}, "file_open": {"file": {"flags": "32800", "inode": {"uid": "0", "gid": "0", "mode": "0100755", "s_magic": "0xef53", "s_id": "sda3", "s_uuid": "e896110b42b24dbca89c7caa36961685"}, "path": {"dev": {"major": "8", "minor": "3"}, "type": "root", "pathname": "/usr/bin/bash"}, "digest": "59474588a312b6b6e73e5a42a59bf71e62b55416b6c9d5e4a6e1c630c2a9ecd4"}}}"#;
+
+    #[test]
+    fn round_trips_a_trajectory_line() {
+        let ev = parse_event(LINE).unwrap();
+        assert_eq!(event_to_json(&ev, RecordKind::Trajectory), LINE);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad = LINE.replace("\"0100755\"", "\"0100x55\"");
+        let e = parse_event(&bad).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("field `file_open.file.inode.mode`: not a number"),
+            "{e}"
+        );
+        let bad = LINE.replace("\"type\": \"file_open\"", "\"type\": \"file_opem\"");
+        assert!(
+            parse_event(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown event type")
+        );
+        let bad = LINE.replace("\"sda3\"", "\"sda3\", \"extra\": \"1\"");
+        assert!(
+            parse_event(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("`file_open.file.inode.extra`: unknown field")
+        );
+        let bad = LINE.replace("59474588", "5947458z");
+        assert!(
+            parse_event(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("file_open.file.digest")
+        );
+    }
+
+    #[test]
+    fn export_records() {
+        let agg = r#"{"export": {"type": "aggregate"}, "aggregate": {"value": "00ff"}}"#;
+        assert_eq!(
+            parse_record(agg).unwrap(),
+            Record::Aggregate(Digest::from_hex("00ff").unwrap())
+        );
+        let log = r#"{"export": {"type": "log"}, "log": {"process": "cat", "event": "file_open", "action": "DENY"}}"#;
+        assert!(matches!(parse_record(log).unwrap(), Record::Log(_)));
+        let ev = format!(r#"{{"export": {{"type": "event"}}, {}"#, &LINE[1..]);
+        let Record::Event { kind, event } = parse_record(&ev).unwrap() else {
+            panic!()
+        };
+        assert_eq!(kind, RecordKind::Event);
+        assert_eq!(event_to_json(&event, RecordKind::Event), ev);
+    }
+}

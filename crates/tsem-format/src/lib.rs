@@ -1,0 +1,14 @@
+//! # tsem-format
+//!
+//! The interchange formats of TSEM and Quixote: JSON event descriptions (export records and
+//! trajectory/forensics lines, v3 and post-v4 shapes), and Quixote security model files with their
+//! RSA signatures (plus an Ed25519 signature of our own). Parsers are strict and report the line,
+//! byte offset and field of anything they reject; they never panic on any input.
+#![warn(missing_docs)]
+
+pub mod event_json;
+pub mod json;
+
+pub use event_json::{
+    Record, RecordError, RecordKind, event_to_json, parse_event, parse_record, write_event,
+};
