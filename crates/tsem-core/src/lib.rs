@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod event;
 pub mod hash;
 pub mod map;
+pub mod namespace;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};

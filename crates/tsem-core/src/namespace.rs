@@ -1,0 +1,603 @@
+//! A security modeling namespace (spec §4, §4.5): the set of points with occupancy counts, valid
+//! and forensic points, the trajectory and forensics descriptions, the time-ordered measurement, the
+//! order-invariant state, the base, the aggregate, pseudonyms, free / sealed / enforcing modes and
+//! the sticky, inherited untrusted status of tasks.
+//!
+//! # Memory
+//! Points live in one flat arena (`ds` bytes each) with a separate count and flag array and an
+//! index table of `u32` slots keyed by the coefficient's own leading bytes (coefficients are
+//! uniformly distributed digests, so they need no further hashing). That is about 50 bytes per
+//! sha256 point at a million points; the descriptions are kept only if asked for.
+//!
+//! # Warning
+//! The kernel injects the aggregate into the measurement a second time when a model is loaded into
+//! an internal namespace (spec §9 item 10). We follow Quixote's userspace TMA instead: setting the
+//! aggregate re-seeds the measurement, so measurements of loaded models match `quixote-us`.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+
+use hashbrown::HashTable;
+
+use crate::event::Event;
+use crate::hash::{Digest, HashAlg};
+use crate::map::{Mapper, Mapping};
+use crate::state::{aggregate_seed, extend_measurement, state_of};
+
+/// Modeling mode (spec §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// New points are learned as valid.
+    #[default]
+    Free,
+    /// New points are forensic; their tasks become untrusted; nothing is denied.
+    Sealed,
+    /// Sealed, and out-of-model events and every event of an untrusted task are denied.
+    Enforcing,
+}
+
+/// What the namespace decided about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it proceed.
+    Allow,
+    /// Refuse it (EPERM).
+    Deny,
+}
+
+/// The result of modeling one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The event's coefficient.
+    pub coefficient: Digest,
+    /// The point was not in the namespace before.
+    pub new_point: bool,
+    /// The point is a valid (in-model) point.
+    pub valid: bool,
+    /// The event was forensic: it hit an invalid point.
+    pub forensic: bool,
+    /// Allow or deny.
+    pub verdict: Verdict,
+}
+
+/// Configuration of a namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Hash function.
+    pub alg: HashAlg,
+    /// Coefficient layout.
+    pub mapping: Mapping,
+    /// Keep the description of each new point (trajectory and forensics).
+    pub keep_descriptions: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            alg: HashAlg::Sha256,
+            mapping: Mapping::Model0,
+            keep_descriptions: true,
+        }
+    }
+}
+
+/// Errors from namespace configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceError {
+    /// A digest of the wrong size for the namespace's hash function.
+    DigestSize {
+        /// What it was for.
+        what: &'static str,
+        /// Bytes expected.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The operation is only allowed before the first event.
+    AfterEvents(&'static str),
+    /// The operation is not allowed once the namespace is sealed.
+    Sealed(&'static str),
+    /// quixote-compat is defined for SHA-256 only.
+    CompatNeedsSha256,
+    /// More points than the index can address (2^32 - 1).
+    Full,
+}
+
+impl core::fmt::Display for NamespaceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::DigestSize {
+                what,
+                expected,
+                got,
+            } => {
+                write!(
+                    f,
+                    "{what}: expected a {expected}-byte digest, got {got} bytes"
+                )
+            }
+            Self::AfterEvents(what) => write!(f, "{what} must be set before the first event"),
+            Self::Sealed(what) => write!(f, "cannot {what}: the namespace is sealed"),
+            Self::CompatNeedsSha256 => {
+                f.write_str("the quixote-compat mapping is defined for sha256 only")
+            }
+            Self::Full => f.write_str("point table full (2^32-1 points)"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for NamespaceError {}
+
+const FLAG_VALID: u8 = 1;
+
+/// A set of coefficients with counts, in first-seen order.
+#[derive(Debug, Clone)]
+pub struct PointSet {
+    ds: usize,
+    arena: Vec<u8>,
+    counts: Vec<u64>,
+    flags: Vec<u8>,
+    index: HashTable<u32>,
+}
+
+fn key_hash(bytes: &[u8]) -> u64 {
+    let mut k = [0u8; 8];
+    let n = bytes.len().min(8);
+    k[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(k)
+}
+
+impl PointSet {
+    /// An empty set of `ds`-byte points.
+    pub fn new(ds: usize) -> Self {
+        Self {
+            ds,
+            arena: Vec::new(),
+            counts: Vec::new(),
+            flags: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    fn bytes(&self, i: usize) -> &[u8] {
+        &self.arena[i * self.ds..(i + 1) * self.ds]
+    }
+
+    /// The point at insertion position `i`.
+    pub fn get(&self, i: usize) -> Option<Digest> {
+        if i < self.len() {
+            Digest::from_slice(self.bytes(i))
+        } else {
+            None
+        }
+    }
+
+    /// Position of `c`, if present.
+    pub fn find(&self, c: &Digest) -> Option<usize> {
+        let b = c.as_bytes();
+        self.index
+            .find(key_hash(b), |&i| {
+                &self.arena[i as usize * self.ds..(i as usize + 1) * self.ds] == b
+            })
+            .map(|&i| i as usize)
+    }
+
+    /// Insert `c` with the given validity, or bump its count. Returns (position, newly inserted).
+    fn touch(&mut self, c: &Digest, valid: bool) -> Result<(usize, bool), NamespaceError> {
+        if let Some(i) = self.find(c) {
+            self.counts[i] = self.counts[i].saturating_add(1);
+            return Ok((i, false));
+        }
+        let i = self.len();
+        let slot = u32::try_from(i).map_err(|_| NamespaceError::Full)?;
+        self.arena.extend_from_slice(c.as_bytes());
+        self.counts.push(1);
+        self.flags.push(if valid { FLAG_VALID } else { 0 });
+        let (arena, ds) = (&self.arena, self.ds);
+        self.index
+            .insert_unique(key_hash(c.as_bytes()), slot, |&j| {
+                key_hash(&arena[j as usize * ds..(j as usize + 1) * ds])
+            });
+        Ok((i, true))
+    }
+
+    /// Occupancy count of position `i`.
+    pub fn count(&self, i: usize) -> u64 {
+        self.counts.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether position `i` is a valid point.
+    pub fn is_valid(&self, i: usize) -> bool {
+        self.flags.get(i).is_some_and(|f| f & FLAG_VALID != 0)
+    }
+
+    /// Every point in first-seen order with its count and validity.
+    pub fn iter(&self) -> impl Iterator<Item = (Digest, u64, bool)> + '_ {
+        (0..self.len()).filter_map(move |i| {
+            Some((
+                Digest::from_slice(self.bytes(i))?,
+                self.counts[i],
+                self.is_valid(i),
+            ))
+        })
+    }
+
+    /// Heap bytes held (capacity, not length), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity()
+            + self.counts.capacity() * 8
+            + self.flags.capacity()
+            + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
+    }
+}
+
+/// A task's identity inside the namespace, chosen by the caller (a tid, a tnum, a pid).
+pub type TaskKey = u64;
+
+/// A security modeling namespace.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    cfg: Config,
+    mapper: Mapper,
+    mode: Mode,
+    base: Digest,
+    aggregate: Digest,
+    measurement: Digest,
+    points: PointSet,
+    trajectory: Vec<Event>,
+    forensics: Vec<Event>,
+    pseudonyms: BTreeSet<Digest>,
+    untrusted: BTreeSet<TaskKey>,
+    events: u64,
+    forensics_events: u64,
+    denied: u64,
+}
+
+impl Namespace {
+    /// A fresh namespace in free-modeling mode with a zero base and aggregate.
+    pub fn new(cfg: Config) -> Result<Self, NamespaceError> {
+        if cfg.mapping == Mapping::QuixoteCompat && cfg.alg != HashAlg::Sha256 {
+            return Err(NamespaceError::CompatNeedsSha256);
+        }
+        let alg = cfg.alg;
+        let zero = alg.null_id();
+        Ok(Self {
+            mapper: Mapper::new(alg, cfg.mapping),
+            cfg,
+            mode: Mode::Free,
+            base: zero,
+            aggregate: zero,
+            measurement: aggregate_seed(alg, &zero, &zero),
+            points: PointSet::new(alg.size()),
+            trajectory: Vec::new(),
+            forensics: Vec::new(),
+            pseudonyms: BTreeSet::new(),
+            untrusted: BTreeSet::new(),
+            events: 0,
+            forensics_events: 0,
+            denied: 0,
+        })
+    }
+
+    fn check_size(&self, what: &'static str, d: &Digest) -> Result<(), NamespaceError> {
+        let expected = self.cfg.alg.size();
+        if d.len() != expected {
+            return Err(NamespaceError::DigestSize {
+                what,
+                expected,
+                got: d.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn pristine(&self) -> bool {
+        self.events == 0 && self.points.is_empty()
+    }
+
+    /// Set the base (freshness nonce, §4.2). Only before any point exists.
+    pub fn set_base(&mut self, base: Digest) -> Result<(), NamespaceError> {
+        self.check_size("base", &base)?;
+        if !self.pristine() {
+            return Err(NamespaceError::AfterEvents("the base"));
+        }
+        self.base = base;
+        self.measurement = aggregate_seed(self.cfg.alg, &self.base, &self.aggregate);
+        Ok(())
+    }
+
+    /// Set the hardware aggregate (§4.1); re-seeds the measurement. Only before any point exists.
+    pub fn set_aggregate(&mut self, aggregate: Digest) -> Result<(), NamespaceError> {
+        self.check_size("aggregate", &aggregate)?;
+        if !self.pristine() {
+            return Err(NamespaceError::AfterEvents("the aggregate"));
+        }
+        self.aggregate = aggregate;
+        self.measurement = aggregate_seed(self.cfg.alg, &self.base, &self.aggregate);
+        Ok(())
+    }
+
+    /// Load a valid point (a model's `state` line); extends the measurement if new.
+    pub fn load_point(&mut self, c: Digest) -> Result<bool, NamespaceError> {
+        self.check_size("state", &c)?;
+        if self.mode != Mode::Free {
+            return Err(NamespaceError::Sealed("load a point"));
+        }
+        let (_, new) = self.points.touch(&c, true)?;
+        if new {
+            self.measurement = extend_measurement(self.cfg.alg, &self.base, &self.measurement, &c);
+        }
+        Ok(new)
+    }
+
+    /// Register a pseudonym (§3.5): files with this pathname digest get the zero digest.
+    pub fn add_pseudonym(&mut self, p: Digest) -> Result<(), NamespaceError> {
+        self.check_size("pseudonym", &p)?;
+        self.pseudonyms.insert(p);
+        Ok(())
+    }
+
+    /// Seal: from now on new points are forensic.
+    pub fn seal(&mut self) {
+        if self.mode == Mode::Free {
+            self.mode = Mode::Sealed;
+        }
+    }
+
+    /// Seal and enforce.
+    pub fn enforce(&mut self) {
+        self.mode = Mode::Enforcing;
+    }
+
+    /// Mark a task untrusted (e.g. killed while waiting for a verdict).
+    pub fn mark_untrusted(&mut self, task: TaskKey) {
+        self.untrusted.insert(task);
+    }
+
+    /// A child inherits its parent's untrusted status at fork (§4.5: it can never be cleared).
+    pub fn on_fork(&mut self, parent: TaskKey, child: TaskKey) {
+        if self.untrusted.contains(&parent) {
+            self.untrusted.insert(child);
+        }
+    }
+
+    /// Forget an exited task.
+    pub fn on_exit(&mut self, task: TaskKey) {
+        self.untrusted.remove(&task);
+    }
+
+    /// Whether a task is untrusted.
+    pub fn is_untrusted(&self, task: TaskKey) -> bool {
+        self.untrusted.contains(&task)
+    }
+
+    /// Apply registered pseudonyms to the event's file (replace its digest by the zero digest).
+    fn apply_pseudonyms(&mut self, ev: &mut Event) {
+        if self.pseudonyms.is_empty() {
+            return;
+        }
+        let zero = self.cfg.alg.zero_digest();
+        if let Some(f) = ev.file_mut() {
+            let p = self.mapper.pseudonym(&f.path.pathname);
+            if self.pseudonyms.contains(&p) {
+                f.digest = zero;
+            }
+        }
+    }
+
+    /// Model one event caused by `task` (spec §4.5). Takes ownership so the description can be
+    /// kept without a copy.
+    pub fn model(&mut self, task: TaskKey, mut ev: Event) -> Result<Outcome, NamespaceError> {
+        self.apply_pseudonyms(&mut ev);
+        let c = self.mapper.coefficient(&ev);
+        self.model_coefficient(task, c, ev)
+    }
+
+    /// Model an event whose coefficient is already known (from a trusted mapper).
+    pub fn model_coefficient(
+        &mut self,
+        task: TaskKey,
+        c: Digest,
+        ev: Event,
+    ) -> Result<Outcome, NamespaceError> {
+        self.events += 1;
+        let free = self.mode == Mode::Free;
+        let (i, new_point) = self.points.touch(&c, free)?;
+        let valid = self.points.is_valid(i);
+        if new_point {
+            self.measurement = extend_measurement(self.cfg.alg, &self.base, &self.measurement, &c);
+        }
+        let forensic = !valid;
+        if forensic {
+            self.forensics_events += 1;
+            self.untrusted.insert(task);
+        }
+        if new_point && self.cfg.keep_descriptions {
+            if valid {
+                self.trajectory.push(ev)
+            } else {
+                self.forensics.push(ev)
+            }
+        }
+        let verdict =
+            if self.mode == Mode::Enforcing && (forensic || self.untrusted.contains(&task)) {
+                self.denied += 1;
+                Verdict::Deny
+            } else {
+                Verdict::Allow
+            };
+        Ok(Outcome {
+            coefficient: c,
+            new_point,
+            valid,
+            forensic,
+            verdict,
+        })
+    }
+
+    /// The order-invariant state (§4.4) over every point, valid and forensic.
+    pub fn state(&self) -> Digest {
+        let mut pts: Vec<Digest> = self.points.iter().map(|(d, _, _)| d).collect();
+        state_of(self.cfg.alg, &self.base, &self.aggregate, &mut pts)
+    }
+
+    /// The state the valid points alone imply (what a model file promises).
+    pub fn model_state(&self) -> Digest {
+        let mut pts: Vec<Digest> = self
+            .points
+            .iter()
+            .filter(|p| p.2)
+            .map(|(d, _, _)| d)
+            .collect();
+        state_of(self.cfg.alg, &self.base, &self.aggregate, &mut pts)
+    }
+
+    /// The time-ordered measurement (§4.3).
+    pub fn measurement(&self) -> Digest {
+        self.measurement
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// The hash function.
+    pub fn alg(&self) -> HashAlg {
+        self.cfg.alg
+    }
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// The base.
+    pub fn base(&self) -> Digest {
+        self.base
+    }
+    /// The aggregate.
+    pub fn aggregate(&self) -> Digest {
+        self.aggregate
+    }
+    /// The points.
+    pub fn points(&self) -> &PointSet {
+        &self.points
+    }
+    /// Registered pseudonyms.
+    pub fn pseudonyms(&self) -> impl Iterator<Item = &Digest> {
+        self.pseudonyms.iter()
+    }
+    /// Descriptions of the valid points, in first-seen order (if kept).
+    pub fn trajectory(&self) -> &[Event] {
+        &self.trajectory
+    }
+    /// Descriptions of the forensic points, in first-seen order (if kept).
+    pub fn forensics(&self) -> &[Event] {
+        &self.forensics
+    }
+    /// Events modeled.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+    /// Events that hit a forensic point.
+    pub fn forensics_events(&self) -> u64 {
+        self.forensics_events
+    }
+    /// Number of forensic points.
+    pub fn forensics_points(&self) -> usize {
+        self.points.iter().filter(|p| !p.2).count()
+    }
+    /// Events denied.
+    pub fn denied(&self) -> u64 {
+        self.denied
+    }
+    /// The mapper (to compute TASK_IDs and pseudonyms with the namespace's function).
+    pub fn mapper(&mut self) -> &mut Mapper {
+        &mut self.mapper
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::event::{Cell, Coe, EventHeader, EventType};
+    use alloc::string::String;
+
+    fn ev(cap: u32) -> Event {
+        let z = HashAlg::Sha256.null_id();
+        Event {
+            header: EventHeader {
+                pid: None,
+                tnum: None,
+                context: None,
+                number: None,
+                process: String::from("t"),
+                event_type: EventType::Capable,
+                ttd: 1,
+                p_ttd: 1,
+                task_id: z,
+                p_task_id: z,
+                ts: 0,
+            },
+            coe: Coe::default(),
+            cell: Cell::Capable { cap, opts: 0 },
+        }
+    }
+
+    #[test]
+    fn learn_seal_enforce() {
+        let mut ns = Namespace::new(Config::default()).unwrap();
+        let a = ns.model(1, ev(1)).unwrap();
+        assert!(a.new_point && a.valid && a.verdict == Verdict::Allow);
+        assert!(!ns.model(1, ev(1)).unwrap().new_point);
+        assert_eq!(ns.points().count(0), 2);
+        let learned = ns.state();
+
+        let mut sealed = Namespace::new(Config::default()).unwrap();
+        sealed.load_point(a.coefficient).unwrap();
+        sealed.seal();
+        assert_eq!(sealed.model_state(), learned);
+        let o = sealed.model(7, ev(2)).unwrap();
+        assert!(o.forensic && o.verdict == Verdict::Allow);
+        assert!(sealed.is_untrusted(7));
+        sealed.on_fork(7, 8);
+        assert!(sealed.is_untrusted(8));
+
+        let mut enf = Namespace::new(Config::default()).unwrap();
+        enf.load_point(a.coefficient).unwrap();
+        enf.enforce();
+        assert_eq!(enf.model(3, ev(1)).unwrap().verdict, Verdict::Allow);
+        assert_eq!(enf.model(3, ev(2)).unwrap().verdict, Verdict::Deny);
+        // Untrusted is sticky: even in-model events are now denied.
+        assert_eq!(enf.model(3, ev(1)).unwrap().verdict, Verdict::Deny);
+        assert_eq!(enf.denied(), 2);
+        assert_eq!(enf.forensics().len(), 1);
+    }
+
+    #[test]
+    fn base_and_aggregate_only_before_events() {
+        let mut ns = Namespace::new(Config::default()).unwrap();
+        ns.set_aggregate(HashAlg::Sha256.digest(b"x")).unwrap();
+        assert!(ns.set_base(Digest::zero(31)).is_err());
+        ns.model(1, ev(1)).unwrap();
+        assert!(ns.set_aggregate(HashAlg::Sha256.null_id()).is_err());
+        assert!(
+            Namespace::new(Config {
+                alg: HashAlg::Sha384,
+                mapping: Mapping::QuixoteCompat,
+                keep_descriptions: false
+            })
+            .is_err()
+        );
+    }
+}
