@@ -382,26 +382,36 @@ impl Namespace {
         self.untrusted.contains(&task)
     }
 
-    /// Apply registered pseudonyms to the event's file (replace its digest by the zero digest).
-    fn apply_pseudonyms(&mut self, ev: &mut Event) {
+    /// The event with registered pseudonyms applied (its file digest replaced by the zero digest),
+    /// or `None` if no pseudonym applies.
+    fn pseudonymized(&mut self, ev: &Event) -> Option<Event> {
         if self.pseudonyms.is_empty() {
-            return;
+            return None;
         }
-        let zero = self.cfg.alg.zero_digest();
+        let p = self.mapper.pseudonym(&ev.file()?.path.pathname);
+        if !self.pseudonyms.contains(&p) {
+            return None;
+        }
+        let mut ev = ev.clone();
         if let Some(f) = ev.file_mut() {
-            let p = self.mapper.pseudonym(&f.path.pathname);
-            if self.pseudonyms.contains(&p) {
-                f.digest = zero;
-            }
+            f.digest = self.cfg.alg.zero_digest();
         }
+        Some(ev)
     }
 
-    /// Model one event caused by `task` (spec §4.5). Takes ownership so the description can be
-    /// kept without a copy.
-    pub fn model(&mut self, task: TaskKey, mut ev: Event) -> Result<Outcome, NamespaceError> {
-        self.apply_pseudonyms(&mut ev);
-        let c = self.mapper.coefficient(&ev);
-        self.model_coefficient(task, c, ev)
+    /// Model one event caused by `task` (spec §4.5). The description is copied only when it
+    /// creates a new point and descriptions are kept.
+    pub fn model(&mut self, task: TaskKey, ev: &Event) -> Result<Outcome, NamespaceError> {
+        match self.pseudonymized(ev) {
+            Some(p) => {
+                let c = self.mapper.coefficient(&p);
+                self.model_coefficient(task, c, &p)
+            }
+            None => {
+                let c = self.mapper.coefficient(ev);
+                self.model_coefficient(task, c, ev)
+            }
+        }
     }
 
     /// Model an event whose coefficient is already known (from a trusted mapper).
@@ -409,7 +419,7 @@ impl Namespace {
         &mut self,
         task: TaskKey,
         c: Digest,
-        ev: Event,
+        ev: &Event,
     ) -> Result<Outcome, NamespaceError> {
         self.events += 1;
         let free = self.mode == Mode::Free;
@@ -425,9 +435,9 @@ impl Namespace {
         }
         if new_point && self.cfg.keep_descriptions {
             if valid {
-                self.trajectory.push(ev)
+                self.trajectory.push(ev.clone())
             } else {
-                self.forensics.push(ev)
+                self.forensics.push(ev.clone())
             }
         }
         let verdict =
@@ -557,9 +567,9 @@ mod tests {
     #[test]
     fn learn_seal_enforce() {
         let mut ns = Namespace::new(Config::default()).unwrap();
-        let a = ns.model(1, ev(1)).unwrap();
+        let a = ns.model(1, &ev(1)).unwrap();
         assert!(a.new_point && a.valid && a.verdict == Verdict::Allow);
-        assert!(!ns.model(1, ev(1)).unwrap().new_point);
+        assert!(!ns.model(1, &ev(1)).unwrap().new_point);
         assert_eq!(ns.points().count(0), 2);
         let learned = ns.state();
 
@@ -567,7 +577,7 @@ mod tests {
         sealed.load_point(a.coefficient).unwrap();
         sealed.seal();
         assert_eq!(sealed.model_state(), learned);
-        let o = sealed.model(7, ev(2)).unwrap();
+        let o = sealed.model(7, &ev(2)).unwrap();
         assert!(o.forensic && o.verdict == Verdict::Allow);
         assert!(sealed.is_untrusted(7));
         sealed.on_fork(7, 8);
@@ -576,10 +586,10 @@ mod tests {
         let mut enf = Namespace::new(Config::default()).unwrap();
         enf.load_point(a.coefficient).unwrap();
         enf.enforce();
-        assert_eq!(enf.model(3, ev(1)).unwrap().verdict, Verdict::Allow);
-        assert_eq!(enf.model(3, ev(2)).unwrap().verdict, Verdict::Deny);
+        assert_eq!(enf.model(3, &ev(1)).unwrap().verdict, Verdict::Allow);
+        assert_eq!(enf.model(3, &ev(2)).unwrap().verdict, Verdict::Deny);
         // Untrusted is sticky: even in-model events are now denied.
-        assert_eq!(enf.model(3, ev(1)).unwrap().verdict, Verdict::Deny);
+        assert_eq!(enf.model(3, &ev(1)).unwrap().verdict, Verdict::Deny);
         assert_eq!(enf.denied(), 2);
         assert_eq!(enf.forensics().len(), 1);
     }
@@ -589,7 +599,7 @@ mod tests {
         let mut ns = Namespace::new(Config::default()).unwrap();
         ns.set_aggregate(HashAlg::Sha256.digest(b"x")).unwrap();
         assert!(ns.set_base(Digest::zero(31)).is_err());
-        ns.model(1, ev(1)).unwrap();
+        ns.model(1, &ev(1)).unwrap();
         assert!(ns.set_aggregate(HashAlg::Sha256.null_id()).is_err());
         assert!(
             Namespace::new(Config {

@@ -8,7 +8,9 @@
 
 pub mod event_json;
 pub mod json;
+pub mod model_file;
 
 pub use event_json::{
     Record, RecordError, RecordKind, event_to_json, parse_event, parse_record, write_event,
 };
+pub use model_file::{ModelError, ModelFile};
