@@ -1,0 +1,684 @@
+//! TCG PC Client platform firmware event logs: parsing and PCR replay.
+//!
+//! Two formats exist (TCG PC Client Platform Firmware Profile, §10):
+//!
+//! - **SHA1-only legacy**: every record is a `TCG_PCClientPCREvent` (`pcrIndex`, `eventType`,
+//!   a 20-byte SHA-1 digest, `eventDataSize`, event data).
+//! - **Crypto-agile**: the first record is a legacy record of type `EV_NO_ACTION` whose data is a
+//!   `TCG_EfiSpecIDEventStruct` ("Spec ID Event03"), which lists every PCR bank with its digest size.
+//!   Every later record is a `TCG_PCR_EVENT2` carrying one digest per bank.
+//!
+//! Everything is little-endian. Parsing is zero-copy: events borrow their digests and data from the
+//! input.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use tsem_core::hash::{Digest, HashAlg, extend};
+use tsem_core::state::hardware_aggregate;
+
+use crate::efi;
+use crate::reader::{Reader, Short};
+
+/// `EV_NO_ACTION`: informational; never extended into a PCR.
+pub const EV_NO_ACTION: u32 = 0x0000_0003;
+/// `EV_SEPARATOR`.
+pub const EV_SEPARATOR: u32 = 0x0000_0004;
+/// PCR index of records that belong to no PCR (e.g. trailing vendor records); never extended.
+pub const PCR_NONE: u32 = 0xFFFF_FFFF;
+/// Intel TXT `EVTYPE_HASH_START`: the `_TPM_Hash_Start` measurement that opens a dynamic launch.
+pub const EVTYPE_TXT_HASH_START: u32 = 0x0000_0402;
+/// First and last PCR reset by a dynamic (D-RTM) launch.
+pub const DRTM_PCRS: core::ops::RangeInclusive<u32> = 17..=22;
+
+/// Signature of the crypto-agile Spec ID event.
+const SPEC_ID_03: &[u8; 16] = b"Spec ID Event03\0";
+/// Signature of the StartupLocality `EV_NO_ACTION` event.
+const STARTUP_LOCALITY: &[u8; 16] = b"StartupLocality\0";
+/// A Spec ID table larger than this is not a real platform; refusing it bounds the allocation.
+const MAX_ALGORITHMS: u32 = 32;
+
+/// Why an event log was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventLogError {
+    /// The input has no bytes at all.
+    #[error("empty event log")]
+    Empty,
+    /// A field runs past the end of the input.
+    #[error(
+        "event {index} at byte {offset}: {field} truncated at byte {at}: needs {need} bytes, {have} left"
+    )]
+    Truncated {
+        /// Record index (0 is the first record of the file).
+        index: usize,
+        /// Byte offset of the record.
+        offset: usize,
+        /// Field being read.
+        field: &'static str,
+        /// Byte offset of the field.
+        at: usize,
+        /// Bytes needed.
+        need: u64,
+        /// Bytes left.
+        have: usize,
+    },
+    /// A field holds a value the format does not allow.
+    #[error("event {index} at byte {offset}: {field}: {reason}")]
+    Invalid {
+        /// Record index.
+        index: usize,
+        /// Byte offset of the record.
+        offset: usize,
+        /// Field at fault.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bank was requested that the log does not carry.
+    #[error("the log has no {bank} bank (it has: {have})")]
+    NoSuchBank {
+        /// Requested bank.
+        bank: &'static str,
+        /// Banks present.
+        have: String,
+    },
+}
+
+/// Which of the two record formats the log uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum LogFormat {
+    /// Every record is a SHA-1 `TCG_PCClientPCREvent`.
+    #[serde(rename = "tcg-sha1-legacy")]
+    Sha1Legacy,
+    /// A Spec ID Event03 header followed by `TCG_PCR_EVENT2` records.
+    #[serde(rename = "tcg-crypto-agile")]
+    CryptoAgile,
+}
+
+impl LogFormat {
+    /// Stable machine name (`tcg-sha1-legacy` or `tcg-crypto-agile`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1Legacy => "tcg-sha1-legacy",
+            Self::CryptoAgile => "tcg-crypto-agile",
+        }
+    }
+}
+
+/// One `{algorithmId, digestSize}` pair of the Spec ID event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlgorithmSize {
+    /// TPM2 `TPM_ALG_ID`.
+    pub alg_id: u16,
+    /// Digest size in bytes.
+    pub digest_size: u16,
+}
+
+/// The crypto-agile `TCG_EfiSpecIDEventStruct`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecIdEvent<'a> {
+    /// `platformClass` (0 client, 1 server).
+    pub platform_class: u32,
+    /// `specVersionMinor`.
+    pub spec_version_minor: u8,
+    /// `specVersionMajor`.
+    pub spec_version_major: u8,
+    /// `specErrata`.
+    pub spec_errata: u8,
+    /// `uintnSize` (1 = 32-bit UINTN, 2 = 64-bit).
+    pub uintn_size: u8,
+    /// Every bank the log carries, in log order.
+    pub algorithms: Vec<AlgorithmSize>,
+    /// `vendorInfo`.
+    pub vendor_info: &'a [u8],
+}
+
+/// One digest of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventDigest<'a> {
+    /// TPM2 `TPM_ALG_ID`.
+    pub alg_id: u16,
+    /// The digest bytes.
+    pub digest: &'a [u8],
+}
+
+impl EventDigest<'_> {
+    /// The hash function, if tsem supports it.
+    pub fn alg(&self) -> Option<HashAlg> {
+        HashAlg::from_tpm_alg_id(self.alg_id)
+    }
+}
+
+/// One record of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// Index in the file (the header record is 0).
+    pub index: usize,
+    /// Byte offset of the record.
+    pub offset: usize,
+    /// `pcrIndex`.
+    pub pcr: u32,
+    /// `eventType`.
+    pub event_type: u32,
+    /// One digest per bank (one SHA-1 digest in the legacy format).
+    pub digests: Vec<EventDigest<'a>>,
+    /// Event data.
+    pub data: &'a [u8],
+}
+
+impl<'a> Event<'a> {
+    /// The digest for `alg`, if the record has one.
+    pub fn digest(&self, alg: HashAlg) -> Option<&'a [u8]> {
+        let id = alg.tpm_alg_id();
+        self.digests
+            .iter()
+            .find(|d| d.alg_id == id)
+            .map(|d| d.digest)
+    }
+
+    /// Whether replay extends this record into a PCR.
+    pub fn is_extended(&self) -> bool {
+        self.event_type != EV_NO_ACTION && self.pcr != PCR_NONE
+    }
+}
+
+/// A parsed event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLog<'a> {
+    /// Record format.
+    pub format: LogFormat,
+    /// The Spec ID header of a crypto-agile log.
+    pub spec_id: Option<SpecIdEvent<'a>>,
+    /// Every record, header included.
+    pub events: Vec<Event<'a>>,
+    /// Bytes of all-0x00 or all-0xFF fill after the last record (logs copied from an ACPI area).
+    pub trailing_padding: usize,
+}
+
+fn truncated(index: usize, offset: usize, field: &'static str) -> impl Fn(Short) -> EventLogError {
+    move |s| EventLogError::Truncated {
+        index,
+        offset,
+        field,
+        at: s.offset,
+        need: s.need,
+        have: s.have,
+    }
+}
+
+fn is_fill(rest: &[u8]) -> bool {
+    match rest.first() {
+        Some(&b) if b == 0 || b == 0xFF => rest.iter().all(|&x| x == b),
+        _ => false,
+    }
+}
+
+impl<'a> EventLog<'a> {
+    /// Parse a whole log. Never panics; rejects anything that is not exactly a sequence of records
+    /// (optionally followed by fill bytes).
+    pub fn parse(data: &'a [u8]) -> Result<Self, EventLogError> {
+        if data.is_empty() {
+            return Err(EventLogError::Empty);
+        }
+        let mut r = Reader::new(data);
+        let header = parse_legacy(&mut r, 0)?;
+        let spec_id = if header.event_type == EV_NO_ACTION
+            && header.pcr == 0
+            && header.data.len() >= 16
+            && header.data.starts_with(SPEC_ID_03)
+        {
+            Some(parse_spec_id(&header)?)
+        } else {
+            None
+        };
+        let format = if spec_id.is_some() {
+            LogFormat::CryptoAgile
+        } else {
+            LogFormat::Sha1Legacy
+        };
+        let mut events = Vec::new();
+        events.push(header);
+        let mut trailing_padding = 0;
+        while !r.is_empty() {
+            if is_fill(r.rest()) {
+                trailing_padding = r.remaining();
+                break;
+            }
+            let index = events.len();
+            let ev = match &spec_id {
+                Some(spec) => parse_agile(&mut r, index, &spec.algorithms)?,
+                None => parse_legacy(&mut r, index)?,
+            };
+            events.push(ev);
+        }
+        Ok(Self {
+            format,
+            spec_id,
+            events,
+            trailing_padding,
+        })
+    }
+
+    /// The banks the log carries, in log order (unknown algorithm ids are skipped).
+    pub fn banks(&self) -> Vec<HashAlg> {
+        match &self.spec_id {
+            None => alloc::vec![HashAlg::Sha1],
+            Some(s) => {
+                let mut v: Vec<HashAlg> = Vec::new();
+                for a in &s.algorithms {
+                    if let Some(alg) = HashAlg::from_tpm_alg_id(a.alg_id)
+                        && !v.contains(&alg)
+                    {
+                        v.push(alg);
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    /// Algorithm ids of the Spec ID table that tsem cannot hash (their digests are parsed but not
+    /// replayed).
+    pub fn unknown_algorithms(&self) -> Vec<u16> {
+        self.spec_id
+            .iter()
+            .flat_map(|s| s.algorithms.iter())
+            .filter(|a| HashAlg::from_tpm_alg_id(a.alg_id).is_none())
+            .map(|a| a.alg_id)
+            .collect()
+    }
+}
+
+fn parse_legacy<'a>(r: &mut Reader<'a>, index: usize) -> Result<Event<'a>, EventLogError> {
+    let offset = r.offset();
+    let pcr = r.u32_le().map_err(truncated(index, offset, "pcrIndex"))?;
+    let event_type = r.u32_le().map_err(truncated(index, offset, "eventType"))?;
+    let digest = r.take(20).map_err(truncated(index, offset, "digest"))?;
+    let size = r
+        .u32_le()
+        .map_err(truncated(index, offset, "eventDataSize"))?;
+    let data = r
+        .take(u64::from(size))
+        .map_err(truncated(index, offset, "event"))?;
+    Ok(Event {
+        index,
+        offset,
+        pcr,
+        event_type,
+        digests: alloc::vec![EventDigest {
+            alg_id: HashAlg::Sha1.tpm_alg_id(),
+            digest
+        }],
+        data,
+    })
+}
+
+fn parse_spec_id<'a>(header: &Event<'a>) -> Result<SpecIdEvent<'a>, EventLogError> {
+    let (index, offset) = (header.index, header.offset);
+    // The event data starts after pcrIndex, eventType, the digest and eventDataSize.
+    let mut r = Reader::with_base(header.data, offset + 32);
+    let inval = |field: &'static str, reason: String| EventLogError::Invalid {
+        index,
+        offset,
+        field,
+        reason,
+    };
+    let t = |f| truncated(index, offset, f);
+    r.take(16).map_err(t("Spec ID signature"))?;
+    let platform_class = r.u32_le().map_err(t("platformClass"))?;
+    let spec_version_minor = r.u8().map_err(t("specVersionMinor"))?;
+    let spec_version_major = r.u8().map_err(t("specVersionMajor"))?;
+    let spec_errata = r.u8().map_err(t("specErrata"))?;
+    let uintn_size = r.u8().map_err(t("uintnSize"))?;
+    let n = r.u32_le().map_err(t("numberOfAlgorithms"))?;
+    if n == 0 || n > MAX_ALGORITHMS {
+        return Err(inval(
+            "numberOfAlgorithms",
+            alloc::format!("{n} (allowed 1..={MAX_ALGORITHMS})"),
+        ));
+    }
+    let mut algorithms = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let alg_id = r.u16_le().map_err(t("digestSizes.algorithmId"))?;
+        let digest_size = r.u16_le().map_err(t("digestSizes.digestSize"))?;
+        if let Some(alg) = HashAlg::from_tpm_alg_id(alg_id)
+            && usize::from(digest_size) != alg.size()
+        {
+            return Err(inval(
+                "digestSizes.digestSize",
+                alloc::format!(
+                    "{} declared with {digest_size} bytes, must be {}",
+                    alg.bank_name(),
+                    alg.size()
+                ),
+            ));
+        }
+        if digest_size == 0 {
+            return Err(inval(
+                "digestSizes.digestSize",
+                alloc::format!("algorithm 0x{alg_id:04x} has size 0"),
+            ));
+        }
+        if algorithms
+            .iter()
+            .any(|a: &AlgorithmSize| a.alg_id == alg_id)
+        {
+            return Err(inval(
+                "digestSizes.algorithmId",
+                alloc::format!("algorithm 0x{alg_id:04x} listed twice"),
+            ));
+        }
+        algorithms.push(AlgorithmSize {
+            alg_id,
+            digest_size,
+        });
+    }
+    let vsize = r.u8().map_err(t("vendorInfoSize"))?;
+    let vendor_info = r.take(u64::from(vsize)).map_err(t("vendorInfo"))?;
+    Ok(SpecIdEvent {
+        platform_class,
+        spec_version_minor,
+        spec_version_major,
+        spec_errata,
+        uintn_size,
+        algorithms,
+        vendor_info,
+    })
+}
+
+fn parse_agile<'a>(
+    r: &mut Reader<'a>,
+    index: usize,
+    algs: &[AlgorithmSize],
+) -> Result<Event<'a>, EventLogError> {
+    let offset = r.offset();
+    let t = |f| truncated(index, offset, f);
+    let pcr = r.u32_le().map_err(t("pcrIndex"))?;
+    let event_type = r.u32_le().map_err(t("eventType"))?;
+    let count = r.u32_le().map_err(t("digests.count"))?;
+    if count as usize != algs.len() {
+        return Err(EventLogError::Invalid {
+            index,
+            offset,
+            field: "digests.count",
+            reason: alloc::format!(
+                "{count} digests, the Spec ID event declares {} banks",
+                algs.len()
+            ),
+        });
+    }
+    let mut digests = Vec::with_capacity(algs.len());
+    for _ in 0..count {
+        let alg_id = r.u16_le().map_err(t("digests.hashAlg"))?;
+        let Some(spec) = algs.iter().find(|a| a.alg_id == alg_id) else {
+            return Err(EventLogError::Invalid {
+                index,
+                offset,
+                field: "digests.hashAlg",
+                reason: alloc::format!("algorithm 0x{alg_id:04x} is not in the Spec ID event"),
+            });
+        };
+        if digests.iter().any(|d: &EventDigest<'_>| d.alg_id == alg_id) {
+            return Err(EventLogError::Invalid {
+                index,
+                offset,
+                field: "digests.hashAlg",
+                reason: alloc::format!("algorithm 0x{alg_id:04x} appears twice"),
+            });
+        }
+        let digest = r
+            .take(u64::from(spec.digest_size))
+            .map_err(t("digests.digest"))?;
+        digests.push(EventDigest { alg_id, digest });
+    }
+    let size = r.u32_le().map_err(t("eventSize"))?;
+    let data = r.take(u64::from(size)).map_err(t("event"))?;
+    Ok(Event {
+        index,
+        offset,
+        pcr,
+        event_type,
+        digests,
+        data,
+    })
+}
+
+/// A logged digest that differs from the digest of content the event type defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMismatch {
+    /// Record index.
+    pub index: usize,
+    /// Byte offset of the record.
+    pub offset: usize,
+    /// PCR of the record.
+    pub pcr: u32,
+    /// Event type.
+    pub event_type: u32,
+    /// Bank of the digest.
+    pub bank: HashAlg,
+    /// Digest in the log.
+    pub logged: Digest,
+    /// Digest of the event content.
+    pub computed: Digest,
+}
+
+/// The result of replaying a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Record format of the log.
+    pub format: LogFormat,
+    /// Number of records (header included).
+    pub events: usize,
+    /// Replayed banks, in log order.
+    pub banks: Vec<HashAlg>,
+    /// Final value of every PCR the log extends, per bank.
+    pub pcrs: BTreeMap<HashAlg, BTreeMap<u32, Digest>>,
+    /// Locality from a StartupLocality event (PCR 0's initial value), if any.
+    pub startup_locality: Option<u8>,
+    /// Number of dynamic launches seen (each resets PCRs 17–22).
+    pub dynamic_launches: usize,
+    /// Digests that do not match content the event type defines; the replay still uses the logged
+    /// digest, as the TPM did.
+    pub digest_mismatches: Vec<DigestMismatch>,
+    /// Spec ID algorithm ids that were not replayed.
+    pub unknown_algorithms: Vec<u16>,
+}
+
+impl Replay {
+    /// Value of `pcr` in `alg` at the start of the boot: PCR 0 holds the startup locality, every
+    /// other PCR (including the D-RTM PCRs 17–22, which the dynamic launch resets) is zero.
+    pub fn initial_value(&self, alg: HashAlg, pcr: u32) -> Digest {
+        let mut d = alg.null_id();
+        if pcr == 0
+            && let Some(loc) = self.startup_locality
+        {
+            let mut bytes = d.padded::<{ tsem_core::hash::MAX_DIGEST }>();
+            if let Some(last) = bytes.get_mut(alg.size() - 1) {
+                *last = loc;
+            }
+            d = Digest::from_slice(bytes.get(..alg.size()).unwrap_or(&[])).unwrap_or(d);
+        }
+        d
+    }
+
+    /// Final value of `pcr` in `alg` (the initial value if the log never extends it).
+    pub fn pcr(&self, alg: HashAlg, pcr: u32) -> Digest {
+        self.pcrs
+            .get(&alg)
+            .and_then(|m| m.get(&pcr))
+            .copied()
+            .unwrap_or_else(|| self.initial_value(alg, pcr))
+    }
+
+    /// PCRs `0..n` of `alg`.
+    pub fn pcr_values(&self, alg: HashAlg, n: u32) -> Vec<Digest> {
+        (0..n).map(|i| self.pcr(alg, i)).collect()
+    }
+
+    /// The TSEM hardware aggregate of `alg`: `HF(PCR0 || … || PCR7)` (spec §4.1).
+    pub fn aggregate(&self, alg: HashAlg) -> Digest {
+        hardware_aggregate(alg, &self.pcr_values(alg, 8))
+    }
+
+    /// Error unless the log carries `alg`.
+    pub fn require_bank(&self, alg: HashAlg) -> Result<(), EventLogError> {
+        if self.banks.contains(&alg) {
+            Ok(())
+        } else {
+            Err(EventLogError::NoSuchBank {
+                bank: alg.bank_name(),
+                have: self
+                    .banks
+                    .iter()
+                    .map(|b| b.bank_name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    }
+}
+
+/// Replay every bank of `log`.
+///
+/// Rules: `EV_NO_ACTION` records and records for PCR 0xFFFFFFFF are never extended; a StartupLocality
+/// event (on PCR 0, before PCR 0 is first extended) sets PCR 0's initial value to `00..0L`; the D-RTM
+/// PCRs 17–22 start at zero (a dynamic launch resets them), and a further TXT `HASH_START` on PCR 17
+/// after PCR 17 was extended is a new launch and resets 17–22 again.
+pub fn replay(log: &EventLog<'_>) -> Replay {
+    let banks = log.banks();
+    let mut out = Replay {
+        format: log.format,
+        events: log.events.len(),
+        banks: banks.clone(),
+        pcrs: BTreeMap::new(),
+        startup_locality: None,
+        dynamic_launches: 0,
+        digest_mismatches: Vec::new(),
+        unknown_algorithms: log.unknown_algorithms(),
+    };
+    let mut pcr0_extended = false;
+    let mut pcr17_extended = false;
+    for ev in &log.events {
+        if ev.event_type == EV_NO_ACTION {
+            if ev.pcr == 0
+                && !pcr0_extended
+                && ev.data.len() == 17
+                && ev.data.starts_with(STARTUP_LOCALITY)
+                && let Some(&loc) = ev.data.get(16)
+            {
+                out.startup_locality = Some(loc);
+            }
+            continue;
+        }
+        if ev.pcr == PCR_NONE {
+            continue;
+        }
+        if ev.pcr == 17 && ev.event_type == EVTYPE_TXT_HASH_START {
+            if pcr17_extended {
+                for m in out.pcrs.values_mut() {
+                    m.retain(|p, _| !DRTM_PCRS.contains(p));
+                }
+            }
+            out.dynamic_launches += 1;
+        }
+        pcr0_extended |= ev.pcr == 0;
+        pcr17_extended |= ev.pcr == 17;
+        let known = efi::known_content(ev.event_type, ev.data);
+        for &alg in &banks {
+            let Some(raw) = ev.digest(alg) else { continue };
+            // Sizes were validated against the Spec ID table, so this cannot fail for known banks.
+            let Some(d) = Digest::from_slice(raw) else {
+                continue;
+            };
+            let cur = out.pcr(alg, ev.pcr);
+            out.pcrs
+                .entry(alg)
+                .or_default()
+                .insert(ev.pcr, extend(alg, &cur, &d));
+            if let Some(k) = &known {
+                let computed = alg.digest(k.primary);
+                let alt_ok = k.alternative.is_some_and(|a| alg.digest(a) == d);
+                if computed != d && !alt_ok {
+                    out.digest_mismatches.push(DigestMismatch {
+                        index: ev.index,
+                        offset: ev.offset,
+                        pcr: ev.pcr,
+                        event_type: ev.event_type,
+                        bank: alg,
+                        logged: d,
+                        computed,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A one-line description of a record for listings.
+pub fn describe(ev: &Event<'_>) -> String {
+    if ev.index == 0 && ev.event_type == EV_NO_ACTION && ev.data.starts_with(SPEC_ID_03) {
+        return "Spec ID Event03 (crypto-agile header)".to_string();
+    }
+    efi::describe(ev.event_type, ev.data)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn legacy_record(pcr: u32, ty: u32, digest: [u8; 20], data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&pcr.to_le_bytes());
+        v.extend_from_slice(&ty.to_le_bytes());
+        v.extend_from_slice(&digest);
+        v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn legacy_log_replays_sha1_and_checks_separator() {
+        let sep = [0u8; 4];
+        let good: [u8; 20] = HashAlg::Sha1.digest(&sep).padded();
+        let mut log = legacy_record(0, 8, [1; 20], b"crtm");
+        log.extend(legacy_record(0, EV_SEPARATOR, good, &sep));
+        log.extend(legacy_record(1, EV_SEPARATOR, [9; 20], &sep));
+        log.extend([0u8; 7]);
+        let parsed = EventLog::parse(&log).unwrap();
+        assert_eq!(parsed.format, LogFormat::Sha1Legacy);
+        assert_eq!(parsed.trailing_padding, 7);
+        let r = replay(&parsed);
+        assert_eq!(r.digest_mismatches.len(), 1);
+        assert_eq!(r.digest_mismatches[0].index, 2);
+        let z = HashAlg::Sha1.null_id();
+        let one = Digest::from_slice(&[1; 20]).unwrap();
+        let p0 = extend(
+            HashAlg::Sha1,
+            &extend(HashAlg::Sha1, &z, &one),
+            &Digest::from_slice(&good).unwrap(),
+        );
+        assert_eq!(r.pcr(HashAlg::Sha1, 0), p0);
+        assert!(r.require_bank(HashAlg::Sha256).is_err());
+    }
+
+    #[test]
+    fn truncation_names_field_and_offset() {
+        let log = legacy_record(0, 8, [1; 20], b"crtm");
+        let e = EventLog::parse(&log[..log.len() - 1]).unwrap_err();
+        match e {
+            EventLogError::Truncated {
+                index: 0,
+                offset: 0,
+                field: "event",
+                at: 32,
+                need: 4,
+                have: 3,
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(EventLog::parse(&[]), Err(EventLogError::Empty));
+    }
+}
