@@ -295,30 +295,33 @@ fn describe_image(data: &[u8]) -> String {
 }
 
 fn describe_gpt(data: &[u8]) -> String {
-    let mut r = Reader::new(data);
-    let Ok(hdr) = r.take(92) else {
-        return format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
+    let bad = || format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
+    let Some(hdr) = data.get(..92) else {
+        return bad();
     };
     let mut dg = [0u8; 16];
     dg.copy_from_slice(&hdr[56..72]);
-    let entry_size = u32::from_le_bytes([hdr[84], hdr[85], hdr[86], hdr[87]]);
-    let Ok(n) = r.u64_le() else {
-        return "malformed UEFI_GPT_DATA".into();
-    };
-    let mut names = Vec::new();
-    if entry_size >= 128 {
+    let entry_size = u64::from(u32::from_le_bytes([hdr[84], hdr[85], hdr[86], hdr[87]]));
+    // The header is sizeof(EFI_PARTITION_TABLE_HEADER): 92 bytes packed, 96 with the padding most
+    // compilers add. Take the one that makes the entries fill the event exactly.
+    for hsize in [96usize, 92] {
+        let mut r = Reader::new(data.get(hsize..).unwrap_or(&[]));
+        let Ok(n) = r.u64_le() else { continue };
+        if entry_size < 128 || n.checked_mul(entry_size) != Some(r.remaining() as u64) {
+            continue;
+        }
+        let mut names = Vec::new();
         for _ in 0..n.min(128) {
-            let Ok(e) = r.take(u64::from(entry_size)) else {
-                break;
-            };
+            let Ok(e) = r.take(entry_size) else { break };
             names.push(utf16(&e[56..128]));
         }
+        return format!(
+            "disk {} with {n} partitions: {}",
+            guid(&dg),
+            names.join(", ")
+        );
     }
-    format!(
-        "disk {} with {n} partitions: {}",
-        guid(&dg),
-        names.join(", ")
-    )
+    bad()
 }
 
 fn describe_no_action(data: &[u8]) -> String {
@@ -356,7 +359,9 @@ pub fn describe(event_type: u32, data: &[u8]) -> String {
         0x8000_0001 | 0x8000_0002 | 0x8000_000C | 0x8000_00E0 => describe_variable(data),
         0x8000_0003..=0x8000_0005 => describe_image(data),
         0x8000_0006 => describe_gpt(data),
-        0x0000_0008 if data.len() >= 2 && data.len().is_multiple_of(2) && data.get(1) == Some(&0) => {
+        0x0000_0008
+            if data.len() >= 2 && data.len().is_multiple_of(2) && data.get(1) == Some(&0) =>
+        {
             format!("\"{}\"", utf16(data))
         }
         0x8000_0008 if data.len() == 16 => {

@@ -483,6 +483,8 @@ pub struct Replay {
     pub digest_mismatches: Vec<DigestMismatch>,
     /// Spec ID algorithm ids that were not replayed.
     pub unknown_algorithms: Vec<u16>,
+    /// Number of (record, bank) digests whose content is defined and was checked.
+    pub digests_checked: usize,
 }
 
 impl Replay {
@@ -556,6 +558,7 @@ pub fn replay(log: &EventLog<'_>) -> Replay {
         dynamic_launches: 0,
         digest_mismatches: Vec::new(),
         unknown_algorithms: log.unknown_algorithms(),
+        digests_checked: 0,
     };
     let mut pcr0_extended = false;
     let mut pcr17_extended = false;
@@ -597,6 +600,7 @@ pub fn replay(log: &EventLog<'_>) -> Replay {
                 .or_default()
                 .insert(ev.pcr, extend(alg, &cur, &d));
             if let Some(k) = &known {
+                out.digests_checked += 1;
                 let computed = alg.digest(k.primary);
                 let alt_ok = k.alternative.is_some_and(|a| alg.digest(a) == d);
                 if computed != d && !alt_ok {
