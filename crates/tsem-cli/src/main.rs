@@ -7,7 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod describe;
 mod evidence;
+mod model_cmd;
+mod replay;
 mod run_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.
@@ -20,6 +24,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Model event descriptions (TSEM JSON) in a fresh namespace and print its state.
+    Replay(replay::ReplayArgs),
+    /// Build, inspect, compare, merge, sign and verify security models.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCmd),
+    /// Write a new Ed25519 key pair: KEY (private, PKCS#8 PEM, mode 0600) and KEY.pub.
+    Keygen {
+        /// Path of the private key; the public key goes to KEY.pub.
+        #[arg(short, long, value_name = "KEY")]
+        output: std::path::PathBuf,
+    },
+    /// Benchmarks that report ratios against the physical limit.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// TCG PC Client (measured boot) event logs.
     #[command(subcommand)]
     Eventlog(evidence::EventlogCmd),
@@ -33,6 +51,10 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Replay(a) => replay::run(a),
+        Cmd::Model(c) => model_cmd::run(c),
+        Cmd::Keygen { output } => keygen(&output),
+        Cmd::Bench(c) => bench::run(c),
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
@@ -44,4 +66,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (private, public) =
+        tsem_format::model_file::generate_ed25519().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pub_path = std::path::PathBuf::from(format!("{}.pub", out.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (refusing to overwrite an existing key)",
+                out.display()
+            )
+        })?;
+    f.write_all(private.as_bytes())?;
+    std::fs::write(&pub_path, public)?;
+    eprintln!("tsem: wrote {} and {}", out.display(), pub_path.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -118,6 +118,9 @@ impl fmt::Display for UnknownHashAlg {
     }
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownHashAlg {}
+
 impl FromStr for HashAlg {
     type Err = UnknownHashAlg;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -179,7 +182,7 @@ impl Digest {
     /// Parse lowercase or uppercase hex; the digest takes the decoded length.
     pub fn from_hex(hex: &str) -> Result<Self, HexError> {
         let raw = hex.as_bytes();
-        if raw.len() % 2 != 0 {
+        if !raw.len().is_multiple_of(2) {
             return Err(HexError::OddLength);
         }
         if raw.len() / 2 > MAX_DIGEST {
@@ -247,13 +250,26 @@ impl Digest {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Hex digit values, 0xff for non-digits: a table lookup beats a match in the parse hot path.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn hex_val(c: u8) -> Option<u8> {
+    let v = HEX_VAL[c as usize];
+    if v == 0xff { None } else { Some(v) }
 }
 
 /// Why a hex string was rejected.

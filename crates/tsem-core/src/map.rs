@@ -51,6 +51,9 @@ impl fmt::Display for UnknownMapping {
     }
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownMapping {}
+
 impl FromStr for Mapping {
     type Err = UnknownMapping;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -22,7 +22,7 @@ use hashbrown::HashTable;
 use crate::event::Event;
 use crate::hash::{Digest, HashAlg};
 use crate::map::{Mapper, Mapping};
-use crate::state::{aggregate_seed, extend_measurement, state_of};
+use crate::state::{aggregate_seed, extend_measurement};
 
 /// Modeling mode (spec §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,15 +129,20 @@ impl core::fmt::Display for NamespaceError {
 #[cfg(feature = "std")]
 impl std::error::Error for NamespaceError {}
 
-const FLAG_VALID: u8 = 1;
+/// The top bit of a record's count word marks a valid point; the rest is the occupancy count.
+const VALID_BIT: u64 = 1 << 63;
+const COUNT_MASK: u64 = VALID_BIT - 1;
 
 /// A set of coefficients with counts, in first-seen order.
+///
+/// Each point is one record in a flat arena: the coefficient followed by a little-endian u64 whose
+/// top bit is the valid flag and whose low 63 bits are the occupancy count, so that a lookup
+/// touches one index slot and one record.
 #[derive(Debug, Clone)]
 pub struct PointSet {
     ds: usize,
+    rec: usize,
     arena: Vec<u8>,
-    counts: Vec<u64>,
-    flags: Vec<u8>,
     index: HashTable<u32>,
 }
 
@@ -153,25 +158,40 @@ impl PointSet {
     pub fn new(ds: usize) -> Self {
         Self {
             ds,
+            rec: ds + 8,
             arena: Vec::new(),
-            counts: Vec::new(),
-            flags: Vec::new(),
             index: HashTable::new(),
         }
     }
 
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.arena.len() / self.rec
     }
 
     /// True if empty.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.arena.is_empty()
     }
 
     fn bytes(&self, i: usize) -> &[u8] {
-        &self.arena[i * self.ds..(i + 1) * self.ds]
+        &self.arena[i * self.rec..i * self.rec + self.ds]
+    }
+
+    fn word(&self, i: usize) -> u64 {
+        let at = i * self.rec + self.ds;
+        self.arena
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0)
+    }
+
+    fn set_word(&mut self, i: usize, w: u64) {
+        let at = i * self.rec + self.ds;
+        if let Some(b) = self.arena.get_mut(at..at + 8) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
     }
 
     /// The point at insertion position `i`.
@@ -186,9 +206,10 @@ impl PointSet {
     /// Position of `c`, if present.
     pub fn find(&self, c: &Digest) -> Option<usize> {
         let b = c.as_bytes();
+        let (arena, rec, ds) = (&self.arena, self.rec, self.ds);
         self.index
             .find(key_hash(b), |&i| {
-                &self.arena[i as usize * self.ds..(i as usize + 1) * self.ds] == b
+                &arena[i as usize * rec..i as usize * rec + ds] == b
             })
             .map(|&i| i as usize)
     }
@@ -196,49 +217,85 @@ impl PointSet {
     /// Insert `c` with the given validity, or bump its count. Returns (position, newly inserted).
     fn touch(&mut self, c: &Digest, valid: bool) -> Result<(usize, bool), NamespaceError> {
         if let Some(i) = self.find(c) {
-            self.counts[i] = self.counts[i].saturating_add(1);
+            let w = self.word(i);
+            let count = (w & COUNT_MASK).saturating_add(1).min(COUNT_MASK);
+            self.set_word(i, (w & VALID_BIT) | count);
             return Ok((i, false));
         }
         let i = self.len();
         let slot = u32::try_from(i).map_err(|_| NamespaceError::Full)?;
         self.arena.extend_from_slice(c.as_bytes());
-        self.counts.push(1);
-        self.flags.push(if valid { FLAG_VALID } else { 0 });
-        let (arena, ds) = (&self.arena, self.ds);
+        let w = if valid { VALID_BIT | 1 } else { 1 };
+        self.arena.extend_from_slice(&w.to_le_bytes());
+        let (arena, rec, ds) = (&self.arena, self.rec, self.ds);
         self.index
             .insert_unique(key_hash(c.as_bytes()), slot, |&j| {
-                key_hash(&arena[j as usize * ds..(j as usize + 1) * ds])
+                key_hash(&arena[j as usize * rec..j as usize * rec + ds])
             });
         Ok((i, true))
     }
 
     /// Occupancy count of position `i`.
     pub fn count(&self, i: usize) -> u64 {
-        self.counts.get(i).copied().unwrap_or(0)
+        if i < self.len() {
+            self.word(i) & COUNT_MASK
+        } else {
+            0
+        }
     }
 
     /// Whether position `i` is a valid point.
     pub fn is_valid(&self, i: usize) -> bool {
-        self.flags.get(i).is_some_and(|f| f & FLAG_VALID != 0)
+        i < self.len() && self.word(i) & VALID_BIT != 0
     }
 
     /// Every point in first-seen order with its count and validity.
     pub fn iter(&self) -> impl Iterator<Item = (Digest, u64, bool)> + '_ {
         (0..self.len()).filter_map(move |i| {
+            let w = self.word(i);
             Some((
                 Digest::from_slice(self.bytes(i))?,
-                self.counts[i],
-                self.is_valid(i),
+                w & COUNT_MASK,
+                w & VALID_BIT != 0,
             ))
         })
     }
 
+    /// The order-invariant state over the points selected by `keep` (§4.4). Sorts 16-byte
+    /// (prefix, position) keys rather than whole digests; ties on the prefix fall back to memcmp.
+    pub fn state_where(
+        &self,
+        alg: HashAlg,
+        base: &Digest,
+        aggregate: &Digest,
+        keep: impl Fn(bool) -> bool,
+    ) -> Digest {
+        let mut order: Vec<(u64, u32)> = (0..self.len())
+            .filter(|&i| keep(self.word(i) & VALID_BIT != 0))
+            .map(|i| {
+                let mut p = [0u8; 8];
+                let b = self.bytes(i);
+                let n = b.len().min(8);
+                p[..n].copy_from_slice(&b[..n]);
+                (u64::from_be_bytes(p), i as u32)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.bytes(a.1 as usize).cmp(self.bytes(b.1 as usize)))
+        });
+        let mut s = aggregate_seed(alg, base, aggregate);
+        for (_, i) in order {
+            if let Some(d) = Digest::from_slice(self.bytes(i as usize)) {
+                s = extend_measurement(alg, base, &s, &d);
+            }
+        }
+        s
+    }
+
     /// Heap bytes held (capacity, not length), for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity()
-            + self.counts.capacity() * 8
-            + self.flags.capacity()
-            + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
+        self.arena.capacity() + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
     }
 }
 
@@ -458,19 +515,14 @@ impl Namespace {
 
     /// The order-invariant state (§4.4) over every point, valid and forensic.
     pub fn state(&self) -> Digest {
-        let mut pts: Vec<Digest> = self.points.iter().map(|(d, _, _)| d).collect();
-        state_of(self.cfg.alg, &self.base, &self.aggregate, &mut pts)
+        self.points
+            .state_where(self.cfg.alg, &self.base, &self.aggregate, |_| true)
     }
 
     /// The state the valid points alone imply (what a model file promises).
     pub fn model_state(&self) -> Digest {
-        let mut pts: Vec<Digest> = self
-            .points
-            .iter()
-            .filter(|p| p.2)
-            .map(|(d, _, _)| d)
-            .collect();
-        state_of(self.cfg.alg, &self.base, &self.aggregate, &mut pts)
+        self.points
+            .state_where(self.cfg.alg, &self.base, &self.aggregate, |valid| valid)
     }
 
     /// The time-ordered measurement (§4.3).

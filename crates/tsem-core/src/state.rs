@@ -70,7 +70,7 @@ pub fn hardware_aggregate(alg: HashAlg, pcrs0_7: &[Digest]) -> Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
+
 
     #[test]
     fn state_ignores_order_and_duplicates() {
@@ -78,10 +78,10 @@ mod tests {
         let z = alg.null_id();
         let a = alg.digest(b"a");
         let b = alg.digest(b"b");
-        let s1 = state_of(alg, &z, &z, &mut vec![a, b]);
-        let s2 = state_of(alg, &z, &z, &mut vec![b, a, b]);
+        let s1 = state_of(alg, &z, &z, &mut [a, b]);
+        let s2 = state_of(alg, &z, &z, &mut [b, a, b]);
         assert_eq!(s1, s2);
-        let s3 = state_of(alg, &z, &z, &mut vec![a]);
+        let s3 = state_of(alg, &z, &z, &mut [a]);
         assert_ne!(s1, s3);
     }
 }

@@ -77,13 +77,14 @@ pub struct LogRecord {
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // events are the common case; boxing them costs an allocation per line
 pub enum Record {
     /// An event description.
     Event {
         /// How it arrived.
         kind: RecordKind,
         /// The description.
-        event: Box<Event>,
+        event: Event,
     },
     /// `{"export": {"type": "aggregate"}, "aggregate": {"value": HEX}}`.
     Aggregate(Digest),
@@ -91,11 +92,57 @@ pub enum Record {
     Log(LogRecord),
 }
 
+/// A reusable line parser: keeps its buffers between lines.
+#[derive(Debug, Default)]
+pub struct RecordParser {
+    doc: Option<Document<'static>>,
+}
+
+impl RecordParser {
+    /// A parser with empty buffers.
+    pub fn new() -> Self {
+        Self {
+            doc: Some(Document::new()),
+        }
+    }
+
+    /// Parse one line (an export record or a trajectory line).
+    pub fn parse(&mut self, line: &str) -> R<Record> {
+        let mut doc = self.doc.take().unwrap_or_default().recycle();
+        let r = parse_with(&mut doc, line);
+        self.doc = Some(doc.recycle());
+        r
+    }
+
+    /// Parse one line that must be an event description.
+    pub fn parse_event(&mut self, line: &str) -> R<Event> {
+        event_only(self.parse(line)?)
+    }
+}
+
 /// Parse one line (an export record or a trajectory line).
 pub fn parse_record(line: &str) -> R<Record> {
-    let mut doc = Document::new();
+    parse_with(&mut Document::new(), line)
+}
+
+fn event_only(r: Record) -> R<Event> {
+    match r {
+        Record::Event { event, .. } => Ok(event),
+        Record::Aggregate(_) => Err(RecordError::field(
+            "export.type",
+            "an aggregate record, not an event",
+        )),
+        Record::Log(_) => Err(RecordError::field(
+            "export.type",
+            "a log record without an event description",
+        )),
+    }
+}
+
+fn parse_with<'a>(doc: &mut Document<'a>, line: &'a str) -> R<Record> {
     doc.parse(line)?;
-    let mut root = Obj::new(&doc, doc.root());
+    let doc = &*doc;
+    let mut root = Obj::new(doc, doc.root());
     let kind = match root.opt_obj("export")? {
         None => RecordKind::Trajectory,
         Some(mut export) => {
@@ -143,25 +190,12 @@ pub fn parse_record(line: &str) -> R<Record> {
         let _ = root.opt_obj("log")?;
     }
     let event = parse_event_members(&mut root)?;
-    Ok(Record::Event {
-        kind,
-        event: Box::new(event),
-    })
+    Ok(Record::Event { kind, event })
 }
 
 /// Parse one line that must be an event description (trajectory, forensics or event export).
 pub fn parse_event(line: &str) -> R<Event> {
-    match parse_record(line)? {
-        Record::Event { event, .. } => Ok(*event),
-        Record::Aggregate(_) => Err(RecordError::field(
-            "export.type",
-            "an aggregate record, not an event",
-        )),
-        Record::Log(_) => Err(RecordError::field(
-            "export.type",
-            "a log record without an event description",
-        )),
-    }
+    event_only(parse_record(line)?)
 }
 
 fn parse_event_members(root: &mut Obj<'_, '_>) -> R<Event> {

@@ -171,8 +171,8 @@ impl ModelFile {
                 }
                 Ok(d)
             };
-            if line.starts_with('#') {
-                lines.push(Line::Comment(line[1..].to_string()));
+            if let Some(comment) = line.strip_prefix('#') {
+                lines.push(Line::Comment(comment.to_string()));
                 continue;
             }
             if ended && !matches!(word, "signature" | "ed25519-signature" | "ed25519-key") {

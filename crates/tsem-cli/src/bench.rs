@@ -1,0 +1,372 @@
+//! `tsem bench`: throughput measured against the physical limit in the same run.
+//!
+//! `bench model` runs a synthetic, realistic event mix through the modeling core and reports it
+//! against the SHA-256 work those very events require (the same preimages hashed with nothing
+//! else), so the ratio says how close to the hash-bound limit the core runs on this machine.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Subcommand;
+use serde_json::json;
+use tsem_core::event::{
+    Cell, Coe, Dentry, Event, EventHeader, EventType, FileDesc, Inode, PathRef, Sock, SockAddr,
+};
+use tsem_core::hash::{Digest, HashAlg};
+use tsem_core::map::{Mapper, Mapping, Preimages};
+use tsem_core::namespace::{Config, Namespace};
+use tsem_format::{RecordKind, RecordParser, write_event};
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
+    Model {
+        /// Number of synthetic events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Points for the memory measurement.
+        #[arg(long, default_value_t = 1_000_000)]
+        points: usize,
+        /// Repetitions (the best run is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
+    match c {
+        BenchCmd::Model {
+            events,
+            points,
+            runs,
+            json,
+        } => model(events, points, runs.max(1), json),
+    }
+}
+
+/// A deterministic xorshift generator: the workload must be identical from run to run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A synthetic stream with the shape of real captures: mostly file opens, executable maps and
+/// attribute reads of a working set of files, plus sockets, signals and capability checks, from a
+/// few dozen tasks; about one event in ten is new.
+pub fn synthetic_events(n: usize, seed: u64) -> Vec<Event> {
+    let alg = HashAlg::Sha256;
+    let mut r = Rng(seed | 1);
+    let tasks: Vec<Digest> = (0..48u32).map(|i| alg.digest(&i.to_le_bytes())).collect();
+    let working_set = (n / 200).max(16) as u64;
+    let inode = |r: &mut Rng| Inode {
+        uid: 0,
+        gid: 0,
+        mode: if r.below(4) == 0 { 0o100755 } else { 0o100644 },
+        s_magic: 0xef53,
+        s_id: "sda3".into(),
+        s_uuid: [
+            0xe8, 0x96, 0x11, 0x0b, 0x42, 0xb2, 0x4d, 0xbc, 0xa8, 0x9c, 0x7c, 0xaa, 0x36, 0x96,
+            0x16, 0x85,
+        ],
+    };
+    let path = |obj: u64| PathRef {
+        dev: Some((8, 3)),
+        created: None,
+        path_type: Some("root".into()),
+        pathname: format!(
+            "/usr/lib/x86_64-linux-gnu/workload/lib{obj:06}.so.{}",
+            obj % 7
+        ),
+    };
+    (0..n)
+        .map(|i| {
+            // Each object is touched by a few tasks, as libraries and configs are in real runs.
+            let obj = r.below(working_set);
+            let t = ((obj + r.below(3)) % tasks.len() as u64) as usize;
+            let file = |r: &mut Rng| FileDesc {
+                flags: 32768,
+                inode: inode(r),
+                path: path(obj),
+                digest: alg.digest(&obj.to_le_bytes()),
+            };
+            let kind = r.below(100);
+            let (event_type, cell) = match kind {
+                0..35 => (EventType::FileOpen, Cell::File(file(&mut r))),
+                35..55 => (
+                    EventType::MmapFile,
+                    Cell::MmapFile {
+                        file: Some(file(&mut r)),
+                        prot: 5,
+                        flags: 2050,
+                    },
+                ),
+                55..70 => (
+                    EventType::InodeGetattr,
+                    Cell::InodeGetattr(Dentry {
+                        inode: Some(inode(&mut r)),
+                        path: path(obj),
+                    }),
+                ),
+                70..78 => (
+                    EventType::SocketConnect,
+                    Cell::SockAddr {
+                        sock: Sock {
+                            family: 2,
+                            sock_type: 1,
+                            protocol: 6,
+                            owner: tasks[t],
+                        },
+                        addr: Some(SockAddr::Inet {
+                            port: (obj % 64) as u16,
+                            address: 0x0100_007f,
+                        }),
+                    },
+                ),
+                78..83 => (
+                    EventType::SocketCreate,
+                    Cell::SocketCreate {
+                        family: 2,
+                        sock_type: 1,
+                        protocol: 6,
+                        kern: 0,
+                    },
+                ),
+                83..87 => (
+                    EventType::TaskKill,
+                    Cell::TaskKill {
+                        target: tasks[(obj % 48) as usize],
+                        sig: 15,
+                        cross_ns: 0,
+                    },
+                ),
+                87..92 => (
+                    EventType::Capable,
+                    Cell::Capable {
+                        cap: (obj % 40) as u32,
+                        opts: 0,
+                    },
+                ),
+                _ => (
+                    EventType::FileIoctl,
+                    Cell::FileCmd {
+                        file: file(&mut r),
+                        cmd: 21505,
+                    },
+                ),
+            };
+            Event {
+                header: EventHeader {
+                    pid: None,
+                    tnum: None,
+                    context: Some(1),
+                    number: Some(i as u64 + 1),
+                    process: "workload".into(),
+                    event_type,
+                    ttd: 1000 + t as u64,
+                    p_ttd: 1000,
+                    task_id: tasks[t],
+                    p_task_id: tasks[0],
+                    ts: 1_000_000 + i as u64 * 1000,
+                },
+                coe: Coe {
+                    capeff: 0x1ffffffffff,
+                    ..Coe::default()
+                },
+                cell,
+            }
+        })
+        .collect()
+}
+
+fn best_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = Config {
+        alg: HashAlg::Sha256,
+        mapping: Mapping::Model0,
+        keep_descriptions: true,
+    };
+    eprintln!("tsem bench: generating {n} synthetic events...");
+    let events = synthetic_events(n, 0x7e5e_b3c4);
+    let mut text = String::with_capacity(n * 900);
+    for ev in &events {
+        write_event(&mut text, ev, RecordKind::Trajectory);
+        text.push('\n');
+    }
+
+    // The exact preimages the pipeline hashes: COE, CELL, coefficient per event; P(c) and the
+    // measurement step per new point; P(c) and the state step per point at the end.
+    eprintln!("tsem bench: recording the SHA-256 work those events require...");
+    let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut mapper = Mapper::new(HashAlg::Sha256, Mapping::Model0);
+    let mut pre = Preimages::default();
+    let mut bytes = Vec::<u8>::with_capacity(n * 400);
+    let mut spans = Vec::<(usize, usize)>::with_capacity(n * 4);
+    let mut push = |bytes: &mut Vec<u8>, b: &[u8]| {
+        spans.push((bytes.len(), b.len()));
+        bytes.extend_from_slice(b);
+    };
+    for ev in &events {
+        let c = mapper.coefficient_traced(ev, &mut pre);
+        push(&mut bytes, &pre.coe);
+        push(&mut bytes, &pre.cell);
+        push(&mut bytes, &pre.coefficient);
+        let o = ns
+            .model_coefficient(0, c, ev)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if o.new_point {
+            // P(c) = HF(base || c), then HF(measurement || P(c)): 64 bytes each.
+            push(&mut bytes, &[0u8; 64]);
+            push(&mut bytes, &[0u8; 64]);
+        }
+    }
+    let distinct = ns.points().len();
+    for _ in 0..distinct {
+        push(&mut bytes, &[0u8; 64]);
+        push(&mut bytes, &[0u8; 64]);
+    }
+
+    eprintln!("tsem bench: measuring ({runs} runs each)...");
+    let hash_secs = best_secs(runs, || {
+        for &(o, l) in &spans {
+            black_box(HashAlg::Sha256.digest(&bytes[o..o + l]));
+        }
+        Ok(())
+    })?;
+    let mut state = Digest::zero(0);
+    let core_secs = best_secs(runs, || {
+        let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for ev in &events {
+            ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        state = black_box(ns.state());
+        Ok(())
+    })?;
+    let mut mapper2 = Mapper::new(HashAlg::Sha256, Mapping::Model0);
+    let map_secs = best_secs(runs, || {
+        for ev in &events {
+            black_box(mapper2.coefficient(ev));
+        }
+        Ok(())
+    })?;
+    let mut parse_state = Digest::zero(0);
+    let parse_secs = best_secs(runs, || {
+        let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut parser = RecordParser::new();
+        for line in text.lines() {
+            let ev = parser
+                .parse_event(line)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            ns.model(0, &ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        parse_state = black_box(ns.state());
+        Ok(())
+    })?;
+    anyhow::ensure!(
+        state == parse_state,
+        "parsed and pre-parsed pipelines disagree on the state"
+    );
+    // A peer parser on the same lines: serde_json into its generic Value, parse only.
+    let serde_secs = best_secs(runs, || {
+        for line in text.lines() {
+            black_box(serde_json::from_str::<serde_json::Value>(line)?);
+        }
+        Ok(())
+    })?;
+
+    eprintln!("tsem bench: memory at {n_points} points...");
+    let rss0 = rss_bytes();
+    let mut big = Namespace::new(Config {
+        keep_descriptions: false,
+        ..cfg
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut r = Rng(0x5eed);
+    for _ in 0..n_points {
+        let mut b = [0u8; 32];
+        for chunk in b.chunks_mut(8) {
+            chunk.copy_from_slice(&r.next().to_le_bytes());
+        }
+        big.load_point(Digest::from_slice(&b).unwrap_or(Digest::zero(32)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let rss1 = rss_bytes();
+    let heap_per_point = big.points().heap_bytes() as f64 / n_points.max(1) as f64;
+    let rss_per_point = match (rss0, rss1) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / n_points.max(1) as f64),
+        _ => None,
+    };
+
+    let eps = n as f64 / core_secs;
+    let hash_eps = n as f64 / hash_secs;
+    let parse_eps = n as f64 / parse_secs;
+    let v = json!({
+        "events": n,
+        "distinct_points": distinct,
+        "json_bytes_per_event": text.len() as f64 / n as f64,
+        "events_per_s": eps.round(),
+        "parse_events_per_s": parse_eps.round(),
+        "hash_bound_events_per_s": hash_eps.round(),
+        "ratio": (eps / hash_eps * 1000.0).round() / 1000.0,
+        "parse_ratio": (parse_eps / hash_eps * 1000.0).round() / 1000.0,
+        "mapping_events_per_s": (n as f64 / map_secs).round(),
+        "serde_json_value_parse_lines_per_s": (n as f64 / serde_secs).round(),
+        "bytes_per_point": (heap_per_point * 10.0).round() / 10.0,
+        "rss_bytes_per_point": rss_per_point.map(|x| (x * 10.0).round() / 10.0),
+        "points_measured": n_points,
+        "sha_ni": cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("sha"),
+        "state": state.to_hex(),
+    });
+    if as_json {
+        println!("{v}");
+    } else {
+        println!("events                 {n} ({distinct} distinct points)");
+        println!("modeling core          {:.0} events/s", eps);
+        println!(
+            "hash-bound limit       {:.0} events/s (ratio {:.3})",
+            hash_eps,
+            eps / hash_eps
+        );
+        println!("coefficients only      {:.0} events/s", n as f64 / map_secs);
+        println!("JSON in, state out     {:.0} events/s", parse_eps);
+        println!(
+            "serde_json Value parse {:.0} lines/s (peer, parse only)",
+            n as f64 / serde_secs
+        );
+        println!("memory                 {heap_per_point:.1} bytes/point at {n_points} points");
+    }
+    Ok(ExitCode::SUCCESS)
+}

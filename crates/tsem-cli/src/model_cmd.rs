@@ -1,0 +1,425 @@
+//! `tsem model …`: build, show, diff, merge, sign and verify security models.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::json;
+use tsem_core::event::Event;
+use tsem_core::hash::{Digest, HashAlg};
+use tsem_core::map::{Mapper, Mapping};
+use tsem_format::model_file::{Line, ModelFile};
+
+use crate::replay::{StreamStats, model_stream, namespace_for, open_input, read_model};
+
+/// Model subcommands.
+#[derive(Subcommand)]
+pub enum ModelCmd {
+    /// Learn a model from one or more trajectories (points in first-seen order).
+    Build {
+        /// Output model file.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        /// Hash function.
+        #[arg(long, default_value = "sha256", value_name = "NAME")]
+        digest: HashAlg,
+        /// Coefficient layout.
+        #[arg(long, default_value = "model0", value_name = "NAME")]
+        mapping: Mapping,
+        /// Hardware aggregate to record (hex); default zero.
+        #[arg(long, value_name = "HEX")]
+        aggregate: Option<String>,
+        /// Trajectory files (`-` for stdin).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show a model's state, measurement and counts.
+    Show {
+        /// Hash function the model was made with.
+        #[arg(long, default_value = "sha256", value_name = "NAME")]
+        digest: HashAlg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The model.
+        file: PathBuf,
+    },
+    /// Points only in A and only in B, with event descriptions where known.
+    Diff {
+        /// Trajectories to look descriptions up in (repeatable).
+        #[arg(long = "events", value_name = "FILE")]
+        events: Vec<PathBuf>,
+        /// Hash function (for looking up descriptions).
+        #[arg(long, default_value = "sha256", value_name = "NAME")]
+        digest: HashAlg,
+        /// Coefficient layout (for looking up descriptions).
+        #[arg(long, default_value = "model0", value_name = "NAME")]
+        mapping: Mapping,
+        /// Exit with status 1 when the models differ.
+        #[arg(long)]
+        exit_code: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// First model.
+        a: PathBuf,
+        /// Second model.
+        b: PathBuf,
+    },
+    /// Merge models (set union of their points, in first-seen order).
+    Merge {
+        /// Output model file.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        /// Models to merge.
+        #[arg(required = true, num_args = 2.., value_name = "MODEL")]
+        models: Vec<PathBuf>,
+    },
+    /// Sign a model with an Ed25519 (tsem keygen) or RSA (Quixote sign-model) private key.
+    Sign {
+        /// Private key, PEM.
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Output (default: stdout).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// The model.
+        file: PathBuf,
+    },
+    /// Verify a model's signatures (exit 1 if invalid).
+    Verify {
+        /// Expected signer's public key (PEM); without it only integrity is checked.
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
+        /// The model.
+        file: PathBuf,
+    },
+}
+
+pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
+    match c {
+        ModelCmd::Build {
+            output,
+            digest,
+            mapping,
+            aggregate,
+            files,
+        } => build(&output, digest, mapping, aggregate.as_deref(), &files),
+        ModelCmd::Show { digest, json, file } => show(&file, digest, json),
+        ModelCmd::Diff {
+            events,
+            digest,
+            mapping,
+            exit_code,
+            json,
+            a,
+            b,
+        } => diff(&a, &b, &events, digest, mapping, exit_code, json),
+        ModelCmd::Merge { output, models } => merge(&output, &models),
+        ModelCmd::Sign { key, output, file } => sign(&file, &key, output.as_deref()),
+        ModelCmd::Verify { key, file } => verify(&file, key.as_deref()),
+    }
+}
+
+/// Write `text` to `path` atomically (temp file + rename), so a failed write leaves no half model.
+pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+fn build(
+    out: &Path,
+    alg: HashAlg,
+    mapping: Mapping,
+    aggregate: Option<&str>,
+    files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut ns = namespace_for(alg, mapping, None, aggregate)?;
+    let mut stats = StreamStats::default();
+    for f in files {
+        model_stream(
+            &mut ns,
+            &f.display().to_string(),
+            &mut *open_input(f)?,
+            &mut stats,
+        )?;
+    }
+    let model = ModelFile::from_namespace(&ns);
+    write_atomic(out, &model.to_text())?;
+    eprintln!(
+        "tsem: {} events, {} points -> {} (state {})",
+        ns.events(),
+        ns.points().len(),
+        out.display(),
+        ns.model_state()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(file: &Path, alg: HashAlg, as_json: bool) -> anyhow::Result<ExitCode> {
+    let m = read_model(file)?;
+    let ns = namespace_for(alg, Mapping::Model0, Some(file), None)?;
+    let signed: Vec<&str> = m
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Signature(_) => Some("rsa"),
+            Line::Ed25519Signature(_) => Some("ed25519"),
+            _ => None,
+        })
+        .collect();
+    let pseudonyms = m
+        .lines
+        .iter()
+        .filter(|l| matches!(l, Line::Pseudonym(_)))
+        .count();
+    let states = m.states().count();
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "file": file.display().to_string(),
+                "digest": alg.name(),
+                "state_lines": states,
+                "points": ns.points().len(),
+                "pseudonyms": pseudonyms,
+                "sealed": m.sealed(),
+                "signatures": signed,
+                "aggregate": ns.aggregate().to_hex(),
+                "base": ns.base().to_hex(),
+                "state": ns.model_state().to_hex(),
+                "measurement": ns.measurement().to_hex(),
+            })
+        );
+    } else {
+        println!("model        {}", file.display());
+        println!(
+            "points       {} ({} state lines)",
+            ns.points().len(),
+            states
+        );
+        println!("pseudonyms   {pseudonyms}");
+        println!("sealed       {}", if m.sealed() { "yes" } else { "no" });
+        println!(
+            "signatures   {}",
+            if signed.is_empty() {
+                "none".to_string()
+            } else {
+                signed.join(", ")
+            }
+        );
+        println!("aggregate    {}", ns.aggregate());
+        println!("measurement  {}", ns.measurement());
+        println!("state        {}", ns.model_state());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_index(
+    files: &[PathBuf],
+    alg: HashAlg,
+    mapping: Mapping,
+) -> anyhow::Result<HashMap<Digest, Event>> {
+    let mut idx = HashMap::new();
+    let mut mapper = Mapper::new(alg, mapping);
+    for f in files {
+        let name = f.display().to_string();
+        let input = open_input(f)?;
+        for (i, line) in std::io::BufRead::lines(input).enumerate() {
+            let line = line.with_context(|| format!("{name}:{}: read error", i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            if let tsem_format::Record::Event { event, .. } = tsem_format::parse_record(&line)
+                .map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?
+            {
+                idx.entry(mapper.coefficient(&event)).or_insert(event);
+            }
+        }
+    }
+    Ok(idx)
+}
+
+fn diff(
+    a: &Path,
+    b: &Path,
+    events: &[PathBuf],
+    alg: HashAlg,
+    mapping: Mapping,
+    exit_code: bool,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ma = read_model(a)?;
+    let mb = read_model(b)?;
+    let sa: HashSet<Digest> = ma.states().copied().collect();
+    let sb: HashSet<Digest> = mb.states().copied().collect();
+    let only_a: Vec<Digest> = unique_in_order(ma.states())
+        .into_iter()
+        .filter(|d| !sb.contains(d))
+        .collect();
+    let only_b: Vec<Digest> = unique_in_order(mb.states())
+        .into_iter()
+        .filter(|d| !sa.contains(d))
+        .collect();
+    let idx = describe_index(events, alg, mapping)?;
+    let desc = |d: &Digest| idx.get(d).map(crate::describe::one_line);
+    if as_json {
+        let list = |v: &[Digest]| -> Vec<serde_json::Value> {
+            v.iter()
+                .map(|d| json!({"point": d.to_hex(), "event": desc(d)}))
+                .collect()
+        };
+        println!(
+            "{}",
+            json!({"only_in_a": list(&only_a), "only_in_b": list(&only_b), "common": sa.intersection(&sb).count()})
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        for (sign, v) in [("-", &only_a), ("+", &only_b)] {
+            for d in v {
+                match desc(d) {
+                    Some(t) => writeln!(out, "{sign} {d}  {t}")?,
+                    None => writeln!(out, "{sign} {d}")?,
+                }
+            }
+        }
+        writeln!(
+            out,
+            "{} only in {}, {} only in {}, {} common",
+            only_a.len(),
+            a.display(),
+            only_b.len(),
+            b.display(),
+            sa.intersection(&sb).count()
+        )?;
+    }
+    let differ = !only_a.is_empty() || !only_b.is_empty();
+    Ok(if exit_code && differ {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn unique_in_order<'a>(it: impl Iterator<Item = &'a Digest>) -> Vec<Digest> {
+    let mut seen = HashSet::new();
+    it.filter(|d| seen.insert(**d)).copied().collect()
+}
+
+fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut merged = ModelFile::default();
+    let mut aggregate: Option<(Digest, &Path)> = None;
+    let mut base: Option<(Digest, &Path)> = None;
+    let mut seen = HashSet::new();
+    let mut pseudonyms = HashSet::new();
+    let mut states = Vec::new();
+    let mut pseud_lines = Vec::new();
+    for p in models {
+        let m = read_model(p)?;
+        for (what, val, slot) in [
+            ("aggregate", m.aggregate(), &mut aggregate),
+            ("base", m.base(), &mut base),
+        ] {
+            if let Some(v) = val {
+                match slot {
+                    Some((prev, from)) if *prev != v => {
+                        bail!(
+                            "{}: its {what} differs from that of {}; models for different platforms cannot be merged",
+                            p.display(),
+                            from.display()
+                        )
+                    }
+                    Some(_) => {}
+                    None => *slot = Some((v, p.as_path())),
+                }
+            }
+        }
+        for l in &m.lines {
+            match l {
+                Line::State(d) if seen.insert(*d) => states.push(Line::State(*d)),
+                Line::Pseudonym(d) if pseudonyms.insert(*d) => {
+                    pseud_lines.push(Line::Pseudonym(*d))
+                }
+                _ => {}
+            }
+        }
+    }
+    let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
+    merged.lines.push(Line::Comment(format!(
+        " merged by tsem from {}",
+        names.join(", ")
+    )));
+    if let Some((b, _)) = base {
+        merged.lines.push(Line::Base(b));
+    }
+    if let Some((a, _)) = aggregate {
+        merged.lines.push(Line::Aggregate(a));
+    }
+    let n = states.len();
+    merged.lines.extend(states);
+    merged.lines.extend(pseud_lines);
+    merged.lines.push(Line::Seal);
+    merged.lines.push(Line::End);
+    write_atomic(out, &merged.to_text())?;
+    eprintln!(
+        "tsem: {} models, {n} points -> {}",
+        models.len(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(file: &Path, key: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut m = read_model(file)?;
+    let pem = std::fs::read_to_string(key)
+        .with_context(|| format!("{}: cannot read key", key.display()))?;
+    let scheme = m
+        .sign(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    match out {
+        Some(o) => {
+            write_atomic(o, &m.to_text())?;
+            eprintln!("tsem: signed ({scheme}) -> {}", o.display());
+        }
+        None => print!("{}", m.to_text()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(file: &Path, key: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let m = read_model(file)?;
+    let pinned = key
+        .map(|k| {
+            std::fs::read_to_string(k).with_context(|| format!("{}: cannot read key", k.display()))
+        })
+        .transpose()?;
+    match m.verify(pinned.as_deref()) {
+        Ok(v) => {
+            let how = if v.pinned {
+                "by the given key"
+            } else {
+                "by the key it carries (not pinned: pass --key to check the signer)"
+            };
+            println!(
+                "{}: signature OK ({}) {how}",
+                file.display(),
+                v.schemes.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => bail!("{}: {e}", file.display()),
+    }
+}

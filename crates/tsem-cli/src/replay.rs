@@ -1,0 +1,215 @@
+//! `tsem replay`: model event descriptions in a fresh namespace.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tsem_core::hash::{Digest, HashAlg};
+use tsem_core::map::Mapping;
+use tsem_core::namespace::{Config, Namespace, TaskKey};
+use tsem_format::{ModelFile, Record, RecordParser};
+
+/// Model the events in FILEs (`-` is stdin) in a fresh namespace and print its state.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Load and seal this model first: out-of-model events become forensics.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Hash function of the namespace.
+    #[arg(long, value_name = "NAME", default_value = "sha256")]
+    pub digest: HashAlg,
+    /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
+    #[arg(long, value_name = "NAME", default_value = "model0")]
+    pub mapping: Mapping,
+    /// Hardware aggregate (hex) seeding the measurement and the state; default: the model's, or zero.
+    #[arg(long, value_name = "HEX")]
+    pub aggregate: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Trajectory or export files, one JSON record per line (`-` for stdin).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Open `path`, `-` meaning stdin.
+pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
+}
+
+/// Read a model file with errors naming the file.
+pub fn read_model(path: &Path) -> anyhow::Result<ModelFile> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .with_context(|| format!("{}: cannot read model", path.display()))?;
+    ModelFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The namespace's task key for an event: the exporting pid, else tnum, else the TASK_ID's
+/// leading bytes (trajectory lines carry no pid).
+pub fn task_key(ev: &tsem_core::event::Event) -> TaskKey {
+    ev.header.pid.or(ev.header.tnum).unwrap_or_else(|| {
+        let b = ev.header.task_id.padded::<8>();
+        u64::from_le_bytes(b)
+    })
+}
+
+/// Counters beyond the namespace's own.
+#[derive(Default)]
+pub struct StreamStats {
+    /// v3 log records without a description.
+    pub log_records: u64,
+}
+
+/// Model every record of `input` into `ns`. Errors name `name:line`.
+pub fn model_stream(
+    ns: &mut Namespace,
+    name: &str,
+    input: &mut dyn BufRead,
+    stats: &mut StreamStats,
+) -> anyhow::Result<()> {
+    let mut line = String::with_capacity(2048);
+    let mut n = 0usize;
+    let mut parser = RecordParser::new();
+    loop {
+        line.clear();
+        let got = input
+            .read_line(&mut line)
+            .with_context(|| format!("{name}:{}: read error", n + 1))?;
+        if got == 0 {
+            return Ok(());
+        }
+        n += 1;
+        if !line.ends_with('\n') && !line.trim().is_empty() {
+            // A final line without its newline is accepted only if it is a whole record; the
+            // parser below reports a truncated one.
+        }
+        let text = line.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        match parser
+            .parse(text)
+            .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?
+        {
+            Record::Event { event, .. } => {
+                ns.model(task_key(&event), &event)
+                    .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
+            }
+            Record::Aggregate(a) => ns
+                .set_aggregate(a)
+                .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?,
+            Record::Log(_) => stats.log_records += 1,
+        }
+    }
+}
+
+/// Parse `--aggregate`.
+pub fn parse_digest_arg(what: &str, hex: &str, alg: HashAlg) -> anyhow::Result<Digest> {
+    Digest::from_hex_len(hex, alg.size()).map_err(|e| anyhow::anyhow!("--{what}: {e} (for {alg})"))
+}
+
+/// Build the namespace for `digest`/`mapping`, loading `model` if given.
+pub fn namespace_for(
+    alg: HashAlg,
+    mapping: Mapping,
+    model: Option<&Path>,
+    aggregate: Option<&str>,
+) -> anyhow::Result<Namespace> {
+    let mut ns = Namespace::new(Config {
+        alg,
+        mapping,
+        keep_descriptions: true,
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let agg = aggregate
+        .map(|a| parse_digest_arg("aggregate", a, alg))
+        .transpose()?;
+    match model {
+        Some(p) => {
+            let m = read_model(p)?;
+            if let Some(size) = m.digest_size()
+                && size != alg.size()
+            {
+                bail!(
+                    "{}: the model holds {size}-byte digests but --digest {alg} makes {}-byte ones",
+                    p.display(),
+                    alg.size()
+                );
+            }
+            m.load_into(&mut ns, agg)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            // Replaying against a model means checking events against it.
+            ns.seal();
+        }
+        None => {
+            if let Some(a) = agg {
+                ns.set_aggregate(a).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+    }
+    Ok(ns)
+}
+
+/// A JSON summary of a namespace.
+pub fn summary(ns: &Namespace) -> serde_json::Value {
+    json!({
+        "events": ns.events(),
+        "points": ns.points().len(),
+        "forensics_events": ns.forensics_events(),
+        "forensics_points": ns.forensics_points(),
+        "state": ns.state().to_hex(),
+        "model_state": ns.model_state().to_hex(),
+        "measurement": ns.measurement().to_hex(),
+        "aggregate": ns.aggregate().to_hex(),
+        "base": ns.base().to_hex(),
+        "digest": ns.alg().name(),
+        "mapping": ns.config().mapping.name(),
+        "mode": format!("{:?}", ns.mode()).to_lowercase(),
+        "denied": ns.denied(),
+    })
+}
+
+pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let mut ns = namespace_for(
+        a.digest,
+        a.mapping,
+        a.model.as_deref(),
+        a.aggregate.as_deref(),
+    )?;
+    let mut stats = StreamStats::default();
+    for f in &a.files {
+        let mut input = open_input(f)?;
+        model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
+    }
+    if a.json {
+        let mut v = summary(&ns);
+        v["log_records"] = json!(stats.log_records);
+        println!("{v}");
+    } else {
+        println!("events            {}", ns.events());
+        println!("points            {}", ns.points().len());
+        println!("forensics events  {}", ns.forensics_events());
+        println!("forensics points  {}", ns.forensics_points());
+        println!(
+            "digest            {} ({})",
+            ns.alg(),
+            ns.config().mapping.name()
+        );
+        println!("aggregate         {}", ns.aggregate());
+        println!("measurement       {}", ns.measurement());
+        println!("state             {}", ns.state());
+        for ev in ns.forensics() {
+            println!("forensic: {}", crate::describe::one_line(ev));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
