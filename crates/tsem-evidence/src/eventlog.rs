@@ -207,7 +207,12 @@ fn truncated(index: usize, offset: usize, field: &'static str) -> impl Fn(Short)
     }
 }
 
-fn is_fill(rest: &[u8]) -> bool {
+/// Trailing fill: at least one minimal record's worth of 0x00 or 0xFF. Shorter runs are a truncated
+/// record, not fill, so that a cut inside a record's leading zero bytes is still an error.
+fn is_fill(rest: &[u8], min_record: usize) -> bool {
+    if rest.len() < min_record {
+        return false;
+    }
     match rest.first() {
         Some(&b) if b == 0 || b == 0xFF => rest.iter().all(|&x| x == b),
         _ => false,
@@ -240,8 +245,19 @@ impl<'a> EventLog<'a> {
         let mut events = Vec::new();
         events.push(header);
         let mut trailing_padding = 0;
+        let min_record = match &spec_id {
+            Some(s) => {
+                12 + s
+                    .algorithms
+                    .iter()
+                    .map(|a| usize::from(a.digest_size) + 2)
+                    .sum::<usize>()
+                    + 4
+            }
+            None => 32,
+        };
         while !r.is_empty() {
-            if is_fill(r.rest()) {
+            if is_fill(r.rest(), min_record) {
                 trailing_padding = r.remaining();
                 break;
             }
@@ -650,10 +666,16 @@ mod tests {
         let mut log = legacy_record(0, 8, [1; 20], b"crtm");
         log.extend(legacy_record(0, EV_SEPARATOR, good, &sep));
         log.extend(legacy_record(1, EV_SEPARATOR, [9; 20], &sep));
-        log.extend([0u8; 7]);
+        let mut padded = log.clone();
+        padded.extend([0u8; 40]);
+        assert_eq!(EventLog::parse(&padded).unwrap().trailing_padding, 40);
+        padded.truncate(log.len() + 7);
+        assert!(
+            EventLog::parse(&padded).is_err(),
+            "7 zero bytes are a truncated record, not fill"
+        );
         let parsed = EventLog::parse(&log).unwrap();
         assert_eq!(parsed.format, LogFormat::Sha1Legacy);
-        assert_eq!(parsed.trailing_padding, 7);
         let r = replay(&parsed);
         assert_eq!(r.digest_mismatches.len(), 1);
         assert_eq!(r.digest_mismatches[0].index, 2);
