@@ -1,6 +1,7 @@
 //! `tsem model …`: build, show, diff, merge, sign and verify security models.
 
 use std::collections::{HashMap, HashSet};
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -320,65 +321,14 @@ fn unique_in_order<'a>(it: impl Iterator<Item = &'a Digest>) -> Vec<Digest> {
 }
 
 fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let mut merged = ModelFile::default();
-    let mut aggregate: Option<(Digest, &Path)> = None;
-    let mut base: Option<(Digest, &Path)> = None;
-    let mut seen = HashSet::new();
-    let mut pseudonyms = HashSet::new();
-    let mut states = Vec::new();
-    let mut pseud_lines = Vec::new();
-    for p in models {
-        let m = read_model(p)?;
-        for (what, val, slot) in [
-            ("aggregate", m.aggregate(), &mut aggregate),
-            ("base", m.base(), &mut base),
-        ] {
-            if let Some(v) = val {
-                match slot {
-                    Some((prev, from)) if *prev != v => {
-                        bail!(
-                            "{}: its {what} differs from that of {}; models for different platforms cannot be merged",
-                            p.display(),
-                            from.display()
-                        )
-                    }
-                    Some(_) => {}
-                    None => *slot = Some((v, p.as_path())),
-                }
-            }
-        }
-        for l in &m.lines {
-            match l {
-                Line::State(d) if seen.insert(*d) => states.push(Line::State(*d)),
-                Line::Pseudonym(d) if pseudonyms.insert(*d) => {
-                    pseud_lines.push(Line::Pseudonym(*d))
-                }
-                _ => {}
-            }
-        }
-    }
+    let parsed = models.iter().map(|p| read_model(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut merged = ModelFile::merge(&parsed).map_err(|e| {
+        anyhow::anyhow!("{} vs {}: {e}", models[e.other].display(), models[e.first].display())
+    })?;
     let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
-    merged.lines.push(Line::Comment(format!(
-        " merged by tsem from {}",
-        names.join(", ")
-    )));
-    if let Some((b, _)) = base {
-        merged.lines.push(Line::Base(b));
-    }
-    if let Some((a, _)) = aggregate {
-        merged.lines.push(Line::Aggregate(a));
-    }
-    let n = states.len();
-    merged.lines.extend(states);
-    merged.lines.extend(pseud_lines);
-    merged.lines.push(Line::Seal);
-    merged.lines.push(Line::End);
+    merged.lines.insert(0, Line::Comment(format!(" merged by tsem from {}", names.join(", "))));
     write_atomic(out, &merged.to_text())?;
-    eprintln!(
-        "tsem: {} models, {n} points -> {}",
-        models.len(),
-        out.display()
-    );
+    eprintln!("tsem: {} models, {} points -> {}", models.len(), merged.states().count(), out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,11 +46,16 @@ pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 
 /// Read a model file with errors naming the file.
 pub fn read_model(path: &Path) -> anyhow::Result<ModelFile> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
+        .and_then(|mut f| f.read_to_end(&mut bytes))
         .with_context(|| format!("{}: cannot read model", path.display()))?;
-    ModelFile::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let m = ModelFile::parse_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // A signed model that no longer verifies has been altered: refuse it rather than enforce it.
+    if m.is_signed() {
+        m.verify(None).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(m)
 }
 
 /// The namespace's task key for an event: the exporting pid, else tnum, else the TASK_ID's

@@ -91,6 +91,18 @@ fn err(line: usize, field: &str, msg: impl Into<String>) -> ModelError {
     }
 }
 
+/// Models that cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model {other} has a different {what} than model {first}; models for different platforms cannot be merged")]
+pub struct MergeError {
+    /// `aggregate` or `base`.
+    pub what: &'static str,
+    /// Index of the first model that set it.
+    pub first: usize,
+    /// Index of the model that disagrees.
+    pub other: usize,
+}
+
 /// Signature problems.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
@@ -318,6 +330,63 @@ impl ModelFile {
             ns.seal();
         }
         Ok(())
+    }
+
+    /// Parse model file bytes; invalid UTF-8 is reported with its line.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse(text),
+            Err(e) => {
+                let at = e.valid_up_to();
+                let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+                Err(err(line, "line", format!("invalid UTF-8 at byte {at}")))
+            }
+        }
+    }
+
+    /// The set union of `models`: points and pseudonyms in first-seen order across the inputs,
+    /// sealed. Their aggregates (and bases) must agree: models of different platforms do not mix.
+    pub fn merge(models: &[ModelFile]) -> Result<ModelFile, MergeError> {
+        let mut aggregate: Option<(Digest, usize)> = None;
+        let mut base: Option<(Digest, usize)> = None;
+        let mut seen = std::collections::HashSet::new();
+        let mut pseudonyms = std::collections::HashSet::new();
+        let (mut states, mut pseud) = (Vec::new(), Vec::new());
+        for (k, m) in models.iter().enumerate() {
+            for (what, val, slot) in [("aggregate", m.aggregate(), &mut aggregate), ("base", m.base(), &mut base)] {
+                match (val, &*slot) {
+                    (Some(v), Some((prev, first))) if *prev != v => {
+                        return Err(MergeError { what, first: *first, other: k });
+                    }
+                    (Some(v), None) => *slot = Some((v, k)),
+                    _ => {}
+                }
+            }
+            for l in &m.lines {
+                match l {
+                    Line::State(d) if seen.insert(*d) => states.push(Line::State(*d)),
+                    Line::Pseudonym(d) if pseudonyms.insert(*d) => pseud.push(Line::Pseudonym(*d)),
+                    _ => {}
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        if let Some((b, _)) = base {
+            lines.push(Line::Base(b));
+        }
+        if let Some((a, _)) = aggregate {
+            lines.push(Line::Aggregate(a));
+        }
+        lines.extend(states);
+        lines.extend(pseud);
+        lines.push(Line::Seal);
+        lines.push(Line::End);
+        Ok(ModelFile { lines })
+    }
+
+    /// Whether the file carries any signature.
+    pub fn is_signed(&self) -> bool {
+        self.lines.iter().any(Line::is_signature)
     }
 
     /// Remove every signature and key line.
