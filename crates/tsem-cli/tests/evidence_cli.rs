@@ -1,0 +1,304 @@
+//! `tsem eventlog` and `tsem ima` end to end, on the real conformance data in the shared directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn conformance() -> PathBuf {
+    let dir = match std::env::var_os("TSEM_SHARED") {
+        Some(s) => PathBuf::from(s).join("conformance"),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/conformance"
+        )),
+    };
+    assert!(
+        dir.is_dir(),
+        "conformance data not found at {} (set TSEM_SHARED)",
+        dir.display()
+    );
+    dir
+}
+
+fn tsem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tsem"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let o = tsem(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A failure must be one line `tsem: error: ...` on stderr, exit status 1, and no panic.
+fn one_line_error(args: &[&str]) -> String {
+    let o = tsem(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{args:?}: stderr {err}");
+    assert!(err.starts_with("tsem: error: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tsem-evidence-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn eventlog_replay_json_reproduces_expected_pcrs() {
+    let dir = conformance().join("eventlog/go-tpm-tools");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected_pcrs.json")).unwrap()).unwrap();
+    for (file, want) in expected.as_object().unwrap() {
+        let path = dir.join(file);
+        let got = ok_json(&["eventlog", "replay", "--json", s(&path)]);
+        assert!(got["events"].as_u64().unwrap() > 10);
+        assert!(got["format"].as_str().unwrap().starts_with("tcg-"));
+        assert_eq!(
+            got["digest_mismatches"].as_array().unwrap().len(),
+            0,
+            "{file}"
+        );
+        for (bank, pcrs) in want["expected_pcrs"].as_object().unwrap() {
+            assert_eq!(
+                got["aggregate"][bank].as_str().unwrap().len(),
+                pcrs["0"].as_str().unwrap().len()
+            );
+            for (pcr, hex) in pcrs.as_object().unwrap() {
+                assert_eq!(got["pcrs"][bank][pcr], *hex, "{file} {bank} {pcr}");
+            }
+        }
+        // --bank keeps one bank.
+        let bank = want["expected_pcrs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap();
+        let one = ok_json(&["eventlog", "replay", "--json", "--bank", bank, s(&path)]);
+        assert_eq!(one["pcrs"].as_object().unwrap().len(), 1);
+        assert_eq!(one["aggregate"].as_object().unwrap().len(), 1);
+    }
+    let e = one_line_error(&[
+        "eventlog",
+        "replay",
+        "--bank",
+        "sha512",
+        s(&dir.join("debian-10.bin")),
+    ]);
+    assert!(e.contains("no sha512 bank"), "{e}");
+}
+
+#[test]
+fn eventlog_show_lists_decoded_events() {
+    let path = conformance().join("eventlog/go-tpm-tools/ubuntu-2404-amd-sevsnp.bin");
+    let o = tsem(&["eventlog", "show", s(&path)]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    for needle in [
+        "EV_SEPARATOR",
+        "SecureBoot",
+        "shimx64.efi",
+        "EV_EFI_GPT_EVENT",
+        "grub_cmd",
+        "sha384:",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+}
+
+#[test]
+fn ima_replay_json_reproduces_pcr10_in_four_banks() {
+    let dir = conformance().join("ima/ibmtss");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected_pcr10.json")).unwrap()).unwrap();
+    for f in ["sha1.log", "sha256.log", "sha384.log", "sha512.log"] {
+        let path = dir.join(f);
+        let args = [
+            "ima", "replay", "--json", "--bank", "sha1", "--bank", "sha256", "--bank", "sha384",
+        ];
+        let got = ok_json(&[&args[..], &["--bank", "sha512", s(&path)]].concat());
+        assert_eq!(got["entries"], 362);
+        assert_eq!(got["template_hash_mismatches"], 0);
+        assert_eq!(got["boot_aggregate_ok"], Value::Null);
+        for (bank, pcrs) in expected[f]["expected_pcrs"].as_object().unwrap() {
+            assert_eq!(got["pcrs"][bank]["10"], pcrs["10"], "{f} {bank}");
+        }
+        // Default bank: the list's own template-hash algorithm.
+        let d = ok_json(&["ima", "replay", "--json", s(&path)]);
+        let talg = expected[f]["log_template_digest_alg"].as_str().unwrap();
+        assert_eq!(d["template_alg"], talg);
+        assert_eq!(
+            d["pcrs"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            vec![talg]
+        );
+    }
+    // Checked against an unrelated machine's event log, the boot_aggregate does not match.
+    let ev = conformance().join("eventlog/go-tpm-tools/ubuntu-2404-amd-sevsnp.bin");
+    let got = ok_json(&[
+        "ima",
+        "replay",
+        "--json",
+        "--eventlog",
+        s(&ev),
+        s(&dir.join("sha256.log")),
+    ]);
+    assert_eq!(got["boot_aggregate_ok"], false);
+}
+
+#[test]
+fn ima_snapshot_round_trip_tamper_and_gap() {
+    let dir = scratch("snap");
+    let list = conformance().join("ima/ibmtss/sha384.log");
+    let whole = ok_json(&[
+        "ima",
+        "replay",
+        "--json",
+        "--bank",
+        "sha1",
+        "--bank",
+        "sha256",
+        s(&list),
+    ]);
+    let (snap, rem) = (dir.join("s.snap"), dir.join("rem.log"));
+    let o = tsem(&[
+        "ima",
+        "snapshot",
+        "--at",
+        "200",
+        s(&list),
+        "-o",
+        s(&snap),
+        "-r",
+        s(&rem),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = ok_json(&[
+        "ima",
+        "replay",
+        "--json",
+        "--bank",
+        "sha1",
+        "--bank",
+        "sha256",
+        "--snapshot",
+        s(&snap),
+        s(&rem),
+    ]);
+    assert_eq!(got["entries"], 162);
+    assert_eq!(got["snapshot_entries"], 200);
+    assert_eq!(got["pcrs"], whole["pcrs"]);
+    // Tampered snapshot.
+    let text = std::fs::read_to_string(&snap).unwrap();
+    let bad = dir.join("bad.snap");
+    std::fs::write(&bad, text.replacen("entries 200", "entries 201", 1)).unwrap();
+    let e = one_line_error(&["ima", "replay", "--snapshot", s(&bad), s(&rem)]);
+    assert!(e.contains("checksum"), "{e}");
+    // Gap: the remainder of a later cut does not follow this snapshot.
+    let (snap2, rem2) = (dir.join("s2.snap"), dir.join("rem2.log"));
+    assert!(
+        tsem(&[
+            "ima",
+            "snapshot",
+            "--at",
+            "201",
+            s(&list),
+            "-o",
+            s(&snap2),
+            "-r",
+            s(&rem2)
+        ])
+        .status
+        .success()
+    );
+    let e = one_line_error(&["ima", "replay", "--snapshot", s(&snap), s(&rem2)]);
+    assert!(e.contains("gap"), "{e}");
+    let e = one_line_error(&[
+        "ima",
+        "snapshot",
+        "--at",
+        "400",
+        s(&list),
+        "-o",
+        s(&snap2),
+        "-r",
+        s(&rem2),
+    ]);
+    assert!(e.contains("has 362"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ima_state_ignores_order_pcr10_does_not() {
+    let dir = scratch("order");
+    let list = conformance().join("ima/ibmtss/sha1.log");
+    let data = std::fs::read(&list).unwrap();
+    let parsed = tsem_evidence::ImaList::parse(&data, Default::default()).unwrap();
+    let mut swapped = Vec::new();
+    let e = &parsed.entries;
+    // Swap entries 10 and 11.
+    swapped.extend_from_slice(&data[..e[10].offset]);
+    swapped.extend_from_slice(&data[e[11].offset..e[11].offset + e[11].len]);
+    swapped.extend_from_slice(&data[e[10].offset..e[11].offset]);
+    swapped.extend_from_slice(&data[e[11].offset + e[11].len..]);
+    let other = dir.join("swapped.log");
+    std::fs::write(&other, &swapped).unwrap();
+    let a = ok_json(&["ima", "state", "--json", s(&list)]);
+    let b = ok_json(&["ima", "state", "--json", s(&other)]);
+    assert_eq!(a, b);
+    assert_eq!(a["unique"], 362);
+    let ra = ok_json(&["ima", "replay", "--json", s(&list)]);
+    let rb = ok_json(&["ima", "replay", "--json", s(&other)]);
+    assert_ne!(ra["pcrs"]["sha1"]["10"], rb["pcrs"]["sha1"]["10"]);
+    // A different aggregate gives a different state.
+    let agg = "11".repeat(20);
+    let c = ok_json(&["ima", "state", "--json", "--aggregate", &agg, s(&list)]);
+    assert_ne!(a["state"], c["state"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn truncated_garbage_and_empty_files_fail_with_one_line() {
+    let dir = scratch("bad");
+    let ev = std::fs::read(conformance().join("eventlog/go-tpm-tools/rhel8-uefi.bin")).unwrap();
+    let ima = std::fs::read(conformance().join("ima/ibmtss/sha512.log")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("garbage", b"this is not a log\n\x00\x01\x02".to_vec()),
+        ("ev-trunc", ev[..ev.len() - 3].to_vec()),
+        ("ev-trunc-header", ev[..40].to_vec()),
+        ("ima-trunc", ima[..ima.len() - 5].to_vec()),
+        ("ima-trunc-name", ima[..70].to_vec()),
+    ];
+    for (name, bytes) in &cases {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        one_line_error(&["eventlog", "replay", s(&p)]);
+        one_line_error(&["eventlog", "show", s(&p)]);
+        one_line_error(&["ima", "replay", s(&p)]);
+        one_line_error(&["ima", "state", s(&p)]);
+        one_line_error(&["ima", "show", s(&p)]);
+        one_line_error(&["ima", "replay", "--snapshot", s(&p), s(&p)]);
+    }
+    let e = one_line_error(&["ima", "replay", s(&dir.join("ima-trunc"))]);
+    assert!(e.contains("entry 361 at byte"), "{e}");
+    let e = one_line_error(&["eventlog", "replay", s(&dir.join("missing"))]);
+    assert!(e.contains("reading"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
