@@ -321,14 +321,29 @@ fn unique_in_order<'a>(it: impl Iterator<Item = &'a Digest>) -> Vec<Digest> {
 }
 
 fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let parsed = models.iter().map(|p| read_model(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let parsed = models
+        .iter()
+        .map(|p| read_model(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut merged = ModelFile::merge(&parsed).map_err(|e| {
-        anyhow::anyhow!("{} vs {}: {e}", models[e.other].display(), models[e.first].display())
+        anyhow::anyhow!(
+            "{} vs {}: {e}",
+            models[e.other].display(),
+            models[e.first].display()
+        )
     })?;
     let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
-    merged.lines.insert(0, Line::Comment(format!(" merged by tsem from {}", names.join(", "))));
+    merged.lines.insert(
+        0,
+        Line::Comment(format!(" merged by tsem from {}", names.join(", "))),
+    );
     write_atomic(out, &merged.to_text())?;
-    eprintln!("tsem: {} models, {} points -> {}", models.len(), merged.states().count(), out.display());
+    eprintln!(
+        "tsem: {} models, {} points -> {}",
+        models.len(),
+        merged.states().count(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,10 +50,12 @@ pub fn read_model(path: &Path) -> anyhow::Result<ModelFile> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .with_context(|| format!("{}: cannot read model", path.display()))?;
-    let m = ModelFile::parse_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let m =
+        ModelFile::parse_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     // A signed model that no longer verifies has been altered: refuse it rather than enforce it.
     if m.is_signed() {
-        m.verify(None).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        m.verify(None)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     Ok(m)
 }

@@ -7,7 +7,13 @@ use common::*;
 #[test]
 fn process_1_replays_inside_test_model() {
     let d = process_dir();
-    let v = json(&run(&["replay", "--json", "--model", s(&d.join("test.model")), s(&d.join("process_1.json"))]));
+    let v = json(&run(&[
+        "replay",
+        "--json",
+        "--model",
+        s(&d.join("test.model")),
+        s(&d.join("process_1.json")),
+    ]));
     assert_eq!(v["events"], 155);
     assert_eq!(v["forensics_events"], 0);
     assert_eq!(v["forensics_points"], 0);
@@ -26,8 +32,18 @@ fn forensics_captures_against_models() {
     let counts = [2, 2, 5, 1, 1, 1];
     for n in 2..=7usize {
         let f = d.join(format!("process_{n}.json"));
-        for (model, absorbs) in [("test.model", false), ("test.model.up2", n <= 4), ("test.model.up3", n <= 6)] {
-            let v = json(&run(&["replay", "--json", "--model", s(&d.join(model)), s(&f)]));
+        for (model, absorbs) in [
+            ("test.model", false),
+            ("test.model.up2", n <= 4),
+            ("test.model.up3", n <= 6),
+        ] {
+            let v = json(&run(&[
+                "replay",
+                "--json",
+                "--model",
+                s(&d.join(model)),
+                s(&f),
+            ]));
             assert_eq!(v["events"], counts[n - 2], "process_{n}");
             let expect = if absorbs { 0 } else { counts[n - 2] };
             assert_eq!(v["forensics_events"], expect, "process_{n} against {model}");
@@ -40,11 +56,27 @@ fn model_build_writes_the_first_155_state_lines_in_order() {
     let d = process_dir();
     let t = tmpdir("build");
     let out = t.join("M");
-    let o = run(&["model", "build", "-o", s(&out), s(&d.join("process_1.json"))]);
+    let o = run(&[
+        "model",
+        "build",
+        "-o",
+        s(&out),
+        s(&d.join("process_1.json")),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let ours: Vec<String> = std::fs::read_to_string(&out).unwrap().lines().filter(|l| l.starts_with("state ")).map(String::from).collect();
-    let theirs: Vec<String> =
-        std::fs::read_to_string(d.join("test.model")).unwrap().lines().filter(|l| l.starts_with("state ")).take(155).map(String::from).collect();
+    let ours: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("state "))
+        .map(String::from)
+        .collect();
+    let theirs: Vec<String> = std::fs::read_to_string(d.join("test.model"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("state "))
+        .take(155)
+        .map(String::from)
+        .collect();
     assert_eq!(ours.len(), 155);
     assert_eq!(ours, theirs);
     // The learned model's state equals the state of a replay of the same trajectory.
@@ -67,22 +99,43 @@ fn stdin_is_accepted() {
 fn bad_input_gives_one_line_errors() {
     let d = process_dir();
     let t = tmpdir("bad");
-    let lines: Vec<String> = std::fs::read_to_string(d.join("process_1.json")).unwrap().lines().map(String::from).collect();
+    let lines: Vec<String> = std::fs::read_to_string(d.join("process_1.json"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
 
     // A truncated JSON line.
     let trunc = t.join("trunc.json");
-    std::fs::write(&trunc, format!("{}\n{}\n", lines[0], &lines[1][..lines[1].len() / 2])).unwrap();
-    fails_with(&run(&["replay", s(&trunc)]), "trunc.json:2: JSON syntax error");
+    std::fs::write(
+        &trunc,
+        format!("{}\n{}\n", lines[0], &lines[1][..lines[1].len() / 2]),
+    )
+    .unwrap();
+    fails_with(
+        &run(&["replay", s(&trunc)]),
+        "trunc.json:2: JSON syntax error",
+    );
 
     // An unknown event type.
     let unknown = t.join("unknown.json");
-    std::fs::write(&unknown, lines[2].replace("\"type\": \"file_open\"", "\"type\": \"file_opened\"")).unwrap();
-    fails_with(&run(&["replay", s(&unknown)]), "unknown.json:1: field `event.type`: unknown event type");
+    std::fs::write(
+        &unknown,
+        lines[2].replace("\"type\": \"file_open\"", "\"type\": \"file_opened\""),
+    )
+    .unwrap();
+    fails_with(
+        &run(&["replay", s(&unknown)]),
+        "unknown.json:1: field `event.type`: unknown event type",
+    );
 
     // A bad hex field.
     let badhex = t.join("badhex.json");
     std::fs::write(&badhex, lines[2].replace("59474588a312", "59474588a31z")).unwrap();
-    fails_with(&run(&["replay", s(&badhex)]), "badhex.json:1: field `file_open.file.digest`: bad hex");
+    fails_with(
+        &run(&["replay", s(&badhex)]),
+        "badhex.json:1: field `file_open.file.digest`: bad hex",
+    );
 
     // A model file with a flipped byte in a directive, and one with a flipped byte that breaks UTF-8.
     let model = std::fs::read(d.join("test.model")).unwrap();
@@ -91,16 +144,28 @@ fn bad_input_gives_one_line_errors() {
     flipped[at] ^= 0x01; // 's' -> 'r'
     let m1 = t.join("flipped.model");
     std::fs::write(&m1, &flipped).unwrap();
-    fails_with(&run(&["replay", "--model", s(&m1), s(&d.join("process_1.json"))]), "flipped.model: line 2: directive: unknown directive \"rtate\"");
+    fails_with(
+        &run(&["replay", "--model", s(&m1), s(&d.join("process_1.json"))]),
+        "flipped.model: line 2: directive: unknown directive \"rtate\"",
+    );
     let mut flipped = model.clone();
     flipped[at + 10] ^= 0x80;
     let m2 = t.join("flipped2.model");
     std::fs::write(&m2, &flipped).unwrap();
-    fails_with(&run(&["replay", "--model", s(&m2), s(&d.join("process_1.json"))]), "flipped2.model: line 2: line: invalid UTF-8");
+    fails_with(
+        &run(&["replay", "--model", s(&m2), s(&d.join("process_1.json"))]),
+        "flipped2.model: line 2: line: invalid UTF-8",
+    );
 
     // A missing file and a wrong-size aggregate.
-    fails_with(&run(&["replay", s(&t.join("nope.json"))]), "nope.json: cannot open");
-    fails_with(&run(&["replay", "--aggregate", "00", s(&trunc)]), "--aggregate: expected 32 bytes");
+    fails_with(
+        &run(&["replay", s(&t.join("nope.json"))]),
+        "nope.json: cannot open",
+    );
+    fails_with(
+        &run(&["replay", "--aggregate", "00", s(&trunc)]),
+        "--aggregate: expected 32 bytes",
+    );
     // Usage errors are clap's: exit status 2 and the reason.
     let o = run(&["replay", "--digest", "md5", s(&trunc)]);
     assert_eq!(o.status.code(), Some(2));
@@ -114,12 +179,30 @@ fn a_signed_model_with_a_flipped_hex_digit_is_refused() {
     let key = t.join("k");
     assert!(run(&["keygen", "-o", s(&key)]).status.success());
     let signed = t.join("signed.model");
-    let o = run(&["model", "sign", "--key", s(&key), "-o", s(&signed), s(&d.join("test.model"))]);
+    let o = run(&[
+        "model",
+        "sign",
+        "--key",
+        s(&key),
+        "-o",
+        s(&signed),
+        s(&d.join("test.model")),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ok = run(&["model", "verify", "--key", s(&t.join("k.pub")), s(&signed)]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     // The signed model still replays.
-    let v = json(&run(&["replay", "--json", "--model", s(&signed), s(&d.join("process_1.json"))]));
+    let v = json(&run(&[
+        "replay",
+        "--json",
+        "--model",
+        s(&signed),
+        s(&d.join("process_1.json")),
+    ]));
     assert_eq!(v["forensics_events"], 0);
 
     let text = std::fs::read_to_string(&signed).unwrap();
@@ -127,14 +210,38 @@ fn a_signed_model_with_a_flipped_hex_digit_is_refused() {
     let last = line.chars().last().unwrap();
     let swapped = if last == '0' { '1' } else { '0' };
     let tampered = t.join("tampered.model");
-    std::fs::write(&tampered, text.replacen(line, &format!("{}{swapped}", &line[..line.len() - 1]), 1)).unwrap();
-    fails_with(&run(&["model", "verify", s(&tampered)]), "signature does not match");
-    fails_with(&run(&["replay", "--model", s(&tampered), s(&d.join("process_1.json"))]), "signature does not match");
+    std::fs::write(
+        &tampered,
+        text.replacen(line, &format!("{}{swapped}", &line[..line.len() - 1]), 1),
+    )
+    .unwrap();
+    fails_with(
+        &run(&["model", "verify", s(&tampered)]),
+        "signature does not match",
+    );
+    fails_with(
+        &run(&[
+            "replay",
+            "--model",
+            s(&tampered),
+            s(&d.join("process_1.json")),
+        ]),
+        "signature does not match",
+    );
 
     // Pinning another key is refused.
     let other = t.join("other");
     assert!(run(&["keygen", "-o", s(&other)]).status.success());
-    fails_with(&run(&["model", "verify", "--key", s(&t.join("other.pub")), s(&signed)]), "different ed25519 key");
+    fails_with(
+        &run(&[
+            "model",
+            "verify",
+            "--key",
+            s(&t.join("other.pub")),
+            s(&signed),
+        ]),
+        "different ed25519 key",
+    );
 }
 
 #[test]
@@ -142,15 +249,36 @@ fn rsa_signatures_as_quixote_sign_model_makes_them() {
     let d = process_dir();
     let t = tmpdir("rsa");
     let key = t.join("rsa.pem");
-    let keygen_out = std::process::Command::new("openssl").args(["genrsa", "-out", s(&key), "2048"]).output();
-    let Ok(keygen_out) = keygen_out else { panic!("openssl is required for this test (apt-get install openssl)") };
+    let keygen_out = std::process::Command::new("openssl")
+        .args(["genrsa", "-out", s(&key), "2048"])
+        .output();
+    let Ok(keygen_out) = keygen_out else {
+        panic!("openssl is required for this test (apt-get install openssl)")
+    };
     assert!(keygen_out.status.success());
     let signed = t.join("rsa.model");
-    let o = run(&["model", "sign", "--key", s(&key), "-o", s(&signed), s(&d.join("test.model"))]);
+    let o = run(&[
+        "model",
+        "sign",
+        "--key",
+        s(&key),
+        "-o",
+        s(&signed),
+        s(&d.join("test.model")),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&signed).unwrap();
-    assert!(text.starts_with("key "), "the key line comes first, as sign-model writes it");
-    assert!(text.trim_end().lines().last().unwrap().starts_with("signature "));
+    assert!(
+        text.starts_with("key "),
+        "the key line comes first, as sign-model writes it"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("signature ")
+    );
     // Check the signature independently with openssl over the documented signed data.
     let mut data = Vec::new();
     for l in text.lines().filter(|l| !l.starts_with("signature ")) {
@@ -160,14 +288,35 @@ fn rsa_signatures_as_quixote_sign_model_makes_them() {
     std::fs::write(t.join("data"), &data).unwrap();
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).unwrap();
-    let sig = b64(text.lines().last().unwrap().strip_prefix("signature ").unwrap());
+    let sig = b64(text
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("signature ")
+        .unwrap());
     std::fs::write(t.join("sig"), sig).unwrap();
-    std::fs::write(t.join("pub.pem"), b64(text.lines().next().unwrap().strip_prefix("key ").unwrap())).unwrap();
+    std::fs::write(
+        t.join("pub.pem"),
+        b64(text.lines().next().unwrap().strip_prefix("key ").unwrap()),
+    )
+    .unwrap();
     let v = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify", s(&t.join("pub.pem")), "-signature", s(&t.join("sig")), s(&t.join("data"))])
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            s(&t.join("pub.pem")),
+            "-signature",
+            s(&t.join("sig")),
+            s(&t.join("data")),
+        ])
         .output()
         .unwrap();
-    assert!(v.status.success(), "openssl rejects our signature: {}", String::from_utf8_lossy(&v.stdout));
+    assert!(
+        v.status.success(),
+        "openssl rejects our signature: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     assert!(run(&["model", "verify", s(&signed)]).status.success());
 }
 
@@ -175,26 +324,61 @@ fn rsa_signatures_as_quixote_sign_model_makes_them() {
 fn diff_and_merge() {
     let d = process_dir();
     let t = tmpdir("merge");
-    let v = json(&run(&["model", "diff", "--json", "--events", s(&d.join("process_2.json")), s(&d.join("test.model")), s(&d.join("test.model.up2"))]));
+    let v = json(&run(&[
+        "model",
+        "diff",
+        "--json",
+        "--events",
+        s(&d.join("process_2.json")),
+        s(&d.join("test.model")),
+        s(&d.join("test.model.up2")),
+    ]));
     assert_eq!(v["only_in_a"].as_array().unwrap().len(), 0);
     let only_b = v["only_in_b"].as_array().unwrap();
     assert!(!only_b.is_empty());
     // The two process_2 forensics points are described from the events given.
     let described = only_b.iter().filter(|p| p["event"].is_string()).count();
     assert_eq!(described, 2);
-    let differ = run(&["model", "diff", "--exit-code", s(&d.join("test.model")), s(&d.join("test.model.up2"))]);
+    let differ = run(&[
+        "model",
+        "diff",
+        "--exit-code",
+        s(&d.join("test.model")),
+        s(&d.join("test.model.up2")),
+    ]);
     assert_eq!(differ.status.code(), Some(1));
 
     let out = t.join("merged");
-    let o = run(&["model", "merge", "-o", s(&out), s(&d.join("test.model.up2")), s(&d.join("test.model.up3"))]);
+    let o = run(&[
+        "model",
+        "merge",
+        "-o",
+        s(&out),
+        s(&d.join("test.model.up2")),
+        s(&d.join("test.model.up3")),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let pts = |p: &std::path::Path| -> std::collections::BTreeSet<String> {
-        std::fs::read_to_string(p).unwrap().lines().filter(|l| l.starts_with("state ")).map(String::from).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("state "))
+            .map(String::from)
+            .collect()
     };
-    let union: std::collections::BTreeSet<String> = pts(&d.join("test.model.up2")).union(&pts(&d.join("test.model.up3"))).cloned().collect();
+    let union: std::collections::BTreeSet<String> = pts(&d.join("test.model.up2"))
+        .union(&pts(&d.join("test.model.up3")))
+        .cloned()
+        .collect();
     assert_eq!(pts(&out), union);
     for n in 2..=6 {
-        let v = json(&run(&["replay", "--json", "--model", s(&out), s(&d.join(format!("process_{n}.json")))]));
+        let v = json(&run(&[
+            "replay",
+            "--json",
+            "--model",
+            s(&out),
+            s(&d.join(format!("process_{n}.json"))),
+        ]));
         assert_eq!(v["forensics_events"], 0, "process_{n}");
     }
 }
@@ -212,6 +396,9 @@ fn help_on_every_command() {
     ] {
         let o = run(&args);
         assert!(o.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }

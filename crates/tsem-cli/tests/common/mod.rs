@@ -10,7 +10,11 @@ pub fn shared() -> PathBuf {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
     };
-    assert!(p.join("conformance").is_dir(), "conformance data missing at {} (set TSEM_SHARED)", p.display());
+    assert!(
+        p.join("conformance").is_dir(),
+        "conformance data missing at {} (set TSEM_SHARED)",
+        p.display()
+    );
     p
 }
 
@@ -28,22 +32,43 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn run_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write as _;
-    let mut child = tsem().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = tsem()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
 
 pub fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "tsem failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tsem failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Assert a failure with exactly one line on stderr that contains `needle`.
 pub fn fails_with(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected failure, got success: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "expected a one-line error, got: {err}");
-    assert!(err.contains(needle), "error {err:?} does not mention {needle:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "expected a one-line error, got: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "error {err:?} does not mention {needle:?}"
+    );
 }
 
 pub fn tmpdir(name: &str) -> PathBuf {
