@@ -1,0 +1,449 @@
+//! Describing objects the way the TSEM kernel does (spec §1.4, §1.5, §3.4), from descriptors the
+//! supervisor holds on the very objects the workload uses.
+//!
+//! * `Inode`: `fstat` of the object (uid, gid, mode), `fstatfs` (s_magic), and per device the
+//!   superblock id (`s_id`: the block device name from `/sys/dev/block/M:m/uevent`, otherwise the
+//!   filesystem type name) and UUID (`FS_IOC_GETFSUUID` on the mount's root directory).
+//! * `PathRef`: `readlink("/proc/self/fd/N")` gives the absolute path of the object actually opened
+//!   (TSEM's `d_absolute_path`), with the device when the filesystem has a block device or can
+//!   rename; on the other pseudo filesystems the kernel prints the path inside the filesystem
+//!   (`dentry_path_raw`), taken from `/proc/self/mountinfo`.
+//! * file digests: the whole contents, read through the supervisor's descriptor, cached per
+//!   (device, inode, ctime, mtime, size); `zero_digest` for pseudo filesystems, non-regular files,
+//!   empty files and files created inside the namespace.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use tsem_core::event::{Created, Dentry, FileDesc, Inode, PathRef};
+use tsem_core::{Digest, HashAlg, Hasher};
+
+use crate::procfs::{self, Mount};
+use crate::sys;
+
+/// `PROC_SUPER_MAGIC`.
+pub const PROC_MAGIC: u32 = 0x9fa0;
+
+/// Superblock magics TSEM treats as pseudo filesystems (spec §1.3): file digests are zero.
+pub const PSEUDO_MAGICS: &[u32] = &[
+    PROC_MAGIC,
+    0x6265_6572, // SYSFS
+    0x6462_6720, // DEBUGFS
+    0x0102_1994, // TMPFS
+    0x1cd1,      // DEVPTS
+    0x4249_4e4d, // BINFMTFS
+    0x7363_6673, // SECURITYFS
+    0xf97c_ff8c, // SELINUX
+    0x4341_5d53, // SMACK
+    0x0027_e0eb, // CGROUP
+    0x6367_7270, // CGROUP2
+    0x6e73_6673, // NSFS
+    0xde5e_81e4, // EFIVARFS
+];
+
+/// Filesystems without a block device whose root inode has no `rename` operation: TSEM prints
+/// their paths relative to the filesystem root and without a device.
+const NO_RENAME_MAGICS: &[u32] = &[
+    PROC_MAGIC,
+    0x1cd1,      // DEVPTS
+    0x7363_6673, // SECURITYFS
+    0x6462_6720, // DEBUGFS
+    0x4249_4e4d, // BINFMTFS
+    0x6e73_6673, // NSFS
+    0x7472_6163, // TRACEFS
+    0x1980_0202, // MQUEUE
+];
+
+/// `major()` of a Linux `dev_t`.
+pub fn major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)) as u32
+}
+
+/// `minor()` of a Linux `dev_t`.
+pub fn minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)) as u32
+}
+
+#[derive(Debug, Clone)]
+struct FsInfo {
+    magic: u32,
+    s_id: String,
+    uuid: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DigestKey {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+    size: i64,
+}
+
+/// Statistics of the describer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DescribeStats {
+    /// File digests computed by reading the file.
+    pub digests_computed: u64,
+    /// File digests served from the cache.
+    pub digest_cache_hits: u64,
+    /// Files that could not be read for hashing (digest reported as all-ones).
+    pub digest_failures: u64,
+}
+
+/// A file created by the workload inside its namespace (spec §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedFile {
+    /// TASK_ID of the creator.
+    pub owner: Digest,
+    /// Per (directory, creator) instance number, from 1.
+    pub instance: u64,
+}
+
+/// Builds TSEM object descriptions; one per supervisor thread (it caches).
+pub struct Describer {
+    alg: HashAlg,
+    fs: HashMap<u64, FsInfo>,
+    mounts: Vec<Mount>,
+    digests: HashMap<DigestKey, Digest>,
+    created: HashMap<(u64, u64), CreatedFile>,
+    instances: HashMap<(u64, u64, Vec<u8>), u64>,
+    sock_owners: HashMap<(u64, u64), Digest>,
+    stats: DescribeStats,
+}
+
+impl Describer {
+    /// A describer hashing with `alg`.
+    pub fn new(alg: HashAlg) -> Self {
+        Self {
+            alg,
+            fs: HashMap::new(),
+            mounts: Vec::new(),
+            digests: HashMap::new(),
+            created: HashMap::new(),
+            instances: HashMap::new(),
+            sock_owners: HashMap::new(),
+            stats: DescribeStats::default(),
+        }
+    }
+
+    /// The hash function.
+    pub fn alg(&self) -> HashAlg {
+        self.alg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DescribeStats {
+        self.stats
+    }
+
+    /// Re-read the mount table (after the workload mounted or unmounted something).
+    pub fn reload_mounts(&mut self) {
+        self.mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| procfs::parse_mountinfo(&t))
+            .unwrap_or_default();
+    }
+
+    fn mount(&mut self, dev: u64, path: &str) -> Option<Mount> {
+        let (ma, mi) = (major(dev), minor(dev));
+        if procfs::mount_for(&self.mounts, ma, mi, path).is_none() {
+            self.reload_mounts();
+        }
+        procfs::mount_for(&self.mounts, ma, mi, path).cloned()
+    }
+
+    fn fs_info(&mut self, fd: BorrowedFd<'_>, dev: u64, path: &str) -> FsInfo {
+        if let Some(f) = self.fs.get(&dev) {
+            return f.clone();
+        }
+        let magic = sys::fstatfs(fd).map(|s| s.f_type as u32).unwrap_or(0);
+        let m = self.mount(dev, path);
+        let (ma, mi) = (major(dev), minor(dev));
+        let block = std::fs::read_to_string(format!("/sys/dev/block/{ma}:{mi}/uevent"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_string))
+            });
+        let s_id = block.unwrap_or_else(|| {
+            m.as_ref()
+                .map(|m| m.fstype.split('.').next().unwrap_or("").to_string())
+                .unwrap_or_default()
+        });
+        let uuid = m
+            .as_ref()
+            .and_then(|m| sys::open(&m.mount_point, libc::O_RDONLY | libc::O_DIRECTORY).ok())
+            .and_then(|d| sys::fs_uuid(d.as_fd()))
+            .unwrap_or([0; 16]);
+        let info = FsInfo { magic, s_id, uuid };
+        self.fs.insert(dev, info.clone());
+        info
+    }
+
+    /// The absolute path of the object `fd` refers to, as the supervisor sees it.
+    pub fn fd_path(fd: BorrowedFd<'_>) -> String {
+        sys::readlink(&format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The superblock magic of the filesystem holding `fd`.
+    pub fn magic(&mut self, fd: BorrowedFd<'_>, st: &libc::stat) -> u32 {
+        let path = Self::fd_path(fd);
+        self.fs_info(fd, st.st_dev, &path).magic
+    }
+
+    /// INODE of the object behind `fd` (whose `fstat` is `st`).
+    pub fn inode(&mut self, fd: BorrowedFd<'_>, st: &libc::stat, path: &str) -> Inode {
+        let f = self.fs_info(fd, st.st_dev, path);
+        Inode {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode,
+            s_magic: f.magic,
+            s_id: f.s_id,
+            s_uuid: f.uuid,
+        }
+    }
+
+    /// The created-file record of an inode, if the workload created it.
+    pub fn created(&self, st: &libc::stat) -> Option<CreatedFile> {
+        self.created.get(&(st.st_dev, st.st_ino)).copied()
+    }
+
+    /// Assign the next instance for a file the task `owner` creates in directory `dir`.
+    pub fn next_instance(&mut self, dir: &libc::stat, owner: &Digest) -> CreatedFile {
+        let n = self
+            .instances
+            .entry((dir.st_dev, dir.st_ino, owner.as_bytes().to_vec()))
+            .or_insert(0);
+        *n += 1;
+        CreatedFile {
+            owner: *owner,
+            instance: *n,
+        }
+    }
+
+    /// Record that the inode `st` was created by the workload.
+    pub fn mark_created(&mut self, st: &libc::stat, c: CreatedFile) {
+        self.created.insert((st.st_dev, st.st_ino), c);
+    }
+
+    /// Record the TASK_ID that created the socket `st` (TSEM's socket_post_create).
+    pub fn set_sock_owner(&mut self, st: &libc::stat, owner: Digest) {
+        self.sock_owners.insert((st.st_dev, st.st_ino), owner);
+    }
+
+    /// The TASK_ID that created the socket `st`, if the sensor saw it being created.
+    pub fn sock_owner(&self, st: &libc::stat) -> Option<Digest> {
+        self.sock_owners.get(&(st.st_dev, st.st_ino)).copied()
+    }
+
+    /// Forget a removed inode (its number may be reused).
+    pub fn forget(&mut self, st: &libc::stat) {
+        if st.st_nlink <= 1 {
+            self.created.remove(&(st.st_dev, st.st_ino));
+        }
+    }
+
+    /// PATH of an object opened by the workload (file events).
+    pub fn path(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        st: &libc::stat,
+        abs: &str,
+        created: Option<CreatedFile>,
+    ) -> PathRef {
+        let f = self.fs_info(fd, st.st_dev, abs);
+        let block = major(st.st_dev) != 0;
+        let (dev, pathname) = if block || !NO_RENAME_MAGICS.contains(&f.magic) {
+            (Some((major(st.st_dev), minor(st.st_dev))), abs.to_string())
+        } else {
+            let m = self.mount(st.st_dev, abs);
+            (
+                None,
+                m.map_or_else(|| abs.to_string(), |m| procfs::dentry_path(&m, abs)),
+            )
+        };
+        PathRef {
+            dev,
+            created: created.map(|c| Created {
+                owner: c.owner,
+                instance: c.instance,
+            }),
+            path_type: Some("root".to_string()),
+            pathname,
+        }
+    }
+
+    /// DENTRY of `abs` on device `dev` (the device of its parent directory), with the inode when
+    /// the entry exists. Dentry paths are relative to the filesystem root (`dentry_path_raw`).
+    pub fn dentry(
+        &mut self,
+        dirfd: BorrowedFd<'_>,
+        dir: &libc::stat,
+        abs: &str,
+        entry: Option<&libc::stat>,
+        created: Option<CreatedFile>,
+    ) -> Dentry {
+        let inode = entry.map(|st| {
+            let f = self.fs_info(dirfd, dir.st_dev, abs);
+            Inode {
+                uid: st.st_uid,
+                gid: st.st_gid,
+                mode: st.st_mode,
+                s_magic: f.magic,
+                s_id: f.s_id,
+                s_uuid: f.uuid,
+            }
+        });
+        let m = self.mount(dir.st_dev, abs);
+        let pathname = m.map_or_else(|| abs.to_string(), |m| procfs::dentry_path(&m, abs));
+        let dev = (dir.st_dev != 0).then(|| (major(dir.st_dev), minor(dir.st_dev)));
+        Dentry {
+            inode,
+            path: PathRef {
+                dev,
+                created: created.map(|c| Created {
+                    owner: c.owner,
+                    instance: c.instance,
+                }),
+                path_type: None,
+                pathname,
+            },
+        }
+    }
+
+    /// The CELL digest of a file: `zero_digest` where TSEM uses it, otherwise the contents hash,
+    /// read through `read_fd` (a readable descriptor on the same inode).
+    pub fn digest(
+        &mut self,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        magic: u32,
+        created: bool,
+    ) -> Digest {
+        let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        if created || !regular || st.st_size == 0 || PSEUDO_MAGICS.contains(&magic) {
+            return self.alg.zero_digest();
+        }
+        let key = DigestKey {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            size: st.st_size,
+        };
+        if let Some(d) = self.digests.get(&key) {
+            self.stats.digest_cache_hits += 1;
+            return *d;
+        }
+        let Some(fd) = read_fd else {
+            self.stats.digest_failures += 1;
+            return Digest::ones(self.alg.size());
+        };
+        match hash_fd(self.alg, fd, st.st_size as u64) {
+            Ok(d) => {
+                self.stats.digests_computed += 1;
+                self.digests.insert(key, d);
+                d
+            }
+            Err(_) => {
+                self.stats.digest_failures += 1;
+                Digest::ones(self.alg.size())
+            }
+        }
+    }
+
+    /// FILE of an object the workload opens, maps or executes.
+    pub fn file(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        flags: u32,
+    ) -> FileDesc {
+        let abs = Self::fd_path(fd);
+        let created = self.created(st);
+        let inode = self.inode(fd, st, &abs);
+        let digest = self.digest(read_fd, st, inode.s_magic, created.is_some());
+        let path = self.path(fd, st, &abs, created);
+        FileDesc {
+            flags,
+            inode,
+            path,
+            digest,
+        }
+    }
+}
+
+/// Hash the first `size` bytes of `fd` (TSEM reads up to `i_size`).
+pub fn hash_fd(alg: HashAlg, fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Digest> {
+    let mut h = Hasher::new(alg);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut off = 0u64;
+    while off < size {
+        let want = ((size - off) as usize).min(buf.len());
+        let n = sys::pread(fd, &mut buf[..want], off)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    Ok(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn dev_split_matches_libc() {
+        for (ma, mi) in [
+            (8u32, 3u32),
+            (0, 27),
+            (254, 0),
+            (259, 65537),
+            (4095, 1_048_575),
+        ] {
+            let d = libc::makedev(ma, mi);
+            assert_eq!((major(d), minor(d)), (ma, mi));
+        }
+    }
+
+    #[test]
+    fn digest_cache_and_zero_rules() {
+        let dir = std::env::temp_dir().join(format!("tsem-describe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"hello").unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let st = sys::fstat(f.as_fd()).unwrap();
+        let mut d = Describer::new(HashAlg::Sha256);
+        let ext = 0xef53;
+        let a = d.digest(Some(f.as_fd()), &st, ext, false);
+        assert_eq!(a, HashAlg::Sha256.digest(b"hello"));
+        let b = d.digest(Some(f.as_fd()), &st, ext, false);
+        assert_eq!(a, b);
+        assert_eq!(d.stats().digests_computed, 1);
+        assert_eq!(d.stats().digest_cache_hits, 1);
+        assert_eq!(
+            d.digest(Some(f.as_fd()), &st, 0x0102_1994, false),
+            HashAlg::Sha256.zero_digest()
+        );
+        assert_eq!(
+            d.digest(Some(f.as_fd()), &st, ext, true),
+            HashAlg::Sha256.zero_digest()
+        );
+        // New contents change ctime/mtime/size, so the cache must not serve the old digest.
+        std::fs::write(&p, b"other contents").unwrap();
+        let st2 = sys::fstat(f.as_fd()).unwrap();
+        assert_eq!(
+            d.digest(Some(f.as_fd()), &st2, ext, false),
+            HashAlg::Sha256.digest(b"other contents")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,177 @@
+//! What the sensor hands to the modeling layer, and what it gets back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tsem_core::Digest;
+use tsem_core::event::{Coe, Event, FileDesc};
+
+use crate::syscalls::Sysno;
+
+/// One TSEM security event observed at a notified syscall, described as the kernel would.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// Sequence number of the notification it came from (several events may share one).
+    pub seq: u64,
+    /// Calling thread.
+    pub tid: i32,
+    /// Calling process.
+    pub tgid: i32,
+    /// The syscall.
+    pub syscall: Sysno,
+    /// Its raw arguments.
+    pub args: [u64; 6],
+    /// The caller is marked untrusted.
+    pub untrusted: bool,
+    /// The supervisor performs the operation itself on the object described (no TOCTOU gap);
+    /// false when the kernel re-reads the arguments after the verdict (see docs/sensor.md).
+    pub emulated: bool,
+    /// The TSEM description.
+    pub event: Event,
+}
+
+/// The decision on one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Let the operation happen.
+    pub allow: bool,
+    /// errno for a denial.
+    pub errno: i32,
+    /// Mark the task untrusted (it and its future descendants).
+    pub taint: bool,
+}
+
+impl Verdict {
+    /// Allow.
+    pub const fn allow() -> Self {
+        Self {
+            allow: true,
+            errno: 0,
+            taint: false,
+        }
+    }
+
+    /// Deny with `errno`.
+    pub const fn deny(errno: i32) -> Self {
+        Self {
+            allow: false,
+            errno,
+            taint: false,
+        }
+    }
+
+    /// The same verdict, also marking the task untrusted.
+    pub const fn tainting(mut self) -> Self {
+        self.taint = true;
+        self
+    }
+}
+
+/// An exec that completed (ptrace exec stop), with the identity computed for the task.
+#[derive(Debug, Clone)]
+pub struct ExecEvent {
+    /// The task (thread group leader after the exec).
+    pub tid: i32,
+    /// The task's comm after the exec.
+    pub comm: String,
+    /// Credentials after the exec (bprm_committed_creds).
+    pub coe: Coe,
+    /// The executable actually loaded (`/proc/<pid>/exe`).
+    pub exe: FileDesc,
+    /// The new TASK_ID.
+    pub task_id: Digest,
+    /// PTASK_ID used for it.
+    pub p_task_id: Digest,
+    /// The new task instance.
+    pub ttd: u64,
+}
+
+/// The modeling layer plugged into the sensor.
+pub trait EventHandler: Send {
+    /// Decide on one event. Called from the notification thread, in arrival order.
+    fn on_event(&mut self, ev: &RawEvent) -> Verdict;
+
+    /// A task executed a program (informational; TASK_ID is already computed).
+    fn on_exec(&mut self, _ev: &ExecEvent) {}
+}
+
+impl<F: FnMut(&RawEvent) -> Verdict + Send> EventHandler for F {
+    fn on_event(&mut self, ev: &RawEvent) -> Verdict {
+        self(ev)
+    }
+}
+
+/// Counters of a supervised run. "Nothing lost": every notification is answered, and each one
+/// either produced its events or is counted in `lost`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Notifications received.
+    pub notifications: AtomicU64,
+    /// TSEM events handed to the handler.
+    pub events: AtomicU64,
+    /// Notifications answered with a denial because of a verdict.
+    pub denied: AtomicU64,
+    /// Notifications performed by the supervisor (ADDFD or emulated result).
+    pub emulated: AtomicU64,
+    /// Notifications answered with CONTINUE.
+    pub continued: AtomicU64,
+    /// Notifications of syscalls that map to no TSEM event.
+    pub unmodeled: AtomicU64,
+    /// Notifications whose target went away before the answer (ENOENT on SEND/ADDFD).
+    pub abandoned: AtomicU64,
+    /// Notifications that could not be described (answered with an error, not modeled).
+    pub lost: AtomicU64,
+    /// Tasks killed because the program loaded differed from the one approved.
+    pub exec_mismatch: AtomicU64,
+}
+
+/// A plain copy of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// See [`Counters::notifications`].
+    pub notifications: u64,
+    /// See [`Counters::events`].
+    pub events: u64,
+    /// See [`Counters::denied`].
+    pub denied: u64,
+    /// See [`Counters::emulated`].
+    pub emulated: u64,
+    /// See [`Counters::continued`].
+    pub continued: u64,
+    /// See [`Counters::unmodeled`].
+    pub unmodeled: u64,
+    /// See [`Counters::abandoned`].
+    pub abandoned: u64,
+    /// See [`Counters::lost`].
+    pub lost: u64,
+    /// See [`Counters::exec_mismatch`].
+    pub exec_mismatch: u64,
+    /// Tasks followed.
+    pub tasks: u64,
+    /// Exec stops.
+    pub execs: u64,
+}
+
+impl Counters {
+    /// Add one to `c`.
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot.
+    pub fn snapshot(&self) -> Stats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            notifications: g(&self.notifications),
+            events: g(&self.events),
+            denied: g(&self.denied),
+            emulated: g(&self.emulated),
+            continued: g(&self.continued),
+            unmodeled: g(&self.unmodeled),
+            abandoned: g(&self.abandoned),
+            lost: g(&self.lost),
+            exec_mismatch: g(&self.exec_mismatch),
+            tasks: 0,
+            execs: 0,
+        }
+    }
+}

@@ -1,0 +1,2156 @@
+//! The notification loop: receive, read the target's arguments, re-validate, describe the object
+//! as TSEM would, ask the modeling layer, then perform the operation ourselves (ADDFD or an
+//! emulated result) or let the kernel continue.
+//!
+//! Emulation is only used when the target's credentials equal the supervisor's and the target's
+//! root is ours, so that the supervisor's permission checks and path walks are the target's.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tsem_core::event::{Cell, Coe, Event, EventHeader, EventType, FileDesc, Sock, SockAddr};
+use tsem_core::map::Mapper;
+use tsem_core::{Digest, HashAlg};
+
+use crate::describe::Describer;
+use crate::event::{Counters, EventHandler, RawEvent, Verdict};
+use crate::procfs::{self, Status};
+use crate::sys::{self, Notif, PathOp, Response};
+use crate::syscalls::Sysno;
+use crate::tree::{ApprovedExec, Identity, Task, Tree};
+
+/// Errors that stop the notification loop (the workload is then killed: fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// RECV or SEND failed for a reason other than the target going away.
+    #[error("seccomp listener: {0}")]
+    Listener(#[source] io::Error),
+}
+
+/// The kernel's `O_LARGEFILE` (glibc defines it as 0 on 64-bit).
+pub const KERNEL_O_LARGEFILE: u32 = 0o100000;
+/// `__FMODE_EXEC`, set in `f_flags` of files opened for exec.
+pub const FMODE_EXEC_FLAG: u32 = 0o40;
+/// `f_flags` of an executable opened by `execve` (`O_LARGEFILE | O_RDONLY | __FMODE_EXEC`).
+pub const EXEC_FLAGS: u32 = KERNEL_O_LARGEFILE | FMODE_EXEC_FLAG;
+
+const ATTR_MODE: u32 = 1;
+const ATTR_UID: u32 = 2;
+const ATTR_GID: u32 = 4;
+const ATTR_SIZE: u32 = 8;
+const ATTR_ATIME: u32 = 0x10;
+const ATTR_MTIME: u32 = 0x20;
+const ATTR_CTIME: u32 = 0x40;
+const ATTR_ATIME_SET: u32 = 0x80;
+const ATTR_MTIME_SET: u32 = 0x100;
+const ATTR_FILE: u32 = 0x2000;
+
+/// `f_flags` as the kernel holds them when `security_file_open` runs: `O_CLOEXEC` stripped,
+/// `O_LARGEFILE` forced, `__O_SYNC` implying `O_DSYNC`.
+pub fn open_f_flags(flags: u64) -> u32 {
+    let mut f = (flags as u32) & !(libc::O_CLOEXEC as u32);
+    f |= KERNEL_O_LARGEFILE;
+    if f & (libc::O_SYNC as u32) != 0 {
+        f |= libc::O_DSYNC as u32;
+    }
+    f
+}
+
+/// State shared by the notification thread and the tracer thread.
+pub(crate) struct Shared<H> {
+    pub tree: Mutex<Tree>,
+    pub handler: Mutex<H>,
+    pub counters: Counters,
+    pub alg: HashAlg,
+    /// The supervisor's own credentials, to decide whether it may act for a target.
+    pub own: Status,
+    pub own_root: (u64, u64),
+    pub own_netns: u64,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a handler panicked while holding it; the data is still the best
+    // information we have, and stopping would leave notifications unanswered.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why an argument could not be turned into something the supervisor can act on.
+enum Fail {
+    /// Answer with this errno (what the kernel would have returned).
+    Errno(i32),
+    /// The supervisor cannot act for the target here; let the kernel run the syscall.
+    Fallback,
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Self {
+        Fail::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// How a notification is answered.
+enum Reply {
+    Continue,
+    Value(i64),
+    Error(i32),
+    AddFd(OwnedFd, bool),
+    /// Answered by another thread (blocking emulation).
+    Deferred,
+    /// The target is gone (ID_VALID failed); nothing to answer.
+    Gone,
+}
+
+struct Call {
+    n: Notif,
+    seq: u64,
+    sys: Sysno,
+    tid: i32,
+    status: Status,
+    task: Task,
+    emulated: bool,
+}
+
+/// A path resolved for the supervisor: a directory descriptor standing for the target's
+/// (None for absolute paths) and the path bytes after `/proc/self`-style rewriting.
+struct Target {
+    dir: Option<OwnedFd>,
+    path: CString,
+    resolve: u64,
+}
+
+impl Target {
+    fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.dir.as_ref().map(|d| d.as_fd())
+    }
+}
+
+pub(crate) struct Notifier<H> {
+    fd: OwnedFd,
+    shared: Arc<Shared<H>>,
+    desc: Describer,
+    self_pid: i32,
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn stat_of(path: &str) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    })
+}
+
+/// Rewrite paths that name "the calling process" so the supervisor resolves them for the target.
+fn rewrite_self(raw: &[u8], tgid: i32, tid: i32) -> Vec<u8> {
+    let rules: [(&[u8], String); 6] = [
+        (b"/proc/self/", format!("/proc/{tgid}/")),
+        (b"/proc/thread-self/", format!("/proc/{tgid}/task/{tid}/")),
+        (b"/dev/fd/", format!("/proc/{tgid}/fd/")),
+        (b"/dev/stdin", format!("/proc/{tgid}/fd/0")),
+        (b"/dev/stdout", format!("/proc/{tgid}/fd/1")),
+        (b"/dev/stderr", format!("/proc/{tgid}/fd/2")),
+    ];
+    if raw == b"/proc/self" {
+        return format!("/proc/{tgid}").into_bytes();
+    }
+    if raw == b"/proc/thread-self" {
+        return format!("/proc/{tgid}/task/{tid}").into_bytes();
+    }
+    for (pre, to) in rules {
+        let exact_dev = !pre.ends_with(b"/");
+        if (exact_dev && raw == pre) || (!exact_dev && raw.starts_with(pre)) {
+            let mut v = to.into_bytes();
+            if !exact_dev {
+                v.extend_from_slice(&raw[pre.len()..]);
+            }
+            return v;
+        }
+    }
+    raw.to_vec()
+}
+
+/// Whether `path` names a process directory in procfs other than ours (magic links there are
+/// the same object whoever follows them).
+fn names_other_proc(path: &[u8], self_pid: i32) -> bool {
+    let Some(rest) = path.strip_prefix(b"/proc/") else {
+        return false;
+    };
+    let end = rest.iter().position(|c| *c == b'/').unwrap_or(rest.len());
+    let digits = &rest[..end];
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse::<i32>().ok())
+            != Some(self_pid)
+}
+
+/// Split a path into (parent, base for the description, base for the operation). `None` when the
+/// last component is `.` or `..` or the path is only slashes.
+fn split_parent(path: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let mut end = path.len();
+    while end > 0 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    if end == 0 {
+        return None;
+    }
+    let trimmed = &path[..end];
+    let (parent, base) = match trimmed.iter().rposition(|c| *c == b'/') {
+        Some(0) => (b"/".to_vec(), &trimmed[1..]),
+        Some(i) => (trimmed[..i].to_vec(), &trimmed[i + 1..]),
+        None => (b".".to_vec(), trimmed),
+    };
+    if base == b"." || base == b".." {
+        return None;
+    }
+    let start = end - base.len();
+    Some((parent, base.to_vec(), path[start..].to_vec()))
+}
+
+fn cstring(v: Vec<u8>) -> Result<CString, Fail> {
+    CString::new(v).map_err(|_| Fail::Errno(libc::EINVAL))
+}
+
+fn join(dir: &str, base: &[u8]) -> String {
+    let b = String::from_utf8_lossy(base);
+    if dir.ends_with('/') {
+        format!("{dir}{b}")
+    } else {
+        format!("{dir}/{b}")
+    }
+}
+
+fn is(st: &libc::stat, kind: u32) -> bool {
+    st.st_mode & libc::S_IFMT == kind
+}
+
+impl<H: EventHandler> Notifier<H> {
+    pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
+        let mut desc = Describer::new(shared.alg);
+        desc.reload_mounts();
+        Self {
+            fd,
+            shared,
+            desc,
+            self_pid: std::process::id() as i32,
+        }
+    }
+
+    /// Receive and answer notifications until every task using the filter is gone.
+    pub(crate) fn run(mut self) -> Result<(), NotifyError> {
+        // A private umask of 0 lets the supervisor apply each target's own umask to the modes
+        // it creates files with, without touching the rest of the process.
+        sys::thread_private_fs_umask0().map_err(NotifyError::Listener)?;
+        let sizes = sys::notif_sizes().map_err(NotifyError::Listener)?;
+        let mut buf = sys::RecvBuf::new(sizes);
+        loop {
+            let (readable, hup) = sys::poll_in(self.fd.as_fd()).map_err(NotifyError::Listener)?;
+            if !readable && hup {
+                return Ok(());
+            }
+            let n = match sys::notif_recv(self.fd.as_fd(), &mut buf) {
+                Ok(n) => n,
+                // The target was interrupted between poll and RECV.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => continue,
+                Err(e) => return Err(NotifyError::Listener(e)),
+            };
+            self.handle(n)?;
+        }
+    }
+
+    fn handle(&mut self, n: Notif) -> Result<(), NotifyError> {
+        let c = &self.shared.counters;
+        Counters::bump(&c.notifications);
+        let seq = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
+        let Some(sys) = Sysno::from_nr(i64::from(n.nr)) else {
+            Counters::bump(&self.shared.counters.unmodeled);
+            return self.respond(n.id, Response::Continue);
+        };
+        let tid = n.pid as i32;
+        let status = if tid > 0 {
+            procfs::read_status(tid).ok()
+        } else {
+            None
+        };
+        let Some(status) = status else {
+            // Without the caller's credentials nothing can be described: deny, count as lost.
+            Counters::bump(&self.shared.counters.lost);
+            return self.respond(n.id, Response::Error(libc::EPERM));
+        };
+        let task = {
+            let tree = lock(&self.shared.tree);
+            tree.get(tid).or_else(|| tree.process(status.tgid)).cloned()
+        };
+        let task = task.unwrap_or_else(|| {
+            let z = Digest::zero(self.shared.alg.size());
+            Task {
+                tgid: status.tgid,
+                creator: 0,
+                ident: Identity {
+                    task_id: z,
+                    p_task_id: z,
+                    ttd: 0,
+                    p_ttd: 0,
+                },
+                untrusted: false,
+                execed: false,
+            }
+        });
+        let mut call = Call {
+            n,
+            seq,
+            sys,
+            tid,
+            status,
+            task,
+            emulated: false,
+        };
+        let reply = self.dispatch(&mut call);
+        match reply {
+            Reply::Continue => {
+                Counters::bump(&self.shared.counters.continued);
+                self.respond(n.id, Response::Continue)
+            }
+            Reply::Value(v) => {
+                Counters::bump(&self.shared.counters.emulated);
+                self.respond(n.id, Response::Value(v))
+            }
+            Reply::Error(e) => self.respond(n.id, Response::Error(e)),
+            Reply::AddFd(fd, cloexec) => {
+                Counters::bump(&self.shared.counters.emulated);
+                match sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        Counters::bump(&self.shared.counters.abandoned);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The fd could not be installed (e.g. the target hit RLIMIT_NOFILE):
+                        // answer with that error rather than leave the call hanging.
+                        let r = self.respond(n.id, Response::Error(errno_of(&e)));
+                        r.map(|_| ())
+                    }
+                }
+            }
+            Reply::Deferred => Ok(()),
+            Reply::Gone => {
+                Counters::bump(&self.shared.counters.abandoned);
+                Ok(())
+            }
+        }
+    }
+
+    fn respond(&self, id: u64, r: Response) -> Result<(), NotifyError> {
+        match sys::notif_send(self.fd.as_fd(), id, r) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Counters::bump(&self.shared.counters.abandoned);
+                Ok(())
+            }
+            Err(e) => Err(NotifyError::Listener(e)),
+        }
+    }
+
+    fn valid(&self, call: &Call) -> bool {
+        sys::notif_id_valid(self.fd.as_fd(), call.n.id)
+    }
+
+    /// May the supervisor perform operations with its own credentials on behalf of `call`?
+    fn same_creds(&self, call: &Call) -> bool {
+        let (a, b) = (&call.status, &self.shared.own);
+        a.coe.fsuid == b.coe.fsuid
+            && a.coe.fsgid == b.coe.fsgid
+            && a.coe.euid == b.coe.euid
+            && a.coe.egid == b.coe.egid
+            && a.coe.capeff == b.coe.capeff
+            && a.groups == b.groups
+    }
+
+    fn same_root(&self, tid: i32) -> bool {
+        stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root)
+    }
+
+    fn header(&self, call: &Call, ty: EventType) -> EventHeader {
+        EventHeader {
+            pid: Some(call.status.tgid as u64),
+            tnum: None,
+            context: None,
+            number: None,
+            process: call.status.name.clone(),
+            event_type: ty,
+            ttd: call.task.ident.ttd,
+            p_ttd: call.task.ident.p_ttd,
+            task_id: call.task.ident.task_id,
+            p_task_id: call.task.ident.p_task_id,
+            ts: sys::boottime_ns(),
+        }
+    }
+
+    /// Hand one event to the modeling layer.
+    fn ask(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Verdict {
+        let event = Event {
+            header: self.header(call, ty),
+            coe: call.status.coe,
+            cell,
+        };
+        let raw = RawEvent {
+            seq: call.seq,
+            tid: call.tid,
+            tgid: call.status.tgid,
+            syscall: call.sys,
+            args: call.n.args,
+            untrusted: call.task.untrusted,
+            emulated: call.emulated,
+            event,
+        };
+        Counters::bump(&self.shared.counters.events);
+        let v = lock(&self.shared.handler).on_event(&raw);
+        if v.taint && !call.task.untrusted {
+            call.task.untrusted = true;
+            lock(&self.shared.tree).taint(call.tid);
+        }
+        if !v.allow {
+            Counters::bump(&self.shared.counters.denied);
+        }
+        v
+    }
+
+    fn read_cstr(&self, tid: i32, addr: u64) -> Result<Vec<u8>, Fail> {
+        if addr == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        let mut out = Vec::new();
+        let mut a = addr;
+        let max = libc::PATH_MAX as usize;
+        while out.len() <= max {
+            // One iovec per page: process_vm_readv never splits an iovec, so a string that ends
+            // just before an unmapped page must not be read across it.
+            let room = 4096 - (a % 4096) as usize;
+            let mut chunk = vec![0u8; room];
+            let n = sys::process_vm_read(tid, a, &mut chunk)
+                .map_err(|e| Fail::Errno(map_mem_err(&e)))?;
+            if n == 0 {
+                return Err(Fail::Errno(libc::EFAULT));
+            }
+            if let Some(z) = chunk[..n].iter().position(|b| *b == 0) {
+                out.extend_from_slice(&chunk[..z]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+            a += n as u64;
+        }
+        Err(Fail::Errno(libc::ENAMETOOLONG))
+    }
+
+    fn read_mem(&self, tid: i32, addr: u64, len: usize) -> Result<Vec<u8>, Fail> {
+        let mut out = vec![0u8; len];
+        let mut off = 0;
+        while off < len {
+            let a = addr + off as u64;
+            let room = (4096 - (a % 4096) as usize).min(len - off);
+            let n = sys::process_vm_read(tid, a, &mut out[off..off + room])
+                .map_err(|e| Fail::Errno(map_mem_err(&e)))?;
+            if n == 0 {
+                return Err(Fail::Errno(libc::EFAULT));
+            }
+            off += n;
+        }
+        Ok(out)
+    }
+
+    fn resolve(&self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Target, Fail> {
+        let tgid = call.status.tgid;
+        let path = rewrite_self(raw, tgid, call.tid);
+        let resolve = if names_other_proc(&path, self.self_pid) {
+            0
+        } else {
+            libc::RESOLVE_NO_MAGICLINKS
+        };
+        if !self.same_root(call.tid) {
+            return Err(Fail::Fallback);
+        }
+        let dir = if path.first() == Some(&b'/') {
+            None
+        } else if dirfd as i32 == libc::AT_FDCWD {
+            Some(sys::open(
+                &format!("/proc/{}/cwd", call.tid),
+                libc::O_PATH | libc::O_DIRECTORY,
+            )?)
+        } else {
+            match sys::open(
+                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
+                libc::O_PATH,
+            ) {
+                Ok(d) => Some(d),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    return Err(Fail::Errno(libc::EBADF));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        Ok(Target {
+            dir,
+            path: cstring(path)?,
+            resolve,
+        })
+    }
+
+    /// Resolve the parent directory of a path argument: (parent fd, its stat, description base,
+    /// operation base, absolute path of the entry).
+    fn parent(&self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Parent, Fail> {
+        let Some((p, base, base_op)) = split_parent(raw) else {
+            return Err(Fail::Fallback);
+        };
+        let t = self.resolve(call, dirfd, &p)?;
+        let fd = sys::openat2(
+            t.dir(),
+            &t.path,
+            (libc::O_PATH | libc::O_DIRECTORY) as u64,
+            0,
+            t.resolve,
+        )?;
+        let st = sys::fstat(fd.as_fd())?;
+        let abs = join(&Describer::fd_path(fd.as_fd()), &base);
+        let base_c = cstring(base)?;
+        let entry = sys::fstatat_nofollow(fd.as_fd(), &base_c).ok();
+        Ok(Parent {
+            fd,
+            st,
+            base_op: cstring(base_op)?,
+            abs,
+            entry,
+        })
+    }
+
+    fn umask(&self, call: &Call) -> u32 {
+        call.status.umask
+    }
+
+    fn dispatch(&mut self, call: &mut Call) -> Reply {
+        let a = call.n.args;
+        let r = match call.sys {
+            Sysno::Open => self.sys_open(call, libc::AT_FDCWD as i64, a[0], a[1], a[2], 0),
+            Sysno::Openat => self.sys_open(call, a[0] as i64, a[1], a[2], a[3], 0),
+            Sysno::Creat => self.sys_open(
+                call,
+                libc::AT_FDCWD as i64,
+                a[0],
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+                a[1],
+                0,
+            ),
+            Sysno::Openat2 => self.sys_openat2(call),
+            Sysno::Execve => self.sys_exec(call, libc::AT_FDCWD as i64, a[0], 0),
+            Sysno::Execveat => self.sys_exec(call, a[0] as i64, a[1], a[4] as i32),
+            Sysno::Mmap => self.sys_mmap(call),
+            Sysno::Socket => self.sys_socket(call),
+            Sysno::Connect | Sysno::Bind => self.sys_addr(call),
+            Sysno::Listen => self.sys_listen(call),
+            Sysno::Accept | Sysno::Accept4 => self.sys_accept(call),
+            Sysno::Kill
+            | Sysno::Tkill
+            | Sysno::Tgkill
+            | Sysno::RtSigqueueinfo
+            | Sysno::RtTgsigqueueinfo => self.sys_kill(call),
+            Sysno::Ptrace => self.sys_ptrace(call),
+            Sysno::Mkdir => self.sys_create(call, libc::AT_FDCWD as i64, a[0], a[1] as u32, None),
+            Sysno::Mkdirat => self.sys_create(call, a[0] as i64, a[1], a[2] as u32, None),
+            Sysno::Mknod => {
+                self.sys_create(call, libc::AT_FDCWD as i64, a[0], a[1] as u32, Some(a[2]))
+            }
+            Sysno::Mknodat => self.sys_create(call, a[0] as i64, a[1], a[2] as u32, Some(a[3])),
+            Sysno::Unlink => self.sys_unlink(call, libc::AT_FDCWD as i64, a[0], 0),
+            Sysno::Rmdir => self.sys_unlink(call, libc::AT_FDCWD as i64, a[0], libc::AT_REMOVEDIR),
+            Sysno::Unlinkat => self.sys_unlink(call, a[0] as i64, a[1], a[2] as i32),
+            Sysno::Rename => self.sys_rename(
+                call,
+                libc::AT_FDCWD as i64,
+                a[0],
+                libc::AT_FDCWD as i64,
+                a[1],
+                0,
+            ),
+            Sysno::Renameat => self.sys_rename(call, a[0] as i64, a[1], a[2] as i64, a[3], 0),
+            Sysno::Renameat2 => {
+                self.sys_rename(call, a[0] as i64, a[1], a[2] as i64, a[3], a[4] as u32)
+            }
+            Sysno::Link => self.sys_link(
+                call,
+                libc::AT_FDCWD as i64,
+                a[0],
+                libc::AT_FDCWD as i64,
+                a[1],
+                0,
+            ),
+            Sysno::Linkat => self.sys_link(call, a[0] as i64, a[1], a[2] as i64, a[3], a[4] as i32),
+            Sysno::Symlink => self.sys_symlink(call, a[0], libc::AT_FDCWD as i64, a[1]),
+            Sysno::Symlinkat => self.sys_symlink(call, a[0], a[1] as i64, a[2]),
+            Sysno::Chmod => self.sys_setattr(
+                call,
+                libc::AT_FDCWD as i64,
+                Some(a[0]),
+                0,
+                SetAttr::Mode(a[1] as u32),
+            ),
+            Sysno::Fchmod => self.sys_setattr_fd(call, a[0] as i32, SetAttr::Mode(a[1] as u32)),
+            Sysno::Fchmodat => {
+                self.sys_setattr(call, a[0] as i64, Some(a[1]), 0, SetAttr::Mode(a[2] as u32))
+            }
+            Sysno::Fchmodat2 => self.sys_setattr(
+                call,
+                a[0] as i64,
+                Some(a[1]),
+                a[3] as i32,
+                SetAttr::Mode(a[2] as u32),
+            ),
+            Sysno::Chown => self.sys_setattr(
+                call,
+                libc::AT_FDCWD as i64,
+                Some(a[0]),
+                0,
+                SetAttr::Owner(a[1] as u32, a[2] as u32),
+            ),
+            Sysno::Lchown => self.sys_setattr(
+                call,
+                libc::AT_FDCWD as i64,
+                Some(a[0]),
+                libc::AT_SYMLINK_NOFOLLOW,
+                SetAttr::Owner(a[1] as u32, a[2] as u32),
+            ),
+            Sysno::Fchown => {
+                self.sys_setattr_fd(call, a[0] as i32, SetAttr::Owner(a[1] as u32, a[2] as u32))
+            }
+            Sysno::Fchownat => self.sys_setattr(
+                call,
+                a[0] as i64,
+                Some(a[1]),
+                a[4] as i32,
+                SetAttr::Owner(a[2] as u32, a[3] as u32),
+            ),
+            Sysno::Truncate => self.sys_setattr(
+                call,
+                libc::AT_FDCWD as i64,
+                Some(a[0]),
+                0,
+                SetAttr::Size(a[1] as i64),
+            ),
+            Sysno::Ftruncate => self.sys_setattr_fd(call, a[0] as i32, SetAttr::Size(a[1] as i64)),
+            Sysno::Utimensat => self.sys_utimens(call),
+            Sysno::Utime | Sysno::Utimes | Sysno::Futimesat => self.sys_utimes_old(call),
+            Sysno::Mount => self.sys_mount(call),
+            Sysno::Umount2 => self.sys_umount(call),
+            Sysno::PivotRoot => self.sys_two_paths(
+                call,
+                EventType::SbPivotroot,
+                libc::AT_FDCWD as i64,
+                a[0],
+                libc::AT_FDCWD as i64,
+                a[1],
+            ),
+            Sysno::MoveMount => self.sys_two_paths(
+                call,
+                EventType::MoveMount,
+                a[0] as i64,
+                a[1],
+                a[2] as i64,
+                a[3],
+            ),
+            Sysno::InitModule => self.simple(
+                call,
+                EventType::KernelLoadData,
+                Cell::KernelLoadData { id: 2, contents: 1 },
+            ),
+            Sysno::FinitModule => self.sys_finit_module(call),
+            Sysno::Capset => self.sys_capset(call),
+            Sysno::Prctl => self.sys_prctl(call),
+            Sysno::Setpgid => self.sys_setpgid(call),
+            Sysno::Mprotect
+            | Sysno::OpenTree
+            | Sysno::Fsopen
+            | Sysno::Fsmount
+            | Sysno::MountSetattr
+            | Sysno::DeleteModule => {
+                Counters::bump(&self.shared.counters.unmodeled);
+                Ok(Reply::Continue)
+            }
+        };
+        match r {
+            Ok(r) => r,
+            Err(Fail::Errno(e)) => {
+                if e == libc::ESRCH && !self.valid(call) {
+                    Reply::Gone
+                } else {
+                    Reply::Error(e)
+                }
+            }
+            Err(Fail::Fallback) => {
+                // The supervisor cannot act for this target; describe what it can by path and
+                // let the kernel run the call (racy, see docs/sensor.md).
+                Counters::bump(&self.shared.counters.unmodeled);
+                Reply::Continue
+            }
+        }
+    }
+
+    fn simple(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Result<Reply, Fail> {
+        let v = self.ask(call, ty, cell);
+        Ok(if v.allow {
+            Reply::Continue
+        } else {
+            Reply::Error(v.errno)
+        })
+    }
+
+    fn verdict_reply(v: Verdict) -> Option<Reply> {
+        (!v.allow).then_some(Reply::Error(v.errno))
+    }
+
+    // ---- opens -------------------------------------------------------------------------------
+
+    fn sys_openat2(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let size = a[3] as usize;
+        if size < 24 {
+            return Err(Fail::Errno(libc::EINVAL));
+        }
+        if size > 4096 {
+            return Err(Fail::Errno(libc::E2BIG));
+        }
+        let how = self.read_mem(call.tid, a[2], size)?;
+        if how[24..].iter().any(|b| *b != 0) {
+            return Err(Fail::Errno(libc::E2BIG));
+        }
+        let word = |i: usize| {
+            u64::from_le_bytes([
+                how[i],
+                how[i + 1],
+                how[i + 2],
+                how[i + 3],
+                how[i + 4],
+                how[i + 5],
+                how[i + 6],
+                how[i + 7],
+            ])
+        };
+        self.sys_open(call, a[0] as i64, a[1], word(0), word(8), word(16))
+    }
+
+    fn sys_open(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: u64,
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    ) -> Result<Reply, Fail> {
+        let raw = self.read_cstr(call.tid, path)?;
+        if raw.is_empty() {
+            return Err(Fail::Errno(libc::ENOENT));
+        }
+        let mut t = self.resolve(call, dirfd, &raw)?;
+        t.resolve |= resolve;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        if !self.same_creds(call) {
+            return Err(Fail::Fallback);
+        }
+        call.emulated = true;
+        let fl = flags as i32;
+        let cloexec = fl & libc::O_CLOEXEC != 0;
+        if fl & libc::O_PATH != 0 {
+            // O_PATH opens never reach security_file_open: no event.
+            let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
+            let fd = sys::openat2(t.dir(), &t.path, flags & keep, 0, t.resolve)?;
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
+        if fl & libc::O_TMPFILE == libc::O_TMPFILE {
+            let m = mode & !u64::from(self.umask(call)) & 0o7777;
+            let fd = sys::openat2(
+                t.dir(),
+                &t.path,
+                flags & !(libc::O_CLOEXEC as u64),
+                m,
+                t.resolve,
+            )?;
+            let st = sys::fstat(fd.as_fd())?;
+            let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
+            let v = self.ask(call, EventType::FileOpen, Cell::File(file));
+            return Ok(Self::verdict_reply(v).unwrap_or(Reply::AddFd(fd, cloexec)));
+        }
+        let creat = fl & libc::O_CREAT != 0;
+        let excl = creat && fl & libc::O_EXCL != 0;
+        let mut probe_flags =
+            (libc::O_PATH as u64) | (flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
+        if excl {
+            probe_flags |= libc::O_NOFOLLOW as u64;
+        }
+        for _ in 0..4 {
+            match sys::openat2(t.dir(), &t.path, probe_flags, 0, t.resolve) {
+                Ok(p) => {
+                    if excl {
+                        return Err(Fail::Errno(libc::EEXIST));
+                    }
+                    return self.reopen(call, p, flags, cloexec);
+                }
+                Err(e) if errno_of(&e) == libc::ENOENT && creat => {
+                    match self.create_file(call, dirfd, &raw, flags, mode)? {
+                        Some(r) => return Ok(r),
+                        // Someone created the entry after our probe: look again.
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Fail::Errno(libc::EAGAIN))
+    }
+
+    /// Open an existing object through the supervisor's O_PATH descriptor on it.
+    fn reopen(
+        &mut self,
+        call: &mut Call,
+        p: OwnedFd,
+        flags: u64,
+        cloexec: bool,
+    ) -> Result<Reply, Fail> {
+        let st = sys::fstat(p.as_fd())?;
+        if is(&st, libc::S_IFLNK) {
+            return Err(Fail::Errno(libc::ELOOP));
+        }
+        let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
+            .map_err(|_| Fail::Errno(libc::EINVAL))?;
+        let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+        let real_flags = (flags & !strip) | libc::O_NOCTTY as u64;
+        if is(&st, libc::S_IFIFO) {
+            // Opening a FIFO blocks until the other end shows up, which may be another
+            // supervised task: do it on a helper thread and answer from there.
+            return Ok(self.defer_fifo(call, link, real_flags, cloexec));
+        }
+        if !is(&st, libc::S_IFREG) {
+            // TSEM models opens of regular files only.
+            Counters::bump(&self.shared.counters.unmodeled);
+            let fd = sys::openat2(None, &link, real_flags, 0, 0)?;
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
+        let acc = flags as i32 & libc::O_ACCMODE;
+        let plain_read = acc == libc::O_RDONLY && flags as i32 & libc::O_TRUNC == 0;
+        // Hash what the file holds when security_file_open runs, i.e. before any O_TRUNC.
+        let reader = if plain_read {
+            Some(sys::openat2(None, &link, real_flags, 0, 0)?)
+        } else {
+            sys::openat2(
+                None,
+                &link,
+                libc::O_RDONLY as u64 | libc::O_NOCTTY as u64,
+                0,
+                0,
+            )
+            .ok()
+        };
+        let file = self.desc.file(
+            p.as_fd(),
+            reader.as_ref().map(|r| r.as_fd()),
+            &st,
+            open_f_flags(flags),
+        );
+        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        let fd = match reader {
+            Some(r) if plain_read => r,
+            _ => sys::openat2(None, &link, real_flags, 0, 0)?,
+        };
+        Ok(Reply::AddFd(fd, cloexec))
+    }
+
+    fn defer_fifo(&mut self, call: &Call, link: CString, flags: u64, cloexec: bool) -> Reply {
+        Counters::bump(&self.shared.counters.unmodeled);
+        let Ok(nfd) = self.fd.try_clone() else {
+            return Reply::Error(libc::ENOMEM);
+        };
+        let id = call.n.id;
+        // The magic link must stay valid while the helper opens it: hand over the O_PATH fd.
+        let spawned = std::thread::Builder::new()
+            .name("tsem-fifo".into())
+            .spawn(move || {
+                let r = sys::openat2(None, &link, flags, 0, 0);
+                match r {
+                    Ok(fd) => {
+                        if let Err(e) = sys::notif_addfd_send(nfd.as_fd(), id, fd.as_fd(), cloexec)
+                            && e.raw_os_error() != Some(libc::ENOENT)
+                        {
+                            let _ = sys::notif_send(nfd.as_fd(), id, Response::Error(errno_of(&e)));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = sys::notif_send(nfd.as_fd(), id, Response::Error(errno_of(&e)));
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Reply::Deferred,
+            Err(_) => Reply::Error(libc::EAGAIN),
+        }
+    }
+
+    /// Create a regular file for an `O_CREAT` open of a missing entry. `Ok(None)` when the entry
+    /// appeared meanwhile.
+    fn create_file(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        raw: &[u8],
+        flags: u64,
+        mode: u64,
+    ) -> Result<Option<Reply>, Fail> {
+        let par = self.parent(call, dirfd, raw)?;
+        if par.entry.is_some() {
+            // A dangling symlink (O_CREAT follows it) or a racing creator.
+            if par.entry.as_ref().is_some_and(|e| is(e, libc::S_IFLNK)) {
+                return Err(Fail::Fallback);
+            }
+            return Ok(None);
+        }
+        let m = (mode as u32) & !self.umask(call) & 0o7777;
+        let created = self.desc.next_instance(&par.st, &call.task.ident.task_id);
+        let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
+        let dentry = self
+            .desc
+            .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(created));
+        let v = self.ask(
+            call,
+            EventType::InodeCreate,
+            Cell::InodeCreate {
+                dir,
+                dentry,
+                mode: libc::S_IFREG | m,
+            },
+        );
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(Some(r));
+        }
+        let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
+        let fd = match sys::openat2(Some(par.fd.as_fd()), &par.base_op, cf, u64::from(m), 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == libc::EEXIST => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let st = sys::fstat(fd.as_fd())?;
+        self.desc.mark_created(&st, created);
+        let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
+        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(Some(r));
+        }
+        Ok(Some(Reply::AddFd(fd, flags as i32 & libc::O_CLOEXEC != 0)))
+    }
+
+    // ---- exec and mmap -----------------------------------------------------------------------
+
+    fn sys_exec(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: u64,
+        flags: i32,
+    ) -> Result<Reply, Fail> {
+        let raw = self.read_cstr(call.tid, path)?;
+        let p = if raw.is_empty() {
+            if flags & libc::AT_EMPTY_PATH == 0 {
+                return Err(Fail::Errno(libc::ENOENT));
+            }
+            sys::open(
+                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
+                libc::O_PATH,
+            )
+            .map_err(|_| Fail::Errno(libc::EBADF))?
+        } else {
+            let t = self.resolve(call, dirfd, &raw)?;
+            let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
+                libc::O_NOFOLLOW as u64
+            } else {
+                0
+            };
+            sys::openat2(
+                t.dir(),
+                &t.path,
+                libc::O_PATH as u64 | nofollow,
+                0,
+                t.resolve,
+            )?
+        };
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(p.as_fd())?;
+        if !is(&st, libc::S_IFREG) {
+            return Err(Fail::Errno(libc::EACCES));
+        }
+        let link = format!("/proc/self/fd/{}", p.as_raw_fd());
+        let reader = sys::open(&link, libc::O_RDONLY).ok();
+        let file = self.desc.file(
+            p.as_fd(),
+            reader.as_ref().map(|r| r.as_fd()),
+            &st,
+            EXEC_FLAGS,
+        );
+        let digest = file.digest;
+        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        lock(&self.shared.tree).approve_exec(
+            call.tid,
+            ApprovedExec {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                digest,
+            },
+        );
+        Ok(Reply::Continue)
+    }
+
+    fn target_file(&self, call: &Call, fd: i32) -> Result<OwnedFd, Fail> {
+        let pidfd = sys::pidfd_open(call.status.tgid, 0)?;
+        match sys::pidfd_getfd(pidfd.as_fd(), fd) {
+            Ok(f) => Ok(f),
+            Err(e) if errno_of(&e) == libc::EBADF => Err(Fail::Errno(libc::EBADF)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let f = self.target_file(call, a[4] as i32)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        let magic = self.desc.magic(f.as_fd(), &st);
+        if !is(&st, libc::S_IFREG) || crate::describe::PSEUDO_MAGICS.contains(&magic) {
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::Continue);
+        }
+        let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
+        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
+        let cell = Cell::MmapFile {
+            file: Some(file),
+            prot: a[2] as u32,
+            flags: a[3] as u32,
+        };
+        self.simple(call, EventType::MmapFile, cell)
+    }
+
+    // ---- sockets -----------------------------------------------------------------------------
+
+    fn sock(&mut self, fd: BorrowedFd<'_>) -> Result<Sock, Fail> {
+        let family = sys::getsockopt_int(fd, libc::SO_DOMAIN)?;
+        let ty = sys::getsockopt_int(fd, libc::SO_TYPE)?;
+        let protocol = sys::getsockopt_int(fd, libc::SO_PROTOCOL)?;
+        let st = sys::fstat(fd)?;
+        let owner = self
+            .desc
+            .sock_owner(&st)
+            .unwrap_or_else(|| Digest::zero(self.shared.alg.size()));
+        Ok(Sock {
+            family: family as u32,
+            sock_type: ty as u32,
+            protocol: protocol as u32,
+            owner,
+        })
+    }
+
+    fn sys_socket(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let (family, ty, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+        let cell = Cell::SocketCreate {
+            family: family as u32,
+            sock_type: (ty & 0xf) as u32,
+            protocol: proto as u32,
+            kern: 0,
+        };
+        let same_ns = stat_of(&format!("/proc/{}/ns/net", call.tid)).map(|s| s.1)
+            == Some(self.shared.own_netns);
+        if !same_ns || !self.same_creds(call) {
+            return self.simple(call, EventType::SocketCreate, cell);
+        }
+        call.emulated = true;
+        let v = self.ask(call, EventType::SocketCreate, cell);
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        // The supervisor creates the socket so it knows its inode and can record its owner
+        // (socket_post_create), which later socket events carry.
+        match sys::socket(family, ty & !libc::SOCK_CLOEXEC, proto) {
+            Ok(fd) => {
+                if let Ok(st) = sys::fstat(fd.as_fd()) {
+                    self.desc.set_sock_owner(&st, call.task.ident.task_id);
+                }
+                Ok(Reply::AddFd(fd, ty & libc::SOCK_CLOEXEC != 0))
+            }
+            Err(e) => Err(Fail::Errno(e)),
+        }
+    }
+
+    fn sys_addr(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let bind = call.sys == Sysno::Bind;
+        let len = (a[2] as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+        let addr = self.read_mem(call.tid, a[1], len)?;
+        let f = self.target_file(call, a[0] as i32)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let sock = match self.sock(f.as_fd()) {
+            Ok(s) => s,
+            Err(_) => return Err(Fail::Errno(libc::ENOTSOCK)),
+        };
+        let parsed = parse_sockaddr(self.shared.alg, &addr, false);
+        let ty = if bind {
+            EventType::SocketBind
+        } else {
+            EventType::SocketConnect
+        };
+        // Relative AF_UNIX paths resolve against the caller's cwd, which the supervisor does not
+        // share: the kernel performs those (racy, documented).
+        let relative_unix = sock.family == libc::AF_UNIX as u32
+            && addr.len() > 2
+            && addr[2] != 0
+            && addr[2] != b'/';
+        let blocking = sys::status_flags(f.as_fd())
+            .map(|fl| fl & libc::O_NONBLOCK == 0)
+            .unwrap_or(true);
+        let emulate = self.same_creds(call) && !relative_unix && (bind || !blocking);
+        call.emulated = emulate;
+        let v = self.ask(call, ty, Cell::SockAddr { sock, addr: parsed });
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        // The address checked is the address used: the operation runs on the target's own
+        // socket (a duplicate of its descriptor) with our copy of the argument.
+        Ok(match sys::sock_addr_call(f.as_fd(), &addr, bind) {
+            Ok(()) => Reply::Value(0),
+            Err(e) => Reply::Error(e),
+        })
+    }
+
+    fn sys_listen(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let f = self.target_file(call, a[0] as i32)?;
+        let sock = self
+            .sock(f.as_fd())
+            .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
+        self.simple(
+            call,
+            EventType::SocketListen,
+            Cell::SockValue {
+                sock,
+                value: a[1] as u32,
+            },
+        )
+    }
+
+    fn sys_accept(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let f = self.target_file(call, a[0] as i32)?;
+        let sock = self
+            .sock(f.as_fd())
+            .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
+        let local = sys::getsockname(f.as_fd()).unwrap_or_default();
+        let addr = parse_sockaddr(self.shared.alg, &local, true);
+        self.simple(call, EventType::SocketAccept, Cell::SockAddr { sock, addr })
+    }
+
+    // ---- tasks -------------------------------------------------------------------------------
+
+    fn task_of(&self, pid: i32) -> Option<Digest> {
+        let tree = lock(&self.shared.tree);
+        tree.get(pid)
+            .or_else(|| tree.process(pid))
+            .map(|t| t.ident.task_id)
+    }
+
+    fn sys_kill(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let (pid, sig) = match call.sys {
+            Sysno::Kill | Sysno::Tkill | Sysno::RtSigqueueinfo => (a[0] as i32, a[1] as u32),
+            _ => (a[1] as i32, a[2] as u32),
+        };
+        if sig == libc::SIGURG as u32 {
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::Continue);
+        }
+        let zero = Digest::zero(self.shared.alg.size());
+        let (target, cross_ns) = if pid > 0 {
+            match self.task_of(pid) {
+                Some(t) => (t, 0),
+                None => (zero, 1),
+            }
+        } else {
+            // Process-group and broadcast signals: one event for the group as a whole.
+            (zero, 0)
+        };
+        self.simple(
+            call,
+            EventType::TaskKill,
+            Cell::TaskKill {
+                target,
+                sig,
+                cross_ns,
+            },
+        )
+    }
+
+    fn sys_ptrace(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let req = a[0] as u32;
+        let zero = Digest::zero(self.shared.alg.size());
+        if req == libc::PTRACE_TRACEME {
+            let parent = lock(&self.shared.tree)
+                .get(call.tid)
+                .map(|t| t.creator)
+                .unwrap_or(0);
+            let source = self.task_of(parent).unwrap_or(zero);
+            return self.simple(
+                call,
+                EventType::PtraceTraceme,
+                Cell::PtraceTraceme { source },
+            );
+        }
+        if req == libc::PTRACE_ATTACH || req == libc::PTRACE_SEIZE {
+            let child = self.task_of(a[1] as i32).unwrap_or(zero);
+            // PTRACE_MODE_ATTACH | PTRACE_MODE_REALCREDS.
+            return self.simple(
+                call,
+                EventType::PtraceAccessCheck,
+                Cell::PtraceAccess {
+                    child,
+                    mode: 0x02 | 0x08,
+                },
+            );
+        }
+        Counters::bump(&self.shared.counters.unmodeled);
+        Ok(Reply::Continue)
+    }
+
+    fn sys_setpgid(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let zero = Digest::zero(self.shared.alg.size());
+        let pid = if a[0] as i32 == 0 {
+            call.status.tgid
+        } else {
+            a[0] as i32
+        };
+        let pgid = if a[1] as i32 == 0 { pid } else { a[1] as i32 };
+        let task = self.task_of(pid).unwrap_or(zero);
+        let source = self.task_of(pgid).unwrap_or(zero);
+        self.simple(
+            call,
+            EventType::TaskSetpgid,
+            Cell::TaskSetpgid { task, source },
+        )
+    }
+
+    fn sys_prctl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let option = a[0] as u32;
+        let mut arg2 = a[1];
+        if option == libc::PR_SET_NAME as u32 || option == libc::PR_GET_NAME as u32 {
+            arg2 = 0;
+        }
+        self.simple(
+            call,
+            EventType::TaskPrctl,
+            Cell::TaskPrctl {
+                option,
+                args: [arg2, a[2], a[3], a[4]],
+            },
+        )
+    }
+
+    fn sys_capset(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let hdr = self.read_mem(call.tid, a[0], 8)?;
+        let version = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let words = if version == 0x1998_0330 { 1 } else { 2 };
+        let data = self.read_mem(call.tid, a[1], 12 * words)?;
+        let w = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+        let mut caps = [0u64; 3];
+        for k in 0..words {
+            for (j, c) in caps.iter_mut().enumerate() {
+                *c |= u64::from(w(12 * k + 4 * j)) << (32 * k);
+            }
+        }
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        // cap_user_data_t order: effective, permitted, inheritable.
+        let cell = Cell::Capset {
+            effective: caps[0],
+            inheritable: caps[2],
+            permitted: caps[1],
+        };
+        self.simple(call, EventType::Capset, cell)
+    }
+
+    // ---- inode operations --------------------------------------------------------------------
+
+    fn sys_create(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: u64,
+        mode: u32,
+        dev: Option<u64>,
+    ) -> Result<Reply, Fail> {
+        let raw = self.read_cstr(call.tid, path)?;
+        let par = self.parent(call, dirfd, &raw)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        if par.entry.is_some() {
+            return Err(Fail::Errno(libc::EEXIST));
+        }
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let m = mode & !self.umask(call) & 0o7777;
+        let fmt = mode & libc::S_IFMT;
+        let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
+        let (ty, cell, created) = match dev {
+            None => {
+                let c = self.desc.next_instance(&par.st, &call.task.ident.task_id);
+                let dentry = self
+                    .desc
+                    .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(c));
+                (
+                    EventType::InodeMkdir,
+                    Cell::InodeCreate {
+                        dir,
+                        dentry,
+                        mode: m,
+                    },
+                    Some(c),
+                )
+            }
+            Some(_) if fmt == 0 || fmt == libc::S_IFREG => {
+                let c = self.desc.next_instance(&par.st, &call.task.ident.task_id);
+                let dentry = self
+                    .desc
+                    .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(c));
+                (
+                    EventType::InodeCreate,
+                    Cell::InodeCreate {
+                        dir,
+                        dentry,
+                        mode: libc::S_IFREG | m,
+                    },
+                    Some(c),
+                )
+            }
+            Some(d) => {
+                let dentry = self
+                    .desc
+                    .dentry(par.fd.as_fd(), &par.st, &par.abs, None, None);
+                let (ma, mi) = (libc::major(d as libc::dev_t), libc::minor(d as libc::dev_t));
+                (
+                    EventType::InodeMknod,
+                    Cell::InodeMknod {
+                        dir,
+                        dentry,
+                        mode: fmt | m,
+                        dev: (ma, mi),
+                    },
+                    None,
+                )
+            }
+        };
+        let v = self.ask(call, ty, cell);
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let d = par.fd.as_fd();
+        let r = match dev {
+            None => sys::path_op(&PathOp::Mkdir {
+                dir: d,
+                path: &par.base_op,
+                mode: m,
+            }),
+            Some(dv) => sys::path_op(&PathOp::Mknod {
+                dir: d,
+                path: &par.base_op,
+                mode: fmt | m,
+                dev: dv,
+            }),
+        };
+        if r.is_ok()
+            && let Some(c) = created
+            && let Ok(st) = sys::fstatat_nofollow(d, &par.base_op)
+        {
+            self.desc.mark_created(&st, c);
+        }
+        Ok(op_reply(r))
+    }
+
+    fn sys_unlink(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: u64,
+        flags: i32,
+    ) -> Result<Reply, Fail> {
+        let raw = self.read_cstr(call.tid, path)?;
+        let par = self.parent(call, dirfd, &raw)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let Some(entry) = par.entry else {
+            return Err(Fail::Errno(libc::ENOENT));
+        };
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
+        let created = self.desc.created(&entry);
+        let dentry = self
+            .desc
+            .dentry(par.fd.as_fd(), &par.st, &par.abs, Some(&entry), created);
+        let ty = if flags & libc::AT_REMOVEDIR != 0 {
+            EventType::InodeRmdir
+        } else {
+            EventType::InodeUnlink
+        };
+        let v = self.ask(call, ty, Cell::InodeDirEntry { dir, dentry });
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let r = sys::path_op(&PathOp::Unlink {
+            dir: par.fd.as_fd(),
+            path: &par.base_op,
+            flags,
+        });
+        if r.is_ok() {
+            self.desc.forget(&entry);
+        }
+        Ok(op_reply(r))
+    }
+
+    fn sys_rename(
+        &mut self,
+        call: &mut Call,
+        od: i64,
+        op_: u64,
+        nd: i64,
+        np: u64,
+        flags: u32,
+    ) -> Result<Reply, Fail> {
+        let oraw = self.read_cstr(call.tid, op_)?;
+        let nraw = self.read_cstr(call.tid, np)?;
+        let o = self.parent(call, od, &oraw)?;
+        let n = self.parent(call, nd, &nraw)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let Some(oe) = o.entry else {
+            return Err(Fail::Errno(libc::ENOENT));
+        };
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let old_dir = self.desc.inode(o.fd.as_fd(), &o.st, &o.abs);
+        let oc = self.desc.created(&oe);
+        let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
+        let new_dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
+        let nc = n.entry.as_ref().and_then(|e| self.desc.created(e));
+        let new_dentry = self
+            .desc
+            .dentry(n.fd.as_fd(), &n.st, &n.abs, n.entry.as_ref(), nc);
+        let v = self.ask(
+            call,
+            EventType::InodeRename,
+            Cell::InodeRename {
+                old_dir,
+                old_dentry,
+                new_dir,
+                new_dentry,
+            },
+        );
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let r = sys::path_op(&PathOp::Rename {
+            odir: o.fd.as_fd(),
+            old: &o.base_op,
+            ndir: n.fd.as_fd(),
+            new: &n.base_op,
+            flags,
+        });
+        Ok(op_reply(r))
+    }
+
+    fn sys_link(
+        &mut self,
+        call: &mut Call,
+        od: i64,
+        op_: u64,
+        nd: i64,
+        np: u64,
+        flags: i32,
+    ) -> Result<Reply, Fail> {
+        if flags & libc::AT_EMPTY_PATH != 0 {
+            return Err(Fail::Fallback);
+        }
+        let oraw = self.read_cstr(call.tid, op_)?;
+        let nraw = self.read_cstr(call.tid, np)?;
+        let o = self.parent(call, od, &oraw)?;
+        let n = self.parent(call, nd, &nraw)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let Some(oe) = o.entry else {
+            return Err(Fail::Errno(libc::ENOENT));
+        };
+        if n.entry.is_some() {
+            return Err(Fail::Errno(libc::EEXIST));
+        }
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let oc = self.desc.created(&oe);
+        let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
+        let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
+        let new_dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
+        let v = self.ask(
+            call,
+            EventType::InodeLink,
+            Cell::InodeLink {
+                old_dentry,
+                dir,
+                new_dentry,
+            },
+        );
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let r = sys::path_op(&PathOp::Link {
+            odir: o.fd.as_fd(),
+            old: &o.base_op,
+            ndir: n.fd.as_fd(),
+            new: &n.base_op,
+            flags,
+        });
+        Ok(op_reply(r))
+    }
+
+    fn sys_symlink(
+        &mut self,
+        call: &mut Call,
+        target: u64,
+        nd: i64,
+        np: u64,
+    ) -> Result<Reply, Fail> {
+        let traw = self.read_cstr(call.tid, target)?;
+        let nraw = self.read_cstr(call.tid, np)?;
+        let n = self.parent(call, nd, &nraw)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        if n.entry.is_some() {
+            return Err(Fail::Errno(libc::EEXIST));
+        }
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
+        let dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
+        let old_name = String::from_utf8_lossy(&traw).into_owned();
+        let v = self.ask(
+            call,
+            EventType::InodeSymlink,
+            Cell::InodeSymlink {
+                dir,
+                dentry,
+                old_name,
+            },
+        );
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let t = cstring(traw)?;
+        Ok(op_reply(sys::path_op(&PathOp::Symlink {
+            target: &t,
+            dir: n.fd.as_fd(),
+            path: &n.base_op,
+        })))
+    }
+
+    /// Open the object a path-based setattr call names, as an O_PATH descriptor.
+    fn object(&self, call: &Call, dirfd: i64, path: u64, flags: i32) -> Result<OwnedFd, Fail> {
+        let raw = self.read_cstr(call.tid, path)?;
+        if raw.is_empty() {
+            if flags & libc::AT_EMPTY_PATH == 0 {
+                return Err(Fail::Errno(libc::ENOENT));
+            }
+            return sys::open(
+                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
+                libc::O_PATH,
+            )
+            .map_err(|_| Fail::Errno(libc::EBADF));
+        }
+        let t = self.resolve(call, dirfd, &raw)?;
+        let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
+            libc::O_NOFOLLOW as u64
+        } else {
+            0
+        };
+        Ok(sys::openat2(
+            t.dir(),
+            &t.path,
+            libc::O_PATH as u64 | nofollow,
+            0,
+            t.resolve,
+        )?)
+    }
+
+    fn setattr_cell(&mut self, fd: BorrowedFd<'_>, st: &libc::stat, what: &SetAttr) -> Cell {
+        let abs = Describer::fd_path(fd);
+        let created = self.desc.created(st);
+        let dentry = self.desc.dentry(fd, st, &abs, Some(st), created);
+        let (valid, mode, uid, gid, size) = match *what {
+            SetAttr::Mode(m) => (
+                ATTR_MODE | ATTR_CTIME,
+                (m & 0o7777) | (st.st_mode & libc::S_IFMT),
+                0,
+                0,
+                0,
+            ),
+            SetAttr::Owner(u, g) => {
+                let mut v = ATTR_CTIME;
+                if u != u32::MAX {
+                    v |= ATTR_UID;
+                }
+                if g != u32::MAX {
+                    v |= ATTR_GID;
+                }
+                (
+                    v,
+                    0,
+                    if u != u32::MAX { u } else { 0 },
+                    if g != u32::MAX { g } else { 0 },
+                    0,
+                )
+            }
+            SetAttr::Size(s) => (ATTR_SIZE | ATTR_MTIME | ATTR_CTIME, 0, 0, 0, s as u64),
+            SetAttr::Times(set) => {
+                let mut v = ATTR_ATIME | ATTR_MTIME | ATTR_CTIME;
+                if set {
+                    v |= ATTR_ATIME_SET | ATTR_MTIME_SET;
+                }
+                (v, 0, 0, 0, 0)
+            }
+        };
+        Cell::InodeSetattr {
+            dentry,
+            valid,
+            mode,
+            uid,
+            gid,
+            size,
+        }
+    }
+
+    fn sys_setattr(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: Option<u64>,
+        flags: i32,
+        what: SetAttr,
+    ) -> Result<Reply, Fail> {
+        let obj = self.object(call, dirfd, path.unwrap_or(0), flags)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let cell = self.setattr_cell(obj.as_fd(), &st, &what);
+        let v = self.ask(call, EventType::InodeSetattr, cell);
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let empty = c"";
+        let d = obj.as_fd();
+        let r = match what {
+            SetAttr::Mode(m) => sys::path_op(&PathOp::Chmod {
+                dir: d,
+                path: empty,
+                mode: m,
+                flags: libc::AT_EMPTY_PATH,
+            }),
+            SetAttr::Owner(u, g) => sys::path_op(&PathOp::Chown {
+                dir: d,
+                path: empty,
+                uid: u,
+                gid: g,
+                flags: libc::AT_EMPTY_PATH,
+            }),
+            SetAttr::Size(s) => {
+                let link = format!("/proc/self/fd/{}", d.as_raw_fd());
+                match sys::open(&link, libc::O_WRONLY | libc::O_NOCTTY) {
+                    Ok(w) => sys::path_op(&PathOp::Truncate {
+                        fd: w.as_fd(),
+                        len: s,
+                    }),
+                    Err(e) => Err(errno_of(&e)),
+                }
+            }
+            SetAttr::Times(_) => return Ok(Reply::Continue),
+        };
+        Ok(op_reply(r))
+    }
+
+    fn sys_setattr_fd(&mut self, call: &mut Call, fd: i32, what: SetAttr) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let mut cell = self.setattr_cell(f.as_fd(), &st, &what);
+        if let (SetAttr::Size(_), Cell::InodeSetattr { valid, .. }) = (&what, &mut cell) {
+            *valid |= ATTR_FILE;
+        }
+        let v = self.ask(call, EventType::InodeSetattr, cell);
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        // Performed on the target's own open file, so a concurrent dup2 cannot redirect it.
+        let r = match what {
+            SetAttr::Mode(m) => sys::fchmod(f.as_fd(), m),
+            SetAttr::Owner(u, g) => sys::fchown(f.as_fd(), u, g),
+            SetAttr::Size(s) => sys::path_op(&PathOp::Truncate {
+                fd: f.as_fd(),
+                len: s,
+            }),
+            SetAttr::Times(_) => return Ok(Reply::Continue),
+        };
+        Ok(op_reply(r))
+    }
+
+    fn sys_utimens(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let flags = a[3] as i32;
+        let times = if a[2] == 0 {
+            None
+        } else {
+            let b = self.read_mem(call.tid, a[2], 32)?;
+            let q = |i: usize| {
+                i64::from_le_bytes([
+                    b[i],
+                    b[i + 1],
+                    b[i + 2],
+                    b[i + 3],
+                    b[i + 4],
+                    b[i + 5],
+                    b[i + 6],
+                    b[i + 7],
+                ])
+            };
+            Some([
+                libc::timespec {
+                    tv_sec: q(0),
+                    tv_nsec: q(8),
+                },
+                libc::timespec {
+                    tv_sec: q(16),
+                    tv_nsec: q(24),
+                },
+            ])
+        };
+        let obj = if a[1] == 0 {
+            // utimensat(fd, NULL, ...) acts on the descriptor itself.
+            self.target_file(call, a[0] as i32)?
+        } else {
+            self.object(call, a[0] as i64, a[1], flags)?
+        };
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let set = times.is_some_and(|t| t.iter().any(|x| x.tv_nsec != libc::UTIME_NOW));
+        let emulate = self.same_creds(call);
+        call.emulated = emulate;
+        let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(set));
+        let v = self.ask(call, EventType::InodeSetattr, cell);
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let r = sys::path_op(&PathOp::Utimens {
+            dir: obj.as_fd(),
+            path: Some(c""),
+            times,
+            flags: libc::AT_EMPTY_PATH,
+        });
+        Ok(op_reply(r))
+    }
+
+    fn sys_utimes_old(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let (dirfd, path, tp) = match call.sys {
+            Sysno::Futimesat => (a[0] as i64, a[1], a[2]),
+            _ => (libc::AT_FDCWD as i64, a[0], a[1]),
+        };
+        let obj = self.object(call, dirfd, path, 0)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(tp != 0));
+        self.simple(call, EventType::InodeSetattr, cell)
+    }
+
+    // ---- mounts and modules ------------------------------------------------------------------
+
+    fn path_ref_of(
+        &mut self,
+        call: &Call,
+        dirfd: i64,
+        path: u64,
+    ) -> Result<tsem_core::event::PathRef, Fail> {
+        let obj = self.object(call, dirfd, path, 0)?;
+        let st = sys::fstat(obj.as_fd())?;
+        let abs = Describer::fd_path(obj.as_fd());
+        let created = self.desc.created(&st);
+        Ok(self.desc.path(obj.as_fd(), &st, &abs, created))
+    }
+
+    fn opt_str(&self, call: &Call, addr: u64) -> Result<Option<String>, Fail> {
+        if addr == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            String::from_utf8_lossy(&self.read_cstr(call.tid, addr)?).into_owned(),
+        ))
+    }
+
+    fn sys_mount(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let dev_name = self.opt_str(call, a[0])?;
+        let fs_type = self.opt_str(call, a[2])?;
+        let path = self.path_ref_of(call, libc::AT_FDCWD as i64, a[1])?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let r = self.simple(
+            call,
+            EventType::SbMount,
+            Cell::SbMount {
+                dev_name,
+                path,
+                fs_type,
+                flags: a[3],
+            },
+        );
+        self.desc.reload_mounts();
+        r
+    }
+
+    fn sys_umount(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let obj = self.object(call, libc::AT_FDCWD as i64, a[0], 0)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let abs = Describer::fd_path(obj.as_fd());
+        let mnt = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), None);
+        let r = self.simple(
+            call,
+            EventType::SbUmount,
+            Cell::SbUmount {
+                mnt,
+                flags: a[1] as u32,
+            },
+        );
+        self.desc.reload_mounts();
+        r
+    }
+
+    fn sys_two_paths(
+        &mut self,
+        call: &mut Call,
+        ty: EventType,
+        d1: i64,
+        p1: u64,
+        d2: i64,
+        p2: u64,
+    ) -> Result<Reply, Fail> {
+        let a = self.path_ref_of(call, d1, p1)?;
+        let b = self.path_ref_of(call, d2, p2)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let r = self.simple(call, ty, Cell::TwoPaths { a, b });
+        self.desc.reload_mounts();
+        r
+    }
+
+    fn sys_finit_module(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let f = self.target_file(call, a[0] as i32)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
+        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
+        // READING_MODULE, whole file.
+        self.simple(
+            call,
+            EventType::KernelReadFile,
+            Cell::KernelReadFile {
+                file,
+                id: 2,
+                contents: 1,
+            },
+        )
+    }
+
+    /// Describe the executable loaded at an exec stop (called from the tracer thread).
+    pub(crate) fn describe_exe(
+        desc: &mut Describer,
+        pid: i32,
+    ) -> io::Result<(FileDesc, libc::stat)> {
+        let p = sys::open(&format!("/proc/{pid}/exe"), libc::O_PATH)?;
+        let st = sys::fstat(p.as_fd())?;
+        let reader = sys::open(&format!("/proc/self/fd/{}", p.as_raw_fd()), libc::O_RDONLY).ok();
+        let file = desc.file(
+            p.as_fd(),
+            reader.as_ref().map(|r| r.as_fd()),
+            &st,
+            EXEC_FLAGS,
+        );
+        Ok((file, st))
+    }
+
+    /// TASK_ID for a task that executed `exe` with credentials `coe` (spec §3.3).
+    pub(crate) fn task_id(
+        mapper: &mut Mapper,
+        p_task_id: &Digest,
+        coe: &Coe,
+        exe: &FileDesc,
+    ) -> Digest {
+        mapper.task_id(p_task_id, coe, exe)
+    }
+}
+
+struct Parent {
+    fd: OwnedFd,
+    st: libc::stat,
+    base_op: CString,
+    abs: String,
+    entry: Option<libc::stat>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SetAttr {
+    Mode(u32),
+    Owner(u32, u32),
+    Size(i64),
+    Times(bool),
+}
+
+fn op_reply(r: sys::OpResult) -> Reply {
+    match r {
+        Ok(v) => Reply::Value(v),
+        Err(e) => Reply::Error(e),
+    }
+}
+
+fn map_mem_err(e: &io::Error) -> i32 {
+    match e.raw_os_error() {
+        Some(libc::ESRCH) => libc::ESRCH,
+        Some(libc::EPERM) => libc::EPERM,
+        _ => libc::EFAULT,
+    }
+}
+
+/// A socket address as TSEM describes it (spec §1.4). `accept` describes the listening socket's
+/// own address, where the kernel hashes the host-order port.
+pub fn parse_sockaddr(alg: HashAlg, b: &[u8], accept: bool) -> Option<SockAddr> {
+    if b.len() < 2 {
+        return None;
+    }
+    let family = u16::from_le_bytes([b[0], b[1]]) as i32;
+    match family {
+        libc::AF_INET if b.len() >= 8 => {
+            let raw_port = u16::from_le_bytes([b[2], b[3]]);
+            let port = if accept {
+                u16::from_be_bytes([b[2], b[3]])
+            } else {
+                raw_port
+            };
+            Some(SockAddr::Inet {
+                port,
+                address: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            })
+        }
+        libc::AF_INET6 if b.len() >= 28 => {
+            let mut address = [0u8; 16];
+            address.copy_from_slice(&b[8..24]);
+            let raw_port = u16::from_le_bytes([b[2], b[3]]);
+            if accept {
+                Some(SockAddr::Inet6 {
+                    port: u16::from_be_bytes([b[2], b[3]]),
+                    flow: None,
+                    scope: None,
+                    address,
+                })
+            } else {
+                Some(SockAddr::Inet6 {
+                    port: raw_port,
+                    flow: Some(u32::from_le_bytes([b[4], b[5], b[6], b[7]])),
+                    scope: Some(u32::from_le_bytes([b[24], b[25], b[26], b[27]])),
+                    address,
+                })
+            }
+        }
+        libc::AF_UNIX => {
+            let p = &b[2..];
+            let end = if p.first() == Some(&0) {
+                p.len()
+            } else {
+                p.iter().position(|c| *c == 0).unwrap_or(p.len())
+            };
+            Some(SockAddr::Unix {
+                address: String::from_utf8_lossy(&p[..end]).into_owned(),
+            })
+        }
+        _ => {
+            let address = if accept {
+                alg.zero_digest()
+            } else {
+                alg.digest(&b[2..])
+            };
+            Some(SockAddr::Other { address })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn self_paths_are_rewritten_for_the_target() {
+        assert_eq!(rewrite_self(b"/proc/self/status", 7, 9), b"/proc/7/status");
+        assert_eq!(rewrite_self(b"/proc/self", 7, 9), b"/proc/7");
+        assert_eq!(
+            rewrite_self(b"/proc/thread-self/comm", 7, 9),
+            b"/proc/7/task/9/comm"
+        );
+        assert_eq!(rewrite_self(b"/dev/fd/63", 7, 9), b"/proc/7/fd/63");
+        assert_eq!(rewrite_self(b"/dev/stdout", 7, 9), b"/proc/7/fd/1");
+        assert_eq!(rewrite_self(b"/dev/stdoutx", 7, 9), b"/dev/stdoutx");
+        assert_eq!(rewrite_self(b"/etc/passwd", 7, 9), b"/etc/passwd");
+        assert!(names_other_proc(b"/proc/7/fd/3", 1));
+        assert!(!names_other_proc(b"/proc/1/fd/3", 1));
+        assert!(!names_other_proc(b"/proc/sys/kernel", 1));
+    }
+
+    #[test]
+    fn parent_split() {
+        let s = |p: &[u8]| {
+            split_parent(p).map(|(a, b, c)| {
+                (
+                    String::from_utf8(a).unwrap(),
+                    String::from_utf8(b).unwrap(),
+                    String::from_utf8(c).unwrap(),
+                )
+            })
+        };
+        assert_eq!(s(b"/a/b"), Some(("/a".into(), "b".into(), "b".into())));
+        assert_eq!(s(b"/a"), Some(("/".into(), "a".into(), "a".into())));
+        assert_eq!(s(b"a"), Some((".".into(), "a".into(), "a".into())));
+        assert_eq!(
+            s(b"x/dir/"),
+            Some(("x".into(), "dir".into(), "dir/".into()))
+        );
+        assert_eq!(s(b"x/.."), None);
+        assert_eq!(s(b"///"), None);
+    }
+
+    #[test]
+    fn f_flags_as_kernel() {
+        assert_eq!(
+            open_f_flags((libc::O_RDONLY | libc::O_CLOEXEC) as u64),
+            32768
+        );
+        assert_eq!(
+            open_f_flags((libc::O_RDONLY | libc::O_NOCTTY) as u64),
+            33024
+        );
+        assert_eq!(EXEC_FLAGS, 32800);
+    }
+
+    #[test]
+    fn sockaddr_parsing() {
+        let mut sin = vec![0u8; 16];
+        sin[0..2].copy_from_slice(&(libc::AF_INET as u16).to_le_bytes());
+        sin[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        sin[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        let Some(SockAddr::Inet { port, address }) = parse_sockaddr(HashAlg::Sha256, &sin, false)
+        else {
+            panic!()
+        };
+        assert_eq!(port, u16::from_le_bytes(8080u16.to_be_bytes()));
+        assert_eq!(address, u32::from_le_bytes([127, 0, 0, 1]));
+        let Some(SockAddr::Inet { port, .. }) = parse_sockaddr(HashAlg::Sha256, &sin, true) else {
+            panic!()
+        };
+        assert_eq!(port, 8080);
+        let mut sun = vec![0u8; 2];
+        sun[0..2].copy_from_slice(&(libc::AF_UNIX as u16).to_le_bytes());
+        sun.extend_from_slice(b"/run/x.sock\0\0\0");
+        assert_eq!(
+            parse_sockaddr(HashAlg::Sha256, &sun, false),
+            Some(SockAddr::Unix {
+                address: "/run/x.sock".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Reading a task's identity and credentials from `/proc/<tid>/status`, and the mount table.
+
+use tsem_core::event::Coe;
+
+/// Errors reading procfs.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    /// The file could not be read (the task is gone, or no permission).
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The procfs path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A field was missing or malformed.
+    #[error("{path}: missing or malformed field {field}")]
+    Field {
+        /// The procfs path.
+        path: String,
+        /// The field name.
+        field: &'static str,
+    },
+}
+
+/// The parts of `/proc/<tid>/status` the sensor uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// `Name:` (the task's comm).
+    pub name: String,
+    /// `Tgid:`.
+    pub tgid: i32,
+    /// `PPid:`.
+    pub ppid: i32,
+    /// `Umask:`.
+    pub umask: u32,
+    /// The credentials as TSEM's COE.
+    pub coe: Coe,
+    /// `Groups:` (supplementary groups).
+    pub groups: Vec<u32>,
+}
+
+fn four(v: &str) -> Option<[u32; 4]> {
+    let mut it = v.split_whitespace().map(|x| x.parse::<u32>());
+    let a = [
+        it.next()?.ok()?,
+        it.next()?.ok()?,
+        it.next()?.ok()?,
+        it.next()?.ok()?,
+    ];
+    Some(a)
+}
+
+/// Parse the text of a status file. `path` only labels errors.
+pub fn parse_status(text: &str, path: &str) -> Result<Status, ProcError> {
+    let err = |field| ProcError::Field {
+        path: path.to_string(),
+        field,
+    };
+    let mut s = Status::default();
+    let (mut have_uid, mut have_gid, mut have_cap, mut have_tgid) = (false, false, false, false);
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k {
+            // comm may hold any byte but '\n'; the kernel escapes nothing but '\\' and '\n' here.
+            "Name" => s.name = v.replace("\\\\", "\\").replace("\\n", "\n"),
+            "Tgid" => {
+                s.tgid = v.parse().map_err(|_| err("Tgid"))?;
+                have_tgid = true;
+            }
+            "PPid" => s.ppid = v.parse().map_err(|_| err("PPid"))?,
+            "Umask" => s.umask = u32::from_str_radix(v, 8).map_err(|_| err("Umask"))?,
+            "Uid" => {
+                let [r, e, sv, fs] = four(v).ok_or_else(|| err("Uid"))?;
+                (s.coe.uid, s.coe.euid, s.coe.suid, s.coe.fsuid) = (r, e, sv, fs);
+                have_uid = true;
+            }
+            "Gid" => {
+                let [r, e, sv, fs] = four(v).ok_or_else(|| err("Gid"))?;
+                (s.coe.gid, s.coe.egid, s.coe.sgid, s.coe.fsgid) = (r, e, sv, fs);
+                have_gid = true;
+            }
+            "CapEff" => {
+                s.coe.capeff = u64::from_str_radix(v, 16).map_err(|_| err("CapEff"))?;
+                have_cap = true;
+            }
+            "Groups" => {
+                s.groups = v
+                    .split_whitespace()
+                    .filter_map(|g| g.parse().ok())
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    if !have_uid {
+        return Err(err("Uid"));
+    }
+    if !have_gid {
+        return Err(err("Gid"));
+    }
+    if !have_cap {
+        return Err(err("CapEff"));
+    }
+    if !have_tgid {
+        return Err(err("Tgid"));
+    }
+    Ok(s)
+}
+
+/// Read `/proc/<tid>/status`.
+pub fn read_status(tid: i32) -> Result<Status, ProcError> {
+    let path = format!("/proc/{tid}/status");
+    let text = std::fs::read_to_string(&path).map_err(|source| ProcError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse_status(&text, &path)
+}
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Device major.
+    pub major: u32,
+    /// Device minor.
+    pub minor: u32,
+    /// Root of the mount within its filesystem.
+    pub root: String,
+    /// Mount point.
+    pub mount_point: String,
+    /// Filesystem type (`ext4`, `tmpfs`, `fuse.sshfs`, ...).
+    pub fstype: String,
+    /// Mount source.
+    pub source: String,
+}
+
+fn unescape(s: &str) -> String {
+    // mountinfo octal-escapes space, tab, newline and backslash as \ooo.
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
+            out.push(v as u8);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse mountinfo text; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let p: Vec<&str> = post.split(' ').collect();
+        if f.len() < 5 || p.len() < 2 {
+            continue;
+        }
+        let Some((ma, mi)) = f[2].split_once(':') else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (ma.parse(), mi.parse()) else {
+            continue;
+        };
+        out.push(Mount {
+            major,
+            minor,
+            root: unescape(f[3]),
+            mount_point: unescape(f[4]),
+            fstype: p[0].to_string(),
+            source: unescape(p[1]),
+        });
+    }
+    out
+}
+
+/// The mount of device (`major`, `minor`) whose mount point is the longest prefix of `path`.
+pub fn mount_for<'a>(mounts: &'a [Mount], major: u32, minor: u32, path: &str) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .filter(|m| m.major == major && m.minor == minor && under(path, &m.mount_point))
+        .max_by_key(|m| m.mount_point.len())
+}
+
+fn under(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path == dir
+        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+/// `dentry_path_raw()` of absolute `path` on `m`: the path from the filesystem's root.
+pub fn dentry_path(m: &Mount, path: &str) -> String {
+    let rest = if m.mount_point == "/" {
+        path
+    } else {
+        &path[m.mount_point.len().min(path.len())..]
+    };
+    let mut s = if m.root == "/" {
+        String::new()
+    } else {
+        m.root.clone()
+    };
+    s.push_str(rest);
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const STATUS: &str = "Name:\tcat\nUmask:\t0022\nState:\tR (running)\nTgid:\t42\nNgid:\t0\nPid:\t43\nPPid:\t7\n\
+TracerPid:\t0\nUid:\t1000\t1001\t1002\t1003\nGid:\t100\t101\t102\t103\nFDSize:\t64\nGroups:\t4 24 27 \n\
+CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+
+    #[test]
+    fn status_fields() {
+        let s = parse_status(STATUS, "x").unwrap();
+        assert_eq!(s.name, "cat");
+        assert_eq!((s.tgid, s.ppid, s.umask), (42, 7, 0o022));
+        assert_eq!(
+            (s.coe.uid, s.coe.euid, s.coe.suid, s.coe.fsuid),
+            (1000, 1001, 1002, 1003)
+        );
+        assert_eq!(
+            (s.coe.gid, s.coe.egid, s.coe.sgid, s.coe.fsgid),
+            (100, 101, 102, 103)
+        );
+        assert_eq!(s.coe.capeff, 0x1ff_ffff_ffff);
+        assert_eq!(s.groups, vec![4, 24, 27]);
+    }
+
+    #[test]
+    fn status_missing_field_is_an_error() {
+        let t = STATUS.replace("CapEff", "CapXxx");
+        assert!(matches!(
+            parse_status(&t, "x"),
+            Err(ProcError::Field {
+                field: "CapEff",
+                ..
+            })
+        ));
+        let t = STATUS.replace("Uid:\t1000\t1001\t1002\t1003", "Uid:\t1000");
+        assert!(matches!(
+            parse_status(&t, "x"),
+            Err(ProcError::Field { field: "Uid", .. })
+        ));
+    }
+
+    #[test]
+    fn own_status_parses() {
+        let s = read_status(std::process::id() as i32).unwrap();
+        assert_eq!(s.tgid, std::process::id() as i32);
+    }
+
+    #[test]
+    fn mountinfo_and_dentry_path() {
+        let t = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                 30 22 0:25 / /tmp rw - tmpfs tmpfs rw\n\
+                 31 22 254:0 /srv/data /mnt/my\\040data rw - ext4 /dev/vda rw\n";
+        let m = parse_mountinfo(t);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[2].mount_point, "/mnt/my data");
+        let tmp = mount_for(&m, 0, 25, "/tmp/x/y").unwrap();
+        assert_eq!(dentry_path(tmp, "/tmp/x/y"), "/x/y");
+        assert_eq!(dentry_path(tmp, "/tmp"), "/");
+        let root = mount_for(&m, 254, 0, "/etc/passwd").unwrap();
+        assert_eq!(dentry_path(root, "/etc/passwd"), "/etc/passwd");
+        let bind = mount_for(&m, 254, 0, "/mnt/my data/f").unwrap();
+        assert_eq!(dentry_path(bind, "/mnt/my data/f"), "/srv/data/f");
+        assert!(mount_for(&m, 0, 25, "/tmpfoo").is_none());
+    }
+}

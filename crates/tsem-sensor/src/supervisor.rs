@@ -1,0 +1,486 @@
+//! Launching a workload under the filter and following its lifecycle with event-only ptrace.
+//!
+//! The calling thread forks the workload, seizes it (`PTRACE_SEIZE` with TRACEEXEC, TRACEFORK,
+//! TRACEVFORK, TRACECLONE and EXITKILL) and then runs the tracer loop; a second thread answers
+//! the seccomp notifications. Every tracee is resumed with `PTRACE_CONT` (signals re-injected,
+//! group-stops parked with `PTRACE_LISTEN`), so ptrace costs nothing per syscall.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tsem_core::HashAlg;
+use tsem_core::event::{Cell, Event, EventHeader, EventType};
+use tsem_core::map::{Mapper, Mapping};
+
+use crate::describe::Describer;
+use crate::event::{Counters, EventHandler, ExecEvent, RawEvent, Stats};
+use crate::filter;
+use crate::notify::{self, Notifier, Shared, lock};
+use crate::procfs;
+use crate::sys::{self, ChildPlan, ChildStage};
+use crate::syscalls::Sysno;
+use crate::tree::Tree;
+
+/// Errors starting or supervising a workload.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The command line was empty.
+    #[error("empty command")]
+    EmptyCommand,
+    /// The program was not found in `PATH`.
+    #[error("command not found: {0}")]
+    NotFound(String),
+    /// An argument or environment entry contains a NUL byte.
+    #[error("argument contains a NUL byte")]
+    Nul,
+    /// A setup syscall failed in the supervisor.
+    #[error("{what}: {source}")]
+    Setup {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The child failed before it could execute the program.
+    #[error("workload setup failed at {stage:?}: {source}")]
+    Child {
+        /// Where it failed.
+        stage: ChildStage,
+        /// The errno.
+        source: std::io::Error,
+    },
+    /// The notification thread died.
+    #[error("notification thread panicked")]
+    NotifierPanic,
+}
+
+fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> SpawnError {
+    move |source| SpawnError::Setup { what, source }
+}
+
+/// How the workload's first process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this status.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// Settings of a supervised run.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// Hash function of the modeling namespace (file digests, TASK_IDs).
+    pub alg: HashAlg,
+    /// Coefficient layout used for TASK_IDs.
+    pub mapping: Mapping,
+    /// Working directory of the workload (default: ours).
+    pub cwd: Option<PathBuf>,
+    /// Environment variables set (or replaced) for the workload on top of ours.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        Self {
+            alg: HashAlg::Sha256,
+            mapping: Mapping::default(),
+            cwd: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// The result of a supervised run.
+#[derive(Debug)]
+pub struct Report<H> {
+    /// How the first process ended.
+    pub exit: Exit,
+    /// errno of the workload's first `execve` if it failed (the exit is then 127).
+    pub exec_error: Option<i32>,
+    /// Counters.
+    pub stats: Stats,
+    /// Set when the listener failed and the workload was killed (fail closed).
+    pub listener_error: Option<String>,
+    /// The handler, handed back.
+    pub handler: H,
+}
+
+/// Find `prog` like `execvp` would.
+pub fn find_program(prog: &OsStr) -> Option<PathBuf> {
+    let p = Path::new(prog);
+    if prog.as_bytes().contains(&b'/') {
+        return Some(p.to_path_buf());
+    }
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path).map(|d| d.join(p)).find(|c| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(c)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
+}
+
+fn cstring(s: &OsStr) -> Result<CString, SpawnError> {
+    CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul)
+}
+
+/// Run `argv` under the sensor, deciding every event with `handler`.
+pub fn run<H: EventHandler + 'static>(
+    argv: &[OsString],
+    config: &SensorConfig,
+    handler: H,
+) -> Result<Report<H>, SpawnError> {
+    let Some(prog) = argv.first() else {
+        return Err(SpawnError::EmptyCommand);
+    };
+    let path = find_program(prog)
+        .ok_or_else(|| SpawnError::NotFound(prog.to_string_lossy().into_owned()))?;
+
+    // Everything the child touches is allocated before the fork.
+    let path_c = cstring(path.as_os_str())?;
+    let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+    let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| !config.env.iter().any(|(o, _)| o == k))
+        .collect();
+    vars.extend(config.env.iter().cloned());
+    let env: Vec<CString> = vars
+        .into_iter()
+        .map(|(k, v)| {
+            let mut b = k.as_bytes().to_vec();
+            b.push(b'=');
+            b.extend_from_slice(v.as_bytes());
+            CString::new(b).map_err(|_| SpawnError::Nul)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let plan = ChildPlan {
+        path: path_c,
+        argv: argv_p,
+        envp,
+        filter: filter::build(Sysno::ALL),
+        filter_flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+            | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        cwd: config
+            .cwd
+            .as_ref()
+            .map(|c| cstring(c.as_os_str()))
+            .transpose()?,
+    };
+
+    let own = procfs::read_status(std::process::id() as i32).map_err(|e| SpawnError::Setup {
+        what: "reading own credentials",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let meta = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| (m.dev(), m.ino()))
+    };
+    let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
+    let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
+
+    // Orphans of the workload must come back to us, not to init outside the tree.
+    sys::set_child_subreaper().map_err(setup("PR_SET_CHILD_SUBREAPER"))?;
+    let (sock_parent, sock_child) = sys::socketpair().map_err(setup("socketpair"))?;
+    let (go_r, go_w) = sys::pipe().map_err(setup("pipe"))?;
+    let (err_r, err_w) = sys::pipe().map_err(setup("pipe"))?;
+
+    let pid = sys::fork_child(&plan, &go_r, &sock_child, &err_w).map_err(setup("fork"))?;
+    drop((go_r, sock_child, err_w));
+
+    let opts = (libc::PTRACE_O_TRACEEXEC
+        | libc::PTRACE_O_TRACEFORK
+        | libc::PTRACE_O_TRACEVFORK
+        | libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_EXITKILL) as u32;
+    if let Err(e) = sys::ptrace_seize(pid, opts) {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        let _ = sys::waitpid(pid);
+        return Err(SpawnError::Setup {
+            what: "PTRACE_SEIZE",
+            source: e,
+        });
+    }
+    sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
+    drop(go_w);
+
+    let listener =
+        match sys::recv_fd(sock_parent.as_fd()).map_err(setup("receiving the listener"))? {
+            Some(fd) => fd,
+            None => {
+                let _ = sys::waitpid(pid);
+                return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
+                    what: "receiving the listener",
+                    source: std::io::Error::from_raw_os_error(libc::EPIPE),
+                }));
+            }
+        };
+    drop(sock_parent);
+    // Older kernels lack the flag; the loop is only slower without it.
+    let _ = sys::notif_set_sync_wakeup(listener.as_fd());
+
+    let shared = Arc::new(Shared {
+        tree: Mutex::new(Tree::new(pid, config.alg.size())),
+        handler: Mutex::new(handler),
+        counters: Counters::default(),
+        alg: config.alg,
+        own,
+        own_root,
+        own_netns,
+    });
+    let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let notifier = {
+        let shared = Arc::clone(&shared);
+        let lerr = Arc::clone(&listener_error);
+        std::thread::Builder::new()
+            .name("tsem-notify".into())
+            .spawn(move || {
+                if let Err(e) = Notifier::new(listener, Arc::clone(&shared)).run() {
+                    // Fail closed: nobody can answer the workload's monitored syscalls any more
+                    // (the listener is closed, so they fail with ENOSYS); end it.
+                    *lock(&lerr) = Some(e.to_string());
+                    for tid in lock(&shared.tree).tids() {
+                        let _ = sys::kill(tid, libc::SIGKILL);
+                    }
+                }
+            })
+            .map_err(setup("spawning the notification thread"))?
+    };
+
+    let exit = trace_loop(pid, &shared, config);
+    let exit = exit.map_err(setup("waitpid"))?;
+    notifier.join().map_err(|_| SpawnError::NotifierPanic)?;
+
+    let mut exec_error = None;
+    if let Some(e) = child_error(&err_r) {
+        match e {
+            SpawnError::Child {
+                stage: ChildStage::Exec,
+                source,
+            } => exec_error = source.raw_os_error(),
+            other => return Err(other),
+        }
+    }
+    let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
+    let mut stats = shared.counters.snapshot();
+    let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
+    stats.tasks = tree.tasks_seen;
+    stats.execs = tree.execs;
+    let listener_error = lock(&listener_error).take();
+    Ok(Report {
+        exit,
+        exec_error,
+        stats,
+        listener_error,
+        handler: shared
+            .handler
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+    })
+}
+
+fn child_error(err_r: &std::os::fd::OwnedFd) -> Option<SpawnError> {
+    let mut b = [0u8; 8];
+    match sys::read(err_r.as_fd(), &mut b) {
+        Ok(8) => {
+            let stage = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            let errno = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]) as i32;
+            Some(SpawnError::Child {
+                stage: ChildStage::from_u32(stage).unwrap_or(ChildStage::Exec),
+                source: std::io::Error::from_raw_os_error(errno),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn is_group_stop_sig(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
+/// The tracer loop: runs until no traced task and no child is left.
+fn trace_loop<H: EventHandler>(
+    root: i32,
+    shared: &Shared<H>,
+    config: &SensorConfig,
+) -> std::io::Result<Exit> {
+    let mut exit = Exit::Code(0);
+    let mut pending = std::collections::HashSet::new();
+    let mut desc = Describer::new(config.alg);
+    desc.reload_mounts();
+    let mut mapper = Mapper::new(config.alg, config.mapping);
+    while let Some((tid, status)) = sys::wait_any()? {
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            lock(&shared.tree).exit(tid);
+            if tid == root {
+                exit = if libc::WIFEXITED(status) {
+                    Exit::Code(libc::WEXITSTATUS(status))
+                } else {
+                    Exit::Signal(libc::WTERMSIG(status))
+                };
+            }
+            continue;
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        match event {
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                if let Ok(new) = sys::ptrace_geteventmsg(tid) {
+                    let new = new as i32;
+                    let tgid = if event == libc::PTRACE_EVENT_CLONE {
+                        procfs::read_status(new).map(|s| s.tgid).unwrap_or(new)
+                    } else {
+                        new
+                    };
+                    lock(&shared.tree).clone_task(tid, new, tgid);
+                    // The child's own first stop may have come first; it waited for this.
+                    if pending.remove(&new) {
+                        let _ = sys::ptrace_cont(new, 0);
+                    }
+                }
+                let _ = sys::ptrace_cont(tid, 0);
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                let former = sys::ptrace_geteventmsg(tid)
+                    .map(|f| f as i32)
+                    .unwrap_or(tid);
+                on_exec(tid, former, shared, &mut desc, &mut mapper);
+                let _ = sys::ptrace_cont(tid, 0);
+            }
+            libc::PTRACE_EVENT_STOP => {
+                if is_group_stop_sig(sig) {
+                    // Stay stopped like an untraced task would, but let SIGCONT through.
+                    let _ = sys::ptrace_listen(tid);
+                } else if lock(&shared.tree).get(tid).is_none() && tid != root {
+                    // A new task's first stop before its creator's event: hold it until we
+                    // know whose child it is, so its identity is right from its first syscall.
+                    pending.insert(tid);
+                } else {
+                    let _ = sys::ptrace_cont(tid, 0);
+                }
+            }
+            _ => {
+                // Signal-delivery stop: deliver the signal unchanged.
+                let _ = sys::ptrace_cont(tid, sig);
+            }
+        }
+    }
+    Ok(exit)
+}
+
+fn on_exec<H: EventHandler>(
+    tid: i32,
+    former: i32,
+    shared: &Shared<H>,
+    desc: &mut Describer,
+    mapper: &mut Mapper,
+) {
+    let status = procfs::read_status(tid).ok();
+    let exe = Notifier::<H>::describe_exe(desc, tid).ok();
+    let (Some(status), Some((exe, st))) = (status, exe) else {
+        // The task vanished during the stop; nothing ran after the exec.
+        lock(&shared.tree).exit(former);
+        return;
+    };
+    let (old, approved, ident) = {
+        let mut tree = lock(&shared.tree);
+        let old = tree.get(former).or_else(|| tree.get(tid)).cloned();
+        let approved = tree
+            .take_approved(former)
+            .or_else(|| tree.take_approved(tid));
+        let Some(task) = tree.exec(tid, former) else {
+            return;
+        };
+        let task_id = Notifier::<H>::task_id(mapper, &task.ident.p_task_id, &status.coe, &exe);
+        task.ident.task_id = task_id;
+        (old, approved, task.ident)
+    };
+    let matches = approved
+        .is_some_and(|a| a.dev == st.st_dev && a.ino == st.st_ino && a.digest == exe.digest);
+    if !matches {
+        // The program actually loaded is not the file checked at execve: a script's
+        // interpreter, or a swap in between. The kernel opens it too (file_open); ask.
+        let (task_id, p_task_id, ttd, p_ttd, untrusted) = old
+            .map(|o| {
+                (
+                    o.ident.task_id,
+                    o.ident.p_task_id,
+                    o.ident.ttd,
+                    o.ident.p_ttd,
+                    o.untrusted,
+                )
+            })
+            .unwrap_or((ident.p_task_id, ident.p_task_id, 0, 0, false));
+        let raw = RawEvent {
+            seq: 0,
+            tid,
+            tgid: tid,
+            syscall: Sysno::Execve,
+            args: [0; 6],
+            untrusted,
+            emulated: false,
+            event: Event {
+                header: EventHeader {
+                    pid: Some(tid as u64),
+                    tnum: None,
+                    context: None,
+                    number: None,
+                    process: status.name.clone(),
+                    event_type: EventType::FileOpen,
+                    ttd,
+                    p_ttd,
+                    task_id,
+                    p_task_id,
+                    ts: sys::boottime_ns(),
+                },
+                coe: status.coe,
+                cell: Cell::File(exe.clone()),
+            },
+        };
+        Counters::bump(&shared.counters.events);
+        let v = lock(&shared.handler).on_event(&raw);
+        if v.taint {
+            lock(&shared.tree).taint(tid);
+        }
+        if !v.allow {
+            Counters::bump(&shared.counters.denied);
+            Counters::bump(&shared.counters.exec_mismatch);
+            let _ = sys::kill(tid, libc::SIGKILL);
+            return;
+        }
+    }
+    let ev = ExecEvent {
+        tid,
+        comm: status.name,
+        coe: status.coe,
+        exe,
+        task_id: ident.task_id,
+        p_task_id: ident.p_task_id,
+        ttd: ident.ttd,
+    };
+    lock(&shared.handler).on_exec(&ev);
+    let _ = notify::EXEC_FLAGS;
+}

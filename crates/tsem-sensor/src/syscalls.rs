@@ -1,0 +1,142 @@
+//! The security-relevant syscalls the filter hands to the supervisor (x86_64 numbers).
+
+macro_rules! syscalls {
+    ($($variant:ident = $nr:ident, $name:literal;)*) => {
+        /// A syscall the filter sends to the supervisor.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum Sysno {
+            $($variant,)*
+        }
+
+        impl Sysno {
+            /// Every notified syscall.
+            pub const ALL: &'static [Sysno] = &[$(Sysno::$variant,)*];
+
+            /// The x86_64 syscall number.
+            pub const fn nr(self) -> i64 {
+                match self {
+                    $(Sysno::$variant => libc::$nr as i64,)*
+                }
+            }
+
+            /// The syscall's name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Sysno::$variant => $name,)*
+                }
+            }
+
+            /// The notified syscall with number `nr`.
+            pub fn from_nr(nr: i64) -> Option<Self> {
+                $(if nr == libc::$nr as i64 { return Some(Sysno::$variant); })*
+                None
+            }
+        }
+    };
+}
+
+syscalls! {
+    Open = SYS_open, "open";
+    Openat = SYS_openat, "openat";
+    Openat2 = SYS_openat2, "openat2";
+    Creat = SYS_creat, "creat";
+    Mmap = SYS_mmap, "mmap";
+    Mprotect = SYS_mprotect, "mprotect";
+    Execve = SYS_execve, "execve";
+    Execveat = SYS_execveat, "execveat";
+    Socket = SYS_socket, "socket";
+    Connect = SYS_connect, "connect";
+    Bind = SYS_bind, "bind";
+    Listen = SYS_listen, "listen";
+    Accept = SYS_accept, "accept";
+    Accept4 = SYS_accept4, "accept4";
+    Kill = SYS_kill, "kill";
+    Tkill = SYS_tkill, "tkill";
+    Tgkill = SYS_tgkill, "tgkill";
+    RtSigqueueinfo = SYS_rt_sigqueueinfo, "rt_sigqueueinfo";
+    RtTgsigqueueinfo = SYS_rt_tgsigqueueinfo, "rt_tgsigqueueinfo";
+    Ptrace = SYS_ptrace, "ptrace";
+    Mkdir = SYS_mkdir, "mkdir";
+    Mkdirat = SYS_mkdirat, "mkdirat";
+    Unlink = SYS_unlink, "unlink";
+    Unlinkat = SYS_unlinkat, "unlinkat";
+    Rmdir = SYS_rmdir, "rmdir";
+    Rename = SYS_rename, "rename";
+    Renameat = SYS_renameat, "renameat";
+    Renameat2 = SYS_renameat2, "renameat2";
+    Link = SYS_link, "link";
+    Linkat = SYS_linkat, "linkat";
+    Symlink = SYS_symlink, "symlink";
+    Symlinkat = SYS_symlinkat, "symlinkat";
+    Mknod = SYS_mknod, "mknod";
+    Mknodat = SYS_mknodat, "mknodat";
+    Chmod = SYS_chmod, "chmod";
+    Fchmod = SYS_fchmod, "fchmod";
+    Fchmodat = SYS_fchmodat, "fchmodat";
+    Fchmodat2 = SYS_fchmodat2, "fchmodat2";
+    Chown = SYS_chown, "chown";
+    Fchown = SYS_fchown, "fchown";
+    Lchown = SYS_lchown, "lchown";
+    Fchownat = SYS_fchownat, "fchownat";
+    Truncate = SYS_truncate, "truncate";
+    Ftruncate = SYS_ftruncate, "ftruncate";
+    Utime = SYS_utime, "utime";
+    Utimes = SYS_utimes, "utimes";
+    Futimesat = SYS_futimesat, "futimesat";
+    Utimensat = SYS_utimensat, "utimensat";
+    Mount = SYS_mount, "mount";
+    Umount2 = SYS_umount2, "umount2";
+    PivotRoot = SYS_pivot_root, "pivot_root";
+    MoveMount = SYS_move_mount, "move_mount";
+    OpenTree = SYS_open_tree, "open_tree";
+    Fsopen = SYS_fsopen, "fsopen";
+    Fsmount = SYS_fsmount, "fsmount";
+    MountSetattr = SYS_mount_setattr, "mount_setattr";
+    InitModule = SYS_init_module, "init_module";
+    FinitModule = SYS_finit_module, "finit_module";
+    DeleteModule = SYS_delete_module, "delete_module";
+    Capset = SYS_capset, "capset";
+    Prctl = SYS_prctl, "prctl";
+    Setpgid = SYS_setpgid, "setpgid";
+}
+
+/// Extra in-kernel condition under which a syscall is notified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    /// Always notified.
+    Always,
+    /// `mmap`: only `PROT_EXEC` mappings of a file (not `MAP_ANONYMOUS`, fd != -1).
+    MmapExecFile,
+    /// `mprotect`: only when adding `PROT_EXEC`.
+    ProtExec,
+}
+
+impl Sysno {
+    /// When the filter notifies this syscall.
+    pub const fn cond(self) -> Cond {
+        match self {
+            Sysno::Mmap => Cond::MmapExecFile,
+            Sysno::Mprotect => Cond::ProtExec,
+            _ => Cond::Always,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for s in Sysno::ALL {
+            assert!(seen.insert(s.nr()), "duplicate nr for {}", s.name());
+            assert_eq!(Sysno::from_nr(s.nr()), Some(*s));
+        }
+        assert_eq!(Sysno::Openat.nr(), 257);
+        assert_eq!(Sysno::Execve.nr(), 59);
+        assert_eq!(Sysno::from_nr(libc::SYS_read), None);
+        assert_eq!(Sysno::from_nr(libc::SYS_write), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! Lifecycle: exec tracking and TASK_ID inheritance, forks, double forks and orphans, threads,
+//! signals reaching the workload, denied execs, and emulated directory operations.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Recorder, pathname, run_helper, run_sh, scratch};
+use tsem_core::Digest;
+use tsem_core::event::EventType;
+
+#[test]
+fn helper() {
+    let Ok(mode) = std::env::var("TSEM_HELPER") else {
+        return;
+    };
+    let code = match mode.as_str() {
+        // Four threads each open a file; the events must name the threads.
+        "threads" => {
+            let hs: Vec<_> = (0..4)
+                .map(|_| std::thread::spawn(|| std::fs::read("/etc/hostname").is_ok() as i32))
+                .collect();
+            let ok: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            if ok == 4 { 0 } else { 1 }
+        }
+        other => panic!("unknown helper mode {other}"),
+    };
+    std::process::exit(code);
+}
+
+#[test]
+fn exec_identities_follow_the_tree() {
+    let rec = Recorder::default();
+    let r = run_sh("/bin/true && /bin/sh -c '/bin/true'", None, rec.clone());
+    assert_eq!(r.exit.code(), 0);
+    let execs = rec.execs();
+    // sh, true, sh, true (dash may exec the last command in place; at least 3 execs).
+    assert!(execs.len() >= 3, "{} execs", execs.len());
+    let zero = Digest::zero(32);
+    assert_eq!(execs[0].p_task_id, zero, "the root predates modeling");
+    assert_ne!(execs[0].task_id, zero);
+    // Every later exec descends from an earlier one: its PTASK_ID is a TASK_ID seen before.
+    for (i, e) in execs.iter().enumerate().skip(1) {
+        assert!(
+            execs[..i].iter().any(|p| p.task_id == e.p_task_id),
+            "exec {i} has an unknown parent"
+        );
+    }
+    let ttds: Vec<u64> = execs.iter().map(|e| e.ttd).collect();
+    let mut sorted = ttds.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ttds.len(), "every exec gets a fresh ttd");
+    // The same program with the same parent identity and credentials gets the same TASK_ID.
+    let trues: Vec<_> = execs
+        .iter()
+        .filter(|e| e.exe.path.pathname.ends_with("/true"))
+        .collect();
+    assert_eq!(trues.len(), 2);
+    assert_eq!(r.stats.lost, 0);
+    assert_eq!(r.stats.exec_mismatch, 0);
+}
+
+#[test]
+fn double_fork_orphans_are_followed_to_the_end() {
+    let d = scratch("orphan");
+    let marker = d.join("marker");
+    std::fs::write(&marker, b"m").unwrap();
+    let m = std::fs::canonicalize(&marker)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // The grandchild outlives its parent: it is reparented to the supervisor (subreaper) and
+    // must still be followed until it opens the marker.
+    let script = format!("( sh -c 'sleep 0.2; cat {m} > /dev/null' & ) ; exit 3");
+    let rec = Recorder::default();
+    let r = run_sh(&script, None, rec.clone());
+    assert_eq!(r.exit.code(), 3);
+    let opened: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| pathname(e).as_deref() == Some(m.as_str()))
+        .collect();
+    assert_eq!(opened.len(), 1, "the orphan's open was seen");
+    let cat = rec
+        .execs()
+        .into_iter()
+        .find(|e| e.exe.path.pathname.ends_with("/cat"))
+        .unwrap();
+    assert_eq!(opened[0].event.header.task_id, cat.task_id);
+    assert!(r.stats.tasks >= 4, "tasks {}", r.stats.tasks);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn threads_are_attributed_to_their_process() {
+    let rec = Recorder::default();
+    let r = run_helper("threads", &[], None, rec.clone());
+    assert_eq!(r.exit.code(), 0);
+    let evs: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| pathname(e).as_deref() == Some("/etc/hostname"))
+        .collect();
+    assert_eq!(evs.len(), 4);
+    let tgid = evs[0].tgid;
+    assert!(evs.iter().all(|e| e.tgid == tgid));
+    let mut tids: Vec<i32> = evs.iter().map(|e| e.tid).collect();
+    tids.sort_unstable();
+    tids.dedup();
+    assert_eq!(tids.len(), 4, "each thread is named");
+    assert!(tids.iter().all(|t| *t != tgid));
+}
+
+#[test]
+fn signals_and_stops_reach_the_workload() {
+    let rec = Recorder::default();
+    let script = "trap 'exit 7' USR1; sleep 5 & p=$!; kill -STOP $p; kill -CONT $p; kill -TERM $p; wait $p; \
+                  test $? -eq 143 || exit 1; kill -USR1 $$; sleep 5";
+    let r = run_sh(script, None, rec.clone());
+    assert_eq!(r.exit.code(), 7);
+    let kills = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.event.header.event_type == EventType::TaskKill)
+        .count();
+    assert!(kills >= 4, "{kills} task_kill events");
+}
+
+#[test]
+fn denied_exec_fails_with_eperm() {
+    let rec = Recorder {
+        deny_paths: vec!["/usr/bin/true".into()],
+        ..Recorder::default()
+    };
+    let r = run_sh(
+        "/usr/bin/true; echo $? >/dev/null; /usr/bin/true || exit 42",
+        None,
+        rec,
+    );
+    assert_eq!(r.exit.code(), 42);
+    assert!(r.stats.denied >= 2);
+}
+
+#[test]
+fn directory_operations_are_emulated_and_described() {
+    let d = scratch("dirops");
+    let rec = Recorder::default();
+    let r = run_sh(
+        "mkdir d && touch d/f && chmod 600 d/f && mv d/f d/g && ln d/g d/h && ln -s g d/s && rm d/g d/h d/s && rmdir d",
+        Some(&d),
+        rec.clone(),
+    );
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    let types: Vec<EventType> = rec
+        .events()
+        .iter()
+        .map(|e| e.event.header.event_type)
+        .collect();
+    for t in [
+        EventType::InodeMkdir,
+        EventType::InodeCreate,
+        EventType::InodeSetattr,
+        EventType::InodeRename,
+        EventType::InodeLink,
+        EventType::InodeSymlink,
+        EventType::InodeUnlink,
+        EventType::InodeRmdir,
+    ] {
+        assert!(types.contains(&t), "missing {t:?} in {types:?}");
+    }
+    assert!(!d.join("d").exists());
+    // With a denial, the directory is not created and the workload sees EPERM.
+    let rec = Recorder {
+        deny_types: vec![EventType::InodeMkdir],
+        ..Recorder::default()
+    };
+    let r = run_sh("mkdir d2 2>/dev/null; test ! -e d2", Some(&d), rec);
+    assert_eq!(r.exit.code(), 0);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,262 @@
+//! Opens: verdicts reach the workload as errno, emulated opens deliver the file measured, and a
+//! thread swapping the path during an open never obtains the denied file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Recorder, errno_exit, pathname, run_helper, scratch};
+use tsem_core::HashAlg;
+use tsem_core::event::{Cell, EventType};
+
+/// The workload side, selected by `TSEM_HELPER`.
+#[test]
+fn helper() {
+    let Ok(mode) = std::env::var("TSEM_HELPER") else {
+        return;
+    };
+    let arg = |k: &str| std::env::var(k).unwrap_or_default();
+    let code = match mode.as_str() {
+        // Open FILE and check it holds EXPECT.
+        "read" => errno_exit((|| {
+            let mut s = String::new();
+            std::fs::File::open(arg("FILE"))?.read_to_string(&mut s)?;
+            if s != arg("EXPECT") {
+                std::process::exit(2);
+            }
+            Ok(())
+        })()),
+        // Relative open from the cwd and openat() relative to a directory descriptor.
+        "relative" => errno_exit((|| {
+            let mut s = String::new();
+            std::fs::File::open("rel.txt")?.read_to_string(&mut s)?;
+            let dir = std::fs::File::open("sub")?;
+            use std::os::fd::AsRawFd;
+            let fd =
+                unsafe { libc::openat(dir.as_raw_fd(), c"inner.txt".as_ptr(), libc::O_RDONLY) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            f.read_to_string(&mut s)?;
+            if s != "relinner" {
+                std::process::exit(2);
+            }
+            Ok(())
+        })()),
+        // Create, write, reopen with O_TRUNC and append.
+        "create" => errno_exit((|| {
+            std::fs::write("new.txt", b"abc")?;
+            let mut f = std::fs::OpenOptions::new().append(true).open("new.txt")?;
+            std::io::Write::write_all(&mut f, b"def")?;
+            if std::fs::read("new.txt")? != b"abcdef" {
+                std::process::exit(2);
+            }
+            let e = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open("new.txt");
+            if e.map_err(|e| e.raw_os_error()).err() != Some(Some(libc::EEXIST)) {
+                std::process::exit(3);
+            }
+            Ok(())
+        })()),
+        // One thread flips the path buffer between ALLOWED and DENIED (same length) while the
+        // main thread opens it again and again; reading DENIED's contents is a failure (50).
+        "swap" => {
+            let allowed = arg("ALLOWED");
+            let denied = arg("DENIED");
+            assert_eq!(allowed.len(), denied.len());
+            let mut buf = allowed.clone().into_bytes();
+            buf.push(0);
+            let buf: &'static mut [u8] = Box::leak(buf.into_boxed_slice());
+            let p = buf.as_mut_ptr() as usize;
+            let stop = Arc::new(AtomicBool::new(false));
+            let st = Arc::clone(&stop);
+            let (a, d) = (allowed.clone().into_bytes(), denied.into_bytes());
+            let flipper = std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !st.load(Ordering::Relaxed) {
+                    let src = if i.is_multiple_of(2) { &d } else { &a };
+                    for (k, b) in src.iter().enumerate() {
+                        unsafe { std::ptr::write_volatile((p as *mut u8).add(k), *b) };
+                    }
+                    i += 1;
+                }
+            });
+            let mut got_secret = false;
+            let mut opened = 0;
+            for _ in 0..3000 {
+                let fd = unsafe { libc::open(p as *const libc::c_char, libc::O_RDONLY) };
+                if fd >= 0 {
+                    opened += 1;
+                    let mut b = [0u8; 16];
+                    let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 16) };
+                    if n > 0 && b[..n as usize].starts_with(b"SECRET") {
+                        got_secret = true;
+                    }
+                    unsafe { libc::close(fd) };
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            flipper.join().unwrap();
+            if got_secret {
+                50
+            } else if opened == 0 {
+                51
+            } else {
+                0
+            }
+        }
+        other => panic!("unknown helper mode {other}"),
+    };
+    std::process::exit(code);
+}
+
+#[test]
+fn denied_open_fails_with_eperm_and_allowed_open_gets_the_file() {
+    let d = scratch("deny");
+    let f = d.join("secret.txt");
+    std::fs::write(&f, b"top secret").unwrap();
+    let p = std::fs::canonicalize(&f)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    let rec = Recorder {
+        deny_paths: vec![p.clone()],
+        ..Recorder::default()
+    };
+    let r = run_helper(
+        "read",
+        &[("FILE", &p), ("EXPECT", "top secret")],
+        None,
+        rec.clone(),
+    );
+    assert_eq!(r.exit.code(), 100 + libc::EPERM, "stats {:?}", r.stats);
+    assert_eq!(r.stats.lost, 0);
+    assert!(r.stats.denied >= 1);
+
+    let rec = Recorder::default();
+    let r = run_helper(
+        "read",
+        &[("FILE", &p), ("EXPECT", "top secret")],
+        None,
+        rec.clone(),
+    );
+    assert_eq!(r.exit.code(), 0);
+    let ev: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| pathname(e).as_deref() == Some(p.as_str()))
+        .collect();
+    assert_eq!(ev.len(), 1, "exactly one file_open of the file");
+    let e = &ev[0];
+    assert_eq!(e.event.header.event_type, EventType::FileOpen);
+    assert!(e.emulated);
+    let Cell::File(file) = &e.event.cell else {
+        panic!()
+    };
+    let magic = file.inode.s_magic;
+    if !tsem_sensor::describe::PSEUDO_MAGICS.contains(&magic) {
+        assert_eq!(file.digest, HashAlg::Sha256.digest(b"top secret"));
+    }
+    assert_eq!(
+        file.flags & 0o100000,
+        0o100000,
+        "O_LARGEFILE as the kernel holds it"
+    );
+    assert_eq!(e.event.coe.uid, unsafe { libc::getuid() });
+    assert_eq!(r.stats.lost, 0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn relative_opens_resolve_against_the_targets_cwd_and_dirfd() {
+    let d = scratch("rel");
+    std::fs::write(d.join("rel.txt"), b"rel").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/inner.txt"), b"inner").unwrap();
+    // A same-named file in the supervisor's cwd would be found if resolution were wrong.
+    let rec = Recorder::default();
+    let r = run_helper("relative", &[], Some(&d), rec.clone());
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    let inner = std::fs::canonicalize(d.join("sub/inner.txt")).unwrap();
+    assert!(
+        rec.events()
+            .iter()
+            .any(|e| pathname(e).as_deref() == Some(&*inner.to_string_lossy()))
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn created_files_are_reported_with_instance_and_owner() {
+    let d = scratch("create");
+    let rec = Recorder::default();
+    let r = run_helper("create", &[], Some(&d), rec.clone());
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    let evs = rec.events();
+    let creates: Vec<_> = evs
+        .iter()
+        .filter(|e| e.event.header.event_type == EventType::InodeCreate)
+        .collect();
+    assert_eq!(creates.len(), 1);
+    let Cell::InodeCreate { dentry, mode, .. } = &creates[0].event.cell else {
+        panic!()
+    };
+    assert_eq!(dentry.path.created.map(|c| c.instance), Some(1));
+    assert_eq!(mode & libc::S_IFMT, libc::S_IFREG);
+    // Later opens of the created file carry the created marker and a zero digest.
+    let new = std::fs::canonicalize(d.join("new.txt"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let opens: Vec<_> = evs
+        .iter()
+        .filter(|e| pathname(e).as_deref() == Some(new.as_str()))
+        .collect();
+    assert!(opens.len() >= 3, "{} opens", opens.len());
+    for o in opens {
+        let Cell::File(f) = &o.event.cell else {
+            panic!()
+        };
+        assert!(f.path.created.is_some());
+        assert_eq!(f.digest, HashAlg::Sha256.zero_digest());
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn swapping_the_path_during_open_never_yields_the_denied_file() {
+    let d = scratch("swap");
+    // Same-length names so the flipping thread always leaves a valid string.
+    std::fs::write(d.join("aaaa.txt"), b"PUBLIC").unwrap();
+    std::fs::write(d.join("bbbb.txt"), b"SECRET").unwrap();
+    let dc = std::fs::canonicalize(&d).unwrap();
+    let allowed = dc.join("aaaa.txt").to_string_lossy().into_owned();
+    let denied = dc.join("bbbb.txt").to_string_lossy().into_owned();
+    assert_eq!(allowed.len(), denied.len());
+    let rec = Recorder {
+        deny_paths: vec![denied.clone()],
+        ..Recorder::default()
+    };
+    let r = run_helper(
+        "swap",
+        &[("ALLOWED", &allowed), ("DENIED", &denied)],
+        None,
+        rec.clone(),
+    );
+    eprintln!("swap stats: {:?}", r.stats);
+    assert_eq!(
+        r.exit.code(),
+        0,
+        "the workload obtained the denied file; stats {:?}",
+        r.stats
+    );
+    assert_eq!(r.stats.lost, 0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
