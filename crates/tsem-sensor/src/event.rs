@@ -92,6 +92,9 @@ pub trait EventHandler: Send {
 
     /// A task executed a program (informational; TASK_ID is already computed).
     fn on_exec(&mut self, _ev: &ExecEvent) {}
+
+    /// A task exited (its thread id may be reused from now on).
+    fn on_exit(&mut self, _tid: i32) {}
 }
 
 impl<F: FnMut(&RawEvent) -> Verdict + Send> EventHandler for F {

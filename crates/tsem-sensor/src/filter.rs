@@ -45,9 +45,7 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
             ins(RET_K, 0, 0, RET_USER_NOTIF),
             ins(RET_K, 0, 0, RET_ALLOW),
         ],
-        Cond::MmapExecFile => vec![
-            ins(LD_W_ABS, 0, 0, off_arg_lo(2)),
-            ins(JSET_K, 0, 5, exec),
+        Cond::MmapFile => vec![
             ins(LD_W_ABS, 0, 0, off_arg_lo(3)),
             ins(JSET_K, 3, 0, libc::MAP_ANONYMOUS as u32),
             ins(LD_W_ABS, 0, 0, off_arg_lo(4)),
@@ -140,16 +138,17 @@ mod tests {
     }
 
     #[test]
-    fn mmap_only_exec_file_mappings() {
+    fn mmap_only_file_mappings() {
         let p = build(Sysno::ALL);
         let a = AUDIT_ARCH_X86_64;
         let nr = libc::SYS_mmap as u32;
         let rx = (libc::PROT_READ | libc::PROT_EXEC) as u64;
         let priv_ = libc::MAP_PRIVATE as u64;
         assert_eq!(run(&p, nr, a, [0, 4096, rx, priv_, 3, 0]), RET_USER_NOTIF);
+        // TSEM describes every file mapping, executable or not.
         assert_eq!(
             run(&p, nr, a, [0, 4096, libc::PROT_READ as u64, priv_, 3, 0]),
-            RET_ALLOW
+            RET_USER_NOTIF
         );
         assert_eq!(
             run(

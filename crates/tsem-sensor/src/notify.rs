@@ -64,6 +64,7 @@ pub(crate) struct Shared<H> {
     pub handler: Mutex<H>,
     pub counters: Counters,
     pub alg: HashAlg,
+    pub mapping: tsem_core::map::Mapping,
     /// The supervisor's own credentials, to decide whether it may act for a target.
     pub own: Status,
     pub own_root: (u64, u64),
@@ -1014,6 +1015,7 @@ impl<H: EventHandler> Notifier<H> {
                 dev: st.st_dev,
                 ino: st.st_ino,
                 digest,
+                comm: Some(call.status.name.clone()),
             },
         );
         Ok(Reply::Continue)
@@ -1991,6 +1993,17 @@ enum SetAttr {
     Owner(u32, u32),
     Size(i64),
     Times(bool),
+}
+
+/// The value TSEM exports as mmap_file's `flags`. Post-v4 kernels export the protection there
+/// (every mmap_file of the real captures in conformance/tsem has `flags == prot`); the v3 layout
+/// carries the MAP_* flags.
+pub fn mmap_flags_field(mapping: tsem_core::map::Mapping, prot: u64, flags: u64) -> u32 {
+    if mapping == tsem_core::map::Mapping::V3 {
+        flags as u32
+    } else {
+        prot as u32
+    }
 }
 
 fn op_reply(r: sys::OpResult) -> Reply {

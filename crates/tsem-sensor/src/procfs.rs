@@ -224,6 +224,67 @@ pub fn dentry_path(m: &Mount, path: &str) -> String {
     s
 }
 
+/// One file-backed line of `/proc/<pid>/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapEntry {
+    /// PROT_* bits from the permissions column.
+    pub prot: u32,
+    /// Device major.
+    pub major: u32,
+    /// Device minor.
+    pub minor: u32,
+    /// Inode.
+    pub ino: u64,
+    /// Path as printed.
+    pub path: String,
+}
+
+/// The file-backed mappings of a maps file (anonymous and `[special]` lines are skipped).
+pub fn parse_maps(text: &str) -> Vec<MapEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut it = line.splitn(6, ' ');
+        let (Some(_range), Some(perms), Some(_off), Some(dev), Some(ino)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            continue;
+        };
+        let path = it.next().unwrap_or("").trim_start();
+        let Ok(ino) = ino.parse::<u64>() else {
+            continue;
+        };
+        if ino == 0 || !path.starts_with('/') {
+            continue;
+        }
+        let Some((ma, mi)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (u32::from_str_radix(ma, 16), u32::from_str_radix(mi, 16))
+        else {
+            continue;
+        };
+        let b = perms.as_bytes();
+        let mut prot = 0;
+        if b.first() == Some(&b'r') {
+            prot |= libc::PROT_READ as u32;
+        }
+        if b.get(1) == Some(&b'w') {
+            prot |= libc::PROT_WRITE as u32;
+        }
+        if b.get(2) == Some(&b'x') {
+            prot |= libc::PROT_EXEC as u32;
+        }
+        out.push(MapEntry {
+            prot,
+            major,
+            minor,
+            ino,
+            path: path.to_string(),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -271,6 +332,20 @@ CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t000001ffffffffff\
     fn own_status_parses() {
         let s = read_status(std::process::id() as i32).unwrap();
         assert_eq!(s.tgid, std::process::id() as i32);
+    }
+
+    #[test]
+    fn maps_lines() {
+        let t = "55d0a000-55d0b000 r--p 00000000 fe:01 1311 /usr/bin/cat\n\
+                 55d0b000-55d0f000 r-xp 00001000 fe:01 1311 /usr/bin/cat\n\
+                 55d11000-55d12000 rw-p 00005000 fe:01 1311 /usr/bin/cat\n\
+                 7f00-7f01 rw-p 00000000 00:00 0 \n\
+                 7ffd-7ffe r-xp 00000000 00:00 0                          [vdso]\n";
+        let m = parse_maps(t);
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[0].prot, m[1].prot, m[2].prot), (1, 5, 3));
+        assert_eq!((m[0].major, m[0].minor, m[0].ino), (0xfe, 1, 1311));
+        assert_eq!(m[0].path, "/usr/bin/cat");
     }
 
     #[test]

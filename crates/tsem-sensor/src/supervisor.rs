@@ -241,6 +241,7 @@ pub fn run<H: EventHandler + 'static>(
         handler: Mutex::new(handler),
         counters: Counters::default(),
         alg: config.alg,
+        mapping: config.mapping,
         own,
         own_root,
         own_netns,
@@ -332,6 +333,7 @@ fn trace_loop<H: EventHandler>(
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             lock(&shared.tree).exit(tid);
+            lock(&shared.handler).on_exit(tid);
             if tid == root {
                 exit = if libc::WIFEXITED(status) {
                     Exit::Code(libc::WEXITSTATUS(status))
@@ -391,6 +393,113 @@ fn trace_loop<H: EventHandler>(
     Ok(exit)
 }
 
+/// Hand an event synthesized by the tracer (at an exec stop) to the handler.
+#[allow(clippy::too_many_arguments)]
+fn deliver<H: EventHandler>(
+    shared: &Shared<H>,
+    tid: i32,
+    status: &procfs::Status,
+    ident: &crate::tree::Identity,
+    untrusted: bool,
+    ty: EventType,
+    cell: Cell,
+) -> crate::event::Verdict {
+    let raw = RawEvent {
+        seq: 0,
+        tid,
+        tgid: tid,
+        syscall: Sysno::Execve,
+        args: [0; 6],
+        untrusted,
+        emulated: false,
+        event: Event {
+            header: EventHeader {
+                pid: Some(tid as u64),
+                tnum: None,
+                context: None,
+                number: None,
+                process: status.name.clone(),
+                event_type: ty,
+                ttd: ident.ttd,
+                p_ttd: ident.p_ttd,
+                task_id: ident.task_id,
+                p_task_id: ident.p_task_id,
+                ts: sys::boottime_ns(),
+            },
+            coe: status.coe,
+            cell,
+        },
+    };
+    Counters::bump(&shared.counters.events);
+    let v = lock(&shared.handler).on_event(&raw);
+    if v.taint {
+        lock(&shared.tree).taint(tid);
+    }
+    if !v.allow {
+        Counters::bump(&shared.counters.denied);
+    }
+    v
+}
+
+/// What the kernel opens and maps itself during an exec, read back at the exec stop from
+/// `/proc/<pid>/maps` before the program's first instruction: the ELF interpreter (file_open)
+/// and every segment of the executable and the interpreter (mmap_file).
+fn exec_objects(
+    desc: &mut Describer,
+    pid: i32,
+    exe: &libc::stat,
+) -> (
+    Vec<tsem_core::event::FileDesc>,
+    Vec<(tsem_core::event::FileDesc, u32)>,
+) {
+    let mut interps = Vec::new();
+    let mut maps = Vec::new();
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return (interps, maps);
+    };
+    let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> = Vec::new();
+    for m in procfs::parse_maps(&text) {
+        let dev = libc::makedev(m.major, m.minor);
+        let known = files
+            .iter()
+            .find(|(d, i, _)| *d == dev && *i == m.ino)
+            .map(|f| f.2.clone());
+        let file = match known {
+            Some(f) => f,
+            None => {
+                // The path printed in maps is only trusted when it still names the mapped inode.
+                let Ok(p) = sys::open(&m.path, libc::O_PATH) else {
+                    continue;
+                };
+                let Ok(st) = sys::fstat(p.as_fd()) else {
+                    continue;
+                };
+                if st.st_dev != dev || st.st_ino != m.ino {
+                    continue;
+                }
+                let reader = sys::open(
+                    &format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p)),
+                    libc::O_RDONLY,
+                )
+                .ok();
+                let f = desc.file(
+                    p.as_fd(),
+                    reader.as_ref().map(|r| r.as_fd()),
+                    &st,
+                    notify::EXEC_FLAGS,
+                );
+                if (st.st_dev, st.st_ino) != (exe.st_dev, exe.st_ino) {
+                    interps.push(f.clone());
+                }
+                files.push((dev, m.ino, f.clone()));
+                f
+            }
+        };
+        maps.push((file, m.prot));
+    }
+    (interps, maps)
+}
+
 fn on_exec<H: EventHandler>(
     tid: i32,
     former: i32,
@@ -418,57 +527,77 @@ fn on_exec<H: EventHandler>(
         task.ident.task_id = task_id;
         (old, approved, task.ident)
     };
+    let untrusted = old.as_ref().is_some_and(|o| o.untrusted);
+    let old_ident = old.map(|o| o.ident).unwrap_or(crate::tree::Identity {
+        task_id: ident.p_task_id,
+        ..ident
+    });
+    let kill = || {
+        Counters::bump(&shared.counters.exec_mismatch);
+        let _ = sys::kill(tid, libc::SIGKILL);
+    };
     let matches = approved
+        .as_ref()
         .is_some_and(|a| a.dev == st.st_dev && a.ino == st.st_ino && a.digest == exe.digest);
+    // Events before bprm_committed_creds carry the old identity and comm.
+    let mut old_status = status.clone();
+    if let Some(a) = &approved
+        && a.comm.is_some()
+    {
+        old_status.name = a.comm.clone().unwrap_or_default();
+    }
     if !matches {
         // The program actually loaded is not the file checked at execve: a script's
         // interpreter, or a swap in between. The kernel opens it too (file_open); ask.
-        let (task_id, p_task_id, ttd, p_ttd, untrusted) = old
-            .map(|o| {
-                (
-                    o.ident.task_id,
-                    o.ident.p_task_id,
-                    o.ident.ttd,
-                    o.ident.p_ttd,
-                    o.untrusted,
-                )
-            })
-            .unwrap_or((ident.p_task_id, ident.p_task_id, 0, 0, false));
-        let raw = RawEvent {
-            seq: 0,
+        let v = deliver(
+            shared,
             tid,
-            tgid: tid,
-            syscall: Sysno::Execve,
-            args: [0; 6],
+            &old_status,
+            &old_ident,
             untrusted,
-            emulated: false,
-            event: Event {
-                header: EventHeader {
-                    pid: Some(tid as u64),
-                    tnum: None,
-                    context: None,
-                    number: None,
-                    process: status.name.clone(),
-                    event_type: EventType::FileOpen,
-                    ttd,
-                    p_ttd,
-                    task_id,
-                    p_task_id,
-                    ts: sys::boottime_ns(),
-                },
-                coe: status.coe,
-                cell: Cell::File(exe.clone()),
-            },
-        };
-        Counters::bump(&shared.counters.events);
-        let v = lock(&shared.handler).on_event(&raw);
-        if v.taint {
-            lock(&shared.tree).taint(tid);
-        }
+            EventType::FileOpen,
+            Cell::File(exe.clone()),
+        );
         if !v.allow {
-            Counters::bump(&shared.counters.denied);
-            Counters::bump(&shared.counters.exec_mismatch);
-            let _ = sys::kill(tid, libc::SIGKILL);
+            kill();
+            return;
+        }
+    }
+    let (interps, maps) = exec_objects(desc, tid, &st);
+    for f in interps {
+        let v = deliver(
+            shared,
+            tid,
+            &old_status,
+            &old_ident,
+            untrusted,
+            EventType::FileOpen,
+            Cell::File(f),
+        );
+        if !v.allow {
+            kill();
+            return;
+        }
+    }
+    let untrusted = lock(&shared.tree).get(tid).is_some_and(|t| t.untrusted);
+    for (f, prot) in maps {
+        let flags = notify::mmap_flags_field(shared.mapping, u64::from(prot), 0x802);
+        let cell = Cell::MmapFile {
+            file: Some(f),
+            prot,
+            flags,
+        };
+        let v = deliver(
+            shared,
+            tid,
+            &status,
+            &ident,
+            untrusted,
+            EventType::MmapFile,
+            cell,
+        );
+        if !v.allow {
+            kill();
             return;
         }
     }
@@ -482,5 +611,4 @@ fn on_exec<H: EventHandler>(
         ttd: ident.ttd,
     };
     lock(&shared.handler).on_exec(&ev);
-    let _ = notify::EXEC_FLAGS;
 }

@@ -106,8 +106,9 @@ syscalls! {
 pub enum Cond {
     /// Always notified.
     Always,
-    /// `mmap`: only `PROT_EXEC` mappings of a file (not `MAP_ANONYMOUS`, fd != -1).
-    MmapExecFile,
+    /// `mmap`: only mappings of a file (not `MAP_ANONYMOUS`, fd != -1), whatever the
+    /// protection: TSEM's mmap_file describes every file mapping.
+    MmapFile,
     /// `mprotect`: only when adding `PROT_EXEC`.
     ProtExec,
 }
@@ -116,7 +117,7 @@ impl Sysno {
     /// When the filter notifies this syscall.
     pub const fn cond(self) -> Cond {
         match self {
-            Sysno::Mmap => Cond::MmapExecFile,
+            Sysno::Mmap => Cond::MmapFile,
             Sysno::Mprotect => Cond::ProtExec,
             _ => Cond::Always,
         }

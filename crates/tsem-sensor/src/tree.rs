@@ -37,7 +37,7 @@ pub struct Task {
 }
 
 /// The executable a task was allowed to exec, checked again at the exec stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovedExec {
     /// Device of the approved file.
     pub dev: u64,
@@ -45,6 +45,8 @@ pub struct ApprovedExec {
     pub ino: u64,
     /// Its digest.
     pub digest: Digest,
+    /// The task's comm before the exec (events before the exec commits carry it).
+    pub comm: Option<String>,
 }
 
 /// The task tree.
@@ -232,6 +234,7 @@ mod tests {
                 dev: 1,
                 ino: 2,
                 digest: d(3),
+                comm: None,
             },
         );
         let e = t.exec(10, 13).unwrap();

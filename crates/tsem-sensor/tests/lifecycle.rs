@@ -58,6 +58,18 @@ fn exec_identities_follow_the_tree() {
     assert_eq!(trues.len(), 2);
     assert_eq!(r.stats.lost, 0);
     assert_eq!(r.stats.exec_mismatch, 0);
+    // What the kernel itself opens and maps during exec is reported from the exec stop: the ELF
+    // interpreter's file_open and the segments of the program, with the exec open flags.
+    let evs = rec.events();
+    let true_path = &trues[0].exe.path.pathname;
+    assert!(
+        evs.iter()
+            .any(|e| e.event.header.event_type == EventType::FileOpen
+                && pathname(e).is_some_and(|p| p.contains("ld-linux"))
+                && matches!(&e.event.cell, tsem_core::event::Cell::File(f) if f.flags == 32800))
+    );
+    assert!(evs.iter().any(|e| matches!(&e.event.cell,
+        tsem_core::event::Cell::MmapFile { file: Some(f), prot: 5, .. } if &f.path.pathname == true_path)));
 }
 
 #[test]
