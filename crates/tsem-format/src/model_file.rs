@@ -183,6 +183,9 @@ impl ModelFile {
                 }
                 Ok(d)
             };
+            if let Some(pos) = line.find(|c: char| c.is_control() && c != '\t') {
+                return Err(err(n, "line", format!("control character at column {}", pos + 1)));
+            }
             if let Some(comment) = line.strip_prefix('#') {
                 lines.push(Line::Comment(comment.to_string()));
                 continue;
@@ -595,6 +598,14 @@ mod tests {
         assert_eq!(m.to_text(), M);
         assert_eq!(m.states().count(), 2);
         assert!(m.sealed());
+    }
+
+    #[test]
+    fn crlf_is_accepted_and_control_characters_are_not() {
+        let m = ModelFile::parse("state 01\r\nseal\r\n").unwrap();
+        assert_eq!(m.to_text(), "state 01\nseal\n");
+        let e = ModelFile::parse("#\r\r\r").unwrap_err().to_string();
+        assert_eq!(e, "line 1: line: control character at column 2");
     }
 
     #[test]
