@@ -876,20 +876,87 @@ pub fn replay(
     replay_parser(&mut parser, banks, start, limit)
 }
 
-/// [`replay`] over an already positioned parser.
+/// Lists smaller than this are replayed on one thread: spawning costs more than it saves.
+#[cfg(feature = "std")]
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// [`replay`] over an already positioned parser; `parser` ends after the last entry replayed.
+///
+/// With the `std` feature, banks of a large list are replayed on parallel threads (each bank's
+/// chain is independent); the result is the same as on one thread.
 pub fn replay_parser(
     parser: &mut ImaParser<'_>,
     banks: &[HashAlg],
     start: Option<&PcrBanks>,
     limit: Option<usize>,
 ) -> Result<ImaReplay, ImaError> {
-    let talg = parser.template_alg();
     let mut uniq: Vec<HashAlg> = Vec::new();
     for &b in banks {
         if !uniq.contains(&b) {
             uniq.push(b);
         }
     }
+    #[cfg(feature = "std")]
+    {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(uniq.len());
+        if threads > 1 && parser.data.len().saturating_sub(parser.pos) >= PARALLEL_MIN_BYTES {
+            return replay_parallel(parser, &uniq, threads, start, limit);
+        }
+    }
+    replay_chain(parser, &uniq, start, limit, true)
+}
+
+/// Split `banks` over `threads` threads. The calling thread takes the group holding the
+/// template-hash bank (if requested) and does the verification; the others only extend.
+#[cfg(feature = "std")]
+fn replay_parallel(
+    parser: &mut ImaParser<'_>,
+    banks: &[HashAlg],
+    threads: usize,
+    start: Option<&PcrBanks>,
+    limit: Option<usize>,
+) -> Result<ImaReplay, ImaError> {
+    let talg = parser.template_alg();
+    let mut ordered: Vec<HashAlg> = banks.iter().copied().filter(|b| *b == talg).collect();
+    ordered.extend(banks.iter().copied().filter(|b| *b != talg));
+    let mut groups: Vec<Vec<HashAlg>> = alloc::vec![Vec::new(); threads];
+    for (i, b) in ordered.into_iter().enumerate() {
+        if let Some(g) = groups.get_mut(i % threads) {
+            g.push(b);
+        }
+    }
+    let (main, others) = groups.split_first().ok_or(ImaError::Empty)?;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|g| {
+                let mut p = parser.clone();
+                s.spawn(move || replay_chain(&mut p, g, start, limit, false))
+            })
+            .collect();
+        let mut out = replay_chain(parser, main, start, limit, true)?;
+        for h in handles {
+            // A worker parses the same bytes as the main thread, so it fails only where the main
+            // thread already did; a panic cannot happen, but is reported rather than propagated.
+            let r = h.join().map_err(|_| {
+                ImaError::UnknownFormat(String::from("replay worker thread failed"))
+            })??;
+            out.pcrs.extend(r.pcrs);
+        }
+        Ok(out)
+    })
+}
+
+fn replay_chain(
+    parser: &mut ImaParser<'_>,
+    uniq: &[HashAlg],
+    start: Option<&PcrBanks>,
+    limit: Option<usize>,
+    verify: bool,
+) -> Result<ImaReplay, ImaError> {
+    let talg = parser.template_alg();
     // Hot loop state: PCR values in small vectors (a list touches one or two PCRs).
     let mut state: Vec<(HashAlg, Vec<(u32, Digest)>)> = uniq
         .iter()
@@ -928,7 +995,7 @@ pub fn replay_parser(
         let mut own = None;
         if violation {
             out.violations += 1;
-        } else {
+        } else if verify {
             let computed = e.template_hash_in(talg);
             if computed != e.template_hash {
                 out.template_hash_mismatches += 1;

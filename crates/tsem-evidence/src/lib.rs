@@ -10,7 +10,7 @@
 //! byte offset (or line), record index and field of anything it rejects.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 

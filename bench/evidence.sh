@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Benchmark: `tsem ima replay` vs `evmctl ima_measurement` on a generated 200 000-entry IMA list, and
+# `tsem eventlog replay` vs `tpm2_eventlog` on a generated 5 000-record TCG log. Runs alternate
+# (tsem, other, tsem, other, ...) so that drift on a shared machine hits both sides alike; the
+# median of each side is reported. Each tool's result is also checked against tsem's, so the
+# numbers compare tools that agree.
+#
+# Needs: cargo, python3, evmctl (Debian ima-evm-utils), tpm2_eventlog (Debian tpm2-tools).
+# Installs nothing. Environment: ROUNDS (default 7), IMA_ENTRIES (200000), EVENTS (5000),
+# CARGO_TARGET_DIR (where to build; default target/).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-7}
+IMA_ENTRIES=${IMA_ENTRIES:-200000}
+EVENTS=${EVENTS:-5000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+missing=()
+for tool in cargo python3 evmctl tpm2_eventlog; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "bench/evidence.sh: missing: ${missing[*]}" >&2
+    echo "  on Debian: apt-get install -y ima-evm-utils tpm2-tools python3" >&2
+    exit 1
+fi
+
+target=${CARGO_TARGET_DIR:-$root/target}
+(cd "$root" && cargo build --quiet --release -p tsem-cli --bin tsem && \
+    cargo build --quiet --release -p tsem-evidence --example gen_evidence)
+tsem=$target/release/tsem
+gen=$target/release/examples/gen_evidence
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$gen" ima "$IMA_ENTRIES" "$work/ima.bin"
+"$gen" eventlog "$EVENTS" "$work/ev.bin"
+
+# evmctl compares its replay with PCR files; give it tsem's values, so its exit status and
+# "Matched" line are a differential check of tsem's sha1 and sha256 PCR 10.
+"$tsem" ima replay --json --bank sha1 --bank sha256 "$work/ima.bin" >"$work/ima.json"
+python3 - "$work" <<'EOF'
+import json, sys
+w = sys.argv[1]
+r = json.load(open(f"{w}/ima.json"))
+assert r["entries"] > 0 and r["template_hash_mismatches"] == 0, r
+for bank, size in (("sha1", 20), ("sha256", 32)):
+    with open(f"{w}/pcrs_{bank}", "w") as f:
+        for i in range(24):
+            f.write("PCR-%02d: %s\n" % (i, r["pcrs"][bank].get(str(i), "00" * size).upper()))
+EOF
+evm=(evmctl ima_measurement --pcrs "sha1,$work/pcrs_sha1" --pcrs "sha256,$work/pcrs_sha256" "$work/ima.bin")
+"${evm[@]}" >"$work/evm.out" 2>&1 || { cat "$work/evm.out"; echo "evmctl disagrees with tsem" >&2; exit 1; }
+grep -q "Matched per TPM bank" "$work/evm.out" || { cat "$work/evm.out"; exit 1; }
+echo "evmctl ima_measurement agrees with tsem on sha1 and sha256 PCR 10"
+
+# tpm2_eventlog prints its replayed PCRs as YAML; they must equal tsem's.
+"$tsem" eventlog replay --json "$work/ev.bin" >"$work/ev.json"
+tpm2_eventlog "$work/ev.bin" >"$work/tpm2.out"
+python3 - "$work" <<'EOF'
+import json, re, sys
+w = sys.argv[1]
+ours = json.load(open(f"{w}/ev.json"))["pcrs"]
+theirs, bank, in_pcrs = {}, None, False
+for line in open(f"{w}/tpm2.out"):
+    if line.startswith("pcrs:"):
+        in_pcrs = True
+        continue
+    if not in_pcrs:
+        continue
+    m = re.match(r"^  (\w+):\s*$", line)
+    if m:
+        bank = m.group(1)
+        continue
+    m = re.match(r"^\s+(\d+)\s*:\s*0x([0-9A-Fa-f]+)", line)
+    if m and bank:
+        theirs.setdefault(bank, {})[m.group(1)] = m.group(2).lower()
+assert theirs == ours, (theirs, ours)
+print("tpm2_eventlog agrees with tsem on %d PCR values" % sum(len(v) for v in ours.values()))
+EOF
+
+ns() { date +%s%N; }
+time_one() { # prints elapsed ns of "$@" with output discarded
+    local t0 t1
+    t0=$(ns); "$@" >/dev/null 2>&1; t1=$(ns)
+    echo $((t1 - t0))
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+bench_pair() { # name entries -- tsem-cmd... -- other-cmd...
+    local name=$1 entries=$2; shift 3
+    local a=() b=() in_b=0
+    for x in "$@"; do
+        if [[ $x == -- && $in_b == 0 ]]; then in_b=1; continue; fi
+        if ((in_b)); then b+=("$x"); else a+=("$x"); fi
+    done
+    "${a[@]}" >/dev/null 2>&1; "${b[@]}" >/dev/null 2>&1 # warm the page cache
+    : >"$work/ta"; : >"$work/tb"
+    for ((i = 0; i < ROUNDS; i++)); do
+        time_one "${a[@]}" >>"$work/ta"
+        time_one "${b[@]}" >>"$work/tb"
+    done
+    local ma mb
+    ma=$(median <"$work/ta"); mb=$(median <"$work/tb")
+    awk -v n="$name" -v e="$entries" -v a="$ma" -v b="$mb" -v r="$ROUNDS" 'BEGIN {
+        printf "%-16s %8d entries  tsem %8.1f ms (%10.0f/s)  %-14s %8.1f ms (%10.0f/s)  ratio %5.1fx  (median of %d)\n",
+            n, e, a/1e6, e/(a/1e9), (n ~ /ima/ ? "evmctl" : "tpm2_eventlog"), b/1e6, e/(b/1e9), b/a, r }'
+}
+
+echo
+bench_pair "IMA replay" "$IMA_ENTRIES" -- "$tsem" ima replay --bank sha1 --bank sha256 "$work/ima.bin" -- "${evm[@]}"
+bench_pair "event log replay" "$EVENTS" -- "$tsem" eventlog replay "$work/ev.bin" -- tpm2_eventlog "$work/ev.bin"
