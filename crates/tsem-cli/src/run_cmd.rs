@@ -1,14 +1,247 @@
-//! `tsem run` (placeholder until the sensor crate lands).
-use std::process::ExitCode;
+//! `tsem run`: run a workload under the userspace sensor inside its own modeling namespace, and
+//! learn, seal or enforce a security model.
 
-/// Run a workload under a security model.
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tsem_core::hash::HashAlg;
+use tsem_core::map::Mapping;
+use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
+use tsem_format::model_file::Line;
+use tsem_format::{ModelFile, RecordKind, write_event};
+use tsem_sensor::supervisor::SpawnError;
+use tsem_sensor::{EventHandler, RawEvent, SensorConfig, Verdict};
+
+use crate::model_cmd::write_atomic;
+use crate::replay::{namespace_for, summary};
+
+/// Run a workload under a security model (learn, seal, enforce).
+///
+/// Without `--model` the workload's events are learned (free modeling); `-o` writes the model.
+/// With `--model`, the model is loaded and sealed (`--seal`, the default): out-of-model events
+/// are recorded as forensics and their tasks marked untrusted, but allowed. `--enforce` also
+/// fails them with EPERM before they take effect, and denies every later security event of an
+/// untrusted task and its descendants. The exit status is the workload's.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The command to run.
-    #[arg(last = true)]
-    pub cmd: Vec<String>,
+    /// Learn a model (the default without --model; with --model, extend that model).
+    #[arg(long, conflicts_with_all = ["seal", "enforce"])]
+    pub learn: bool,
+    /// Seal the loaded model: out-of-model events become forensics but are allowed.
+    #[arg(long, conflicts_with = "enforce", requires = "model")]
+    pub seal: bool,
+    /// Enforce the loaded model: out-of-model events fail with EPERM.
+    #[arg(long, requires = "model")]
+    pub enforce: bool,
+    /// The model to load.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Write the resulting model here.
+    #[arg(short = 'o', long = "output", value_name = "MODEL_OUT")]
+    pub output: Option<PathBuf>,
+    /// Write the trajectory (descriptions of the valid points, one JSON line each).
+    #[arg(long, value_name = "FILE")]
+    pub trajectory: Option<PathBuf>,
+    /// Write the forensics (descriptions of the out-of-model points).
+    #[arg(long, value_name = "FILE")]
+    pub forensics: Option<PathBuf>,
+    /// Write a JSON summary (events, points, forensics_events, denied, lost_events, state, ...).
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Hash function of the namespace.
+    #[arg(long, value_name = "NAME", default_value = "sha256")]
+    pub digest: HashAlg,
+    /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
+    #[arg(long, value_name = "NAME", default_value = "model0")]
+    pub mapping: Mapping,
+    /// The command to run, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
 }
 
-pub fn run(_a: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("tsem run is not available in this build yet")
+/// A live progress line on a terminal.
+struct Progress {
+    start: Instant,
+    last: Instant,
+}
+
+/// The modeling layer plugged into the sensor.
+struct Modeler {
+    ns: Namespace,
+    /// Events the namespace could not model (counted as lost).
+    errors: u64,
+    progress: Option<Progress>,
+}
+
+impl Modeler {
+    fn tick(&mut self) {
+        let Some(p) = &mut self.progress else { return };
+        let now = Instant::now();
+        if now.duration_since(p.last).as_millis() < 200 {
+            return;
+        }
+        p.last = now;
+        let secs = now.duration_since(p.start).as_secs_f64().max(1e-3);
+        let ns = &self.ns;
+        eprint!(
+            "\r\x1b[Ktsem: {} events ({:.0}/s), {} points, {} forensics, {} denied",
+            ns.events(),
+            ns.events() as f64 / secs,
+            ns.points().len(),
+            ns.forensics_events(),
+            ns.denied()
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
+
+impl EventHandler for Modeler {
+    fn on_event(&mut self, ev: &RawEvent) -> Verdict {
+        let key = ev.tid as u64;
+        // The sensor's untrusted mark follows forks; the namespace keys tasks by tid.
+        if ev.untrusted {
+            self.ns.mark_untrusted(key);
+        }
+        let v = match self.ns.model(key, &ev.event) {
+            Ok(o) => {
+                let v = match o.verdict {
+                    NsVerdict::Allow => Verdict::allow(),
+                    NsVerdict::Deny => Verdict::deny(libc_eperm()),
+                };
+                if o.forensic { v.tainting() } else { v }
+            }
+            Err(_) => {
+                self.errors += 1;
+                if self.ns.mode() == Mode::Enforcing {
+                    Verdict::deny(libc_eperm())
+                } else {
+                    Verdict::allow()
+                }
+            }
+        };
+        self.tick();
+        v
+    }
+
+    fn on_exit(&mut self, tid: i32) {
+        self.ns.on_exit(tid as u64);
+    }
+}
+
+const fn libc_eperm() -> i32 {
+    1
+}
+
+fn write_events(path: &std::path::Path, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for e in events {
+        write_event(&mut out, e, RecordKind::Trajectory);
+        out.push('\n');
+    }
+    write_atomic(path, &out)
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    if a.cmd.is_empty() {
+        bail!("empty command: give the workload after `--`, e.g. `tsem run -- make test`");
+    }
+    // Fail on a bad model before anything runs.
+    let mut ns = namespace_for(a.digest, a.mapping, a.model.as_deref(), None)?;
+    match (a.model.is_some(), a.learn, a.enforce) {
+        (false, _, _) => {}
+        // Extend a loaded model: namespace_for sealed it, so start again free from its points.
+        (true, true, _) => {
+            let path = a.model.as_deref().unwrap_or(std::path::Path::new(""));
+            let mut m = crate::replay::read_model(path)?;
+            m.lines.retain(|l| !matches!(l, Line::Seal));
+            ns = namespace_for(a.digest, a.mapping, None, None)?;
+            m.load_into(&mut ns, None)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        (true, false, true) => ns.enforce(),
+        (true, false, false) => ns.seal(),
+    }
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Progress {
+        start: Instant::now(),
+        last: Instant::now(),
+    });
+    let modeler = Modeler {
+        ns,
+        errors: 0,
+        progress,
+    };
+    let cfg = SensorConfig {
+        alg: a.digest,
+        mapping: a.mapping,
+        ..SensorConfig::default()
+    };
+    let report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
+        Ok(r) => r,
+        Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+        Err(e) => return Err(e).context("cannot run the workload"),
+    };
+    let m = &report.handler;
+    if m.progress.is_some() {
+        eprintln!();
+    }
+    if let Some(e) = &report.listener_error {
+        eprintln!("tsem: the sensor failed and the workload was killed: {e}");
+    }
+    let prog = a.cmd[0].to_string_lossy();
+    if let Some(errno) = report.exec_error {
+        let err = std::io::Error::from_raw_os_error(errno);
+        eprintln!("tsem: cannot execute {prog}: {err}");
+    }
+    let ns = &m.ns;
+    if let Some(p) = &a.output {
+        write_atomic(p, &ModelFile::from_namespace(ns).to_text())?;
+    }
+    if let Some(p) = &a.trajectory {
+        write_events(p, ns.trajectory())?;
+    }
+    if let Some(p) = &a.forensics {
+        write_events(p, ns.forensics())?;
+    }
+    let s = report.stats;
+    if let Some(p) = &a.summary_json {
+        let mut v = summary(ns);
+        v["lost_events"] = json!(s.lost + m.errors);
+        v["exit_status"] = json!(report.exit.code());
+        v["sensor"] = json!({
+            "notifications": s.notifications,
+            "events": s.events,
+            "denied": s.denied,
+            "emulated": s.emulated,
+            "continued": s.continued,
+            "unmodeled": s.unmodeled,
+            "abandoned": s.abandoned,
+            "exec_mismatch": s.exec_mismatch,
+            "tasks": s.tasks,
+            "execs": s.execs,
+        });
+        let text = serde_json::to_string_pretty(&v)? + "\n";
+        write_atomic(p, &text)?;
+    }
+    if ns.forensics_events() > 0 && ns.mode() != Mode::Free {
+        eprintln!(
+            "tsem: {} out-of-model events ({} denied){}",
+            ns.forensics_events(),
+            ns.denied(),
+            a.forensics
+                .as_ref()
+                .map(|p| format!(", see {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    let code = match report.exec_error {
+        Some(e) if e == libc_eperm() || e == 13 => 126,
+        Some(_) => 127,
+        None => report.exit.code(),
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
