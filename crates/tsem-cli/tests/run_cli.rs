@@ -1,0 +1,464 @@
+//! `tsem run` end to end: learn a real multi-process build, enforce it repeatedly with the same
+//! state, an adversarial suite in enforce and seal mode, and bad use.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn tsem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tsem"))
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    tsem()
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A fresh directory that also works when the tests run unprivileged.
+fn scratch(name: &str) -> PathBuf {
+    let base = std::env::var_os("TSEM_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let d = base.join(format!("tsem-run-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn summary(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn pathname_of(ev: &serde_json::Value) -> String {
+    let ty = ev["event"]["type"].as_str().unwrap_or_default();
+    let c = &ev[ty];
+    for p in [
+        &c["file"]["path"]["pathname"],
+        &c["dentry"]["path"]["pathname"],
+    ] {
+        if let Some(s) = p.as_str() {
+            return s.to_string();
+        }
+    }
+    String::new()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_build_tree(src: &Path) {
+    let _ = std::fs::remove_dir_all(src);
+    std::fs::create_dir_all(src).unwrap();
+    std::fs::write(src.join("util.h"), "int add(int a, int b);\n").unwrap();
+    std::fs::write(
+        src.join("util.c"),
+        "#include \"util.h\"\nint add(int a, int b) { return a + b; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("main.c"),
+        "#include <stdio.h>\n#include \"util.h\"\nint main(void) { printf(\"%d\\n\", add(2, 3)); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("Makefile"),
+        "all: hello\nhello: main.o util.o\n\t$(CC) -o $@ main.o util.o\n%.o: %.c util.h\n\t$(CC) -O1 -c -o $@ $<\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("words.txt"), "pear\napple\npear\nfig\n").unwrap();
+}
+
+const BUILD: &str = "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello";
+
+#[test]
+fn learned_build_enforces_ten_times_with_the_same_state() {
+    let d = scratch("build");
+    let src = d.join("src");
+    write_build_tree(&src);
+    let model = d.join("build.model");
+    let s0 = d.join("learn.json");
+    let o = run_in(
+        &src,
+        &[
+            "run",
+            "-o",
+            model.to_str().unwrap(),
+            "--summary-json",
+            s0.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            BUILD,
+        ],
+    );
+    assert!(o.status.success(), "learn failed: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "5\n");
+    let learned = summary(&s0);
+    for k in [
+        "events",
+        "points",
+        "forensics_events",
+        "denied",
+        "lost_events",
+        "state",
+        "measurement",
+        "digest",
+    ] {
+        assert!(!learned[k].is_null(), "summary lacks {k}");
+    }
+    assert_eq!(learned["lost_events"], 0);
+    assert!(learned["events"].as_u64().unwrap() > 100);
+    assert!(
+        learned["sensor"]["execs"].as_u64().unwrap() >= 8,
+        "sh, sort, uniq, wc, make, gcc, cc1, as, ld..."
+    );
+    for i in 0..10 {
+        write_build_tree(&src);
+        let s = d.join(format!("enforce{i}.json"));
+        let f = d.join(format!("forensics{i}.json"));
+        let o = run_in(
+            &src,
+            &[
+                "run",
+                "--enforce",
+                "--model",
+                model.to_str().unwrap(),
+                "--summary-json",
+                s.to_str().unwrap(),
+                "--forensics",
+                f.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                BUILD,
+            ],
+        );
+        let v = summary(&s);
+        assert!(
+            o.status.success(),
+            "run {i}: {} forensics: {:?}",
+            stderr(&o),
+            events(&f)
+        );
+        assert_eq!(v["forensics_events"], 0, "run {i}: {:?}", events(&f));
+        assert_eq!(v["denied"], 0);
+        assert_eq!(v["lost_events"], 0);
+        assert_eq!(v["state"], learned["state"], "run {i}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+const PROBE_C: &str = r#"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static char buf[4096];
+static const char *pa, *pb;
+static volatile int stop;
+static void *flip(void *x) {
+    (void)x;
+    for (unsigned long i = 0; !stop; i++) strcpy(buf, (i & 1) ? pa : pb);
+    return 0;
+}
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "connect")) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(atoi(argv[2]));
+        a.sin_addr.s_addr = htonl(0x7f000001);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return 100 + errno;
+        return 0;
+    }
+    if (argc == 4 && (!strcmp(argv[1], "swap") || !strcmp(argv[1], "noswap"))) {
+        pa = argv[2];
+        pb = argv[3];
+        strcpy(buf, pa);
+        pthread_t t;
+        int swap = !strcmp(argv[1], "swap");
+        if (swap) pthread_create(&t, 0, flip, 0);
+        int leaked = 0;
+        for (int i = 0; i < 2000; i++) {
+            int fd = open(buf, O_RDONLY);
+            if (fd < 0) continue;
+            char b[16] = {0};
+            if (read(fd, b, 6) == 6 && !memcmp(b, "SECRET", 6)) leaked = 1;
+            close(fd);
+        }
+        stop = 1;
+        if (swap) pthread_join(t, 0);
+        return leaked ? 50 : 0;
+    }
+    return 2;
+}
+"#;
+
+const CASES_SH: &str = r#"
+cat allowed.txt > /dev/null || exit 2
+cat conf.txt > /dev/null || exit 3
+./tool; r=$?; [ $r -eq 126 ] && exit 3
+./probe connect "$PORT" || exit 2
+true > outdir/x || exit 2
+rm -f outdir/x
+chmod 644 conf.txt || exit 2
+./probe noswap allowed.txt secret.txt || exit 2
+case "$1" in
+  read) cat secret.txt > /dev/null || exit 3 ;;
+  exec) ./evil || exit 3 ;;
+  connect) ./probe connect "$PORT2"; r=$?; [ $r -eq 101 ] && exit 3; exit $r ;;
+  signal) kill -0 $PPID || exit 3 ;;
+  create) true > newdir/x || exit 3 ;;
+  chmod) chmod 600 allowed.txt || exit 3 ;;
+  swap) ./probe swap allowed.txt secret.txt; exit $? ;;
+esac
+exit 0
+"#;
+
+struct Fixture {
+    dir: PathBuf,
+    model: PathBuf,
+    port: u16,
+    port2: u16,
+    _listeners: (std::net::TcpListener, std::net::TcpListener),
+}
+
+impl Fixture {
+    fn new(name: &str) -> Self {
+        let dir = scratch(name);
+        std::fs::write(dir.join("allowed.txt"), "PUBLIC\n").unwrap();
+        std::fs::write(dir.join("secret.txt"), "SECRET\n").unwrap();
+        std::fs::write(dir.join("conf.txt"), "level=1\n").unwrap();
+        std::fs::write(dir.join("cases.sh"), CASES_SH).unwrap();
+        std::fs::copy("/bin/true", dir.join("tool")).unwrap();
+        std::fs::copy("/bin/true", dir.join("evil")).unwrap();
+        std::fs::create_dir(dir.join("outdir")).unwrap();
+        std::fs::create_dir(dir.join("newdir")).unwrap();
+        std::fs::write(dir.join("probe.c"), PROBE_C).unwrap();
+        let cc = Command::new("cc")
+            .args(["-O1", "-pthread", "-o", "probe", "probe.c"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(cc.status.success(), "cc: {}", stderr(&cc));
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (port, port2) = (
+            l1.local_addr().unwrap().port(),
+            l2.local_addr().unwrap().port(),
+        );
+        let model = dir.join("cases.model");
+        let f = Fixture {
+            dir,
+            model,
+            port,
+            port2,
+            _listeners: (l1, l2),
+        };
+        let o = f.run(&["-o", f.model.to_str().unwrap()], "none", "learn");
+        assert!(o.status.success(), "learning: {}", stderr(&o));
+        f
+    }
+
+    fn run(&self, extra: &[&str], case: &str, tag: &str) -> Output {
+        let s = self.dir.join(format!("{tag}.summary.json"));
+        let fo = self.dir.join(format!("{tag}.forensics.json"));
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--summary-json",
+            s.to_str().unwrap(),
+            "--forensics",
+            fo.to_str().unwrap(),
+            "--",
+            "sh",
+            "cases.sh",
+            case,
+        ]);
+        tsem()
+            .args(&args)
+            .current_dir(&self.dir)
+            .env("PORT", self.port.to_string())
+            .env("PORT2", self.port2.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn enforce(&self, case: &str) -> (Output, serde_json::Value, Vec<serde_json::Value>) {
+        let o = self.run(
+            &["--enforce", "--model", self.model.to_str().unwrap()],
+            case,
+            case,
+        );
+        let s = summary(&self.dir.join(format!("{case}.summary.json")));
+        let f = events(&self.dir.join(format!("{case}.forensics.json")));
+        (o, s, f)
+    }
+}
+
+fn has(f: &[serde_json::Value], ty: &str, path_part: &str) -> bool {
+    f.iter()
+        .any(|e| e["event"]["type"] == ty && pathname_of(e).contains(path_part))
+}
+
+#[test]
+fn adversarial_cases_are_denied_with_eperm_and_named_in_forensics() {
+    let fx = Fixture::new("adv");
+    // The baseline itself is in the model.
+    let (o, s, f) = fx.enforce("none");
+    assert!(o.status.success(), "baseline: {} {f:?}", stderr(&o));
+    assert_eq!(s["forensics_events"], 0, "{f:?}");
+
+    let (o, s, f) = fx.enforce("read");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Operation not permitted"));
+    assert!(has(&f, "file_open", "/secret.txt"), "{f:?}");
+    assert!(s["denied"].as_u64().unwrap() >= 1);
+
+    let (o, _, f) = fx.enforce("exec");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(has(&f, "file_open", "/evil"), "{f:?}");
+
+    let (o, _, f) = fx.enforce("connect");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        f.iter().any(|e| e["event"]["type"] == "socket_connect"),
+        "{f:?}"
+    );
+
+    let (o, _, f) = fx.enforce("signal");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(f.iter().any(|e| e["event"]["type"] == "task_kill"), "{f:?}");
+
+    let (o, _, f) = fx.enforce("create");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(has(&f, "inode_create", "/newdir/"), "{f:?}");
+    assert!(!fx.dir.join("newdir/x").exists());
+
+    let (o, _, f) = fx.enforce("chmod");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(has(&f, "inode_setattr", "/allowed.txt"), "{f:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(fx.dir.join("allowed.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+
+    let (o, _, f) = fx.enforce("swap");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the workload read the denied file: {}",
+        stderr(&o)
+    );
+    assert!(
+        f.iter()
+            .all(|e| e["event"]["type"] != "file_open" || pathname_of(e).ends_with("/secret.txt")),
+        "{f:?}"
+    );
+
+    // The same path with other contents: a swapped binary and a changed configuration file.
+    std::fs::copy("/bin/false", fx.dir.join("tool")).unwrap();
+    let (o, _, f) = fx.enforce("none");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(has(&f, "file_open", "/tool"), "{f:?}");
+    std::fs::copy("/bin/true", fx.dir.join("tool")).unwrap();
+    std::fs::write(fx.dir.join("conf.txt"), "level=9\n").unwrap();
+    let (o, _, f) = fx.enforce("none");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(has(&f, "file_open", "/conf.txt"), "{f:?}");
+    std::fs::write(fx.dir.join("conf.txt"), "level=1\n").unwrap();
+    std::fs::remove_dir_all(&fx.dir).unwrap();
+}
+
+#[test]
+fn seal_reports_the_same_forensics_and_lets_the_workload_finish() {
+    let fx = Fixture::new("seal");
+    for case in ["read", "exec", "create", "chmod"] {
+        let o = fx.run(
+            &["--seal", "--model", fx.model.to_str().unwrap()],
+            case,
+            case,
+        );
+        assert_eq!(o.status.code(), Some(0), "{case}: {}", stderr(&o));
+        let s = summary(&fx.dir.join(format!("{case}.summary.json")));
+        let f = events(&fx.dir.join(format!("{case}.forensics.json")));
+        assert!(s["forensics_events"].as_u64().unwrap() >= 1, "{case}");
+        assert_eq!(s["denied"], 0);
+        let want = match case {
+            "read" => ("file_open", "/secret.txt"),
+            "exec" => ("file_open", "/evil"),
+            "create" => ("inode_create", "/newdir/"),
+            _ => ("inode_setattr", "/allowed.txt"),
+        };
+        assert!(has(&f, want.0, want.1), "{case}: {f:?}");
+        let _ = std::fs::remove_file(fx.dir.join("newdir/x"));
+        std::fs::set_permissions(
+            fx.dir.join("allowed.txt"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    std::fs::remove_dir_all(&fx.dir).unwrap();
+}
+
+#[test]
+fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
+    let d = scratch("bad");
+    let o = run_in(
+        &d,
+        &["run", "--enforce", "--model", "missing.model", "--", "true"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("missing.model"), "{}", stderr(&o));
+
+    std::fs::write(d.join("corrupt.model"), "state nothex\nend\n").unwrap();
+    let o = run_in(
+        &d,
+        &["run", "--enforce", "--model", "corrupt.model", "--", "true"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("corrupt.model"), "{}", stderr(&o));
+
+    let o = run_in(&d, &["run", "--", "tsem-no-such-command-xyz"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("command not found: tsem-no-such-command-xyz"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run_in(&d, &["run"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("empty command"), "{}", stderr(&o));
+
+    let o = run_in(&d, &["run", "--enforce", "--", "true"]);
+    assert!(!o.status.success(), "--enforce needs --model");
+
+    // The workload's exit status is tsem's.
+    let o = run_in(&d, &["run", "--", "sh", "-c", "exit 17"]);
+    assert_eq!(o.status.code(), Some(17));
+    std::fs::remove_dir_all(&d).unwrap();
+}
