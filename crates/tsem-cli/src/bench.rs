@@ -35,6 +35,9 @@ pub enum BenchCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Run one phase only, repeatedly (for profilers): core, map, parse or hash.
+        #[arg(long, value_name = "PHASE")]
+        only: Option<String>,
     },
 }
 
@@ -45,7 +48,11 @@ pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
             points,
             runs,
             json,
-        } => model(events, points, runs.max(1), json),
+            only,
+        } => match only {
+            Some(phase) => profile_phase(&phase, events, runs.max(1)),
+            None => model(events, points, runs.max(1), json),
+        },
     }
 }
 
@@ -199,6 +206,52 @@ fn best_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::
         best = best.min(t.elapsed().as_secs_f64());
     }
     Ok(best)
+}
+
+/// Run one phase `runs` times and print its rate: a stable target for `perf record`.
+fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode> {
+    let cfg = Config {
+        alg: HashAlg::Sha256,
+        mapping: Mapping::Model0,
+        keep_descriptions: true,
+    };
+    let events = synthetic_events(n, 0x7e5e_b3c4);
+    let mut text = String::new();
+    for ev in &events {
+        write_event(&mut text, ev, RecordKind::Trajectory);
+        text.push('\n');
+    }
+    let secs = match phase {
+        "core" => best_secs(runs, || {
+            let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for ev in &events {
+                ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            black_box(ns.state());
+            Ok(())
+        })?,
+        "map" => {
+            let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
+            best_secs(runs, || {
+                for ev in &events {
+                    black_box(m.coefficient(ev));
+                }
+                Ok(())
+            })?
+        }
+        "parse" => {
+            let mut p = RecordParser::new();
+            best_secs(runs, || {
+                for line in text.lines() {
+                    black_box(p.parse_event(line).map_err(|e| anyhow::anyhow!("{e}"))?);
+                }
+                Ok(())
+            })?
+        }
+        other => anyhow::bail!("unknown phase {other:?} (core, map or parse)"),
+    };
+    println!("{phase}: {:.0} events/s", n as f64 / secs);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn rss_bytes() -> Option<u64> {

@@ -71,7 +71,6 @@ pub fn hardware_aggregate(alg: HashAlg, pcrs0_7: &[Digest]) -> Digest {
 mod tests {
     use super::*;
 
-
     #[test]
     fn state_ignores_order_and_duplicates() {
         let alg = HashAlg::Sha256;

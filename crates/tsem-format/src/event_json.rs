@@ -839,6 +839,7 @@ struct Obj<'d, 'a> {
     doc: &'d Document<'a>,
     members: &'d [Member<'a>],
     used: u64,
+    next: usize,
 }
 
 impl<'d, 'a> Obj<'d, 'a> {
@@ -847,6 +848,7 @@ impl<'d, 'a> Obj<'d, 'a> {
             doc,
             members,
             used: 0,
+            next: 0,
         }
     }
 
@@ -855,7 +857,13 @@ impl<'d, 'a> Obj<'d, 'a> {
     }
 
     fn get(&mut self, key: &str) -> Option<Value<'a>> {
-        let i = self.members.iter().position(|m| m.key == key)?;
+        // TSEM writes keys in a fixed order, so the next unread member is almost always the one
+        // asked for; fall back to a scan for other producers' orders.
+        let i = match self.members.get(self.next) {
+            Some(m) if m.key == key => self.next,
+            _ => self.members.iter().position(|m| m.key == key)?,
+        };
+        self.next = i + 1;
         if i < 64 {
             self.used |= 1 << i;
         }
@@ -950,7 +958,15 @@ impl<'d, 'a> Obj<'d, 'a> {
     fn finish(&mut self) -> R<()> {
         for (i, m) in self.members.iter().enumerate() {
             if i >= 64 || self.used & (1 << i) == 0 {
-                return Err(RecordError::field(m.key, "unknown field"));
+                let dup = self.members[..i].iter().any(|p| p.key == m.key);
+                return Err(RecordError::field(
+                    m.key,
+                    if dup {
+                        "duplicate key"
+                    } else {
+                        "unknown field"
+                    },
+                ));
             }
         }
         Ok(())
@@ -1031,7 +1047,16 @@ impl<'o> W<'o> {
         self.out.push('"');
     }
     fn u(&mut self, key: &str, v: u64) {
-        self.fmt(key, format_args!("{v}"));
+        self.raw_value(key, |out| push_dec(out, v));
+    }
+    /// `"key": "<written by f>"` without going through `core::fmt`.
+    fn raw_value(&mut self, key: &str, f: impl FnOnce(&mut String)) {
+        self.sep();
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\": \"");
+        f(self.out);
+        self.out.push('"');
     }
     /// `%d` of a 32-bit value.
     fn i(&mut self, key: &str, v: u32) {
@@ -1044,7 +1069,7 @@ impl<'o> W<'o> {
         self.fmt(key, format_args!("0x{v:x}"));
     }
     fn d(&mut self, key: &str, v: &Digest) {
-        self.fmt(key, format_args!("{v}"));
+        self.raw_value(key, |out| push_hex(out, v.as_bytes()));
     }
 
     fn inode(&mut self, key: &str, i: &Inode) {
@@ -1134,6 +1159,31 @@ impl<'o> W<'o> {
         self.s("fstype", &sb.fstype);
         self.u("s_flags", sb.s_flags);
         self.close();
+    }
+}
+
+fn push_dec(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &c in &buf[i..] {
+        out.push(c as char);
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
     }
 }
 
@@ -1686,6 +1736,13 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("`file_open.file.inode.extra`: unknown field")
+        );
+        let bad = LINE.replace("\"ts\": \"1316795\"", "\"ts\": \"1316795\", \"ts\": \"1\"");
+        assert!(
+            parse_event(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("`event.ts`: duplicate key")
         );
         let bad = LINE.replace("59474588", "5947458z");
         assert!(

@@ -4,8 +4,9 @@
 //! per line. A general JSON DOM (serde_json::Value) allocates a map and a string per member; this
 //! reader instead borrows every key and value from the line and lays objects out in one reusable
 //! arena, which is what lets replay parse at memory speed. It is strict: anything that is not an
-//! object of strings and objects, duplicate keys, trailing data and unescaped control characters
-//! are errors with the byte offset.
+//! object of strings and objects, trailing data and unescaped control characters are errors with
+//! the byte offset. Duplicate keys are rejected by the typed layer (`event_json`), which sees them
+//! for free as members it never reads.
 
 use std::borrow::Cow;
 
@@ -192,12 +193,6 @@ impl<'a> Parser<'a> {
                         msg: "escaped characters in a key",
                     });
                 }
-                if stack[mark..].iter().any(|m| m.key == key) {
-                    return Err(SyntaxError {
-                        offset: key_at,
-                        msg: "duplicate key",
-                    });
-                }
                 self.expect(b':', "expected ':' after a key")?;
                 self.ws();
                 let value = match self.peek() {
@@ -242,11 +237,7 @@ impl<'a> Parser<'a> {
         let mut escaped = false;
         loop {
             // Scan to the next byte that needs attention.
-            let rest = &self.s[self.i..];
-            let Some(pos) = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-            else {
+            let Some(pos) = find_special(&self.s[self.i..]) else {
                 self.i = self.s.len();
                 return Err(self.err("unterminated string (truncated record?)"));
             };
@@ -281,6 +272,35 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// Position of the first byte that ends a plain run inside a string: `"`, `\\` or a control
+/// character. Eight bytes at a time (SWAR): strings are most of a TSEM line.
+fn find_special(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        // A zero byte in x ^ c marks a byte equal to c; (x - 0x20..) & !x & HI marks bytes < 0x20.
+        // Borrows can only flag bytes above a real hit, so the lowest flag is the first hit.
+        let q = x ^ (LO * u64::from(b'"'));
+        let b = x ^ (LO * u64::from(b'\\'));
+        let hit = ((q.wrapping_sub(LO) & !q)
+            | (b.wrapping_sub(LO) & !b)
+            | (x.wrapping_sub(LO * 0x20) & !x))
+            & HI;
+        if hit != 0 {
+            return Some(i + hit.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| p + i)
 }
 
 /// Decode JSON string escapes. `None` on an invalid escape or lone surrogate.
@@ -376,13 +396,29 @@ mod tests {
         for (text, at) in [
             (r#"{"a": "1""#, 9),
             (r#"{"a": 1}"#, 6),
-            (r#"{"a": "1", "a": "2"}"#, 11),
             (r#"{"a": "1"} x"#, 11),
             (r#"{"a": "\q"}"#, 7),
             ("", 0),
         ] {
             let e = d.parse(text).unwrap_err();
             assert_eq!(e.offset, at, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn special_byte_scan_matches_the_naive_one() {
+        let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let mut buf = [b'a'; 40];
+        assert_eq!(find_special(&buf), None);
+        for at in 0..40 {
+            for c in [
+                b'"', b'\\', 0u8, 0x1f, 0x7f, 0x80, 0xff, b' ', 0x21, 0xa2, 0xdc,
+            ] {
+                buf = [b'a'; 40];
+                buf[at] = c;
+                assert_eq!(find_special(&buf), naive(&buf), "byte {c:#x} at {at}");
+                assert_eq!(find_special(&buf[at..]), naive(&buf[at..]));
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod json;
 pub mod model_file;
 
 pub use event_json::{
-    Record, RecordError, RecordKind, RecordParser, event_to_json, parse_event, parse_record, write_event,
+    Record, RecordError, RecordKind, RecordParser, event_to_json, parse_event, parse_record,
+    write_event,
 };
 pub use model_file::{ModelError, ModelFile};

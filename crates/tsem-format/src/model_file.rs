@@ -93,7 +93,9 @@ fn err(line: usize, field: &str, msg: impl Into<String>) -> ModelError {
 
 /// Models that cannot be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("model {other} has a different {what} than model {first}; models for different platforms cannot be merged")]
+#[error(
+    "model {other} has a different {what} than model {first}; models for different platforms cannot be merged"
+)]
 pub struct MergeError {
     /// `aggregate` or `base`.
     pub what: &'static str,
@@ -184,7 +186,11 @@ impl ModelFile {
                 Ok(d)
             };
             if let Some(pos) = line.find(|c: char| c.is_control() && c != '\t') {
-                return Err(err(n, "line", format!("control character at column {}", pos + 1)));
+                return Err(err(
+                    n,
+                    "line",
+                    format!("control character at column {}", pos + 1),
+                ));
             }
             if let Some(comment) = line.strip_prefix('#') {
                 lines.push(Line::Comment(comment.to_string()));
@@ -356,10 +362,17 @@ impl ModelFile {
         let mut pseudonyms = std::collections::HashSet::new();
         let (mut states, mut pseud) = (Vec::new(), Vec::new());
         for (k, m) in models.iter().enumerate() {
-            for (what, val, slot) in [("aggregate", m.aggregate(), &mut aggregate), ("base", m.base(), &mut base)] {
+            for (what, val, slot) in [
+                ("aggregate", m.aggregate(), &mut aggregate),
+                ("base", m.base(), &mut base),
+            ] {
                 match (val, &*slot) {
                     (Some(v), Some((prev, first))) if *prev != v => {
-                        return Err(MergeError { what, first: *first, other: k });
+                        return Err(MergeError {
+                            what,
+                            first: *first,
+                            other: k,
+                        });
                     }
                     (Some(v), None) => *slot = Some((v, k)),
                     _ => {}

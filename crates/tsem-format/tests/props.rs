@@ -26,14 +26,14 @@ impl G {
         }
     }
     fn u64(&mut self) -> u64 {
-        if self.n() % 3 == 0 {
+        if self.n().is_multiple_of(3) {
             u64::MAX
         } else {
             self.n()
         }
     }
     fn b(&mut self) -> bool {
-        self.n() % 2 == 0
+        self.n().is_multiple_of(2)
     }
     fn d(&mut self) -> Digest {
         HashAlg::Sha256.digest(&self.n().to_le_bytes())
