@@ -5,7 +5,9 @@ use tsem_core::hash::HashAlg;
 use tsem_evidence::eventlog::{self, EventLog};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(log) = EventLog::parse(data) else { return };
+    let Ok(log) = EventLog::parse(data) else {
+        return;
+    };
     let r = eventlog::replay(&log);
     for alg in HashAlg::ALL {
         let _ = r.aggregate(alg);

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(cut) = Snapshot::take(data, opts, list.entries.len() / 2, None) {
             let text = cut.snapshot.to_text();
             let back = Snapshot::parse(text.as_bytes());
-            assert_eq!(back.as_ref().ok(), Some(&cut.snapshot), "snapshot text round trip");
+            assert_eq!(
+                back.as_ref().ok(),
+                Some(&cut.snapshot),
+                "snapshot text round trip"
+            );
             let rem = data.get(cut.remainder_offset..).unwrap_or(&[]);
             let _ = cut.snapshot.replay_remainder(rem, opts, &[HashAlg::Sha256]);
         }

@@ -35,10 +35,18 @@ fn ima_entry(out: &mut Vec<u8>, name: &str, file_digest: &[u8]) {
 
 fn gen_ima(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 120);
-    ima_entry(&mut out, "boot_aggregate", HashAlg::Sha256.digest(b"pcrs 0-9").as_bytes());
+    ima_entry(
+        &mut out,
+        "boot_aggregate",
+        HashAlg::Sha256.digest(b"pcrs 0-9").as_bytes(),
+    );
     for i in 1..n {
         let name = format!("/usr/lib/x86_64-linux-gnu/lib{:06}.so.{}", i, i % 7);
-        ima_entry(&mut out, &name, HashAlg::Sha256.digest(name.as_bytes()).as_bytes());
+        ima_entry(
+            &mut out,
+            &name,
+            HashAlg::Sha256.digest(name.as_bytes()).as_bytes(),
+        );
     }
     out
 }
@@ -61,7 +69,10 @@ fn utf16(s: &str) -> Vec<u8> {
 }
 
 fn variable(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c];
+    let mut v = vec![
+        0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b,
+        0x8c,
+    ];
     v.extend_from_slice(&(name.encode_utf16().count() as u64).to_le_bytes());
     v.extend_from_slice(&(value.len() as u64).to_le_bytes());
     v.extend_from_slice(&utf16(name));
@@ -102,9 +113,21 @@ fn gen_eventlog(n: usize) -> Vec<u8> {
     out.extend_from_slice(&[0; 20]);
     field(&mut out, &spec);
     let mut count = 1;
-    event2(&mut out, 0, 8, b"bench firmware 1.0", &utf16("bench firmware 1.0\0"));
+    event2(
+        &mut out,
+        0,
+        8,
+        b"bench firmware 1.0",
+        &utf16("bench firmware 1.0\0"),
+    );
     count += 1;
-    event2(&mut out, 7, 0x8000_0001, &variable("SecureBoot", &[1]), &variable("SecureBoot", &[1]));
+    event2(
+        &mut out,
+        7,
+        0x8000_0001,
+        &variable("SecureBoot", &[1]),
+        &variable("SecureBoot", &[1]),
+    );
     count += 1;
     for pcr in 0..8 {
         event2(&mut out, pcr, 4, &[0; 4], &[0; 4]);
@@ -115,19 +138,40 @@ fn gen_eventlog(n: usize) -> Vec<u8> {
         match i % 4 {
             0 => {
                 let s = format!("grub_cmd: linux /vmlinuz-{i} root=UUID=0000 ro quiet\0");
-                event2(&mut out, 8, 0xD, &s.as_bytes()[..s.len() - 1], s.as_bytes());
+                event2(&mut out, 8, 0xD, s.as_bytes(), s.as_bytes());
             }
             1 => {
                 let s = format!("(hd0,gpt2)/boot/module-{i}.mod\0");
-                event2(&mut out, 9, 0xD, format!("module {i}").as_bytes(), s.as_bytes());
+                event2(
+                    &mut out,
+                    9,
+                    0xD,
+                    format!("module {i}").as_bytes(),
+                    s.as_bytes(),
+                );
             }
             2 => {
                 let img = image_event(&format!("\\EFI\\bench\\app{i}.efi"));
-                event2(&mut out, 4, 0x8000_0003, format!("pe image {i}").as_bytes(), &img);
+                event2(
+                    &mut out,
+                    4,
+                    0x8000_0003,
+                    format!("pe image {i}").as_bytes(),
+                    &img,
+                );
             }
             _ => {
-                let v = variable(&format!("Boot{:04X}", i % 0x10000), format!("option {i}").as_bytes());
-                event2(&mut out, 1, 0x8000_0002, format!("option {i}").as_bytes(), &v);
+                let v = variable(
+                    &format!("Boot{:04X}", i % 0x10000),
+                    format!("option {i}").as_bytes(),
+                );
+                event2(
+                    &mut out,
+                    1,
+                    0x8000_0002,
+                    format!("option {i}").as_bytes(),
+                    &v,
+                );
             }
         }
         i += 1;
