@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attest_cmd;
 mod bench;
 mod describe;
 mod evidence;
@@ -35,6 +36,10 @@ enum Cmd {
         #[arg(short, long, value_name = "KEY")]
         output: std::path::PathBuf,
     },
+    /// Attest the state of a workload's modeling namespace (signed, optionally TPM-quoted).
+    Attest(attest_cmd::AttestArgs),
+    /// Verify an attestation against the model it should be in.
+    Verify(attest_cmd::VerifyArgs),
     /// Benchmarks that report ratios against the physical limit.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
         Cmd::Model(c) => model_cmd::run(c),
         Cmd::Keygen { output } => keygen(&output),
         Cmd::Bench(c) => bench::run(c),
+        Cmd::Attest(a) => attest_cmd::attest(a),
+        Cmd::Verify(a) => attest_cmd::verify(a),
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),

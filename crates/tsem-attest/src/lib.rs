@@ -1,0 +1,1 @@
+//! Attestation of a modeling namespace (in progress).
