@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
 
 use tsem_core::event::{Created, Dentry, FileDesc, Inode, PathRef};
 use tsem_core::{Digest, HashAlg, Hasher};
@@ -71,8 +72,13 @@ struct FsInfo {
     uuid: [u8; 16],
 }
 
+/// File digests shared by the notification and tracer threads, keyed by (device, inode,
+/// ctime, mtime, size), so an executable checked at `execve` is not hashed again at the exec stop.
+pub type DigestCache = Arc<Mutex<HashMap<DigestKey, Digest>>>;
+
+/// What a cached digest is valid for: any change of contents changes ctime (and mtime/size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct DigestKey {
+pub struct DigestKey {
     dev: u64,
     ino: u64,
     ctime: (i64, i64),
@@ -105,7 +111,7 @@ pub struct Describer {
     alg: HashAlg,
     fs: HashMap<u64, FsInfo>,
     mounts: Vec<Mount>,
-    digests: HashMap<DigestKey, Digest>,
+    digests: DigestCache,
     created: HashMap<(u64, u64), CreatedFile>,
     instances: HashMap<(u64, u64, Vec<u8>), u64>,
     sock_owners: HashMap<(u64, u64), Digest>,
@@ -113,13 +119,18 @@ pub struct Describer {
 }
 
 impl Describer {
-    /// A describer hashing with `alg`.
+    /// A describer hashing with `alg`, with its own digest cache.
     pub fn new(alg: HashAlg) -> Self {
+        Self::with_cache(alg, DigestCache::default())
+    }
+
+    /// A describer hashing with `alg` and sharing `digests` with other describers.
+    pub fn with_cache(alg: HashAlg, digests: DigestCache) -> Self {
         Self {
             alg,
             fs: HashMap::new(),
             mounts: Vec::new(),
-            digests: HashMap::new(),
+            digests,
             created: HashMap::new(),
             instances: HashMap::new(),
             sock_owners: HashMap::new(),
@@ -334,9 +345,15 @@ impl Describer {
             mtime: (st.st_mtime, st.st_mtime_nsec),
             size: st.st_size,
         };
-        if let Some(d) = self.digests.get(&key) {
+        let cached = self
+            .digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        if let Some(d) = cached {
             self.stats.digest_cache_hits += 1;
-            return *d;
+            return d;
         }
         let Some(fd) = read_fd else {
             self.stats.digest_failures += 1;
@@ -345,7 +362,11 @@ impl Describer {
         match hash_fd(self.alg, fd, st.st_size as u64) {
             Ok(d) => {
                 self.stats.digests_computed += 1;
-                self.digests.insert(key, d);
+                // Hashed outside the lock: a large executable must not stall the other thread.
+                self.digests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, d);
                 d
             }
             Err(_) => {

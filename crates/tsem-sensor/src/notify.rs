@@ -65,6 +65,7 @@ pub(crate) struct Shared<H> {
     pub counters: Counters,
     pub alg: HashAlg,
     pub mapping: tsem_core::map::Mapping,
+    pub digests: crate::describe::DigestCache,
     /// The supervisor's own credentials, to decide whether it may act for a target.
     pub own: Status,
     pub own_root: (u64, u64),
@@ -132,6 +133,9 @@ pub(crate) struct Notifier<H> {
     shared: Arc<Shared<H>>,
     desc: Describer,
     self_pid: i32,
+    /// Per thread: (task serial, its /proc status, whether its root is ours). Valid until the
+    /// task calls something that changes them, execs, or its tid is reused.
+    status_cache: std::collections::HashMap<i32, (u64, Status, Option<bool>)>,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -232,13 +236,14 @@ fn is(st: &libc::stat, kind: u32) -> bool {
 
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
-        let mut desc = Describer::new(shared.alg);
+        let mut desc = Describer::with_cache(shared.alg, Arc::clone(&shared.digests));
         desc.reload_mounts();
         Self {
             fd,
             shared,
             desc,
             self_pid: std::process::id() as i32,
+            status_cache: Default::default(),
         }
     }
 
@@ -273,19 +278,42 @@ impl<H: EventHandler> Notifier<H> {
             return self.respond(n.id, Response::Continue);
         };
         let tid = n.pid as i32;
-        let status = if tid > 0 {
-            procfs::read_status(tid).ok()
+        let known = if tid > 0 {
+            lock(&self.shared.tree).get(tid).cloned()
         } else {
             None
+        };
+        let serial = known.as_ref().map_or(0, |t| t.serial);
+        let cached = self
+            .status_cache
+            .get(&tid)
+            .filter(|c| c.0 == serial && serial != 0)
+            .map(|c| c.1.clone());
+        let status = match cached {
+            Some(s) => Some(s),
+            None if tid > 0 => {
+                let s = procfs::read_status(tid).ok();
+                if let Some(s) = &s
+                    && serial != 0
+                {
+                    self.status_cache.insert(tid, (serial, s.clone(), None));
+                }
+                s
+            }
+            None => None,
         };
         let Some(status) = status else {
             // Without the caller's credentials nothing can be described: deny, count as lost.
             Counters::bump(&self.shared.counters.lost);
             return self.respond(n.id, Response::Error(libc::EPERM));
         };
-        let task = {
-            let tree = lock(&self.shared.tree);
-            tree.get(tid).or_else(|| tree.process(status.tgid)).cloned()
+        if sys.invalidates_status() {
+            // The call may change credentials, umask or root: describe later events afresh.
+            self.status_cache.remove(&tid);
+        }
+        let task = match known {
+            Some(t) => Some(t),
+            None => lock(&self.shared.tree).process(status.tgid).cloned(),
         };
         let task = task.unwrap_or_else(|| {
             let z = Digest::zero(self.shared.alg.size());
@@ -300,6 +328,7 @@ impl<H: EventHandler> Notifier<H> {
                 },
                 untrusted: false,
                 execed: false,
+                serial: 0,
             }
         });
         let mut call = Call {
@@ -372,8 +401,15 @@ impl<H: EventHandler> Notifier<H> {
             && a.groups == b.groups
     }
 
-    fn same_root(&self, tid: i32) -> bool {
-        stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root)
+    fn same_root(&mut self, tid: i32) -> bool {
+        if let Some(Some(r)) = self.status_cache.get(&tid).map(|c| c.2) {
+            return r;
+        }
+        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root);
+        if let Some(c) = self.status_cache.get_mut(&tid) {
+            c.2 = Some(r);
+        }
+        r
     }
 
     fn header(&self, call: &Call, ty: EventType) -> EventHeader {
@@ -464,7 +500,7 @@ impl<H: EventHandler> Notifier<H> {
         Ok(out)
     }
 
-    fn resolve(&self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Target, Fail> {
+    fn resolve(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Target, Fail> {
         let tgid = call.status.tgid;
         let path = rewrite_self(raw, tgid, call.tid);
         let resolve = if names_other_proc(&path, self.self_pid) {
@@ -503,7 +539,7 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Resolve the parent directory of a path argument: (parent fd, its stat, description base,
     /// operation base, absolute path of the entry).
-    fn parent(&self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Parent, Fail> {
+    fn parent(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Parent, Fail> {
         let Some((p, base, base_op)) = split_parent(raw) else {
             return Err(Fail::Fallback);
         };
@@ -670,7 +706,20 @@ impl<H: EventHandler> Notifier<H> {
             Sysno::Capset => self.sys_capset(call),
             Sysno::Prctl => self.sys_prctl(call),
             Sysno::Setpgid => self.sys_setpgid(call),
-            Sysno::Mprotect
+            Sysno::Setuid
+            | Sysno::Setgid
+            | Sysno::Setreuid
+            | Sysno::Setregid
+            | Sysno::Setresuid
+            | Sysno::Setresgid
+            | Sysno::Setfsuid
+            | Sysno::Setfsgid
+            | Sysno::Setgroups
+            | Sysno::Umask
+            | Sysno::Chroot
+            | Sysno::Unshare
+            | Sysno::Setns
+            | Sysno::Mprotect
             | Sysno::OpenTree
             | Sysno::Fsopen
             | Sysno::Fsmount
@@ -1609,7 +1658,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Open the object a path-based setattr call names, as an O_PATH descriptor.
-    fn object(&self, call: &Call, dirfd: i64, path: u64, flags: i32) -> Result<OwnedFd, Fail> {
+    fn object(&mut self, call: &Call, dirfd: i64, path: u64, flags: i32) -> Result<OwnedFd, Fail> {
         let raw = self.read_cstr(call.tid, path)?;
         if raw.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {

@@ -242,6 +242,7 @@ pub fn run<H: EventHandler + 'static>(
         counters: Counters::default(),
         alg: config.alg,
         mapping: config.mapping,
+        digests: Default::default(),
         own,
         own_root,
         own_netns,
@@ -327,7 +328,7 @@ fn trace_loop<H: EventHandler>(
 ) -> std::io::Result<Exit> {
     let mut exit = Exit::Code(0);
     let mut pending = std::collections::HashSet::new();
-    let mut desc = Describer::new(config.alg);
+    let mut desc = Describer::with_cache(config.alg, std::sync::Arc::clone(&shared.digests));
     desc.reload_mounts();
     let mut mapper = Mapper::new(config.alg, config.mapping);
     while let Some((tid, status)) = sys::wait_any()? {

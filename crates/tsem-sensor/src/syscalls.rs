@@ -99,6 +99,21 @@ syscalls! {
     Capset = SYS_capset, "capset";
     Prctl = SYS_prctl, "prctl";
     Setpgid = SYS_setpgid, "setpgid";
+    // Calls that change what later events are described with (credentials, umask, root): the
+    // supervisor drops its cached view of the caller's /proc status on them.
+    Setuid = SYS_setuid, "setuid";
+    Setgid = SYS_setgid, "setgid";
+    Setreuid = SYS_setreuid, "setreuid";
+    Setregid = SYS_setregid, "setregid";
+    Setresuid = SYS_setresuid, "setresuid";
+    Setresgid = SYS_setresgid, "setresgid";
+    Setfsuid = SYS_setfsuid, "setfsuid";
+    Setfsgid = SYS_setfsgid, "setfsgid";
+    Setgroups = SYS_setgroups, "setgroups";
+    Umask = SYS_umask, "umask";
+    Chroot = SYS_chroot, "chroot";
+    Unshare = SYS_unshare, "unshare";
+    Setns = SYS_setns, "setns";
 }
 
 /// Extra in-kernel condition under which a syscall is notified.
@@ -114,6 +129,30 @@ pub enum Cond {
 }
 
 impl Sysno {
+    /// Whether the call can change the caller's credentials, umask, comm or root, so that a
+    /// cached view of them must be dropped. `prctl` may rename the task or change capabilities.
+    pub const fn invalidates_status(self) -> bool {
+        matches!(
+            self,
+            Sysno::Setuid
+                | Sysno::Setgid
+                | Sysno::Setreuid
+                | Sysno::Setregid
+                | Sysno::Setresuid
+                | Sysno::Setresgid
+                | Sysno::Setfsuid
+                | Sysno::Setfsgid
+                | Sysno::Setgroups
+                | Sysno::Umask
+                | Sysno::Chroot
+                | Sysno::Unshare
+                | Sysno::Setns
+                | Sysno::Capset
+                | Sysno::Prctl
+                | Sysno::PivotRoot
+        )
+    }
+
     /// When the filter notifies this syscall.
     pub const fn cond(self) -> Cond {
         match self {

@@ -34,6 +34,9 @@ pub struct Task {
     pub untrusted: bool,
     /// Whether the task has executed a program since the sensor started following it.
     pub execed: bool,
+    /// Unique per task ever followed and renewed at each exec: caches keyed by it never serve
+    /// a reused thread id or credentials from before an exec.
+    pub serial: u64,
 }
 
 /// The executable a task was allowed to exec, checked again at the exec stop.
@@ -54,6 +57,7 @@ pub struct ApprovedExec {
 pub struct Tree {
     tasks: HashMap<i32, Task>,
     next_ttd: u64,
+    next_serial: u64,
     approved: HashMap<i32, ApprovedExec>,
     /// Tasks ever followed.
     pub tasks_seen: u64,
@@ -79,8 +83,10 @@ impl Tree {
                 },
                 untrusted: false,
                 execed: false,
+                serial: 1,
             },
         );
+        t.next_serial = 1;
         t.tasks_seen = 1;
         t
     }
@@ -123,6 +129,7 @@ impl Tree {
             },
             untrusted: p.untrusted,
             execed: false,
+            serial: self.next_serial,
         };
         self.tasks.insert(child, t);
         self.tasks_seen += 1;
@@ -143,6 +150,8 @@ impl Tree {
         t.ident.ttd = self.next_ttd;
         t.tgid = tid;
         t.execed = true;
+        self.next_serial += 1;
+        t.serial = self.next_serial;
         self.execs += 1;
         if former != tid
             && let Some(a) = self.approved.remove(&former)
