@@ -181,6 +181,17 @@ fn directory_operations_are_emulated_and_described() {
         assert!(types.contains(&t), "missing {t:?} in {types:?}");
     }
     assert!(!d.join("d").exists());
+    // Files the supervisor creates get the mode the caller's umask, as it is at the time of the
+    // call, allows.
+    let r = run_sh(
+        "umask 077; true > a; umask 022; true > b; mkdir c",
+        Some(&d),
+        Recorder::default(),
+    );
+    assert_eq!(r.exit.code(), 0);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |n: &str| std::fs::metadata(d.join(n)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("a"), mode("b"), mode("c")), (0o600, 0o644, 0o755));
     // With a denial, the directory is not created and the workload sees EPERM.
     let rec = Recorder {
         deny_types: vec![EventType::InodeMkdir],
