@@ -358,3 +358,44 @@ fn parallel_multi_bank_replay_equals_one_bank_at_a_time() {
     let e2 = ima::replay(cut, ParseOptions::default(), &[HashAlg::Sha1], None, None).unwrap_err();
     assert_eq!(e1, e2);
 }
+
+#[test]
+fn boot_aggregate_of_the_wrong_size_survives_a_snapshot_and_fails_the_check() {
+    // Found by the fuzzer: a boot_aggregate whose digest is longer than its algorithm's.
+    let long = "ab".repeat(48);
+    let line = |name: &str, d: &str| {
+        let mut dng = b"sha256:\0".to_vec();
+        dng.extend_from_slice(&Digest::from_hex(d).unwrap().as_bytes().to_vec());
+        let data = fields(&[&dng, format!("{name}\0").as_bytes()]);
+        format!(
+            "10 {} ima-ng sha256:{d} {name}\n",
+            HashAlg::Sha1.digest(&data)
+        )
+    };
+    let list = format!(
+        "{}{}",
+        line("boot_aggregate", &long),
+        line("/bin/sh", &"cd".repeat(32))
+    );
+    let cut =
+        tsem_evidence::Snapshot::take(list.as_bytes(), ParseOptions::default(), 1, None).unwrap();
+    let back = tsem_evidence::Snapshot::parse(cut.snapshot.to_text().as_bytes()).unwrap();
+    assert_eq!(back, cut.snapshot);
+    let ba = back.boot_aggregate.unwrap();
+    assert_eq!(ba.digest.len(), 48);
+    let log = eventlog::replay(
+        &EventLog::parse(&{
+            let mut l = spec_id_header(&[(0x000B, 32)]);
+            l.extend_from_slice(&0u32.to_le_bytes());
+            l.extend_from_slice(&4u32.to_le_bytes());
+            l.extend_from_slice(&1u32.to_le_bytes());
+            l.extend_from_slice(&0x000Bu16.to_le_bytes());
+            l.extend_from_slice(HashAlg::Sha256.digest(&[0; 4]).as_bytes());
+            l.extend_from_slice(&4u32.to_le_bytes());
+            l.extend_from_slice(&[0; 4]);
+            l
+        })
+        .unwrap(),
+    );
+    assert_eq!(ima::check_boot_aggregate(Some(&ba), &log).ok, Some(false));
+}
