@@ -365,7 +365,7 @@ fn boot_aggregate_of_the_wrong_size_survives_a_snapshot_and_fails_the_check() {
     let long = "ab".repeat(48);
     let line = |name: &str, d: &str| {
         let mut dng = b"sha256:\0".to_vec();
-        dng.extend_from_slice(&Digest::from_hex(d).unwrap().as_bytes().to_vec());
+        dng.extend_from_slice(Digest::from_hex(d).unwrap().as_bytes());
         let data = fields(&[&dng, format!("{name}\0").as_bytes()]);
         format!(
             "10 {} ima-ng sha256:{d} {name}\n",
