@@ -230,6 +230,18 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
             black_box(ns.state());
             Ok(())
         })?,
+        "core-points" => best_secs(runs, || {
+            let mut ns = Namespace::new(Config {
+                keep_descriptions: false,
+                ..cfg
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for ev in &events {
+                ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            black_box(ns.state());
+            Ok(())
+        })?,
         "map" => {
             let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
             best_secs(runs, || {

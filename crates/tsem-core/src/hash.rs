@@ -92,9 +92,15 @@ impl HashAlg {
 
     /// Hash `data` in one shot.
     pub fn digest(self, data: &[u8]) -> Digest {
-        let mut h = Hasher::new(self);
-        h.update(data);
-        h.finalize()
+        // One-shot hashing goes straight to each implementation: the streaming enum is large
+        // (sha512's block buffer) and moving it costs as much as hashing a short preimage.
+        match self {
+            Self::Sha1 => Digest::from_output(&sha1::Sha1::digest(data)),
+            Self::Sha256 => Digest::from_output(&sha2::Sha256::digest(data)),
+            Self::Sha384 => Digest::from_output(&sha2::Sha384::digest(data)),
+            Self::Sha512 => Digest::from_output(&sha2::Sha512::digest(data)),
+            Self::Sm3 => Digest::from_output(&sm3::Sm3::digest(data)),
+        }
     }
 
     /// `HF("")`: TSEM's `zero_digest` (spec §3.2).
@@ -177,6 +183,14 @@ impl Digest {
         let mut d = Self::zero(bytes.len());
         d.bytes[..bytes.len()].copy_from_slice(bytes);
         Some(d)
+    }
+
+    /// From a hash output (never longer than [`MAX_DIGEST`]; longer input is truncated).
+    fn from_output(out: &[u8]) -> Self {
+        let n = out.len().min(MAX_DIGEST);
+        let mut d = Self::zero(n);
+        d.bytes[..n].copy_from_slice(&out[..n]);
+        d
     }
 
     /// Parse lowercase or uppercase hex; the digest takes the decoded length.
