@@ -47,7 +47,11 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
         ],
         Cond::MmapFile => vec![
             ins(LD_W_ABS, 0, 0, off_arg_lo(3)),
-            ins(JSET_K, 3, 0, libc::MAP_ANONYMOUS as u32),
+            // Anonymous: only executable mappings are events.
+            ins(JSET_K, 0, 2, libc::MAP_ANONYMOUS as u32),
+            ins(LD_W_ABS, 0, 0, off_arg_lo(2)),
+            ins(JSET_K, 2, 3, exec),
+            // A file mapping needs a descriptor (the kernel refuses fd -1 itself).
             ins(LD_W_ABS, 0, 0, off_arg_lo(4)),
             ins(JEQ_K, 1, 0, u32::MAX),
             ins(RET_K, 0, 0, RET_USER_NOTIF),
@@ -156,6 +160,16 @@ mod tests {
                 nr,
                 a,
                 [0, 4096, rx, priv_ | libc::MAP_ANONYMOUS as u64, 3, 0]
+            ),
+            RET_USER_NOTIF,
+            "anonymous executable mappings are events"
+        );
+        assert_eq!(
+            run(
+                &p,
+                nr,
+                a,
+                [0, 4096, 3, priv_ | libc::MAP_ANONYMOUS as u64, u64::MAX, 0]
             ),
             RET_ALLOW
         );

@@ -46,6 +46,7 @@ const ATTR_CTIME: u32 = 0x40;
 const ATTR_ATIME_SET: u32 = 0x80;
 const ATTR_MTIME_SET: u32 = 0x100;
 const ATTR_FILE: u32 = 0x2000;
+const ATTR_OPEN: u32 = 0x8000;
 
 /// `f_flags` as the kernel holds them when `security_file_open` runs: `O_CLOEXEC` stripped,
 /// `O_LARGEFILE` forced, `__O_SYNC` implying `O_DSYNC`.
@@ -919,6 +920,19 @@ impl<H: EventHandler> Notifier<H> {
             Some(r) if plain_read => r,
             _ => sys::openat2(None, &link, real_flags, 0, 0)?,
         };
+        if flags as i32 & libc::O_TRUNC != 0 {
+            // The kernel truncates after the open (handle_truncate → notify_change), which TSEM
+            // sees as inode_setattr with ATTR_SIZE|ATTR_MTIME|ATTR_CTIME|ATTR_OPEN|ATTR_FILE.
+            // The file is already open, so a denial can only fail the call now.
+            let mut cell = self.setattr_cell(p.as_fd(), &st, &SetAttr::Size(0));
+            if let Cell::InodeSetattr { valid, .. } = &mut cell {
+                *valid |= ATTR_FILE | ATTR_OPEN;
+            }
+            let v = self.ask(call, EventType::InodeSetattr, cell);
+            if let Some(r) = Self::verdict_reply(v) {
+                return Ok(r);
+            }
+        }
         Ok(Reply::AddFd(fd, cloexec))
     }
 
@@ -1081,6 +1095,15 @@ impl<H: EventHandler> Notifier<H> {
 
     fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
         let a = call.n.args;
+        if a[3] & libc::MAP_ANONYMOUS as u64 != 0 {
+            let flags = mmap_flags_field(self.shared.mapping, a[2], a[3]);
+            let cell = Cell::MmapFile {
+                file: None,
+                prot: a[2] as u32,
+                flags,
+            };
+            return self.simple(call, EventType::MmapFile, cell);
+        }
         let f = self.target_file(call, a[4] as i32)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);

@@ -121,8 +121,8 @@ syscalls! {
 pub enum Cond {
     /// Always notified.
     Always,
-    /// `mmap`: only mappings of a file (not `MAP_ANONYMOUS`, fd != -1), whatever the
-    /// protection: TSEM's mmap_file describes every file mapping.
+    /// `mmap`: mappings of a file (not `MAP_ANONYMOUS`, fd != -1) whatever the protection, and
+    /// anonymous executable mappings: TSEM's mmap_file skips only anonymous non-executable ones.
     MmapFile,
     /// `mprotect`: only when adding `PROT_EXEC`.
     ProtExec,
