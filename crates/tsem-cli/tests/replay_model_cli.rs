@@ -402,3 +402,20 @@ fn help_on_every_command() {
         );
     }
 }
+
+#[test]
+fn the_shipped_sample_replays() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/quickstart.trajectory");
+    let v = json(&run(&["replay", "--json", sample]));
+    assert_eq!(v["events"], 110);
+    assert_eq!(v["points"], 110);
+    assert_eq!(v["forensics_events"], 0);
+    // The state of a learned model equals the state of replaying what it was learned from.
+    let t = tmpdir("sample");
+    let m = t.join("m");
+    assert!(run(&["model", "build", "-o", s(&m), sample]).status.success());
+    assert_eq!(json(&run(&["model", "show", "--json", s(&m)]))["state"], v["state"]);
+    let again = json(&run(&["replay", "--json", "--model", s(&m), sample]));
+    assert_eq!(again["forensics_events"], 0);
+    assert_eq!(again["state"], v["state"]);
+}
