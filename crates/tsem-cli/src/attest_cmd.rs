@@ -1,18 +1,305 @@
-//! `tsem attest` and `tsem verify` (placeholder until the attestation crate lands).
+//! `tsem attest` and `tsem verify`: attestations of a modeled trajectory and their verification.
+//!
+//! Exit status of `verify`: 0 verified (one-line verdict on stdout), 3 rejected (one line
+//! `rejected: <reason>` on stdout), 1 for errors that prevent a verdict (unreadable model or key).
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use tsem_attest::{
+    AkKey, Attestation, Context, ExpectedModel, Identity, Policy, PublicKey, Rejection, Signer,
+};
+use tsem_core::hash::{Digest, HashAlg};
+use tsem_core::map::Mapping;
+
+use crate::replay::{StreamStats, model_stream, namespace_for, open_input, read_model};
+
+/// Exit status for a rejected attestation.
+const REJECTED: u8 = 3;
 
 /// Attest the state of a modeled trajectory.
 #[derive(clap::Args)]
-pub struct AttestArgs {}
+pub struct AttestArgs {
+    /// The verifier's fresh nonce (hex, 8 to 64 bytes).
+    #[arg(long, value_name = "HEX")]
+    pub nonce: String,
+    /// Ed25519 private key (PKCS#8 PEM, from `tsem keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Also quote with a TPM at this TCTI (e.g. `swtpm:host=127.0.0.1,port=2321`,
+    /// `device:/dev/tpmrm0`); the aggregate then comes from the TPM's PCRs 0-7.
+    #[arg(long, value_name = "TCTI")]
+    pub tpm: Option<String>,
+    /// PCR to extend the state into (SHA-256 bank).
+    #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
+    pub pcr: u32,
+    /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
+    #[arg(long, value_name = "FILE", requires = "tpm")]
+    pub ak_out: Option<PathBuf>,
+    /// Load this model, seal and enforce it before modeling the trajectory.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Hash function of the namespace.
+    #[arg(long, value_name = "NAME", default_value = "sha256")]
+    pub digest: HashAlg,
+    /// Coefficient layout: model0, v3, or quixote-compat.
+    #[arg(long, value_name = "NAME", default_value = "model0")]
+    pub mapping: Mapping,
+    /// Hardware aggregate (hex); default: the model's, or zero. Not with --tpm.
+    #[arg(long, value_name = "HEX", conflicts_with = "tpm")]
+    pub aggregate: Option<String>,
+    /// Workload identity; default: the trajectory file names.
+    #[arg(long, value_name = "NAME")]
+    pub workload: Option<String>,
+    /// Events the sensor lost (for testing verifiers; a trajectory replay loses nothing).
+    #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+    pub lost_events: u64,
+    /// Where to write the attestation (JSON).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// Trajectory or export files, one JSON record per line (`-` for stdin).
+    #[arg(required = true, value_name = "TRAJECTORY")]
+    pub files: Vec<PathBuf>,
+}
 
 /// Verify an attestation.
 #[derive(clap::Args)]
-pub struct VerifyArgs {}
-
-pub fn attest(_a: AttestArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("tsem attest is not available in this build yet")
+pub struct VerifyArgs {
+    /// The model the workload must be in.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// This verifier's nonce (hex), as given to the attester.
+    #[arg(long, value_name = "HEX")]
+    pub nonce: String,
+    /// TCG event log: the attested aggregate must be its PCR 0-7 aggregate.
+    #[arg(long, value_name = "FILE")]
+    pub eventlog: Option<PathBuf>,
+    /// Trusted Ed25519 public key (SPKI PEM, KEY.pub): check the signature.
+    #[arg(long, value_name = "PUB", required_unless_present = "ak")]
+    pub key: Option<PathBuf>,
+    /// Trusted TPM attestation key (P-256 SPKI PEM): check the quote.
+    #[arg(long, value_name = "PUB")]
+    pub ak: Option<PathBuf>,
+    /// PCR the state must be quoted in.
+    #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR)]
+    pub pcr: u32,
+    /// Most forensic events tolerated.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_forensics: u64,
+    /// Reject attestations older than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_age: Option<u64>,
+    /// Hash function the namespace must use.
+    #[arg(long, value_name = "NAME", default_value = "sha256")]
+    pub digest: HashAlg,
+    /// Also write the result as an IETF RATS EAR (EAT JSON) here.
+    #[arg(long, value_name = "OUT")]
+    pub ear: Option<PathBuf>,
+    /// After verifying, verify the attestation N more times and print the rate as JSON.
+    #[arg(long, value_name = "N", hide = true)]
+    pub bench: Option<usize>,
+    /// The attestation (JSON).
+    #[arg(value_name = "ATTESTATION")]
+    pub attestation: PathBuf,
 }
 
-pub fn verify(_a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("tsem verify is not available in this build yet")
+fn read_text(p: &Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).with_context(|| format!("{}: cannot read {what}", p.display()))
+}
+
+pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
+    let nonce = tsem_attest::parse_nonce(&a.nonce).context("--nonce")?;
+    let signer = Signer::from_pem(&read_text(&a.key, "key")?)
+        .with_context(|| format!("{}", a.key.display()))?;
+    let mut tpm = match &a.tpm {
+        Some(t) => Some(tsem_attest::tpm::Tpm::open(t)?),
+        None => None,
+    };
+    let mut aggregate = a.aggregate.clone();
+    if let Some(t) = tpm.as_mut() {
+        aggregate = Some(t.hardware_aggregate(a.digest)?.to_hex());
+    }
+    let mut ns = namespace_for(
+        a.digest,
+        a.mapping,
+        a.model.as_deref(),
+        aggregate.as_deref(),
+    )?;
+    let model_digest = match &a.model {
+        Some(p) => {
+            ns.enforce();
+            Some(tsem_attest::model_digest(&read_model(p)?))
+        }
+        None => None,
+    };
+    let mut stats = StreamStats::default();
+    for f in &a.files {
+        let mut input = open_input(f)?;
+        model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
+    }
+    let workload = a.workload.clone().unwrap_or_else(|| {
+        a.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let cx = Context {
+        nonce,
+        lost_events: a.lost_events,
+        identity: Identity {
+            host: tsem_attest::host_identity(),
+            workload,
+        },
+        model: model_digest,
+        time: tsem_attest::now_unix(),
+    };
+    let att = match tpm.as_mut() {
+        Some(t) => {
+            let att = tsem_attest::attest_with_tpm(&ns, &cx, &signer, t, a.pcr)?;
+            if let Some(p) = &a.ak_out {
+                std::fs::write(p, t.ak_public_pem()?)
+                    .with_context(|| format!("{}: cannot write", p.display()))?;
+            }
+            att
+        }
+        None => tsem_attest::attest(&ns, &cx, &signer)?,
+    };
+    std::fs::write(&a.output, att.to_json())
+        .with_context(|| format!("{}: cannot write", a.output.display()))?;
+    eprintln!(
+        "tsem: attested state {} ({} events, {} forensic, {}) to {}",
+        ns.state(),
+        ns.events(),
+        ns.forensics_events(),
+        if att.tpm.is_some() {
+            format!("signed and quoted in PCR {}", a.pcr)
+        } else {
+            "signed".to_string()
+        },
+        a.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The TSEM aggregate of a TCG event log: the namespace's hash over the SHA-256 PCRs 0-7 (SHA-1
+/// for a TPM 1.2 log), as the kernel computes it (spec §4.1).
+fn eventlog_aggregate(p: &Path, alg: HashAlg) -> anyhow::Result<Digest> {
+    let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    let log = tsem_evidence::EventLog::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let r = tsem_evidence::eventlog::replay(&log);
+    let bank = if r.banks.contains(&HashAlg::Sha256) {
+        HashAlg::Sha256
+    } else if r.banks.contains(&HashAlg::Sha1) {
+        HashAlg::Sha1
+    } else {
+        bail!(
+            "{}: the log has neither a sha256 nor a sha1 bank",
+            p.display()
+        );
+    };
+    Ok(tsem_core::state::hardware_aggregate(
+        alg,
+        &r.pcr_values(bank, 8),
+    ))
+}
+
+fn verdict_line(v: &tsem_attest::Verified, model: &Path, quoted_pcr: u32) -> String {
+    let mut s = format!(
+        "verified: state {} is {}'s; {} events, {} forensic, 0 lost; {}",
+        v.state,
+        model.display(),
+        v.events,
+        v.forensics_events,
+        match (v.signed, v.quoted) {
+            (true, Some(_)) => format!("Ed25519 signature and TPM quote (PCR {quoted_pcr}) valid"),
+            (false, Some(_)) => format!("TPM quote (PCR {quoted_pcr}) valid"),
+            _ => "Ed25519 signature valid".to_string(),
+        }
+    );
+    if v.aggregate_checked {
+        s.push_str("; aggregate matches the event log");
+    }
+    for w in &v.warnings {
+        s.push_str("; warning: ");
+        s.push_str(w);
+    }
+    s
+}
+
+pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let nonce = tsem_attest::parse_nonce(&a.nonce).context("--nonce")?;
+    let model_file = read_model(&a.model)?;
+    let model = ExpectedModel::from_model(&model_file, a.digest)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
+    let mut policy = Policy::new(nonce);
+    policy.pcr = a.pcr;
+    policy.max_forensics = a.max_forensics;
+    policy.max_age = a.max_age;
+    policy.now = tsem_attest::now_unix();
+    if let Some(p) = &a.key {
+        policy.key = Some(
+            PublicKey::from_pem(&read_text(p, "public key")?)
+                .with_context(|| format!("{}", p.display()))?,
+        );
+    }
+    if let Some(p) = &a.ak {
+        policy.ak = Some(
+            AkKey::from_pem(&read_text(p, "AK public key")?)
+                .with_context(|| format!("{}", p.display()))?,
+        );
+    }
+    if let Some(p) = &a.eventlog {
+        policy.aggregate = Some(eventlog_aggregate(p, a.digest)?);
+    }
+    let text = read_text(&a.attestation, "attestation")?;
+    let parsed = Attestation::from_json(&text).map_err(|e| Rejection::Malformed(e.to_string()));
+    let outcome = parsed
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|att| tsem_attest::verify(att, &model, &policy));
+    let line = match &outcome {
+        Ok(v) => verdict_line(v, &a.model, a.pcr),
+        Err(r) => format!("rejected: {r}"),
+    };
+    if let Some(p) = &a.ear {
+        let ear = tsem_attest::ear::ear(
+            &outcome,
+            &a.nonce.to_lowercase(),
+            tsem_attest::now_unix(),
+            &format!("tsem/model/sha256:{}", model.digest()),
+            &line,
+        );
+        std::fs::write(p, format!("{ear:#}\n"))
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    println!("{line}");
+    if outcome.is_err() {
+        return Ok(ExitCode::from(REJECTED));
+    }
+    if let (Some(n), Ok(att)) = (a.bench, &parsed) {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            // Parse too: a verifier receives bytes, not a parsed attestation.
+            let att2 = Attestation::from_json(&text)?;
+            tsem_attest::verify(&att2, &model, &policy)?;
+        }
+        let s = t.elapsed().as_secs_f64();
+        let _ = att;
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "verify",
+                "n": n,
+                "seconds": s,
+                "verifications_per_second": if s > 0.0 { n as f64 / s } else { 0.0 },
+                "model_points": model.len(),
+                "ed25519": policy.key.is_some(),
+                "tpm_quote": policy.ak.is_some(),
+            })
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

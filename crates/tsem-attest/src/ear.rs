@@ -1,0 +1,134 @@
+//! The verification result as an IETF RATS Attestation Result: an EAR (EAT Attestation Result,
+//! draft-fv-rats-ear, with the AR4SI trustworthiness vector of draft-ietf-rats-ar4si), as unsigned
+//! EAT JSON claims that a relying party or a standard verifier (e.g. Veraison) can consume.
+//!
+//! Trustworthiness claims used (AR4SI values: 0 no claim, 2 affirming, 32–95 warning, 96–127
+//! contraindicated, 99 cryptographic validation failed):
+//! - `instance-identity`: 2 when the signature or quote verified with a trusted key; 99 when not.
+//! - `executables`: 2 when the state is the model's and nothing is forensic or lost; 33
+//!   ("unrecognized") when forensic events are within policy; 96 when the state is not the model's,
+//!   events were lost or forensics exceed the policy.
+//! - `configuration`: 2 when the attester's model file is the verifier's; 32 when only their
+//!   points agree or no model was in force.
+//! - `hardware`: 2 when the aggregate was checked against an event log or a TPM quote; 96 when it
+//!   disagrees; absent otherwise.
+//! - `runtime-opaque`/`storage-opaque`/`sourced-data`: not claimed.
+//!
+//! A rejection for authenticity or freshness (signature, quote, nonce, age, malformed) sets every
+//! claim it touches to 99: nothing in unauthenticated or stale evidence is appraised.
+
+use serde_json::{Map, Value, json};
+
+use crate::Rejection;
+use crate::verify::Verified;
+
+/// `eat_profile` of EAR.
+pub const EAR_PROFILE: &str = "tag:github.com,2023:veraison/ear";
+/// The submodule name used for the workload.
+pub const SUBMOD: &str = "tsem";
+
+fn tier(v: i64) -> u8 {
+    match v {
+        2..=31 => 1,
+        32..=95 => 2,
+        96..=127 => 3,
+        _ => 0,
+    }
+}
+
+/// The AR4SI trustworthiness vector for an outcome.
+pub fn trust_vector(outcome: &Result<Verified, Rejection>) -> Map<String, Value> {
+    let mut v = Map::new();
+    let mut set = |k: &str, x: i64| {
+        v.insert(k.to_string(), json!(x));
+    };
+    match outcome {
+        Ok(ok) => {
+            set("instance-identity", 2);
+            set("executables", if ok.forensics_events > 0 { 33 } else { 2 });
+            let model_differs = !ok.warnings.is_empty();
+            set("configuration", if model_differs { 32 } else { 2 });
+            if ok.aggregate_checked || ok.quoted.is_some() {
+                set("hardware", 2);
+            }
+        }
+        Err(r) => match r {
+            Rejection::Malformed(_)
+            | Rejection::NoTrustAnchor
+            | Rejection::Unsigned
+            | Rejection::WrongKey { .. }
+            | Rejection::BadSignature
+            | Rejection::NoQuote
+            | Rejection::WrongPcr { .. }
+            | Rejection::Quote(_)
+            | Rejection::PcrNotState { .. }
+            | Rejection::Nonce { .. }
+            | Rejection::TooOld { .. }
+            | Rejection::FromTheFuture { .. } => {
+                set("instance-identity", 99);
+                set("executables", 99);
+            }
+            Rejection::AggregateNotQuoted { .. } | Rejection::Aggregate { .. } => {
+                set("instance-identity", 2);
+                set("hardware", 96);
+            }
+            Rejection::Hash { .. }
+            | Rejection::Base { .. }
+            | Rejection::ForensicInModel(_)
+            | Rejection::State { .. }
+            | Rejection::Lost(_)
+            | Rejection::Forensics { .. } => {
+                set("instance-identity", 2);
+                set("executables", 96);
+            }
+        },
+    }
+    v
+}
+
+/// The worst tier of a vector as an `ear.status`.
+pub fn status(vector: &Map<String, Value>) -> &'static str {
+    let worst = vector
+        .values()
+        .filter_map(Value::as_i64)
+        .map(tier)
+        .max()
+        .unwrap_or(0);
+    match worst {
+        1 => "affirming",
+        2 => "warning",
+        3 => "contraindicated",
+        _ => "none",
+    }
+}
+
+/// The EAR for one verification. `nonce` is the verifier's (hex); `iat` seconds since the epoch;
+/// `policy_id` names the appraisal policy (e.g. the model's digest); `reason` is the one-line
+/// verdict.
+pub fn ear(
+    outcome: &Result<Verified, Rejection>,
+    nonce_hex: &str,
+    iat: u64,
+    policy_id: &str,
+    reason: &str,
+) -> Value {
+    let vector = trust_vector(outcome);
+    let st = status(&vector);
+    json!({
+        "eat_profile": EAR_PROFILE,
+        "iat": iat,
+        "eat_nonce": nonce_hex,
+        "ear.verifier-id": {
+            "developer": "tsem",
+            "build": concat!("tsem ", env!("CARGO_PKG_VERSION")),
+        },
+        "submods": {
+            SUBMOD: {
+                "ear.status": st,
+                "ear.trustworthiness-vector": Value::Object(vector),
+                "ear.appraisal-policy-id": policy_id,
+                "tsem.verdict": reason,
+            }
+        }
+    })
+}

@@ -1,0 +1,350 @@
+//! TPM2 quotes checked in pure Rust: `TPMS_ATTEST` unmarshalling, the PCR digest and the AK's
+//! ECDSA P-256 signature. No TPM and no tpm2-tss are needed to verify.
+
+use p256::ecdsa::signature::Verifier as _;
+use p256::pkcs8::DecodePublicKey as _;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+/// `TPM_GENERATED_VALUE`: the TPM only signs structures that start with it.
+pub const TPM_GENERATED: u32 = 0xff54_4347;
+/// `TPM_ST_ATTEST_QUOTE`.
+pub const TPM_ST_ATTEST_QUOTE: u16 = 0x8018;
+/// `TPM_ALG_SHA256`.
+pub const TPM_ALG_SHA256: u16 = 0x000b;
+
+/// A quote that does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// The TPMS_ATTEST bytes do not parse.
+    #[error("TPMS_ATTEST malformed at byte {offset}: {msg}")]
+    Malformed {
+        /// Byte offset.
+        offset: usize,
+        /// What is wrong.
+        msg: &'static str,
+    },
+    /// Not `TPM_GENERATED_VALUE`: the TPM did not produce this structure.
+    #[error("TPMS_ATTEST magic is {0:#010x}, not TPM_GENERATED_VALUE 0xff544347")]
+    Magic(u32),
+    /// Not a quote.
+    #[error("TPMS_ATTEST type is {0:#06x}, not TPM_ST_ATTEST_QUOTE 0x8018")]
+    Type(u16),
+    /// The AK public key cannot be read.
+    #[error("AK public key: {0}")]
+    AkKey(String),
+    /// The signature is not a P-256 ECDSA signature.
+    #[error("quote signature malformed: {0}")]
+    SignatureFormat(String),
+    /// The AK did not sign these bytes.
+    #[error("quote signature does not verify with the given AK public key")]
+    Signature,
+    /// `extraData` is not what the verifier expected.
+    #[error("quote extraData {got} is not {expected} (the digest of these claims with this nonce)")]
+    ExtraData {
+        /// Expected (hex).
+        expected: String,
+        /// Found (hex).
+        got: String,
+    },
+    /// The selection is not what the shipped PCR values cover.
+    #[error(
+        "quote PCR selection {quoted:?} (sha256) differs from the PCR values shipped {shipped:?}"
+    )]
+    Selection {
+        /// PCRs selected in the quote.
+        quoted: Vec<u32>,
+        /// PCRs whose values were shipped.
+        shipped: Vec<u32>,
+    },
+    /// The selection uses another bank or more than one bank.
+    #[error("quote selects banks {0:?}; only a single sha256 bank (0x000b) is supported")]
+    Banks(Vec<u16>),
+    /// The shipped PCR values do not hash to the quoted pcrDigest.
+    #[error("quoted pcrDigest {quoted} is not the digest {computed} of the shipped PCR values")]
+    PcrDigest {
+        /// From the quote (hex).
+        quoted: String,
+        /// Over the shipped values (hex).
+        computed: String,
+    },
+}
+
+/// The parts of a `TPMS_ATTEST` quote the verifier uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteInfo {
+    /// `extraData` (the qualifying data).
+    pub extra_data: Vec<u8>,
+    /// `clockInfo.resetCount`: changes on every TPM reset (reboot).
+    pub reset_count: u32,
+    /// `clockInfo.restartCount`.
+    pub restart_count: u32,
+    /// Selected PCRs per bank: (TPM_ALG_ID, ascending PCR indices).
+    pub selection: Vec<(u16, Vec<u32>)>,
+    /// `pcrDigest`.
+    pub pcr_digest: Vec<u8>,
+}
+
+struct Rd<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Rd<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], QuoteError> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
+        match end.and_then(|e| self.b.get(self.at..e)) {
+            Some(s) => {
+                self.at += n;
+                Ok(s)
+            }
+            None => Err(QuoteError::Malformed {
+                offset: self.at,
+                msg: what,
+            }),
+        }
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, QuoteError> {
+        Ok(self.take(1, what)?.first().copied().unwrap_or(0))
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, QuoteError> {
+        let s = self.take(2, what)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, QuoteError> {
+        let s = self.take(4, what)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn tpm2b(&mut self, what: &'static str) -> Result<&'a [u8], QuoteError> {
+        let n = self.u16(what)?;
+        self.take(usize::from(n), what)
+    }
+}
+
+/// Unmarshal a `TPMS_ATTEST` holding a quote (TPM 2.0 Part 2, §10.12.12). Trailing bytes are
+/// rejected so that one signature cannot stand for two readings.
+pub fn parse_attest(b: &[u8]) -> Result<QuoteInfo, QuoteError> {
+    let mut r = Rd { b, at: 0 };
+    let magic = r.u32("magic")?;
+    if magic != TPM_GENERATED {
+        return Err(QuoteError::Magic(magic));
+    }
+    let ty = r.u16("type")?;
+    if ty != TPM_ST_ATTEST_QUOTE {
+        return Err(QuoteError::Type(ty));
+    }
+    r.tpm2b("qualifiedSigner")?;
+    let extra_data = r.tpm2b("extraData")?.to_vec();
+    r.take(8, "clockInfo.clock")?;
+    let reset_count = r.u32("clockInfo.resetCount")?;
+    let restart_count = r.u32("clockInfo.restartCount")?;
+    r.u8("clockInfo.safe")?;
+    r.take(8, "firmwareVersion")?;
+    let count = r.u32("pcrSelect.count")?;
+    if count > 16 {
+        return Err(QuoteError::Malformed {
+            offset: r.at,
+            msg: "pcrSelect.count above 16",
+        });
+    }
+    let mut selection = Vec::new();
+    for _ in 0..count {
+        let alg = r.u16("pcrSelections.hash")?;
+        let size = r.u8("pcrSelections.sizeofSelect")?;
+        let bits = r.take(usize::from(size), "pcrSelections.pcrSelect")?;
+        let mut pcrs = Vec::new();
+        for (byte, &v) in bits.iter().enumerate() {
+            for bit in 0..8 {
+                if v & (1 << bit) != 0 {
+                    pcrs.push((byte * 8 + bit) as u32);
+                }
+            }
+        }
+        selection.push((alg, pcrs));
+    }
+    let pcr_digest = r.tpm2b("pcrDigest")?.to_vec();
+    if r.at != b.len() {
+        return Err(QuoteError::Malformed {
+            offset: r.at,
+            msg: "trailing bytes after TPMS_QUOTE_INFO",
+        });
+    }
+    Ok(QuoteInfo {
+        extra_data,
+        reset_count,
+        restart_count,
+        selection,
+        pcr_digest,
+    })
+}
+
+/// A quote as shipped in an attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmQuote {
+    /// The marshalled `TPMS_ATTEST` (base64).
+    pub attest: String,
+    /// Signature algorithm; only `ecdsa-p256-sha256`.
+    pub sig_alg: String,
+    /// ECDSA `r` (hex, big-endian).
+    pub sig_r: String,
+    /// ECDSA `s` (hex, big-endian).
+    pub sig_s: String,
+    /// SHA-256 PCR values of the quoted PCRs, ascending by index: (index, hex).
+    pub pcrs: Vec<(u32, String)>,
+    /// The AK public key (SPKI PEM) the attester used. Informational: the verifier must use a
+    /// key it trusts (`--ak`), never this one.
+    pub ak_public: String,
+}
+
+/// Verify the quote's signature with `ak_pem` and that its PCR digest covers exactly `pcrs`
+/// (SHA-256 values, ascending index). Returns the parsed quote; the caller checks `extra_data`.
+pub fn check_quote(
+    attest: &[u8],
+    sig_r: &[u8],
+    sig_s: &[u8],
+    ak_pem: &str,
+    pcrs: &[(u32, [u8; 32])],
+) -> Result<QuoteInfo, QuoteError> {
+    let ak = p256::ecdsa::VerifyingKey::from_public_key_pem(ak_pem)
+        .map_err(|e| QuoteError::AkKey(e.to_string()))?;
+    verify_quote_with(&ak, attest, sig_r, sig_s, pcrs)
+}
+
+/// [`check_quote`] with an already decoded AK key.
+pub fn verify_quote_with(
+    ak: &p256::ecdsa::VerifyingKey,
+    attest: &[u8],
+    sig_r: &[u8],
+    sig_s: &[u8],
+    pcrs: &[(u32, [u8; 32])],
+) -> Result<QuoteInfo, QuoteError> {
+    let pad = |x: &[u8]| -> Result<[u8; 32], QuoteError> {
+        let x = match x.iter().position(|&b| b != 0) {
+            Some(i) => x.get(i..).unwrap_or(&[]),
+            None => &[],
+        };
+        if x.len() > 32 {
+            return Err(QuoteError::SignatureFormat(format!(
+                "{}-byte scalar",
+                x.len()
+            )));
+        }
+        let mut o = [0u8; 32];
+        o[32 - x.len()..].copy_from_slice(x);
+        Ok(o)
+    };
+    let sig = p256::ecdsa::Signature::from_scalars(pad(sig_r)?, pad(sig_s)?)
+        .map_err(|e| QuoteError::SignatureFormat(e.to_string()))?;
+    // The TPM signs SHA-256(TPMS_ATTEST); the p256 verifier hashes the message with SHA-256.
+    ak.verify(attest, &sig).map_err(|_| QuoteError::Signature)?;
+    let q = parse_attest(attest)?;
+    let banks: Vec<u16> = q.selection.iter().map(|s| s.0).collect();
+    let [(TPM_ALG_SHA256, quoted)] = q.selection.as_slice() else {
+        return Err(QuoteError::Banks(banks));
+    };
+    let shipped: Vec<u32> = pcrs.iter().map(|p| p.0).collect();
+    if *quoted != shipped {
+        return Err(QuoteError::Selection {
+            quoted: quoted.clone(),
+            shipped,
+        });
+    }
+    let mut h = sha2::Sha256::new();
+    for (_, v) in pcrs {
+        h.update(v);
+    }
+    let computed = h.finalize();
+    if computed.as_slice() != q.pcr_digest.as_slice() {
+        return Err(QuoteError::PcrDigest {
+            quoted: crate::claims::to_hex(&q.pcr_digest),
+            computed: crate::claims::to_hex(&computed),
+        });
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn attest_bytes(extra: &[u8], pcrs: &[u32], digest: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&TPM_GENERATED.to_be_bytes());
+        v.extend_from_slice(&TPM_ST_ATTEST_QUOTE.to_be_bytes());
+        v.extend_from_slice(&[0, 2, 0xaa, 0xbb]);
+        v.extend_from_slice(&(extra.len() as u16).to_be_bytes());
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&5u32.to_be_bytes());
+        v.extend_from_slice(&6u32.to_be_bytes());
+        v.push(1);
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&1u32.to_be_bytes());
+        v.extend_from_slice(&TPM_ALG_SHA256.to_be_bytes());
+        v.push(3);
+        let mut bits = [0u8; 3];
+        for &p in pcrs {
+            bits[(p / 8) as usize] |= 1 << (p % 8);
+        }
+        v.extend_from_slice(&bits);
+        v.extend_from_slice(&(digest.len() as u16).to_be_bytes());
+        v.extend_from_slice(digest);
+        v
+    }
+
+    #[test]
+    fn parses_and_rejects_every_truncation() {
+        let b = attest_bytes(b"nonce", &[0, 7, 11], &[9; 32]);
+        let q = parse_attest(&b).unwrap();
+        assert_eq!(q.extra_data, b"nonce");
+        assert_eq!(q.reset_count, 5);
+        assert_eq!(q.restart_count, 6);
+        assert_eq!(q.selection, vec![(TPM_ALG_SHA256, vec![0, 7, 11])]);
+        for n in 0..b.len() {
+            assert!(parse_attest(&b[..n]).is_err(), "truncated at {n}");
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(parse_attest(&long).is_err());
+        let mut bad = b;
+        bad[0] = 0;
+        assert!(matches!(parse_attest(&bad), Err(QuoteError::Magic(_))));
+    }
+
+    #[test]
+    fn signed_quote_checks_digest_selection_and_key() {
+        use p256::ecdsa::signature::Signer as _;
+        let sk = p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
+        let vk = *sk.verifying_key();
+        let pcrs: Vec<(u32, [u8; 32])> = vec![(0, [1; 32]), (11, [2; 32])];
+        let mut h = sha2::Sha256::new();
+        h.update([1u8; 32]);
+        h.update([2u8; 32]);
+        let d = h.finalize();
+        let b = attest_bytes(b"x", &[0, 11], &d);
+        let sig: p256::ecdsa::Signature = sk.sign(&b);
+        let (r, s) = sig.split_bytes();
+        verify_quote_with(&vk, &b, &r, &s, &pcrs).unwrap();
+        // A PCR value that is not what was quoted.
+        let mut other = pcrs.clone();
+        other[1].1[0] ^= 1;
+        assert!(matches!(
+            verify_quote_with(&vk, &b, &r, &s, &other),
+            Err(QuoteError::PcrDigest { .. })
+        ));
+        // PCR values for another selection.
+        let sel = vec![(0, [1; 32]), (16, [2; 32])];
+        assert!(matches!(
+            verify_quote_with(&vk, &b, &r, &s, &sel),
+            Err(QuoteError::Selection { .. })
+        ));
+        // Another key.
+        let sk2 = p256::ecdsa::SigningKey::from_bytes(&[8u8; 32].into()).unwrap();
+        assert_eq!(
+            verify_quote_with(sk2.verifying_key(), &b, &r, &s, &pcrs),
+            Err(QuoteError::Signature)
+        );
+    }
+}

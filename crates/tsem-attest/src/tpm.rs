@@ -1,0 +1,266 @@
+//! The attester's side of a TPM quote, through tss-esapi 7.7 (tpm2-tss ≥ 2.4.6).
+//!
+//! The attestation key is a primary key: a restricted ECDSA P-256/SHA-256 signing key created in
+//! the endorsement hierarchy from a fixed template. A primary key is derived from the hierarchy's
+//! seed and the template, so every session gets the same AK on the same TPM and a verifier can pin
+//! its public key (`tsem attest --ak-out`) without a persistent handle or credential activation.
+//!
+//! # Warning
+//! There is no resource manager between us and the TPM (swtpm on loopback, or `/dev/tpm0` without
+//! `tpm2-abrmd`): every transient object is flushed before returning, on errors too. Proving that
+//! the AK lives in a genuine TPM (EK certificate, `MakeCredential`/`ActivateCredential`) is out of
+//! scope: the verifier must obtain the AK public key through a channel it trusts.
+
+use std::str::FromStr as _;
+
+use tss_esapi::Context;
+use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::handles::{KeyHandle, PcrHandle};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Data, DigestValues, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme,
+    PcrSelectionListBuilder, PcrSlot, Public, PublicBuilder, PublicEccParametersBuilder, Signature,
+    SignatureScheme, SymmetricDefinitionObject,
+};
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::traits::Marshall as _;
+
+use crate::claims::to_hex;
+use crate::quote::TpmQuote;
+
+/// TPM failures, naming the command.
+#[derive(Debug, thiserror::Error)]
+pub enum TpmError {
+    /// A TPM or TSS call failed.
+    #[error("TPM {op}: {msg}")]
+    Tss {
+        /// The operation.
+        op: &'static str,
+        /// The TSS error.
+        msg: String,
+    },
+    /// A PCR index outside 0..=23.
+    #[error("PCR {0} does not exist (0-23)")]
+    Pcr(u32),
+    /// The TPM returned something unexpected.
+    #[error("TPM {0}")]
+    Unexpected(&'static str),
+}
+
+fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+    move |e| TpmError::Tss {
+        op,
+        msg: e.to_string(),
+    }
+}
+
+/// A connection to a TPM.
+pub struct Tpm {
+    ctx: Context,
+}
+
+fn slot(i: u32) -> Result<PcrSlot, TpmError> {
+    if i > 23 {
+        return Err(TpmError::Pcr(i));
+    }
+    PcrSlot::try_from(1u32 << i).map_err(|_| TpmError::Pcr(i))
+}
+
+fn ak_template() -> Result<Public, TpmError> {
+    let attrs = ObjectAttributesBuilder::new()
+        .with_restricted(true)
+        .with_user_with_auth(true)
+        .with_sign_encrypt(true)
+        .with_decrypt(false)
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .build()
+        .map_err(tss("AK attributes"))?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attrs)
+        .with_ecc_parameters(
+            PublicEccParametersBuilder::new()
+                .with_symmetric(SymmetricDefinitionObject::Null)
+                .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
+                .with_curve(EccCurve::NistP256)
+                .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+                .with_is_signing_key(true)
+                .with_is_decryption_key(false)
+                .with_restricted(true)
+                .build()
+                .map_err(tss("AK parameters"))?,
+        )
+        .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+        .map_err(tss("AK template"))
+}
+
+fn ak_pem(public: &Public) -> Result<String, TpmError> {
+    use p256::pkcs8::EncodePublicKey as _;
+    let Public::Ecc { unique, .. } = public else {
+        return Err(TpmError::Unexpected("returned a non-ECC AK"));
+    };
+    let pad = |x: &[u8]| -> Option<[u8; 32]> {
+        let mut o = [0u8; 32];
+        let start = 32usize.checked_sub(x.len())?;
+        o.get_mut(start..)?.copy_from_slice(x);
+        Some(o)
+    };
+    let (Some(x), Some(y)) = (pad(unique.x().value()), pad(unique.y().value())) else {
+        return Err(TpmError::Unexpected(
+            "returned an AK point that is not P-256",
+        ));
+    };
+    let mut sec1 = Vec::with_capacity(65);
+    sec1.push(4);
+    sec1.extend_from_slice(&x);
+    sec1.extend_from_slice(&y);
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+        .map_err(|_| TpmError::Unexpected("returned an AK point not on P-256"))?;
+    vk.to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .map_err(|_| TpmError::Unexpected("AK public key cannot be encoded"))
+}
+
+impl Tpm {
+    /// Connect through a TCTI string, e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`.
+    pub fn open(tcti: &str) -> Result<Self, TpmError> {
+        let conf = TctiNameConf::from_str(tcti).map_err(tss("TCTI"))?;
+        let ctx = Context::new(conf).map_err(tss("connect"))?;
+        Ok(Self { ctx })
+    }
+
+    /// SHA-256 values of `pcrs` (ascending, at most 8 per TPM2_PCR_Read, so read in turns).
+    pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, [u8; 32])>, TpmError> {
+        let mut out = Vec::with_capacity(pcrs.len());
+        for chunk in pcrs.chunks(8) {
+            let slots = chunk
+                .iter()
+                .map(|&i| slot(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let sel = PcrSelectionListBuilder::new()
+                .with_selection(HashingAlgorithm::Sha256, &slots)
+                .build()
+                .map_err(tss("PCR selection"))?;
+            let (_, read, digests) = self.ctx.pcr_read(sel).map_err(tss("PCR_Read"))?;
+            if read.is_empty() || digests.value().len() != chunk.len() {
+                return Err(TpmError::Unexpected(
+                    "PCR_Read returned fewer PCRs than asked for",
+                ));
+            }
+            for (&i, d) in chunk.iter().zip(digests.value()) {
+                let v: [u8; 32] = d
+                    .value()
+                    .try_into()
+                    .map_err(|_| TpmError::Unexpected("PCR_Read returned a non-SHA-256 value"))?;
+                out.push((i, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The TSEM hardware aggregate (spec §4.1): `alg` over the SHA-256 PCRs 0–7.
+    pub fn hardware_aggregate(
+        &mut self,
+        alg: tsem_core::HashAlg,
+    ) -> Result<tsem_core::Digest, TpmError> {
+        let v = self.read_pcrs(&[0, 1, 2, 3, 4, 5, 6, 7])?;
+        let d: Vec<tsem_core::Digest> = v
+            .iter()
+            .filter_map(|p| tsem_core::Digest::from_slice(&p.1))
+            .collect();
+        Ok(tsem_core::state::hardware_aggregate(alg, &d))
+    }
+
+    /// Extend the SHA-256 bank of `pcr` with `value`.
+    pub fn extend(&mut self, pcr: u32, value: &[u8; 32]) -> Result<(), TpmError> {
+        let handle = PcrHandle::try_from(pcr).map_err(|_| TpmError::Pcr(pcr))?;
+        let mut vals = DigestValues::new();
+        vals.set(
+            HashingAlgorithm::Sha256,
+            tss_esapi::structures::Digest::try_from(value.to_vec()).map_err(tss("digest"))?,
+        );
+        self.ctx
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.pcr_extend(handle, vals)
+            })
+            .map_err(tss("PCR_Extend"))
+    }
+
+    fn create_ak(&mut self) -> Result<(KeyHandle, Public), TpmError> {
+        let template = ak_template()?;
+        let r = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.create_primary(Hierarchy::Endorsement, template, None, None, None, None)
+            })
+            .map_err(tss("CreatePrimary (AK)"))?;
+        Ok((r.key_handle, r.out_public))
+    }
+
+    /// The AK's public key (SPKI PEM), for the verifier's trust store.
+    pub fn ak_public_pem(&mut self) -> Result<String, TpmError> {
+        let (h, public) = self.create_ak()?;
+        let pem = ak_pem(&public);
+        self.ctx
+            .flush_context(h.into())
+            .map_err(tss("FlushContext"))?;
+        pem
+    }
+
+    /// Quote PCRs 0–7 and `pcr` (SHA-256 bank) with `qualifying` as `extraData`; returns the quote
+    /// with the PCR values read right after it (the verifier checks them against the quote's
+    /// digest, so a PCR changed in between makes the attestation fail, never pass wrongly).
+    pub fn quote(&mut self, pcr: u32, qualifying: &[u8]) -> Result<TpmQuote, TpmError> {
+        let mut idx: Vec<u32> = (0..8).collect();
+        if !idx.contains(&pcr) {
+            idx.push(pcr);
+        }
+        let slots = idx
+            .iter()
+            .map(|&i| slot(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sel = PcrSelectionListBuilder::new()
+            .with_selection(HashingAlgorithm::Sha256, &slots)
+            .build()
+            .map_err(tss("PCR selection"))?;
+        let data = Data::try_from(qualifying.to_vec()).map_err(tss("qualifying data"))?;
+        let (ak, public) = self.create_ak()?;
+        let res = self
+            .ctx
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.quote(
+                    ak,
+                    data,
+                    SignatureScheme::EcDsa {
+                        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+                    },
+                    sel,
+                )
+            });
+        // Flush before looking at the result: a leaked transient object fills the TPM's slots.
+        let flushed = self.ctx.flush_context(ak.into());
+        let (attest, sig) = res.map_err(tss("Quote"))?;
+        flushed.map_err(tss("FlushContext"))?;
+        let Signature::EcDsa(sig) = sig else {
+            return Err(TpmError::Unexpected(
+                "signed the quote with a non-ECDSA scheme",
+            ));
+        };
+        let attest = attest.marshall().map_err(tss("marshal TPMS_ATTEST"))?;
+        let pcrs = self.read_pcrs(&idx)?;
+        Ok(TpmQuote {
+            attest: crate::attestation::b64_encode(&attest),
+            sig_alg: "ecdsa-p256-sha256".into(),
+            sig_r: to_hex(sig.signature_r().value()),
+            sig_s: to_hex(sig.signature_s().value()),
+            pcrs: pcrs.iter().map(|(i, v)| (*i, to_hex(v))).collect(),
+            ak_public: ak_pem(&public)?,
+        })
+    }
+}
