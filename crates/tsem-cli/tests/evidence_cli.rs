@@ -121,6 +121,15 @@ fn eventlog_show_lists_decoded_events() {
     ] {
         assert!(text.contains(needle), "missing {needle}");
     }
+    let sp = conformance().join("eventlog/go-tpm-tools/eventlogwithsp800155.bin");
+    let text = String::from_utf8(tsem(&["eventlog", "show", s(&sp)]).stdout).unwrap();
+    assert!(
+        text.contains("SP800-155 platform id: vendor 11129"),
+        "{text}"
+    );
+    let gdc = conformance().join("eventlog/go-tpm-tools/gdc-host.bin");
+    let text = String::from_utf8(tsem(&["eventlog", "show", s(&gdc)]).stdout).unwrap();
+    assert!(text.contains("StartupLocality 3"));
 }
 
 #[test]

@@ -324,12 +324,40 @@ fn describe_gpt(data: &[u8]) -> String {
     bad()
 }
 
+/// `TCG_Sp800_155_PlatformId_Event`: signature, vendor id, reference-manifest GUID, then
+/// length-prefixed platform manufacturer, model and version strings.
+fn describe_sp800_155(data: &[u8]) -> String {
+    let mut r = Reader::new(data);
+    let mut strs = Vec::new();
+    let ok = (|| {
+        r.take(16).ok()?;
+        let vendor = r.u32_le().ok()?;
+        let g = r.array::<16>().ok()?;
+        for _ in 0..3 {
+            let n = r.u8().ok()?;
+            strs.push(ascii(r.take(u64::from(n)).ok()?));
+        }
+        Some((vendor, g))
+    })();
+    match ok {
+        Some((vendor, g)) => format!(
+            "SP800-155 platform id: vendor {vendor}, manifest {}, {}",
+            guid(&g),
+            strs.iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        None => format!("SP800-155 event ({} bytes)", data.len()),
+    }
+}
+
 fn describe_no_action(data: &[u8]) -> String {
     if data.starts_with(b"StartupLocality\0") && data.len() == 17 {
         return format!("StartupLocality {}", data[16]);
     }
     if data.starts_with(b"SP800-155 Event") {
-        return format!("SP800-155 reference manifest event ({} bytes)", data.len());
+        return describe_sp800_155(data);
     }
     if data.starts_with(b"Spec ID Event") {
         return format!("{} header", ascii(data.get(..15).unwrap_or(data)));
