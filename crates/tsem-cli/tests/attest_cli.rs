@@ -1,0 +1,639 @@
+//! `tsem attest` / `tsem verify` end to end on the real TSEM capture, with and without a TPM.
+//!
+//! The TPM tests start their own swtpm on free loopback ports with a temporary state directory and
+//! kill it on drop. Without swtpm installed they fail (CI installs it); they never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{process_dir, run, shared, tmpdir};
+
+const NONCE: &str = "6e6f6e63652d6f662d7468652d7665726966696572";
+const OTHER_NONCE: &str = "a1a2a3a4a5a6a7a8a9aaabacadaeafb0";
+
+/// A private swtpm on loopback, killed (and its state removed) on drop.
+struct Swtpm {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn free_port_pair() -> Option<u16> {
+    for _ in 0..50 {
+        let l = TcpListener::bind("127.0.0.1:0").ok()?;
+        let p = l.local_addr().ok()?.port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+impl Swtpm {
+    fn start(name: &str) -> Swtpm {
+        let found = Command::new("swtpm")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "swtpm is not installed: the TPM attestation tests need it \
+             (apt-get install swtpm swtpm-tools libtss2-dev)"
+        );
+        // Ports picked here can be taken by someone else before swtpm binds them: retry.
+        for _ in 0..10 {
+            let dir = tmpdir(&format!("swtpm-{name}"));
+            let port = free_port_pair().expect("no free loopback port pair");
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--server"])
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
+                .arg(format!("dir={}", dir.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cannot start swtpm");
+            for _ in 0..200 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Swtpm { child, port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not come up on a loopback port");
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tsem failed ({:?}): {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A verification that must be rejected (exit 3) with `reason` in its one-line verdict.
+fn rejected(out: &Output, reason: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "expected a rejection, got {:?}: {stdout}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "verdict is not one line: {stdout}"
+    );
+    assert!(
+        stdout.starts_with("rejected: ") && stdout.contains(reason),
+        "verdict {stdout:?} does not give the reason {reason:?}"
+    );
+}
+
+struct Setup {
+    dir: PathBuf,
+    key: PathBuf,
+    key_pub: PathBuf,
+    learned: PathBuf,
+}
+
+/// A key pair and a model learned from process_1 (`tsem model build`).
+fn setup(name: &str) -> Setup {
+    let dir = tmpdir(name);
+    let key = dir.join("key");
+    ok(&run(&["keygen", "-o", p(&key)]));
+    let learned = dir.join("learned.model");
+    let traj = process_dir().join("process_1.json");
+    ok(&run(&["model", "build", "-o", p(&learned), p(&traj)]));
+    Setup {
+        key_pub: dir.join("key.pub"),
+        dir,
+        key,
+        learned,
+    }
+}
+
+fn traj(n: u32) -> String {
+    process_dir()
+        .join(format!("process_{n}.json"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn attest(s: &Setup, out: &str, extra: &[&str], files: &[u32]) -> PathBuf {
+    let o = s.dir.join(out);
+    let mut args = vec!["attest", "--nonce", NONCE, "--key", p(&s.key), "-o", p(&o)];
+    args.extend_from_slice(extra);
+    let files: Vec<String> = files.iter().map(|&n| traj(n)).collect();
+    args.extend(files.iter().map(String::as_str));
+    ok(&run(&args));
+    o
+}
+
+fn verify(model: &Path, nonce: &str, anchor: &[&str], att: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["verify", "--model", p(model), "--nonce", nonce];
+    args.extend_from_slice(anchor);
+    args.extend_from_slice(extra);
+    args.push(p(att));
+    run(&args)
+}
+
+fn ear(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn learn_enforce_attest_verify_without_tpm() {
+    let s = setup("rt");
+    let att = attest(&s, "a.json", &["--model", p(&s.learned)], &[1]);
+    let earp = s.dir.join("ear.json");
+    let out = verify(
+        &s.learned,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &att,
+        &["--ear", p(&earp)],
+    );
+    let line = ok(&out);
+    assert_eq!(line.lines().count(), 1);
+    assert!(line.starts_with("verified: state "), "{line}");
+    assert!(line.contains("155 events, 0 forensic, 0 lost"), "{line}");
+    let e = ear(&earp);
+    assert_eq!(e["eat_profile"], "tag:github.com,2023:veraison/ear");
+    assert_eq!(e["eat_nonce"], NONCE);
+    assert!(e["iat"].as_u64().unwrap() > 0);
+    assert_eq!(e["ear.verifier-id"]["developer"], "tsem");
+    let sub = &e["submods"]["tsem"];
+    assert_eq!(sub["ear.status"], "affirming");
+    assert_eq!(sub["ear.trustworthiness-vector"]["executables"], 2);
+    assert_eq!(sub["ear.trustworthiness-vector"]["instance-identity"], 2);
+
+    // The attested state is the one `tsem replay` computes for the same enforced run.
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&att).unwrap()).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(
+        &ok(&run(&[
+            "replay",
+            "--json",
+            "--model",
+            p(&s.learned),
+            &traj(1),
+        ]))
+        .into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(a["claims"]["state"], r["state"]);
+    assert_eq!(a["claims"]["measurement"], r["measurement"]);
+    assert_eq!(a["claims"]["mode"], "enforcing");
+    assert_eq!(a["claims"]["events"], 155);
+
+    // Quixote's own model of the run (test.model) holds more points than this trajectory shows:
+    // enforcing it attests its state, which the learned model does not imply.
+    let quixote = process_dir().join("test.model");
+    let qatt = attest(&s, "q.json", &["--model", p(&quixote)], &[1]);
+    ok(&verify(
+        &quixote,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &qatt,
+        &[],
+    ));
+    rejected(
+        &verify(&s.learned, NONCE, &["--key", p(&s.key_pub)], &qatt, &[]),
+        "the state the model implies",
+    );
+
+    // Another file with the same points verifies, with a warning naming the difference.
+    let commented = s.dir.join("commented.model");
+    let text = std::fs::read_to_string(&s.learned).unwrap();
+    std::fs::write(&commented, format!("# reviewed\n{text}")).unwrap();
+    let line = ok(&verify(
+        &commented,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &att,
+        &[],
+    ));
+    assert!(
+        line.contains("warning: the attester's model file"),
+        "{line}"
+    );
+
+    // Learning mode (no model in force) attests the same state: it is the learned model's.
+    let free = attest(&s, "free.json", &[], &[1]);
+    let line = ok(&verify(
+        &s.learned,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &free,
+        &[],
+    ));
+    assert!(line.contains("no model was in force"), "{line}");
+}
+
+#[test]
+fn rejections_name_the_reason() {
+    let s = setup("rej");
+    let key = ["--key", p(&s.key_pub)];
+    let model = ["--model", p(&s.learned)];
+    let good = attest(&s, "good.json", &model, &[1]);
+    ok(&verify(&s.learned, NONCE, &key, &good, &[]));
+
+    // A wrong nonce.
+    rejected(
+        &verify(&s.learned, OTHER_NONCE, &key, &good, &[]),
+        "nonce mismatch",
+    );
+
+    // A replayed old attestation: yesterday's answer to yesterday's nonce, shown to a verifier
+    // that issued a fresh nonce today.
+    let old = s.dir.join("old.json");
+    ok(&run(&[
+        "attest",
+        "--nonce",
+        OTHER_NONCE,
+        "--key",
+        p(&s.key),
+        "--model",
+        p(&s.learned),
+        "-o",
+        p(&old),
+        &traj(1),
+    ]));
+    ok(&verify(&s.learned, OTHER_NONCE, &key, &old, &[]));
+    let replay = verify(&s.learned, NONCE, &key, &old, &[]);
+    rejected(&replay, "stale or replayed");
+    rejected(&replay, &format!("answers nonce {OTHER_NONCE}"));
+
+    // A state from a different model: enforced under a model that also holds process_2's points.
+    let up2 = process_dir().join("test.model.up2");
+    let other = attest(&s, "other.json", &["--model", p(&up2)], &[1, 2]);
+    ok(&verify(&up2, NONCE, &key, &other, &[]));
+    rejected(
+        &verify(&s.learned, NONCE, &key, &other, &[]),
+        "the state the model implies",
+    );
+
+    // Forensics above zero when the policy demands none; tolerated up to a limit.
+    let forensic = attest(&s, "forensic.json", &model, &[1, 2]);
+    rejected(
+        &verify(&s.learned, NONCE, &key, &forensic, &[]),
+        "2 forensic event(s) at 2 forensic point(s); the policy tolerates 0",
+    );
+    rejected(
+        &verify(
+            &s.learned,
+            NONCE,
+            &key,
+            &forensic,
+            &["--max-forensics", "1"],
+        ),
+        "the policy tolerates 1",
+    );
+    let line = ok(&verify(
+        &s.learned,
+        NONCE,
+        &key,
+        &forensic,
+        &["--max-forensics", "2"],
+    ));
+    assert!(line.contains("2 forensic"), "{line}");
+
+    // A tampered field: the forensic count zeroed, the state replaced by the model's own.
+    let text = std::fs::read_to_string(&forensic).unwrap();
+    let tampered = s.dir.join("tampered.json");
+    std::fs::write(
+        &tampered,
+        text.replace("\"forensics_events\": 2", "\"forensics_events\": 0"),
+    )
+    .unwrap();
+    rejected(
+        &verify(
+            &s.learned,
+            NONCE,
+            &key,
+            &tampered,
+            &["--max-forensics", "2"],
+        ),
+        "signature does not verify: the signed claims were altered",
+    );
+    let good_state = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&good).unwrap())
+        .unwrap()["claims"]["state"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["claims"]["state"] = good_state.into();
+    v["claims"]["forensic_points"] = serde_json::json!([]);
+    std::fs::write(&tampered, v.to_string()).unwrap();
+    rejected(
+        &verify(&s.learned, NONCE, &key, &tampered, &[]),
+        "signature does not verify",
+    );
+    // An unsigned field smuggled in.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["claims"]["trusted"] = true.into();
+    std::fs::write(&tampered, v.to_string()).unwrap();
+    rejected(
+        &verify(&s.learned, NONCE, &key, &tampered, &[]),
+        "malformed attestation",
+    );
+
+    // A wrong key.
+    let k2 = s.dir.join("k2");
+    ok(&run(&["keygen", "-o", p(&k2)]));
+    rejected(
+        &verify(
+            &s.learned,
+            NONCE,
+            &["--key", p(&s.dir.join("k2.pub"))],
+            &good,
+            &[],
+        ),
+        "signed by another key",
+    );
+
+    // Lost events make the state unprovable.
+    let lost = attest(
+        &s,
+        "lost.json",
+        &["--model", p(&s.learned), "--lost-events", "3"],
+        &[1],
+    );
+    rejected(
+        &verify(&s.learned, NONCE, &key, &lost, &[]),
+        "3 event(s) lost",
+    );
+
+    // The EAR of a rejection is contraindicated.
+    let earp = s.dir.join("ear.json");
+    rejected(
+        &verify(&s.learned, NONCE, &key, &forensic, &["--ear", p(&earp)]),
+        "forensic",
+    );
+    let e = ear(&earp);
+    assert_eq!(e["submods"]["tsem"]["ear.status"], "contraindicated");
+    assert_eq!(
+        e["submods"]["tsem"]["ear.trustworthiness-vector"]["executables"],
+        96
+    );
+    // Within policy, forensics are a warning.
+    ok(&verify(
+        &s.learned,
+        NONCE,
+        &key,
+        &forensic,
+        &["--max-forensics", "2", "--ear", p(&earp)],
+    ));
+    assert_eq!(ear(&earp)["submods"]["tsem"]["ear.status"], "warning");
+}
+
+#[test]
+fn aggregate_is_checked_against_the_event_log() {
+    let s = setup("evlog");
+    let logs = shared().join("conformance/eventlog/go-tpm-tools");
+    let rhel = logs.join("rhel8-uefi.bin");
+    let r: serde_json::Value = serde_json::from_str(&ok(&run(&[
+        "eventlog",
+        "replay",
+        "--json",
+        "--bank",
+        "sha256",
+        p(&rhel),
+    ])))
+    .unwrap();
+    let agg = r["aggregate"]["sha256"].as_str().unwrap().to_string();
+    let att = attest(
+        &s,
+        "a.json",
+        &["--model", p(&s.learned), "--aggregate", &agg],
+        &[1],
+    );
+    let key = ["--key", p(&s.key_pub)];
+    let line = ok(&verify(
+        &s.learned,
+        NONCE,
+        &key,
+        &att,
+        &["--eventlog", p(&rhel)],
+    ));
+    assert!(line.contains("aggregate matches the event log"), "{line}");
+    rejected(
+        &verify(
+            &s.learned,
+            NONCE,
+            &key,
+            &att,
+            &["--eventlog", p(&logs.join("ubuntu-2104-no-dbx.bin"))],
+        ),
+        "the aggregate of the event log",
+    );
+    // Without the event log the state still binds the aggregate: the model's state for another
+    // aggregate is another state.
+    let zero = attest(&s, "zero.json", &["--model", p(&s.learned)], &[1]);
+    rejected(
+        &verify(&s.learned, NONCE, &key, &zero, &["--eventlog", p(&rhel)]),
+        "the aggregate of the event log",
+    );
+}
+
+#[test]
+fn learn_enforce_attest_verify_with_tpm() {
+    let s = setup("tpm");
+    let tpm = Swtpm::start("a");
+    let tcti = tpm.tcti();
+    let ak = s.dir.join("ak.pem");
+    let att = attest(
+        &s,
+        "t.json",
+        &["--model", p(&s.learned), "--tpm", &tcti, "--ak-out", p(&ak)],
+        &[1],
+    );
+    let akarg = ["--ak", p(&ak)];
+    let line = ok(&verify(&s.learned, NONCE, &akarg, &att, &[]));
+    assert!(line.contains("TPM quote (PCR 11) valid"), "{line}");
+    let both = [akarg[0], akarg[1], "--key", p(&s.key_pub)];
+    let earp = s.dir.join("ear.json");
+    let line = ok(&verify(
+        &s.learned,
+        NONCE,
+        &both,
+        &att,
+        &["--ear", p(&earp)],
+    ));
+    assert!(line.contains("Ed25519 signature and TPM quote"), "{line}");
+    let e = ear(&earp);
+    assert_eq!(e["submods"]["tsem"]["ear.status"], "affirming");
+    assert_eq!(
+        e["submods"]["tsem"]["ear.trustworthiness-vector"]["hardware"],
+        2
+    );
+
+    // The quoted PCR 11 is the extension of the state: a second attestation extends it again and
+    // still verifies (the claims carry the PCR's prior value), and the AK is the same primary.
+    let ak2 = s.dir.join("ak2.pem");
+    let att2 = attest(
+        &s,
+        "t2.json",
+        &[
+            "--model",
+            p(&s.learned),
+            "--tpm",
+            &tcti,
+            "--ak-out",
+            p(&ak2),
+        ],
+        &[1],
+    );
+    assert_eq!(std::fs::read(&ak).unwrap(), std::fs::read(&ak2).unwrap());
+    ok(&verify(&s.learned, NONCE, &akarg, &att2, &[]));
+    let v1: serde_json::Value = serde_json::from_slice(&std::fs::read(&att).unwrap()).unwrap();
+    let v2: serde_json::Value = serde_json::from_slice(&std::fs::read(&att2).unwrap()).unwrap();
+    assert_ne!(v1["claims"]["tpm_pcr_prior"], v2["claims"]["tpm_pcr_prior"]);
+
+    // Wrong nonce and replay through the quote alone.
+    rejected(
+        &verify(&s.learned, OTHER_NONCE, &akarg, &att, &[]),
+        "nonce mismatch",
+    );
+
+    // A quote over the wrong PCR.
+    let pcr16 = attest(
+        &s,
+        "t16.json",
+        &["--model", p(&s.learned), "--tpm", &tcti, "--pcr", "16"],
+        &[1],
+    );
+    rejected(
+        &verify(&s.learned, NONCE, &akarg, &pcr16, &[]),
+        "quote is over PCR 16, not PCR 11",
+    );
+    ok(&verify(&s.learned, NONCE, &akarg, &pcr16, &["--pcr", "16"]));
+
+    // Tampered claims under the quote alone: the quote's extraData no longer matches.
+    let text = std::fs::read_to_string(&att).unwrap();
+    let tampered = s.dir.join("tampered.json");
+    std::fs::write(
+        &tampered,
+        text.replace("\"lost_events\": 0", "\"lost_events\": 1"),
+    )
+    .unwrap();
+    rejected(
+        &verify(&s.learned, NONCE, &akarg, &tampered, &[]),
+        "quote extraData",
+    );
+    // A shipped PCR value that is not the quoted one.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["tpm"]["pcrs"][8][1] = "00".repeat(32).into();
+    std::fs::write(&tampered, v.to_string()).unwrap();
+    rejected(
+        &verify(&s.learned, NONCE, &akarg, &tampered, &[]),
+        "is not the digest",
+    );
+
+    // Another TPM's AK (a wrong key).
+    let other = Swtpm::start("b");
+    let other_ak = s.dir.join("other-ak.pem");
+    attest(
+        &s,
+        "o.json",
+        &[
+            "--model",
+            p(&s.learned),
+            "--tpm",
+            &other.tcti(),
+            "--ak-out",
+            p(&other_ak),
+        ],
+        &[1],
+    );
+    assert_ne!(
+        std::fs::read(&ak).unwrap(),
+        std::fs::read(&other_ak).unwrap()
+    );
+    rejected(
+        &verify(&s.learned, NONCE, &["--ak", p(&other_ak)], &att, &[]),
+        "quote signature does not verify with the given AK public key",
+    );
+
+    // A signed-only attestation offered where a quote is required.
+    let plain = attest(&s, "plain.json", &["--model", p(&s.learned)], &[1]);
+    rejected(
+        &verify(&s.learned, NONCE, &akarg, &plain, &[]),
+        "carries no TPM quote",
+    );
+
+    // A state from a different model, quoted.
+    let up2 = process_dir().join("test.model.up2");
+    let diff = attest(&s, "d.json", &["--model", p(&up2), "--tpm", &tcti], &[1, 2]);
+    rejected(
+        &verify(&s.learned, NONCE, &akarg, &diff, &[]),
+        "the state the model implies",
+    );
+}
+
+#[test]
+fn bad_use_is_an_error_not_a_verdict() {
+    let s = setup("bad");
+    let out = run(&[
+        "attest",
+        "--nonce",
+        "00",
+        "--key",
+        p(&s.key),
+        "-o",
+        p(&s.dir.join("x")),
+        &traj(1),
+    ]);
+    common::fails_with(&out, "nonce");
+    let att = attest(&s, "a.json", &[], &[1]);
+    // Neither a key nor an AK.
+    let out = run(&[
+        "verify",
+        "--model",
+        p(&s.learned),
+        "--nonce",
+        NONCE,
+        p(&att),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "usage error expected");
+    // A private key where the public one belongs.
+    let out = verify(&s.learned, NONCE, &["--key", p(&s.key)], &att, &[]);
+    common::fails_with(&out, "key");
+}
