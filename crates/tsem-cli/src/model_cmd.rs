@@ -33,7 +33,14 @@ pub enum ModelCmd {
         /// Hardware aggregate to record (hex); default zero.
         #[arg(long, value_name = "HEX")]
         aggregate: Option<String>,
-        /// Trajectory files (`-` for stdin).
+        /// Refuse to write the model unless the last N trajectories added no new point (the
+        /// model has converged: more test runs teach it nothing new).
+        #[arg(long, value_name = "N")]
+        require_converged: Option<usize>,
+        /// Print the learning curve as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Trajectory files, one per test run, in the order they ran (`-` for stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -107,8 +114,18 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             digest,
             mapping,
             aggregate,
+            require_converged,
+            json,
             files,
-        } => build(&output, digest, mapping, aggregate.as_deref(), &files),
+        } => build(
+            &output,
+            digest,
+            mapping,
+            aggregate.as_deref(),
+            require_converged,
+            json,
+            &files,
+        ),
         ModelCmd::Show { digest, json, file } => show(&file, digest, json),
         ModelCmd::Diff {
             events,
@@ -146,27 +163,71 @@ fn build(
     alg: HashAlg,
     mapping: Mapping,
     aggregate: Option<&str>,
+    require_converged: Option<usize>,
+    as_json: bool,
     files: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let mut ns = namespace_for(alg, mapping, None, aggregate)?;
     let mut stats = StreamStats::default();
+    // The learning curve: how many new points each test run taught the model.
+    let mut curve = Vec::new();
     for f in files {
+        let (events0, points0) = (ns.events(), ns.points().len());
         model_stream(
             &mut ns,
             &f.display().to_string(),
             &mut *open_input(f)?,
             &mut stats,
         )?;
+        let new_points = ns.points().len() - points0;
+        if !as_json {
+            eprintln!(
+                "tsem: {}: {} events, {new_points} new points",
+                f.display(),
+                ns.events() - events0
+            );
+        }
+        curve.push(json!({"file": f.display().to_string(), "events": ns.events() - events0, "new_points": new_points}));
+    }
+    if let Some(n) = require_converged {
+        let tail = curve.iter().rev().take(n);
+        let learning: Vec<String> = tail
+            .filter(|c| c["new_points"].as_u64().unwrap_or(1) > 0)
+            .map(|c| c["file"].as_str().unwrap_or("?").to_string())
+            .collect();
+        if curve.len() < n || !learning.is_empty() {
+            bail!(
+                "the model has not converged: the last {n} runs must add no new point, but {} did; run more tests",
+                if curve.len() < n {
+                    format!("only {} runs were given and they", curve.len())
+                } else {
+                    learning.join(", ")
+                }
+            );
+        }
     }
     let model = ModelFile::from_namespace(&ns);
     write_atomic(out, &model.to_text())?;
-    eprintln!(
-        "tsem: {} events, {} points -> {} (state {})",
-        ns.events(),
-        ns.points().len(),
-        out.display(),
-        ns.model_state()
-    );
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "output": out.display().to_string(),
+                "events": ns.events(),
+                "points": ns.points().len(),
+                "state": ns.model_state().to_hex(),
+                "runs": curve,
+            })
+        );
+    } else {
+        eprintln!(
+            "tsem: {} events, {} points -> {} (state {})",
+            ns.events(),
+            ns.points().len(),
+            out.display(),
+            ns.model_state()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

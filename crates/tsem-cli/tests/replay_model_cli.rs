@@ -405,7 +405,10 @@ fn help_on_every_command() {
 
 #[test]
 fn the_shipped_sample_replays() {
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../samples/quickstart.trajectory");
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/quickstart.trajectory"
+    );
     let v = json(&run(&["replay", "--json", sample]));
     assert_eq!(v["events"], 110);
     assert_eq!(v["points"], 110);
@@ -413,9 +416,72 @@ fn the_shipped_sample_replays() {
     // The state of a learned model equals the state of replaying what it was learned from.
     let t = tmpdir("sample");
     let m = t.join("m");
-    assert!(run(&["model", "build", "-o", s(&m), sample]).status.success());
-    assert_eq!(json(&run(&["model", "show", "--json", s(&m)]))["state"], v["state"]);
+    assert!(
+        run(&["model", "build", "-o", s(&m), sample])
+            .status
+            .success()
+    );
+    assert_eq!(
+        json(&run(&["model", "show", "--json", s(&m)]))["state"],
+        v["state"]
+    );
     let again = json(&run(&["replay", "--json", "--model", s(&m), sample]));
     assert_eq!(again["forensics_events"], 0);
     assert_eq!(again["state"], v["state"]);
+}
+
+#[test]
+fn model_build_reports_the_learning_curve_and_gates_on_convergence() {
+    let d = process_dir();
+    let t = tmpdir("converge");
+    let (p1, p2) = (d.join("process_1.json"), d.join("process_2.json"));
+    let out = t.join("m");
+    let v = json(&run(&[
+        "model",
+        "build",
+        "--json",
+        "-o",
+        s(&out),
+        s(&p1),
+        s(&p2),
+        s(&p1),
+    ]));
+    let runs: Vec<u64> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["new_points"].as_u64().unwrap())
+        .collect();
+    assert_eq!(runs, vec![155, 2, 0]);
+    assert_eq!(v["points"], 157);
+    assert!(
+        run(&[
+            "model",
+            "build",
+            "--require-converged",
+            "1",
+            "-o",
+            s(&out),
+            s(&p1),
+            s(&p2),
+            s(&p1)
+        ])
+        .status
+        .success()
+    );
+    let _ = std::fs::remove_file(&out);
+    let o = run(&[
+        "model",
+        "build",
+        "--require-converged",
+        "2",
+        "-o",
+        s(&out),
+        s(&p1),
+        s(&p2),
+        s(&p1),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has not converged"));
+    assert!(!out.exists(), "no model is written when the gate refuses");
 }
