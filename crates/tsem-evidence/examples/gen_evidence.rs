@@ -117,7 +117,7 @@ fn gen_eventlog(n: usize) -> Vec<u8> {
         &mut out,
         0,
         8,
-        b"bench firmware 1.0",
+        &utf16("bench firmware 1.0\0"),
         &utf16("bench firmware 1.0\0"),
     );
     count += 1;
@@ -137,8 +137,10 @@ fn gen_eventlog(n: usize) -> Vec<u8> {
     while count < n {
         match i % 4 {
             0 => {
-                let s = format!("grub_cmd: linux /vmlinuz-{i} root=UUID=0000 ro quiet\0");
-                event2(&mut out, 8, 0xD, s.as_bytes(), s.as_bytes());
+                // GRUB measures the command without its "grub_cmd: " prefix and NUL.
+                let cmd = format!("linux /vmlinuz-{i} root=UUID=0000 ro quiet");
+                let s = format!("grub_cmd: {cmd}\0");
+                event2(&mut out, 8, 0xD, cmd.as_bytes(), s.as_bytes());
             }
             1 => {
                 let s = format!("(hd0,gpt2)/boot/module-{i}.mod\0");
