@@ -27,6 +27,10 @@ pub struct ReplayArgs {
     /// Hardware aggregate (hex) seeding the measurement and the state; default: the model's, or zero.
     #[arg(long, value_name = "HEX")]
     pub aggregate: Option<String>,
+    /// Explain each forensic event against the events of this trajectory (e.g. the run the model
+    /// was learned from): the nearest one and the fields that differ. Repeatable.
+    #[arg(long, value_name = "TRAJECTORY")]
+    pub explain: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -119,6 +123,40 @@ pub fn model_stream(
     }
 }
 
+/// Every event description in `files` (aggregate and log records are skipped).
+pub fn read_events(files: &[PathBuf]) -> anyhow::Result<Vec<tsem_core::event::Event>> {
+    let mut out = Vec::new();
+    let mut parser = RecordParser::new();
+    for f in files {
+        let name = f.display().to_string();
+        let mut input = open_input(f)?;
+        let mut line = String::new();
+        let mut n = 0;
+        loop {
+            line.clear();
+            if input
+                .read_line(&mut line)
+                .with_context(|| format!("{name}:{}: read error", n + 1))?
+                == 0
+            {
+                break;
+            }
+            n += 1;
+            let text = line.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            if let Record::Event { event, .. } = parser
+                .parse(text)
+                .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?
+            {
+                out.push(event);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Parse `--aggregate`.
 pub fn parse_digest_arg(what: &str, hex: &str, alg: HashAlg) -> anyhow::Result<Digest> {
     Digest::from_hex_len(hex, alg.size()).map_err(|e| anyhow::anyhow!("--{what}: {e} (for {alg})"))
@@ -197,9 +235,27 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         let mut input = open_input(f)?;
         model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
     }
+    let reference = read_events(&a.explain)?;
+    let explained: Vec<serde_json::Value> = ns
+        .forensics()
+        .iter()
+        .map(|ev| {
+            let mut v = json!({"event": crate::describe::one_line(ev)});
+            if let Some(e) = tsem_format::explain::explain(ev, &reference) {
+                v["nearest"] = json!(crate::describe::one_line(&reference[e.nearest]));
+                v["differences"] = e
+                    .differences
+                    .iter()
+                    .map(|d| json!({"field": d.field, "ours": d.ours, "theirs": d.theirs}))
+                    .collect();
+            }
+            v
+        })
+        .collect();
     if a.json {
         let mut v = summary(&ns);
         v["log_records"] = json!(stats.log_records);
+        v["forensics"] = json!(explained);
         println!("{v}");
     } else {
         println!("events            {}", ns.events());
@@ -214,8 +270,19 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("aggregate         {}", ns.aggregate());
         println!("measurement       {}", ns.measurement());
         println!("state             {}", ns.state());
-        for ev in ns.forensics() {
-            println!("forensic: {}", crate::describe::one_line(ev));
+        for f in &explained {
+            println!("forensic: {}", f["event"].as_str().unwrap_or_default());
+            if let Some(n) = f["nearest"].as_str() {
+                println!("  nearest in-model: {n}");
+                for d in f["differences"].as_array().into_iter().flatten() {
+                    println!(
+                        "  differs: {} = {} (model: {})",
+                        d["field"].as_str().unwrap_or_default(),
+                        d["ours"].as_str().unwrap_or("absent"),
+                        d["theirs"].as_str().unwrap_or("absent")
+                    );
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

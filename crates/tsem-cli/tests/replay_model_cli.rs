@@ -485,3 +485,29 @@ fn model_build_reports_the_learning_curve_and_gates_on_convergence() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("has not converged"));
     assert!(!out.exists(), "no model is written when the gate refuses");
 }
+
+#[test]
+fn forensics_are_explained_against_the_learning_run() {
+    let d = process_dir();
+    let v = json(&run(&[
+        "replay",
+        "--json",
+        "--model",
+        s(&d.join("test.model")),
+        "--explain",
+        s(&d.join("process_1.json")),
+        s(&d.join("process_5.json")),
+    ]));
+    let f = v["forensics"].as_array().unwrap();
+    assert_eq!(f.len(), 1);
+    // process_5 runs `cat` under bash: its attribute read differs from the learned ones only in
+    // the pathname.
+    let diffs: Vec<&str> = f[0]["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(diffs, vec!["inode_getattr.path.path.pathname"]);
+    assert_eq!(f[0]["differences"][0]["ours"], "/usr/bin/cat");
+}

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod event_json;
+pub mod explain;
 pub mod json;
 pub mod model_file;
 
