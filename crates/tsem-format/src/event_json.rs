@@ -232,21 +232,7 @@ fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
 }
 
 fn parse_coe(o: &mut Obj<'_, '_>) -> R<Coe> {
-    let c = Coe {
-        uid: o.u32("uid")?,
-        euid: o.u32("euid")?,
-        suid: o.u32("suid")?,
-        gid: o.u32("gid")?,
-        egid: o.u32("egid")?,
-        sgid: o.u32("sgid")?,
-        fsuid: o.u32("fsuid")?,
-        fsgid: o.u32("fsgid")?,
-        // Pre-v2 development snapshots spelled it "cap" (spec §2).
-        capeff: match o.opt_u64("capeff")? {
-            Some(v) => v,
-            None => o.u64("cap")?,
-        },
-    };
+    let c = parse_coe_fields(o)?;
     o.finish()?;
     Ok(c)
 }
@@ -348,6 +334,7 @@ fn creds(o: &mut Obj<'_, '_>) -> R<Creds> {
     })
 }
 
+/// The COE fields, shared by the `COE` object and `creds` objects.
 fn parse_coe_fields(o: &mut Obj<'_, '_>) -> R<Coe> {
     Ok(Coe {
         uid: o.u32("uid")?,
@@ -358,7 +345,11 @@ fn parse_coe_fields(o: &mut Obj<'_, '_>) -> R<Coe> {
         sgid: o.u32("sgid")?,
         fsuid: o.u32("fsuid")?,
         fsgid: o.u32("fsgid")?,
-        capeff: o.u64("capeff")?,
+        // Pre-v2 development snapshots spelled it "cap" (spec §2).
+        capeff: match o.opt_u64("capeff")? {
+            Some(v) => v,
+            None => o.u64("cap")?,
+        },
     })
 }
 
@@ -1124,22 +1115,25 @@ impl<'o> W<'o> {
         self.d("owner", &s.owner);
         self.close();
     }
-    fn creds(&mut self, key: &str, c: &Creds) {
-        self.open(key);
-        let ids = &c.ids;
+    /// The COE fields, shared by the `COE` object and `creds` objects.
+    fn coe_fields(&mut self, c: &Coe) {
         for (k, v) in [
-            ("uid", ids.uid),
-            ("euid", ids.euid),
-            ("suid", ids.suid),
-            ("gid", ids.gid),
-            ("egid", ids.egid),
-            ("sgid", ids.sgid),
-            ("fsuid", ids.fsuid),
-            ("fsgid", ids.fsgid),
+            ("uid", c.uid),
+            ("euid", c.euid),
+            ("suid", c.suid),
+            ("gid", c.gid),
+            ("egid", c.egid),
+            ("sgid", c.sgid),
+            ("fsuid", c.fsuid),
+            ("fsgid", c.fsgid),
         ] {
             self.u(k, v.into());
         }
-        self.hex("capeff", ids.capeff);
+        self.hex("capeff", c.capeff);
+    }
+    fn creds(&mut self, key: &str, c: &Creds) {
+        self.open(key);
+        self.coe_fields(&c.ids);
         self.u("securebits", c.securebits.into());
         self.close();
     }
@@ -1236,21 +1230,8 @@ pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
     w.d("p_task_id", &h.p_task_id);
     w.u("ts", h.ts);
     w.close();
-    let c = &ev.coe;
     w.open("COE");
-    for (k, v) in [
-        ("uid", c.uid),
-        ("euid", c.euid),
-        ("suid", c.suid),
-        ("gid", c.gid),
-        ("egid", c.egid),
-        ("sgid", c.sgid),
-        ("fsuid", c.fsuid),
-        ("fsgid", c.fsgid),
-    ] {
-        w.u(k, v.into());
-    }
-    w.hex("capeff", c.capeff);
+    w.coe_fields(&ev.coe);
     w.close();
     w.open(h.event_type.name());
     write_cell(&mut w, h.event_type, &ev.cell);
