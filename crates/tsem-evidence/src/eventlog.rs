@@ -507,17 +507,14 @@ impl Replay {
     /// Value of `pcr` in `alg` at the start of the boot: PCR 0 holds the startup locality, every
     /// other PCR (including the D-RTM PCRs 17–22, which the dynamic launch resets) is zero.
     pub fn initial_value(&self, alg: HashAlg, pcr: u32) -> Digest {
-        let mut d = alg.null_id();
+        let mut bytes = [0u8; tsem_core::hash::MAX_DIGEST];
+        let n = alg.size();
         if pcr == 0
-            && let Some(loc) = self.startup_locality
+            && let (Some(loc), Some(last)) = (self.startup_locality, bytes.get_mut(n - 1))
         {
-            let mut bytes = d.padded::<{ tsem_core::hash::MAX_DIGEST }>();
-            if let Some(last) = bytes.get_mut(alg.size() - 1) {
-                *last = loc;
-            }
-            d = Digest::from_slice(bytes.get(..alg.size()).unwrap_or(&[])).unwrap_or(d);
+            *last = loc;
         }
-        d
+        Digest::from_slice(bytes.get(..n).unwrap_or(&[])).unwrap_or_else(|| alg.null_id())
     }
 
     /// Final value of `pcr` in `alg` (the initial value if the log never extends it).

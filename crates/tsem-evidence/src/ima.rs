@@ -857,7 +857,7 @@ pub struct ImaReplay {
     pub first_template_hash: Option<Digest>,
     /// Template hash of the last entry.
     pub last_template_hash: Option<Digest>,
-    /// Byte offset where each entry of the list starts is not kept; this is the end of the last.
+    /// Byte offset just past the last entry replayed (where a snapshot cut puts the remainder).
     pub end_offset: usize,
 }
 
