@@ -77,6 +77,11 @@ impl Signer {
             .map_err(|e| AttestationError::Key(e.to_string()))
     }
 
+    /// A raw Ed25519 signature over `msg` (e.g. a JWS signing input).
+    pub fn sign_bytes(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
+
     fn sign(&self, msg: &[u8]) -> Signature {
         Signature {
             alg: "ed25519".into(),
@@ -98,6 +103,13 @@ impl PublicKey {
         let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
             .map_err(|e| AttestationError::Key(format!("not an Ed25519 SPKI PEM key: {e}")))?;
         Ok(Self { key })
+    }
+
+    /// Check a raw Ed25519 signature (strict: no malleable or small-order encodings).
+    pub fn verify_bytes(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
+        self.key
+            .verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+            .is_ok()
     }
 
     /// SHA-256 of the raw key (hex), as in [`Signature::key_id`].

@@ -132,3 +132,71 @@ pub fn ear(
         }
     })
 }
+
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The EAR as a compact JWS (a JWT, RFC 7519) signed with Ed25519 (`alg` `EdDSA`, RFC 8037),
+/// the serialization draft-fv-rats-ear prescribes for EAR in JSON.
+pub fn to_jwt(ear: &Value, signer: &crate::Signer) -> String {
+    use base64::Engine as _;
+    let header = B64URL.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let payload = B64URL.encode(ear.to_string());
+    let input = format!("{header}.{payload}");
+    let sig = B64URL.encode(signer.sign_bytes(input.as_bytes()));
+    format!("{input}.{sig}")
+}
+
+/// Check a JWT made by [`to_jwt`] and return its claims.
+pub fn from_jwt(jwt: &str, key: &crate::PublicKey) -> Option<Value> {
+    use base64::Engine as _;
+    let mut it = jwt.trim().split('.');
+    let (h, p, s) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&B64URL.decode(h).ok()?).ok()?;
+    if header.get("alg")?.as_str()? != "EdDSA" {
+        return None;
+    }
+    let sig: [u8; 64] = B64URL.decode(s).ok()?.try_into().ok()?;
+    if !key.verify_bytes(format!("{h}.{p}").as_bytes(), &sig) {
+        return None;
+    }
+    serde_json::from_slice(&B64URL.decode(p).ok()?).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_round_trip_and_tamper() {
+        let (sk, pk) = tsem_format::model_file::generate_ed25519().unwrap();
+        let signer = crate::Signer::from_pem(&sk).unwrap();
+        let key = crate::PublicKey::from_pem(&pk).unwrap();
+        let v = ear(&Err(Rejection::Lost(2)), "00", 5, "p", "rejected: lost");
+        assert_eq!(v["submods"][SUBMOD]["ear.status"], "contraindicated");
+        let jwt = to_jwt(&v, &signer);
+        assert_eq!(from_jwt(&jwt, &key), Some(v.clone()));
+        let mut parts: Vec<String> = jwt.split('.').map(String::from).collect();
+        let forged = ear(
+            &Ok(Verified {
+                state: tsem_core::HashAlg::Sha256.null_id(),
+                events: 1,
+                forensics_events: 0,
+                signed: true,
+                quoted: None,
+                aggregate_checked: false,
+                warnings: vec![],
+            }),
+            "00",
+            5,
+            "p",
+            "verified",
+        );
+        use base64::Engine as _;
+        parts[1] = B64URL.encode(forged.to_string());
+        assert_eq!(from_jwt(&parts.join("."), &key), None);
+    }
+}

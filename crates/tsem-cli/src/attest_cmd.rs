@@ -96,6 +96,12 @@ pub struct VerifyArgs {
     /// Also write the result as an IETF RATS EAR (EAT JSON) here.
     #[arg(long, value_name = "OUT")]
     pub ear: Option<PathBuf>,
+    /// Also write the EAR as a JWT (compact JWS, EdDSA) here, signed with --ear-key.
+    #[arg(long, value_name = "OUT", requires = "ear_key")]
+    pub ear_jwt: Option<PathBuf>,
+    /// The verifier's Ed25519 private key (PKCS#8 PEM) for --ear-jwt.
+    #[arg(long, value_name = "KEY", requires = "ear_jwt")]
+    pub ear_key: Option<PathBuf>,
     /// After verifying, verify the attestation N more times and print the rate as JSON.
     #[arg(long, value_name = "N", hide = true)]
     pub bench: Option<usize>,
@@ -264,15 +270,21 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         Ok(v) => verdict_line(v, &a.model, a.pcr),
         Err(r) => format!("rejected: {r}"),
     };
+    let ear = tsem_attest::ear::ear(
+        &outcome,
+        &a.nonce.to_lowercase(),
+        tsem_attest::now_unix(),
+        &format!("tsem/model/sha256:{}", model.digest()),
+        &line,
+    );
     if let Some(p) = &a.ear {
-        let ear = tsem_attest::ear::ear(
-            &outcome,
-            &a.nonce.to_lowercase(),
-            tsem_attest::now_unix(),
-            &format!("tsem/model/sha256:{}", model.digest()),
-            &line,
-        );
         std::fs::write(p, format!("{ear:#}\n"))
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    if let (Some(p), Some(k)) = (&a.ear_jwt, &a.ear_key) {
+        let signer = Signer::from_pem(&read_text(k, "EAR signing key")?)
+            .with_context(|| format!("{}", k.display()))?;
+        std::fs::write(p, format!("{}\n", tsem_attest::ear::to_jwt(&ear, &signer)))
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     println!("{line}");

@@ -197,6 +197,36 @@ fn learn_enforce_attest_verify_without_tpm() {
     assert!(line.contains("155 events, 0 forensic, 0 lost"), "{line}");
     let e = ear(&earp);
     assert_eq!(e["eat_profile"], "tag:github.com,2023:veraison/ear");
+    // The same EAR as a JWT signed by the verifier.
+    let jwtp = s.dir.join("ear.jwt");
+    let vkey = s.dir.join("verifier");
+    ok(&run(&["keygen", "-o", p(&vkey)]));
+    ok(&verify(
+        &s.learned,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &att,
+        &[
+            "--ear",
+            p(&earp),
+            "--ear-jwt",
+            p(&jwtp),
+            "--ear-key",
+            p(&vkey),
+        ],
+    ));
+    let e = ear(&earp);
+    let jwt = std::fs::read_to_string(&jwtp).unwrap();
+    let parts: Vec<&str> = jwt.trim().split('.').collect();
+    assert_eq!(parts.len(), 3);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header: serde_json::Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let payload: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(payload, e);
+    assert_eq!(b64.decode(parts[2]).unwrap().len(), 64);
     assert_eq!(e["eat_nonce"], NONCE);
     assert!(e["iat"].as_u64().unwrap() > 0);
     assert_eq!(e["ear.verifier-id"]["developer"], "tsem");
