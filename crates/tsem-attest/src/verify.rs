@@ -498,6 +498,15 @@ pub fn verify(
             got: base.to_hex(),
         });
     }
+    // Bound the work by the policy before hashing: there are never more forensic points than
+    // forensic events, so a longer list is over the policy whatever the state turns out to be.
+    if c.forensic_points.len() as u64 > policy.max_forensics {
+        return Err(Rejection::Forensics {
+            events: c.forensics_events,
+            points: c.forensic_points.len(),
+            max: policy.max_forensics,
+        });
+    }
     let forensic = c.forensic_digests().map_err(malformed)?;
     if let Some(f) = forensic.iter().find(|f| model.contains(f)) {
         return Err(Rejection::ForensicInModel(f.to_hex()));
@@ -740,6 +749,19 @@ mod tests {
             Err(Rejection::Hash { .. })
         ));
 
+        // More forensic points than the policy tolerates are refused before any hashing.
+        let mut c = att.claims.clone();
+        c.forensic_points = vec![HashAlg::Sha256.digest(&[3]).to_hex()];
+        let many = Attestation::sign(c, &signer).unwrap();
+        assert!(matches!(
+            verify(&many, &model, &p),
+            Err(Rejection::Forensics {
+                points: 1,
+                max: 0,
+                ..
+            })
+        ));
+        p.max_forensics = 5;
         // A key holder claiming a model point as forensic is caught before the state is hashed.
         let mut c = att.claims.clone();
         c.forensic_points = vec![HashAlg::Sha256.digest(&[3]).to_hex()];
@@ -788,6 +810,36 @@ mod tests {
         ns2.model_coefficient(1, f, &ev).unwrap();
         assert_ne!(ns2.state(), ns.state());
         assert_eq!(model.state_with(&ns2.aggregate(), &[f]), ns2.state());
+    }
+
+    /// Flip one bit of every byte of a signed and quoted attestation file: nothing panics, and
+    /// whatever still verifies states exactly the same claims (e.g. a hex digit's letter case).
+    #[test]
+    fn every_single_byte_corruption_is_rejected_or_harmless() {
+        let (signer, key) = keys();
+        let ak = p256::ecdsa::SigningKey::from_bytes(&[5u8; 32].into()).unwrap();
+        let ns = namespace(zeros_aggregate());
+        let model = model_of(&ns);
+        let att = quoted(&ns, &signer, &ak, None);
+        let text = att.to_json();
+        let canonical = att.claims.canonical().unwrap();
+        let mut p = Policy::new(NONCE.to_vec());
+        p.key = Some(key);
+        p.ak = Some(AkKey {
+            key: *ak.verifying_key(),
+        });
+        verify(&att, &model, &p).unwrap();
+        let mut bytes = text.into_bytes();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 0x20;
+            if let Ok(t) = std::str::from_utf8(&bytes)
+                && let Ok(a) = Attestation::from_json(t)
+                && verify(&a, &model, &p).is_ok()
+            {
+                assert_eq!(a.claims.canonical().unwrap(), canonical, "byte {i}");
+            }
+            bytes[i] ^= 0x20;
+        }
     }
 
     #[test]
