@@ -4,8 +4,9 @@
 
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use sha2::Digest as _;
+use tsem_core::Hasher;
 use tsem_core::hash::{Digest, HashAlg};
-use tsem_core::state::{aggregate_seed, extend_measurement, hardware_aggregate};
+use tsem_core::state::{aggregate_seed, hardware_aggregate, project};
 use tsem_format::ModelFile;
 
 use crate::attestation::{PublicKey, b64_decode, quote_data};
@@ -28,6 +29,9 @@ pub struct ExpectedModel {
     base: Digest,
     /// Sorted, unique.
     points: Vec<Digest>,
+    /// `P(c) = HF(base || c)` of each point, in the same order: the projection does not depend on
+    /// the aggregate, so it is computed once per model and each verification hashes once per point.
+    projected: Vec<Digest>,
     digest: Digest,
 }
 
@@ -61,10 +65,13 @@ impl ExpectedModel {
         let mut points: Vec<Digest> = m.states().copied().collect();
         points.sort_unstable();
         points.dedup();
+        let base = m.base().unwrap_or_else(|| alg.null_id());
+        let projected = points.iter().map(|c| project(alg, &base, c)).collect();
         Ok(Self {
             alg,
-            base: m.base().unwrap_or_else(|| alg.null_id()),
+            base,
             points,
+            projected,
             digest: model_digest(m),
         })
     }
@@ -93,25 +100,33 @@ impl ExpectedModel {
     /// unique, none in the model) for `aggregate`: one merge of two sorted lists.
     pub fn state_with(&self, aggregate: &Digest, forensic: &[Digest]) -> Digest {
         let (alg, base) = (self.alg, &self.base);
+        let step = |s: &Digest, projected: &Digest| {
+            let mut h = Hasher::new(alg);
+            h.update(s.as_bytes());
+            h.update(projected.as_bytes());
+            h.finalize()
+        };
         let mut s = aggregate_seed(alg, base, aggregate);
         let (mut i, mut j) = (0, 0);
         loop {
-            let next = match (self.points.get(i), forensic.get(j)) {
-                (Some(a), Some(b)) if a <= b => {
-                    i += 1;
-                    a
-                }
-                (_, Some(b)) => {
+            match (self.points.get(i), forensic.get(j)) {
+                (Some(a), Some(b)) if a > b => {
+                    s = step(&s, &project(alg, base, b));
                     j += 1;
-                    b
                 }
-                (Some(a), None) => {
+                (Some(_), _) => {
+                    let Some(pa) = self.projected.get(i) else {
+                        break;
+                    };
+                    s = step(&s, pa);
                     i += 1;
-                    a
+                }
+                (None, Some(b)) => {
+                    s = step(&s, &project(alg, base, b));
+                    j += 1;
                 }
                 (None, None) => break,
-            };
-            s = extend_measurement(alg, base, &s, next);
+            }
         }
         s
     }
