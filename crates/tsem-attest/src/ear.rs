@@ -76,6 +76,7 @@ pub fn trust_vector(outcome: &Result<Verified, Rejection>) -> Map<String, Value>
             | Rejection::Base { .. }
             | Rejection::ForensicInModel(_)
             | Rejection::State { .. }
+            | Rejection::Counters(_)
             | Rejection::Lost(_)
             | Rejection::Forensics { .. } => {
                 set("instance-identity", 2);

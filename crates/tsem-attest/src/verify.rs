@@ -306,6 +306,9 @@ pub enum Rejection {
         /// Forensic points included.
         forensic: usize,
     },
+    /// Signed counters that contradict the verified state.
+    #[error("counters contradict the state: {0}")]
+    Counters(String),
     /// The aggregate is not the one the event log gives.
     #[error("attested aggregate {attested} is not {eventlog}, the aggregate of the event log")]
     Aggregate {
@@ -534,6 +537,20 @@ pub fn verify(
             aggregate: aggregate.to_hex(),
             forensic: forensic.len(),
         });
+    }
+    // The state fixes the point set, so the counters must agree with it.
+    let points = model.len() as u64 + forensic.len() as u64;
+    if c.points != points
+        || c.forensics_events < forensic.len() as u64
+        || c.events < c.forensics_events
+    {
+        return Err(Rejection::Counters(format!(
+            "{} points, {} events, {} forensic events, but the state holds {points} points of which {} forensic",
+            c.points,
+            c.events,
+            c.forensics_events,
+            forensic.len()
+        )));
     }
     if let Some(a) = &policy.aggregate
         && *a != aggregate
@@ -785,6 +802,14 @@ mod tests {
         assert!(matches!(
             verify(&lie, &model, &p),
             Err(Rejection::ForensicInModel(_))
+        ));
+        // Signed counters that do not fit the verified point set.
+        let mut c = att.claims.clone();
+        c.points += 1;
+        let lie = Attestation::sign(c, &signer).unwrap();
+        assert!(matches!(
+            verify(&lie, &model, &p),
+            Err(Rejection::Counters(_))
         ));
         // Unsorted forensic points are malformed (one set, one encoding).
         let mut c = att.claims.clone();

@@ -164,8 +164,8 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     let att = match tpm.as_mut() {
         Some(t) => {
             let att = tsem_attest::attest_with_tpm(&ns, &cx, &signer, t, a.pcr)?;
-            if let Some(p) = &a.ak_out {
-                std::fs::write(p, t.ak_public_pem()?)
+            if let (Some(p), Some(q)) = (&a.ak_out, &att.tpm) {
+                std::fs::write(p, &q.ak_public)
                     .with_context(|| format!("{}: cannot write", p.display()))?;
             }
             att
