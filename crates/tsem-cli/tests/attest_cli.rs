@@ -667,3 +667,181 @@ fn bad_use_is_an_error_not_a_verdict() {
     let out = verify(&s.learned, NONCE, &["--key", p(&s.key)], &att, &[]);
     common::fails_with(&out, "key");
 }
+
+/// The signed bytes as docs/attestation.md defines them, written independently of the library.
+fn documented_encoding(c: &serde_json::Value) -> Vec<u8> {
+    fn hex(s: &serde_json::Value) -> Vec<u8> {
+        let s = s.as_str().unwrap();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+    fn bytes(o: &mut Vec<u8>, b: &[u8]) {
+        o.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        o.extend_from_slice(b);
+    }
+    let u64v =
+        |o: &mut Vec<u8>, k: &str| o.extend_from_slice(&c[k].as_u64().unwrap().to_be_bytes());
+    let mut o = b"tsem-attestation-1\0".to_vec();
+    bytes(&mut o, &hex(&c["nonce"]));
+    for k in ["hash", "mapping", "mode"] {
+        bytes(&mut o, c[k].as_str().unwrap().as_bytes());
+    }
+    for k in ["state", "measurement", "aggregate", "base"] {
+        bytes(&mut o, &hex(&c[k]));
+    }
+    if c["model"].is_null() {
+        o.push(0);
+    } else {
+        o.push(1);
+        bytes(&mut o, &hex(&c["model"]));
+    }
+    u64v(&mut o, "events");
+    u64v(&mut o, "points");
+    u64v(&mut o, "forensics_events");
+    let f = c["forensic_points"].as_array().unwrap();
+    o.extend_from_slice(&(f.len() as u32).to_be_bytes());
+    for p in f {
+        bytes(&mut o, &hex(p));
+    }
+    u64v(&mut o, "denied");
+    u64v(&mut o, "lost_events");
+    for k in ["host", "workload"] {
+        bytes(&mut o, c[k].as_str().unwrap().as_bytes());
+    }
+    u64v(&mut o, "time");
+    bytes(&mut o, c["tool"].as_str().unwrap().as_bytes());
+    match c["tpm_pcr"].as_u64() {
+        None => o.push(0),
+        Some(p) => {
+            o.push(1);
+            o.extend_from_slice(&(p as u32).to_be_bytes());
+        }
+    }
+    if c["tpm_pcr_prior"].is_null() {
+        o.push(0);
+    } else {
+        o.push(1);
+        bytes(&mut o, &hex(&c["tpm_pcr_prior"]));
+    }
+    o
+}
+
+fn tool(name: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{name} is not installed (apt-get install {package})");
+}
+
+#[test]
+fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
+    use base64::Engine as _;
+    tool("openssl", "openssl");
+    tool("tpm2_checkquote", "tpm2-tools");
+    let s = setup("interop");
+    let tpm = Swtpm::start("interop");
+    let ak = s.dir.join("ak.pem");
+    let att = attest(
+        &s,
+        "t.json",
+        &[
+            "--model",
+            p(&s.learned),
+            "--tpm",
+            &tpm.tcti(),
+            "--ak-out",
+            p(&ak),
+        ],
+        &[1, 2],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&att).unwrap()).unwrap();
+    let msg = documented_encoding(&v["claims"]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    // Ed25519 over the documented bytes, checked by OpenSSL.
+    let (m, sig) = (s.dir.join("claims.bin"), s.dir.join("claims.sig"));
+    std::fs::write(&m, &msg).unwrap();
+    let sigb = b64
+        .decode(v["signature"]["value"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(&sig, &sigb).unwrap();
+    let ossl = |m: &Path| {
+        Command::new("openssl")
+            .args([
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                p(&s.key_pub),
+                "-rawin",
+            ])
+            .args(["-in", p(m), "-sigfile", p(&sig)])
+            .output()
+            .unwrap()
+    };
+    let out = ossl(&m);
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut other = msg.clone();
+    *other.last_mut().unwrap() ^= 1;
+    let m2 = s.dir.join("other.bin");
+    std::fs::write(&m2, &other).unwrap();
+    assert!(!ossl(&m2).status.success());
+
+    // The quote, qualified with SHA-256 of the documented bytes, checked by tpm2-tools.
+    let qd = tsem_core::HashAlg::Sha256.digest(&msg).to_hex();
+    let tq = &v["tpm"];
+    let (qm, qs) = (s.dir.join("q.msg"), s.dir.join("q.sig"));
+    std::fs::write(&qm, b64.decode(tq["attest"].as_str().unwrap()).unwrap()).unwrap();
+    let hexb = |k: &str| {
+        let h = tq[k].as_str().unwrap();
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    // TPMT_SIGNATURE: TPM_ALG_ECDSA, TPM_ALG_SHA256, TPM2B r, TPM2B s.
+    let mut t = vec![0x00, 0x18, 0x00, 0x0b];
+    for k in ["sig_r", "sig_s"] {
+        let b = hexb(k);
+        t.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        t.extend_from_slice(&b);
+    }
+    std::fs::write(&qs, &t).unwrap();
+    let check = |q: &str| {
+        Command::new("tpm2_checkquote")
+            .args([
+                "-u",
+                p(&ak),
+                "-m",
+                p(&qm),
+                "-s",
+                p(&qs),
+                "-g",
+                "sha256",
+                "-q",
+                q,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = check(&qd);
+    assert!(
+        out.status.success(),
+        "tpm2_checkquote: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !check(&v["claims"]["nonce"].as_str().unwrap().to_string())
+            .status
+            .success()
+    );
+}
