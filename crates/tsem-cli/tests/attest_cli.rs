@@ -840,7 +840,7 @@ fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        !check(&v["claims"]["nonce"].as_str().unwrap().to_string())
+        !check(v["claims"]["nonce"].as_str().unwrap())
             .status
             .success()
     );
