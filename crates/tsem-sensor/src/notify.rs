@@ -883,7 +883,7 @@ impl<H: EventHandler> Notifier<H> {
         if is(&st, libc::S_IFIFO) {
             // Opening a FIFO blocks until the other end shows up, which may be another
             // supervised task: do it on a helper thread and answer from there.
-            return Ok(self.defer_fifo(call, link, real_flags, cloexec));
+            return Ok(self.defer_fifo(call, p, real_flags, cloexec));
         }
         if !is(&st, libc::S_IFREG) {
             // TSEM models opens of regular files only.
@@ -936,17 +936,19 @@ impl<H: EventHandler> Notifier<H> {
         Ok(Reply::AddFd(fd, cloexec))
     }
 
-    fn defer_fifo(&mut self, call: &Call, link: CString, flags: u64, cloexec: bool) -> Reply {
+    fn defer_fifo(&mut self, call: &Call, p: OwnedFd, flags: u64, cloexec: bool) -> Reply {
         Counters::bump(&self.shared.counters.unmodeled);
         let Ok(nfd) = self.fd.try_clone() else {
             return Reply::Error(libc::ENOMEM);
         };
         let id = call.n.id;
-        // The magic link must stay valid while the helper opens it: hand over the O_PATH fd.
+        // The helper owns the O_PATH descriptor, so the magic link it opens keeps naming the
+        // FIFO checked here (a closed number could be reused by an unrelated open).
         let spawned = std::thread::Builder::new()
             .name("tsem-fifo".into())
             .spawn(move || {
-                let r = sys::openat2(None, &link, flags, 0, 0);
+                let link = format!("/proc/self/fd/{}", p.as_raw_fd());
+                let r = sys::open(&link, flags as i32 & !libc::O_CLOEXEC);
                 match r {
                     Ok(fd) => {
                         if let Err(e) = sys::notif_addfd_send(nfd.as_fd(), id, fd.as_fd(), cloexec)
@@ -1203,7 +1205,7 @@ impl<H: EventHandler> Notifier<H> {
         let blocking = sys::status_flags(f.as_fd())
             .map(|fl| fl & libc::O_NONBLOCK == 0)
             .unwrap_or(true);
-        let emulate = self.same_creds(call) && !relative_unix && (bind || !blocking);
+        let emulate = self.same_creds(call) && !relative_unix;
         call.emulated = emulate;
         let v = self.ask(call, ty, Cell::SockAddr { sock, addr: parsed });
         if let Some(r) = Self::verdict_reply(v) {
@@ -1214,10 +1216,41 @@ impl<H: EventHandler> Notifier<H> {
         }
         // The address checked is the address used: the operation runs on the target's own
         // socket (a duplicate of its descriptor) with our copy of the argument.
+        if !bind && blocking {
+            // A blocking connect may take long; answer it from a helper thread so the other
+            // notifications keep flowing.
+            return Ok(self.defer(call, move || {
+                match sys::sock_addr_call(f.as_fd(), &addr, false) {
+                    Ok(()) => Response::Value(0),
+                    Err(e) => Response::Error(e),
+                }
+            }));
+        }
         Ok(match sys::sock_addr_call(f.as_fd(), &addr, bind) {
             Ok(()) => Reply::Value(0),
             Err(e) => Reply::Error(e),
         })
+    }
+
+    /// Perform a blocking emulation on a helper thread that answers the notification itself.
+    fn defer(&mut self, call: &Call, work: impl FnOnce() -> Response + Send + 'static) -> Reply {
+        let Ok(nfd) = self.fd.try_clone() else {
+            return Reply::Error(libc::ENOMEM);
+        };
+        let id = call.n.id;
+        let spawned = std::thread::Builder::new()
+            .name("tsem-blocking".into())
+            .spawn(move || {
+                // ENOENT: the target gave up meanwhile; nothing is waiting for the answer.
+                let _ = sys::notif_send(nfd.as_fd(), id, work());
+            });
+        match spawned {
+            Ok(_) => {
+                Counters::bump(&self.shared.counters.emulated);
+                Reply::Deferred
+            }
+            Err(_) => Reply::Error(libc::EAGAIN),
+        }
     }
 
     fn sys_listen(&mut self, call: &mut Call) -> Result<Reply, Fail> {

@@ -22,6 +22,17 @@ fn helper() {
             let ok: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
             if ok == 4 { 0 } else { 1 }
         }
+        // Connect (blocking) to 127.0.0.1:PORT and send "hello".
+        "connect" => {
+            let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(mut s) => {
+                    std::io::Write::write_all(&mut s, b"hello").unwrap();
+                    0
+                }
+                Err(_) => 1,
+            }
+        }
         other => panic!("unknown helper mode {other}"),
     };
     std::process::exit(code);
@@ -136,6 +147,57 @@ fn signals_and_stops_reach_the_workload() {
         .filter(|e| e.event.header.event_type == EventType::TaskKill)
         .count();
     assert!(kills >= 4, "{kills} task_kill events");
+}
+
+#[test]
+fn fifo_opens_block_until_the_other_end_without_stalling_the_sensor() {
+    let d = scratch("fifo");
+    let rec = Recorder::default();
+    // The reader's open blocks until the writer's open, which needs its own notification
+    // answered meanwhile.
+    let r = run_sh(
+        "mkfifo f; (sleep 0.1; echo hi > f) & read x < f; test \"$x\" = hi",
+        Some(&d),
+        rec.clone(),
+    );
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    assert!(
+        rec.events()
+            .iter()
+            .any(|e| e.event.header.event_type == EventType::InodeMknod)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn blocking_connect_is_performed_by_the_sensor() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let rec = Recorder::default();
+    let r = run_helper("connect", &[("PORT", &port.to_string())], None, rec.clone());
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    let (mut s, _) = l.accept().unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+    assert_eq!(got, "hello");
+    let ev = rec
+        .events()
+        .into_iter()
+        .find(|e| e.event.header.event_type == EventType::SocketConnect)
+        .unwrap();
+    assert!(ev.emulated);
+    let tsem_core::event::Cell::SockAddr { sock, addr } = &ev.event.cell else {
+        panic!()
+    };
+    assert_eq!(sock.family, libc::AF_INET as u32);
+    assert_ne!(
+        sock.owner,
+        Digest::zero(32),
+        "the socket's creator is known"
+    );
+    assert!(
+        matches!(addr, Some(tsem_core::event::SockAddr::Inet { port: p, .. }) if *p == port.to_be())
+    );
 }
 
 #[test]
