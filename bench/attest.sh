@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: verifications per second of `tsem verify` on the real capture (process_1.json enforced
 # under test.model, 196 points): Ed25519-signed attestations, TPM quotes (swtpm, ECDSA P-256 AK),
-# and both. Each verification parses the JSON file and runs every check, including recomputing the
+# and both; RSA 2048 AK quotes. Each verification parses the JSON file and runs every check, including recomputing the
 # model's state; nothing is cached between verifications. Prints one JSON line per run.
 #
 # Needs: cargo, swtpm (Debian swtpm swtpm-tools), libtss2-dev to build. Environment: N (10000),
@@ -39,7 +39,12 @@ nonce=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
     --tpm "swtpm:host=127.0.0.1,port=$PORT" --ak-out "$work/ak.pem" \
     -o "$work/quoted.json" "$proc/process_1.json" 2>/dev/null
 
+"$tsem" attest --nonce "$nonce" --key "$work/key" --model "$proc/test.model" \
+    --tpm "swtpm:host=127.0.0.1,port=$PORT" --ak-alg rsa --ak-out "$work/rsa-ak.pem" \
+    -o "$work/rsa-quoted.json" "$proc/process_1.json" 2>/dev/null
+
 v() { "$tsem" verify --model "$proc/test.model" --nonce "$nonce" --bench "$N" "$@" | tail -1; }
 v --key "$work/key.pub" "$work/signed.json"
 v --ak "$work/ak.pem" "$work/quoted.json"
 v --ak "$work/ak.pem" --key "$work/key.pub" "$work/quoted.json"
+v --ak "$work/rsa-ak.pem" "$work/rsa-quoted.json"

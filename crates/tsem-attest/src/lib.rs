@@ -28,10 +28,8 @@ pub use tsem_core::namespace::Namespace;
 
 pub use attestation::{Attestation, AttestationError, PublicKey, Signer, quote_data};
 pub use claims::{Claims, ClaimsError, Context, Identity, host_identity, now_unix, parse_nonce};
-pub use quote::{QuoteError, TpmQuote};
-pub use verify::{
-    AkKey, DEFAULT_PCR, ExpectedModel, Policy, Rejection, Verified, model_digest, verify,
-};
+pub use quote::{AkKey, QuoteError, TpmQuote};
+pub use verify::{DEFAULT_PCR, ExpectedModel, Policy, Rejection, Verified, model_digest, verify};
 
 /// The value extended into the PCR's SHA-256 bank for a state: the state itself when it is 32
 /// bytes (sha256, sm3), else its SHA-256.

@@ -184,12 +184,10 @@ pub fn parse_attest(b: &[u8]) -> Result<QuoteInfo, QuoteError> {
 pub struct TpmQuote {
     /// The marshalled `TPMS_ATTEST` (base64).
     pub attest: String,
-    /// Signature algorithm; only `ecdsa-p256-sha256`.
+    /// Signature algorithm: `ecdsa-p256-sha256` or `rsassa-sha256` (PKCS#1 v1.5).
     pub sig_alg: String,
-    /// ECDSA `r` (hex, big-endian).
-    pub sig_r: String,
-    /// ECDSA `s` (hex, big-endian).
-    pub sig_s: String,
+    /// The signature (hex): `r ‖ s`, 32 bytes each, for ECDSA; the PKCS#1 v1.5 signature for RSA.
+    pub sig: String,
     /// SHA-256 PCR values of the quoted PCRs, ascending by index: (index, hex).
     pub pcrs: Vec<(u32, String)>,
     /// The AK public key (SPKI PEM) the attester used. Informational: the verifier must use a
@@ -197,47 +195,110 @@ pub struct TpmQuote {
     pub ak_public: String,
 }
 
-/// Verify the quote's signature with `ak_pem` and that its PCR digest covers exactly `pcrs`
-/// (SHA-256 values, ascending index). Returns the parsed quote; the caller checks `extra_data`.
-pub fn check_quote(
-    attest: &[u8],
-    sig_r: &[u8],
-    sig_s: &[u8],
-    ak_pem: &str,
-    pcrs: &[(u32, [u8; 32])],
-) -> Result<QuoteInfo, QuoteError> {
-    let ak = p256::ecdsa::VerifyingKey::from_public_key_pem(ak_pem)
-        .map_err(|e| QuoteError::AkKey(e.to_string()))?;
-    verify_quote_with(&ak, attest, sig_r, sig_s, pcrs)
+/// `sig_alg` of ECDSA P-256 quotes.
+pub const ECDSA_P256_SHA256: &str = "ecdsa-p256-sha256";
+/// `sig_alg` of RSA (RSASSA-PKCS1-v1_5) quotes.
+pub const RSASSA_SHA256: &str = "rsassa-sha256";
+
+/// A TPM attestation key the verifier trusts: ECC NIST P-256 (ECDSA) or RSA (RSASSA-PKCS1-v1_5),
+/// both with SHA-256.
+#[derive(Debug, Clone)]
+pub enum AkKey {
+    /// ECDSA P-256.
+    P256(p256::ecdsa::VerifyingKey),
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rsa(rsa::pkcs1v15::VerifyingKey<sha2_010::Sha256>),
 }
 
-/// [`check_quote`] with an already decoded AK key.
-pub fn verify_quote_with(
-    ak: &p256::ecdsa::VerifyingKey,
-    attest: &[u8],
-    sig_r: &[u8],
-    sig_s: &[u8],
-    pcrs: &[(u32, [u8; 32])],
-) -> Result<QuoteInfo, QuoteError> {
-    let pad = |x: &[u8]| -> Result<[u8; 32], QuoteError> {
+impl AkKey {
+    /// From an SPKI PEM public key (P-256 or RSA), as `tsem attest --ak-out` writes it.
+    pub fn from_pem(pem: &str) -> Result<Self, QuoteError> {
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
+            return Ok(Self::P256(k));
+        }
+        use rsa::pkcs8::DecodePublicKey as _;
+        match rsa::RsaPublicKey::from_public_key_pem(pem) {
+            Ok(k) => Ok(Self::Rsa(rsa::pkcs1v15::VerifyingKey::new(k))),
+            Err(e) => Err(QuoteError::AkKey(format!(
+                "neither a P-256 nor an RSA SPKI PEM public key: {e}"
+            ))),
+        }
+    }
+
+    /// The `sig_alg` this key verifies.
+    pub fn sig_alg(&self) -> &'static str {
+        match self {
+            Self::P256(_) => ECDSA_P256_SHA256,
+            Self::Rsa(_) => RSASSA_SHA256,
+        }
+    }
+
+    fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), QuoteError> {
+        match self {
+            Self::P256(k) => {
+                let (r, s) = sig.split_at_checked(32).ok_or_else(|| {
+                    QuoteError::SignatureFormat(format!("{} bytes, not r ‖ s", sig.len()))
+                })?;
+                if s.len() != 32 {
+                    return Err(QuoteError::SignatureFormat(format!(
+                        "{} bytes, not r ‖ s",
+                        sig.len()
+                    )));
+                }
+                let mut rb = [0u8; 32];
+                let mut sb = [0u8; 32];
+                rb.copy_from_slice(r);
+                sb.copy_from_slice(s);
+                let sig = p256::ecdsa::Signature::from_scalars(rb, sb)
+                    .map_err(|e| QuoteError::SignatureFormat(e.to_string()))?;
+                // The TPM signs SHA-256(TPMS_ATTEST); the verifier hashes the message itself.
+                k.verify(msg, &sig).map_err(|_| QuoteError::Signature)
+            }
+            Self::Rsa(k) => {
+                use rsa::signature::Verifier as _;
+                let sig = rsa::pkcs1v15::Signature::try_from(sig)
+                    .map_err(|e| QuoteError::SignatureFormat(e.to_string()))?;
+                k.verify(msg, &sig).map_err(|_| QuoteError::Signature)
+            }
+        }
+    }
+}
+
+/// ECDSA `r` and `s` as the TPM returns them (big-endian, possibly shorter than 32 bytes) to the
+/// fixed `r ‖ s` form of [`TpmQuote::sig`].
+pub fn ecdsa_rs(r: &[u8], s: &[u8]) -> Result<[u8; 64], QuoteError> {
+    let mut o = [0u8; 64];
+    for (x, half) in [(r, 0usize), (s, 32)] {
         let x = match x.iter().position(|&b| b != 0) {
             Some(i) => x.get(i..).unwrap_or(&[]),
             None => &[],
         };
-        if x.len() > 32 {
-            return Err(QuoteError::SignatureFormat(format!(
-                "{}-byte scalar",
-                x.len()
-            )));
-        }
-        let mut o = [0u8; 32];
-        o[32 - x.len()..].copy_from_slice(x);
-        Ok(o)
-    };
-    let sig = p256::ecdsa::Signature::from_scalars(pad(sig_r)?, pad(sig_s)?)
-        .map_err(|e| QuoteError::SignatureFormat(e.to_string()))?;
-    // The TPM signs SHA-256(TPMS_ATTEST); the p256 verifier hashes the message with SHA-256.
-    ak.verify(attest, &sig).map_err(|_| QuoteError::Signature)?;
+        let start = (half + 32)
+            .checked_sub(x.len())
+            .filter(|&st| st >= half)
+            .ok_or_else(|| QuoteError::SignatureFormat(format!("{}-byte scalar", x.len())))?;
+        o[start..half + 32].copy_from_slice(x);
+    }
+    Ok(o)
+}
+
+/// Verify the quote's signature (`sig_alg`, `sig`) with the trusted `ak` and that its PCR digest
+/// covers exactly `pcrs` (SHA-256 values, ascending index). Returns the parsed quote; the caller
+/// checks `extra_data`.
+pub fn verify_quote_with(
+    ak: &AkKey,
+    attest: &[u8],
+    sig_alg: &str,
+    sig: &[u8],
+    pcrs: &[(u32, [u8; 32])],
+) -> Result<QuoteInfo, QuoteError> {
+    if sig_alg != ak.sig_alg() {
+        return Err(QuoteError::SignatureFormat(format!(
+            "quote signed with {sig_alg}, but the trusted AK verifies {}",
+            ak.sig_alg()
+        )));
+    }
+    ak.verify(attest, sig)?;
     let q = parse_attest(attest)?;
     let banks: Vec<u16> = q.selection.iter().map(|s| s.0).collect();
     let [(TPM_ALG_SHA256, quoted)] = q.selection.as_slice() else {
@@ -317,7 +378,7 @@ mod tests {
     fn signed_quote_checks_digest_selection_and_key() {
         use p256::ecdsa::signature::Signer as _;
         let sk = p256::ecdsa::SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
-        let vk = *sk.verifying_key();
+        let vk = AkKey::P256(*sk.verifying_key());
         let pcrs: Vec<(u32, [u8; 32])> = vec![(0, [1; 32]), (11, [2; 32])];
         let mut h = sha2::Sha256::new();
         h.update([1u8; 32]);
@@ -326,25 +387,40 @@ mod tests {
         let b = attest_bytes(b"x", &[0, 11], &d);
         let sig: p256::ecdsa::Signature = sk.sign(&b);
         let (r, s) = sig.split_bytes();
-        verify_quote_with(&vk, &b, &r, &s, &pcrs).unwrap();
+        let rs = ecdsa_rs(&r, &s).unwrap();
+        let e = ECDSA_P256_SHA256;
+        verify_quote_with(&vk, &b, e, &rs, &pcrs).unwrap();
+        assert!(matches!(
+            verify_quote_with(&vk, &b, RSASSA_SHA256, &rs, &pcrs),
+            Err(QuoteError::SignatureFormat(_))
+        ));
         // A PCR value that is not what was quoted.
         let mut other = pcrs.clone();
         other[1].1[0] ^= 1;
         assert!(matches!(
-            verify_quote_with(&vk, &b, &r, &s, &other),
+            verify_quote_with(&vk, &b, e, &rs, &other),
             Err(QuoteError::PcrDigest { .. })
         ));
         // PCR values for another selection.
         let sel = vec![(0, [1; 32]), (16, [2; 32])];
         assert!(matches!(
-            verify_quote_with(&vk, &b, &r, &s, &sel),
+            verify_quote_with(&vk, &b, e, &rs, &sel),
             Err(QuoteError::Selection { .. })
         ));
         // Another key.
         let sk2 = p256::ecdsa::SigningKey::from_bytes(&[8u8; 32].into()).unwrap();
         assert_eq!(
-            verify_quote_with(sk2.verifying_key(), &b, &r, &s, &pcrs),
+            verify_quote_with(&AkKey::P256(*sk2.verifying_key()), &b, e, &rs, &pcrs),
             Err(QuoteError::Signature)
         );
+    }
+
+    #[test]
+    fn short_ecdsa_scalars_are_left_padded() {
+        let o = ecdsa_rs(&[1], &[0, 0, 2]).unwrap();
+        assert_eq!(o[31], 1);
+        assert_eq!(o[63], 2);
+        assert_eq!(o.iter().filter(|&&b| b != 0).count(), 2);
+        assert!(ecdsa_rs(&[1; 33], &[1]).is_err());
     }
 }

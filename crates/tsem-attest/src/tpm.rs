@@ -1,6 +1,7 @@
 //! The attester's side of a TPM quote, through tss-esapi 7.7 (tpm2-tss ≥ 2.4.6).
 //!
-//! The attestation key is a primary key: a restricted ECDSA P-256/SHA-256 signing key created in
+//! The attestation key is a primary key: a restricted ECDSA P-256/SHA-256 (or, with [`AkAlg::Rsa`],
+//! RSA 2048 RSASSA/SHA-256) signing key created in
 //! the endorsement hierarchy from a fixed template. A primary key is derived from the hierarchy's
 //! seed and the template, so every session gets the same AK on the same TPM and a verifier can pin
 //! its public key (`tsem attest --ak-out`) without a persistent handle or credential activation.
@@ -18,18 +19,20 @@ use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::handles::{KeyHandle, PcrHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
+use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Data, DigestValues, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme,
-    PcrSelectionListBuilder, PcrSlot, Public, PublicBuilder, PublicEccParametersBuilder, Signature,
-    SignatureScheme, SymmetricDefinitionObject,
+    PcrSelectionListBuilder, PcrSlot, Public, PublicBuilder, PublicEccParametersBuilder,
+    PublicKeyRsa, PublicRsaParametersBuilder, RsaExponent, RsaScheme, Signature, SignatureScheme,
+    SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::Marshall as _;
 
 use crate::claims::to_hex;
-use crate::quote::TpmQuote;
+use crate::quote::{ECDSA_P256_SHA256, RSASSA_SHA256, TpmQuote, ecdsa_rs};
 
 /// TPM failures, naming the command.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +60,31 @@ fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
     }
 }
 
+/// The kind of attestation key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AkAlg {
+    /// ECC NIST P-256, ECDSA with SHA-256 (the default: small and fast to create).
+    #[default]
+    Ecc,
+    /// RSA 2048, RSASSA-PKCS1-v1_5 with SHA-256 (what many deployed verifiers expect).
+    Rsa,
+}
+
+impl std::str::FromStr for AkAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ecc" | "ecdsa" | "p256" => Ok(Self::Ecc),
+            "rsa" => Ok(Self::Rsa),
+            _ => Err(format!("unknown AK algorithm {s:?} (ecc, rsa)")),
+        }
+    }
+}
+
 /// A connection to a TPM.
 pub struct Tpm {
     ctx: Context,
+    ak_alg: AkAlg,
 }
 
 fn slot(i: u32) -> Result<PcrSlot, TpmError> {
@@ -69,7 +94,7 @@ fn slot(i: u32) -> Result<PcrSlot, TpmError> {
     PcrSlot::try_from(1u32 << i).map_err(|_| TpmError::Pcr(i))
 }
 
-fn ak_template() -> Result<Public, TpmError> {
+fn ak_template(alg: AkAlg) -> Result<Public, TpmError> {
     let attrs = ObjectAttributesBuilder::new()
         .with_restricted(true)
         .with_user_with_auth(true)
@@ -80,39 +105,80 @@ fn ak_template() -> Result<Public, TpmError> {
         .with_sensitive_data_origin(true)
         .build()
         .map_err(tss("AK attributes"))?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attrs)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new()
-                .with_symmetric(SymmetricDefinitionObject::Null)
-                .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
-                .with_curve(EccCurve::NistP256)
-                .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
-                .with_is_signing_key(true)
-                .with_is_decryption_key(false)
-                .with_restricted(true)
-                .build()
-                .map_err(tss("AK parameters"))?,
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-        .map_err(tss("AK template"))
+    let builder = match alg {
+        AkAlg::Ecc => PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Ecc)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attrs)
+            .with_ecc_parameters(
+                PublicEccParametersBuilder::new()
+                    .with_symmetric(SymmetricDefinitionObject::Null)
+                    .with_ecc_scheme(EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)))
+                    .with_curve(EccCurve::NistP256)
+                    .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+                    .with_is_signing_key(true)
+                    .with_is_decryption_key(false)
+                    .with_restricted(true)
+                    .build()
+                    .map_err(tss("AK parameters"))?,
+            )
+            .with_ecc_unique_identifier(EccPoint::default()),
+        AkAlg::Rsa => PublicBuilder::new()
+            .with_public_algorithm(PublicAlgorithm::Rsa)
+            .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+            .with_object_attributes(attrs)
+            .with_rsa_parameters(
+                PublicRsaParametersBuilder::new()
+                    .with_symmetric(SymmetricDefinitionObject::Null)
+                    .with_scheme(RsaScheme::RsaSsa(HashScheme::new(HashingAlgorithm::Sha256)))
+                    .with_key_bits(RsaKeyBits::Rsa2048)
+                    .with_exponent(RsaExponent::default())
+                    .with_is_signing_key(true)
+                    .with_is_decryption_key(false)
+                    .with_restricted(true)
+                    .build()
+                    .map_err(tss("AK parameters"))?,
+            )
+            .with_rsa_unique_identifier(PublicKeyRsa::default()),
+    };
+    builder.build().map_err(tss("AK template"))
 }
 
 fn ak_pem(public: &Public) -> Result<String, TpmError> {
+    match public {
+        Public::Ecc { unique, .. } => ecc_pem(unique.x().value(), unique.y().value()),
+        Public::Rsa {
+            unique, parameters, ..
+        } => {
+            use rsa::pkcs8::EncodePublicKey as _;
+            // TPM2B exponent 0 means the default, 2^16 + 1.
+            let e = match parameters.exponent().value() {
+                0 => 65537,
+                e => e,
+            };
+            let key = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(unique.value()),
+                rsa::BigUint::from(e),
+            )
+            .map_err(|_| TpmError::Unexpected("returned an unusable RSA AK"))?;
+            key.to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                .map_err(|_| TpmError::Unexpected("AK public key cannot be encoded"))
+        }
+        _ => Err(TpmError::Unexpected(
+            "returned an AK that is neither ECC nor RSA",
+        )),
+    }
+}
+
+fn ecc_pem(x: &[u8], y: &[u8]) -> Result<String, TpmError> {
     use p256::pkcs8::EncodePublicKey as _;
-    let Public::Ecc { unique, .. } = public else {
-        return Err(TpmError::Unexpected("returned a non-ECC AK"));
-    };
     let pad = |x: &[u8]| -> Option<[u8; 32]> {
         let mut o = [0u8; 32];
         let start = 32usize.checked_sub(x.len())?;
         o.get_mut(start..)?.copy_from_slice(x);
         Some(o)
     };
-    let (Some(x), Some(y)) = (pad(unique.x().value()), pad(unique.y().value())) else {
+    let (Some(x), Some(y)) = (pad(x), pad(y)) else {
         return Err(TpmError::Unexpected(
             "returned an AK point that is not P-256",
         ));
@@ -132,7 +198,15 @@ impl Tpm {
     pub fn open(tcti: &str) -> Result<Self, TpmError> {
         let conf = TctiNameConf::from_str(tcti).map_err(tss("TCTI"))?;
         let ctx = Context::new(conf).map_err(tss("connect"))?;
-        Ok(Self { ctx })
+        Ok(Self {
+            ctx,
+            ak_alg: AkAlg::default(),
+        })
+    }
+
+    /// Use an AK of this kind from now on (ECC by default).
+    pub fn set_ak_alg(&mut self, alg: AkAlg) {
+        self.ak_alg = alg;
     }
 
     /// SHA-256 values of `pcrs` (ascending, at most 8 per TPM2_PCR_Read, so read in turns).
@@ -193,7 +267,7 @@ impl Tpm {
     }
 
     fn create_ak(&mut self) -> Result<(KeyHandle, Public), TpmError> {
-        let template = ak_template()?;
+        let template = ak_template(self.ak_alg)?;
         let r = self
             .ctx
             .execute_with_session(Some(AuthSession::Password), |ctx| {
@@ -231,34 +305,39 @@ impl Tpm {
             .map_err(tss("PCR selection"))?;
         let data = Data::try_from(qualifying.to_vec()).map_err(tss("qualifying data"))?;
         let (ak, public) = self.create_ak()?;
+        let scheme = match self.ak_alg {
+            AkAlg::Ecc => SignatureScheme::EcDsa {
+                hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+            },
+            AkAlg::Rsa => SignatureScheme::RsaSsa {
+                hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+            },
+        };
         let res = self
             .ctx
             .execute_with_session(Some(AuthSession::Password), |ctx| {
-                ctx.quote(
-                    ak,
-                    data,
-                    SignatureScheme::EcDsa {
-                        hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
-                    },
-                    sel,
-                )
+                ctx.quote(ak, data, scheme, sel)
             });
         // Flush before looking at the result: a leaked transient object fills the TPM's slots.
         let flushed = self.ctx.flush_context(ak.into());
         let (attest, sig) = res.map_err(tss("Quote"))?;
         flushed.map_err(tss("FlushContext"))?;
-        let Signature::EcDsa(sig) = sig else {
-            return Err(TpmError::Unexpected(
-                "signed the quote with a non-ECDSA scheme",
-            ));
+        let (sig_alg, sig) = match sig {
+            Signature::EcDsa(e) => (
+                ECDSA_P256_SHA256,
+                ecdsa_rs(e.signature_r().value(), e.signature_s().value())
+                    .map_err(|_| TpmError::Unexpected("returned an oversized ECDSA scalar"))?
+                    .to_vec(),
+            ),
+            Signature::RsaSsa(r) => (RSASSA_SHA256, r.signature().value().to_vec()),
+            _ => return Err(TpmError::Unexpected("signed the quote with another scheme")),
         };
         let attest = attest.marshall().map_err(tss("marshal TPMS_ATTEST"))?;
         let pcrs = self.read_pcrs(&idx)?;
         Ok(TpmQuote {
             attest: crate::attestation::b64_encode(&attest),
-            sig_alg: "ecdsa-p256-sha256".into(),
-            sig_r: to_hex(sig.signature_r().value()),
-            sig_s: to_hex(sig.signature_s().value()),
+            sig_alg: sig_alg.into(),
+            sig: to_hex(&sig),
             pcrs: pcrs.iter().map(|(i, v)| (*i, to_hex(v))).collect(),
             ak_public: ak_pem(&public)?,
         })

@@ -11,7 +11,7 @@ use tsem_format::ModelFile;
 
 use crate::attestation::{PublicKey, b64_decode, quote_data};
 use crate::claims::{ClaimsError, from_hex, to_hex};
-use crate::quote::{QuoteError, verify_quote_with};
+use crate::quote::{AkKey, QuoteError, verify_quote_with};
 use crate::{Attestation, pcr_value_of_state};
 
 /// The digest of a model file as attested: SHA-256 of the bytes its signatures cover
@@ -133,22 +133,6 @@ impl ExpectedModel {
 
     fn contains(&self, d: &Digest) -> bool {
         self.points.binary_search(d).is_ok()
-    }
-}
-
-/// A TPM attestation key (P-256) the verifier trusts.
-#[derive(Debug, Clone)]
-pub struct AkKey {
-    key: p256::ecdsa::VerifyingKey,
-}
-
-impl AkKey {
-    /// From an SPKI PEM public key, as `tsem attest --ak-out` writes it.
-    pub fn from_pem(pem: &str) -> Result<Self, QuoteError> {
-        use p256::pkcs8::DecodePublicKey as _;
-        let key = p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
-            .map_err(|e| QuoteError::AkKey(format!("not a P-256 SPKI PEM key: {e}")))?;
-        Ok(Self { key })
     }
 }
 
@@ -417,14 +401,7 @@ pub fn verify(
         }
         let attest = b64_decode(&q.attest)
             .ok_or_else(|| Rejection::Malformed("tpm.attest: not base64".into()))?;
-        let r = from_hex("tpm.sig_r", &q.sig_r).map_err(malformed)?;
-        let s = from_hex("tpm.sig_s", &q.sig_s).map_err(malformed)?;
-        if q.sig_alg != "ecdsa-p256-sha256" {
-            return Err(Rejection::Malformed(format!(
-                "tpm.sig_alg: {:?} is not supported (ecdsa-p256-sha256)",
-                q.sig_alg
-            )));
-        }
+        let sig = from_hex("tpm.sig", &q.sig).map_err(malformed)?;
         let mut pcrs = Vec::with_capacity(q.pcrs.len());
         for (i, h) in &q.pcrs {
             let v: [u8; 32] = from_hex("tpm.pcrs", h)
@@ -433,7 +410,7 @@ pub fn verify(
                 .map_err(|_| Rejection::Malformed(format!("tpm.pcrs: PCR {i} is not 32 bytes")))?;
             pcrs.push((*i, v));
         }
-        let info = verify_quote_with(&ak.key, &attest, &r, &s, &pcrs)?;
+        let info = verify_quote_with(ak, &attest, &q.sig_alg, &sig, &pcrs)?;
         let expected = quote_data(c).map_err(malformed)?;
         if info.extra_data != expected {
             return Err(QuoteError::ExtraData {
@@ -596,8 +573,8 @@ pub fn verify(
 pub fn key_kind(pem: &str) -> &'static str {
     if ed25519_dalek::VerifyingKey::from_public_key_pem(pem).is_ok() {
         "ed25519"
-    } else if AkKey::from_pem(pem).is_ok() {
-        "p256"
+    } else if let Ok(k) = AkKey::from_pem(pem) {
+        k.sig_alg()
     } else {
         "unknown"
     }
@@ -670,8 +647,7 @@ mod tests {
         TpmQuote {
             attest: b64_encode(&v),
             sig_alg: "ecdsa-p256-sha256".into(),
-            sig_r: crate::claims::to_hex(&r),
-            sig_s: crate::claims::to_hex(&s),
+            sig: crate::claims::to_hex(&crate::quote::ecdsa_rs(&r, &s).unwrap()),
             pcrs: pcrs
                 .iter()
                 .map(|(i, x)| (*i, crate::claims::to_hex(x)))
@@ -719,9 +695,7 @@ mod tests {
         let (signer, _) = keys();
         let ak = p256::ecdsa::SigningKey::from_bytes(&[3u8; 32].into()).unwrap();
         let mut policy = Policy::new(NONCE.to_vec());
-        policy.ak = Some(AkKey {
-            key: *ak.verifying_key(),
-        });
+        policy.ak = Some(AkKey::P256(*ak.verifying_key()));
 
         let ns = namespace(zeros_aggregate());
         let model = model_of(&ns);
@@ -865,9 +839,7 @@ mod tests {
         let canonical = att.claims.canonical().unwrap();
         let mut p = Policy::new(NONCE.to_vec());
         p.key = Some(key);
-        p.ak = Some(AkKey {
-            key: *ak.verifying_key(),
-        });
+        p.ak = Some(AkKey::P256(*ak.verifying_key()));
         verify(&att, &model, &p).unwrap();
         let mut bytes = text.into_bytes();
         for i in 0..bytes.len() {

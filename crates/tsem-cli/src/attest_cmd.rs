@@ -34,6 +34,9 @@ pub struct AttestArgs {
     /// PCR to extend the state into (SHA-256 bank).
     #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
     pub pcr: u32,
+    /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
+    #[arg(long, value_name = "ALG", default_value = "ecc", requires = "tpm")]
+    pub ak_alg: tsem_attest::tpm::AkAlg,
     /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
     #[arg(long, value_name = "FILE", requires = "tpm")]
     pub ak_out: Option<PathBuf>,
@@ -119,7 +122,11 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     let signer = Signer::from_pem(&read_text(&a.key, "key")?)
         .with_context(|| format!("{}", a.key.display()))?;
     let mut tpm = match &a.tpm {
-        Some(t) => Some(tsem_attest::tpm::Tpm::open(t)?),
+        Some(t) => {
+            let mut t = tsem_attest::tpm::Tpm::open(t)?;
+            t.set_ak_alg(a.ak_alg);
+            Some(t)
+        }
         None => None,
     };
     let mut aggregate = a.aggregate.clone();

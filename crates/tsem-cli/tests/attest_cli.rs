@@ -738,13 +738,43 @@ fn tool(name: &str, package: &str) {
     assert!(found, "{name} is not installed (apt-get install {package})");
 }
 
+/// A marshalled TPMT_SIGNATURE, as tpm2_checkquote reads it.
+fn tpmt_signature(alg: &str, sig: &[u8]) -> Vec<u8> {
+    let tpm2b = |t: &mut Vec<u8>, b: &[u8]| {
+        t.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        t.extend_from_slice(b);
+    };
+    match alg {
+        // TPM_ALG_ECDSA, TPM_ALG_SHA256, TPM2B r, TPM2B s.
+        "ecdsa-p256-sha256" => {
+            let mut t = vec![0x00, 0x18, 0x00, 0x0b];
+            tpm2b(&mut t, &sig[..32]);
+            tpm2b(&mut t, &sig[32..]);
+            t
+        }
+        // TPM_ALG_RSASSA, TPM_ALG_SHA256, TPM2B signature.
+        "rsassa-sha256" => {
+            let mut t = vec![0x00, 0x14, 0x00, 0x0b];
+            tpm2b(&mut t, sig);
+            t
+        }
+        other => panic!("unexpected sig_alg {other}"),
+    }
+}
+
 #[test]
 fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
+    for alg in ["ecc", "rsa"] {
+        interop(alg);
+    }
+}
+
+fn interop(ak_alg: &str) {
     use base64::Engine as _;
     tool("openssl", "openssl");
     tool("tpm2_checkquote", "tpm2-tools");
-    let s = setup("interop");
-    let tpm = Swtpm::start("interop");
+    let s = setup(&format!("interop-{ak_alg}"));
+    let tpm = Swtpm::start(&format!("interop-{ak_alg}"));
     let ak = s.dir.join("ak.pem");
     let att = attest(
         &s,
@@ -754,11 +784,22 @@ fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
             p(&s.learned),
             "--tpm",
             &tpm.tcti(),
+            "--ak-alg",
+            ak_alg,
             "--ak-out",
             p(&ak),
         ],
         &[1, 2],
     );
+    // The quote verifies with the AK it was made with, the forensics within policy.
+    let line = ok(&verify(
+        &s.learned,
+        NONCE,
+        &["--ak", p(&ak)],
+        &att,
+        &["--max-forensics", "2"],
+    ));
+    assert!(line.contains("TPM quote (PCR 11) valid"), "{line}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&att).unwrap()).unwrap();
     let msg = documented_encoding(&v["claims"]);
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -808,13 +849,8 @@ fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
             .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
             .collect::<Vec<u8>>()
     };
-    // TPMT_SIGNATURE: TPM_ALG_ECDSA, TPM_ALG_SHA256, TPM2B r, TPM2B s.
-    let mut t = vec![0x00, 0x18, 0x00, 0x0b];
-    for k in ["sig_r", "sig_s"] {
-        let b = hexb(k);
-        t.extend_from_slice(&(b.len() as u16).to_be_bytes());
-        t.extend_from_slice(&b);
-    }
+    let sig = hexb("sig");
+    let t = tpmt_signature(tq["sig_alg"].as_str().unwrap(), &sig);
     std::fs::write(&qs, &t).unwrap();
     let check = |q: &str| {
         Command::new("tpm2_checkquote")
