@@ -52,7 +52,7 @@ pub struct Attestation {
     pub claims: Claims,
     /// Ed25519 signature over [`Claims::canonical`].
     pub signature: Option<Signature>,
-    /// TPM quote over the state's PCR and PCRs 0–7, qualified with [`Attestation::quote_data`].
+    /// TPM quote over the state's PCR and PCRs 0–7, qualified with [`quote_data`].
     pub tpm: Option<TpmQuote>,
 }
 
