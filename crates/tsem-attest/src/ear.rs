@@ -11,7 +11,8 @@
 //! - `configuration`: 2 when the attester's model file is the verifier's; 32 when only their
 //!   points agree or no model was in force.
 //! - `hardware`: 2 when the aggregate was checked against an event log or a TPM quote; 96 when it
-//!   disagrees; absent otherwise.
+//!   disagrees; 32 when it differs from the model's `aggregate` line and nothing checked it; absent
+//!   otherwise.
 //! - `runtime-opaque`/`storage-opaque`/`sourced-data`: not claimed.
 //!
 //! A rejection for authenticity or freshness (signature, quote, nonce, age, malformed) sets every
@@ -46,10 +47,11 @@ pub fn trust_vector(outcome: &Result<Verified, Rejection>) -> Map<String, Value>
         Ok(ok) => {
             set("instance-identity", 2);
             set("executables", if ok.forensics_events > 0 { 33 } else { 2 });
-            let model_differs = !ok.warnings.is_empty();
-            set("configuration", if model_differs { 32 } else { 2 });
-            if ok.aggregate_checked || ok.quoted.is_some() {
+            set("configuration", if ok.model_differs { 32 } else { 2 });
+            if ok.aggregate_checked {
                 set("hardware", 2);
+            } else if ok.aggregate_unverified {
+                set("hardware", 32);
             }
         }
         Err(r) => match r {
@@ -189,6 +191,8 @@ mod tests {
                 signed: true,
                 quoted: None,
                 aggregate_checked: false,
+                model_differs: false,
+                aggregate_unverified: false,
                 warnings: vec![],
             }),
             "00",

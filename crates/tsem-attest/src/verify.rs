@@ -27,6 +27,8 @@ pub fn model_digest(m: &ModelFile) -> Digest {
 pub struct ExpectedModel {
     alg: HashAlg,
     base: Digest,
+    /// The model's `aggregate` line, if any (the platform it was learned on).
+    aggregate: Option<Digest>,
     /// Sorted, unique.
     points: Vec<Digest>,
     /// `P(c) = HF(base || c)` of each point, in the same order: the projection does not depend on
@@ -70,6 +72,7 @@ impl ExpectedModel {
         Ok(Self {
             alg,
             base,
+            aggregate: m.aggregate(),
             points,
             projected,
             digest: model_digest(m),
@@ -329,8 +332,12 @@ pub struct Verified {
     pub signed: bool,
     /// The TPM quote was checked; its reset count.
     pub quoted: Option<u32>,
-    /// The aggregate was checked against the verifier's own.
+    /// The aggregate was checked against the verifier's own (event log) or the quoted PCRs 0–7.
     pub aggregate_checked: bool,
+    /// The attester's model file is not the verifier's (same points), or no model was in force.
+    pub model_differs: bool,
+    /// The aggregate differs from the model's and nothing checked it.
+    pub aggregate_unverified: bool,
     /// Things that do not reject but that a relying party should know (e.g. another model file
     /// with the same points).
     pub warnings: Vec<String>,
@@ -550,13 +557,27 @@ pub fn verify(
         });
     }
     let mut warnings = Vec::new();
-    match &c.model {
-        Some(m) if !m.eq_ignore_ascii_case(&model.digest.to_hex()) => warnings.push(format!(
-            "the attester's model file {m} is not the verifier's {} (same points)",
-            model.digest
-        )),
-        None => warnings.push("the attester modeled freely (no model was in force)".into()),
-        _ => {}
+    let model_differs = match &c.model {
+        Some(m) if !m.eq_ignore_ascii_case(&model.digest.to_hex()) => {
+            warnings.push(format!(
+                "the attester's model file {m} is not the verifier's {} (same points)",
+                model.digest
+            ));
+            true
+        }
+        None => {
+            warnings.push("the attester modeled freely (no model was in force)".into());
+            true
+        }
+        _ => false,
+    };
+    let aggregate_checked = policy.aggregate.is_some() || quoted.is_some();
+    let aggregate_unverified =
+        !aggregate_checked && model.aggregate.is_some_and(|a| a != aggregate);
+    if aggregate_unverified {
+        warnings.push(format!(
+            "aggregate {aggregate} is not the model's and was not checked against an event log or a quote"
+        ));
     }
     Ok(Verified {
         state,
@@ -564,7 +585,9 @@ pub fn verify(
         forensics_events: c.forensics_events,
         signed: policy.key.is_some(),
         quoted,
-        aggregate_checked: policy.aggregate.is_some(),
+        aggregate_checked,
+        model_differs,
+        aggregate_unverified,
         warnings,
     })
 }

@@ -484,6 +484,20 @@ fn aggregate_is_checked_against_the_event_log() {
         &["--eventlog", p(&rhel)],
     ));
     assert!(line.contains("aggregate matches the event log"), "{line}");
+    // Without the log the state still verifies for that aggregate, but the verdict and the EAR
+    // say that nothing vouched for an aggregate other than the model's.
+    let earp = s.dir.join("ear.json");
+    let line = ok(&verify(&s.learned, NONCE, &key, &att, &["--ear", p(&earp)]));
+    assert!(
+        line.contains("is not the model's and was not checked"),
+        "{line}"
+    );
+    let e = ear(&earp);
+    assert_eq!(e["submods"]["tsem"]["ear.status"], "warning");
+    assert_eq!(
+        e["submods"]["tsem"]["ear.trustworthiness-vector"]["hardware"],
+        32
+    );
     rejected(
         &verify(
             &s.learned,
