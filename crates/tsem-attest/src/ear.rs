@@ -105,22 +105,27 @@ pub fn status(vector: &Map<String, Value>) -> &'static str {
     }
 }
 
-/// The EAR for one verification. `nonce` is the verifier's (hex); `iat` seconds since the epoch;
+/// The EAR for one verification. `nonce` is the verifier's (as `eat_nonce`, base64url like every
+/// EAT byte string in JSON); `iat` seconds since the epoch;
 /// `policy_id` names the appraisal policy (e.g. the model's digest); `reason` is the one-line
 /// verdict.
 pub fn ear(
     outcome: &Result<Verified, Rejection>,
-    nonce_hex: &str,
+    nonce: &[u8],
     iat: u64,
     policy_id: &str,
     reason: &str,
 ) -> Value {
     let vector = trust_vector(outcome);
     let st = status(&vector);
+    let nonce_b64 = {
+        use base64::Engine as _;
+        B64URL.encode(nonce)
+    };
     json!({
         "eat_profile": EAR_PROFILE,
         "iat": iat,
-        "eat_nonce": nonce_hex,
+        "eat_nonce": nonce_b64,
         "ear.verifier-id": {
             "developer": "tsem",
             "build": concat!("tsem ", env!("CARGO_PKG_VERSION")),
@@ -178,7 +183,7 @@ mod tests {
         let (sk, pk) = tsem_format::model_file::generate_ed25519().unwrap();
         let signer = crate::Signer::from_pem(&sk).unwrap();
         let key = crate::PublicKey::from_pem(&pk).unwrap();
-        let v = ear(&Err(Rejection::Lost(2)), "00", 5, "p", "rejected: lost");
+        let v = ear(&Err(Rejection::Lost(2)), &[0; 8], 5, "p", "rejected: lost");
         assert_eq!(v["submods"][SUBMOD]["ear.status"], "contraindicated");
         let jwt = to_jwt(&v, &signer);
         assert_eq!(from_jwt(&jwt, &key), Some(v.clone()));
@@ -195,7 +200,7 @@ mod tests {
                 aggregate_unverified: false,
                 warnings: vec![],
             }),
-            "00",
+            &[0; 8],
             5,
             "p",
             "verified",

@@ -279,7 +279,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let ear = tsem_attest::ear::ear(
         &outcome,
-        &a.nonce.to_lowercase(),
+        &policy.nonce,
         tsem_attest::now_unix(),
         &format!("tsem/model/sha256:{}", model.digest()),
         &line,
