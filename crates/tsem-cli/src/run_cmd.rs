@@ -79,10 +79,11 @@ struct Modeler {
 }
 
 impl Modeler {
-    fn tick(&mut self) {
+    /// Redraw the progress line at most every 200 ms, or now if `force`.
+    fn tick(&mut self, force: bool) {
         let Some(p) = &mut self.progress else { return };
         let now = Instant::now();
-        if now.duration_since(p.last).as_millis() < 200 {
+        if !force && now.duration_since(p.last).as_millis() < 200 {
             return;
         }
         p.last = now;
@@ -124,7 +125,7 @@ impl EventHandler for Modeler {
                 }
             }
         };
-        self.tick();
+        self.tick(false);
         v
     }
 
@@ -180,15 +181,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         mapping: a.mapping,
         ..SensorConfig::default()
     };
-    let report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
+    let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
         Ok(r) => r,
         Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
         Err(e) => return Err(e).context("cannot run the workload"),
     };
-    let m = &report.handler;
-    if m.progress.is_some() {
+    if report.handler.progress.is_some() {
+        report.handler.tick(true);
         eprintln!();
     }
+    let m = &report.handler;
     if let Some(e) = &report.listener_error {
         eprintln!("tsem: the sensor failed and the workload was killed: {e}");
     }
