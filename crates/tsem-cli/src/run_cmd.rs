@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
     #[arg(long, value_name = "NAME", default_value = "model0")]
     pub mapping: Mapping,
+    /// Keep file digests across runs in FILE, so unchanged executables and libraries are not
+    /// hashed again. Whoever can write FILE can make a changed file pass as its old contents:
+    /// keep it out of the workload's reach.
+    #[arg(long, value_name = "FILE")]
+    pub digest_cache: Option<PathBuf>,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -179,6 +184,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = SensorConfig {
         alg: a.digest,
         mapping: a.mapping,
+        digest_cache: a.digest_cache.clone(),
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {

@@ -462,3 +462,25 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
     assert_eq!(o.status.code(), Some(17));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_digest_cache_across_runs_does_not_change_the_state() {
+    let d = scratch("dcache");
+    let cache = d.join("digests");
+    let mut states = Vec::new();
+    for (i, with_cache) in [false, true, true].into_iter().enumerate() {
+        let s = d.join(format!("s{i}.json"));
+        let mut args = vec!["run", "--summary-json", s.to_str().unwrap()];
+        if with_cache {
+            args.extend_from_slice(&["--digest-cache", cache.to_str().unwrap()]);
+        }
+        args.extend_from_slice(&["--", "sh", "-c", "cat /etc/hostname > /dev/null"]);
+        let o = run_in(&d, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        states.push(summary(&s)["state"].clone());
+    }
+    assert!(std::fs::read_to_string(&cache).unwrap().lines().count() > 3);
+    assert_eq!(states[0], states[1]);
+    assert_eq!(states[1], states[2]);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -91,6 +91,9 @@ pub struct SensorConfig {
     pub cwd: Option<PathBuf>,
     /// Environment variables set (or replaced) for the workload on top of ours.
     pub env: Vec<(OsString, OsString)>,
+    /// Keep file digests across runs in this file (see
+    /// [`save_digest_cache`](crate::describe::save_digest_cache) for what this trusts).
+    pub digest_cache: Option<PathBuf>,
 }
 
 impl Default for SensorConfig {
@@ -100,6 +103,7 @@ impl Default for SensorConfig {
             mapping: Mapping::default(),
             cwd: None,
             env: Vec::new(),
+            digest_cache: None,
         }
     }
 }
@@ -242,7 +246,11 @@ pub fn run<H: EventHandler + 'static>(
         counters: Counters::default(),
         alg: config.alg,
         mapping: config.mapping,
-        digests: Default::default(),
+        digests: Arc::new(Mutex::new(match &config.digest_cache {
+            Some(p) => crate::describe::load_digest_cache(p, config.alg)
+                .map_err(setup("reading the digest cache"))?,
+            None => Default::default(),
+        })),
         own,
         own_root,
         own_netns,
@@ -281,6 +289,11 @@ pub fn run<H: EventHandler + 'static>(
         }
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
+    if let Some(p) = &config.digest_cache {
+        let cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner());
+        crate::describe::save_digest_cache(p, config.alg, &cache)
+            .map_err(setup("writing the digest cache"))?;
+    }
     let mut stats = shared.counters.snapshot();
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
     stats.tasks = tree.tasks_seen;
