@@ -1191,6 +1191,7 @@ impl<H: EventHandler> Notifier<H> {
             Err(_) => return Err(Fail::Errno(libc::ENOTSOCK)),
         };
         let parsed = parse_sockaddr(self.shared.alg, &addr, false);
+        let family = sock.family;
         let ty = if bind {
             EventType::SocketBind
         } else {
@@ -1226,7 +1227,17 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }));
         }
-        Ok(match sys::sock_addr_call(f.as_fd(), &addr, bind) {
+        // Binding a Unix socket to a path creates a node with the mode 0777 & ~umask of the
+        // binder: apply the caller's umask to this thread (whose fs_struct is private) meanwhile.
+        let unix_path = bind && family == libc::AF_UNIX as u32 && addr.len() > 2 && addr[2] != 0;
+        if unix_path {
+            sys::set_umask(self.umask(call));
+        }
+        let r = sys::sock_addr_call(f.as_fd(), &addr, bind);
+        if unix_path {
+            sys::set_umask(0);
+        }
+        Ok(match r {
             Ok(()) => Reply::Value(0),
             Err(e) => Reply::Error(e),
         })
@@ -2167,12 +2178,10 @@ pub fn parse_sockaddr(alg: HashAlg, b: &[u8], accept: bool) -> Option<SockAddr> 
             }
         }
         libc::AF_UNIX => {
+            // The kernel prints and hashes sun_path as a C string, so an abstract name (leading
+            // NUL) is the empty string.
             let p = &b[2..];
-            let end = if p.first() == Some(&0) {
-                p.len()
-            } else {
-                p.iter().position(|c| *c == 0).unwrap_or(p.len())
-            };
+            let end = p.iter().position(|c| *c == 0).unwrap_or(p.len());
             Some(SockAddr::Unix {
                 address: String::from_utf8_lossy(&p[..end]).into_owned(),
             })
@@ -2269,6 +2278,15 @@ mod tests {
             Some(SockAddr::Unix {
                 address: "/run/x.sock".into()
             })
+        );
+        let mut abs = (libc::AF_UNIX as u16).to_le_bytes().to_vec();
+        abs.extend_from_slice(b"\0abstract");
+        assert_eq!(
+            parse_sockaddr(HashAlg::Sha256, &abs, false),
+            Some(SockAddr::Unix {
+                address: String::new()
+            }),
+            "abstract names print as the empty C string"
         );
     }
 }

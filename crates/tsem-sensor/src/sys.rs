@@ -625,6 +625,12 @@ pub fn thread_private_fs_umask0() -> io::Result<()> {
     Ok(())
 }
 
+/// `umask(mask)` of the calling thread's fs_struct (private after [`thread_private_fs_umask0`]).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
 /// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphans of the workload are reparented to us.
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: plain integer arguments.

@@ -22,6 +22,15 @@ fn helper() {
             let ok: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
             if ok == 4 { 0 } else { 1 }
         }
+        // Bind a Unix socket under umask 077 (the path is absolute so the sensor performs it).
+        "bind_unix" => {
+            unsafe { libc::umask(0o077) };
+            let p = std::env::current_dir().unwrap().join("s.sock");
+            match std::os::unix::net::UnixListener::bind(p) {
+                Ok(_) => 0,
+                Err(_) => 1,
+            }
+        }
         // Connect (blocking) to 127.0.0.1:PORT and send "hello".
         "connect" => {
             let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
@@ -198,6 +207,28 @@ fn blocking_connect_is_performed_by_the_sensor() {
     assert!(
         matches!(addr, Some(tsem_core::event::SockAddr::Inet { port: p, .. }) if *p == port.to_be())
     );
+}
+
+#[test]
+fn unix_socket_nodes_get_the_callers_umask() {
+    let d = scratch("unixbind");
+    let rec = Recorder::default();
+    let r = run_helper("bind_unix", &[], Some(&d), rec.clone());
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("s.sock"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "umask 077 applies to the socket node");
+    let ev = rec
+        .events()
+        .into_iter()
+        .find(|e| e.event.header.event_type == EventType::SocketBind)
+        .unwrap();
+    assert!(ev.emulated);
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
