@@ -388,7 +388,8 @@ impl Describer {
                     owner: c.owner,
                     instance: c.instance,
                 }),
-                path_type: None,
+                // Printed in post-v4 JSON, never hashed for dentries (spec §12).
+                path_type: Some("root".to_string()),
                 pathname,
             },
         }

@@ -707,6 +707,33 @@ impl<H: EventHandler> Notifier<H> {
             Sysno::Capset => self.sys_capset(call),
             Sysno::Prctl => self.sys_prctl(call),
             Sysno::Setpgid => self.sys_setpgid(call),
+            Sysno::Setrlimit => self.sys_rlimit(call, 0, a[0], a[1]),
+            Sysno::Prlimit64 => self.sys_prlimit(call),
+            Sysno::SchedSetscheduler
+            | Sysno::SchedSetparam
+            | Sysno::SchedSetattr
+            | Sysno::SchedSetaffinity => {
+                self.task_cell(call, EventType::TaskSetscheduler, a[0] as i32)
+            }
+            Sysno::SchedGetscheduler
+            | Sysno::SchedGetparam
+            | Sysno::SchedGetattr
+            | Sysno::SchedGetaffinity
+            | Sysno::SchedRrGetInterval => {
+                self.task_cell(call, EventType::TaskGetscheduler, a[0] as i32)
+            }
+            Sysno::Getpgid | Sysno::Getsid if a[0] as i32 == 0 => {
+                // The kernel checks only other tasks.
+                Counters::bump(&self.shared.counters.unmodeled);
+                Ok(Reply::Continue)
+            }
+            Sysno::Getpgid => self.task_cell(call, EventType::TaskGetpgid, a[0] as i32),
+            Sysno::Getsid => self.task_cell(call, EventType::TaskGetsid, a[0] as i32),
+            Sysno::Setpriority => self.sys_setpriority(call),
+            Sysno::IoprioSet => self.sys_ioprio(call, true),
+            Sysno::IoprioGet => self.sys_ioprio(call, false),
+            Sysno::Capget => self.sys_capget(call),
+            Sysno::Socketpair => self.sys_socketpair(call),
             Sysno::Setuid
             | Sysno::Setgid
             | Sysno::Setreuid
@@ -1378,6 +1405,169 @@ impl<H: EventHandler> Notifier<H> {
             call,
             EventType::TaskSetpgid,
             Cell::TaskSetpgid { task, source },
+        )
+    }
+
+    /// TASK_ID of `pid` as the caller names it (0 = the caller itself).
+    fn task_arg(&self, call: &Call, pid: i32) -> Digest {
+        if pid == 0 {
+            return call.task.ident.task_id;
+        }
+        self.task_of(pid)
+            .unwrap_or_else(|| Digest::zero(self.shared.alg.size()))
+    }
+
+    /// Events whose CELL is just the target task.
+    fn task_cell(&mut self, call: &mut Call, ty: EventType, pid: i32) -> Result<Reply, Fail> {
+        let task = self.task_arg(call, pid);
+        self.simple(call, ty, Cell::Task { task })
+    }
+
+    /// task_setrlimit for `setrlimit` and for `prlimit64` with a new limit.
+    fn sys_rlimit(
+        &mut self,
+        call: &mut Call,
+        pid: i32,
+        resource: u64,
+        new: u64,
+    ) -> Result<Reply, Fail> {
+        let b = self.read_mem(call.tid, new, 16)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let q = |i: usize| {
+            u64::from_le_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        let task = self.task_arg(call, pid);
+        let cell = Cell::TaskSetrlimit {
+            task,
+            resource: resource as u32,
+            current: q(0),
+            max: q(8),
+        };
+        self.simple(call, EventType::TaskSetrlimit, cell)
+    }
+
+    fn sys_prlimit(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let pid = a[0] as i32;
+        if pid != 0 && pid != call.status.tgid {
+            // Another task's limits: task_prlimit with both credentials (LSM_PRLIMIT_READ = 1,
+            // LSM_PRLIMIT_WRITE = 2). securebits are not in /proc and are reported as 0.
+            let target = procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?;
+            let flags = u32::from(a[3] != 0) | (u32::from(a[2] != 0) << 1);
+            let cell = Cell::TaskPrlimit {
+                cred: tsem_core::event::Creds {
+                    ids: call.status.coe,
+                    securebits: 0,
+                },
+                tcred: tsem_core::event::Creds {
+                    ids: target.coe,
+                    securebits: 0,
+                },
+                flags,
+            };
+            let v = self.ask(call, EventType::TaskPrlimit, cell);
+            if let Some(r) = Self::verdict_reply(v) {
+                return Ok(r);
+            }
+        }
+        if a[2] == 0 {
+            return Ok(Reply::Continue);
+        }
+        self.sys_rlimit(call, pid, a[1], a[2])
+    }
+
+    fn sys_setpriority(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let (which, who) = (a[0] as i32, a[1] as i32);
+        let nice = (a[2] as i32).clamp(-20, 19);
+        // PRIO_PGRP and PRIO_USER reach several tasks: one event with a zero target.
+        let task = if which == libc::PRIO_PROCESS as i32 {
+            self.task_arg(call, who)
+        } else {
+            Digest::zero(self.shared.alg.size())
+        };
+        self.simple(
+            call,
+            EventType::TaskSetnice,
+            Cell::TaskValue {
+                task,
+                value: nice as u32,
+            },
+        )
+    }
+
+    fn sys_ioprio(&mut self, call: &mut Call, set: bool) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        // IOPRIO_WHO_PROCESS = 1; groups and users reach several tasks.
+        let task = if a[0] == 1 {
+            self.task_arg(call, a[1] as i32)
+        } else {
+            Digest::zero(self.shared.alg.size())
+        };
+        if set {
+            self.simple(
+                call,
+                EventType::TaskSetioprio,
+                Cell::TaskValue {
+                    task,
+                    value: a[2] as u32,
+                },
+            )
+        } else {
+            self.simple(call, EventType::TaskGetioprio, Cell::Task { task })
+        }
+    }
+
+    fn sys_capget(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let hdr = self.read_mem(call.tid, a[0], 8)?;
+        let pid = i32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
+        if a[1] == 0 {
+            // A version probe: no capability is read.
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::Continue);
+        }
+        let st = if pid == 0 {
+            call.status.clone()
+        } else {
+            procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?
+        };
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let cell = Cell::Capget {
+            target: self.task_arg(call, pid),
+            effective: st.coe.capeff,
+            inheritable: st.capinh,
+            permitted: st.capprm,
+        };
+        self.simple(call, EventType::Capget, cell)
+    }
+
+    fn sys_socketpair(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        // Both sockets are created by the caller (socket_post_create) before the hook.
+        let sock = Sock {
+            family: a[0] as u32,
+            sock_type: (a[1] & 0xf) as u32,
+            protocol: a[2] as u32,
+            owner: call.task.ident.task_id,
+        };
+        self.simple(
+            call,
+            EventType::SocketSocketpair,
+            Cell::SockPair { a: sock, b: sock },
         )
     }
 

@@ -38,6 +38,10 @@ pub struct Status {
     pub coe: Coe,
     /// `Groups:` (supplementary groups).
     pub groups: Vec<u32>,
+    /// `CapInh:`.
+    pub capinh: u64,
+    /// `CapPrm:`.
+    pub capprm: u64,
 }
 
 fn four(v: &str) -> Option<[u32; 4]> {
@@ -87,6 +91,8 @@ pub fn parse_status(text: &str, path: &str) -> Result<Status, ProcError> {
                 s.coe.capeff = u64::from_str_radix(v, 16).map_err(|_| err("CapEff"))?;
                 have_cap = true;
             }
+            "CapInh" => s.capinh = u64::from_str_radix(v, 16).map_err(|_| err("CapInh"))?,
+            "CapPrm" => s.capprm = u64::from_str_radix(v, 16).map_err(|_| err("CapPrm"))?,
             "Groups" => {
                 s.groups = v
                     .split_whitespace()

@@ -99,6 +99,24 @@ syscalls! {
     Capset = SYS_capset, "capset";
     Prctl = SYS_prctl, "prctl";
     Setpgid = SYS_setpgid, "setpgid";
+    Setrlimit = SYS_setrlimit, "setrlimit";
+    Prlimit64 = SYS_prlimit64, "prlimit64";
+    SchedSetscheduler = SYS_sched_setscheduler, "sched_setscheduler";
+    SchedSetparam = SYS_sched_setparam, "sched_setparam";
+    SchedSetattr = SYS_sched_setattr, "sched_setattr";
+    SchedSetaffinity = SYS_sched_setaffinity, "sched_setaffinity";
+    SchedGetscheduler = SYS_sched_getscheduler, "sched_getscheduler";
+    SchedGetparam = SYS_sched_getparam, "sched_getparam";
+    SchedGetattr = SYS_sched_getattr, "sched_getattr";
+    SchedGetaffinity = SYS_sched_getaffinity, "sched_getaffinity";
+    SchedRrGetInterval = SYS_sched_rr_get_interval, "sched_rr_get_interval";
+    Setpriority = SYS_setpriority, "setpriority";
+    IoprioSet = SYS_ioprio_set, "ioprio_set";
+    IoprioGet = SYS_ioprio_get, "ioprio_get";
+    Getpgid = SYS_getpgid, "getpgid";
+    Getsid = SYS_getsid, "getsid";
+    Capget = SYS_capget, "capget";
+    Socketpair = SYS_socketpair, "socketpair";
     // Calls that change what later events are described with (credentials, umask, root): the
     // supervisor drops its cached view of the caller's /proc status on them.
     Setuid = SYS_setuid, "setuid";

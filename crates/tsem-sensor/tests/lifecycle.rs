@@ -22,6 +22,10 @@ fn helper() {
             let ok: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
             if ok == 4 { 0 } else { 1 }
         }
+        "socketpair" => match std::os::unix::net::UnixStream::pair() {
+            Ok(_) => 0,
+            Err(_) => 1,
+        },
         // Bind a Unix socket under umask 077 (the path is absolute so the sensor performs it).
         "bind_unix" => {
             unsafe { libc::umask(0o077) };
@@ -229,6 +233,56 @@ fn unix_socket_nodes_get_the_callers_umask() {
         .unwrap();
     assert!(ev.emulated);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn task_events_are_described() {
+    let rec = Recorder::default();
+    let r = run_sh(
+        "ulimit -n 256 && nproc > /dev/null && nice -n 5 true",
+        None,
+        rec.clone(),
+    );
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    let evs = rec.events();
+    let find = |t: EventType| evs.iter().find(|e| e.event.header.event_type == t).cloned();
+    let rl = find(EventType::TaskSetrlimit).expect("ulimit -n is task_setrlimit");
+    let tsem_core::event::Cell::TaskSetrlimit {
+        resource,
+        current,
+        task,
+        ..
+    } = rl.event.cell
+    else {
+        panic!()
+    };
+    assert_eq!((resource, current), (libc::RLIMIT_NOFILE, 256));
+    assert_eq!(task, rl.event.header.task_id, "the shell's own limit");
+    assert!(
+        find(EventType::TaskGetscheduler).is_some(),
+        "nproc reads its affinity"
+    );
+    let nice = find(EventType::TaskSetnice).expect("nice is task_setnice");
+    assert!(matches!(
+        nice.event.cell,
+        tsem_core::event::Cell::TaskValue { value: 5, .. }
+    ));
+    let rec = Recorder::default();
+    let r = run_helper("socketpair", &[], None, rec.clone());
+    assert_eq!(r.exit.code(), 0);
+    let sp = rec
+        .events()
+        .into_iter()
+        .find(|e| e.event.header.event_type == EventType::SocketSocketpair)
+        .unwrap();
+    let tsem_core::event::Cell::SockPair { a, b } = sp.event.cell else {
+        panic!()
+    };
+    assert_eq!(
+        (a.family, b.family),
+        (libc::AF_UNIX as u32, libc::AF_UNIX as u32)
+    );
+    assert_eq!(a.owner, sp.event.header.task_id);
 }
 
 #[test]
