@@ -734,6 +734,18 @@ impl<H: EventHandler> Notifier<H> {
             Sysno::IoprioGet => self.sys_ioprio(call, false),
             Sysno::Capget => self.sys_capget(call),
             Sysno::Socketpair => self.sys_socketpair(call),
+            Sysno::Setxattr
+            | Sysno::Lsetxattr
+            | Sysno::Fsetxattr
+            | Sysno::Getxattr
+            | Sysno::Lgetxattr
+            | Sysno::Fgetxattr
+            | Sysno::Listxattr
+            | Sysno::Llistxattr
+            | Sysno::Flistxattr
+            | Sysno::Removexattr
+            | Sysno::Lremovexattr
+            | Sysno::Fremovexattr => self.sys_xattr(call),
             Sysno::Setuid
             | Sysno::Setgid
             | Sysno::Setreuid
@@ -1569,6 +1581,60 @@ impl<H: EventHandler> Notifier<H> {
             EventType::SocketSocketpair,
             Cell::SockPair { a: sock, b: sock },
         )
+    }
+
+    /// The xattr family: described from the object itself (path, honoring the `l*` no-follow
+    /// variants, or the target's descriptor), then continued: get and list return data into the
+    /// caller's memory, which the supervisor never writes.
+    fn sys_xattr(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        use Sysno::*;
+        let a = call.n.args;
+        let obj = match call.sys {
+            Fsetxattr | Fgetxattr | Flistxattr | Fremovexattr => {
+                self.target_file(call, a[0] as i32)?
+            }
+            Lsetxattr | Lgetxattr | Llistxattr | Lremovexattr => {
+                self.object(call, libc::AT_FDCWD as i64, a[0], libc::AT_SYMLINK_NOFOLLOW)?
+            }
+            _ => self.object(call, libc::AT_FDCWD as i64, a[0], 0)?,
+        };
+        let name = match call.sys {
+            Listxattr | Llistxattr | Flistxattr => None,
+            _ => Some(String::from_utf8_lossy(&self.read_cstr(call.tid, a[1])?).into_owned()),
+        };
+        let value = match call.sys {
+            Setxattr | Lsetxattr | Fsetxattr => {
+                self.read_mem(call.tid, a[2], (a[3] as usize).min(65536))?
+            }
+            _ => Vec::new(),
+        };
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let abs = Describer::fd_path(obj.as_fd());
+        let created = self.desc.created(&st);
+        let dentry = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), created);
+        let (ty, cell) = match (call.sys, name) {
+            (Setxattr | Lsetxattr | Fsetxattr, Some(name)) => (
+                EventType::InodeSetxattr,
+                Cell::InodeSetxattr {
+                    dentry,
+                    name,
+                    value,
+                    flags: a[4] as u32,
+                },
+            ),
+            (Getxattr | Lgetxattr | Fgetxattr, Some(name)) => {
+                (EventType::InodeGetxattr, Cell::InodeXattr { dentry, name })
+            }
+            (Removexattr | Lremovexattr | Fremovexattr, Some(name)) => (
+                EventType::InodeRemovexattr,
+                Cell::InodeXattr { dentry, name },
+            ),
+            _ => (EventType::InodeListxattr, Cell::Dentry(dentry)),
+        };
+        self.simple(call, ty, cell)
     }
 
     fn sys_prctl(&mut self, call: &mut Call) -> Result<Reply, Fail> {

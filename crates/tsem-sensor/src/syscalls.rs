@@ -117,6 +117,18 @@ syscalls! {
     Getsid = SYS_getsid, "getsid";
     Capget = SYS_capget, "capget";
     Socketpair = SYS_socketpair, "socketpair";
+    Setxattr = SYS_setxattr, "setxattr";
+    Lsetxattr = SYS_lsetxattr, "lsetxattr";
+    Fsetxattr = SYS_fsetxattr, "fsetxattr";
+    Getxattr = SYS_getxattr, "getxattr";
+    Lgetxattr = SYS_lgetxattr, "lgetxattr";
+    Fgetxattr = SYS_fgetxattr, "fgetxattr";
+    Listxattr = SYS_listxattr, "listxattr";
+    Llistxattr = SYS_llistxattr, "llistxattr";
+    Flistxattr = SYS_flistxattr, "flistxattr";
+    Removexattr = SYS_removexattr, "removexattr";
+    Lremovexattr = SYS_lremovexattr, "lremovexattr";
+    Fremovexattr = SYS_fremovexattr, "fremovexattr";
     // Calls that change what later events are described with (credentials, umask, root): the
     // supervisor drops its cached view of the caller's /proc status on them.
     Setuid = SYS_setuid, "setuid";

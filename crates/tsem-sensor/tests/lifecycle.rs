@@ -22,6 +22,21 @@ fn helper() {
             let ok: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
             if ok == 4 { 0 } else { 1 }
         }
+        // Read and list extended attributes of a file (their absence is fine).
+        "xattr" => {
+            std::fs::write("f", b"x").unwrap();
+            let mut buf = [0u8; 64];
+            unsafe {
+                libc::getxattr(
+                    c"f".as_ptr(),
+                    c"user.tsem".as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    64,
+                );
+                libc::listxattr(c"f".as_ptr(), buf.as_mut_ptr().cast(), 64);
+            }
+            0
+        }
         "socketpair" => match std::os::unix::net::UnixStream::pair() {
             Ok(_) => 0,
             Err(_) => 1,
@@ -267,6 +282,19 @@ fn task_events_are_described() {
         nice.event.cell,
         tsem_core::event::Cell::TaskValue { value: 5, .. }
     ));
+    let rec = Recorder::default();
+    let xd = scratch("xattr");
+    let r = run_helper("xattr", &[], Some(&xd), rec.clone());
+    assert_eq!(r.exit.code(), 0);
+    std::fs::remove_dir_all(&xd).unwrap();
+    let types: Vec<EventType> = rec
+        .events()
+        .iter()
+        .map(|e| e.event.header.event_type)
+        .collect();
+    for t in [EventType::InodeGetxattr, EventType::InodeListxattr] {
+        assert!(types.contains(&t), "missing {t:?}");
+    }
     let rec = Recorder::default();
     let r = run_helper("socketpair", &[], None, rec.clone());
     assert_eq!(r.exit.code(), 0);
