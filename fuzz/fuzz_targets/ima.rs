@@ -14,7 +14,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.file_name();
             let _ = e.file_digest().map(|d| d.alg());
         }
-        let _ = ima::replay(data, opts, &HashAlg::ALL, None, None);
+        let whole = ima::replay(data, opts, &HashAlg::ALL, None, None);
+        // The streaming replay must agree with the in-memory one, whatever the window.
+        let window = usize::from(data.first().copied().unwrap_or(1)).max(1);
+        let streamed = ima::replay_read_window(
+            data,
+            list.format,
+            list.template_alg,
+            &HashAlg::ALL,
+            true,
+            window,
+        );
+        assert_eq!(streamed, whole, "streamed replay differs (window {window})");
         let _ = ima::state(data, opts, None, None);
         if let Ok(cut) = Snapshot::take(data, opts, list.entries.len() / 2, None) {
             let text = cut.snapshot.to_text();

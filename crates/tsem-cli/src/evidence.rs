@@ -373,7 +373,6 @@ pub fn ima(c: ImaCmd) -> anyhow::Result<ExitCode> {
 }
 
 fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {
-    let data = read(&a.file)?;
     let mut opts = parse_opts(&a.file, a.template_alg.as_deref())?;
     let snap = match &a.snapshot {
         Some(p) => Some(Snapshot::parse(&read(p)?).with_context(|| format!("{}", p.display()))?),
@@ -387,23 +386,29 @@ fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|b| bank(b))
         .collect::<anyhow::Result<_>>()?;
-    if banks.is_empty() {
-        let talg = match &snap {
-            Some(s) => s.template_alg,
-            None => {
-                ima::detect(&data, opts)
-                    .with_context(|| format!("{}", a.file.display()))?
-                    .1
-            }
-        };
-        banks.push(talg);
-    }
+    let ctx = || format!("{}", a.file.display());
     let r = match &snap {
-        Some(s) => s
-            .replay_remainder(&data, opts, &banks)
-            .with_context(|| format!("{}", a.file.display()))?,
-        None => ima::replay(&data, opts, &banks, None, None)
-            .with_context(|| format!("{}", a.file.display()))?,
+        Some(s) => {
+            if banks.is_empty() {
+                banks.push(s.template_alg);
+            }
+            let data = read(&a.file)?;
+            s.replay_remainder(&data, opts, &banks).with_context(ctx)?
+        }
+        None => {
+            if banks.is_empty() {
+                banks.push(ima::detect_path(&a.file, opts).with_context(ctx)?.1);
+            }
+            // Streamed, so that a list of any length replays in bounded memory. A list that grew
+            // while it was streamed (a live securityfs file) is read once and replayed in memory.
+            match ima::replay_path(&a.file, opts, &banks) {
+                Err(ima::ImaError::Io(_)) => {
+                    let data = read(&a.file)?;
+                    ima::replay(&data, opts, &banks, None, None).with_context(ctx)?
+                }
+                other => other.with_context(ctx)?,
+            }
+        }
     };
     let check = match &a.eventlog {
         Some(p) => Some(ima::check_boot_aggregate(

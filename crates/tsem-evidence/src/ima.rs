@@ -83,6 +83,9 @@ pub enum ImaError {
         /// What is wrong.
         reason: String,
     },
+    /// Reading the list failed.
+    #[error("reading the list: {0}")]
+    Io(String),
     /// A template hash algorithm was forced that does not fit the list.
     #[error("template hash algorithm {alg} does not fit this list: {reason}")]
     WrongAlgorithm {
@@ -266,8 +269,20 @@ fn split_fields<'d>(
     data: &'d [u8],
     be: bool,
 ) -> Result<Vec<(Field, &'d [u8])>, String> {
-    let mut r = Reader::new(data);
     let mut out = Vec::with_capacity(t.fields().len());
+    walk_fields(t, data, be, |f, b| out.push((f, b)))?;
+    Ok(out)
+}
+
+/// Visit the fields of `data`; `Err(reason)` unless it is exactly the template's fields. Takes a
+/// visitor rather than building a list so that validating every entry allocates nothing.
+fn walk_fields<'d>(
+    t: &Template,
+    data: &'d [u8],
+    be: bool,
+    mut visit: impl FnMut(Field, &'d [u8]),
+) -> Result<(), String> {
+    let mut r = Reader::new(data);
     if t.is_legacy() {
         let d = r
             .take(20)
@@ -276,21 +291,21 @@ fn split_fields<'d>(
         let name = r
             .take(u64::from(n))
             .map_err(|_| format!("n length {n} exceeds the entry"))?;
-        out.push((Field::D, d));
-        out.push((Field::N, name));
+        visit(Field::D, d);
+        visit(Field::N, name);
     } else {
         for &f in t.fields() {
             let n = read_u32(&mut r, be).map_err(|_| format!("{} length missing", f.id()))?;
             let b = r
                 .take(u64::from(n))
                 .map_err(|_| format!("{} length {n} exceeds the template data", f.id()))?;
-            out.push((f, b));
+            visit(f, b);
         }
     }
     if !r.is_empty() {
         return Err(format!("{} bytes after the last field", r.remaining()));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Streaming parser over a list; yields entries in order and stops at the first error.
@@ -303,6 +318,10 @@ pub struct ImaParser<'a> {
     format: ImaFormat,
     alg: HashAlg,
     failed: bool,
+    /// Absolute offset of `data[0]` (non-zero when `data` is a window of a streamed file).
+    base: usize,
+    /// `data` may end mid-entry: an ASCII line without its newline is left for the next window.
+    partial: bool,
 }
 
 impl<'a> ImaParser<'a> {
@@ -322,6 +341,8 @@ impl<'a> ImaParser<'a> {
             format,
             alg,
             failed: false,
+            base: 0,
+            partial: false,
         }
     }
 
@@ -337,14 +358,14 @@ impl<'a> ImaParser<'a> {
 
     /// Byte offset of the next entry.
     pub fn offset(&self) -> usize {
-        self.pos
+        self.base + self.pos
     }
 
     fn next_binary(&mut self) -> Result<ImaEntry<'a>, ImaError> {
         let rest = self.data.get(self.pos..).unwrap_or(&[]);
         let (e, used) = parse_binary_entry(
             rest,
-            self.pos,
+            self.base + self.pos,
             self.index,
             self.alg,
             self.format == ImaFormat::BinaryBe,
@@ -361,9 +382,10 @@ impl<'a> ImaParser<'a> {
             }
             let (line, used) = match rest.iter().position(|&c| c == b'\n') {
                 Some(p) => (rest.get(..p).unwrap_or(&[]), p + 1),
+                None if self.partial => return None,
                 None => (rest, rest.len()),
             };
-            let offset = self.pos;
+            let offset = self.base + self.pos;
             self.pos += used;
             self.line += 1;
             if line.is_empty() {
@@ -451,7 +473,7 @@ fn parse_binary_entry<'a>(
         r.take(u64::from(n)).map_err(t("template data"))?
     };
     if let Some(tpl) = &template {
-        split_fields(tpl, data, be).map_err(|reason| inval("template data", reason))?;
+        walk_fields(tpl, data, be, |_, _| {}).map_err(|reason| inval("template data", reason))?;
     }
     let template_hash = Digest::from_slice(th).unwrap_or(Digest::zero(0));
     let used = r.offset() - offset;
@@ -956,37 +978,65 @@ fn replay_chain(
     limit: Option<usize>,
     verify: bool,
 ) -> Result<ImaReplay, ImaError> {
-    let talg = parser.template_alg();
-    // Hot loop state: PCR values in small vectors (a list touches one or two PCRs).
-    let mut state: Vec<(HashAlg, Vec<(u32, Digest)>)> = uniq
-        .iter()
-        .map(|&b| {
-            (
-                b,
-                start
-                    .and_then(|s| s.get(&b))
-                    .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    let mut out = ImaReplay {
-        format: parser.format(),
-        template_alg: talg,
-        entries: 0,
-        violations: 0,
-        template_hash_mismatches: 0,
-        mismatch_details: Vec::new(),
-        pcrs: BTreeMap::new(),
-        boot_aggregate: None,
-        first_template_hash: None,
-        last_template_hash: None,
-        end_offset: parser.offset(),
-    };
+    let mut rp = Replayer::new(parser.format(), parser.template_alg(), uniq, start, verify);
+    rp.out.end_offset = parser.offset();
     let limit = limit.unwrap_or(usize::MAX);
-    while out.entries < limit {
+    while rp.out.entries < limit {
         let Some(e) = parser.next() else { break };
-        let e = e?;
+        rp.push(&e?);
+    }
+    Ok(rp.finish())
+}
+
+/// Replay state, fed one entry at a time by the in-memory and the streaming paths.
+struct Replayer {
+    talg: HashAlg,
+    verify: bool,
+    /// PCR values per bank in small vectors: a list touches one or two PCRs.
+    state: Vec<(HashAlg, Vec<(u32, Digest)>)>,
+    out: ImaReplay,
+}
+
+impl Replayer {
+    fn new(
+        format: ImaFormat,
+        talg: HashAlg,
+        banks: &[HashAlg],
+        start: Option<&PcrBanks>,
+        verify: bool,
+    ) -> Self {
+        let state = banks
+            .iter()
+            .map(|&b| {
+                let init = start
+                    .and_then(|s| s.get(&b))
+                    .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect());
+                (b, init.unwrap_or_default())
+            })
+            .collect();
+        let out = ImaReplay {
+            format,
+            template_alg: talg,
+            entries: 0,
+            violations: 0,
+            template_hash_mismatches: 0,
+            mismatch_details: Vec::new(),
+            pcrs: BTreeMap::new(),
+            boot_aggregate: None,
+            first_template_hash: None,
+            last_template_hash: None,
+            end_offset: 0,
+        };
+        Self {
+            talg,
+            verify,
+            state,
+            out,
+        }
+    }
+
+    fn push(&mut self, e: &ImaEntry<'_>) {
+        let (talg, out) = (self.talg, &mut self.out);
         out.entries += 1;
         out.end_offset = e.offset + e.len;
         out.first_template_hash.get_or_insert(e.template_hash);
@@ -995,7 +1045,7 @@ fn replay_chain(
         let mut own = None;
         if violation {
             out.violations += 1;
-        } else if verify {
+        } else if self.verify {
             let computed = e.template_hash_in(talg);
             if computed != e.template_hash {
                 out.template_hash_mismatches += 1;
@@ -1023,7 +1073,7 @@ fn replay_chain(
                 digest,
             });
         }
-        for (alg, pcrs) in &mut state {
+        for (alg, pcrs) in &mut self.state {
             let value = if violation {
                 Digest::ones(alg.size())
             } else if *alg == talg
@@ -1039,10 +1089,172 @@ fn replay_chain(
             }
         }
     }
-    for (alg, pcrs) in state {
-        out.pcrs.insert(alg, pcrs.into_iter().collect());
+
+    fn finish(mut self) -> ImaReplay {
+        for (alg, pcrs) in self.state {
+            self.out.pcrs.insert(alg, pcrs.into_iter().collect());
+        }
+        self.out
     }
-    Ok(out)
+}
+
+/// Window size of the streaming replay: large enough that refills are rare, small enough that a
+/// list of any length is replayed in bounded memory.
+#[cfg(feature = "std")]
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// Replay a list read from `src` (of known format and algorithm) through a bounded window, so
+/// that a list of any size needs memory for its largest entry only. Offsets, indices and lines in
+/// errors and results are those of the whole stream.
+#[cfg(feature = "std")]
+pub fn replay_read<R: std::io::Read>(
+    src: R,
+    format: ImaFormat,
+    alg: HashAlg,
+    banks: &[HashAlg],
+    verify: bool,
+) -> Result<ImaReplay, ImaError> {
+    replay_read_window(src, format, alg, banks, verify, STREAM_CHUNK)
+}
+
+/// [`replay_read`] with a window of `window` bytes to start with (it grows to fit an entry).
+#[cfg(feature = "std")]
+pub fn replay_read_window<R: std::io::Read>(
+    mut src: R,
+    format: ImaFormat,
+    alg: HashAlg,
+    banks: &[HashAlg],
+    verify: bool,
+    window: usize,
+) -> Result<ImaReplay, ImaError> {
+    let io = |e: std::io::Error| ImaError::Io(alloc::format!("{e}"));
+    let mut want = window.max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    let (mut base, mut index, mut line) = (0usize, 0usize, 0usize);
+    let mut eof = false;
+    let mut rp = Replayer::new(format, alg, banks, None, verify);
+    loop {
+        while !eof && buf.len() < want {
+            let old = buf.len();
+            buf.resize(want, 0);
+            let n = src.read(buf.get_mut(old..).unwrap_or(&mut [])).map_err(io);
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    buf.truncate(old);
+                    return Err(e);
+                }
+            };
+            buf.truncate(old + n);
+            eof = n == 0;
+        }
+        let mut p = ImaParser {
+            base,
+            index,
+            line,
+            partial: !eof,
+            ..ImaParser::with_format(&buf, format, alg)
+        };
+        loop {
+            match p.next() {
+                None => break,
+                Some(Ok(e)) => rp.push(&e),
+                // The window ends inside this entry: read more and parse it again.
+                Some(Err(ImaError::Truncated { .. })) if !eof => break,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        let used = p.pos;
+        (index, line) = (p.index, p.line);
+        if eof {
+            break;
+        }
+        if used == 0 && buf.len() >= want {
+            // One entry is larger than the window; the bytes are really there, so grow.
+            want = want.saturating_mul(2);
+        }
+        buf.drain(..used);
+        base += used;
+    }
+    Ok(rp.finish())
+}
+
+/// [`detect`] on the first few MiB of the file at `path`.
+#[cfg(feature = "std")]
+pub fn detect_path(
+    path: &std::path::Path,
+    opts: ParseOptions,
+) -> Result<(ImaFormat, HashAlg), ImaError> {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| ImaError::Io(alloc::format!("{}: {e}", path.display()));
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(4 * STREAM_CHUNK as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    detect(&head, opts)
+}
+
+/// Replay the list in the file at `path` without holding it in memory: the banks are split over
+/// threads, each streaming the file with [`replay_read`]. A list that grows while it is read (a
+/// live securityfs file) gives threads different entry counts; that is reported as
+/// [`ImaError::Io`], and the caller should read the file once and use [`replay`].
+#[cfg(feature = "std")]
+pub fn replay_path(
+    path: &std::path::Path,
+    opts: ParseOptions,
+    banks: &[HashAlg],
+) -> Result<ImaReplay, ImaError> {
+    let io = |e: std::io::Error| ImaError::Io(alloc::format!("{}: {e}", path.display()));
+    let (format, alg) = detect_path(path, opts)?;
+    let mut uniq: Vec<HashAlg> = Vec::new();
+    for &b in banks {
+        if !uniq.contains(&b) {
+            uniq.push(b);
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(uniq.len())
+        .max(1);
+    let mut ordered: Vec<HashAlg> = uniq.iter().copied().filter(|b| *b == alg).collect();
+    ordered.extend(uniq.iter().copied().filter(|b| *b != alg));
+    let mut groups: Vec<Vec<HashAlg>> = alloc::vec![Vec::new(); threads];
+    for (i, b) in ordered.into_iter().enumerate() {
+        if let Some(g) = groups.get_mut(i % threads) {
+            g.push(b);
+        }
+    }
+    let (main, others) = groups.split_first().ok_or(ImaError::Empty)?;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|g| {
+                s.spawn(move || {
+                    let f = std::fs::File::open(path).map_err(io)?;
+                    replay_read(f, format, alg, g, false)
+                })
+            })
+            .collect();
+        let f = std::fs::File::open(path).map_err(io)?;
+        let mut out = replay_read(f, format, alg, main, true)?;
+        for h in handles {
+            let r = h
+                .join()
+                .map_err(|_| ImaError::Io(String::from("replay worker thread failed")))??;
+            if r.entries != out.entries {
+                return Err(ImaError::Io(alloc::format!(
+                    "{}: the list changed while it was read ({} and {} entries)",
+                    path.display(),
+                    out.entries,
+                    r.entries
+                )));
+            }
+            out.pcrs.extend(r.pcrs);
+        }
+        Ok(out)
+    })
 }
 
 /// Outcome of checking a boot_aggregate against an event log.

@@ -413,3 +413,73 @@ fn aggregate_is_the_tsem_hardware_aggregate() {
     assert_eq!(r.aggregate(HashAlg::Sha256), HashAlg::Sha256.digest(&cat));
     let _: BTreeMap<u32, Digest> = r.pcrs[&HashAlg::Sha256].clone();
 }
+
+#[test]
+fn streaming_replay_equals_in_memory_at_any_window() {
+    for f in IMA_LOGS {
+        let path = conformance().join(format!("ima/ibmtss/{f}"));
+        let data = std::fs::read(&path).unwrap();
+        let whole = ima::replay(&data, ParseOptions::default(), &IMA_BANKS, None, None).unwrap();
+        let (format, alg) = ima::detect(&data, ParseOptions::default()).unwrap();
+        for window in [1usize, 7, 64, 1000, 4096, 1 << 20] {
+            let r =
+                ima::replay_read_window(&data[..], format, alg, &IMA_BANKS, true, window).unwrap();
+            assert_eq!(r, whole, "{f} window {window}");
+        }
+        assert_eq!(
+            ima::replay_path(&path, ParseOptions::default(), &IMA_BANKS).unwrap(),
+            whole
+        );
+        // A truncated stream fails exactly like the truncated slice.
+        let cut = &data[..data.len() - 9];
+        let e1 = ima::replay(cut, ParseOptions::default(), &IMA_BANKS, None, None).unwrap_err();
+        let e2 = ima::replay_read_window(cut, format, alg, &IMA_BANKS, true, 100).unwrap_err();
+        assert_eq!(e1, e2);
+        // ASCII streams: lines cut by the window are completed before they are parsed.
+        let list = ImaList::parse(&data, ParseOptions::default()).unwrap();
+        let mut ascii = String::new();
+        for e in &list.entries {
+            ascii.push_str(&format!(
+                "{} {} {}",
+                e.pcr, e.template_hash, e.template_name
+            ));
+            for (field, bytes) in e.fields() {
+                ascii.push(' ');
+                ascii.push_str(&render_ascii(field, bytes));
+            }
+            ascii.push('\n');
+        }
+        let mem = ima::replay(
+            ascii.as_bytes(),
+            ParseOptions::default(),
+            &IMA_BANKS,
+            None,
+            None,
+        )
+        .unwrap();
+        for window in [1usize, 13, 333, 1 << 20] {
+            let r = ima::replay_read_window(
+                ascii.as_bytes(),
+                ima::ImaFormat::Ascii,
+                alg,
+                &IMA_BANKS,
+                true,
+                window,
+            )
+            .unwrap();
+            assert_eq!(r, mem, "{f} ascii window {window}");
+        }
+        // Without its last newline the last line is still an entry.
+        let trimmed = ascii.trim_end_matches('\n');
+        let r = ima::replay_read_window(
+            trimmed.as_bytes(),
+            ima::ImaFormat::Ascii,
+            alg,
+            &IMA_BANKS,
+            true,
+            50,
+        )
+        .unwrap();
+        assert_eq!(r.pcrs, mem.pcrs);
+    }
+}
