@@ -21,6 +21,16 @@ use tsem_format::{RecordKind, RecordParser, write_event};
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// A C build (shell pipeline + make -j2 + gcc) bare, under `tsem run --learn`, under
+    /// `tsem run --enforce`, and under `strace -f` (a peer recording the same calls), alternating.
+    Run {
+        /// Runs of each variant (medians are reported).
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
     Model {
         /// Number of synthetic events.
@@ -41,8 +51,26 @@ pub enum BenchCmd {
     },
 }
 
+/// The sample C project (`samples/cbuild`), compiled into the binary so the benchmark needs no
+/// checkout.
+const CBUILD: [(&str, &str); 5] = [
+    ("util.h", include_str!("../../../samples/cbuild/util.h")),
+    ("util.c", include_str!("../../../samples/cbuild/util.c")),
+    ("main.c", include_str!("../../../samples/cbuild/main.c")),
+    ("Makefile", include_str!("../../../samples/cbuild/Makefile")),
+    (
+        "words.txt",
+        include_str!("../../../samples/cbuild/words.txt"),
+    ),
+];
+
+/// A shell pipeline plus a parallel C build: the workload of the `tsem run` tests.
+const BUILD: &str =
+    "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello > /dev/null";
+
 pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
     match c {
+        BenchCmd::Run { runs, json } => run_bench(runs.max(1), json),
         BenchCmd::Model {
             events,
             points,
@@ -263,6 +291,210 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         other => anyhow::bail!("unknown phase {other:?} (core, map or parse)"),
     };
     println!("{phase}: {:.0} events/s", n as f64 / secs);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Run `argv` in `dir` after removing the build outputs; the wall time, or an error naming the
+/// variant if it failed.
+fn timed(dir: &std::path::Path, name: &str, argv: &[&str]) -> anyhow::Result<f64> {
+    for f in ["main.o", "util.o", "hello"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let t = Instant::now();
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| anyhow::anyhow!("{name}: cannot start {}: {e}", argv[0]))?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        out.status.success(),
+        "{name} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+    );
+    Ok(secs)
+}
+
+fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("tsem-bench-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in CBUILD {
+        std::fs::write(dir.join(name), text)?;
+    }
+    let tsem = std::env::current_exe()?;
+    let tsem = tsem
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("tsem's path is not UTF-8"))?;
+    let model = dir.join("build.model");
+    let model = model
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("temp path is not UTF-8"))?
+        .to_string();
+    let strace = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !strace {
+        eprintln!("tsem bench: strace not found (apt-get install strace); its column is skipped");
+    }
+    eprintln!("tsem bench: learning the build's model...");
+    let learn = timed(
+        &dir,
+        "learn",
+        &[
+            tsem, "run", "--learn", "-o", &model, "--", "sh", "-c", BUILD,
+        ],
+    )?;
+    let cache = dir.join("digests.cache");
+    let cache = cache
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("temp path is not UTF-8"))?
+        .to_string();
+    // Warm the digest cache once so the cached variant measures its steady state.
+    timed(
+        &dir,
+        "enforce+cache",
+        &[
+            tsem,
+            "run",
+            "--enforce",
+            "--model",
+            &model,
+            "--digest-cache",
+            &cache,
+            "--",
+            "sh",
+            "-c",
+            BUILD,
+        ],
+    )?;
+    let mut t: [Vec<f64>; 5] = Default::default();
+    for i in 0..runs {
+        eprintln!("tsem bench: round {}/{runs}", i + 1);
+        t[0].push(timed(&dir, "bare", &["sh", "-c", BUILD])?);
+        t[1].push(timed(
+            &dir,
+            "learn",
+            &[
+                tsem,
+                "run",
+                "--learn",
+                "-o",
+                "learned.model",
+                "--",
+                "sh",
+                "-c",
+                BUILD,
+            ],
+        )?);
+        t[2].push(timed(
+            &dir,
+            "enforce",
+            &[
+                tsem,
+                "run",
+                "--enforce",
+                "--model",
+                &model,
+                "--",
+                "sh",
+                "-c",
+                BUILD,
+            ],
+        )?);
+        t[4].push(timed(
+            &dir,
+            "enforce+cache",
+            &[
+                tsem,
+                "run",
+                "--enforce",
+                "--model",
+                &model,
+                "--digest-cache",
+                &cache,
+                "--",
+                "sh",
+                "-c",
+                BUILD,
+            ],
+        )?);
+        if strace {
+            t[3].push(timed(
+                &dir,
+                "strace",
+                &["strace", "-f", "-qq", "-o", "/dev/null", "sh", "-c", BUILD],
+            )?);
+        }
+    }
+    let _ = learn;
+    let _ = std::fs::remove_dir_all(&dir);
+    let [bare, learn, enforce, st, cached] = t.map(|mut v| median(&mut v));
+    let ratio = |x: f64| {
+        if x.is_nan() {
+            serde_json::Value::Null
+        } else {
+            json!((x / bare * 100.0).round() / 100.0)
+        }
+    };
+    let ms = |x: f64| {
+        if x.is_nan() {
+            serde_json::Value::Null
+        } else {
+            json!((x * 1e4).round() / 10.0)
+        }
+    };
+    let v = json!({
+        "runs": runs,
+        "bare_ms": ms(bare),
+        "learn_ms": ms(learn),
+        "enforce_ms": ms(enforce),
+        "strace_ms": ms(st),
+        "learn_ratio": ratio(learn),
+        "enforce_ratio": ratio(enforce),
+        "strace_ratio": ratio(st),
+        "enforce_digest_cache_ms": ms(cached),
+        "enforce_digest_cache_ratio": ratio(cached),
+    });
+    if as_json {
+        println!("{v}");
+    } else {
+        println!("C build, median of {runs} alternating runs");
+        println!("bare            {:.1} ms", bare * 1e3);
+        println!(
+            "tsem --learn    {:.1} ms ({:.2}x)",
+            learn * 1e3,
+            learn / bare
+        );
+        println!(
+            "tsem --enforce  {:.1} ms ({:.2}x)",
+            enforce * 1e3,
+            enforce / bare
+        );
+        println!(
+            "  + digest cache {:.1} ms ({:.2}x)",
+            cached * 1e3,
+            cached / bare
+        );
+        if strace {
+            println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -59,26 +59,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A fresh copy of the sample C project in `samples/cbuild` (also used by `tsem bench run`).
 fn write_build_tree(src: &Path) {
     let _ = std::fs::remove_dir_all(src);
     std::fs::create_dir_all(src).unwrap();
-    std::fs::write(src.join("util.h"), "int add(int a, int b);\n").unwrap();
-    std::fs::write(
-        src.join("util.c"),
-        "#include \"util.h\"\nint add(int a, int b) { return a + b; }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("main.c"),
-        "#include <stdio.h>\n#include \"util.h\"\nint main(void) { printf(\"%d\\n\", add(2, 3)); return 0; }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("Makefile"),
-        "all: hello\nhello: main.o util.o\n\t$(CC) -o $@ main.o util.o\n%.o: %.c util.h\n\t$(CC) -O1 -c -o $@ $<\n",
-    )
-    .unwrap();
-    std::fs::write(src.join("words.txt"), "pear\napple\npear\nfig\n").unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/cbuild");
+    for f in ["util.h", "util.c", "main.c", "Makefile", "words.txt"] {
+        std::fs::copy(sample.join(f), src.join(f)).unwrap();
+    }
 }
 
 const BUILD: &str = "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello";
