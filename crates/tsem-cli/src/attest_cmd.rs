@@ -117,6 +117,104 @@ fn read_text(p: &Path, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("{}: cannot read {what}", p.display()))
 }
 
+/// `tsem run --attest OUT --nonce HEX --key KEY [--tpm TCTI] [--pcr N]`: attest the live run's
+/// namespace when the workload ends.
+#[derive(clap::Args, Default)]
+pub struct RunAttestArgs {
+    /// Attest the run's namespace to OUT (JSON) when the workload ends.
+    #[arg(long, value_name = "OUT", requires_all = ["nonce", "key"])]
+    pub attest: Option<PathBuf>,
+    /// The verifier's fresh nonce (hex, 8 to 64 bytes), with --attest.
+    #[arg(long, value_name = "HEX", requires = "attest")]
+    pub nonce: Option<String>,
+    /// Ed25519 private key (from `tsem keygen`), with --attest.
+    #[arg(long, value_name = "KEY", requires = "attest")]
+    pub key: Option<PathBuf>,
+    /// Also quote with a TPM at this TCTI; the aggregate then comes from its PCRs 0-7.
+    #[arg(long, value_name = "TCTI", requires = "attest")]
+    pub tpm: Option<String>,
+    /// PCR to extend the state into, with --tpm.
+    #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
+    pub pcr: u32,
+    /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
+    #[arg(long, value_name = "FILE", requires = "tpm")]
+    pub ak_out: Option<PathBuf>,
+}
+
+/// What an attestation needs, opened before the workload starts so that a bad key, nonce or TPM
+/// fails before anything runs, and so that the TPM's aggregate seeds the namespace.
+pub struct Prepared {
+    signer: Signer,
+    nonce: Vec<u8>,
+    tpm: Option<tsem_attest::tpm::Tpm>,
+    pcr: u32,
+    out: PathBuf,
+    ak_out: Option<PathBuf>,
+    /// The hardware aggregate read from the TPM (hex), to seed the namespace with.
+    pub aggregate: Option<String>,
+}
+
+/// Open the key, nonce and TPM for `tsem run --attest`; `None` without `--attest`.
+pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prepared>> {
+    let (Some(out), Some(nonce), Some(key)) = (&a.attest, &a.nonce, &a.key) else {
+        return Ok(None);
+    };
+    let nonce = tsem_attest::parse_nonce(nonce).context("--nonce")?;
+    let signer =
+        Signer::from_pem(&read_text(key, "key")?).with_context(|| format!("{}", key.display()))?;
+    let mut tpm = a
+        .tpm
+        .as_deref()
+        .map(tsem_attest::tpm::Tpm::open)
+        .transpose()?;
+    let aggregate = tpm
+        .as_mut()
+        .map(|t| t.hardware_aggregate(digest))
+        .transpose()?
+        .map(|d| d.to_hex());
+    Ok(Some(Prepared {
+        signer,
+        nonce,
+        tpm,
+        pcr: a.pcr,
+        out: out.clone(),
+        ak_out: a.ak_out.clone(),
+        aggregate,
+    }))
+}
+
+/// Attest a finished run's namespace and write the attestation.
+pub fn finish(
+    mut p: Prepared,
+    ns: &tsem_core::namespace::Namespace,
+    model: Option<&tsem_format::ModelFile>,
+    lost_events: u64,
+    workload: String,
+) -> anyhow::Result<()> {
+    let cx = Context {
+        nonce: p.nonce,
+        lost_events,
+        identity: Identity {
+            host: tsem_attest::host_identity(),
+            workload,
+        },
+        model: model.map(tsem_attest::model_digest),
+        time: tsem_attest::now_unix(),
+    };
+    let att = match p.tpm.as_mut() {
+        Some(t) => tsem_attest::attest_with_tpm(ns, &cx, &p.signer, t, p.pcr)?,
+        None => tsem_attest::attest(ns, &cx, &p.signer)?,
+    };
+    if let (Some(path), Some(q)) = (&p.ak_out, &att.tpm) {
+        std::fs::write(path, &q.ak_public)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    std::fs::write(&p.out, att.to_json())
+        .with_context(|| format!("{}: cannot write", p.out.display()))?;
+    eprintln!("tsem: attested state {} to {}", ns.state(), p.out.display());
+    Ok(())
+}
+
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     let nonce = tsem_attest::parse_nonce(&a.nonce).context("--nonce")?;
     let signer = Signer::from_pem(&read_text(&a.key, "key")?)

@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// keep it out of the workload's reach.
     #[arg(long, value_name = "FILE")]
     pub digest_cache: Option<PathBuf>,
+    /// Attest the namespace when the workload ends.
+    #[command(flatten)]
+    pub attestation: crate::attest_cmd::RunAttestArgs,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -156,8 +159,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if a.cmd.is_empty() {
         bail!("empty command: give the workload after `--`, e.g. `tsem run -- make test`");
     }
-    // Fail on a bad model before anything runs.
-    let mut ns = namespace_for(a.digest, a.mapping, a.model.as_deref(), None)?;
+    // Fail on a bad model, key, nonce or TPM before anything runs.
+    let attester = crate::attest_cmd::prepare(&a.attestation, a.digest)?;
+    let aggregate = attester.as_ref().and_then(|p| p.aggregate.clone());
+    let mut ns = namespace_for(
+        a.digest,
+        a.mapping,
+        a.model.as_deref(),
+        aggregate.as_deref(),
+    )?;
     match (a.model.is_some(), a.learn, a.enforce) {
         (false, _, _) => {}
         // Extend a loaded model: namespace_for sealed it, so start again free from its points.
@@ -166,7 +176,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             let mut m = crate::replay::read_model(path)?;
             m.lines.retain(|l| !matches!(l, Line::Seal));
             ns = namespace_for(a.digest, a.mapping, None, None)?;
-            m.load_into(&mut ns, None)
+            let agg = aggregate
+                .as_deref()
+                .map(|h| crate::replay::parse_digest_arg("aggregate", h, a.digest))
+                .transpose()?;
+            m.load_into(&mut ns, agg)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
         (true, false, true) => ns.enforce(),
@@ -234,6 +248,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         });
         let text = serde_json::to_string_pretty(&v)? + "\n";
         write_atomic(p, &text)?;
+    }
+    if let Some(p) = attester {
+        let model = a
+            .model
+            .as_deref()
+            .map(crate::replay::read_model)
+            .transpose()?;
+        let workload = a
+            .cmd
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::attest_cmd::finish(p, ns, model.as_ref(), s.lost + m.errors, workload)?;
     }
     if ns.forensics_events() > 0 && ns.mode() != Mode::Free {
         eprintln!(

@@ -903,3 +903,109 @@ fn interop(ak_alg: &str) {
             .success()
     );
 }
+
+/// `tsem run --attest`: a live run's namespace attested when the workload ends, with and without a
+/// TPM, and checked by `tsem verify`.
+#[test]
+fn live_run_is_attested_and_verified() {
+    let d = tmpdir("live-run");
+    let key = d.join("k");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let model = d.join("m");
+    let work = ["/bin/sh", "-c", "cat /etc/hostname > /dev/null"];
+    let learn = run(&[&["run", "--learn", "-o", p(&model), "--"][..], &work[..]].concat());
+    ok(&learn);
+    let nonce = "0f1e2d3c4b5a6978";
+    let att = d.join("a.json");
+    let enforce = run(&[
+        &[
+            "run",
+            "--enforce",
+            "--model",
+            p(&model),
+            "--attest",
+            p(&att),
+            "--nonce",
+            nonce,
+            "--key",
+            p(&key),
+            "--",
+        ][..],
+        &work[..],
+    ]
+    .concat());
+    ok(&enforce);
+    let key_pub = d.join("k.pub");
+    let line = ok(&verify(&model, nonce, &["--key", p(&key_pub)], &att, &[]));
+    assert!(line.contains("0 forensic, 0 lost"), "{line}");
+    rejected(
+        &verify(
+            &model,
+            "0f1e2d3c4b5a6979",
+            &["--key", p(&key_pub)],
+            &att,
+            &[],
+        ),
+        "nonce",
+    );
+
+    // An out-of-model read under --seal is attested, and the default policy rejects it.
+    let sealed = d.join("s.json");
+    let other = [
+        "/bin/sh",
+        "-c",
+        "cat /etc/os-release > /dev/null; cat /etc/hostname > /dev/null",
+    ];
+    let o = run(&[
+        &[
+            "run",
+            "--seal",
+            "--model",
+            p(&model),
+            "--attest",
+            p(&sealed),
+            "--nonce",
+            nonce,
+            "--key",
+            p(&key),
+            "--",
+        ][..],
+        &other[..],
+    ]
+    .concat());
+    ok(&o);
+    rejected(
+        &verify(&model, nonce, &["--key", p(&key_pub)], &sealed, &[]),
+        "forensic",
+    );
+
+    // With a TPM: the state is quoted in PCR 11 and the quote verifies with the AK alone.
+    let tpm = Swtpm::start("live");
+    let tcti = tpm.tcti();
+    let quoted = d.join("q.json");
+    let ak = d.join("ak.pem");
+    let o = run(&[
+        &[
+            "run",
+            "--enforce",
+            "--model",
+            p(&model),
+            "--attest",
+            p(&quoted),
+            "--nonce",
+            nonce,
+            "--key",
+            p(&key),
+            "--tpm",
+            &tcti,
+            "--ak-out",
+            p(&ak),
+            "--",
+        ][..],
+        &work[..],
+    ]
+    .concat());
+    ok(&o);
+    let line = ok(&verify(&model, nonce, &["--ak", p(&ak)], &quoted, &[]));
+    assert!(line.contains("TPM quote (PCR 11) valid"), "{line}");
+}
