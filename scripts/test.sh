@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, conformance and integration tests of every crate.
 # Conformance data is read from ../shared (override with TSEM_SHARED).
+# Run as root, it then runs the sensor's and `tsem run`'s tests again as an unprivileged user
+# (nobody), because the sensor must work rootless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TSEM_SHARED="${TSEM_SHARED:-$(cd .. && pwd)/shared}"
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    echo "test.sh: sensor and run tests again as nobody (uid 65534)"
+    unpriv=$(mktemp -d) && chmod 1777 "$unpriv"
+    trap 'rm -rf "$unpriv"' EXIT
+    exes=$(cargo test --locked -p tsem-sensor -p tsem-cli --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|failclosed\|run_cli\)-[^"]*"' \
+        | cut -d'"' -f4)
+    [ -n "$exes" ] || { echo "test.sh: no sensor test binaries found" >&2; exit 1; }
+    for exe in $exes; do
+        if ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$exe"; then
+            echo "test.sh: uid 65534 cannot reach $exe (a parent directory is not traversable); clone elsewhere" >&2
+            exit 1
+        fi
+        echo "test.sh: $(basename "$exe") as nobody"
+        (cd "$unpriv" && TSEM_TEST_DIR="$unpriv" setpriv --reuid=65534 --regid=65534 --clear-groups "$exe")
+    done
+fi
