@@ -11,7 +11,6 @@ use tsem_attest::{
     AkKey, Attestation, Context, ExpectedModel, Identity, Policy, PublicKey, Rejection, Signer,
 };
 use tsem_core::hash::{Digest, HashAlg};
-use tsem_core::map::Mapping;
 
 use crate::replay::{StreamStats, model_stream, namespace_for, open_input, read_model};
 
@@ -43,12 +42,9 @@ pub struct AttestArgs {
     /// Load this model, seal and enforce it before modeling the trajectory.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Hash function of the namespace.
-    #[arg(long, value_name = "NAME", default_value = "sha256")]
-    pub digest: HashAlg,
-    /// Coefficient layout: model0, v3, or quixote-compat.
-    #[arg(long, value_name = "NAME", default_value = "model0")]
-    pub mapping: Mapping,
+    /// The namespace's hash function and coefficient layout.
+    #[command(flatten)]
+    pub ns: crate::replay::NsArgs,
     /// Hardware aggregate (hex); default: the model's, or zero. Not with --tpm.
     #[arg(long, value_name = "HEX", conflicts_with = "tpm")]
     pub aggregate: Option<String>,
@@ -229,11 +225,11 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     };
     let mut aggregate = a.aggregate.clone();
     if let Some(t) = tpm.as_mut() {
-        aggregate = Some(t.hardware_aggregate(a.digest)?.to_hex());
+        aggregate = Some(t.hardware_aggregate(a.ns.digest)?.to_hex());
     }
     let mut ns = namespace_for(
-        a.digest,
-        a.mapping,
+        a.ns.digest,
+        a.ns.mapping,
         a.model.as_deref(),
         aggregate.as_deref(),
     )?;

@@ -329,6 +329,10 @@ fn timed(dir: &std::path::Path, name: &str, argv: &[&str]) -> anyhow::Result<f64
     Ok(secs)
 }
 
+fn argv(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("tsem-bench-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -353,98 +357,55 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("tsem bench: strace not found (apt-get install strace); its column is skipped");
     }
     eprintln!("tsem bench: learning the build's model...");
-    let learn = timed(
-        &dir,
-        "learn",
-        &[
-            tsem, "run", "--learn", "-o", &model, "--", "sh", "-c", BUILD,
-        ],
-    )?;
     let cache = dir.join("digests.cache");
     let cache = cache
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("temp path is not UTF-8"))?
         .to_string();
+    let sh = ["sh", "-c", BUILD];
+    let under = |opts: &[&'static str], extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [tsem, "run"].iter().map(|x| x.to_string()).collect();
+        v.extend(opts.iter().chain(extra).map(|x| x.to_string()));
+        v.push("--".into());
+        v.extend(sh.iter().map(|x| x.to_string()));
+        v
+    };
+    // The variants, in the order they alternate; the last one needs strace.
+    let variants: [(&str, Vec<String>); 5] = [
+        ("bare", sh.iter().map(|x| x.to_string()).collect()),
+        ("learn", under(&["--learn", "-o", "learned.model"], &[])),
+        ("enforce", under(&["--enforce", "--model"], &[&model])),
+        (
+            "enforce+cache",
+            under(
+                &["--enforce", "--digest-cache"],
+                &[&cache, "--model", &model],
+            ),
+        ),
+        (
+            "strace",
+            ["strace", "-f", "-qq", "-o", "/dev/null"]
+                .iter()
+                .chain(&sh)
+                .map(|x| x.to_string())
+                .collect(),
+        ),
+    ];
+    timed(&dir, "learn", &argv(&under(&["--learn", "-o"], &[&model])))?;
     // Warm the digest cache once so the cached variant measures its steady state.
-    timed(
-        &dir,
-        "enforce+cache",
-        &[
-            tsem,
-            "run",
-            "--enforce",
-            "--model",
-            &model,
-            "--digest-cache",
-            &cache,
-            "--",
-            "sh",
-            "-c",
-            BUILD,
-        ],
-    )?;
+    timed(&dir, "enforce+cache", &argv(&variants[3].1))?;
     let mut t: [Vec<f64>; 5] = Default::default();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
-        t[0].push(timed(&dir, "bare", &["sh", "-c", BUILD])?);
-        t[1].push(timed(
-            &dir,
-            "learn",
-            &[
-                tsem,
-                "run",
-                "--learn",
-                "-o",
-                "learned.model",
-                "--",
-                "sh",
-                "-c",
-                BUILD,
-            ],
-        )?);
-        t[2].push(timed(
-            &dir,
-            "enforce",
-            &[
-                tsem,
-                "run",
-                "--enforce",
-                "--model",
-                &model,
-                "--",
-                "sh",
-                "-c",
-                BUILD,
-            ],
-        )?);
-        t[4].push(timed(
-            &dir,
-            "enforce+cache",
-            &[
-                tsem,
-                "run",
-                "--enforce",
-                "--model",
-                &model,
-                "--digest-cache",
-                &cache,
-                "--",
-                "sh",
-                "-c",
-                BUILD,
-            ],
-        )?);
-        if strace {
-            t[3].push(timed(
-                &dir,
-                "strace",
-                &["strace", "-f", "-qq", "-o", "/dev/null", "sh", "-c", BUILD],
-            )?);
+        for (k, (name, v)) in variants.iter().enumerate() {
+            if *name == "strace" && !strace {
+                continue;
+            }
+            t[k].push(timed(&dir, name, &argv(v))?);
         }
     }
-    let _ = learn;
     let _ = std::fs::remove_dir_all(&dir);
-    let [bare, learn, enforce, st, cached] = t.map(|mut v| median(&mut v));
+    let [bare, learn, enforce, cached, st] = t.map(|mut v| median(&mut v));
     let ratio = |x: f64| {
         if x.is_nan() {
             serde_json::Value::Null

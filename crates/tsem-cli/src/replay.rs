@@ -18,12 +18,9 @@ pub struct ReplayArgs {
     /// Load and seal this model first: out-of-model events become forensics.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Hash function of the namespace.
-    #[arg(long, value_name = "NAME", default_value = "sha256")]
-    pub digest: HashAlg,
-    /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
-    #[arg(long, value_name = "NAME", default_value = "model0")]
-    pub mapping: Mapping,
+    /// The namespace's hash function and coefficient layout.
+    #[command(flatten)]
+    pub ns: crate::replay::NsArgs,
     /// Hardware aggregate (hex) seeding the measurement and the state; default: the model's, or zero.
     #[arg(long, value_name = "HEX")]
     pub aggregate: Option<String>,
@@ -37,6 +34,17 @@ pub struct ReplayArgs {
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// The namespace's hash function and coefficient layout, shared by every command that models.
+#[derive(clap::Args, Clone, Copy)]
+pub struct NsArgs {
+    /// Hash function of the namespace: sha256, sha384, sha512, sm3 (or sha1).
+    #[arg(long, value_name = "NAME", default_value = "sha256")]
+    pub digest: HashAlg,
+    /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
+    #[arg(long, value_name = "NAME", default_value = "model0")]
+    pub mapping: Mapping,
 }
 
 /// Open `path`, `-` meaning stdin.
@@ -225,8 +233,8 @@ pub fn summary(ns: &Namespace) -> serde_json::Value {
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut ns = namespace_for(
-        a.digest,
-        a.mapping,
+        a.ns.digest,
+        a.ns.mapping,
         a.model.as_deref(),
         a.aggregate.as_deref(),
     )?;

@@ -9,8 +9,6 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use tsem_core::hash::HashAlg;
-use tsem_core::map::Mapping;
 use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
 use tsem_format::model_file::Line;
 use tsem_format::{ModelFile, RecordKind, write_event};
@@ -53,12 +51,9 @@ pub struct RunArgs {
     /// Write a JSON summary (events, points, forensics_events, denied, lost_events, state, ...).
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
-    /// Hash function of the namespace.
-    #[arg(long, value_name = "NAME", default_value = "sha256")]
-    pub digest: HashAlg,
-    /// Coefficient layout: model0 (TSEM post-v4 kernel), v3, or quixote-compat.
-    #[arg(long, value_name = "NAME", default_value = "model0")]
-    pub mapping: Mapping,
+    /// The namespace's hash function and coefficient layout.
+    #[command(flatten)]
+    pub ns: crate::replay::NsArgs,
     /// Keep file digests across runs in FILE, so unchanged executables and libraries are not
     /// hashed again. Whoever can write FILE can make a changed file pass as its old contents:
     /// keep it out of the workload's reach.
@@ -160,11 +155,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("empty command: give the workload after `--`, e.g. `tsem run -- make test`");
     }
     // Fail on a bad model, key, nonce or TPM before anything runs.
-    let attester = crate::attest_cmd::prepare(&a.attestation, a.digest)?;
+    let attester = crate::attest_cmd::prepare(&a.attestation, a.ns.digest)?;
     let aggregate = attester.as_ref().and_then(|p| p.aggregate.clone());
     let mut ns = namespace_for(
-        a.digest,
-        a.mapping,
+        a.ns.digest,
+        a.ns.mapping,
         a.model.as_deref(),
         aggregate.as_deref(),
     )?;
@@ -175,10 +170,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             let path = a.model.as_deref().unwrap_or(std::path::Path::new(""));
             let mut m = crate::replay::read_model(path)?;
             m.lines.retain(|l| !matches!(l, Line::Seal));
-            ns = namespace_for(a.digest, a.mapping, None, None)?;
+            ns = namespace_for(a.ns.digest, a.ns.mapping, None, None)?;
             let agg = aggregate
                 .as_deref()
-                .map(|h| crate::replay::parse_digest_arg("aggregate", h, a.digest))
+                .map(|h| crate::replay::parse_digest_arg("aggregate", h, a.ns.digest))
                 .transpose()?;
             m.load_into(&mut ns, agg)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -196,8 +191,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         progress,
     };
     let cfg = SensorConfig {
-        alg: a.digest,
-        mapping: a.mapping,
+        alg: a.ns.digest,
+        mapping: a.ns.mapping,
         digest_cache: a.digest_cache.clone(),
         ..SensorConfig::default()
     };
