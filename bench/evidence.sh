@@ -2,7 +2,7 @@
 # Benchmark: `tsem ima replay` vs `evmctl ima_measurement` on a generated 200 000-entry IMA list, and
 # `tsem eventlog replay` vs `tpm2_eventlog` on a generated 5 000-record TCG log. Runs alternate
 # (tsem, other, tsem, other, ...) so that drift on a shared machine hits both sides alike; the
-# median of each side is reported. Each tool's result is also checked against tsem's, so the
+# median wall time and median CPU time of each side are reported. Each tool's result is also checked against tsem's, so the
 # numbers compare tools that agree.
 #
 # Needs: cargo, python3, evmctl (Debian ima-evm-utils), tpm2_eventlog (Debian tpm2-tools).
@@ -80,34 +80,40 @@ assert theirs == ours, (theirs, ours)
 print("tpm2_eventlog agrees with tsem on %d PCR values" % sum(len(v) for v in ours.values()))
 EOF
 
-ns() { date +%s%N; }
-time_one() { # prints elapsed ns of "$@" with output discarded
-    local t0 t1
-    t0=$(ns); "$@" >/dev/null 2>&1; t1=$(ns)
-    echo $((t1 - t0))
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-bench_pair() { # name entries other-name -- tsem-cmd... -- other-cmd...
-    local name=$1 entries=$2 other=$3; shift 4
-    local a=() b=() in_b=0
-    for x in "$@"; do
-        if [[ $x == -- && $in_b == 0 ]]; then in_b=1; continue; fi
-        if ((in_b)); then b+=("$x"); else a+=("$x"); fi
-    done
-    "${a[@]}" >/dev/null 2>&1; "${b[@]}" >/dev/null 2>&1 # warm the page cache
-    : >"$work/ta"; : >"$work/tb"
-    for ((i = 0; i < ROUNDS; i++)); do
-        time_one "${a[@]}" >>"$work/ta"
-        time_one "${b[@]}" >>"$work/tb"
-    done
-    local ma mb
-    ma=$(median <"$work/ta"); mb=$(median <"$work/tb")
-    awk -v n="$name" -v e="$entries" -v o="$other" -v a="$ma" -v b="$mb" -v r="$ROUNDS" 'BEGIN {
-        printf "%-16s %7d records  tsem %7.1f ms (%9.0f/s)  %-13s %7.1f ms (%9.0f/s)  %5.1fx faster (median of %d)\n",
-            n, e, a/1e6, e/(a/1e9), o, b/1e6, e/(b/1e9), b/a, r }'
+# Alternating runs timed by python3: wall time, and CPU time (user + system, from the children's
+# rusage) which is less sensitive to other load on a shared machine. Medians of each.
+bench_pair() { # name records other-name -- tsem-cmd... -- other-cmd...
+    python3 - "$ROUNDS" "$@" <<'EOF2'
+import os, resource, statistics, subprocess, sys, time
+rounds, name, records, other = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rest = sys.argv[6:]
+split = rest.index("--")
+cmds = [rest[:split], rest[split + 1:]]
+def run(cmd):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    t1 = time.perf_counter()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return t1 - t0, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+for c in cmds:
+    run(c)  # warm the page cache
+wall, cpu = [[], []], [[], []]
+for _ in range(rounds):
+    for i, c in enumerate(cmds):
+        w, u = run(c)
+        wall[i].append(w)
+        cpu[i].append(u)
+mw = [statistics.median(x) for x in wall]
+mc = [statistics.median(x) for x in cpu]
+print(f"{name:<16} {records:>7} records  wall: tsem {mw[0]*1e3:7.1f} ms ({records/mw[0]:9.0f}/s)  "
+      f"{other} {mw[1]*1e3:7.1f} ms ({records/mw[1]:9.0f}/s)  {mw[1]/mw[0]:4.1f}x")
+print(f"{'':<16} {'':>7}          cpu:  tsem {mc[0]*1e3:7.1f} ms ({records/mc[0]:9.0f}/s)  "
+      f"{other} {mc[1]*1e3:7.1f} ms ({records/mc[1]:9.0f}/s)  {mc[1]/mc[0]:4.1f}x   (medians of {rounds})")
+EOF2
 }
 
 echo
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 bench_pair "IMA replay" "$IMA_ENTRIES" evmctl -- "$tsem" ima replay --bank sha1 --bank sha256 "$work/ima.bin" -- "${evm[@]}"
 bench_pair "event log replay" "$EVENTS" tpm2_eventlog -- "$tsem" eventlog replay "$work/ev.bin" -- tpm2_eventlog "$work/ev.bin"
