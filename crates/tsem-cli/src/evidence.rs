@@ -395,6 +395,14 @@ fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {
             let data = read(&a.file)?;
             s.replay_remainder(&data, opts, &banks).with_context(ctx)?
         }
+        // A pipe can be read only once, so only regular files are streamed.
+        None if !std::fs::metadata(&a.file).is_ok_and(|m| m.is_file()) => {
+            let data = read(&a.file)?;
+            if banks.is_empty() {
+                banks.push(ima::detect(&data, opts).with_context(ctx)?.1);
+            }
+            ima::replay(&data, opts, &banks, None, None).with_context(ctx)?
+        }
         None => {
             if banks.is_empty() {
                 banks.push(ima::detect_path(&a.file, opts).with_context(ctx)?.1);

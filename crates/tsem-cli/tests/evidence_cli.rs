@@ -158,6 +158,25 @@ fn ima_replay_json_reproduces_pcr10_in_four_banks() {
             vec![talg]
         );
     }
+    // From a pipe (read once, in memory) the result is the same as from the file (streamed).
+    let f = dir.join("sha384.log");
+    let want = ok_json(&["ima", "replay", "--json", "--bank", "sha256", s(&f)]);
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat '{}' | '{}' ima replay --json --bank sha256 /dev/stdin",
+            s(&f),
+            env!("CARGO_BIN_EXE_tsem")
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let got: Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(got["pcrs"], want["pcrs"]);
     // Checked against an unrelated machine's event log, the boot_aggregate does not match.
     let ev = conformance().join("eventlog/go-tpm-tools/ubuntu-2404-amd-sevsnp.bin");
     let got = ok_json(&[
