@@ -6,21 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("TSEM_SHARED") {
-        Some(s) => PathBuf::from(s).join("conformance"),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/conformance"
-        )),
-    };
-    assert!(
-        dir.is_dir(),
-        "conformance data not found at {} (set TSEM_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use tsem_testdata::conformance_dir as conformance;
 
 fn tsem(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tsem"))

@@ -3,28 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use tsem_core::hash::{Digest, HashAlg};
 use tsem_evidence::eventlog::{self, EventLog, LogFormat};
 use tsem_evidence::ima::{self, ImaList, ParseOptions};
 use tsem_evidence::snapshot::{Snapshot, SnapshotError};
 
-fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("TSEM_SHARED") {
-        Some(s) => PathBuf::from(s).join("conformance"),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/conformance"
-        )),
-    };
-    assert!(
-        dir.is_dir(),
-        "conformance data not found at {} (set TSEM_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use tsem_testdata::conformance_dir as conformance;
 
 fn read(rel: &str) -> Vec<u8> {
     let p = conformance().join(rel);

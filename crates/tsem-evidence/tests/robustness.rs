@@ -2,29 +2,13 @@
 //! panic, and every rejection must name a location inside the input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-
 use proptest::prelude::*;
 use tsem_core::hash::HashAlg;
 use tsem_evidence::eventlog::{self, EventLog, EventLogError};
 use tsem_evidence::ima::{self, ImaError, ImaList, ParseOptions};
 use tsem_evidence::snapshot::Snapshot;
 
-fn conformance() -> PathBuf {
-    let dir = match std::env::var_os("TSEM_SHARED") {
-        Some(s) => PathBuf::from(s).join("conformance"),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/conformance"
-        )),
-    };
-    assert!(
-        dir.is_dir(),
-        "conformance data not found at {} (set TSEM_SHARED)",
-        dir.display()
-    );
-    dir
-}
+use tsem_testdata::conformance_dir as conformance;
 
 fn read(rel: &str) -> Vec<u8> {
     std::fs::read(conformance().join(rel)).unwrap()

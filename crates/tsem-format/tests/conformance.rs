@@ -9,12 +9,7 @@ use tsem_core::hash::{Digest, HashAlg};
 use tsem_core::map::{Mapper, Mapping};
 use tsem_format::{RecordKind, event_to_json, parse_event};
 
-fn shared() -> PathBuf {
-    match std::env::var_os("TSEM_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
-    }
-}
+use tsem_testdata::shared_dir as shared;
 
 fn process_dir() -> PathBuf {
     let d = shared().join("conformance/tsem/process");

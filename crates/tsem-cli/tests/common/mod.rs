@@ -4,19 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The `shared/` directory beside the repository (or `$TSEM_SHARED`). Missing data fails.
-pub fn shared() -> PathBuf {
-    let p = match std::env::var_os("TSEM_SHARED") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")),
-    };
-    assert!(
-        p.join("conformance").is_dir(),
-        "conformance data missing at {} (set TSEM_SHARED)",
-        p.display()
-    );
-    p
-}
+pub use tsem_testdata::shared_dir as shared;
 
 pub fn process_dir() -> PathBuf {
     shared().join("conformance/tsem/process")
