@@ -51,13 +51,9 @@ pub fn one_line(ev: &Event) -> String {
         Cell::InodeSetattr { dentry, valid, .. } => {
             format!("{} valid={valid}", dentry.path.pathname)
         }
-        Cell::InodeRename {
-            old_dentry,
-            new_dentry,
-            ..
-        } => format!(
+        Cell::InodeRename(r) => format!(
             "{} -> {}",
-            old_dentry.path.pathname, new_dentry.path.pathname
+            r.old_dentry.path.pathname, r.new_dentry.path.pathname
         ),
         other => {
             let s = format!("{other:?}");

@@ -4,6 +4,7 @@
 //! Values are kept as the kernel holds them (numbers, digests, byte strings), not as JSON text, so
 //! they can be mapped to coefficients without re-parsing and emitted again in the kernel's format.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -322,6 +323,39 @@ pub struct SuperBlock {
     pub s_flags: u64,
 }
 
+/// sb_pivotroot (`old_path`, `new_path`) and move_mount (`from_path`, `to_path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPair {
+    /// First path.
+    pub a: PathRef,
+    /// Second path.
+    pub b: PathRef,
+}
+
+/// inode_link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Existing entry.
+    pub old_dentry: Dentry,
+    /// New parent.
+    pub dir: Inode,
+    /// New entry.
+    pub new_dentry: Dentry,
+}
+
+/// inode_rename.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// Old parent.
+    pub old_dir: Inode,
+    /// Old entry.
+    pub old_dentry: Dentry,
+    /// New parent.
+    pub new_dir: Inode,
+    /// New entry.
+    pub new_dentry: Dentry,
+}
+
 /// The CELL: the parameters of one event. One variant per distinct shape; the event type in the
 /// header says which hook it came from (and so which JSON key names are used).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,12 +559,7 @@ pub enum Cell {
     /// sb_statfs, quota_on, inode_listxattr, inode_killpriv: `dentry`.
     Dentry(Dentry),
     /// sb_pivotroot (`old_path`, `new_path`), move_mount (`from_path`, `to_path`).
-    TwoPaths {
-        /// First path.
-        a: PathRef,
-        /// Second path.
-        b: PathRef,
-    },
+    TwoPaths(Box<PathPair>),
     /// quotactl.
     Quotactl {
         /// Commands.
@@ -634,14 +663,7 @@ pub enum Cell {
         dentry: Dentry,
     },
     /// inode_link.
-    InodeLink {
-        /// Existing entry.
-        old_dentry: Dentry,
-        /// New parent.
-        dir: Inode,
-        /// New entry.
-        new_dentry: Dentry,
-    },
+    InodeLink(Box<Link>),
     /// inode_symlink.
     InodeSymlink {
         /// Parent directory.
@@ -663,16 +685,7 @@ pub enum Cell {
         dev: (u32, u32),
     },
     /// inode_rename.
-    InodeRename {
-        /// Old parent.
-        old_dir: Inode,
-        /// Old entry.
-        old_dentry: Dentry,
-        /// New parent.
-        new_dir: Inode,
-        /// New entry.
-        new_dentry: Dentry,
-    },
+    InodeRename(Box<Rename>),
     /// inode_setattr.
     InodeSetattr {
         /// The entry.

@@ -13,8 +13,8 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::event::{
-    Cell, Coe, Creds, Dentry, Event, EventType, FileDesc, Inode, IpcPerm, PathRef, Sock, SockAddr,
-    TMPFS_MAGIC,
+    Cell, Coe, Creds, Dentry, Event, EventType, FileDesc, Inode, IpcPerm, Link, PathPair, PathRef,
+    Rename, Sock, SockAddr, TMPFS_MAGIC,
 };
 use crate::hash::{Digest, HashAlg};
 
@@ -573,7 +573,8 @@ impl Encoder<'_> {
                 self.u64(sb.s_flags);
             }
             (Cell::Dentry(d), _) | (Cell::InodeGetattr(d), _) => self.dentry(d),
-            (Cell::TwoPaths { a, b }, _) => {
+            (Cell::TwoPaths(cell), _) => {
+                let PathPair { a, b } = &**cell;
                 self.path(a);
                 self.path(b);
             }
@@ -680,14 +681,12 @@ impl Encoder<'_> {
                 self.inode(dir, false);
                 self.dentry(dentry);
             }
-            (
-                Cell::InodeLink {
+            (Cell::InodeLink(cell), _) => {
+                let Link {
                     old_dentry,
                     dir,
                     new_dentry,
-                },
-                _,
-            ) => {
+                } = &**cell;
                 self.dentry(old_dentry);
                 self.inode(dir, false);
                 self.dentry(new_dentry);
@@ -718,15 +717,13 @@ impl Encoder<'_> {
                 self.u16(*mode);
                 self.u32((dev.0 << 20) | (dev.1 & 0xfffff));
             }
-            (
-                Cell::InodeRename {
+            (Cell::InodeRename(cell), _) => {
+                let Rename {
                     old_dir,
                     old_dentry,
                     new_dir,
                     new_dentry,
-                },
-                _,
-            ) => {
+                } = &**cell;
                 self.inode(old_dir, false);
                 self.dentry(old_dentry);
                 self.inode(new_dir, false);

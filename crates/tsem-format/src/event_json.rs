@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use tsem_core::event::{
     Cell, CellShape, Coe, Created, Creds, Dentry, Event, EventHeader, EventType, FileDesc, Inode,
-    IpcPerm, PathRef, Sock, SockAddr, SuperBlock,
+    IpcPerm, Link, PathPair, PathRef, Rename, Sock, SockAddr, SuperBlock,
 };
 use tsem_core::hash::Digest;
 
@@ -629,10 +629,10 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         CellShape::Dentry => Cell::Dentry(sub!(o, "dentry", dentry)),
         CellShape::TwoPaths => {
             let (ka, kb) = two_path_keys(t);
-            Cell::TwoPaths {
+            Cell::TwoPaths(Box::new(PathPair {
                 a: sub!(o, ka, path),
                 b: sub!(o, kb, path),
-            }
+            }))
         }
         CellShape::Quotactl => Cell::Quotactl {
             cmds: o.u32("cmds")?,
@@ -704,11 +704,11 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             dir: sub!(o, "dir", inode),
             dentry: sub!(o, "dentry", dentry),
         },
-        CellShape::InodeLink => Cell::InodeLink {
+        CellShape::InodeLink => Cell::InodeLink(Box::new(Link {
             old_dentry: sub!(o, "old_dentry", dentry),
             dir: sub!(o, "dir", inode),
             new_dentry: sub!(o, "new_dentry", dentry),
-        },
+        })),
         CellShape::InodeSymlink => Cell::InodeSymlink {
             dir: sub!(o, "dir", inode),
             dentry: sub!(o, "dentry", dentry),
@@ -722,12 +722,12 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
                 Ok((d.u32("major")?, d.u32("minor")?))
             }),
         },
-        CellShape::InodeRename => Cell::InodeRename {
+        CellShape::InodeRename => Cell::InodeRename(Box::new(Rename {
             old_dir: sub!(o, "old_dir", inode),
             old_dentry: sub!(o, "old_dentry", dentry),
             new_dir: sub!(o, "new_dir", inode),
             new_dentry: sub!(o, "new_dentry", dentry),
-        },
+        })),
         CellShape::InodeSetattr => {
             let dentry = sub!(o, "dentry", dentry);
             let (valid, mode, uid, gid, size) =
@@ -1457,7 +1457,8 @@ fn write_cell(w: &mut W<'_>, t: EventType, cell: &Cell) {
         }
         Cell::SbRemount(sb) => w.superblock("sb", sb),
         Cell::Dentry(d) => w.dentry("dentry", d),
-        Cell::TwoPaths { a, b } => {
+        Cell::TwoPaths(cell) => {
+            let PathPair { a, b } = &**cell;
             let (ka, kb) = two_path_keys(t);
             w.path(ka, a);
             w.path(kb, b);
@@ -1550,11 +1551,12 @@ fn write_cell(w: &mut W<'_>, t: EventType, cell: &Cell) {
             w.inode("dir", dir);
             w.dentry("dentry", dentry);
         }
-        Cell::InodeLink {
-            old_dentry,
-            dir,
-            new_dentry,
-        } => {
+        Cell::InodeLink(cell) => {
+            let Link {
+                old_dentry,
+                dir,
+                new_dentry,
+            } = &**cell;
             w.dentry("old_dentry", old_dentry);
             w.inode("dir", dir);
             w.dentry("new_dentry", new_dentry);
@@ -1582,12 +1584,13 @@ fn write_cell(w: &mut W<'_>, t: EventType, cell: &Cell) {
             w.u("minor", dev.1.into());
             w.close();
         }
-        Cell::InodeRename {
-            old_dir,
-            old_dentry,
-            new_dir,
-            new_dentry,
-        } => {
+        Cell::InodeRename(cell) => {
+            let Rename {
+                old_dir,
+                old_dentry,
+                new_dir,
+                new_dentry,
+            } = &**cell;
             w.inode("old_dir", old_dir);
             w.dentry("old_dentry", old_dentry);
             w.inode("new_dir", new_dir);

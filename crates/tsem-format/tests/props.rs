@@ -282,10 +282,10 @@ impl G {
             },
             CellShape::SbRemount => Cell::SbRemount(self.sb()),
             CellShape::Dentry => Cell::Dentry(self.dentry()),
-            CellShape::TwoPaths => Cell::TwoPaths {
+            CellShape::TwoPaths => Cell::TwoPaths(Box::new(PathPair {
                 a: self.path(),
                 b: self.path(),
-            },
+            })),
             CellShape::Quotactl => Cell::Quotactl {
                 cmds: self.u32(),
                 qtype: self.u32(),
@@ -342,11 +342,11 @@ impl G {
                 dir: self.inode(),
                 dentry: self.dentry(),
             },
-            CellShape::InodeLink => Cell::InodeLink {
+            CellShape::InodeLink => Cell::InodeLink(Box::new(Link {
                 old_dentry: self.dentry(),
                 dir: self.inode(),
                 new_dentry: self.dentry(),
-            },
+            })),
             CellShape::InodeSymlink => Cell::InodeSymlink {
                 dir: self.inode(),
                 dentry: self.dentry(),
@@ -358,12 +358,12 @@ impl G {
                 mode: self.u32(),
                 dev: (self.u32(), self.u32()),
             },
-            CellShape::InodeRename => Cell::InodeRename {
+            CellShape::InodeRename => Cell::InodeRename(Box::new(Rename {
                 old_dir: self.inode(),
                 old_dentry: self.dentry(),
                 new_dir: self.inode(),
                 new_dentry: self.dentry(),
-            },
+            })),
             CellShape::InodeSetattr => Cell::InodeSetattr {
                 dentry: self.dentry(),
                 valid: self.u32(),

@@ -1857,12 +1857,12 @@ impl<H: EventHandler> Notifier<H> {
         let v = self.ask(
             call,
             EventType::InodeRename,
-            Cell::InodeRename {
+            Cell::InodeRename(Box::new(tsem_core::event::Rename {
                 old_dir,
                 old_dentry,
                 new_dir,
                 new_dentry,
-            },
+            })),
         );
         if let Some(r) = Self::verdict_reply(v) {
             return Ok(r);
@@ -1914,11 +1914,11 @@ impl<H: EventHandler> Notifier<H> {
         let v = self.ask(
             call,
             EventType::InodeLink,
-            Cell::InodeLink {
+            Cell::InodeLink(Box::new(tsem_core::event::Link {
                 old_dentry,
                 dir,
                 new_dentry,
-            },
+            })),
         );
         if let Some(r) = Self::verdict_reply(v) {
             return Ok(r);
@@ -2297,7 +2297,11 @@ impl<H: EventHandler> Notifier<H> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        let r = self.simple(call, ty, Cell::TwoPaths { a, b });
+        let r = self.simple(
+            call,
+            ty,
+            Cell::TwoPaths(Box::new(tsem_core::event::PathPair { a, b })),
+        );
         self.desc.reload_mounts();
         r
     }
