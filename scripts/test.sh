@@ -22,6 +22,6 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
             exit 1
         fi
         echo "test.sh: $(basename "$exe") as nobody"
-        (cd "$unpriv" && TSEM_TEST_DIR="$unpriv" setpriv --reuid=65534 --regid=65534 --clear-groups "$exe")
+        (cd "$unpriv" && TSEM_TEST_DIR="$unpriv" timeout 900 setpriv --reuid=65534 --regid=65534 --clear-groups "$exe")
     done
 fi
