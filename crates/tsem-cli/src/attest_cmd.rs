@@ -115,7 +115,7 @@ fn read_text(p: &Path, what: &str) -> anyhow::Result<String> {
 
 /// `tsem run --attest OUT --nonce HEX --key KEY [--tpm TCTI] [--pcr N]`: attest the live run's
 /// namespace when the workload ends.
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 pub struct RunAttestArgs {
     /// Attest the run's namespace to OUT (JSON) when the workload ends.
     #[arg(long, value_name = "OUT", requires_all = ["nonce", "key"])]
@@ -132,6 +132,9 @@ pub struct RunAttestArgs {
     /// PCR to extend the state into, with --tpm.
     #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
     pub pcr: u32,
+    /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
+    #[arg(long, value_name = "ALG", default_value = "ecc", requires = "tpm")]
+    pub ak_alg: tsem_attest::tpm::AkAlg,
     /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
     #[arg(long, value_name = "FILE", requires = "tpm")]
     pub ak_out: Option<PathBuf>,
@@ -155,28 +158,55 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
     let (Some(out), Some(nonce), Some(key)) = (&a.attest, &a.nonce, &a.key) else {
         return Ok(None);
     };
-    let nonce = tsem_attest::parse_nonce(nonce).context("--nonce")?;
-    let signer =
-        Signer::from_pem(&read_text(key, "key")?).with_context(|| format!("{}", key.display()))?;
-    let mut tpm = a
-        .tpm
-        .as_deref()
-        .map(tsem_attest::tpm::Tpm::open)
-        .transpose()?;
+    let parts = Parts {
+        out,
+        nonce,
+        key,
+        tpm: a.tpm.as_deref(),
+        ak_alg: a.ak_alg,
+        pcr: a.pcr,
+        ak_out: a.ak_out.as_deref(),
+    };
+    open_attester(&parts, digest).map(Some)
+}
+
+/// The attestation options shared by `tsem attest` and `tsem run --attest`.
+struct Parts<'a> {
+    out: &'a Path,
+    nonce: &'a str,
+    key: &'a Path,
+    tpm: Option<&'a str>,
+    ak_alg: tsem_attest::tpm::AkAlg,
+    pcr: u32,
+    ak_out: Option<&'a Path>,
+}
+
+fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
+    let nonce = tsem_attest::parse_nonce(p.nonce).context("--nonce")?;
+    let signer = Signer::from_pem(&read_text(p.key, "key")?)
+        .with_context(|| format!("{}", p.key.display()))?;
+    let mut tpm = match p.tpm {
+        Some(tcti) => {
+            let mut t = tsem_attest::tpm::Tpm::open(tcti)?;
+            t.set_ak_alg(p.ak_alg);
+            Some(t)
+        }
+        None => None,
+    };
     let aggregate = tpm
         .as_mut()
         .map(|t| t.hardware_aggregate(digest))
         .transpose()?
         .map(|d| d.to_hex());
-    Ok(Some(Prepared {
+    Ok(Prepared {
         signer,
         nonce,
         tpm,
-        pcr: a.pcr,
-        out: out.clone(),
-        ak_out: a.ak_out.clone(),
+        pcr: p.pcr,
+        out: p.out.to_path_buf(),
+        ak_out: p.ak_out.map(Path::to_path_buf),
         aggregate,
-    }))
+    })
 }
 
 /// Attest a finished run's namespace and write the attestation.
@@ -207,39 +237,43 @@ pub fn finish(
     }
     std::fs::write(&p.out, att.to_json())
         .with_context(|| format!("{}: cannot write", p.out.display()))?;
-    eprintln!("tsem: attested state {} to {}", ns.state(), p.out.display());
+    eprintln!(
+        "tsem: attested state {} ({} events, {} forensic, {}) to {}",
+        ns.state(),
+        ns.events(),
+        ns.forensics_events(),
+        if att.tpm.is_some() {
+            format!("signed and quoted in PCR {}", p.pcr)
+        } else {
+            "signed".to_string()
+        },
+        p.out.display()
+    );
     Ok(())
 }
 
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
-    let nonce = tsem_attest::parse_nonce(&a.nonce).context("--nonce")?;
-    let signer = Signer::from_pem(&read_text(&a.key, "key")?)
-        .with_context(|| format!("{}", a.key.display()))?;
-    let mut tpm = match &a.tpm {
-        Some(t) => {
-            let mut t = tsem_attest::tpm::Tpm::open(t)?;
-            t.set_ak_alg(a.ak_alg);
-            Some(t)
-        }
-        None => None,
+    let parts = Parts {
+        out: &a.output,
+        nonce: &a.nonce,
+        key: &a.key,
+        tpm: a.tpm.as_deref(),
+        ak_alg: a.ak_alg,
+        pcr: a.pcr,
+        ak_out: a.ak_out.as_deref(),
     };
-    let mut aggregate = a.aggregate.clone();
-    if let Some(t) = tpm.as_mut() {
-        aggregate = Some(t.hardware_aggregate(a.ns.digest)?.to_hex());
-    }
+    let prepared = open_attester(&parts, a.ns.digest)?;
+    let aggregate = prepared.aggregate.clone().or(a.aggregate.clone());
     let mut ns = namespace_for(
         a.ns.digest,
         a.ns.mapping,
         a.model.as_deref(),
         aggregate.as_deref(),
     )?;
-    let model_digest = match &a.model {
-        Some(p) => {
-            ns.enforce();
-            Some(tsem_attest::model_digest(&read_model(p)?))
-        }
-        None => None,
-    };
+    let model = a.model.as_deref().map(read_model).transpose()?;
+    if model.is_some() {
+        ns.enforce();
+    }
     let mut stats = StreamStats::default();
     for f in &a.files {
         let mut input = open_input(f)?;
@@ -252,41 +286,7 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     });
-    let cx = Context {
-        nonce,
-        lost_events: a.lost_events,
-        identity: Identity {
-            host: tsem_attest::host_identity(),
-            workload,
-        },
-        model: model_digest,
-        time: tsem_attest::now_unix(),
-    };
-    let att = match tpm.as_mut() {
-        Some(t) => {
-            let att = tsem_attest::attest_with_tpm(&ns, &cx, &signer, t, a.pcr)?;
-            if let (Some(p), Some(q)) = (&a.ak_out, &att.tpm) {
-                std::fs::write(p, &q.ak_public)
-                    .with_context(|| format!("{}: cannot write", p.display()))?;
-            }
-            att
-        }
-        None => tsem_attest::attest(&ns, &cx, &signer)?,
-    };
-    std::fs::write(&a.output, att.to_json())
-        .with_context(|| format!("{}: cannot write", a.output.display()))?;
-    eprintln!(
-        "tsem: attested state {} ({} events, {} forensic, {}) to {}",
-        ns.state(),
-        ns.events(),
-        ns.forensics_events(),
-        if att.tpm.is_some() {
-            format!("signed and quoted in PCR {}", a.pcr)
-        } else {
-            "signed".to_string()
-        },
-        a.output.display()
-    );
+    finish(prepared, &ns, model.as_ref(), a.lost_events, workload)?;
     Ok(ExitCode::SUCCESS)
 }
 
