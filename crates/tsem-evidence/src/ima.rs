@@ -883,6 +883,25 @@ pub struct ImaReplay {
     pub end_offset: usize,
 }
 
+impl ImaReplay {
+    /// The replay of no entries: nothing extended yet.
+    pub fn empty(format: ImaFormat, template_alg: HashAlg) -> Self {
+        Self {
+            format,
+            template_alg,
+            entries: 0,
+            violations: 0,
+            template_hash_mismatches: 0,
+            mismatch_details: Vec::new(),
+            pcrs: BTreeMap::new(),
+            boot_aggregate: None,
+            first_template_hash: None,
+            last_template_hash: None,
+            end_offset: 0,
+        }
+    }
+}
+
 /// Replay a whole list into `banks`, starting each PCR from `start` (a snapshot) or zero.
 ///
 /// Each bank re-hashes the template data with its own algorithm; a violation extends all-0xFF.
@@ -1014,19 +1033,7 @@ impl Replayer {
                 (b, init.unwrap_or_default())
             })
             .collect();
-        let out = ImaReplay {
-            format,
-            template_alg: talg,
-            entries: 0,
-            violations: 0,
-            template_hash_mismatches: 0,
-            mismatch_details: Vec::new(),
-            pcrs: BTreeMap::new(),
-            boot_aggregate: None,
-            first_template_hash: None,
-            last_template_hash: None,
-            end_offset: 0,
-        };
+        let out = ImaReplay::empty(format, talg);
         Self {
             talg,
             verify,

@@ -230,19 +230,7 @@ impl Snapshot {
         };
         self.check_continuation(talg, first)?;
         let mut r = if first.is_none() {
-            ima::ImaReplay {
-                format: ima::ImaFormat::BinaryLe,
-                template_alg: talg,
-                entries: 0,
-                violations: 0,
-                template_hash_mismatches: 0,
-                mismatch_details: Vec::new(),
-                pcrs: BTreeMap::new(),
-                boot_aggregate: None,
-                first_template_hash: None,
-                last_template_hash: None,
-                end_offset: 0,
-            }
+            ima::ImaReplay::empty(ima::ImaFormat::BinaryLe, talg)
         } else {
             let mut p = ImaParser::new(
                 data,
