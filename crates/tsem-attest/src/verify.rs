@@ -828,19 +828,7 @@ mod tests {
         use tsem_core::event::{Cell, Coe, Event, EventHeader, EventType};
         let z = HashAlg::Sha256.null_id();
         let ev = Event {
-            header: EventHeader {
-                pid: None,
-                tnum: None,
-                context: None,
-                number: None,
-                process: "t".into(),
-                event_type: EventType::Capable,
-                ttd: 1,
-                p_ttd: 1,
-                task_id: z,
-                p_task_id: z,
-                ts: 0,
-            },
+            header: EventHeader::new("t", EventType::Capable, z, z),
             coe: Coe::default(),
             cell: Cell::Capable { cap: 1, opts: 0 },
         };

@@ -152,6 +152,31 @@ pub struct EventHeader {
     pub ts: u64,
 }
 
+impl EventHeader {
+    /// A header for a task's event with no export bookkeeping: no pid, tnum, context or number,
+    /// instance 0 and time 0 (none of which enters a coefficient).
+    pub fn new(
+        process: impl Into<String>,
+        event_type: EventType,
+        task_id: Digest,
+        p_task_id: Digest,
+    ) -> Self {
+        Self {
+            pid: None,
+            tnum: None,
+            context: None,
+            number: None,
+            process: process.into(),
+            event_type,
+            ttd: 0,
+            p_ttd: 0,
+            task_id,
+            p_task_id,
+            ts: 0,
+        }
+    }
+}
+
 /// The context of execution: the task's credentials at the moment of the event (spec §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Coe {

@@ -907,19 +907,12 @@ mod tests {
     fn file_open(coe: Coe) -> Event {
         let alg = HashAlg::Sha256;
         Event {
-            header: EventHeader {
-                pid: None,
-                tnum: None,
-                context: None,
-                number: None,
-                process: String::from("cat"),
-                event_type: EventType::FileOpen,
-                ttd: 1,
-                p_ttd: 1,
-                task_id: alg.digest(b"task"),
-                p_task_id: alg.digest(b"parent"),
-                ts: 0,
-            },
+            header: EventHeader::new(
+                "cat",
+                EventType::FileOpen,
+                alg.digest(b"task"),
+                alg.digest(b"parent"),
+            ),
             coe,
             cell: Cell::File(FileDesc {
                 flags: 0x8000,

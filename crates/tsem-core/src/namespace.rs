@@ -633,24 +633,11 @@ impl Namespace {
 mod tests {
     use super::*;
     use crate::event::{Cell, Coe, EventHeader, EventType};
-    use alloc::string::String;
 
     fn ev(cap: u32) -> Event {
         let z = HashAlg::Sha256.null_id();
         Event {
-            header: EventHeader {
-                pid: None,
-                tnum: None,
-                context: None,
-                number: None,
-                process: String::from("t"),
-                event_type: EventType::Capable,
-                ttd: 1,
-                p_ttd: 1,
-                task_id: z,
-                p_task_id: z,
-                ts: 0,
-            },
+            header: EventHeader::new("t", EventType::Capable, z, z),
             coe: Coe::default(),
             cell: Cell::Capable { cap, opts: 0 },
         }

@@ -32,19 +32,7 @@ fn event(kind: u8, v: u32, uid: u32) -> Event {
         ),
     };
     Event {
-        header: EventHeader {
-            pid: None,
-            tnum: None,
-            context: None,
-            number: None,
-            process: "p".into(),
-            event_type,
-            ttd: 1,
-            p_ttd: 1,
-            task_id: z,
-            p_task_id: z,
-            ts: 0,
-        },
+        header: EventHeader::new("p", event_type, z, z),
         coe: Coe {
             uid,
             ..Coe::default()
