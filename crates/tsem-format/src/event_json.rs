@@ -1700,41 +1700,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let bad = LINE.replace("\"0100755\"", "\"0100x55\"");
-        let e = parse_event(&bad).unwrap_err();
+        let err = |line: &str| parse_event(line).unwrap_err().to_string();
+        let e = err(&LINE.replace("\"0100755\"", "\"0100x55\""));
         assert!(
-            e.to_string()
-                .starts_with("field `file_open.file.inode.mode`: not a number"),
+            e.starts_with("field `file_open.file.inode.mode`: not a number"),
             "{e}"
         );
-        let bad = LINE.replace("\"type\": \"file_open\"", "\"type\": \"file_opem\"");
+        let e = err(&LINE.replace("\"type\": \"file_open\"", "\"type\": \"file_opem\""));
+        assert!(e.contains("unknown event type"), "{e}");
+        let e = err(&LINE.replace("\"sda3\"", "\"sda3\", \"extra\": \"1\""));
         assert!(
-            parse_event(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown event type")
+            e.contains("`file_open.file.inode.extra`: unknown field"),
+            "{e}"
         );
-        let bad = LINE.replace("\"sda3\"", "\"sda3\", \"extra\": \"1\"");
-        assert!(
-            parse_event(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("`file_open.file.inode.extra`: unknown field")
-        );
-        let bad = LINE.replace("\"ts\": \"1316795\"", "\"ts\": \"1316795\", \"ts\": \"1\"");
-        assert!(
-            parse_event(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("`event.ts`: duplicate key")
-        );
-        let bad = LINE.replace("59474588", "5947458z");
-        assert!(
-            parse_event(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("file_open.file.digest")
-        );
+        let e = err(&LINE.replace("\"ts\": \"1316795\"", "\"ts\": \"1316795\", \"ts\": \"1\""));
+        assert!(e.contains("`event.ts`: duplicate key"), "{e}");
+        let e = err(&LINE.replace("59474588", "5947458z"));
+        assert!(e.contains("file_open.file.digest"), "{e}");
     }
 
     #[test]
