@@ -333,6 +333,40 @@ fn is_group_stop_sig(sig: i32) -> bool {
     )
 }
 
+/// Linux's `-ERESTARTSYS` and `-ERESTARTNOINTR` (include/linux/errno.h; not in the uapi).
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+
+/// Whether `nr` is a notified syscall that never returns `-ERESTARTSYS` on its own as the
+/// sensor runs it (performed by the supervisor, or never blocking in the kernel), so an
+/// `-ERESTARTSYS` can only come from the notification wait.
+fn restart_transparently(nr: i64) -> bool {
+    match Sysno::from_nr(nr) {
+        // Continued calls that block interruptibly by nature: their EINTR is the kernel's.
+        Some(Sysno::Accept | Sysno::Accept4 | Sysno::InitModule | Sysno::FinitModule) => false,
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// A signal that arrives before the supervisor has received a notification abandons it, and
+/// the kernel returns `-ERESTARTSYS`: with a handler lacking `SA_RESTART` (dash's SIGCHLD
+/// handler) the call would fail with EINTR, which `kill`, `chmod` or an `open` of a regular
+/// file never do natively. `WAIT_KILLABLE_RECV` only covers signals after the receive. At the
+/// signal-delivery stop, before the kernel decides, turn it into `-ERESTARTNOINTR`: the call
+/// is restarted after the handler (and notified again), as if the signal had come first.
+fn restart_abandoned_notification(tid: i32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok((nr, ret)) = sys::ptrace_syscall_state(tid)
+        && ret == ERESTARTSYS
+        && restart_transparently(nr)
+    {
+        let _ = sys::ptrace_set_syscall_return(tid, ERESTARTNOINTR);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (tid, ERESTARTSYS, ERESTARTNOINTR, restart_transparently);
+}
+
 /// The tracer loop: runs until no traced task and no child is left.
 fn trace_loop<H: EventHandler>(
     root: i32,
@@ -400,6 +434,7 @@ fn trace_loop<H: EventHandler>(
             }
             _ => {
                 // Signal-delivery stop: deliver the signal unchanged.
+                restart_abandoned_notification(tid);
                 let _ = sys::ptrace_cont(tid, sig);
             }
         }

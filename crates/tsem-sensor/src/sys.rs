@@ -659,6 +659,35 @@ pub fn ptrace_listen(pid: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The syscall a tracee in a stop was in (`orig_rax`) and the value it is about to return
+/// (`rax`), from `PTRACE_GETREGS` (x86_64).
+#[cfg(target_arch = "x86_64")]
+pub fn ptrace_syscall_state(pid: i32) -> io::Result<(i64, i64)> {
+    // SAFETY: user_regs_struct is plain old data; all-zero is a valid value.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one user_regs_struct into `regs`.
+    cvt(unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0usize,
+            &mut regs as *mut libc::user_regs_struct,
+        )
+    })?;
+    Ok((regs.orig_rax as i64, regs.rax as i64))
+}
+
+/// Set the value a stopped tracee's interrupted syscall returns (`rax`, x86_64).
+#[cfg(target_arch = "x86_64")]
+pub fn ptrace_set_syscall_return(pid: i32, value: i64) -> io::Result<()> {
+    // Offset of `rax` in struct user (user_regs_struct comes first).
+    let off = std::mem::offset_of!(libc::user_regs_struct, rax);
+    // SAFETY: PTRACE_POKEUSER writes one word of the tracee's saved registers; no memory of
+    // ours is passed.
+    cvt(unsafe { libc::ptrace(libc::PTRACE_POKEUSER, pid, off, value as usize) })?;
+    Ok(())
+}
+
 /// `ptrace(PTRACE_GETEVENTMSG, pid)`.
 pub fn ptrace_geteventmsg(pid: i32) -> io::Result<u64> {
     let mut msg: libc::c_ulong = 0;
