@@ -1,5 +1,6 @@
-//! The classic-BPF seccomp program: notify the security-relevant syscalls, allow everything else
-//! in the kernel, kill anything that is not native x86_64.
+//! The classic-BPF seccomp program: notify the security-relevant syscalls, refuse the ones that
+//! would act without passing through any of them, allow everything else in the kernel, kill
+//! anything that is not native x86_64.
 //!
 //! Hand-rolled rather than generated with `seccompiler` because that crate has no notify action;
 //! the program is small (two instructions per plain syscall) and checked by an interpreter in the
@@ -18,6 +19,22 @@ pub const RET_ALLOW: u32 = 0x7fff_0000;
 pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// `SECCOMP_RET_KILL_PROCESS`.
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
+
+/// `SECCOMP_RET_ERRNO` (the errno goes in the low 16 bits).
+pub const RET_ERRNO: u32 = 0x0005_0000;
+
+/// Calls that would open, read or change files with no syscall the sensor sees: io_uring
+/// (IORING_OP_OPENAT, IORING_OP_RENAMEAT, ... run in kernel workers, not through seccomp) and
+/// `open_by_handle_at` (an open without a path, needs CAP_DAC_READ_SEARCH). The sensor cannot
+/// describe them, so they fail with EPERM in every mode (fail closed); programs that use
+/// io_uring fall back to plain syscalls when `io_uring_setup` is refused, as they must under
+/// Docker's default profile.
+pub const REFUSED: &[i64] = &[
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    libc::SYS_open_by_handle_at,
+];
 
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
@@ -70,6 +87,10 @@ pub fn build(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
         ins(JGE_K, 0, 1, X32_SYSCALL_BIT),
         ins(RET_K, 0, 0, RET_KILL_PROCESS),
     ];
+    for nr in REFUSED {
+        p.push(ins(JEQ_K, 0, 1, *nr as u32));
+        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+    }
     for s in syscalls {
         let b = body(s.cond());
         // A body is at most 8 instructions, so the skip always fits the u8 offset.
@@ -180,6 +201,17 @@ mod tests {
             run(&p, mp, a, [0, 4096, libc::PROT_READ as u64, 0, 0, 0]),
             RET_ALLOW
         );
+    }
+
+    #[test]
+    fn unobservable_calls_are_refused() {
+        let p = build(Sysno::ALL);
+        for nr in REFUSED {
+            assert_eq!(
+                run(&p, *nr as u32, AUDIT_ARCH_X86_64, [0; 6]),
+                RET_ERRNO | libc::EPERM as u32
+            );
+        }
     }
 
     #[test]

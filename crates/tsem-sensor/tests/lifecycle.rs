@@ -102,6 +102,19 @@ fn helper() {
             std::fs::write("result", format!("{eintr} {other} {alarms}")).unwrap();
             if eintr == 0 && other == 0 { 0 } else { 1 }
         }
+        // io_uring and open_by_handle_at would act unseen: both must be refused with EPERM.
+        "refused" => {
+            let mut params = [0u8; 120];
+            let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+            let ring_err = std::io::Error::last_os_error().raw_os_error();
+            let h = unsafe { libc::syscall(libc::SYS_open_by_handle_at, -100, 0usize, 0) };
+            let h_err = std::io::Error::last_os_error().raw_os_error();
+            let ok = ring == -1
+                && ring_err == Some(libc::EPERM)
+                && h == -1
+                && h_err == Some(libc::EPERM);
+            if ok { 0 } else { 1 }
+        }
         other => panic!("unknown helper mode {other}"),
     };
     std::process::exit(code);
@@ -240,6 +253,16 @@ fn notified_calls_never_fail_with_eintr() {
     assert_eq!(r.exit.code(), 0, "{:?}", r.stats);
     assert_eq!(r.stats.lost, 0);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn calls_the_sensor_cannot_see_are_refused() {
+    let r = run_helper("refused", &[], None, Recorder::default());
+    assert_eq!(
+        r.exit.code(),
+        0,
+        "io_uring_setup or open_by_handle_at was not refused"
+    );
 }
 
 #[test]
