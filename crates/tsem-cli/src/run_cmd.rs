@@ -54,11 +54,15 @@ pub struct RunArgs {
     /// The namespace's hash function and coefficient layout.
     #[command(flatten)]
     pub ns: crate::replay::NsArgs,
-    /// Keep file digests across runs in FILE, so unchanged executables and libraries are not
-    /// hashed again. Whoever can write FILE can make a changed file pass as its old contents:
-    /// keep it out of the workload's reach.
-    #[arg(long, value_name = "FILE")]
+    /// Keep file digests across runs in FILE [default: $XDG_CACHE_HOME/tsem/digests-ALG or
+    /// ~/.cache/tsem/digests-ALG], so unchanged executables and libraries are not hashed again.
+    /// FILE and its directory must be writable by you alone; the workload is refused any access
+    /// to them (docs/sensor.md, "Digest cache").
+    #[arg(long, value_name = "FILE", conflicts_with = "no_digest_cache")]
     pub digest_cache: Option<PathBuf>,
+    /// Hash every file afresh in every run (no digest cache).
+    #[arg(long)]
+    pub no_digest_cache: bool,
     /// Attest the namespace when the workload ends.
     #[command(flatten)]
     pub attestation: crate::attest_cmd::RunAttestArgs,
@@ -193,7 +197,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = SensorConfig {
         alg: a.ns.digest,
         mapping: a.ns.mapping,
-        digest_cache: a.digest_cache.clone(),
+        digest_cache: digest_store(&a)?,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
@@ -206,6 +210,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     let m = &report.handler;
+    if let Some(e) = &report.digest_cache_error {
+        eprintln!("tsem: warning: {e}");
+    }
     if let Some(e) = &report.listener_error {
         eprintln!("tsem: the sensor failed and the workload was killed: {e}");
     }
@@ -238,6 +245,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "unmodeled": s.unmodeled,
             "abandoned": s.abandoned,
             "exec_mismatch": s.exec_mismatch,
+            "protected": s.protected,
             "tasks": s.tasks,
             "execs": s.execs,
         });
@@ -275,4 +283,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         None => report.exit.code(),
     };
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The digest store to use: the one named (an unusable one is an error), none, or the default
+/// one when it can be used (silently none otherwise, e.g. for a user without a home).
+fn digest_store(a: &RunArgs) -> anyhow::Result<Option<tsem_sensor::digest_cache::Store>> {
+    use tsem_sensor::digest_cache::{Store, default_path};
+    if a.no_digest_cache {
+        return Ok(None);
+    }
+    if let Some(p) = &a.digest_cache {
+        return Ok(Some(Store::open(p, a.ns.digest)?));
+    }
+    Ok(default_path(a.ns.digest).and_then(|p| Store::open(&p, a.ns.digest).ok()))
 }

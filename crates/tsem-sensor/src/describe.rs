@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::{Arc, Mutex};
 
 use tsem_core::event::{Created, Dentry, FileDesc, Inode, PathRef};
 use tsem_core::{Digest, HashAlg, Hasher};
@@ -72,88 +71,7 @@ struct FsInfo {
     uuid: [u8; 16],
 }
 
-/// File digests shared by the notification and tracer threads, keyed by (device, inode,
-/// ctime, mtime, size), so an executable checked at `execve` is not hashed again at the exec stop.
-pub type DigestCache = Arc<Mutex<HashMap<DigestKey, Digest>>>;
-
-/// What a cached digest is valid for: any change of contents changes ctime (and mtime/size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DigestKey {
-    dev: u64,
-    ino: u64,
-    ctime: (i64, i64),
-    mtime: (i64, i64),
-    size: i64,
-}
-
-/// Read a digest cache written by [`save_digest_cache`]; entries for another hash function and
-/// malformed lines are skipped. A missing file is an empty cache.
-pub fn load_digest_cache(
-    path: &std::path::Path,
-    alg: HashAlg,
-) -> std::io::Result<HashMap<DigestKey, Digest>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() != 10 || f[0] != "v1" || f[1] != alg.name() {
-            continue;
-        }
-        let n = |i: usize| f[i].parse::<i64>().ok();
-        let (Some(dev), Some(ino), Some(cs), Some(cn), Some(ms), Some(mn), Some(size)) =
-            (n(2), n(3), n(4), n(5), n(6), n(7), n(8))
-        else {
-            continue;
-        };
-        let Ok(d) = Digest::from_hex_len(f[9], alg.size()) else {
-            continue;
-        };
-        let key = DigestKey {
-            dev: dev as u64,
-            ino: ino as u64,
-            ctime: (cs, cn),
-            mtime: (ms, mn),
-            size,
-        };
-        out.insert(key, d);
-    }
-    Ok(out)
-}
-
-/// Write a digest cache (one `v1 ALG dev ino ctime_s ctime_ns mtime_s mtime_ns size HEX` line per
-/// file) atomically.
-///
-/// # Warning
-/// Whoever can write this file can make a changed file pass as its old contents: keep it where
-/// only the supervising user writes, and never inside what the workload may modify.
-pub fn save_digest_cache(
-    path: &std::path::Path,
-    alg: HashAlg,
-    cache: &HashMap<DigestKey, Digest>,
-) -> std::io::Result<()> {
-    let mut text = String::new();
-    for (k, d) in cache {
-        text.push_str(&format!(
-            "v1 {} {} {} {} {} {} {} {} {}\n",
-            alg.name(),
-            k.dev as i64,
-            k.ino as i64,
-            k.ctime.0,
-            k.ctime.1,
-            k.mtime.0,
-            k.mtime.1,
-            k.size,
-            d.to_hex()
-        ));
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}
+pub use crate::digest_cache::{DigestCache, DigestKey};
 
 /// Statistics of the describer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -408,13 +326,7 @@ impl Describer {
         if created || !regular || st.st_size == 0 || PSEUDO_MAGICS.contains(&magic) {
             return self.alg.zero_digest();
         }
-        let key = DigestKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            size: st.st_size,
-        };
+        let key = DigestKey::of(st);
         let cached = self
             .digests
             .lock()
@@ -489,6 +401,7 @@ pub fn hash_fd(alg: HashAlg, fd: BorrowedFd<'_>, size: u64) -> std::io::Result<D
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn dev_split_matches_libc() {
@@ -505,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn digest_cache_file_round_trip_and_staleness() {
+    fn digest_cache_shared_and_stale_after_a_change() {
         let dir = std::env::temp_dir().join(format!("tsem-dcache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("f");
@@ -515,30 +428,15 @@ mod tests {
         let cache = DigestCache::default();
         let mut d = Describer::with_cache(HashAlg::Sha256, Arc::clone(&cache));
         let a = d.digest(Some(f.as_fd()), &st, 0xef53, false);
-        let file = dir.join("cache");
-        save_digest_cache(&file, HashAlg::Sha256, &cache.lock().unwrap()).unwrap();
-        // Another hash function's entries are not served.
-        assert!(
-            load_digest_cache(&file, HashAlg::Sha512)
-                .unwrap()
-                .is_empty()
-        );
-        let loaded = load_digest_cache(&file, HashAlg::Sha256).unwrap();
-        assert_eq!(loaded.len(), 1);
-        let mut d2 = Describer::with_cache(HashAlg::Sha256, Arc::new(Mutex::new(loaded)));
+        let mut d2 = Describer::with_cache(HashAlg::Sha256, Arc::clone(&cache));
         assert_eq!(d2.digest(Some(f.as_fd()), &st, 0xef53, false), a);
         assert_eq!(d2.stats().digest_cache_hits, 1);
-        // New contents: the loaded entry no longer matches and the file is hashed again.
+        // New contents: the entry no longer matches and the file is hashed again.
         std::fs::write(&p, b"two!").unwrap();
         let st2 = sys::fstat(f.as_fd()).unwrap();
         assert_eq!(
             d2.digest(Some(f.as_fd()), &st2, 0xef53, false),
             HashAlg::Sha256.digest(b"two!")
-        );
-        assert!(
-            load_digest_cache(&dir.join("missing"), HashAlg::Sha256)
-                .unwrap()
-                .is_empty()
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

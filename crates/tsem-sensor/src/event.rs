@@ -125,6 +125,8 @@ pub struct Counters {
     pub lost: AtomicU64,
     /// Tasks killed because the program loaded differed from the one approved.
     pub exec_mismatch: AtomicU64,
+    /// Calls refused because they would reach the digest store (see `digest_cache`).
+    pub protected: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -148,6 +150,8 @@ pub struct Stats {
     pub lost: u64,
     /// See [`Counters::exec_mismatch`].
     pub exec_mismatch: u64,
+    /// See [`Counters::protected`].
+    pub protected: u64,
     /// Tasks followed.
     pub tasks: u64,
     /// Exec stops.
@@ -173,6 +177,7 @@ impl Counters {
             abandoned: g(&self.abandoned),
             lost: g(&self.lost),
             exec_mismatch: g(&self.exec_mismatch),
+            protected: g(&self.protected),
             tasks: 0,
             execs: 0,
         }

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod describe;
+pub mod digest_cache;
 pub mod event;
 pub mod filter;
 pub mod notify;

@@ -71,6 +71,8 @@ pub(crate) struct Shared<H> {
     pub own: Status,
     pub own_root: (u64, u64),
     pub own_netns: u64,
+    /// The digest store's inodes, which the workload may not touch.
+    pub protected: crate::digest_cache::Protected,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -556,6 +558,8 @@ impl<H: EventHandler> Notifier<H> {
         let abs = join(&Describer::fd_path(fd.as_fd()), &base);
         let base_c = cstring(base)?;
         let entry = sys::fstatat_nofollow(fd.as_fd(), &base_c).ok();
+        let g = &self.shared.protected;
+        self.guard(g.directory(&st) || entry.as_ref().is_some_and(|e| g.entry(e)))?;
         Ok(Parent {
             fd,
             st,
@@ -563,6 +567,16 @@ impl<H: EventHandler> Notifier<H> {
             abs,
             entry,
         })
+    }
+
+    /// Refuse a call that would reach the digest store (`hit`), in every mode: a workload that
+    /// could change it could make a changed file pass as its old contents.
+    fn guard(&self, hit: bool) -> Result<(), Fail> {
+        if hit {
+            Counters::bump(&self.shared.counters.protected);
+            return Err(Fail::Errno(libc::EPERM));
+        }
+        Ok(())
     }
 
     fn umask(&self, call: &Call) -> u32 {
@@ -915,6 +929,7 @@ impl<H: EventHandler> Notifier<H> {
         if is(&st, libc::S_IFLNK) {
             return Err(Fail::Errno(libc::ELOOP));
         }
+        self.guard(self.shared.protected.object(&st))?;
         let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
             .map_err(|_| Fail::Errno(libc::EINVAL))?;
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
@@ -2068,6 +2083,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
+        self.guard(self.shared.protected.object(&st))?;
         let emulate = self.same_creds(call);
         call.emulated = emulate;
         let cell = self.setattr_cell(obj.as_fd(), &st, &what);
@@ -2115,6 +2131,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(f.as_fd())?;
+        self.guard(self.shared.protected.object(&st))?;
         let emulate = self.same_creds(call);
         call.emulated = emulate;
         let mut cell = self.setattr_cell(f.as_fd(), &st, &what);

@@ -91,9 +91,9 @@ pub struct SensorConfig {
     pub cwd: Option<PathBuf>,
     /// Environment variables set (or replaced) for the workload on top of ours.
     pub env: Vec<(OsString, OsString)>,
-    /// Keep file digests across runs in this file (see
-    /// [`save_digest_cache`](crate::describe::save_digest_cache) for what this trusts).
-    pub digest_cache: Option<PathBuf>,
+    /// Keep file digests across runs in this store (see [`crate::digest_cache`] for what this
+    /// trusts and how the workload is kept away from it).
+    pub digest_cache: Option<crate::digest_cache::Store>,
 }
 
 impl Default for SensorConfig {
@@ -119,6 +119,8 @@ pub struct Report<H> {
     pub stats: Stats,
     /// Set when the listener failed and the workload was killed (fail closed).
     pub listener_error: Option<String>,
+    /// Set when the digest store could not be written back (the run itself is unaffected).
+    pub digest_cache_error: Option<String>,
     /// The handler, handed back.
     pub handler: H,
 }
@@ -247,10 +249,14 @@ pub fn run<H: EventHandler + 'static>(
         alg: config.alg,
         mapping: config.mapping,
         digests: Arc::new(Mutex::new(match &config.digest_cache {
-            Some(p) => crate::describe::load_digest_cache(p, config.alg)
-                .map_err(setup("reading the digest cache"))?,
+            Some(s) => s.entries.clone(),
             None => Default::default(),
         })),
+        protected: config
+            .digest_cache
+            .as_ref()
+            .map(|s| s.protected.clone())
+            .unwrap_or_default(),
         own,
         own_root,
         own_netns,
@@ -289,11 +295,10 @@ pub fn run<H: EventHandler + 'static>(
         }
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
-    if let Some(p) = &config.digest_cache {
+    let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
         let cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner());
-        crate::describe::save_digest_cache(p, config.alg, &cache)
-            .map_err(setup("writing the digest cache"))?;
-    }
+        store.save(&cache).err().map(|e| e.to_string())
+    });
     let mut stats = shared.counters.snapshot();
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
     stats.tasks = tree.tasks_seen;
@@ -304,6 +309,7 @@ pub fn run<H: EventHandler + 'static>(
         exec_error,
         stats,
         listener_error,
+        digest_cache_error,
         handler: shared
             .handler
             .into_inner()

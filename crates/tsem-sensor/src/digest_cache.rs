@@ -1,0 +1,399 @@
+//! File digests kept across runs, and the sensor's guard around them.
+//!
+//! The kernel TSEM hashes a file once and keeps the digest in the inode's security blob until the
+//! file changes; a userspace sensor that starts afresh every run would hash every executable and
+//! library of the workload again (gcc's `cc1` alone is 33 MB). The store keeps digests keyed by
+//! (device, inode, ctime, mtime, size) in one file per user, so a later run reuses them.
+//!
+//! # Warning
+//! Whoever can write the store can make a changed file pass as its old contents. So:
+//! - the store and its directory must belong to the supervising user and be writable by nobody
+//!   else (checked when it is opened, [`StoreError::Insecure`]);
+//! - the workload never gets at it: the supervisor refuses (EPERM, counted in `protected`) any
+//!   open of the store, any entry operation inside its directory, any change of the directory's
+//!   attributes, and any rename or removal of the directory or one of its ancestors (which would
+//!   let the workload put another store in its place), in every mode, learning included;
+//! - files changed in the last two seconds are not persisted: their ctime may not have moved yet
+//!   when a write in the same clock tick follows the hash.
+//!
+//! Users and processes outside the workload that run as the same user are trusted, as they can
+//! already change the model files and the `tsem` binary.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tsem_core::{Digest, HashAlg};
+
+/// What a cached digest is valid for: any change of contents changes ctime (and mtime/size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DigestKey {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Change time (seconds, nanoseconds); userspace cannot set it.
+    pub ctime: (i64, i64),
+    /// Modification time.
+    pub mtime: (i64, i64),
+    /// Size in bytes.
+    pub size: i64,
+}
+
+impl DigestKey {
+    /// The key of the file `st` describes.
+    pub fn of(st: &libc::stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            size: st.st_size,
+        }
+    }
+}
+
+/// Digests shared by the notification and tracer threads of one run.
+pub type DigestCache = Arc<Mutex<HashMap<DigestKey, Digest>>>;
+
+/// Errors opening or writing a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory could not be created or inspected.
+    #[error("digest cache {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store or its directory can be changed by someone other than the supervising user.
+    #[error("digest cache {path}: {why}; refusing to trust it")]
+    Insecure {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Inodes the workload must not touch, so it cannot forge the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    /// The store file as it is during the run.
+    pub file: Option<(u64, u64)>,
+    /// Its directory: no entry may be created, removed or renamed in it.
+    pub dir: Option<(u64, u64)>,
+    /// The directory and every ancestor up to `/`: none may be renamed, removed or replaced.
+    pub chain: Vec<(u64, u64)>,
+}
+
+impl Protected {
+    /// Whether the object `st` may not be opened or have its attributes changed.
+    pub fn object(&self, st: &libc::stat) -> bool {
+        let id = (st.st_dev, st.st_ino);
+        self.file == Some(id) || self.dir == Some(id)
+    }
+
+    /// Whether entries of the directory `st` may not be created, removed or renamed.
+    pub fn directory(&self, st: &libc::stat) -> bool {
+        self.dir == Some((st.st_dev, st.st_ino))
+    }
+
+    /// Whether the entry `st` may not be removed, renamed or replaced.
+    pub fn entry(&self, st: &libc::stat) -> bool {
+        let id = (st.st_dev, st.st_ino);
+        self.file == Some(id) || self.chain.contains(&id)
+    }
+}
+
+/// A digest store on disk, checked and guarded.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    alg: HashAlg,
+    /// The digests read at open.
+    pub entries: HashMap<DigestKey, Digest>,
+    /// What the supervisor keeps the workload away from.
+    pub protected: Protected,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn check_owner(path: &Path, m: &std::fs::Metadata) -> Result<(), StoreError> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            why: format!("owned by uid {}, not {me}", m.uid()),
+        });
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(StoreError::Insecure {
+            path: path.to_path_buf(),
+            why: format!("writable by group or others (mode {:o})", m.mode() & 0o7777),
+        });
+    }
+    Ok(())
+}
+
+/// The default store for `alg`: `$XDG_CACHE_HOME/tsem/digests-ALG`, else
+/// `$HOME/.cache/tsem/digests-ALG`; `None` without either.
+pub fn default_path(alg: HashAlg) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("tsem").join(format!("digests-{}", alg.name())))
+}
+
+impl Store {
+    /// Open (creating its directory, mode 0700) the store at `path` for `alg`, check who can
+    /// change it, read it, and collect the inodes to guard. Malformed lines and entries of other
+    /// hash functions are skipped: a damaged store only costs hashing again.
+    pub fn open(path: &Path, alg: HashAlg) -> Result<Self, StoreError> {
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(io(path))?.join(path)
+        };
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        let dm = std::fs::metadata(&dir).map_err(io(&dir))?;
+        check_owner(&dir, &dm)?;
+        let mut protected = Protected {
+            file: None,
+            dir: Some((dm.dev(), dm.ino())),
+            chain: Vec::new(),
+        };
+        let mut cur = Some(dir.as_path());
+        while let Some(d) = cur {
+            let m = std::fs::metadata(d).map_err(io(d))?;
+            protected.chain.push((m.dev(), m.ino()));
+            cur = d.parent();
+        }
+        let text = match std::fs::symlink_metadata(&path) {
+            Ok(m) => {
+                if !m.is_file() {
+                    return Err(StoreError::Insecure {
+                        path,
+                        why: "not a regular file".into(),
+                    });
+                }
+                check_owner(&path, &m)?;
+                protected.file = Some((m.dev(), m.ino()));
+                std::fs::read_to_string(&path).unwrap_or_default()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        Ok(Self {
+            entries: parse(&text, alg),
+            path,
+            alg,
+            protected,
+        })
+    }
+
+    /// The store's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write `cache` (what this run knows) back, merged with what other runs wrote meanwhile,
+    /// atomically (mode 0600). Entries changed less than two seconds ago are left out.
+    pub fn save(&self, cache: &HashMap<DigestKey, Digest>) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(i64::MAX);
+        let mut all = std::fs::read_to_string(&self.path)
+            .map(|t| parse(&t, self.alg))
+            .unwrap_or_default();
+        all.extend(cache.iter().map(|(k, d)| (*k, *d)));
+        all.retain(|k, _| k.ctime.0 < now - 2);
+        if all.len() > MAX_ENTRIES {
+            // Keep what this run used; drop what others left.
+            all.retain(|k, _| cache.contains_key(k));
+        }
+        let text = render(&all, self.alg);
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(&self.path)(e)
+        })
+    }
+}
+
+/// More than this many entries and a save keeps only the current run's.
+const MAX_ENTRIES: usize = 200_000;
+
+/// One `v1 ALG dev ino ctime_s ctime_ns mtime_s mtime_ns size HEX` line per file.
+fn render(cache: &HashMap<DigestKey, Digest>, alg: HashAlg) -> String {
+    let mut text = String::with_capacity(cache.len() * (alg.size() * 2 + 80));
+    for (k, d) in cache {
+        text.push_str(&format!(
+            "v1 {} {} {} {} {} {} {} {} {}\n",
+            alg.name(),
+            k.dev as i64,
+            k.ino as i64,
+            k.ctime.0,
+            k.ctime.1,
+            k.mtime.0,
+            k.mtime.1,
+            k.size,
+            d.to_hex()
+        ));
+    }
+    text
+}
+
+fn parse(text: &str, alg: HashAlg) -> HashMap<DigestKey, Digest> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() != 10 || f[0] != "v1" || f[1] != alg.name() {
+            continue;
+        }
+        let n = |i: usize| f[i].parse::<i64>().ok();
+        let (Some(dev), Some(ino), Some(cs), Some(cn), Some(ms), Some(mn), Some(size)) =
+            (n(2), n(3), n(4), n(5), n(6), n(7), n(8))
+        else {
+            continue;
+        };
+        let Ok(d) = Digest::from_hex_len(f[9], alg.size()) else {
+            continue;
+        };
+        let key = DigestKey {
+            dev: dev as u64,
+            ino: ino as u64,
+            ctime: (cs, cn),
+            mtime: (ms, mn),
+            size,
+        };
+        out.insert(key, d);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tsem-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn key(n: u64, ctime: i64) -> DigestKey {
+        DigestKey {
+            dev: 1,
+            ino: n,
+            ctime: (ctime, 5),
+            mtime: (ctime, 5),
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn round_trip_merge_and_fresh_files() {
+        let d = scratch("rt");
+        let p = d.join("c").join("digests");
+        let s = Store::open(&p, HashAlg::Sha256).unwrap();
+        assert!(s.entries.is_empty());
+        let dm = std::fs::metadata(d.join("c")).unwrap();
+        assert_eq!(dm.permissions().mode() & 0o777, 0o700);
+        assert_eq!(s.protected.dir, Some((dm.dev(), dm.ino())));
+        let root = std::fs::metadata("/").unwrap();
+        assert!(s.protected.chain.contains(&(root.dev(), root.ino())));
+        let a = HashAlg::Sha256.digest(b"a");
+        let mut m = HashMap::new();
+        m.insert(key(1, 1000), a);
+        // Changed just now: its ctime may not have moved yet, so it is not persisted.
+        m.insert(key(2, i64::MAX / 2), a);
+        s.save(&m).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Another run saves its own entry; both survive.
+        let s2 = Store::open(&p, HashAlg::Sha256).unwrap();
+        assert_eq!(s2.entries.len(), 1);
+        assert_eq!(s2.entries.get(&key(1, 1000)), Some(&a));
+        assert!(s2.protected.file.is_some());
+        let mut m2 = HashMap::new();
+        m2.insert(key(3, 1000), a);
+        s2.save(&m2).unwrap();
+        assert_eq!(Store::open(&p, HashAlg::Sha256).unwrap().entries.len(), 2);
+        // Another hash function's entries are not served; garbage lines are skipped.
+        assert!(Store::open(&p, HashAlg::Sha512).unwrap().entries.is_empty());
+        std::fs::write(&p, "v1 sha256 1 2 x\ngarbage\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Store::open(&p, HashAlg::Sha256).unwrap().entries.is_empty());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn writable_by_others_is_refused() {
+        let d = scratch("perm");
+        let p = d.join("digests");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Store::open(&p, HashAlg::Sha256).unwrap_err();
+        assert!(e.to_string().contains("writable by group or others"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Store::open(&p, HashAlg::Sha256).unwrap_err();
+        assert!(e.to_string().contains("mode 777"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn guard_decisions() {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let p = Protected {
+            file: Some((1, 10)),
+            dir: Some((1, 9)),
+            chain: vec![(1, 9), (1, 2), (1, 1)],
+        };
+        st.st_dev = 1;
+        st.st_ino = 10;
+        assert!(p.object(&st) && p.entry(&st) && !p.directory(&st));
+        st.st_ino = 9;
+        assert!(p.object(&st) && p.entry(&st) && p.directory(&st));
+        st.st_ino = 2;
+        assert!(!p.object(&st) && p.entry(&st) && !p.directory(&st));
+        st.st_ino = 3;
+        assert!(!p.object(&st) && !p.entry(&st) && !p.directory(&st));
+    }
+}
