@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
 
 use tsem_core::event::{Created, Dentry, FileDesc, Inode, PathRef};
 use tsem_core::{Digest, HashAlg, Hasher};
@@ -93,15 +94,26 @@ pub struct CreatedFile {
     pub instance: u64,
 }
 
-/// Builds TSEM object descriptions; one per supervisor thread (it caches).
+/// What the workload created, which every supervisor thread must see alike: a file created
+/// through one thread may be opened or executed through another.
+#[derive(Debug, Default)]
+pub struct Objects {
+    created: HashMap<(u64, u64), CreatedFile>,
+    instances: HashMap<(u64, u64, Vec<u8>), u64>,
+    sock_owners: HashMap<(u64, u64), Digest>,
+}
+
+/// [`Objects`] shared by the describers of one run.
+pub type SharedObjects = Arc<Mutex<Objects>>;
+
+/// Builds TSEM object descriptions; one per supervisor thread (it caches filesystem facts; the
+/// digests and the workload's objects are shared).
 pub struct Describer {
     alg: HashAlg,
     fs: HashMap<u64, FsInfo>,
     mounts: Vec<Mount>,
     digests: DigestCache,
-    created: HashMap<(u64, u64), CreatedFile>,
-    instances: HashMap<(u64, u64, Vec<u8>), u64>,
-    sock_owners: HashMap<(u64, u64), Digest>,
+    objects: SharedObjects,
     stats: DescribeStats,
 }
 
@@ -113,14 +125,17 @@ impl Describer {
 
     /// A describer hashing with `alg` and sharing `digests` with other describers.
     pub fn with_cache(alg: HashAlg, digests: DigestCache) -> Self {
+        Self::sharing(alg, digests, SharedObjects::default())
+    }
+
+    /// A describer sharing `digests` and the workload's `objects` with other describers.
+    pub fn sharing(alg: HashAlg, digests: DigestCache, objects: SharedObjects) -> Self {
         Self {
             alg,
             fs: HashMap::new(),
             mounts: Vec::new(),
             digests,
-            created: HashMap::new(),
-            instances: HashMap::new(),
-            sock_owners: HashMap::new(),
+            objects,
             stats: DescribeStats::default(),
         }
     }
@@ -187,6 +202,9 @@ impl Describer {
 
     /// The superblock magic of the filesystem holding `fd`.
     pub fn magic(&mut self, fd: BorrowedFd<'_>, st: &libc::stat) -> u32 {
+        if let Some(f) = self.fs.get(&st.st_dev) {
+            return f.magic;
+        }
         let path = Self::fd_path(fd);
         self.fs_info(fd, st.st_dev, &path).magic
     }
@@ -204,14 +222,20 @@ impl Describer {
         }
     }
 
+    fn objects(&self) -> std::sync::MutexGuard<'_, Objects> {
+        // Poisoning only means another thread panicked mid-update; the maps stay usable.
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The created-file record of an inode, if the workload created it.
     pub fn created(&self, st: &libc::stat) -> Option<CreatedFile> {
-        self.created.get(&(st.st_dev, st.st_ino)).copied()
+        self.objects().created.get(&(st.st_dev, st.st_ino)).copied()
     }
 
     /// Assign the next instance for a file the task `owner` creates in directory `dir`.
     pub fn next_instance(&mut self, dir: &libc::stat, owner: &Digest) -> CreatedFile {
-        let n = self
+        let mut o = self.objects();
+        let n = o
             .instances
             .entry((dir.st_dev, dir.st_ino, owner.as_bytes().to_vec()))
             .or_insert(0);
@@ -224,23 +248,28 @@ impl Describer {
 
     /// Record that the inode `st` was created by the workload.
     pub fn mark_created(&mut self, st: &libc::stat, c: CreatedFile) {
-        self.created.insert((st.st_dev, st.st_ino), c);
+        self.objects().created.insert((st.st_dev, st.st_ino), c);
     }
 
     /// Record the TASK_ID that created the socket `st` (TSEM's socket_post_create).
     pub fn set_sock_owner(&mut self, st: &libc::stat, owner: Digest) {
-        self.sock_owners.insert((st.st_dev, st.st_ino), owner);
+        self.objects()
+            .sock_owners
+            .insert((st.st_dev, st.st_ino), owner);
     }
 
     /// The TASK_ID that created the socket `st`, if the sensor saw it being created.
     pub fn sock_owner(&self, st: &libc::stat) -> Option<Digest> {
-        self.sock_owners.get(&(st.st_dev, st.st_ino)).copied()
+        self.objects()
+            .sock_owners
+            .get(&(st.st_dev, st.st_ino))
+            .copied()
     }
 
     /// Forget a removed inode (its number may be reused).
     pub fn forget(&mut self, st: &libc::stat) {
         if st.st_nlink <= 1 {
-            self.created.remove(&(st.st_dev, st.st_ino));
+            self.objects().created.remove(&(st.st_dev, st.st_ino));
         }
     }
 
@@ -401,7 +430,6 @@ pub fn hash_fd(alg: HashAlg, fd: BorrowedFd<'_>, size: u64) -> std::io::Result<D
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn dev_split_matches_libc() {

@@ -5,6 +5,7 @@
 //! Emulation is only used when the target's credentials equal the supervisor's and the target's
 //! root is ours, so that the supervisor's permission checks and path walks are the target's.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -73,6 +74,13 @@ pub(crate) struct Shared<H> {
     pub own_netns: u64,
     /// The digest store's inodes, which the workload may not touch.
     pub protected: crate::digest_cache::Protected,
+    /// What the workload created, seen alike by every describer.
+    pub objects: crate::describe::SharedObjects,
+    /// Per thread: (task serial, its /proc status, whether its root is ours). Valid until the
+    /// task calls something that changes them, execs, or its tid is reused. Shared by the
+    /// notification threads: the call that invalidates an entry may be answered by another
+    /// thread than the next one of the same task.
+    pub status: Mutex<HashMap<i32, (u64, Status, Option<bool>)>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,9 +144,6 @@ pub(crate) struct Notifier<H> {
     shared: Arc<Shared<H>>,
     desc: Describer,
     self_pid: i32,
-    /// Per thread: (task serial, its /proc status, whether its root is ours). Valid until the
-    /// task calls something that changes them, execs, or its tid is reused.
-    status_cache: std::collections::HashMap<i32, (u64, Status, Option<bool>)>,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -239,14 +244,17 @@ fn is(st: &libc::stat, kind: u32) -> bool {
 
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
-        let mut desc = Describer::with_cache(shared.alg, Arc::clone(&shared.digests));
+        let mut desc = Describer::sharing(
+            shared.alg,
+            Arc::clone(&shared.digests),
+            Arc::clone(&shared.objects),
+        );
         desc.reload_mounts();
         Self {
             fd,
             shared,
             desc,
             self_pid: std::process::id() as i32,
-            status_cache: Default::default(),
         }
     }
 
@@ -287,8 +295,7 @@ impl<H: EventHandler> Notifier<H> {
             None
         };
         let serial = known.as_ref().map_or(0, |t| t.serial);
-        let cached = self
-            .status_cache
+        let cached = lock(&self.shared.status)
             .get(&tid)
             .filter(|c| c.0 == serial && serial != 0)
             .map(|c| c.1.clone());
@@ -299,7 +306,7 @@ impl<H: EventHandler> Notifier<H> {
                 if let Some(s) = &s
                     && serial != 0
                 {
-                    self.status_cache.insert(tid, (serial, s.clone(), None));
+                    lock(&self.shared.status).insert(tid, (serial, s.clone(), None));
                 }
                 s
             }
@@ -312,7 +319,7 @@ impl<H: EventHandler> Notifier<H> {
         };
         if sys.invalidates_status() {
             // The call may change credentials, umask or root: describe later events afresh.
-            self.status_cache.remove(&tid);
+            lock(&self.shared.status).remove(&tid);
         }
         let task = match known {
             Some(t) => Some(t),
@@ -405,11 +412,11 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn same_root(&mut self, tid: i32) -> bool {
-        if let Some(Some(r)) = self.status_cache.get(&tid).map(|c| c.2) {
+        if let Some(Some(r)) = lock(&self.shared.status).get(&tid).map(|c| c.2) {
             return r;
         }
         let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root);
-        if let Some(c) = self.status_cache.get_mut(&tid) {
+        if let Some(c) = lock(&self.shared.status).get_mut(&tid) {
             c.2 = Some(r);
         }
         r

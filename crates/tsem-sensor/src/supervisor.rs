@@ -257,32 +257,40 @@ pub fn run<H: EventHandler + 'static>(
             .as_ref()
             .map(|s| s.protected.clone())
             .unwrap_or_default(),
+        objects: Default::default(),
+        status: Default::default(),
         own,
         own_root,
         own_netns,
     });
     let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let notifier = {
-        let shared = Arc::clone(&shared);
-        let lerr = Arc::clone(&listener_error);
-        std::thread::Builder::new()
-            .name("tsem-notify".into())
-            .spawn(move || {
-                if let Err(e) = Notifier::new(listener, Arc::clone(&shared)).run() {
-                    // Fail closed: nobody can answer the workload's monitored syscalls any more
-                    // (the listener is closed, so they fail with ENOSYS); end it.
-                    *lock(&lerr) = Some(e.to_string());
-                    for tid in lock(&shared.tree).tids() {
-                        let _ = sys::kill(tid, libc::SIGKILL);
-                    }
-                }
-            })
-            .map_err(setup("spawning the notification thread"))?
-    };
+    // One notification thread per CPU (at most four): with SYNC_WAKE_UP a notification is
+    // answered on the CPU of the task that raised it, so tasks on different CPUs are not
+    // serialized behind one supervisor thread. A task has one syscall at a time, so two
+    // threads never handle the same task at once.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let mut fds = Vec::with_capacity(threads);
+    for _ in 1..threads {
+        fds.push(
+            listener
+                .try_clone()
+                .map_err(setup("duplicating the listener"))?,
+        );
+    }
+    fds.push(listener);
+    let notifiers = fds
+        .into_iter()
+        .map(|fd| spawn_notifier(fd, &shared, &listener_error))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let exit = trace_loop(pid, &shared, config);
     let exit = exit.map_err(setup("waitpid"))?;
-    notifier.join().map_err(|_| SpawnError::NotifierPanic)?;
+    for n in notifiers {
+        n.join().map_err(|_| SpawnError::NotifierPanic)?;
+    }
 
     let mut exec_error = None;
     if let Some(e) = child_error(&err_r) {
@@ -315,6 +323,29 @@ pub fn run<H: EventHandler + 'static>(
             .into_inner()
             .unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// Start a thread answering notifications from `fd` until every task using the filter is gone.
+fn spawn_notifier<H: EventHandler + 'static>(
+    fd: std::os::fd::OwnedFd,
+    shared: &Arc<Shared<H>>,
+    listener_error: &Arc<Mutex<Option<String>>>,
+) -> Result<std::thread::JoinHandle<()>, SpawnError> {
+    let shared = Arc::clone(shared);
+    let lerr = Arc::clone(listener_error);
+    std::thread::Builder::new()
+        .name("tsem-notify".into())
+        .spawn(move || {
+            if let Err(e) = Notifier::new(fd, Arc::clone(&shared)).run() {
+                // Fail closed: nobody can answer the workload's monitored syscalls any more
+                // (the listener is closed, so they fail with ENOSYS); end it.
+                *lock(&lerr) = Some(e.to_string());
+                for tid in lock(&shared.tree).tids() {
+                    let _ = sys::kill(tid, libc::SIGKILL);
+                }
+            }
+        })
+        .map_err(setup("spawning the notification thread"))
 }
 
 fn child_error(err_r: &std::os::fd::OwnedFd) -> Option<SpawnError> {
@@ -381,7 +412,11 @@ fn trace_loop<H: EventHandler>(
 ) -> std::io::Result<Exit> {
     let mut exit = Exit::Code(0);
     let mut pending = std::collections::HashSet::new();
-    let mut desc = Describer::with_cache(config.alg, std::sync::Arc::clone(&shared.digests));
+    let mut desc = Describer::sharing(
+        config.alg,
+        Arc::clone(&shared.digests),
+        Arc::clone(&shared.objects),
+    );
     desc.reload_mounts();
     let mut mapper = Mapper::new(config.alg, config.mapping);
     while let Some((tid, status)) = sys::wait_any()? {
