@@ -80,8 +80,11 @@ pub(crate) struct Shared<H> {
     /// task calls something that changes them, execs, or its tid is reused. Shared by the
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
-    pub status: Mutex<HashMap<i32, (u64, Status, Option<bool>)>>,
+    pub status: Mutex<HashMap<i32, CachedStatus>>,
 }
+
+/// (task serial, its /proc status, whether its root is ours), see [`Shared::status`].
+pub(crate) type CachedStatus = (u64, Status, Option<bool>);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a handler panicked while holding it; the data is still the best
