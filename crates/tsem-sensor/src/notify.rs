@@ -247,12 +247,12 @@ fn is(st: &libc::stat, kind: u32) -> bool {
 
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
-        let mut desc = Describer::sharing(
+        // The mount table is read on the first lookup that needs it.
+        let desc = Describer::sharing(
             shared.alg,
             Arc::clone(&shared.digests),
             Arc::clone(&shared.objects),
         );
-        desc.reload_mounts();
         Self {
             fd,
             shared,

@@ -417,7 +417,6 @@ fn trace_loop<H: EventHandler>(
         Arc::clone(&shared.digests),
         Arc::clone(&shared.objects),
     );
-    desc.reload_mounts();
     let mut mapper = Mapper::new(config.alg, config.mapping);
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
