@@ -145,6 +145,24 @@ impl Describer {
         self.alg
     }
 
+    /// Whether the digest of the file `st` is known, so describing it needs no readable
+    /// descriptor (the supervisor then skips reopening it).
+    pub fn knows_digest(&self, st: &libc::stat) -> bool {
+        self.digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&DigestKey::of(st))
+    }
+
+    /// A readable descriptor for the object behind the `O_PATH` descriptor `p`, when its
+    /// digest must be computed.
+    pub fn reader_for(&self, p: BorrowedFd<'_>, st: &libc::stat) -> Option<std::os::fd::OwnedFd> {
+        if self.knows_digest(st) {
+            return None;
+        }
+        sys::open(&format!("/proc/self/fd/{}", p.as_raw_fd()), libc::O_RDONLY).ok()
+    }
+
     /// Counters.
     pub fn stats(&self) -> DescribeStats {
         self.stats

@@ -56,9 +56,14 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
     let exec = libc::PROT_EXEC as u32;
     match cond {
         Cond::Always => vec![ins(RET_K, 0, 0, RET_USER_NOTIF)],
-        Cond::ProtExec => vec![
+        Cond::PrlimitWrite => vec![
+            // pid (an int: the low word) 0 and the new-limit pointer (both words) NULL: allow.
+            ins(LD_W_ABS, 0, 0, off_arg_lo(0)),
+            ins(JEQ_K, 0, 4, 0),
             ins(LD_W_ABS, 0, 0, off_arg_lo(2)),
-            ins(JSET_K, 0, 1, exec),
+            ins(JEQ_K, 0, 2, 0),
+            ins(LD_W_ABS, 0, 0, off_arg_lo(2) + 4),
+            ins(JEQ_K, 1, 0, 0),
             ins(RET_K, 0, 0, RET_USER_NOTIF),
             ins(RET_K, 0, 0, RET_ALLOW),
         ],
@@ -195,12 +200,22 @@ mod tests {
             RET_ALLOW
         );
         assert_eq!(run(&p, nr, a, [0, 4096, rx, priv_, u64::MAX, 0]), RET_ALLOW);
+        // TSEM has no mprotect event: it stays in the kernel.
         let mp = libc::SYS_mprotect as u32;
-        assert_eq!(run(&p, mp, a, [0, 4096, rx, 0, 0, 0]), RET_USER_NOTIF);
-        assert_eq!(
-            run(&p, mp, a, [0, 4096, libc::PROT_READ as u64, 0, 0, 0]),
-            RET_ALLOW
-        );
+        assert_eq!(run(&p, mp, a, [0, 4096, rx, 0, 0, 0]), RET_ALLOW);
+    }
+
+    #[test]
+    fn prlimit_reads_of_own_limits_stay_in_the_kernel() {
+        let p = build(Sysno::ALL);
+        let a = AUDIT_ARCH_X86_64;
+        let nr = libc::SYS_prlimit64 as u32;
+        let ptr = 0x7fff_0000_1000u64;
+        assert_eq!(run(&p, nr, a, [0, 7, 0, ptr, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, nr, a, [0, 7, ptr, 0, 0, 0]), RET_USER_NOTIF);
+        // A pointer with only high bits set is not NULL.
+        assert_eq!(run(&p, nr, a, [0, 7, 1 << 40, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(run(&p, nr, a, [42, 7, 0, ptr, 0, 0]), RET_USER_NOTIF);
     }
 
     #[test]

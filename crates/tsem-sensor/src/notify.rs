@@ -81,7 +81,26 @@ pub(crate) struct Shared<H> {
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
     pub status: Mutex<HashMap<i32, CachedStatus>>,
+    /// Regular files recently opened by the supervisor and injected, see [`Injected`].
+    pub injected: Mutex<std::collections::VecDeque<Injected>>,
+    /// Written once when the workload is gone, to wake every notification thread.
+    pub stop: OwnedFd,
 }
+
+/// A regular file the supervisor opened for a task and injected, kept so the task's next
+/// `mmap`s of it (the loader maps every library just opened, several times) are described
+/// from the open instead of fetching the descriptor again: `kcmp` proves the task's descriptor
+/// is still this very open file, `fstat` that its contents did not change.
+pub(crate) struct Injected {
+    tgid: i32,
+    target_fd: i32,
+    file: OwnedFd,
+    key: crate::digest_cache::DigestKey,
+    desc: FileDesc,
+}
+
+/// How many injected files are kept (each holds the file open in the supervisor).
+const INJECTED_KEPT: usize = 32;
 
 /// (task serial, its /proc status, whether its root is ours), see [`Shared::status`].
 pub(crate) type CachedStatus = (u64, Status, Option<bool>);
@@ -126,6 +145,8 @@ struct Call {
     status: Status,
     task: Task,
     emulated: bool,
+    /// Set by an emulated open of a regular file: its description and identity.
+    injected: Option<(FileDesc, crate::digest_cache::DigestKey)>,
 }
 
 /// A path resolved for the supervisor: a directory descriptor standing for the target's
@@ -268,10 +289,17 @@ impl<H: EventHandler> Notifier<H> {
         sys::thread_private_fs_umask0().map_err(NotifyError::Listener)?;
         let sizes = sys::notif_sizes().map_err(NotifyError::Listener)?;
         let mut buf = sys::RecvBuf::new(sizes);
+        let wait = sys::NotifyWait::new(self.fd.as_fd(), self.shared.stop.as_fd())
+            .map_err(NotifyError::Listener)?;
         loop {
-            let (readable, hup) = sys::poll_in(self.fd.as_fd()).map_err(NotifyError::Listener)?;
-            if !readable && hup {
-                return Ok(());
+            match wait.wait().map_err(NotifyError::Listener)? {
+                sys::Woken::Readable => {}
+                sys::Woken::Stop => return Ok(()),
+                sys::Woken::HungUp => {
+                    // Only one exclusive waiter hears the hang-up: tell the others.
+                    sys::eventfd_signal(self.shared.stop.as_fd());
+                    return Ok(());
+                }
             }
             let n = match sys::notif_recv(self.fd.as_fd(), &mut buf) {
                 Ok(n) => n,
@@ -352,6 +380,7 @@ impl<H: EventHandler> Notifier<H> {
             status,
             task,
             emulated: false,
+            injected: None,
         };
         let reply = self.dispatch(&mut call);
         match reply {
@@ -367,7 +396,22 @@ impl<H: EventHandler> Notifier<H> {
             Reply::AddFd(fd, cloexec) => {
                 Counters::bump(&self.shared.counters.emulated);
                 match sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec) {
-                    Ok(_) => Ok(()),
+                    Ok(target_fd) => {
+                        if let Some((desc, key)) = call.injected {
+                            let mut kept = lock(&self.shared.injected);
+                            if kept.len() >= INJECTED_KEPT {
+                                kept.pop_front();
+                            }
+                            kept.push_back(Injected {
+                                tgid: call.status.tgid,
+                                target_fd,
+                                file: fd,
+                                key,
+                                desc,
+                            });
+                        }
+                        Ok(())
+                    }
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                         Counters::bump(&self.shared.counters.abandoned);
                         Ok(())
@@ -783,7 +827,6 @@ impl<H: EventHandler> Notifier<H> {
             | Sysno::Chroot
             | Sysno::Unshare
             | Sysno::Setns
-            | Sysno::Mprotect
             | Sysno::OpenTree
             | Sysno::Fsopen
             | Sysno::Fsmount
@@ -976,6 +1019,7 @@ impl<H: EventHandler> Notifier<H> {
             &st,
             open_f_flags(flags),
         );
+        call.injected = Some((file.clone(), crate::digest_cache::DigestKey::of(&st)));
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
         if let Some(r) = Self::verdict_reply(v) {
             return Ok(r);
@@ -1159,6 +1203,27 @@ impl<H: EventHandler> Notifier<H> {
         }
     }
 
+    /// The description of the task's descriptor `fd` when it is a file the supervisor injected
+    /// and which has not changed since (see [`Injected`]).
+    fn injected_file(&self, call: &Call, fd: i32) -> Option<FileDesc> {
+        let kept = lock(&self.shared.injected);
+        let i = kept
+            .iter()
+            .rev()
+            .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
+        if !sys::same_open_file(i.file.as_fd(), call.tid, fd) {
+            return None;
+        }
+        let st = sys::fstat(i.file.as_fd()).ok()?;
+        if crate::digest_cache::DigestKey::of(&st) != i.key {
+            return None;
+        }
+        let mut desc = i.desc.clone();
+        // The file's flags now (fcntl F_SETFL may have changed them since the open).
+        desc.flags = sys::status_flags(i.file.as_fd()).ok()? as u32;
+        Some(desc)
+    }
+
     fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
         let a = call.n.args;
         if a[3] & libc::MAP_ANONYMOUS as u64 != 0 {
@@ -1167,6 +1232,17 @@ impl<H: EventHandler> Notifier<H> {
                 file: None,
                 prot: a[2] as u32,
                 flags,
+            };
+            return self.simple(call, EventType::MmapFile, cell);
+        }
+        if let Some(file) = self.injected_file(call, a[4] as i32) {
+            if !self.valid(call) {
+                return Ok(Reply::Gone);
+            }
+            let cell = Cell::MmapFile {
+                file: Some(file),
+                prot: a[2] as u32,
+                flags: a[3] as u32,
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
@@ -2361,7 +2437,7 @@ impl<H: EventHandler> Notifier<H> {
     ) -> io::Result<(FileDesc, libc::stat)> {
         let p = sys::open(&format!("/proc/{pid}/exe"), libc::O_PATH)?;
         let st = sys::fstat(p.as_fd())?;
-        let reader = sys::open(&format!("/proc/self/fd/{}", p.as_raw_fd()), libc::O_RDONLY).ok();
+        let reader = desc.reader_for(p.as_fd(), &st);
         let file = desc.file(
             p.as_fd(),
             reader.as_ref().map(|r| r.as_fd()),

@@ -259,6 +259,8 @@ pub fn run<H: EventHandler + 'static>(
             .unwrap_or_default(),
         objects: Default::default(),
         status: Default::default(),
+        injected: Default::default(),
+        stop: sys::eventfd().map_err(setup("eventfd"))?,
         own,
         own_root,
         own_netns,
@@ -566,11 +568,7 @@ fn exec_objects(
                 if st.st_dev != dev || st.st_ino != m.ino {
                     continue;
                 }
-                let reader = sys::open(
-                    &format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p)),
-                    libc::O_RDONLY,
-                )
-                .ok();
+                let reader = desc.reader_for(p.as_fd(), &st);
                 let f = desc.file(
                     p.as_fd(),
                     reader.as_ref().map(|r| r.as_fd()),

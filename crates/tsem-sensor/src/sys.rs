@@ -191,28 +191,89 @@ pub fn notif_set_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Wait until `fd` is readable or hung up; returns `(readable, hung_up)`.
-pub fn poll_in(fd: BorrowedFd<'_>) -> io::Result<(bool, bool)> {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, -1) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok((
-            p.revents & libc::POLLIN != 0,
-            p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0,
-        ));
+/// An epoll set for one notification thread: the listener, registered `EPOLLEXCLUSIVE` so a
+/// notification wakes one thread rather than all of them, and a stop eventfd shared by all
+/// threads, registered normally so one write wakes every thread.
+pub struct NotifyWait {
+    ep: OwnedFd,
+}
+
+/// What [`NotifyWait::wait`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// A notification may be waiting.
+    Readable,
+    /// Every task using the filter is gone.
+    HungUp,
+    /// Another thread asked everyone to stop.
+    Stop,
+}
+
+const TOKEN_LISTENER: u64 = 1;
+const TOKEN_STOP: u64 = 2;
+
+impl NotifyWait {
+    /// Watch `listener` and `stop` (an eventfd).
+    pub fn new(listener: BorrowedFd<'_>, stop: BorrowedFd<'_>) -> io::Result<Self> {
+        // SAFETY: plain flag argument; the result is checked.
+        let ep = cvt_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) } as libc::c_long)?;
+        let add = |fd: BorrowedFd<'_>, events: u32, token: u64| -> io::Result<()> {
+            let mut ev = libc::epoll_event { events, u64: token };
+            // SAFETY: `ev` is a valid epoll_event the kernel only reads.
+            cvt(unsafe {
+                libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
+            } as libc::c_long)?;
+            Ok(())
+        };
+        add(
+            listener,
+            (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+            TOKEN_LISTENER,
+        )?;
+        add(stop, libc::EPOLLIN as u32, TOKEN_STOP)?;
+        Ok(Self { ep })
     }
+
+    /// Block until something happens.
+    pub fn wait(&self) -> io::Result<Woken> {
+        loop {
+            let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 2];
+            // SAFETY: `evs` has room for the 2 events asked for.
+            let r = unsafe { libc::epoll_wait(self.ep.as_raw_fd(), evs.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(e);
+            }
+            let evs = &evs[..r as usize];
+            if evs.iter().any(|e| e.u64 == TOKEN_STOP) {
+                return Ok(Woken::Stop);
+            }
+            let hup = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
+            if let Some(e) = evs.iter().find(|e| e.u64 == TOKEN_LISTENER) {
+                let ev = e.events;
+                if ev & libc::EPOLLIN as u32 == 0 && ev & hup != 0 {
+                    return Ok(Woken::HungUp);
+                }
+                return Ok(Woken::Readable);
+            }
+        }
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain arguments; the result is checked.
+    cvt_fd(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as libc::c_long)
+}
+
+/// Make an eventfd readable for every waiter.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one: u64 = 1;
+    // SAFETY: writes the 8 bytes of `one`.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
 /// `process_vm_readv` of `buf.len()` bytes at `addr`, as one iovec (no partial transfer inside it).
@@ -1062,6 +1123,24 @@ pub fn boottime_ns() -> u64 {
 pub fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
     // SAFETY: plain integer arguments.
     Ok(cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } as libc::c_long)? as i32)
+}
+
+/// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs)`: whether our descriptor `ours` and the task
+/// `pid`'s descriptor `theirs` refer to the same open file description.
+pub fn same_open_file(ours: BorrowedFd<'_>, pid: i32, theirs: i32) -> bool {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: integer arguments only; the kernel compares two file pointers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::getpid(),
+            pid,
+            KCMP_FILE,
+            ours.as_raw_fd(),
+            theirs,
+        )
+    };
+    r == 0
 }
 
 /// `socket(domain, type, protocol)`.

@@ -42,7 +42,6 @@ syscalls! {
     Openat2 = SYS_openat2, "openat2";
     Creat = SYS_creat, "creat";
     Mmap = SYS_mmap, "mmap";
-    Mprotect = SYS_mprotect, "mprotect";
     Execve = SYS_execve, "execve";
     Execveat = SYS_execveat, "execveat";
     Socket = SYS_socket, "socket";
@@ -154,8 +153,9 @@ pub enum Cond {
     /// `mmap`: mappings of a file (not `MAP_ANONYMOUS`, fd != -1) whatever the protection, and
     /// anonymous executable mappings: TSEM's mmap_file skips only anonymous non-executable ones.
     MmapFile,
-    /// `mprotect`: only when adding `PROT_EXEC`.
-    ProtExec,
+    /// `prlimit64`: unless it only reads the caller's own limits (pid 0, no new limit), which
+    /// reaches no LSM hook (`check_prlimit_permission` returns early for the current task).
+    PrlimitWrite,
 }
 
 impl Sysno {
@@ -187,7 +187,7 @@ impl Sysno {
     pub const fn cond(self) -> Cond {
         match self {
             Sysno::Mmap => Cond::MmapFile,
-            Sysno::Mprotect => Cond::ProtExec,
+            Sysno::Prlimit64 => Cond::PrlimitWrite,
             _ => Cond::Always,
         }
     }
