@@ -374,7 +374,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     // The variants, in the order they alternate; the last one needs strace.
     // learn and enforce run as users run them, with the digest cache (kept in the scratch
     // directory rather than the user's); the cold variant hashes every file afresh.
-    let variants: [(&str, Vec<String>); 5] = [
+    let variants: [(&str, Vec<String>); 6] = [
         ("bare", sh.iter().map(|x| x.to_string()).collect()),
         (
             "learn",
@@ -394,6 +394,12 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "enforce-cold",
             under(&["--enforce", "--no-digest-cache", "--model"], &[&model]),
         ),
+        // The floor of the mechanism: the same filter, threads and ptrace, every notification
+        // answered with CONTINUE at once, nothing described or modeled.
+        (
+            "mechanism",
+            under(&["--mechanism-only", "--no-digest-cache"], &[]),
+        ),
         (
             "strace",
             ["strace", "-f", "-qq", "-o", "/dev/null"]
@@ -412,7 +418,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             &[&cache, "-o", &model],
         )),
     )?;
-    let mut t: [Vec<f64>; 5] = Default::default();
+    let mut t: [Vec<f64>; 6] = Default::default();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
         for (k, (name, v)) in variants.iter().enumerate() {
@@ -423,7 +429,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let [bare, learn, enforce, cold, st] = t.map(|mut v| median(&mut v));
+    let [bare, learn, enforce, cold, floor, st] = t.map(|mut v| median(&mut v));
     let ratio = |x: f64| {
         if x.is_nan() {
             serde_json::Value::Null
@@ -449,6 +455,8 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         "strace_ratio": ratio(st),
         "enforce_no_digest_cache_ms": ms(cold),
         "enforce_no_digest_cache_ratio": ratio(cold),
+        "mechanism_floor_ms": ms(floor),
+        "mechanism_floor_ratio": ratio(floor),
     });
     if as_json {
         println!("{v}");
@@ -469,6 +477,11 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "  no digest cache {:.1} ms ({:.2}x)",
             cold * 1e3,
             cold / bare
+        );
+        println!(
+            "  interception alone (floor) {:.1} ms ({:.2}x)",
+            floor * 1e3,
+            floor / bare
         );
         if strace {
             println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);

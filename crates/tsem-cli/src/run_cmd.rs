@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// Hash every file afresh in every run (no digest cache).
     #[arg(long)]
     pub no_digest_cache: bool,
+    /// Benchmarks only: intercept like a real run but model nothing (every call continues).
+    #[arg(long, hide = true)]
+    pub mechanism_only: bool,
     /// Attest the namespace when the workload ends.
     #[command(flatten)]
     pub attestation: crate::attest_cmd::RunAttestArgs,
@@ -198,6 +201,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         alg: a.ns.digest,
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
+        mechanism_only: a.mechanism_only,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {

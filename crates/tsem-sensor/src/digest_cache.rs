@@ -218,8 +218,7 @@ impl Store {
     /// Write `cache` (what this run knows) back, merged with what other runs wrote meanwhile,
     /// atomically (mode 0600). Entries changed less than two seconds ago are left out.
     pub fn save(&self, cache: &HashMap<DigestKey, Digest>) -> Result<(), StoreError> {
-        if cache.len() == self.entries.len() && cache.keys().all(|k| self.entries.contains_key(k))
-        {
+        if cache.len() == self.entries.len() && cache.keys().all(|k| self.entries.contains_key(k)) {
             // Nothing new: leave the file (and the other runs' additions) alone.
             return Ok(());
         }

@@ -28,7 +28,7 @@ pub mod syscalls;
 pub mod tree;
 
 pub use event::{EventHandler, ExecEvent, RawEvent, Stats, Verdict};
-pub use supervisor::{Exit, Report, SensorConfig, run};
+pub use supervisor::{Exit, Report, SensorConfig, WaitMode, run};
 pub use syscalls::Sysno;
 
 /// Any error of the sensor.

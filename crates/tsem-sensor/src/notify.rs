@@ -85,6 +85,10 @@ pub(crate) struct Shared<H> {
     pub injected: Mutex<std::collections::VecDeque<Injected>>,
     /// Written once when the workload is gone, to wake every notification thread.
     pub stop: OwnedFd,
+    /// See [`SensorConfig::mechanism_only`](crate::SensorConfig::mechanism_only).
+    pub mechanism_only: bool,
+    /// Notification threads block in RECV rather than epoll ([`sys::recv_returns_on_hangup`]).
+    pub recv_blocks: bool,
 }
 
 /// A regular file the supervisor opened for a task and injected, kept so the task's next
@@ -289,22 +293,41 @@ impl<H: EventHandler> Notifier<H> {
         sys::thread_private_fs_umask0().map_err(NotifyError::Listener)?;
         let sizes = sys::notif_sizes().map_err(NotifyError::Listener)?;
         let mut buf = sys::RecvBuf::new(sizes);
-        let wait = sys::NotifyWait::new(self.fd.as_fd(), self.shared.stop.as_fd())
-            .map_err(NotifyError::Listener)?;
+        // Block in RECV itself where the kernel ends it when the last task exits: SYNC_WAKE_UP
+        // then runs this thread on the notifying task's CPU (measured: 10% faster on the C
+        // build, 20% on a single task's opens, than waking through epoll, which loses it).
+        // Older kernels wait in epoll (EPOLLEXCLUSIVE) to see the hang-up.
+        let blocking = self.shared.recv_blocks;
+        let wait = if blocking {
+            None
+        } else {
+            Some(
+                sys::NotifyWait::new(self.fd.as_fd(), self.shared.stop.as_fd())
+                    .map_err(NotifyError::Listener)?,
+            )
+        };
         loop {
-            match wait.wait().map_err(NotifyError::Listener)? {
-                sys::Woken::Readable => {}
-                sys::Woken::Stop => return Ok(()),
-                sys::Woken::HungUp => {
-                    // Only one exclusive waiter hears the hang-up: tell the others.
-                    sys::eventfd_signal(self.shared.stop.as_fd());
-                    return Ok(());
+            if let Some(wait) = &wait {
+                match wait.wait().map_err(NotifyError::Listener)? {
+                    sys::Woken::Readable => {}
+                    sys::Woken::Stop => return Ok(()),
+                    sys::Woken::HungUp => {
+                        // Only one exclusive waiter hears the hang-up: tell the others.
+                        sys::eventfd_signal(self.shared.stop.as_fd());
+                        return Ok(());
+                    }
                 }
             }
             let n = match sys::notif_recv(self.fd.as_fd(), &mut buf) {
                 Ok(n) => n,
-                // The target was interrupted between poll and RECV.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => continue,
+                // The last task is gone (every blocked RECV returns then), or a target was
+                // interrupted before we received its notification.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {
+                    if blocking && sys::hung_up(self.fd.as_fd()) {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 Err(e) => return Err(NotifyError::Listener(e)),
             };
             self.handle(n)?;
@@ -315,6 +338,10 @@ impl<H: EventHandler> Notifier<H> {
         let c = &self.shared.counters;
         Counters::bump(&c.notifications);
         let seq = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
+        if self.shared.mechanism_only {
+            Counters::bump(&self.shared.counters.continued);
+            return self.respond(n.id, Response::Continue);
+        }
         let Some(sys) = Sysno::from_nr(i64::from(n.nr)) else {
             Counters::bump(&self.shared.counters.unmodeled);
             return self.respond(n.id, Response::Continue);

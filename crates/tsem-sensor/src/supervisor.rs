@@ -94,6 +94,26 @@ pub struct SensorConfig {
     /// Keep file digests across runs in this store (see [`crate::digest_cache`] for what this
     /// trusts and how the workload is kept away from it).
     pub digest_cache: Option<crate::digest_cache::Store>,
+    /// Measurement only, never for security: run the workload under the same filter, threads
+    /// and ptrace, but answer every notification with CONTINUE and describe nothing (no events
+    /// reach the handler). `tsem bench run` uses it to measure what interception alone costs.
+    pub mechanism_only: bool,
+    /// How the notification threads wait (default: the best the kernel allows).
+    pub wait: WaitMode,
+}
+
+/// How notification threads wait for notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WaitMode {
+    /// [`WaitMode::Recv`] where the kernel ends a blocked RECV when the last task exits
+    /// ([`sys::recv_returns_on_hangup`]), else [`WaitMode::Epoll`].
+    #[default]
+    Auto,
+    /// In an epoll set each (`EPOLLEXCLUSIVE`), which sees the hang-up on any kernel.
+    Epoll,
+    /// In `SECCOMP_IOCTL_NOTIF_RECV` itself, so `SYNC_WAKE_UP` runs the thread on the
+    /// notifying task's CPU. Hangs at the end on kernels before 6.11.
+    Recv,
 }
 
 impl Default for SensorConfig {
@@ -104,6 +124,8 @@ impl Default for SensorConfig {
             cwd: None,
             env: Vec::new(),
             digest_cache: None,
+            mechanism_only: false,
+            wait: WaitMode::Auto,
         }
     }
 }
@@ -260,6 +282,12 @@ pub fn run<H: EventHandler + 'static>(
         objects: Default::default(),
         status: Default::default(),
         injected: Default::default(),
+        mechanism_only: config.mechanism_only,
+        recv_blocks: match config.wait {
+            WaitMode::Auto => sys::recv_returns_on_hangup(),
+            WaitMode::Epoll => false,
+            WaitMode::Recv => true,
+        },
         stop: sys::eventfd().map_err(setup("eventfd"))?,
         own,
         own_root,
@@ -459,7 +487,9 @@ fn trace_loop<H: EventHandler>(
                 let former = sys::ptrace_geteventmsg(tid)
                     .map(|f| f as i32)
                     .unwrap_or(tid);
-                on_exec(tid, former, shared, &mut desc, &mut mapper);
+                if !shared.mechanism_only {
+                    on_exec(tid, former, shared, &mut desc, &mut mapper);
+                }
                 let _ = sys::ptrace_cont(tid, 0);
             }
             libc::PTRACE_EVENT_STOP => {

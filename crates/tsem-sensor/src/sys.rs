@@ -263,6 +263,45 @@ impl NotifyWait {
     }
 }
 
+/// Whether `fd` reports a hang-up right now (non-blocking `poll`).
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// The running kernel's (major, minor) version, from `uname`.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: utsname is plain old data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is writable.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let rel: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    let rel = String::from_utf8_lossy(&rel);
+    let mut it = rel.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Whether `SECCOMP_IOCTL_NOTIF_RECV` returns once every task using the filter has exited
+/// ("seccomp: interrupt SECCOMP_IOCTL_NOTIF_RECV when all users have exited", Linux 6.11; 6.12
+/// is asked for to stay clear of the merge window). Only then may a thread block in RECV
+/// itself, where `SYNC_WAKE_UP` wakes it on the notifying task's CPU; epoll would lose that.
+pub fn recv_returns_on_hangup() -> bool {
+    kernel_version().is_some_and(|v| v >= (6, 12))
+}
+
 /// A non-blocking, close-on-exec eventfd.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain arguments; the result is checked.

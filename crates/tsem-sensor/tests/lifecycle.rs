@@ -234,6 +234,34 @@ fn signals_and_stops_reach_the_workload() {
     assert!(kills >= 61, "{kills} task_kill events");
 }
 
+/// Both ways of waiting for notifications follow a multi-process workload to its end (the
+/// epoll one is what kernels before 6.11 get).
+#[test]
+fn both_wait_modes_serve_and_end() {
+    for wait in [tsem_sensor::WaitMode::Epoll, tsem_sensor::WaitMode::Recv] {
+        let rec = Recorder::default();
+        let cfg = tsem_sensor::SensorConfig {
+            wait,
+            ..Default::default()
+        };
+        let argv: Vec<std::ffi::OsString> = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "for i in 1 2 3 4 5 6; do (cat /etc/hostname > /dev/null &); done; wait".into(),
+        ];
+        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        assert_eq!(r.exit.code(), 0, "{wait:?}");
+        assert_eq!(r.stats.lost, 0);
+        assert!(r.stats.execs >= 7, "{wait:?}: {} execs", r.stats.execs);
+        let opens = rec
+            .events()
+            .iter()
+            .filter(|e| pathname(e).is_some_and(|p| p == "/etc/hostname"))
+            .count();
+        assert_eq!(opens, 6, "{wait:?}");
+    }
+}
+
 /// A signal that lands before the supervisor has received a notification abandons it; the
 /// tracer turns the kernel's -ERESTARTSYS into a restart, so the caller never sees EINTR.
 #[test]
