@@ -445,6 +445,32 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
     let o = run_in(&d, &["run", "--enforce", "--", "true"]);
     assert!(!o.status.success(), "--enforce needs --model");
 
+    // A digest cache others may write is refused, not trusted.
+    let open_dir = d.join("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(
+        &open_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let store = open_dir.join("digests");
+    let o = run_in(
+        &d,
+        &[
+            "run",
+            "--digest-cache",
+            store.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("refusing to trust it"),
+        "{}",
+        stderr(&o)
+    );
+
     // The workload's exit status is tsem's.
     let o = run_in(&d, &["run", "--", "sh", "-c", "exit 17"]);
     assert_eq!(o.status.code(), Some(17));
@@ -454,13 +480,15 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
 #[test]
 fn a_digest_cache_across_runs_does_not_change_the_state() {
     let d = scratch("dcache");
-    let cache = d.join("digests");
+    let cache = d.join("cache").join("digests");
     let mut states = Vec::new();
     for (i, with_cache) in [false, true, true].into_iter().enumerate() {
         let s = d.join(format!("s{i}.json"));
         let mut args = vec!["run", "--summary-json", s.to_str().unwrap()];
         if with_cache {
             args.extend_from_slice(&["--digest-cache", cache.to_str().unwrap()]);
+        } else {
+            args.push("--no-digest-cache");
         }
         args.extend_from_slice(&["--", "sh", "-c", "cat /etc/hostname > /dev/null"]);
         let o = run_in(&d, &args);
