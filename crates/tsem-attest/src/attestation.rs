@@ -24,6 +24,9 @@ pub enum AttestationError {
     /// The file is not an attestation.
     #[error("not a tsem attestation: {0}")]
     Format(String),
+    /// A TPM reached through a helper failed.
+    #[error("TPM: {0}")]
+    Device(String),
     /// The TPM failed.
     #[cfg(feature = "tpm")]
     #[error(transparent)]

@@ -29,7 +29,7 @@ pub use tsem_core::namespace::Namespace;
 
 pub use attestation::{Attestation, AttestationError, PublicKey, Signer, quote_data};
 pub use claims::{Claims, ClaimsError, Context, Identity, host_identity, now_unix, parse_nonce};
-pub use quote::{AkKey, QuoteError, TpmQuote};
+pub use quote::{AkAlg, AkKey, QuoteError, TpmQuote};
 pub use verify::{DEFAULT_PCR, ExpectedModel, Policy, Rejection, Verified, model_digest, verify};
 
 /// The value extended into the PCR's SHA-256 bank for a state: the state itself when it is 32
@@ -63,12 +63,11 @@ pub fn attest(
 ///   the verifier checks the aggregate against the quoted PCRs 0–7.
 /// - Each call extends the PCR again; the claims record the PCR's value before the extension, so
 ///   repeated attestations verify, but the PCR can never be rolled back.
-#[cfg(feature = "tpm")]
 pub fn attest_with_tpm(
     ns: &Namespace,
     cx: &Context,
     signer: &Signer,
-    tpm: &mut tpm::Tpm,
+    tpm: &mut dyn QuoteDevice,
     pcr: u32,
 ) -> Result<Attestation, AttestationError> {
     let mut claims = Claims::from_namespace(ns, cx)?;
@@ -76,14 +75,43 @@ pub fn attest_with_tpm(
         .read_pcrs(&[pcr])?
         .first()
         .map(|p| p.1)
-        .ok_or(tpm::TpmError::Unexpected("returned no PCR value"))?;
+        .ok_or_else(|| AttestationError::Device("the TPM returned no PCR value".into()))?;
     claims.tpm_pcr = Some(pcr);
     claims.tpm_pcr_prior = Some(claims::to_hex(&prior));
-    tpm.extend(pcr, &pcr_value_of_state(&ns.state()))?;
-    let quote = tpm.quote(pcr, &quote_data(&claims)?)?;
+    let quote =
+        tpm.extend_and_quote(pcr, &pcr_value_of_state(&ns.state()), &quote_data(&claims)?)?;
     let mut a = Attestation::sign(claims, signer)?;
     a.tpm = Some(quote);
     Ok(a)
+}
+
+/// A TPM that can read, extend and quote PCRs (SHA-256 bank): [`tpm::Tpm`] in this process
+/// (feature `tpm`), or a helper process, so that a program need not link tpm2-tss to attest.
+pub trait QuoteDevice {
+    /// SHA-256 values of `pcrs`, ascending.
+    fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, [u8; 32])>, AttestationError>;
+    /// Extend `value` into `pcr`, then quote PCRs 0–7 and `pcr` with `qualifying` as
+    /// `extraData`.
+    fn extend_and_quote(
+        &mut self,
+        pcr: u32,
+        value: &[u8; 32],
+        qualifying: &[u8],
+    ) -> Result<TpmQuote, AttestationError>;
+}
+
+/// The TSEM hardware aggregate (spec §4.1) of the TPM behind `tpm`: `alg` over its SHA-256
+/// PCRs 0–7.
+pub fn hardware_aggregate(
+    tpm: &mut dyn QuoteDevice,
+    alg: tsem_core::HashAlg,
+) -> Result<tsem_core::Digest, AttestationError> {
+    let v = tpm.read_pcrs(&[0, 1, 2, 3, 4, 5, 6, 7])?;
+    let d: Vec<tsem_core::Digest> = v
+        .iter()
+        .filter_map(|p| tsem_core::Digest::from_slice(&p.1))
+        .collect();
+    Ok(tsem_core::state::hardware_aggregate(alg, &d))
 }
 
 /// Measured verification throughput.

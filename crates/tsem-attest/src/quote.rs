@@ -424,3 +424,24 @@ mod tests {
         assert!(ecdsa_rs(&[1; 33], &[1]).is_err());
     }
 }
+
+/// The kind of attestation key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AkAlg {
+    /// ECC NIST P-256, ECDSA with SHA-256 (the default: small and fast to create).
+    #[default]
+    Ecc,
+    /// RSA 2048, RSASSA-PKCS1-v1_5 with SHA-256 (what many deployed verifiers expect).
+    Rsa,
+}
+
+impl std::str::FromStr for AkAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ecc" | "ecdsa" | "p256" => Ok(Self::Ecc),
+            "rsa" => Ok(Self::Rsa),
+            _ => Err(format!("unknown AK algorithm {s:?} (ecc, rsa)")),
+        }
+    }
+}

@@ -60,26 +60,7 @@ fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
     }
 }
 
-/// The kind of attestation key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AkAlg {
-    /// ECC NIST P-256, ECDSA with SHA-256 (the default: small and fast to create).
-    #[default]
-    Ecc,
-    /// RSA 2048, RSASSA-PKCS1-v1_5 with SHA-256 (what many deployed verifiers expect).
-    Rsa,
-}
-
-impl std::str::FromStr for AkAlg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ecc" | "ecdsa" | "p256" => Ok(Self::Ecc),
-            "rsa" => Ok(Self::Rsa),
-            _ => Err(format!("unknown AK algorithm {s:?} (ecc, rsa)")),
-        }
-    }
-}
+pub use crate::quote::AkAlg;
 
 /// A connection to a TPM.
 pub struct Tpm {
@@ -238,19 +219,6 @@ impl Tpm {
         Ok(out)
     }
 
-    /// The TSEM hardware aggregate (spec §4.1): `alg` over the SHA-256 PCRs 0–7.
-    pub fn hardware_aggregate(
-        &mut self,
-        alg: tsem_core::HashAlg,
-    ) -> Result<tsem_core::Digest, TpmError> {
-        let v = self.read_pcrs(&[0, 1, 2, 3, 4, 5, 6, 7])?;
-        let d: Vec<tsem_core::Digest> = v
-            .iter()
-            .filter_map(|p| tsem_core::Digest::from_slice(&p.1))
-            .collect();
-        Ok(tsem_core::state::hardware_aggregate(alg, &d))
-    }
-
     /// Extend the SHA-256 bank of `pcr` with `value`.
     pub fn extend(&mut self, pcr: u32, value: &[u8; 32]) -> Result<(), TpmError> {
         let handle = PcrHandle::try_from(pcr).map_err(|_| TpmError::Pcr(pcr))?;
@@ -341,5 +309,21 @@ impl Tpm {
             pcrs: pcrs.iter().map(|(i, v)| (*i, to_hex(v))).collect(),
             ak_public: ak_pem(&public)?,
         })
+    }
+}
+
+impl crate::QuoteDevice for Tpm {
+    fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, [u8; 32])>, crate::AttestationError> {
+        Ok(Tpm::read_pcrs(self, pcrs)?)
+    }
+
+    fn extend_and_quote(
+        &mut self,
+        pcr: u32,
+        value: &[u8; 32],
+        qualifying: &[u8],
+    ) -> Result<TpmQuote, crate::AttestationError> {
+        self.extend(pcr, value)?;
+        Ok(self.quote(pcr, qualifying)?)
     }
 }

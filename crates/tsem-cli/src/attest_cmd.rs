@@ -35,7 +35,7 @@ pub struct AttestArgs {
     pub pcr: u32,
     /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
     #[arg(long, value_name = "ALG", default_value = "ecc", requires = "tpm")]
-    pub ak_alg: tsem_attest::tpm::AkAlg,
+    pub ak_alg: tsem_attest::AkAlg,
     /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
     #[arg(long, value_name = "FILE", requires = "tpm")]
     pub ak_out: Option<PathBuf>,
@@ -134,7 +134,7 @@ pub struct RunAttestArgs {
     pub pcr: u32,
     /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
     #[arg(long, value_name = "ALG", default_value = "ecc", requires = "tpm")]
-    pub ak_alg: tsem_attest::tpm::AkAlg,
+    pub ak_alg: tsem_attest::AkAlg,
     /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
     #[arg(long, value_name = "FILE", requires = "tpm")]
     pub ak_out: Option<PathBuf>,
@@ -145,7 +145,7 @@ pub struct RunAttestArgs {
 pub struct Prepared {
     signer: Signer,
     nonce: Vec<u8>,
-    tpm: Option<tsem_attest::tpm::Tpm>,
+    tpm: Option<HelperTpm>,
     pcr: u32,
     out: PathBuf,
     ak_out: Option<PathBuf>,
@@ -176,7 +176,7 @@ struct Parts<'a> {
     nonce: &'a str,
     key: &'a Path,
     tpm: Option<&'a str>,
-    ak_alg: tsem_attest::tpm::AkAlg,
+    ak_alg: tsem_attest::AkAlg,
     pcr: u32,
     ak_out: Option<&'a Path>,
 }
@@ -185,17 +185,13 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
     let nonce = tsem_attest::parse_nonce(p.nonce).context("--nonce")?;
     let signer = Signer::from_pem(&read_text(p.key, "key")?)
         .with_context(|| format!("{}", p.key.display()))?;
-    let mut tpm = match p.tpm {
-        Some(tcti) => {
-            let mut t = tsem_attest::tpm::Tpm::open(tcti)?;
-            t.set_ak_alg(p.ak_alg);
-            Some(t)
-        }
-        None => None,
-    };
+    let mut tpm = p
+        .tpm
+        .map(|tcti| HelperTpm::new(tcti, p.ak_alg))
+        .transpose()?;
     let aggregate = tpm
         .as_mut()
-        .map(|t| t.hardware_aggregate(digest))
+        .map(|t| tsem_attest::hardware_aggregate(t, digest))
         .transpose()?
         .map(|d| d.to_hex());
     Ok(Prepared {
@@ -207,6 +203,120 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
         ak_out: p.ak_out.map(Path::to_path_buf),
         aggregate,
     })
+}
+
+/// A TPM reached through the `tsem-tpm` helper, so that `tsem` need not load tpm2-tss and
+/// libcrypto (see `src/bin/tsem-tpm.rs`).
+struct HelperTpm {
+    exe: PathBuf,
+    tcti: String,
+    ak_alg: tsem_attest::AkAlg,
+}
+
+impl HelperTpm {
+    fn new(tcti: &str, ak_alg: tsem_attest::AkAlg) -> anyhow::Result<Self> {
+        let beside = std::env::current_exe()
+            .ok()
+            .map(|e| e.with_file_name("tsem-tpm"))
+            .filter(|p| p.is_file());
+        let exe = beside
+            .or_else(|| tsem_sensor::supervisor::find_program(std::ffi::OsStr::new("tsem-tpm")))
+            .ok_or_else(|| {
+                anyhow::anyhow!("--tpm needs the tsem-tpm helper, next to tsem or in PATH")
+            })?;
+        Ok(Self {
+            exe,
+            tcti: tcti.to_string(),
+            ak_alg,
+        })
+    }
+
+    fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
+        let device = |m: String| tsem_attest::AttestationError::Device(m);
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.args(args).stdin(std::process::Stdio::null());
+        if std::env::var_os("TSS2_LOG").is_none() {
+            // tpm2-tss logs its own view of every failure on stderr; the helper's one-line error
+            // says it. TSS2_LOG set by the user is passed through, and so are the logs.
+            cmd.env("TSS2_LOG", "all+none");
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| device(format!("cannot run {}: {e}", self.exe.display())))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        // tpm2-tss logs go to stderr as they would in-process; the helper's own error is its
+        // last line.
+        let mut message = None;
+        for line in err.lines() {
+            match line.strip_prefix("tsem-tpm: ") {
+                Some(m) => message = Some(m.to_string()),
+                None => eprintln!("{line}"),
+            }
+        }
+        if !out.status.success() {
+            return Err(device(
+                message.unwrap_or_else(|| format!("tsem-tpm failed ({})", out.status)),
+            ));
+        }
+        String::from_utf8(out.stdout).map_err(|_| device("tsem-tpm wrote non-UTF-8".into()))
+    }
+}
+
+impl tsem_attest::QuoteDevice for HelperTpm {
+    fn read_pcrs(
+        &mut self,
+        pcrs: &[u32],
+    ) -> Result<Vec<(u32, [u8; 32])>, tsem_attest::AttestationError> {
+        let list: Vec<String> = pcrs.iter().map(u32::to_string).collect();
+        let out = self.call(&[
+            "pcrs".into(),
+            "--tcti".into(),
+            self.tcti.clone(),
+            "--pcr".into(),
+            list.join(","),
+        ])?;
+        let device = |m: String| tsem_attest::AttestationError::Device(m);
+        let v: Vec<(u32, String)> =
+            serde_json::from_str(&out).map_err(|e| device(format!("tsem-tpm pcrs output: {e}")))?;
+        v.into_iter()
+            .map(|(i, h)| {
+                let b =
+                    tsem_attest::claims::from_hex("pcr", &h).map_err(|e| device(e.to_string()))?;
+                let a: [u8; 32] = b
+                    .try_into()
+                    .map_err(|_| device(format!("PCR {i}: not a SHA-256 value")))?;
+                Ok((i, a))
+            })
+            .collect()
+    }
+
+    fn extend_and_quote(
+        &mut self,
+        pcr: u32,
+        value: &[u8; 32],
+        qualifying: &[u8],
+    ) -> Result<tsem_attest::TpmQuote, tsem_attest::AttestationError> {
+        let alg = match self.ak_alg {
+            tsem_attest::AkAlg::Ecc => "ecc",
+            tsem_attest::AkAlg::Rsa => "rsa",
+        };
+        let out = self.call(&[
+            "extend-quote".into(),
+            "--tcti".into(),
+            self.tcti.clone(),
+            "--ak-alg".into(),
+            alg.into(),
+            "--pcr".into(),
+            pcr.to_string(),
+            "--value".into(),
+            tsem_attest::claims::to_hex(value),
+            "--qualifying".into(),
+            tsem_attest::claims::to_hex(qualifying),
+        ])?;
+        serde_json::from_str(&out).map_err(|e| {
+            tsem_attest::AttestationError::Device(format!("tsem-tpm quote output: {e}"))
+        })
+    }
 }
 
 /// Attest a finished run's namespace and write the attestation.

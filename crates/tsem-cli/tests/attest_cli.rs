@@ -688,6 +688,29 @@ fn bad_use_is_an_error_not_a_verdict() {
     // A private key where the public one belongs.
     let out = verify(&s.learned, NONCE, &["--key", p(&s.key)], &att, &[]);
     common::fails_with(&out, "key");
+    // A TPM nobody listens at fails before the workload runs, with the helper's reason.
+    let marker = s.dir.join("ran");
+    let script = format!("touch {}", p(&marker));
+    let out = run(&[
+        "run",
+        "--attest",
+        p(&s.dir.join("live.json")),
+        "--nonce",
+        NONCE,
+        "--key",
+        p(&s.key),
+        "--tpm",
+        "swtpm:host=127.0.0.1,port=1",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    common::fails_with(&out, "TPM: TPM connect");
+    assert!(
+        !marker.exists(),
+        "the workload ran although the TPM was unreachable"
+    );
 }
 
 /// The signed bytes as docs/attestation.md defines them, written independently of the library.

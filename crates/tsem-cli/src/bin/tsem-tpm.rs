@@ -1,0 +1,103 @@
+//! `tsem-tpm`: the TPM side of `tsem attest --tpm` and `tsem run --attest --tpm`.
+//!
+//! It runs in a process of its own so that `tsem` does not link tpm2-tss and libcrypto: loading
+//! and relocating them cost every `tsem run` about a millisecond before the workload started
+//! (docs/sensor.md, "Performance"), and a machine without tpm2-tss can still run `tsem`. `tsem`
+//! finds it next to itself (else in `PATH`), passes plain arguments and reads JSON on stdout;
+//! errors go to stderr with exit status 1.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tsem_attest::AkAlg;
+use tsem_attest::tpm::Tpm;
+
+#[derive(Parser)]
+#[command(
+    name = "tsem-tpm",
+    version,
+    about = "TPM operations for tsem (run by tsem; JSON on stdout)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the SHA-256 values of PCRs as JSON: [[index, "hex"], ...].
+    Pcrs {
+        /// TCTI, e.g. `swtpm:host=127.0.0.1,port=2321` or `device:/dev/tpmrm0`.
+        #[arg(long)]
+        tcti: String,
+        /// PCR indices (comma separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        pcr: Vec<u32>,
+    },
+    /// Extend VALUE into PCR (SHA-256 bank), then quote PCRs 0-7 and PCR with QUALIFYING as
+    /// extraData; print the quote as JSON.
+    ExtendQuote {
+        /// TCTI.
+        #[arg(long)]
+        tcti: String,
+        /// Attestation key: ecc or rsa.
+        #[arg(long, default_value = "ecc")]
+        ak_alg: AkAlg,
+        /// PCR to extend and quote.
+        #[arg(long)]
+        pcr: u32,
+        /// 32 bytes (hex) to extend.
+        #[arg(long)]
+        value: String,
+        /// Qualifying data (hex).
+        #[arg(long)]
+        qualifying: String,
+    },
+}
+
+fn hex(field: &'static str, s: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(tsem_attest::claims::from_hex(field, s)?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Pcrs { tcti, pcr } => {
+            let mut t = Tpm::open(&tcti)?;
+            let v: Vec<(u32, String)> = t
+                .read_pcrs(&pcr)?
+                .into_iter()
+                .map(|(i, d)| (i, tsem_attest::claims::to_hex(&d)))
+                .collect();
+            println!("{}", serde_json::to_string(&v)?);
+        }
+        Cmd::ExtendQuote {
+            tcti,
+            ak_alg,
+            pcr,
+            value,
+            qualifying,
+        } => {
+            let value: [u8; 32] = hex("value", &value)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--value: not 32 bytes"))?;
+            let qualifying = hex("qualifying", &qualifying)?;
+            let mut t = Tpm::open(&tcti)?;
+            t.set_ak_alg(ak_alg);
+            t.extend(pcr, &value)?;
+            let q = t.quote(pcr, &qualifying).context("quote")?;
+            println!("{}", serde_json::to_string(&q)?);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tsem-tpm: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
