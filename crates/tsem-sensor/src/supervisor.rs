@@ -409,8 +409,15 @@ const ERESTARTNOINTR: i64 = -513;
 /// `-ERESTARTSYS` can only come from the notification wait.
 fn restart_transparently(nr: i64) -> bool {
     match Sysno::from_nr(nr) {
-        // Continued calls that block interruptibly by nature: their EINTR is the kernel's.
-        Some(Sysno::Accept | Sysno::Accept4 | Sysno::InitModule | Sysno::FinitModule) => false,
+        // Calls that may block interruptibly in the kernel when continued: their EINTR is the
+        // kernel's, and a restarted connect would fail with EALREADY instead.
+        Some(
+            Sysno::Accept
+            | Sysno::Accept4
+            | Sysno::Connect
+            | Sysno::InitModule
+            | Sysno::FinitModule,
+        ) => false,
         Some(_) => true,
         None => false,
     }
