@@ -16,7 +16,7 @@ proc=$shared/conformance/tsem/process
 command -v swtpm >/dev/null || { echo "bench/attest.sh: swtpm missing (apt-get install -y swtpm swtpm-tools)" >&2; exit 1; }
 
 target=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && cargo build --quiet --release -p tsem-cli --bin tsem)
+(cd "$root" && cargo build --quiet --release -p tsem-cli --bin tsem --bin tsem-tpm)
 tsem=$target/release/tsem
 
 work=$(mktemp -d)
