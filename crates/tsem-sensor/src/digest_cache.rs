@@ -203,7 +203,7 @@ impl Store {
             Err(e) => return Err(io(&path)(e)),
         };
         Ok(Self {
-            entries: parse(&text, alg),
+            entries: parse_entries(&text, alg),
             path,
             alg,
             protected,
@@ -227,7 +227,7 @@ impl Store {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(i64::MAX);
         let mut all = std::fs::read_to_string(&self.path)
-            .map(|t| parse(&t, self.alg))
+            .map(|t| parse_entries(&t, self.alg))
             .unwrap_or_default();
         all.extend(cache.iter().map(|(k, d)| (*k, *d)));
         all.retain(|k, _| k.ctime.0 < now - 2);
@@ -235,7 +235,7 @@ impl Store {
             // Keep what this run used; drop what others left.
             all.retain(|k, _| cache.contains_key(k));
         }
-        let text = render(&all, self.alg);
+        let text = render_entries(&all, self.alg);
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
@@ -260,8 +260,9 @@ impl Store {
 /// More than this many entries and a save keeps only the current run's.
 const MAX_ENTRIES: usize = 200_000;
 
-/// One `v1 ALG dev ino ctime_s ctime_ns mtime_s mtime_ns size HEX` line per file.
-fn render(cache: &HashMap<DigestKey, Digest>, alg: HashAlg) -> String {
+/// The store's text: one `v1 ALG dev ino ctime_s ctime_ns mtime_s mtime_ns size HEX` line per
+/// file.
+pub fn render_entries(cache: &HashMap<DigestKey, Digest>, alg: HashAlg) -> String {
     let mut text = String::with_capacity(cache.len() * (alg.size() * 2 + 80));
     for (k, d) in cache {
         text.push_str(&format!(
@@ -280,7 +281,9 @@ fn render(cache: &HashMap<DigestKey, Digest>, alg: HashAlg) -> String {
     text
 }
 
-fn parse(text: &str, alg: HashAlg) -> HashMap<DigestKey, Digest> {
+/// The entries of a store's text for `alg`. Lines that are malformed or of another hash function
+/// are skipped: a damaged store only costs hashing again.
+pub fn parse_entries(text: &str, alg: HashAlg) -> HashMap<DigestKey, Digest> {
     let mut out = HashMap::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
