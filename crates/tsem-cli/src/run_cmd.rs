@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Hash every file afresh in every run (no digest cache).
     #[arg(long)]
     pub no_digest_cache: bool,
+    /// Also model the stat family as inode_getattr, as the kernel TSEM does, so models match
+    /// kernel ones more closely. Every stat then costs a notification round trip.
+    #[arg(long)]
+    pub observe_getattr: bool,
     /// Benchmarks only: intercept like a real run but model nothing (every call continues).
     #[arg(long, hide = true)]
     pub mechanism_only: bool,
@@ -202,6 +206,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
         mechanism_only: a.mechanism_only,
+        observe_getattr: a.observe_getattr,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {

@@ -828,6 +828,29 @@ impl<H: EventHandler> Notifier<H> {
             Sysno::IoprioSet => self.sys_ioprio(call, true),
             Sysno::IoprioGet => self.sys_ioprio(call, false),
             Sysno::Capget => self.sys_capget(call),
+            Sysno::Stat => self.sys_getattr(call, i64::from(libc::AT_FDCWD), a[0], a[1], 0, None),
+            Sysno::Lstat => self.sys_getattr(
+                call,
+                i64::from(libc::AT_FDCWD),
+                a[0],
+                a[1],
+                libc::AT_SYMLINK_NOFOLLOW,
+                None,
+            ),
+            Sysno::Newfstatat => self.sys_getattr(call, a[0] as i64, a[1], a[2], a[3] as i32, None),
+            Sysno::Statx => self.sys_getattr(
+                call,
+                a[0] as i64,
+                a[1],
+                a[4],
+                a[2] as i32,
+                Some(a[3] as u32),
+            ),
+            Sysno::Fstat => match self.target_file(call, a[0] as i32) {
+                // The caller holds the descriptor: no permission is checked on it.
+                Ok(f) => self.getattr_of(call, f, a[1], 0, None, true),
+                Err(e) => Err(e),
+            },
             Sysno::Socketpair => self.sys_socketpair(call),
             Sysno::Setxattr
             | Sysno::Lsetxattr
@@ -2236,6 +2259,63 @@ impl<H: EventHandler> Notifier<H> {
             SetAttr::Times(_) => return Ok(Reply::Continue),
         };
         Ok(op_reply(r))
+    }
+
+    /// The stat family: inode_getattr of the object, then the supervisor stats that very
+    /// object and writes the result into the caller's buffer, so what is described is what the
+    /// caller learns about.
+    fn sys_getattr(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        path: u64,
+        buf: u64,
+        flags: i32,
+        statx_mask: Option<u32>,
+    ) -> Result<Reply, Fail> {
+        let obj = self.object(call, dirfd, path, flags)?;
+        // The supervisor's own credentials must not find what the caller's would not (search
+        // permission on the path): otherwise describe and let the kernel answer (racy).
+        let emulate = self.same_creds(call);
+        self.getattr_of(call, obj, buf, flags, statx_mask, emulate)
+    }
+
+    fn getattr_of(
+        &mut self,
+        call: &mut Call,
+        obj: OwnedFd,
+        buf: u64,
+        flags: i32,
+        statx_mask: Option<u32>,
+        emulate: bool,
+    ) -> Result<Reply, Fail> {
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(obj.as_fd())?;
+        let abs = Describer::fd_path(obj.as_fd());
+        let created = self.desc.created(&st);
+        let dentry = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), created);
+        call.emulated = emulate;
+        let v = self.ask(call, EventType::InodeGetattr, Cell::InodeGetattr(dentry));
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if !emulate {
+            return Ok(Reply::Continue);
+        }
+        let bytes = match statx_mask {
+            None => sys::stat_bytes(&st),
+            Some(mask) => sys::statx_bytes(obj.as_fd(), flags & libc::AT_STATX_SYNC_TYPE, mask)?,
+        };
+        if buf == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        match sys::process_vm_write(call.tid, buf, &bytes) {
+            Ok(n) if n == bytes.len() => Ok(Reply::Value(0)),
+            Ok(_) => Err(Fail::Errno(libc::EFAULT)),
+            Err(e) => Err(Fail::Errno(map_mem_err(&e))),
+        }
     }
 
     fn sys_setattr_fd(&mut self, call: &mut Call, fd: i32, what: SetAttr) -> Result<Reply, Fail> {

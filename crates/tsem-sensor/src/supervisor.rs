@@ -100,6 +100,9 @@ pub struct SensorConfig {
     pub mechanism_only: bool,
     /// How the notification threads wait (default: the best the kernel allows).
     pub wait: WaitMode,
+    /// Also observe the stat family as inode_getattr, as the kernel TSEM does (off by default:
+    /// every program stats constantly, and each call then costs a notification round trip).
+    pub observe_getattr: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -126,6 +129,7 @@ impl Default for SensorConfig {
             digest_cache: None,
             mechanism_only: false,
             wait: WaitMode::Auto,
+            observe_getattr: false,
         }
     }
 }
@@ -203,7 +207,13 @@ pub fn run<H: EventHandler + 'static>(
         path: path_c,
         argv: argv_p,
         envp,
-        filter: filter::build(Sysno::ALL),
+        filter: filter::build(
+            &Sysno::ALL
+                .iter()
+                .copied()
+                .filter(|s| config.observe_getattr || !s.is_getattr())
+                .collect::<Vec<_>>(),
+        ),
         filter_flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
             | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
         cwd: config

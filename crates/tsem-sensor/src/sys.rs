@@ -335,6 +335,52 @@ pub fn process_vm_read(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize>
     }
 }
 
+/// `process_vm_writev` of `buf` to `addr` in `pid`, as one iovec; returns the bytes written.
+pub fn process_vm_write(pid: i32, addr: u64, buf: &[u8]) -> io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes our own buffer, only read; the kernel validates the remote range
+    // against the target's address space.
+    let r = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The bytes of a `struct stat`, as `stat(2)` writes them.
+pub fn stat_bytes(st: &libc::stat) -> Vec<u8> {
+    let n = std::mem::size_of::<libc::stat>();
+    // SAFETY: `libc::stat` is plain old data of `n` bytes; the slice lives as long as `st`.
+    unsafe { std::slice::from_raw_parts((st as *const libc::stat).cast::<u8>(), n) }.to_vec()
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH | flags, mask)`: the bytes of the `struct statx` filled in.
+pub fn statx_bytes(fd: BorrowedFd<'_>, flags: i32, mask: u32) -> io::Result<Vec<u8>> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | flags,
+            mask,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    let n = std::mem::size_of::<libc::statx>();
+    // SAFETY: `sx` is plain old data of `n` bytes.
+    Ok(unsafe { std::slice::from_raw_parts((&sx as *const libc::statx).cast::<u8>(), n) }.to_vec())
+}
+
 /// `openat2(dirfd, path, how)` with `O_CLOEXEC` added.
 pub fn openat2(
     dirfd: Option<BorrowedFd<'_>>,

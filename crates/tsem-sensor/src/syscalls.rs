@@ -143,6 +143,13 @@ syscalls! {
     Chroot = SYS_chroot, "chroot";
     Unshare = SYS_unshare, "unshare";
     Setns = SYS_setns, "setns";
+    // The stat family (inode_getattr): notified only when asked for (`observe_getattr`), as
+    // every program calls them constantly.
+    Stat = SYS_stat, "stat";
+    Lstat = SYS_lstat, "lstat";
+    Fstat = SYS_fstat, "fstat";
+    Newfstatat = SYS_newfstatat, "newfstatat";
+    Statx = SYS_statx, "statx";
 }
 
 /// Extra in-kernel condition under which a syscall is notified.
@@ -180,6 +187,14 @@ impl Sysno {
                 | Sysno::Capset
                 | Sysno::Prctl
                 | Sysno::PivotRoot
+        )
+    }
+
+    /// Whether this is one of the stat family, notified only on request.
+    pub const fn is_getattr(self) -> bool {
+        matches!(
+            self,
+            Sysno::Stat | Sysno::Lstat | Sysno::Fstat | Sysno::Newfstatat | Sysno::Statx
         )
     }
 

@@ -115,6 +115,50 @@ fn helper() {
                 && h_err == Some(libc::EPERM);
             if ok { 0 } else { 1 }
         }
+        // Every member of the stat family on a file and a symlink in the cwd; prints what each
+        // returned so the test can compare with the native values.
+        "getattr" => {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::write("f", b"twelve bytes").unwrap();
+            let _ = std::fs::remove_file("l");
+            std::os::unix::fs::symlink("f", "l").unwrap();
+            let mut out = String::new();
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            let mut line = |name: &str, r: i32, st: &libc::stat| {
+                out.push_str(&format!(
+                    "{name} {r} {} {} {:o}\n",
+                    st.st_ino, st.st_size, st.st_mode
+                ));
+            };
+            let r = unsafe { libc::stat(c"f".as_ptr(), &mut st) };
+            line("stat", r, &st);
+            let r = unsafe { libc::lstat(c"l".as_ptr(), &mut st) };
+            line("lstat", r, &st);
+            let r = unsafe { libc::fstatat(libc::AT_FDCWD, c"l".as_ptr(), &mut st, 0) };
+            line("fstatat", r, &st);
+            let file = std::fs::File::open("f").unwrap();
+            let r = unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&file), &mut st) };
+            line("fstat", r, &st);
+            let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+            let r = unsafe {
+                libc::statx(
+                    libc::AT_FDCWD,
+                    c"l".as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                    libc::STATX_BASIC_STATS,
+                    &mut sx,
+                )
+            };
+            out.push_str(&format!(
+                "statx {r} {} {} {:o}\n",
+                sx.stx_ino, sx.stx_size, sx.stx_mode
+            ));
+            let m = std::fs::metadata("missing-file");
+            out.push_str(&format!("missing {}\n", m.is_err()));
+            let _ = file.metadata().map(|m| m.ino());
+            std::fs::write("result", out).unwrap();
+            0
+        }
         other => panic!("unknown helper mode {other}"),
     };
     std::process::exit(code);
@@ -260,6 +304,84 @@ fn both_wait_modes_serve_and_end() {
             .count();
         assert_eq!(opens, 6, "{wait:?}");
     }
+}
+
+/// With `observe_getattr`, the stat family is described as inode_getattr and answered by the
+/// supervisor with exactly what the kernel would have returned; a denial is EPERM. Without it,
+/// no such event exists.
+#[test]
+fn the_stat_family_is_observed_on_request() {
+    use std::os::unix::fs::MetadataExt;
+    let run = |observe: bool, deny: bool| {
+        let d = scratch(&format!("getattr-{observe}-{deny}"));
+        let mut rec = Recorder::default();
+        if deny {
+            rec.deny_types.push(EventType::InodeGetattr);
+        }
+        let argv: Vec<std::ffi::OsString> = vec![
+            std::env::current_exe().unwrap().into(),
+            "helper".into(),
+            "--exact".into(),
+            "--quiet".into(),
+            "--test-threads=1".into(),
+        ];
+        let mut cfg = tsem_sensor::SensorConfig {
+            observe_getattr: observe,
+            cwd: Some(d.clone()),
+            ..Default::default()
+        };
+        cfg.env.push(("TSEM_HELPER".into(), "getattr".into()));
+        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        (d, r, rec)
+    };
+
+    let (d, r, rec) = run(true, false);
+    assert_eq!(r.exit.code(), 0, "{:?}", r.stats);
+    assert_eq!(r.stats.lost, 0);
+    let f = std::fs::metadata(d.join("f")).unwrap();
+    let l = std::fs::symlink_metadata(d.join("l")).unwrap();
+    let expect = format!(
+        "stat 0 {fi} 12 {fm:o}\nlstat 0 {li} {ls} {lm:o}\nfstatat 0 {fi} 12 {fm:o}\n\
+         fstat 0 {fi} 12 {fm:o}\nstatx 0 {li} {ls} {lm:o}\nmissing true\n",
+        fi = f.ino(),
+        fm = f.mode(),
+        li = l.ino(),
+        ls = l.size(),
+        lm = l.mode(),
+    );
+    assert_eq!(std::fs::read_to_string(d.join("result")).unwrap(), expect);
+    let getattrs: Vec<String> = rec
+        .events()
+        .iter()
+        .filter(|e| e.event.header.event_type == EventType::InodeGetattr)
+        .filter_map(|e| match &e.event.cell {
+            tsem_core::event::Cell::InodeGetattr(dn) => Some(dn.path.pathname.clone()),
+            _ => None,
+        })
+        .collect();
+    for name in ["/f", "/l"] {
+        assert!(
+            getattrs.iter().any(|p| p.ends_with(name)),
+            "no inode_getattr of {name} in {getattrs:?}"
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+
+    // Denied: every stat fails with EPERM (the helper then exits non-zero).
+    let (d, r, _) = run(true, true);
+    assert_ne!(r.exit.code(), 0);
+    assert!(r.stats.denied > 0);
+    std::fs::remove_dir_all(&d).unwrap();
+
+    // Not asked for: the stat family stays in the kernel.
+    let (d, r, rec) = run(false, false);
+    assert_eq!(r.exit.code(), 0);
+    assert!(
+        !rec.events()
+            .iter()
+            .any(|e| e.event.header.event_type == EventType::InodeGetattr)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A signal that lands before the supervisor has received a notification abandons it; the
