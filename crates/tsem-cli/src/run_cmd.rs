@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// kernel ones more closely. Every stat then costs a notification round trip.
     #[arg(long)]
     pub observe_getattr: bool,
+    /// End when CMD exits, killing what it left running (default: wait for every descendant,
+    /// which stays under the model until it ends).
+    #[arg(long)]
+    pub end_with_cmd: bool,
     /// Benchmarks only: intercept like a real run but model nothing (every call continues).
     #[arg(long, hide = true)]
     pub mechanism_only: bool,
@@ -207,6 +211,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         digest_cache: digest_store(&a)?,
         mechanism_only: a.mechanism_only,
         observe_getattr: a.observe_getattr,
+        end_with_leader: a.end_with_cmd,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {

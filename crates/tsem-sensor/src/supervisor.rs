@@ -103,6 +103,9 @@ pub struct SensorConfig {
     /// Also observe the stat family as inode_getattr, as the kernel TSEM does (off by default:
     /// every program stats constantly, and each call then costs a notification round trip).
     pub observe_getattr: bool,
+    /// End the run when the first process exits, killing whatever it left running (default:
+    /// follow every descendant to its end, like `strace -f`).
+    pub end_with_leader: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -130,6 +133,7 @@ impl Default for SensorConfig {
             mechanism_only: false,
             wait: WaitMode::Auto,
             observe_getattr: false,
+            end_with_leader: false,
         }
     }
 }
@@ -458,6 +462,7 @@ fn trace_loop<H: EventHandler>(
     config: &SensorConfig,
 ) -> std::io::Result<Exit> {
     let mut exit = Exit::Code(0);
+    let mut leader_gone = false;
     let mut pending = std::collections::HashSet::new();
     let mut desc = Describer::sharing(
         config.alg,
@@ -475,7 +480,19 @@ fn trace_loop<H: EventHandler>(
                 } else {
                     Exit::Signal(libc::WTERMSIG(status))
                 };
+                if config.end_with_leader {
+                    leader_gone = true;
+                    for t in lock(&shared.tree).tids() {
+                        let _ = sys::kill(t, libc::SIGKILL);
+                    }
+                }
             }
+            continue;
+        }
+        if leader_gone {
+            // Anything still stopping after the leader's end (a child forked meanwhile) goes.
+            let _ = sys::kill(tid, libc::SIGKILL);
+            let _ = sys::ptrace_cont(tid, 0);
             continue;
         }
         if !libc::WIFSTOPPED(status) {

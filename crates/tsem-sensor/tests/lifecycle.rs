@@ -306,6 +306,42 @@ fn both_wait_modes_serve_and_end() {
     }
 }
 
+/// By default the run follows a background descendant to its end; with `end_with_leader` it
+/// ends with the first process and the descendant is killed.
+#[test]
+fn the_run_ends_with_the_leader_on_request() {
+    let script = "sleep 30 & echo started";
+    for end in [true, false] {
+        let cfg = tsem_sensor::SensorConfig {
+            end_with_leader: end,
+            ..Default::default()
+        };
+        let argv: Vec<std::ffi::OsString> = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            if end {
+                script.into()
+            } else {
+                "sleep 0.3 & echo started".into()
+            },
+        ];
+        let t = std::time::Instant::now();
+        let r = tsem_sensor::run(&argv, &cfg, Recorder::default()).unwrap();
+        assert_eq!(r.exit.code(), 0);
+        let took = t.elapsed();
+        if end {
+            // Not a speed bound: waiting for the sleep takes at least 30 s, so anything less
+            // means it was killed.
+            assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+        } else {
+            assert!(
+                took >= std::time::Duration::from_millis(300),
+                "the background sleep was not waited for: {took:?}"
+            );
+        }
+    }
+}
+
 /// With `observe_getattr`, the stat family is described as inode_getattr and answered by the
 /// supervisor with exactly what the kernel would have returned; a denial is EPERM. Without it,
 /// no such event exists.
