@@ -63,10 +63,11 @@ pub struct RunArgs {
     /// Hash every file afresh in every run (no digest cache).
     #[arg(long)]
     pub no_digest_cache: bool,
-    /// Also model the stat family as inode_getattr, as the kernel TSEM does, so models match
-    /// kernel ones more closely. Every stat then costs a notification round trip.
-    #[arg(long)]
-    pub observe_getattr: bool,
+    /// Also model these hot events, as the kernel TSEM does, so models match kernel ones more
+    /// closely (comma-separated: getattr, ioctl, fcntl, lock, all). Each observed call costs a
+    /// notification round trip.
+    #[arg(long, value_name = "LIST", value_parser = tsem_sensor::Observe::parse)]
+    pub observe: Option<tsem_sensor::Observe>,
     /// End when CMD exits, killing what it left running (default: wait for every descendant,
     /// which stays under the model until it ends).
     #[arg(long)]
@@ -210,7 +211,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
         mechanism_only: a.mechanism_only,
-        observe_getattr: a.observe_getattr,
+        observe: a.observe.unwrap_or_default(),
         end_with_leader: a.end_with_cmd,
         ..SensorConfig::default()
     };

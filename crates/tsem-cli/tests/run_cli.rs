@@ -445,6 +445,14 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
     let o = run_in(&d, &["run", "--enforce", "--", "true"]);
     assert!(!o.status.success(), "--enforce needs --model");
 
+    let o = run_in(&d, &["run", "--observe", "getattr,stat", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown event class \"stat\""),
+        "{}",
+        stderr(&o)
+    );
+
     // A digest cache others may write is refused, not trusted.
     let open_dir = d.join("open");
     std::fs::create_dir(&open_dir).unwrap();

@@ -29,7 +29,7 @@ pub mod tree;
 
 pub use event::{EventHandler, ExecEvent, RawEvent, Stats, Verdict};
 pub use supervisor::{Exit, Report, SensorConfig, WaitMode, run};
-pub use syscalls::Sysno;
+pub use syscalls::{Hot, Observe, Sysno};
 
 /// Any error of the sensor.
 #[derive(Debug, thiserror::Error)]

@@ -87,6 +87,8 @@ pub(crate) struct Shared<H> {
     pub stop: OwnedFd,
     /// See [`SensorConfig::mechanism_only`](crate::SensorConfig::mechanism_only).
     pub mechanism_only: bool,
+    /// See [`SensorConfig::observe`](crate::SensorConfig::observe).
+    pub observe: crate::syscalls::Observe,
     /// Notification threads block in RECV rather than epoll ([`sys::recv_returns_on_hangup`]).
     pub recv_blocks: bool,
 }
@@ -846,6 +848,9 @@ impl<H: EventHandler> Notifier<H> {
                 a[2] as i32,
                 Some(a[3] as u32),
             ),
+            Sysno::Ioctl => self.sys_file_cmd(call, a[0] as i32, EventType::FileIoctl, a[1] as u32),
+            Sysno::Fcntl => self.sys_fcntl(call),
+            Sysno::Flock => self.sys_flock(call),
             Sysno::Fstat => match self.target_file(call, a[0] as i32) {
                 // The caller holds the descriptor: no permission is checked on it.
                 Ok(f) => self.getattr_of(call, f, a[1], 0, None, true),
@@ -2259,6 +2264,86 @@ impl<H: EventHandler> Notifier<H> {
             SetAttr::Times(_) => return Ok(Reply::Continue),
         };
         Ok(op_reply(r))
+    }
+
+    /// file_ioctl, file_fcntl, file_lock: the caller's open file and the command, then the
+    /// kernel runs the call (continued: another thread could swap the descriptor in between,
+    /// see "What remains racy").
+    fn sys_file_cmd(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        ty: EventType,
+        cmd: u32,
+    ) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
+        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
+        self.simple(call, ty, Cell::FileCmd { file, cmd })
+    }
+
+    /// fcntl: file_fcntl for every command; a record-lock command also passes file_lock with
+    /// the lock's type (`security_file_lock(file, fl_type)`).
+    fn sys_fcntl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let (fd, cmd) = (a[0] as i32, a[1] as i32);
+        if self.shared.observe.fcntl
+            && let Some(r) = Self::verdict_reply_of(self.sys_file_cmd(
+                call,
+                fd,
+                EventType::FileFcntl,
+                cmd as u32,
+            )?)
+        {
+            return Ok(r);
+        }
+        let locks = [
+            libc::F_SETLK,
+            libc::F_SETLKW,
+            libc::F_OFD_SETLK,
+            libc::F_OFD_SETLKW,
+        ];
+        if self.shared.observe.lock && locks.contains(&cmd) {
+            // struct flock starts with `short l_type`.
+            let b = self.read_mem(call.tid, a[2], 2)?;
+            let l_type = i16::from_ne_bytes([b[0], b[1]]);
+            return self.sys_file_cmd(call, fd, EventType::FileLock, l_type as u32);
+        }
+        Ok(Reply::Continue)
+    }
+
+    /// flock: file_lock with the lock type the kernel translates the operation to.
+    fn sys_flock(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let op = a[1] as i32;
+        const LOCK_MAND: i32 = 32;
+        let ty = match op & !libc::LOCK_NB {
+            _ if op & LOCK_MAND != 0 => None,
+            libc::LOCK_SH => Some(libc::F_RDLCK),
+            libc::LOCK_EX => Some(libc::F_WRLCK),
+            libc::LOCK_UN => Some(libc::F_UNLCK),
+            _ => None,
+        };
+        match ty {
+            Some(t) => self.sys_file_cmd(call, a[0] as i32, EventType::FileLock, t as u32),
+            // The kernel rejects it or ignores it before the hook: no event.
+            None => {
+                Counters::bump(&self.shared.counters.unmodeled);
+                Ok(Reply::Continue)
+            }
+        }
+    }
+
+    /// A reply that ends the call (a denial or the target's disappearance), if `r` is one.
+    fn verdict_reply_of(r: Reply) -> Option<Reply> {
+        match r {
+            Reply::Continue => None,
+            other => Some(other),
+        }
     }
 
     /// The stat family: inode_getattr of the object, then the supervisor stats that very

@@ -100,9 +100,9 @@ pub struct SensorConfig {
     pub mechanism_only: bool,
     /// How the notification threads wait (default: the best the kernel allows).
     pub wait: WaitMode,
-    /// Also observe the stat family as inode_getattr, as the kernel TSEM does (off by default:
-    /// every program stats constantly, and each call then costs a notification round trip).
-    pub observe_getattr: bool,
+    /// Hot events to observe as well, as the kernel TSEM does (none by default: every program
+    /// makes these calls constantly, and each observed call costs a notification round trip).
+    pub observe: crate::syscalls::Observe,
     /// End the run when the first process exits, killing whatever it left running (default:
     /// follow every descendant to its end, like `strace -f`).
     pub end_with_leader: bool,
@@ -132,7 +132,7 @@ impl Default for SensorConfig {
             digest_cache: None,
             mechanism_only: false,
             wait: WaitMode::Auto,
-            observe_getattr: false,
+            observe: Default::default(),
             end_with_leader: false,
         }
     }
@@ -215,7 +215,7 @@ pub fn run<H: EventHandler + 'static>(
             &Sysno::ALL
                 .iter()
                 .copied()
-                .filter(|s| config.observe_getattr || !s.is_getattr())
+                .filter(|s| config.observe.notifies(*s))
                 .collect::<Vec<_>>(),
         ),
         filter_flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
@@ -297,6 +297,7 @@ pub fn run<H: EventHandler + 'static>(
         status: Default::default(),
         injected: Default::default(),
         mechanism_only: config.mechanism_only,
+        observe: config.observe,
         recv_blocks: match config.wait {
             WaitMode::Auto => sys::recv_returns_on_hangup(),
             WaitMode::Epoll => false,

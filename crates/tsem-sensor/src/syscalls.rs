@@ -143,13 +143,96 @@ syscalls! {
     Chroot = SYS_chroot, "chroot";
     Unshare = SYS_unshare, "unshare";
     Setns = SYS_setns, "setns";
-    // The stat family (inode_getattr): notified only when asked for (`observe_getattr`), as
-    // every program calls them constantly.
+    // The stat family (inode_getattr): notified only when asked for ([`Observe`]), as every
+    // program calls them constantly.
     Stat = SYS_stat, "stat";
     Lstat = SYS_lstat, "lstat";
     Fstat = SYS_fstat, "fstat";
     Newfstatat = SYS_newfstatat, "newfstatat";
     Statx = SYS_statx, "statx";
+    // file_ioctl, file_fcntl, file_lock: likewise only on request.
+    Ioctl = SYS_ioctl, "ioctl";
+    Fcntl = SYS_fcntl, "fcntl";
+    Flock = SYS_flock, "flock";
+}
+
+/// Hot events, observed only on request ([`Observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hot {
+    /// inode_getattr: stat, lstat, fstat, newfstatat, statx.
+    Getattr,
+    /// file_ioctl: ioctl.
+    Ioctl,
+    /// file_fcntl: fcntl.
+    Fcntl,
+    /// file_lock: flock, and fcntl's record locks.
+    Lock,
+}
+
+/// Which hot events to observe (all off by default: every program makes these calls
+/// constantly, and each observed call costs a notification round trip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Observe {
+    /// inode_getattr.
+    pub getattr: bool,
+    /// file_ioctl.
+    pub ioctl: bool,
+    /// file_fcntl.
+    pub fcntl: bool,
+    /// file_lock.
+    pub lock: bool,
+}
+
+impl Observe {
+    /// Everything.
+    pub const ALL: Observe = Observe {
+        getattr: true,
+        ioctl: true,
+        fcntl: true,
+        lock: true,
+    };
+
+    /// Whether `hot` is observed.
+    pub const fn wants(self, hot: Hot) -> bool {
+        match hot {
+            Hot::Getattr => self.getattr,
+            Hot::Ioctl => self.ioctl,
+            Hot::Fcntl => self.fcntl,
+            Hot::Lock => self.lock,
+        }
+    }
+
+    /// Whether the filter must notify `s`.
+    pub const fn notifies(self, s: Sysno) -> bool {
+        match s {
+            // fcntl carries the record locks too.
+            Sysno::Fcntl => self.fcntl || self.lock,
+            _ => match s.hot() {
+                Some(h) => self.wants(h),
+                None => true,
+            },
+        }
+    }
+
+    /// Parse a comma-separated list: `getattr`, `ioctl`, `fcntl`, `lock`, `all`.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut o = Observe::default();
+        for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match w {
+                "getattr" => o.getattr = true,
+                "ioctl" => o.ioctl = true,
+                "fcntl" => o.fcntl = true,
+                "lock" => o.lock = true,
+                "all" => o = Observe::ALL,
+                other => {
+                    return Err(format!(
+                        "unknown event class {other:?} (getattr, ioctl, fcntl, lock, all)"
+                    ));
+                }
+            }
+        }
+        Ok(o)
+    }
 }
 
 /// Extra in-kernel condition under which a syscall is notified.
@@ -190,12 +273,17 @@ impl Sysno {
         )
     }
 
-    /// Whether this is one of the stat family, notified only on request.
-    pub const fn is_getattr(self) -> bool {
-        matches!(
-            self,
-            Sysno::Stat | Sysno::Lstat | Sysno::Fstat | Sysno::Newfstatat | Sysno::Statx
-        )
+    /// The hot event class of this call, notified only on request.
+    pub const fn hot(self) -> Option<Hot> {
+        match self {
+            Sysno::Stat | Sysno::Lstat | Sysno::Fstat | Sysno::Newfstatat | Sysno::Statx => {
+                Some(Hot::Getattr)
+            }
+            Sysno::Ioctl => Some(Hot::Ioctl),
+            Sysno::Fcntl => Some(Hot::Fcntl),
+            Sysno::Flock => Some(Hot::Lock),
+            _ => None,
+        }
     }
 
     /// When the filter notifies this syscall.
@@ -210,6 +298,24 @@ impl Sysno {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn observe_lists_parse() {
+        let o = Observe::parse("getattr, lock").unwrap();
+        assert!(o.getattr && o.lock && !o.ioctl && !o.fcntl);
+        assert_eq!(Observe::parse("all").unwrap(), Observe::ALL);
+        assert_eq!(Observe::parse("").unwrap(), Observe::default());
+        assert!(
+            Observe::parse("stat")
+                .unwrap_err()
+                .contains("unknown event class")
+        );
+        // Record locks come through fcntl: observing locks alone still notifies fcntl.
+        let locks = Observe::parse("lock").unwrap();
+        assert!(locks.notifies(Sysno::Fcntl) && locks.notifies(Sysno::Flock));
+        assert!(!locks.notifies(Sysno::Ioctl) && !locks.notifies(Sysno::Stat));
+        assert!(Observe::default().notifies(Sysno::Openat));
+    }
+
     use super::*;
 
     #[test]

@@ -159,6 +159,21 @@ fn helper() {
             std::fs::write("result", out).unwrap();
             0
         }
+        // ioctl, fcntl (with a record lock) and flock on one file.
+        "filecmds" => {
+            let f = std::fs::File::create("locked").unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            let mut n: libc::c_int = 0;
+            let r1 = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+            let r2 = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+            fl.l_type = libc::F_WRLCK as i16;
+            fl.l_whence = libc::SEEK_SET as i16;
+            let r3 = unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) };
+            let r4 = unsafe { libc::flock(fd, libc::LOCK_SH) };
+            let ok = r1 == 0 && r2 >= 0 && r3 == 0 && r4 == 0;
+            if ok { 0 } else { 1 }
+        }
         other => panic!("unknown helper mode {other}"),
     };
     std::process::exit(code);
@@ -342,7 +357,77 @@ fn the_run_ends_with_the_leader_on_request() {
     }
 }
 
-/// With `observe_getattr`, the stat family is described as inode_getattr and answered by the
+/// With `Observe` ioctl, fcntl and lock, those calls are events naming the open file and the
+/// command (a record lock also passes file_lock with its type); denied, they fail with EPERM.
+#[test]
+fn ioctl_fcntl_and_locks_are_observed_on_request() {
+    use tsem_core::event::Cell;
+    let run = |observe: tsem_sensor::Observe, deny: Option<EventType>| {
+        let d = scratch("filecmds");
+        let mut rec = Recorder::default();
+        rec.deny_types.extend(deny);
+        let argv: Vec<std::ffi::OsString> = vec![
+            std::env::current_exe().unwrap().into(),
+            "helper".into(),
+            "--exact".into(),
+            "--quiet".into(),
+            "--test-threads=1".into(),
+        ];
+        let mut cfg = tsem_sensor::SensorConfig {
+            observe,
+            cwd: Some(d.clone()),
+            ..Default::default()
+        };
+        cfg.env.push(("TSEM_HELPER".into(), "filecmds".into()));
+        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        (r, rec)
+    };
+    let cmds = |rec: &Recorder, ty: EventType| -> Vec<u32> {
+        rec.events()
+            .iter()
+            .filter(|e| e.event.header.event_type == ty)
+            .filter_map(|e| match &e.event.cell {
+                Cell::FileCmd { file, cmd } if file.path.pathname.ends_with("/locked") => {
+                    Some(*cmd)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (r, rec) = run(tsem_sensor::Observe::ALL, None);
+    assert_eq!(r.exit.code(), 0, "{:?}", r.stats);
+    assert_eq!(r.stats.lost, 0);
+    assert_eq!(
+        cmds(&rec, EventType::FileIoctl),
+        vec![libc::FIONREAD as u32]
+    );
+    // (The standard library may add fcntls of its own on the file.)
+    let fcntls = cmds(&rec, EventType::FileFcntl);
+    for c in [libc::F_GETFD, libc::F_SETLK] {
+        assert!(fcntls.contains(&(c as u32)), "{c} not in {fcntls:?}");
+    }
+    // The record lock's type, then flock's LOCK_SH as the kernel translates it.
+    assert_eq!(
+        cmds(&rec, EventType::FileLock),
+        vec![libc::F_WRLCK as u32, libc::F_RDLCK as u32]
+    );
+
+    let (r, _) = run(tsem_sensor::Observe::ALL, Some(EventType::FileLock));
+    assert_eq!(r.exit.code(), 1, "a denied lock must fail");
+
+    let (r, rec) = run(tsem_sensor::Observe::default(), None);
+    assert_eq!(r.exit.code(), 0);
+    for ty in [
+        EventType::FileIoctl,
+        EventType::FileFcntl,
+        EventType::FileLock,
+    ] {
+        assert!(cmds(&rec, ty).is_empty(), "{ty:?} without being asked for");
+    }
+}
+
+/// With `Observe::getattr`, the stat family is described as inode_getattr and answered by the
 /// supervisor with exactly what the kernel would have returned; a denial is EPERM. Without it,
 /// no such event exists.
 #[test]
@@ -362,7 +447,10 @@ fn the_stat_family_is_observed_on_request() {
             "--test-threads=1".into(),
         ];
         let mut cfg = tsem_sensor::SensorConfig {
-            observe_getattr: observe,
+            observe: tsem_sensor::Observe {
+                getattr: observe,
+                ..Default::default()
+            },
             cwd: Some(d.clone()),
             ..Default::default()
         };
