@@ -64,7 +64,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_digest_cache: bool,
     /// Also model these hot events, as the kernel TSEM does, so models match kernel ones more
-    /// closely (comma-separated: getattr, ioctl, fcntl, lock, all). Each observed call costs a
+    /// closely (comma-separated: getattr, ioctl, fcntl, lock, socket, all). Each observed call costs a
     /// notification round trip.
     #[arg(long, value_name = "LIST", value_parser = tsem_sensor::Observe::parse)]
     pub observe: Option<tsem_sensor::Observe>,

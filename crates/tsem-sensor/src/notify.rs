@@ -851,6 +851,9 @@ impl<H: EventHandler> Notifier<H> {
             Sysno::Ioctl => self.sys_file_cmd(call, a[0] as i32, EventType::FileIoctl, a[1] as u32),
             Sysno::Fcntl => self.sys_fcntl(call),
             Sysno::Flock => self.sys_flock(call),
+            Sysno::Getsockname | Sysno::Getpeername | Sysno::Setsockopt | Sysno::Shutdown => {
+                self.sys_sock_query(call)
+            }
             Sysno::Fstat => match self.target_file(call, a[0] as i32) {
                 // The caller holds the descriptor: no permission is checked on it.
                 Ok(f) => self.getattr_of(call, f, a[1], 0, None, true),
@@ -1473,6 +1476,38 @@ impl<H: EventHandler> Notifier<H> {
                 value: a[1] as u32,
             },
         )
+    }
+
+    /// getsockname, getpeername (SOCK), setsockopt (level, optname), shutdown (how): described
+    /// on the caller's socket and continued.
+    fn sys_sock_query(&mut self, call: &mut Call) -> Result<Reply, Fail> {
+        let a = call.n.args;
+        let f = self.target_file(call, a[0] as i32)?;
+        let Ok(sock) = self.sock(f.as_fd()) else {
+            // Not a socket: the kernel fails it (ENOTSOCK) before any hook.
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::Continue);
+        };
+        let (ty, cell) = match call.sys {
+            Sysno::Getsockname => (EventType::SocketGetsockname, Cell::Sock(sock)),
+            Sysno::Getpeername => (EventType::SocketGetpeername, Cell::Sock(sock)),
+            Sysno::Setsockopt => (
+                EventType::SocketSetsockopt,
+                Cell::SockOpt {
+                    sock,
+                    level: a[1] as u32,
+                    optname: a[2] as u32,
+                },
+            ),
+            _ => (
+                EventType::SocketShutdown,
+                Cell::SockValue {
+                    sock,
+                    value: a[1] as u32,
+                },
+            ),
+        };
+        self.simple(call, ty, cell)
     }
 
     fn sys_accept(&mut self, call: &mut Call) -> Result<Reply, Fail> {

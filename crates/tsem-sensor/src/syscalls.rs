@@ -154,6 +154,11 @@ syscalls! {
     Ioctl = SYS_ioctl, "ioctl";
     Fcntl = SYS_fcntl, "fcntl";
     Flock = SYS_flock, "flock";
+    // socket_getsockname, socket_getpeername, socket_setsockopt, socket_shutdown: on request.
+    Getsockname = SYS_getsockname, "getsockname";
+    Getpeername = SYS_getpeername, "getpeername";
+    Setsockopt = SYS_setsockopt, "setsockopt";
+    Shutdown = SYS_shutdown, "shutdown";
 }
 
 /// Hot events, observed only on request ([`Observe`]).
@@ -167,6 +172,8 @@ pub enum Hot {
     Fcntl,
     /// file_lock: flock, and fcntl's record locks.
     Lock,
+    /// socket_getsockname, socket_getpeername, socket_setsockopt, socket_shutdown.
+    Socket,
 }
 
 /// Which hot events to observe (all off by default: every program makes these calls
@@ -181,6 +188,8 @@ pub struct Observe {
     pub fcntl: bool,
     /// file_lock.
     pub lock: bool,
+    /// socket_getsockname, socket_getpeername, socket_setsockopt, socket_shutdown.
+    pub socket: bool,
 }
 
 impl Observe {
@@ -190,6 +199,7 @@ impl Observe {
         ioctl: true,
         fcntl: true,
         lock: true,
+        socket: true,
     };
 
     /// Whether `hot` is observed.
@@ -199,6 +209,7 @@ impl Observe {
             Hot::Ioctl => self.ioctl,
             Hot::Fcntl => self.fcntl,
             Hot::Lock => self.lock,
+            Hot::Socket => self.socket,
         }
     }
 
@@ -214,7 +225,7 @@ impl Observe {
         }
     }
 
-    /// Parse a comma-separated list: `getattr`, `ioctl`, `fcntl`, `lock`, `all`.
+    /// Parse a comma-separated list: `getattr`, `ioctl`, `fcntl`, `lock`, `socket`, `all`.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut o = Observe::default();
         for w in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -223,10 +234,11 @@ impl Observe {
                 "ioctl" => o.ioctl = true,
                 "fcntl" => o.fcntl = true,
                 "lock" => o.lock = true,
+                "socket" => o.socket = true,
                 "all" => o = Observe::ALL,
                 other => {
                     return Err(format!(
-                        "unknown event class {other:?} (getattr, ioctl, fcntl, lock, all)"
+                        "unknown event class {other:?} (getattr, ioctl, fcntl, lock, socket, all)"
                     ));
                 }
             }
@@ -282,6 +294,9 @@ impl Sysno {
             Sysno::Ioctl => Some(Hot::Ioctl),
             Sysno::Fcntl => Some(Hot::Fcntl),
             Sysno::Flock => Some(Hot::Lock),
+            Sysno::Getsockname | Sysno::Getpeername | Sysno::Setsockopt | Sysno::Shutdown => {
+                Some(Hot::Socket)
+            }
             _ => None,
         }
     }

@@ -174,6 +174,30 @@ fn helper() {
             let ok = r1 == 0 && r2 >= 0 && r3 == 0 && r4 == 0;
             if ok { 0 } else { 1 }
         }
+        // setsockopt, getsockname, getpeername and shutdown on one end of a socket pair.
+        "sockq" => {
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+            let one: libc::c_int = 1;
+            let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            let p = (&mut addr as *mut libc::sockaddr_un).cast();
+            let r = unsafe {
+                [
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_KEEPALIVE,
+                        (&one as *const libc::c_int).cast(),
+                        4,
+                    ),
+                    libc::getsockname(fd, p, &mut len),
+                    libc::getpeername(fd, p, &mut len),
+                    libc::shutdown(fd, libc::SHUT_WR),
+                ]
+            };
+            if r == [0; 4] { 0 } else { 1 }
+        }
         other => panic!("unknown helper mode {other}"),
     };
     std::process::exit(code);
@@ -424,6 +448,52 @@ fn ioctl_fcntl_and_locks_are_observed_on_request() {
         EventType::FileLock,
     ] {
         assert!(cmds(&rec, ty).is_empty(), "{ty:?} without being asked for");
+    }
+}
+
+/// With `Observe::socket`, socket queries and options are events on the caller's socket.
+#[test]
+fn socket_queries_are_observed_on_request() {
+    use tsem_core::event::Cell;
+    for observe in [true, false] {
+        let rec = Recorder::default();
+        let argv: Vec<std::ffi::OsString> = vec![
+            std::env::current_exe().unwrap().into(),
+            "helper".into(),
+            "--exact".into(),
+            "--quiet".into(),
+            "--test-threads=1".into(),
+        ];
+        let mut cfg = tsem_sensor::SensorConfig {
+            observe: tsem_sensor::Observe {
+                socket: observe,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        cfg.env.push(("TSEM_HELPER".into(), "sockq".into()));
+        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        assert_eq!(r.exit.code(), 0, "{:?}", r.stats);
+        let evs = rec.events();
+        let of = |ty: EventType| {
+            evs.iter()
+                .filter(|e| e.event.header.event_type == ty)
+                .map(|e| e.event.cell.clone())
+                .collect::<Vec<_>>()
+        };
+        if !observe {
+            assert!(of(EventType::SocketSetsockopt).is_empty());
+            continue;
+        }
+        assert!(of(EventType::SocketSetsockopt).iter().any(|c| matches!(c,
+            Cell::SockOpt { sock, level, optname }
+                if sock.family == libc::AF_UNIX as u32
+                    && *level == libc::SOL_SOCKET as u32
+                    && *optname == libc::SO_KEEPALIVE as u32)));
+        assert_eq!(of(EventType::SocketGetsockname).len(), 1);
+        assert_eq!(of(EventType::SocketGetpeername).len(), 1);
+        assert!(of(EventType::SocketShutdown).iter().any(|c| matches!(c,
+            Cell::SockValue { value, .. } if *value == libc::SHUT_WR as u32)));
     }
 }
 
