@@ -251,6 +251,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let mut v = summary(ns);
         v["lost_events"] = json!(s.lost + m.errors);
         v["exit_status"] = json!(report.exit.code());
+        v["digest_cache"] = json!(
+            cfg.digest_cache
+                .as_ref()
+                .map(|s| s.path().display().to_string())
+        );
         v["sensor"] = json!({
             "notifications": s.notifications,
             "events": s.events,

@@ -504,6 +504,15 @@ fn a_digest_cache_across_runs_does_not_change_the_state() {
         states.push(summary(&s)["state"].clone());
     }
     assert!(std::fs::read_to_string(&cache).unwrap().lines().count() > 3);
+    // The summary names the store used, and null without one.
+    assert_eq!(
+        summary(&d.join("s0.json"))["digest_cache"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        summary(&d.join("s1.json"))["digest_cache"],
+        serde_json::json!(cache.to_str().unwrap())
+    );
     assert_eq!(states[0], states[1]);
     assert_eq!(states[1], states[2]);
     std::fs::remove_dir_all(&d).unwrap();
