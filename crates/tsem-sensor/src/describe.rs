@@ -321,6 +321,14 @@ impl Describer {
         }
     }
 
+    /// DENTRY of the object behind `fd` itself (whose `fstat` is `st`), as the inode hooks on
+    /// an existing object (setattr, getattr, xattr) describe it.
+    pub fn object_dentry(&mut self, fd: BorrowedFd<'_>, st: &libc::stat) -> Dentry {
+        let abs = Self::fd_path(fd);
+        let created = self.created(st);
+        self.dentry(fd, st, &abs, Some(st), created)
+    }
+
     /// DENTRY of `abs` on device `dev` (the device of its parent directory), with the inode when
     /// the entry exists. Dentry paths are relative to the filesystem root (`dentry_path_raw`).
     pub fn dentry(

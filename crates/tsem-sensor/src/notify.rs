@@ -1803,9 +1803,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
-        let abs = Describer::fd_path(obj.as_fd());
-        let created = self.desc.created(&st);
-        let dentry = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), created);
+        let dentry = self.desc.object_dentry(obj.as_fd(), &st);
         let (ty, cell) = match (call.sys, name) {
             (Setxattr | Lsetxattr | Fsetxattr, Some(name)) => (
                 EventType::InodeSetxattr,
@@ -2200,9 +2198,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn setattr_cell(&mut self, fd: BorrowedFd<'_>, st: &libc::stat, what: &SetAttr) -> Cell {
-        let abs = Describer::fd_path(fd);
-        let created = self.desc.created(st);
-        let dentry = self.desc.dentry(fd, st, &abs, Some(st), created);
+        let dentry = self.desc.object_dentry(fd, st);
         let (valid, mode, uid, gid, size) = match *what {
             SetAttr::Mode(m) => (
                 ATTR_MODE | ATTR_CTIME,
@@ -2413,9 +2409,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
-        let abs = Describer::fd_path(obj.as_fd());
-        let created = self.desc.created(&st);
-        let dentry = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), created);
+        let dentry = self.desc.object_dentry(obj.as_fd(), &st);
         call.emulated = emulate;
         let v = self.ask(call, EventType::InodeGetattr, Cell::InodeGetattr(dentry));
         if let Some(r) = Self::verdict_reply(v) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Recorder, pathname, run_helper, run_sh, scratch};
+use common::{Recorder, pathname, run_helper, run_helper_with, run_sh, scratch};
 use tsem_core::Digest;
 use tsem_core::event::EventType;
 
@@ -390,20 +390,12 @@ fn ioctl_fcntl_and_locks_are_observed_on_request() {
         let d = scratch("filecmds");
         let mut rec = Recorder::default();
         rec.deny_types.extend(deny);
-        let argv: Vec<std::ffi::OsString> = vec![
-            std::env::current_exe().unwrap().into(),
-            "helper".into(),
-            "--exact".into(),
-            "--quiet".into(),
-            "--test-threads=1".into(),
-        ];
-        let mut cfg = tsem_sensor::SensorConfig {
+        let cfg = tsem_sensor::SensorConfig {
             observe,
             cwd: Some(d.clone()),
             ..Default::default()
         };
-        cfg.env.push(("TSEM_HELPER".into(), "filecmds".into()));
-        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        let r = run_helper_with("filecmds", cfg, rec.clone());
         std::fs::remove_dir_all(&d).unwrap();
         (r, rec)
     };
@@ -457,22 +449,14 @@ fn socket_queries_are_observed_on_request() {
     use tsem_core::event::Cell;
     for observe in [true, false] {
         let rec = Recorder::default();
-        let argv: Vec<std::ffi::OsString> = vec![
-            std::env::current_exe().unwrap().into(),
-            "helper".into(),
-            "--exact".into(),
-            "--quiet".into(),
-            "--test-threads=1".into(),
-        ];
-        let mut cfg = tsem_sensor::SensorConfig {
+        let cfg = tsem_sensor::SensorConfig {
             observe: tsem_sensor::Observe {
                 socket: observe,
                 ..Default::default()
             },
             ..Default::default()
         };
-        cfg.env.push(("TSEM_HELPER".into(), "sockq".into()));
-        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        let r = run_helper_with("sockq", cfg, rec.clone());
         assert_eq!(r.exit.code(), 0, "{:?}", r.stats);
         let evs = rec.events();
         let of = |ty: EventType| {
@@ -509,14 +493,7 @@ fn the_stat_family_is_observed_on_request() {
         if deny {
             rec.deny_types.push(EventType::InodeGetattr);
         }
-        let argv: Vec<std::ffi::OsString> = vec![
-            std::env::current_exe().unwrap().into(),
-            "helper".into(),
-            "--exact".into(),
-            "--quiet".into(),
-            "--test-threads=1".into(),
-        ];
-        let mut cfg = tsem_sensor::SensorConfig {
+        let cfg = tsem_sensor::SensorConfig {
             observe: tsem_sensor::Observe {
                 getattr: observe,
                 ..Default::default()
@@ -524,8 +501,7 @@ fn the_stat_family_is_observed_on_request() {
             cwd: Some(d.clone()),
             ..Default::default()
         };
-        cfg.env.push(("TSEM_HELPER".into(), "getattr".into()));
-        let r = tsem_sensor::run(&argv, &cfg, rec.clone()).unwrap();
+        let r = run_helper_with("getattr", cfg, rec.clone());
         (d, r, rec)
     };
 

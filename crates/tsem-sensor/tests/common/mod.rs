@@ -62,6 +62,17 @@ pub fn run_helper(
     cwd: Option<&Path>,
     rec: Recorder,
 ) -> Report<Recorder> {
+    let mut cfg = SensorConfig::default();
+    for (k, v) in env {
+        cfg.env.push(((*k).into(), (*v).into()));
+    }
+    cfg.cwd = cwd.map(Path::to_path_buf);
+    run_helper_with(mode, cfg, rec)
+}
+
+/// Run the helper `mode` of this test binary under the sensor with `cfg` (its environment gets
+/// `TSEM_HELPER` added).
+pub fn run_helper_with(mode: &str, mut cfg: SensorConfig, rec: Recorder) -> Report<Recorder> {
     let exe = std::env::current_exe().unwrap();
     let argv: Vec<OsString> = vec![
         exe.into(),
@@ -70,12 +81,7 @@ pub fn run_helper(
         "--quiet".into(),
         "--test-threads=1".into(),
     ];
-    let mut cfg = SensorConfig::default();
     cfg.env.push(("TSEM_HELPER".into(), mode.into()));
-    for (k, v) in env {
-        cfg.env.push(((*k).into(), (*v).into()));
-    }
-    cfg.cwd = cwd.map(Path::to_path_buf);
     tsem_sensor::run(&argv, &cfg, rec).unwrap()
 }
 
