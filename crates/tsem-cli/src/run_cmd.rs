@@ -73,7 +73,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub end_with_cmd: bool,
     /// Benchmarks only: intercept like a real run but model nothing (every call continues).
-    #[arg(long, hide = true)]
+    /// Never combined with a model, an output or an attestation: it enforces nothing.
+    #[arg(
+        long,
+        hide = true,
+        conflicts_with_all = [
+            "learn", "seal", "enforce", "model", "output", "trajectory", "forensics", "attest"
+        ]
+    )]
     pub mechanism_only: bool,
     /// Attest the namespace when the workload ends.
     #[command(flatten)]

@@ -445,6 +445,22 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
     let o = run_in(&d, &["run", "--enforce", "--", "true"]);
     assert!(!o.status.success(), "--enforce needs --model");
 
+    // The benchmark-only mode enforces nothing, so it refuses a model.
+    let o = run_in(
+        &d,
+        &[
+            "run",
+            "--mechanism-only",
+            "--enforce",
+            "--model",
+            "m.model",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+
     let o = run_in(&d, &["run", "--observe", "getattr,stat", "--", "true"]);
     assert!(!o.status.success());
     assert!(
