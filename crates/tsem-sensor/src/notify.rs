@@ -912,13 +912,27 @@ impl<H: EventHandler> Notifier<H> {
         }
     }
 
+    /// Ask about an event the kernel then runs (continued) unless it is denied.
     fn simple(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Result<Reply, Fail> {
+        Ok(self
+            .decide(call, ty, cell, false)
+            .unwrap_or(Reply::Continue))
+    }
+
+    /// Ask about an event; when it is allowed, either the supervisor performs the operation
+    /// (`emulate`: `None`, go on) or the kernel runs it (`Some(Continue)`). `Some` ends the call.
+    fn decide(
+        &mut self,
+        call: &mut Call,
+        ty: EventType,
+        cell: Cell,
+        emulate: bool,
+    ) -> Option<Reply> {
         let v = self.ask(call, ty, cell);
-        Ok(if v.allow {
-            Reply::Continue
-        } else {
-            Reply::Error(v.errno)
-        })
+        if let Some(r) = Self::verdict_reply(v) {
+            return Some(r);
+        }
+        (!emulate).then_some(Reply::Continue)
     }
 
     fn verdict_reply(v: Verdict) -> Option<Reply> {
@@ -1406,12 +1420,8 @@ impl<H: EventHandler> Notifier<H> {
             .unwrap_or(true);
         let emulate = self.same_creds(call) && !relative_unix;
         call.emulated = emulate;
-        let v = self.ask(call, ty, Cell::SockAddr { sock, addr: parsed });
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, ty, Cell::SockAddr { sock, addr: parsed }, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         // The address checked is the address used: the operation runs on the target's own
         // socket (a duplicate of its descriptor) with our copy of the argument.
@@ -1939,12 +1949,8 @@ impl<H: EventHandler> Notifier<H> {
                 )
             }
         };
-        let v = self.ask(call, ty, cell);
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, ty, cell, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let d = par.fd.as_fd();
         let r = match dev {
@@ -1996,12 +2002,8 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             EventType::InodeUnlink
         };
-        let v = self.ask(call, ty, Cell::InodeDirEntry { dir, dentry });
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, ty, Cell::InodeDirEntry { dir, dentry }, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let r = sys::path_op(&PathOp::Unlink {
             dir: par.fd.as_fd(),
@@ -2043,7 +2045,7 @@ impl<H: EventHandler> Notifier<H> {
         let new_dentry = self
             .desc
             .dentry(n.fd.as_fd(), &n.st, &n.abs, n.entry.as_ref(), nc);
-        let v = self.ask(
+        if let Some(r) = self.decide(
             call,
             EventType::InodeRename,
             Cell::InodeRename(Box::new(tsem_core::event::Rename {
@@ -2052,12 +2054,9 @@ impl<H: EventHandler> Notifier<H> {
                 new_dir,
                 new_dentry,
             })),
-        );
-        if let Some(r) = Self::verdict_reply(v) {
+            emulate,
+        ) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let r = sys::path_op(&PathOp::Rename {
             odir: o.fd.as_fd(),
@@ -2100,7 +2099,7 @@ impl<H: EventHandler> Notifier<H> {
         let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let new_dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
-        let v = self.ask(
+        if let Some(r) = self.decide(
             call,
             EventType::InodeLink,
             Cell::InodeLink(Box::new(tsem_core::event::Link {
@@ -2108,12 +2107,9 @@ impl<H: EventHandler> Notifier<H> {
                 dir,
                 new_dentry,
             })),
-        );
-        if let Some(r) = Self::verdict_reply(v) {
+            emulate,
+        ) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let r = sys::path_op(&PathOp::Link {
             odir: o.fd.as_fd(),
@@ -2146,7 +2142,7 @@ impl<H: EventHandler> Notifier<H> {
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
         let old_name = String::from_utf8_lossy(&traw).into_owned();
-        let v = self.ask(
+        if let Some(r) = self.decide(
             call,
             EventType::InodeSymlink,
             Cell::InodeSymlink {
@@ -2154,12 +2150,9 @@ impl<H: EventHandler> Notifier<H> {
                 dentry,
                 old_name,
             },
-        );
-        if let Some(r) = Self::verdict_reply(v) {
+            emulate,
+        ) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let t = cstring(traw)?;
         Ok(op_reply(sys::path_op(&PathOp::Symlink {
@@ -2259,12 +2252,8 @@ impl<H: EventHandler> Notifier<H> {
         let emulate = self.same_creds(call);
         call.emulated = emulate;
         let cell = self.setattr_cell(obj.as_fd(), &st, &what);
-        let v = self.ask(call, EventType::InodeSetattr, cell);
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let empty = c"";
         let d = obj.as_fd();
@@ -2411,12 +2400,13 @@ impl<H: EventHandler> Notifier<H> {
         let st = sys::fstat(obj.as_fd())?;
         let dentry = self.desc.object_dentry(obj.as_fd(), &st);
         call.emulated = emulate;
-        let v = self.ask(call, EventType::InodeGetattr, Cell::InodeGetattr(dentry));
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(
+            call,
+            EventType::InodeGetattr,
+            Cell::InodeGetattr(dentry),
+            emulate,
+        ) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let bytes = match statx_mask {
             None => sys::stat_bytes(&st),
@@ -2445,12 +2435,8 @@ impl<H: EventHandler> Notifier<H> {
         if let (SetAttr::Size(_), Cell::InodeSetattr { valid, .. }) = (&what, &mut cell) {
             *valid |= ATTR_FILE;
         }
-        let v = self.ask(call, EventType::InodeSetattr, cell);
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         // Performed on the target's own open file, so a concurrent dup2 cannot redirect it.
         let r = match what {
@@ -2509,12 +2495,8 @@ impl<H: EventHandler> Notifier<H> {
         let emulate = self.same_creds(call);
         call.emulated = emulate;
         let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(set));
-        let v = self.ask(call, EventType::InodeSetattr, cell);
-        if let Some(r) = Self::verdict_reply(v) {
+        if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);
-        }
-        if !emulate {
-            return Ok(Reply::Continue);
         }
         let r = sys::path_op(&PathOp::Utimens {
             dir: obj.as_fd(),
