@@ -20,7 +20,7 @@ use crate::event::{Counters, EventHandler, RawEvent, Verdict};
 use crate::procfs::{self, Status};
 use crate::sys::{self, Notif, PathOp, Response};
 use crate::syscalls::Sysno;
-use crate::tree::{ApprovedExec, Identity, Task, Tree};
+use crate::tree::{ApprovedExec, Task, Tree};
 
 /// Errors that stop the notification loop (the workload is then killed: fail closed).
 #[derive(Debug, thiserror::Error)]
@@ -385,22 +385,7 @@ impl<H: EventHandler> Notifier<H> {
             Some(t) => Some(t),
             None => lock(&self.shared.tree).process(status.tgid).cloned(),
         };
-        let task = task.unwrap_or_else(|| {
-            let z = Digest::zero(self.shared.alg.size());
-            Task {
-                tgid: status.tgid,
-                creator: 0,
-                ident: Identity {
-                    task_id: z,
-                    p_task_id: z,
-                    ttd: 0,
-                    p_ttd: 0,
-                },
-                untrusted: false,
-                execed: false,
-                serial: 0,
-            }
-        });
+        let task = task.unwrap_or_else(|| Task::unknown(status.tgid, self.shared.alg.size(), 0));
         let mut call = Call {
             n,
             seq,
@@ -872,6 +857,8 @@ impl<H: EventHandler> Notifier<H> {
             | Sysno::Removexattr
             | Sysno::Lremovexattr
             | Sysno::Fremovexattr => self.sys_xattr(call),
+            // Listed one by one (not `invalidates_status()`), so a syscall added without a
+            // handler fails to compile. These only drop the cached status (above); no event.
             Sysno::Setuid
             | Sysno::Setgid
             | Sysno::Setreuid

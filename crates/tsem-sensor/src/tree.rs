@@ -39,6 +39,27 @@ pub struct Task {
     pub serial: u64,
 }
 
+impl Task {
+    /// A task of process `tgid` with the all-zero identity of one that predates modeling (or
+    /// was never seen being created).
+    pub fn unknown(tgid: i32, digest_size: usize, serial: u64) -> Self {
+        let z = Digest::zero(digest_size);
+        Task {
+            tgid,
+            creator: 0,
+            ident: Identity {
+                task_id: z,
+                p_task_id: z,
+                ttd: 0,
+                p_ttd: 0,
+            },
+            untrusted: false,
+            execed: false,
+            serial,
+        }
+    }
+}
+
 /// The executable a task was allowed to exec, checked again at the exec stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovedExec {
@@ -68,24 +89,8 @@ pub struct Tree {
 impl Tree {
     /// A tree whose root task `pid` has the all-zero identity of a task that predates modeling.
     pub fn new(pid: i32, digest_size: usize) -> Self {
-        let z = Digest::zero(digest_size);
         let mut t = Tree::default();
-        t.tasks.insert(
-            pid,
-            Task {
-                tgid: pid,
-                creator: 0,
-                ident: Identity {
-                    task_id: z,
-                    p_task_id: z,
-                    ttd: 0,
-                    p_ttd: 0,
-                },
-                untrusted: false,
-                execed: false,
-                serial: 1,
-            },
-        );
+        t.tasks.insert(pid, Task::unknown(pid, digest_size, 1));
         t.next_serial = 1;
         t.tasks_seen = 1;
         t
