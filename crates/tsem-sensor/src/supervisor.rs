@@ -698,25 +698,11 @@ fn on_exec<H: EventHandler>(
     {
         old_status.name = a.comm.clone().unwrap_or_default();
     }
-    if !matches {
-        // The program actually loaded is not the file checked at execve: a script's
-        // interpreter, or a swap in between. The kernel opens it too (file_open); ask.
-        let v = deliver(
-            shared,
-            tid,
-            &old_status,
-            &old_ident,
-            untrusted,
-            EventType::FileOpen,
-            Cell::File(exe.clone()),
-        );
-        if !v.allow {
-            kill();
-            return;
-        }
-    }
     let (interps, maps) = exec_objects(desc, tid, &st);
-    for f in interps {
+    // The kernel's own opens at exec: the program when it is not the file checked at execve (a
+    // script's interpreter, or a swap in between), then the ELF interpreter.
+    let unapproved = (!matches).then(|| exe.clone());
+    for f in unapproved.into_iter().chain(interps) {
         let v = deliver(
             shared,
             tid,
