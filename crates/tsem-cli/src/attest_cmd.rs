@@ -30,15 +30,9 @@ pub struct AttestArgs {
     /// `device:/dev/tpmrm0`); the aggregate then comes from the TPM's PCRs 0-7.
     #[arg(long, value_name = "TCTI")]
     pub tpm: Option<String>,
-    /// PCR to extend the state into (SHA-256 bank).
-    #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
-    pub pcr: u32,
-    /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
-    #[arg(long, value_name = "ALG", default_value = "ecc", requires = "tpm")]
-    pub ak_alg: tsem_attest::AkAlg,
-    /// Write the TPM attestation key's public key (SPKI PEM) here, for the verifier's `--ak`.
-    #[arg(long, value_name = "FILE", requires = "tpm")]
-    pub ak_out: Option<PathBuf>,
+    /// How the TPM quotes, with --tpm.
+    #[command(flatten)]
+    pub quote: QuoteArgs,
     /// Load this model, seal and enforce it before modeling the trajectory.
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
@@ -129,7 +123,15 @@ pub struct RunAttestArgs {
     /// Also quote with a TPM at this TCTI; the aggregate then comes from its PCRs 0-7.
     #[arg(long, value_name = "TCTI", requires = "attest")]
     pub tpm: Option<String>,
-    /// PCR to extend the state into, with --tpm.
+    /// How the TPM quotes, with --tpm.
+    #[command(flatten)]
+    pub quote: QuoteArgs,
+}
+
+/// The TPM quote options of `tsem attest` and `tsem run --attest`, with --tpm.
+#[derive(clap::Args)]
+pub struct QuoteArgs {
+    /// PCR to extend the state into (SHA-256 bank), with --tpm.
     #[arg(long, value_name = "N", default_value_t = tsem_attest::DEFAULT_PCR, requires = "tpm")]
     pub pcr: u32,
     /// Kind of TPM attestation key: ecc (P-256, ECDSA) or rsa (2048, RSASSA).
@@ -163,9 +165,7 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
         nonce,
         key,
         tpm: a.tpm.as_deref(),
-        ak_alg: a.ak_alg,
-        pcr: a.pcr,
-        ak_out: a.ak_out.as_deref(),
+        quote: &a.quote,
     };
     open_attester(&parts, digest).map(Some)
 }
@@ -176,9 +176,7 @@ struct Parts<'a> {
     nonce: &'a str,
     key: &'a Path,
     tpm: Option<&'a str>,
-    ak_alg: tsem_attest::AkAlg,
-    pcr: u32,
-    ak_out: Option<&'a Path>,
+    quote: &'a QuoteArgs,
 }
 
 fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
@@ -187,7 +185,7 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
         .with_context(|| format!("{}", p.key.display()))?;
     let mut tpm = p
         .tpm
-        .map(|tcti| HelperTpm::new(tcti, p.ak_alg))
+        .map(|tcti| HelperTpm::new(tcti, p.quote.ak_alg))
         .transpose()?;
     let aggregate = tpm
         .as_mut()
@@ -198,9 +196,9 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
         signer,
         nonce,
         tpm,
-        pcr: p.pcr,
+        pcr: p.quote.pcr,
         out: p.out.to_path_buf(),
-        ak_out: p.ak_out.map(Path::to_path_buf),
+        ak_out: p.quote.ak_out.clone(),
         aggregate,
     })
 }
@@ -368,9 +366,7 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
         nonce: &a.nonce,
         key: &a.key,
         tpm: a.tpm.as_deref(),
-        ak_alg: a.ak_alg,
-        pcr: a.pcr,
-        ak_out: a.ak_out.as_deref(),
+        quote: &a.quote,
     };
     let prepared = open_attester(&parts, a.ns.digest)?;
     let aggregate = prepared.aggregate.clone().or(a.aggregate.clone());
