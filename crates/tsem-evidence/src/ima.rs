@@ -949,6 +949,24 @@ pub fn replay_parser(
     replay_chain(parser, &uniq, start, limit, true)
 }
 
+/// Deal `banks` round-robin over `threads` groups, the template's own bank first (it goes to
+/// the first group, which also checks the template hashes).
+#[cfg(feature = "std")]
+fn bank_groups(banks: &[HashAlg], template: HashAlg, threads: usize) -> Vec<Vec<HashAlg>> {
+    let ordered = banks
+        .iter()
+        .filter(|b| **b == template)
+        .chain(banks.iter().filter(|b| **b != template));
+    let mut groups: Vec<Vec<HashAlg>> = alloc::vec![Vec::new(); threads.max(1)];
+    let n = groups.len();
+    for (i, b) in ordered.enumerate() {
+        if let Some(g) = groups.get_mut(i % n) {
+            g.push(*b);
+        }
+    }
+    groups
+}
+
 /// Split `banks` over `threads` threads. The calling thread takes the group holding the
 /// template-hash bank (if requested) and does the verification; the others only extend.
 #[cfg(feature = "std")]
@@ -959,15 +977,7 @@ fn replay_parallel(
     start: Option<&PcrBanks>,
     limit: Option<usize>,
 ) -> Result<ImaReplay, ImaError> {
-    let talg = parser.template_alg();
-    let mut ordered: Vec<HashAlg> = banks.iter().copied().filter(|b| *b == talg).collect();
-    ordered.extend(banks.iter().copied().filter(|b| *b != talg));
-    let mut groups: Vec<Vec<HashAlg>> = alloc::vec![Vec::new(); threads];
-    for (i, b) in ordered.into_iter().enumerate() {
-        if let Some(g) = groups.get_mut(i % threads) {
-            g.push(b);
-        }
-    }
+    let groups = bank_groups(banks, parser.template_alg(), threads);
     let (main, others) = groups.split_first().ok_or(ImaError::Empty)?;
     std::thread::scope(|s| {
         let handles: Vec<_> = others
@@ -1225,14 +1235,7 @@ pub fn replay_path(
         .map_or(1, |n| n.get())
         .min(uniq.len())
         .max(1);
-    let mut ordered: Vec<HashAlg> = uniq.iter().copied().filter(|b| *b == alg).collect();
-    ordered.extend(uniq.iter().copied().filter(|b| *b != alg));
-    let mut groups: Vec<Vec<HashAlg>> = alloc::vec![Vec::new(); threads];
-    for (i, b) in ordered.into_iter().enumerate() {
-        if let Some(g) = groups.get_mut(i % threads) {
-            g.push(b);
-        }
-    }
+    let groups = bank_groups(&uniq, alg, threads);
     let (main, others) = groups.split_first().ok_or(ImaError::Empty)?;
     std::thread::scope(|s| {
         let handles: Vec<_> = others
