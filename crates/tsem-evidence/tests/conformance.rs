@@ -290,18 +290,7 @@ fn ascii_rendering_of_ibmtss_lists_replays_identically() {
     for f in IMA_LOGS {
         let data = read(&format!("ima/ibmtss/{f}"));
         let list = ImaList::parse(&data, ParseOptions::default()).unwrap();
-        let mut ascii = String::new();
-        for e in &list.entries {
-            ascii.push_str(&format!(
-                "{} {} {}",
-                e.pcr, e.template_hash, e.template_name
-            ));
-            for (field, bytes) in e.fields() {
-                ascii.push(' ');
-                ascii.push_str(&render_ascii(field, bytes));
-            }
-            ascii.push('\n');
-        }
+        let ascii = ascii_list(&list);
         let a = ima::replay(
             ascii.as_bytes(),
             ParseOptions::default(),
@@ -422,18 +411,7 @@ fn streaming_replay_equals_in_memory_at_any_window() {
         assert_eq!(e1, e2);
         // ASCII streams: lines cut by the window are completed before they are parsed.
         let list = ImaList::parse(&data, ParseOptions::default()).unwrap();
-        let mut ascii = String::new();
-        for e in &list.entries {
-            ascii.push_str(&format!(
-                "{} {} {}",
-                e.pcr, e.template_hash, e.template_name
-            ));
-            for (field, bytes) in e.fields() {
-                ascii.push(' ');
-                ascii.push_str(&render_ascii(field, bytes));
-            }
-            ascii.push('\n');
-        }
+        let ascii = ascii_list(&list);
         let mem = ima::replay(
             ascii.as_bytes(),
             ParseOptions::default(),
@@ -467,4 +445,21 @@ fn streaming_replay_equals_in_memory_at_any_window() {
         .unwrap();
         assert_eq!(r.pcrs, mem.pcrs);
     }
+}
+
+/// A parsed list in the kernel's ASCII form (`ascii_runtime_measurements`).
+fn ascii_list(list: &ImaList) -> String {
+    let mut ascii = String::new();
+    for e in &list.entries {
+        ascii.push_str(&format!(
+            "{} {} {}",
+            e.pcr, e.template_hash, e.template_name
+        ));
+        for (field, bytes) in e.fields() {
+            ascii.push(' ');
+            ascii.push_str(&render_ascii(field, bytes));
+        }
+        ascii.push('\n');
+    }
+    ascii
 }
