@@ -179,15 +179,7 @@ fn a_signed_model_with_a_flipped_hex_digit_is_refused() {
     let key = t.join("k");
     assert!(run(&["keygen", "-o", s(&key)]).status.success());
     let signed = t.join("signed.model");
-    let o = run(&[
-        "model",
-        "sign",
-        "--key",
-        s(&key),
-        "-o",
-        s(&signed),
-        s(&d.join("test.model")),
-    ]);
+    let o = sign(&key, &signed, &d.join("test.model"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ok = run(&["model", "verify", "--key", s(&t.join("k.pub")), s(&signed)]);
     assert!(
@@ -257,15 +249,7 @@ fn rsa_signatures_as_quixote_sign_model_makes_them() {
     };
     assert!(keygen_out.status.success());
     let signed = t.join("rsa.model");
-    let o = run(&[
-        "model",
-        "sign",
-        "--key",
-        s(&key),
-        "-o",
-        s(&signed),
-        s(&d.join("test.model")),
-    ]);
+    let o = sign(&key, &signed, &d.join("test.model"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&signed).unwrap();
     assert!(
@@ -515,4 +499,13 @@ fn forensics_are_explained_against_the_learning_run() {
             .unwrap()
             .contains("/root/.bash_history")
     );
+}
+
+/// `tsem model sign --key KEY -o OUT MODEL`.
+fn sign(
+    key: &std::path::Path,
+    out: &std::path::Path,
+    model: &std::path::Path,
+) -> std::process::Output {
+    run(&["model", "sign", "--key", s(key), "-o", s(out), s(model)])
 }
