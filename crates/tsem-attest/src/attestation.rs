@@ -176,6 +176,7 @@ pub(crate) fn b64_decode(s: &str) -> Option<Vec<u8>> {
     B64.decode(s).ok()
 }
 
+#[cfg(any(test, feature = "tpm"))]
 pub(crate) fn b64_encode(b: &[u8]) -> String {
     B64.encode(b)
 }
