@@ -3,17 +3,28 @@
 # Conformance data is read from ../shared (override with TSEM_SHARED).
 # Run as root, it then runs the sensor's and `tsem run`'s tests again as an unprivileged user
 # (nobody), because the sensor must work rootless.
+# Missing Debian packages are installed first when run as root (scripts/setup); without the TPM
+# packages the TPM tests skip, each with one line saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TSEM_SHARED="${TSEM_SHARED:-$(cd .. && pwd)/shared}"
-cargo test --workspace --locked "$@"
+if [ ! -d "$TSEM_SHARED/conformance" ]; then
+    echo "test.sh: conformance data not found at $TSEM_SHARED (clone next to shared/, or set TSEM_SHARED)" >&2
+    exit 1
+fi
+tpm=$(scripts/setup test | tail -n 1)
+features=()
+if [ "$tpm" = tpm=yes ]; then
+    features=(--features tsem-cli/tpm)
+fi
+cargo test --workspace --locked "${features[@]+"${features[@]}"}" "$@"
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
     echo "test.sh: sensor and run tests again as nobody (uid 65534)"
     unpriv=$(mktemp -d) && chmod 1777 "$unpriv"
     trap 'rm -rf "$unpriv"' EXIT
-    exes=$(cargo test --locked -p tsem-sensor -p tsem-cli --no-run --message-format=json 2>/dev/null \
-        | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|failclosed\|run_cli\)-[^"]*"' \
+    exes=$(cargo test --locked -p tsem-sensor -p tsem-cli "${features[@]+"${features[@]}"}" --no-run --message-format=json 2>/dev/null \
+        | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|failclosed\|run_cli\|attack_[a-z_]*\|backstop\)-[^"]*"' \
         | cut -d'"' -f4)
     [ -n "$exes" ] || { echo "test.sh: no sensor test binaries found" >&2; exit 1; }
     for exe in $exes; do
