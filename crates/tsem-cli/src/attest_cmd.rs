@@ -21,7 +21,7 @@ const REJECTED: u8 = 3;
 #[derive(clap::Args)]
 pub struct AttestArgs {
     /// The verifier's fresh nonce (hex, 8 to 64 bytes).
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", value_parser = crate::nonce_arg)]
     pub nonce: String,
     /// Ed25519 private key (PKCS#8 PEM, from `tsem keygen`).
     #[arg(long, value_name = "KEY")]
@@ -63,7 +63,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// This verifier's nonce (hex), as given to the attester.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", value_parser = crate::nonce_arg)]
     pub nonce: String,
     /// TCG event log: the attested aggregate must be its PCR 0-7 aggregate.
     #[arg(long, value_name = "FILE")]
@@ -115,7 +115,7 @@ pub struct RunAttestArgs {
     #[arg(long, value_name = "OUT", requires_all = ["nonce", "key"])]
     pub attest: Option<PathBuf>,
     /// The verifier's fresh nonce (hex, 8 to 64 bytes), with --attest.
-    #[arg(long, value_name = "HEX", requires = "attest")]
+    #[arg(long, value_name = "HEX", requires = "attest", value_parser = crate::nonce_arg)]
     pub nonce: Option<String>,
     /// Ed25519 private key (from `tsem keygen`), with --attest.
     #[arg(long, value_name = "KEY", requires = "attest")]

@@ -55,6 +55,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Run(_)) {
+        tsem_sensor::sys::default_sigpipe();
+    }
     let result = match cli.cmd {
         Cmd::Replay(a) => replay::run(a),
         Cmd::Model(c) => model_cmd::run(c),
@@ -68,10 +71,51 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`tsem ... | head`): that is not an error of ours.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tsem: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
+    }
+}
+
+/// A usage error found after argument parsing: exit status 2, like clap's own.
+#[derive(Debug)]
+pub(crate) struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// `Err(Usage)` as an `anyhow` error.
+pub(crate) fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+    Err(Usage(msg.into()).into())
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A clap value parser for a nonce: hex, 8 to 64 bytes.
+pub(crate) fn nonce_arg(s: &str) -> Result<String, String> {
+    match tsem_attest::parse_nonce(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(tsem_attest::ClaimsError::Hex { msg, .. }) => Err(format!(
+            "not hex ({msg}): a nonce is 16 to 128 hex digits (8 to 64 bytes)"
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

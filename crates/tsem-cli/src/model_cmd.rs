@@ -91,9 +91,12 @@ pub enum ModelCmd {
         /// Private key, PEM.
         #[arg(long, value_name = "KEY")]
         key: PathBuf,
-        /// Output (default: stdout).
-        #[arg(short, long, value_name = "OUT")]
+        /// Write the signed model here (`-o M` signs M in place; default: stdout, M unchanged).
+        #[arg(short, long, value_name = "OUT", conflicts_with = "in_place")]
         output: Option<PathBuf>,
+        /// Sign the model file itself (the same as `-o M`).
+        #[arg(long)]
+        in_place: bool,
         /// The model.
         file: PathBuf,
     },
@@ -137,7 +140,15 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             b,
         } => diff(&a, &b, &events, digest, mapping, exit_code, json),
         ModelCmd::Merge { output, models } => merge(&output, &models),
-        ModelCmd::Sign { key, output, file } => sign(&file, &key, output.as_deref()),
+        ModelCmd::Sign {
+            key,
+            output,
+            in_place,
+            file,
+        } => {
+            let out = if in_place { Some(file.clone()) } else { output };
+            sign(&file, &key, out.as_deref())
+        }
         ModelCmd::Verify { key, file } => verify(&file, key.as_deref()),
     }
 }
@@ -420,7 +431,19 @@ fn sign(file: &Path, key: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode>
             write_atomic(o, &m.to_text())?;
             eprintln!("tsem: signed ({scheme}) -> {}", o.display());
         }
-        None => print!("{}", m.to_text()),
+        None => {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(m.to_text().as_bytes())?;
+            stdout.flush()?;
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!(
+                    "tsem: signed ({scheme}) model written to stdout; {} is unchanged \
+                     (-o OUT or --in-place to write a file)",
+                    file.display()
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

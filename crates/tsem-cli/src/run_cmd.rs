@@ -174,8 +174,16 @@ fn write_events(path: &std::path::Path, events: &[tsem_core::event::Event]) -> a
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
-    if a.cmd.is_empty() {
-        bail!("empty command: give the workload after `--`, e.g. `tsem run -- make test`");
+    match a.cmd.first() {
+        None => {
+            return crate::usage(
+                "no command: give the workload after `--`, e.g. `tsem run -- make test`",
+            );
+        }
+        Some(c) if c.is_empty() => {
+            return crate::usage("the command name is empty (`tsem run -- \"\"`)");
+        }
+        Some(_) => {}
     }
     // Fail on a bad model, key, nonce or TPM before anything runs.
     let attester = crate::attest_cmd::prepare(&a.attestation, a.ns.digest)?;

@@ -223,6 +223,17 @@ impl ModelFile {
             };
             lines.push(parsed);
         }
+        // A model ends with `end` (spec §7.4): without it the file is empty or was cut short, and
+        // loading what is there would enforce a smaller model than the one written.
+        if !ended {
+            let n = text.lines().count() + 1;
+            let what = if lines.is_empty() {
+                "empty model file"
+            } else {
+                "no `end` line: the model is truncated"
+            };
+            return Err(err(n, "end", what));
+        }
         Ok(Self { lines })
     }
 
@@ -615,10 +626,27 @@ mod tests {
 
     #[test]
     fn crlf_is_accepted_and_control_characters_are_not() {
-        let m = ModelFile::parse("state 01\r\nseal\r\n").unwrap();
-        assert_eq!(m.to_text(), "state 01\nseal\n");
+        let m = ModelFile::parse("state 01\r\nseal\r\nend\r\n").unwrap();
+        assert_eq!(m.to_text(), "state 01\nseal\nend\n");
         let e = ModelFile::parse("#\r\r\r").unwrap_err().to_string();
         assert_eq!(e, "line 1: line: control character at column 2");
+    }
+
+    #[test]
+    fn empty_and_truncated_models_are_refused() {
+        for (text, msg) in [
+            ("", "line 1: end: empty model file"),
+            ("\n", "line 1: line: empty line"),
+            ("# only a comment\n", "line 2: end: no `end` line: the model is truncated"),
+            (
+                "aggregate 00\nstate 01\nseal\n",
+                "line 4: end: no `end` line: the model is truncated",
+            ),
+            ("aggregate 00\nstate 01", "line 3: end: no `end` line: the model is truncated"),
+        ] {
+            assert_eq!(ModelFile::parse(text).unwrap_err().to_string(), msg, "{text:?}");
+        }
+        assert!(ModelFile::parse("state 01\nseal\nend\n").is_ok());
     }
 
     #[test]

@@ -777,6 +777,14 @@ pub fn set_umask(mask: u32) {
     unsafe { libc::umask(mask) };
 }
 
+/// Restore `SIGPIPE`'s default action (the Rust runtime ignores it), so a command whose reader
+/// went away (`tsem ... | head`) ends quietly like any Unix filter instead of failing on EPIPE.
+/// Not for `tsem run`: the supervisor must outlive its own stdout.
+pub fn default_sigpipe() {
+    // SAFETY: installs SIG_DFL, no handler code; called before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphans of the workload are reparented to us.
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: plain integer arguments.
