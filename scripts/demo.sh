@@ -4,6 +4,7 @@
 # Missing Debian packages (gcc, make) are installed first when run as root (scripts/setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$PWD
 scripts/setup demo >/dev/null
 cargo build --release --locked -q -p tsem-cli
 tsem="$PWD/target/release/tsem"
@@ -35,3 +36,7 @@ fi
 echo "   denied; explained against the learning run:"
 "$tsem" run --learn --trajectory learned.trajectory -- sh -c "$build" > /dev/null
 "$tsem" replay --model build.model --explain learned.trajectory denied.json | sed -n '/^forensic:/,$p' | sed 's/^/   /'
+
+echo "== 5. model a recorded TSEM trajectory without running anything (the README's command)"
+cd "$repo"
+cargo run --release --locked -q -p tsem-cli -- replay samples/quickstart.trajectory | sed 's/^/   /'

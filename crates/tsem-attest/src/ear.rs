@@ -196,6 +196,7 @@ mod tests {
                 signed: true,
                 quoted: None,
                 aggregate_checked: false,
+                aggregate_eventlog: false,
                 model_differs: false,
                 aggregate_unverified: false,
                 warnings: vec![],

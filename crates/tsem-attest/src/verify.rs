@@ -334,6 +334,9 @@ pub struct Verified {
     pub quoted: Option<u32>,
     /// The aggregate was checked against the verifier's own (event log) or the quoted PCRs 0–7.
     pub aggregate_checked: bool,
+    /// The aggregate was checked against the verifier's own (from an event log): `false` when
+    /// only a quote vouched for it (see `quoted`).
+    pub aggregate_eventlog: bool,
     /// The attester's model file is not the verifier's (same points), or no model was in force.
     pub model_differs: bool,
     /// The aggregate differs from the model's and nothing checked it.
@@ -586,6 +589,7 @@ pub fn verify(
         signed: policy.key.is_some(),
         quoted,
         aggregate_checked,
+        aggregate_eventlog: policy.aggregate.is_some(),
         model_differs,
         aggregate_unverified,
         warnings,

@@ -432,8 +432,12 @@ fn verdict_line(v: &tsem_attest::Verified, model: &Path, quoted_pcr: u32) -> Str
             _ => "Ed25519 signature valid".to_string(),
         }
     );
-    if v.aggregate_checked {
+    // Name exactly the aggregate checks made, never one that was not.
+    if v.aggregate_eventlog {
         s.push_str("; aggregate matches the event log");
+    }
+    if v.quoted.is_some() {
+        s.push_str("; aggregate matches the quoted PCRs 0-7");
     }
     for w in &v.warnings {
         s.push_str("; warning: ");

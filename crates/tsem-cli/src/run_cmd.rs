@@ -323,12 +323,41 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 /// The digest store to use: the one named (an unusable one is an error), none, or the default
 /// one when it can be used (silently none otherwise, e.g. for a user without a home).
 fn digest_store(a: &RunArgs) -> anyhow::Result<Option<tsem_sensor::digest_cache::Store>> {
-    use tsem_sensor::digest_cache::{Store, default_path};
+    use tsem_sensor::digest_cache::{Store, default_path, fallback_paths};
     if a.no_digest_cache {
         return Ok(None);
     }
     if let Some(p) = &a.digest_cache {
         return Ok(Some(Store::open(p, a.ns.digest)?));
     }
-    Ok(default_path(a.ns.digest).and_then(|p| Store::open(&p, a.ns.digest).ok()))
+    // The default store, else a fallback that is the user's alone; never silently none.
+    let mut refused = Vec::new();
+    for p in default_path(a.ns.digest)
+        .into_iter()
+        .chain(fallback_paths(a.ns.digest))
+    {
+        match Store::open(&p, a.ns.digest) {
+            Ok(s) => {
+                if !refused.is_empty() {
+                    eprintln!(
+                        "tsem: note: digest cache in {} ({}); --digest-cache FILE to choose",
+                        p.display(),
+                        refused.join("; ")
+                    );
+                }
+                return Ok(Some(s));
+            }
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    eprintln!(
+        "tsem: warning: no digest cache, every file is hashed afresh ({}); \
+         --digest-cache FILE to choose one",
+        if refused.is_empty() {
+            "neither HOME nor XDG_CACHE_HOME is set".to_string()
+        } else {
+            refused.join("; ")
+        }
+    );
+    Ok(None)
 }

@@ -158,6 +158,22 @@ pub fn default_path(alg: HashAlg) -> Option<PathBuf> {
     Some(base.join("tsem").join(format!("digests-{}", alg.name())))
 }
 
+/// Where the store goes when [`default_path`] cannot be used (no `HOME`, or one that is not the
+/// user's): `$XDG_RUNTIME_DIR/tsem/digests-ALG`, then `/var/tmp/tsem-EUID/digests-ALG`. Each is
+/// checked by [`Store::open`] like any store, so a directory someone else made is refused.
+pub fn fallback_paths(alg: HashAlg) -> Vec<PathBuf> {
+    let file = format!("digests-{}", alg.name());
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(|d| PathBuf::from(d).join("tsem").join(&file));
+    runtime
+        .into_iter()
+        .chain([PathBuf::from(format!("/var/tmp/tsem-{me}")).join(&file)])
+        .collect()
+}
+
 impl Store {
     /// Open (creating its directory, mode 0700) the store at `path` for `alg`, check who can
     /// change it, read it, and collect the inodes to guard. Malformed lines and entries of other

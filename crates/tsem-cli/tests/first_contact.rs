@@ -1,0 +1,215 @@
+//! What a new user meets first: bad use is a usage error (exit 2) with a message naming what is
+//! wrong, a model file cut short is refused, `tsem model sign` writes where it is told, output
+//! into a closed pipe ends quietly, and the digest cache is never silently off.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Output, Stdio};
+
+use common::{process_dir, run, s, shared, tmpdir, tsem};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit status 2 and exactly `line` as the first line on stderr.
+fn usage_error(out: &Output, line: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().next(), Some(line), "stderr: {err}");
+}
+
+#[test]
+fn run_without_a_command_is_a_usage_error() {
+    let model = process_dir().join("test.model");
+    let out = run(&["run", "--enforce", "--model", s(&model)]);
+    usage_error(
+        &out,
+        "tsem: error: no command: give the workload after `--`, e.g. `tsem run -- make test`",
+    );
+    let out = run(&["run", "--", ""]);
+    usage_error(
+        &out,
+        "tsem: error: the command name is empty (`tsem run -- \"\"`)",
+    );
+}
+
+#[test]
+fn a_bad_nonce_is_a_usage_error_that_says_what_a_nonce_is() {
+    let d = tmpdir("first-nonce");
+    let key = d.join("k");
+    let traj = process_dir().join("process_1.json");
+    for (nonce, why) in [
+        (
+            "zz",
+            "not hex (non-hex digit): a nonce is 16 to 128 hex digits (8 to 64 bytes)",
+        ),
+        ("00112233", "nonce: 4 bytes; a nonce must be 8 to 64 bytes"),
+    ] {
+        let out = run(&[
+            "attest",
+            "--nonce",
+            nonce,
+            "--key",
+            s(&key),
+            "-o",
+            s(&d.join("a.json")),
+            s(&traj),
+        ]);
+        usage_error(
+            &out,
+            &format!("error: invalid value '{nonce}' for '--nonce <HEX>': {why}"),
+        );
+        let out = run(&[
+            "verify",
+            "--model",
+            s(&process_dir().join("test.model")),
+            "--nonce",
+            nonce,
+            s(&d.join("a.json")),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn empty_and_truncated_models_are_refused_with_the_line() {
+    let d = tmpdir("first-model");
+    let full = std::fs::read_to_string(process_dir().join("test.model")).unwrap();
+    let traj = process_dir().join("process_1.json");
+    let cut = full.trim_end().strip_suffix("end").unwrap().to_string();
+    let lines = cut.lines().count();
+    for (name, text, msg) in [
+        (
+            "empty",
+            String::new(),
+            "line 1: end: empty model file".to_string(),
+        ),
+        (
+            "cut",
+            cut,
+            format!(
+                "line {}: end: no `end` line: the model is truncated",
+                lines + 1
+            ),
+        ),
+    ] {
+        let m = d.join(name);
+        std::fs::write(&m, text).unwrap();
+        for args in [
+            vec!["replay", "--model", s(&m), s(&traj)],
+            vec!["model", "show", s(&m)],
+        ] {
+            let out = run(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+            assert_eq!(
+                stderr(&out).trim_end(),
+                format!("tsem: error: {}: {msg}", m.display()),
+                "{args:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn model_sign_writes_where_it_is_told() {
+    let d = tmpdir("first-sign");
+    let key = d.join("k");
+    assert!(run(&["keygen", "-o", s(&key)]).status.success());
+    let original = std::fs::read(process_dir().join("test.model")).unwrap();
+    let m = d.join("m");
+    std::fs::write(&m, &original).unwrap();
+    let verified = |path: &std::path::Path| {
+        run(&["model", "verify", "--key", s(&d.join("k.pub")), s(path)])
+            .status
+            .success()
+    };
+
+    // Default: the signed model on stdout, the file unchanged.
+    let out = run(&["model", "sign", "--key", s(&key), s(&m)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&m).unwrap(), original);
+    let piped = d.join("piped");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    assert!(verified(&piped));
+    assert!(!verified(&m));
+
+    // -o OUT.
+    let signed = d.join("signed");
+    let out = run(&["model", "sign", "--key", s(&key), "-o", s(&signed), s(&m)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(verified(&signed));
+
+    // --in-place.
+    let out = run(&["model", "sign", "--key", s(&key), "--in-place", s(&m)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(verified(&m));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let log = shared().join("conformance/eventlog/go-tpm-tools/rhel8-uefi.bin");
+    for args in [
+        vec!["eventlog", "replay", "--json", s(&log)],
+        vec!["eventlog", "show", s(&log)],
+        vec!["replay", "--json", s(&process_dir().join("process_1.json"))],
+    ] {
+        // The reader is gone before tsem writes a byte: every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = tsem()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(stderr(&out), "", "{args:?}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc_sigpipe()),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
+
+const fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
+    let d = tmpdir("first-cache");
+    let runtime = d.join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let summary = d.join("summary.json");
+    // /proc is nobody's home: no `.cache` can be made there, by root or anyone.
+    let out = tsem()
+        .env("HOME", "/proc")
+        .env_remove("XDG_CACHE_HOME")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["run", "--summary-json", s(&summary), "--", "/bin/true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = runtime.join("tsem/digests-sha256");
+    assert!(
+        stderr(&out).contains(&format!(
+            "tsem: note: digest cache in {}",
+            expected.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["digest_cache"], s(&expected), "{v}");
+}
