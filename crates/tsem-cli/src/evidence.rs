@@ -242,6 +242,7 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             "events": r.events,
             "banks": banks.iter().map(|b| b.bank_name()).collect::<Vec<_>>(),
             "startup_locality": r.startup_locality,
+            "hcrtm": r.hcrtm,
             "dynamic_launches": r.dynamic_launches,
             "pcrs": pcrs_json(&pcrs, None),
             "aggregate": Value::Object(agg),
@@ -249,6 +250,7 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             "unknown_algorithms": r.unknown_algorithms,
             "trailing_padding": log.trailing_padding,
             "digests_checked": r.digests_checked,
+            "warnings": warnings_json(&r.warnings),
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -261,7 +263,9 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
         r.events,
         names.join(" ")
     )?;
-    if let Some(l) = r.startup_locality {
+    if let Some(i) = r.hcrtm {
+        writeln!(out, "H-CRTM (event {i}): PCR 0 starts at 00..04")?;
+    } else if let Some(l) = r.startup_locality {
         writeln!(out, "startup locality {l} (PCR 0 starts at 00..0{l})")?;
     }
     for b in &banks {
@@ -294,7 +298,60 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
+    write_warnings(&mut out, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn warnings_json(w: &[eventlog::Warning]) -> Value {
+    w.iter()
+        .map(|w| {
+            let mut v = json!({
+                "index": w.index, "offset": w.offset, "kind": w.kind.name(),
+                "message": w.kind.to_string(),
+            });
+            match w.kind {
+                eventlog::WarningKind::MissingDigest { alg_id }
+                | eventlog::WarningKind::UndeclaredAlgorithm { alg_id } => {
+                    v["bank"] = json!(eventlog::alg_label(alg_id));
+                }
+                _ => {}
+            }
+            v
+        })
+        .collect()
+}
+
+/// Missing digests come by the hundred when firmware skips a bank: one line per bank for them,
+/// one line per warning otherwise.
+fn write_warnings(out: &mut impl std::io::Write, w: &[eventlog::Warning]) -> std::io::Result<()> {
+    if w.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "warnings (the log breaks the TCG spec; replayed as its producers do):")?;
+    let mut missing: BTreeMap<u16, Vec<&eventlog::Warning>> = BTreeMap::new();
+    for x in w {
+        match x.kind {
+            eventlog::WarningKind::MissingDigest { alg_id } => {
+                missing.entry(alg_id).or_default().push(x)
+            }
+            _ => writeln!(out, "  {x}")?,
+        }
+    }
+    for (alg, m) in missing {
+        let name = eventlog::alg_label(alg);
+        match m.as_slice() {
+            [one] => writeln!(out, "  {one}")?,
+            many => writeln!(
+                out,
+                "  {} records have no {name} digest (first: event {} at byte {}): the {name} \
+                 bank is not extended by them (as tpm2_eventlog does)",
+                many.len(),
+                many.first().map_or(0, |x| x.index),
+                many.first().map_or(0, |x| x.offset),
+            )?,
+        }
+    }
+    Ok(())
 }
 
 fn eventlog_show(a: FileArg) -> anyhow::Result<ExitCode> {
