@@ -327,7 +327,10 @@ fn write_warnings(out: &mut impl std::io::Write, w: &[eventlog::Warning]) -> std
     if w.is_empty() {
         return Ok(());
     }
-    writeln!(out, "warnings (the log breaks the TCG spec; replayed as its producers do):")?;
+    writeln!(
+        out,
+        "warnings (the log breaks the TCG spec; replayed as its producers do):"
+    )?;
     let mut missing: BTreeMap<u16, Vec<&eventlog::Warning>> = BTreeMap::new();
     for x in w {
         match x.kind {

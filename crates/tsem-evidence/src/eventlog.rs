@@ -247,8 +247,7 @@ impl<'a> EventLog<'a> {
             if let Some(past) = used.checked_sub(header.data.len()).filter(|&n| n > 0) {
                 // tpm2-tools finds the first TCG_PCR_EVENT2 after vendorInfo, not after
                 // eventDataSize; parse_spec_id has checked that those bytes exist.
-                r.take(past as u64)
-                    .map_err(truncated(0, 0, "vendorInfo"))?;
+                r.take(past as u64).map_err(truncated(0, 0, "vendorInfo"))?;
                 warnings.push(Warning {
                     index: 0,
                     offset: 0,
