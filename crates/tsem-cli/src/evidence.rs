@@ -15,6 +15,7 @@ use tsem_core::hash::{Digest, HashAlg};
 use tsem_evidence::efi;
 use tsem_evidence::eventlog::{self, EventLog};
 use tsem_evidence::ima::{self, ImaList, ParseOptions, PcrBanks};
+use tsem_evidence::payload;
 use tsem_evidence::snapshot::Snapshot;
 
 /// Event log subcommands.
@@ -24,7 +25,7 @@ pub enum EventlogCmd {
     /// and the digests that do not match their content.
     Replay(EventlogReplayArgs),
     /// List the records of an event log, decoded.
-    Show(FileArg),
+    Show(EventlogShowArgs),
 }
 
 /// Arguments of `tsem eventlog replay`.
@@ -40,9 +41,12 @@ pub struct EventlogReplayArgs {
     file: PathBuf,
 }
 
-/// A single input file.
+/// Arguments of `tsem eventlog show`.
 #[derive(Args)]
-pub struct FileArg {
+pub struct EventlogShowArgs {
+    /// Print JSON: the records with their digests and decoded payloads, and the warnings.
+    #[arg(long)]
+    json: bool,
     /// Input file.
     file: PathBuf,
 }
@@ -251,6 +255,7 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             "trailing_padding": log.trailing_padding,
             "digests_checked": r.digests_checked,
             "warnings": warnings_json(&r.warnings),
+            "records": records_json(&log),
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -300,6 +305,35 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
     }
     write_warnings(&mut out, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every record: header fields, digests by bank, decoded payload (raw hex with the reason when
+/// it does not decode).
+fn records_json(log: &EventLog<'_>) -> Value {
+    log.events
+        .iter()
+        .map(|ev| {
+            let digests: serde_json::Map<String, Value> = ev
+                .digests
+                .iter()
+                .map(|d| {
+                    let hex: String = d.digest.iter().map(|b| format!("{b:02x}")).collect();
+                    (eventlog::alg_label(d.alg_id), json!(hex))
+                })
+                .collect();
+            json!({
+                "index": ev.index,
+                "offset": ev.offset,
+                "pcr": ev.pcr,
+                "event_type": efi::event_type_label(ev.event_type),
+                "event_type_id": ev.event_type,
+                "extended": ev.is_extended(),
+                "digests": digests,
+                "size": ev.data.len(),
+                "payload": payload::decode(ev, log.spec_id.as_ref()),
+            })
+        })
+        .collect()
 }
 
 fn warnings_json(w: &[eventlog::Warning]) -> Value {
@@ -357,9 +391,19 @@ fn write_warnings(out: &mut impl std::io::Write, w: &[eventlog::Warning]) -> std
     Ok(())
 }
 
-fn eventlog_show(a: FileArg) -> anyhow::Result<ExitCode> {
+fn eventlog_show(a: EventlogShowArgs) -> anyhow::Result<ExitCode> {
     let data = read(&a.file)?;
     let log = EventLog::parse(&data).with_context(|| format!("{}", a.file.display()))?;
+    let r = eventlog::replay(&log);
+    if a.json {
+        return print_json(&json!({
+            "format": log.format.name(),
+            "events": log.events.len(),
+            "trailing_padding": log.trailing_padding,
+            "warnings": warnings_json(&r.warnings),
+            "records": records_json(&log),
+        }));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -419,6 +463,7 @@ fn eventlog_show(a: FileArg) -> anyhow::Result<ExitCode> {
             log.trailing_padding
         )?;
     }
+    write_warnings(&mut out, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
 }
 
