@@ -66,7 +66,7 @@ pub enum Payload {
     Text {
         /// `utf-8` or `utf-16le`.
         encoding: &'static str,
-        /// The text, without its terminating NUL.
+        /// The text, without its terminating NULs.
         text: String,
     },
     /// `UEFI_VARIABLE_DATA`.
@@ -301,7 +301,7 @@ pub fn decode_data(event_type: u32, data: &[u8]) -> Payload {
     }
 }
 
-/// A string, UTF-8 or UTF-16LE, with at most a terminating NUL and no control characters but
+/// A string, UTF-8 or UTF-16LE, with NULs only at its end and no control characters but
 /// tab, CR and LF: what firmware, grub and systemd-stub log as strings.
 fn text(data: &[u8]) -> Result<Payload, String> {
     if data.is_empty() {
@@ -340,7 +340,8 @@ fn text(data: &[u8]) -> Result<Payload, String> {
             _ => Err("not UTF-16 text".into()),
         };
     }
-    let body = data.strip_suffix(&[0]).unwrap_or(data);
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    let body = data.get(..end).unwrap_or(data);
     match core::str::from_utf8(body) {
         Ok(s) if clean(s) => Ok(Payload::Text {
             encoding: "utf-8",

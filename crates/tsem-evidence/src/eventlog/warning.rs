@@ -29,7 +29,8 @@ pub enum WarningKind {
     },
     /// An extended record without a digest for a bank the Spec ID event declares. Like
     /// `TPM2_PCR_Extend` with a digest list that lacks the bank (and tpm2_eventlog), the replay does
-    /// not extend that bank for this record.
+    /// not extend that bank for this record; a quote of that bank therefore says nothing about
+    /// the record.
     MissingDigest {
         /// `TPM_ALG_ID` of the bank.
         alg_id: u16,
@@ -80,13 +81,14 @@ impl fmt::Display for WarningKind {
                 "the Spec ID structure takes {structure} bytes but eventDataSize is {declared}: \
                  the next record is read after vendorInfo (as tpm2-tools does)"
             ),
-            Self::MissingDigest { alg_id } => write!(
-                f,
-                "no {} digest although the Spec ID event declares the bank: {} not extended by \
-                 this record (as tpm2_eventlog does)",
-                alg_label(*alg_id),
-                alg_label(*alg_id)
-            ),
+            Self::MissingDigest { alg_id } => {
+                let b = alg_label(*alg_id);
+                write!(
+                    f,
+                    "no {b} digest although the Spec ID event declares the bank: {b} not extended \
+                     by this record (as tpm2_eventlog does), so a {b} quote does not cover it"
+                )
+            }
             Self::UndeclaredAlgorithm { alg_id } => write!(
                 f,
                 "a {} digest for a bank the Spec ID event does not declare: read, not replayed",
