@@ -176,8 +176,10 @@ fn pcrs_json(pcrs: &PcrBanks, only: Option<&[HashAlg]>) -> Value {
 
 fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    // As an io::Error, a closed pipe is recognised by quiet_pipe.
+    serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
