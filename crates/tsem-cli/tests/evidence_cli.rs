@@ -481,3 +481,31 @@ fn json_into_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+#[test]
+fn utf16_command_lines_and_guid_versions_decode_in_json_and_show() {
+    // systemd-boot logs the kernel command line in UTF-16 with an odd number of trailing NULs; this
+    // firmware's S-CRTM version is a GUID.
+    let path = conformance().join("eventlog/go-tpm-tools/arch-linux-workstation.bin");
+    let j = ok_json(&["eventlog", "show", "--json", s(&path)]);
+    let recs = j["records"].as_array().unwrap();
+    let ipl = recs
+        .iter()
+        .find(|r| r["event_type"] == "EV_IPL" && r["pcr"] == 8)
+        .unwrap();
+    assert_eq!(ipl["size"], 365);
+    assert_eq!(ipl["payload"]["encoding"], "utf-16le");
+    let cmdline = ipl["payload"]["text"].as_str().unwrap();
+    assert!(
+        cmdline.starts_with("initrd=\\intel-ucode.img "),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains('\0'));
+    assert_eq!(
+        recs[1]["payload"],
+        serde_json::json!({"kind": "guid", "guid": "546bfb1e-1d0c-4055-a4ad-4ef4bf17b83a"})
+    );
+    let text = String::from_utf8(tsem(&["eventlog", "show", s(&path)]).stdout).unwrap();
+    assert!(text.contains("EV_IPL                             \"initrd=\\intel-ucode.img "));
+    assert!(text.contains("GUID 546bfb1e-1d0c-4055-a4ad-4ef4bf17b83a"));
+}

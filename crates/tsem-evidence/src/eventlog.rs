@@ -662,7 +662,14 @@ pub fn describe(ev: &Event<'_>) -> String {
     if ev.index == 0 && ev.event_type == EV_NO_ACTION && ev.data.starts_with(SPEC_ID_03) {
         return "Spec ID Event03 (crypto-agile header)".to_string();
     }
-    efi::describe(ev.event_type, ev.data)
+    // Strings as the JSON decodes them (UTF-16 command lines included), escaped for a terminal.
+    match crate::payload::decode_data(ev.event_type, ev.data) {
+        crate::payload::Payload::Text { text, .. } => {
+            alloc::format!("\"{}\"", crate::payload::escape(&text))
+        }
+        crate::payload::Payload::Guid { guid } => alloc::format!("GUID {guid}"),
+        _ => efi::describe(ev.event_type, ev.data),
+    }
 }
 
 #[cfg(test)]

@@ -355,6 +355,24 @@ fn text(data: &[u8]) -> Result<Payload, String> {
     }
 }
 
+/// `text` for a terminal: control characters (tab, CR, LF included) as `\u{…}` escapes, at most
+/// 512 characters, `…` when cut.
+pub fn escape(text: &str) -> String {
+    let mut s = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 512 {
+            s.push('…');
+            break;
+        }
+        if c.is_control() {
+            s.extend(c.escape_unicode());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
 fn tagged(data: &[u8]) -> Payload {
     let mut r = Reader::new(data);
     let (Ok(tag_id), Ok(n)) = (r.u32_le(), r.u32_le()) else {
