@@ -15,6 +15,7 @@ use tsem_core::hash::{Digest, HashAlg};
 use tsem_evidence::efi;
 use tsem_evidence::eventlog::{self, EventLog};
 use tsem_evidence::ima::{self, ImaList, ParseOptions, PcrBanks};
+use tsem_evidence::payload;
 use tsem_evidence::snapshot::Snapshot;
 
 /// Event log subcommands.
@@ -24,7 +25,7 @@ pub enum EventlogCmd {
     /// and the digests that do not match their content.
     Replay(EventlogReplayArgs),
     /// List the records of an event log, decoded.
-    Show(FileArg),
+    Show(EventlogShowArgs),
 }
 
 /// Arguments of `tsem eventlog replay`.
@@ -40,9 +41,12 @@ pub struct EventlogReplayArgs {
     file: PathBuf,
 }
 
-/// A single input file.
+/// Arguments of `tsem eventlog show`.
 #[derive(Args)]
-pub struct FileArg {
+pub struct EventlogShowArgs {
+    /// Print JSON: the records with their digests and decoded payloads, and the warnings.
+    #[arg(long)]
+    json: bool,
     /// Input file.
     file: PathBuf,
 }
@@ -172,8 +176,10 @@ fn pcrs_json(pcrs: &PcrBanks, only: Option<&[HashAlg]>) -> Value {
 
 fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    // As an io::Error, a closed pipe is recognised by quiet_pipe.
+    serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -242,6 +248,7 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             "events": r.events,
             "banks": banks.iter().map(|b| b.bank_name()).collect::<Vec<_>>(),
             "startup_locality": r.startup_locality,
+            "hcrtm": r.hcrtm,
             "dynamic_launches": r.dynamic_launches,
             "pcrs": pcrs_json(&pcrs, None),
             "aggregate": Value::Object(agg),
@@ -249,6 +256,8 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             "unknown_algorithms": r.unknown_algorithms,
             "trailing_padding": log.trailing_padding,
             "digests_checked": r.digests_checked,
+            "warnings": warnings_json(&r.warnings),
+            "records": records_json(&log),
         }));
     }
     let mut out = std::io::stdout().lock();
@@ -261,7 +270,9 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
         r.events,
         names.join(" ")
     )?;
-    if let Some(l) = r.startup_locality {
+    if let Some(i) = r.hcrtm {
+        writeln!(out, "H-CRTM (event {i}): PCR 0 starts at 00..04")?;
+    } else if let Some(l) = r.startup_locality {
         writeln!(out, "startup locality {l} (PCR 0 starts at 00..0{l})")?;
     }
     for b in &banks {
@@ -294,12 +305,107 @@ fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
+    write_warnings(&mut out, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn eventlog_show(a: FileArg) -> anyhow::Result<ExitCode> {
+/// Every record: header fields, digests by bank, decoded payload (raw hex with the reason when
+/// it does not decode).
+fn records_json(log: &EventLog<'_>) -> Value {
+    log.events
+        .iter()
+        .map(|ev| {
+            let digests: serde_json::Map<String, Value> = ev
+                .digests
+                .iter()
+                .map(|d| {
+                    let hex: String = d.digest.iter().map(|b| format!("{b:02x}")).collect();
+                    (eventlog::alg_label(d.alg_id), json!(hex))
+                })
+                .collect();
+            json!({
+                "index": ev.index,
+                "offset": ev.offset,
+                "pcr": ev.pcr,
+                "event_type": efi::event_type_label(ev.event_type),
+                "event_type_id": ev.event_type,
+                "extended": ev.is_extended(),
+                "digests": digests,
+                "size": ev.data.len(),
+                "payload": payload::decode(ev, log.spec_id.as_ref()),
+            })
+        })
+        .collect()
+}
+
+fn warnings_json(w: &[eventlog::Warning]) -> Value {
+    w.iter()
+        .map(|w| {
+            let mut v = json!({
+                "index": w.index, "offset": w.offset, "kind": w.kind.name(),
+                "message": w.kind.to_string(),
+            });
+            match w.kind {
+                eventlog::WarningKind::MissingDigest { alg_id }
+                | eventlog::WarningKind::UndeclaredAlgorithm { alg_id } => {
+                    v["bank"] = json!(eventlog::alg_label(alg_id));
+                }
+                _ => {}
+            }
+            v
+        })
+        .collect()
+}
+
+/// Missing digests come by the hundred when firmware skips a bank: one line per bank for them,
+/// one line per warning otherwise.
+fn write_warnings(out: &mut impl std::io::Write, w: &[eventlog::Warning]) -> std::io::Result<()> {
+    if w.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "warnings (the log breaks the TCG spec; replayed as its producers do):"
+    )?;
+    let mut missing: BTreeMap<u16, Vec<&eventlog::Warning>> = BTreeMap::new();
+    for x in w {
+        match x.kind {
+            eventlog::WarningKind::MissingDigest { alg_id } => {
+                missing.entry(alg_id).or_default().push(x)
+            }
+            _ => writeln!(out, "  {x}")?,
+        }
+    }
+    for (alg, m) in missing {
+        let name = eventlog::alg_label(alg);
+        match m.as_slice() {
+            [one] => writeln!(out, "  {one}")?,
+            many => writeln!(
+                out,
+                "  {} records have no {name} digest (first: event {} at byte {}): the {name} \
+                 bank is not extended by them (as tpm2_eventlog does)",
+                many.len(),
+                many.first().map_or(0, |x| x.index),
+                many.first().map_or(0, |x| x.offset),
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn eventlog_show(a: EventlogShowArgs) -> anyhow::Result<ExitCode> {
     let data = read(&a.file)?;
     let log = EventLog::parse(&data).with_context(|| format!("{}", a.file.display()))?;
+    let r = eventlog::replay(&log);
+    if a.json {
+        return print_json(&json!({
+            "format": log.format.name(),
+            "events": log.events.len(),
+            "trailing_padding": log.trailing_padding,
+            "warnings": warnings_json(&r.warnings),
+            "records": records_json(&log),
+        }));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -359,6 +465,7 @@ fn eventlog_show(a: FileArg) -> anyhow::Result<ExitCode> {
             log.trailing_padding
         )?;
     }
+    write_warnings(&mut out, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -316,3 +316,196 @@ fn truncated_garbage_and_empty_files_fail_with_one_line() {
     assert!(e.contains("reading"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn eventlog_json_decodes_the_payloads_of_a_real_log() {
+    let path = conformance().join("eventlog/go-tpm-tools/ubuntu-2404-amd-sevsnp.bin");
+    let replay = ok_json(&["eventlog", "replay", "--json", s(&path)]);
+    let show = ok_json(&["eventlog", "show", "--json", s(&path)]);
+    assert_eq!(replay["records"], show["records"], "one decoding for both");
+    assert_eq!(replay["warnings"], serde_json::json!([]));
+    let recs = replay["records"].as_array().unwrap();
+    assert_eq!(recs.len() as u64, replay["events"].as_u64().unwrap());
+    let first = |ty: &str, f: &dyn Fn(&Value) -> bool| -> Value {
+        recs.iter()
+            .find(|r| r["event_type"] == ty && f(&r["payload"]))
+            .unwrap_or_else(|| panic!("no {ty}"))["payload"]
+            .clone()
+    };
+    let any = |_: &Value| true;
+    let spec = &recs[0]["payload"];
+    assert_eq!(spec["kind"], "spec_id");
+    assert_eq!(spec["algorithms"][2]["algorithm"], "sha384");
+    assert_eq!(recs[0]["extended"], false);
+    assert_eq!(
+        first("EV_S_CRTM_VERSION", &any),
+        serde_json::json!({"kind": "text", "encoding": "utf-16le", "text": "GCE Virtual Firmware v2"})
+    );
+    let sb = first("EV_EFI_VARIABLE_DRIVER_CONFIG", &|p| {
+        p["name"] == "SecureBoot"
+    });
+    assert_eq!(sb["guid"], "8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    assert_eq!(
+        (sb["data"].clone(), sb["value"].clone()),
+        ("00".into(), 0.into())
+    );
+    let order = first("EV_EFI_VARIABLE_BOOT", &|p| p["name"] == "BootOrder");
+    assert_eq!(order["value"], serde_json::json!(["0002", "0001", "0000"]));
+    let boot2 = first("EV_EFI_VARIABLE_BOOT", &|p| p["name"] == "Boot0002");
+    assert_eq!(boot2["value"]["description"], "Ubuntu");
+    assert!(
+        boot2["value"]["device_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("\\EFI\\ubuntu\\shimx64.efi")
+    );
+    let shim = first("EV_EFI_BOOT_SERVICES_APPLICATION", &any);
+    assert_eq!(shim["kind"], "image_load");
+    assert_eq!(shim["file"], "\\EFI\\ubuntu\\shimx64.efi");
+    assert_eq!(shim["address"], "0xbcb78018");
+    assert!(
+        shim["device_path"]
+            .as_str()
+            .unwrap()
+            .starts_with("PciRoot(0x0)/Pci(0x4,0x0)/NVMe(0x1,"),
+        "{shim}"
+    );
+    assert!(shim.get("device_path_error").is_none());
+    assert_eq!(
+        first("EV_IPL", &|p| p["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("grub_cmd: set prefix")))["encoding"],
+        "utf-8"
+    );
+    assert_eq!(
+        first("EV_EFI_ACTION", &any)["text"],
+        "Calling EFI Application from Boot Option"
+    );
+    assert_eq!(
+        first("EV_SEPARATOR", &any),
+        serde_json::json!({"kind": "separator", "value": "00000000", "error": false})
+    );
+    let gpt = first("EV_EFI_GPT_EVENT", &any);
+    assert!(!gpt["partitions"].as_array().unwrap().is_empty());
+    // What does not decode is shown raw, with the reason, and digests are listed by bank.
+    let raw = first("EV_NONHOST_INFO", &any);
+    assert_eq!(raw["kind"], "raw");
+    assert!(
+        raw["data"]
+            .as_str()
+            .unwrap()
+            .starts_with("474345204e6f6e486f7374")
+    );
+    assert!(!raw["reason"].as_str().unwrap().is_empty());
+    for r in &recs[1..] {
+        assert!(r["payload"]["kind"].is_string(), "{r}");
+        assert_eq!(r["digests"].as_object().unwrap().len(), 3, "{r}");
+    }
+}
+
+/// A crypto-agile log declaring sha1 and sha256 whose second record carries only a sha256 digest.
+fn log_missing_a_digest() -> Vec<u8> {
+    let mut d = b"Spec ID Event03\0".to_vec();
+    d.extend_from_slice(&[
+        0, 0, 0, 0, 0, 2, 0, 2, 2, 0, 0, 0, 4, 0, 20, 0, 0x0b, 0, 32, 0, 0,
+    ]);
+    let mut v = vec![0u8; 4];
+    v.extend_from_slice(&3u32.to_le_bytes());
+    v.extend_from_slice(&[0; 20]);
+    v.extend_from_slice(&(d.len() as u32).to_le_bytes());
+    v.extend_from_slice(&d);
+    let record = |v: &mut Vec<u8>, digests: &[(u16, usize)]| {
+        v.extend_from_slice(&7u32.to_le_bytes());
+        v.extend_from_slice(&4u32.to_le_bytes());
+        v.extend_from_slice(&(digests.len() as u32).to_le_bytes());
+        for &(alg, n) in digests {
+            v.extend_from_slice(&alg.to_le_bytes());
+            v.extend(std::iter::repeat_n(0x11, n));
+        }
+        v.extend_from_slice(&4u32.to_le_bytes());
+        v.extend_from_slice(&[0; 4]);
+    };
+    record(&mut v, &[(4, 20), (0x0b, 32)]);
+    record(&mut v, &[(0x0b, 32)]);
+    record(&mut v, &[(0x0b, 32)]);
+    v
+}
+
+#[test]
+fn eventlog_replay_reports_the_spec_violations_it_tolerated() {
+    let dir = scratch("quirks");
+    let p = dir.join("missing.bin");
+    std::fs::write(&p, log_missing_a_digest()).unwrap();
+    let j = ok_json(&["eventlog", "replay", "--json", s(&p)]);
+    let w = j["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w[0]["kind"], "missing_digest");
+    assert_eq!(w[0]["bank"], "sha1");
+    assert_eq!(
+        (w[0]["index"].clone(), w[1]["index"].clone()),
+        (2.into(), 3.into())
+    );
+    assert_eq!(w[0]["offset"], 145);
+    assert!(w[0]["message"].as_str().unwrap().contains("not extended"));
+    // Human output: one summary line per bank for missing digests.
+    let o = tsem(&["eventlog", "replay", s(&p)]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("2 records have no sha1 digest (first: event 2 at byte 145)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read as _;
+    // 146 KB of JSON (records included), more than a pipe holds: the writer must hit EPIPE.
+    let path = conformance().join("eventlog/go-tpm-tools/gdc-host.bin");
+    for cmd in ["replay", "show"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tsem"))
+            .args(["eventlog", cmd, "--json", s(&path)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The read end is dropped here, as `| head -c1` does.
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(first, *b"{");
+        assert_eq!(
+            (o.status.code(), String::from_utf8_lossy(&o.stderr).as_ref()),
+            (Some(0), ""),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn utf16_command_lines_and_guid_versions_decode_in_json_and_show() {
+    // systemd-boot logs the kernel command line in UTF-16 with an odd number of trailing NULs; this
+    // firmware's S-CRTM version is a GUID.
+    let path = conformance().join("eventlog/go-tpm-tools/arch-linux-workstation.bin");
+    let j = ok_json(&["eventlog", "show", "--json", s(&path)]);
+    let recs = j["records"].as_array().unwrap();
+    let ipl = recs
+        .iter()
+        .find(|r| r["event_type"] == "EV_IPL" && r["pcr"] == 8)
+        .unwrap();
+    assert_eq!(ipl["size"], 365);
+    assert_eq!(ipl["payload"]["encoding"], "utf-16le");
+    let cmdline = ipl["payload"]["text"].as_str().unwrap();
+    assert!(
+        cmdline.starts_with("initrd=\\intel-ucode.img "),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains('\0'));
+    assert_eq!(
+        recs[1]["payload"],
+        serde_json::json!({"kind": "guid", "guid": "546bfb1e-1d0c-4055-a4ad-4ef4bf17b83a"})
+    );
+    let text = String::from_utf8(tsem(&["eventlog", "show", s(&path)]).stdout).unwrap();
+    assert!(text.contains("EV_IPL                             \"initrd=\\intel-ucode.img "));
+    assert!(text.contains("GUID 546bfb1e-1d0c-4055-a4ad-4ef4bf17b83a"));
+}

@@ -136,7 +136,7 @@ pub fn known_content(event_type: u32, data: &[u8]) -> Option<KnownContent<'_>> {
     }
 }
 
-fn utf16(b: &[u8]) -> String {
+pub(crate) fn utf16(b: &[u8]) -> String {
     let units = b
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -147,7 +147,7 @@ fn utf16(b: &[u8]) -> String {
 }
 
 /// Printable ASCII rendering of a byte string (stops at the first NUL, escapes the rest).
-fn ascii(b: &[u8]) -> String {
+pub(crate) fn ascii(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     let mut s = String::new();
     for &c in b.iter().take(end.min(512)) {
@@ -191,48 +191,13 @@ pub fn guid(g: &[u8; 16]) -> String {
     )
 }
 
-/// A short rendering of an EFI device path: file paths, partitions and the node types otherwise.
-pub fn device_path(mut b: &[u8]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    // Device paths in real logs have a handful of nodes; the cap keeps hostile input cheap.
-    for _ in 0..64 {
-        let mut r = Reader::new(b);
-        let (Ok(ty), Ok(sub), Ok(len)) = (r.u8(), r.u8(), r.u16_le()) else {
-            break;
-        };
-        if len < 4 {
-            break;
-        }
-        let Some(body) = b.get(4..usize::from(len)) else {
-            break;
-        };
-        match (ty, sub) {
-            (0x7f, 0xff) => break,
-            (0x04, 0x04) => parts.push(utf16(body)),
-            (0x04, 0x01) if body.len() >= 4 => parts.push(format!(
-                "HD({})",
-                u32::from_le_bytes([body[0], body[1], body[2], body[3]])
-            )),
-            (0x04, 0x06) if body.len() >= 16 => {
-                let mut g = [0u8; 16];
-                g.copy_from_slice(&body[..16]);
-                parts.push(format!("FvFile({})", guid(&g)))
-            }
-            (0x04, 0x07) if body.len() >= 16 => {
-                let mut g = [0u8; 16];
-                g.copy_from_slice(&body[..16]);
-                parts.push(format!("Fv({})", guid(&g)))
-            }
-            (0x01, 0x01) if body.len() >= 2 => {
-                parts.push(format!("Pci({:x},{:x})", body[1], body[0]))
-            }
-            (0x02, 0x01) => parts.push("Acpi".into()),
-            (0x03, s) => parts.push(format!("Msg({s})")),
-            (t, s) => parts.push(format!("Node({t},{s})")),
-        }
-        b = b.get(usize::from(len)..).unwrap_or(&[]);
+/// An EFI device path in the UEFI text form, with the reason appended if it stops early.
+pub fn device_path(b: &[u8]) -> String {
+    let d = crate::devpath::decode(b);
+    match d.error {
+        Some(e) => format!("{} <{e}>", d.text),
+        None => d.text,
     }
-    parts.join("/")
 }
 
 fn describe_variable(data: &[u8]) -> String {

@@ -21,12 +21,19 @@ use tsem_core::state::hardware_aggregate;
 use crate::efi;
 use crate::reader::{Reader, Short};
 
+mod spec_id;
+mod warning;
+use spec_id::parse_spec_id;
+pub use warning::{Warning, WarningKind, alg_label};
+
 /// `EV_NO_ACTION`: informational; never extended into a PCR.
 pub const EV_NO_ACTION: u32 = 0x0000_0003;
 /// `EV_SEPARATOR`.
 pub const EV_SEPARATOR: u32 = 0x0000_0004;
 /// PCR index of records that belong to no PCR (e.g. trailing vendor records); never extended.
 pub const PCR_NONE: u32 = 0xFFFF_FFFF;
+/// `EV_EFI_HCRTM_EVENT`: the H-CRTM measurement, PCR 0's first extend from `00..04`.
+pub const EV_EFI_HCRTM_EVENT: u32 = 0x8000_0010;
 /// Intel TXT `EVTYPE_HASH_START`: the `_TPM_Hash_Start` measurement that opens a dynamic launch.
 pub const EVTYPE_TXT_HASH_START: u32 = 0x0000_0402;
 /// First and last PCR reset by a dynamic (D-RTM) launch.
@@ -194,9 +201,15 @@ pub struct EventLog<'a> {
     pub events: Vec<Event<'a>>,
     /// Bytes of all-0x00 or all-0xFF fill after the last record (logs copied from an ACPI area).
     pub trailing_padding: usize,
+    /// Spec violations the parser tolerated, in record order.
+    pub warnings: Vec<Warning>,
 }
 
-fn truncated(index: usize, offset: usize, field: &'static str) -> impl Fn(Short) -> EventLogError {
+pub(super) fn truncated(
+    index: usize,
+    offset: usize,
+    field: &'static str,
+) -> impl Fn(Short) -> EventLogError {
     move |s| EventLogError::Truncated {
         index,
         offset,
@@ -228,12 +241,29 @@ impl<'a> EventLog<'a> {
         }
         let mut r = Reader::new(data);
         let header = parse_legacy(&mut r, 0)?;
+        let mut warnings = Vec::new();
         let spec_id = if header.event_type == EV_NO_ACTION
             && header.pcr == 0
             && header.data.len() >= 16
             && header.data.starts_with(SPEC_ID_03)
         {
-            Some(parse_spec_id(&header)?)
+            // The header record is at offset 0; its data starts after the 32-byte legacy header.
+            let body = data.get(32..).unwrap_or(&[]);
+            let (spec, used) = parse_spec_id(body, &header)?;
+            if let Some(past) = used.checked_sub(header.data.len()).filter(|&n| n > 0) {
+                // tpm2-tools finds the first TCG_PCR_EVENT2 after vendorInfo, not after
+                // eventDataSize; parse_spec_id has checked that those bytes exist.
+                r.take(past as u64).map_err(truncated(0, 0, "vendorInfo"))?;
+                warnings.push(Warning {
+                    index: 0,
+                    offset: 0,
+                    kind: WarningKind::SpecIdPastEventSize {
+                        declared: header.data.len() as u32,
+                        structure: used,
+                    },
+                });
+            }
+            Some(spec)
         } else {
             None
         };
@@ -263,7 +293,7 @@ impl<'a> EventLog<'a> {
             }
             let index = events.len();
             let ev = match &spec_id {
-                Some(spec) => parse_agile(&mut r, index, &spec.algorithms)?,
+                Some(spec) => parse_agile(&mut r, index, &spec.algorithms, &mut warnings)?,
                 None => parse_legacy(&mut r, index)?,
             };
             events.push(ev);
@@ -273,6 +303,7 @@ impl<'a> EventLog<'a> {
             spec_id,
             events,
             trailing_padding,
+            warnings,
         })
     }
 
@@ -330,134 +361,88 @@ fn parse_legacy<'a>(r: &mut Reader<'a>, index: usize) -> Result<Event<'a>, Event
     })
 }
 
-fn parse_spec_id<'a>(header: &Event<'a>) -> Result<SpecIdEvent<'a>, EventLogError> {
-    let (index, offset) = (header.index, header.offset);
-    // The event data starts after pcrIndex, eventType, the digest and eventDataSize.
-    let mut r = Reader::with_base(header.data, offset + 32);
-    let inval = |field: &'static str, reason: String| EventLogError::Invalid {
+/// A `TCG_PCR_EVENT2`. Its own digest count and algorithm ids say which banks it extends
+/// (tpm2-tools and go-tpm-tools read it so): a declared bank it lacks, or a known algorithm the
+/// Spec ID event does not declare, is a warning, not an error.
+fn parse_agile<'a>(
+    r: &mut Reader<'a>,
+    index: usize,
+    algs: &[AlgorithmSize],
+    warnings: &mut Vec<Warning>,
+) -> Result<Event<'a>, EventLogError> {
+    let offset = r.offset();
+    let t = |f| truncated(index, offset, f);
+    let invalid = |field, reason| EventLogError::Invalid {
         index,
         offset,
         field,
         reason,
     };
-    let t = |f| truncated(index, offset, f);
-    r.take(16).map_err(t("Spec ID signature"))?;
-    let platform_class = r.u32_le().map_err(t("platformClass"))?;
-    let spec_version_minor = r.u8().map_err(t("specVersionMinor"))?;
-    let spec_version_major = r.u8().map_err(t("specVersionMajor"))?;
-    let spec_errata = r.u8().map_err(t("specErrata"))?;
-    let uintn_size = r.u8().map_err(t("uintnSize"))?;
-    let n = r.u32_le().map_err(t("numberOfAlgorithms"))?;
-    if n == 0 || n > MAX_ALGORITHMS {
-        return Err(inval(
-            "numberOfAlgorithms",
-            alloc::format!("{n} (allowed 1..={MAX_ALGORITHMS})"),
-        ));
-    }
-    let mut algorithms = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let alg_id = r.u16_le().map_err(t("digestSizes.algorithmId"))?;
-        let digest_size = r.u16_le().map_err(t("digestSizes.digestSize"))?;
-        if let Some(alg) = HashAlg::from_tpm_alg_id(alg_id)
-            && usize::from(digest_size) != alg.size()
-        {
-            return Err(inval(
-                "digestSizes.digestSize",
-                alloc::format!(
-                    "{} declared with {digest_size} bytes, must be {}",
-                    alg.bank_name(),
-                    alg.size()
-                ),
-            ));
-        }
-        if digest_size == 0 {
-            return Err(inval(
-                "digestSizes.digestSize",
-                alloc::format!("algorithm 0x{alg_id:04x} has size 0"),
-            ));
-        }
-        if algorithms
-            .iter()
-            .any(|a: &AlgorithmSize| a.alg_id == alg_id)
-        {
-            return Err(inval(
-                "digestSizes.algorithmId",
-                alloc::format!("algorithm 0x{alg_id:04x} listed twice"),
-            ));
-        }
-        algorithms.push(AlgorithmSize {
-            alg_id,
-            digest_size,
-        });
-    }
-    let vsize = r.u8().map_err(t("vendorInfoSize"))?;
-    let vendor_info = r.take(u64::from(vsize)).map_err(t("vendorInfo"))?;
-    Ok(SpecIdEvent {
-        platform_class,
-        spec_version_minor,
-        spec_version_major,
-        spec_errata,
-        uintn_size,
-        algorithms,
-        vendor_info,
-    })
-}
-
-fn parse_agile<'a>(
-    r: &mut Reader<'a>,
-    index: usize,
-    algs: &[AlgorithmSize],
-) -> Result<Event<'a>, EventLogError> {
-    let offset = r.offset();
-    let t = |f| truncated(index, offset, f);
     let pcr = r.u32_le().map_err(t("pcrIndex"))?;
     let event_type = r.u32_le().map_err(t("eventType"))?;
     let count = r.u32_le().map_err(t("digests.count"))?;
-    if count as usize != algs.len() {
-        return Err(EventLogError::Invalid {
-            index,
-            offset,
-            field: "digests.count",
-            reason: alloc::format!(
-                "{count} digests, the Spec ID event declares {} banks",
-                algs.len()
-            ),
-        });
-    }
     let mut digests = Vec::with_capacity(algs.len());
+    let mut undeclared = Vec::new();
+    // Every digest takes at least 3 bytes, so `count` is bounded by the input; duplicates are
+    // refused, so `digests` never outgrows the declared and known algorithms.
     for _ in 0..count {
         let alg_id = r.u16_le().map_err(t("digests.hashAlg"))?;
-        let Some(spec) = algs.iter().find(|a| a.alg_id == alg_id) else {
-            return Err(EventLogError::Invalid {
-                index,
-                offset,
-                field: "digests.hashAlg",
-                reason: alloc::format!("algorithm 0x{alg_id:04x} is not in the Spec ID event"),
-            });
+        let size = match algs.iter().find(|a| a.alg_id == alg_id) {
+            Some(spec) => usize::from(spec.digest_size),
+            None => match HashAlg::from_tpm_alg_id(alg_id) {
+                Some(alg) => {
+                    undeclared.push(alg_id);
+                    alg.size()
+                }
+                None => {
+                    return Err(invalid(
+                        "digests.hashAlg",
+                        alloc::format!(
+                            "algorithm 0x{alg_id:04x} is not in the Spec ID event and its size is \
+                             unknown"
+                        ),
+                    ));
+                }
+            },
         };
         if digests.iter().any(|d: &EventDigest<'_>| d.alg_id == alg_id) {
-            return Err(EventLogError::Invalid {
-                index,
-                offset,
-                field: "digests.hashAlg",
-                reason: alloc::format!("algorithm 0x{alg_id:04x} appears twice"),
-            });
+            return Err(invalid(
+                "digests.hashAlg",
+                alloc::format!("algorithm 0x{alg_id:04x} appears twice"),
+            ));
         }
-        let digest = r
-            .take(u64::from(spec.digest_size))
-            .map_err(t("digests.digest"))?;
+        let digest = r.take(size as u64).map_err(t("digests.digest"))?;
         digests.push(EventDigest { alg_id, digest });
     }
     let size = r.u32_le().map_err(t("eventSize"))?;
     let data = r.take(u64::from(size)).map_err(t("event"))?;
-    Ok(Event {
+    let ev = Event {
         index,
         offset,
         pcr,
         event_type,
         digests,
         data,
-    })
+    };
+    // Records that are never extended may carry any digests without consequence.
+    if ev.is_extended() {
+        let mut warn = |kind| {
+            warnings.push(Warning {
+                index,
+                offset,
+                kind,
+            })
+        };
+        for a in algs {
+            if !ev.digests.iter().any(|d| d.alg_id == a.alg_id) {
+                warn(WarningKind::MissingDigest { alg_id: a.alg_id });
+            }
+        }
+        for alg_id in undeclared {
+            warn(WarningKind::UndeclaredAlgorithm { alg_id });
+        }
+    }
+    Ok(ev)
 }
 
 /// A logged digest that differs from the digest of content the event type defines.
@@ -492,6 +477,9 @@ pub struct Replay {
     pub pcrs: BTreeMap<HashAlg, BTreeMap<u32, Digest>>,
     /// Locality from a StartupLocality event (PCR 0's initial value), if any.
     pub startup_locality: Option<u8>,
+    /// Index of the `EV_EFI_HCRTM_EVENT` that opened PCR 0 (an H-CRTM start: PCR 0 starts at
+    /// `00..04` whatever the StartupLocality said), if any.
+    pub hcrtm: Option<usize>,
     /// Number of dynamic launches seen (each resets PCRs 17–22).
     pub dynamic_launches: usize,
     /// Digests that do not match content the event type defines; the replay still uses the logged
@@ -501,16 +489,29 @@ pub struct Replay {
     pub unknown_algorithms: Vec<u16>,
     /// Number of (record, bank) digests whose content is defined and was checked.
     pub digests_checked: usize,
+    /// Spec violations tolerated by the parser and the replay, in record order.
+    pub warnings: Vec<Warning>,
 }
 
 impl Replay {
-    /// Value of `pcr` in `alg` at the start of the boot: PCR 0 holds the startup locality, every
-    /// other PCR (including the D-RTM PCRs 17–22, which the dynamic launch resets) is zero.
+    /// The locality byte PCR 0 starts with: 4 after an H-CRTM (TPM 2.0 Library Part 1 §34.3),
+    /// else the StartupLocality event's, else none (zero).
+    pub fn pcr0_locality(&self) -> Option<u8> {
+        if self.hcrtm.is_some() {
+            Some(4)
+        } else {
+            self.startup_locality
+        }
+    }
+
+    /// Value of `pcr` in `alg` at the start of the boot: PCR 0 holds the start-up locality (4 for
+    /// an H-CRTM), every other PCR (including the D-RTM PCRs 17–22, which the dynamic launch
+    /// resets) is zero.
     pub fn initial_value(&self, alg: HashAlg, pcr: u32) -> Digest {
         let mut bytes = [0u8; tsem_core::hash::MAX_DIGEST];
         let n = alg.size();
         if pcr == 0
-            && let (Some(loc), Some(last)) = (self.startup_locality, bytes.get_mut(n - 1))
+            && let (Some(loc), Some(last)) = (self.pcr0_locality(), bytes.get_mut(n - 1))
         {
             *last = loc;
         }
@@ -557,7 +558,9 @@ impl Replay {
 /// Replay every bank of `log`.
 ///
 /// Rules: `EV_NO_ACTION` records and records for PCR 0xFFFFFFFF are never extended; a StartupLocality
-/// event (on PCR 0, before PCR 0 is first extended) sets PCR 0's initial value to `00..0L`; the D-RTM
+/// event (on PCR 0, before PCR 0 is first extended) sets PCR 0's initial value to `00..0L`; an
+/// `EV_EFI_HCRTM_EVENT` as PCR 0's first extend is an H-CRTM start: PCR 0 starts at `00..04`
+/// whatever the StartupLocality (as tpm2-tools and tpm2-tss replay it); the D-RTM
 /// PCRs 17–22 start at zero (a dynamic launch resets them), and a further TXT `HASH_START` on PCR 17
 /// after PCR 17 was extended is a new launch and resets 17–22 again.
 pub fn replay(log: &EventLog<'_>) -> Replay {
@@ -568,10 +571,12 @@ pub fn replay(log: &EventLog<'_>) -> Replay {
         banks: banks.clone(),
         pcrs: BTreeMap::new(),
         startup_locality: None,
+        hcrtm: None,
         dynamic_launches: 0,
         digest_mismatches: Vec::new(),
         unknown_algorithms: log.unknown_algorithms(),
         digests_checked: 0,
+        warnings: log.warnings.clone(),
     };
     let mut pcr0_extended = false;
     let mut pcr17_extended = false;
@@ -589,6 +594,23 @@ pub fn replay(log: &EventLog<'_>) -> Replay {
         }
         if ev.pcr == PCR_NONE {
             continue;
+        }
+        if ev.pcr == 0 && ev.event_type == EV_EFI_HCRTM_EVENT {
+            let mut warn = |kind| {
+                out.warnings.push(Warning {
+                    index: ev.index,
+                    offset: ev.offset,
+                    kind,
+                })
+            };
+            if ev.data != b"HCRTM" {
+                warn(WarningKind::HcrtmData);
+            }
+            if pcr0_extended {
+                warn(WarningKind::LateHcrtm);
+            } else {
+                out.hcrtm = Some(ev.index);
+            }
         }
         if ev.pcr == 17 && ev.event_type == EVTYPE_TXT_HASH_START {
             if pcr17_extended {
@@ -630,6 +652,8 @@ pub fn replay(log: &EventLog<'_>) -> Replay {
             }
         }
     }
+    // Parser and replay warnings interleave by record.
+    out.warnings.sort_by_key(|w| w.index);
     out
 }
 
@@ -638,7 +662,14 @@ pub fn describe(ev: &Event<'_>) -> String {
     if ev.index == 0 && ev.event_type == EV_NO_ACTION && ev.data.starts_with(SPEC_ID_03) {
         return "Spec ID Event03 (crypto-agile header)".to_string();
     }
-    efi::describe(ev.event_type, ev.data)
+    // Strings as the JSON decodes them (UTF-16 command lines included), escaped for a terminal.
+    match crate::payload::decode_data(ev.event_type, ev.data) {
+        crate::payload::Payload::Text { text, .. } => {
+            alloc::format!("\"{}\"", crate::payload::escape(&text))
+        }
+        crate::payload::Payload::Guid { guid } => alloc::format!("GUID {guid}"),
+        _ => efi::describe(ev.event_type, ev.data),
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@
 
 extern crate alloc;
 
+pub mod devpath;
 pub mod efi;
 pub mod eventlog;
 pub mod ima;
+pub mod payload;
 mod reader;
 pub mod snapshot;
 pub mod template;

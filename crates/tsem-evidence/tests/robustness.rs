@@ -39,8 +39,12 @@ fn exercise_eventlog(data: &[u8]) -> Result<(), EventLogError> {
     for alg in &r.banks {
         let _ = r.aggregate(*alg);
     }
+    for w in &r.warnings {
+        let _ = w.to_string();
+    }
     for ev in &log.events {
         let _ = eventlog::describe(ev);
+        let _ = tsem_evidence::payload::decode(ev, log.spec_id.as_ref());
     }
     Ok(())
 }
