@@ -176,32 +176,19 @@ fn pcrs_json(pcrs: &PcrBanks, only: Option<&[HashAlg]>) -> Value {
 
 fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    // As an io::Error, a closed pipe is recognised by quiet_pipe.
+    // As an io::Error, a closed pipe is recognised by main (it ends quietly).
     serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from)?;
     writeln!(out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A closed stdout (`tsem ... | head`) ends the listing; it is not an error.
-fn quiet_pipe(r: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
-    match r {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(ExitCode::SUCCESS)
-        }
-        other => other,
-    }
-}
-
 /// Run an event log subcommand.
 pub fn eventlog(c: EventlogCmd) -> anyhow::Result<ExitCode> {
-    quiet_pipe(match c {
+    match c {
         EventlogCmd::Replay(a) => eventlog_replay(a),
         EventlogCmd::Show(a) => eventlog_show(a),
-    })
+    }
 }
 
 fn load_eventlog(path: &Path) -> anyhow::Result<eventlog::Replay> {
@@ -471,12 +458,12 @@ fn eventlog_show(a: EventlogShowArgs) -> anyhow::Result<ExitCode> {
 
 /// Run an IMA subcommand.
 pub fn ima(c: ImaCmd) -> anyhow::Result<ExitCode> {
-    quiet_pipe(match c {
+    match c {
         ImaCmd::Replay(a) => ima_replay(a),
         ImaCmd::State(a) => ima_state(a),
         ImaCmd::Snapshot(a) => ima_snapshot(a),
         ImaCmd::Show(a) => ima_show(a),
-    })
+    }
 }
 
 fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {

@@ -155,6 +155,12 @@ fn output_into_a_closed_pipe_ends_quietly() {
     for args in [
         vec!["eventlog", "replay", "--json", s(&log)],
         vec!["eventlog", "show", s(&log)],
+        vec!["eventlog", "show", "--json", s(&log)],
+        vec![
+            "ima",
+            "show",
+            s(&shared().join("conformance/ima/ibmtss/sha256.log")),
+        ],
         vec!["replay", "--json", s(&process_dir().join("process_1.json"))],
     ] {
         // The reader is gone before tsem writes a byte: every write fails with EPIPE.
