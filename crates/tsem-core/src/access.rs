@@ -372,7 +372,10 @@ fn unescape_path(text: &str) -> Result<Vec<u8>, LineError> {
             out.push(c);
             i += 1;
         } else {
-            return Err(line_err("path", format!("unescaped byte {c:#04x} at byte {i}")));
+            return Err(line_err(
+                "path",
+                format!("unescaped byte {c:#04x} at byte {i}"),
+            ));
         }
     }
     if out.first() != Some(&b'/') {
@@ -411,7 +414,10 @@ mod tests {
 
     #[test]
     fn paths_escape_every_byte_but_graphic_ascii() {
-        assert_eq!(escape_path(b"/a b\\\x01\xc3\xa9"), "/a\\x20b\\x5c\\x01\\xc3\\xa9");
+        assert_eq!(
+            escape_path(b"/a b\\\x01\xc3\xa9"),
+            "/a\\x20b\\x5c\\x01\\xc3\\xa9"
+        );
         let line = AccessLine::parse("fs read-file /a\\x20b\\x5c").unwrap();
         assert_eq!(
             line,

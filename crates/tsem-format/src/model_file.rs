@@ -759,7 +759,10 @@ mod tests {
         // Widening the backstop breaks the signature.
         let widened = text.replace("landlock tcp-connect 80", "landlock tcp-connect 81");
         assert_eq!(
-            ModelFile::parse(&widened).unwrap().verify(None).unwrap_err(),
+            ModelFile::parse(&widened)
+                .unwrap()
+                .verify(None)
+                .unwrap_err(),
             SignatureError::Mismatch("ed25519")
         );
     }
@@ -790,6 +793,11 @@ mod tests {
         assert_eq!(ports, [80, 443]);
         assert_eq!(m.lines.last(), Some(&Line::End));
         let plain = ModelFile::parse(M).unwrap();
-        assert!(!ModelFile::merge(&[a, plain]).unwrap().access_set().is_recorded());
+        assert!(
+            !ModelFile::merge(&[a, plain])
+                .unwrap()
+                .access_set()
+                .is_recorded()
+        );
     }
 }
