@@ -6,7 +6,7 @@
 //!
 //! | event | rights |
 //! |---|---|
-//! | `file_open` read / write / read-write | READ_FILE (READ_DIR on a directory) / WRITE_FILE + TRUNCATE / all three |
+//! | `file_open` read / write / read-write | READ_FILE / WRITE_FILE + TRUNCATE / all three |
 //! | `file_open` for exec (`__FMODE_EXEC`: programs, ELF and script interpreters) | EXECUTE + READ_FILE |
 //! | `file_open` of a device | + IOCTL_DEV |
 //! | `inode_create`, `inode_mkdir`, `inode_mknod`, `inode_symlink` | MAKE_* of the new entry's type |
@@ -24,6 +24,10 @@
 //! that exists when the ruleset is built, and each run creates new ones. Pseudo filesystems
 //! (procfs, devpts, ...) describe paths relative to their own root, per process: their rights go
 //! on the filesystem's mount point.
+//!
+//! TSEM models opens of regular files only, so opens of directories, devices and FIFOs leave no
+//! event to learn from: READ_DIR is not handled by the ruleset at all (listing a directory stays
+//! allowed), and every learned set grants the standard devices in [`BASELINE_DEVICES`].
 
 use std::collections::HashSet;
 
@@ -31,6 +35,17 @@ use tsem_core::access::{AccessSet, Scope, fs};
 use tsem_core::event::{Cell, Dentry, Event, EventType, Inode, PathRef, SockAddr};
 
 use crate::procfs::{self, Mount};
+
+/// Devices every learned set may open (read, write, truncate, ioctl): programs open them without
+/// TSEM seeing it (not regular files), and they hold nothing of anyone's.
+pub const BASELINE_DEVICES: [&str; 6] = [
+    "/dev/full",
+    "/dev/null",
+    "/dev/random",
+    "/dev/tty",
+    "/dev/urandom",
+    "/dev/zero",
+];
 
 const S_IFMT: u32 = 0o170000;
 const FMODE_EXEC: u32 = 0o40;
@@ -82,8 +97,14 @@ impl Learner {
         &self.set
     }
 
-    /// The set learned.
-    pub fn finish(self) -> AccessSet {
+    /// The set learned, with the [`BASELINE_DEVICES`].
+    pub fn finish(mut self) -> AccessSet {
+        for d in BASELINE_DEVICES {
+            self.set.grant(
+                d.as_bytes(),
+                fs::READ_FILE | fs::WRITE_FILE | fs::TRUNCATE | fs::IOCTL_DEV,
+            );
+        }
         self.set
     }
 
@@ -95,9 +116,7 @@ impl Learner {
                     return;
                 };
                 let ty = f.inode.mode & S_IFMT;
-                let dir = ty == libc::S_IFDIR;
                 let mut r = match f.flags & 3 {
-                    0 if dir => fs::READ_DIR,
                     0 => fs::READ_FILE,
                     1 => fs::WRITE_FILE | fs::TRUNCATE,
                     _ => fs::READ_FILE | fs::WRITE_FILE | fs::TRUNCATE,
@@ -428,20 +447,17 @@ mod tests {
             false,
         ));
         l.observe(&open("/dev/null", Some((0, 6)), 0o100001, 0o20666, false));
-        l.observe(&open(
-            "/usr/include",
-            Some((8, 1)),
-            0o200000,
-            0o40755,
-            false,
-        ));
         assert_eq!(rights(&l, "/usr/bin/cc"), fs::EXECUTE | fs::READ_FILE);
         assert_eq!(rights(&l, "/etc/passwd"), fs::READ_FILE);
         assert_eq!(
             rights(&l, "/dev/null"),
             fs::WRITE_FILE | fs::TRUNCATE | fs::IOCTL_DEV
         );
-        assert_eq!(rights(&l, "/usr/include"), fs::READ_DIR);
+        let set = l.finish();
+        assert_eq!(
+            set.fs.get(b"/dev/urandom".as_slice()),
+            Some(&(fs::READ_FILE | fs::WRITE_FILE | fs::TRUNCATE | fs::IOCTL_DEV))
+        );
     }
 
     #[test]
