@@ -1,10 +1,13 @@
 //! `tsem run`'s side of the kernel backstop (`tsem_sensor::backstop`): which access set a run
 //! applies or learns, the test-only switch that leaves the backstop alone, and its summary.
 
-use anyhow::bail;
+use std::io::BufRead as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tsem_core::access::AccessSet;
-use tsem_format::ModelFile;
+use tsem_format::{ModelFile, Record, RecordParser};
 use tsem_sensor::backstop::{self, BackstopReport, learn::Learner};
 
 use crate::run_cmd::RunArgs;
@@ -75,6 +78,14 @@ pub fn learned_set(p: &Plan, learner: Option<Learner>) -> Option<(AccessSet, u64
     let (Plan::Learn { base: Some(base) }, Some(l)) = (p, learner) else {
         return None;
     };
+    if let Some(ty) = l.blocker() {
+        eprintln!(
+            "tsem: warning: the model gets no kernel backstop: the workload made {} events, \
+             which Landlock forbids in a sandbox",
+            ty.name()
+        );
+        return None;
+    }
     let unresolved = l.unresolved();
     let mut set = l.finish();
     set.union(base);
@@ -118,4 +129,36 @@ pub fn summary(
         });
     }
     v
+}
+
+/// `model build --backstop`: learn the access set from the trajectories' event descriptions
+/// (paths placed in this machine's mount table). None when an event forbids a backstop.
+pub fn learn_from_trajectories(files: &[PathBuf]) -> anyhow::Result<Option<AccessSet>> {
+    let mut learner = Learner::new();
+    for f in files {
+        if f.as_os_str() == "-" {
+            bail!("--backstop reads the trajectories a second time: give files, not `-`");
+        }
+        let input = crate::replay::open_input(f)?;
+        let mut parser = RecordParser::new();
+        for (i, line) in input.lines().enumerate() {
+            let line = line.with_context(|| format!("{}:{}: read error", f.display(), i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let rec = parser
+                .parse(line.trim_end_matches('\r'))
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", f.display(), i + 1))?;
+            if let Record::Event { event, .. } = rec {
+                learner.observe(&event);
+            }
+        }
+    }
+    Ok(learned_set(
+        &Plan::Learn {
+            base: Some(AccessSet::learned()),
+        },
+        Some(learner),
+    )
+    .map(|(set, _)| set))
 }

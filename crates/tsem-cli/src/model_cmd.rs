@@ -40,6 +40,10 @@ pub enum ModelCmd {
         /// Print the learning curve as JSON.
         #[arg(long)]
         json: bool,
+        /// Also learn the kernel backstop's access set (`landlock` lines) from the trajectories'
+        /// paths, as `tsem run --learn` does; for trajectories recorded on this machine.
+        #[arg(long)]
+        backstop: bool,
         /// Trajectory files, one per test run, in the order they ran (`-` for stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -116,6 +120,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             aggregate,
             require_converged,
             json,
+            backstop,
             files,
         } => build(
             &output,
@@ -125,6 +130,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             require_converged,
             json,
             &files,
+            backstop,
         ),
         ModelCmd::Show { digest, json, file } => show(&file, digest, json),
         ModelCmd::Diff {
@@ -158,6 +164,7 @@ pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     out: &Path,
     alg: HashAlg,
@@ -166,6 +173,7 @@ fn build(
     require_converged: Option<usize>,
     as_json: bool,
     files: &[PathBuf],
+    backstop: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut ns = namespace_for(alg, mapping, None, aggregate)?;
     let mut stats = StreamStats::default();
@@ -206,7 +214,10 @@ fn build(
             );
         }
     }
-    let model = ModelFile::from_namespace(&ns);
+    let mut model = ModelFile::from_namespace(&ns);
+    if backstop && let Some(set) = crate::backstop::learn_from_trajectories(files)? {
+        model.set_access_set(&set);
+    }
     write_atomic(out, &model.to_text())?;
     if as_json {
         println!(

@@ -401,3 +401,72 @@ fn the_sample_build_enforces_ten_times_with_the_backstop() {
         assert_eq!(v["landlock"]["missing"], serde_json::json!([]), "run {i}");
     }
 }
+
+fn landlock_lines(model: &Path) -> Vec<String> {
+    std::fs::read_to_string(model)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("landlock "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn model_build_and_merge_carry_the_access_set() {
+    let d = scratch("carry", None);
+    for (name, body) in [("a", "first\n"), ("b", "second\n")] {
+        std::fs::write(d.join(name), body).unwrap();
+    }
+    let (a, b) = (d.join("a"), d.join("b"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let learn = |out: &str, traj: &str, file: &str, base: Option<&str>| {
+        let mut args = vec!["run", "--no-digest-cache", "--learn", "-o", out];
+        if let Some(m) = base {
+            args.extend_from_slice(&["--model", m]);
+        }
+        args.extend_from_slice(&["--trajectory", traj, "--", "cat", file]);
+        let o = run(None, &d, &args);
+        assert!(o.status.success(), "{o:?}");
+    };
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    learn(&p("ma"), &p("ta"), a, None);
+    learn(&p("mb"), &p("tb"), b, None);
+    // The run's own set equals the one learned again from its trajectory.
+    let o = run(
+        None,
+        &d,
+        &["model", "build", "--backstop", "-o", &p("built"), &p("ta")],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        landlock_lines(&d.join("built")),
+        landlock_lines(&d.join("ma"))
+    );
+    // Without --backstop a built model has none.
+    let o = run(None, &d, &["model", "build", "-o", &p("plain"), &p("ta")]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(landlock_lines(&d.join("plain")).is_empty());
+    // merge and extending a model by learning both unite the sets.
+    let o = run(
+        None,
+        &d,
+        &["model", "merge", "-o", &p("merged"), &p("ma"), &p("mb")],
+    );
+    assert!(o.status.success(), "{o:?}");
+    learn(&p("extended"), &p("tc"), b, Some(&p("ma")));
+    for m in ["merged", "extended"] {
+        let lines = landlock_lines(&d.join(m));
+        for f in [a, b] {
+            let want = format!("landlock fs read-file {f}");
+            assert!(lines.contains(&want), "{m} lacks {want}: {lines:?}");
+        }
+    }
+    // Merged with a model that has no set, the result has none (it would deny that workload).
+    let o = run(
+        None,
+        &d,
+        &["model", "merge", "-o", &p("mixed"), &p("ma"), &p("plain")],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(landlock_lines(&d.join("mixed")).is_empty());
+}

@@ -28,6 +28,10 @@
 //! TSEM models opens of regular files only, so opens of directories, devices and FIFOs leave no
 //! event to learn from: READ_DIR is not handled by the ruleset at all (listing a directory stays
 //! allowed), and every learned set grants the standard devices in [`BASELINE_DEVICES`].
+//!
+//! Landlock forbids a sandboxed task to mount, unmount, remount, move a mount or pivot its root,
+//! whatever the rules: a run with such an event learns no set at all ([`Learner::blocker`]), and
+//! its model is enforced without a backstop rather than refused in the kernel.
 
 use std::collections::HashSet;
 
@@ -60,6 +64,8 @@ pub struct Learner {
     mounts: Vec<Mount>,
     /// Events whose path could not be placed in the supervisor's view of the filesystem.
     unresolved: u64,
+    /// The first event Landlock cannot allow at all.
+    blocker: Option<EventType>,
 }
 
 impl Default for Learner {
@@ -84,12 +90,19 @@ impl Learner {
             created_dirs: HashSet::new(),
             mounts,
             unresolved: 0,
+            blocker: None,
         }
     }
 
     /// Events whose path could not be placed (their rights are missing from the set).
     pub fn unresolved(&self) -> u64 {
         self.unresolved
+    }
+
+    /// The first learned event that no Landlock ruleset allows (a mount operation): the run's
+    /// model cannot have a backstop.
+    pub fn blocker(&self) -> Option<EventType> {
+        self.blocker
     }
 
     /// The set learned so far.
@@ -110,7 +123,20 @@ impl Learner {
 
     /// Learn what `ev` needs.
     pub fn observe(&mut self, ev: &Event) {
-        match (&ev.cell, ev.event_type()) {
+        let ty = ev.event_type();
+        if self.blocker.is_none()
+            && matches!(
+                ty,
+                EventType::SbMount
+                    | EventType::SbUmount
+                    | EventType::SbRemount
+                    | EventType::SbPivotroot
+                    | EventType::MoveMount
+            )
+        {
+            self.blocker = Some(ty);
+        }
+        match (&ev.cell, ty) {
             (Cell::File(f), EventType::FileOpen) => {
                 let Some((path, pseudo)) = self.file_path(&f.path, &f.inode) else {
                     return;
@@ -572,5 +598,17 @@ mod tests {
         assert!(l.set().unscoped.is_empty());
         l.observe(&kill(1));
         assert!(l.set().unscoped.contains(&Scope::Signal));
+    }
+
+    #[test]
+    fn a_mount_leaves_nothing_to_enforce() {
+        let mut l = Learner::with_mounts(mounts());
+        assert_eq!(l.blocker(), None);
+        let umount = Cell::SbUmount {
+            mnt: dentry("/", (8, 1), Some(0o40755)),
+            flags: 0,
+        };
+        l.observe(&event(EventType::SbUmount, umount));
+        assert_eq!(l.blocker(), Some(EventType::SbUmount));
     }
 }
