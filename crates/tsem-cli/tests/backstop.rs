@@ -1,7 +1,8 @@
 //! The kernel backstop (a Landlock ruleset compiled from the model's `landlock` lines), judged by
 //! effect: with the sensor's decisions switched off (`--backstop-only`, every call continued to
-//! the kernel), an unmodeled read or TCP connect still fails in the kernel; the summary reports
-//! the compatibility level; the sample build still enforces with no false positive.
+//! the kernel), an unmodeled read or TCP connect still fails in the kernel and the workload cannot
+//! signal the supervisor; the summary reports the compatibility level; the sample build still
+//! enforces with no false positive; build, merge and extension carry the access set.
 //!
 //! Landlock domains are only ever created in the `tsem run` children. Tests need a kernel with
 //! Landlock (ABI 1, ABI 4 for TCP) and skip with one line otherwise. As root, every scenario also
@@ -469,4 +470,28 @@ fn model_build_and_merge_carry_the_access_set() {
     );
     assert!(o.status.success(), "{o:?}");
     assert!(landlock_lines(&d.join("mixed")).is_empty());
+}
+
+#[test]
+fn backstop_alone_keeps_signals_from_the_supervisor() {
+    if !landlock_at_least(6, "signal scoping") {
+        return;
+    }
+    for user in users() {
+        let d = scratch("signal", user);
+        let model = learn(user, &d, &["sh", "-c", "echo learned"]);
+        // The workload's first process is the supervisor's child: $PPID is tsem itself.
+        let probe = ["sh", "-c", "kill -0 $PPID && echo supervisor-reached"];
+        let o = unconfined(user, &d, &probe);
+        assert!(
+            text(&o.stdout).contains("supervisor-reached"),
+            "{user:?}: {o:?}"
+        );
+        let o = backstop_only(user, &d, &model, &probe);
+        assert!(!text(&o.stdout).contains("reached"), "{user:?}: {o:?}");
+        assert!(
+            text(&o.stderr).contains("not permitted"),
+            "{user:?}: not refused by the kernel (EPERM): {o:?}"
+        );
+    }
 }
