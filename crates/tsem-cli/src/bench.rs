@@ -374,7 +374,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     // The variants, in the order they alternate; the last one needs strace.
     // learn and enforce run as users run them, with the digest cache (kept in the scratch
     // directory rather than the user's); the cold variant hashes every file afresh.
-    let variants: [(&str, Vec<String>); 6] = [
+    let variants: [(&str, Vec<String>); 7] = [
         ("bare", sh.iter().map(|x| x.to_string()).collect()),
         (
             "learn",
@@ -387,6 +387,14 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "enforce",
             under(
                 &["--enforce", "--digest-cache"],
+                &[&cache, "--model", &model],
+            ),
+        ),
+        // What the kernel backstop (Landlock) adds to enforcing.
+        (
+            "enforce-no-backstop",
+            under(
+                &["--enforce", "--no-backstop", "--digest-cache"],
                 &[&cache, "--model", &model],
             ),
         ),
@@ -418,7 +426,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             &[&cache, "-o", &model],
         )),
     )?;
-    let mut t: [Vec<f64>; 6] = Default::default();
+    let mut t: [Vec<f64>; 7] = Default::default();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
         for (k, (name, v)) in variants.iter().enumerate() {
@@ -429,7 +437,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let [bare, learn, enforce, cold, floor, st] = t.map(|mut v| median(&mut v));
+    let [bare, learn, enforce, no_backstop, cold, floor, st] = t.map(|mut v| median(&mut v));
     let ratio = |x: f64| {
         if x.is_nan() {
             serde_json::Value::Null
@@ -452,6 +460,8 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         "strace_ms": ms(st),
         "learn_ratio": ratio(learn),
         "enforce_ratio": ratio(enforce),
+        "enforce_no_backstop_ms": ms(no_backstop),
+        "enforce_no_backstop_ratio": ratio(no_backstop),
         "strace_ratio": ratio(st),
         "enforce_no_digest_cache_ms": ms(cold),
         "enforce_no_digest_cache_ratio": ratio(cold),
@@ -472,6 +482,11 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "tsem --enforce  {:.1} ms ({:.2}x)",
             enforce * 1e3,
             enforce / bare
+        );
+        println!(
+            "  no backstop     {:.1} ms ({:.2}x)",
+            no_backstop * 1e3,
+            no_backstop / bare
         );
         println!(
             "  no digest cache {:.1} ms ({:.2}x)",

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod attest_cmd;
+mod backstop;
 mod bench;
 mod describe;
 mod evidence;

@@ -40,6 +40,10 @@ pub enum ModelCmd {
         /// Print the learning curve as JSON.
         #[arg(long)]
         json: bool,
+        /// Also learn the kernel backstop's access set (`landlock` lines) from the trajectories'
+        /// paths, as `tsem run --learn` does; for trajectories recorded on this machine.
+        #[arg(long)]
+        backstop: bool,
         /// Trajectory files, one per test run, in the order they ran (`-` for stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -119,6 +123,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             aggregate,
             require_converged,
             json,
+            backstop,
             files,
         } => build(
             &output,
@@ -128,6 +133,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             require_converged,
             json,
             &files,
+            backstop,
         ),
         ModelCmd::Show { digest, json, file } => show(&file, digest, json),
         ModelCmd::Diff {
@@ -169,6 +175,7 @@ pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build(
     out: &Path,
     alg: HashAlg,
@@ -177,6 +184,7 @@ fn build(
     require_converged: Option<usize>,
     as_json: bool,
     files: &[PathBuf],
+    backstop: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut ns = namespace_for(alg, mapping, None, aggregate)?;
     let mut stats = StreamStats::default();
@@ -217,7 +225,10 @@ fn build(
             );
         }
     }
-    let model = ModelFile::from_namespace(&ns);
+    let mut model = ModelFile::from_namespace(&ns);
+    if backstop && let Some(set) = crate::backstop::learn_from_trajectories(files)? {
+        model.set_access_set(&set);
+    }
     write_atomic(out, &model.to_text())?;
     if as_json {
         println!(

@@ -82,6 +82,23 @@ pub struct RunArgs {
         ]
     )]
     pub mechanism_only: bool,
+    /// Do not apply the kernel backstop (the Landlock ruleset compiled from the model's
+    /// `landlock` lines) when enforcing.
+    #[arg(long)]
+    pub no_backstop: bool,
+    /// Tests only: apply the model's kernel backstop but let every call through the sensor
+    /// undecided, to show what the kernel alone refuses. Needs TSEM_TEST_BACKSTOP_ONLY (see
+    /// docs/sensor.md); never combined with outputs or an attestation.
+    #[arg(
+        long,
+        hide = true,
+        requires = "model",
+        conflicts_with_all = [
+            "learn", "seal", "output", "trajectory", "forensics", "summary_json", "attest",
+            "mechanism_only"
+        ]
+    )]
+    pub backstop_only: bool,
     /// Attest the namespace when the workload ends.
     #[command(flatten)]
     pub attestation: crate::attest_cmd::RunAttestArgs,
@@ -99,6 +116,8 @@ struct Progress {
 /// The modeling layer plugged into the sensor.
 struct Modeler {
     ns: Namespace,
+    /// The kernel backstop's access set being learned (learning runs only).
+    learner: Option<tsem_sensor::backstop::learn::Learner>,
     /// Events the namespace could not model (counted as lost).
     errors: u64,
     progress: Option<Progress>,
@@ -130,6 +149,9 @@ impl Modeler {
 impl EventHandler for Modeler {
     fn on_event(&mut self, ev: &RawEvent) -> Verdict {
         let key = ev.tid as u64;
+        if let Some(l) = &mut self.learner {
+            l.observe(&ev.event);
+        }
         // The sensor's untrusted mark follows forks; the namespace keys tasks by tid.
         if ev.untrusted {
             self.ns.mark_untrusted(key);
@@ -216,8 +238,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         start: Instant::now(),
         last: Instant::now(),
     });
+    let loaded = a
+        .model
+        .as_deref()
+        .map(crate::replay::read_model)
+        .transpose()?;
+    let backstop = crate::backstop::plan(&a, loaded.as_ref())?;
+    if let crate::backstop::Plan::NotRecorded = backstop {
+        eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
+    }
     let modeler = Modeler {
         ns,
+        learner: crate::backstop::learner(&backstop),
         errors: 0,
         progress,
     };
@@ -225,9 +257,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         alg: a.ns.digest,
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
-        mechanism_only: a.mechanism_only,
+        // The backstop-only switch reuses the mechanism-only path: every call continues.
+        mechanism_only: a.mechanism_only || a.backstop_only,
         observe: a.observe.unwrap_or_default(),
         end_with_leader: a.end_with_cmd,
+        backstop: match &backstop {
+            crate::backstop::Plan::Apply(set) => Some(set.clone()),
+            _ => None,
+        },
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
@@ -239,6 +276,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         report.handler.tick(true);
         eprintln!();
     }
+    let learned = crate::backstop::learned_set(&backstop, report.handler.learner.take());
     let m = &report.handler;
     if let Some(e) = &report.digest_cache_error {
         eprintln!("tsem: warning: {e}");
@@ -253,7 +291,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let ns = &m.ns;
     if let Some(p) = &a.output {
-        write_atomic(p, &ModelFile::from_namespace(ns).to_text())?;
+        let mut model = ModelFile::from_namespace(ns);
+        if let Some((set, _)) = &learned {
+            model.set_access_set(set);
+        }
+        write_atomic(p, &model.to_text())?;
     }
     if let Some(p) = &a.trajectory {
         write_events(p, ns.trajectory())?;
@@ -284,15 +326,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "tasks": s.tasks,
             "execs": s.execs,
         });
+        v["landlock"] =
+            crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());
         let text = serde_json::to_string_pretty(&v)? + "\n";
         write_atomic(p, &text)?;
     }
     if let Some(p) = attester {
-        let model = a
-            .model
-            .as_deref()
-            .map(crate::replay::read_model)
-            .transpose()?;
+        let model = loaded;
         let workload = a
             .cmd
             .iter()

@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod access;
 pub mod event;
 pub mod hash;
 pub mod map;

@@ -1,6 +1,7 @@
 //! Quixote security model files (spec §7.4): `#` comments, `key`, `base`, `aggregate`, `state`,
-//! `pseudonym`, `seal`, `end` and `signature` lines; plus tsem's own `ed25519-key` and
-//! `ed25519-signature` lines.
+//! `pseudonym`, `seal`, `end` and `signature` lines; plus tsem's own `ed25519-key`,
+//! `ed25519-signature` and `landlock` lines (the kernel backstop's access set,
+//! [`tsem_core::access`]; tools that do not know them lose only the backstop).
 //!
 //! The signed data is every line except the signature lines, in file order, each followed by one
 //! NUL byte (Quixote's `sign-model` rule). The RSA signature is RSA-2048 PKCS#1 v1.5 over SHA-256 of
@@ -19,6 +20,7 @@ use ed25519_dalek::pkcs8::{
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey as _, LineEnding};
 use rsa::signature::{SignatureEncoding as _, Signer as _, Verifier as _};
+use tsem_core::access::{AccessLine, AccessSet};
 use tsem_core::hash::Digest;
 use tsem_core::namespace::{Namespace, NamespaceError};
 
@@ -47,6 +49,8 @@ pub enum Line {
     Ed25519Key(String),
     /// `ed25519-signature <base64 of 64 bytes>`.
     Ed25519Signature(String),
+    /// `landlock <access line>` (see [`tsem_core::access`]).
+    Landlock(AccessLine),
 }
 
 impl Line {
@@ -67,6 +71,7 @@ impl Line {
             Line::Signature(s) => format!("signature {s}"),
             Line::Ed25519Key(k) => format!("ed25519-key {k}"),
             Line::Ed25519Signature(s) => format!("ed25519-signature {s}"),
+            Line::Landlock(l) => format!("landlock {}", l.render()),
         }
     }
 }
@@ -152,6 +157,7 @@ impl ModelFile {
         let mut lines = Vec::new();
         let mut size: Option<(usize, usize)> = None;
         let mut ended = false;
+        let mut landlock_keys = std::collections::HashSet::new();
         for (i, raw) in text.split('\n').enumerate() {
             let n = i + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -215,6 +221,14 @@ impl ModelFile {
                 "ed25519-key" => Line::Ed25519Key(b64_arg(n, "ed25519-key", arg)?),
                 "ed25519-signature" => {
                     Line::Ed25519Signature(b64_arg(n, "ed25519-signature", arg)?)
+                }
+                "landlock" => {
+                    let a = arg.ok_or_else(|| err(n, "landlock", "missing value"))?;
+                    let l = AccessLine::parse(a).map_err(|e| err(n, e.field, e.msg))?;
+                    if !landlock_keys.insert(landlock_key(&l)) {
+                        return Err(err(n, "landlock", "repeats an earlier landlock line"));
+                    }
+                    Line::Landlock(l)
                 }
                 other => {
                     let shown: String = other.chars().take(32).collect();
@@ -288,6 +302,34 @@ impl ModelFile {
                 None
             }
         })
+    }
+
+    /// The backstop's access set (not recorded when the file has no `landlock` lines).
+    pub fn access_set(&self) -> AccessSet {
+        let mut set = AccessSet::default();
+        for l in &self.lines {
+            if let Line::Landlock(a) = l {
+                set.add(a);
+            }
+        }
+        set
+    }
+
+    /// Replace the `landlock` lines with `set`'s, placed before `seal`/`end` (or last).
+    pub fn set_access_set(&mut self, set: &AccessSet) {
+        self.lines.retain(|l| !matches!(l, Line::Landlock(_)));
+        let at = self
+            .lines
+            .iter()
+            .position(|l| {
+                matches!(
+                    l,
+                    Line::Seal | Line::End | Line::Signature(_) | Line::Ed25519Signature(_)
+                )
+            })
+            .unwrap_or(self.lines.len());
+        self.lines
+            .splice(at..at, set.lines().into_iter().map(Line::Landlock));
     }
 
     /// Whether the model seals the namespace.
@@ -366,6 +408,8 @@ impl ModelFile {
 
     /// The set union of `models`: points and pseudonyms in first-seen order across the inputs,
     /// sealed. Their aggregates (and bases) must agree: models of different platforms do not mix.
+    /// The backstop's access sets are united when every input has one; when any input lacks one,
+    /// the result has none (a partial set would deny that input's workload in the kernel).
     pub fn merge(models: &[ModelFile]) -> Result<ModelFile, MergeError> {
         let mut aggregate: Option<(Digest, usize)> = None;
         let mut base: Option<(Digest, usize)> = None;
@@ -408,7 +452,16 @@ impl ModelFile {
         lines.extend(pseud);
         lines.push(Line::Seal);
         lines.push(Line::End);
-        Ok(ModelFile { lines })
+        let mut merged = ModelFile { lines };
+        let sets: Vec<AccessSet> = models.iter().map(ModelFile::access_set).collect();
+        if sets.iter().all(AccessSet::is_recorded) {
+            let mut union = AccessSet::default();
+            for s in &sets {
+                union.union(s);
+            }
+            merged.set_access_set(&union);
+        }
+        Ok(merged)
     }
 
     /// Whether the file carries any signature.
@@ -576,6 +629,17 @@ impl ModelFile {
     }
 }
 
+/// What makes a `landlock` line a repeat of another: its kind and path, port or scope.
+fn landlock_key(l: &AccessLine) -> (u8, Vec<u8>) {
+    match l {
+        AccessLine::Abi(_) => (0, Vec::new()),
+        AccessLine::Fs { path, .. } => (1, path.clone()),
+        AccessLine::TcpBind(p) => (2, p.to_be_bytes().to_vec()),
+        AccessLine::TcpConnect(p) => (3, p.to_be_bytes().to_vec()),
+        AccessLine::Unscoped(s) => (4, vec![*s as u8]),
+    }
+}
+
 fn b64_arg(n: usize, field: &str, arg: Option<&str>) -> Result<String, ModelError> {
     let a = arg
         .ok_or_else(|| err(n, field, "missing value"))?
@@ -713,5 +777,65 @@ mod tests {
             ModelFile::parse(M).unwrap().verify(None),
             Err(SignatureError::Unsigned(_))
         ));
+    }
+
+    const LL: &str = "aggregate 00\nstate 01\nlandlock abi 7\nlandlock fs execute,read-file /usr\n\
+                      landlock tcp-connect 80\nseal\nend\n";
+
+    #[test]
+    fn landlock_lines_round_trip_and_are_signed() {
+        let m = ModelFile::parse(LL).unwrap();
+        assert_eq!(m.to_text(), LL);
+        let set = m.access_set();
+        assert_eq!(set.abi, 7);
+        assert!(set.tcp_connect.contains(&80));
+        let (sk, pk) = generate_ed25519().unwrap();
+        let mut signed = m.clone();
+        signed.sign(&sk).unwrap();
+        let text = signed.to_text();
+        assert!(ModelFile::parse(&text).unwrap().verify(Some(&pk)).is_ok());
+        // Widening the backstop breaks the signature.
+        let widened = text.replace("landlock tcp-connect 80", "landlock tcp-connect 81");
+        assert_eq!(
+            ModelFile::parse(&widened)
+                .unwrap()
+                .verify(None)
+                .unwrap_err(),
+            SignatureError::Mismatch("ed25519")
+        );
+    }
+
+    #[test]
+    fn landlock_errors_name_line_and_field() {
+        for (text, want) in [
+            ("landlock fs read-file,execute /a\n", "line 1: rights: "),
+            ("state 01\nlandlock fs read-file rel\n", "line 2: path: "),
+            ("landlock tcp-bind 70000\n", "line 1: port: "),
+            ("landlock\n", "line 1: landlock: missing value"),
+            (
+                "landlock tcp-bind 1\nlandlock tcp-bind 1\n",
+                "line 2: landlock: repeats",
+            ),
+        ] {
+            let e = ModelFile::parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn merge_unites_access_sets_only_when_every_model_has_one() {
+        let a = ModelFile::parse(LL).unwrap();
+        let b = ModelFile::parse(&LL.replace("tcp-connect 80", "tcp-connect 443")).unwrap();
+        let m = ModelFile::merge(&[a.clone(), b]).unwrap();
+        let ports: Vec<u16> = m.access_set().tcp_connect.into_iter().collect();
+        assert_eq!(ports, [80, 443]);
+        assert_eq!(m.lines.last(), Some(&Line::End));
+        let plain = ModelFile::parse(M).unwrap();
+        assert!(
+            !ModelFile::merge(&[a, plain])
+                .unwrap()
+                .access_set()
+                .is_recorded()
+        );
     }
 }

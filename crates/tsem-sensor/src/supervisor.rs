@@ -55,6 +55,9 @@ pub enum SpawnError {
     /// The notification thread died.
     #[error("notification thread panicked")]
     NotifierPanic,
+    /// The kernel backstop could not be built.
+    #[error(transparent)]
+    Backstop(#[from] crate::backstop::BackstopError),
 }
 
 fn setup(what: &'static str) -> impl FnOnce(std::io::Error) -> SpawnError {
@@ -106,6 +109,9 @@ pub struct SensorConfig {
     /// End the run when the first process exits, killing whatever it left running (default:
     /// follow every descendant to its end, like `strace -f`).
     pub end_with_leader: bool,
+    /// Apply this access set to the workload as a Landlock ruleset before it runs (the kernel
+    /// backstop, [`crate::backstop`]).
+    pub backstop: Option<tsem_core::access::AccessSet>,
 }
 
 /// How notification threads wait for notifications.
@@ -134,6 +140,7 @@ impl Default for SensorConfig {
             wait: WaitMode::Auto,
             observe: Default::default(),
             end_with_leader: false,
+            backstop: None,
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct Report<H> {
     pub listener_error: Option<String>,
     /// Set when the digest store could not be written back (the run itself is unaffected).
     pub digest_cache_error: Option<String>,
+    /// The kernel backstop applied to the workload (`None`: none was asked for).
+    pub backstop: Option<crate::backstop::BackstopReport>,
     /// The handler, handed back.
     pub handler: H,
 }
@@ -207,6 +216,11 @@ pub fn run<H: EventHandler + 'static>(
     argv_p.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    let backstop = config
+        .backstop
+        .as_ref()
+        .map(crate::backstop::prepare)
+        .transpose()?;
     let plan = ChildPlan {
         path: path_c,
         argv: argv_p,
@@ -225,6 +239,7 @@ pub fn run<H: EventHandler + 'static>(
             .as_ref()
             .map(|c| cstring(c.as_os_str()))
             .transpose()?,
+        landlock: backstop.as_ref().and_then(|b| b.child_args()),
     };
 
     let own = procfs::read_status(std::process::id() as i32).map_err(|e| SpawnError::Setup {
@@ -246,6 +261,8 @@ pub fn run<H: EventHandler + 'static>(
 
     let pid = sys::fork_child(&plan, &go_r, &sock_child, &err_w).map_err(setup("fork"))?;
     drop((go_r, sock_child, err_w));
+    // The child holds its own copy of the ruleset descriptor until it restricts itself.
+    let backstop = backstop.map(|b| b.report);
 
     let opts = (libc::PTRACE_O_TRACEEXEC
         | libc::PTRACE_O_TRACEFORK
@@ -363,6 +380,7 @@ pub fn run<H: EventHandler + 'static>(
         stats,
         listener_error,
         digest_cache_error,
+        backstop,
         handler: shared
             .handler
             .into_inner()

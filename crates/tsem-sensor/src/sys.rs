@@ -1010,6 +1010,9 @@ pub struct ChildPlan {
     pub filter_flags: libc::c_ulong,
     /// Optional working directory.
     pub cwd: Option<CString>,
+    /// The backstop: a Landlock ruleset descriptor and `landlock_restrict_self` flags, applied
+    /// after `PR_SET_NO_NEW_PRIVS` and before the filter (see [`crate::backstop`]).
+    pub landlock: Option<(RawFd, u32)>,
 }
 
 /// Why a child failed before `execve` (written as 8 bytes on the error pipe: stage, errno).
@@ -1027,6 +1030,8 @@ pub enum ChildStage {
     SendFd = 5,
     /// `execve` failed.
     Exec = 6,
+    /// `landlock_restrict_self` failed.
+    Landlock = 7,
 }
 
 impl ChildStage {
@@ -1039,6 +1044,7 @@ impl ChildStage {
             4 => Self::Seccomp,
             5 => Self::SendFd,
             6 => Self::Exec,
+            7 => Self::Landlock,
             _ => return None,
         })
     }
@@ -1114,6 +1120,14 @@ unsafe fn child_main(
         }
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(ChildStage::NoNewPrivs);
+        }
+        // Before the filter, so that this call is not notified; the ruleset was built and filled
+        // before the fork, so this is one raw syscall.
+        if let Some((fd, flags)) = plan.landlock {
+            if libc::syscall(libc::SYS_landlock_restrict_self, fd, flags) != 0 {
+                fail(ChildStage::Landlock);
+            }
+            libc::close(fd);
         }
         let lfd = libc::syscall(
             libc::SYS_seccomp,
