@@ -124,7 +124,8 @@ pub fn synthetic_events(n: usize, seed: u64) -> Vec<Event> {
         pathname: format!(
             "/usr/lib/x86_64-linux-gnu/workload/lib{obj:06}.so.{}",
             obj % 7
-        ),
+        )
+        .into(),
     };
     (0..n)
         .map(|i| {
@@ -244,10 +245,10 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         keep_descriptions: true,
     };
     let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = String::new();
+    let mut text = Vec::new();
     for ev in &events {
         write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push('\n');
+        text.push(b'\n');
     }
     let secs = match phase {
         "core" => best_secs(runs, || {
@@ -282,7 +283,7 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         "parse" => {
             let mut p = RecordParser::new();
             best_secs(runs, || {
-                for line in text.lines() {
+                for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     black_box(p.parse_event(line).map_err(|e| anyhow::anyhow!("{e}"))?);
                 }
                 Ok(())
@@ -510,10 +511,10 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     };
     eprintln!("tsem bench: generating {n} synthetic events...");
     let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = String::with_capacity(n * 900);
+    let mut text = Vec::with_capacity(n * 900);
     for ev in &events {
         write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push('\n');
+        text.push(b'\n');
     }
 
     // The exact preimages the pipeline hashes: COE, CELL, coefficient per event; P(c) and the
@@ -575,7 +576,7 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     let parse_secs = best_secs(runs, || {
         let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut parser = RecordParser::new();
-        for line in text.lines() {
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let ev = parser
                 .parse_event(line)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -590,8 +591,8 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     );
     // A peer parser on the same lines: serde_json into its generic Value, parse only.
     let serde_secs = best_secs(runs, || {
-        for line in text.lines() {
-            black_box(serde_json::from_str::<serde_json::Value>(line)?);
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            black_box(serde_json::from_slice::<serde_json::Value>(line)?);
         }
         Ok(())
     })?;

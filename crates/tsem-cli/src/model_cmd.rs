@@ -143,7 +143,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
 }
 
 /// Write `text` to `path` atomically (temp file + rename), so a failed write leaves no half model.
-pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

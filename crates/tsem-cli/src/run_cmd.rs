@@ -165,10 +165,10 @@ const fn libc_eperm() -> i32 {
 }
 
 fn write_events(path: &std::path::Path, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
-    let mut out = String::new();
+    let mut out = Vec::new();
     for e in events {
         write_event(&mut out, e, RecordKind::Trajectory);
-        out.push('\n');
+        out.push(b'\n');
     }
     write_atomic(path, &out)
 }
