@@ -299,18 +299,13 @@ fn describe_index(
     let mut mapper = Mapper::new(alg, mapping);
     for f in files {
         let name = f.display().to_string();
-        let input = open_input(f)?;
-        for (i, line) in std::io::BufRead::lines(input).enumerate() {
-            let line = line.with_context(|| format!("{name}:{}: read error", i + 1))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            if let tsem_format::Record::Event { event, .. } = tsem_format::parse_record(&line)
-                .map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?
-            {
+        let mut parser = tsem_format::RecordParser::new();
+        crate::replay::for_each_record(&name, &mut *open_input(f)?, &mut parser, |_, record| {
+            if let tsem_format::Record::Event { event, .. } = record {
                 idx.entry(mapper.coefficient(&event)).or_insert(event);
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(idx)
 }
