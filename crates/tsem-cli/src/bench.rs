@@ -250,6 +250,8 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         write_event(&mut text, ev, RecordKind::Trajectory);
         text.push(b'\n');
     }
+    // Synthetic events hold only text, so their lines are UTF-8.
+    let text = String::from_utf8(text)?;
     let secs = match phase {
         "core" => best_secs(runs, || {
             let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -283,7 +285,7 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         "parse" => {
             let mut p = RecordParser::new();
             best_secs(runs, || {
-                for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                for line in text.lines() {
                     black_box(p.parse_event(line).map_err(|e| anyhow::anyhow!("{e}"))?);
                 }
                 Ok(())
@@ -516,6 +518,8 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
         write_event(&mut text, ev, RecordKind::Trajectory);
         text.push(b'\n');
     }
+    // Synthetic events hold only text, so their lines are UTF-8.
+    let text = String::from_utf8(text)?;
 
     // The exact preimages the pipeline hashes: COE, CELL, coefficient per event; P(c) and the
     // measurement step per new point; P(c) and the state step per point at the end.
@@ -576,7 +580,7 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     let parse_secs = best_secs(runs, || {
         let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut parser = RecordParser::new();
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for line in text.lines() {
             let ev = parser
                 .parse_event(line)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -591,8 +595,8 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     );
     // A peer parser on the same lines: serde_json into its generic Value, parse only.
     let serde_secs = best_secs(runs, || {
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            black_box(serde_json::from_slice::<serde_json::Value>(line)?);
+        for line in text.lines() {
+            black_box(serde_json::from_str::<serde_json::Value>(line)?);
         }
         Ok(())
     })?;

@@ -1028,12 +1028,26 @@ pub fn parse_num(s: &[u8]) -> Option<u64> {
 
 /// The value of a non-empty run of digits in `radix`; `None` on any other byte or on overflow.
 fn digits(s: &[u8], radix: u32) -> Option<u64> {
+    // Up to this many digits cannot overflow, so the common short number needs no checks.
+    let unchecked = match radix {
+        16 => 15,
+        10 => 19,
+        _ => 21,
+    };
     if s.is_empty() {
         return None;
     }
+    let r = u64::from(radix);
+    if s.len() <= unchecked {
+        let mut v = 0u64;
+        for &b in s {
+            v = v * r + u64::from(char::from(b).to_digit(radix)?);
+        }
+        return Some(v);
+    }
     s.iter().try_fold(0u64, |v, &b| {
         let d = char::from(b).to_digit(radix)?;
-        v.checked_mul(u64::from(radix))?.checked_add(u64::from(d))
+        v.checked_mul(r)?.checked_add(u64::from(d))
     })
 }
 
@@ -1795,6 +1809,11 @@ mod tests {
         assert_eq!(parse_num(b"09"), None);
         assert_eq!(parse_num(b"0x+1"), None);
         assert_eq!(parse_num(b"18446744073709551616"), None);
+        assert_eq!(parse_num(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        assert_eq!(parse_num(b"0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_num(b"0x10000000000000000"), None);
+        assert_eq!(parse_num(b"01777777777777777777777"), Some(u64::MAX));
+        assert_eq!(parse_num(b"02000000000000000000000"), None);
         assert_eq!(parse_num(b"-0x8000000000000000"), Some(1 << 63));
     }
 
