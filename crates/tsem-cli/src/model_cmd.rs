@@ -143,7 +143,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
 }
 
 /// Write `text` to `path` atomically (temp file + rename), so a failed write leaves no half model.
-pub fn write_atomic(path: &Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, text: &(impl AsRef<[u8]> + ?Sized)) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -153,7 +153,8 @@ pub fn write_atomic(path: &Path, text: impl AsRef<[u8]>) -> anyhow::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
         std::process::id()
     ));
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::write(&tmp, text.as_ref())
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }

@@ -1809,7 +1809,10 @@ mod tests {
         assert_eq!(parse_num(b"09"), None);
         assert_eq!(parse_num(b"0x+1"), None);
         assert_eq!(parse_num(b"18446744073709551616"), None);
-        assert_eq!(parse_num(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
+        assert_eq!(
+            parse_num(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
         assert_eq!(parse_num(b"0xffffffffffffffff"), Some(u64::MAX));
         assert_eq!(parse_num(b"0x10000000000000000"), None);
         assert_eq!(parse_num(b"01777777777777777777777"), Some(u64::MAX));
