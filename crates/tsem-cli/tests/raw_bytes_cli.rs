@@ -153,3 +153,51 @@ fn strict_json_refuses_raw_bytes_naming_file_line_and_field() {
     let kernel = json(&run(&["replay", "--json", s(&plain)]));
     assert_eq!(strict["state"], kernel["state"]);
 }
+
+#[test]
+fn trajectories_we_write_are_strict_json_and_replay_strictly() {
+    // A workload opens a file whose name holds a tab; its trajectory line must still be strict
+    // JSON (the tab as \u0009), and replaying our own file in strict mode must reproduce the model.
+    let d = tmpdir("rawbytes-run");
+    let odd = d.join("a\tb");
+    std::fs::write(&odd, "x").unwrap();
+    let t = d.join("T");
+    let m = d.join("M");
+    let o = run(&[
+        "run",
+        "-o",
+        s(&m),
+        "--trajectory",
+        s(&t),
+        "--",
+        "cat",
+        s(&odd),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.stdout, b"x");
+    let text = std::fs::read(&t).unwrap();
+    let want = format!("{}/a\\u0009b", d.display());
+    let mut opened = 0;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(line).expect("strict JSON");
+        if v["file_open"]["file"]["path"]["pathname"] == format!("{}/a\tb", d.display()) {
+            opened += 1;
+            assert!(
+                std::str::from_utf8(line).unwrap().contains(&want),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+    assert!(opened > 0, "no file_open of {}", odd.display());
+    let v = json(&run(&[
+        "replay",
+        "--json",
+        "--strict-json",
+        "--model",
+        s(&m),
+        s(&t),
+    ]));
+    assert_eq!(v["forensics_events"], 0);
+    assert_eq!(v["state"], v["model_state"]);
+}
