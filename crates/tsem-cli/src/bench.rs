@@ -124,7 +124,8 @@ pub fn synthetic_events(n: usize, seed: u64) -> Vec<Event> {
         pathname: format!(
             "/usr/lib/x86_64-linux-gnu/workload/lib{obj:06}.so.{}",
             obj % 7
-        ),
+        )
+        .into(),
     };
     (0..n)
         .map(|i| {
@@ -244,11 +245,13 @@ fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode>
         keep_descriptions: true,
     };
     let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = String::new();
+    let mut text = Vec::new();
     for ev in &events {
         write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push('\n');
+        text.push(b'\n');
     }
+    // Synthetic events hold only text, so their lines are UTF-8.
+    let text = String::from_utf8(text)?;
     let secs = match phase {
         "core" => best_secs(runs, || {
             let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -525,11 +528,13 @@ fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Resul
     };
     eprintln!("tsem bench: generating {n} synthetic events...");
     let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = String::with_capacity(n * 900);
+    let mut text = Vec::with_capacity(n * 900);
     for ev in &events {
         write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push('\n');
+        text.push(b'\n');
     }
+    // Synthetic events hold only text, so their lines are UTF-8.
+    let text = String::from_utf8(text)?;
 
     // The exact preimages the pipeline hashes: COE, CELL, coefficient per event; P(c) and the
     // measurement step per new point; P(c) and the state step per point at the end.

@@ -43,11 +43,11 @@ pub fn one_line(ev: &Event) -> String {
             format!("sig={sig} target={}", short(&target.to_hex()))
         }
         Cell::Capable { cap, .. } => format!("cap={cap}"),
-        Cell::InodeGetattr(d) | Cell::Dentry(d) => d.path.pathname.clone(),
+        Cell::InodeGetattr(d) | Cell::Dentry(d) => d.path.pathname.to_string(),
         Cell::InodeCreate { dentry, mode, .. } => {
             format!("{} mode=0{mode:o}", dentry.path.pathname)
         }
-        Cell::InodeDirEntry { dentry, .. } => dentry.path.pathname.clone(),
+        Cell::InodeDirEntry { dentry, .. } => dentry.path.pathname.to_string(),
         Cell::InodeSetattr { dentry, valid, .. } => {
             format!("{} valid={valid}", dentry.path.pathname)
         }

@@ -160,7 +160,7 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
 }
 
 /// Write `text` to `path` atomically (temp file + rename), so a failed write leaves no half model.
-pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, text: &(impl AsRef<[u8]> + ?Sized)) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -170,7 +170,8 @@ pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("model"),
         std::process::id()
     ));
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::write(&tmp, text.as_ref())
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }
@@ -321,18 +322,13 @@ fn describe_index(
     let mut mapper = Mapper::new(alg, mapping);
     for f in files {
         let name = f.display().to_string();
-        let input = open_input(f)?;
-        for (i, line) in std::io::BufRead::lines(input).enumerate() {
-            let line = line.with_context(|| format!("{name}:{}: read error", i + 1))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            if let tsem_format::Record::Event { event, .. } = tsem_format::parse_record(&line)
-                .map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?
-            {
+        let mut parser = tsem_format::RecordParser::new();
+        crate::replay::for_each_record(&name, &mut *open_input(f)?, &mut parser, |_, record| {
+            if let tsem_format::Record::Event { event, .. } = record {
                 idx.entry(mapper.coefficient(&event)).or_insert(event);
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(idx)
 }

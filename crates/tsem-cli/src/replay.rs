@@ -10,7 +10,7 @@ use serde_json::json;
 use tsem_core::hash::{Digest, HashAlg};
 use tsem_core::map::Mapping;
 use tsem_core::namespace::{Config, Namespace, TaskKey};
-use tsem_format::{ModelFile, Record, RecordParser};
+use tsem_format::{ModelFile, Record, RecordParser, Strictness};
 
 /// Model the events in FILEs (`-` is stdin) in a fresh namespace and print its state.
 #[derive(clap::Args)]
@@ -31,6 +31,11 @@ pub struct ReplayArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Accept only strict JSON (RFC 8259: UTF-8, control characters escaped), e.g. to check that
+    /// files we wrote are readable by any JSON tool. By default lines are read as the TSEM
+    /// kernel writes them: a pathname's bytes as they are, valid UTF-8 or not.
+    #[arg(long)]
+    pub strict_json: bool,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -88,37 +93,28 @@ pub struct StreamStats {
     pub log_records: u64,
 }
 
-/// Model every record of `input` into `ns`. Errors name `name:line`.
+/// Model every record of `input` into `ns`, read as the kernel writes them. Errors name
+/// `name:line`.
 pub fn model_stream(
     ns: &mut Namespace,
     name: &str,
     input: &mut dyn BufRead,
     stats: &mut StreamStats,
 ) -> anyhow::Result<()> {
-    let mut line = String::with_capacity(2048);
-    let mut n = 0usize;
-    let mut parser = RecordParser::new();
-    loop {
-        line.clear();
-        let got = input
-            .read_line(&mut line)
-            .with_context(|| format!("{name}:{}: read error", n + 1))?;
-        if got == 0 {
-            return Ok(());
-        }
-        n += 1;
-        if !line.ends_with('\n') && !line.trim().is_empty() {
-            // A final line without its newline is accepted only if it is a whole record; the
-            // parser below reports a truncated one.
-        }
-        let text = line.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            continue;
-        }
-        match parser
-            .parse(text)
-            .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?
-        {
+    model_stream_with(ns, name, input, stats, Strictness::Kernel)
+}
+
+/// [`model_stream`] with the given JSON strictness.
+pub fn model_stream_with(
+    ns: &mut Namespace,
+    name: &str,
+    input: &mut dyn BufRead,
+    stats: &mut StreamStats,
+    strictness: Strictness,
+) -> anyhow::Result<()> {
+    let mut parser = RecordParser::with_strictness(strictness);
+    for_each_record(name, input, &mut parser, |n, record| {
+        match record {
             Record::Event { event, .. } => {
                 ns.model(task_key(&event), &event)
                     .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
@@ -128,6 +124,44 @@ pub fn model_stream(
                 .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?,
             Record::Log(_) => stats.log_records += 1,
         }
+        Ok(())
+    })
+}
+
+/// Hand every record of `input` to `f` with its line number. Lines are bytes: the kernel writes
+/// a pathname's bytes as they are, so a line need not be UTF-8 (the parser's strictness says
+/// what it accepts). Blank lines are skipped; errors name `name:line` and the field.
+pub fn for_each_record(
+    name: &str,
+    input: &mut dyn BufRead,
+    parser: &mut RecordParser,
+    mut f: impl FnMut(usize, Record) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(2048);
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        let got = input
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("{name}:{}: read error", n + 1))?;
+        if got == 0 {
+            return Ok(());
+        }
+        n += 1;
+        // A final line without its newline is accepted only if it is a whole record; the parser
+        // reports a truncated one.
+        let end = line
+            .iter()
+            .rposition(|b| !matches!(b, b'\n' | b'\r'))
+            .map_or(0, |i| i + 1);
+        let text = &line[..end];
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record = parser
+            .parse(text)
+            .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
+        f(n, record)?;
     }
 }
 
@@ -137,30 +171,12 @@ pub fn read_events(files: &[PathBuf]) -> anyhow::Result<Vec<tsem_core::event::Ev
     let mut parser = RecordParser::new();
     for f in files {
         let name = f.display().to_string();
-        let mut input = open_input(f)?;
-        let mut line = String::new();
-        let mut n = 0;
-        loop {
-            line.clear();
-            if input
-                .read_line(&mut line)
-                .with_context(|| format!("{name}:{}: read error", n + 1))?
-                == 0
-            {
-                break;
-            }
-            n += 1;
-            let text = line.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
-                continue;
-            }
-            if let Record::Event { event, .. } = parser
-                .parse(text)
-                .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?
-            {
+        for_each_record(&name, &mut *open_input(f)?, &mut parser, |_, record| {
+            if let Record::Event { event, .. } = record {
                 out.push(event);
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(out)
 }
@@ -239,9 +255,15 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         a.aggregate.as_deref(),
     )?;
     let mut stats = StreamStats::default();
+    let strictness = if a.strict_json {
+        Strictness::Json
+    } else {
+        Strictness::Kernel
+    };
     for f in &a.files {
         let mut input = open_input(f)?;
-        model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
+        let name = f.display().to_string();
+        model_stream_with(&mut ns, &name, &mut input, &mut stats, strictness)?;
     }
     let reference = read_events(&a.explain)?;
     let explained: Vec<serde_json::Value> = ns

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
 use tsem_format::model_file::Line;
-use tsem_format::{ModelFile, RecordKind, write_event};
+use tsem_format::{ModelFile, RecordKind, write_event, write_event_json};
 use tsem_sensor::supervisor::SpawnError;
 use tsem_sensor::{EventHandler, RawEvent, SensorConfig, Verdict};
 
@@ -187,10 +187,14 @@ const fn libc_eperm() -> i32 {
 }
 
 fn write_events(path: &std::path::Path, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
-    let mut out = String::new();
+    let mut out = Vec::new();
     for e in events {
-        write_event(&mut out, e, RecordKind::Trajectory);
-        out.push('\n');
+        // Strict JSON whenever the strings allow it, so any JSON tool reads the file; a line with
+        // a string that is not UTF-8 goes in the kernel's form, which tsem reads back exactly.
+        if write_event_json(&mut out, e, RecordKind::Trajectory).is_err() {
+            write_event(&mut out, e, RecordKind::Trajectory);
+        }
+        out.push(b'\n');
     }
     write_atomic(path, &out)
 }

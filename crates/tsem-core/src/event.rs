@@ -5,10 +5,10 @@
 //! they can be mapped to coefficients without re-parsing and emitted again in the kernel's format.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::hash::Digest;
+use crate::raw::RawStr;
 
 macro_rules! event_types {
     ($($variant:ident = $name:literal,)*) => {
@@ -137,7 +137,7 @@ pub struct EventHeader {
     /// Post-v4 per-namespace event sequence number.
     pub number: Option<u64>,
     /// The task's `comm`.
-    pub process: String,
+    pub process: RawStr,
     /// Event type.
     pub event_type: EventType,
     /// Task instance ("trust transition domain").
@@ -156,7 +156,7 @@ impl EventHeader {
     /// A header for a task's event with no export bookkeeping: no pid, tnum, context or number,
     /// instance 0 and time 0 (none of which enters a coefficient).
     pub fn new(
-        process: impl Into<String>,
+        process: impl Into<RawStr>,
         event_type: EventType,
         task_id: Digest,
         p_task_id: Digest,
@@ -212,7 +212,7 @@ pub struct Inode {
     /// Superblock magic.
     pub s_magic: u32,
     /// Superblock id (`s_id`, at most 32 bytes are hashed).
-    pub s_id: String,
+    pub s_id: RawStr,
     /// Filesystem UUID.
     pub s_uuid: [u8; 16],
 }
@@ -228,9 +228,9 @@ pub struct PathRef {
     /// Created-file invariance: the creator's TASK_ID and the per-directory instance.
     pub created: Option<Created>,
     /// Post-v4 path type (`root`, `namespace`, `chroot`).
-    pub path_type: Option<String>,
+    pub path_type: Option<RawStr>,
     /// Absolute pathname (or `pipe:/`-style pseudo names).
-    pub pathname: String,
+    pub pathname: RawStr,
 }
 
 /// The owner and instance of a file created inside the namespace (spec §1.5).
@@ -302,7 +302,7 @@ pub enum SockAddr {
     /// AF_UNIX: the path (abstract names as the kernel prints them).
     Unix {
         /// The socket path.
-        address: String,
+        address: RawStr,
     },
     /// Any other family: a digest of the address bytes.
     Other {
@@ -343,7 +343,7 @@ pub struct SuperBlock {
     /// Dentry of the superblock root.
     pub dentry: Dentry,
     /// Filesystem type name.
-    pub fstype: String,
+    pub fstype: RawStr,
     /// `s_flags`.
     pub s_flags: u64,
 }
@@ -543,7 +543,7 @@ pub enum Cell {
     /// kernel_module_request.
     KernelModuleRequest {
         /// Module name.
-        kmod_name: String,
+        kmod_name: RawStr,
     },
     /// kernel_load_data.
     KernelLoadData {
@@ -564,11 +564,11 @@ pub enum Cell {
     /// sb_mount.
     SbMount {
         /// Device name.
-        dev_name: Option<String>,
+        dev_name: Option<RawStr>,
         /// Mount point.
         path: PathRef,
         /// Filesystem type.
-        fs_type: Option<String>,
+        fs_type: Option<RawStr>,
         /// Mount flags.
         flags: u64,
     },
@@ -696,7 +696,7 @@ pub enum Cell {
         /// New entry.
         dentry: Dentry,
         /// Link target.
-        old_name: String,
+        old_name: RawStr,
     },
     /// inode_mknod.
     InodeMknod {
@@ -733,7 +733,7 @@ pub enum Cell {
         /// The entry.
         dentry: Dentry,
         /// Attribute name.
-        name: String,
+        name: RawStr,
         /// Raw value.
         value: Vec<u8>,
         /// Flags.
@@ -744,7 +744,7 @@ pub enum Cell {
         /// The entry.
         dentry: Dentry,
         /// Attribute name.
-        name: String,
+        name: RawStr,
     },
     /// syslog.
     Syslog {

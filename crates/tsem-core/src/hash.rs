@@ -195,7 +195,11 @@ impl Digest {
 
     /// Parse lowercase or uppercase hex; the digest takes the decoded length.
     pub fn from_hex(hex: &str) -> Result<Self, HexError> {
-        let raw = hex.as_bytes();
+        Self::from_hex_bytes(hex.as_bytes())
+    }
+
+    /// Parse hex given as bytes (a field of a kernel record, which need not be UTF-8).
+    pub fn from_hex_bytes(raw: &[u8]) -> Result<Self, HexError> {
         if !raw.len().is_multiple_of(2) {
             return Err(HexError::OddLength);
         }

@@ -18,6 +18,8 @@ pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
+pub mod raw;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};
+pub use raw::RawStr;

@@ -186,9 +186,9 @@ impl Mapper {
     }
 
     /// `PSEUDONYM = HF(u32 strlen(pathname) || pathname)` (spec §3.5).
-    pub fn pseudonym(&mut self, pathname: &str) -> Digest {
+    pub fn pseudonym(&mut self, pathname: impl AsRef<[u8]>) -> Digest {
         self.buf.clear();
-        put_str(&mut self.buf, pathname.as_bytes());
+        put_str(&mut self.buf, pathname.as_ref());
         self.alg.digest(&self.buf)
     }
 }
@@ -254,8 +254,9 @@ impl Encoder<'_> {
     fn u64(&mut self, v: u64) {
         put_u64(self.out, v);
     }
-    fn str(&mut self, s: &str) {
-        put_str(self.out, s.as_bytes());
+    /// `STR(s)` over the kernel's bytes, exactly as they came (no UTF-8 involved).
+    fn str(&mut self, s: &[u8]) {
+        put_str(self.out, s);
     }
     fn raw(&mut self, b: &[u8]) {
         self.out.extend_from_slice(b);
@@ -291,9 +292,9 @@ impl Encoder<'_> {
 
     /// TEMP = STR(dirname with trailing '/') || u64 instance || owner[ds].
     fn temp(&mut self, p: &PathRef, owner: &Digest, instance: u64) {
-        let dir = match p.pathname.rfind('/') {
+        let dir = match p.pathname.iter().rposition(|&b| b == b'/') {
             Some(i) => &p.pathname[..=i],
-            None => "",
+            None => &[],
         };
         self.str(dir);
         self.u64(instance);
@@ -348,7 +349,7 @@ impl Encoder<'_> {
     fn file_quixote(&mut self, f: &FileDesc) {
         self.u32(f.flags);
         self.inode(&f.inode, true);
-        self.str(f.path.path_type.as_deref().unwrap_or(""));
+        self.str(f.path.path_type.as_deref().unwrap_or(&[]));
         self.path_name(&f.path);
         self.digest(&f.digest);
     }
@@ -901,7 +902,7 @@ impl Encoder<'_> {
 mod tests {
     use super::*;
     use crate::event::{EventHeader, FileDesc, Inode, PathRef};
-    use alloc::string::String;
+    use crate::raw::RawStr;
     use alloc::vec;
 
     fn file_open(coe: Coe) -> Event {
@@ -921,14 +922,14 @@ mod tests {
                     gid: 2,
                     mode: 0o100644,
                     s_magic: TMPFS_MAGIC,
-                    s_id: String::from("tmpfs"),
+                    s_id: RawStr::from("tmpfs"),
                     s_uuid: [0xaa; 16],
                 },
                 path: PathRef {
                     dev: Some((0, 27)),
                     created: None,
-                    path_type: Some(String::from("root")),
-                    pathname: String::from("/tmp/x"),
+                    path_type: Some(RawStr::from("root")),
+                    pathname: RawStr::from("/tmp/x"),
                 },
                 digest: alg.zero_digest(),
             }),

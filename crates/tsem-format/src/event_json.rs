@@ -1,9 +1,14 @@
 //! TSEM JSON event descriptions: export records and trajectory/forensics lines, v3 and post-v4
 //! shapes (spec §1.4, §5.3), parsed strictly into [`tsem_core::event::Event`] and emitted in the
 //! kernel's own form.
+//!
+//! Lines are bytes, not text: the kernel prints strings with `%s`, so a pathname or a comm comes
+//! as the kernel's bytes (invalid UTF-8, raw tabs and all) and goes back out byte for byte
+//! ([`write_event`]). [`Strictness::Json`] and [`write_event_json`] are strict RFC 8259 for files
+//! we write ourselves. The rule is in docs/raw-bytes.md.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use base64::Engine as _;
 use tsem_core::event::{
@@ -11,8 +16,10 @@ use tsem_core::event::{
     IpcPerm, Link, PathPair, PathRef, Rename, Sock, SockAddr, SuperBlock,
 };
 use tsem_core::hash::Digest;
+use tsem_core::raw::{RawStr, escape};
 
-use crate::json::{Document, Member, SyntaxError, Value, escape_into};
+pub use crate::json::Strictness;
+use crate::json::{Document, Member, SyntaxError, Value, escape_json_into, escape_kernel_into};
 
 /// Why a record was rejected: a syntax error, or a field that is missing, unknown or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +74,8 @@ pub enum RecordKind {
 /// A `log` record in the v3 shape: an already-untrusted task's event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
-    /// The task's comm.
-    pub process: String,
+    /// The task's comm (the kernel's bytes).
+    pub process: RawStr,
     /// Event name.
     pub event: String,
     /// `LOG` or `DENY`.
@@ -96,33 +103,40 @@ pub enum Record {
 #[derive(Debug, Default)]
 pub struct RecordParser {
     doc: Option<Document<'static>>,
+    strictness: Strictness,
 }
 
 impl RecordParser {
-    /// A parser with empty buffers.
+    /// A parser with empty buffers that reads lines as the kernel writes them.
     pub fn new() -> Self {
+        Self::with_strictness(Strictness::Kernel)
+    }
+
+    /// A parser with empty buffers and the given strictness.
+    pub fn with_strictness(strictness: Strictness) -> Self {
         Self {
             doc: Some(Document::new()),
+            strictness,
         }
     }
 
-    /// Parse one line (an export record or a trajectory line).
-    pub fn parse(&mut self, line: &str) -> R<Record> {
+    /// Parse one line (an export record or a trajectory line), given without its newline.
+    pub fn parse<L: AsRef<[u8]> + ?Sized>(&mut self, line: &L) -> R<Record> {
         let mut doc = self.doc.take().unwrap_or_default().recycle();
-        let r = parse_with(&mut doc, line);
+        let r = parse_with(&mut doc, line.as_ref(), self.strictness);
         self.doc = Some(doc.recycle());
         r
     }
 
     /// Parse one line that must be an event description.
-    pub fn parse_event(&mut self, line: &str) -> R<Event> {
+    pub fn parse_event<L: AsRef<[u8]> + ?Sized>(&mut self, line: &L) -> R<Event> {
         event_only(self.parse(line)?)
     }
 }
 
-/// Parse one line (an export record or a trajectory line).
-pub fn parse_record(line: &str) -> R<Record> {
-    parse_with(&mut Document::new(), line)
+/// Parse one line (an export record or a trajectory line) as the kernel writes it.
+pub fn parse_record<L: AsRef<[u8]> + ?Sized>(line: &L) -> R<Record> {
+    parse_with(&mut Document::new(), line.as_ref(), Strictness::Kernel)
 }
 
 fn event_only(r: Record) -> R<Event> {
@@ -139,14 +153,14 @@ fn event_only(r: Record) -> R<Event> {
     }
 }
 
-fn parse_with<'a>(doc: &mut Document<'a>, line: &'a str) -> R<Record> {
-    doc.parse(line)?;
+fn parse_with<'a>(doc: &mut Document<'a>, line: &'a [u8], strictness: Strictness) -> R<Record> {
+    doc.parse_with(line, strictness)?;
     let doc = &*doc;
     let mut root = Obj::new(doc, doc.root());
     let kind = match root.opt_obj("export")? {
         None => RecordKind::Trajectory,
         Some(mut export) => {
-            let t = export.str("type").map_err(|e| e.inside("export"))?;
+            let t = export.text("type").map_err(|e| e.inside("export"))?;
             export.finish().map_err(|e| e.inside("export"))?;
             match &*t {
                 "event" => RecordKind::Event,
@@ -164,12 +178,12 @@ fn parse_with<'a>(doc: &mut Document<'a>, line: &'a str) -> R<Record> {
                     } else {
                         let mut log = root.obj("log")?;
                         let rec = LogRecord {
-                            process: log
-                                .str("process")
+                            process: log.raw("process").map_err(|e| e.inside("log"))?,
+                            event: log.text("event").map_err(|e| e.inside("log"))?.into_owned(),
+                            action: log
+                                .text("action")
                                 .map_err(|e| e.inside("log"))?
                                 .into_owned(),
-                            event: log.str("event").map_err(|e| e.inside("log"))?.into_owned(),
-                            action: log.str("action").map_err(|e| e.inside("log"))?.into_owned(),
                         };
                         log.finish().map_err(|e| e.inside("log"))?;
                         root.finish()?;
@@ -194,7 +208,7 @@ fn parse_with<'a>(doc: &mut Document<'a>, line: &'a str) -> R<Record> {
 }
 
 /// Parse one line that must be an event description (trajectory, forensics or event export).
-pub fn parse_event(line: &str) -> R<Event> {
+pub fn parse_event<L: AsRef<[u8]> + ?Sized>(line: &L) -> R<Event> {
     event_only(parse_record(line)?)
 }
 
@@ -211,7 +225,7 @@ fn parse_event_members(root: &mut Obj<'_, '_>) -> R<Event> {
 }
 
 fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
-    let type_name = o.str("type")?;
+    let type_name = o.text("type")?;
     let event_type = EventType::from_name(&type_name)
         .ok_or_else(|| RecordError::field("type", format!("unknown event type {type_name:?}")))?;
     let h = EventHeader {
@@ -219,7 +233,7 @@ fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
         tnum: o.opt_u64("tnum")?,
         context: o.opt_u64("context")?,
         number: o.opt_u64("number")?,
-        process: o.str("process")?.into_owned(),
+        process: o.raw("process")?,
         event_type,
         ttd: o.u64("ttd")?,
         p_ttd: o.u64("p_ttd")?,
@@ -256,7 +270,7 @@ fn inode(o: &mut Obj<'_, '_>) -> R<Inode> {
         gid: o.u32("gid")?,
         mode: o.u32("mode")?,
         s_magic: o.u32("s_magic")?,
-        s_id: o.str("s_id")?.into_owned(),
+        s_id: o.raw("s_id")?,
         s_uuid: uuid.padded::<16>(),
     })
 }
@@ -288,8 +302,8 @@ fn path(o: &mut Obj<'_, '_>) -> R<PathRef> {
     Ok(PathRef {
         dev,
         created,
-        path_type: o.opt_str("type")?.map(Cow::into_owned),
-        pathname: o.str("pathname")?.into_owned(),
+        path_type: o.opt_raw("type")?,
+        pathname: o.raw("pathname")?,
     })
 }
 
@@ -367,7 +381,7 @@ fn perm(o: &mut Obj<'_, '_>) -> R<IpcPerm> {
 fn superblock(o: &mut Obj<'_, '_>) -> R<SuperBlock> {
     Ok(SuperBlock {
         dentry: sub!(o, "dentry", dentry),
-        fstype: o.str("fstype")?.into_owned(),
+        fstype: o.raw("fstype")?,
         s_flags: o.u64("s_flags")?,
     })
 }
@@ -412,10 +426,7 @@ fn sock_addr(o: &mut Obj<'_, '_>, t: EventType) -> R<SockAddr> {
     }
     if let Some(mut a) = o.opt_obj("af_unix")? {
         let v = SockAddr::Unix {
-            address: a
-                .str("address")
-                .map_err(|e| e.inside("af_unix"))?
-                .into_owned(),
+            address: a.raw("address").map_err(|e| e.inside("af_unix"))?,
         };
         a.finish().map_err(|e| e.inside("af_unix"))?;
         return Ok(v);
@@ -604,7 +615,7 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             ],
         },
         CellShape::KernelModuleRequest => Cell::KernelModuleRequest {
-            kmod_name: o.str("kmod_name")?.into_owned(),
+            kmod_name: o.raw("kmod_name")?,
         },
         CellShape::KernelLoadData => Cell::KernelLoadData {
             id: o.u32("id")?,
@@ -616,9 +627,9 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             contents: o.u32("contents")?,
         },
         CellShape::SbMount => Cell::SbMount {
-            dev_name: o.opt_str("dev_name")?.map(Cow::into_owned),
+            dev_name: o.opt_raw("dev_name")?,
             path: sub!(o, "path", path),
-            fs_type: o.opt_str("type")?.map(Cow::into_owned),
+            fs_type: o.opt_raw("type")?,
             flags: o.u64("flags")?,
         },
         CellShape::SbUmount => Cell::SbUmount {
@@ -712,7 +723,7 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         CellShape::InodeSymlink => Cell::InodeSymlink {
             dir: sub!(o, "dir", inode),
             dentry: sub!(o, "dentry", dentry),
-            old_name: o.str("old_name")?.into_owned(),
+            old_name: o.raw("old_name")?,
         },
         CellShape::InodeMknod => Cell::InodeMknod {
             dir: sub!(o, "dir", inode),
@@ -756,10 +767,10 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         CellShape::InodeGetattr => Cell::InodeGetattr(sub!(o, "path", dentry)),
         CellShape::InodeSetxattr => {
             let dentry = sub!(o, "dentry", dentry);
-            let name = o.str("name")?.into_owned();
-            let raw = o.str("value")?;
+            let name = o.raw("name")?;
+            let raw = o.bytes("value")?;
             let value = base64::engine::general_purpose::STANDARD
-                .decode(raw.as_bytes())
+                .decode(&raw)
                 .map_err(|e| RecordError::field("value", format!("not base64: {e}")))?;
             Cell::InodeSetxattr {
                 dentry,
@@ -770,7 +781,7 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         }
         CellShape::InodeXattr => Cell::InodeXattr {
             dentry: sub!(o, "dentry", dentry),
-            name: o.str("name")?.into_owned(),
+            name: o.raw("name")?,
         },
         CellShape::Syslog => Cell::Syslog {
             action: o.u32("type")?,
@@ -844,10 +855,11 @@ impl<'d, 'a> Obj<'d, 'a> {
     }
 
     fn has(&self, key: &str) -> bool {
-        self.members.iter().any(|m| m.key == key)
+        self.members.iter().any(|m| m.key == key.as_bytes())
     }
 
     fn get(&mut self, key: &str) -> Option<Value<'a>> {
+        let key = key.as_bytes();
         // TSEM writes keys in a fixed order, so the next unread member is almost always the one
         // asked for; fall back to a scan for other producers' orders.
         let i = match self.members.get(self.next) {
@@ -861,11 +873,12 @@ impl<'d, 'a> Obj<'d, 'a> {
         Some(self.members[i].value)
     }
 
-    fn opt_str(&mut self, key: &str) -> R<Option<Cow<'a, str>>> {
+    /// A string's decoded bytes, exactly as the producer wrote them.
+    fn opt_bytes(&mut self, key: &str) -> R<Option<Cow<'a, [u8]>>> {
         match self.get(key) {
             None => Ok(None),
             Some(v @ Value::Str { .. }) => v
-                .as_str()
+                .as_bytes()
                 .map(Some)
                 .ok_or_else(|| RecordError::field(key, "invalid escape sequence")),
             Some(Value::Obj { .. }) => Err(RecordError::field(
@@ -875,17 +888,39 @@ impl<'d, 'a> Obj<'d, 'a> {
         }
     }
 
-    fn str(&mut self, key: &str) -> R<Cow<'a, str>> {
-        self.opt_str(key)?
+    fn bytes(&mut self, key: &str) -> R<Cow<'a, [u8]>> {
+        self.opt_bytes(key)?
             .ok_or_else(|| RecordError::field(key, "missing"))
     }
 
+    /// A kernel string (pathname, comm, names): its bytes, whatever they are.
+    fn opt_raw(&mut self, key: &str) -> R<Option<RawStr>> {
+        Ok(self.opt_bytes(key)?.map(RawStr::from))
+    }
+
+    fn raw(&mut self, key: &str) -> R<RawStr> {
+        Ok(RawStr::from(self.bytes(key)?))
+    }
+
+    /// A keyword (export and event types, log actions): must be text.
+    fn text(&mut self, key: &str) -> R<Cow<'a, str>> {
+        let not_text = |b: &[u8]| RecordError::field(key, format!("not UTF-8: {:?}", escape(b)));
+        match self.bytes(key)? {
+            Cow::Borrowed(b) => std::str::from_utf8(b)
+                .map(Cow::Borrowed)
+                .map_err(|_| not_text(b)),
+            Cow::Owned(b) => String::from_utf8(b)
+                .map(Cow::Owned)
+                .map_err(|e| not_text(e.as_bytes())),
+        }
+    }
+
     fn opt_u64(&mut self, key: &str) -> R<Option<u64>> {
-        match self.opt_str(key)? {
+        match self.opt_bytes(key)? {
             None => Ok(None),
             Some(s) => parse_num(&s)
                 .map(Some)
-                .ok_or_else(|| RecordError::field(key, format!("not a number: {s:?}"))),
+                .ok_or_else(|| RecordError::field(key, format!("not a number: {:?}", escape(&s)))),
         }
     }
 
@@ -914,9 +949,9 @@ impl<'d, 'a> Obj<'d, 'a> {
     }
 
     fn opt_digest(&mut self, key: &str) -> R<Option<Digest>> {
-        match self.opt_str(key)? {
+        match self.opt_bytes(key)? {
             None => Ok(None),
-            Some(s) => Digest::from_hex(&s)
+            Some(s) => Digest::from_hex_bytes(&s)
                 .map(Some)
                 .map_err(|e| RecordError::field(key, format!("bad hex: {e}"))),
         }
@@ -951,7 +986,7 @@ impl<'d, 'a> Obj<'d, 'a> {
             if i >= 64 || self.used & (1 << i) == 0 {
                 let dup = self.members[..i].iter().any(|p| p.key == m.key);
                 return Err(RecordError::field(
-                    m.key,
+                    &escape(m.key).to_string(),
                     if dup {
                         "duplicate key"
                     } else {
@@ -966,23 +1001,20 @@ impl<'d, 'a> Obj<'d, 'a> {
 
 /// `strtoll(s, 0)`-style: `0x` hex, leading `0` octal, else decimal; a leading `-` gives the
 /// two's-complement pattern. The whole string must be consumed.
-pub fn parse_num(s: &str) -> Option<u64> {
-    let (neg, body) = match s.strip_prefix('-') {
+pub fn parse_num(s: &[u8]) -> Option<u64> {
+    let (neg, body) = match s.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    let v = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        if hex.is_empty() {
-            return None;
-        }
-        u64::from_str_radix(hex, 16).ok()?
-    } else if body.len() > 1 && body.starts_with('0') {
-        u64::from_str_radix(&body[1..], 8).ok()?
+    let v = if let Some(hex) = body
+        .strip_prefix(b"0x")
+        .or_else(|| body.strip_prefix(b"0X"))
+    {
+        digits(hex, 16)?
+    } else if body.len() > 1 && body[0] == b'0' {
+        digits(&body[1..], 8)?
     } else {
-        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        body.parse::<u64>().ok()?
+        digits(body, 10)?
     };
     if neg {
         if v > 1 << 63 {
@@ -994,60 +1026,113 @@ pub fn parse_num(s: &str) -> Option<u64> {
     }
 }
 
+/// The value of a non-empty run of digits in `radix`; `None` on any other byte or on overflow.
+fn digits(s: &[u8], radix: u32) -> Option<u64> {
+    // Up to this many digits cannot overflow, so the common short number needs no checks.
+    let unchecked = match radix {
+        16 => 15,
+        10 => 19,
+        _ => 21,
+    };
+    if s.is_empty() {
+        return None;
+    }
+    let r = u64::from(radix);
+    if s.len() <= unchecked {
+        let mut v = 0u64;
+        for &b in s {
+            v = v * r + u64::from(char::from(b).to_digit(radix)?);
+        }
+        return Some(v);
+    }
+    s.iter().try_fold(0u64, |v, &b| {
+        let d = char::from(b).to_digit(radix)?;
+        v.checked_mul(r)?.checked_add(u64::from(d))
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Emission
 
 /// A writer of kernel-formatted JSON: `"key": "value"` members joined by `", "`.
 struct W<'o> {
-    out: &'o mut String,
+    out: &'o mut Vec<u8>,
     first: bool,
+    /// Strict RFC 8259 strings instead of the kernel's bytes.
+    json: bool,
+    /// The keys of the open objects (kept in strict mode only, to name a field it refuses).
+    open: Vec<&'static str>,
+    /// The first field whose bytes strict JSON cannot carry, and why.
+    refused: Option<RecordError>,
 }
 
 impl<'o> W<'o> {
     fn sep(&mut self) {
         if !self.first {
-            self.out.push_str(", ");
+            self.out.extend_from_slice(b", ");
         }
         self.first = false;
     }
-    fn open(&mut self, key: &str) {
+    fn key(&mut self, key: &str) {
         self.sep();
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\": {");
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\": ");
+    }
+    fn open(&mut self, key: &'static str) {
+        self.key(key);
+        self.out.push(b'{');
         self.first = true;
+        if self.json {
+            self.open.push(key);
+        }
     }
     fn close(&mut self) {
-        self.out.push('}');
+        self.out.push(b'}');
         self.first = false;
+        if self.json {
+            self.open.pop();
+        }
     }
-    fn s(&mut self, key: &str, v: &str) {
-        self.sep();
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\": \"");
-        escape_into(self.out, v);
-        self.out.push('"');
+    fn s(&mut self, key: &'static str, v: &[u8]) {
+        self.key(key);
+        self.out.push(b'"');
+        if !self.json {
+            escape_kernel_into(self.out, v);
+        } else if let Err(e) = escape_json_into(self.out, v)
+            && self.refused.is_none()
+        {
+            let mut field = self.open.join(".");
+            if !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(key);
+            self.refused = Some(RecordError::field(
+                &field,
+                format!(
+                    "byte {} is not UTF-8, which strict JSON cannot carry: {:?}",
+                    e.at,
+                    escape(v)
+                ),
+            ));
+        }
+        self.out.push(b'"');
     }
     fn fmt(&mut self, key: &str, v: std::fmt::Arguments<'_>) {
-        self.sep();
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\": \"");
+        self.key(key);
+        self.out.push(b'"');
         let _ = self.out.write_fmt(v);
-        self.out.push('"');
+        self.out.push(b'"');
     }
     fn u(&mut self, key: &str, v: u64) {
         self.raw_value(key, |out| push_dec(out, v));
     }
     /// `"key": "<written by f>"` without going through `core::fmt`.
-    fn raw_value(&mut self, key: &str, f: impl FnOnce(&mut String)) {
-        self.sep();
-        self.out.push('"');
-        self.out.push_str(key);
-        self.out.push_str("\": \"");
+    fn raw_value(&mut self, key: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        self.key(key);
+        self.out.push(b'"');
         f(self.out);
-        self.out.push('"');
+        self.out.push(b'"');
     }
     /// `%d` of a 32-bit value.
     fn i(&mut self, key: &str, v: u32) {
@@ -1063,7 +1148,7 @@ impl<'o> W<'o> {
         self.raw_value(key, |out| push_hex(out, v.as_bytes()));
     }
 
-    fn inode(&mut self, key: &str, i: &Inode) {
+    fn inode(&mut self, key: &'static str, i: &Inode) {
         self.open(key);
         self.u("uid", i.uid.into());
         self.u("gid", i.gid.into());
@@ -1073,7 +1158,7 @@ impl<'o> W<'o> {
         self.fmt("s_uuid", format_args!("{}", Hex(&i.s_uuid)));
         self.close();
     }
-    fn path(&mut self, key: &str, p: &PathRef) {
+    fn path(&mut self, key: &'static str, p: &PathRef) {
         self.open(key);
         if let Some((major, minor)) = p.dev {
             self.open("dev");
@@ -1091,7 +1176,7 @@ impl<'o> W<'o> {
         self.s("pathname", &p.pathname);
         self.close();
     }
-    fn dentry(&mut self, key: &str, d: &Dentry) {
+    fn dentry(&mut self, key: &'static str, d: &Dentry) {
         self.open(key);
         if let Some(i) = &d.inode {
             self.inode("inode", i);
@@ -1099,7 +1184,7 @@ impl<'o> W<'o> {
         self.path("path", &d.path);
         self.close();
     }
-    fn file(&mut self, key: &str, f: &FileDesc) {
+    fn file(&mut self, key: &'static str, f: &FileDesc) {
         self.open(key);
         self.u("flags", f.flags.into());
         self.inode("inode", &f.inode);
@@ -1107,7 +1192,7 @@ impl<'o> W<'o> {
         self.d("digest", &f.digest);
         self.close();
     }
-    fn sock(&mut self, key: &str, s: &Sock) {
+    fn sock(&mut self, key: &'static str, s: &Sock) {
         self.open(key);
         self.i("family", s.family);
         self.i("type", s.sock_type);
@@ -1131,13 +1216,13 @@ impl<'o> W<'o> {
         }
         self.hex("capeff", c.capeff);
     }
-    fn creds(&mut self, key: &str, c: &Creds) {
+    fn creds(&mut self, key: &'static str, c: &Creds) {
         self.open(key);
         self.coe_fields(&c.ids);
         self.u("securebits", c.securebits.into());
         self.close();
     }
-    fn perm(&mut self, key: &str, p: &IpcPerm) {
+    fn perm(&mut self, key: &'static str, p: &IpcPerm) {
         self.open(key);
         self.u("uid", p.uid.into());
         self.u("gid", p.gid.into());
@@ -1147,7 +1232,7 @@ impl<'o> W<'o> {
         self.d("owner", &p.owner);
         self.close();
     }
-    fn superblock(&mut self, key: &str, sb: &SuperBlock) {
+    fn superblock(&mut self, key: &'static str, sb: &SuperBlock) {
         self.open(key);
         self.dentry("dentry", &sb.dentry);
         self.s("fstype", &sb.fstype);
@@ -1156,7 +1241,7 @@ impl<'o> W<'o> {
     }
 }
 
-fn push_dec(out: &mut String, mut v: u64) {
+fn push_dec(out: &mut Vec<u8>, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -1167,17 +1252,15 @@ fn push_dec(out: &mut String, mut v: u64) {
             break;
         }
     }
-    for &c in &buf[i..] {
-        out.push(c as char);
-    }
+    out.extend_from_slice(&buf[i..]);
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
     for b in bytes {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
     }
 }
 
@@ -1191,10 +1274,44 @@ impl std::fmt::Display for Hex<'_> {
     }
 }
 
-/// Append `ev` as one line (without the newline) in the given record form.
-pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
-    out.push('{');
-    let mut w = W { out, first: true };
+/// Append `ev` as one line (without the newline) in the given record form, in the kernel's
+/// form: every string as its bytes (only `"`, `\\` and a newline escaped), so a line the kernel
+/// wrote comes out byte for byte.
+pub fn write_event(out: &mut Vec<u8>, ev: &Event, kind: RecordKind) {
+    let mut w = W {
+        out,
+        first: true,
+        json: false,
+        open: Vec::new(),
+        refused: None,
+    };
+    write_record(&mut w, ev, kind);
+}
+
+/// Append `ev` as one line of strict JSON (RFC 8259; control characters as `\\u00XX`), for
+/// consumers that need it. A string whose bytes are not UTF-8 has no strict spelling: it is
+/// refused, naming the field, and `out` is left as it was.
+pub fn write_event_json(out: &mut Vec<u8>, ev: &Event, kind: RecordKind) -> R<()> {
+    let len = out.len();
+    let mut w = W {
+        out,
+        first: true,
+        json: true,
+        open: Vec::new(),
+        refused: None,
+    };
+    write_record(&mut w, ev, kind);
+    match w.refused {
+        Some(e) => {
+            out.truncate(len);
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+fn write_record(w: &mut W<'_>, ev: &Event, kind: RecordKind) {
+    w.out.push(b'{');
     match kind {
         RecordKind::Trajectory => {}
         RecordKind::Event | RecordKind::AsyncEvent | RecordKind::Log => {
@@ -1204,7 +1321,7 @@ pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
                 RecordKind::AsyncEvent => "async_event",
                 _ => "log",
             };
-            w.s("type", t);
+            w.s("type", t.as_bytes());
             w.close();
         }
     }
@@ -1223,7 +1340,7 @@ pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
         w.u("number", v);
     }
     w.s("process", &h.process);
-    w.s("type", h.event_type.name());
+    w.s("type", h.event_type.name().as_bytes());
     w.u("ttd", h.ttd);
     w.u("p_ttd", h.p_ttd);
     w.d("task_id", &h.task_id);
@@ -1234,14 +1351,14 @@ pub fn write_event(out: &mut String, ev: &Event, kind: RecordKind) {
     w.coe_fields(&ev.coe);
     w.close();
     w.open(h.event_type.name());
-    write_cell(&mut w, h.event_type, &ev.cell);
+    write_cell(w, h.event_type, &ev.cell);
     w.close();
-    w.out.push('}');
+    w.out.push(b'}');
 }
 
-/// The event as one JSON line (without the newline).
-pub fn event_to_json(ev: &Event, kind: RecordKind) -> String {
-    let mut s = String::with_capacity(1024);
+/// The event as one line (without the newline) in the kernel's form (see [`write_event`]).
+pub fn event_to_json(ev: &Event, kind: RecordKind) -> Vec<u8> {
+    let mut s = Vec::with_capacity(1024);
     write_event(&mut s, ev, kind);
     s
 }
@@ -1624,7 +1741,9 @@ fn write_cell(w: &mut W<'_>, t: EventType, cell: &Cell) {
             w.s("name", name);
             w.s(
                 "value",
-                &base64::engine::general_purpose::STANDARD.encode(value),
+                base64::engine::general_purpose::STANDARD
+                    .encode(value)
+                    .as_bytes(),
             );
             w.u("flags", (*flags).into());
         }
@@ -1679,15 +1798,26 @@ mod tests {
 
     #[test]
     fn numbers_follow_strtoll_base0() {
-        assert_eq!(parse_num("0100755"), Some(0o100755));
-        assert_eq!(parse_num("0x1ffffffffff"), Some(0x1ffffffffff));
-        assert_eq!(parse_num("0"), Some(0));
-        assert_eq!(parse_num("-1"), Some(u64::MAX));
-        assert_eq!(parse_num("18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_num(""), None);
-        assert_eq!(parse_num("12a"), None);
-        assert_eq!(parse_num("0x"), None);
-        assert_eq!(parse_num("09"), None);
+        assert_eq!(parse_num(b"0100755"), Some(0o100755));
+        assert_eq!(parse_num(b"0x1ffffffffff"), Some(0x1ffffffffff));
+        assert_eq!(parse_num(b"0"), Some(0));
+        assert_eq!(parse_num(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_num(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_num(b""), None);
+        assert_eq!(parse_num(b"12a"), None);
+        assert_eq!(parse_num(b"0x"), None);
+        assert_eq!(parse_num(b"09"), None);
+        assert_eq!(parse_num(b"0x+1"), None);
+        assert_eq!(parse_num(b"18446744073709551616"), None);
+        assert_eq!(
+            parse_num(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_num(b"0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_num(b"0x10000000000000000"), None);
+        assert_eq!(parse_num(b"01777777777777777777777"), Some(u64::MAX));
+        assert_eq!(parse_num(b"02000000000000000000000"), None);
+        assert_eq!(parse_num(b"-0x8000000000000000"), Some(1 << 63));
     }
 
     const LINE: &str = r#"{"event": {"context": "1", "number": "3", "process": "quixote", "type": "file_open", "ttd": "1095", "p_ttd": "1095", "task_id": "8b4453f1259f134be62e96853362c8e11698b01063e91527a26c8c8ecad55cfb", "p_task_id": "8b4453f1259f134be62e96853362c8e11698b01063e91527a26c8c8ecad55cfb", "ts": "1316795"}, "COE": {"uid": "0", "euid": "0", "suid": "0", "gid": "0", "egid": "0", "sgid": "0", "fsuid": "0", "fsgid": "0", "capeff": "0x1ffffffffff"}, "file_open": {"file": {"flags": "32800", "inode": {"uid": "0", "gid": "0", "mode": "0100755", "s_magic": "0xef53", "s_id": "sda3", "s_uuid": "e896110b42b24dbca89c7caa36961685"}, "path": {"dev": {"major": "8", "minor": "3"}, "type": "root", "pathname": "/usr/bin/bash"}, "digest": "59474588a312b6b6e73e5a42a59bf71e62b55416b6c9d5e4a6e1c630c2a9ecd4"}}}"#;
@@ -1695,7 +1825,7 @@ mod tests {
     #[test]
     fn round_trips_a_trajectory_line() {
         let ev = parse_event(LINE).unwrap();
-        assert_eq!(event_to_json(&ev, RecordKind::Trajectory), LINE);
+        assert_eq!(event_to_json(&ev, RecordKind::Trajectory), LINE.as_bytes());
     }
 
     #[test]
@@ -1733,6 +1863,83 @@ mod tests {
             panic!()
         };
         assert_eq!(kind, RecordKind::Event);
-        assert_eq!(event_to_json(&event, RecordKind::Event), ev);
+        assert_eq!(event_to_json(&event, RecordKind::Event), ev.as_bytes());
+    }
+
+    /// LINE with the comm and the pathname replaced by raw bytes the kernel may print.
+    fn raw_line(comm: &[u8], pathname: &[u8]) -> Vec<u8> {
+        let l = LINE
+            .replace("\"quixote\"", "\"COMM\"")
+            .replace("/usr/bin/bash", "PATH");
+        let (a, rest) = l.split_once("COMM").unwrap();
+        let (b, c) = rest.split_once("PATH").unwrap();
+        [a.as_bytes(), comm, b.as_bytes(), pathname, c.as_bytes()].concat()
+    }
+
+    #[test]
+    fn kernel_bytes_read_and_re_emit_byte_for_byte() {
+        // The kernel escapes a quote and a backslash (`\\\"` in the line); the rest is raw.
+        let line = raw_line(b"a\tb\x01", b"/tmp/\xff\xfe\tx\x01y\x7f\\\\\\\"q");
+        let ev = parse_event(&line).unwrap();
+        assert_eq!(ev.header.process, *b"a\tb\x01".as_slice());
+        let Cell::File(f) = &ev.cell else { panic!() };
+        assert_eq!(
+            f.path.pathname,
+            *b"/tmp/\xff\xfe\tx\x01y\x7f\\\"q".as_slice()
+        );
+        assert_eq!(event_to_json(&ev, RecordKind::Trajectory), line);
+    }
+
+    #[test]
+    fn strict_json_reads_and_writes_only_rfc_8259() {
+        let line = raw_line(b"cat", b"/tmp/a\tb");
+        let mut strict = RecordParser::with_strictness(Strictness::Json);
+        let e = strict.parse(&line).unwrap_err().to_string();
+        assert!(
+            e.contains("in `file_open.file.path.pathname`: unescaped control character"),
+            "{e}"
+        );
+        // Written strictly, the tab is an escape, and the strict reader gives the same event.
+        let ev = parse_event(&line).unwrap();
+        let mut out = Vec::new();
+        write_event_json(&mut out, &ev, RecordKind::Trajectory).unwrap();
+        assert!(
+            std::str::from_utf8(&out)
+                .unwrap()
+                .contains(r#""pathname": "/tmp/a\u0009b""#)
+        );
+        assert_eq!(strict.parse_event(&out).unwrap(), ev);
+        // Bytes that are not UTF-8 have no strict spelling: refused, naming the field.
+        let ev = parse_event(&raw_line(b"cat", b"/tmp/\xff")).unwrap();
+        let mut out = b"kept".to_vec();
+        let e = write_event_json(&mut out, &ev, RecordKind::Trajectory)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("field `file_open.file.path.pathname`: byte 5 is not UTF-8"),
+            "{e}"
+        );
+        assert!(e.contains(r#""/tmp/\xff""#), "{e}");
+        assert_eq!(out, b"kept");
+        let e = strict
+            .parse(&raw_line(b"cat", b"/tmp/\xff"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("in `file_open.file.path.pathname`: invalid UTF-8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_show_raw_bytes_escaped() {
+        let l = raw_line(b"cat", b"/x");
+        let at = l.windows(9).position(|w| w == b"\"0100755\"").unwrap();
+        let line = [&l[..at], b"\"01\xff\t\"", &l[at + 9..]].concat();
+        let e = parse_event(&line).unwrap_err().to_string();
+        assert!(
+            e.starts_with(r#"field `file_open.file.inode.mode`: not a number: "01\xff\t""#),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! narrowest model change chosen) without reading raw coefficients.
 
 use tsem_core::event::Event;
+use tsem_core::raw::escape;
 
 use crate::event_json::{RecordKind, event_to_json};
 use crate::json::{Document, Member, Value};
@@ -12,7 +13,7 @@ use crate::json::{Document, Member, Value};
 pub struct FieldDiff {
     /// Dotted path, e.g. `file_open.file.path.pathname`.
     pub field: String,
-    /// The forensic event's value (`None`: the field is absent).
+    /// The forensic event's value, escaped for people (`None`: the field is absent).
     pub ours: Option<String>,
     /// The nearest in-model event's value.
     pub theirs: Option<String>,
@@ -31,6 +32,8 @@ pub struct Explanation {
 /// numbers, times) that never enters a coefficient.
 fn leaves(ev: &Event) -> Vec<(String, String)> {
     let line = event_to_json(ev, RecordKind::Trajectory);
+    // Values are the kernel's bytes; they are compared and shown in their escaped rendering,
+    // which is one-to-one, so equal renderings mean equal bytes.
     let mut doc = Document::new();
     let mut out = Vec::new();
     if doc.parse(&line).is_ok() {
@@ -52,15 +55,17 @@ fn leaves(ev: &Event) -> Vec<(String, String)> {
 
 fn walk(doc: &Document<'_>, members: &[Member<'_>], prefix: &str, out: &mut Vec<(String, String)>) {
     for m in members {
+        let key = escape(m.key);
         let path = if prefix.is_empty() {
-            m.key.to_string()
+            key.to_string()
         } else {
-            format!("{prefix}.{}", m.key)
+            format!("{prefix}.{key}")
         };
         match m.value {
             Value::Obj { start, len } => walk(doc, doc.members(start, len), &path, out),
             v @ Value::Str { .. } => {
-                out.push((path, v.as_str().map(|s| s.into_owned()).unwrap_or_default()))
+                let shown = v.as_bytes().map(|b| escape(&b).to_string());
+                out.push((path, shown.unwrap_or_default()))
             }
         }
     }

@@ -1,30 +1,70 @@
-//! A strict, zero-copy JSON reader for TSEM records.
+//! A zero-copy JSON reader for TSEM records, over bytes.
 //!
 //! TSEM emits only objects and string values (spec §1.4, "All values are JSON strings"), one record
 //! per line. A general JSON DOM (serde_json::Value) allocates a map and a string per member; this
 //! reader instead borrows every key and value from the line and lays objects out in one reusable
-//! arena, which is what lets replay parse at memory speed. It is strict: anything that is not an
-//! object of strings and objects, trailing data and unescaped control characters are errors with
-//! the byte offset. Duplicate keys are rejected by the typed layer (`event_json`), which sees them
-//! for free as members it never reads.
+//! arena, which is what lets replay parse at memory speed. Anything that is not an object of
+//! strings and objects, and trailing data, are errors with the byte offset (and the dotted field
+//! when the error is inside a value). Duplicate keys are rejected by the typed layer
+//! (`event_json`), which sees them for free as members it never reads.
+//!
+//! The kernel prints strings with `%s`: their bytes are whatever the kernel holds, so a record
+//! read in [`Strictness::Kernel`] (the default) takes a string's bytes as they are, invalid UTF-8
+//! and raw control characters included; only `\` escapes are decoded. [`Strictness::Json`] is
+//! RFC 8259 for files we write ourselves: UTF-8 only, control characters escaped. docs/raw-bytes.md
+//! has the whole rule.
 
 use std::borrow::Cow;
 
+/// How much of RFC 8259 a line must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strictness {
+    /// The TSEM kernel's own form: string bytes are taken as they are (any byte but `"`, `\`
+    /// and the line's newline may appear raw, valid UTF-8 or not).
+    #[default]
+    Kernel,
+    /// Strict JSON: strings must be valid UTF-8 with no raw control character.
+    Json,
+}
+
 /// A JSON syntax error at a byte offset of the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("JSON syntax error at byte {offset}: {msg}")]
+#[error("JSON syntax error at byte {offset}{}: {msg}", in_field(.field))]
 pub struct SyntaxError {
     /// Byte offset into the line.
     pub offset: usize,
     /// What was wrong.
     pub msg: &'static str,
+    /// Dotted path of the member whose value holds the error (empty at the top level).
+    pub field: String,
+}
+
+fn in_field(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!(" in `{field}`")
+    }
+}
+
+impl SyntaxError {
+    /// The same error one object further out: prefix the member's key.
+    fn within(mut self, key: &[u8]) -> Self {
+        let key = tsem_core::raw::escape(key).to_string();
+        self.field = if self.field.is_empty() {
+            key
+        } else {
+            format!("{key}.{}", self.field)
+        };
+        self
+    }
 }
 
 /// One object member.
 #[derive(Debug, Clone, Copy)]
 pub struct Member<'a> {
-    /// The key (raw, keys never need unescaping in TSEM; escaped keys are rejected).
-    pub key: &'a str,
+    /// The key's bytes (keys never need unescaping in TSEM; escaped keys are rejected).
+    pub key: &'a [u8],
     /// The value.
     pub value: Value<'a>,
 }
@@ -34,8 +74,8 @@ pub struct Member<'a> {
 pub enum Value<'a> {
     /// A string, still escaped if `escaped` is true.
     Str {
-        /// The raw text between the quotes.
-        raw: &'a str,
+        /// The raw bytes between the quotes.
+        raw: &'a [u8],
         /// Contains backslash escapes.
         escaped: bool,
     },
@@ -49,8 +89,8 @@ pub enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    /// The decoded string, if this is a string.
-    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+    /// The decoded bytes, if this is a string (`None` also for an invalid escape).
+    pub fn as_bytes(&self) -> Option<Cow<'a, [u8]>> {
         match *self {
             Value::Str {
                 raw,
@@ -96,15 +136,24 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// Parse one JSON object from `text` (surrounding whitespace allowed).
-    pub fn parse(&mut self, text: &'a str) -> Result<(), SyntaxError> {
+    /// Parse one JSON object from `text` (surrounding whitespace allowed) as the kernel writes it.
+    pub fn parse(&mut self, text: &'a [u8]) -> Result<(), SyntaxError> {
+        self.parse_with(text, Strictness::Kernel)
+    }
+
+    /// Parse one JSON object from `text` with the given strictness.
+    pub fn parse_with(
+        &mut self,
+        text: &'a [u8],
+        strictness: Strictness,
+    ) -> Result<(), SyntaxError> {
         self.arena.clear();
         self.stack.clear();
         let mut p = Parser {
-            s: text.as_bytes(),
-            text,
+            s: text,
             i: 0,
             depth: 0,
+            strict: strictness == Strictness::Json,
         };
         p.ws();
         if p.peek() != Some(b'{') {
@@ -135,16 +184,20 @@ const MAX_DEPTH: u32 = 16;
 
 struct Parser<'a> {
     s: &'a [u8],
-    text: &'a str,
     i: usize,
     depth: u32,
+    strict: bool,
 }
 
 impl<'a> Parser<'a> {
     fn err(&self, msg: &'static str) -> SyntaxError {
+        self.err_at(self.i, msg)
+    }
+    fn err_at(&self, offset: usize, msg: &'static str) -> SyntaxError {
         SyntaxError {
-            offset: self.i,
+            offset,
             msg,
+            field: String::new(),
         }
     }
     fn peek(&self) -> Option<u8> {
@@ -188,20 +241,17 @@ impl<'a> Parser<'a> {
                 let key_at = self.i;
                 let (key, escaped) = self.string()?;
                 if escaped {
-                    return Err(SyntaxError {
-                        offset: key_at,
-                        msg: "escaped characters in a key",
-                    });
+                    return Err(self.err_at(key_at, "escaped characters in a key"));
                 }
                 self.expect(b':', "expected ':' after a key")?;
                 self.ws();
                 let value = match self.peek() {
                     Some(b'"') => {
-                        let (raw, escaped) = self.string()?;
+                        let (raw, escaped) = self.string().map_err(|e| e.within(key))?;
                         Value::Str { raw, escaped }
                     }
                     Some(b'{') => {
-                        let (start, len) = self.object(arena, stack)?;
+                        let (start, len) = self.object(arena, stack).map_err(|e| e.within(key))?;
                         Value::Obj { start, len }
                     }
                     None => return Err(self.err("unexpected end of line (truncated record?)")),
@@ -231,7 +281,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A string starting at the opening quote; returns the raw contents and whether it had escapes.
-    fn string(&mut self) -> Result<(&'a str, bool), SyntaxError> {
+    fn string(&mut self) -> Result<(&'a [u8], bool), SyntaxError> {
         self.i += 1;
         let start = self.i;
         let mut escaped = false;
@@ -244,10 +294,15 @@ impl<'a> Parser<'a> {
             self.i += pos;
             match self.s[self.i] {
                 b'"' => {
-                    let raw = self
-                        .text
-                        .get(start..self.i)
-                        .ok_or(self.err("string is not valid UTF-8"))?;
+                    let raw = &self.s[start..self.i];
+                    if self.strict
+                        && let Err(e) = std::str::from_utf8(raw)
+                    {
+                        return Err(self.err_at(
+                            start + e.valid_up_to(),
+                            "invalid UTF-8 in a string (strict JSON)",
+                        ));
+                    }
                     self.i += 1;
                     return Ok((raw, escaped));
                 }
@@ -268,7 +323,11 @@ impl<'a> Parser<'a> {
                         _ => return Err(self.err("bad escape sequence")),
                     }
                 }
-                _ => return Err(self.err("unescaped control character in a string")),
+                // A raw control character: the kernel's bytes, kept as they are, unless strict.
+                _ if self.strict => {
+                    return Err(self.err("unescaped control character in a string (strict JSON)"));
+                }
+                _ => self.i += 1,
             }
         }
     }
@@ -303,31 +362,35 @@ fn find_special(s: &[u8]) -> Option<usize> {
         .map(|p| p + i)
 }
 
-/// Decode JSON string escapes. `None` on an invalid escape or lone surrogate.
-pub fn unescape(raw: &str) -> Option<String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
+/// Decode JSON string escapes into bytes; every other byte is kept as it is. `None` on an
+/// invalid escape or a lone surrogate.
+pub fn unescape(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
             continue;
         }
-        match chars.next()? {
-            '"' => out.push('"'),
-            '\\' => out.push('\\'),
-            '/' => out.push('/'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'u' => {
-                let hi = hex4(&mut chars)?;
+        let e = *raw.get(i)?;
+        i += 1;
+        match e {
+            b'"' | b'\\' | b'/' => out.push(e),
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                let hi = hex4(raw, &mut i)?;
                 let cp = if (0xD800..0xDC00).contains(&hi) {
-                    if chars.next()? != '\\' || chars.next()? != 'u' {
+                    if raw.get(i..i + 2)? != b"\\u" {
                         return None;
                     }
-                    let lo = hex4(&mut chars)?;
+                    i += 2;
+                    let lo = hex4(raw, &mut i)?;
                     if !(0xDC00..0xE000).contains(&lo) {
                         return None;
                     }
@@ -335,7 +398,8 @@ pub fn unescape(raw: &str) -> Option<String> {
                 } else {
                     hi
                 };
-                out.push(char::from_u32(cp)?);
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(char::from_u32(cp)?.encode_utf8(&mut buf).as_bytes());
             }
             _ => return None,
         }
@@ -343,26 +407,71 @@ pub fn unescape(raw: &str) -> Option<String> {
     Some(out)
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+fn hex4(raw: &[u8], i: &mut usize) -> Option<u32> {
+    let digits = raw.get(*i..*i + 4)?;
+    *i += 4;
     let mut v = 0;
-    for _ in 0..4 {
-        v = v * 16 + chars.next()?.to_digit(16)?;
+    for &d in digits {
+        v = v * 16 + char::from(d).to_digit(16)?;
     }
     Some(v)
 }
 
-/// Append `s` as a JSON string body (without quotes), escaping what JSON requires.
-pub fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
+/// Append `s` as a string body (without quotes) in the kernel's form: `"` and `\` escaped, a
+/// newline escaped (a record is one line), every other byte as it is. The reader gives back
+/// exactly `s`, and a line the kernel wrote comes out byte for byte.
+pub fn escape_kernel_into(out: &mut Vec<u8>, s: &[u8]) {
+    let mut plain = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[plain..i]);
+        out.extend_from_slice(esc);
+        plain = i + 1;
+    }
+    out.extend_from_slice(&s[plain..]);
+}
+
+/// The bytes are not valid UTF-8, so strict JSON cannot carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8 {
+    /// Offset of the first byte that is not UTF-8.
+    pub at: usize,
+}
+
+/// Append `s` as an RFC 8259 string body (without quotes): `"` and `\` escaped, control
+/// characters as `\u00XX`. Bytes that are not UTF-8 have no JSON spelling and are refused.
+pub fn escape_json_into(out: &mut Vec<u8>, s: &[u8]) -> Result<(), NotUtf8> {
+    std::str::from_utf8(s).map_err(|e| NotUtf8 {
+        at: e.valid_up_to(),
+    })?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut plain = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&s[plain..i]);
+        plain = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]),
         }
     }
+    out.extend_from_slice(&s[plain..]);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -373,21 +482,24 @@ mod tests {
     #[test]
     fn parses_nested_objects() {
         let mut d = Document::new();
-        d.parse(r#"{"a": {"b": "1", "c": {"d": "x\"y"}}, "e": "2"}"#)
+        d.parse(br#"{"a": {"b": "1", "c": {"d": "x\"y"}}, "e": "2"}"#)
             .unwrap();
         let root = d.root();
         assert_eq!(root.len(), 2);
-        assert_eq!(root[0].key, "a");
+        assert_eq!(root[0].key, b"a");
         let Value::Obj { start, len } = root[0].value else {
             panic!()
         };
         let a = d.members(start, len);
-        assert_eq!(a[0].key, "b");
+        assert_eq!(a[0].key, b"b");
         let Value::Obj { start, len } = a[1].value else {
             panic!()
         };
-        assert_eq!(d.members(start, len)[0].value.as_str().unwrap(), "x\"y");
-        assert_eq!(root[1].value.as_str().unwrap(), "2");
+        assert_eq!(
+            *d.members(start, len)[0].value.as_bytes().unwrap(),
+            *b"x\"y"
+        );
+        assert_eq!(*root[1].value.as_bytes().unwrap(), *b"2");
     }
 
     #[test]
@@ -400,9 +512,51 @@ mod tests {
             (r#"{"a": "\q"}"#, 7),
             ("", 0),
         ] {
-            let e = d.parse(text).unwrap_err();
+            let e = d.parse(text.as_bytes()).unwrap_err();
             assert_eq!(e.offset, at, "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn kernel_strings_keep_raw_bytes_and_strict_json_names_the_field() {
+        let line: &[u8] = b"{\"a\": {\"p\": \"x\ty\x01\xff\\\"z\"}}";
+        let mut d = Document::new();
+        d.parse(line).unwrap();
+        let Value::Obj { start, len } = d.root()[0].value else {
+            panic!()
+        };
+        assert_eq!(
+            *d.members(start, len)[0].value.as_bytes().unwrap(),
+            *b"x\ty\x01\xff\"z"
+        );
+        let e = d.parse_with(line, Strictness::Json).unwrap_err();
+        assert_eq!((e.offset, e.field.as_str()), (14, "a.p"), "{e}");
+        assert!(e.to_string().contains("in `a.p`: unescaped control"), "{e}");
+        let e = d
+            .parse_with(b"{\"a\": {\"p\": \"xy\xffz\"}}", Strictness::Json)
+            .unwrap_err();
+        assert_eq!((e.offset, e.field.as_str()), (15, "a.p"), "{e}");
+        assert!(e.msg.contains("invalid UTF-8"), "{e}");
+        d.parse_with(br#"{"a": {"p": "x\ty\u0001\u00e9"}}"#, Strictness::Json)
+            .unwrap();
+    }
+
+    #[test]
+    fn both_escapers_round_trip_through_the_reader() {
+        let raw: &[u8] = b"a\"b\\c\nd\te\x01f\x7f\xc3\xa9";
+        let mut k = Vec::new();
+        escape_kernel_into(&mut k, raw);
+        assert_eq!(k, b"a\\\"b\\\\c\\nd\te\x01f\x7f\xc3\xa9");
+        assert_eq!(unescape(&k).unwrap(), raw);
+        let mut j = Vec::new();
+        escape_json_into(&mut j, raw).unwrap();
+        assert_eq!(j, b"a\\\"b\\\\c\\u000ad\\u0009e\\u0001f\x7f\xc3\xa9");
+        assert_eq!(unescape(&j).unwrap(), raw);
+        let mut j = Vec::new();
+        assert_eq!(
+            escape_json_into(&mut j, b"ok\xffno"),
+            Err(NotUtf8 { at: 2 })
+        );
     }
 
     #[test]
@@ -424,7 +578,10 @@ mod tests {
 
     #[test]
     fn unescape_handles_unicode() {
-        assert_eq!(unescape(r"a\u00e9\ud83d\ude00").unwrap(), "aé😀");
-        assert!(unescape(r"\ud83d").is_none());
+        assert_eq!(
+            unescape(br"a\u00e9\ud83d\ude00").unwrap(),
+            "aé😀".as_bytes()
+        );
+        assert!(unescape(br"\ud83d").is_none());
     }
 }

@@ -3,7 +3,8 @@
 //! The interchange formats of TSEM and Quixote: JSON event descriptions (export records and
 //! trajectory/forensics lines, v3 and post-v4 shapes), and Quixote security model files with their
 //! RSA signatures (plus an Ed25519 signature of our own). Parsers are strict and report the line,
-//! byte offset and field of anything they reject; they never panic on any input.
+//! byte offset and field of anything they reject; they never panic on any input. Event records
+//! are read and written as bytes: kernel strings are the kernel's bytes (docs/raw-bytes.md).
 #![warn(missing_docs)]
 
 pub mod event_json;
@@ -12,7 +13,7 @@ pub mod json;
 pub mod model_file;
 
 pub use event_json::{
-    Record, RecordError, RecordKind, RecordParser, event_to_json, parse_event, parse_record,
-    write_event,
+    Record, RecordError, RecordKind, RecordParser, Strictness, event_to_json, parse_event,
+    parse_record, write_event, write_event_json,
 };
 pub use model_file::{ModelError, ModelFile};

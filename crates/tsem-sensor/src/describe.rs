@@ -235,7 +235,7 @@ impl Describer {
             gid: st.st_gid,
             mode: st.st_mode,
             s_magic: f.magic,
-            s_id: f.s_id,
+            s_id: f.s_id.into(),
             s_uuid: f.uuid,
         }
     }
@@ -316,8 +316,8 @@ impl Describer {
                 owner: c.owner,
                 instance: c.instance,
             }),
-            path_type: Some("root".to_string()),
-            pathname,
+            path_type: Some("root".into()),
+            pathname: pathname.into(),
         }
     }
 
@@ -346,7 +346,7 @@ impl Describer {
                 gid: st.st_gid,
                 mode: st.st_mode,
                 s_magic: f.magic,
-                s_id: f.s_id,
+                s_id: f.s_id.into(),
                 s_uuid: f.uuid,
             }
         });
@@ -362,8 +362,8 @@ impl Describer {
                     instance: c.instance,
                 }),
                 // Printed in post-v4 JSON, never hashed for dentries (spec §12).
-                path_type: Some("root".to_string()),
-                pathname,
+                path_type: Some("root".into()),
+                pathname: pathname.into(),
             },
         }
     }

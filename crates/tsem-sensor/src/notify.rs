@@ -489,7 +489,7 @@ impl<H: EventHandler> Notifier<H> {
             tnum: None,
             context: None,
             number: None,
-            process: call.status.name.clone(),
+            process: call.status.name.clone().into(),
             event_type: ty,
             ttd: call.task.ident.ttd,
             p_ttd: call.task.ident.p_ttd,
@@ -1788,7 +1788,7 @@ impl<H: EventHandler> Notifier<H> {
         };
         let name = match call.sys {
             Listxattr | Llistxattr | Flistxattr => None,
-            _ => Some(String::from_utf8_lossy(&self.read_cstr(call.tid, a[1])?).into_owned()),
+            _ => Some(tsem_core::RawStr::from(self.read_cstr(call.tid, a[1])?)),
         };
         let value = match call.sys {
             Setxattr | Lsetxattr | Fsetxattr => {
@@ -2128,7 +2128,7 @@ impl<H: EventHandler> Notifier<H> {
         call.emulated = emulate;
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
-        let old_name = String::from_utf8_lossy(&traw).into_owned();
+        let old_name = tsem_core::RawStr::from(&traw[..]);
         if let Some(r) = self.decide(
             call,
             EventType::InodeSymlink,
@@ -2524,13 +2524,11 @@ impl<H: EventHandler> Notifier<H> {
         Ok(self.desc.path(obj.as_fd(), &st, &abs, created))
     }
 
-    fn opt_str(&self, call: &Call, addr: u64) -> Result<Option<String>, Fail> {
+    fn opt_str(&self, call: &Call, addr: u64) -> Result<Option<tsem_core::RawStr>, Fail> {
         if addr == 0 {
             return Ok(None);
         }
-        Ok(Some(
-            String::from_utf8_lossy(&self.read_cstr(call.tid, addr)?).into_owned(),
-        ))
+        Ok(Some(self.read_cstr(call.tid, addr)?.into()))
     }
 
     fn sys_mount(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -2736,7 +2734,7 @@ pub fn parse_sockaddr(alg: HashAlg, b: &[u8], accept: bool) -> Option<SockAddr> 
             let p = &b[2..];
             let end = p.iter().position(|c| *c == 0).unwrap_or(p.len());
             Some(SockAddr::Unix {
-                address: String::from_utf8_lossy(&p[..end]).into_owned(),
+                address: tsem_core::RawStr::from(&p[..end]),
             })
         }
         _ => {
@@ -2837,7 +2835,7 @@ mod tests {
         assert_eq!(
             parse_sockaddr(HashAlg::Sha256, &abs, false),
             Some(SockAddr::Unix {
-                address: String::new()
+                address: tsem_core::RawStr::new()
             }),
             "abstract names print as the empty C string"
         );

@@ -592,7 +592,7 @@ fn deliver<H: EventHandler>(
                 tnum: None,
                 context: None,
                 number: None,
-                process: status.name.clone(),
+                process: status.name.clone().into(),
                 event_type: ty,
                 ttd: ident.ttd,
                 p_ttd: ident.p_ttd,

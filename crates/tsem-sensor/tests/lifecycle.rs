@@ -525,7 +525,7 @@ fn the_stat_family_is_observed_on_request() {
         .iter()
         .filter(|e| e.event.header.event_type == EventType::InodeGetattr)
         .filter_map(|e| match &e.event.cell {
-            tsem_core::event::Cell::InodeGetattr(dn) => Some(dn.path.pathname.clone()),
+            tsem_core::event::Cell::InodeGetattr(dn) => Some(dn.path.pathname.to_string()),
             _ => None,
         })
         .collect();

@@ -27,3 +27,5 @@ pub fn shared_dir() -> PathBuf {
 pub fn conformance_dir() -> PathBuf {
     shared_dir().join("conformance")
 }
+
+pub mod raw_kernel;

@@ -31,8 +31,8 @@ impl Recorder {
 
 pub fn pathname(ev: &RawEvent) -> Option<String> {
     match &ev.event.cell {
-        Cell::File(f) => Some(f.path.pathname.clone()),
-        Cell::MmapFile { file: Some(f), .. } => Some(f.path.pathname.clone()),
+        Cell::File(f) => Some(f.path.pathname.to_string()),
+        Cell::MmapFile { file: Some(f), .. } => Some(f.path.pathname.to_string()),
         _ => None,
     }
 }
