@@ -233,7 +233,7 @@ impl Learner {
                         // cannot be told, so the scope is lifted.
                         self.set.unscoped.insert(Scope::AbstractUnixSocket);
                     }
-                    Some(SockAddr::Unix { address }) if bind && address.starts_with('/') => {
+                    Some(SockAddr::Unix { address }) if bind && address.starts_with("/") => {
                         let anchor = self.anchor(address.as_bytes());
                         self.set.grant(&anchor, fs::MAKE_SOCK);
                     }
@@ -287,14 +287,14 @@ impl Learner {
     /// path relative to their root, which is placed at their mount point.
     fn file_path(&mut self, p: &PathRef, inode: &Inode) -> Option<(Vec<u8>, bool)> {
         if p.dev.is_some() {
-            if p.pathname.starts_with('/') {
+            if p.pathname.starts_with("/") {
                 return Some((p.pathname.as_bytes().to_vec(), false));
             }
             self.unresolved += 1;
             return None;
         }
         // Pipes, sockets and anonymous inodes have no mount: nothing for Landlock to check.
-        let m = self.mounts.iter().find(|m| m.fstype == inode.s_id)?;
+        let m = self.mounts.iter().find(|m| inode.s_id == m.fstype)?;
         Some((m.mount_point.as_bytes().to_vec(), true))
     }
 
@@ -307,7 +307,8 @@ impl Learner {
                 .mounts
                 .iter()
                 .filter(|m| m.major == ma && m.minor == mi)
-                .filter_map(|m| place(m, &p.pathname))
+                // Mount points are text; a non-UTF-8 path is left unresolved (counted).
+                .filter_map(|m| place(m, p.pathname.to_str()?))
                 .collect();
             candidates
                 .iter()
