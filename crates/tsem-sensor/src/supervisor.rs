@@ -106,6 +106,13 @@ pub struct SensorConfig {
     /// End the run when the first process exits, killing whatever it left running (default:
     /// follow every descendant to its end, like `strace -f`).
     pub end_with_leader: bool,
+    /// Descriptors above 2 the workload inherits (`tsem run --keep-fd N`); every other one is
+    /// closed at its exec, so nothing opened outside the model is readable inside it.
+    pub keep_fds: Vec<i32>,
+    /// Hash the contents of tmpfs and memfd files that are executed or mapped executable (a
+    /// tsem extension to TSEM's pseudo-filesystem rule, docs/sensor.md). Off: kernel-exact
+    /// zero digests for them.
+    pub hash_pseudo_exec: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -134,6 +141,8 @@ impl Default for SensorConfig {
             wait: WaitMode::Auto,
             observe: Default::default(),
             end_with_leader: false,
+            keep_fds: Vec::new(),
+            hash_pseudo_exec: true,
         }
     }
 }
@@ -225,6 +234,18 @@ pub fn run<H: EventHandler + 'static>(
             .as_ref()
             .map(|c| cstring(c.as_os_str()))
             .transpose()?,
+        keep_fds: {
+            let mut k = config.keep_fds.clone();
+            k.sort_unstable();
+            k.dedup();
+            if let Some(bad) = k.iter().find(|f| **f < 0 || !sys::fd_is_open(**f)) {
+                return Err(SpawnError::Setup {
+                    what: "--keep-fd",
+                    source: std::io::Error::other(format!("descriptor {bad} is not open")),
+                });
+            }
+            k
+        },
     };
 
     let own = procfs::read_status(std::process::id() as i32).map_err(|e| SpawnError::Setup {
@@ -264,7 +285,9 @@ pub fn run<H: EventHandler + 'static>(
     drop(go_w);
 
     let listener =
-        match sys::recv_fd(sock_parent.as_fd()).map_err(setup("receiving the listener"))? {
+        match sys::fetch_listener(sock_parent.as_fd(), pid)
+            .map_err(setup("receiving the listener"))?
+        {
             Some(fd) => fd,
             None => {
                 let _ = sys::waitpid(pid);
@@ -298,6 +321,7 @@ pub fn run<H: EventHandler + 'static>(
         injected: Default::default(),
         mechanism_only: config.mechanism_only,
         observe: config.observe,
+        hash_pseudo_exec: config.hash_pseudo_exec,
         recv_blocks: match config.wait {
             WaitMode::Auto => sys::recv_returns_on_hangup(),
             WaitMode::Epoll => false,
@@ -349,7 +373,11 @@ pub fn run<H: EventHandler + 'static>(
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
-        let cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Never persist a digest of an inode the workload could write (docs/sensor.md).
+        let objects = lock(&shared.objects);
+        cache.retain(|k, _| !objects.is_written((k.dev, k.ino)));
+        drop(objects);
         store.save(&cache).err().map(|e| e.to_string())
     });
     let mut stats = shared.counters.snapshot();
@@ -470,6 +498,13 @@ fn trace_loop<H: EventHandler>(
         Arc::clone(&shared.digests),
         Arc::clone(&shared.objects),
     );
+    desc.set_measure_exec(config.hash_pseudo_exec);
+    // Kept descriptors open for writing: the workload may change those files unseen.
+    for fd in &config.keep_fds {
+        if let Some(st) = sys::writable_file(*fd) {
+            desc.mark_written(&st);
+        }
+    }
     let mut mapper = Mapper::new(config.alg, config.mapping);
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
@@ -643,6 +678,9 @@ fn exec_objects(
                 if (st.st_dev, st.st_ino) != (exe.st_dev, exe.st_ino) {
                     interps.push(f.clone());
                 }
+                // Code of the new image: it may not be rewritten under the running task
+                // (notify/contents.rs). The exec already happened, so nothing to refuse here.
+                let _ = desc.mark_exec_mapped(&st);
                 files.push((dev, m.ino, f.clone()));
                 f
             }
