@@ -30,7 +30,11 @@ impl Lab {
             .arg(&src)
             .output()
             .unwrap();
-        assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+        assert!(
+            cc.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
         std::fs::write(dir.join("secret.txt"), "SECRET-BYTES\n").unwrap();
         std::fs::write(dir.join("data.txt"), "public\n").unwrap();
         std::fs::create_dir(dir.join("outside")).unwrap();
@@ -107,7 +111,10 @@ fn creates_through_a_dangling_symlink_are_described_where_they_land() {
     std::os::unix::fs::symlink("outside/created", lab.path("dangling")).unwrap();
     lab.learn("m", &["creat", "plain.txt"]);
     let (out, s) = lab.enforce("m", &["creat", "dangling"]);
-    assert!(!lab.path("outside/created").exists(), "created through the link: {out}");
+    assert!(
+        !lab.path("outside/created").exists(),
+        "created through the link: {out}"
+    );
     assert!(counted(&s), "{s}");
     // The create is performed by the supervisor when the model allows it.
     std::fs::remove_file(lab.path("plain.txt")).unwrap();
@@ -171,11 +178,7 @@ fn sends_with_a_destination_are_modeled() {
         port(tcp_ok.local_addr().unwrap().port()),
         port(tcp_bad.local_addr().unwrap().port()),
     );
-    for (mode, good, bad) in [
-        ("udp", &a, &t),
-        ("udp_msg", &a, &t),
-        ("tfo", &ta, &tb),
-    ] {
+    for (mode, good, bad) in [("udp", &a, &t), ("udp_msg", &a, &t), ("tfo", &ta, &tb)] {
         let model = format!("{mode}.model");
         let out = lab.learn(&model, &[mode, good]);
         assert!(out.contains(&format!("{mode}=10 ")), "benign {mode}: {out}");
@@ -184,8 +187,14 @@ fn sends_with_a_destination_are_modeled() {
         assert!(out.contains(&format!("{mode}=-1 errno=1")), "{mode}: {out}");
     }
     let mut buf = [0u8; 64];
-    assert!(target.recv(&mut buf).is_err(), "a datagram reached the target");
-    assert!(allowed.recv(&mut buf).is_ok(), "the benign datagram arrived");
+    assert!(
+        target.recv(&mut buf).is_err(),
+        "a datagram reached the target"
+    );
+    assert!(
+        allowed.recv(&mut buf).is_ok(),
+        "the benign datagram arrived"
+    );
     assert!(tcp_bad.accept().is_err(), "TCP Fast Open connected");
 }
 
@@ -200,7 +209,7 @@ fn sysv_ipc_keys_and_bpf_are_refused_or_modeled() {
     // SAFETY: attaching the segment just created; written within its 4096 bytes.
     unsafe {
         let p = libc::shmat(id, std::ptr::null(), 0) as *mut u8;
-        std::ptr::copy_nonoverlapping(b"SECRET-SHM\0".as_ptr(), p, 11);
+        std::ptr::copy_nonoverlapping(c"SECRET-SHM".as_ptr().cast::<u8>(), p, 11);
         libc::shmdt(p.cast());
     }
     let desc = format!("tsem-secret-{}", std::process::id());
@@ -231,7 +240,10 @@ fn sysv_ipc_keys_and_bpf_are_refused_or_modeled() {
     }
     assert!(out.contains("request_key=-1 errno=1"), "{out}");
     assert!(out.contains("keyctl_read=-1 errno=1"), "{out}");
-    assert!(out.contains("add_key=-1 errno=1"), "key_alloc is not in the model: {out}");
+    assert!(
+        out.contains("add_key=-1 errno=1"),
+        "key_alloc is not in the model: {out}"
+    );
     assert!(!out.contains("BPF-OK"), "{out}");
     assert!(s["forensics_events"].as_u64().unwrap() >= 2, "{s}");
     assert!(s["sensor"]["refused"].as_u64().unwrap() >= 2, "{s}");
@@ -248,13 +260,24 @@ fn descriptors_from_outside_are_modeled_or_closed() {
         .spawn()
         .unwrap();
     let mut ready = [0u8; 6];
-    server.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut ready)
+        .unwrap();
     let out = lab.learn("m", &["fetch", sock.to_str().unwrap(), "B"]);
     assert!(out.contains("recvmsg=1 "), "{out}");
     let (out, s) = lab.enforce("m", &["fetch", sock.to_str().unwrap(), "A"]);
     let _ = server.wait();
-    assert!(!out.contains("SECRET-BYTES"), "a received descriptor was read: {out}");
-    assert!(out.contains("recvmsg=1 ") && out.contains("ctrunc=1"), "{out}");
+    assert!(
+        !out.contains("SECRET-BYTES"),
+        "a received descriptor was read: {out}"
+    );
+    assert!(
+        out.contains("recvmsg=1 ") && out.contains("ctrunc=1"),
+        "{out}"
+    );
     assert!(counted(&s), "{s}");
 
     // Inherited descriptors: closed unless kept.
@@ -321,8 +344,7 @@ fn code_mapped_executable_is_not_rewritten() {
     let mut code = vec![0xb8u8, 0x01, 0, 0, 0, 0xc3];
     code.resize(4096, 0xcc);
     std::fs::write(lab.path("code.bin"), &code).unwrap();
-    std::fs::set_permissions(lab.path("code.bin"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(lab.path("code.bin"), std::fs::Permissions::from_mode(0o644)).unwrap();
     for write_first in [false, true] {
         let mut args = vec!["code", "benign"];
         if write_first {

@@ -211,9 +211,9 @@ impl Describer {
         !self.is_written(st)
             && self
                 .digests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&DigestKey::of(st))
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&DigestKey::of(st))
     }
 
     /// A readable descriptor for the object behind the `O_PATH` descriptor `p`, when its
@@ -612,17 +612,26 @@ mod tests {
             d.digest(Some(f.as_fd()), &st, 0xef53, false),
             HashAlg::Sha256.digest(b"one")
         );
-        assert!(cache.lock().unwrap().is_empty(), "a written inode is not cached");
+        assert!(
+            cache.lock().unwrap().is_empty(),
+            "a written inode is not cached"
+        );
         assert!(!d.knows_digest(&st));
         // tmpfs contents: zero for reads, hashed when executed, zero again in kernel-exact mode.
         let zero = HashAlg::Sha256.zero_digest();
-        assert_eq!(d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, false), zero);
+        assert_eq!(
+            d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, false),
+            zero
+        );
         assert_eq!(
             d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, true),
             HashAlg::Sha256.digest(b"one")
         );
         d.set_measure_exec(false);
-        assert_eq!(d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, true), zero);
+        assert_eq!(
+            d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, true),
+            zero
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

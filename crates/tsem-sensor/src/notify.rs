@@ -1334,7 +1334,8 @@ impl<H: EventHandler> Notifier<H> {
             return self.simple(call, EventType::MmapFile, cell);
         }
         let exec = a[2] & libc::PROT_EXEC as u64 != 0;
-        let shared_write = a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
+        let shared_write =
+            a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
         if let Some((file, st)) = self.injected_file(call, a[4] as i32) {
             if !self.valid(call) {
                 return Ok(Reply::Gone);
@@ -1358,11 +1359,9 @@ impl<H: EventHandler> Notifier<H> {
         }
         // tmpfs/memfd code is measured (tsem's extension, docs/sensor.md); other pseudo files
         // are skipped as the kernel does (§1.3).
-        let measured = exec
-            && self.shared.hash_pseudo_exec
-            && magic == crate::describe::TMPFS_MAGIC;
-        if !is(&st, libc::S_IFREG)
-            || (crate::describe::PSEUDO_MAGICS.contains(&magic) && !measured)
+        let measured =
+            exec && self.shared.hash_pseudo_exec && magic == crate::describe::TMPFS_MAGIC;
+        if !is(&st, libc::S_IFREG) || (crate::describe::PSEUDO_MAGICS.contains(&magic) && !measured)
         {
             Counters::bump(&self.shared.counters.unmodeled);
             return Ok(Reply::Continue);

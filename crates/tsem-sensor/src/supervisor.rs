@@ -284,19 +284,18 @@ pub fn run<H: EventHandler + 'static>(
     sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
     drop(go_w);
 
-    let listener =
-        match sys::fetch_listener(sock_parent.as_fd(), pid)
-            .map_err(setup("receiving the listener"))?
-        {
-            Some(fd) => fd,
-            None => {
-                let _ = sys::waitpid(pid);
-                return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
-                    what: "receiving the listener",
-                    source: std::io::Error::from_raw_os_error(libc::EPIPE),
-                }));
-            }
-        };
+    let listener = match sys::fetch_listener(sock_parent.as_fd(), pid)
+        .map_err(setup("receiving the listener"))?
+    {
+        Some(fd) => fd,
+        None => {
+            let _ = sys::waitpid(pid);
+            return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
+                what: "receiving the listener",
+                source: std::io::Error::from_raw_os_error(libc::EPIPE),
+            }));
+        }
+    };
     drop(sock_parent);
     // Older kernels lack the flag; the loop is only slower without it.
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
@@ -373,7 +372,11 @@ pub fn run<H: EventHandler + 'static>(
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
-        let mut cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut cache = shared
+            .digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         // Never persist a digest of an inode the workload could write (docs/sensor.md).
         let objects = lock(&shared.objects);
         cache.retain(|k, _| !objects.is_written((k.dev, k.ino)));

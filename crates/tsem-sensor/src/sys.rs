@@ -1187,9 +1187,7 @@ unsafe fn child_main(
             if k < lo {
                 continue;
             }
-            if k > lo
-                && libc::syscall(libc::SYS_close_range, lo, k - 1, CLOSE_RANGE_CLOEXEC) != 0
-            {
+            if k > lo && libc::syscall(libc::SYS_close_range, lo, k - 1, CLOSE_RANGE_CLOEXEC) != 0 {
                 fail(ChildStage::CloseFds);
             }
             if libc::fcntl(k as RawFd, libc::F_SETFD, 0) != 0 {

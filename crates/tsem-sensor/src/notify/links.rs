@@ -80,8 +80,8 @@ impl<H: EventHandler> Notifier<H> {
         let Some(link) = par.entry.as_ref() else {
             return Err(Fail::Errno(libc::ENOENT));
         };
-        let sticky_open = par.st.st_mode & (libc::S_ISVTX | libc::S_IWOTH)
-            == (libc::S_ISVTX | libc::S_IWOTH);
+        let sticky_open =
+            par.st.st_mode & (libc::S_ISVTX | libc::S_IWOTH) == (libc::S_ISVTX | libc::S_IWOTH);
         if sticky_open
             && link.st_uid != call.status.coe.fsuid
             && link.st_uid != par.st.st_uid
@@ -166,8 +166,8 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             // Our own descriptor on the object, followed as the workload's path was.
             let fds = sys::open("/proc/self/fd", libc::O_PATH | libc::O_DIRECTORY)?;
-            let name = CString::new(obj.as_raw_fd().to_string())
-                .map_err(|_| Fail::Errno(libc::EINVAL))?;
+            let name =
+                CString::new(obj.as_raw_fd().to_string()).map_err(|_| Fail::Errno(libc::EINVAL))?;
             sys::path_op(&PathOp::Link {
                 odir: fds.as_fd(),
                 old: &name,

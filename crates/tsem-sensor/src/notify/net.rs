@@ -212,8 +212,7 @@ impl<H: EventHandler> Notifier<H> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        let unix_path =
-            sock.family == libc::AF_UNIX as u32 && name.len() > 2 && name[2] != 0;
+        let unix_path = sock.family == libc::AF_UNIX as u32 && name.len() > 2 && name[2] != 0;
         if unix_path && !self.same_creds(call) {
             // The path walk would be the supervisor's, with other credentials.
             return Ok(self.refuse());
@@ -223,7 +222,11 @@ impl<H: EventHandler> Notifier<H> {
             Counters::bump(&self.shared.counters.unmodeled);
         } else {
             let addr = super::parse_sockaddr(self.shared.alg, &name, false);
-            let v = self.ask(call, EventType::SocketSendmsg, Cell::SockAddr { sock, addr });
+            let v = self.ask(
+                call,
+                EventType::SocketSendmsg,
+                Cell::SockAddr { sock, addr },
+            );
             if let Some(r) = Self::verdict_reply(v) {
                 return Ok(r);
             }
@@ -248,7 +251,13 @@ impl<H: EventHandler> Notifier<H> {
             {
                 return Response::Error(errno_of(&e));
             }
-            let r = acts::sendmsg(f.as_fd(), &name, &data, &control, flags | libc::MSG_NOSIGNAL);
+            let r = acts::sendmsg(
+                f.as_fd(),
+                &name,
+                &data,
+                &control,
+                flags | libc::MSG_NOSIGNAL,
+            );
             drop(passed);
             match r {
                 Ok(n) => match mmsg {

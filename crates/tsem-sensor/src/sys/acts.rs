@@ -105,7 +105,9 @@ pub fn sendmsg(
         if r >= 0 {
             return Ok(r as usize);
         }
-        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         if e != libc::EINTR {
             return Err(e);
         }
@@ -157,12 +159,13 @@ pub fn recvmsg(
     }
     let r = loop {
         // SAFETY: every pointer in `msg` refers to live local buffers of the lengths given.
-        let r =
-            unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
+        let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
         if r >= 0 {
             break r as usize;
         }
-        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         if e != libc::EINTR {
             return Err(e);
         }
@@ -170,9 +173,7 @@ pub fn recvmsg(
     let clen = msg.msg_controllen.min(control_cap);
     let mut control = vec![0u8; clen];
     // SAFETY: `ctl` holds at least `clen` bytes written by the kernel.
-    unsafe {
-        std::ptr::copy_nonoverlapping(ctl.as_ptr().cast::<u8>(), control.as_mut_ptr(), clen)
-    };
+    unsafe { std::ptr::copy_nonoverlapping(ctl.as_ptr().cast::<u8>(), control.as_mut_ptr(), clen) };
     let mut rights = Vec::new();
     for c in cmsgs(&control) {
         if c.level == libc::SOL_SOCKET && c.kind == libc::SCM_RIGHTS {
