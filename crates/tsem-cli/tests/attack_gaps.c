@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void report(const char *what, long r) {
@@ -56,21 +57,27 @@ static void *flipper(void *x) {
     return NULL;
 }
 
+/* One connect per child: a child whose check saw the other address is marked untrusted, its
+ * siblings are not, so the race gets many fresh tries. */
 static int unix_connects(const char *good, const char *evil, int n) {
-    pthread_t t;
-    flip_addr.sun_family = AF_UNIX;
-    strcpy(flip_addr.sun_path, good);
-    flip_a = good;
-    flip_b = evil;
-    if (evil) pthread_create(&t, NULL, flipper, NULL);
     int ok = 0;
     for (int i = 0; i < n; i++) {
-        int s = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (connect(s, (struct sockaddr *)&flip_addr, sizeof flip_addr) == 0) ok++;
-        close(s);
+        pid_t c = fork();
+        if (c == 0) {
+            pthread_t t;
+            flip_addr.sun_family = AF_UNIX;
+            strcpy(flip_addr.sun_path, good);
+            flip_a = good;
+            flip_b = evil;
+            if (evil) pthread_create(&t, NULL, flipper, NULL);
+            int s = socket(AF_UNIX, SOCK_STREAM, 0);
+            int r = connect(s, (struct sockaddr *)&flip_addr, sizeof flip_addr);
+            _exit(r == 0 ? 0 : 1);
+        }
+        int st = 0;
+        waitpid(c, &st, 0);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) ok++;
     }
-    flipping = 0;
-    if (evil) pthread_join(t, NULL);
     printf("connected=%d\n", ok);
     return 0;
 }
@@ -156,7 +163,7 @@ static int stale_conf(int attack) {
     if (p == MAP_FAILED) { report("mmap", -1); return 0; }
     close(fd);
     /* The first store dirties the page and moves mtime; later ones do not. */
-    p[0] = p[0];
+    ((volatile char *)p)[0] = p[0];
     int r = open("conf.txt", O_RDONLY);
     print_fd("FIRST", r);
     close(r);
@@ -213,7 +220,7 @@ int main(int argc, char **argv) {
                                      AT_SYMLINK_FOLLOW));
         return 0;
     }
-    if (!strcmp(mode, "unix")) return unix_connects(arg, argc > 3 ? argv[3] : NULL, 400);
+    if (!strcmp(mode, "unix")) return unix_connects(arg, argc > 3 ? argv[3] : NULL, 60);
     if (!strcmp(mode, "udp") || !strcmp(mode, "udp_msg") || !strcmp(mode, "tfo")) {
         struct sockaddr_in a = lo(atoi(arg));
         const char *msg = "SECRET-NET";
