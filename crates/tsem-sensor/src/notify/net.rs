@@ -80,6 +80,8 @@ struct RecvJob {
     iov: Vec<(u64, usize)>,
     flags: i32,
     mmsg: bool,
+    /// Performed by a helper after waiting for data (the receive itself does not block).
+    waited: bool,
 }
 
 impl<H: EventHandler> Notifier<H> {
@@ -318,14 +320,15 @@ impl<H: EventHandler> Notifier<H> {
             iov,
             flags,
             mmsg,
+            waited: false,
         };
         if blocking {
-            return Ok(self.defer_notifier(call, move |n, c| n.recv_now(c, job)));
+            return Ok(self.defer_recv(call, job));
         }
-        Ok(self.recv_now(call, job))
+        Ok(self.recv_now(call, &job))
     }
 
-    fn recv_now(&mut self, call: &mut Call, j: RecvJob) -> Reply {
+    fn recv_now(&mut self, call: &mut Call, j: &RecvJob) -> Reply {
         let total = j
             .iov
             .iter()
@@ -344,6 +347,8 @@ impl<H: EventHandler> Notifier<H> {
         let mut data = vec![0u8; total];
         let r = match acts::recvmsg(j.sock.as_fd(), &mut data, name_cap, ctl_cap, j.flags) {
             Ok(r) => r,
+            // Another reader took the data the helper waited for: wait again.
+            Err(libc::EAGAIN) if j.waited => return Reply::Deferred,
             Err(e) => return Reply::Error(e),
         };
         let (control, truncated) = self.rights_in(call, &r, j.flags & libc::MSG_CMSG_CLOEXEC != 0);
@@ -467,17 +472,18 @@ impl<H: EventHandler> Notifier<H> {
         }))
     }
 
-    /// Run `job` on a helper thread with a notifier of its own (it may describe and ask), and
-    /// answer the notification from there.
-    fn defer_notifier(
-        &mut self,
-        call: &Call,
-        job: impl FnOnce(&mut Notifier<H>, &mut Call) -> Reply + Send + 'static,
-    ) -> Reply {
+    /// Perform a receive that would block on a helper thread: it waits for data without
+    /// holding the run's state (only a weak reference, so the run can end while it waits),
+    /// then receives without blocking with a notifier of its own (it describes and asks) and
+    /// answers the notification.
+    fn defer_recv(&mut self, call: &Call, mut job: RecvJob) -> Reply {
         let Ok(nfd) = self.fd.try_clone() else {
             return Reply::Error(libc::ENOMEM);
         };
-        let shared = Arc::clone(&self.shared);
+        let Ok(pidfd) = sys::pidfd_open(call.status.tgid, 0) else {
+            return Reply::Error(libc::ESRCH);
+        };
+        let weak = Arc::downgrade(&self.shared);
         let mut owned = Call {
             n: call.n,
             seq: call.seq,
@@ -488,19 +494,40 @@ impl<H: EventHandler> Notifier<H> {
             emulated: call.emulated,
             injected: None,
         };
+        job.flags |= libc::MSG_DONTWAIT;
+        job.waited = true;
         let spawned = std::thread::Builder::new()
-            .name("tsem-blocking".into())
+            .name("tsem-recv".into())
             .spawn(move || {
-                let mut n = Notifier::new(nfd, shared);
                 let id = owned.n.id;
-                let resp = match job(&mut n, &mut owned) {
-                    Reply::Value(v) => Response::Value(v),
-                    Reply::Error(e) => Response::Error(e),
-                    Reply::Gone | Reply::Deferred => return,
-                    Reply::Continue | Reply::AddFd(..) => Response::Error(libc::EIO),
-                };
-                // ENOENT: the target gave up meanwhile; nothing is waiting for the answer.
-                let _ = sys::notif_send(n.fd.as_fd(), id, resp);
+                loop {
+                    // The timeout only bounds how long a target that vanished keeps this
+                    // thread (its notification is then no longer valid).
+                    match acts::wait_readable(job.sock.as_fd(), pidfd.as_fd(), 1000) {
+                        Ok(acts::Ready::Readable) => {}
+                        Ok(acts::Ready::Timeout) if sys::notif_id_valid(nfd.as_fd(), id) => {
+                            continue;
+                        }
+                        _ => return,
+                    }
+                    let Some(shared) = weak.upgrade() else { return };
+                    let Ok(fd) = nfd.try_clone() else { return };
+                    let mut n = Notifier::new(fd, shared);
+                    let reply = n.recv_now(&mut owned, &job);
+                    let resp = match reply {
+                        Reply::Deferred => continue,
+                        Reply::Value(v) => Response::Value(v),
+                        Reply::Error(e) => Response::Error(e),
+                        Reply::Gone => return,
+                        Reply::Continue | Reply::AddFd(..) => Response::Error(libc::EIO),
+                    };
+                    // Let go of the run's state before answering: once the answer is in, the
+                    // workload may end and the supervisor take that state back.
+                    drop(n);
+                    // ENOENT: the target gave up meanwhile; nothing is waiting for the answer.
+                    let _ = sys::notif_send(nfd.as_fd(), id, resp);
+                    return;
+                }
             });
         match spawned {
             Ok(_) => {

@@ -253,6 +253,49 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// What [`wait_readable`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// The socket has data (or an error, or its peer is gone): a receive will not block.
+    Readable,
+    /// The process behind the pidfd ended.
+    Exited,
+    /// Neither, within the time given.
+    Timeout,
+}
+
+/// Wait until `sock` is readable or the process of `pidfd` exits, at most `ms` milliseconds.
+pub fn wait_readable(sock: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, ms: i32) -> io::Result<Ready> {
+    let mut p = [
+        libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: `p` is a valid array of two pollfd structures.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINTR) {
+            return Ok(Ready::Timeout);
+        }
+        return Err(e);
+    }
+    Ok(if p[1].revents != 0 {
+        Ready::Exited
+    } else if p[0].revents != 0 {
+        Ready::Readable
+    } else {
+        Ready::Timeout
+    })
+}
+
 /// Give the calling thread its own copy of the process's cwd and root (`unshare(CLONE_FS)`),
 /// then make `dir` its working directory. For helper threads that act relative to a target's
 /// working directory.
