@@ -313,7 +313,7 @@ impl<H: EventHandler> Notifier<H> {
             && sys::status_flags(sock.as_fd())
                 .map(|fl| fl & libc::O_NONBLOCK == 0)
                 .unwrap_or(true);
-        let job = RecvJob {
+        let mut job = RecvJob {
             sock,
             hdr,
             h,
@@ -323,7 +323,13 @@ impl<H: EventHandler> Notifier<H> {
             waited: false,
         };
         if blocking {
-            return Ok(self.defer_recv(call, job));
+            // Data is usually there already: receive it now, and wait on a helper only if not.
+            job.flags |= libc::MSG_DONTWAIT;
+            job.waited = true;
+            return Ok(match self.recv_now(call, &job) {
+                Reply::Deferred => self.defer_recv(call, job),
+                r => r,
+            });
         }
         Ok(self.recv_now(call, &job))
     }
@@ -476,7 +482,7 @@ impl<H: EventHandler> Notifier<H> {
     /// holding the run's state (only a weak reference, so the run can end while it waits),
     /// then receives without blocking with a notifier of its own (it describes and asks) and
     /// answers the notification.
-    fn defer_recv(&mut self, call: &Call, mut job: RecvJob) -> Reply {
+    fn defer_recv(&mut self, call: &Call, job: RecvJob) -> Reply {
         let Ok(nfd) = self.fd.try_clone() else {
             return Reply::Error(libc::ENOMEM);
         };
@@ -494,8 +500,6 @@ impl<H: EventHandler> Notifier<H> {
             emulated: call.emulated,
             injected: None,
         };
-        job.flags |= libc::MSG_DONTWAIT;
-        job.waited = true;
         let spawned = std::thread::Builder::new()
             .name("tsem-recv".into())
             .spawn(move || {
