@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,26 @@ static int code_rewrite(int attack, int write_first) {
     return 0;
 }
 
+static void on_alarm(int sig) { (void)sig; }
+
+/* A receive the supervisor waits for keeps the native semantics: a handled signal without
+ * SA_RESTART ends it with EINTR, SO_RCVTIMEO with EAGAIN. */
+static int recv_wait(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    char b[8];
+    struct iovec iov = {b, sizeof b};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    report("recv_signal", recvmsg(sv[1], &m, 0));
+    struct timeval tv = {0, 200000};
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    report("recv_timeout", recvmsg(sv[1], &m, 0));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *mode = argc > 1 ? argv[1] : "";
@@ -271,6 +292,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "serve")) return serve(arg, argv[3], atoi(argv[4]));
     if (!strcmp(mode, "fetch")) return fetch(arg, argv[3][0]);
+    if (!strcmp(mode, "recv_wait")) return recv_wait();
     if (!strcmp(mode, "inherited")) { print_fd("INHERITED", 3); return 0; }
     if (!strcmp(mode, "memfd")) return memfd_exec(!strcmp(arg, "attack"));
     if (!strcmp(mode, "stale")) return stale_conf(!strcmp(arg, "attack"));

@@ -359,3 +359,11 @@ fn code_mapped_executable_is_not_rewritten() {
         assert_eq!(std::fs::read(lab.path("code.bin")).unwrap(), code);
     }
 }
+
+#[test]
+fn receives_the_supervisor_waits_for_keep_signals_and_timeouts() {
+    let mut lab = Lab::new("recvwait");
+    let out = lab.learn("m", &["recv_wait"]);
+    assert!(out.contains("recv_signal=-1 errno=4"), "{out}");
+    assert!(out.contains("recv_timeout=-1 errno=11"), "{out}");
+}

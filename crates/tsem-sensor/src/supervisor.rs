@@ -462,7 +462,11 @@ fn restart_transparently(nr: i64) -> bool {
             | Sysno::Accept4
             | Sysno::Connect
             | Sysno::InitModule
-            | Sysno::FinitModule,
+            | Sysno::FinitModule
+            // A receive the supervisor waits for answers -ERESTARTSYS itself when a handled
+            // signal arrives (notify/net.rs): SA_RESTART then decides, as natively.
+            | Sysno::Recvmsg
+            | Sysno::Recvmmsg,
         ) => false,
         Some(_) => true,
         None => false,
@@ -680,10 +684,11 @@ fn exec_objects(
                 );
                 if (st.st_dev, st.st_ino) != (exe.st_dev, exe.st_ino) {
                     interps.push(f.clone());
+                    // The interpreter's code may not be rewritten under the running task
+                    // (notify/contents.rs); the kernel keeps writers off the executable itself
+                    // only. The exec already happened, so nothing to refuse here.
+                    let _ = desc.mark_exec_mapped(&st);
                 }
-                // Code of the new image: it may not be rewritten under the running task
-                // (notify/contents.rs). The exec already happened, so nothing to refuse here.
-                let _ = desc.mark_exec_mapped(&st);
                 files.push((dev, m.ino, f.clone()));
                 f
             }

@@ -126,8 +126,20 @@ impl<H: EventHandler> Notifier<H> {
         let obj = if by_fd {
             self.target_file(call, od as i32)?
         } else {
+            // AT_EMPTY_PATH with a path is a plain link: a final symlink is linked itself.
+            let nofollow = if flags & libc::AT_SYMLINK_FOLLOW == 0 {
+                libc::O_NOFOLLOW as u64
+            } else {
+                0
+            };
             let t = self.resolve(call, od, &oraw)?;
-            sys::openat2(t.dir(), &t.path, libc::O_PATH as u64, 0, t.resolve)?
+            sys::openat2(
+                t.dir(),
+                &t.path,
+                libc::O_PATH as u64 | nofollow,
+                0,
+                t.resolve,
+            )?
         };
         let n = self.parent(call, nd, &nraw)?;
         if !self.valid(call) {

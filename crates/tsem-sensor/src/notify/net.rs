@@ -72,6 +72,28 @@ impl MsgHdr {
     }
 }
 
+/// Linux's `-ERESTARTSYS` (not in the uapi): the call restarts after the signal handler if it
+/// has `SA_RESTART`, else fails with EINTR.
+const ERESTARTSYS: i32 = 512;
+
+/// How often a waiting receive looks for a signal to its caller and for the caller's end.
+const WAIT_SLICE_MS: i32 = 100;
+
+/// Whether thread `tid` of `tgid` has a caught, unblocked signal pending: a receive waiting for
+/// it must end so the handler runs, as a native interruptible wait would.
+fn handled_signal_pending(tgid: i32, tid: i32) -> bool {
+    let Ok(t) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/status")) else {
+        return false;
+    };
+    let field = |k: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    (field("SigPnd:") | field("ShdPnd:")) & !field("SigBlk:") & field("SigCgt:") != 0
+}
+
 /// A receive checked and ready to run.
 struct RecvJob {
     sock: OwnedFd,
@@ -504,12 +526,25 @@ impl<H: EventHandler> Notifier<H> {
             .name("tsem-recv".into())
             .spawn(move || {
                 let id = owned.n.id;
+                let (tgid, tid) = (owned.status.tgid, owned.tid);
+                // SO_RCVTIMEO bounds the wait as it would bound the native one.
+                let deadline =
+                    acts::recv_timeout(job.sock.as_fd()).map(|t| std::time::Instant::now() + t);
                 loop {
-                    // The timeout only bounds how long a target that vanished keeps this
-                    // thread (its notification is then no longer valid).
-                    match acts::wait_readable(job.sock.as_fd(), pidfd.as_fd(), 1000) {
+                    match acts::wait_readable(job.sock.as_fd(), pidfd.as_fd(), WAIT_SLICE_MS) {
                         Ok(acts::Ready::Readable) => {}
                         Ok(acts::Ready::Timeout) if sys::notif_id_valid(nfd.as_fd(), id) => {
+                            let answer = if handled_signal_pending(tgid, tid) {
+                                Some(Response::Error(ERESTARTSYS))
+                            } else if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                                Some(Response::Error(libc::EAGAIN))
+                            } else {
+                                None
+                            };
+                            if let Some(a) = answer {
+                                let _ = sys::notif_send(nfd.as_fd(), id, a);
+                                return;
+                            }
                             continue;
                         }
                         _ => return,

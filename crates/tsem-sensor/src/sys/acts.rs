@@ -296,6 +296,30 @@ pub fn wait_readable(sock: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, ms: i32) -> io
     })
 }
 
+/// The socket's `SO_RCVTIMEO`, if set.
+pub fn recv_timeout(fd: BorrowedFd<'_>) -> Option<std::time::Duration> {
+    // SAFETY: all-zero is a valid timeval.
+    let mut tv: libc::timeval = unsafe { zeroed() };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `tv` is writable for `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return None;
+    }
+    Some(std::time::Duration::new(
+        tv.tv_sec.max(0) as u64,
+        (tv.tv_usec.max(0) as u32) * 1000,
+    ))
+}
+
 /// Give the calling thread its own copy of the process's cwd and root (`unshare(CLONE_FS)`),
 /// then make `dir` its working directory. For helper threads that act relative to a target's
 /// working directory.
