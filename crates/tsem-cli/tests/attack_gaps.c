@@ -293,6 +293,11 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "serve")) return serve(arg, argv[3], atoi(argv[4]));
     if (!strcmp(mode, "fetch")) return fetch(arg, argv[3][0]);
     if (!strcmp(mode, "recv_wait")) return recv_wait();
+    if (!strcmp(mode, "rw_open")) {
+        close(open("data.txt", O_RDWR));
+        print_fd("DATA", open("data.txt", O_RDONLY));
+        return 0;
+    }
     if (!strcmp(mode, "inherited")) { print_fd("INHERITED", 3); return 0; }
     if (!strcmp(mode, "memfd")) return memfd_exec(!strcmp(arg, "attack"));
     if (!strcmp(mode, "stale")) return stale_conf(!strcmp(arg, "attack"));

@@ -336,6 +336,53 @@ fn stores_through_a_dirty_shared_mapping_are_not_served_from_the_cache() {
     let (out, s) = lab.enforce("m", &["stale", "attack"]);
     assert!(!out.contains("CONF:level=9"), "stale digest served: {out}");
     assert!(counted(&s), "{s}");
+
+    // Nor is the digest of a file opened for writing persisted for later runs, even when it
+    // did not change in this one; the program's own digest is (the store works).
+    let cache = lab.path("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = cache.join("digests");
+    // The store leaves out files changed in the last two seconds (their ctime may not have
+    // moved yet): let ours age past that, so only the rule under test can leave one out.
+    for f in ["attack", "data.txt"] {
+        let changed = |p: &Path| {
+            let m = std::fs::metadata(p).unwrap();
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(
+                    std::os::unix::fs::MetadataExt::ctime(&m) as u64 + 3,
+                )
+        };
+        while std::time::SystemTime::now() < changed(&lab.path(f)) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_tsem"))
+        .args([
+            "run",
+            "--digest-cache",
+            store.to_str().unwrap(),
+            "--",
+            "./attack",
+        ])
+        .arg("rw_open")
+        .current_dir(&lab.dir)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("DATA:public"),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&store).unwrap();
+    let ino =
+        |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(lab.path(p)).unwrap());
+    let has = |i: u64| {
+        text.lines()
+            .any(|l| l.split(' ').nth(3) == Some(&i.to_string()))
+    };
+    assert!(has(ino("attack")), "{text}");
+    assert!(!has(ino("data.txt")), "{text}");
 }
 
 #[test]
