@@ -293,6 +293,40 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "serve")) return serve(arg, argv[3], atoi(argv[4]));
     if (!strcmp(mode, "fetch")) return fetch(arg, argv[3][0]);
     if (!strcmp(mode, "recv_wait")) return recv_wait();
+    if (!strcmp(mode, "pass_fd")) {
+        /* Inside the workload: a child passes an open file to its parent. */
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        if (fork() == 0) {
+            int fd = open("data.txt", O_RDONLY);
+            char byte = 'x';
+            struct iovec iov = {&byte, 1};
+            union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } u;
+            struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                               .msg_controllen = sizeof u.b};
+            struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+            h->cmsg_level = SOL_SOCKET;
+            h->cmsg_type = SCM_RIGHTS;
+            h->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(h), &fd, sizeof fd);
+            report("sendmsg", sendmsg(sv[0], &m, 0));
+            _exit(0);
+        }
+        char byte;
+        struct iovec iov = {&byte, 1};
+        union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } u;
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                           .msg_controllen = sizeof u.b};
+        report("recvmsg", recvmsg(sv[1], &m, 0));
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        if (h && h->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h), sizeof fd);
+            print_fd("PASSED", fd);
+        }
+        wait(NULL);
+        return 0;
+    }
     if (!strcmp(mode, "rw_open")) {
         close(open("data.txt", O_RDWR));
         print_fd("DATA", open("data.txt", O_RDONLY));

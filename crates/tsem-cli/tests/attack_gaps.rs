@@ -254,7 +254,7 @@ fn descriptors_from_outside_are_modeled_or_closed() {
     let mut lab = Lab::new("fds");
     let sock = lab.path("srv.sock");
     let mut server = Command::new(lab.path("attack"))
-        .args(["serve", sock.to_str().unwrap(), "secret.txt", "2"])
+        .args(["serve", sock.to_str().unwrap(), "secret.txt", "3"])
         .current_dir(&lab.dir)
         .stdout(Stdio::piped())
         .spawn()
@@ -269,7 +269,12 @@ fn descriptors_from_outside_are_modeled_or_closed() {
     let out = lab.learn("m", &["fetch", sock.to_str().unwrap(), "B"]);
     assert!(out.contains("recvmsg=1 "), "{out}");
     let (out, s) = lab.enforce("m", &["fetch", sock.to_str().unwrap(), "A"]);
+    // When the model has it, the descriptor arrives and works.
+    let allowed = lab.learn("m2", &["fetch", sock.to_str().unwrap(), "A"]);
     let _ = server.wait();
+    assert!(allowed.contains("RECEIVED:SECRET-BYTES"), "{allowed}");
+    let inside = lab.learn("m3", &["pass_fd"]);
+    assert!(inside.contains("PASSED:public"), "{inside}");
     assert!(
         !out.contains("SECRET-BYTES"),
         "a received descriptor was read: {out}"
