@@ -142,15 +142,17 @@ static int fetch(const char *path, char q) {
 }
 
 /* --- class 8: contents ----------------------------------------------------------------- */
-static int memfd_exec(int attack) {
+static int memfd_exec(int attack, int seal) {
     /* Both programs are opened in both variants: only the memfd's contents differ. */
     int benign = open("/bin/true", O_RDONLY);
     int evil = open("./attack", O_RDONLY);
     int src = attack ? evil : benign;
-    int m = syscall(SYS_memfd_create, "tool", 0);
+    int m = syscall(SYS_memfd_create, "tool", MFD_ALLOW_SEALING);
     char buf[65536];
     ssize_t n;
     while ((n = read(src, buf, sizeof buf)) > 0) write(m, buf, n);
+    if (seal)
+        report("seal", fcntl(m, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW));
     char *argv[] = {"tool", "marker", NULL};
     char *envp[] = {NULL};
     syscall(SYS_execveat, m, "", argv, envp, AT_EMPTY_PATH);
@@ -333,7 +335,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(mode, "inherited")) { print_fd("INHERITED", 3); return 0; }
-    if (!strcmp(mode, "memfd")) return memfd_exec(!strcmp(arg, "attack"));
+    if (!strcmp(mode, "memfd")) return memfd_exec(strcmp(arg, "benign") != 0, strcmp(arg, "unsealed") != 0);
     if (!strcmp(mode, "stale")) return stale_conf(!strcmp(arg, "attack"));
     if (!strcmp(mode, "code")) return code_rewrite(!strcmp(arg, "attack"), argc > 3);
     fprintf(stderr, "unknown mode %s\n", mode);

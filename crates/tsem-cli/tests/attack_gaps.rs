@@ -312,7 +312,13 @@ fn memfd_code_is_measured() {
     lab.learn("m", &["memfd", "benign"]);
     let (out, s) = lab.enforce("m", &["memfd", "attack"]);
     assert!(!out.contains("MARKER-RAN"), "swapped memfd code ran: {out}");
+    assert!(out.contains("seal=0 "), "{out}");
     assert!(counted(&s), "{s}");
+    // Unsealed, its contents could change after the measurement: refused, and counted.
+    let (out, s) = lab.enforce("m", &["memfd", "unsealed"]);
+    assert!(!out.contains("MARKER-RAN"), "{out}");
+    assert!(out.contains("execveat=-1 errno=13"), "{out}");
+    assert!(s["sensor"]["refused"].as_u64().unwrap() >= 1, "{s}");
     // Kernel-exact digests (zero for tmpfs) cannot tell the two apart: the switch is real.
     let m = lab.path("exact.model");
     let (_, _, o) = lab.run(

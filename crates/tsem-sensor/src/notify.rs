@@ -1265,6 +1265,9 @@ impl<H: EventHandler> Notifier<H> {
         }
         let link = format!("/proc/self/fd/{}", p.as_raw_fd());
         let reader = sys::open(&link, libc::O_RDONLY).ok();
+        if let Some(r) = &reader {
+            self.claim_exec_memfd(r.as_fd())?;
+        }
         let file = self.desc.file(
             p.as_fd(),
             reader.as_ref().map(|r| r.as_fd()),
@@ -1336,7 +1339,9 @@ impl<H: EventHandler> Notifier<H> {
         let exec = a[2] & libc::PROT_EXEC as u64 != 0;
         let shared_write =
             a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
-        if let Some((file, st)) = self.injected_file(call, a[4] as i32) {
+        if let Some((file, st)) = self.injected_file(call, a[4] as i32)
+            && !(exec && file.path.pathname.starts_with("/memfd:"))
+        {
             if !self.valid(call) {
                 return Ok(Reply::Gone);
             }
@@ -1361,6 +1366,16 @@ impl<H: EventHandler> Notifier<H> {
         // are skipped as the kernel does (§1.3).
         let measured =
             exec && self.shared.hash_pseudo_exec && magic == crate::describe::TMPFS_MAGIC;
+        if measured && self.unsealed_memfd(f.as_fd()) {
+            // Code in a memfd that can still change: unmeasurable, so described as what it is
+            // to the model, anonymous executable memory (notify/contents.rs).
+            let cell = Cell::MmapFile {
+                file: None,
+                prot: a[2] as u32,
+                flags: mmap_flags_field(self.shared.mapping, a[2], a[3]),
+            };
+            return self.simple(call, EventType::MmapFile, cell);
+        }
         if !is(&st, libc::S_IFREG) || (crate::describe::PSEUDO_MAGICS.contains(&magic) && !measured)
         {
             Counters::bump(&self.shared.counters.unmodeled);

@@ -11,11 +11,23 @@
 //! * an inode opened for writing (or mapped shared-writable, or received writable) during the
 //!   run cannot be mapped executable afterwards (EACCES).
 //!
+//! memfd files come from `memfd_create`, which the filter lets through, so the sensor never sees
+//! their writable descriptors. Unless sealed against writes (`F_SEAL_WRITE`, which the kernel
+//! grants only when no writable mapping exists), their contents can change at any time, so with
+//! tmpfs/memfd code measured (docs/sensor.md, "Contents"):
+//!
+//! * executing one is refused (EACCES, counted), as the measurement could not hold;
+//! * mapping one executable is described as anonymous executable memory (`mmap_file` without a
+//!   file), which is what a JIT's double mapping is; the model decides.
+//!
 //! Both are sticky for the run and decided under one lock (`Describer::mark_written`,
 //! `Describer::mark_exec_mapped`), so a racing writable open and executable mapping of the same
 //! inode cannot both pass. Each refusal is counted in `refused`, in every mode.
 
+use std::os::fd::BorrowedFd;
+
 use super::{Counters, EventHandler, Fail, Notifier};
+use crate::sys;
 
 impl<H: EventHandler> Notifier<H> {
     /// The workload is about to get write access to `st` (an open for writing, `O_TRUNC`, a
@@ -55,6 +67,22 @@ impl<H: EventHandler> Notifier<H> {
         }
         if exec {
             self.claim_exec_map(st)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `fd` (not `O_PATH`) is a memfd whose contents may still change.
+    pub(super) fn unsealed_memfd(&self, fd: BorrowedFd<'_>) -> bool {
+        crate::describe::Describer::fd_path(fd).starts_with("/memfd:")
+            && sys::acts::seals(fd).is_none_or(|s| s & libc::F_SEAL_WRITE == 0)
+    }
+
+    /// An exec of `fd` (a readable descriptor on the program): refuse an unsealed memfd when
+    /// tmpfs/memfd code is measured.
+    pub(super) fn claim_exec_memfd(&self, fd: BorrowedFd<'_>) -> Result<(), Fail> {
+        if self.shared.hash_pseudo_exec && self.unsealed_memfd(fd) {
+            Counters::bump(&self.shared.counters.refused);
+            return Err(Fail::Errno(libc::EACCES));
         }
         Ok(())
     }

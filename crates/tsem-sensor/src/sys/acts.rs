@@ -320,6 +320,13 @@ pub fn recv_timeout(fd: BorrowedFd<'_>) -> Option<std::time::Duration> {
     ))
 }
 
+/// The seals of a memfd (`F_GET_SEALS`), `None` if it has none to tell.
+pub fn seals(fd: BorrowedFd<'_>) -> Option<i32> {
+    // SAFETY: F_GET_SEALS only reads the file's seals.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    (r >= 0).then_some(r)
+}
+
 /// Give the calling thread its own copy of the process's cwd and root (`unshare(CLONE_FS)`),
 /// then make `dir` its working directory. For helper threads that act relative to a target's
 /// working directory.
