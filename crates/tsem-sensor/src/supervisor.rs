@@ -52,6 +52,9 @@ pub enum SpawnError {
         /// The errno.
         source: std::io::Error,
     },
+    /// A descriptor to keep for the workload is not open.
+    #[error("descriptor {0} to keep for the workload is not open")]
+    KeepFd(i32),
     /// The notification thread died.
     #[error("notification thread panicked")]
     NotifierPanic,
@@ -239,10 +242,7 @@ pub fn run<H: EventHandler + 'static>(
             k.sort_unstable();
             k.dedup();
             if let Some(bad) = k.iter().find(|f| **f < 0 || !sys::fd_is_open(**f)) {
-                return Err(SpawnError::Setup {
-                    what: "--keep-fd",
-                    source: std::io::Error::other(format!("descriptor {bad} is not open")),
-                });
+                return Err(SpawnError::KeepFd(*bad));
             }
             k
         },
