@@ -269,20 +269,7 @@ impl<H: EventHandler> Notifier<H> {
                 .map(|fl| fl & libc::O_NONBLOCK == 0)
                 .unwrap_or(true);
         let (tid, tgid) = (call.tid, call.status.tgid);
-        let work = move || -> Response {
-            if let Some(c) = &cwd
-                && let Err(e) = acts::private_cwd(c.as_fd())
-            {
-                return Response::Error(errno_of(&e));
-            }
-            let r = acts::sendmsg(
-                f.as_fd(),
-                &name,
-                &data,
-                &control,
-                flags | libc::MSG_NOSIGNAL,
-            );
-            drop(passed);
+        let done = move |r: Result<usize, i32>| -> Response {
             match r {
                 Ok(n) => match mmsg {
                     Some(v) => {
@@ -303,14 +290,52 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }
         };
-        if blocking || relative {
-            return Ok(self.defer(call, work));
-        }
-        Ok(match work() {
+        let reply = |r: Response| match r {
             Response::Value(v) => Reply::Value(v),
             Response::Error(e) => Reply::Error(e),
             Response::Continue => Reply::Error(libc::EIO),
-        })
+        };
+        let flags = flags | libc::MSG_NOSIGNAL;
+        // A Fast Open connect must not be tried twice.
+        let fastopen = flags & libc::MSG_FASTOPEN != 0;
+        if blocking && !relative && !fastopen {
+            // Usually there is room: send at once, and block on a helper only for the rest.
+            let now = acts::sendmsg(
+                f.as_fd(),
+                &name,
+                &data,
+                &control,
+                flags | libc::MSG_DONTWAIT,
+            );
+            match now {
+                Ok(n) if n >= data.len() => return Ok(reply(done(Ok(n)))),
+                Ok(n) => {
+                    // A stream took part of it: the rest goes on the connected stream, and a
+                    // later error still reports what was sent, as the kernel does.
+                    let rest = data[n..].to_vec();
+                    return Ok(self.defer(call, move || {
+                        let r = acts::sendmsg(f.as_fd(), &[], &rest, &[], flags);
+                        done(Ok(n + r.unwrap_or(0)))
+                    }));
+                }
+                Err(libc::EAGAIN) => {}
+                Err(e) => return Ok(reply(done(Err(e)))),
+            }
+        }
+        let work = move || -> Response {
+            if let Some(c) = &cwd
+                && let Err(e) = acts::private_cwd(c.as_fd())
+            {
+                return Response::Error(errno_of(&e));
+            }
+            let r = acts::sendmsg(f.as_fd(), &name, &data, &control, flags);
+            drop(passed);
+            done(r)
+        };
+        if blocking || relative {
+            return Ok(self.defer(call, work));
+        }
+        Ok(reply(work()))
     }
 
     pub(super) fn sys_recvmsg(&mut self, call: &mut Call) -> Result<Reply, Fail> {
