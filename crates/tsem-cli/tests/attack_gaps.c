@@ -329,6 +329,28 @@ int main(int argc, char **argv) {
         wait(NULL);
         return 0;
     }
+    if (!strcmp(mode, "big_send")) {
+        /* A blocking stream send larger than the socket buffer: all of it arrives. */
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        static char big[1 << 20];
+        memset(big, 'b', sizeof big);
+        if (fork() == 0) {
+            close(sv[0]);
+            long total = 0, n;
+            char buf[65536];
+            while ((n = read(sv[1], buf, sizeof buf)) > 0) total += n;
+            printf("read_total=%ld\n", total);
+            _exit(0);
+        }
+        close(sv[1]);
+        struct iovec iov = {big, sizeof big};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        report("big_sendmsg", sendmsg(sv[0], &m, 0));
+        close(sv[0]);
+        wait(NULL);
+        return 0;
+    }
     if (!strcmp(mode, "rw_open")) {
         close(open("data.txt", O_RDWR));
         print_fd("DATA", open("data.txt", O_RDONLY));

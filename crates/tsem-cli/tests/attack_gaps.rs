@@ -419,9 +419,13 @@ fn code_mapped_executable_is_not_rewritten() {
 }
 
 #[test]
-fn receives_the_supervisor_waits_for_keep_signals_and_timeouts() {
+fn sends_and_receives_the_supervisor_performs_keep_their_semantics() {
     let mut lab = Lab::new("recvwait");
     let out = lab.learn("m", &["recv_wait"]);
     assert!(out.contains("recv_signal=-1 errno=4"), "{out}");
     assert!(out.contains("recv_timeout=-1 errno=11"), "{out}");
+    // A blocking send larger than the socket buffer is performed whole.
+    let out = lab.learn("m2", &["big_send"]);
+    assert!(out.contains("big_sendmsg=1048576 "), "{out}");
+    assert!(out.contains("read_total=1048576"), "{out}");
 }
