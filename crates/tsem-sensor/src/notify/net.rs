@@ -229,30 +229,40 @@ impl<H: EventHandler> Notifier<H> {
         mmsg: Option<u64>,
     ) -> Result<Reply, Fail> {
         let f = self.target_file(call, fd)?;
-        let sock = self
-            .sock(f.as_fd())
-            .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
+        // Only a destination is described; without one the kernel's own send on our copy
+        // tells a non-socket apart (ENOTSOCK).
+        let sock = if name.is_empty() {
+            None
+        } else {
+            Some(
+                self.sock(f.as_fd())
+                    .map_err(|_| Fail::Errno(libc::ENOTSOCK))?,
+            )
+        };
         let (control, passed) = self.rights_out(call, control)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        let unix_path = sock.family == libc::AF_UNIX as u32 && name.len() > 2 && name[2] != 0;
+        let unix_path = sock
+            .as_ref()
+            .is_some_and(|s| s.family == libc::AF_UNIX as u32 && name.len() > 2 && name[2] != 0);
         if unix_path && !self.same_creds(call) {
             // The path walk would be the supervisor's, with other credentials.
             return Ok(self.refuse());
         }
         call.emulated = true;
-        if name.is_empty() {
-            Counters::bump(&self.shared.counters.unmodeled);
-        } else {
-            let addr = super::parse_sockaddr(self.shared.alg, &name, false);
-            let v = self.ask(
-                call,
-                EventType::SocketSendmsg,
-                Cell::SockAddr { sock, addr },
-            );
-            if let Some(r) = Self::verdict_reply(v) {
-                return Ok(r);
+        match sock {
+            None => Counters::bump(&self.shared.counters.unmodeled),
+            Some(sock) => {
+                let addr = super::parse_sockaddr(self.shared.alg, &name, false);
+                let v = self.ask(
+                    call,
+                    EventType::SocketSendmsg,
+                    Cell::SockAddr { sock, addr },
+                );
+                if let Some(r) = Self::verdict_reply(v) {
+                    return Ok(r);
+                }
             }
         }
         let cwd = if unix_path && name[2] != b'/' {
