@@ -1044,7 +1044,7 @@ impl<H: EventHandler> Notifier<H> {
                     return self.reopen(call, p, flags, cloexec);
                 }
                 Err(e) if errno_of(&e) == libc::ENOENT && creat => {
-                    match self.create_file(call, dirfd, &raw, flags, mode)? {
+                    match self.create_file(call, dirfd, &raw, flags, mode, resolve)? {
                         Some(r) => return Ok(r),
                         // Someone created the entry after our probe: look again.
                         None => continue,
@@ -1174,6 +1174,7 @@ impl<H: EventHandler> Notifier<H> {
         raw: &[u8],
         flags: u64,
         mode: u64,
+        resolve: u64,
     ) -> Result<Option<Reply>, Fail> {
         let mut par = self.parent(call, dirfd, raw)?;
         let mut hops = 0;
@@ -1185,7 +1186,7 @@ impl<H: EventHandler> Notifier<H> {
             // A dangling symlink: O_CREAT follows it, and the supervisor does so itself on the
             // link it read, so the entry described is the one created (notify/links.rs).
             hops += 1;
-            par = self.follow_dangling(call, &par, hops)?;
+            par = self.follow_dangling(call, &par, hops, resolve)?;
         }
         let m = (mode as u32) & !self.umask(call) & 0o7777;
         let created = self.desc.next_instance(&par.st, &call.task.ident.task_id);

@@ -64,15 +64,22 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// `par.entry` is a dangling symlink an `O_CREAT` open follows: the parent of its target,
-    /// read once by the supervisor (`hops`: links followed so far).
+    /// read once by the supervisor (`hops`: links followed so far; `resolve`: the caller's
+    /// `openat2` restrictions).
     pub(super) fn follow_dangling(
         &mut self,
         call: &Call,
         par: &Parent,
         hops: u32,
+        resolve: u64,
     ) -> Result<Parent, Fail> {
-        if hops > MAX_HOPS {
+        if hops > MAX_HOPS || resolve & libc::RESOLVE_NO_SYMLINKS != 0 {
             return Err(Fail::Errno(libc::ELOOP));
+        }
+        // The kernel would confine the walk to the directory; refusing is the strict side of
+        // that (a link that stays inside is refused too).
+        if resolve & (libc::RESOLVE_BENEATH | libc::RESOLVE_IN_ROOT) != 0 {
+            return Err(Fail::Errno(libc::EXDEV));
         }
         if par.base_op.as_bytes().ends_with(b"/") {
             return Err(Fail::Errno(libc::EISDIR));
