@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// notification round trip.
     #[arg(long, value_name = "LIST", value_parser = tsem_sensor::Observe::parse)]
     pub observe: Option<tsem_sensor::Observe>,
+    /// Let the workload inherit descriptor N (repeatable). Every other descriptor above 2 is
+    /// closed when the workload starts, so nothing opened outside the model is readable in it.
+    #[arg(long = "keep-fd", value_name = "N")]
+    pub keep_fd: Vec<i32>,
+    /// Kernel-exact digests: zero for tmpfs and memfd files even when they are executed or
+    /// mapped executable (by default tsem hashes those, docs/sensor.md).
+    #[arg(long)]
+    pub kernel_exact_digests: bool,
     /// End when CMD exits, killing what it left running (default: wait for every descendant,
     /// which stays under the model until it ends).
     #[arg(long)]
@@ -269,6 +277,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             crate::backstop::Plan::Apply(set) => Some(set.clone()),
             _ => None,
         },
+        keep_fds: a.keep_fd.clone(),
+        hash_pseudo_exec: !a.kernel_exact_digests,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
@@ -311,6 +321,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &a.summary_json {
         let mut v = summary(ns);
         v["lost_events"] = json!(s.lost + m.errors);
+        // Calls the sensor refuses in every mode (it cannot describe or perform them) are
+        // denials too.
+        v["denied"] = json!(ns.denied() + s.refused);
         v["exit_status"] = json!(report.exit.code());
         v["digest_cache"] = json!(
             cfg.digest_cache
@@ -327,6 +340,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "abandoned": s.abandoned,
             "exec_mismatch": s.exec_mismatch,
             "protected": s.protected,
+            "refused": s.refused,
             "tasks": s.tasks,
             "execs": s.execs,
         });

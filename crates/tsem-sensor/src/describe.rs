@@ -101,6 +101,24 @@ pub struct Objects {
     created: HashMap<(u64, u64), CreatedFile>,
     instances: HashMap<(u64, u64, Vec<u8>), u64>,
     sock_owners: HashMap<(u64, u64), Digest>,
+    /// Inodes the workload opened for writing, mapped shared-writable or received writable
+    /// during the run. A store through an already-dirty shared mapping changes the contents
+    /// without moving ctime or mtime, so their digests are never cached nor persisted.
+    written: std::collections::HashSet<(u64, u64)>,
+    /// Inodes the workload mapped executable with `mmap` during the run.
+    exec_mapped: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Objects {
+    /// Whether the inode (dev, ino) was opened for writing during the run.
+    pub fn is_written(&self, id: (u64, u64)) -> bool {
+        self.written.contains(&id)
+    }
+
+    /// Whether the inode (dev, ino) was mapped executable during the run.
+    pub fn is_exec_mapped(&self, id: (u64, u64)) -> bool {
+        self.exec_mapped.contains(&id)
+    }
 }
 
 /// [`Objects`] shared by the describers of one run.
@@ -115,7 +133,13 @@ pub struct Describer {
     digests: DigestCache,
     objects: SharedObjects,
     stats: DescribeStats,
+    /// Hash tmpfs/memfd contents that are executed or mapped executable (tsem's extension to
+    /// the pseudo-filesystem rule; off = kernel-exact zero digests).
+    measure_exec: bool,
 }
+
+/// `TMPFS_MAGIC` (also memfd and `/dev/shm`).
+pub const TMPFS_MAGIC: u32 = 0x0102_1994;
 
 impl Describer {
     /// A describer hashing with `alg`, with its own digest cache.
@@ -137,6 +161,7 @@ impl Describer {
             digests,
             objects,
             stats: DescribeStats::default(),
+            measure_exec: true,
         }
     }
 
@@ -145,13 +170,50 @@ impl Describer {
         self.alg
     }
 
+    /// Hash (on) or zero (off, kernel-exact) the contents of tmpfs and memfd files executed or
+    /// mapped executable.
+    pub fn set_measure_exec(&mut self, on: bool) {
+        self.measure_exec = on;
+    }
+
+    /// Record that the workload may write the inode `st` (see [`Objects`]); true if it was
+    /// mapped executable during the run. One lock for both, so of a racing write-open and
+    /// executable mapping of the same inode at least one sees the other.
+    pub fn mark_written(&mut self, st: &libc::stat) -> bool {
+        let id = (st.st_dev, st.st_ino);
+        let mut o = self.objects();
+        o.written.insert(id);
+        o.exec_mapped.contains(&id)
+    }
+
+    /// Record that the workload maps the inode `st` executable; true if it was opened for
+    /// writing during the run (see [`Describer::mark_written`]).
+    pub fn mark_exec_mapped(&mut self, st: &libc::stat) -> bool {
+        let id = (st.st_dev, st.st_ino);
+        let mut o = self.objects();
+        o.exec_mapped.insert(id);
+        o.written.contains(&id)
+    }
+
+    /// Whether the workload may have written the inode `st` during the run.
+    pub fn is_written(&self, st: &libc::stat) -> bool {
+        self.objects().is_written((st.st_dev, st.st_ino))
+    }
+
+    /// Whether the workload mapped the inode `st` executable during the run.
+    pub fn is_exec_mapped(&self, st: &libc::stat) -> bool {
+        self.objects().is_exec_mapped((st.st_dev, st.st_ino))
+    }
+
     /// Whether the digest of the file `st` is known, so describing it needs no readable
     /// descriptor (the supervisor then skips reopening it).
     pub fn knows_digest(&self, st: &libc::stat) -> bool {
-        self.digests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&DigestKey::of(st))
+        !self.is_written(st)
+            && self
+                .digests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&DigestKey::of(st))
     }
 
     /// A readable descriptor for the object behind the `O_PATH` descriptor `p`, when its
@@ -377,17 +439,40 @@ impl Describer {
         magic: u32,
         created: bool,
     ) -> Digest {
+        self.digest_of(read_fd, st, magic, created, false)
+    }
+
+    /// [`Describer::digest`]; `exec`: the contents are executed or mapped executable, so tmpfs
+    /// and memfd files are hashed too when [`Describer::set_measure_exec`] is on.
+    pub fn digest_of(
+        &mut self,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        magic: u32,
+        created: bool,
+        exec: bool,
+    ) -> Digest {
         let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        if created || !regular || st.st_size == 0 || PSEUDO_MAGICS.contains(&magic) {
+        let measured_pseudo = exec && self.measure_exec && magic == TMPFS_MAGIC;
+        if created
+            || !regular
+            || st.st_size == 0
+            || (PSEUDO_MAGICS.contains(&magic) && !measured_pseudo)
+        {
             return self.alg.zero_digest();
         }
         let key = DigestKey::of(st);
-        let cached = self
-            .digests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .copied();
+        // A written inode may have changed without its key moving: always hash it afresh.
+        let written = self.is_written(st);
+        let cached = (!written)
+            .then(|| {
+                self.digests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .copied()
+            })
+            .flatten();
         if let Some(d) = cached {
             self.stats.digest_cache_hits += 1;
             return d;
@@ -400,10 +485,12 @@ impl Describer {
             Ok(d) => {
                 self.stats.digests_computed += 1;
                 // Hashed outside the lock: a large executable must not stall the other thread.
-                self.digests
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, d);
+                if !written {
+                    self.digests
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, d);
+                }
                 d
             }
             Err(_) => {
@@ -421,10 +508,24 @@ impl Describer {
         st: &libc::stat,
         flags: u32,
     ) -> FileDesc {
+        let exec = flags & crate::notify::FMODE_EXEC_FLAG != 0;
+        self.file_as(fd, read_fd, st, flags, exec)
+    }
+
+    /// [`Describer::file`] of contents about to run (`exec`: executed or mapped executable),
+    /// see [`Describer::digest_of`].
+    pub fn file_as(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        flags: u32,
+        exec: bool,
+    ) -> FileDesc {
         let abs = Self::fd_path(fd);
         let created = self.created(st);
         let inode = self.inode(fd, st, &abs);
-        let digest = self.digest(read_fd, st, inode.s_magic, created.is_some());
+        let digest = self.digest_of(read_fd, st, inode.s_magic, created.is_some(), exec);
         let path = self.path(fd, st, &abs, created);
         FileDesc {
             flags,
@@ -491,6 +592,45 @@ mod tests {
         assert_eq!(
             d2.digest(Some(f.as_fd()), &st2, 0xef53, false),
             HashAlg::Sha256.digest(b"two!")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn written_inodes_are_never_cached_and_exec_tmpfs_is_measured() {
+        let dir = std::env::temp_dir().join(format!("tsem-written-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, b"one").unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let st = sys::fstat(f.as_fd()).unwrap();
+        let cache = DigestCache::default();
+        let mut d = Describer::with_cache(HashAlg::Sha256, Arc::clone(&cache));
+        assert!(!d.mark_written(&st));
+        assert!(d.mark_exec_mapped(&st), "mapping a written inode is seen");
+        assert_eq!(
+            d.digest(Some(f.as_fd()), &st, 0xef53, false),
+            HashAlg::Sha256.digest(b"one")
+        );
+        assert!(
+            cache.lock().unwrap().is_empty(),
+            "a written inode is not cached"
+        );
+        assert!(!d.knows_digest(&st));
+        // tmpfs contents: zero for reads, hashed when executed, zero again in kernel-exact mode.
+        let zero = HashAlg::Sha256.zero_digest();
+        assert_eq!(
+            d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, false),
+            zero
+        );
+        assert_eq!(
+            d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, true),
+            HashAlg::Sha256.digest(b"one")
+        );
+        d.set_measure_exec(false);
+        assert_eq!(
+            d.digest_of(Some(f.as_fd()), &st, TMPFS_MAGIC, false, true),
+            zero
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

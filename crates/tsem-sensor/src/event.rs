@@ -86,7 +86,7 @@ pub struct ExecEvent {
 }
 
 /// The modeling layer plugged into the sensor.
-pub trait EventHandler: Send {
+pub trait EventHandler: Send + 'static {
     /// Decide on one event. Called from the notification thread, in arrival order.
     fn on_event(&mut self, ev: &RawEvent) -> Verdict;
 
@@ -97,7 +97,7 @@ pub trait EventHandler: Send {
     fn on_exit(&mut self, _tid: i32) {}
 }
 
-impl<F: FnMut(&RawEvent) -> Verdict + Send> EventHandler for F {
+impl<F: FnMut(&RawEvent) -> Verdict + Send + 'static> EventHandler for F {
     fn on_event(&mut self, ev: &RawEvent) -> Verdict {
         self(ev)
     }
@@ -127,6 +127,9 @@ pub struct Counters {
     pub exec_mismatch: AtomicU64,
     /// Calls refused because they would reach the digest store (see `digest_cache`).
     pub protected: AtomicU64,
+    /// Calls refused in every mode because the sensor cannot describe or perform them (SysV
+    /// IPC, keyctl, SCM_CREDENTIALS sends, writes to running code; docs/sensor.md).
+    pub refused: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -152,6 +155,8 @@ pub struct Stats {
     pub exec_mismatch: u64,
     /// See [`Counters::protected`].
     pub protected: u64,
+    /// See [`Counters::refused`].
+    pub refused: u64,
     /// Tasks followed.
     pub tasks: u64,
     /// Exec stops.
@@ -178,6 +183,7 @@ impl Counters {
             lost: g(&self.lost),
             exec_mismatch: g(&self.exec_mismatch),
             protected: g(&self.protected),
+            refused: g(&self.refused),
             tasks: 0,
             execs: 0,
         }

@@ -67,6 +67,15 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
             ins(RET_K, 0, 0, RET_USER_NOTIF),
             ins(RET_K, 0, 0, RET_ALLOW),
         ],
+        Cond::SendtoAddr => vec![
+            // dest_addr (both words) NULL: allow.
+            ins(LD_W_ABS, 0, 0, off_arg_lo(4)),
+            ins(JEQ_K, 0, 2, 0),
+            ins(LD_W_ABS, 0, 0, off_arg_lo(4) + 4),
+            ins(JEQ_K, 1, 0, 0),
+            ins(RET_K, 0, 0, RET_USER_NOTIF),
+            ins(RET_K, 0, 0, RET_ALLOW),
+        ],
         Cond::MmapFile => vec![
             ins(LD_W_ABS, 0, 0, off_arg_lo(3)),
             // Anonymous: only executable mappings are events.
@@ -159,7 +168,6 @@ mod tests {
             libc::SYS_read,
             libc::SYS_write,
             libc::SYS_close,
-            libc::SYS_sendmsg,
             libc::SYS_futex,
             libc::SYS_getpid,
         ] {
@@ -216,6 +224,22 @@ mod tests {
         // A pointer with only high bits set is not NULL.
         assert_eq!(run(&p, nr, a, [0, 7, 1 << 40, 0, 0, 0]), RET_USER_NOTIF);
         assert_eq!(run(&p, nr, a, [42, 7, 0, ptr, 0, 0]), RET_USER_NOTIF);
+    }
+
+    #[test]
+    fn sendto_only_with_a_destination() {
+        let p = build(Sysno::ALL);
+        let a = AUDIT_ARCH_X86_64;
+        let nr = libc::SYS_sendto as u32;
+        let ptr = 0x7fff_0000_1000u64;
+        assert_eq!(run(&p, nr, a, [3, ptr, 5, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, nr, a, [3, ptr, 5, 0, ptr, 16]), RET_USER_NOTIF);
+        assert_eq!(run(&p, nr, a, [3, ptr, 5, 0, 1 << 40, 16]), RET_USER_NOTIF);
+        // sendmsg's destination is in memory: always notified.
+        assert_eq!(
+            run(&p, libc::SYS_sendmsg as u32, a, [3, ptr, 0, 0, 0, 0]),
+            RET_USER_NOTIF
+        );
     }
 
     #[test]

@@ -22,6 +22,11 @@ use crate::sys::{self, Notif, PathOp, Response};
 use crate::syscalls::Sysno;
 use crate::tree::{ApprovedExec, Task, Tree};
 
+mod contents;
+mod ipc;
+mod links;
+mod net;
+
 /// Errors that stop the notification loop (the workload is then killed: fail closed).
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -89,6 +94,8 @@ pub(crate) struct Shared<H> {
     pub mechanism_only: bool,
     /// See [`SensorConfig::observe`](crate::SensorConfig::observe).
     pub observe: crate::syscalls::Observe,
+    /// See [`SensorConfig::hash_pseudo_exec`](crate::SensorConfig::hash_pseudo_exec).
+    pub hash_pseudo_exec: bool,
     /// Notification threads block in RECV rather than epoll ([`sys::recv_returns_on_hangup`]).
     pub recv_blocks: bool,
 }
@@ -275,11 +282,12 @@ fn is(st: &libc::stat, kind: u32) -> bool {
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
         // The mount table is read on the first lookup that needs it.
-        let desc = Describer::sharing(
+        let mut desc = Describer::sharing(
             shared.alg,
             Arc::clone(&shared.digests),
             Arc::clone(&shared.objects),
         );
+        desc.set_measure_exec(shared.hash_pseudo_exec);
         Self {
             fd,
             shared,
@@ -857,6 +865,24 @@ impl<H: EventHandler> Notifier<H> {
             | Sysno::Removexattr
             | Sysno::Lremovexattr
             | Sysno::Fremovexattr => self.sys_xattr(call),
+            Sysno::Sendto => self.sys_sendto(call),
+            Sysno::Sendmsg | Sysno::Sendmmsg => self.sys_sendmsg(call),
+            Sysno::Recvmsg | Sysno::Recvmmsg => self.sys_recvmsg(call),
+            Sysno::Bpf => self.sys_bpf(call),
+            Sysno::AddKey => self.sys_add_key(call),
+            Sysno::RequestKey
+            | Sysno::Keyctl
+            | Sysno::Shmget
+            | Sysno::Shmat
+            | Sysno::Shmctl
+            | Sysno::Semget
+            | Sysno::Semop
+            | Sysno::Semtimedop
+            | Sysno::Semctl
+            | Sysno::Msgget
+            | Sysno::Msgsnd
+            | Sysno::Msgrcv
+            | Sysno::Msgctl => Ok(self.refuse()),
             // Listed one by one (not `invalidates_status()`), so a syscall added without a
             // handler fails to compile. These only drop the cached status (above); no event.
             Sysno::Setuid
@@ -997,6 +1023,7 @@ impl<H: EventHandler> Notifier<H> {
                 t.resolve,
             )?;
             let st = sys::fstat(fd.as_fd())?;
+            self.claim_write(&st)?;
             let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
             let v = self.ask(call, EventType::FileOpen, Cell::File(file));
             return Ok(Self::verdict_reply(v).unwrap_or(Reply::AddFd(fd, cloexec)));
@@ -1017,7 +1044,7 @@ impl<H: EventHandler> Notifier<H> {
                     return self.reopen(call, p, flags, cloexec);
                 }
                 Err(e) if errno_of(&e) == libc::ENOENT && creat => {
-                    match self.create_file(call, dirfd, &raw, flags, mode)? {
+                    match self.create_file(call, dirfd, &raw, flags, mode, resolve)? {
                         Some(r) => return Ok(r),
                         // Someone created the entry after our probe: look again.
                         None => continue,
@@ -1042,6 +1069,9 @@ impl<H: EventHandler> Notifier<H> {
             return Err(Fail::Errno(libc::ELOOP));
         }
         self.guard(self.shared.protected.object(&st))?;
+        if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
+            self.claim_write(&st)?;
+        }
         let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
             .map_err(|_| Fail::Errno(libc::EINVAL))?;
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
@@ -1144,14 +1174,19 @@ impl<H: EventHandler> Notifier<H> {
         raw: &[u8],
         flags: u64,
         mode: u64,
+        resolve: u64,
     ) -> Result<Option<Reply>, Fail> {
-        let par = self.parent(call, dirfd, raw)?;
-        if par.entry.is_some() {
-            // A dangling symlink (O_CREAT follows it) or a racing creator.
-            if par.entry.as_ref().is_some_and(|e| is(e, libc::S_IFLNK)) {
-                return Err(Fail::Fallback);
+        let mut par = self.parent(call, dirfd, raw)?;
+        let mut hops = 0;
+        while let Some(e) = &par.entry {
+            if !is(e, libc::S_IFLNK) {
+                // A racing creator: look again.
+                return Ok(None);
             }
-            return Ok(None);
+            // A dangling symlink: O_CREAT follows it, and the supervisor does so itself on the
+            // link it read, so the entry described is the one created (notify/links.rs).
+            hops += 1;
+            par = self.follow_dangling(call, &par, hops, resolve)?;
         }
         let m = (mode as u32) & !self.umask(call) & 0o7777;
         let created = self.desc.next_instance(&par.st, &call.task.ident.task_id);
@@ -1179,6 +1214,7 @@ impl<H: EventHandler> Notifier<H> {
         };
         let st = sys::fstat(fd.as_fd())?;
         self.desc.mark_created(&st, created);
+        self.claim_write(&st)?;
         let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
         if let Some(r) = Self::verdict_reply(v) {
@@ -1230,6 +1266,9 @@ impl<H: EventHandler> Notifier<H> {
         }
         let link = format!("/proc/self/fd/{}", p.as_raw_fd());
         let reader = sys::open(&link, libc::O_RDONLY).ok();
+        if let Some(r) = &reader {
+            self.claim_exec_memfd(r.as_fd())?;
+        }
         let file = self.desc.file(
             p.as_fd(),
             reader.as_ref().map(|r| r.as_fd()),
@@ -1264,7 +1303,7 @@ impl<H: EventHandler> Notifier<H> {
 
     /// The description of the task's descriptor `fd` when it is a file the supervisor injected
     /// and which has not changed since (see [`Injected`]).
-    fn injected_file(&self, call: &Call, fd: i32) -> Option<FileDesc> {
+    fn injected_file(&self, call: &Call, fd: i32) -> Option<(FileDesc, libc::stat)> {
         let kept = lock(&self.shared.injected);
         let i = kept
             .iter()
@@ -1277,10 +1316,14 @@ impl<H: EventHandler> Notifier<H> {
         if crate::digest_cache::DigestKey::of(&st) != i.key {
             return None;
         }
+        if self.desc.is_written(&st) {
+            // Its contents may have changed without its key moving: describe it afresh.
+            return None;
+        }
         let mut desc = i.desc.clone();
         // The file's flags now (fcntl F_SETFL may have changed them since the open).
         desc.flags = sys::status_flags(i.file.as_fd()).ok()? as u32;
-        Some(desc)
+        Some((desc, st))
     }
 
     fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1294,10 +1337,16 @@ impl<H: EventHandler> Notifier<H> {
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
-        if let Some(file) = self.injected_file(call, a[4] as i32) {
+        let exec = a[2] & libc::PROT_EXEC as u64 != 0;
+        let shared_write =
+            a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
+        if let Some((file, st)) = self.injected_file(call, a[4] as i32)
+            && !(exec && file.path.pathname.starts_with("/memfd:"))
+        {
             if !self.valid(call) {
                 return Ok(Reply::Gone);
             }
+            self.claim_mapping(&st, exec, shared_write)?;
             let cell = Cell::MmapFile {
                 file: Some(file),
                 prot: a[2] as u32,
@@ -1311,12 +1360,32 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(f.as_fd())?;
         let magic = self.desc.magic(f.as_fd(), &st);
-        if !is(&st, libc::S_IFREG) || crate::describe::PSEUDO_MAGICS.contains(&magic) {
+        if is(&st, libc::S_IFREG) {
+            self.claim_mapping(&st, exec, shared_write)?;
+        }
+        // tmpfs/memfd code is measured (tsem's extension, docs/sensor.md); other pseudo files
+        // are skipped as the kernel does (§1.3).
+        let measured =
+            exec && self.shared.hash_pseudo_exec && magic == crate::describe::TMPFS_MAGIC;
+        if measured && self.unsealed_memfd(f.as_fd()) {
+            // Code in a memfd that can still change: unmeasurable, so described as what it is
+            // to the model, anonymous executable memory (notify/contents.rs).
+            let cell = Cell::MmapFile {
+                file: None,
+                prot: a[2] as u32,
+                flags: mmap_flags_field(self.shared.mapping, a[2], a[3]),
+            };
+            return self.simple(call, EventType::MmapFile, cell);
+        }
+        if !is(&st, libc::S_IFREG) || (crate::describe::PSEUDO_MAGICS.contains(&magic) && !measured)
+        {
             Counters::bump(&self.shared.counters.unmodeled);
             return Ok(Reply::Continue);
         }
         let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
-        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
+        let file = self
+            .desc
+            .file_as(f.as_fd(), Some(f.as_fd()), &st, flags, exec);
         let cell = Cell::MmapFile {
             file: Some(file),
             prot: a[2] as u32,
@@ -1396,8 +1465,8 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             EventType::SocketConnect
         };
-        // Relative AF_UNIX paths resolve against the caller's cwd, which the supervisor does not
-        // share: the kernel performs those (racy, documented).
+        // Relative AF_UNIX paths resolve against the caller's cwd: the supervisor performs
+        // those too, from the cwd pinned now (notify/net.rs), never on a re-read address.
         let relative_unix = sock.family == libc::AF_UNIX as u32
             && addr.len() > 2
             && addr[2] != 0
@@ -1405,10 +1474,13 @@ impl<H: EventHandler> Notifier<H> {
         let blocking = sys::status_flags(f.as_fd())
             .map(|fl| fl & libc::O_NONBLOCK == 0)
             .unwrap_or(true);
-        let emulate = self.same_creds(call) && !relative_unix;
+        let emulate = self.same_creds(call);
         call.emulated = emulate;
         if let Some(r) = self.decide(call, ty, Cell::SockAddr { sock, addr: parsed }, emulate) {
             return Ok(r);
+        }
+        if relative_unix {
+            return self.unix_relative(call, f, addr, bind);
         }
         // The address checked is the address used: the operation runs on the target's own
         // socket (a duplicate of its descriptor) with our copy of the argument.
@@ -2064,8 +2136,8 @@ impl<H: EventHandler> Notifier<H> {
         np: u64,
         flags: i32,
     ) -> Result<Reply, Fail> {
-        if flags & libc::AT_EMPTY_PATH != 0 {
-            return Err(Fail::Fallback);
+        if flags & (libc::AT_EMPTY_PATH | libc::AT_SYMLINK_FOLLOW) != 0 {
+            return self.sys_link_object(call, od, op_, nd, np, flags);
         }
         let oraw = self.read_cstr(call.tid, op_)?;
         let nraw = self.read_cstr(call.tid, np)?;
@@ -2236,6 +2308,9 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(obj.as_fd())?;
         self.guard(self.shared.protected.object(&st))?;
+        if let SetAttr::Size(_) = what {
+            self.claim_write(&st)?;
+        }
         let emulate = self.same_creds(call);
         call.emulated = emulate;
         let cell = self.setattr_cell(obj.as_fd(), &st, &what);

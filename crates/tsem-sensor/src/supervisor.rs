@@ -52,6 +52,9 @@ pub enum SpawnError {
         /// The errno.
         source: std::io::Error,
     },
+    /// A descriptor to keep for the workload is not open.
+    #[error("descriptor {0} to keep for the workload is not open")]
+    KeepFd(i32),
     /// The notification thread died.
     #[error("notification thread panicked")]
     NotifierPanic,
@@ -112,6 +115,13 @@ pub struct SensorConfig {
     /// Apply this access set to the workload as a Landlock ruleset before it runs (the kernel
     /// backstop, [`crate::backstop`]).
     pub backstop: Option<tsem_core::access::AccessSet>,
+    /// Descriptors above 2 the workload inherits (`tsem run --keep-fd N`); every other one is
+    /// closed at its exec, so nothing opened outside the model is readable inside it.
+    pub keep_fds: Vec<i32>,
+    /// Hash the contents of tmpfs and memfd files that are executed or mapped executable (a
+    /// tsem extension to TSEM's pseudo-filesystem rule, docs/sensor.md). Off: kernel-exact
+    /// zero digests for them.
+    pub hash_pseudo_exec: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -141,6 +151,8 @@ impl Default for SensorConfig {
             observe: Default::default(),
             end_with_leader: false,
             backstop: None,
+            keep_fds: Vec::new(),
+            hash_pseudo_exec: true,
         }
     }
 }
@@ -240,6 +252,15 @@ pub fn run<H: EventHandler + 'static>(
             .map(|c| cstring(c.as_os_str()))
             .transpose()?,
         landlock: backstop.as_ref().and_then(|b| b.child_args()),
+        keep_fds: {
+            let mut k = config.keep_fds.clone();
+            k.sort_unstable();
+            k.dedup();
+            if let Some(bad) = k.iter().find(|f| **f < 0 || !sys::fd_is_open(**f)) {
+                return Err(SpawnError::KeepFd(*bad));
+            }
+            k
+        },
     };
 
     let own = procfs::read_status(std::process::id() as i32).map_err(|e| SpawnError::Setup {
@@ -280,17 +301,18 @@ pub fn run<H: EventHandler + 'static>(
     sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
     drop(go_w);
 
-    let listener =
-        match sys::recv_fd(sock_parent.as_fd()).map_err(setup("receiving the listener"))? {
-            Some(fd) => fd,
-            None => {
-                let _ = sys::waitpid(pid);
-                return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
-                    what: "receiving the listener",
-                    source: std::io::Error::from_raw_os_error(libc::EPIPE),
-                }));
-            }
-        };
+    let listener = match sys::fetch_listener(sock_parent.as_fd(), pid)
+        .map_err(setup("receiving the listener"))?
+    {
+        Some(fd) => fd,
+        None => {
+            let _ = sys::waitpid(pid);
+            return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
+                what: "receiving the listener",
+                source: std::io::Error::from_raw_os_error(libc::EPIPE),
+            }));
+        }
+    };
     drop(sock_parent);
     // Older kernels lack the flag; the loop is only slower without it.
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
@@ -315,6 +337,7 @@ pub fn run<H: EventHandler + 'static>(
         injected: Default::default(),
         mechanism_only: config.mechanism_only,
         observe: config.observe,
+        hash_pseudo_exec: config.hash_pseudo_exec,
         recv_blocks: match config.wait {
             WaitMode::Auto => sys::recv_returns_on_hangup(),
             WaitMode::Epoll => false,
@@ -366,7 +389,15 @@ pub fn run<H: EventHandler + 'static>(
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
-        let cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = shared
+            .digests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Never persist a digest of an inode the workload could write (docs/sensor.md).
+        let objects = lock(&shared.objects);
+        cache.retain(|k, _| !objects.is_written((k.dev, k.ino)));
+        drop(objects);
         store.save(&cache).err().map(|e| e.to_string())
     });
     let mut stats = shared.counters.snapshot();
@@ -449,7 +480,11 @@ fn restart_transparently(nr: i64) -> bool {
             | Sysno::Accept4
             | Sysno::Connect
             | Sysno::InitModule
-            | Sysno::FinitModule,
+            | Sysno::FinitModule
+            // A receive the supervisor waits for answers -ERESTARTSYS itself when a handled
+            // signal arrives (notify/net.rs): SA_RESTART then decides, as natively.
+            | Sysno::Recvmsg
+            | Sysno::Recvmmsg,
         ) => false,
         Some(_) => true,
         None => false,
@@ -488,6 +523,13 @@ fn trace_loop<H: EventHandler>(
         Arc::clone(&shared.digests),
         Arc::clone(&shared.objects),
     );
+    desc.set_measure_exec(config.hash_pseudo_exec);
+    // Kept descriptors open for writing: the workload may change those files unseen.
+    for fd in &config.keep_fds {
+        if let Some(st) = sys::writable_file(*fd) {
+            desc.mark_written(&st);
+        }
+    }
     let mut mapper = Mapper::new(config.alg, config.mapping);
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
@@ -660,6 +702,10 @@ fn exec_objects(
                 );
                 if (st.st_dev, st.st_ino) != (exe.st_dev, exe.st_ino) {
                     interps.push(f.clone());
+                    // The interpreter's code may not be rewritten under the running task
+                    // (notify/contents.rs); the kernel keeps writers off the executable itself
+                    // only. The exec already happened, so nothing to refuse here.
+                    let _ = desc.mark_exec_mapped(&st);
                 }
                 files.push((dev, m.ino, f.clone()));
                 f

@@ -7,7 +7,9 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+pub mod acts;
 
 /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): wake the other side on the current CPU.
 /// Not in every uapi header, so defined here.
@@ -951,6 +953,40 @@ pub fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Fetch the listener the child `pid` announced on `sock` (its descriptor number, 4 bytes) with
+/// `pidfd_getfd`, then let the child go on; `Ok(None)` if the child ended first.
+pub fn fetch_listener(sock: BorrowedFd<'_>, pid: i32) -> io::Result<Option<OwnedFd>> {
+    let mut num = [0u8; 4];
+    let n = read(sock, &mut num)?;
+    if n != 4 {
+        return Ok(None);
+    }
+    let pidfd = pidfd_open(pid, 0)?;
+    let fd = pidfd_getfd(pidfd.as_fd(), i32::from_ne_bytes(num))?;
+    // SAFETY: F_SETFD on a descriptor we own.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long)?;
+    write_all(sock, b"k")?;
+    Ok(Some(fd))
+}
+
+/// The `fstat` of `fd` when it is a regular file open for writing in this process.
+pub fn writable_file(fd: RawFd) -> Option<libc::stat> {
+    // SAFETY: F_GETFL only reads the descriptor's status flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 || fl & libc::O_ACCMODE == libc::O_RDONLY {
+        return None;
+    }
+    // SAFETY: `fd` is open (F_GETFL succeeded) and stays open for the duration of this call.
+    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) }).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st)
+}
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
 /// Receive one descriptor sent with `SCM_RIGHTS`; `Ok(None)` at EOF.
 pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     let mut data = [0u8; 1];
@@ -1013,7 +1049,12 @@ pub struct ChildPlan {
     /// The backstop: a Landlock ruleset descriptor and `landlock_restrict_self` flags, applied
     /// after `PR_SET_NO_NEW_PRIVS` and before the filter (see [`crate::backstop`]).
     pub landlock: Option<(RawFd, u32)>,
+    /// Descriptors above 2 the workload inherits (sorted); every other one is closed at exec.
+    pub keep_fds: Vec<RawFd>,
 }
+
+/// `CLOSE_RANGE_CLOEXEC`.
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 
 /// Why a child failed before `execve` (written as 8 bytes on the error pipe: stage, errno).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1032,6 +1073,8 @@ pub enum ChildStage {
     Exec = 6,
     /// `landlock_restrict_self` failed.
     Landlock = 7,
+    /// Marking inherited descriptors close-on-exec failed.
+    CloseFds = 8,
 }
 
 impl ChildStage {
@@ -1045,6 +1088,7 @@ impl ChildStage {
             5 => Self::SendFd,
             6 => Self::Exec,
             7 => Self::Landlock,
+            8 => Self::CloseFds,
             _ => return None,
         })
     }
@@ -1138,26 +1182,43 @@ unsafe fn child_main(
         if lfd < 0 {
             fail(ChildStage::Seccomp);
         }
-        // sendmsg and close are allowed in-kernel by the filter, so they cannot wait on a
-        // supervisor that does not have the listener yet.
-        let mut data = [0u8; 1];
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut cbuf = [0u64; 4];
-        let mut msg: libc::msghdr = zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(size_of::<RawFd>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), lfd as RawFd);
-        if libc::sendmsg(sock, &msg, 0) != 1 {
+        // The filter notifies sendmsg (destinations and SCM_RIGHTS are events), so the listener
+        // cannot be sent as a descriptor before the supervisor has it: the supervisor fetches
+        // it with pidfd_getfd (it is our tracer) once it has read its number. write and read
+        // stay in the kernel.
+        let num = (lfd as i32).to_ne_bytes();
+        if libc::write(sock, num.as_ptr().cast(), 4) != 4 {
             fail(ChildStage::SendFd);
+        }
+        let mut ack = 0u8;
+        loop {
+            let r = libc::read(sock, (&mut ack as *mut u8).cast(), 1);
+            if r == 1 {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            fail(ChildStage::SendFd);
+        }
+        // Descriptors above 2 are not the workload's to read (issue 9): mark them close-on-exec,
+        // except the ones asked for. The error pipe stays usable until the exec succeeds.
+        let mut lo: u32 = 3;
+        for k in plan.keep_fds.iter() {
+            let k = *k as u32;
+            if k < lo {
+                continue;
+            }
+            if k > lo && libc::syscall(libc::SYS_close_range, lo, k - 1, CLOSE_RANGE_CLOEXEC) != 0 {
+                fail(ChildStage::CloseFds);
+            }
+            if libc::fcntl(k as RawFd, libc::F_SETFD, 0) != 0 {
+                fail(ChildStage::CloseFds);
+            }
+            lo = k + 1;
+        }
+        if libc::syscall(libc::SYS_close_range, lo, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+            fail(ChildStage::CloseFds);
         }
         libc::close(lfd as RawFd);
         libc::close(sock);

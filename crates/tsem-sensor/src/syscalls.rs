@@ -159,6 +159,30 @@ syscalls! {
     Getpeername = SYS_getpeername, "getpeername";
     Setsockopt = SYS_setsockopt, "setsockopt";
     Shutdown = SYS_shutdown, "shutdown";
+    // Sends with a destination (socket_sendmsg), and descriptors received over SCM_RIGHTS
+    // (file_receive): performed by the supervisor on its copy of the arguments (notify/net.rs).
+    Sendto = SYS_sendto, "sendto";
+    Sendmsg = SYS_sendmsg, "sendmsg";
+    Sendmmsg = SYS_sendmmsg, "sendmmsg";
+    Recvmsg = SYS_recvmsg, "recvmsg";
+    Recvmmsg = SYS_recvmmsg, "recvmmsg";
+    // bpf and key_alloc are described; SysV IPC, request_key and keyctl reach objects the
+    // sensor cannot describe and are refused (notify/ipc.rs).
+    Bpf = SYS_bpf, "bpf";
+    AddKey = SYS_add_key, "add_key";
+    RequestKey = SYS_request_key, "request_key";
+    Keyctl = SYS_keyctl, "keyctl";
+    Shmget = SYS_shmget, "shmget";
+    Shmat = SYS_shmat, "shmat";
+    Shmctl = SYS_shmctl, "shmctl";
+    Semget = SYS_semget, "semget";
+    Semop = SYS_semop, "semop";
+    Semtimedop = SYS_semtimedop, "semtimedop";
+    Semctl = SYS_semctl, "semctl";
+    Msgget = SYS_msgget, "msgget";
+    Msgsnd = SYS_msgsnd, "msgsnd";
+    Msgrcv = SYS_msgrcv, "msgrcv";
+    Msgctl = SYS_msgctl, "msgctl";
 }
 
 /// Hot events, observed only on request ([`Observe`]).
@@ -258,6 +282,9 @@ pub enum Cond {
     /// `prlimit64`: unless it only reads the caller's own limits (pid 0, no new limit), which
     /// reaches no LSM hook (`check_prlimit_permission` returns early for the current task).
     PrlimitWrite,
+    /// `sendto`: only with a destination address (argument 4 not NULL). Sends on connected
+    /// sockets, the hot case, stay in the kernel; their destination was checked at connect.
+    SendtoAddr,
 }
 
 impl Sysno {
@@ -306,6 +333,7 @@ impl Sysno {
         match self {
             Sysno::Mmap => Cond::MmapFile,
             Sysno::Prlimit64 => Cond::PrlimitWrite,
+            Sysno::Sendto => Cond::SendtoAddr,
             _ => Cond::Always,
         }
     }
