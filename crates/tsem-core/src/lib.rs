@@ -17,6 +17,8 @@ pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
+pub mod naming;
+pub mod outputs;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};

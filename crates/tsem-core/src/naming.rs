@@ -1,0 +1,568 @@
+//! Naming rules applied to event descriptions before they are mapped to coefficients, so that
+//! what a workload creates never puts a random name into a model.
+//!
+//! TSEM's own created-file rule (spec §1.5) names a file the namespace created by TEMP: its
+//! directory, an instance counter and its creator's TASK_ID. It covers one level only — a file
+//! inside a created directory still hashes that directory's random name — and the counter depends
+//! on the order in which concurrent tasks create files. The `created-subtree-v1` rule extends it:
+//!
+//! * every object the namespace creates (inode_create, inode_mkdir, inode_mknod, inode_symlink,
+//!   inode_link; a created object renamed elsewhere keeps the mark) is named
+//!   `canon(parent) "/" "%created:" hex(owner)`, and its `created` mark carries instance 1;
+//! * everything beneath a created directory is named relative to that name, recursively, so a
+//!   whole temporary tree (`mktemp -d`, `tempfile.TemporaryDirectory()`, a scratch git
+//!   repository) hashes the same in every run;
+//! * no counter is kept: objects one task creates in one directory are one class, whatever their
+//!   number and whatever the order of concurrent creators (`make -j`, parallel test runners).
+//!
+//! The transform is a pure function of the event stream (it keeps the set of created paths seen
+//! so far), applied alike by `tsem run`, `tsem replay` and `tsem verify`; the model file names it
+//! in a `# tsem-rules:` line. Applied to its own output it changes nothing, so trajectories
+//! written after it replay to the same points with or without it. The byte-level rule is in
+//! `docs/learning.md`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::event::{Cell, Created, Dentry, Event, EventType, PathRef, SockAddr};
+use crate::hash::Digest;
+
+/// The name of the created-subtree rule in a model's `# tsem-rules:` line.
+pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
+
+/// The comment a model file carries to name its rules: `# tsem-rules: NAME[,NAME...]`.
+pub const RULES_COMMENT: &str = " tsem-rules: ";
+
+/// The first bytes of the path component that replaces a created object's name.
+pub const CREATED_TOKEN: &str = "%created:";
+
+/// Which naming rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuleSet {
+    /// `created-subtree-v1`.
+    pub created_subtree: bool,
+}
+
+/// A rule list that names a rule this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRule(pub String);
+
+impl fmt::Display for UnknownRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1}); a model made with \
+             rules that are not applied would name events differently",
+            self.0
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownRule {}
+
+impl RuleSet {
+    /// No rules: plain TSEM model0 (bit-exact with the kernel).
+    pub const NONE: Self = Self {
+        created_subtree: false,
+    };
+    /// The rules `tsem run --learn` and `tsem learn` use by default.
+    pub const DEFAULT: Self = Self {
+        created_subtree: true,
+    };
+
+    /// Whether no rule applies.
+    pub fn is_empty(&self) -> bool {
+        !self.created_subtree
+    }
+
+    /// Parse a comma-separated list of rule names (`none` or empty for no rules).
+    pub fn parse(list: &str) -> Result<Self, UnknownRule> {
+        let mut r = Self::NONE;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                CREATED_SUBTREE_V1 => r.created_subtree = true,
+                "none" => {}
+                other => return Err(UnknownRule(other.into())),
+            }
+        }
+        Ok(r)
+    }
+
+    /// The comma-separated names (`none` for no rules).
+    pub fn names(&self) -> String {
+        if self.created_subtree {
+            CREATED_SUBTREE_V1.into()
+        } else {
+            "none".into()
+        }
+    }
+}
+
+/// A device as events carry it (major, minor), if any.
+pub type Dev = Option<(u32, u32)>;
+
+/// Which kind of pathname a path is: FILE paths are absolute (`d_absolute_path`), DENTRY paths
+/// are relative to the root of their filesystem (`dentry_path_raw`, spec §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Space {
+    File,
+    Dentry,
+}
+
+/// Applies a [`RuleSet`] to a stream of events. One per modeling namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Namer {
+    rules: RuleSet,
+    /// Created objects by device and filesystem-relative raw path: the creator's TASK_ID.
+    created: BTreeMap<Dev, BTreeMap<String, Digest>>,
+    /// Where each device's filesystem is mounted, learnt from a created object seen both as a
+    /// dentry and as a file; absent means `/` (the pathnames agree).
+    mounts: BTreeMap<Dev, String>,
+    /// The last created dentry path per (device, owner, instance), to learn `mounts` from.
+    pending: BTreeMap<(Dev, Digest, u64), String>,
+}
+
+impl Namer {
+    /// A namer applying `rules`.
+    pub fn new(rules: RuleSet) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// The rules applied.
+    pub fn rules(&self) -> RuleSet {
+        self.rules
+    }
+
+    /// Rename `ev` in place by the rules, and remember what it created or removed.
+    pub fn apply(&mut self, ev: &mut Event) {
+        if !self.rules.created_subtree {
+            return;
+        }
+        let task = ev.header.task_id;
+        let ty = ev.header.event_type;
+        match &mut ev.cell {
+            Cell::File(f) | Cell::FileCmd { file: f, .. } | Cell::KernelReadFile { file: f, .. } => {
+                self.path(&mut f.path, Space::File);
+            }
+            Cell::MmapFile { file: Some(f), .. } => self.path(&mut f.path, Space::File),
+            Cell::SbMount { path, .. } => self.path(path, Space::File),
+            Cell::TwoPaths(p) => {
+                self.path(&mut p.a, Space::File);
+                self.path(&mut p.b, Space::File);
+            }
+            Cell::SockAddr {
+                addr: Some(SockAddr::Unix { address }),
+                ..
+            } => self.loose(address),
+            Cell::InodeCreate { dentry, .. } | Cell::InodeMknod { dentry, .. } => {
+                self.record(dentry, task);
+                self.dentry(dentry);
+            }
+            Cell::InodeSymlink {
+                dentry, old_name, ..
+            } => {
+                self.record(dentry, task);
+                self.dentry(dentry);
+                self.loose(old_name);
+            }
+            Cell::InodeLink(l) => {
+                self.dentry(&mut l.old_dentry);
+                self.record(&l.new_dentry, task);
+                self.dentry(&mut l.new_dentry);
+            }
+            Cell::InodeDirEntry { dentry, .. } => {
+                let raw = (dentry.path.dev, dentry.path.pathname.clone());
+                self.dentry(dentry);
+                if matches!(ty, EventType::InodeUnlink | EventType::InodeRmdir) {
+                    self.forget(raw.0, &raw.1);
+                }
+            }
+            Cell::InodeRename(r) => {
+                let old = (r.old_dentry.path.dev, r.old_dentry.path.pathname.clone());
+                let new = (r.new_dentry.path.dev, r.new_dentry.path.pathname.clone());
+                self.dentry(&mut r.old_dentry);
+                self.dentry(&mut r.new_dentry);
+                self.moved(old, new);
+            }
+            Cell::Dentry(d)
+            | Cell::InodeGetattr(d)
+            | Cell::SbUmount { mnt: d, .. }
+            | Cell::InodeSetattr { dentry: d, .. }
+            | Cell::InodeSetxattr { dentry: d, .. }
+            | Cell::InodeXattr { dentry: d, .. } => self.dentry(d),
+            Cell::SbRemount(sb) | Cell::Quotactl { sb, .. } => self.dentry(&mut sb.dentry),
+            _ => {}
+        }
+    }
+
+    /// Whether `pathname` is a name the rules made (it has a created component).
+    pub fn is_canonical_created(pathname: &str) -> bool {
+        pathname
+            .split('/')
+            .any(|c| c.starts_with(CREATED_TOKEN))
+    }
+
+    /// Whether a proper ancestor of `path` (a FILE path if `file`, else a DENTRY path) is a
+    /// directory the namespace created.
+    pub fn beneath_created(&self, dev: Dev, path: &str, file: bool) -> bool {
+        let Some(m) = self.created.get(&dev) else {
+            return false;
+        };
+        let rel = if file {
+            let mount = self.mounts.get(&dev).map_or("", String::as_str);
+            match path.strip_prefix(mount) {
+                Some(r) => r,
+                None => return false,
+            }
+        } else {
+            path
+        };
+        let mut end = rel.len();
+        while let Some(i) = rel[..end].rfind('/') {
+            if i == 0 {
+                break;
+            }
+            if m.contains_key(&rel[..i]) {
+                return true;
+            }
+            end = i;
+        }
+        false
+    }
+
+    /// The absolute pathname of a DENTRY path on `dev`, as FILE paths name it.
+    pub fn absolute(&self, dev: Dev, dentry_path: &str) -> String {
+        let mount = self.mounts.get(&dev).map_or("", String::as_str);
+        alloc::format!("{mount}{dentry_path}")
+    }
+
+    fn record(&mut self, d: &Dentry, task: Digest) {
+        let owner = d.path.created.map_or(task, |c| c.owner);
+        if let Some(c) = d.path.created {
+            self.pending.insert(
+                (d.path.dev, c.owner, c.instance),
+                d.path.pathname.clone(),
+            );
+        }
+        self.created
+            .entry(d.path.dev)
+            .or_default()
+            .insert(d.path.pathname.clone(), owner);
+    }
+
+    /// Forget `path` and everything recorded beneath it (removed, or replaced by an object the
+    /// namespace did not create).
+    fn forget(&mut self, dev: Dev, path: &str) {
+        if let Some(m) = self.created.get_mut(&dev) {
+            m.retain(|k, _| !under(k, path));
+        }
+    }
+
+    /// A rename moves the created marks of `old` and what lies beneath it to `new`.
+    fn moved(&mut self, old: (Dev, String), new: (Dev, String)) {
+        let moving: Vec<(String, Digest)> = self
+            .created
+            .get(&old.0)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| under(k, &old.1))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.forget(old.0, &old.1);
+        self.forget(new.0, &new.1);
+        let m = self.created.entry(new.0).or_default();
+        for (k, owner) in moving {
+            m.insert(alloc::format!("{}{}", new.1, &k[old.1.len()..]), owner);
+        }
+    }
+
+    fn dentry(&mut self, d: &mut Dentry) {
+        self.path(&mut d.path, Space::Dentry);
+    }
+
+    /// A bare pathname with no device (a unix socket address, a symlink target): renamed if it
+    /// lies beneath a created directory of any device whose mount point is known.
+    fn loose(&mut self, name: &mut String) {
+        if !name.starts_with('/') {
+            return;
+        }
+        let devs: Vec<Dev> = self.created.keys().copied().collect();
+        for dev in devs {
+            if let Some(c) = self.canonical(dev, name, Space::File, None) {
+                *name = c;
+                return;
+            }
+        }
+    }
+
+    fn path(&mut self, p: &mut PathRef, space: Space) {
+        if space == Space::File
+            && let Some(c) = p.created
+        {
+            self.learn_mount(p.dev, &p.pathname, c);
+        }
+        let own = p.created.map(|c| c.owner);
+        if let Some(c) = self.canonical(p.dev, &p.pathname, space, own) {
+            p.pathname = c;
+        }
+        let owner = match p.created {
+            Some(c) => Some(c.owner),
+            None => self.lookup(p.dev, &p.pathname, space),
+        };
+        if let Some(owner) = owner {
+            p.created = Some(Created { owner, instance: 1 });
+        }
+    }
+
+    /// The creator of an object named (already canonically) `pathname`, when the rules know it
+    /// was created but the description does not say so (FIFOs, sockets, symlinks, links).
+    fn lookup(&self, dev: Dev, pathname: &str, space: Space) -> Option<Digest> {
+        let (_, last) = pathname.rsplit_once('/')?;
+        let owner = last.strip_prefix(CREATED_TOKEN)?;
+        let _ = (dev, space);
+        Digest::from_hex(owner).ok()
+    }
+
+    fn learn_mount(&mut self, dev: Dev, abs: &str, c: Created) {
+        if self.mounts.contains_key(&dev) {
+            return;
+        }
+        if let Some(rel) = self.pending.get(&(dev, c.owner, c.instance))
+            && let Some(m) = abs.strip_suffix(rel.as_str())
+            && !m.ends_with('/')
+        {
+            self.mounts.insert(dev, m.into());
+        }
+    }
+
+    /// The canonical name of `path`, if it differs. `own` is the object's creator when the
+    /// description itself marks it created.
+    fn canonical(&self, dev: Dev, path: &str, space: Space, own: Option<Digest>) -> Option<String> {
+        let created = self.created.get(&dev);
+        if created.is_none() && own.is_none() {
+            return None;
+        }
+        let mount = match space {
+            Space::File => self.mounts.get(&dev).map_or("", String::as_str),
+            Space::Dentry => "",
+        };
+        let rel = path.strip_prefix(mount)?;
+        if !(rel.is_empty() || rel.starts_with('/')) {
+            return None;
+        }
+        let mut out = String::with_capacity(path.len());
+        out.push_str(mount);
+        let mut changed = false;
+        let mut end = 0;
+        let parts: Vec<&str> = rel.split('/').collect();
+        let n = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                end += 1;
+            }
+            end += part.len();
+            if i == 0 {
+                out.push_str(part);
+                continue;
+            }
+            out.push('/');
+            let key = &rel[..end];
+            let owner = created
+                .and_then(|m| m.get(key).copied())
+                .or(if i + 1 == n { own } else { None });
+            match owner {
+                Some(o) if !part.is_empty() => {
+                    out.push_str(CREATED_TOKEN);
+                    out.push_str(&o.to_hex());
+                    changed = true;
+                }
+                _ => out.push_str(part),
+            }
+        }
+        changed.then_some(out).filter(|o| o != path)
+    }
+}
+
+/// Whether `k` is `base` or lies beneath it.
+fn under(k: &str, base: &str) -> bool {
+    k.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::event::{Coe, EventHeader, FileDesc, Inode};
+    use crate::hash::HashAlg;
+
+    const DEV: Dev = Some((8, 1));
+
+    fn owner(n: u8) -> Digest {
+        HashAlg::Sha256.digest(&[n])
+    }
+
+    fn ev(ty: EventType, task: Digest, cell: Cell) -> Event {
+        Event {
+            header: EventHeader::new("t", ty, task, task),
+            coe: Coe::default(),
+            cell,
+        }
+    }
+
+    fn dentry(path: &str, created: Option<Created>) -> Dentry {
+        Dentry {
+            inode: None,
+            path: PathRef {
+                dev: DEV,
+                created,
+                path_type: None,
+                pathname: path.into(),
+            },
+        }
+    }
+
+    fn mkdir(path: &str, o: Digest, instance: u64) -> Event {
+        let c = Created { owner: o, instance };
+        ev(
+            EventType::InodeMkdir,
+            o,
+            Cell::InodeCreate {
+                dir: Inode::default(),
+                dentry: dentry(path, Some(c)),
+                mode: 0o700,
+            },
+        )
+    }
+
+    fn open(path: &str, o: Digest, created: Option<Created>) -> Event {
+        ev(
+            EventType::FileOpen,
+            o,
+            Cell::File(FileDesc {
+                flags: 0,
+                inode: Inode::default(),
+                path: PathRef {
+                    dev: DEV,
+                    created,
+                    path_type: Some("root".into()),
+                    pathname: path.into(),
+                },
+                digest: HashAlg::Sha256.zero_digest(),
+            }),
+        )
+    }
+
+    fn run(events: &[Event]) -> Vec<Event> {
+        let mut n = Namer::new(RuleSet::DEFAULT);
+        events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                n.apply(&mut e);
+                e
+            })
+            .collect()
+    }
+
+    fn stream(dir: &str, file: &str, o: Digest, inst: u64) -> Vec<Event> {
+        let c = Created {
+            owner: o,
+            instance: inst,
+        };
+        vec![
+            mkdir(&alloc::format!("/tmp/{dir}"), o, inst),
+            ev(
+                EventType::InodeCreate,
+                o,
+                Cell::InodeCreate {
+                    dir: Inode::default(),
+                    dentry: dentry(&alloc::format!("/tmp/{dir}/{file}"), Some(c)),
+                    mode: 0o600,
+                },
+            ),
+            open(&alloc::format!("/tmp/{dir}/{file}"), o, Some(c)),
+            open(&alloc::format!("/tmp/{dir}"), o, Some(c)),
+        ]
+    }
+
+    #[test]
+    fn random_names_and_instances_do_not_reach_the_description() {
+        let a = run(&stream("tmpa1b2", "x9z", owner(1), 1));
+        let b = run(&stream("tmpQQQQ", "other", owner(1), 7));
+        assert_eq!(a, b);
+        let Cell::File(f) = &a[2].cell else { panic!() };
+        let tok = alloc::format!("{CREATED_TOKEN}{}", owner(1).to_hex());
+        assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/{tok}"));
+        assert_eq!(f.path.created.unwrap().instance, 1);
+    }
+
+    #[test]
+    fn owners_stay_distinct_and_reads_outside_stay_named() {
+        let a = run(&stream("d", "f", owner(1), 1));
+        let b = run(&stream("d", "f", owner(2), 1));
+        assert_ne!(a, b);
+        let mut s = stream("d", "f", owner(1), 1);
+        s.push(open("/etc/hosts", owner(1), None));
+        let out = run(&s);
+        assert_eq!(out[4], s[4]);
+    }
+
+    #[test]
+    fn idempotent_and_off_by_default() {
+        let once = run(&stream("rnd", "f", owner(3), 2));
+        assert_eq!(run(&once), once);
+        let mut n = Namer::new(RuleSet::NONE);
+        let mut e = stream("rnd", "f", owner(3), 2)[2].clone();
+        let before = e.clone();
+        n.apply(&mut e);
+        assert_eq!(e, before);
+    }
+
+    #[test]
+    fn a_mounted_filesystem_learns_its_mount_point() {
+        // tmpfs at /tmp: dentries are relative to the tmpfs root, files are absolute.
+        let o = owner(4);
+        let c = Created {
+            owner: o,
+            instance: 1,
+        };
+        let mut n = Namer::new(RuleSet::DEFAULT);
+        let mut s = [
+            mkdir("/rnd", o, 1),
+            ev(
+                EventType::InodeCreate,
+                o,
+                Cell::InodeCreate {
+                    dir: Inode::default(),
+                    dentry: dentry("/rnd/f", Some(c)),
+                    mode: 0o600,
+                },
+            ),
+            open("/tmp/rnd/f", o, Some(c)),
+            open("/tmp/rnd/g", o, None),
+        ];
+        for e in &mut s {
+            n.apply(e);
+        }
+        let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+        let Cell::File(f) = &s[3].cell else { panic!() };
+        assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/g"));
+    }
+
+    #[test]
+    fn rules_parse_and_reject_unknown_names() {
+        assert_eq!(RuleSet::parse(CREATED_SUBTREE_V1), Ok(RuleSet::DEFAULT));
+        assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
+        assert!(RuleSet::parse("created-subtree-v9").is_err());
+        assert_eq!(RuleSet::DEFAULT.names(), CREATED_SUBTREE_V1);
+    }
+}
