@@ -11,6 +11,7 @@ mod attest_cmd;
 mod bench;
 mod describe;
 mod evidence;
+mod learning;
 mod model_cmd;
 mod replay;
 mod run_cmd;
