@@ -242,6 +242,56 @@ pub fn deed(ev: &Event) -> String {
     }
 }
 
+/// Give a merge of `inputs` their common naming rules and the notes of their pseudonyms.
+pub fn carry_over(inputs: &[ModelFile], merged: &mut ModelFile) -> anyhow::Result<()> {
+    let mut rules = None;
+    let mut notes = BTreeMap::new();
+    for m in inputs {
+        let r = rules_of(m)?;
+        if rules.is_some_and(|p| p != r) {
+            anyhow::bail!(
+                "models made with different naming rules cannot be merged (their points name \
+                 created files differently)"
+            );
+        }
+        rules = Some(r);
+        for (p, n) in pseudonym_notes(m) {
+            notes.entry(p).or_insert(n);
+        }
+    }
+    let rules = rules.unwrap_or(RuleSet::NONE);
+    let mut lines = Vec::with_capacity(merged.lines.len() + notes.len() + 1);
+    if !rules.is_empty() {
+        lines.push(Line::Comment(format!("{RULES_COMMENT}{}", rules.names())));
+    }
+    for l in merged.lines.drain(..) {
+        if let Line::Pseudonym(p) = &l
+            && let Some(n) = notes.get(p)
+        {
+            lines.push(Line::Comment(format!("{AUTO_NOTE}{n}")));
+        }
+        lines.push(l);
+    }
+    merged.lines = lines;
+    Ok(())
+}
+
+/// `tsem model show`: one line per pseudonym, with why it was added where the model says.
+pub fn print_pseudonyms(m: &ModelFile) {
+    let notes = pseudonym_notes(m);
+    for l in &m.lines {
+        if let Line::Pseudonym(p) = l {
+            match notes.get(p) {
+                Some(n) => match n.split_once(": ") {
+                    Some((why, path)) => println!("  {path}  (auto: {why})"),
+                    None => println!("  {n}"),
+                },
+                None => println!("  {p}  (no note)"),
+            }
+        }
+    }
+}
+
 /// A learned namespace recomputed with the run's outputs as pseudonyms, and every pseudonym's
 /// note.
 pub struct Learned {

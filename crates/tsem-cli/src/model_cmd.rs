@@ -275,6 +275,11 @@ fn show(file: &Path, alg: HashAlg, as_json: bool) -> anyhow::Result<ExitCode> {
                 "base": ns.base().to_hex(),
                 "state": ns.model_state().to_hex(),
                 "measurement": ns.measurement().to_hex(),
+                "rules": crate::learning::rules_of(&m)?.names(),
+                "pseudonym_notes": crate::learning::pseudonym_notes(&m)
+                    .into_iter()
+                    .map(|(p, n)| (p.to_hex(), n))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             })
         );
     } else {
@@ -285,6 +290,8 @@ fn show(file: &Path, alg: HashAlg, as_json: bool) -> anyhow::Result<ExitCode> {
             states
         );
         println!("pseudonyms   {pseudonyms}");
+        crate::learning::print_pseudonyms(&m);
+        println!("rules        {}", crate::learning::rules_of(&m)?.names());
         println!("sealed       {}", if m.sealed() { "yes" } else { "no" });
         println!(
             "signatures   {}",
@@ -404,6 +411,9 @@ fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
             models[e.first].display()
         )
     })?;
+    crate::learning::carry_over(&parsed, &mut merged).map_err(|e| {
+        anyhow::anyhow!("{e}: {}", names_of(models))
+    })?;
     let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
     merged.lines.insert(
         0,
@@ -417,6 +427,14 @@ fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn names_of(models: &[PathBuf]) -> String {
+    models
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn sign(file: &Path, key: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
