@@ -35,7 +35,7 @@ pub struct LearnArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub until_converged: u32,
     /// Naming rules (`none` for plain TSEM model0).
-    #[arg(long, value_name = "LIST", default_value = tsem_core::naming::CREATED_SUBTREE_V1)]
+    #[arg(long, value_name = "LIST", default_value = "created-subtree-v1,proc-pid-v1")]
     pub rules: String,
     /// Do not make the files the workload writes into pseudonyms.
     #[arg(long)]
@@ -220,8 +220,9 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
     if converged {
         eprintln!(
             "tsem: learn: converged after {runs} runs (new points per run: {shape}); {} points, \
-             {pseudonyms} pseudonyms -> {}",
+             {pseudonyms} {} -> {}",
             ns.points().len(),
+            if pseudonyms == 1 { "pseudonym" } else { "pseudonyms" },
             a.output.display()
         );
         Ok(ExitCode::SUCCESS)

@@ -25,7 +25,7 @@ pub fn rules_of(m: &ModelFile) -> anyhow::Result<RuleSet> {
             && let Some(list) = c.trim_start().strip_prefix(RULES_COMMENT.trim_start())
         {
             let more = RuleSet::parse(list).map_err(|e| anyhow::anyhow!("{e}"))?;
-            r.created_subtree |= more.created_subtree;
+            r = r.union(more);
         }
     }
     Ok(r)
@@ -384,12 +384,12 @@ mod tests {
         notes.insert(p, "written: /w/report.txt".to_string());
         let m = model_file(&ns, RuleSet::DEFAULT, &notes);
         let text = m.to_text();
-        assert!(text.starts_with("# tsem-rules: created-subtree-v1\n"), "{text}");
+        assert!(text.starts_with("# tsem-rules: created-subtree-v1,proc-pid-v1\n"), "{text}");
         assert!(text.contains("# auto-pseudonym written: /w/report.txt\npseudonym "));
         let back = ModelFile::parse(&text).unwrap();
         assert_eq!(rules_of(&back).unwrap(), RuleSet::DEFAULT);
         assert_eq!(pseudonym_notes(&back), notes);
-        let bad = ModelFile::parse("# tsem-rules: created-subtree-v7\nseal\nend\n").unwrap();
+        let bad = ModelFile::parse("# tsem-rules: created-subtree-v1,proc-pid-v7\nseal\nend\n").unwrap();
         assert!(rules_of(&bad).is_err());
     }
 }

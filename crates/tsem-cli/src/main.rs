@@ -14,6 +14,7 @@ mod evidence;
 mod learn_cmd;
 mod learning;
 mod model_cmd;
+mod model_learn;
 mod replay;
 mod run_cmd;
 

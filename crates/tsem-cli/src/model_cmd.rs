@@ -100,6 +100,11 @@ pub enum ModelCmd {
         /// The model.
         file: PathBuf,
     },
+    /// Fold reviewed forensics into a model: each new point gets a comment naming its source.
+    Update(crate::model_learn::UpdateArgs),
+    /// Propose pseudonyms (paths whose contents differ across runs) and list points seen in only
+    /// one run; changes nothing.
+    Suggest(crate::model_learn::SuggestArgs),
     /// Verify a model's signatures (exit 1 if invalid).
     Verify {
         /// Expected signer's public key (PEM); without it only integrity is checked.
@@ -150,6 +155,8 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             sign(&file, &key, out.as_deref())
         }
         ModelCmd::Verify { key, file } => verify(&file, key.as_deref()),
+        ModelCmd::Update(a) => crate::model_learn::update(a),
+        ModelCmd::Suggest(a) => crate::model_learn::suggest(a),
     }
 }
 

@@ -32,6 +32,12 @@ use crate::hash::Digest;
 /// The name of the created-subtree rule in a model's `# tsem-rules:` line.
 pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
 
+/// The name of the procfs pid rule.
+pub const PROC_PID_V1: &str = "proc-pid-v1";
+
+/// `PROC_SUPER_MAGIC`.
+const PROC_MAGIC: u32 = 0x9fa0;
+
 /// The comment a model file carries to name its rules: `# tsem-rules: NAME[,NAME...]`.
 pub const RULES_COMMENT: &str = " tsem-rules: ";
 
@@ -43,6 +49,8 @@ pub const CREATED_TOKEN: &str = "%created:";
 pub struct RuleSet {
     /// `created-subtree-v1`.
     pub created_subtree: bool,
+    /// `proc-pid-v1`: in procfs paths the task's own pid reads `self` and any other pid `%pid`.
+    pub proc_pid: bool,
 }
 
 /// A rule list that names a rule this version does not know.
@@ -53,8 +61,8 @@ impl fmt::Display for UnknownRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1}); a model made with \
-             rules that are not applied would name events differently",
+            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1} and {PROC_PID_V1}); a \
+             model made with rules that are not applied would name events differently",
             self.0
         )
     }
@@ -67,15 +75,25 @@ impl RuleSet {
     /// No rules: plain TSEM model0 (bit-exact with the kernel).
     pub const NONE: Self = Self {
         created_subtree: false,
+        proc_pid: false,
     };
     /// The rules `tsem run --learn` and `tsem learn` use by default.
     pub const DEFAULT: Self = Self {
         created_subtree: true,
+        proc_pid: true,
     };
 
     /// Whether no rule applies.
     pub fn is_empty(&self) -> bool {
-        !self.created_subtree
+        !self.created_subtree && !self.proc_pid
+    }
+
+    /// Both sets of rules.
+    pub fn union(self, o: Self) -> Self {
+        Self {
+            created_subtree: self.created_subtree || o.created_subtree,
+            proc_pid: self.proc_pid || o.proc_pid,
+        }
     }
 
     /// Parse a comma-separated list of rule names (`none` or empty for no rules).
@@ -84,6 +102,7 @@ impl RuleSet {
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 CREATED_SUBTREE_V1 => r.created_subtree = true,
+                PROC_PID_V1 => r.proc_pid = true,
                 "none" => {}
                 other => return Err(UnknownRule(other.into())),
             }
@@ -93,11 +112,17 @@ impl RuleSet {
 
     /// The comma-separated names (`none` for no rules).
     pub fn names(&self) -> String {
+        let mut v = Vec::new();
         if self.created_subtree {
-            CREATED_SUBTREE_V1.into()
-        } else {
-            "none".into()
+            v.push(CREATED_SUBTREE_V1);
         }
+        if self.proc_pid {
+            v.push(PROC_PID_V1);
+        }
+        if v.is_empty() {
+            v.push("none");
+        }
+        v.join(",")
     }
 }
 
@@ -141,6 +166,14 @@ impl Namer {
 
     /// Rename `ev` in place by the rules, and remember what it created or removed.
     pub fn apply(&mut self, ev: &mut Event) {
+        if self.rules.proc_pid {
+            let pid = ev.header.pid;
+            if let Some(f) = ev.file_mut()
+                && f.inode.s_magic == PROC_MAGIC
+            {
+                proc_pid(&mut f.path.pathname, pid);
+            }
+        }
         if !self.rules.created_subtree {
             return;
         }
@@ -391,6 +424,29 @@ impl Namer {
     }
 }
 
+/// `/1234/maps` → `/self/maps` for the task's own pid, `/%pid/maps` for any other; the same for
+/// `/N/task/M/...`. Pids are assigned anew in every run, so no model can name them.
+fn proc_pid(path: &mut String, own: Option<u64>) {
+    let numeric = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
+    let name = |c: &str, what: &str| -> String {
+        if own.is_some_and(|p| c.parse::<u64>().ok() == Some(p)) {
+            "self".into()
+        } else {
+            alloc::format!("%{what}")
+        }
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() < 2 || !parts[0].is_empty() || !numeric(parts[1]) {
+        return;
+    }
+    let mut out: Vec<String> = parts.iter().map(|p| String::from(*p)).collect();
+    out[1] = name(parts[1], "pid");
+    if parts.len() > 3 && parts[2] == "task" && numeric(parts[3]) {
+        out[3] = name(parts[3], "tid");
+    }
+    *path = out.join("/");
+}
+
 /// Whether `k` is `base` or lies beneath it.
 fn under(k: &str, base: &str) -> bool {
     k.strip_prefix(base)
@@ -559,10 +615,28 @@ mod tests {
     }
 
     #[test]
+    fn proc_pids_are_self_or_any() {
+        for (p, own, want) in [
+            ("/4242/maps", Some(4242), "/self/maps"),
+            ("/4243/maps", Some(4242), "/%pid/maps"),
+            ("/4242/task/4250/stat", Some(4250), "/%pid/task/self/stat"),
+            ("/meminfo", Some(1), "/meminfo"),
+            ("/12x/maps", Some(1), "/12x/maps"),
+        ] {
+            let mut s = String::from(p);
+            proc_pid(&mut s, own);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
     fn rules_parse_and_reject_unknown_names() {
-        assert_eq!(RuleSet::parse(CREATED_SUBTREE_V1), Ok(RuleSet::DEFAULT));
+        assert_eq!(
+            RuleSet::parse("created-subtree-v1, proc-pid-v1"),
+            Ok(RuleSet::DEFAULT)
+        );
         assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
         assert!(RuleSet::parse("created-subtree-v9").is_err());
-        assert_eq!(RuleSet::DEFAULT.names(), CREATED_SUBTREE_V1);
+        assert_eq!(RuleSet::DEFAULT.names(), "created-subtree-v1,proc-pid-v1");
     }
 }
