@@ -300,6 +300,9 @@ fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
     let (o, s, _) = w.enforce("signed", "--enforce", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = w.root.join("signed.trajectory.json");
+    // Under a model, --trajectory still holds every point the run touched, not only new ones.
+    let lines = events(&t).len();
+    assert!(lines > 100, "{lines} points in the enforced run's trajectory");
     let o = w.tsem(&["replay", "--json", "--model", m, t.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -462,4 +465,40 @@ fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
         "{out}"
     );
     assert!(!out.contains("expected.json"), "{out}");
+}
+
+/// Four concurrent writers in one temporary directory: the files they create are numbered in
+/// whatever order the scheduler picks, and the directory's name is random.
+const PARALLEL: &str = r#"d=$(mktemp -d)
+for i in 1 2 3 4; do
+  ( for j in 1 2 3; do echo "$i $j" > "$d/part-$i-$j"; cat "$d/part-$i-$j" > /dev/null; done ) &
+done
+wait
+cat "$d"/part-* | wc -l > /dev/null
+rm -rf "$d"
+"#;
+
+#[test]
+fn concurrent_creators_converge_whatever_the_order() {
+    let w = Workload::new("parallel", PARALLEL);
+    w.learns_and_holds();
+    // Without the naming rules the same workload does not converge: the test measures them.
+    let plain = w.root.join("plain.model");
+    let o = w.tsem(
+        &[
+            "learn",
+            "--rules",
+            "none",
+            "--runs",
+            "3",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not converged after 3 runs"), "{}", stderr(&o));
 }
