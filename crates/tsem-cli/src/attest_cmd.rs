@@ -381,7 +381,11 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
         ns.enforce();
     }
     let mut stats = StreamStats {
-        namer: tsem_core::naming::Namer::new(crate::replay::rules_for(a.model.as_deref(), None)?),
+        namer: tsem_core::naming::Namer::new(
+            crate::replay::rules_for(a.model.as_deref(), None)?,
+            a.ns.digest,
+            a.ns.mapping,
+        ),
         ..StreamStats::default()
     };
     for f in &a.files {

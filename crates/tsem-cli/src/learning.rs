@@ -95,9 +95,9 @@ pub struct Shaper {
 impl Shaper {
     /// A shaper applying `rules`, tracking outputs if `outputs`, keeping every point's first
     /// description if `whole`.
-    pub fn new(rules: RuleSet, outputs: bool, whole: bool) -> Self {
+    pub fn new(rules: RuleSet, cfg: &tsem_core::namespace::Config, outputs: bool, whole: bool) -> Self {
         Self {
-            namer: Namer::new(rules),
+            namer: Namer::new(rules, cfg.alg, cfg.mapping),
             outputs: outputs.then(OutputTracker::new),
             whole: whole.then(|| (HashSet::new(), Vec::new())),
             exes: HashMap::new(),
@@ -121,6 +121,11 @@ impl Shaper {
         let mut e = ev.clone();
         self.namer.apply(&mut e);
         e
+    }
+
+    /// `tid` now runs the program at `path` (for naming it in the outcome).
+    pub fn executed(&mut self, tid: i32, path: &str) {
+        self.exes.insert(tid, path.to_string());
     }
 
     /// Note what the namespace decided about the shaped event `ev` of `tid`.

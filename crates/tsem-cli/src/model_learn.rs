@@ -76,7 +76,7 @@ fn load(model: &Path, ns: &NsArgs) -> anyhow::Result<(ModelFile, Namespace, Name
     let m = read_model(model)?;
     let rules = rules_of(&m).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
     let n = namespace_for(ns.digest, ns.mapping, Some(model), None)?;
-    Ok((m, n, Namer::new(rules)))
+    Ok((m, n, Namer::new(rules, ns.digest, ns.mapping)))
 }
 
 /// The coefficient of `ev` as the model's namespace would compute it: rules, then pseudonyms.
@@ -96,7 +96,7 @@ pub fn update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
     let mut added = Vec::new();
     for f in &a.forensics {
         // Each file is one run's forensics: its own created paths.
-        let mut namer = Namer::new(rules);
+        let mut namer = Namer::new(rules, a.ns.digest, a.ns.mapping);
         for (n, ev) in numbered_events(f)? {
             let (c, e) = coefficient(&mut ns, &mut namer, &ev);
             if have.insert(c) {
@@ -148,7 +148,7 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
     // Per digest-free coefficient: the path and the distinct digests seen.
     let mut contents: BTreeMap<String, (BTreeSet<Digest>, BTreeSet<usize>)> = BTreeMap::new();
     for (run, f) in a.trajectories.iter().enumerate() {
-        let mut namer = Namer::new(rules);
+        let mut namer = Namer::new(rules, a.ns.digest, a.ns.mapping);
         for (_, ev) in numbered_events(f)? {
             let (c, e) = coefficient(&mut ns, &mut namer, &ev);
             let s = points.entry(c).or_default();

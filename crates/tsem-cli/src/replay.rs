@@ -261,7 +261,11 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         a.aggregate.as_deref(),
     )?;
     let mut stats = StreamStats {
-        namer: tsem_core::naming::Namer::new(rules_for(a.model.as_deref(), a.rules.as_deref())?),
+        namer: tsem_core::naming::Namer::new(
+            rules_for(a.model.as_deref(), a.rules.as_deref())?,
+            a.ns.digest,
+            a.ns.mapping,
+        ),
         ..StreamStats::default()
     };
     for f in &a.files {

@@ -167,6 +167,10 @@ impl EventHandler for Modeler {
         v
     }
 
+    fn on_exec(&mut self, ev: &tsem_sensor::ExecEvent) {
+        self.shaper.executed(ev.tid, &ev.exe.path.pathname);
+    }
+
     fn on_exit(&mut self, tid: i32) {
         self.ns.on_exit(tid as u64);
     }
@@ -242,6 +246,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let learning = ns.mode() == Mode::Free;
     let shaper = crate::learning::Shaper::new(
         rules,
+        ns.config(),
         learning && !a.no_auto_pseudonyms,
         a.trajectory.is_some(),
     );

@@ -184,7 +184,7 @@ fn have(prog: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-const PY_SUITE: &str = r#"import json, os, sqlite3, subprocess, sys, tempfile, time, unittest
+const PY_SUITE: &str = r#"import json, os, shutil, sqlite3, subprocess, sys, tempfile, time, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -216,6 +216,12 @@ class StoreTest(unittest.TestCase):
                 json.dump({"x": 1}, f)
             with open(p) as f:
                 self.assertEqual(json.load(f)["x"], 1)
+
+    def test_helper_program_in_tempdir(self):
+        with tempfile.TemporaryDirectory() as d:
+            tool = shutil.copy("/bin/echo", os.path.join(d, "helper"))
+            out = subprocess.run([tool, "hi"], capture_output=True, text=True, check=True)
+            self.assertEqual(out.stdout, "hi\n")
 
     def test_fixture(self):
         with open(os.path.join(HERE, "fixtures", "expected.json")) as f:

@@ -26,8 +26,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::event::{Cell, Created, Dentry, Event, EventType, PathRef, SockAddr};
-use crate::hash::Digest;
+use crate::event::{Cell, Created, Dentry, Event, EventType, IpcPerm, PathRef, Sock, SockAddr};
+use crate::hash::{Digest, HashAlg};
+use crate::map::{Mapper, Mapping};
 
 /// The name of the created-subtree rule in a model's `# tsem-rules:` line.
 pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
@@ -141,6 +142,12 @@ enum Space {
 #[derive(Debug, Clone, Default)]
 pub struct Namer {
     rules: RuleSet,
+    /// Computes TASK_IDs again from renamed executables (none: TASK_IDs are left alone).
+    mapper: Option<Mapper>,
+    /// TASK_IDs as the sensor computed them → as the renamed executables give them. A program
+    /// run from a created tree would otherwise carry its random path in its identity, and so
+    /// would every task it starts.
+    ids: BTreeMap<Digest, Digest>,
     /// Created objects by device and filesystem-relative raw path: the creator's TASK_ID.
     created: BTreeMap<Dev, BTreeMap<String, Digest>>,
     /// Where each device's filesystem is mounted, learnt from a created object seen both as a
@@ -151,10 +158,11 @@ pub struct Namer {
 }
 
 impl Namer {
-    /// A namer applying `rules`.
-    pub fn new(rules: RuleSet) -> Self {
+    /// A namer applying `rules` in a namespace hashing with `alg` and `mapping`.
+    pub fn new(rules: RuleSet, alg: HashAlg, mapping: Mapping) -> Self {
         Self {
             rules,
+            mapper: Some(Mapper::new(alg, mapping)),
             ..Self::default()
         }
     }
@@ -175,6 +183,42 @@ impl Namer {
             }
         }
         if !self.rules.created_subtree {
+            return;
+        }
+        let raw_parent = ev.header.p_task_id;
+        let raw_id = ev.header.task_id;
+        if !self.ids.is_empty() {
+            let ids = &self.ids;
+            let map = |d: &mut Digest| {
+                if let Some(c) = ids.get(d) {
+                    *d = *c;
+                }
+            };
+            map(&mut ev.header.p_task_id);
+            if ev.header.event_type != EventType::BprmCommittedCreds {
+                map(&mut ev.header.task_id);
+            }
+            map_task_ids(&mut ev.cell, map);
+        }
+        if ev.header.event_type == EventType::BprmCommittedCreds {
+            self.exec(ev);
+            return;
+        }
+        // The userspace sensor reports no bprm_committed_creds: a program's first mapping of
+        // its own executable (described as at exec) stands for it.
+        if let Cell::MmapFile { file: Some(f), .. } = &mut ev.cell
+            && !self.ids.contains_key(&raw_id)
+        {
+            let raw = f.clone();
+            self.path(&mut f.path, Space::File);
+            // Only a renamed executable or a renamed parent gives another TASK_ID.
+            if raw.path != f.path || raw_parent != ev.header.p_task_id {
+                let exe = f.clone();
+                let parent = ev.header.p_task_id;
+                if let Some(id) = self.identity(raw_id, raw_parent, parent, &ev.coe, &raw, &exe) {
+                    ev.header.task_id = id;
+                }
+            }
             return;
         }
         let task = ev.header.task_id;
@@ -234,6 +278,49 @@ impl Namer {
         }
     }
 
+    /// bprm_committed_creds: rename the executable, then compute the task's TASK_ID again from
+    /// the renamed description (spec §3.3) — provided the sensor's TASK_ID is what the raw
+    /// description gives, so an unknown layout is never guessed at.
+    fn exec(&mut self, ev: &mut Event) {
+        let Cell::File(f) = &mut ev.cell else { return };
+        let raw = f.clone();
+        self.path(&mut f.path, Space::File);
+        let raw_id = ev.header.task_id;
+        // The parent's TASK_ID in the header is already renamed; the sensor hashed the raw one.
+        let raw_parent = self
+            .ids
+            .iter()
+            .find(|(_, c)| **c == ev.header.p_task_id)
+            .map_or(ev.header.p_task_id, |(r, _)| *r);
+        let exe = f.clone();
+        if let Some(id) = self.identity(raw_id, raw_parent, ev.header.p_task_id, &ev.coe, &raw, &exe)
+        {
+            ev.header.task_id = id;
+        }
+    }
+
+    /// The TASK_ID of a program run as `exe` (renamed) by a task whose parent is `parent`
+    /// (renamed), if `raw_id` is what the raw description gives (spec §3.3).
+    fn identity(
+        &mut self,
+        raw_id: Digest,
+        raw_parent: Digest,
+        parent: Digest,
+        coe: &crate::event::Coe,
+        raw: &crate::event::FileDesc,
+        exe: &crate::event::FileDesc,
+    ) -> Option<Digest> {
+        let mapper = self.mapper.as_mut()?;
+        if mapper.task_id(&raw_parent, coe, raw) != raw_id {
+            return None;
+        }
+        let id = mapper.task_id(&parent, coe, exe);
+        if id != raw_id {
+            self.ids.insert(raw_id, id);
+        }
+        Some(id)
+    }
+
     /// Whether `pathname` is a name the rules made (it has a created component).
     pub fn is_canonical_created(pathname: &str) -> bool {
         pathname
@@ -276,6 +363,7 @@ impl Namer {
     }
 
     fn record(&mut self, d: &Dentry, task: Digest) {
+        let task = self.ids.get(&task).copied().unwrap_or(task);
         let owner = d.path.created.map_or(task, |c| c.owner);
         if let Some(c) = d.path.created {
             self.pending.insert(
@@ -447,6 +535,69 @@ fn proc_pid(path: &mut String, own: Option<u64>) {
     *path = out.join("/");
 }
 
+/// Apply `f` to every TASK_ID a CELL names (creators, owners, targets).
+fn map_task_ids(cell: &mut Cell, f: impl Fn(&mut Digest)) {
+    let sock = |s: &mut Sock| f(&mut s.owner);
+    let perm = |p: &mut IpcPerm| f(&mut p.owner);
+    let path = |p: &mut PathRef| {
+        if let Some(c) = &mut p.created {
+            f(&mut c.owner);
+        }
+    };
+    match cell {
+        Cell::File(x) | Cell::FileCmd { file: x, .. } | Cell::KernelReadFile { file: x, .. } => {
+            path(&mut x.path)
+        }
+        Cell::MmapFile { file: Some(x), .. } => path(&mut x.path),
+        Cell::SockPair { a, b } => {
+            sock(a);
+            sock(b);
+        }
+        Cell::SockAddr { sock: s, .. }
+        | Cell::Sock(s)
+        | Cell::SockValue { sock: s, .. }
+        | Cell::SockOpt { sock: s, .. }
+        | Cell::NetlinkSend { sock: s, .. } => sock(s),
+        Cell::TaskKill { target: t, .. }
+        | Cell::PtraceAccess { child: t, .. }
+        | Cell::PtraceTraceme { source: t }
+        | Cell::Capget { target: t, .. }
+        | Cell::Task { task: t }
+        | Cell::TaskValue { task: t, .. }
+        | Cell::TaskSetrlimit { task: t, .. } => f(t),
+        Cell::TaskSetpgid { task, source } => {
+            f(task);
+            f(source);
+        }
+        Cell::IpcValue { perm: p, .. }
+        | Cell::SemSemop { perm: p, .. }
+        | Cell::IpcPermission { perm: p, .. } => perm(p),
+        Cell::MsgRcv { perm: p, target, .. } => {
+            perm(p);
+            f(target);
+        }
+        Cell::InodeCreate { dentry: d, .. }
+        | Cell::InodeMknod { dentry: d, .. }
+        | Cell::InodeSymlink { dentry: d, .. }
+        | Cell::InodeDirEntry { dentry: d, .. }
+        | Cell::Dentry(d)
+        | Cell::InodeGetattr(d)
+        | Cell::SbUmount { mnt: d, .. }
+        | Cell::InodeSetattr { dentry: d, .. }
+        | Cell::InodeSetxattr { dentry: d, .. }
+        | Cell::InodeXattr { dentry: d, .. } => path(&mut d.path),
+        Cell::InodeLink(l) => {
+            path(&mut l.old_dentry.path);
+            path(&mut l.new_dentry.path);
+        }
+        Cell::InodeRename(r) => {
+            path(&mut r.old_dentry.path);
+            path(&mut r.new_dentry.path);
+        }
+        _ => {}
+    }
+}
+
 /// Whether `k` is `base` or lies beneath it.
 fn under(k: &str, base: &str) -> bool {
     k.strip_prefix(base)
@@ -458,7 +609,6 @@ fn under(k: &str, base: &str) -> bool {
 mod tests {
     use super::*;
     use crate::event::{Coe, EventHeader, FileDesc, Inode};
-    use crate::hash::HashAlg;
 
     const DEV: Dev = Some((8, 1));
 
@@ -518,7 +668,7 @@ mod tests {
     }
 
     fn run(events: &[Event]) -> Vec<Event> {
-        let mut n = Namer::new(RuleSet::DEFAULT);
+        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
         events
             .iter()
             .map(|e| {
@@ -576,7 +726,7 @@ mod tests {
     fn idempotent_and_off_by_default() {
         let once = run(&stream("rnd", "f", owner(3), 2));
         assert_eq!(run(&once), once);
-        let mut n = Namer::new(RuleSet::NONE);
+        let mut n = Namer::new(RuleSet::NONE, HashAlg::Sha256, Mapping::Model0);
         let mut e = stream("rnd", "f", owner(3), 2)[2].clone();
         let before = e.clone();
         n.apply(&mut e);
@@ -591,7 +741,7 @@ mod tests {
             owner: o,
             instance: 1,
         };
-        let mut n = Namer::new(RuleSet::DEFAULT);
+        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
         let mut s = [
             mkdir("/rnd", o, 1),
             ev(
@@ -612,6 +762,48 @@ mod tests {
         let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
         let Cell::File(f) = &s[3].cell else { panic!() };
         assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/g"));
+    }
+
+    /// A program copied into a temporary directory and run: its TASK_ID, and so every event of
+    /// it and of what it starts, is the same whatever the directory's name.
+    #[test]
+    fn programs_run_from_a_created_tree_get_one_identity() {
+        let parent = owner(9);
+        let o = owner(1);
+        let events = |dir: &str| {
+            let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
+            let c = Created {
+                owner: o,
+                instance: 3,
+            };
+            let Cell::File(exe) = open(&alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell
+            else {
+                panic!()
+            };
+            let raw_id = m.task_id(&parent, &Coe::default(), &exe);
+            let mut map = ev(
+                EventType::MmapFile,
+                raw_id,
+                Cell::MmapFile {
+                    file: Some(exe),
+                    prot: 5,
+                    flags: 2,
+                },
+            );
+            map.header.p_task_id = parent;
+            let mut child = open("/etc/hosts", raw_id, None);
+            child.header.p_task_id = parent;
+            vec![mkdir(&alloc::format!("/tmp/{dir}"), o, 1), map, child]
+        };
+        let a = run(&events("tmpAAAA"));
+        let b = run(&events("tmpBBBB"));
+        assert_eq!(a, b);
+        assert_ne!(a[2].header.task_id, events("tmpAAAA")[2].header.task_id);
+        // A TASK_ID the raw description does not give is left alone.
+        let mut odd = events("tmpCCCC");
+        odd[1].header.task_id = owner(77);
+        odd[2].header.task_id = owner(77);
+        assert_eq!(run(&odd)[2].header.task_id, owner(77));
     }
 
     #[test]

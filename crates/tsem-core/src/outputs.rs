@@ -258,7 +258,7 @@ mod tests {
     }
 
     fn track(events: &[Event]) -> OutputTracker {
-        let mut n = Namer::new(RuleSet::DEFAULT);
+        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, crate::map::Mapping::Model0);
         let mut t = OutputTracker::new();
         for e in events {
             t.observe(e, &n);
