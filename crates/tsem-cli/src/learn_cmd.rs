@@ -35,7 +35,11 @@ pub struct LearnArgs {
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub until_converged: u32,
     /// Naming rules (`none` for plain TSEM model0).
-    #[arg(long, value_name = "LIST", default_value = "created-subtree-v1,proc-pid-v1")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "created-subtree-v1,proc-pid-v1"
+    )]
     pub rules: String,
     /// Do not make the files the workload writes into pseudonyms.
     #[arg(long)]
@@ -93,12 +97,14 @@ pub fn run(a: LearnArgs) -> anyhow::Result<ExitCode> {
     let rules = RuleSet::parse(&a.rules).map_err(|e| anyhow::anyhow!("--rules: {e}"))?;
     let work = match &a.keep_runs {
         Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("{}: cannot create", d.display()))?;
             d.clone()
         }
         None => {
             let d = std::env::temp_dir().join(format!("tsem-learn-{}", std::process::id()));
-            std::fs::create_dir_all(&d).with_context(|| format!("{}: cannot create", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("{}: cannot create", d.display()))?;
             d
         }
     };
@@ -131,7 +137,12 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         let mut c = Command::new(&exe);
         c.arg("run")
             .args(["--rules", &rules.names()])
-            .args(["--digest", a.ns.digest.name(), "--mapping", a.ns.mapping.name()])
+            .args([
+                "--digest",
+                a.ns.digest.name(),
+                "--mapping",
+                a.ns.mapping.name(),
+            ])
             .arg("-o")
             .arg(&model)
             .arg("--trajectory")
@@ -174,7 +185,11 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         union.trajectories.push(read_events(&[traj])?);
         let (_, after) = union.model()?;
         let total = after.last().copied().unwrap_or(0);
-        let before = if after.len() >= 2 { after[after.len() - 2] } else { 0 };
+        let before = if after.len() >= 2 {
+            after[after.len() - 2]
+        } else {
+            0
+        };
         let r = RunResult {
             events: s["events"].as_u64().unwrap_or(0),
             new_points: total - before,
@@ -222,7 +237,11 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             "tsem: learn: converged after {runs} runs (new points per run: {shape}); {} points, \
              {pseudonyms} {} -> {}",
             ns.points().len(),
-            if pseudonyms == 1 { "pseudonym" } else { "pseudonyms" },
+            if pseudonyms == 1 {
+                "pseudonym"
+            } else {
+                "pseudonyms"
+            },
             a.output.display()
         );
         Ok(ExitCode::SUCCESS)

@@ -95,7 +95,12 @@ pub struct Shaper {
 impl Shaper {
     /// A shaper applying `rules`, tracking outputs if `outputs`, keeping every point's first
     /// description if `whole`.
-    pub fn new(rules: RuleSet, cfg: &tsem_core::namespace::Config, outputs: bool, whole: bool) -> Self {
+    pub fn new(
+        rules: RuleSet,
+        cfg: &tsem_core::namespace::Config,
+        outputs: bool,
+        whole: bool,
+    ) -> Self {
         Self {
             namer: Namer::new(rules, cfg.alg, cfg.mapping),
             outputs: outputs.then(OutputTracker::new),
@@ -389,12 +394,16 @@ mod tests {
         notes.insert(p, "written: /w/report.txt".to_string());
         let m = model_file(&ns, RuleSet::DEFAULT, &notes);
         let text = m.to_text();
-        assert!(text.starts_with("# tsem-rules: created-subtree-v1,proc-pid-v1\n"), "{text}");
+        assert!(
+            text.starts_with("# tsem-rules: created-subtree-v1,proc-pid-v1\n"),
+            "{text}"
+        );
         assert!(text.contains("# auto-pseudonym written: /w/report.txt\npseudonym "));
         let back = ModelFile::parse(&text).unwrap();
         assert_eq!(rules_of(&back).unwrap(), RuleSet::DEFAULT);
         assert_eq!(pseudonym_notes(&back), notes);
-        let bad = ModelFile::parse("# tsem-rules: created-subtree-v1,proc-pid-v7\nseal\nend\n").unwrap();
+        let bad =
+            ModelFile::parse("# tsem-rules: created-subtree-v1,proc-pid-v7\nseal\nend\n").unwrap();
         assert!(rules_of(&bad).is_err());
     }
 }

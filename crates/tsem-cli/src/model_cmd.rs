@@ -418,9 +418,8 @@ fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
             models[e.first].display()
         )
     })?;
-    crate::learning::carry_over(&parsed, &mut merged).map_err(|e| {
-        anyhow::anyhow!("{e}: {}", names_of(models))
-    })?;
+    crate::learning::carry_over(&parsed, &mut merged)
+        .map_err(|e| anyhow::anyhow!("{e}: {}", names_of(models)))?;
     let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
     merged.lines.insert(
         0,

@@ -153,7 +153,10 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
             let (c, e) = coefficient(&mut ns, &mut namer, &ev);
             let s = points.entry(c).or_default();
             s.runs.insert(run);
-            s.in_model = ns.points().find(&c).is_some_and(|i| ns.points().is_valid(i));
+            s.in_model = ns
+                .points()
+                .find(&c)
+                .is_some_and(|i| ns.points().is_valid(i));
             if s.line.is_empty() {
                 s.line = one_line(&e);
             }
@@ -190,10 +193,7 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
         println!("pseudonym? {p}: {n} different contents across the runs");
     }
     for (r, l) in &once {
-        println!(
-            "only in {}: {l}",
-            a.trajectories[*r].display()
-        );
+        println!("only in {}: {l}", a.trajectories[*r].display());
     }
     if pseudonyms.is_empty() && once.is_empty() {
         println!("nothing to suggest: the runs agree with each other");

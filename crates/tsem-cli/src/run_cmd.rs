@@ -217,8 +217,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let rules = match (&input, &a.rules) {
         (Some(m), _) => crate::learning::rules_of(m)?,
-        (None, Some(list)) => tsem_core::naming::RuleSet::parse(list)
-            .map_err(|e| anyhow::anyhow!("--rules: {e}"))?,
+        (None, Some(list)) => {
+            tsem_core::naming::RuleSet::parse(list).map_err(|e| anyhow::anyhow!("--rules: {e}"))?
+        }
         (None, None) => tsem_core::naming::RuleSet::DEFAULT,
     };
     match (a.model.is_some(), a.learn, a.enforce) {
@@ -298,7 +299,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let ns = learned.as_ref().map_or(ran, |l| &l.ns);
     if let Some(p) = &a.output {
-        let notes = learned.as_ref().map(|l| l.notes.clone()).unwrap_or_default();
+        let notes = learned
+            .as_ref()
+            .map(|l| l.notes.clone())
+            .unwrap_or_default();
         let text = crate::learning::model_file(ns, rules, &notes).to_text();
         write_atomic(p, &text)?;
     }

@@ -251,7 +251,9 @@ fn python_workload(name: &str) -> Option<Workload> {
 
 #[test]
 fn python_unittest_suite_learns_and_holds() {
-    let Some(w) = python_workload("python") else { return };
+    let Some(w) = python_workload("python") else {
+        return;
+    };
     w.learns_and_holds();
     // The report it leaves behind is an output: a pseudonym, with its reason in the model.
     let o = w.tsem(&["model", "show", w.model.to_str().unwrap()], &[]);
@@ -266,7 +268,9 @@ fn python_unittest_suite_learns_and_holds() {
 
 #[test]
 fn a_file_the_workload_only_reads_stays_pinned() {
-    let Some(w) = python_workload("pinned") else { return };
+    let Some(w) = python_workload("pinned") else {
+        return;
+    };
     let curve = w.learn(&[]);
     assert_eq!(curve["converged"], true, "{curve}");
     std::fs::write(w.dir.join("fixtures/expected.json"), "{\"answer\": 42} \n").unwrap();
@@ -275,20 +279,37 @@ fn a_file_the_workload_only_reads_stays_pinned() {
     assert!(s["forensics_events"].as_u64().unwrap() >= 1);
     let fixture = w.dir.join("fixtures/expected.json");
     assert!(
-        f.iter().any(|e| e["event"]["type"] == "file_open"
-            && pathname_of(e) == fixture.to_str().unwrap()),
+        f.iter()
+            .any(|e| e["event"]["type"] == "file_open"
+                && pathname_of(e) == fixture.to_str().unwrap()),
         "{f:?}"
     );
 }
 
 #[test]
 fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
-    let Some(w) = python_workload("signed") else { return };
+    let Some(w) = python_workload("signed") else {
+        return;
+    };
     w.learn(&[]);
     let key = w.root.join("key");
-    assert!(w.tsem(&["keygen", "-o", key.to_str().unwrap()], &[]).status.success());
+    assert!(
+        w.tsem(&["keygen", "-o", key.to_str().unwrap()], &[])
+            .status
+            .success()
+    );
     let m = w.model.to_str().unwrap();
-    let o = w.tsem(&["model", "sign", "--key", key.to_str().unwrap(), "--in-place", m], &[]);
+    let o = w.tsem(
+        &[
+            "model",
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--in-place",
+            m,
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let pubkey = format!("{}.pub", key.display());
     let o = w.tsem(&["model", "verify", "--key", &pubkey, m], &[]);
@@ -308,8 +329,14 @@ fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
     let t = w.root.join("signed.trajectory.json");
     // Under a model, --trajectory still holds every point the run touched, not only new ones.
     let lines = events(&t).len();
-    assert!(lines > 100, "{lines} points in the enforced run's trajectory");
-    let o = w.tsem(&["replay", "--json", "--model", m, t.to_str().unwrap()], &[]);
+    assert!(
+        lines > 100,
+        "{lines} points in the enforced run's trajectory"
+    );
+    let o = w.tsem(
+        &["replay", "--json", "--model", m, t.to_str().unwrap()],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["forensics_points"], 0, "{r}");
@@ -401,7 +428,8 @@ fn archive_job_with_persistent_outputs_learns_and_holds() {
     assert!(o.status.success(), "{}", stderr(&o));
     let changed = w.dir.join("data/f3.txt");
     assert!(
-        f.iter().any(|e| pathname_of(e) == changed.to_str().unwrap()),
+        f.iter()
+            .any(|e| pathname_of(e) == changed.to_str().unwrap()),
         "{f:?}"
     );
 }
@@ -438,7 +466,12 @@ fn promoted_forensics_are_absorbed_exactly() {
         "{after}"
     );
     assert!(after.contains("never-read.txt"));
-    let (o, s, f2) = w.enforce_with(&updated, "promoted", "--enforce", &[("EXTRA_READ", &secret)]);
+    let (o, s, f2) = w.enforce_with(
+        &updated,
+        "promoted",
+        "--enforce",
+        &[("EXTRA_READ", &secret)],
+    );
     assert!(o.status.success(), "{} {f2:?}", stderr(&o));
     assert_eq!(s["forensics_events"], 0);
     // Nothing else came in with it: another file is still denied.
@@ -450,7 +483,9 @@ fn promoted_forensics_are_absorbed_exactly() {
 
 #[test]
 fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
-    let Some(w) = python_workload("suggest") else { return };
+    let Some(w) = python_workload("suggest") else {
+        return;
+    };
     let runs = w.root.join("runs");
     let curve = w.learn(&[
         "--no-auto-pseudonyms",
@@ -462,7 +497,11 @@ fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
         runs.to_str().unwrap(),
     ]);
     assert_eq!(curve["pseudonyms"], 0, "{curve}");
-    let t = |k: u32| runs.join(format!("run{k}.trajectory")).display().to_string();
+    let t = |k: u32| {
+        runs.join(format!("run{k}.trajectory"))
+            .display()
+            .to_string()
+    };
     let o = w.tsem(
         &["model", "suggest", w.model.to_str().unwrap(), &t(2), &t(3)],
         &[],
@@ -471,7 +510,10 @@ fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
     let out = String::from_utf8_lossy(&o.stdout);
     let report = w.dir.join("report.txt");
     assert!(
-        out.contains(&format!("pseudonym? {}: 2 different contents", report.display())),
+        out.contains(&format!(
+            "pseudonym? {}: 2 different contents",
+            report.display()
+        )),
         "{out}"
     );
     assert!(!out.contains("expected.json"), "{out}");
@@ -510,5 +552,9 @@ fn concurrent_creators_converge_whatever_the_order() {
         &[],
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not converged after 3 runs"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not converged after 3 runs"),
+        "{}",
+        stderr(&o)
+    );
 }

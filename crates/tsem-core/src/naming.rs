@@ -224,7 +224,9 @@ impl Namer {
         let task = ev.header.task_id;
         let ty = ev.header.event_type;
         match &mut ev.cell {
-            Cell::File(f) | Cell::FileCmd { file: f, .. } | Cell::KernelReadFile { file: f, .. } => {
+            Cell::File(f)
+            | Cell::FileCmd { file: f, .. }
+            | Cell::KernelReadFile { file: f, .. } => {
                 self.path(&mut f.path, Space::File);
             }
             Cell::MmapFile { file: Some(f), .. } => self.path(&mut f.path, Space::File),
@@ -293,7 +295,8 @@ impl Namer {
             .find(|(_, c)| **c == ev.header.p_task_id)
             .map_or(ev.header.p_task_id, |(r, _)| *r);
         let exe = f.clone();
-        if let Some(id) = self.identity(raw_id, raw_parent, ev.header.p_task_id, &ev.coe, &raw, &exe)
+        if let Some(id) =
+            self.identity(raw_id, raw_parent, ev.header.p_task_id, &ev.coe, &raw, &exe)
         {
             ev.header.task_id = id;
         }
@@ -323,9 +326,7 @@ impl Namer {
 
     /// Whether `pathname` is a name the rules made (it has a created component).
     pub fn is_canonical_created(pathname: &str) -> bool {
-        pathname
-            .split('/')
-            .any(|c| c.starts_with(CREATED_TOKEN))
+        pathname.split('/').any(|c| c.starts_with(CREATED_TOKEN))
     }
 
     /// Whether a proper ancestor of `path` (a FILE path if `file`, else a DENTRY path) is a
@@ -366,10 +367,8 @@ impl Namer {
         let task = self.ids.get(&task).copied().unwrap_or(task);
         let owner = d.path.created.map_or(task, |c| c.owner);
         if let Some(c) = d.path.created {
-            self.pending.insert(
-                (d.path.dev, c.owner, c.instance),
-                d.path.pathname.clone(),
-            );
+            self.pending
+                .insert((d.path.dev, c.owner, c.instance), d.path.pathname.clone());
         }
         self.created
             .entry(d.path.dev)
@@ -496,9 +495,10 @@ impl Namer {
             }
             out.push('/');
             let key = &rel[..end];
-            let owner = created
-                .and_then(|m| m.get(key).copied())
-                .or(if i + 1 == n { own } else { None });
+            let owner =
+                created
+                    .and_then(|m| m.get(key).copied())
+                    .or(if i + 1 == n { own } else { None });
             match owner {
                 Some(o) if !part.is_empty() => {
                     out.push_str(CREATED_TOKEN);
@@ -572,7 +572,9 @@ fn map_task_ids(cell: &mut Cell, f: impl Fn(&mut Digest)) {
         Cell::IpcValue { perm: p, .. }
         | Cell::SemSemop { perm: p, .. }
         | Cell::IpcPermission { perm: p, .. } => perm(p),
-        Cell::MsgRcv { perm: p, target, .. } => {
+        Cell::MsgRcv {
+            perm: p, target, ..
+        } => {
             perm(p);
             f(target);
         }

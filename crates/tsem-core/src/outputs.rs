@@ -108,11 +108,12 @@ impl OutputTracker {
     pub fn observe(&mut self, ev: &Event, namer: &Namer) {
         let ty = ev.header.event_type;
         match &ev.cell {
-            Cell::File(f) if ty == EventType::FileOpen => {
-                if f.flags & O_ACCMODE != 0 && !namer.beneath_created(f.path.dev, &f.path.pathname, true)
-                {
-                    self.add(&f.path.pathname, Why::WRITTEN);
-                }
+            Cell::File(f)
+                if ty == EventType::FileOpen
+                    && f.flags & O_ACCMODE != 0
+                    && !namer.beneath_created(f.path.dev, &f.path.pathname, true) =>
+            {
+                self.add(&f.path.pathname, Why::WRITTEN);
             }
             Cell::File(f) if ty == EventType::BprmCommittedCreds => {
                 self.execs.entry(f.path.pathname.clone()).or_default().0 = true;
@@ -258,7 +259,11 @@ mod tests {
     }
 
     fn track(events: &[Event]) -> OutputTracker {
-        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, crate::map::Mapping::Model0);
+        let mut n = Namer::new(
+            RuleSet::DEFAULT,
+            HashAlg::Sha256,
+            crate::map::Mapping::Model0,
+        );
         let mut t = OutputTracker::new();
         for e in events {
             t.observe(e, &n);

@@ -637,14 +637,24 @@ mod tests {
         for (text, msg) in [
             ("", "line 1: end: empty model file"),
             ("\n", "line 1: line: empty line"),
-            ("# only a comment\n", "line 2: end: no `end` line: the model is truncated"),
+            (
+                "# only a comment\n",
+                "line 2: end: no `end` line: the model is truncated",
+            ),
             (
                 "aggregate 00\nstate 01\nseal\n",
                 "line 4: end: no `end` line: the model is truncated",
             ),
-            ("aggregate 00\nstate 01", "line 3: end: no `end` line: the model is truncated"),
+            (
+                "aggregate 00\nstate 01",
+                "line 3: end: no `end` line: the model is truncated",
+            ),
         ] {
-            assert_eq!(ModelFile::parse(text).unwrap_err().to_string(), msg, "{text:?}");
+            assert_eq!(
+                ModelFile::parse(text).unwrap_err().to_string(),
+                msg,
+                "{text:?}"
+            );
         }
         assert!(ModelFile::parse("state 01\nseal\nend\n").is_ok());
     }
