@@ -26,9 +26,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::event::{Cell, Created, Dentry, Event, EventType, IpcPerm, PathRef, Sock, SockAddr};
+use crate::event::{Cell, Created, Dentry, Event, EventType, PathRef, SockAddr};
 use crate::hash::{Digest, HashAlg};
 use crate::map::{Mapper, Mapping};
+
+mod ids;
+mod procfs;
+
+use ids::map_task_ids;
+use procfs::proc_pid;
 
 /// The name of the created-subtree rule in a model's `# tsem-rules:` line.
 pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
@@ -512,94 +518,6 @@ impl Namer {
     }
 }
 
-/// `/1234/maps` → `/self/maps` for the task's own pid, `/%pid/maps` for any other; the same for
-/// `/N/task/M/...`. Pids are assigned anew in every run, so no model can name them.
-fn proc_pid(path: &mut String, own: Option<u64>) {
-    let numeric = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
-    let name = |c: &str, what: &str| -> String {
-        if own.is_some_and(|p| c.parse::<u64>().ok() == Some(p)) {
-            "self".into()
-        } else {
-            alloc::format!("%{what}")
-        }
-    };
-    let parts: Vec<&str> = path.split('/').collect();
-    if parts.len() < 2 || !parts[0].is_empty() || !numeric(parts[1]) {
-        return;
-    }
-    let mut out: Vec<String> = parts.iter().map(|p| String::from(*p)).collect();
-    out[1] = name(parts[1], "pid");
-    if parts.len() > 3 && parts[2] == "task" && numeric(parts[3]) {
-        out[3] = name(parts[3], "tid");
-    }
-    *path = out.join("/");
-}
-
-/// Apply `f` to every TASK_ID a CELL names (creators, owners, targets).
-fn map_task_ids(cell: &mut Cell, f: impl Fn(&mut Digest)) {
-    let sock = |s: &mut Sock| f(&mut s.owner);
-    let perm = |p: &mut IpcPerm| f(&mut p.owner);
-    let path = |p: &mut PathRef| {
-        if let Some(c) = &mut p.created {
-            f(&mut c.owner);
-        }
-    };
-    match cell {
-        Cell::File(x) | Cell::FileCmd { file: x, .. } | Cell::KernelReadFile { file: x, .. } => {
-            path(&mut x.path)
-        }
-        Cell::MmapFile { file: Some(x), .. } => path(&mut x.path),
-        Cell::SockPair { a, b } => {
-            sock(a);
-            sock(b);
-        }
-        Cell::SockAddr { sock: s, .. }
-        | Cell::Sock(s)
-        | Cell::SockValue { sock: s, .. }
-        | Cell::SockOpt { sock: s, .. }
-        | Cell::NetlinkSend { sock: s, .. } => sock(s),
-        Cell::TaskKill { target: t, .. }
-        | Cell::PtraceAccess { child: t, .. }
-        | Cell::PtraceTraceme { source: t }
-        | Cell::Capget { target: t, .. }
-        | Cell::Task { task: t }
-        | Cell::TaskValue { task: t, .. }
-        | Cell::TaskSetrlimit { task: t, .. } => f(t),
-        Cell::TaskSetpgid { task, source } => {
-            f(task);
-            f(source);
-        }
-        Cell::IpcValue { perm: p, .. }
-        | Cell::SemSemop { perm: p, .. }
-        | Cell::IpcPermission { perm: p, .. } => perm(p),
-        Cell::MsgRcv {
-            perm: p, target, ..
-        } => {
-            perm(p);
-            f(target);
-        }
-        Cell::InodeCreate { dentry: d, .. }
-        | Cell::InodeMknod { dentry: d, .. }
-        | Cell::InodeSymlink { dentry: d, .. }
-        | Cell::InodeDirEntry { dentry: d, .. }
-        | Cell::Dentry(d)
-        | Cell::InodeGetattr(d)
-        | Cell::SbUmount { mnt: d, .. }
-        | Cell::InodeSetattr { dentry: d, .. }
-        | Cell::InodeSetxattr { dentry: d, .. }
-        | Cell::InodeXattr { dentry: d, .. } => path(&mut d.path),
-        Cell::InodeLink(l) => {
-            path(&mut l.old_dentry.path);
-            path(&mut l.new_dentry.path);
-        }
-        Cell::InodeRename(r) => {
-            path(&mut r.old_dentry.path);
-            path(&mut r.new_dentry.path);
-        }
-        _ => {}
-    }
-}
-
 /// Whether `k` is `base` or lies beneath it.
 fn under(k: &str, base: &str) -> bool {
     k.strip_prefix(base)
@@ -806,21 +724,6 @@ mod tests {
         odd[1].header.task_id = owner(77);
         odd[2].header.task_id = owner(77);
         assert_eq!(run(&odd)[2].header.task_id, owner(77));
-    }
-
-    #[test]
-    fn proc_pids_are_self_or_any() {
-        for (p, own, want) in [
-            ("/4242/maps", Some(4242), "/self/maps"),
-            ("/4243/maps", Some(4242), "/%pid/maps"),
-            ("/4242/task/4250/stat", Some(4250), "/%pid/task/self/stat"),
-            ("/meminfo", Some(1), "/meminfo"),
-            ("/12x/maps", Some(1), "/12x/maps"),
-        ] {
-            let mut s = String::from(p);
-            proc_pid(&mut s, own);
-            assert_eq!(s, want);
-        }
     }
 
     #[test]
