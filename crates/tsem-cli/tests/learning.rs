@@ -407,7 +407,8 @@ fn incremental_make_build_learns_and_holds() {
 fn archive_workload(name: &str) -> Workload {
     let w = Workload::new(
         name,
-        "mkdir -p out\ntar czf out/data.tgz data\ntar tzf out/data.tgz | wc -l > out/count.txt\n",
+        "mkdir -p out\ntar czf out/data.tgz data\ntar tzf out/data.tgz | wc -l > out/count.txt\n\
+         echo \"$(date -u +%FT%T.%NZ) archived $(cat out/count.txt) entries\" >> out/backup.log\n",
     );
     std::fs::create_dir_all(w.dir.join("data/sub")).unwrap();
     for i in 1..=5 {
