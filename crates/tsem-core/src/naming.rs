@@ -727,6 +727,57 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_created_directory_keeps_its_name_and_a_removed_one_loses_it() {
+        let o = owner(5);
+        let rename = |from: &str, to: &str| {
+            let d = |p: &str| dentry(p, None);
+            ev(
+                EventType::InodeRename,
+                o,
+                Cell::InodeRename(alloc::boxed::Box::new(crate::event::Rename {
+                    old_dir: Inode::default(),
+                    old_dentry: d(from),
+                    new_dir: Inode::default(),
+                    new_dentry: d(to),
+                })),
+            )
+        };
+        let rmdir = ev(
+            EventType::InodeRmdir,
+            o,
+            Cell::InodeDirEntry {
+                dir: Inode::default(),
+                dentry: dentry("/w/final", None),
+            },
+        );
+        let out = run(&[
+            mkdir("/w/tmp.x", o, 1),
+            mkdir("/w/tmp.x/sub", o, 1),
+            rename("/w/tmp.x", "/w/final"),
+            open("/w/final/sub/f", o, None),
+            open("/w/tmp.x/sub/f", o, None),
+            rmdir,
+            open("/w/final/sub/f", o, None),
+        ]);
+        let name = |e: &Event| match &e.cell {
+            Cell::File(f) => f.path.pathname.clone(),
+            _ => panic!(),
+        };
+        let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+        assert_eq!(name(&out[3]), alloc::format!("/w/{tok}/{tok}/f"));
+        assert_eq!(
+            name(&out[4]),
+            "/w/tmp.x/sub/f",
+            "the old name is no longer created"
+        );
+        assert_eq!(
+            name(&out[6]),
+            "/w/final/sub/f",
+            "removed: a later object there is not"
+        );
+    }
+
+    #[test]
     fn rules_parse_and_reject_unknown_names() {
         assert_eq!(
             RuleSet::parse("created-subtree-v1, proc-pid-v1"),
