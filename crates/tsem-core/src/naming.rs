@@ -372,7 +372,10 @@ impl Namer {
     fn record(&mut self, d: &Dentry, task: Digest) {
         let task = self.ids.get(&task).copied().unwrap_or(task);
         let owner = d.path.created.map_or(task, |c| c.owner);
-        if let Some(c) = d.path.created {
+        // Kept only until the device's mount point is known.
+        if let Some(c) = d.path.created
+            && !self.mounts.contains_key(&d.path.dev)
+        {
             self.pending
                 .insert((d.path.dev, c.owner, c.instance), d.path.pathname.clone());
         }
@@ -466,6 +469,7 @@ impl Namer {
             && !m.ends_with('/')
         {
             self.mounts.insert(dev, m.into());
+            self.pending.retain(|k, _| k.0 != dev);
         }
     }
 
@@ -482,6 +486,17 @@ impl Namer {
         };
         let rel = path.strip_prefix(mount)?;
         if !(rel.is_empty() || rel.starts_with('/')) {
+            return None;
+        }
+        // Most paths have no created component: find out without allocating.
+        let hit = |m: &BTreeMap<String, Digest>| {
+            rel.match_indices('/')
+                .skip(1)
+                .map(|(i, _)| &rel[..i])
+                .chain(core::iter::once(rel))
+                .any(|k| m.contains_key(k))
+        };
+        if own.is_none() && !created.is_some_and(hit) {
             return None;
         }
         let mut out = String::with_capacity(path.len());
