@@ -570,3 +570,32 @@ fn a_program_run_from_a_temporary_directory_converges() {
     );
     w.learns_and_holds();
 }
+
+/// The outcome in words: the deviation, who became untrusted, what was denied because of it.
+#[test]
+fn the_outcome_is_told_in_words() {
+    let w = Workload::new("words", "");
+    // A job that carries on after a failed step (no `set -e`), so the untrusted shell goes on.
+    std::fs::write(
+        w.dir.join("run.sh"),
+        "if [ -n \"${EXTRA_READ:-}\" ]; then read -r x < \"$EXTRA_READ\"; fi\n\
+         ls / > /dev/null\nls /usr > /dev/null\n",
+    )
+    .unwrap();
+    w.learn(&[]);
+    let secret = w.root.join("never-read.txt");
+    let (o, s, _) = w.enforce("words", "--enforce", &[("EXTRA_READ", &secret)]);
+    let err = stderr(&o);
+    let want = format!(
+        "1 out-of-model event: {} opened {}; that task and 2 descendants became untrusted; ",
+        std::fs::canonicalize("/bin/sh").unwrap().display(),
+        secret.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let later = s["denied"].as_u64().unwrap() - 1;
+    assert!(
+        err.contains(&format!("; {later} later operations denied")),
+        "{err}"
+    );
+    assert!(err.contains("ls: Operation not permitted"), "{err}");
+}
