@@ -175,16 +175,20 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
         .filter(|(_, (d, _))| d.len() > 1)
         .map(|(p, (d, _))| (p, d.len()))
         .collect();
-    let mut once: Vec<(usize, &str)> = points
+    // Seen in one run only: a path the workload takes now and then (a retry, a race, changing
+    // contents), whether or not the model already has it.
+    let mut once: Vec<(usize, &str, bool)> = points
         .values()
-        .filter(|s| runs > 1 && s.runs.len() == 1 && !s.in_model)
-        .filter_map(|s| s.runs.first().map(|r| (*r, s.line.as_str())))
+        .filter(|s| runs > 1 && s.runs.len() == 1)
+        .filter_map(|s| s.runs.first().map(|r| (*r, s.line.as_str(), s.in_model)))
         .collect();
     once.sort();
     if a.json {
         let v = json!({
             "pseudonyms": pseudonyms.iter().map(|(p, n)| json!({"path": p, "digests": n})).collect::<Vec<_>>(),
-            "only_in_one_run": once.iter().map(|(r, l)| json!({"run": a.trajectories[*r].display().to_string(), "event": l})).collect::<Vec<_>>(),
+            "only_in_one_run": once.iter().map(|(r, l, m)| json!({
+                "run": a.trajectories[*r].display().to_string(), "event": l, "in_model": m
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -192,8 +196,12 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
     for (p, n) in &pseudonyms {
         println!("pseudonym? {p}: {n} different contents across the runs");
     }
-    for (r, l) in &once {
-        println!("only in {}: {l}", a.trajectories[*r].display());
+    for (r, l, in_model) in &once {
+        let model = if *in_model { "in" } else { "not in" };
+        println!(
+            "only in {}: {l} ({model} the model)",
+            a.trajectories[*r].display()
+        );
     }
     if pseudonyms.is_empty() && once.is_empty() {
         println!("nothing to suggest: the runs agree with each other");

@@ -512,6 +512,14 @@ fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
         "{out}"
     );
     assert!(!out.contains("expected.json"), "{out}");
+    // The report's old contents differ in each run: a point seen in that run only, per run.
+    let once: Vec<&str> = out.lines().filter(|l| l.starts_with("only in ")).collect();
+    assert_eq!(once.len(), 2, "{out}");
+    assert!(
+        once.iter()
+            .all(|l| l.contains("file_open") && l.contains("report.txt")),
+        "{out}"
+    );
 }
 
 /// Four concurrent writers in one temporary directory: the files they create are numbered in
@@ -552,6 +560,47 @@ fn concurrent_creators_converge_whatever_the_order() {
         "{}",
         stderr(&o)
     );
+
+    // `tsem replay` applies the rules the model names: the raw descriptions of another run
+    // (sensed without rules) replay into the model; without the rules line they do not.
+    let raw = w.root.join("raw.json");
+    let o = w.tsem(
+        &[
+            "run",
+            "--rules",
+            "none",
+            "--trajectory",
+            raw.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let replay = |model: &Path| -> serde_json::Value {
+        let o = w.tsem(
+            &[
+                "replay",
+                "--json",
+                "--model",
+                model.to_str().unwrap(),
+                raw.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(replay(&w.model)["forensics_points"], 0);
+    let text = std::fs::read_to_string(&w.model).unwrap();
+    let bare = w.root.join("bare.model");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("# tsem-rules:"))
+        .collect();
+    std::fs::write(&bare, kept.join("\n") + "\n").unwrap();
+    assert!(replay(&bare)["forensics_points"].as_u64().unwrap() > 0);
 }
 
 /// A helper program copied into a temporary directory and run, as test suites do with the
