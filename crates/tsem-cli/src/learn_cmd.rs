@@ -51,6 +51,12 @@ pub struct LearnArgs {
     /// Print the learning curve as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Passed to `tsem run`: also model these hot events (learn with what you will enforce with).
+    #[arg(long, value_name = "LIST")]
+    pub observe: Option<String>,
+    /// Passed to `tsem run`: end each run when CMD exits.
+    #[arg(long)]
+    pub end_with_cmd: bool,
     /// The namespace's hash function and coefficient layout.
     #[command(flatten)]
     pub ns: crate::replay::NsArgs,
@@ -151,6 +157,12 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             .arg(&summary);
         if a.no_auto_pseudonyms {
             c.arg("--no-auto-pseudonyms");
+        }
+        if let Some(o) = &a.observe {
+            c.args(["--observe", o]);
+        }
+        if a.end_with_cmd {
+            c.arg("--end-with-cmd");
         }
         c.arg("--").args(&a.cmd);
         let status = c.status().context("cannot start tsem run")?;

@@ -113,8 +113,11 @@ impl Shaper {
         }
     }
 
-    /// The event as the namespace must model it.
-    pub fn shape(&mut self, ev: &Event, tid: i32) -> Event {
+    /// The event as the namespace must model it (no copy when no rule applies).
+    pub fn shape<'a>(&mut self, ev: &'a Event, tid: i32) -> std::borrow::Cow<'a, Event> {
+        if self.namer.rules().is_empty() && self.outputs.is_none() {
+            return std::borrow::Cow::Borrowed(ev);
+        }
         if let Some(t) = &mut self.outputs {
             t.observe(ev, &self.namer);
         }
@@ -125,7 +128,7 @@ impl Shaper {
         }
         let mut e = ev.clone();
         self.namer.apply(&mut e);
-        e
+        std::borrow::Cow::Owned(e)
     }
 
     /// `tid` now runs the program at `path` (for naming it in the outcome).

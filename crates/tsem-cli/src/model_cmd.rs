@@ -40,6 +40,9 @@ pub enum ModelCmd {
         /// Print the learning curve as JSON.
         #[arg(long)]
         json: bool,
+        /// Naming rules to apply and record in the model (docs/learning.md); default none.
+        #[arg(long, value_name = "LIST")]
+        rules: Option<String>,
         /// Trajectory files, one per test run, in the order they ran (`-` for stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -124,14 +127,15 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             aggregate,
             require_converged,
             json,
+            rules,
             files,
         } => build(
             &output,
-            digest,
-            mapping,
+            (digest, mapping),
             aggregate.as_deref(),
             require_converged,
             json,
+            rules.as_deref(),
             &files,
         ),
         ModelCmd::Show { digest, json, file } => show(&file, digest, json),
@@ -178,19 +182,22 @@ pub fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
 
 fn build(
     out: &Path,
-    alg: HashAlg,
-    mapping: Mapping,
+    (alg, mapping): (HashAlg, Mapping),
     aggregate: Option<&str>,
     require_converged: Option<usize>,
     as_json: bool,
+    rules: Option<&str>,
     files: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
+    let rules = crate::replay::rules_for(None, rules)?;
     let mut ns = namespace_for(alg, mapping, None, aggregate)?;
     let mut stats = StreamStats::default();
     // The learning curve: how many new points each test run taught the model.
     let mut curve = Vec::new();
     for f in files {
         let (events0, points0) = (ns.events(), ns.points().len());
+        // Each trajectory is one run: what it created is its own.
+        stats.namer = tsem_core::naming::Namer::new(rules, alg, mapping);
         model_stream(
             &mut ns,
             &f.display().to_string(),
@@ -224,7 +231,16 @@ fn build(
             );
         }
     }
-    let model = ModelFile::from_namespace(&ns);
+    if stats.ruled_names > 0 {
+        eprintln!(
+            "tsem: warning: the trajectories were written under naming rules ({} events name \
+             created files `%created:`), but no --rules were given: the model will not say so, \
+             and enforcing it will not apply them (pass --rules {})",
+            stats.ruled_names,
+            tsem_core::naming::RuleSet::DEFAULT.names()
+        );
+    }
+    let model = crate::learning::model_file(&ns, rules, &Default::default());
     write_atomic(out, &model.to_text())?;
     if as_json {
         println!(

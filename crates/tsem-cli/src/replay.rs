@@ -92,6 +92,8 @@ pub struct StreamStats {
     pub log_records: u64,
     /// The naming rules applied before modeling (none unless a model names them).
     pub namer: tsem_core::naming::Namer,
+    /// Events named by naming rules (`%created:` paths) modeled without rules.
+    pub ruled_names: u64,
 }
 
 /// Model every record of `input` into `ns`. Errors name `name:line`.
@@ -127,6 +129,13 @@ pub fn model_stream(
         {
             Record::Event { mut event, .. } => {
                 stats.namer.apply(&mut event);
+                if stats.namer.rules().is_empty()
+                    && event.file().is_some_and(|f| {
+                        tsem_core::naming::Namer::is_canonical_created(&f.path.pathname)
+                    })
+                {
+                    stats.ruled_names += 1;
+                }
                 ns.model(task_key(&event), &event)
                     .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
             }
