@@ -362,8 +362,9 @@ pub fn relearn(
 
 /// `events` with the pseudonyms of `ns` applied (file digests of pseudonymous paths zeroed), so
 /// they replay to the same points with or without the model.
-pub fn with_pseudonyms(ns: &mut Namespace, events: &[Event]) -> Vec<Event> {
+pub fn with_pseudonyms(ns: &Namespace, events: &[Event]) -> Vec<Event> {
     let set: HashSet<Digest> = ns.pseudonyms().copied().collect();
+    let mut mapper = tsem_core::map::Mapper::new(ns.alg(), ns.config().mapping);
     let zero = ns.alg().zero_digest();
     events
         .iter()
@@ -371,11 +372,9 @@ pub fn with_pseudonyms(ns: &mut Namespace, events: &[Event]) -> Vec<Event> {
             let mut ev = ev.clone();
             if !set.is_empty()
                 && let Some(f) = ev.file_mut()
+                && set.contains(&mapper.pseudonym(&f.path.pathname))
             {
-                let p = ns.mapper().pseudonym(&f.path.pathname);
-                if set.contains(&p) {
-                    f.digest = zero;
-                }
+                f.digest = zero;
             }
             ev
         })

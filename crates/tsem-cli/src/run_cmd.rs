@@ -308,7 +308,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &a.trajectory {
         let all = m.shaper.whole().unwrap_or_default();
-        write_events(p, &crate::learning::with_pseudonyms(&mut ns.clone(), all))?;
+        write_events(p, &crate::learning::with_pseudonyms(ns, all))?;
     }
     if let Some(p) = &a.forensics {
         write_events(p, ns.forensics())?;
@@ -321,6 +321,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         v["forensics_events"] = json!(ran.forensics_events());
         v["denied"] = json!(ran.denied());
         v["pseudonyms"] = json!(ns.pseudonyms().count());
+        v["outcome"] = json!(m.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
         v["exit_status"] = json!(report.exit.code());
         v["digest_cache"] = json!(
