@@ -226,8 +226,13 @@ fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
 /// What an event did, in words: "opened /etc/hostname", "executed /bin/ls", ...
 pub fn deed(ev: &Event) -> String {
     const O_ACCMODE: u32 = 3;
+    // `__FMODE_EXEC` in f_flags: the kernel's open of a program being executed.
+    const FMODE_EXEC: u32 = 0o40;
     match (&ev.cell, ev.header.event_type) {
         (Cell::File(f), EventType::BprmCommittedCreds) => format!("executed {}", f.path.pathname),
+        (Cell::File(f), EventType::FileOpen) if f.flags & FMODE_EXEC != 0 => {
+            format!("executed {}", f.path.pathname)
+        }
         (Cell::File(f), EventType::FileOpen) if f.flags & O_ACCMODE != 0 => {
             format!("opened {} for writing", f.path.pathname)
         }
