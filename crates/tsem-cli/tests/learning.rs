@@ -648,3 +648,33 @@ fn the_outcome_is_told_in_words() {
     );
     assert!(err.contains("ls: Operation not permitted"), "{err}");
 }
+
+/// A temporary tree on a filesystem mounted below `/` (the tmpfs at /dev/shm): its DENTRY paths
+/// are relative to the tmpfs, its FILE paths absolute, and both must be named alike.
+#[test]
+fn a_temporary_tree_on_a_mounted_tmpfs_converges() {
+    let shm = Path::new("/dev/shm");
+    let probe = shm.join(format!("tsem-probe-{}", std::process::id()));
+    if std::fs::write(&probe, b"").is_err() {
+        eprintln!("skipped: /dev/shm is not writable");
+        return;
+    }
+    let _ = std::fs::remove_file(&probe);
+    let w = Workload::new(
+        "shm",
+        "d=$(mktemp -d -p /dev/shm)\nmkdir \"$d/sub\"\necho data > \"$d/sub/f\"\n\
+         cat \"$d/sub/f\" > /dev/null\nrm -rf \"$d\"\n",
+    );
+    w.learns_and_holds();
+    let t = events(&w.root.join("enforce0.trajectory.json"));
+    let cat = t
+        .iter()
+        .filter(|e| e["event"]["type"] == "file_open")
+        .map(pathname_of)
+        .find(|p| p.starts_with("/dev/shm/"))
+        .unwrap_or_default();
+    assert!(
+        cat.starts_with("/dev/shm/%created:") && !cat.contains("/tmp."),
+        "{cat}"
+    );
+}
