@@ -63,6 +63,13 @@ pub struct RunArgs {
     /// Hash every file afresh in every run (no digest cache).
     #[arg(long)]
     pub no_digest_cache: bool,
+    /// Naming rules for learning without --model (`none` for plain TSEM model0); with --model,
+    /// the model's own `# tsem-rules:` line decides (docs/learning.md).
+    #[arg(long, value_name = "LIST", conflicts_with = "model")]
+    pub rules: Option<String>,
+    /// Learning: do not make the files the workload writes into pseudonyms.
+    #[arg(long)]
+    pub no_auto_pseudonyms: bool,
     /// Also model these hot events, as the kernel TSEM does, so models match kernel ones more
     /// closely (comma-separated: getattr, ioctl, fcntl, lock, socket, all). Each observed call costs a
     /// notification round trip.
@@ -118,6 +125,8 @@ struct Modeler {
     ns: Namespace,
     /// The kernel backstop's access set being learned (learning runs only).
     learner: Option<tsem_sensor::backstop::learn::Learner>,
+    /// Naming rules, outputs, the whole trajectory and the outcome in words.
+    shaper: crate::learning::Shaper,
     /// Events the namespace could not model (counted as lost).
     errors: u64,
     progress: Option<Progress>,
@@ -156,8 +165,11 @@ impl EventHandler for Modeler {
         if ev.untrusted {
             self.ns.mark_untrusted(key);
         }
-        let v = match self.ns.model(key, &ev.event) {
+        let event = self.shaper.shape(&ev.event, ev.tid);
+        let v = match self.ns.model(key, &event) {
             Ok(o) => {
+                let mode = self.ns.mode();
+                self.shaper.outcome(&event, ev.tid, ev.untrusted, &o, mode);
                 let v = match o.verdict {
                     NsVerdict::Allow => Verdict::allow(),
                     NsVerdict::Deny => Verdict::deny(libc_eperm()),
@@ -175,6 +187,10 @@ impl EventHandler for Modeler {
         };
         self.tick(false);
         v
+    }
+
+    fn on_exec(&mut self, ev: &tsem_sensor::ExecEvent) {
+        self.shaper.executed(ev.tid, &ev.exe.path.pathname);
     }
 
     fn on_exit(&mut self, tid: i32) {
@@ -220,6 +236,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         a.model.as_deref(),
         aggregate.as_deref(),
     )?;
+    let input = a
+        .model
+        .as_deref()
+        .map(crate::replay::read_model)
+        .transpose()?;
+    let rules = match (&input, &a.rules) {
+        (Some(m), _) => crate::learning::rules_of(m)?,
+        (None, Some(list)) => {
+            tsem_core::naming::RuleSet::parse(list).map_err(|e| anyhow::anyhow!("--rules: {e}"))?
+        }
+        (None, None) => tsem_core::naming::RuleSet::DEFAULT,
+    };
     match (a.model.is_some(), a.learn, a.enforce) {
         (false, _, _) => {}
         // Extend a loaded model: namespace_for sealed it, so start again free from its points.
@@ -242,6 +270,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         start: Instant::now(),
         last: Instant::now(),
     });
+    let learning = ns.mode() == Mode::Free;
+    let shaper = crate::learning::Shaper::new(
+        rules,
+        ns.config(),
+        learning && !a.no_auto_pseudonyms,
+        a.trajectory.is_some(),
+    );
     let loaded = a
         .model
         .as_deref()
@@ -254,6 +289,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let modeler = Modeler {
         ns,
         learner: crate::backstop::learner(&backstop),
+        shaper,
         errors: 0,
         progress,
     };
@@ -293,16 +329,31 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let err = std::io::Error::from_raw_os_error(errno);
         eprintln!("tsem: cannot execute {prog}: {err}");
     }
-    let ns = &m.ns;
+    let ran = &m.ns;
+    let relearned = if learning {
+        Some(crate::learning::relearn(
+            ran,
+            input.as_ref(),
+            m.shaper.outputs(),
+        )?)
+    } else {
+        None
+    };
+    let ns = relearned.as_ref().map_or(ran, |l| &l.ns);
     if let Some(p) = &a.output {
-        let mut model = ModelFile::from_namespace(ns);
+        let notes = relearned
+            .as_ref()
+            .map(|l| l.notes.clone())
+            .unwrap_or_default();
+        let mut model = crate::learning::model_file(ns, rules, &notes);
         if let Some((set, _)) = &learned {
             model.set_access_set(set);
         }
         write_atomic(p, &model.to_text())?;
     }
     if let Some(p) = &a.trajectory {
-        write_events(p, ns.trajectory())?;
+        let all = m.shaper.whole().unwrap_or_default();
+        write_events(p, &crate::learning::with_pseudonyms(ns, all))?;
     }
     if let Some(p) = &a.forensics {
         write_events(p, ns.forensics())?;
@@ -310,6 +361,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let s = report.stats;
     if let Some(p) = &a.summary_json {
         let mut v = summary(ns);
+        // Counts are the run's; points and states are those of the model it learned.
+        v["events"] = json!(ran.events());
+        v["forensics_events"] = json!(ran.forensics_events());
+        v["denied"] = json!(ran.denied());
+        v["pseudonyms"] = json!(ns.pseudonyms().count());
+        v["outcome"] = json!(m.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
         v["exit_status"] = json!(report.exit.code());
         v["digest_cache"] = json!(
@@ -343,16 +400,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|c| c.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        crate::attest_cmd::finish(p, ns, model.as_ref(), s.lost + m.errors, workload)?;
+        crate::attest_cmd::finish(p, ran, model.as_ref(), s.lost + m.errors, workload)?;
     }
-    if ns.forensics_events() > 0 && ns.mode() != Mode::Free {
+    if let Some(words) = m.shaper.sentence(ran) {
         eprintln!(
-            "tsem: {} out-of-model events ({} denied){}",
-            ns.forensics_events(),
-            ns.denied(),
+            "tsem: {words}{}",
             a.forensics
                 .as_ref()
-                .map(|p| format!(", see {}", p.display()))
+                .map(|p| format!(" (see {})", p.display()))
                 .unwrap_or_default()
         );
     }

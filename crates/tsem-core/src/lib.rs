@@ -19,6 +19,8 @@ pub mod hash;
 pub mod map;
 pub mod namespace;
 pub mod raw;
+pub mod naming;
+pub mod outputs;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};
