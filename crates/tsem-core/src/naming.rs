@@ -29,6 +29,7 @@ use core::fmt;
 use crate::event::{Cell, Created, Dentry, Event, EventType, PathRef, SockAddr};
 use crate::hash::{Digest, HashAlg};
 use crate::map::{Mapper, Mapping};
+use crate::raw::RawStr;
 
 mod ids;
 mod procfs;
@@ -154,13 +155,14 @@ pub struct Namer {
     /// run from a created tree would otherwise carry its random path in its identity, and so
     /// would every task it starts.
     ids: BTreeMap<Digest, Digest>,
-    /// Created objects by device and filesystem-relative raw path: the creator's TASK_ID.
-    created: BTreeMap<Dev, BTreeMap<String, Digest>>,
+    /// Created objects by device and filesystem-relative raw path (bytes, as the kernel holds
+    /// them): the creator's TASK_ID.
+    created: BTreeMap<Dev, BTreeMap<RawStr, Digest>>,
     /// Where each device's filesystem is mounted, learnt from a created object seen both as a
     /// dentry and as a file; absent means `/` (the pathnames agree).
-    mounts: BTreeMap<Dev, String>,
+    mounts: BTreeMap<Dev, RawStr>,
     /// The last created dentry path per (device, owner, instance), to learn `mounts` from.
-    pending: BTreeMap<(Dev, Digest, u64), String>,
+    pending: BTreeMap<(Dev, Digest, u64), RawStr>,
 }
 
 impl Namer {
@@ -331,42 +333,46 @@ impl Namer {
     }
 
     /// Whether `pathname` is a name the rules made (it has a created component).
-    pub fn is_canonical_created(pathname: &str) -> bool {
-        pathname.split('/').any(|c| c.starts_with(CREATED_TOKEN))
+    pub fn is_canonical_created(pathname: &[u8]) -> bool {
+        pathname
+            .split(|&b| b == b'/')
+            .any(|c| c.starts_with(CREATED_TOKEN.as_bytes()))
     }
 
     /// Whether a proper ancestor of `path` (a FILE path if `file`, else a DENTRY path) is a
     /// directory the namespace created.
-    pub fn beneath_created(&self, dev: Dev, path: &str, file: bool) -> bool {
+    pub fn beneath_created(&self, dev: Dev, path: &[u8], file: bool) -> bool {
         let Some(m) = self.created.get(&dev) else {
             return false;
         };
         let rel = if file {
-            let mount = self.mounts.get(&dev).map_or("", String::as_str);
-            match path.strip_prefix(mount) {
+            match path.strip_prefix(self.mount(dev)) {
                 Some(r) => r,
                 None => return false,
             }
         } else {
             path
         };
-        let mut end = rel.len();
-        while let Some(i) = rel[..end].rfind('/') {
-            if i == 0 {
-                break;
-            }
-            if m.contains_key(&rel[..i]) {
-                return true;
-            }
-            end = i;
-        }
-        false
+        // Every proper prefix ending before a `/` (past the leading one) is an ancestor.
+        rel.iter()
+            .enumerate()
+            .skip(1)
+            .filter(|&(_, &b)| b == b'/')
+            .any(|(i, _)| m.contains_key(&rel[..i]))
     }
 
     /// The absolute pathname of a DENTRY path on `dev`, as FILE paths name it.
-    pub fn absolute(&self, dev: Dev, dentry_path: &str) -> String {
-        let mount = self.mounts.get(&dev).map_or("", String::as_str);
-        alloc::format!("{mount}{dentry_path}")
+    pub fn absolute(&self, dev: Dev, dentry_path: &[u8]) -> RawStr {
+        let mount = self.mount(dev);
+        let mut out = Vec::with_capacity(mount.len() + dentry_path.len());
+        out.extend_from_slice(mount);
+        out.extend_from_slice(dentry_path);
+        out.into()
+    }
+
+    /// Where `dev`'s filesystem is mounted, as far as the namer learnt it (`/` is empty).
+    fn mount(&self, dev: Dev) -> &[u8] {
+        self.mounts.get(&dev).map_or(&[][..], RawStr::as_bytes)
     }
 
     fn record(&mut self, d: &Dentry, task: Digest) {
@@ -387,15 +393,15 @@ impl Namer {
 
     /// Forget `path` and everything recorded beneath it (removed, or replaced by an object the
     /// namespace did not create).
-    fn forget(&mut self, dev: Dev, path: &str) {
+    fn forget(&mut self, dev: Dev, path: &[u8]) {
         if let Some(m) = self.created.get_mut(&dev) {
             m.retain(|k, _| !under(k, path));
         }
     }
 
     /// A rename moves the created marks of `old` and what lies beneath it to `new`.
-    fn moved(&mut self, old: (Dev, String), new: (Dev, String)) {
-        let moving: Vec<(String, Digest)> = self
+    fn moved(&mut self, old: (Dev, RawStr), new: (Dev, RawStr)) {
+        let moving: Vec<(RawStr, Digest)> = self
             .created
             .get(&old.0)
             .map(|m| {
@@ -409,7 +415,9 @@ impl Namer {
         self.forget(new.0, &new.1);
         let m = self.created.entry(new.0).or_default();
         for (k, owner) in moving {
-            m.insert(alloc::format!("{}{}", new.1, &k[old.1.len()..]), owner);
+            let mut to = new.1.as_bytes().to_vec();
+            to.extend_from_slice(&k[old.1.len()..]);
+            m.insert(to.into(), owner);
         }
     }
 
@@ -419,8 +427,8 @@ impl Namer {
 
     /// A bare pathname with no device (a unix socket address, a symlink target): renamed if it
     /// lies beneath a created directory of any device whose mount point is known.
-    fn loose(&mut self, name: &mut String) {
-        if !name.starts_with('/') {
+    fn loose(&mut self, name: &mut RawStr) {
+        if !name.starts_with(b"/") {
             return;
         }
         let devs: Vec<Dev> = self.created.keys().copied().collect();
@@ -444,29 +452,20 @@ impl Namer {
         }
         let owner = match p.created {
             Some(c) => Some(c.owner),
-            None => self.lookup(p.dev, &p.pathname, space),
+            None => lookup(&p.pathname),
         };
         if let Some(owner) = owner {
             p.created = Some(Created { owner, instance: 1 });
         }
     }
 
-    /// The creator of an object named (already canonically) `pathname`, when the rules know it
-    /// was created but the description does not say so (FIFOs, sockets, symlinks, links).
-    fn lookup(&self, dev: Dev, pathname: &str, space: Space) -> Option<Digest> {
-        let (_, last) = pathname.rsplit_once('/')?;
-        let owner = last.strip_prefix(CREATED_TOKEN)?;
-        let _ = (dev, space);
-        Digest::from_hex(owner).ok()
-    }
-
-    fn learn_mount(&mut self, dev: Dev, abs: &str, c: Created) {
+    fn learn_mount(&mut self, dev: Dev, abs: &[u8], c: Created) {
         if self.mounts.contains_key(&dev) {
             return;
         }
         if let Some(rel) = self.pending.get(&(dev, c.owner, c.instance))
-            && let Some(m) = abs.strip_suffix(rel.as_str())
-            && !m.ends_with('/')
+            && let Some(m) = abs.strip_suffix(rel.as_bytes())
+            && !m.ends_with(b"/")
         {
             self.mounts.insert(dev, m.into());
             self.pending.retain(|k, _| k.0 != dev);
@@ -474,332 +473,82 @@ impl Namer {
     }
 
     /// The canonical name of `path`, if it differs. `own` is the object's creator when the
-    /// description itself marks it created.
-    fn canonical(&self, dev: Dev, path: &str, space: Space, own: Option<Digest>) -> Option<String> {
+    /// description itself marks it created. Components are compared and kept as raw bytes: a
+    /// name that is not UTF-8 is looked up, replaced or kept exactly like any other.
+    fn canonical(&self, dev: Dev, path: &[u8], space: Space, own: Option<Digest>) -> Option<RawStr> {
         let created = self.created.get(&dev);
         if created.is_none() && own.is_none() {
             return None;
         }
-        let mount = match space {
-            Space::File => self.mounts.get(&dev).map_or("", String::as_str),
-            Space::Dentry => "",
+        let mount: &[u8] = match space {
+            Space::File => self.mount(dev),
+            Space::Dentry => &[],
         };
         let rel = path.strip_prefix(mount)?;
-        if !(rel.is_empty() || rel.starts_with('/')) {
+        if !(rel.is_empty() || rel.starts_with(b"/")) {
             return None;
         }
-        // Most paths have no created component: find out without allocating.
-        let hit = |m: &BTreeMap<String, Digest>| {
-            rel.match_indices('/')
+        // The end of each component K_i (i ≥ 1) within `rel`: the byte before each `/` past
+        // the first, and the end of `rel`.
+        let ends = || {
+            rel.iter()
+                .enumerate()
                 .skip(1)
-                .map(|(i, _)| &rel[..i])
-                .chain(core::iter::once(rel))
-                .any(|k| m.contains_key(k))
+                .filter(|&(_, &b)| b == b'/')
+                .map(|(i, _)| i)
+                .chain(core::iter::once(rel.len()))
         };
-        if own.is_none() && !created.is_some_and(hit) {
+        // Most paths have no created component: find out without allocating.
+        if own.is_none() && !created.is_some_and(|m| ends().any(|e| m.contains_key(&rel[..e]))) {
             return None;
         }
-        let mut out = String::with_capacity(path.len());
-        out.push_str(mount);
+        if rel.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(path.len());
+        out.extend_from_slice(mount);
         let mut changed = false;
-        let mut end = 0;
-        let parts: Vec<&str> = rel.split('/').collect();
-        let n = parts.len();
-        for (i, part) in parts.into_iter().enumerate() {
-            if i > 0 {
-                end += 1;
-            }
-            end += part.len();
-            if i == 0 {
-                out.push_str(part);
-                continue;
-            }
-            out.push('/');
-            let key = &rel[..end];
-            let owner =
-                created
-                    .and_then(|m| m.get(key).copied())
-                    .or(if i + 1 == n { own } else { None });
+        // Component c0 (before the leading `/`) is empty; each later one runs from the byte
+        // after a `/` to its end.
+        let mut start = 1;
+        for end in ends() {
+            out.push(b'/');
+            let part = &rel[start..end];
+            let owner = created
+                .and_then(|m| m.get(&rel[..end]).copied())
+                .or(if end == rel.len() { own } else { None });
             match owner {
                 Some(o) if !part.is_empty() => {
-                    out.push_str(CREATED_TOKEN);
-                    out.push_str(&o.to_hex());
+                    out.extend_from_slice(CREATED_TOKEN.as_bytes());
+                    out.extend_from_slice(o.to_hex().as_bytes());
                     changed = true;
                 }
-                _ => out.push_str(part),
+                _ => out.extend_from_slice(part),
             }
+            start = end + 1;
         }
-        changed.then_some(out).filter(|o| o != path)
+        (changed && out != path).then(|| out.into())
     }
 }
 
+/// The creator of an object named (already canonically) `pathname`, when the rules know it was
+/// created but the description does not say so (FIFOs, sockets, symlinks, links): its last
+/// component is a created token.
+fn lookup(pathname: &[u8]) -> Option<Digest> {
+    if !pathname.contains(&b'/') {
+        return None;
+    }
+    let last = pathname.rsplit(|&b| b == b'/').next()?;
+    let owner = last.strip_prefix(CREATED_TOKEN.as_bytes())?;
+    Digest::from_hex_bytes(owner).ok()
+}
+
 /// Whether `k` is `base` or lies beneath it.
-fn under(k: &str, base: &str) -> bool {
+fn under(k: &[u8], base: &[u8]) -> bool {
     k.strip_prefix(base)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::event::{Coe, EventHeader, FileDesc, Inode};
-
-    const DEV: Dev = Some((8, 1));
-
-    fn owner(n: u8) -> Digest {
-        HashAlg::Sha256.digest(&[n])
-    }
-
-    fn ev(ty: EventType, task: Digest, cell: Cell) -> Event {
-        Event {
-            header: EventHeader::new("t", ty, task, task),
-            coe: Coe::default(),
-            cell,
-        }
-    }
-
-    fn dentry(path: &str, created: Option<Created>) -> Dentry {
-        Dentry {
-            inode: None,
-            path: PathRef {
-                dev: DEV,
-                created,
-                path_type: None,
-                pathname: path.into(),
-            },
-        }
-    }
-
-    fn mkdir(path: &str, o: Digest, instance: u64) -> Event {
-        let c = Created { owner: o, instance };
-        ev(
-            EventType::InodeMkdir,
-            o,
-            Cell::InodeCreate {
-                dir: Inode::default(),
-                dentry: dentry(path, Some(c)),
-                mode: 0o700,
-            },
-        )
-    }
-
-    fn open(path: &str, o: Digest, created: Option<Created>) -> Event {
-        ev(
-            EventType::FileOpen,
-            o,
-            Cell::File(FileDesc {
-                flags: 0,
-                inode: Inode::default(),
-                path: PathRef {
-                    dev: DEV,
-                    created,
-                    path_type: Some("root".into()),
-                    pathname: path.into(),
-                },
-                digest: HashAlg::Sha256.zero_digest(),
-            }),
-        )
-    }
-
-    fn run(events: &[Event]) -> Vec<Event> {
-        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
-        events
-            .iter()
-            .map(|e| {
-                let mut e = e.clone();
-                n.apply(&mut e);
-                e
-            })
-            .collect()
-    }
-
-    fn stream(dir: &str, file: &str, o: Digest, inst: u64) -> Vec<Event> {
-        let c = Created {
-            owner: o,
-            instance: inst,
-        };
-        vec![
-            mkdir(&alloc::format!("/tmp/{dir}"), o, inst),
-            ev(
-                EventType::InodeCreate,
-                o,
-                Cell::InodeCreate {
-                    dir: Inode::default(),
-                    dentry: dentry(&alloc::format!("/tmp/{dir}/{file}"), Some(c)),
-                    mode: 0o600,
-                },
-            ),
-            open(&alloc::format!("/tmp/{dir}/{file}"), o, Some(c)),
-            open(&alloc::format!("/tmp/{dir}"), o, Some(c)),
-        ]
-    }
-
-    #[test]
-    fn random_names_and_instances_do_not_reach_the_description() {
-        let a = run(&stream("tmpa1b2", "x9z", owner(1), 1));
-        let b = run(&stream("tmpQQQQ", "other", owner(1), 7));
-        assert_eq!(a, b);
-        let Cell::File(f) = &a[2].cell else { panic!() };
-        let tok = alloc::format!("{CREATED_TOKEN}{}", owner(1).to_hex());
-        assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/{tok}"));
-        assert_eq!(f.path.created.unwrap().instance, 1);
-    }
-
-    #[test]
-    fn owners_stay_distinct_and_reads_outside_stay_named() {
-        let a = run(&stream("d", "f", owner(1), 1));
-        let b = run(&stream("d", "f", owner(2), 1));
-        assert_ne!(a, b);
-        let mut s = stream("d", "f", owner(1), 1);
-        s.push(open("/etc/hosts", owner(1), None));
-        let out = run(&s);
-        assert_eq!(out[4], s[4]);
-    }
-
-    #[test]
-    fn idempotent_and_off_by_default() {
-        let once = run(&stream("rnd", "f", owner(3), 2));
-        assert_eq!(run(&once), once);
-        let mut n = Namer::new(RuleSet::NONE, HashAlg::Sha256, Mapping::Model0);
-        let mut e = stream("rnd", "f", owner(3), 2)[2].clone();
-        let before = e.clone();
-        n.apply(&mut e);
-        assert_eq!(e, before);
-    }
-
-    #[test]
-    fn a_mounted_filesystem_learns_its_mount_point() {
-        // tmpfs at /tmp: dentries are relative to the tmpfs root, files are absolute.
-        let o = owner(4);
-        let c = Created {
-            owner: o,
-            instance: 1,
-        };
-        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
-        let mut s = [
-            mkdir("/rnd", o, 1),
-            ev(
-                EventType::InodeCreate,
-                o,
-                Cell::InodeCreate {
-                    dir: Inode::default(),
-                    dentry: dentry("/rnd/f", Some(c)),
-                    mode: 0o600,
-                },
-            ),
-            open("/tmp/rnd/f", o, Some(c)),
-            open("/tmp/rnd/g", o, None),
-        ];
-        for e in &mut s {
-            n.apply(e);
-        }
-        let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
-        let Cell::File(f) = &s[3].cell else { panic!() };
-        assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/g"));
-    }
-
-    /// A program copied into a temporary directory and run: its TASK_ID, and so every event of
-    /// it and of what it starts, is the same whatever the directory's name.
-    #[test]
-    fn programs_run_from_a_created_tree_get_one_identity() {
-        let parent = owner(9);
-        let o = owner(1);
-        let events = |dir: &str| {
-            let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
-            let c = Created {
-                owner: o,
-                instance: 3,
-            };
-            let Cell::File(exe) = open(&alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell
-            else {
-                panic!()
-            };
-            let raw_id = m.task_id(&parent, &Coe::default(), &exe);
-            let mut map = ev(
-                EventType::MmapFile,
-                raw_id,
-                Cell::MmapFile {
-                    file: Some(exe),
-                    prot: 5,
-                    flags: 2,
-                },
-            );
-            map.header.p_task_id = parent;
-            let mut child = open("/etc/hosts", raw_id, None);
-            child.header.p_task_id = parent;
-            vec![mkdir(&alloc::format!("/tmp/{dir}"), o, 1), map, child]
-        };
-        let a = run(&events("tmpAAAA"));
-        let b = run(&events("tmpBBBB"));
-        assert_eq!(a, b);
-        assert_ne!(a[2].header.task_id, events("tmpAAAA")[2].header.task_id);
-        // A TASK_ID the raw description does not give is left alone.
-        let mut odd = events("tmpCCCC");
-        odd[1].header.task_id = owner(77);
-        odd[2].header.task_id = owner(77);
-        assert_eq!(run(&odd)[2].header.task_id, owner(77));
-    }
-
-    #[test]
-    fn a_renamed_created_directory_keeps_its_name_and_a_removed_one_loses_it() {
-        let o = owner(5);
-        let rename = |from: &str, to: &str| {
-            let d = |p: &str| dentry(p, None);
-            ev(
-                EventType::InodeRename,
-                o,
-                Cell::InodeRename(alloc::boxed::Box::new(crate::event::Rename {
-                    old_dir: Inode::default(),
-                    old_dentry: d(from),
-                    new_dir: Inode::default(),
-                    new_dentry: d(to),
-                })),
-            )
-        };
-        let rmdir = ev(
-            EventType::InodeRmdir,
-            o,
-            Cell::InodeDirEntry {
-                dir: Inode::default(),
-                dentry: dentry("/w/final", None),
-            },
-        );
-        let out = run(&[
-            mkdir("/w/tmp.x", o, 1),
-            mkdir("/w/tmp.x/sub", o, 1),
-            rename("/w/tmp.x", "/w/final"),
-            open("/w/final/sub/f", o, None),
-            open("/w/tmp.x/sub/f", o, None),
-            rmdir,
-            open("/w/final/sub/f", o, None),
-        ]);
-        let name = |e: &Event| match &e.cell {
-            Cell::File(f) => f.path.pathname.clone(),
-            _ => panic!(),
-        };
-        let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
-        assert_eq!(name(&out[3]), alloc::format!("/w/{tok}/{tok}/f"));
-        assert_eq!(
-            name(&out[4]),
-            "/w/tmp.x/sub/f",
-            "the old name is no longer created"
-        );
-        assert_eq!(
-            name(&out[6]),
-            "/w/final/sub/f",
-            "removed: a later object there is not"
-        );
-    }
-
-    #[test]
-    fn rules_parse_and_reject_unknown_names() {
-        assert_eq!(
-            RuleSet::parse("created-subtree-v1, proc-pid-v1"),
-            Ok(RuleSet::DEFAULT)
-        );
-        assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
-        assert!(RuleSet::parse("created-subtree-v9").is_err());
-        assert_eq!(RuleSet::DEFAULT.names(), "created-subtree-v1,proc-pid-v1");
-    }
-}
+mod tests;

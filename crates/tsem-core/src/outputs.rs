@@ -12,6 +12,7 @@ use alloc::string::String;
 
 use crate::event::{Cell, Event, EventType};
 use crate::naming::Namer;
+use crate::raw::RawStr;
 
 /// `O_ACCMODE`.
 const O_ACCMODE: u32 = 0o3;
@@ -93,8 +94,10 @@ impl Output {
 /// Collects the outputs of one run from its raw event descriptions.
 #[derive(Debug, Clone, Default)]
 pub struct OutputTracker {
-    paths: BTreeMap<String, Output>,
-    execs: BTreeMap<String, (bool, bool)>,
+    /// Absolute pathnames (raw bytes, as the kernel gave them) → what was done to them.
+    paths: BTreeMap<RawStr, Output>,
+    /// Absolute pathnames executed, mapped executable.
+    execs: BTreeMap<RawStr, (bool, bool)>,
 }
 
 impl OutputTracker {
@@ -169,19 +172,19 @@ impl OutputTracker {
         }
     }
 
-    fn add(&mut self, path: &str, why: Why) -> &mut Output {
+    fn add(&mut self, path: &[u8], why: Why) -> &mut Output {
         let o = self.paths.entry(path.into()).or_default();
         o.why |= why;
         o
     }
 
-    /// Every output path, in byte order, with what was done to it (execution and executable
-    /// mappings included).
-    pub fn outputs(&self) -> impl Iterator<Item = (&str, Output)> + '_ {
+    /// Every output path (its exact bytes), in byte order, with what was done to it (execution
+    /// and executable mappings included).
+    pub fn outputs(&self) -> impl Iterator<Item = (&RawStr, Output)> + '_ {
         self.paths.iter().map(|(p, o)| {
             let (x, m) = self.execs.get(p).copied().unwrap_or_default();
             (
-                p.as_str(),
+                p,
                 Output {
                     executed: x,
                     mapped_exec: m,
