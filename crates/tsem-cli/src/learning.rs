@@ -6,12 +6,14 @@
 //! `# auto-pseudonym WHY: PATH`, so a reviewer sees what is not pinned and why.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 
 use tsem_core::event::{Cell, Event, EventType};
 use tsem_core::hash::Digest;
 use tsem_core::namespace::{Mode, Namespace, Outcome};
 use tsem_core::naming::{Namer, RULES_COMMENT, RuleSet};
 use tsem_core::outputs::{Output, OutputTracker};
+use tsem_core::raw::RawStr;
 use tsem_format::model_file::{Line, ModelFile};
 
 /// The comment prefix of an auto-pseudonym note (after `#`).
@@ -45,11 +47,10 @@ pub fn pseudonym_notes(m: &ModelFile) -> BTreeMap<Digest, String> {
     notes
 }
 
-/// The note for an output path: `WHY: PATH` (None if the path cannot sit in a comment line).
-pub fn note(path: &str, o: &Output) -> Option<String> {
-    if path.chars().any(char::is_control) {
-        return None;
-    }
+/// The note for an output path: `WHY: PATH`, the path shown escaped (docs/raw-bytes.md) so that
+/// any bytes, control characters and invalid UTF-8 included, sit in one comment line and are
+/// told apart. The note is for people; the pseudonym itself hashes the exact bytes.
+pub fn note(path: &RawStr, o: &Output) -> String {
     let mut why = o.why.words();
     if o.executed {
         why.push_str(", executed");
@@ -57,7 +58,7 @@ pub fn note(path: &str, o: &Output) -> Option<String> {
     if o.mapped_exec {
         why.push_str(", mapped executable");
     }
-    Some(format!("{why}: {path}"))
+    format!("{why}: {path}")
 }
 
 /// The model file of `ns`: its rules line, then aggregate, points, pseudonyms (each after its
@@ -85,7 +86,7 @@ pub struct Shaper {
     namer: Namer,
     outputs: Option<OutputTracker>,
     whole: Option<(HashSet<Digest>, Vec<Event>)>,
-    exes: HashMap<i32, String>,
+    exes: HashMap<i32, RawStr>,
     origins: Vec<String>,
     origin_tids: HashSet<i32>,
     untrusted: HashSet<i32>,
@@ -132,8 +133,8 @@ impl Shaper {
     }
 
     /// `tid` now runs the program at `path` (for naming it in the outcome).
-    pub fn executed(&mut self, tid: i32, path: &str) {
-        self.exes.insert(tid, path.to_string());
+    pub fn executed(&mut self, tid: i32, path: &RawStr) {
+        self.exes.insert(tid, path.clone());
     }
 
     /// Note what the namespace decided about the shaped event `ev` of `tid`.
@@ -170,11 +171,7 @@ impl Shaper {
 
     /// "/usr/bin/cat opened /etc/hostname".
     fn words(&self, ev: &Event, tid: i32) -> String {
-        let who = self
-            .exes
-            .get(&tid)
-            .cloned()
-            .unwrap_or_else(|| ev.header.process.clone());
+        let who = self.exes.get(&tid).unwrap_or(&ev.header.process);
         format!("{who} {}", deed(ev))
     }
 
@@ -348,16 +345,16 @@ pub fn relearn(
         fresh.add_pseudonym(*p).map_err(e)?;
     }
     for (path, o) in outputs.into_iter().flat_map(OutputTracker::outputs) {
-        let meta = std::fs::symlink_metadata(path).ok();
+        // The path's exact bytes: a name that is not UTF-8 is an output like any other.
+        let fs_path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+        let meta = std::fs::symlink_metadata(fs_path).ok();
         // Devices, directories, FIFOs and sockets always hash as the zero digest (spec §3.4).
         if meta.as_ref().is_some_and(|m| !m.file_type().is_file()) || !o.keep(meta.is_some()) {
             continue;
         }
         let p = fresh.mapper().pseudonym(path);
         fresh.add_pseudonym(p).map_err(e)?;
-        if let Some(n) = note(path, &o) {
-            notes.entry(p).or_insert(n);
-        }
+        notes.entry(p).or_insert_with(|| note(path, &o));
     }
     for ev in ns.trajectory() {
         fresh.model(0, ev).map_err(e)?;

@@ -12,6 +12,7 @@ use tsem_core::event::Event;
 use tsem_core::hash::Digest;
 use tsem_core::namespace::Namespace;
 use tsem_core::naming::Namer;
+use tsem_core::raw::RawStr;
 use tsem_format::model_file::{Line, ModelFile};
 
 use crate::describe::one_line;
@@ -146,7 +147,7 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
     let zero = ns.alg().zero_digest();
     let mut points: HashMap<Digest, Seen> = HashMap::new();
     // Per digest-free coefficient: the path and the distinct digests seen.
-    let mut contents: BTreeMap<String, (BTreeSet<Digest>, BTreeSet<usize>)> = BTreeMap::new();
+    let mut contents: BTreeMap<RawStr, (BTreeSet<Digest>, BTreeSet<usize>)> = BTreeMap::new();
     for (run, f) in a.trajectories.iter().enumerate() {
         let mut namer = Namer::new(rules, a.ns.digest, a.ns.mapping);
         for (_, ev) in numbered_events(f)? {
@@ -170,7 +171,7 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let runs = a.trajectories.len();
-    let pseudonyms: Vec<(&String, usize)> = contents
+    let pseudonyms: Vec<(&RawStr, usize)> = contents
         .iter()
         .filter(|(_, (d, _))| d.len() > 1)
         .map(|(p, (d, _))| (p, d.len()))
@@ -185,7 +186,7 @@ pub fn suggest(a: SuggestArgs) -> anyhow::Result<ExitCode> {
     once.sort();
     if a.json {
         let v = json!({
-            "pseudonyms": pseudonyms.iter().map(|(p, n)| json!({"path": p, "digests": n})).collect::<Vec<_>>(),
+            "pseudonyms": pseudonyms.iter().map(|(p, n)| json!({"path": p.to_string(), "digests": n})).collect::<Vec<_>>(),
             "only_in_one_run": once.iter().map(|(r, l, m)| json!({
                 "run": a.trajectories[*r].display().to_string(), "event": l, "in_model": m
             })).collect::<Vec<_>>(),

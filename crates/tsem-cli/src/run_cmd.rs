@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
 use tsem_format::model_file::Line;
-use tsem_format::{ModelFile, RecordKind, write_event, write_event_json};
+use tsem_format::{RecordKind, write_event, write_event_json};
 use tsem_sensor::supervisor::SpawnError;
 use tsem_sensor::{EventHandler, RawEvent, SensorConfig, Verdict};
 
@@ -277,12 +277,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         learning && !a.no_auto_pseudonyms,
         a.trajectory.is_some(),
     );
-    let loaded = a
-        .model
-        .as_deref()
-        .map(crate::replay::read_model)
-        .transpose()?;
-    let backstop = crate::backstop::plan(&a, loaded.as_ref())?;
+    let backstop = crate::backstop::plan(&a, input.as_ref())?;
     if let crate::backstop::Plan::NotRecorded = backstop {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
@@ -393,14 +388,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         write_atomic(p, &text)?;
     }
     if let Some(p) = attester {
-        let model = loaded;
+        let model = input.as_ref();
         let workload = a
             .cmd
             .iter()
             .map(|c| c.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        crate::attest_cmd::finish(p, ran, model.as_ref(), s.lost + m.errors, workload)?;
+        crate::attest_cmd::finish(p, ran, model, s.lost + m.errors, workload)?;
     }
     if let Some(words) = m.shaper.sentence(ran) {
         eprintln!(
