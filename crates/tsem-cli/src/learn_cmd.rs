@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 use serde_json::json;
+use tsem_core::access::AccessSet;
 use tsem_core::event::Event;
 use tsem_core::hash::Digest;
 use tsem_core::namespace::{Config, Namespace};
@@ -78,6 +79,10 @@ struct Union {
     trajectories: Vec<Vec<Event>>,
     pseudonyms: BTreeMap<Digest, String>,
     unnoted: Vec<Digest>,
+    /// The kernel backstop's access set: the union of every run's (each learned from that
+    /// run's raw descriptions); none as soon as one run could not learn one, since a set
+    /// covering only some runs would refuse what the others did.
+    access: Option<AccessSet>,
 }
 
 impl Union {
@@ -132,6 +137,7 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         trajectories: Vec::new(),
         pseudonyms: BTreeMap::new(),
         unnoted: Vec::new(),
+        access: Some(AccessSet::learned()),
     };
     let mut curve: Vec<RunResult> = Vec::new();
     let mut quiet_runs = 0;
@@ -181,6 +187,15 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             bail!("run {k}: {lost} events were lost; the model would be incomplete");
         }
         let m = read_model(&model)?;
+        let set = m.access_set();
+        union.access = union
+            .access
+            .take()
+            .filter(|_| set.is_recorded())
+            .map(|mut u| {
+                u.union(&set);
+                u
+            });
         let notes = pseudonym_notes(&m);
         for p in m.lines.iter().filter_map(|l| match l {
             tsem_format::model_file::Line::Pseudonym(p) => Some(*p),
@@ -222,7 +237,11 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         }
     }
     let (ns, _) = union.model()?;
-    let text = model_file(&ns, rules, &union.pseudonyms).to_text();
+    let mut model = model_file(&ns, rules, &union.pseudonyms);
+    if let Some(set) = &union.access {
+        model.set_access_set(set);
+    }
+    let text = model.to_text();
     write_atomic(&a.output, &text)?;
     let runs = curve.len();
     let pseudonyms = union.pseudonyms.len() + union.unnoted.len();
