@@ -678,3 +678,89 @@ fn a_temporary_tree_on_a_mounted_tmpfs_converges() {
         "{cat}"
     );
 }
+
+/// A temporary tree whose names are not UTF-8 (a random `0xff 0x01` directory with a `sub\xff`
+/// directory in it) next to a fixture directory `fixture.\xfe` the suite only reads.
+const NON_UTF8: &str = r#"d="./scratch.$(printf '\377\001')$$"
+mkdir "$d"
+sub="$d/$(printf 'sub\377')"
+mkdir "$sub"
+echo data > "$sub/f"
+cat "$sub/f" > /dev/null
+cat "fixture.$(printf '\376')/in" > /dev/null
+rm -rf "$d"
+"#;
+
+/// The naming rules work on the bytes of a path: a created directory whose name is not UTF-8 is
+/// named by its creator like any other (learned, then enforced with no forensic event), the
+/// fixture's raw name is kept byte for byte and still pins its contents, and the kernel backstop
+/// learned alongside refuses none of it when it alone decides.
+#[test]
+fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let w = Workload::new("nonutf8", NON_UTF8);
+    let fixture = w.dir.join(std::ffi::OsStr::from_bytes(b"fixture.\xfe"));
+    std::fs::create_dir(&fixture).unwrap();
+    std::fs::write(fixture.join("in"), "pinned\n").unwrap();
+    w.learns_and_holds();
+
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|x| x == needle);
+    let model = std::fs::read(&w.model).unwrap();
+    let t = std::fs::read(w.root.join("enforce0.trajectory.json")).unwrap();
+    let shown = String::from_utf8_lossy(&t);
+    assert!(!has(&t, b"scratch."), "the random name reached: {shown}");
+    assert!(has(&t, b"/work/%created:"), "{shown}");
+    assert!(has(&t, b"fixture.\xfe/in"), "the fixture's name was not kept: {shown}");
+    assert!(
+        !has(&model, b"scratch."),
+        "{}",
+        String::from_utf8_lossy(&model)
+    );
+
+    // The kernel backstop alone (every call continued to the kernel): the access set learned
+    // with the naming rules covers the next run's new random directory.
+    if tsem_sensor::backstop::kernel_abi() >= 1 {
+        let consent = Path::new("sensor-decides-nothing");
+        let o = w.tsem(
+            &[
+                "run",
+                "--backstop-only",
+                "--model",
+                w.model.to_str().unwrap(),
+                "--",
+                "sh",
+                "run.sh",
+            ],
+            &[("TSEM_TEST_BACKSTOP_ONLY", consent)],
+        );
+        assert!(o.status.success(), "the backstop refused: {}", stderr(&o));
+    } else {
+        eprintln!("backstop part skipped: the kernel has no Landlock");
+    }
+
+    // The fixture only read stays pinned by its contents.
+    std::fs::write(fixture.join("in"), "changed\n").unwrap();
+    let (o, s, _) = w.enforce("changed", "--seal", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s["forensics_events"].as_u64().unwrap() >= 1, "{s}");
+
+    // Without the rules the random name reaches the model and learning does not converge.
+    std::fs::write(fixture.join("in"), "pinned\n").unwrap();
+    let plain = w.root.join("plain.model");
+    let o = w.tsem(
+        &[
+            "learn",
+            "--rules",
+            "none",
+            "--runs",
+            "3",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
