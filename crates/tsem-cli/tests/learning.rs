@@ -151,6 +151,7 @@ impl Workload {
             assert_eq!(s["denied"], 0, "run {i}");
             assert_eq!(s["lost_events"], 0, "run {i}");
         }
+        self.backstop_alone_refuses_nothing();
         let secret = self.root.join("never-read.txt");
         let (o, s, f) = self.enforce("extra", "--enforce", &[("EXTRA_READ", &secret)]);
         assert!(!o.status.success(), "the extra read was not denied");
@@ -166,6 +167,36 @@ impl Workload {
             err.contains("1 out-of-model event: ") && err.contains(&format!("opened {named}")),
             "{err}"
         );
+    }
+}
+
+impl Workload {
+    /// The learned model carries the kernel backstop, and the backstop alone (the sensor lets
+    /// every call through to the kernel, test switch) refuses nothing of the workload: the access
+    /// set learned from one run's raw paths covers the next run's new temporary names.
+    fn backstop_alone_refuses_nothing(&self) {
+        let text = std::fs::read(&self.model).unwrap();
+        assert!(
+            text.split(|b| *b == b'\n').any(|l| l.starts_with(b"landlock ")),
+            "the learned model has no backstop"
+        );
+        if tsem_sensor::backstop::kernel_abi() < 1 {
+            eprintln!("backstop run skipped: the kernel has no Landlock");
+            return;
+        }
+        let o = self.tsem(
+            &[
+                "run",
+                "--backstop-only",
+                "--model",
+                self.model.to_str().unwrap(),
+                "--",
+                "sh",
+                "run.sh",
+            ],
+            &[("TSEM_TEST_BACKSTOP_ONLY", Path::new("sensor-decides-nothing"))],
+        );
+        assert!(o.status.success(), "the backstop refused: {}", stderr(&o));
     }
 }
 
@@ -716,27 +747,6 @@ fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
         "{}",
         String::from_utf8_lossy(&model)
     );
-
-    // The kernel backstop alone (every call continued to the kernel): the access set learned
-    // with the naming rules covers the next run's new random directory.
-    if tsem_sensor::backstop::kernel_abi() >= 1 {
-        let consent = Path::new("sensor-decides-nothing");
-        let o = w.tsem(
-            &[
-                "run",
-                "--backstop-only",
-                "--model",
-                w.model.to_str().unwrap(),
-                "--",
-                "sh",
-                "run.sh",
-            ],
-            &[("TSEM_TEST_BACKSTOP_ONLY", consent)],
-        );
-        assert!(o.status.success(), "the backstop refused: {}", stderr(&o));
-    } else {
-        eprintln!("backstop part skipped: the kernel has no Landlock");
-    }
 
     // The fixture only read stays pinned by its contents.
     std::fs::write(fixture.join("in"), "changed\n").unwrap();
