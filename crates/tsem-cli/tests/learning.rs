@@ -177,7 +177,8 @@ impl Workload {
     fn backstop_alone_refuses_nothing(&self) {
         let text = std::fs::read(&self.model).unwrap();
         assert!(
-            text.split(|b| *b == b'\n').any(|l| l.starts_with(b"landlock ")),
+            text.split(|b| *b == b'\n')
+                .any(|l| l.starts_with(b"landlock ")),
             "the learned model has no backstop"
         );
         if tsem_sensor::backstop::kernel_abi() < 1 {
@@ -194,7 +195,10 @@ impl Workload {
                 "sh",
                 "run.sh",
             ],
-            &[("TSEM_TEST_BACKSTOP_ONLY", Path::new("sensor-decides-nothing"))],
+            &[(
+                "TSEM_TEST_BACKSTOP_ONLY",
+                Path::new("sensor-decides-nothing"),
+            )],
         );
         assert!(o.status.success(), "the backstop refused: {}", stderr(&o));
     }
@@ -741,11 +745,52 @@ fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
     let shown = String::from_utf8_lossy(&t);
     assert!(!has(&t, b"scratch."), "the random name reached: {shown}");
     assert!(has(&t, b"/work/%created:"), "{shown}");
-    assert!(has(&t, b"fixture.\xfe/in"), "the fixture's name was not kept: {shown}");
+    assert!(
+        has(&t, b"fixture.\xfe/in"),
+        "the fixture's name was not kept: {shown}"
+    );
     assert!(
         !has(&model, b"scratch."),
         "{}",
         String::from_utf8_lossy(&model)
+    );
+
+    // The backstop learned again from that trajectory (lines not UTF-8 in the kernel's form,
+    // names made by the rules): what the run created is anchored on the directory that existed,
+    // never on a `%created:` name (no such file exists), and never on the random name.
+    let built = w.root.join("built.model");
+    let traj = w.root.join("enforce0.trajectory.json");
+    let o = w.tsem(
+        &[
+            "model",
+            "build",
+            "--backstop",
+            "--rules",
+            "created-subtree-v1,proc-pid-v1",
+            "-o",
+            built.to_str().unwrap(),
+            traj.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&built).unwrap();
+    let landlock: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("landlock "))
+        .collect();
+    let work = w.dir.to_str().unwrap();
+    assert!(
+        landlock.iter().any(|l| l.starts_with("landlock fs ")
+            && l.ends_with(&format!(" {work}"))
+            && l.contains("make-dir")),
+        "{landlock:?}"
+    );
+    assert!(
+        !landlock
+            .iter()
+            .any(|l| l.contains("created") || l.contains("scratch.")),
+        "{landlock:?}"
     );
 
     // The fixture only read stays pinned by its contents.

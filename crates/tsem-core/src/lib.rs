@@ -18,9 +18,9 @@ pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
-pub mod raw;
 pub mod naming;
 pub mod outputs;
+pub mod raw;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};

@@ -475,7 +475,13 @@ impl Namer {
     /// The canonical name of `path`, if it differs. `own` is the object's creator when the
     /// description itself marks it created. Components are compared and kept as raw bytes: a
     /// name that is not UTF-8 is looked up, replaced or kept exactly like any other.
-    fn canonical(&self, dev: Dev, path: &[u8], space: Space, own: Option<Digest>) -> Option<RawStr> {
+    fn canonical(
+        &self,
+        dev: Dev,
+        path: &[u8],
+        space: Space,
+        own: Option<Digest>,
+    ) -> Option<RawStr> {
         let created = self.created.get(&dev);
         if created.is_none() && own.is_none() {
             return None;

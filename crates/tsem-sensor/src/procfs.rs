@@ -211,9 +211,7 @@ pub fn mount_for<'a>(
 }
 
 fn under(path: &[u8], dir: &[u8]) -> bool {
-    dir == b"/"
-        || path == dir
-        || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+    dir == b"/" || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
 }
 
 /// `dentry_path_raw()` of absolute `path` on `m`: the path from the filesystem's root.

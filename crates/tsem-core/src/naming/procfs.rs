@@ -37,7 +37,8 @@ fn numeric(c: &[u8]) -> bool {
 /// of this task, but still some pid).
 fn value(c: &[u8]) -> Option<u64> {
     c.iter().try_fold(0u64, |n, d| {
-        n.checked_mul(10)?.checked_add(u64::from(d.wrapping_sub(b'0')))
+        n.checked_mul(10)?
+            .checked_add(u64::from(d.wrapping_sub(b'0')))
     })
 }
 

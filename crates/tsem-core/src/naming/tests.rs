@@ -169,8 +169,7 @@ fn programs_run_from_a_created_tree_get_one_identity() {
             owner: o,
             instance: 3,
         };
-        let Cell::File(exe) = open(&alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell
-        else {
+        let Cell::File(exe) = open(&alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell else {
             panic!()
         };
         let raw_id = m.task_id(&parent, &Coe::default(), &exe);
