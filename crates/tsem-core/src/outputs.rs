@@ -212,16 +212,16 @@ mod tests {
         }
     }
 
-    fn path(p: &str, created: Option<Created>) -> PathRef {
+    fn path(p: impl AsRef<[u8]>, created: Option<Created>) -> PathRef {
         PathRef {
             dev: Some((8, 1)),
             created,
             path_type: None,
-            pathname: p.into(),
+            pathname: p.as_ref().into(),
         }
     }
 
-    fn open(p: &str, flags: u32) -> Event {
+    fn open(p: impl AsRef<[u8]>, flags: u32) -> Event {
         ev(
             EventType::FileOpen,
             Cell::File(FileDesc {
@@ -233,7 +233,7 @@ mod tests {
         )
     }
 
-    fn entry(ty: EventType, p: &str) -> Event {
+    fn entry(ty: EventType, p: impl AsRef<[u8]>) -> Event {
         let c = Created {
             owner: HashAlg::Sha256.null_id(),
             instance: 1,
@@ -297,5 +297,19 @@ mod tests {
         assert_eq!(all.len(), 1, "{all:?}");
         assert!(!all[0].1.keep(false), "created and removed within the run");
         assert!(all[0].1.keep(true));
+    }
+
+    /// An output's path is its bytes: one that is not UTF-8 is an output like any other, and
+    /// one beneath a created directory whose name is not UTF-8 is left out like any other.
+    #[test]
+    fn outputs_are_tracked_by_their_bytes() {
+        let t = track(&[
+            open(b"/w/report.\xff", 1),
+            entry(EventType::InodeMkdir, b"/tmp/r\xfe"),
+            entry(EventType::InodeCreate, b"/tmp/r\xfe/db"),
+        ]);
+        let all: alloc::vec::Vec<_> = t.outputs().collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].0.as_bytes(), b"/w/report.\xff");
     }
 }

@@ -17,19 +17,19 @@ fn ev(ty: EventType, task: Digest, cell: Cell) -> Event {
     }
 }
 
-fn dentry(path: &str, created: Option<Created>) -> Dentry {
+fn dentry(path: impl AsRef<[u8]>, created: Option<Created>) -> Dentry {
     Dentry {
         inode: None,
         path: PathRef {
             dev: DEV,
             created,
             path_type: None,
-            pathname: path.into(),
+            pathname: path.as_ref().into(),
         },
     }
 }
 
-fn mkdir(path: &str, o: Digest, instance: u64) -> Event {
+fn mkdir(path: impl AsRef<[u8]>, o: Digest, instance: u64) -> Event {
     let c = Created { owner: o, instance };
     ev(
         EventType::InodeMkdir,
@@ -42,7 +42,7 @@ fn mkdir(path: &str, o: Digest, instance: u64) -> Event {
     )
 }
 
-fn open(path: &str, o: Digest, created: Option<Created>) -> Event {
+fn open(path: impl AsRef<[u8]>, o: Digest, created: Option<Created>) -> Event {
     ev(
         EventType::FileOpen,
         o,
@@ -53,7 +53,7 @@ fn open(path: &str, o: Digest, created: Option<Created>) -> Event {
                 dev: DEV,
                 created,
                 path_type: Some("root".into()),
-                pathname: path.into(),
+                pathname: path.as_ref().into(),
             },
             digest: HashAlg::Sha256.zero_digest(),
         }),
@@ -258,4 +258,46 @@ fn rules_parse_and_reject_unknown_names() {
     assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
     assert!(RuleSet::parse("created-subtree-v9").is_err());
     assert_eq!(RuleSet::DEFAULT.names(), "created-subtree-v1,proc-pid-v1");
+}
+
+/// Names are bytes: a created tree whose names are not UTF-8 is named by its creator whatever
+/// its bytes, and a raw name outside it is kept byte for byte (never replaced, never skipped).
+#[test]
+fn names_that_are_not_utf8_are_named_by_their_bytes() {
+    let o = owner(6);
+    let c = Created {
+        owner: o,
+        instance: 1,
+    };
+    let events = |dir: &[u8]| {
+        let top = [&b"/tmp/"[..], dir].concat();
+        let sub = [&top[..], b"/sub\xff"].concat();
+        let file = [&sub[..], b"/f\xfe"].concat();
+        vec![
+            mkdir(&top, o, 1),
+            mkdir(&sub, o, 1),
+            open(&file, o, Some(c)),
+            open(b"/tmp/keep\xff\x01/x", o, None),
+        ]
+    };
+    let a = run(&events(b"tmp\xff\x01a"));
+    let b = run(&events(b"tmp\xc3(\x80b"));
+    assert_eq!(a, b);
+    let name = |e: &Event| match &e.cell {
+        Cell::File(f) => f.path.pathname.clone(),
+        _ => panic!(),
+    };
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    assert_eq!(name(&a[2]), alloc::format!("/tmp/{tok}/{tok}/{tok}"));
+    assert_eq!(name(&a[3]).as_bytes(), b"/tmp/keep\xff\x01/x");
+    assert_eq!(run(&a), a, "idempotent on its own output");
+
+    let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+    for mut e in events(b"r\xff") {
+        n.apply(&mut e);
+    }
+    assert!(n.beneath_created(DEV, b"/tmp/r\xff/sub\xff/g", true));
+    assert!(!n.beneath_created(DEV, b"/tmp/r\xfe/sub\xff/g", true));
+    assert!(Namer::is_canonical_created(name(&a[2]).as_bytes()));
+    assert!(!Namer::is_canonical_created(b"/tmp/keep\xff\x01/x"));
 }
