@@ -78,18 +78,18 @@ fn stream(dir: &str, file: &str, o: Digest, inst: u64) -> Vec<Event> {
         instance: inst,
     };
     vec![
-        mkdir(&alloc::format!("/tmp/{dir}"), o, inst),
+        mkdir(alloc::format!("/tmp/{dir}"), o, inst),
         ev(
             EventType::InodeCreate,
             o,
             Cell::InodeCreate {
                 dir: Inode::default(),
-                dentry: dentry(&alloc::format!("/tmp/{dir}/{file}"), Some(c)),
+                dentry: dentry(alloc::format!("/tmp/{dir}/{file}"), Some(c)),
                 mode: 0o600,
             },
         ),
-        open(&alloc::format!("/tmp/{dir}/{file}"), o, Some(c)),
-        open(&alloc::format!("/tmp/{dir}"), o, Some(c)),
+        open(alloc::format!("/tmp/{dir}/{file}"), o, Some(c)),
+        open(alloc::format!("/tmp/{dir}"), o, Some(c)),
     ]
 }
 
@@ -169,7 +169,7 @@ fn programs_run_from_a_created_tree_get_one_identity() {
             owner: o,
             instance: 3,
         };
-        let Cell::File(exe) = open(&alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell else {
+        let Cell::File(exe) = open(alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell else {
             panic!()
         };
         let raw_id = m.task_id(&parent, &Coe::default(), &exe);
@@ -185,7 +185,7 @@ fn programs_run_from_a_created_tree_get_one_identity() {
         map.header.p_task_id = parent;
         let mut child = open("/etc/hosts", raw_id, None);
         child.header.p_task_id = parent;
-        vec![mkdir(&alloc::format!("/tmp/{dir}"), o, 1), map, child]
+        vec![mkdir(alloc::format!("/tmp/{dir}"), o, 1), map, child]
     };
     let a = run(&events("tmpAAAA"));
     let b = run(&events("tmpBBBB"));
