@@ -336,12 +336,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let ns = relearned.as_ref().map_or(ran, |l| &l.ns);
     if let Some(p) = &a.output {
-        let notes = relearned
-            .as_ref()
-            .map(|l| l.notes.clone())
-            .unwrap_or_default();
+        // Learning: the relearned model's notes and the set learned (united with the extended
+        // model's). Otherwise the loaded model's notes and backstop, which this run did not change.
+        let notes = match (&relearned, &input) {
+            (Some(l), _) => l.notes.clone(),
+            (None, Some(m)) => crate::learning::pseudonym_notes(m),
+            (None, None) => Default::default(),
+        };
         let mut model = crate::learning::model_file(ns, rules, &notes);
-        if let Some((set, _)) = &learned {
+        let kept = input
+            .as_ref()
+            .filter(|_| !learning)
+            .map(|m| m.access_set())
+            .filter(tsem_core::access::AccessSet::is_recorded);
+        if let Some(set) = learned.as_ref().map(|(s, _)| s).or(kept.as_ref()) {
             model.set_access_set(set);
         }
         write_atomic(p, &model.to_text())?;

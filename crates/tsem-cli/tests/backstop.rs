@@ -478,6 +478,28 @@ fn model_build_and_merge_carry_the_access_set() {
             assert!(lines.contains(&want), "{m} lacks {want}: {lines:?}");
         }
     }
+    // A sealed run writing its model keeps the loaded model's set (it learned none).
+    let o = run(
+        None,
+        &d,
+        &[
+            "run",
+            "--no-digest-cache",
+            "--seal",
+            "--model",
+            &p("ma"),
+            "-o",
+            &p("sealed"),
+            "--",
+            "cat",
+            a,
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        landlock_lines(&d.join("sealed")),
+        landlock_lines(&d.join("ma"))
+    );
     // Merged with a model that has no set, the result has none (it would deny that workload).
     let o = run(
         None,
