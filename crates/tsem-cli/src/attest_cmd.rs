@@ -380,7 +380,14 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     if model.is_some() {
         ns.enforce();
     }
-    let mut stats = StreamStats::default();
+    let mut stats = StreamStats {
+        namer: tsem_core::naming::Namer::new(
+            crate::replay::rules_for(a.model.as_deref(), None)?,
+            a.ns.digest,
+            a.ns.mapping,
+        ),
+        ..StreamStats::default()
+    };
     for f in &a.files {
         let mut input = open_input(f)?;
         model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;

@@ -1,10 +1,9 @@
 //! `tsem run`'s side of the kernel backstop (`tsem_sensor::backstop`): which access set a run
 //! applies or learns, the test-only switch that leaves the backstop alone, and its summary.
 
-use std::io::BufRead as _;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
 use tsem_core::access::AccessSet;
 use tsem_format::{ModelFile, Record, RecordParser};
@@ -139,20 +138,21 @@ pub fn learn_from_trajectories(files: &[PathBuf]) -> anyhow::Result<Option<Acces
         if f.as_os_str() == "-" {
             bail!("--backstop reads the trajectories a second time: give files, not `-`");
         }
-        let input = crate::replay::open_input(f)?;
+        // Lines are bytes: a trajectory line with a name that is not UTF-8 is in the kernel's
+        // form (docs/raw-bytes.md).
+        let name = f.display().to_string();
         let mut parser = RecordParser::new();
-        for (i, line) in input.lines().enumerate() {
-            let line = line.with_context(|| format!("{}:{}: read error", f.display(), i + 1))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let rec = parser
-                .parse(line.trim_end_matches('\r'))
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", f.display(), i + 1))?;
-            if let Record::Event { event, .. } = rec {
-                learner.observe(&event);
-            }
-        }
+        crate::replay::for_each_record(
+            &name,
+            &mut *crate::replay::open_input(f)?,
+            &mut parser,
+            |_, rec| {
+                if let Record::Event { event, .. } = rec {
+                    learner.observe(&event);
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(learned_set(
         &Plan::Learn {

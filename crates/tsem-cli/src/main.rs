@@ -12,7 +12,10 @@ mod backstop;
 mod bench;
 mod describe;
 mod evidence;
+mod learn_cmd;
+mod learning;
 mod model_cmd;
+mod model_learn;
 mod replay;
 mod run_cmd;
 
@@ -52,11 +55,13 @@ enum Cmd {
     Ima(evidence::ImaCmd),
     /// Run a workload under a security model (learn, seal, enforce).
     Run(run_cmd::RunArgs),
+    /// Learn a model by running a workload until more runs teach it nothing new.
+    Learn(learn_cmd::LearnArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.cmd, Cmd::Run(_)) {
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Learn(_)) {
         tsem_sensor::sys::default_sigpipe();
     }
     let result = match cli.cmd {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
+        Cmd::Learn(a) => learn_cmd::run(a),
     };
     match result {
         Ok(code) => code,

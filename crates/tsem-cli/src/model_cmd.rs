@@ -44,6 +44,9 @@ pub enum ModelCmd {
         /// paths, as `tsem run --learn` does; for trajectories recorded on this machine.
         #[arg(long)]
         backstop: bool,
+        /// Naming rules to apply and record in the model (docs/learning.md); default none.
+        #[arg(long, value_name = "LIST")]
+        rules: Option<String>,
         /// Trajectory files, one per test run, in the order they ran (`-` for stdin).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -104,6 +107,11 @@ pub enum ModelCmd {
         /// The model.
         file: PathBuf,
     },
+    /// Fold reviewed forensics into a model: each new point gets a comment naming its source.
+    Update(crate::model_learn::UpdateArgs),
+    /// Propose pseudonyms (paths whose contents differ across runs) and list points seen in only
+    /// one run; changes nothing.
+    Suggest(crate::model_learn::SuggestArgs),
     /// Verify a model's signatures (exit 1 if invalid).
     Verify {
         /// Expected signer's public key (PEM); without it only integrity is checked.
@@ -124,14 +132,15 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             require_converged,
             json,
             backstop,
+            rules,
             files,
         } => build(
             &output,
-            digest,
-            mapping,
+            (digest, mapping),
             aggregate.as_deref(),
             require_converged,
             json,
+            rules.as_deref(),
             &files,
             backstop,
         ),
@@ -156,6 +165,8 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
             sign(&file, &key, out.as_deref())
         }
         ModelCmd::Verify { key, file } => verify(&file, key.as_deref()),
+        ModelCmd::Update(a) => crate::model_learn::update(a),
+        ModelCmd::Suggest(a) => crate::model_learn::suggest(a),
     }
 }
 
@@ -179,20 +190,23 @@ pub fn write_atomic(path: &Path, text: &(impl AsRef<[u8]> + ?Sized)) -> anyhow::
 #[allow(clippy::too_many_arguments)]
 fn build(
     out: &Path,
-    alg: HashAlg,
-    mapping: Mapping,
+    (alg, mapping): (HashAlg, Mapping),
     aggregate: Option<&str>,
     require_converged: Option<usize>,
     as_json: bool,
+    rules: Option<&str>,
     files: &[PathBuf],
     backstop: bool,
 ) -> anyhow::Result<ExitCode> {
+    let rules = crate::replay::rules_for(None, rules)?;
     let mut ns = namespace_for(alg, mapping, None, aggregate)?;
     let mut stats = StreamStats::default();
     // The learning curve: how many new points each test run taught the model.
     let mut curve = Vec::new();
     for f in files {
         let (events0, points0) = (ns.events(), ns.points().len());
+        // Each trajectory is one run: what it created is its own.
+        stats.namer = tsem_core::naming::Namer::new(rules, alg, mapping);
         model_stream(
             &mut ns,
             &f.display().to_string(),
@@ -226,7 +240,16 @@ fn build(
             );
         }
     }
-    let mut model = ModelFile::from_namespace(&ns);
+    if stats.ruled_names > 0 {
+        eprintln!(
+            "tsem: warning: the trajectories were written under naming rules ({} events name \
+             created files `%created:`), but no --rules were given: the model will not say so, \
+             and enforcing it will not apply them (pass --rules {})",
+            stats.ruled_names,
+            tsem_core::naming::RuleSet::DEFAULT.names()
+        );
+    }
+    let mut model = crate::learning::model_file(&ns, rules, &Default::default());
     if backstop && let Some(set) = crate::backstop::learn_from_trajectories(files)? {
         model.set_access_set(&set);
     }
@@ -287,6 +310,11 @@ fn show(file: &Path, alg: HashAlg, as_json: bool) -> anyhow::Result<ExitCode> {
                 "base": ns.base().to_hex(),
                 "state": ns.model_state().to_hex(),
                 "measurement": ns.measurement().to_hex(),
+                "rules": crate::learning::rules_of(&m)?.names(),
+                "pseudonym_notes": crate::learning::pseudonym_notes(&m)
+                    .into_iter()
+                    .map(|(p, n)| (p.to_hex(), n))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             })
         );
     } else {
@@ -297,6 +325,8 @@ fn show(file: &Path, alg: HashAlg, as_json: bool) -> anyhow::Result<ExitCode> {
             states
         );
         println!("pseudonyms   {pseudonyms}");
+        crate::learning::print_pseudonyms(&m);
+        println!("rules        {}", crate::learning::rules_of(&m)?.names());
         println!("sealed       {}", if m.sealed() { "yes" } else { "no" });
         println!(
             "signatures   {}",
@@ -411,6 +441,8 @@ fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
             models[e.first].display()
         )
     })?;
+    crate::learning::carry_over(&parsed, &mut merged)
+        .map_err(|e| anyhow::anyhow!("{e}: {}", names_of(models)))?;
     let names: Vec<String> = models.iter().map(|p| p.display().to_string()).collect();
     merged.lines.insert(
         0,
@@ -424,6 +456,14 @@ fn merge(out: &Path, models: &[PathBuf]) -> anyhow::Result<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn names_of(models: &[PathBuf]) -> String {
+    models
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn sign(file: &Path, key: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {

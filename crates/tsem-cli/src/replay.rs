@@ -28,6 +28,10 @@ pub struct ReplayArgs {
     /// was learned from): the nearest one and the fields that differ. Repeatable.
     #[arg(long, value_name = "TRAJECTORY")]
     pub explain: Vec<PathBuf>,
+    /// Naming rules to apply before modeling (`created-subtree-v1`; default none, plain
+    /// model0). With --model, the model's `# tsem-rules:` line decides.
+    #[arg(long, value_name = "LIST", conflicts_with = "model")]
+    pub rules: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -91,6 +95,10 @@ pub fn task_key(ev: &tsem_core::event::Event) -> TaskKey {
 pub struct StreamStats {
     /// v3 log records without a description.
     pub log_records: u64,
+    /// The naming rules applied before modeling (none unless a model names them).
+    pub namer: tsem_core::naming::Namer,
+    /// Events named by naming rules (`%created:` paths) modeled without rules.
+    pub ruled_names: u64,
 }
 
 /// Model every record of `input` into `ns`, read as the kernel writes them. Errors name
@@ -115,7 +123,15 @@ pub fn model_stream_with(
     let mut parser = RecordParser::with_strictness(strictness);
     for_each_record(name, input, &mut parser, |n, record| {
         match record {
-            Record::Event { event, .. } => {
+            Record::Event { mut event, .. } => {
+                stats.namer.apply(&mut event);
+                if stats.namer.rules().is_empty()
+                    && event.file().is_some_and(|f| {
+                        tsem_core::naming::Namer::is_canonical_created(&f.path.pathname)
+                    })
+                {
+                    stats.ruled_names += 1;
+                }
                 ns.model(task_key(&event), &event)
                     .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
             }
@@ -228,6 +244,21 @@ pub fn namespace_for(
     Ok(ns)
 }
 
+/// The naming rules for modeling against `model` (its `# tsem-rules:` line), or `list`.
+pub fn rules_for(
+    model: Option<&Path>,
+    list: Option<&str>,
+) -> anyhow::Result<tsem_core::naming::RuleSet> {
+    match (model, list) {
+        (Some(p), _) => crate::learning::rules_of(&read_model(p)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display())),
+        (None, Some(l)) => {
+            tsem_core::naming::RuleSet::parse(l).map_err(|e| anyhow::anyhow!("--rules: {e}"))
+        }
+        (None, None) => Ok(tsem_core::naming::RuleSet::NONE),
+    }
+}
+
 /// A JSON summary of a namespace.
 pub fn summary(ns: &Namespace) -> serde_json::Value {
     json!({
@@ -254,7 +285,14 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         a.model.as_deref(),
         a.aggregate.as_deref(),
     )?;
-    let mut stats = StreamStats::default();
+    let mut stats = StreamStats {
+        namer: tsem_core::naming::Namer::new(
+            rules_for(a.model.as_deref(), a.rules.as_deref())?,
+            a.ns.digest,
+            a.ns.mapping,
+        ),
+        ..StreamStats::default()
+    };
     let strictness = if a.strict_json {
         Strictness::Json
     } else {

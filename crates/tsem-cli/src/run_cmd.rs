@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
 use tsem_format::model_file::Line;
-use tsem_format::{ModelFile, RecordKind, write_event, write_event_json};
+use tsem_format::{RecordKind, write_event, write_event_json};
 use tsem_sensor::supervisor::SpawnError;
 use tsem_sensor::{EventHandler, RawEvent, SensorConfig, Verdict};
 
@@ -63,6 +63,13 @@ pub struct RunArgs {
     /// Hash every file afresh in every run (no digest cache).
     #[arg(long)]
     pub no_digest_cache: bool,
+    /// Naming rules for learning without --model (`none` for plain TSEM model0); with --model,
+    /// the model's own `# tsem-rules:` line decides (docs/learning.md).
+    #[arg(long, value_name = "LIST", conflicts_with = "model")]
+    pub rules: Option<String>,
+    /// Learning: do not make the files the workload writes into pseudonyms.
+    #[arg(long)]
+    pub no_auto_pseudonyms: bool,
     /// Also model these hot events, as the kernel TSEM does, so models match kernel ones more
     /// closely (comma-separated: getattr, ioctl, fcntl, lock, socket, all). Each observed call costs a
     /// notification round trip.
@@ -126,6 +133,8 @@ struct Modeler {
     ns: Namespace,
     /// The kernel backstop's access set being learned (learning runs only).
     learner: Option<tsem_sensor::backstop::learn::Learner>,
+    /// Naming rules, outputs, the whole trajectory and the outcome in words.
+    shaper: crate::learning::Shaper,
     /// Events the namespace could not model (counted as lost).
     errors: u64,
     progress: Option<Progress>,
@@ -164,8 +173,11 @@ impl EventHandler for Modeler {
         if ev.untrusted {
             self.ns.mark_untrusted(key);
         }
-        let v = match self.ns.model(key, &ev.event) {
+        let event = self.shaper.shape(&ev.event, ev.tid);
+        let v = match self.ns.model(key, &event) {
             Ok(o) => {
+                let mode = self.ns.mode();
+                self.shaper.outcome(&event, ev.tid, ev.untrusted, &o, mode);
                 let v = match o.verdict {
                     NsVerdict::Allow => Verdict::allow(),
                     NsVerdict::Deny => Verdict::deny(libc_eperm()),
@@ -183,6 +195,10 @@ impl EventHandler for Modeler {
         };
         self.tick(false);
         v
+    }
+
+    fn on_exec(&mut self, ev: &tsem_sensor::ExecEvent) {
+        self.shaper.executed(ev.tid, &ev.exe.path.pathname);
     }
 
     fn on_exit(&mut self, tid: i32) {
@@ -228,6 +244,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         a.model.as_deref(),
         aggregate.as_deref(),
     )?;
+    let input = a
+        .model
+        .as_deref()
+        .map(crate::replay::read_model)
+        .transpose()?;
+    let rules = match (&input, &a.rules) {
+        (Some(m), _) => crate::learning::rules_of(m)?,
+        (None, Some(list)) => {
+            tsem_core::naming::RuleSet::parse(list).map_err(|e| anyhow::anyhow!("--rules: {e}"))?
+        }
+        (None, None) => tsem_core::naming::RuleSet::DEFAULT,
+    };
     match (a.model.is_some(), a.learn, a.enforce) {
         (false, _, _) => {}
         // Extend a loaded model: namespace_for sealed it, so start again free from its points.
@@ -250,18 +278,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         start: Instant::now(),
         last: Instant::now(),
     });
-    let loaded = a
-        .model
-        .as_deref()
-        .map(crate::replay::read_model)
-        .transpose()?;
-    let backstop = crate::backstop::plan(&a, loaded.as_ref())?;
+    let learning = ns.mode() == Mode::Free;
+    let shaper = crate::learning::Shaper::new(
+        rules,
+        ns.config(),
+        learning && !a.no_auto_pseudonyms,
+        a.trajectory.is_some(),
+    );
+    let backstop = crate::backstop::plan(&a, input.as_ref())?;
     if let crate::backstop::Plan::NotRecorded = backstop {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
     let modeler = Modeler {
         ns,
         learner: crate::backstop::learner(&backstop),
+        shaper,
         errors: 0,
         progress,
     };
@@ -303,16 +334,39 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let err = std::io::Error::from_raw_os_error(errno);
         eprintln!("tsem: cannot execute {prog}: {err}");
     }
-    let ns = &m.ns;
+    let ran = &m.ns;
+    let relearned = if learning {
+        Some(crate::learning::relearn(
+            ran,
+            input.as_ref(),
+            m.shaper.outputs(),
+        )?)
+    } else {
+        None
+    };
+    let ns = relearned.as_ref().map_or(ran, |l| &l.ns);
     if let Some(p) = &a.output {
-        let mut model = ModelFile::from_namespace(ns);
-        if let Some((set, _)) = &learned {
+        // Learning: the relearned model's notes and the set learned (united with the extended
+        // model's). Otherwise the loaded model's notes and backstop, which this run did not change.
+        let notes = match (&relearned, &input) {
+            (Some(l), _) => l.notes.clone(),
+            (None, Some(m)) => crate::learning::pseudonym_notes(m),
+            (None, None) => Default::default(),
+        };
+        let mut model = crate::learning::model_file(ns, rules, &notes);
+        let kept = input
+            .as_ref()
+            .filter(|_| !learning)
+            .map(|m| m.access_set())
+            .filter(tsem_core::access::AccessSet::is_recorded);
+        if let Some(set) = learned.as_ref().map(|(s, _)| s).or(kept.as_ref()) {
             model.set_access_set(set);
         }
         write_atomic(p, &model.to_text())?;
     }
     if let Some(p) = &a.trajectory {
-        write_events(p, ns.trajectory())?;
+        let all = m.shaper.whole().unwrap_or_default();
+        write_events(p, &crate::learning::with_pseudonyms(ns, all))?;
     }
     if let Some(p) = &a.forensics {
         write_events(p, ns.forensics())?;
@@ -320,6 +374,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let s = report.stats;
     if let Some(p) = &a.summary_json {
         let mut v = summary(ns);
+        // Counts are the run's; points and states are those of the model it learned.
+        v["events"] = json!(ran.events());
+        v["forensics_events"] = json!(ran.forensics_events());
+        v["denied"] = json!(ran.denied());
+        v["pseudonyms"] = json!(ns.pseudonyms().count());
+        v["outcome"] = json!(m.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
         // Calls the sensor refuses in every mode (it cannot describe or perform them) are
         // denials too.
@@ -350,23 +410,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         write_atomic(p, &text)?;
     }
     if let Some(p) = attester {
-        let model = loaded;
+        let model = input.as_ref();
         let workload = a
             .cmd
             .iter()
             .map(|c| c.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        crate::attest_cmd::finish(p, ns, model.as_ref(), s.lost + m.errors, workload)?;
+        crate::attest_cmd::finish(p, ran, model, s.lost + m.errors, workload)?;
     }
-    if ns.forensics_events() > 0 && ns.mode() != Mode::Free {
+    if let Some(words) = m.shaper.sentence(ran) {
         eprintln!(
-            "tsem: {} out-of-model events ({} denied){}",
-            ns.forensics_events(),
-            ns.denied(),
+            "tsem: {words}{}",
             a.forensics
                 .as_ref()
-                .map(|p| format!(", see {}", p.display()))
+                .map(|p| format!(" (see {})", p.display()))
                 .unwrap_or_default()
         );
     }

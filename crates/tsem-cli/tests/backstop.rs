@@ -446,8 +446,21 @@ fn model_build_and_merge_carry_the_access_set() {
         landlock_lines(&d.join("built")),
         landlock_lines(&d.join("ma"))
     );
-    // Without --backstop a built model has none.
-    let o = run(None, &d, &["model", "build", "-o", &p("plain"), &p("ta")]);
+    // Without --backstop a built model has none. (It names the rules the run learned with, as
+    // models made with different naming rules are never merged.)
+    let o = run(
+        None,
+        &d,
+        &[
+            "model",
+            "build",
+            "--rules",
+            "created-subtree-v1,proc-pid-v1",
+            "-o",
+            &p("plain"),
+            &p("ta"),
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     assert!(landlock_lines(&d.join("plain")).is_empty());
     // merge and extending a model by learning both unite the sets.
@@ -465,6 +478,28 @@ fn model_build_and_merge_carry_the_access_set() {
             assert!(lines.contains(&want), "{m} lacks {want}: {lines:?}");
         }
     }
+    // A sealed run writing its model keeps the loaded model's set (it learned none).
+    let o = run(
+        None,
+        &d,
+        &[
+            "run",
+            "--no-digest-cache",
+            "--seal",
+            "--model",
+            &p("ma"),
+            "-o",
+            &p("sealed"),
+            "--",
+            "cat",
+            a,
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        landlock_lines(&d.join("sealed")),
+        landlock_lines(&d.join("ma"))
+    );
     // Merged with a model that has no set, the result has none (it would deny that workload).
     let o = run(
         None,

@@ -18,6 +18,8 @@ pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
+pub mod naming;
+pub mod outputs;
 pub mod raw;
 pub mod state;
 

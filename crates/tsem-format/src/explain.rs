@@ -95,16 +95,43 @@ fn diff(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDiff> {
     d
 }
 
-/// The candidate of the same event type that differs from `ev` in the fewest fields, and those
+/// The object an event is about, when it has one path (file, dentry).
+fn object_path(ev: &Event) -> Option<&tsem_core::event::PathRef> {
+    use tsem_core::event::Cell;
+    if let Some(f) = ev.file() {
+        return Some(&f.path);
+    }
+    match &ev.cell {
+        Cell::InodeCreate { dentry, .. }
+        | Cell::InodeMknod { dentry, .. }
+        | Cell::InodeSymlink { dentry, .. }
+        | Cell::InodeDirEntry { dentry, .. }
+        | Cell::InodeSetattr { dentry, .. }
+        | Cell::InodeSetxattr { dentry, .. }
+        | Cell::InodeXattr { dentry, .. }
+        | Cell::InodeGetattr(dentry)
+        | Cell::Dentry(dentry) => Some(&dentry.path),
+        _ => None,
+    }
+}
+
+/// The candidate of the same event type nearest to `ev`: one about the same path first (a read
+/// of `/etc/hostname` is explained by an earlier read of `/etc/hostname`, however many other
+/// fields a library load shares with it), then the one differing in the fewest fields; and those
 /// fields. `None` if no candidate has the same type.
 pub fn explain(ev: &Event, candidates: &[Event]) -> Option<Explanation> {
     let ours = leaves(ev);
+    let path = object_path(ev).map(|p| &p.pathname);
     candidates
         .iter()
         .enumerate()
         .filter(|(_, c)| c.event_type() == ev.event_type())
-        .map(|(i, c)| (i, diff(&ours, &leaves(c))))
-        .min_by_key(|(_, d)| d.len())
+        .map(|(i, c)| {
+            let other_path = path.is_some() && object_path(c).map(|p| &p.pathname) != path;
+            (i, other_path, diff(&ours, &leaves(c)))
+        })
+        .min_by_key(|(_, other_path, d)| (*other_path, d.len()))
+        .map(|(i, _, d)| (i, d))
         .map(|(nearest, differences)| Explanation {
             nearest,
             differences,
@@ -133,6 +160,20 @@ mod tests {
         .unwrap();
         let e = explain(&swapped, &[other_file, allowed]).unwrap();
         assert_eq!(e.nearest, 1);
+        // Same path first, even when another file's read shares more fields.
+        let lib = parse_event(&A.replace("/etc/passwd", "/lib/libc.so.6")).unwrap();
+        let hostname = parse_event(
+            &A.replace("/etc/passwd", "/etc/hostname")
+                .replace("\"32768\"", "\"32769\"")
+                .replace("0100644", "0100600"),
+        )
+        .unwrap();
+        let read = parse_event(
+            &A.replace("/etc/passwd", "/etc/hostname")
+                .replace("\"aa\"", "\"dd\""),
+        )
+        .unwrap();
+        assert_eq!(explain(&read, &[lib, hostname]).unwrap().nearest, 1);
         assert_eq!(
             e.differences,
             vec![FieldDiff {

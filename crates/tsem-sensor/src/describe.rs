@@ -237,7 +237,7 @@ impl Describer {
             .unwrap_or_default();
     }
 
-    fn mount(&mut self, dev: u64, path: &str) -> Option<Mount> {
+    fn mount(&mut self, dev: u64, path: &[u8]) -> Option<Mount> {
         let (ma, mi) = (major(dev), minor(dev));
         if procfs::mount_for(&self.mounts, ma, mi, path).is_none() {
             self.reload_mounts();
@@ -245,7 +245,7 @@ impl Describer {
         procfs::mount_for(&self.mounts, ma, mi, path).cloned()
     }
 
-    fn fs_info(&mut self, fd: BorrowedFd<'_>, dev: u64, path: &str) -> FsInfo {
+    fn fs_info(&mut self, fd: BorrowedFd<'_>, dev: u64, path: &[u8]) -> FsInfo {
         if let Some(f) = self.fs.get(&dev) {
             return f.clone();
         }
@@ -273,11 +273,10 @@ impl Describer {
         info
     }
 
-    /// The absolute path of the object `fd` refers to, as the supervisor sees it.
-    pub fn fd_path(fd: BorrowedFd<'_>) -> String {
-        sys::readlink(&format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+    /// The absolute path of the object `fd` refers to, as the supervisor sees it: the bytes
+    /// the kernel holds, UTF-8 or not (TSEM hashes those very bytes).
+    pub fn fd_path(fd: BorrowedFd<'_>) -> Vec<u8> {
+        sys::readlink(&format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
     }
 
     /// The superblock magic of the filesystem holding `fd`.
@@ -290,7 +289,7 @@ impl Describer {
     }
 
     /// INODE of the object behind `fd` (whose `fstat` is `st`).
-    pub fn inode(&mut self, fd: BorrowedFd<'_>, st: &libc::stat, path: &str) -> Inode {
+    pub fn inode(&mut self, fd: BorrowedFd<'_>, st: &libc::stat, path: &[u8]) -> Inode {
         let f = self.fs_info(fd, st.st_dev, path);
         Inode {
             uid: st.st_uid,
@@ -358,18 +357,18 @@ impl Describer {
         &mut self,
         fd: BorrowedFd<'_>,
         st: &libc::stat,
-        abs: &str,
+        abs: &[u8],
         created: Option<CreatedFile>,
     ) -> PathRef {
         let f = self.fs_info(fd, st.st_dev, abs);
         let block = major(st.st_dev) != 0;
         let (dev, pathname) = if block || !NO_RENAME_MAGICS.contains(&f.magic) {
-            (Some((major(st.st_dev), minor(st.st_dev))), abs.to_string())
+            (Some((major(st.st_dev), minor(st.st_dev))), abs.to_vec())
         } else {
             let m = self.mount(st.st_dev, abs);
             (
                 None,
-                m.map_or_else(|| abs.to_string(), |m| procfs::dentry_path(&m, abs)),
+                m.map_or_else(|| abs.to_vec(), |m| procfs::dentry_path(&m, abs)),
             )
         };
         PathRef {
@@ -397,7 +396,7 @@ impl Describer {
         &mut self,
         dirfd: BorrowedFd<'_>,
         dir: &libc::stat,
-        abs: &str,
+        abs: &[u8],
         entry: Option<&libc::stat>,
         created: Option<CreatedFile>,
     ) -> Dentry {
@@ -413,7 +412,7 @@ impl Describer {
             }
         });
         let m = self.mount(dir.st_dev, abs);
-        let pathname = m.map_or_else(|| abs.to_string(), |m| procfs::dentry_path(&m, abs));
+        let pathname = m.map_or_else(|| abs.to_vec(), |m| procfs::dentry_path(&m, abs));
         let dev = (dir.st_dev != 0).then(|| (major(dir.st_dev), minor(dir.st_dev)));
         Dentry {
             inode,

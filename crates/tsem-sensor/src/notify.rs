@@ -266,13 +266,15 @@ fn cstring(v: Vec<u8>) -> Result<CString, Fail> {
     CString::new(v).map_err(|_| Fail::Errno(libc::EINVAL))
 }
 
-fn join(dir: &str, base: &[u8]) -> String {
-    let b = String::from_utf8_lossy(base);
-    if dir.ends_with('/') {
-        format!("{dir}{b}")
-    } else {
-        format!("{dir}/{b}")
+/// `dir/base`, byte for byte.
+fn join(dir: &[u8], base: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + base.len());
+    p.extend_from_slice(dir);
+    if !dir.ends_with(b"/") {
+        p.push(b'/');
     }
+    p.extend_from_slice(base);
+    p
 }
 
 fn is(st: &libc::stat, kind: u32) -> bool {
@@ -2725,7 +2727,7 @@ struct Parent {
     fd: OwnedFd,
     st: libc::stat,
     base_op: CString,
-    abs: String,
+    abs: Vec<u8>,
     entry: Option<libc::stat>,
 }
 

@@ -198,34 +198,38 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 }
 
 /// The mount of device (`major`, `minor`) whose mount point is the longest prefix of `path`.
-pub fn mount_for<'a>(mounts: &'a [Mount], major: u32, minor: u32, path: &str) -> Option<&'a Mount> {
+pub fn mount_for<'a>(
+    mounts: &'a [Mount],
+    major: u32,
+    minor: u32,
+    path: &[u8],
+) -> Option<&'a Mount> {
     mounts
         .iter()
-        .filter(|m| m.major == major && m.minor == minor && under(path, &m.mount_point))
+        .filter(|m| m.major == major && m.minor == minor && under(path, m.mount_point.as_bytes()))
         .max_by_key(|m| m.mount_point.len())
 }
 
-fn under(path: &str, dir: &str) -> bool {
-    dir == "/"
-        || path == dir
-        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+fn under(path: &[u8], dir: &[u8]) -> bool {
+    dir == b"/" || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
 }
 
 /// `dentry_path_raw()` of absolute `path` on `m`: the path from the filesystem's root.
-pub fn dentry_path(m: &Mount, path: &str) -> String {
+/// The path's bytes are kept as they are (a name need not be UTF-8).
+pub fn dentry_path(m: &Mount, path: &[u8]) -> Vec<u8> {
     let rest = if m.mount_point == "/" {
         path
     } else {
         &path[m.mount_point.len().min(path.len())..]
     };
     let mut s = if m.root == "/" {
-        String::new()
+        Vec::new()
     } else {
-        m.root.clone()
+        m.root.as_bytes().to_vec()
     };
-    s.push_str(rest);
+    s.extend_from_slice(rest);
     if s.is_empty() {
-        s.push('/');
+        s.push(b'/');
     }
     s
 }
@@ -362,13 +366,15 @@ CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t000001ffffffffff\
         let m = parse_mountinfo(t);
         assert_eq!(m.len(), 3);
         assert_eq!(m[2].mount_point, "/mnt/my data");
-        let tmp = mount_for(&m, 0, 25, "/tmp/x/y").unwrap();
-        assert_eq!(dentry_path(tmp, "/tmp/x/y"), "/x/y");
-        assert_eq!(dentry_path(tmp, "/tmp"), "/");
-        let root = mount_for(&m, 254, 0, "/etc/passwd").unwrap();
-        assert_eq!(dentry_path(root, "/etc/passwd"), "/etc/passwd");
-        let bind = mount_for(&m, 254, 0, "/mnt/my data/f").unwrap();
-        assert_eq!(dentry_path(bind, "/mnt/my data/f"), "/srv/data/f");
-        assert!(mount_for(&m, 0, 25, "/tmpfoo").is_none());
+        let tmp = mount_for(&m, 0, 25, b"/tmp/x/y").unwrap();
+        assert_eq!(dentry_path(tmp, b"/tmp/x/y"), b"/x/y");
+        assert_eq!(dentry_path(tmp, b"/tmp"), b"/");
+        // Names that are not UTF-8 are kept byte for byte.
+        assert_eq!(dentry_path(tmp, b"/tmp/\xff\x01/y"), b"/\xff\x01/y");
+        let root = mount_for(&m, 254, 0, b"/etc/passwd").unwrap();
+        assert_eq!(dentry_path(root, b"/etc/passwd"), b"/etc/passwd");
+        let bind = mount_for(&m, 254, 0, b"/mnt/my data/f").unwrap();
+        assert_eq!(dentry_path(bind, b"/mnt/my data/f"), b"/srv/data/f");
+        assert!(mount_for(&m, 0, 25, b"/tmpfoo").is_none());
     }
 }

@@ -34,6 +34,7 @@
 //! its model is enforced without a backstop rather than refused in the kernel.
 
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt as _;
 
 use tsem_core::access::{AccessSet, Scope, fs};
 use tsem_core::event::{Cell, Dentry, Event, EventType, Inode, PathRef, SockAddr};
@@ -300,24 +301,23 @@ impl Learner {
 
     /// The absolute path of a directory entry: dentry paths are relative to the root of the
     /// filesystem whose device the event names, so they are placed under a mount of it (the
-    /// first whose directory exists, as bind mounts may show the same tree twice).
+    /// first whose directory exists, as bind mounts may show the same tree twice). The path's
+    /// bytes are kept as they are: a name that is not UTF-8 (a temporary directory named by a
+    /// random byte string) is placed like any other, so what the run creates beneath it is
+    /// anchored on the directory that existed before the run.
     fn dentry_path(&mut self, p: &PathRef) -> Option<Vec<u8>> {
         let found = p.dev.and_then(|(ma, mi)| {
-            let candidates: Vec<String> = self
+            let candidates: Vec<Vec<u8>> = self
                 .mounts
                 .iter()
                 .filter(|m| m.major == ma && m.minor == mi)
-                // Mount points are text; a non-UTF-8 path is left unresolved (counted).
-                .filter_map(|m| place(m, p.pathname.to_str()?))
+                .filter_map(|m| place(m, p.pathname.as_bytes()))
                 .collect();
             candidates
                 .iter()
                 .find(|c| {
-                    let par = parent(c.as_bytes());
-                    std::fs::symlink_metadata(std::ffi::OsStr::new(
-                        std::str::from_utf8(&par).unwrap_or("/"),
-                    ))
-                    .is_ok()
+                    let par = parent(c);
+                    std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&par)).is_ok()
                 })
                 .or(candidates.first())
                 .cloned()
@@ -325,28 +325,28 @@ impl Learner {
         if found.is_none() {
             self.unresolved += 1;
         }
-        found.map(String::into_bytes)
+        found
     }
 }
 
 /// `path` (relative to the filesystem root) under mount `m`, if the mount shows it.
-fn place(m: &Mount, path: &str) -> Option<String> {
-    let rest = if m.root == "/" {
+fn place(m: &Mount, path: &[u8]) -> Option<Vec<u8>> {
+    let root = m.root.as_bytes();
+    let rest = if root == b"/" {
         path
-    } else if path == m.root {
-        ""
+    } else if path == root {
+        b""
     } else {
-        path.strip_prefix(m.root.as_str())
-            .filter(|r| r.starts_with('/'))?
+        path.strip_prefix(root).filter(|r| r.starts_with(b"/"))?
     };
     let mut s = if m.mount_point == "/" {
-        String::new()
+        Vec::new()
     } else {
-        m.mount_point.clone()
+        m.mount_point.as_bytes().to_vec()
     };
-    s.push_str(rest);
+    s.extend_from_slice(rest);
     if s.is_empty() {
-        s.push('/');
+        s.push(b'/');
     }
     Some(s)
 }
@@ -520,6 +520,41 @@ mod tests {
                 | fs::REMOVE_FILE
         );
         assert_eq!(l.set().fs.len(), 1);
+    }
+
+    /// A temporary directory whose name is not UTF-8: its entries are placed by their bytes, so
+    /// what the run creates beneath it is granted on the directory that existed (a rule on the
+    /// random name would bind nothing in the next run, and the kernel would refuse it).
+    #[test]
+    fn a_created_directory_that_is_not_utf8_is_anchored_like_any_other() {
+        let mut l = Learner::with_mounts(mounts());
+        let raw = |path: &[u8], mode: Option<u32>| {
+            let mut d = dentry("/", (8, 1), mode);
+            d.path.pathname = path.into();
+            d
+        };
+        let mkdir = Cell::InodeCreate {
+            dir: inode(0o40755, "sda1"),
+            dentry: raw(b"/w/tmp.\xff\x01", None),
+            mode: 0o700,
+        };
+        l.observe(&event(EventType::InodeMkdir, mkdir));
+        let mut f = open("/", Some((8, 1)), 0o100001, 0o100644, true);
+        if let Cell::File(x) = &mut f.cell {
+            x.path.pathname = b"/w/tmp.\xff\x01/f".into();
+        }
+        l.observe(&f);
+        let unlink = Cell::InodeDirEntry {
+            dir: inode(0o40755, "sda1"),
+            dentry: raw(b"/w/tmp.\xff\x01/f", Some(0o100644)),
+        };
+        l.observe(&event(EventType::InodeUnlink, unlink));
+        assert_eq!(l.unresolved(), 0);
+        assert_eq!(
+            rights(&l, "/w"),
+            fs::MAKE_DIR | fs::WRITE_FILE | fs::TRUNCATE | fs::MAKE_REG | fs::REMOVE_FILE
+        );
+        assert_eq!(l.set().fs.len(), 1, "{:?}", l.set().fs.keys());
     }
 
     #[test]

@@ -1,0 +1,821 @@
+//! Learning that converges on ordinary workloads, written the way people write them: a Python
+//! unittest suite (tempfile, sqlite3, subprocess, a report left in its working directory), git in
+//! a `mktemp -d` repository, an incremental make build never cleaned, an archive job whose outputs
+//! persist. Each is learned by `tsem learn` with default options in at most three runs, then
+//! enforced repeatedly with no forensics, no denial and no lost event; one extra read of a file it
+//! never read is denied and named; a file it only reads still pins the model.
+//!
+//! Runs as root and unprivileged (set TSEM_TEST_DIR to a world-writable directory).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Enforced runs after learning, per workload.
+const ENFORCED_RUNS: usize = 10;
+
+fn scratch(name: &str) -> PathBuf {
+    let base = std::env::var_os("TSEM_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let d = base.join(format!("tsem-learn-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("work")).unwrap();
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn pathname_of(ev: &serde_json::Value) -> String {
+    let ty = ev["event"]["type"].as_str().unwrap_or_default();
+    let c = &ev[ty];
+    for p in [
+        &c["file"]["path"]["pathname"],
+        &c["dentry"]["path"]["pathname"],
+    ] {
+        if let Some(s) = p.as_str() {
+            return s.to_string();
+        }
+    }
+    String::new()
+}
+
+/// A workload: a directory with `run.sh` (the CI step) and whatever it works on.
+struct Workload {
+    root: PathBuf,
+    dir: PathBuf,
+    model: PathBuf,
+}
+
+/// The last lines of every `run.sh`: an optional read of one more file, to show a deviation.
+const EXTRA: &str = "\nif [ -n \"${EXTRA_READ:-}\" ]; then read -r line < \"$EXTRA_READ\"; fi\n";
+
+impl Workload {
+    fn new(name: &str, script: &str) -> Self {
+        let root = scratch(name);
+        let dir = root.join("work");
+        std::fs::write(dir.join("run.sh"), format!("set -e\n{script}{EXTRA}")).unwrap();
+        std::fs::write(root.join("never-read.txt"), "not for this workload\n").unwrap();
+        Workload {
+            model: root.join("learned.model"),
+            root,
+            dir,
+        }
+    }
+
+    fn tsem(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tsem"));
+        c.args(args)
+            .current_dir(&self.dir)
+            .env("HOME", &self.root)
+            .env_remove("EXTRA_READ")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// `tsem learn` with default options; the learning curve.
+    fn learn(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec!["learn", "--json", "-o", self.model.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "run.sh"]);
+        let o = self.tsem(&args, &[]);
+        assert!(o.status.success(), "learning failed: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// One enforced run: its output, summary and forensics.
+    fn enforce(
+        &self,
+        tag: &str,
+        mode: &str,
+        env: &[(&str, &Path)],
+    ) -> (Output, serde_json::Value, Vec<serde_json::Value>) {
+        self.enforce_with(&self.model, tag, mode, env)
+    }
+
+    fn enforce_with(
+        &self,
+        model: &Path,
+        tag: &str,
+        mode: &str,
+        env: &[(&str, &Path)],
+    ) -> (Output, serde_json::Value, Vec<serde_json::Value>) {
+        let s = self.root.join(format!("{tag}.summary.json"));
+        let f = self.root.join(format!("{tag}.forensics.json"));
+        let t = self.root.join(format!("{tag}.trajectory.json"));
+        let o = self.tsem(
+            &[
+                "run",
+                mode,
+                "--model",
+                model.to_str().unwrap(),
+                "--summary-json",
+                s.to_str().unwrap(),
+                "--forensics",
+                f.to_str().unwrap(),
+                "--trajectory",
+                t.to_str().unwrap(),
+                "--",
+                "sh",
+                "run.sh",
+            ],
+            env,
+        );
+        let summary = serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+        (o, summary, events(&f))
+    }
+
+    /// Learned in at most three runs; then enforced runs with no forensics, no denial and no
+    /// lost event; then the same plus one read of a file it never read is denied and named.
+    fn learns_and_holds(&self) {
+        let curve = self.learn(&[]);
+        assert_eq!(curve["converged"], true, "{curve}");
+        assert!(curve["runs"].as_u64().unwrap() <= 3, "{curve}");
+        for i in 0..ENFORCED_RUNS {
+            let (o, s, f) = self.enforce(&format!("enforce{i}"), "--enforce", &[]);
+            assert!(o.status.success(), "run {i}: {} {f:?}", stderr(&o));
+            assert_eq!(s["forensics_events"], 0, "run {i}: {f:?}");
+            assert_eq!(s["denied"], 0, "run {i}");
+            assert_eq!(s["lost_events"], 0, "run {i}");
+        }
+        self.backstop_alone_refuses_nothing();
+        let secret = self.root.join("never-read.txt");
+        let (o, s, f) = self.enforce("extra", "--enforce", &[("EXTRA_READ", &secret)]);
+        assert!(!o.status.success(), "the extra read was not denied");
+        assert!(s["denied"].as_u64().unwrap() >= 1);
+        let named = secret.to_str().unwrap();
+        assert!(
+            f.iter()
+                .any(|e| e["event"]["type"] == "file_open" && pathname_of(e) == named),
+            "{f:?}"
+        );
+        let err = stderr(&o);
+        assert!(
+            err.contains("1 out-of-model event: ") && err.contains(&format!("opened {named}")),
+            "{err}"
+        );
+    }
+}
+
+impl Workload {
+    /// The learned model carries the kernel backstop, and the backstop alone (the sensor lets
+    /// every call through to the kernel, test switch) refuses nothing of the workload: the access
+    /// set learned from one run's raw paths covers the next run's new temporary names.
+    fn backstop_alone_refuses_nothing(&self) {
+        let text = std::fs::read(&self.model).unwrap();
+        assert!(
+            text.split(|b| *b == b'\n')
+                .any(|l| l.starts_with(b"landlock ")),
+            "the learned model has no backstop"
+        );
+        if tsem_sensor::backstop::kernel_abi() < 1 {
+            eprintln!("backstop run skipped: the kernel has no Landlock");
+            return;
+        }
+        let o = self.tsem(
+            &[
+                "run",
+                "--backstop-only",
+                "--model",
+                self.model.to_str().unwrap(),
+                "--",
+                "sh",
+                "run.sh",
+            ],
+            &[(
+                "TSEM_TEST_BACKSTOP_ONLY",
+                Path::new("sensor-decides-nothing"),
+            )],
+        );
+        assert!(o.status.success(), "the backstop refused: {}", stderr(&o));
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+const PY_SUITE: &str = r#"import json, os, sqlite3, subprocess, sys, tempfile, time, unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class StoreTest(unittest.TestCase):
+    def test_sqlite_roundtrip(self):
+        with tempfile.TemporaryDirectory() as d:
+            con = sqlite3.connect(os.path.join(d, "app.db"))
+            con.execute("create table t (k text, v int)")
+            con.executemany("insert into t values (?, ?)", [("a", 1), ("b", 2)])
+            con.commit()
+            self.assertEqual(con.execute("select sum(v) from t").fetchone()[0], 3)
+            con.close()
+
+    def test_tempfile_and_subprocess(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("hello\nworld\n")
+        try:
+            out = subprocess.run(["wc", "-l", f.name], capture_output=True, text=True, check=True)
+            self.assertTrue(out.stdout.startswith("2"))
+        finally:
+            os.unlink(f.name)
+
+    def test_nested_tree(self):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "a", "b"))
+            p = os.path.join(d, "a", "b", "c.json")
+            with open(p, "w") as f:
+                json.dump({"x": 1}, f)
+            with open(p) as f:
+                self.assertEqual(json.load(f)["x"], 1)
+
+    def test_fixture(self):
+        with open(os.path.join(HERE, "fixtures", "expected.json")) as f:
+            self.assertEqual(json.load(f)["answer"], 42)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=0).result
+    with open("report.txt", "w") as f:
+        f.write("ran %d tests at %f\n" % (result.testsRun, time.time()))
+    sys.exit(0 if result.wasSuccessful() else 1)
+"#;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn python_workload(name: &str) -> Option<Workload> {
+    if !Path::new(PYTHON).exists() {
+        eprintln!("skipped: {PYTHON} is not installed");
+        return None;
+    }
+    let w = Workload::new(name, &format!("{PYTHON} test_app.py\n"));
+    std::fs::write(w.dir.join("test_app.py"), PY_SUITE).unwrap();
+    std::fs::create_dir(w.dir.join("fixtures")).unwrap();
+    std::fs::write(w.dir.join("fixtures/expected.json"), "{\"answer\": 42}\n").unwrap();
+    Some(w)
+}
+
+#[test]
+fn python_unittest_suite_learns_and_holds() {
+    let Some(w) = python_workload("python") else {
+        return;
+    };
+    w.learns_and_holds();
+    // The report it leaves behind is an output: a pseudonym, with its reason in the model.
+    let o = w.tsem(&["model", "show", w.model.to_str().unwrap()], &[]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    let report = w.dir.join("report.txt");
+    assert!(
+        shown.contains(&format!("{}  (auto: ", report.display())),
+        "{shown}"
+    );
+    assert!(!shown.contains("expected.json"), "{shown}");
+}
+
+#[test]
+fn a_file_the_workload_only_reads_stays_pinned() {
+    let Some(w) = python_workload("pinned") else {
+        return;
+    };
+    let curve = w.learn(&[]);
+    assert_eq!(curve["converged"], true, "{curve}");
+    std::fs::write(w.dir.join("fixtures/expected.json"), "{\"answer\": 42} \n").unwrap();
+    let (o, s, f) = w.enforce("changed", "--seal", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s["forensics_events"].as_u64().unwrap() >= 1);
+    let fixture = w.dir.join("fixtures/expected.json");
+    assert!(
+        f.iter()
+            .any(|e| e["event"]["type"] == "file_open"
+                && pathname_of(e) == fixture.to_str().unwrap()),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
+    let Some(w) = python_workload("signed") else {
+        return;
+    };
+    w.learn(&[]);
+    let key = w.root.join("key");
+    assert!(
+        w.tsem(&["keygen", "-o", key.to_str().unwrap()], &[])
+            .status
+            .success()
+    );
+    let m = w.model.to_str().unwrap();
+    let o = w.tsem(
+        &[
+            "model",
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--in-place",
+            m,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pubkey = format!("{}.pub", key.display());
+    let o = w.tsem(&["model", "verify", "--key", &pubkey, m], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The rules line is signed: dropping it breaks the signature.
+    let text = std::fs::read_to_string(&w.model).unwrap();
+    let rules = "# tsem-rules: created-subtree-v1,proc-pid-v1";
+    assert!(text.lines().any(|l| l == rules), "{text}");
+    let tampered = w.root.join("tampered.model");
+    let kept: Vec<&str> = text.lines().filter(|l| *l != rules).collect();
+    std::fs::write(&tampered, kept.join("\n") + "\n").unwrap();
+    let o = w.tsem(&["model", "verify", tampered.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+
+    let (o, s, _) = w.enforce("signed", "--enforce", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = w.root.join("signed.trajectory.json");
+    // Under a model, --trajectory still holds every point the run touched, not only new ones.
+    let lines = events(&t).len();
+    assert!(
+        lines > 100,
+        "{lines} points in the enforced run's trajectory"
+    );
+    let o = w.tsem(
+        &["replay", "--json", "--model", m, t.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["forensics_points"], 0, "{r}");
+    assert_eq!(r["state"], s["state"]);
+}
+
+/// git in a scratch repository, as CI jobs use it. Automatic maintenance is off, as CI jobs
+/// usually have it: git 2.47 runs it detached, so it races the job's own cleanup and does
+/// something different in every few runs (docs/learning.md, "Background work").
+#[test]
+fn git_in_a_temporary_repository_learns_and_holds() {
+    if !have("git") {
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    let w = Workload::new(
+        "git",
+        r#"repo=$(mktemp -d)
+cd "$repo"
+git init -q
+git config user.email ci@example.com
+git config user.name CI
+git config maintenance.auto false
+echo hello > a.txt
+git add a.txt
+git commit -qm first
+echo more >> a.txt
+git commit -qam second
+test "$(git log --oneline | wc -l)" -eq 2
+cd "$OLDPWD"
+rm -rf "$repo"
+"#,
+    );
+    w.learns_and_holds();
+}
+
+const MAKEFILE: &str = "CC = cc\nCFLAGS = -O2\n\nprog: main.o util.o\n\t$(CC) -o $@ main.o util.o\n\n\
+main.o: main.c config.h util.h\nutil.o: util.c util.h\n\n\
+# Regenerated by every build, replaced only when it changes.\n\
+config.h: FORCE\n\t@echo \"#define ARCH \\\"$$(uname -m)\\\"\" > config.h.tmp\n\
+\t@if cmp -s config.h.tmp config.h; then rm -f config.h.tmp; else mv config.h.tmp config.h; fi\n\n\
+check: prog\n\t./prog > result.txt\n\tgrep -q ' 5$$' result.txt\n\n.PHONY: check FORCE\nFORCE:\n";
+
+#[test]
+fn incremental_make_build_learns_and_holds() {
+    if !have("make") || !have("cc") {
+        eprintln!("skipped: make or cc is not installed");
+        return;
+    }
+    let w = Workload::new("make", "make -s -j2 check\n");
+    std::fs::write(w.dir.join("Makefile"), MAKEFILE).unwrap();
+    std::fs::write(w.dir.join("util.h"), "int add(int a, int b);\n").unwrap();
+    std::fs::write(
+        w.dir.join("util.c"),
+        "#include \"util.h\"\nint add(int a, int b) { return a + b; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.join("main.c"),
+        "#include <stdio.h>\n#include \"config.h\"\n#include \"util.h\"\n\
+         int main(void) { printf(\"%s %d\\n\", ARCH, add(2, 3)); return 0; }\n",
+    )
+    .unwrap();
+    w.learns_and_holds();
+    assert!(w.dir.join("prog").exists() && w.dir.join("util.o").exists());
+}
+
+fn archive_workload(name: &str) -> Workload {
+    let w = Workload::new(
+        name,
+        "mkdir -p out\ntar czf out/data.tgz data\ntar tzf out/data.tgz | wc -l > out/count.txt\n\
+         echo \"$(date -u +%FT%T.%NZ) archived $(cat out/count.txt) entries\" >> out/backup.log\n",
+    );
+    std::fs::create_dir_all(w.dir.join("data/sub")).unwrap();
+    for i in 1..=5 {
+        let text: String = (i..1000).map(|n| format!("{n}\n")).collect();
+        std::fs::write(w.dir.join(format!("data/f{i}.txt")), text).unwrap();
+    }
+    std::fs::write(w.dir.join("data/sub/y"), "y\n").unwrap();
+    w
+}
+
+#[test]
+fn archive_job_with_persistent_outputs_learns_and_holds() {
+    let w = archive_workload("archive");
+    w.learns_and_holds();
+    // A changed input is a different archive: the read is forensic.
+    std::fs::write(w.dir.join("data/f3.txt"), "changed\n").unwrap();
+    let (o, _, f) = w.enforce("changed", "--seal", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let changed = w.dir.join("data/f3.txt");
+    assert!(
+        f.iter()
+            .any(|e| pathname_of(e) == changed.to_str().unwrap()),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn promoted_forensics_are_absorbed_exactly() {
+    let w = archive_workload("promote");
+    w.learn(&[]);
+    let secret = w.root.join("never-read.txt");
+    let (o, _, f) = w.enforce("deviation", "--enforce", &[("EXTRA_READ", &secret)]);
+    assert!(!o.status.success());
+    assert!(!f.is_empty());
+    let updated = w.root.join("updated.model");
+    let fo = w.root.join("deviation.forensics.json");
+    let o = w.tsem(
+        &[
+            "model",
+            "update",
+            "-o",
+            updated.to_str().unwrap(),
+            w.model.to_str().unwrap(),
+            fo.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read_to_string(&w.model).unwrap();
+    let after = std::fs::read_to_string(&updated).unwrap();
+    let states = |t: &str| t.lines().filter(|l| l.starts_with("state ")).count();
+    assert_eq!(states(&after), states(&before) + f.len());
+    assert_eq!(
+        after.matches("# promoted from ").count(),
+        f.len(),
+        "{after}"
+    );
+    assert!(after.contains("never-read.txt"));
+    let (o, s, f2) = w.enforce_with(
+        &updated,
+        "promoted",
+        "--enforce",
+        &[("EXTRA_READ", &secret)],
+    );
+    assert!(o.status.success(), "{} {f2:?}", stderr(&o));
+    assert_eq!(s["forensics_events"], 0);
+    // Nothing else came in with it: another file is still denied.
+    let other = w.root.join("other.txt");
+    std::fs::write(&other, "x\n").unwrap();
+    let (o, _, _) = w.enforce_with(&updated, "other", "--enforce", &[("EXTRA_READ", &other)]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
+    let Some(w) = python_workload("suggest") else {
+        return;
+    };
+    let runs = w.root.join("runs");
+    let curve = w.learn(&[
+        "--no-auto-pseudonyms",
+        "--runs",
+        "3",
+        "--until-converged",
+        "0",
+        "--keep-runs",
+        runs.to_str().unwrap(),
+    ]);
+    assert_eq!(curve["pseudonyms"], 0, "{curve}");
+    let t = |k: u32| {
+        runs.join(format!("run{k}.trajectory"))
+            .display()
+            .to_string()
+    };
+    let o = w.tsem(
+        &["model", "suggest", w.model.to_str().unwrap(), &t(2), &t(3)],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let report = w.dir.join("report.txt");
+    assert!(
+        out.contains(&format!(
+            "pseudonym? {}: 2 different contents",
+            report.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("expected.json"), "{out}");
+    // The report's old contents differ in each run: a point seen in that run only, per run.
+    let once: Vec<&str> = out.lines().filter(|l| l.starts_with("only in ")).collect();
+    assert_eq!(once.len(), 2, "{out}");
+    assert!(
+        once.iter()
+            .all(|l| l.contains("file_open") && l.contains("report.txt")),
+        "{out}"
+    );
+}
+
+/// Four concurrent writers in one temporary directory: the files they create are numbered in
+/// whatever order the scheduler picks, and the directory's name is random.
+const PARALLEL: &str = r#"d=$(mktemp -d)
+for i in 1 2 3 4; do
+  ( for j in 1 2 3; do echo "$i $j" > "$d/part-$i-$j"; cat "$d/part-$i-$j" > /dev/null; done ) &
+done
+wait
+cat "$d"/part-* | wc -l > /dev/null
+rm -rf "$d"
+"#;
+
+#[test]
+fn concurrent_creators_converge_whatever_the_order() {
+    let w = Workload::new("parallel", PARALLEL);
+    w.learns_and_holds();
+    // Without the naming rules the same workload does not converge: the test measures them.
+    let plain = w.root.join("plain.model");
+    let o = w.tsem(
+        &[
+            "learn",
+            "--rules",
+            "none",
+            "--runs",
+            "3",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not converged after 3 runs"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `tsem replay` applies the rules the model names: the raw descriptions of another run
+    // (sensed without rules) replay into the model; without the rules line they do not.
+    let raw = w.root.join("raw.json");
+    let o = w.tsem(
+        &[
+            "run",
+            "--rules",
+            "none",
+            "--trajectory",
+            raw.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let replay = |model: &Path| -> serde_json::Value {
+        let o = w.tsem(
+            &[
+                "replay",
+                "--json",
+                "--model",
+                model.to_str().unwrap(),
+                raw.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(replay(&w.model)["forensics_points"], 0);
+    let text = std::fs::read_to_string(&w.model).unwrap();
+    let bare = w.root.join("bare.model");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("# tsem-rules:"))
+        .collect();
+    std::fs::write(&bare, kept.join("\n") + "\n").unwrap();
+    assert!(replay(&bare)["forensics_points"].as_u64().unwrap() > 0);
+}
+
+/// A helper program copied into a temporary directory and run, as test suites do with the
+/// binaries they build: its TASK_ID would carry the random directory without the naming rules.
+///
+/// Ignored: the sensor keeps its own copy of a descriptor it injected with
+/// `SECCOMP_ADDFD_FLAG_SEND` open for a moment after the task resumes, so executing a file just
+/// written sometimes fails with ETXTBSY (about one exec in a few hundred under load). Run it with
+/// `--ignored` once the sensor closes its copy before answering.
+#[test]
+#[ignore = "ETXTBSY race in the sensor's injected descriptors (see the comment)"]
+fn a_program_run_from_a_temporary_directory_converges() {
+    let w = Workload::new(
+        "helper",
+        "d=$(mktemp -d)\ncp /bin/echo \"$d/helper\"\n\"$d/helper\" hi > /dev/null\nrm -rf \"$d\"\n",
+    );
+    w.learns_and_holds();
+}
+
+/// The outcome in words: the deviation, who became untrusted, what was denied because of it.
+#[test]
+fn the_outcome_is_told_in_words() {
+    let w = Workload::new("words", "");
+    // A job that carries on after a failed step (no `set -e`), so the untrusted shell goes on.
+    std::fs::write(
+        w.dir.join("run.sh"),
+        "if [ -n \"${EXTRA_READ:-}\" ]; then read -r x < \"$EXTRA_READ\"; fi\n\
+         ls / > /dev/null\nls /usr > /dev/null\n",
+    )
+    .unwrap();
+    w.learn(&[]);
+    let secret = w.root.join("never-read.txt");
+    let (o, s, _) = w.enforce("words", "--enforce", &[("EXTRA_READ", &secret)]);
+    let err = stderr(&o);
+    let want = format!(
+        "1 out-of-model event: {} opened {}; that task and 2 descendants became untrusted; ",
+        std::fs::canonicalize("/bin/sh").unwrap().display(),
+        secret.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let later = s["denied"].as_u64().unwrap() - 1;
+    assert!(
+        err.contains(&format!("; {later} later operations denied")),
+        "{err}"
+    );
+    assert!(err.contains("ls: Operation not permitted"), "{err}");
+}
+
+/// A temporary tree on a filesystem mounted below `/` (the tmpfs at /dev/shm): its DENTRY paths
+/// are relative to the tmpfs, its FILE paths absolute, and both must be named alike.
+#[test]
+fn a_temporary_tree_on_a_mounted_tmpfs_converges() {
+    let shm = Path::new("/dev/shm");
+    let probe = shm.join(format!("tsem-probe-{}", std::process::id()));
+    if std::fs::write(&probe, b"").is_err() {
+        eprintln!("skipped: /dev/shm is not writable");
+        return;
+    }
+    let _ = std::fs::remove_file(&probe);
+    let w = Workload::new(
+        "shm",
+        "d=$(mktemp -d -p /dev/shm)\nmkdir \"$d/sub\"\necho data > \"$d/sub/f\"\n\
+         cat \"$d/sub/f\" > /dev/null\nrm -rf \"$d\"\n",
+    );
+    w.learns_and_holds();
+    let t = events(&w.root.join("enforce0.trajectory.json"));
+    let cat = t
+        .iter()
+        .filter(|e| e["event"]["type"] == "file_open")
+        .map(pathname_of)
+        .find(|p| p.starts_with("/dev/shm/"))
+        .unwrap_or_default();
+    assert!(
+        cat.starts_with("/dev/shm/%created:") && !cat.contains("/tmp."),
+        "{cat}"
+    );
+}
+
+/// A temporary tree whose names are not UTF-8 (a random `0xff 0x01` directory with a `sub\xff`
+/// directory in it) next to a fixture directory `fixture.\xfe` the suite only reads.
+const NON_UTF8: &str = r#"d="./scratch.$(printf '\377\001')$$"
+mkdir "$d"
+sub="$d/$(printf 'sub\377')"
+mkdir "$sub"
+echo data > "$sub/f"
+cat "$sub/f" > /dev/null
+cat "fixture.$(printf '\376')/in" > /dev/null
+rm -rf "$d"
+"#;
+
+/// The naming rules work on the bytes of a path: a created directory whose name is not UTF-8 is
+/// named by its creator like any other (learned, then enforced with no forensic event), the
+/// fixture's raw name is kept byte for byte and still pins its contents, and the kernel backstop
+/// learned alongside refuses none of it when it alone decides.
+#[test]
+fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let w = Workload::new("nonutf8", NON_UTF8);
+    let fixture = w.dir.join(std::ffi::OsStr::from_bytes(b"fixture.\xfe"));
+    std::fs::create_dir(&fixture).unwrap();
+    std::fs::write(fixture.join("in"), "pinned\n").unwrap();
+    w.learns_and_holds();
+
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|x| x == needle);
+    let model = std::fs::read(&w.model).unwrap();
+    let t = std::fs::read(w.root.join("enforce0.trajectory.json")).unwrap();
+    let shown = String::from_utf8_lossy(&t);
+    assert!(!has(&t, b"scratch."), "the random name reached: {shown}");
+    assert!(has(&t, b"/work/%created:"), "{shown}");
+    assert!(
+        has(&t, b"fixture.\xfe/in"),
+        "the fixture's name was not kept: {shown}"
+    );
+    assert!(
+        !has(&model, b"scratch."),
+        "{}",
+        String::from_utf8_lossy(&model)
+    );
+
+    // The backstop learned again from that trajectory (lines not UTF-8 in the kernel's form,
+    // names made by the rules): what the run created is anchored on the directory that existed,
+    // never on a `%created:` name (no such file exists), and never on the random name.
+    let built = w.root.join("built.model");
+    let traj = w.root.join("enforce0.trajectory.json");
+    let o = w.tsem(
+        &[
+            "model",
+            "build",
+            "--backstop",
+            "--rules",
+            "created-subtree-v1,proc-pid-v1",
+            "-o",
+            built.to_str().unwrap(),
+            traj.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&built).unwrap();
+    let landlock: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("landlock "))
+        .collect();
+    let work = w.dir.to_str().unwrap();
+    assert!(
+        landlock.iter().any(|l| l.starts_with("landlock fs ")
+            && l.ends_with(&format!(" {work}"))
+            && l.contains("make-dir")),
+        "{landlock:?}"
+    );
+    assert!(
+        !landlock
+            .iter()
+            .any(|l| l.contains("created") || l.contains("scratch.")),
+        "{landlock:?}"
+    );
+
+    // The fixture only read stays pinned by its contents.
+    std::fs::write(fixture.join("in"), "changed\n").unwrap();
+    let (o, s, _) = w.enforce("changed", "--seal", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s["forensics_events"].as_u64().unwrap() >= 1, "{s}");
+
+    // Without the rules the random name reaches the model and learning does not converge.
+    std::fs::write(fixture.join("in"), "pinned\n").unwrap();
+    let plain = w.root.join("plain.model");
+    let o = w.tsem(
+        &[
+            "learn",
+            "--rules",
+            "none",
+            "--runs",
+            "3",
+            "-o",
+            plain.to_str().unwrap(),
+            "--",
+            "sh",
+            "run.sh",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}

@@ -1,0 +1,560 @@
+//! Naming rules applied to event descriptions before they are mapped to coefficients, so that
+//! what a workload creates never puts a random name into a model.
+//!
+//! TSEM's own created-file rule (spec §1.5) names a file the namespace created by TEMP: its
+//! directory, an instance counter and its creator's TASK_ID. It covers one level only — a file
+//! inside a created directory still hashes that directory's random name — and the counter depends
+//! on the order in which concurrent tasks create files. The `created-subtree-v1` rule extends it:
+//!
+//! * every object the namespace creates (inode_create, inode_mkdir, inode_mknod, inode_symlink,
+//!   inode_link; a created object renamed elsewhere keeps the mark) is named
+//!   `canon(parent) "/" "%created:" hex(owner)`, and its `created` mark carries instance 1;
+//! * everything beneath a created directory is named relative to that name, recursively, so a
+//!   whole temporary tree (`mktemp -d`, `tempfile.TemporaryDirectory()`, a scratch git
+//!   repository) hashes the same in every run;
+//! * no counter is kept: objects one task creates in one directory are one class, whatever their
+//!   number and whatever the order of concurrent creators (`make -j`, parallel test runners).
+//!
+//! The transform is a pure function of the event stream (it keeps the set of created paths seen
+//! so far), applied alike by `tsem run`, `tsem replay` and `tsem verify`; the model file names it
+//! in a `# tsem-rules:` line. Applied to its own output it changes nothing, so trajectories
+//! written after it replay to the same points with or without it. The byte-level rule is in
+//! `docs/learning.md`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::event::{Cell, Created, Dentry, Event, EventType, PathRef, SockAddr};
+use crate::hash::{Digest, HashAlg};
+use crate::map::{Mapper, Mapping};
+use crate::raw::RawStr;
+
+mod ids;
+mod procfs;
+
+use ids::map_task_ids;
+use procfs::proc_pid;
+
+/// The name of the created-subtree rule in a model's `# tsem-rules:` line.
+pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
+
+/// The name of the procfs pid rule.
+pub const PROC_PID_V1: &str = "proc-pid-v1";
+
+/// `PROC_SUPER_MAGIC`.
+const PROC_MAGIC: u32 = 0x9fa0;
+
+/// The comment a model file carries to name its rules: `# tsem-rules: NAME[,NAME...]`.
+pub const RULES_COMMENT: &str = " tsem-rules: ";
+
+/// The first bytes of the path component that replaces a created object's name.
+pub const CREATED_TOKEN: &str = "%created:";
+
+/// Which naming rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuleSet {
+    /// `created-subtree-v1`.
+    pub created_subtree: bool,
+    /// `proc-pid-v1`: in procfs paths the task's own pid reads `self` and any other pid `%pid`.
+    pub proc_pid: bool,
+}
+
+/// A rule list that names a rule this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRule(pub String);
+
+impl fmt::Display for UnknownRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1} and {PROC_PID_V1}); a \
+             model made with rules that are not applied would name events differently",
+            self.0
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownRule {}
+
+impl RuleSet {
+    /// No rules: plain TSEM model0 (bit-exact with the kernel).
+    pub const NONE: Self = Self {
+        created_subtree: false,
+        proc_pid: false,
+    };
+    /// The rules `tsem run --learn` and `tsem learn` use by default.
+    pub const DEFAULT: Self = Self {
+        created_subtree: true,
+        proc_pid: true,
+    };
+
+    /// Whether no rule applies.
+    pub fn is_empty(&self) -> bool {
+        !self.created_subtree && !self.proc_pid
+    }
+
+    /// Both sets of rules.
+    pub fn union(self, o: Self) -> Self {
+        Self {
+            created_subtree: self.created_subtree || o.created_subtree,
+            proc_pid: self.proc_pid || o.proc_pid,
+        }
+    }
+
+    /// Parse a comma-separated list of rule names (`none` or empty for no rules).
+    pub fn parse(list: &str) -> Result<Self, UnknownRule> {
+        let mut r = Self::NONE;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                CREATED_SUBTREE_V1 => r.created_subtree = true,
+                PROC_PID_V1 => r.proc_pid = true,
+                "none" => {}
+                other => return Err(UnknownRule(other.into())),
+            }
+        }
+        Ok(r)
+    }
+
+    /// The comma-separated names (`none` for no rules).
+    pub fn names(&self) -> String {
+        let mut v = Vec::new();
+        if self.created_subtree {
+            v.push(CREATED_SUBTREE_V1);
+        }
+        if self.proc_pid {
+            v.push(PROC_PID_V1);
+        }
+        if v.is_empty() {
+            v.push("none");
+        }
+        v.join(",")
+    }
+}
+
+/// A device as events carry it (major, minor), if any.
+pub type Dev = Option<(u32, u32)>;
+
+/// Which kind of pathname a path is: FILE paths are absolute (`d_absolute_path`), DENTRY paths
+/// are relative to the root of their filesystem (`dentry_path_raw`, spec §1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Space {
+    File,
+    Dentry,
+}
+
+/// Applies a [`RuleSet`] to a stream of events. One per modeling namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Namer {
+    rules: RuleSet,
+    /// Computes TASK_IDs again from renamed executables (none: TASK_IDs are left alone).
+    mapper: Option<Mapper>,
+    /// TASK_IDs as the sensor computed them → as the renamed executables give them. A program
+    /// run from a created tree would otherwise carry its random path in its identity, and so
+    /// would every task it starts.
+    ids: BTreeMap<Digest, Digest>,
+    /// Created objects by device and filesystem-relative raw path (bytes, as the kernel holds
+    /// them): the creator's TASK_ID.
+    created: BTreeMap<Dev, BTreeMap<RawStr, Digest>>,
+    /// Where each device's filesystem is mounted, learnt from a created object seen both as a
+    /// dentry and as a file; absent means `/` (the pathnames agree).
+    mounts: BTreeMap<Dev, RawStr>,
+    /// The last created dentry path per (device, owner, instance), to learn `mounts` from.
+    pending: BTreeMap<(Dev, Digest, u64), RawStr>,
+}
+
+impl Namer {
+    /// A namer applying `rules` in a namespace hashing with `alg` and `mapping`.
+    pub fn new(rules: RuleSet, alg: HashAlg, mapping: Mapping) -> Self {
+        Self {
+            rules,
+            mapper: Some(Mapper::new(alg, mapping)),
+            ..Self::default()
+        }
+    }
+
+    /// The rules applied.
+    pub fn rules(&self) -> RuleSet {
+        self.rules
+    }
+
+    /// Rename `ev` in place by the rules, and remember what it created or removed.
+    pub fn apply(&mut self, ev: &mut Event) {
+        if self.rules.proc_pid {
+            let pid = ev.header.pid;
+            if let Some(f) = ev.file_mut()
+                && f.inode.s_magic == PROC_MAGIC
+            {
+                proc_pid(&mut f.path.pathname, pid);
+            }
+        }
+        if !self.rules.created_subtree {
+            return;
+        }
+        let raw_parent = ev.header.p_task_id;
+        let raw_id = ev.header.task_id;
+        if !self.ids.is_empty() {
+            let ids = &self.ids;
+            let map = |d: &mut Digest| {
+                if let Some(c) = ids.get(d) {
+                    *d = *c;
+                }
+            };
+            map(&mut ev.header.p_task_id);
+            if ev.header.event_type != EventType::BprmCommittedCreds {
+                map(&mut ev.header.task_id);
+            }
+            map_task_ids(&mut ev.cell, map);
+        }
+        if ev.header.event_type == EventType::BprmCommittedCreds {
+            self.exec(ev);
+            return;
+        }
+        // The userspace sensor reports no bprm_committed_creds: a program's first mapping of
+        // its own executable (described as at exec) stands for it.
+        if let Cell::MmapFile { file: Some(f), .. } = &mut ev.cell
+            && !self.ids.contains_key(&raw_id)
+        {
+            let raw = f.clone();
+            self.path(&mut f.path, Space::File);
+            // Only a renamed executable or a renamed parent gives another TASK_ID.
+            if raw.path != f.path || raw_parent != ev.header.p_task_id {
+                let exe = f.clone();
+                let parent = ev.header.p_task_id;
+                if let Some(id) = self.identity(raw_id, raw_parent, parent, &ev.coe, &raw, &exe) {
+                    ev.header.task_id = id;
+                }
+            }
+            return;
+        }
+        let task = ev.header.task_id;
+        let ty = ev.header.event_type;
+        match &mut ev.cell {
+            Cell::File(f)
+            | Cell::FileCmd { file: f, .. }
+            | Cell::KernelReadFile { file: f, .. } => {
+                self.path(&mut f.path, Space::File);
+            }
+            Cell::MmapFile { file: Some(f), .. } => self.path(&mut f.path, Space::File),
+            Cell::SbMount { path, .. } => self.path(path, Space::File),
+            Cell::TwoPaths(p) => {
+                self.path(&mut p.a, Space::File);
+                self.path(&mut p.b, Space::File);
+            }
+            Cell::SockAddr {
+                addr: Some(SockAddr::Unix { address }),
+                ..
+            } => self.loose(address),
+            Cell::InodeCreate { dentry, .. } | Cell::InodeMknod { dentry, .. } => {
+                self.record(dentry, task);
+                self.dentry(dentry);
+            }
+            Cell::InodeSymlink {
+                dentry, old_name, ..
+            } => {
+                self.record(dentry, task);
+                self.dentry(dentry);
+                self.loose(old_name);
+            }
+            Cell::InodeLink(l) => {
+                self.dentry(&mut l.old_dentry);
+                self.record(&l.new_dentry, task);
+                self.dentry(&mut l.new_dentry);
+            }
+            Cell::InodeDirEntry { dentry, .. } => {
+                let raw = (dentry.path.dev, dentry.path.pathname.clone());
+                self.dentry(dentry);
+                if matches!(ty, EventType::InodeUnlink | EventType::InodeRmdir) {
+                    self.forget(raw.0, &raw.1);
+                }
+            }
+            Cell::InodeRename(r) => {
+                let old = (r.old_dentry.path.dev, r.old_dentry.path.pathname.clone());
+                let new = (r.new_dentry.path.dev, r.new_dentry.path.pathname.clone());
+                self.dentry(&mut r.old_dentry);
+                self.dentry(&mut r.new_dentry);
+                self.moved(old, new);
+            }
+            Cell::Dentry(d)
+            | Cell::InodeGetattr(d)
+            | Cell::SbUmount { mnt: d, .. }
+            | Cell::InodeSetattr { dentry: d, .. }
+            | Cell::InodeSetxattr { dentry: d, .. }
+            | Cell::InodeXattr { dentry: d, .. } => self.dentry(d),
+            Cell::SbRemount(sb) | Cell::Quotactl { sb, .. } => self.dentry(&mut sb.dentry),
+            _ => {}
+        }
+    }
+
+    /// bprm_committed_creds: rename the executable, then compute the task's TASK_ID again from
+    /// the renamed description (spec §3.3) — provided the sensor's TASK_ID is what the raw
+    /// description gives, so an unknown layout is never guessed at.
+    fn exec(&mut self, ev: &mut Event) {
+        let Cell::File(f) = &mut ev.cell else { return };
+        let raw = f.clone();
+        self.path(&mut f.path, Space::File);
+        let raw_id = ev.header.task_id;
+        // The parent's TASK_ID in the header is already renamed; the sensor hashed the raw one.
+        let raw_parent = self
+            .ids
+            .iter()
+            .find(|(_, c)| **c == ev.header.p_task_id)
+            .map_or(ev.header.p_task_id, |(r, _)| *r);
+        let exe = f.clone();
+        if let Some(id) =
+            self.identity(raw_id, raw_parent, ev.header.p_task_id, &ev.coe, &raw, &exe)
+        {
+            ev.header.task_id = id;
+        }
+    }
+
+    /// The TASK_ID of a program run as `exe` (renamed) by a task whose parent is `parent`
+    /// (renamed), if `raw_id` is what the raw description gives (spec §3.3).
+    fn identity(
+        &mut self,
+        raw_id: Digest,
+        raw_parent: Digest,
+        parent: Digest,
+        coe: &crate::event::Coe,
+        raw: &crate::event::FileDesc,
+        exe: &crate::event::FileDesc,
+    ) -> Option<Digest> {
+        let mapper = self.mapper.as_mut()?;
+        if mapper.task_id(&raw_parent, coe, raw) != raw_id {
+            return None;
+        }
+        let id = mapper.task_id(&parent, coe, exe);
+        if id != raw_id {
+            self.ids.insert(raw_id, id);
+        }
+        Some(id)
+    }
+
+    /// Whether `pathname` is a name the rules made (it has a created component).
+    pub fn is_canonical_created(pathname: &[u8]) -> bool {
+        pathname
+            .split(|&b| b == b'/')
+            .any(|c| c.starts_with(CREATED_TOKEN.as_bytes()))
+    }
+
+    /// Whether a proper ancestor of `path` (a FILE path if `file`, else a DENTRY path) is a
+    /// directory the namespace created.
+    pub fn beneath_created(&self, dev: Dev, path: &[u8], file: bool) -> bool {
+        let Some(m) = self.created.get(&dev) else {
+            return false;
+        };
+        let rel = if file {
+            match path.strip_prefix(self.mount(dev)) {
+                Some(r) => r,
+                None => return false,
+            }
+        } else {
+            path
+        };
+        // Every proper prefix ending before a `/` (past the leading one) is an ancestor.
+        rel.iter()
+            .enumerate()
+            .skip(1)
+            .filter(|&(_, &b)| b == b'/')
+            .any(|(i, _)| m.contains_key(&rel[..i]))
+    }
+
+    /// The absolute pathname of a DENTRY path on `dev`, as FILE paths name it.
+    pub fn absolute(&self, dev: Dev, dentry_path: &[u8]) -> RawStr {
+        let mount = self.mount(dev);
+        let mut out = Vec::with_capacity(mount.len() + dentry_path.len());
+        out.extend_from_slice(mount);
+        out.extend_from_slice(dentry_path);
+        out.into()
+    }
+
+    /// Where `dev`'s filesystem is mounted, as far as the namer learnt it (`/` is empty).
+    fn mount(&self, dev: Dev) -> &[u8] {
+        self.mounts.get(&dev).map_or(&[][..], RawStr::as_bytes)
+    }
+
+    fn record(&mut self, d: &Dentry, task: Digest) {
+        let task = self.ids.get(&task).copied().unwrap_or(task);
+        let owner = d.path.created.map_or(task, |c| c.owner);
+        // Kept only until the device's mount point is known.
+        if let Some(c) = d.path.created
+            && !self.mounts.contains_key(&d.path.dev)
+        {
+            self.pending
+                .insert((d.path.dev, c.owner, c.instance), d.path.pathname.clone());
+        }
+        self.created
+            .entry(d.path.dev)
+            .or_default()
+            .insert(d.path.pathname.clone(), owner);
+    }
+
+    /// Forget `path` and everything recorded beneath it (removed, or replaced by an object the
+    /// namespace did not create).
+    fn forget(&mut self, dev: Dev, path: &[u8]) {
+        if let Some(m) = self.created.get_mut(&dev) {
+            m.retain(|k, _| !under(k, path));
+        }
+    }
+
+    /// A rename moves the created marks of `old` and what lies beneath it to `new`.
+    fn moved(&mut self, old: (Dev, RawStr), new: (Dev, RawStr)) {
+        let moving: Vec<(RawStr, Digest)> = self
+            .created
+            .get(&old.0)
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| under(k, &old.1))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.forget(old.0, &old.1);
+        self.forget(new.0, &new.1);
+        let m = self.created.entry(new.0).or_default();
+        for (k, owner) in moving {
+            let mut to = new.1.as_bytes().to_vec();
+            to.extend_from_slice(&k[old.1.len()..]);
+            m.insert(to.into(), owner);
+        }
+    }
+
+    fn dentry(&mut self, d: &mut Dentry) {
+        self.path(&mut d.path, Space::Dentry);
+    }
+
+    /// A bare pathname with no device (a unix socket address, a symlink target): renamed if it
+    /// lies beneath a created directory of any device whose mount point is known.
+    fn loose(&mut self, name: &mut RawStr) {
+        if !name.starts_with(b"/") {
+            return;
+        }
+        let devs: Vec<Dev> = self.created.keys().copied().collect();
+        for dev in devs {
+            if let Some(c) = self.canonical(dev, name, Space::File, None) {
+                *name = c;
+                return;
+            }
+        }
+    }
+
+    fn path(&mut self, p: &mut PathRef, space: Space) {
+        if space == Space::File
+            && let Some(c) = p.created
+        {
+            self.learn_mount(p.dev, &p.pathname, c);
+        }
+        let own = p.created.map(|c| c.owner);
+        if let Some(c) = self.canonical(p.dev, &p.pathname, space, own) {
+            p.pathname = c;
+        }
+        let owner = match p.created {
+            Some(c) => Some(c.owner),
+            None => lookup(&p.pathname),
+        };
+        if let Some(owner) = owner {
+            p.created = Some(Created { owner, instance: 1 });
+        }
+    }
+
+    fn learn_mount(&mut self, dev: Dev, abs: &[u8], c: Created) {
+        if self.mounts.contains_key(&dev) {
+            return;
+        }
+        if let Some(rel) = self.pending.get(&(dev, c.owner, c.instance))
+            && let Some(m) = abs.strip_suffix(rel.as_bytes())
+            && !m.ends_with(b"/")
+        {
+            self.mounts.insert(dev, m.into());
+            self.pending.retain(|k, _| k.0 != dev);
+        }
+    }
+
+    /// The canonical name of `path`, if it differs. `own` is the object's creator when the
+    /// description itself marks it created. Components are compared and kept as raw bytes: a
+    /// name that is not UTF-8 is looked up, replaced or kept exactly like any other.
+    fn canonical(
+        &self,
+        dev: Dev,
+        path: &[u8],
+        space: Space,
+        own: Option<Digest>,
+    ) -> Option<RawStr> {
+        let created = self.created.get(&dev);
+        if created.is_none() && own.is_none() {
+            return None;
+        }
+        let mount: &[u8] = match space {
+            Space::File => self.mount(dev),
+            Space::Dentry => &[],
+        };
+        let rel = path.strip_prefix(mount)?;
+        if !(rel.is_empty() || rel.starts_with(b"/")) {
+            return None;
+        }
+        // The end of each component K_i (i ≥ 1) within `rel`: the byte before each `/` past
+        // the first, and the end of `rel`.
+        let ends = || {
+            rel.iter()
+                .enumerate()
+                .skip(1)
+                .filter(|&(_, &b)| b == b'/')
+                .map(|(i, _)| i)
+                .chain(core::iter::once(rel.len()))
+        };
+        // Most paths have no created component: find out without allocating.
+        if own.is_none() && !created.is_some_and(|m| ends().any(|e| m.contains_key(&rel[..e]))) {
+            return None;
+        }
+        if rel.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(path.len());
+        out.extend_from_slice(mount);
+        let mut changed = false;
+        // Component c0 (before the leading `/`) is empty; each later one runs from the byte
+        // after a `/` to its end.
+        let mut start = 1;
+        for end in ends() {
+            out.push(b'/');
+            let part = &rel[start..end];
+            let owner = created
+                .and_then(|m| m.get(&rel[..end]).copied())
+                .or(if end == rel.len() { own } else { None });
+            match owner {
+                Some(o) if !part.is_empty() => {
+                    out.extend_from_slice(CREATED_TOKEN.as_bytes());
+                    out.extend_from_slice(o.to_hex().as_bytes());
+                    changed = true;
+                }
+                _ => out.extend_from_slice(part),
+            }
+            start = end + 1;
+        }
+        (changed && out != path).then(|| out.into())
+    }
+}
+
+/// The creator of an object named (already canonically) `pathname`, when the rules know it was
+/// created but the description does not say so (FIFOs, sockets, symlinks, links): its last
+/// component is a created token.
+fn lookup(pathname: &[u8]) -> Option<Digest> {
+    if !pathname.contains(&b'/') {
+        return None;
+    }
+    let last = pathname.rsplit(|&b| b == b'/').next()?;
+    let owner = last.strip_prefix(CREATED_TOKEN.as_bytes())?;
+    Digest::from_hex_bytes(owner).ok()
+}
+
+/// Whether `k` is `base` or lies beneath it.
+fn under(k: &[u8], base: &[u8]) -> bool {
+    k.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,303 @@
+//! Tests of the naming rules on synthetic event streams.
+
+use super::*;
+use crate::event::{Coe, EventHeader, FileDesc, Inode};
+
+const DEV: Dev = Some((8, 1));
+
+fn owner(n: u8) -> Digest {
+    HashAlg::Sha256.digest(&[n])
+}
+
+fn ev(ty: EventType, task: Digest, cell: Cell) -> Event {
+    Event {
+        header: EventHeader::new("t", ty, task, task),
+        coe: Coe::default(),
+        cell,
+    }
+}
+
+fn dentry(path: impl AsRef<[u8]>, created: Option<Created>) -> Dentry {
+    Dentry {
+        inode: None,
+        path: PathRef {
+            dev: DEV,
+            created,
+            path_type: None,
+            pathname: path.as_ref().into(),
+        },
+    }
+}
+
+fn mkdir(path: impl AsRef<[u8]>, o: Digest, instance: u64) -> Event {
+    let c = Created { owner: o, instance };
+    ev(
+        EventType::InodeMkdir,
+        o,
+        Cell::InodeCreate {
+            dir: Inode::default(),
+            dentry: dentry(path, Some(c)),
+            mode: 0o700,
+        },
+    )
+}
+
+fn open(path: impl AsRef<[u8]>, o: Digest, created: Option<Created>) -> Event {
+    ev(
+        EventType::FileOpen,
+        o,
+        Cell::File(FileDesc {
+            flags: 0,
+            inode: Inode::default(),
+            path: PathRef {
+                dev: DEV,
+                created,
+                path_type: Some("root".into()),
+                pathname: path.as_ref().into(),
+            },
+            digest: HashAlg::Sha256.zero_digest(),
+        }),
+    )
+}
+
+fn run(events: &[Event]) -> Vec<Event> {
+    let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+    events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            n.apply(&mut e);
+            e
+        })
+        .collect()
+}
+
+fn stream(dir: &str, file: &str, o: Digest, inst: u64) -> Vec<Event> {
+    let c = Created {
+        owner: o,
+        instance: inst,
+    };
+    vec![
+        mkdir(alloc::format!("/tmp/{dir}"), o, inst),
+        ev(
+            EventType::InodeCreate,
+            o,
+            Cell::InodeCreate {
+                dir: Inode::default(),
+                dentry: dentry(alloc::format!("/tmp/{dir}/{file}"), Some(c)),
+                mode: 0o600,
+            },
+        ),
+        open(alloc::format!("/tmp/{dir}/{file}"), o, Some(c)),
+        open(alloc::format!("/tmp/{dir}"), o, Some(c)),
+    ]
+}
+
+#[test]
+fn random_names_and_instances_do_not_reach_the_description() {
+    let a = run(&stream("tmpa1b2", "x9z", owner(1), 1));
+    let b = run(&stream("tmpQQQQ", "other", owner(1), 7));
+    assert_eq!(a, b);
+    let Cell::File(f) = &a[2].cell else { panic!() };
+    let tok = alloc::format!("{CREATED_TOKEN}{}", owner(1).to_hex());
+    assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/{tok}"));
+    assert_eq!(f.path.created.unwrap().instance, 1);
+}
+
+#[test]
+fn owners_stay_distinct_and_reads_outside_stay_named() {
+    let a = run(&stream("d", "f", owner(1), 1));
+    let b = run(&stream("d", "f", owner(2), 1));
+    assert_ne!(a, b);
+    let mut s = stream("d", "f", owner(1), 1);
+    s.push(open("/etc/hosts", owner(1), None));
+    let out = run(&s);
+    assert_eq!(out[4], s[4]);
+}
+
+#[test]
+fn idempotent_and_off_by_default() {
+    let once = run(&stream("rnd", "f", owner(3), 2));
+    assert_eq!(run(&once), once);
+    let mut n = Namer::new(RuleSet::NONE, HashAlg::Sha256, Mapping::Model0);
+    let mut e = stream("rnd", "f", owner(3), 2)[2].clone();
+    let before = e.clone();
+    n.apply(&mut e);
+    assert_eq!(e, before);
+}
+
+#[test]
+fn a_mounted_filesystem_learns_its_mount_point() {
+    // tmpfs at /tmp: dentries are relative to the tmpfs root, files are absolute.
+    let o = owner(4);
+    let c = Created {
+        owner: o,
+        instance: 1,
+    };
+    let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+    let mut s = [
+        mkdir("/rnd", o, 1),
+        ev(
+            EventType::InodeCreate,
+            o,
+            Cell::InodeCreate {
+                dir: Inode::default(),
+                dentry: dentry("/rnd/f", Some(c)),
+                mode: 0o600,
+            },
+        ),
+        open("/tmp/rnd/f", o, Some(c)),
+        open("/tmp/rnd/g", o, None),
+    ];
+    for e in &mut s {
+        n.apply(e);
+    }
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    let Cell::File(f) = &s[3].cell else { panic!() };
+    assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/g"));
+}
+
+/// A program copied into a temporary directory and run: its TASK_ID, and so every event of
+/// it and of what it starts, is the same whatever the directory's name.
+#[test]
+fn programs_run_from_a_created_tree_get_one_identity() {
+    let parent = owner(9);
+    let o = owner(1);
+    let events = |dir: &str| {
+        let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
+        let c = Created {
+            owner: o,
+            instance: 3,
+        };
+        let Cell::File(exe) = open(alloc::format!("/tmp/{dir}/helper"), o, Some(c)).cell else {
+            panic!()
+        };
+        let raw_id = m.task_id(&parent, &Coe::default(), &exe);
+        let mut map = ev(
+            EventType::MmapFile,
+            raw_id,
+            Cell::MmapFile {
+                file: Some(exe),
+                prot: 5,
+                flags: 2,
+            },
+        );
+        map.header.p_task_id = parent;
+        let mut child = open("/etc/hosts", raw_id, None);
+        child.header.p_task_id = parent;
+        vec![mkdir(alloc::format!("/tmp/{dir}"), o, 1), map, child]
+    };
+    let a = run(&events("tmpAAAA"));
+    let b = run(&events("tmpBBBB"));
+    assert_eq!(a, b);
+    assert_ne!(a[2].header.task_id, events("tmpAAAA")[2].header.task_id);
+    // A TASK_ID the raw description does not give is left alone.
+    let mut odd = events("tmpCCCC");
+    odd[1].header.task_id = owner(77);
+    odd[2].header.task_id = owner(77);
+    assert_eq!(run(&odd)[2].header.task_id, owner(77));
+}
+
+#[test]
+fn a_renamed_created_directory_keeps_its_name_and_a_removed_one_loses_it() {
+    let o = owner(5);
+    let rename = |from: &str, to: &str| {
+        let d = |p: &str| dentry(p, None);
+        ev(
+            EventType::InodeRename,
+            o,
+            Cell::InodeRename(alloc::boxed::Box::new(crate::event::Rename {
+                old_dir: Inode::default(),
+                old_dentry: d(from),
+                new_dir: Inode::default(),
+                new_dentry: d(to),
+            })),
+        )
+    };
+    let rmdir = ev(
+        EventType::InodeRmdir,
+        o,
+        Cell::InodeDirEntry {
+            dir: Inode::default(),
+            dentry: dentry("/w/final", None),
+        },
+    );
+    let out = run(&[
+        mkdir("/w/tmp.x", o, 1),
+        mkdir("/w/tmp.x/sub", o, 1),
+        rename("/w/tmp.x", "/w/final"),
+        open("/w/final/sub/f", o, None),
+        open("/w/tmp.x/sub/f", o, None),
+        rmdir,
+        open("/w/final/sub/f", o, None),
+    ]);
+    let name = |e: &Event| match &e.cell {
+        Cell::File(f) => f.path.pathname.clone(),
+        _ => panic!(),
+    };
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    assert_eq!(name(&out[3]), alloc::format!("/w/{tok}/{tok}/f"));
+    assert_eq!(
+        name(&out[4]),
+        "/w/tmp.x/sub/f",
+        "the old name is no longer created"
+    );
+    assert_eq!(
+        name(&out[6]),
+        "/w/final/sub/f",
+        "removed: a later object there is not"
+    );
+}
+
+#[test]
+fn rules_parse_and_reject_unknown_names() {
+    assert_eq!(
+        RuleSet::parse("created-subtree-v1, proc-pid-v1"),
+        Ok(RuleSet::DEFAULT)
+    );
+    assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
+    assert!(RuleSet::parse("created-subtree-v9").is_err());
+    assert_eq!(RuleSet::DEFAULT.names(), "created-subtree-v1,proc-pid-v1");
+}
+
+/// Names are bytes: a created tree whose names are not UTF-8 is named by its creator whatever
+/// its bytes, and a raw name outside it is kept byte for byte (never replaced, never skipped).
+#[test]
+fn names_that_are_not_utf8_are_named_by_their_bytes() {
+    let o = owner(6);
+    let c = Created {
+        owner: o,
+        instance: 1,
+    };
+    let events = |dir: &[u8]| {
+        let top = [&b"/tmp/"[..], dir].concat();
+        let sub = [&top[..], b"/sub\xff"].concat();
+        let file = [&sub[..], b"/f\xfe"].concat();
+        vec![
+            mkdir(&top, o, 1),
+            mkdir(&sub, o, 1),
+            open(&file, o, Some(c)),
+            open(b"/tmp/keep\xff\x01/x", o, None),
+        ]
+    };
+    let a = run(&events(b"tmp\xff\x01a"));
+    let b = run(&events(b"tmp\xc3(\x80b"));
+    assert_eq!(a, b);
+    let name = |e: &Event| match &e.cell {
+        Cell::File(f) => f.path.pathname.clone(),
+        _ => panic!(),
+    };
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    assert_eq!(name(&a[2]), alloc::format!("/tmp/{tok}/{tok}/{tok}"));
+    assert_eq!(name(&a[3]).as_bytes(), b"/tmp/keep\xff\x01/x");
+    assert_eq!(run(&a), a, "idempotent on its own output");
+
+    let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+    for mut e in events(b"r\xff") {
+        n.apply(&mut e);
+    }
+    assert!(n.beneath_created(DEV, b"/tmp/r\xff/sub\xff/g", true));
+    assert!(!n.beneath_created(DEV, b"/tmp/r\xfe/sub\xff/g", true));
+    assert!(Namer::is_canonical_created(name(&a[2]).as_bytes()));
+    assert!(!Namer::is_canonical_created(b"/tmp/keep\xff\x01/x"));
+}
