@@ -220,6 +220,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         mechanism_only: a.mechanism_only,
         observe: a.observe.unwrap_or_default(),
         end_with_leader: a.end_with_cmd,
+        enforcing: a.enforce,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
@@ -273,6 +274,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "abandoned": s.abandoned,
             "exec_mismatch": s.exec_mismatch,
             "protected": s.protected,
+            "refused": s.refused,
+            "unfaithful": s.unfaithful,
             "tasks": s.tasks,
             "execs": s.execs,
         });

@@ -36,6 +36,13 @@ pub const REFUSED: &[i64] = &[
     libc::SYS_open_by_handle_at,
 ];
 
+/// Calls answered `ENOSYS` by the filter: `clone3` keeps its flags in memory, where the filter
+/// cannot see `CLONE_UNTRACED`; libc then falls back to `clone`, whose flags are a register.
+pub const NOT_IMPLEMENTED: &[i64] = &[libc::SYS_clone3];
+
+/// `CLONE_UNTRACED` (a child no tracer may follow).
+pub const CLONE_UNTRACED: u32 = 0x0080_0000;
+
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const fn off_arg_lo(i: u32) -> u32 {
@@ -79,6 +86,12 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
             ins(RET_K, 0, 0, RET_USER_NOTIF),
             ins(RET_K, 0, 0, RET_ALLOW),
         ],
+        Cond::CloneUntraced => vec![
+            ins(LD_W_ABS, 0, 0, off_arg_lo(0)),
+            ins(JSET_K, 0, 1, CLONE_UNTRACED),
+            ins(RET_K, 0, 0, RET_USER_NOTIF),
+            ins(RET_K, 0, 0, RET_ALLOW),
+        ],
     }
 }
 
@@ -95,6 +108,10 @@ pub fn build(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
     for nr in REFUSED {
         p.push(ins(JEQ_K, 0, 1, *nr as u32));
         p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+    }
+    for nr in NOT_IMPLEMENTED {
+        p.push(ins(JEQ_K, 0, 1, *nr as u32));
+        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
     }
     for s in syscalls {
         let b = body(s.cond());
@@ -227,6 +244,23 @@ mod tests {
                 RET_ERRNO | libc::EPERM as u32
             );
         }
+    }
+
+    #[test]
+    fn untraced_clones_are_notified_and_clone3_falls_back() {
+        let p = build(Sysno::ALL);
+        let a = AUDIT_ARCH_X86_64;
+        let nr = libc::SYS_clone as u32;
+        let fork_like = libc::SIGCHLD as u64;
+        assert_eq!(run(&p, nr, a, [fork_like, 0, 0, 0, 0, 0]), RET_ALLOW);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(run(&p, nr, a, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        let untraced = fork_like | u64::from(CLONE_UNTRACED);
+        assert_eq!(run(&p, nr, a, [untraced, 0, 0, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(
+            run(&p, libc::SYS_clone3 as u32, a, [0; 6]),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! as TSEM would, ask the modeling layer, then perform the operation ourselves (ADDFD or an
 //! emulated result) or let the kernel continue.
 //!
-//! Emulation is only used when the target's credentials equal the supervisor's and the target's
-//! root is ours, so that the supervisor's permission checks and path walks are the target's.
+//! Paths resolve in the target's own root (`/proc/<tid>/root`, `RESOLVE_IN_ROOT`) when it is not
+//! ours. The supervisor performs a call only when the target's credentials equal its own, so
+//! that its permission checks are the target's; otherwise the call is described and decided
+//! like any other, then refused when enforcing, or continued, counted in `unfaithful`.
+
+mod reach;
+mod roots;
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -91,21 +96,31 @@ pub(crate) struct Shared<H> {
     pub observe: crate::syscalls::Observe,
     /// Notification threads block in RECV rather than epoll ([`sys::recv_returns_on_hangup`]).
     pub recv_blocks: bool,
+    /// See [`SensorConfig::enforcing`](crate::SensorConfig::enforcing).
+    pub enforcing: bool,
+    /// The supervisor's mount namespace: a task in another one resolves paths in its own root.
+    pub own_mntns: u64,
+    /// Set once a task changed what an `fs_struct` shared with other tasks holds (root, umask:
+    /// chroot, pivot_root, setns, unshare, umask): from then on no task's status or root is
+    /// cached, since the change reaches tasks that made no call.
+    pub fs_varies: std::sync::atomic::AtomicBool,
 }
 
-/// A regular file the supervisor opened for a task and injected, kept so the task's next
-/// `mmap`s of it (the loader maps every library just opened, several times) are described
-/// from the open instead of fetching the descriptor again: `kcmp` proves the task's descriptor
-/// is still this very open file, `fstat` that its contents did not change.
+/// The description of a regular file the supervisor opened for a task and injected, kept so
+/// the task's next `mmap`s of it (the loader maps every library just opened, several times)
+/// reuse it instead of describing the file again. The file itself is not kept open (an open
+/// descriptor in the supervisor would make an exec of a file written through it fail with
+/// ETXTBSY, and keep the filesystem busy): the task's descriptor is fetched at the mmap and
+/// must still be that mount, inode, size, mtime and ctime (a rename or link moves ctime).
 pub(crate) struct Injected {
     tgid: i32,
     target_fd: i32,
-    file: OwnedFd,
     key: crate::digest_cache::DigestKey,
+    mnt_id: u64,
     desc: FileDesc,
 }
 
-/// How many injected files are kept (each holds the file open in the supervisor).
+/// How many injected descriptions are kept.
 const INJECTED_KEPT: usize = 32;
 
 /// (task serial, its /proc status, whether its root is ours), see [`Shared::status`].
@@ -151,8 +166,11 @@ struct Call {
     status: Status,
     task: Task,
     emulated: bool,
-    /// Set by an emulated open of a regular file: its description and identity.
-    injected: Option<(FileDesc, crate::digest_cache::DigestKey)>,
+    /// The supervisor's credentials differ from the task's, so it cannot perform the call as
+    /// the task would: see [`Notifier::decide`].
+    unfaithful: bool,
+    /// Set by an emulated open of a regular file: its description, identity and mount.
+    injected: Option<(FileDesc, crate::digest_cache::DigestKey, u64)>,
 }
 
 /// A path resolved for the supervisor: a directory descriptor standing for the target's
@@ -354,7 +372,12 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             None
         };
-        let serial = known.as_ref().map_or(0, |t| t.serial);
+        let fs_varies = self.shared.fs_varies.load(std::sync::atomic::Ordering::Relaxed);
+        let serial = if fs_varies {
+            0
+        } else {
+            known.as_ref().map_or(0, |t| t.serial)
+        };
         let cached = lock(&self.shared.status)
             .get(&tid)
             .filter(|c| c.0 == serial && serial != 0)
@@ -381,6 +404,14 @@ impl<H: EventHandler> Notifier<H> {
             // The call may change credentials, umask or root: describe later events afresh.
             lock(&self.shared.status).remove(&tid);
         }
+        if sys.changes_shared_fs() {
+            // Root and umask live in an fs_struct that other tasks may share (CLONE_FS): the
+            // change reaches them without a call of theirs, so stop caching for everyone.
+            self.shared
+                .fs_varies
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            lock(&self.shared.status).clear();
+        }
         let task = match known {
             Some(t) => Some(t),
             None => lock(&self.shared.tree).process(status.tgid).cloned(),
@@ -394,6 +425,7 @@ impl<H: EventHandler> Notifier<H> {
             status,
             task,
             emulated: false,
+            unfaithful: false,
             injected: None,
         };
         let reply = self.dispatch(&mut call);
@@ -411,16 +443,20 @@ impl<H: EventHandler> Notifier<H> {
                 Counters::bump(&self.shared.counters.emulated);
                 match sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec) {
                     Ok(target_fd) => {
-                        if let Some((desc, key)) = call.injected {
+                        // Our descriptor is closed now: the task holds the only one.
+                        drop(fd);
+                        if let Some((desc, key, mnt_id)) = call.injected {
                             let mut kept = lock(&self.shared.injected);
+                            // The number may have been ours before for another file.
+                            kept.retain(|i| i.tgid != call.status.tgid || i.target_fd != target_fd);
                             if kept.len() >= INJECTED_KEPT {
                                 kept.pop_front();
                             }
                             kept.push_back(Injected {
                                 tgid: call.status.tgid,
                                 target_fd,
-                                file: fd,
                                 key,
+                                mnt_id,
                                 desc,
                             });
                         }
@@ -476,7 +512,9 @@ impl<H: EventHandler> Notifier<H> {
         if let Some(Some(r)) = lock(&self.shared.status).get(&tid).map(|c| c.2) {
             return r;
         }
-        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root);
+        // The same root directory in another mount namespace is another tree of mounts.
+        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root)
+            && stat_of(&format!("/proc/{tid}/ns/mnt")).map(|s| s.1) == Some(self.shared.own_mntns);
         if let Some(c) = lock(&self.shared.status).get_mut(&tid) {
             c.2 = Some(r);
         }
@@ -580,7 +618,7 @@ impl<H: EventHandler> Notifier<H> {
             libc::RESOLVE_NO_MAGICLINKS
         };
         if !self.same_root(call.tid) {
-            return Err(Fail::Fallback);
+            return self.resolve_in_root(call, dirfd, path, resolve);
         }
         let dir = if path.first() == Some(&b'/') {
             None
@@ -612,7 +650,7 @@ impl<H: EventHandler> Notifier<H> {
     /// operation base, absolute path of the entry).
     fn parent(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Parent, Fail> {
         let Some((p, base, base_op)) = split_parent(raw) else {
-            return Err(Fail::Fallback);
+            return Err(Fail::Errno(self.dot_errno(call, dirfd, raw)));
         };
         let t = self.resolve(call, dirfd, &p)?;
         let fd = sys::openat2(
@@ -880,6 +918,11 @@ impl<H: EventHandler> Notifier<H> {
                 Counters::bump(&self.shared.counters.unmodeled);
                 Ok(Reply::Continue)
             }
+            Sysno::PidfdOpen => self.sys_pidfd_open(call),
+            Sysno::PidfdGetfd => self.sys_pidfd_getfd(call),
+            Sysno::PidfdSendSignal => self.sys_pidfd_send_signal(call),
+            Sysno::ProcessVmReadv | Sysno::ProcessVmWritev => self.sys_process_vm(call),
+            Sysno::Clone => Ok(self.sys_clone_untraced(call)),
         };
         match r {
             Ok(r) => r,
@@ -891,12 +934,38 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }
             Err(Fail::Fallback) => {
-                // The supervisor cannot act for this target; describe what it can by path and
-                // let the kernel run the call (racy, see docs/sensor.md).
-                Counters::bump(&self.shared.counters.unmodeled);
-                Reply::Continue
+                // The supervisor cannot act for this target: refused when enforcing, else the
+                // kernel runs the call (racy, see docs/sensor.md); counted either way.
+                self.unfaithful_reply()
             }
         }
+    }
+
+    /// The answer to a call the supervisor cannot perform as the task would: EPERM when
+    /// enforcing (the kernel would re-read what was decided, with other credentials), else
+    /// CONTINUE after its verdict. Counted in `unfaithful` either way.
+    fn unfaithful_reply(&self) -> Reply {
+        Counters::bump(&self.shared.counters.unfaithful);
+        if self.shared.enforcing {
+            Reply::Error(libc::EPERM)
+        } else {
+            Reply::Continue
+        }
+    }
+
+    /// Whether the supervisor may perform `call` itself (its credentials are the task's),
+    /// recorded in the call: an allowed call it may not perform gets [`Self::unfaithful_reply`]
+    /// (see [`Self::decide`] and [`Self::gate`]).
+    fn performs(&self, call: &mut Call) -> bool {
+        call.unfaithful = !self.same_creds(call);
+        call.emulated = !call.unfaithful;
+        call.emulated
+    }
+
+    /// After an allowing verdict and before the supervisor performs anything: the answer for
+    /// a call it cannot perform faithfully, if this is one.
+    fn gate(&self, call: &Call) -> Option<Reply> {
+        call.unfaithful.then(|| self.unfaithful_reply())
     }
 
     /// Ask about an event the kernel then runs (continued) unless it is denied.
@@ -917,6 +986,9 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Option<Reply> {
         let v = self.ask(call, ty, cell);
         if let Some(r) = Self::verdict_reply(v) {
+            return Some(r);
+        }
+        if let Some(r) = self.gate(call) {
             return Some(r);
         }
         (!emulate).then_some(Reply::Continue)
@@ -974,32 +1046,21 @@ impl<H: EventHandler> Notifier<H> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        if !self.same_creds(call) {
-            return Err(Fail::Fallback);
-        }
-        call.emulated = true;
+        self.performs(call);
         let fl = flags as i32;
         let cloexec = fl & libc::O_CLOEXEC != 0;
         if fl & libc::O_PATH != 0 {
             // O_PATH opens never reach security_file_open: no event.
+            if let Some(r) = self.gate(call) {
+                return Ok(r);
+            }
             let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
             let fd = sys::openat2(t.dir(), &t.path, flags & keep, 0, t.resolve)?;
             Counters::bump(&self.shared.counters.unmodeled);
             return Ok(Reply::AddFd(fd, cloexec));
         }
         if fl & libc::O_TMPFILE == libc::O_TMPFILE {
-            let m = mode & !u64::from(self.umask(call)) & 0o7777;
-            let fd = sys::openat2(
-                t.dir(),
-                &t.path,
-                flags & !(libc::O_CLOEXEC as u64),
-                m,
-                t.resolve,
-            )?;
-            let st = sys::fstat(fd.as_fd())?;
-            let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
-            let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-            return Ok(Self::verdict_reply(v).unwrap_or(Reply::AddFd(fd, cloexec)));
+            return self.open_tmpfile(call, &t, flags, mode, cloexec);
         }
         let creat = fl & libc::O_CREAT != 0;
         let excl = creat && fl & libc::O_EXCL != 0;
@@ -1042,10 +1103,18 @@ impl<H: EventHandler> Notifier<H> {
             return Err(Fail::Errno(libc::ELOOP));
         }
         self.guard(self.shared.protected.object(&st))?;
+        self.guard_supervisor(p.as_fd(), &st)?;
         let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
             .map_err(|_| Fail::Errno(libc::EINVAL))?;
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
         let real_flags = (flags & !strip) | libc::O_NOCTTY as u64;
+        if !is(&st, libc::S_IFREG)
+            && let Some(r) = self.gate(call)
+        {
+            // No event (TSEM models opens of regular files only), but still not performed
+            // with other credentials than the task's.
+            return Ok(r);
+        }
         if is(&st, libc::S_IFIFO) {
             // Opening a FIFO blocks until the other end shows up, which may be another
             // supervised task: do it on a helper thread and answer from there.
@@ -1078,9 +1147,22 @@ impl<H: EventHandler> Notifier<H> {
             &st,
             open_f_flags(flags),
         );
-        call.injected = Some((file.clone(), crate::digest_cache::DigestKey::of(&st)));
+        // Files on pseudo filesystems produce no mmap_file event: the mmap of one must take
+        // the path that finds that out, whichever thread answers it first.
+        if !crate::describe::PSEUDO_MAGICS.contains(&file.inode.s_magic)
+            && let Ok(mnt_id) = sys::mount_id(p.as_fd())
+        {
+            call.injected = Some((
+                file.clone(),
+                crate::digest_cache::DigestKey::of(&st),
+                mnt_id,
+            ));
+        }
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
         if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
+        }
+        if let Some(r) = self.gate(call) {
             return Ok(r);
         }
         let fd = match reader {
@@ -1169,6 +1251,9 @@ impl<H: EventHandler> Notifier<H> {
             },
         );
         if let Some(r) = Self::verdict_reply(v) {
+            return Ok(Some(r));
+        }
+        if let Some(r) = self.gate(call) {
             return Ok(Some(r));
         }
         let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
@@ -1264,22 +1349,28 @@ impl<H: EventHandler> Notifier<H> {
 
     /// The description of the task's descriptor `fd` when it is a file the supervisor injected
     /// and which has not changed since (see [`Injected`]).
-    fn injected_file(&self, call: &Call, fd: i32) -> Option<FileDesc> {
-        let kept = lock(&self.shared.injected);
-        let i = kept
-            .iter()
-            .rev()
-            .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
-        if !sys::same_open_file(i.file.as_fd(), call.tid, fd) {
+    /// `f` is the task's descriptor `fd`, fetched now, and `st` its `fstat`.
+    fn injected_file(
+        &self,
+        call: &Call,
+        fd: i32,
+        f: BorrowedFd<'_>,
+        st: &libc::stat,
+    ) -> Option<FileDesc> {
+        let (key, mnt_id, desc) = {
+            let kept = lock(&self.shared.injected);
+            let i = kept
+                .iter()
+                .rev()
+                .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
+            (i.key, i.mnt_id, i.desc.clone())
+        };
+        if crate::digest_cache::DigestKey::of(st) != key || sys::mount_id(f).ok()? != mnt_id {
             return None;
         }
-        let st = sys::fstat(i.file.as_fd()).ok()?;
-        if crate::digest_cache::DigestKey::of(&st) != i.key {
-            return None;
-        }
-        let mut desc = i.desc.clone();
+        let mut desc = desc;
         // The file's flags now (fcntl F_SETFL may have changed them since the open).
-        desc.flags = sys::status_flags(i.file.as_fd()).ok()? as u32;
+        desc.flags = sys::status_flags(f).ok()? as u32;
         Some(desc)
     }
 
@@ -1294,10 +1385,12 @@ impl<H: EventHandler> Notifier<H> {
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
-        if let Some(file) = self.injected_file(call, a[4] as i32) {
-            if !self.valid(call) {
-                return Ok(Reply::Gone);
-            }
+        let f = self.target_file(call, a[4] as i32)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        if let Some(file) = self.injected_file(call, a[4] as i32, f.as_fd(), &st) {
             let cell = Cell::MmapFile {
                 file: Some(file),
                 prot: a[2] as u32,
@@ -1305,11 +1398,6 @@ impl<H: EventHandler> Notifier<H> {
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
-        let f = self.target_file(call, a[4] as i32)?;
-        if !self.valid(call) {
-            return Ok(Reply::Gone);
-        }
-        let st = sys::fstat(f.as_fd())?;
         let magic = self.desc.magic(f.as_fd(), &st);
         if !is(&st, libc::S_IFREG) || crate::describe::PSEUDO_MAGICS.contains(&magic) {
             Counters::bump(&self.shared.counters.unmodeled);
@@ -1405,7 +1493,7 @@ impl<H: EventHandler> Notifier<H> {
         let blocking = sys::status_flags(f.as_fd())
             .map(|fl| fl & libc::O_NONBLOCK == 0)
             .unwrap_or(true);
-        let emulate = self.same_creds(call) && !relative_unix;
+        let emulate = self.performs(call) && !relative_unix;
         call.emulated = emulate;
         if let Some(r) = self.decide(call, ty, Cell::SockAddr { sock, addr: parsed }, emulate) {
             return Ok(r);
@@ -1547,15 +1635,15 @@ impl<H: EventHandler> Notifier<H> {
             // Process-group and broadcast signals: one event for the group as a whole.
             (zero, 0)
         };
-        self.simple(
-            call,
-            EventType::TaskKill,
-            Cell::TaskKill {
-                target,
-                sig,
-                cross_ns,
-            },
-        )
+        let cell = Cell::TaskKill {
+            target,
+            sig,
+            cross_ns,
+        };
+        if self.signal_reaches_supervisor(call, sig) {
+            return Ok(self.ask_then_refuse(call, EventType::TaskKill, cell));
+        }
+        self.simple(call, EventType::TaskKill, cell)
     }
 
     fn sys_ptrace(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1575,16 +1663,7 @@ impl<H: EventHandler> Notifier<H> {
             );
         }
         if req == libc::PTRACE_ATTACH || req == libc::PTRACE_SEIZE {
-            let child = self.task_of(a[1] as i32).unwrap_or(zero);
-            // PTRACE_MODE_ATTACH | PTRACE_MODE_REALCREDS.
-            return self.simple(
-                call,
-                EventType::PtraceAccessCheck,
-                Cell::PtraceAccess {
-                    child,
-                    mode: 0x02 | 0x08,
-                },
-            );
+            return self.ptrace_attach(call, a[1] as i32);
         }
         Counters::bump(&self.shared.counters.unmodeled);
         Ok(Reply::Continue)
@@ -1883,8 +1962,7 @@ impl<H: EventHandler> Notifier<H> {
         if par.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let m = mode & !self.umask(call) & 0o7777;
         let fmt = mode & libc::S_IFMT;
         let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
@@ -1977,8 +2055,7 @@ impl<H: EventHandler> Notifier<H> {
         let Some(entry) = par.entry else {
             return Err(Fail::Errno(libc::ENOENT));
         };
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
         let created = self.desc.created(&entry);
         let dentry = self
@@ -2022,8 +2099,7 @@ impl<H: EventHandler> Notifier<H> {
         let Some(oe) = o.entry else {
             return Err(Fail::Errno(libc::ENOENT));
         };
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let old_dir = self.desc.inode(o.fd.as_fd(), &o.st, &o.abs);
         let oc = self.desc.created(&oe);
         let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
@@ -2080,8 +2156,7 @@ impl<H: EventHandler> Notifier<H> {
         if n.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let oc = self.desc.created(&oe);
         let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
@@ -2124,8 +2199,7 @@ impl<H: EventHandler> Notifier<H> {
         if n.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
         let old_name = String::from_utf8_lossy(&traw).into_owned();
@@ -2236,8 +2310,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(obj.as_fd())?;
         self.guard(self.shared.protected.object(&st))?;
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let cell = self.setattr_cell(obj.as_fd(), &st, &what);
         if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);
@@ -2367,8 +2440,8 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<Reply, Fail> {
         let obj = self.object(call, dirfd, path, flags)?;
         // The supervisor's own credentials must not find what the caller's would not (search
-        // permission on the path): otherwise describe and let the kernel answer (racy).
-        let emulate = self.same_creds(call);
+        // permission on the path): otherwise see `performs`.
+        let emulate = self.performs(call);
         self.getattr_of(call, obj, buf, flags, statx_mask, emulate)
     }
 
@@ -2416,8 +2489,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(f.as_fd())?;
         self.guard(self.shared.protected.object(&st))?;
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let mut cell = self.setattr_cell(f.as_fd(), &st, &what);
         if let (SetAttr::Size(_), Cell::InodeSetattr { valid, .. }) = (&what, &mut cell) {
             *valid |= ATTR_FILE;
@@ -2479,8 +2551,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(obj.as_fd())?;
         let set = times.is_some_and(|t| t.iter().any(|x| x.tv_nsec != libc::UTIME_NOW));
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(set));
         if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);

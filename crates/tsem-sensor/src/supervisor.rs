@@ -106,6 +106,9 @@ pub struct SensorConfig {
     /// End the run when the first process exits, killing whatever it left running (default:
     /// follow every descendant to its end, like `strace -f`).
     pub end_with_leader: bool,
+    /// The run enforces a model: a call the supervisor cannot perform as the task would
+    /// (other credentials) is refused with EPERM after its verdict instead of continued.
+    pub enforcing: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -134,6 +137,7 @@ impl Default for SensorConfig {
             wait: WaitMode::Auto,
             observe: Default::default(),
             end_with_leader: false,
+            enforcing: false,
         }
     }
 }
@@ -237,6 +241,7 @@ pub fn run<H: EventHandler + 'static>(
     };
     let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
     let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
+    let own_mntns = meta("/proc/self/ns/mnt").map_err(setup("stat mntns"))?.1;
 
     // Orphans of the workload must come back to us, not to init outside the tree.
     sys::set_child_subreaper().map_err(setup("PR_SET_CHILD_SUBREAPER"))?;
@@ -260,6 +265,10 @@ pub fn run<H: EventHandler + 'static>(
             source: e,
         });
     }
+    // Out of the workload's reach from now on: same-uid processes without CAP_SYS_PTRACE can
+    // no longer read or write our memory, take our descriptors (the listener) or trace us.
+    // Only after the seize: the child, forked before, must stay dumpable until its execve.
+    sys::set_undumpable().map_err(setup("PR_SET_DUMPABLE"))?;
     sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
     drop(go_w);
 
@@ -307,6 +316,9 @@ pub fn run<H: EventHandler + 'static>(
         own,
         own_root,
         own_netns,
+        own_mntns,
+        enforcing: config.enforcing,
+        fs_varies: Default::default(),
     });
     let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     // One notification thread per CPU (at most four): with SYNC_WAKE_UP a notification is
@@ -597,23 +609,43 @@ fn deliver<H: EventHandler>(
     v
 }
 
+/// The file-backed mappings of a new image and the files behind them.
+type ExecObjects = (
+    Vec<tsem_core::event::FileDesc>,
+    Vec<(tsem_core::event::FileDesc, u32)>,
+);
+
+/// The object mapped at `m` in task `pid`: the file its path names if that is still the mapped
+/// inode, else the mapping's own file through `/proc/<pid>/map_files/` (which needs
+/// `CAP_CHECKPOINT_RESTORE` or `CAP_SYS_ADMIN`). `None` when neither is possible.
+fn mapped_object(pid: i32, m: &procfs::MapEntry) -> Option<(std::os::fd::OwnedFd, libc::stat)> {
+    let dev = libc::makedev(m.major, m.minor);
+    let names = |p: &str| {
+        let f = sys::open(p, libc::O_PATH).ok()?;
+        let st = sys::fstat(f.as_fd()).ok()?;
+        (st.st_dev == dev && st.st_ino == m.ino).then_some((f, st))
+    };
+    names(&m.path).or_else(|| names(&format!("/proc/{pid}/map_files/{}", m.range)))
+}
+
 /// What the kernel opens and maps itself during an exec, read back at the exec stop from
 /// `/proc/<pid>/maps` before the program's first instruction: the ELF interpreter (file_open)
-/// and every segment of the executable and the interpreter (mmap_file).
+/// and every segment of the executable and the interpreter (mmap_file). Every file-backed
+/// mapping is verified against the mapped inode: `Err` when one cannot be (its path names
+/// another file or none, "(deleted)", and `map_files` is out of reach), and the task must not
+/// run.
 fn exec_objects(
     desc: &mut Describer,
     pid: i32,
     exe: &libc::stat,
-) -> (
-    Vec<tsem_core::event::FileDesc>,
-    Vec<(tsem_core::event::FileDesc, u32)>,
-) {
+    exe_desc: &tsem_core::event::FileDesc,
+) -> Result<ExecObjects, ()> {
     let mut interps = Vec::new();
     let mut maps = Vec::new();
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return (interps, maps);
-    };
-    let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> = Vec::new();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|_| ())?;
+    // The executable was described from /proc/<pid>/exe, the very file loaded.
+    let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> =
+        vec![(exe.st_dev, exe.st_ino, exe_desc.clone())];
     for m in procfs::parse_maps(&text) {
         let dev = libc::makedev(m.major, m.minor);
         let known = files
@@ -623,16 +655,9 @@ fn exec_objects(
         let file = match known {
             Some(f) => f,
             None => {
-                // The path printed in maps is only trusted when it still names the mapped inode.
-                let Ok(p) = sys::open(&m.path, libc::O_PATH) else {
-                    continue;
+                let Some((p, st)) = mapped_object(pid, &m) else {
+                    return Err(());
                 };
-                let Ok(st) = sys::fstat(p.as_fd()) else {
-                    continue;
-                };
-                if st.st_dev != dev || st.st_ino != m.ino {
-                    continue;
-                }
                 let reader = desc.reader_for(p.as_fd(), &st);
                 let f = desc.file(
                     p.as_fd(),
@@ -649,7 +674,7 @@ fn exec_objects(
         };
         maps.push((file, m.prot));
     }
-    (interps, maps)
+    Ok((interps, maps))
 }
 
 fn on_exec<H: EventHandler>(
@@ -698,7 +723,11 @@ fn on_exec<H: EventHandler>(
     {
         old_status.name = a.comm.clone().unwrap_or_default();
     }
-    let (interps, maps) = exec_objects(desc, tid, &st);
+    let Ok((interps, maps)) = exec_objects(desc, tid, &st, &exe) else {
+        // A mapping of the new image that cannot be tied to its file would run undescribed.
+        kill();
+        return;
+    };
     // The kernel's own opens at exec: the program when it is not the file checked at execve (a
     // script's interpreter, or a swap in between), then the ELF interpreter.
     let unapproved = (!matches).then(|| exe.clone());

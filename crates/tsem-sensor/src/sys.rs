@@ -381,6 +381,27 @@ pub fn statx_bytes(fd: BorrowedFd<'_>, flags: i32, mask: u32) -> io::Result<Vec<
     Ok(unsafe { std::slice::from_raw_parts((&sx as *const libc::statx).cast::<u8>(), n) }.to_vec())
 }
 
+/// The mount id of the object behind `fd` (`statx` `STATX_MNT_ID`): tells two opens of one
+/// inode through different mounts apart.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    if sx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok(sx.stx_mnt_id)
+}
+
 /// `openat2(dirfd, path, how)` with `O_CLOEXEC` added.
 pub fn openat2(
     dirfd: Option<BorrowedFd<'_>>,
@@ -782,6 +803,22 @@ pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: plain integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)?;
     Ok(())
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: the supervisor's memory, descriptors and `/proc/<pid>`
+/// entries are then out of reach of same-uid processes without `CAP_SYS_PTRACE`
+/// (process_vm_*, pidfd_getfd, ptrace, `/proc/<pid>/mem` all check `ptrace_may_access`). The
+/// supervisor still reaches its own `/proc/self` (same thread group).
+pub fn set_undumpable() -> io::Result<()> {
+    // SAFETY: plain integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `getpgid(pid)` (0: the caller's process group).
+pub fn getpgid(pid: i32) -> io::Result<i32> {
+    // SAFETY: plain integer argument.
+    Ok(cvt(unsafe { libc::getpgid(pid) } as libc::c_long)? as i32)
 }
 
 /// `ptrace(PTRACE_SEIZE, pid, 0, options)`.

@@ -159,6 +159,15 @@ syscalls! {
     Getpeername = SYS_getpeername, "getpeername";
     Setsockopt = SYS_setsockopt, "setsockopt";
     Shutdown = SYS_shutdown, "shutdown";
+    // Calls that reach another task's memory, descriptors or signals: task_kill and
+    // ptrace_access_check, and never the supervisor (see notify/reach.rs).
+    PidfdOpen = SYS_pidfd_open, "pidfd_open";
+    PidfdGetfd = SYS_pidfd_getfd, "pidfd_getfd";
+    PidfdSendSignal = SYS_pidfd_send_signal, "pidfd_send_signal";
+    ProcessVmReadv = SYS_process_vm_readv, "process_vm_readv";
+    ProcessVmWritev = SYS_process_vm_writev, "process_vm_writev";
+    // Notified only with CLONE_UNTRACED (refused: the child would escape ptrace).
+    Clone = SYS_clone, "clone";
 }
 
 /// Hot events, observed only on request ([`Observe`]).
@@ -258,6 +267,9 @@ pub enum Cond {
     /// `prlimit64`: unless it only reads the caller's own limits (pid 0, no new limit), which
     /// reaches no LSM hook (`check_prlimit_permission` returns early for the current task).
     PrlimitWrite,
+    /// `clone`: only with `CLONE_UNTRACED` in its flags (a register argument), which the
+    /// supervisor refuses: the child would run without exec stops or inherited identity.
+    CloneUntraced,
 }
 
 impl Sysno {
@@ -285,6 +297,15 @@ impl Sysno {
         )
     }
 
+    /// Whether the call can change what an `fs_struct` holds (root, umask), which other tasks
+    /// may share (`CLONE_FS`) and so see changed without a call of their own.
+    pub const fn changes_shared_fs(self) -> bool {
+        matches!(
+            self,
+            Sysno::Chroot | Sysno::PivotRoot | Sysno::Setns | Sysno::Unshare | Sysno::Umask
+        )
+    }
+
     /// The hot event class of this call, notified only on request.
     pub const fn hot(self) -> Option<Hot> {
         match self {
@@ -306,6 +327,7 @@ impl Sysno {
         match self {
             Sysno::Mmap => Cond::MmapFile,
             Sysno::Prlimit64 => Cond::PrlimitWrite,
+            Sysno::Clone => Cond::CloneUntraced,
             _ => Cond::Always,
         }
     }
