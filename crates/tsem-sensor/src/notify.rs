@@ -1103,7 +1103,12 @@ impl<H: EventHandler> Notifier<H> {
             return Err(Fail::Errno(libc::ELOOP));
         }
         self.guard(self.shared.protected.object(&st))?;
-        self.guard_supervisor(p.as_fd(), &st)?;
+        // The supervisor's own /proc/<pid> (its memory above all): refused in every mode,
+        // after the event for regular files, so the attempt is recorded.
+        let to_supervisor = self.is_supervisor_proc(p.as_fd(), &st);
+        if to_supervisor && !is(&st, libc::S_IFREG) {
+            return Ok(self.refuse());
+        }
         let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
             .map_err(|_| Fail::Errno(libc::EINVAL))?;
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
@@ -1161,6 +1166,9 @@ impl<H: EventHandler> Notifier<H> {
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
         if let Some(r) = Self::verdict_reply(v) {
             return Ok(r);
+        }
+        if to_supervisor {
+            return Ok(self.refuse());
         }
         if let Some(r) = self.gate(call) {
             return Ok(r);

@@ -252,6 +252,15 @@ pub fn run<H: EventHandler + 'static>(
     let pid = sys::fork_child(&plan, &go_r, &sock_child, &err_w).map_err(setup("fork"))?;
     drop((go_r, sock_child, err_w));
 
+    // The child says when it is dumpable again (see `sys::fork_child`); EOF: it failed.
+    let mut ready = [0u8; 1];
+    if !matches!(sys::read(sock_parent.as_fd(), &mut ready), Ok(1)) {
+        let _ = sys::waitpid(pid);
+        return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
+            what: "waiting for the child",
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        }));
+    }
     let opts = (libc::PTRACE_O_TRACEEXEC
         | libc::PTRACE_O_TRACEFORK
         | libc::PTRACE_O_TRACEVFORK

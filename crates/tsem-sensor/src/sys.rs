@@ -1124,6 +1124,14 @@ unsafe fn child_main(
         if libc::getppid() != parent {
             fail(ChildStage::Orphaned);
         }
+        // A supervisor that already made itself non-dumpable (an earlier run in the same
+        // process) passed that on to us; the seize needs us dumpable. The parent waits for
+        // this byte before it seizes.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let ready = [b'r'];
+        if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
+            fail(ChildStage::Orphaned);
+        }
         // The parent seizes us with ptrace before it writes; EOF means it is gone.
         let mut b = 0u8;
         loop {

@@ -77,7 +77,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Refuse a call that would reach outside the workload, in every mode.
-    fn refuse(&self) -> Reply {
+    pub(super) fn refuse(&self) -> Reply {
         Counters::bump(&self.shared.counters.refused);
         Reply::Error(libc::EPERM)
     }
@@ -128,19 +128,6 @@ impl<H: EventHandler> Notifier<H> {
         let inner = self.desc.path(p, st, &abs, None).pathname;
         let first = inner.trim_start_matches('/').split('/').next().unwrap_or("");
         first.parse::<i32>().is_ok_and(|n| self.is_supervisor(n))
-    }
-
-    /// Refuse an open of an object under the supervisor's `/proc/<pid>`.
-    pub(super) fn guard_supervisor(
-        &mut self,
-        p: BorrowedFd<'_>,
-        st: &libc::stat,
-    ) -> Result<(), Fail> {
-        if self.is_supervisor_proc(p, st) {
-            Counters::bump(&self.shared.counters.refused);
-            return Err(Fail::Errno(libc::EPERM));
-        }
-        Ok(())
     }
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
