@@ -1164,11 +1164,11 @@ impl<H: EventHandler> Notifier<H> {
             ));
         }
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(r);
-        }
         if to_supervisor {
             return Ok(self.refuse());
+        }
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(r);
         }
         if let Some(r) = self.gate(call) {
             return Ok(r);

@@ -1,0 +1,181 @@
+/* Attacks on the sensor's supervisor and on its view of the workload, one per mode. Every
+ * success prints a line starting with "LEAK:" or the secret/marker it reached, so the test
+ * judges the attack by its effect. Output goes through write(2), which is never notified. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sched.h>
+
+#ifndef CLONE_UNTRACED
+#define CLONE_UNTRACED 0x00800000
+#endif
+
+static void say(const char *s) {
+    if (write(1, s, strlen(s)) < 0) _exit(3);
+}
+
+static void sayf(const char *fmt, long v) {
+    char b[128];
+    snprintf(b, sizeof b, fmt, v);
+    say(b);
+}
+
+static int target(const char *arg) {
+    return !strcmp(arg, "ppid") ? (int)getppid() : atoi(arg);
+}
+
+/* The first readable mapping of pid, or 0 when its maps cannot be read. */
+static unsigned long readable_addr(int pid) {
+    char p[64], line[512];
+    snprintf(p, sizeof p, "/proc/%d/maps", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    unsigned long a = 0, b;
+    char perms[8];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx %4s", &a, &b, perms) == 3 && perms[0] == 'r') break;
+    fclose(f);
+    return a;
+}
+
+static void dump(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        sayf("open failed: errno %ld\n", errno);
+        return;
+    }
+    char b[256];
+    ssize_t n = read(fd, b, sizeof b - 1);
+    if (n > 0) {
+        b[n] = 0;
+        say(b);
+    }
+    close(fd);
+}
+
+static void untraced_child(const char *marker) {
+    execl("/bin/echo", "echo", marker, (char *)0);
+    _exit(127);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *m = argv[1];
+    if (!strcmp(m, "noop")) {
+        say("ok\n");
+        return 0;
+    }
+    if (!strcmp(m, "pidfd") && argc == 3) {
+        int pid = target(argv[2]);
+        int pfd = syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0) {
+            sayf("pidfd_open: errno %ld\n", errno);
+            return 0;
+        }
+        for (int fd = 0; fd < 256; fd++) {
+            int got = syscall(SYS_pidfd_getfd, pfd, fd, 0);
+            if (got >= 0) sayf("LEAK:fd %ld\n", fd);
+        }
+        return 0;
+    }
+    if (!strcmp(m, "vm") && argc == 3) {
+        int pid = target(argv[2]);
+        unsigned long a = readable_addr(pid);
+        char buf[16];
+        struct iovec l = {buf, sizeof buf}, r = {(void *)(a ? a : 0x10000), sizeof buf};
+        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n > 0) sayf("LEAK:vm %ld bytes\n", n);
+        else sayf("process_vm_readv: errno %ld\n", errno);
+        /* Writing back what was read changes nothing but proves write access. */
+        if (n > 0 && process_vm_writev(pid, &l, 1, &r, 1, 0) > 0) say("LEAK:vmwrite\n");
+        return 0;
+    }
+    if (!strcmp(m, "mem") && argc == 3) {
+        int pid = target(argv[2]);
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/mem", pid);
+        int fd = open(p, O_RDONLY);
+        if (fd < 0) {
+            sayf("open mem: errno %ld\n", errno);
+            return 0;
+        }
+        say("LEAK:memfd\n");
+        char buf[16];
+        unsigned long a = readable_addr(pid);
+        if (a && pread(fd, buf, sizeof buf, (off_t)a) > 0) say("LEAK:mem\n");
+        return 0;
+    }
+    if (!strcmp(m, "ptrace") && argc == 3) {
+        int pid = target(argv[2]);
+        if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+            say("LEAK:ptrace\n");
+            ptrace(PTRACE_DETACH, pid, 0, 0);
+        } else {
+            sayf("ptrace: errno %ld\n", errno);
+        }
+        return 0;
+    }
+    if (!strcmp(m, "stop") && argc == 3) {
+        int pid = !strcmp(argv[2], "group") ? 0 : target(argv[2]);
+        if (kill(pid, SIGSTOP) == 0) say("LEAK:stop\n");
+        else sayf("kill: errno %ld\n", errno);
+        return 0;
+    }
+    if (!strcmp(m, "pidsig") && argc == 3) {
+        int pid = target(argv[2]);
+        int pfd = syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0) {
+            sayf("pidfd_open: errno %ld\n", errno);
+            return 0;
+        }
+        if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, 0, 0) == 0) say("LEAK:pidsig\n");
+        return 0;
+    }
+    if (!strcmp(m, "untraced") && argc == 3) {
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_UNTRACED;
+        ca.exit_signal = SIGCHLD;
+        long c = syscall(SYS_clone3, &ca, sizeof ca);
+        if (c == 0) untraced_child(argv[2]);
+        if (c > 0) waitpid((pid_t)c, 0, 0);
+        else sayf("clone3: errno %ld\n", errno);
+        c = syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+        if (c == 0) untraced_child(argv[2]);
+        if (c > 0) waitpid((pid_t)c, 0, 0);
+        else sayf("clone: errno %ld\n", errno);
+        return 0;
+    }
+    /* Credentials that differ from the supervisor's (a new user namespace has every
+     * capability), then a read the model never saw. */
+    if (!strcmp(m, "userns_read") && argc == 3) {
+        if (unshare(CLONE_NEWUSER) != 0) {
+            sayf("unshare: errno %ld\n", errno);
+            return 4;
+        }
+        dump(argv[2]);
+        return 0;
+    }
+    /* Another root, then a read the model never saw, named relative to that root. */
+    if (!strcmp(m, "chroot_read") && argc == 4) {
+        if (unshare(CLONE_NEWUSER) != 0 || chroot(argv[2]) != 0 || chdir("/") != 0) {
+            sayf("chroot: errno %ld\n", errno);
+            return 4;
+        }
+        dump(argv[3]);
+        return 0;
+    }
+    return 2;
+}
