@@ -1105,8 +1105,12 @@ impl<H: EventHandler> Notifier<H> {
         self.guard(self.shared.protected.object(&st))?;
         // The supervisor's own /proc/<pid> (its memory above all): refused in every mode,
         // after the event for regular files, so the attempt is recorded.
-        let to_supervisor = self.is_supervisor_proc(p.as_fd(), &st);
-        if to_supervisor && !is(&st, libc::S_IFREG) {
+        if self.is_supervisor_proc(p.as_fd(), &st) {
+            if is(&st, libc::S_IFREG) {
+                // Nothing is read: files on proc have the zero digest.
+                let file = self.desc.file(p.as_fd(), None, &st, open_f_flags(flags));
+                let _ = self.ask(call, EventType::FileOpen, Cell::File(file));
+            }
             return Ok(self.refuse());
         }
         let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
@@ -1164,9 +1168,6 @@ impl<H: EventHandler> Notifier<H> {
             ));
         }
         let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if to_supervisor {
-            return Ok(self.refuse());
-        }
         if let Some(r) = Self::verdict_reply(v) {
             return Ok(r);
         }
