@@ -72,10 +72,14 @@ impl Lab {
         let dir = scratch(name);
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/attack.c");
         std::fs::copy(&src, dir.join("attack.c")).unwrap();
-        compile(&dir, "attack.c", "attack", &[]);
+        compile(&dir, "attack.c", "attack", &["-pthread"]);
         let model = dir.join("noop.model");
         let lab = Lab { dir, model };
-        let r = lab.tsem(&["-o", lab.model.to_str().unwrap()], &["./attack", "noop"], "learn");
+        let r = lab.tsem(
+            &["-o", lab.model.to_str().unwrap()],
+            &["./attack", "noop"],
+            "learn",
+        );
         assert_eq!(r.code, Some(0), "learning: {}", r.stderr);
         assert_eq!(r.stdout, "ok\n");
         lab
@@ -89,7 +93,12 @@ impl Lab {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tsem"))
             .arg("run")
             .args(extra)
-            .args(["--no-digest-cache", "--summary-json", s.to_str().unwrap(), "--"])
+            .args([
+                "--no-digest-cache",
+                "--summary-json",
+                s.to_str().unwrap(),
+                "--",
+            ])
             .args(cmd)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -126,7 +135,11 @@ impl Lab {
     }
 
     fn enforce(&self, cmd: &[&str], tag: &str) -> Run {
-        self.tsem(&["--enforce", "--model", self.model.to_str().unwrap()], cmd, tag)
+        self.tsem(
+            &["--enforce", "--model", self.model.to_str().unwrap()],
+            cmd,
+            tag,
+        )
     }
 }
 
@@ -161,7 +174,11 @@ fn the_supervisors_memory_cannot_be_read_or_written() {
     let lab = Lab::new("vm");
     let r = lab.enforce(&["./attack", "vm", "ppid"], "vm");
     assert_no_leak(&r, "process_vm_readv");
-    assert!(r.stdout.contains("process_vm_readv: errno 1"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("process_vm_readv: errno 1"),
+        "{}",
+        r.stdout
+    );
     assert!(r.top("forensics_events") >= 1, "{}", r.summary);
     assert!(r.sensor("refused") >= 1, "{}", r.summary);
 
@@ -216,7 +233,11 @@ fn untraced_children_are_never_created() {
     let lab = Lab::new("untraced");
     let marker = "UNTRACED-CHILD-RAN";
     let r = lab.enforce(&["./attack", "untraced", marker], "untraced");
-    assert!(!r.stdout.contains(marker), "an untraced child ran: {}", r.stdout);
+    assert!(
+        !r.stdout.contains(marker),
+        "an untraced child ran: {}",
+        r.stdout
+    );
     assert!(r.stdout.contains("clone3: errno 38"), "{}", r.stdout);
     assert!(r.stdout.contains("clone: errno 1"), "{}", r.stdout);
     // clone has no TSEM event: the refusal is the sensor's own.
@@ -232,7 +253,11 @@ fn reads_after_a_credential_change_are_decided() {
     std::fs::write(lab.dir.join("secret.txt"), "SECRET-AFTER-USERNS\n").unwrap();
     let r = lab.enforce(&["./attack", "userns_read", "secret.txt"], "userns");
     assert_eq!(r.code, Some(0), "{} {}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("SECRET"), "the secret was read: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("SECRET"),
+        "the secret was read: {}",
+        r.stdout
+    );
     assert!(r.top("forensics_events") >= 1, "{}", r.summary);
     assert!(r.top("denied") >= 1, "{}", r.summary);
 }
@@ -247,7 +272,152 @@ fn reads_after_a_root_change_are_decided() {
         "chroot",
     );
     assert_eq!(r.code, Some(0), "{} {}", r.stdout, r.stderr);
-    assert!(!r.stdout.contains("SECRET"), "the secret was read: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("SECRET"),
+        "the secret was read: {}",
+        r.stdout
+    );
     assert!(r.top("forensics_events") >= 1, "{}", r.summary);
     assert!(r.top("denied") >= 1, "{}", r.summary);
+}
+
+/// Whether this test runs as root (some kernel paths differ: `map_files` needs privilege).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+#[test]
+fn a_swapped_elf_interpreter_never_runs_undescribed() {
+    let lab = Lab::new("interp");
+    let ld = "/lib64/ld-linux-x86-64.so.2";
+    let myld = lab.dir.join("myld");
+    std::fs::copy(ld, &myld).unwrap();
+    std::fs::copy(ld, lab.dir.join("src")).unwrap();
+    std::fs::write(
+        lab.dir.join("marker.c"),
+        "#include <unistd.h>\nint main(void){write(1,\"INTERP-RAN\\n\",11);return 0;}\n",
+    )
+    .unwrap();
+    let linker = format!("-Wl,--dynamic-linker={}", myld.display());
+    compile(&lab.dir, "marker.c", "marker", &[&linker]);
+    let cmd = ["./attack", "interp", "src", "myld", "./marker"];
+    // The model holds the whole attack with the interpreter's own bytes in place...
+    let model = lab.dir.join("interp.model");
+    let r = lab.tsem(&["-o", model.to_str().unwrap()], &cmd, "learn-interp");
+    assert!(r.stdout.contains("status"), "{} {}", r.stdout, r.stderr);
+    if is_root() {
+        // The mapped interpreter was described from the mapping itself, so it could run.
+        assert!(r.stdout.contains("INTERP-RAN"), "{} {}", r.stdout, r.stderr);
+    }
+    // ...and then another interpreter is bound there.
+    let mut evil = std::fs::read(ld).unwrap();
+    evil.extend_from_slice(b"evil");
+    std::fs::write(lab.dir.join("src"), evil).unwrap();
+    let r = lab.tsem(
+        &["--enforce", "--model", model.to_str().unwrap()],
+        &cmd,
+        "interp",
+    );
+    assert!(r.stdout.contains("status"), "{} {}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("INTERP-RAN"),
+        "the swapped interpreter ran: {}",
+        r.stdout
+    );
+    if is_root() {
+        // Described from the mapped file itself (map_files), and out of the model.
+        assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    }
+    // Unprivileged, map_files is out of reach: the task is killed before its first
+    // instruction, as it is whenever the mapped file does not match the verdict.
+    assert!(r.sensor("exec_mismatch") >= 1, "{}", r.summary);
+}
+
+#[test]
+fn an_executable_rewritten_in_the_run_can_be_run() {
+    let lab = Lab::new("etxtbsy");
+    // The second cp rewrites an existing file through a descriptor the sensor opened.
+    let script = "cp /bin/true t2 && cp /bin/true t2 && ./t2 && echo RAN";
+    let r = lab.tsem(&[], &["sh", "-c", script], "etxtbsy");
+    assert_eq!(r.stdout, "RAN\n", "{}", r.stderr);
+}
+
+#[test]
+fn maps_of_files_just_opened_are_described_the_same_way_every_time() {
+    let lab = Lab::new("openmap");
+    let shm = PathBuf::from(format!("/dev/shm/tsem-openmap-{}", std::process::id()));
+    let disk = lab.dir.join("mapped");
+    for f in [&shm, &disk] {
+        std::fs::write(f, vec![7u8; 4096]).unwrap();
+    }
+    let model = lab.dir.join("openmap.model");
+    let traj = lab.dir.join("openmap.trajectory");
+    let cmd = |f: &Path| {
+        vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "./attack openmap {} && ./attack openmap mapped",
+                f.display()
+            ),
+        ]
+    };
+    let argv = cmd(&shm);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = lab.tsem(
+        &[
+            "-o",
+            model.to_str().unwrap(),
+            "--trajectory",
+            traj.to_str().unwrap(),
+        ],
+        &argv,
+        "learn-openmap",
+    );
+    assert_eq!(r.stdout, "mapped\nmapped\n", "{}", r.stderr);
+    let t = std::fs::read_to_string(&traj).unwrap();
+    // TSEM skips mmap_file on pseudo filesystems (tmpfs), whichever path described it; the
+    // file on disk is an event.
+    let shm_name = shm.file_name().unwrap().to_str().unwrap();
+    assert!(
+        !t.lines()
+            .any(|l| l.contains("\"mmap_file\"") && l.contains(shm_name)),
+        "a tmpfs mapping was described"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.contains("\"mmap_file\"") && l.contains("/mapped"))
+    );
+    for i in 0..5 {
+        let r = lab.tsem(
+            &["--enforce", "--model", model.to_str().unwrap()],
+            &argv,
+            &format!("openmap{i}"),
+        );
+        assert_eq!(r.code, Some(0), "run {i}: {}", r.stderr);
+        assert_eq!(r.top("forensics_events"), 0, "run {i}: {}", r.summary);
+    }
+    let _ = std::fs::remove_file(&shm);
+}
+
+#[test]
+fn o_tmpfile_opens_are_enforceable() {
+    let lab = Lab::new("tmpfile");
+    let model = lab.dir.join("tmpfile.model");
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &["./attack", "tmpfile"],
+        "learn-tmpfile",
+    );
+    assert_eq!(r.stdout, "tmpfile\n", "{}", r.stderr);
+    for i in 0..3 {
+        let r = lab.tsem(
+            &["--enforce", "--model", model.to_str().unwrap()],
+            &["./attack", "tmpfile"],
+            &format!("tmpfile{i}"),
+        );
+        assert_eq!(r.stdout, "tmpfile\n", "run {i}: {}", r.stderr);
+        assert_eq!(r.top("forensics_events"), 0, "run {i}: {}", r.summary);
+    }
 }

@@ -372,7 +372,10 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             None
         };
-        let fs_varies = self.shared.fs_varies.load(std::sync::atomic::Ordering::Relaxed);
+        let fs_varies = self
+            .shared
+            .fs_varies
+            .load(std::sync::atomic::Ordering::Relaxed);
         let serial = if fs_varies {
             0
         } else {

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -63,6 +65,17 @@ static void dump(const char *path) {
         say(b);
     }
     close(fd);
+}
+
+static void *openmap(void *path) {
+    for (int i = 0; i < 100; i++) {
+        int fd = open((const char *)path, O_RDONLY);
+        if (fd < 0) continue;
+        void *p = mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) munmap(p, 4096);
+        close(fd);
+    }
+    return 0;
 }
 
 static void untraced_child(const char *marker) {
@@ -175,6 +188,45 @@ int main(int argc, char **argv) {
             return 4;
         }
         dump(argv[3]);
+        return 0;
+    }
+    /* Map a file just opened, from four threads at once: a notification thread may see the
+     * mmap before the one that answered the open has recorded what it opened. */
+    if (!strcmp(m, "openmap") && argc == 3) {
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) pthread_create(&t[i], 0, openmap, argv[2]);
+        for (int i = 0; i < 4; i++) pthread_join(t[i], 0);
+        say("mapped\n");
+        return 0;
+    }
+    /* An unnamed file in the current directory (its path would carry the inode number). */
+    if (!strcmp(m, "tmpfile")) {
+        int fd = open(".", O_TMPFILE | O_RDWR, 0600);
+        if (fd < 0 || write(fd, "x", 1) != 1) {
+            sayf("O_TMPFILE: errno %ld\n", errno);
+            return 4;
+        }
+        say("tmpfile\n");
+        return 0;
+    }
+    /* In a mount namespace of our own, put SRC where the ELF interpreter DST of PROG is
+     * expected, then run PROG: the path the supervisor reads in /proc/<pid>/maps names
+     * another file than the one mapped. */
+    if (!strcmp(m, "interp") && argc == 5) {
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0 ||
+            mount(0, "/", 0, MS_REC | MS_PRIVATE, 0) != 0 ||
+            mount(argv[2], argv[3], 0, MS_BIND, 0) != 0) {
+            sayf("mount: errno %ld\n", errno);
+            return 4;
+        }
+        pid_t c = fork();
+        if (c == 0) {
+            execl(argv[4], argv[4], (char *)0);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(c, &st, 0);
+        sayf("status %ld\n", st);
         return 0;
     }
     return 2;

@@ -126,7 +126,11 @@ impl<H: EventHandler> Notifier<H> {
         }
         let abs = crate::describe::Describer::fd_path(p);
         let inner = self.desc.path(p, st, &abs, None).pathname;
-        let first = inner.trim_start_matches('/').split('/').next().unwrap_or("");
+        let first = inner
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
         first.parse::<i32>().is_ok_and(|n| self.is_supervisor(n))
     }
 
@@ -174,9 +178,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let zero = Digest::zero(self.shared.alg.size());
         let caller_tgid = call.status.tgid;
-        let target_tgid = crate::procfs::read_status(pid)
-            .map(|s| s.tgid)
-            .unwrap_or(0);
+        let target_tgid = crate::procfs::read_status(pid).map(|s| s.tgid).unwrap_or(0);
         let emulate = self.performs(call);
         if target_tgid != caller_tgid {
             let cell = |child| Cell::PtraceAccess {
@@ -191,7 +193,9 @@ impl<H: EventHandler> Notifier<H> {
                         return Ok(r);
                     }
                 }
-                _ => return Ok(self.ask_then_refuse(call, EventType::PtraceAccessCheck, cell(zero))),
+                _ => {
+                    return Ok(self.ask_then_refuse(call, EventType::PtraceAccessCheck, cell(zero)));
+                }
             }
         } else if let Some(r) = self.gate(call) {
             return Ok(r);
@@ -269,8 +273,8 @@ impl<H: EventHandler> Notifier<H> {
         }
         match self.whom(pid) {
             Whom::Workload(t) => {
-                let same_process = crate::procfs::read_status(pid)
-                    .is_ok_and(|s| s.tgid == call.status.tgid);
+                let same_process =
+                    crate::procfs::read_status(pid).is_ok_and(|s| s.tgid == call.status.tgid);
                 if same_process {
                     Counters::bump(&self.shared.counters.unmodeled);
                     return Ok(Reply::Continue);

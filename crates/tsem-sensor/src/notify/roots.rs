@@ -41,8 +41,8 @@ fn dot_errno(sys: Sysno, args: &[u64; 6], raw: &[u8]) -> i32 {
         &raw[..end]
     };
     let last = trimmed.rsplit(|c| *c == b'/').next().unwrap_or(b"");
-    let rmdir = sys == Sysno::Rmdir
-        || (sys == Sysno::Unlinkat && args[2] as i32 & libc::AT_REMOVEDIR != 0);
+    let rmdir =
+        sys == Sysno::Rmdir || (sys == Sysno::Unlinkat && args[2] as i32 & libc::AT_REMOVEDIR != 0);
     match sys {
         _ if rmdir => match last {
             b"." => libc::EINVAL,
