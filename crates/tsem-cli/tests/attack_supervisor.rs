@@ -93,12 +93,11 @@ impl Lab {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tsem"))
             .arg("run")
             .args(extra)
-            .args([
-                "--no-digest-cache",
-                "--summary-json",
-                s.to_str().unwrap(),
-                "--",
-            ])
+            .args(
+                (!extra.iter().any(|a| a.starts_with("--digest-cache")))
+                    .then_some("--no-digest-cache"),
+            )
+            .args(["--summary-json", s.to_str().unwrap(), "--"])
             .args(cmd)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -420,4 +419,38 @@ fn o_tmpfile_opens_are_enforceable() {
         assert_eq!(r.stdout, "tmpfile\n", "run {i}: {}", r.stderr);
         assert_eq!(r.top("forensics_events"), 0, "run {i}: {}", r.summary);
     }
+}
+
+#[test]
+fn the_digest_store_is_out_of_reach_after_a_credential_change() {
+    let lab = Lab::new("store");
+    let store = lab.dir.join("cache/digests");
+    let store_arg = format!("--digest-cache={}", store.display());
+    // Two runs, so the store exists and holds entries.
+    for tag in ["store0", "store1"] {
+        let r = lab.tsem(&[&store_arg], &["./attack", "noop"], tag);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    let forged_digest = "ab".repeat(32);
+    let forged = format!("v1 sha256 1 2 1 0 1 0 7 {forged_digest}\n");
+    // In every mode, learning included.
+    let r = lab.tsem(
+        &[&store_arg],
+        &[
+            "./attack",
+            "userns_append",
+            store.to_str().unwrap(),
+            &forged,
+        ],
+        "store",
+    );
+    assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("open for append: errno 1"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.sensor("protected") >= 1, "{}", r.summary);
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(!text.contains(&forged_digest), "a forged entry was stored");
 }

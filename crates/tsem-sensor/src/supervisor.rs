@@ -369,9 +369,23 @@ pub fn run<H: EventHandler + 'static>(
         }
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
+    // A continued call the supervisor could not perform as the task (other credentials) was
+    // re-read by the kernel, which the digest-store guard cannot see: keep only what this
+    // run read at its start and hashed itself.
+    let reread = !config.enforcing
+        && shared
+            .counters
+            .unfaithful
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
         let cache = shared.digests.lock().unwrap_or_else(|e| e.into_inner());
-        store.save(&cache).err().map(|e| e.to_string())
+        let saved = if reread {
+            store.save_own(&cache)
+        } else {
+            store.save(&cache)
+        };
+        saved.err().map(|e| e.to_string())
     });
     let mut stats = shared.counters.snapshot();
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -181,6 +181,20 @@ int main(int argc, char **argv) {
         dump(argv[2]);
         return 0;
     }
+    /* Credentials that differ from the supervisor's, then an entry appended to a file. */
+    if (!strcmp(m, "userns_append") && argc == 4) {
+        if (unshare(CLONE_NEWUSER) != 0) {
+            sayf("unshare: errno %ld\n", errno);
+            return 4;
+        }
+        int fd = open(argv[2], O_WRONLY | O_APPEND);
+        if (fd < 0) {
+            sayf("open for append: errno %ld\n", errno);
+            return 0;
+        }
+        if (write(fd, argv[3], strlen(argv[3])) > 0) say("LEAK:appended\n");
+        return 0;
+    }
     /* Another root, then a read the model never saw, named relative to that root. */
     if (!strcmp(m, "chroot_read") && argc == 4) {
         if (unshare(CLONE_NEWUSER) != 0 || chroot(argv[2]) != 0 || chdir("/") != 0) {

@@ -194,7 +194,11 @@ impl<H: EventHandler> Notifier<H> {
                     }
                 }
                 _ => {
-                    return Ok(self.ask_then_refuse(call, EventType::PtraceAccessCheck, cell(zero)));
+                    return Ok(self.ask_then_refuse(
+                        call,
+                        EventType::PtraceAccessCheck,
+                        cell(zero),
+                    ));
                 }
             }
         } else if let Some(r) = self.gate(call) {
