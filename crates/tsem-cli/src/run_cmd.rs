@@ -307,6 +307,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
+    if s.refused > 0 || s.unfaithful > 0 {
+        eprintln!(
+            "tsem: {} calls refused (outside the workload's reach), {} not performable with the \
+             task's credentials ({})",
+            s.refused,
+            s.unfaithful,
+            if a.enforce { "refused" } else { "continued" }
+        );
+    }
     let code = match report.exec_error {
         Some(e) if e == libc_eperm() || e == 13 => 126,
         Some(_) => 127,
