@@ -1755,6 +1755,10 @@ impl<H: EventHandler> Notifier<H> {
             // Another task's limits: task_prlimit with both credentials (LSM_PRLIMIT_READ = 1,
             // LSM_PRLIMIT_WRITE = 2). securebits are not in /proc and are reported as 0.
             let target = procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?;
+            if a[2] != 0 && self.is_supervisor(pid) {
+                // New limits for the supervisor (too few descriptors, too little memory).
+                return Ok(self.refuse());
+            }
             let flags = u32::from(a[3] != 0) | (u32::from(a[2] != 0) << 1);
             let cell = Cell::TaskPrlimit {
                 cred: tsem_core::event::Creds {

@@ -710,7 +710,12 @@ fn on_exec<H: EventHandler>(
     let status = procfs::read_status(tid).ok();
     let exe = Notifier::<H>::describe_exe(desc, tid).ok();
     let (Some(status), Some((exe, st))) = (status, exe) else {
-        // The task vanished during the stop; nothing ran after the exec.
+        // The task vanished during the stop, or the program it loaded cannot be read back (a
+        // non-dumpable image, e.g. an unreadable binary, hides /proc/<pid>/exe from an
+        // unprivileged supervisor): nothing may run without an identity.
+        if sys::kill(tid, libc::SIGKILL).is_ok() {
+            Counters::bump(&shared.counters.exec_mismatch);
+        }
         lock(&shared.tree).exit(former);
         return;
     };
