@@ -9,6 +9,9 @@
 
 mod reach;
 mod roots;
+mod verdict;
+
+use verdict::{Allowed, Continuation};
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -148,7 +151,9 @@ impl From<io::Error> for Fail {
 
 /// How a notification is answered.
 enum Reply {
-    Continue,
+    /// The kernel runs the call: only with a verdict, or the reason there is none (see
+    /// [`verdict`]).
+    Continue(Continuation),
     Value(i64),
     Error(i32),
     AddFd(OwnedFd, bool),
@@ -433,7 +438,7 @@ impl<H: EventHandler> Notifier<H> {
         };
         let reply = self.dispatch(&mut call);
         match reply {
-            Reply::Continue => {
+            Reply::Continue(_) => {
                 Counters::bump(&self.shared.counters.continued);
                 self.respond(n.id, Response::Continue)
             }
@@ -542,6 +547,16 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Hand one event to the modeling layer.
     fn ask(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Verdict {
+        self.ask_token(call, ty, cell).0
+    }
+
+    /// [`Self::ask`], with the proof of an allowing verdict, which a continued call needs.
+    fn ask_token(
+        &mut self,
+        call: &mut Call,
+        ty: EventType,
+        cell: Cell,
+    ) -> (Verdict, Option<Allowed>) {
         let event = Event {
             header: self.header(call, ty),
             coe: call.status.coe,
@@ -558,7 +573,7 @@ impl<H: EventHandler> Notifier<H> {
             event,
         };
         Counters::bump(&self.shared.counters.events);
-        let v = lock(&self.shared.handler).on_event(&raw);
+        let (v, allowed) = verdict::model(&self.shared.handler, &raw);
         if v.taint && !call.task.untrusted {
             call.task.untrusted = true;
             lock(&self.shared.tree).taint(call.tid);
@@ -566,7 +581,14 @@ impl<H: EventHandler> Notifier<H> {
         if !v.allow {
             Counters::bump(&self.shared.counters.denied);
         }
-        v
+        (v, allowed)
+    }
+
+    /// Continue a call that reaches no TSEM hook the sensor models (`why`), counted in
+    /// `unmodeled`.
+    fn no_event(&self, why: &'static str) -> Reply {
+        Counters::bump(&self.shared.counters.unmodeled);
+        Reply::Continue(Continuation::NoEvent(why))
     }
 
     fn read_cstr(&self, tid: i32, addr: u64) -> Result<Vec<u8>, Fail> {
@@ -846,9 +868,8 @@ impl<H: EventHandler> Notifier<H> {
                 self.task_cell(call, EventType::TaskGetscheduler, a[0] as i32)
             }
             Sysno::Getpgid | Sysno::Getsid if a[0] as i32 == 0 => {
-                // The kernel checks only other tasks.
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
+                Ok(self
+                    .no_event("getpgid/getsid of the caller: the kernel checks other tasks only"))
             }
             Sysno::Getpgid => self.task_cell(call, EventType::TaskGetpgid, a[0] as i32),
             Sysno::Getsid => self.task_cell(call, EventType::TaskGetsid, a[0] as i32),
@@ -917,10 +938,10 @@ impl<H: EventHandler> Notifier<H> {
             | Sysno::Fsopen
             | Sysno::Fsmount
             | Sysno::MountSetattr
-            | Sysno::DeleteModule => {
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
-            }
+            | Sysno::DeleteModule => Ok(self.no_event(
+                "no TSEM event: credential and root changes reach later events through the COE \
+                 and the task's root; the mount API and delete_module map to none",
+            )),
             Sysno::PidfdOpen => self.sys_pidfd_open(call),
             Sysno::PidfdGetfd => self.sys_pidfd_getfd(call),
             Sysno::PidfdSendSignal => self.sys_pidfd_send_signal(call),
@@ -937,9 +958,10 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }
             Err(Fail::Fallback) => {
-                // The supervisor cannot act for this target: refused when enforcing, else the
-                // kernel runs the call (racy, see docs/sensor.md); counted either way.
-                self.unfaithful_reply()
+                // The supervisor can neither describe nor perform the call as the task would:
+                // refused in every mode (there is no verdict to continue it with).
+                Counters::bump(&self.shared.counters.unfaithful);
+                Reply::Error(libc::EPERM)
             }
         }
     }
@@ -947,12 +969,12 @@ impl<H: EventHandler> Notifier<H> {
     /// The answer to a call the supervisor cannot perform as the task would: EPERM when
     /// enforcing (the kernel would re-read what was decided, with other credentials), else
     /// CONTINUE after its verdict. Counted in `unfaithful` either way.
-    fn unfaithful_reply(&self) -> Reply {
+    fn unfaithful_reply(&self, why: Continuation) -> Reply {
         Counters::bump(&self.shared.counters.unfaithful);
         if self.shared.enforcing {
             Reply::Error(libc::EPERM)
         } else {
-            Reply::Continue
+            Reply::Continue(why)
         }
     }
 
@@ -965,17 +987,19 @@ impl<H: EventHandler> Notifier<H> {
         call.emulated
     }
 
-    /// After an allowing verdict and before the supervisor performs anything: the answer for
-    /// a call it cannot perform faithfully, if this is one.
-    fn gate(&self, call: &Call) -> Option<Reply> {
-        call.unfaithful.then(|| self.unfaithful_reply())
+    /// After an allowing verdict (`why`) and before the supervisor performs anything: the
+    /// answer for a call it cannot perform faithfully, if this is one.
+    fn gate(&self, call: &Call, why: Continuation) -> Option<Reply> {
+        call.unfaithful.then(|| self.unfaithful_reply(why))
     }
 
     /// Ask about an event the kernel then runs (continued) unless it is denied.
     fn simple(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Result<Reply, Fail> {
-        Ok(self
-            .decide(call, ty, cell, false)
-            .unwrap_or(Reply::Continue))
+        let (v, allowed) = self.ask_token(call, ty, cell);
+        Ok(match allowed {
+            Some(a) => Reply::Continue(Continuation::Allowed(a)),
+            None => Reply::Error(v.errno),
+        })
     }
 
     /// Ask about an event; when it is allowed, either the supervisor performs the operation
@@ -987,14 +1011,14 @@ impl<H: EventHandler> Notifier<H> {
         cell: Cell,
         emulate: bool,
     ) -> Option<Reply> {
-        let v = self.ask(call, ty, cell);
-        if let Some(r) = Self::verdict_reply(v) {
-            return Some(r);
+        let (v, allowed) = self.ask_token(call, ty, cell);
+        let Some(a) = allowed else {
+            return Some(Reply::Error(v.errno));
+        };
+        if call.unfaithful {
+            return Some(self.unfaithful_reply(Continuation::Allowed(a)));
         }
-        if let Some(r) = self.gate(call) {
-            return Some(r);
-        }
-        (!emulate).then_some(Reply::Continue)
+        (!emulate).then_some(Reply::Continue(Continuation::Allowed(a)))
     }
 
     fn verdict_reply(v: Verdict) -> Option<Reply> {
@@ -1054,7 +1078,8 @@ impl<H: EventHandler> Notifier<H> {
         let cloexec = fl & libc::O_CLOEXEC != 0;
         if fl & libc::O_PATH != 0 {
             // O_PATH opens never reach security_file_open: no event.
-            if let Some(r) = self.gate(call) {
+            let why = Continuation::NoEvent("O_PATH opens reach no security_file_open");
+            if let Some(r) = self.gate(call, why) {
                 return Ok(r);
             }
             let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
@@ -1121,7 +1146,10 @@ impl<H: EventHandler> Notifier<H> {
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
         let real_flags = (flags & !strip) | libc::O_NOCTTY as u64;
         if !is(&st, libc::S_IFREG)
-            && let Some(r) = self.gate(call)
+            && let Some(r) = self.gate(
+                call,
+                Continuation::NoEvent("TSEM models opens of regular files only"),
+            )
         {
             // No event (TSEM models opens of regular files only), but still not performed
             // with other credentials than the task's.
@@ -1170,11 +1198,11 @@ impl<H: EventHandler> Notifier<H> {
                 mnt_id,
             ));
         }
-        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(r);
-        }
-        if let Some(r) = self.gate(call) {
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(r);
         }
         let fd = match reader {
@@ -1253,7 +1281,7 @@ impl<H: EventHandler> Notifier<H> {
         let dentry = self
             .desc
             .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(created));
-        let v = self.ask(
+        let (v, allowed) = self.ask_token(
             call,
             EventType::InodeCreate,
             Cell::InodeCreate {
@@ -1262,10 +1290,10 @@ impl<H: EventHandler> Notifier<H> {
                 mode: libc::S_IFREG | m,
             },
         );
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(Some(r));
-        }
-        if let Some(r) = self.gate(call) {
+        let Some(allowed) = allowed else {
+            return Ok(Some(Reply::Error(v.errno)));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(Some(r));
         }
         let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
@@ -1334,10 +1362,10 @@ impl<H: EventHandler> Notifier<H> {
             EXEC_FLAGS,
         );
         let digest = file.digest;
-        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(r);
-        }
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
         lock(&self.shared.tree).approve_exec(
             call.tid,
             ApprovedExec {
@@ -1347,7 +1375,8 @@ impl<H: EventHandler> Notifier<H> {
                 comm: Some(call.status.name.clone()),
             },
         );
-        Ok(Reply::Continue)
+        // The kernel resolves the path again: the exec stop checks what it loaded.
+        Ok(Reply::Continue(Continuation::Allowed(allowed)))
     }
 
     fn target_file(&self, call: &Call, fd: i32) -> Result<OwnedFd, Fail> {
@@ -1412,8 +1441,8 @@ impl<H: EventHandler> Notifier<H> {
         }
         let magic = self.desc.magic(f.as_fd(), &st);
         if !is(&st, libc::S_IFREG) || crate::describe::PSEUDO_MAGICS.contains(&magic) {
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self
+                .no_event("mmap_file skips non-regular files and pseudo filesystems (spec §1.3)"));
         }
         let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
         let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
@@ -1581,9 +1610,9 @@ impl<H: EventHandler> Notifier<H> {
         let a = call.n.args;
         let f = self.target_file(call, a[0] as i32)?;
         let Ok(sock) = self.sock(f.as_fd()) else {
-            // Not a socket: the kernel fails it (ENOTSOCK) before any hook.
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(
+                self.no_event("not a socket: the kernel fails it (ENOTSOCK) before any hook")
+            );
         };
         let (ty, cell) = match call.sys {
             Sysno::Getsockname => (EventType::SocketGetsockname, Cell::Sock(sock)),
@@ -1634,8 +1663,7 @@ impl<H: EventHandler> Notifier<H> {
             _ => (a[1] as i32, a[2] as u32),
         };
         if sig == libc::SIGURG as u32 {
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("task_kill skips SIGURG (spec §1.3)"));
         }
         let zero = Digest::zero(self.shared.alg.size());
         let (target, cross_ns) = if pid > 0 {
@@ -1677,8 +1705,8 @@ impl<H: EventHandler> Notifier<H> {
         if req == libc::PTRACE_ATTACH || req == libc::PTRACE_SEIZE {
             return self.ptrace_attach(call, a[1] as i32);
         }
-        Counters::bump(&self.shared.counters.unmodeled);
-        Ok(Reply::Continue)
+        Ok(self
+            .no_event("ptrace requests other than attach, seize and traceme act on tracees only"))
     }
 
     fn sys_setpgid(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1771,13 +1799,16 @@ impl<H: EventHandler> Notifier<H> {
                 },
                 flags,
             };
-            let v = self.ask(call, EventType::TaskPrlimit, cell);
-            if let Some(r) = Self::verdict_reply(v) {
-                return Ok(r);
+            let (v, allowed) = self.ask_token(call, EventType::TaskPrlimit, cell);
+            let Some(allowed) = allowed else {
+                return Ok(Reply::Error(v.errno));
+            };
+            if a[2] == 0 {
+                return Ok(Reply::Continue(Continuation::Allowed(allowed)));
             }
         }
         if a[2] == 0 {
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("prlimit64 reading the caller's own limits reaches no hook"));
         }
         self.sys_rlimit(call, pid, a[1], a[2])
     }
@@ -1829,9 +1860,7 @@ impl<H: EventHandler> Notifier<H> {
         let hdr = self.read_mem(call.tid, a[0], 8)?;
         let pid = i32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if a[1] == 0 {
-            // A version probe: no capability is read.
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("capget version probe: no capability is read"));
         }
         let st = if pid == 0 {
             call.status.clone()
@@ -2357,7 +2386,8 @@ impl<H: EventHandler> Notifier<H> {
                     Err(e) => Err(errno_of(&e)),
                 }
             }
-            SetAttr::Times(_) => return Ok(Reply::Continue),
+            // Times go through sys_utimens and sys_utimes_old, never here.
+            SetAttr::Times(_) => Err(libc::EINVAL),
         };
         Ok(op_reply(r))
     }
@@ -2387,15 +2417,12 @@ impl<H: EventHandler> Notifier<H> {
     fn sys_fcntl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
         let a = call.n.args;
         let (fd, cmd) = (a[0] as i32, a[1] as i32);
-        if self.shared.observe.fcntl
-            && let Some(r) = Self::verdict_reply_of(self.sys_file_cmd(
-                call,
-                fd,
-                EventType::FileFcntl,
-                cmd as u32,
-            )?)
-        {
-            return Ok(r);
+        let mut fcntl_allowed = None;
+        if self.shared.observe.fcntl {
+            match self.sys_file_cmd(call, fd, EventType::FileFcntl, cmd as u32)? {
+                Reply::Continue(c) => fcntl_allowed = Some(c),
+                other => return Ok(other),
+            }
         }
         let locks = [
             libc::F_SETLK,
@@ -2409,7 +2436,10 @@ impl<H: EventHandler> Notifier<H> {
             let l_type = i16::from_ne_bytes([b[0], b[1]]);
             return self.sys_file_cmd(call, fd, EventType::FileLock, l_type as u32);
         }
-        Ok(Reply::Continue)
+        Ok(match fcntl_allowed {
+            Some(c) => Reply::Continue(c),
+            None => self.no_event("fcntl without file_fcntl observed: only record locks are"),
+        })
     }
 
     /// flock: file_lock with the lock type the kernel translates the operation to.
@@ -2426,19 +2456,9 @@ impl<H: EventHandler> Notifier<H> {
         };
         match ty {
             Some(t) => self.sys_file_cmd(call, a[0] as i32, EventType::FileLock, t as u32),
-            // The kernel rejects it or ignores it before the hook: no event.
             None => {
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
+                Ok(self.no_event("flock operation the kernel rejects or ignores before the hook"))
             }
-        }
-    }
-
-    /// A reply that ends the call (a denial or the target's disappearance), if `r` is one.
-    fn verdict_reply_of(r: Reply) -> Option<Reply> {
-        match r {
-            Reply::Continue => None,
-            other => Some(other),
         }
     }
 
@@ -2521,7 +2541,8 @@ impl<H: EventHandler> Notifier<H> {
                 fd: f.as_fd(),
                 len: s,
             }),
-            SetAttr::Times(_) => return Ok(Reply::Continue),
+            // Times go through sys_utimens and sys_utimes_old, never here.
+            SetAttr::Times(_) => Err(libc::EINVAL),
         };
         Ok(op_reply(r))
     }

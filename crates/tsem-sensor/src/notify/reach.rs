@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Fail, Notifier, Reply, is, lock, stat_of};
+use super::{Call, Continuation, Fail, Notifier, Reply, is, lock, stat_of};
 use crate::event::{Counters, EventHandler};
 use crate::sys;
 use crate::syscalls::Sysno;
@@ -179,7 +179,7 @@ impl<H: EventHandler> Notifier<H> {
         let zero = Digest::zero(self.shared.alg.size());
         let caller_tgid = call.status.tgid;
         let target_tgid = crate::procfs::read_status(pid).map(|s| s.tgid).unwrap_or(0);
-        let emulate = self.performs(call);
+        self.performs(call);
         if target_tgid != caller_tgid {
             let cell = |child| Cell::PtraceAccess {
                 child,
@@ -187,9 +187,8 @@ impl<H: EventHandler> Notifier<H> {
             };
             match self.whom(pid) {
                 Whom::Workload(t) => {
-                    if let Some(r) =
-                        self.decide(call, EventType::PtraceAccessCheck, cell(t), emulate)
-                    {
+                    let v = self.ask(call, EventType::PtraceAccessCheck, cell(t));
+                    if let Some(r) = Self::verdict_reply(v) {
                         return Ok(r);
                     }
                 }
@@ -201,8 +200,6 @@ impl<H: EventHandler> Notifier<H> {
                     ));
                 }
             }
-        } else if let Some(r) = self.gate(call) {
-            return Ok(r);
         }
         let file = sys::pidfd_getfd(pidfd.as_fd(), a[1] as i32)?;
         let st = sys::fstat(file.as_fd())?;
@@ -215,8 +212,12 @@ impl<H: EventHandler> Notifier<H> {
         let desc = self
             .desc
             .file(file.as_fd(), reader.as_ref().map(|r| r.as_fd()), &st, flags);
-        let v = self.ask(call, EventType::FileReceive, Cell::File(desc));
-        if let Some(r) = Self::verdict_reply(v) {
+        let (v, allowed) = self.ask_token(call, EventType::FileReceive, Cell::File(desc));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
+        // Fetched with the supervisor's credentials: with other ones the kernel must do it.
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(r);
         }
         Ok(Reply::AddFd(file, true))
@@ -232,8 +233,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         if sig == libc::SIGURG as u32 {
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("task_kill skips SIGURG (spec §1.3)"));
         }
         let zero = Digest::zero(self.shared.alg.size());
         let group = a[3] & PIDFD_SIGNAL_PROCESS_GROUP != 0;
@@ -280,8 +280,9 @@ impl<H: EventHandler> Notifier<H> {
                 let same_process =
                     crate::procfs::read_status(pid).is_ok_and(|s| s.tgid == call.status.tgid);
                 if same_process {
-                    Counters::bump(&self.shared.counters.unmodeled);
-                    return Ok(Reply::Continue);
+                    return Ok(self.no_event(
+                        "process_vm_* within the caller's own process: no ptrace check",
+                    ));
                 }
                 self.simple(call, EventType::PtraceAccessCheck, cell(t))
             }
@@ -294,9 +295,7 @@ impl<H: EventHandler> Notifier<H> {
     /// every mode, and the caller is marked untrusted.
     pub(super) fn sys_clone_untraced(&mut self, call: &mut Call) -> Reply {
         if call.n.args[0] & u64::from(crate::filter::CLONE_UNTRACED) == 0 {
-            // Not the filter's condition: an ordinary, traced clone.
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Reply::Continue;
+            return self.no_event("an ordinary clone: the tracer follows the child");
         }
         if !call.task.untrusted {
             call.task.untrusted = true;

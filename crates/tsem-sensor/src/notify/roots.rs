@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Fail, Notifier, Reply, Target, cstring, is, open_f_flags};
+use super::{Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_f_flags};
 use crate::event::EventHandler;
 use crate::sys;
 use crate::syscalls::Sysno;
@@ -171,11 +171,11 @@ impl<H: EventHandler> Notifier<H> {
         let created = self.desc.next_instance(&dir_st, &call.task.ident.task_id);
         self.desc.mark_created(&st, created);
         let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
-        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(r);
-        }
-        if let Some(r) = self.gate(call) {
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(r);
         }
         Ok(Reply::AddFd(fd, cloexec))
