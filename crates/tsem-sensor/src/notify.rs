@@ -1406,7 +1406,11 @@ impl<H: EventHandler> Notifier<H> {
                 .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
             (i.key, i.mnt_id, i.desc.clone())
         };
-        if crate::digest_cache::DigestKey::of(st) != key || sys::mount_id(f).ok()? != mnt_id {
+        // Another name of the same inode would be described with its own path.
+        if st.st_nlink != 1
+            || crate::digest_cache::DigestKey::of(st) != key
+            || sys::mount_id(f).ok()? != mnt_id
+        {
             return None;
         }
         let mut desc = desc;
