@@ -189,6 +189,15 @@ fn the_supervisors_memory_cannot_be_read_or_written() {
 }
 
 #[test]
+fn the_supervisors_descriptors_cannot_be_reopened_through_proc() {
+    let lab = Lab::new("magic");
+    // Learning: nothing of the supervisor is reached in any mode, and our own links work.
+    let r = lab.tsem(&[], &["./attack", "magic", "ppid"], "magic");
+    assert_no_leak(&r, "magic links");
+    assert!(r.stdout.contains("ok-self"), "{} {}", r.stdout, r.stderr);
+}
+
+#[test]
 fn the_supervisor_cannot_be_traced() {
     let lab = Lab::new("ptrace");
     let r = lab.enforce(&["./attack", "ptrace", "ppid"], "ptrace");

@@ -637,13 +637,16 @@ impl<H: EventHandler> Notifier<H> {
     fn resolve(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Target, Fail> {
         let tgid = call.status.tgid;
         let path = rewrite_self(raw, tgid, call.tid);
-        let resolve = if names_other_proc(&path, self.self_pid) {
-            0
-        } else {
-            libc::RESOLVE_NO_MAGICLINKS
-        };
+        let resolve = libc::RESOLVE_NO_MAGICLINKS;
         if !self.same_root(call.tid) {
             return self.resolve_in_root(call, dirfd, path, resolve);
+        }
+        // A magic link of a workload task's /proc entry (/proc/<pid>/fd/N, /dev/fd/N...): that
+        // one hop is taken, the rest of the path is walked without magic links.
+        if names_other_proc(&path, self.self_pid)
+            && let Some(hop) = self.magic_hop(&path)
+        {
+            return hop;
         }
         let dir = if path.first() == Some(&b'/') {
             None

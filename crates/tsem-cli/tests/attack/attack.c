@@ -130,6 +130,33 @@ int main(int argc, char **argv) {
         if (a && pread(fd, buf, sizeof buf, (off_t)a) > 0) say("LEAK:mem\n");
         return 0;
     }
+    /* The supervisor's descriptors reopened through magic links: directly, and through a
+     * magic link of our own /proc entry followed by the supervisor's /proc. Our own links
+     * must keep working. */
+    if (!strcmp(m, "magic") && argc == 3) {
+        int pid = target(argv[2]), me = getpid();
+        char p[128];
+        for (int fd = 0; fd < 64; fd++) {
+            const char *fmt[] = {"/proc/%d/fd/%d", "/proc/%d/root/proc/%d/fd/%d"};
+            for (int k = 0; k < 2; k++) {
+                if (k == 0) snprintf(p, sizeof p, fmt[0], pid, fd);
+                else snprintf(p, sizeof p, fmt[1], me, pid, fd);
+                int f = open(p, O_RDONLY);
+                if (f >= 0) {
+                    say("LEAK:magic ");
+                    say(p);
+                    say("\n");
+                    close(f);
+                }
+            }
+        }
+        int a = open("/dev/stdin", O_RDONLY), b = open("/proc/self/fd/1", O_WRONLY);
+        snprintf(p, sizeof p, "/proc/%d/root/dev/null", me);
+        int c = open(p, O_RDONLY);
+        if (a >= 0 && b >= 0 && c >= 0) say("ok-self\n");
+        else sayf("own links: errno %ld\n", errno);
+        return 0;
+    }
     if (!strcmp(m, "ptrace") && argc == 3) {
         int pid = target(argv[2]);
         if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {

@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Continuation, Fail, Notifier, Reply, is, lock, stat_of};
+use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, lock, stat_of};
 use crate::event::{Counters, EventHandler};
 use crate::sys;
 use crate::syscalls::Sysno;
@@ -132,6 +132,57 @@ impl<H: EventHandler> Notifier<H> {
             .next()
             .unwrap_or("");
         first.parse::<i32>().is_ok_and(|n| self.is_supervisor(n))
+    }
+
+    /// For a path that goes through a magic link of a workload task's `/proc/<pid>` entry
+    /// (`fd/N`, `cwd`, `root`, `exe`, `ns/X`, `map_files/R`, also under `task/<tid>/`): that
+    /// link followed, as the one hop the kernel takes there, and the rest of the path to walk
+    /// from it without magic links, so that no later component (a symlink to
+    /// `/proc/<supervisor>/fd/N`, `root/proc/<supervisor>/...`) reaches the supervisor's own
+    /// descriptors. `None` when the path names no such link (it is then walked without magic
+    /// links at all, as are links of tasks outside the workload).
+    pub(super) fn magic_hop(&self, path: &[u8]) -> Option<Result<Target, Fail>> {
+        let s = std::str::from_utf8(path).ok()?;
+        let comps: Vec<&str> = s.strip_prefix("/proc/")?.split('/').collect();
+        let pid = comps.first()?.parse::<i32>().ok()?;
+        if self.is_supervisor(pid) || self.task_of(pid).is_none() {
+            return None;
+        }
+        let mut i = 1;
+        if comps.get(i) == Some(&"task") {
+            comps.get(i + 1)?.parse::<i32>().ok()?;
+            i += 2;
+        }
+        let hop_len = match *comps.get(i)? {
+            "cwd" | "root" | "exe" => i + 1,
+            "fd" | "ns" | "map_files" if comps.get(i + 1).is_some_and(|c| !c.is_empty()) => i + 2,
+            _ => return None,
+        };
+        let hop = format!("/proc/{}", comps[..hop_len].join("/"));
+        let rest = comps[hop_len..].join("/");
+        Some(self.after_hop(&hop, rest))
+    }
+
+    fn after_hop(&self, hop: &str, rest: String) -> Result<Target, Fail> {
+        let base = match sys::open(hop, libc::O_PATH) {
+            Ok(f) => f,
+            Err(e) => return Err(e.into()),
+        };
+        let rest = rest.trim_start_matches('/');
+        if rest.is_empty() {
+            // The object is the link's target itself: name it through our own descriptor.
+            let own = format!("/proc/self/fd/{}", base.as_raw_fd());
+            return Ok(Target {
+                dir: Some(base),
+                path: super::cstring(own.into_bytes())?,
+                resolve: 0,
+            });
+        }
+        Ok(Target {
+            dir: Some(base),
+            path: super::cstring(rest.as_bytes().to_vec())?,
+            resolve: libc::RESOLVE_NO_MAGICLINKS,
+        })
     }
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
