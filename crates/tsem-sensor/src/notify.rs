@@ -103,9 +103,9 @@ pub(crate) struct Shared<H> {
     pub enforcing: bool,
     /// The supervisor's mount namespace: a task in another one resolves paths in its own root.
     pub own_mntns: u64,
-    /// Set once a task changed what an `fs_struct` shared with other tasks holds (root, umask:
-    /// chroot, pivot_root, setns, unshare, umask): from then on no task's status or root is
-    /// cached, since the change reaches tasks that made no call.
+    /// Set once a task may have changed the root an `fs_struct` shared with other tasks holds
+    /// (chroot, pivot_root, setns, unshare): from then on no task's status or root is cached,
+    /// since the change reaches tasks that made no call.
     pub fs_varies: std::sync::atomic::AtomicBool,
 }
 
@@ -413,7 +413,7 @@ impl<H: EventHandler> Notifier<H> {
             lock(&self.shared.status).remove(&tid);
         }
         if sys.changes_shared_fs() {
-            // Root and umask live in an fs_struct that other tasks may share (CLONE_FS): the
+            // The root lives in an fs_struct that other tasks may share (CLONE_FS): the
             // change reaches them without a call of theirs, so stop caching for everyone.
             self.shared
                 .fs_varies
@@ -713,8 +713,11 @@ impl<H: EventHandler> Notifier<H> {
         Ok(())
     }
 
+    /// The caller's umask now. Read afresh rather than from the cached status: it lives in an
+    /// fs_struct that other threads share, and one of them may have changed it without any call
+    /// of this one (only creates need it).
     fn umask(&self, call: &Call) -> u32 {
-        call.status.umask
+        procfs::read_status(call.tid).map_or(call.status.umask, |s| s.umask)
     }
 
     fn dispatch(&mut self, call: &mut Call) -> Reply {

@@ -297,12 +297,13 @@ impl Sysno {
         )
     }
 
-    /// Whether the call can change what an `fs_struct` holds (root, umask), which other tasks
-    /// may share (`CLONE_FS`) and so see changed without a call of their own.
+    /// Whether the call can change the root an `fs_struct` holds, which other tasks may share
+    /// (`CLONE_FS`) and so see changed without a call of their own. (The umask, also there, is
+    /// read afresh for each create instead.)
     pub const fn changes_shared_fs(self) -> bool {
         matches!(
             self,
-            Sysno::Chroot | Sysno::PivotRoot | Sysno::Setns | Sysno::Unshare | Sysno::Umask
+            Sysno::Chroot | Sysno::PivotRoot | Sysno::Setns | Sysno::Unshare
         )
     }
 
