@@ -449,9 +449,19 @@ impl<H: EventHandler> Notifier<H> {
             Reply::Error(e) => self.respond(n.id, Response::Error(e)),
             Reply::AddFd(fd, cloexec) => {
                 Counters::bump(&self.shared.counters.emulated);
-                match sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec) {
+                // A file open for writing must be closed here before the task runs again: an
+                // exec of it right after would fail with ETXTBSY while we still hold it. Such a
+                // descriptor is installed first and the call answered once ours is closed.
+                let writable = sys::status_flags(fd.as_fd())
+                    .is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY);
+                let installed = if writable {
+                    sys::notif_addfd(self.fd.as_fd(), n.id, fd.as_fd(), cloexec)
+                } else {
+                    sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec)
+                };
+                match installed {
                     Ok(target_fd) => {
-                        // Our descriptor is closed now: the task holds the only one.
+                        // The task holds the only descriptor from now on.
                         drop(fd);
                         if let Some((desc, key, mnt_id)) = call.injected {
                             let mut kept = lock(&self.shared.injected);
@@ -467,6 +477,9 @@ impl<H: EventHandler> Notifier<H> {
                                 mnt_id,
                                 desc,
                             });
+                        }
+                        if writable {
+                            return self.respond(n.id, Response::Value(i64::from(target_fd)));
                         }
                         Ok(())
                     }

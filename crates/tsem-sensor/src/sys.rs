@@ -177,6 +177,29 @@ pub fn notif_addfd_send(
     Ok(r as i32)
 }
 
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` without `SEND`: install `src` into the target and return its
+/// number there; the notification is still to be answered.
+pub fn notif_addfd(
+    fd: BorrowedFd<'_>,
+    id: u64,
+    src: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let mut a = libc::seccomp_notif_addfd {
+        id,
+        flags: 0,
+        srcfd: src.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: `a` is a valid `seccomp_notif_addfd` the kernel only reads.
+    let r = cvt(
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut a) }
+            as libc::c_long,
+    )?;
+    Ok(r as i32)
+}
+
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)`.
 pub fn notif_set_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
