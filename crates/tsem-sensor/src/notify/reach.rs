@@ -56,6 +56,26 @@ fn pidfd_pid(fd: BorrowedFd<'_>) -> Result<i32, Fail> {
     }
 }
 
+/// `/proc/<pid>/[task/<tid>/](fd/N|cwd|root|exe|ns/X|map_files/R)[/rest]` split into the pid,
+/// the magic link and the rest.
+fn split_magic(path: &[u8]) -> Option<(i32, String, String)> {
+    let s = std::str::from_utf8(path).ok()?;
+    let comps: Vec<&str> = s.strip_prefix("/proc/")?.split('/').collect();
+    let pid = comps.first()?.parse::<i32>().ok()?;
+    let mut i = 1;
+    if comps.get(i) == Some(&"task") {
+        comps.get(i + 1)?.parse::<i32>().ok()?;
+        i += 2;
+    }
+    let hop_len = match *comps.get(i)? {
+        "cwd" | "root" | "exe" => i + 1,
+        "fd" | "ns" | "map_files" if comps.get(i + 1).is_some_and(|c| !c.is_empty()) => i + 2,
+        _ => return None,
+    };
+    let hop = format!("/proc/{}", comps[..hop_len].join("/"));
+    Some((pid, hop, comps[hop_len..].join("/")))
+}
+
 impl<H: EventHandler> Notifier<H> {
     /// Whether `pid` is one of the supervisor's threads.
     pub(super) fn is_supervisor(&self, pid: i32) -> bool {
@@ -142,32 +162,15 @@ impl<H: EventHandler> Notifier<H> {
     /// descriptors. `None` when the path names no such link (it is then walked without magic
     /// links at all, as are links of tasks outside the workload).
     pub(super) fn magic_hop(&self, path: &[u8]) -> Option<Result<Target, Fail>> {
-        let s = std::str::from_utf8(path).ok()?;
-        let comps: Vec<&str> = s.strip_prefix("/proc/")?.split('/').collect();
-        let pid = comps.first()?.parse::<i32>().ok()?;
+        let (pid, hop, rest) = split_magic(path)?;
         if self.is_supervisor(pid) || self.task_of(pid).is_none() {
             return None;
         }
-        let mut i = 1;
-        if comps.get(i) == Some(&"task") {
-            comps.get(i + 1)?.parse::<i32>().ok()?;
-            i += 2;
-        }
-        let hop_len = match *comps.get(i)? {
-            "cwd" | "root" | "exe" => i + 1,
-            "fd" | "ns" | "map_files" if comps.get(i + 1).is_some_and(|c| !c.is_empty()) => i + 2,
-            _ => return None,
-        };
-        let hop = format!("/proc/{}", comps[..hop_len].join("/"));
-        let rest = comps[hop_len..].join("/");
-        Some(self.after_hop(&hop, rest))
+        Some(self.after_hop(&hop, &rest))
     }
 
-    fn after_hop(&self, hop: &str, rest: String) -> Result<Target, Fail> {
-        let base = match sys::open(hop, libc::O_PATH) {
-            Ok(f) => f,
-            Err(e) => return Err(e.into()),
-        };
+    fn after_hop(&self, hop: &str, rest: &str) -> Result<Target, Fail> {
+        let base = sys::open(hop, libc::O_PATH)?;
         let rest = rest.trim_start_matches('/');
         if rest.is_empty() {
             // The object is the link's target itself: name it through our own descriptor.
@@ -370,5 +373,32 @@ impl<H: EventHandler> Notifier<H> {
             }
             _ => Ok(self.ask_then_refuse(call, EventType::PtraceAccessCheck, cell(zero))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn magic_links_split_after_the_first_hop() {
+        let sp = |p: &[u8]| split_magic(p).map(|(pid, h, r)| (pid, h, r));
+        assert_eq!(
+            sp(b"/proc/7/fd/3"),
+            Some((7, "/proc/7/fd/3".into(), String::new()))
+        );
+        assert_eq!(
+            sp(b"/proc/7/root/proc/1/fd/3"),
+            Some((7, "/proc/7/root".into(), "proc/1/fd/3".into()))
+        );
+        assert_eq!(
+            sp(b"/proc/7/task/9/cwd/a/b"),
+            Some((7, "/proc/7/task/9/cwd".into(), "a/b".into()))
+        );
+        assert_eq!(sp(b"/proc/7/status"), None);
+        assert_eq!(sp(b"/proc/7/fd/"), None);
+        assert_eq!(sp(b"/proc/self/fd/3"), None);
+        assert_eq!(sp(b"/etc/passwd"), None);
     }
 }
