@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn magic_links_split_after_the_first_hop() {
-        let sp = |p: &[u8]| split_magic(p).map(|(pid, h, r)| (pid, h, r));
+        let sp = split_magic;
         assert_eq!(
             sp(b"/proc/7/fd/3"),
             Some((7, "/proc/7/fd/3".into(), String::new()))
