@@ -310,6 +310,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         },
         keep_fds: a.keep_fd.clone(),
         hash_pseudo_exec: !a.kernel_exact_digests,
+        enforcing: a.enforce,
         ..SensorConfig::default()
     };
     let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
@@ -401,6 +402,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "exec_mismatch": s.exec_mismatch,
             "protected": s.protected,
             "refused": s.refused,
+            "unfaithful": s.unfaithful,
             "tasks": s.tasks,
             "execs": s.execs,
         });
@@ -426,6 +428,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map(|p| format!(" (see {})", p.display()))
                 .unwrap_or_default()
+        );
+    }
+    if s.refused > 0 || s.unfaithful > 0 {
+        eprintln!(
+            "tsem: {} calls refused (outside the workload's reach), {} not performable with the \
+             task's credentials ({})",
+            s.refused,
+            s.unfaithful,
+            if a.enforce { "refused" } else { "continued" }
         );
     }
     let code = match report.exec_error {

@@ -273,6 +273,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Replace the store with `cache` alone, without reading the file back: for a run in which
+    /// the kernel re-read a path the supervisor had decided on (a continued call of a task with
+    /// other credentials, see `Counters::unfaithful`), so whatever the workload may have put
+    /// in the file through such a call is dropped, not merged. Entries changed less than two
+    /// seconds ago are left out, as in [`Store::save`].
+    pub fn save_own(&self, cache: &HashMap<DigestKey, Digest>) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(i64::MAX);
+        let mut own = cache.clone();
+        own.retain(|k, _| k.ctime.0 < now - 2);
+        let text = render_entries(&own, self.alg);
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(&self.path)(e)
+        })
+    }
+}
+
 /// More than this many entries and a save keeps only the current run's.
 const MAX_ENTRIES: usize = 200_000;
 

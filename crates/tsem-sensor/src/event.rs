@@ -127,9 +127,15 @@ pub struct Counters {
     pub exec_mismatch: AtomicU64,
     /// Calls refused because they would reach the digest store (see `digest_cache`).
     pub protected: AtomicU64,
-    /// Calls refused in every mode because the sensor cannot describe or perform them (SysV
-    /// IPC, keyctl, SCM_CREDENTIALS sends, writes to running code; docs/sensor.md).
+    /// Calls refused in every mode: those that would escape the sensor or reach a task outside
+    /// the workload (the supervisor above all: `CLONE_UNTRACED`, pidfds, process_vm_* and ptrace
+    /// on tasks that are not the workload's, stop signals reaching the supervisor), and those the
+    /// sensor cannot describe or perform (SysV IPC, keyctl, SCM_CREDENTIALS sends, writes to
+    /// running code; docs/sensor.md).
     pub refused: AtomicU64,
+    /// Calls the supervisor could not perform as the task would (other credentials): refused
+    /// with EPERM when enforcing, else continued by the kernel after their verdict.
+    pub unfaithful: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -157,6 +163,8 @@ pub struct Stats {
     pub protected: u64,
     /// See [`Counters::refused`].
     pub refused: u64,
+    /// See [`Counters::unfaithful`].
+    pub unfaithful: u64,
     /// Tasks followed.
     pub tasks: u64,
     /// Exec stops.
@@ -184,6 +192,7 @@ impl Counters {
             exec_mismatch: g(&self.exec_mismatch),
             protected: g(&self.protected),
             refused: g(&self.refused),
+            unfaithful: g(&self.unfaithful),
             tasks: 0,
             execs: 0,
         }

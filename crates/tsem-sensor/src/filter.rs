@@ -36,6 +36,19 @@ pub const REFUSED: &[i64] = &[
     libc::SYS_open_by_handle_at,
 ];
 
+/// Calls answered `ENOSYS` by the filter: `clone3` keeps its flags in memory, where the filter
+/// cannot see `CLONE_UNTRACED`; libc then falls back to `clone`, whose flags are a register.
+pub const NOT_IMPLEMENTED: &[i64] = &[libc::SYS_clone3];
+
+/// Calls refused by the filter unless their argument `.1` (a register) is `.2`:
+/// `perf_event_open` of a task other than the caller (pid 0), or of every task (-1), would
+/// sample the supervisor's registers and stack for a workload with `CAP_PERFMON`, and the sensor
+/// has no event to decide it with.
+pub const SELF_ONLY: &[(i64, u32, u32)] = &[(libc::SYS_perf_event_open, 1, 0)];
+
+/// `CLONE_UNTRACED` (a child no tracer may follow).
+pub const CLONE_UNTRACED: u32 = 0x0080_0000;
+
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const fn off_arg_lo(i: u32) -> u32 {
@@ -88,6 +101,12 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
             ins(RET_K, 0, 0, RET_USER_NOTIF),
             ins(RET_K, 0, 0, RET_ALLOW),
         ],
+        Cond::CloneUntraced => vec![
+            ins(LD_W_ABS, 0, 0, off_arg_lo(0)),
+            ins(JSET_K, 0, 1, CLONE_UNTRACED),
+            ins(RET_K, 0, 0, RET_USER_NOTIF),
+            ins(RET_K, 0, 0, RET_ALLOW),
+        ],
     }
 }
 
@@ -104,6 +123,17 @@ pub fn build(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
     for nr in REFUSED {
         p.push(ins(JEQ_K, 0, 1, *nr as u32));
         p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+    }
+    for (nr, arg, want) in SELF_ONLY {
+        p.push(ins(JEQ_K, 0, 4, *nr as u32));
+        p.push(ins(LD_W_ABS, 0, 0, off_arg_lo(*arg)));
+        p.push(ins(JEQ_K, 0, 1, *want));
+        p.push(ins(RET_K, 0, 0, RET_ALLOW));
+        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+    }
+    for nr in NOT_IMPLEMENTED {
+        p.push(ins(JEQ_K, 0, 1, *nr as u32));
+        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
     }
     for s in syscalls {
         let b = body(s.cond());
@@ -251,6 +281,38 @@ mod tests {
                 RET_ERRNO | libc::EPERM as u32
             );
         }
+    }
+
+    #[test]
+    fn untraced_clones_are_notified_and_clone3_falls_back() {
+        let p = build(Sysno::ALL);
+        let a = AUDIT_ARCH_X86_64;
+        let nr = libc::SYS_clone as u32;
+        let fork_like = libc::SIGCHLD as u64;
+        assert_eq!(run(&p, nr, a, [fork_like, 0, 0, 0, 0, 0]), RET_ALLOW);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(run(&p, nr, a, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        let untraced = fork_like | u64::from(CLONE_UNTRACED);
+        assert_eq!(run(&p, nr, a, [untraced, 0, 0, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(
+            run(&p, libc::SYS_clone3 as u32, a, [0; 6]),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
+    }
+
+    #[test]
+    fn perf_events_only_on_the_caller() {
+        let p = build(Sysno::ALL);
+        let a = AUDIT_ARCH_X86_64;
+        let nr = libc::SYS_perf_event_open as u32;
+        assert_eq!(run(&p, nr, a, [0x1000, 0, u64::MAX, 0, 0, 0]), RET_ALLOW);
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        assert_eq!(run(&p, nr, a, [0x1000, 1234, u64::MAX, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, nr, a, [0x1000, u64::MAX, 0, 0, 0, 0]), eperm);
+        // The syscalls after it are still matched (the accumulator was reloaded with an
+        // argument only on the perf_event_open branch, which always returns).
+        assert_eq!(run(&p, libc::SYS_read as u32, a, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&p, libc::SYS_openat as u32, a, [0; 6]), RET_USER_NOTIF);
     }
 
     #[test]

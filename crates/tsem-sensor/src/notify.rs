@@ -2,8 +2,16 @@
 //! as TSEM would, ask the modeling layer, then perform the operation ourselves (ADDFD or an
 //! emulated result) or let the kernel continue.
 //!
-//! Emulation is only used when the target's credentials equal the supervisor's and the target's
-//! root is ours, so that the supervisor's permission checks and path walks are the target's.
+//! Paths resolve in the target's own root (`/proc/<tid>/root`, `RESOLVE_IN_ROOT`) when it is not
+//! ours. The supervisor performs a call only when the target's credentials equal its own, so
+//! that its permission checks are the target's; otherwise the call is described and decided
+//! like any other, then refused when enforcing, or continued, counted in `unfaithful`.
+
+mod reach;
+mod roots;
+mod verdict;
+
+use verdict::{Allowed, Continuation};
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -98,21 +106,31 @@ pub(crate) struct Shared<H> {
     pub hash_pseudo_exec: bool,
     /// Notification threads block in RECV rather than epoll ([`sys::recv_returns_on_hangup`]).
     pub recv_blocks: bool,
+    /// See [`SensorConfig::enforcing`](crate::SensorConfig::enforcing).
+    pub enforcing: bool,
+    /// The supervisor's mount namespace: a task in another one resolves paths in its own root.
+    pub own_mntns: u64,
+    /// Set once a task may have changed the root an `fs_struct` shared with other tasks holds
+    /// (chroot, pivot_root, setns, unshare): from then on no task's status or root is cached,
+    /// since the change reaches tasks that made no call.
+    pub fs_varies: std::sync::atomic::AtomicBool,
 }
 
-/// A regular file the supervisor opened for a task and injected, kept so the task's next
-/// `mmap`s of it (the loader maps every library just opened, several times) are described
-/// from the open instead of fetching the descriptor again: `kcmp` proves the task's descriptor
-/// is still this very open file, `fstat` that its contents did not change.
+/// The description of a regular file the supervisor opened for a task and injected, kept so
+/// the task's next `mmap`s of it (the loader maps every library just opened, several times)
+/// reuse it instead of describing the file again. The file itself is not kept open (an open
+/// descriptor in the supervisor would make an exec of a file written through it fail with
+/// ETXTBSY, and keep the filesystem busy): the task's descriptor is fetched at the mmap and
+/// must still be that mount, inode, size, mtime and ctime (a rename or link moves ctime).
 pub(crate) struct Injected {
     tgid: i32,
     target_fd: i32,
-    file: OwnedFd,
     key: crate::digest_cache::DigestKey,
+    mnt_id: u64,
     desc: FileDesc,
 }
 
-/// How many injected files are kept (each holds the file open in the supervisor).
+/// How many injected descriptions are kept.
 const INJECTED_KEPT: usize = 32;
 
 /// (task serial, its /proc status, whether its root is ours), see [`Shared::status`].
@@ -140,7 +158,9 @@ impl From<io::Error> for Fail {
 
 /// How a notification is answered.
 enum Reply {
-    Continue,
+    /// The kernel runs the call: only with a verdict, or the reason there is none (see
+    /// [`verdict`]).
+    Continue(Continuation),
     Value(i64),
     Error(i32),
     AddFd(OwnedFd, bool),
@@ -158,8 +178,11 @@ struct Call {
     status: Status,
     task: Task,
     emulated: bool,
-    /// Set by an emulated open of a regular file: its description and identity.
-    injected: Option<(FileDesc, crate::digest_cache::DigestKey)>,
+    /// The supervisor's credentials differ from the task's, so it cannot perform the call as
+    /// the task would: see [`Notifier::decide`].
+    unfaithful: bool,
+    /// Set by an emulated open of a regular file: its description, identity and mount.
+    injected: Option<(FileDesc, crate::digest_cache::DigestKey, u64)>,
 }
 
 /// A path resolved for the supervisor: a directory descriptor standing for the target's
@@ -364,7 +387,15 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             None
         };
-        let serial = known.as_ref().map_or(0, |t| t.serial);
+        let fs_varies = self
+            .shared
+            .fs_varies
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let serial = if fs_varies {
+            0
+        } else {
+            known.as_ref().map_or(0, |t| t.serial)
+        };
         let cached = lock(&self.shared.status)
             .get(&tid)
             .filter(|c| c.0 == serial && serial != 0)
@@ -391,6 +422,14 @@ impl<H: EventHandler> Notifier<H> {
             // The call may change credentials, umask or root: describe later events afresh.
             lock(&self.shared.status).remove(&tid);
         }
+        if sys.changes_shared_fs() {
+            // The root lives in an fs_struct that other tasks may share (CLONE_FS): the
+            // change reaches them without a call of theirs, so stop caching for everyone.
+            self.shared
+                .fs_varies
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            lock(&self.shared.status).clear();
+        }
         let task = match known {
             Some(t) => Some(t),
             None => lock(&self.shared.tree).process(status.tgid).cloned(),
@@ -404,11 +443,12 @@ impl<H: EventHandler> Notifier<H> {
             status,
             task,
             emulated: false,
+            unfaithful: false,
             injected: None,
         };
         let reply = self.dispatch(&mut call);
         match reply {
-            Reply::Continue => {
+            Reply::Continue(_) => {
                 Counters::bump(&self.shared.counters.continued);
                 self.respond(n.id, Response::Continue)
             }
@@ -419,20 +459,37 @@ impl<H: EventHandler> Notifier<H> {
             Reply::Error(e) => self.respond(n.id, Response::Error(e)),
             Reply::AddFd(fd, cloexec) => {
                 Counters::bump(&self.shared.counters.emulated);
-                match sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec) {
+                // A file open for writing must be closed here before the task runs again: an
+                // exec of it right after would fail with ETXTBSY while we still hold it. Such a
+                // descriptor is installed first and the call answered once ours is closed.
+                let writable = sys::status_flags(fd.as_fd())
+                    .is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY);
+                let installed = if writable {
+                    sys::notif_addfd(self.fd.as_fd(), n.id, fd.as_fd(), cloexec)
+                } else {
+                    sys::notif_addfd_send(self.fd.as_fd(), n.id, fd.as_fd(), cloexec)
+                };
+                match installed {
                     Ok(target_fd) => {
-                        if let Some((desc, key)) = call.injected {
+                        // The task holds the only descriptor from now on.
+                        drop(fd);
+                        if let Some((desc, key, mnt_id)) = call.injected {
                             let mut kept = lock(&self.shared.injected);
+                            // The number may have been ours before for another file.
+                            kept.retain(|i| i.tgid != call.status.tgid || i.target_fd != target_fd);
                             if kept.len() >= INJECTED_KEPT {
                                 kept.pop_front();
                             }
                             kept.push_back(Injected {
                                 tgid: call.status.tgid,
                                 target_fd,
-                                file: fd,
                                 key,
+                                mnt_id,
                                 desc,
                             });
+                        }
+                        if writable {
+                            return self.respond(n.id, Response::Value(i64::from(target_fd)));
                         }
                         Ok(())
                     }
@@ -486,7 +543,9 @@ impl<H: EventHandler> Notifier<H> {
         if let Some(Some(r)) = lock(&self.shared.status).get(&tid).map(|c| c.2) {
             return r;
         }
-        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root);
+        // The same root directory in another mount namespace is another tree of mounts.
+        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root)
+            && stat_of(&format!("/proc/{tid}/ns/mnt")).map(|s| s.1) == Some(self.shared.own_mntns);
         if let Some(c) = lock(&self.shared.status).get_mut(&tid) {
             c.2 = Some(r);
         }
@@ -511,6 +570,16 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Hand one event to the modeling layer.
     fn ask(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Verdict {
+        self.ask_token(call, ty, cell).0
+    }
+
+    /// [`Self::ask`], with the proof of an allowing verdict, which a continued call needs.
+    fn ask_token(
+        &mut self,
+        call: &mut Call,
+        ty: EventType,
+        cell: Cell,
+    ) -> (Verdict, Option<Allowed>) {
         let event = Event {
             header: self.header(call, ty),
             coe: call.status.coe,
@@ -527,7 +596,7 @@ impl<H: EventHandler> Notifier<H> {
             event,
         };
         Counters::bump(&self.shared.counters.events);
-        let v = lock(&self.shared.handler).on_event(&raw);
+        let (v, allowed) = verdict::model(&self.shared.handler, &raw);
         if v.taint && !call.task.untrusted {
             call.task.untrusted = true;
             lock(&self.shared.tree).taint(call.tid);
@@ -535,7 +604,14 @@ impl<H: EventHandler> Notifier<H> {
         if !v.allow {
             Counters::bump(&self.shared.counters.denied);
         }
-        v
+        (v, allowed)
+    }
+
+    /// Continue a call that reaches no TSEM hook the sensor models (`why`), counted in
+    /// `unmodeled`.
+    fn no_event(&self, why: &'static str) -> Reply {
+        Counters::bump(&self.shared.counters.unmodeled);
+        Reply::Continue(Continuation::NoEvent(why))
     }
 
     fn read_cstr(&self, tid: i32, addr: u64) -> Result<Vec<u8>, Fail> {
@@ -584,13 +660,16 @@ impl<H: EventHandler> Notifier<H> {
     fn resolve(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Target, Fail> {
         let tgid = call.status.tgid;
         let path = rewrite_self(raw, tgid, call.tid);
-        let resolve = if names_other_proc(&path, self.self_pid) {
-            0
-        } else {
-            libc::RESOLVE_NO_MAGICLINKS
-        };
+        let resolve = libc::RESOLVE_NO_MAGICLINKS;
         if !self.same_root(call.tid) {
-            return Err(Fail::Fallback);
+            return self.resolve_in_root(call, dirfd, path, resolve);
+        }
+        // A magic link of a workload task's /proc entry (/proc/<pid>/fd/N, /dev/fd/N...): that
+        // one hop is taken, the rest of the path is walked without magic links.
+        if names_other_proc(&path, self.self_pid)
+            && let Some(hop) = self.magic_hop(&path)
+        {
+            return hop;
         }
         let dir = if path.first() == Some(&b'/') {
             None
@@ -622,7 +701,7 @@ impl<H: EventHandler> Notifier<H> {
     /// operation base, absolute path of the entry).
     fn parent(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> Result<Parent, Fail> {
         let Some((p, base, base_op)) = split_parent(raw) else {
-            return Err(Fail::Fallback);
+            return Err(Fail::Errno(self.dot_errno(call, dirfd, raw)));
         };
         let t = self.resolve(call, dirfd, &p)?;
         let fd = sys::openat2(
@@ -657,8 +736,11 @@ impl<H: EventHandler> Notifier<H> {
         Ok(())
     }
 
+    /// The caller's umask now. Read afresh rather than from the cached status: it lives in an
+    /// fs_struct that other threads share, and one of them may have changed it without any call
+    /// of this one (only creates need it).
     fn umask(&self, call: &Call) -> u32 {
-        call.status.umask
+        procfs::read_status(call.tid).map_or(call.status.umask, |s| s.umask)
     }
 
     fn dispatch(&mut self, call: &mut Call) -> Reply {
@@ -815,9 +897,8 @@ impl<H: EventHandler> Notifier<H> {
                 self.task_cell(call, EventType::TaskGetscheduler, a[0] as i32)
             }
             Sysno::Getpgid | Sysno::Getsid if a[0] as i32 == 0 => {
-                // The kernel checks only other tasks.
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
+                Ok(self
+                    .no_event("getpgid/getsid of the caller: the kernel checks other tasks only"))
             }
             Sysno::Getpgid => self.task_cell(call, EventType::TaskGetpgid, a[0] as i32),
             Sysno::Getsid => self.task_cell(call, EventType::TaskGetsid, a[0] as i32),
@@ -904,10 +985,15 @@ impl<H: EventHandler> Notifier<H> {
             | Sysno::Fsopen
             | Sysno::Fsmount
             | Sysno::MountSetattr
-            | Sysno::DeleteModule => {
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
-            }
+            | Sysno::DeleteModule => Ok(self.no_event(
+                "no TSEM event: credential and root changes reach later events through the COE \
+                 and the task's root; the mount API and delete_module map to none",
+            )),
+            Sysno::PidfdOpen => self.sys_pidfd_open(call),
+            Sysno::PidfdGetfd => self.sys_pidfd_getfd(call),
+            Sysno::PidfdSendSignal => self.sys_pidfd_send_signal(call),
+            Sysno::ProcessVmReadv | Sysno::ProcessVmWritev => self.sys_process_vm(call),
+            Sysno::Clone => Ok(self.sys_clone_untraced(call)),
         };
         match r {
             Ok(r) => r,
@@ -919,19 +1005,48 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }
             Err(Fail::Fallback) => {
-                // The supervisor cannot act for this target; describe what it can by path and
-                // let the kernel run the call (racy, see docs/sensor.md).
-                Counters::bump(&self.shared.counters.unmodeled);
-                Reply::Continue
+                // The supervisor can neither describe nor perform the call as the task would:
+                // refused in every mode (there is no verdict to continue it with).
+                Counters::bump(&self.shared.counters.unfaithful);
+                Reply::Error(libc::EPERM)
             }
         }
     }
 
+    /// The answer to a call the supervisor cannot perform as the task would: EPERM when
+    /// enforcing (the kernel would re-read what was decided, with other credentials), else
+    /// CONTINUE after its verdict. Counted in `unfaithful` either way.
+    fn unfaithful_reply(&self, why: Continuation) -> Reply {
+        Counters::bump(&self.shared.counters.unfaithful);
+        if self.shared.enforcing {
+            Reply::Error(libc::EPERM)
+        } else {
+            Reply::Continue(why)
+        }
+    }
+
+    /// Whether the supervisor may perform `call` itself (its credentials are the task's),
+    /// recorded in the call: an allowed call it may not perform gets [`Self::unfaithful_reply`]
+    /// (see [`Self::decide`] and [`Self::gate`]).
+    fn performs(&self, call: &mut Call) -> bool {
+        call.unfaithful = !self.same_creds(call);
+        call.emulated = !call.unfaithful;
+        call.emulated
+    }
+
+    /// After an allowing verdict (`why`) and before the supervisor performs anything: the
+    /// answer for a call it cannot perform faithfully, if this is one.
+    fn gate(&self, call: &Call, why: Continuation) -> Option<Reply> {
+        call.unfaithful.then(|| self.unfaithful_reply(why))
+    }
+
     /// Ask about an event the kernel then runs (continued) unless it is denied.
     fn simple(&mut self, call: &mut Call, ty: EventType, cell: Cell) -> Result<Reply, Fail> {
-        Ok(self
-            .decide(call, ty, cell, false)
-            .unwrap_or(Reply::Continue))
+        let (v, allowed) = self.ask_token(call, ty, cell);
+        Ok(match allowed {
+            Some(a) => Reply::Continue(Continuation::Allowed(a)),
+            None => Reply::Error(v.errno),
+        })
     }
 
     /// Ask about an event; when it is allowed, either the supervisor performs the operation
@@ -943,11 +1058,14 @@ impl<H: EventHandler> Notifier<H> {
         cell: Cell,
         emulate: bool,
     ) -> Option<Reply> {
-        let v = self.ask(call, ty, cell);
-        if let Some(r) = Self::verdict_reply(v) {
-            return Some(r);
+        let (v, allowed) = self.ask_token(call, ty, cell);
+        let Some(a) = allowed else {
+            return Some(Reply::Error(v.errno));
+        };
+        if call.unfaithful {
+            return Some(self.unfaithful_reply(Continuation::Allowed(a)));
         }
-        (!emulate).then_some(Reply::Continue)
+        (!emulate).then_some(Reply::Continue(Continuation::Allowed(a)))
     }
 
     fn verdict_reply(v: Verdict) -> Option<Reply> {
@@ -1002,33 +1120,22 @@ impl<H: EventHandler> Notifier<H> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        if !self.same_creds(call) {
-            return Err(Fail::Fallback);
-        }
-        call.emulated = true;
+        self.performs(call);
         let fl = flags as i32;
         let cloexec = fl & libc::O_CLOEXEC != 0;
         if fl & libc::O_PATH != 0 {
             // O_PATH opens never reach security_file_open: no event.
+            let why = Continuation::NoEvent("O_PATH opens reach no security_file_open");
+            if let Some(r) = self.gate(call, why) {
+                return Ok(r);
+            }
             let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
             let fd = sys::openat2(t.dir(), &t.path, flags & keep, 0, t.resolve)?;
             Counters::bump(&self.shared.counters.unmodeled);
             return Ok(Reply::AddFd(fd, cloexec));
         }
         if fl & libc::O_TMPFILE == libc::O_TMPFILE {
-            let m = mode & !u64::from(self.umask(call)) & 0o7777;
-            let fd = sys::openat2(
-                t.dir(),
-                &t.path,
-                flags & !(libc::O_CLOEXEC as u64),
-                m,
-                t.resolve,
-            )?;
-            let st = sys::fstat(fd.as_fd())?;
-            self.claim_write(&st)?;
-            let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
-            let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-            return Ok(Self::verdict_reply(v).unwrap_or(Reply::AddFd(fd, cloexec)));
+            return self.open_tmpfile(call, &t, flags, mode, cloexec);
         }
         let creat = fl & libc::O_CREAT != 0;
         let excl = creat && fl & libc::O_EXCL != 0;
@@ -1071,6 +1178,16 @@ impl<H: EventHandler> Notifier<H> {
             return Err(Fail::Errno(libc::ELOOP));
         }
         self.guard(self.shared.protected.object(&st))?;
+        // The supervisor's own /proc/<pid> (its memory above all): refused in every mode,
+        // after the event for regular files, so the attempt is recorded.
+        if self.is_supervisor_proc(p.as_fd(), &st) {
+            if is(&st, libc::S_IFREG) {
+                // Nothing is read: files on proc have the zero digest.
+                let file = self.desc.file(p.as_fd(), None, &st, open_f_flags(flags));
+                let _ = self.ask(call, EventType::FileOpen, Cell::File(file));
+            }
+            return Ok(self.refuse());
+        }
         if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
             self.claim_write(&st)?;
         }
@@ -1078,6 +1195,16 @@ impl<H: EventHandler> Notifier<H> {
             .map_err(|_| Fail::Errno(libc::EINVAL))?;
         let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
         let real_flags = (flags & !strip) | libc::O_NOCTTY as u64;
+        if !is(&st, libc::S_IFREG)
+            && let Some(r) = self.gate(
+                call,
+                Continuation::NoEvent("TSEM models opens of regular files only"),
+            )
+        {
+            // No event (TSEM models opens of regular files only), but still not performed
+            // with other credentials than the task's.
+            return Ok(r);
+        }
         if is(&st, libc::S_IFIFO) {
             // Opening a FIFO blocks until the other end shows up, which may be another
             // supervised task: do it on a helper thread and answer from there.
@@ -1110,9 +1237,22 @@ impl<H: EventHandler> Notifier<H> {
             &st,
             open_f_flags(flags),
         );
-        call.injected = Some((file.clone(), crate::digest_cache::DigestKey::of(&st)));
-        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
+        // Files on pseudo filesystems produce no mmap_file event: the mmap of one must take
+        // the path that finds that out, whichever thread answers it first.
+        if !crate::describe::PSEUDO_MAGICS.contains(&file.inode.s_magic)
+            && let Ok(mnt_id) = sys::mount_id(p.as_fd())
+        {
+            call.injected = Some((
+                file.clone(),
+                crate::digest_cache::DigestKey::of(&st),
+                mnt_id,
+            ));
+        }
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(r);
         }
         let fd = match reader {
@@ -1196,7 +1336,7 @@ impl<H: EventHandler> Notifier<H> {
         let dentry = self
             .desc
             .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(created));
-        let v = self.ask(
+        let (v, allowed) = self.ask_token(
             call,
             EventType::InodeCreate,
             Cell::InodeCreate {
@@ -1205,7 +1345,10 @@ impl<H: EventHandler> Notifier<H> {
                 mode: libc::S_IFREG | m,
             },
         );
-        if let Some(r) = Self::verdict_reply(v) {
+        let Some(allowed) = allowed else {
+            return Ok(Some(Reply::Error(v.errno)));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
             return Ok(Some(r));
         }
         let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
@@ -1278,10 +1421,10 @@ impl<H: EventHandler> Notifier<H> {
             EXEC_FLAGS,
         );
         let digest = file.digest;
-        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
-        if let Some(r) = Self::verdict_reply(v) {
-            return Ok(r);
-        }
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
         lock(&self.shared.tree).approve_exec(
             call.tid,
             ApprovedExec {
@@ -1291,7 +1434,8 @@ impl<H: EventHandler> Notifier<H> {
                 comm: Some(call.status.name.clone()),
             },
         );
-        Ok(Reply::Continue)
+        // The kernel resolves the path again: the exec stop checks what it loaded.
+        Ok(Reply::Continue(Continuation::Allowed(allowed)))
     }
 
     fn target_file(&self, call: &Call, fd: i32) -> Result<OwnedFd, Fail> {
@@ -1305,27 +1449,35 @@ impl<H: EventHandler> Notifier<H> {
 
     /// The description of the task's descriptor `fd` when it is a file the supervisor injected
     /// and which has not changed since (see [`Injected`]).
-    fn injected_file(&self, call: &Call, fd: i32) -> Option<(FileDesc, libc::stat)> {
-        let kept = lock(&self.shared.injected);
-        let i = kept
-            .iter()
-            .rev()
-            .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
-        if !sys::same_open_file(i.file.as_fd(), call.tid, fd) {
+    /// `f` is the task's descriptor `fd`, fetched now, and `st` its `fstat`.
+    fn injected_file(
+        &self,
+        call: &Call,
+        fd: i32,
+        f: BorrowedFd<'_>,
+        st: &libc::stat,
+    ) -> Option<FileDesc> {
+        let (key, mnt_id, desc) = {
+            let kept = lock(&self.shared.injected);
+            let i = kept
+                .iter()
+                .rev()
+                .find(|i| i.tgid == call.status.tgid && i.target_fd == fd)?;
+            (i.key, i.mnt_id, i.desc.clone())
+        };
+        // Another name of the same inode would be described with its own path.
+        // A file the workload writes may change without its key moving: described afresh.
+        if st.st_nlink != 1
+            || crate::digest_cache::DigestKey::of(st) != key
+            || sys::mount_id(f).ok()? != mnt_id
+            || self.desc.is_written(st)
+        {
             return None;
         }
-        let st = sys::fstat(i.file.as_fd()).ok()?;
-        if crate::digest_cache::DigestKey::of(&st) != i.key {
-            return None;
-        }
-        if self.desc.is_written(&st) {
-            // Its contents may have changed without its key moving: describe it afresh.
-            return None;
-        }
-        let mut desc = i.desc.clone();
+        let mut desc = desc;
         // The file's flags now (fcntl F_SETFL may have changed them since the open).
-        desc.flags = sys::status_flags(i.file.as_fd()).ok()? as u32;
-        Some((desc, st))
+        desc.flags = sys::status_flags(f).ok()? as u32;
+        Some(desc)
     }
 
     fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1342,12 +1494,14 @@ impl<H: EventHandler> Notifier<H> {
         let exec = a[2] & libc::PROT_EXEC as u64 != 0;
         let shared_write =
             a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
-        if let Some((file, st)) = self.injected_file(call, a[4] as i32)
+        let f = self.target_file(call, a[4] as i32)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let st = sys::fstat(f.as_fd())?;
+        if let Some(file) = self.injected_file(call, a[4] as i32, f.as_fd(), &st)
             && !(exec && file.path.pathname.starts_with("/memfd:"))
         {
-            if !self.valid(call) {
-                return Ok(Reply::Gone);
-            }
             self.claim_mapping(&st, exec, shared_write)?;
             let cell = Cell::MmapFile {
                 file: Some(file),
@@ -1356,11 +1510,6 @@ impl<H: EventHandler> Notifier<H> {
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
-        let f = self.target_file(call, a[4] as i32)?;
-        if !self.valid(call) {
-            return Ok(Reply::Gone);
-        }
-        let st = sys::fstat(f.as_fd())?;
         let magic = self.desc.magic(f.as_fd(), &st);
         if is(&st, libc::S_IFREG) {
             self.claim_mapping(&st, exec, shared_write)?;
@@ -1381,8 +1530,8 @@ impl<H: EventHandler> Notifier<H> {
         }
         if !is(&st, libc::S_IFREG) || (crate::describe::PSEUDO_MAGICS.contains(&magic) && !measured)
         {
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self
+                .no_event("mmap_file skips non-regular files and pseudo filesystems (spec §1.3)"));
         }
         let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
         let file = self
@@ -1476,8 +1625,7 @@ impl<H: EventHandler> Notifier<H> {
         let blocking = sys::status_flags(f.as_fd())
             .map(|fl| fl & libc::O_NONBLOCK == 0)
             .unwrap_or(true);
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         if let Some(r) = self.decide(call, ty, Cell::SockAddr { sock, addr: parsed }, emulate) {
             return Ok(r);
         }
@@ -1555,9 +1703,9 @@ impl<H: EventHandler> Notifier<H> {
         let a = call.n.args;
         let f = self.target_file(call, a[0] as i32)?;
         let Ok(sock) = self.sock(f.as_fd()) else {
-            // Not a socket: the kernel fails it (ENOTSOCK) before any hook.
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(
+                self.no_event("not a socket: the kernel fails it (ENOTSOCK) before any hook")
+            );
         };
         let (ty, cell) = match call.sys {
             Sysno::Getsockname => (EventType::SocketGetsockname, Cell::Sock(sock)),
@@ -1608,8 +1756,7 @@ impl<H: EventHandler> Notifier<H> {
             _ => (a[1] as i32, a[2] as u32),
         };
         if sig == libc::SIGURG as u32 {
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("task_kill skips SIGURG (spec §1.3)"));
         }
         let zero = Digest::zero(self.shared.alg.size());
         let (target, cross_ns) = if pid > 0 {
@@ -1621,15 +1768,15 @@ impl<H: EventHandler> Notifier<H> {
             // Process-group and broadcast signals: one event for the group as a whole.
             (zero, 0)
         };
-        self.simple(
-            call,
-            EventType::TaskKill,
-            Cell::TaskKill {
-                target,
-                sig,
-                cross_ns,
-            },
-        )
+        let cell = Cell::TaskKill {
+            target,
+            sig,
+            cross_ns,
+        };
+        if self.signal_reaches_supervisor(call, sig) {
+            return Ok(self.ask_then_refuse(call, EventType::TaskKill, cell));
+        }
+        self.simple(call, EventType::TaskKill, cell)
     }
 
     fn sys_ptrace(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1649,19 +1796,10 @@ impl<H: EventHandler> Notifier<H> {
             );
         }
         if req == libc::PTRACE_ATTACH || req == libc::PTRACE_SEIZE {
-            let child = self.task_of(a[1] as i32).unwrap_or(zero);
-            // PTRACE_MODE_ATTACH | PTRACE_MODE_REALCREDS.
-            return self.simple(
-                call,
-                EventType::PtraceAccessCheck,
-                Cell::PtraceAccess {
-                    child,
-                    mode: 0x02 | 0x08,
-                },
-            );
+            return self.ptrace_attach(call, a[1] as i32);
         }
-        Counters::bump(&self.shared.counters.unmodeled);
-        Ok(Reply::Continue)
+        Ok(self
+            .no_event("ptrace requests other than attach, seize and traceme act on tracees only"))
     }
 
     fn sys_setpgid(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -1738,6 +1876,10 @@ impl<H: EventHandler> Notifier<H> {
             // Another task's limits: task_prlimit with both credentials (LSM_PRLIMIT_READ = 1,
             // LSM_PRLIMIT_WRITE = 2). securebits are not in /proc and are reported as 0.
             let target = procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?;
+            if a[2] != 0 && self.is_supervisor(pid) {
+                // New limits for the supervisor (too few descriptors, too little memory).
+                return Ok(self.refuse());
+            }
             let flags = u32::from(a[3] != 0) | (u32::from(a[2] != 0) << 1);
             let cell = Cell::TaskPrlimit {
                 cred: tsem_core::event::Creds {
@@ -1750,13 +1892,16 @@ impl<H: EventHandler> Notifier<H> {
                 },
                 flags,
             };
-            let v = self.ask(call, EventType::TaskPrlimit, cell);
-            if let Some(r) = Self::verdict_reply(v) {
-                return Ok(r);
+            let (v, allowed) = self.ask_token(call, EventType::TaskPrlimit, cell);
+            let Some(allowed) = allowed else {
+                return Ok(Reply::Error(v.errno));
+            };
+            if a[2] == 0 {
+                return Ok(Reply::Continue(Continuation::Allowed(allowed)));
             }
         }
         if a[2] == 0 {
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("prlimit64 reading the caller's own limits reaches no hook"));
         }
         self.sys_rlimit(call, pid, a[1], a[2])
     }
@@ -1808,9 +1953,7 @@ impl<H: EventHandler> Notifier<H> {
         let hdr = self.read_mem(call.tid, a[0], 8)?;
         let pid = i32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
         if a[1] == 0 {
-            // A version probe: no capability is read.
-            Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::Continue);
+            return Ok(self.no_event("capget version probe: no capability is read"));
         }
         let st = if pid == 0 {
             call.status.clone()
@@ -1957,8 +2100,7 @@ impl<H: EventHandler> Notifier<H> {
         if par.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let m = mode & !self.umask(call) & 0o7777;
         let fmt = mode & libc::S_IFMT;
         let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
@@ -2051,8 +2193,7 @@ impl<H: EventHandler> Notifier<H> {
         let Some(entry) = par.entry else {
             return Err(Fail::Errno(libc::ENOENT));
         };
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
         let created = self.desc.created(&entry);
         let dentry = self
@@ -2096,8 +2237,7 @@ impl<H: EventHandler> Notifier<H> {
         let Some(oe) = o.entry else {
             return Err(Fail::Errno(libc::ENOENT));
         };
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let old_dir = self.desc.inode(o.fd.as_fd(), &o.st, &o.abs);
         let oc = self.desc.created(&oe);
         let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
@@ -2154,8 +2294,7 @@ impl<H: EventHandler> Notifier<H> {
         if n.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let oc = self.desc.created(&oe);
         let old_dentry = self.desc.dentry(o.fd.as_fd(), &o.st, &o.abs, Some(&oe), oc);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
@@ -2198,8 +2337,7 @@ impl<H: EventHandler> Notifier<H> {
         if n.entry.is_some() {
             return Err(Fail::Errno(libc::EEXIST));
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);
         let old_name = tsem_core::RawStr::from(&traw[..]);
@@ -2313,8 +2451,7 @@ impl<H: EventHandler> Notifier<H> {
         if let SetAttr::Size(_) = what {
             self.claim_write(&st)?;
         }
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let cell = self.setattr_cell(obj.as_fd(), &st, &what);
         if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);
@@ -2345,7 +2482,8 @@ impl<H: EventHandler> Notifier<H> {
                     Err(e) => Err(errno_of(&e)),
                 }
             }
-            SetAttr::Times(_) => return Ok(Reply::Continue),
+            // Times go through sys_utimens and sys_utimes_old, never here.
+            SetAttr::Times(_) => Err(libc::EINVAL),
         };
         Ok(op_reply(r))
     }
@@ -2375,15 +2513,12 @@ impl<H: EventHandler> Notifier<H> {
     fn sys_fcntl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
         let a = call.n.args;
         let (fd, cmd) = (a[0] as i32, a[1] as i32);
-        if self.shared.observe.fcntl
-            && let Some(r) = Self::verdict_reply_of(self.sys_file_cmd(
-                call,
-                fd,
-                EventType::FileFcntl,
-                cmd as u32,
-            )?)
-        {
-            return Ok(r);
+        let mut fcntl_allowed = None;
+        if self.shared.observe.fcntl {
+            match self.sys_file_cmd(call, fd, EventType::FileFcntl, cmd as u32)? {
+                Reply::Continue(c) => fcntl_allowed = Some(c),
+                other => return Ok(other),
+            }
         }
         let locks = [
             libc::F_SETLK,
@@ -2397,7 +2532,10 @@ impl<H: EventHandler> Notifier<H> {
             let l_type = i16::from_ne_bytes([b[0], b[1]]);
             return self.sys_file_cmd(call, fd, EventType::FileLock, l_type as u32);
         }
-        Ok(Reply::Continue)
+        Ok(match fcntl_allowed {
+            Some(c) => Reply::Continue(c),
+            None => self.no_event("fcntl without file_fcntl observed: only record locks are"),
+        })
     }
 
     /// flock: file_lock with the lock type the kernel translates the operation to.
@@ -2414,19 +2552,9 @@ impl<H: EventHandler> Notifier<H> {
         };
         match ty {
             Some(t) => self.sys_file_cmd(call, a[0] as i32, EventType::FileLock, t as u32),
-            // The kernel rejects it or ignores it before the hook: no event.
             None => {
-                Counters::bump(&self.shared.counters.unmodeled);
-                Ok(Reply::Continue)
+                Ok(self.no_event("flock operation the kernel rejects or ignores before the hook"))
             }
-        }
-    }
-
-    /// A reply that ends the call (a denial or the target's disappearance), if `r` is one.
-    fn verdict_reply_of(r: Reply) -> Option<Reply> {
-        match r {
-            Reply::Continue => None,
-            other => Some(other),
         }
     }
 
@@ -2444,8 +2572,8 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<Reply, Fail> {
         let obj = self.object(call, dirfd, path, flags)?;
         // The supervisor's own credentials must not find what the caller's would not (search
-        // permission on the path): otherwise describe and let the kernel answer (racy).
-        let emulate = self.same_creds(call);
+        // permission on the path): otherwise see `performs`.
+        let emulate = self.performs(call);
         self.getattr_of(call, obj, buf, flags, statx_mask, emulate)
     }
 
@@ -2493,8 +2621,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(f.as_fd())?;
         self.guard(self.shared.protected.object(&st))?;
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let mut cell = self.setattr_cell(f.as_fd(), &st, &what);
         if let (SetAttr::Size(_), Cell::InodeSetattr { valid, .. }) = (&what, &mut cell) {
             *valid |= ATTR_FILE;
@@ -2510,7 +2637,8 @@ impl<H: EventHandler> Notifier<H> {
                 fd: f.as_fd(),
                 len: s,
             }),
-            SetAttr::Times(_) => return Ok(Reply::Continue),
+            // Times go through sys_utimens and sys_utimes_old, never here.
+            SetAttr::Times(_) => Err(libc::EINVAL),
         };
         Ok(op_reply(r))
     }
@@ -2556,8 +2684,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(obj.as_fd())?;
         let set = times.is_some_and(|t| t.iter().any(|x| x.tv_nsec != libc::UTIME_NOW));
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(set));
         if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
             return Ok(r);

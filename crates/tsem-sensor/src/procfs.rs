@@ -247,6 +247,9 @@ pub struct MapEntry {
     pub ino: u64,
     /// Path as printed.
     pub path: String,
+    /// The address range as printed (`start-end`, hex), which names the mapping under
+    /// `/proc/<pid>/map_files/`.
+    pub range: String,
 }
 
 /// The file-backed mappings of a maps file (anonymous and `[special]` lines are skipped).
@@ -254,7 +257,7 @@ pub fn parse_maps(text: &str) -> Vec<MapEntry> {
     let mut out = Vec::new();
     for line in text.lines() {
         let mut it = line.splitn(6, ' ');
-        let (Some(_range), Some(perms), Some(_off), Some(dev), Some(ino)) =
+        let (Some(range), Some(perms), Some(_off), Some(dev), Some(ino)) =
             (it.next(), it.next(), it.next(), it.next(), it.next())
         else {
             continue;
@@ -290,6 +293,7 @@ pub fn parse_maps(text: &str) -> Vec<MapEntry> {
             minor,
             ino,
             path: path.to_string(),
+            range: range.to_string(),
         });
     }
     out

@@ -122,6 +122,9 @@ pub struct SensorConfig {
     /// tsem extension to TSEM's pseudo-filesystem rule, docs/sensor.md). Off: kernel-exact
     /// zero digests for them.
     pub hash_pseudo_exec: bool,
+    /// The run enforces a model: a call the supervisor cannot perform as the task would
+    /// (other credentials) is refused with EPERM after its verdict instead of continued.
+    pub enforcing: bool,
 }
 
 /// How notification threads wait for notifications.
@@ -153,6 +156,7 @@ impl Default for SensorConfig {
             backstop: None,
             keep_fds: Vec::new(),
             hash_pseudo_exec: true,
+            enforcing: false,
         }
     }
 }
@@ -273,6 +277,7 @@ pub fn run<H: EventHandler + 'static>(
     };
     let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
     let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
+    let own_mntns = meta("/proc/self/ns/mnt").map_err(setup("stat mntns"))?.1;
 
     // Orphans of the workload must come back to us, not to init outside the tree.
     sys::set_child_subreaper().map_err(setup("PR_SET_CHILD_SUBREAPER"))?;
@@ -285,6 +290,15 @@ pub fn run<H: EventHandler + 'static>(
     // The child holds its own copy of the ruleset descriptor until it restricts itself.
     let backstop = backstop.map(|b| b.report);
 
+    // The child says when it is dumpable again (see `sys::fork_child`); EOF: it failed.
+    let mut ready = [0u8; 1];
+    if !matches!(sys::read(sock_parent.as_fd(), &mut ready), Ok(1)) {
+        let _ = sys::waitpid(pid);
+        return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
+            what: "waiting for the child",
+            source: std::io::Error::from_raw_os_error(libc::EPIPE),
+        }));
+    }
     let opts = (libc::PTRACE_O_TRACEEXEC
         | libc::PTRACE_O_TRACEFORK
         | libc::PTRACE_O_TRACEVFORK
@@ -298,6 +312,10 @@ pub fn run<H: EventHandler + 'static>(
             source: e,
         });
     }
+    // Out of the workload's reach from now on: same-uid processes without CAP_SYS_PTRACE can
+    // no longer read or write our memory, take our descriptors (the listener) or trace us.
+    // Only after the seize: the child, forked before, must stay dumpable until its execve.
+    sys::set_undumpable().map_err(setup("PR_SET_DUMPABLE"))?;
     sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
     drop(go_w);
 
@@ -347,6 +365,9 @@ pub fn run<H: EventHandler + 'static>(
         own,
         own_root,
         own_netns,
+        own_mntns,
+        enforcing: config.enforcing,
+        fs_varies: Default::default(),
     });
     let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     // One notification thread per CPU (at most four): with SYNC_WAKE_UP a notification is
@@ -388,6 +409,15 @@ pub fn run<H: EventHandler + 'static>(
         }
     }
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
+    // A continued call the supervisor could not perform as the task (other credentials) was
+    // re-read by the kernel, which the digest-store guard cannot see: keep only what this
+    // run read at its start and hashed itself.
+    let reread = !config.enforcing
+        && shared
+            .counters
+            .unfaithful
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
         let mut cache = shared
             .digests
@@ -398,7 +428,12 @@ pub fn run<H: EventHandler + 'static>(
         let objects = lock(&shared.objects);
         cache.retain(|k, _| !objects.is_written((k.dev, k.ino)));
         drop(objects);
-        store.save(&cache).err().map(|e| e.to_string())
+        let saved = if reread {
+            store.save_own(&cache)
+        } else {
+            store.save(&cache)
+        };
+        saved.err().map(|e| e.to_string())
     });
     let mut stats = shared.counters.snapshot();
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -657,23 +692,43 @@ fn deliver<H: EventHandler>(
     v
 }
 
+/// The file-backed mappings of a new image and the files behind them.
+type ExecObjects = (
+    Vec<tsem_core::event::FileDesc>,
+    Vec<(tsem_core::event::FileDesc, u32)>,
+);
+
+/// The object mapped at `m` in task `pid`: the file its path names if that is still the mapped
+/// inode, else the mapping's own file through `/proc/<pid>/map_files/` (which needs
+/// `CAP_CHECKPOINT_RESTORE` or `CAP_SYS_ADMIN`). `None` when neither is possible.
+fn mapped_object(pid: i32, m: &procfs::MapEntry) -> Option<(std::os::fd::OwnedFd, libc::stat)> {
+    let dev = libc::makedev(m.major, m.minor);
+    let names = |p: &str| {
+        let f = sys::open(p, libc::O_PATH).ok()?;
+        let st = sys::fstat(f.as_fd()).ok()?;
+        (st.st_dev == dev && st.st_ino == m.ino).then_some((f, st))
+    };
+    names(&m.path).or_else(|| names(&format!("/proc/{pid}/map_files/{}", m.range)))
+}
+
 /// What the kernel opens and maps itself during an exec, read back at the exec stop from
 /// `/proc/<pid>/maps` before the program's first instruction: the ELF interpreter (file_open)
-/// and every segment of the executable and the interpreter (mmap_file).
+/// and every segment of the executable and the interpreter (mmap_file). Every file-backed
+/// mapping is verified against the mapped inode: `Err` when one cannot be (its path names
+/// another file or none, "(deleted)", and `map_files` is out of reach), and the task must not
+/// run.
 fn exec_objects(
     desc: &mut Describer,
     pid: i32,
     exe: &libc::stat,
-) -> (
-    Vec<tsem_core::event::FileDesc>,
-    Vec<(tsem_core::event::FileDesc, u32)>,
-) {
+    exe_desc: &tsem_core::event::FileDesc,
+) -> Result<ExecObjects, ()> {
     let mut interps = Vec::new();
     let mut maps = Vec::new();
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return (interps, maps);
-    };
-    let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> = Vec::new();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|_| ())?;
+    // The executable was described from /proc/<pid>/exe, the very file loaded.
+    let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> =
+        vec![(exe.st_dev, exe.st_ino, exe_desc.clone())];
     for m in procfs::parse_maps(&text) {
         let dev = libc::makedev(m.major, m.minor);
         let known = files
@@ -683,16 +738,9 @@ fn exec_objects(
         let file = match known {
             Some(f) => f,
             None => {
-                // The path printed in maps is only trusted when it still names the mapped inode.
-                let Ok(p) = sys::open(&m.path, libc::O_PATH) else {
-                    continue;
+                let Some((p, st)) = mapped_object(pid, &m) else {
+                    return Err(());
                 };
-                let Ok(st) = sys::fstat(p.as_fd()) else {
-                    continue;
-                };
-                if st.st_dev != dev || st.st_ino != m.ino {
-                    continue;
-                }
                 let reader = desc.reader_for(p.as_fd(), &st);
                 let f = desc.file(
                     p.as_fd(),
@@ -713,7 +761,7 @@ fn exec_objects(
         };
         maps.push((file, m.prot));
     }
-    (interps, maps)
+    Ok((interps, maps))
 }
 
 fn on_exec<H: EventHandler>(
@@ -726,7 +774,12 @@ fn on_exec<H: EventHandler>(
     let status = procfs::read_status(tid).ok();
     let exe = Notifier::<H>::describe_exe(desc, tid).ok();
     let (Some(status), Some((exe, st))) = (status, exe) else {
-        // The task vanished during the stop; nothing ran after the exec.
+        // The task vanished during the stop, or the program it loaded cannot be read back (a
+        // non-dumpable image, e.g. an unreadable binary, hides /proc/<pid>/exe from an
+        // unprivileged supervisor): nothing may run without an identity.
+        if sys::kill(tid, libc::SIGKILL).is_ok() {
+            Counters::bump(&shared.counters.exec_mismatch);
+        }
         lock(&shared.tree).exit(former);
         return;
     };
@@ -762,7 +815,11 @@ fn on_exec<H: EventHandler>(
     {
         old_status.name = a.comm.clone().unwrap_or_default();
     }
-    let (interps, maps) = exec_objects(desc, tid, &st);
+    let Ok((interps, maps)) = exec_objects(desc, tid, &st, &exe) else {
+        // A mapping of the new image that cannot be tied to its file would run undescribed.
+        kill();
+        return;
+    };
     // The kernel's own opens at exec: the program when it is not the file checked at execve (a
     // script's interpreter, or a swap in between), then the ELF interpreter.
     let unapproved = (!matches).then(|| exe.clone());

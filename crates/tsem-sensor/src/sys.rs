@@ -179,6 +179,29 @@ pub fn notif_addfd_send(
     Ok(r as i32)
 }
 
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` without `SEND`: install `src` into the target and return its
+/// number there; the notification is still to be answered.
+pub fn notif_addfd(
+    fd: BorrowedFd<'_>,
+    id: u64,
+    src: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let mut a = libc::seccomp_notif_addfd {
+        id,
+        flags: 0,
+        srcfd: src.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: `a` is a valid `seccomp_notif_addfd` the kernel only reads.
+    let r = cvt(
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut a) }
+            as libc::c_long,
+    )?;
+    Ok(r as i32)
+}
+
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)`.
 pub fn notif_set_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
@@ -381,6 +404,27 @@ pub fn statx_bytes(fd: BorrowedFd<'_>, flags: i32, mask: u32) -> io::Result<Vec<
     let n = std::mem::size_of::<libc::statx>();
     // SAFETY: `sx` is plain old data of `n` bytes.
     Ok(unsafe { std::slice::from_raw_parts((&sx as *const libc::statx).cast::<u8>(), n) }.to_vec())
+}
+
+/// The mount id of the object behind `fd` (`statx` `STATX_MNT_ID`): tells two opens of one
+/// inode through different mounts apart.
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    if sx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    Ok(sx.stx_mnt_id)
 }
 
 /// `openat2(dirfd, path, how)` with `O_CLOEXEC` added.
@@ -794,6 +838,22 @@ pub fn set_child_subreaper() -> io::Result<()> {
     Ok(())
 }
 
+/// `prctl(PR_SET_DUMPABLE, 0)`: the supervisor's memory, descriptors and `/proc/<pid>`
+/// entries are then out of reach of same-uid processes without `CAP_SYS_PTRACE`
+/// (process_vm_*, pidfd_getfd, ptrace, `/proc/<pid>/mem` all check `ptrace_may_access`). The
+/// supervisor still reaches its own `/proc/self` (same thread group).
+pub fn set_undumpable() -> io::Result<()> {
+    // SAFETY: plain integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `getpgid(pid)` (0: the caller's process group).
+pub fn getpgid(pid: i32) -> io::Result<i32> {
+    // SAFETY: plain integer argument.
+    Ok(cvt(unsafe { libc::getpgid(pid) } as libc::c_long)? as i32)
+}
+
 /// `ptrace(PTRACE_SEIZE, pid, 0, options)`.
 pub fn ptrace_seize(pid: i32, options: u32) -> io::Result<()> {
     // SAFETY: integer arguments; no memory is passed.
@@ -1143,6 +1203,14 @@ unsafe fn child_main(
         };
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         if libc::getppid() != parent {
+            fail(ChildStage::Orphaned);
+        }
+        // A supervisor that already made itself non-dumpable (an earlier run in the same
+        // process) passed that on to us; the seize needs us dumpable. The parent waits for
+        // this byte before it seizes.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let ready = [b'r'];
+        if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
             fail(ChildStage::Orphaned);
         }
         // The parent seizes us with ptrace before it writes; EOF means it is gone.

@@ -183,6 +183,15 @@ syscalls! {
     Msgsnd = SYS_msgsnd, "msgsnd";
     Msgrcv = SYS_msgrcv, "msgrcv";
     Msgctl = SYS_msgctl, "msgctl";
+    // Calls that reach another task's memory, descriptors or signals: task_kill and
+    // ptrace_access_check, and never the supervisor (see notify/reach.rs).
+    PidfdOpen = SYS_pidfd_open, "pidfd_open";
+    PidfdGetfd = SYS_pidfd_getfd, "pidfd_getfd";
+    PidfdSendSignal = SYS_pidfd_send_signal, "pidfd_send_signal";
+    ProcessVmReadv = SYS_process_vm_readv, "process_vm_readv";
+    ProcessVmWritev = SYS_process_vm_writev, "process_vm_writev";
+    // Notified only with CLONE_UNTRACED (refused: the child would escape ptrace).
+    Clone = SYS_clone, "clone";
 }
 
 /// Hot events, observed only on request ([`Observe`]).
@@ -285,6 +294,9 @@ pub enum Cond {
     /// `sendto`: only with a destination address (argument 4 not NULL). Sends on connected
     /// sockets, the hot case, stay in the kernel; their destination was checked at connect.
     SendtoAddr,
+    /// `clone`: only with `CLONE_UNTRACED` in its flags (a register argument), which the
+    /// supervisor refuses: the child would run without exec stops or inherited identity.
+    CloneUntraced,
 }
 
 impl Sysno {
@@ -312,6 +324,16 @@ impl Sysno {
         )
     }
 
+    /// Whether the call can change the root an `fs_struct` holds, which other tasks may share
+    /// (`CLONE_FS`) and so see changed without a call of their own. (The umask, also there, is
+    /// read afresh for each create instead.)
+    pub const fn changes_shared_fs(self) -> bool {
+        matches!(
+            self,
+            Sysno::Chroot | Sysno::PivotRoot | Sysno::Setns | Sysno::Unshare
+        )
+    }
+
     /// The hot event class of this call, notified only on request.
     pub const fn hot(self) -> Option<Hot> {
         match self {
@@ -334,6 +356,7 @@ impl Sysno {
             Sysno::Mmap => Cond::MmapFile,
             Sysno::Prlimit64 => Cond::PrlimitWrite,
             Sysno::Sendto => Cond::SendtoAddr,
+            Sysno::Clone => Cond::CloneUntraced,
             _ => Cond::Always,
         }
     }

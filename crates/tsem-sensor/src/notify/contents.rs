@@ -86,10 +86,4 @@ impl<H: EventHandler> Notifier<H> {
         }
         Ok(())
     }
-
-    /// A call the sensor refuses in every mode (it cannot describe it), counted.
-    pub(super) fn refuse(&self) -> super::Reply {
-        Counters::bump(&self.shared.counters.refused);
-        super::Reply::Error(libc::EPERM)
-    }
 }

@@ -161,8 +161,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let g = &self.shared.protected;
         self.guard(g.object(&ost) || g.entry(&ost))?;
-        let emulate = self.same_creds(call);
-        call.emulated = emulate;
+        let emulate = self.performs(call);
         let old_dentry = self.desc.object_dentry(obj.as_fd(), &ost);
         let dir = self.desc.inode(n.fd.as_fd(), &n.st, &n.abs);
         let new_dentry = self.desc.dentry(n.fd.as_fd(), &n.st, &n.abs, None, None);

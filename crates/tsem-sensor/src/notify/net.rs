@@ -557,6 +557,7 @@ impl<H: EventHandler> Notifier<H> {
             status: call.status.clone(),
             task: call.task.clone(),
             emulated: call.emulated,
+            unfaithful: call.unfaithful,
             injected: None,
         };
         let spawned = std::thread::Builder::new()
@@ -595,7 +596,7 @@ impl<H: EventHandler> Notifier<H> {
                         Reply::Value(v) => Response::Value(v),
                         Reply::Error(e) => Response::Error(e),
                         Reply::Gone => return,
-                        Reply::Continue | Reply::AddFd(..) => Response::Error(libc::EIO),
+                        Reply::Continue(_) | Reply::AddFd(..) => Response::Error(libc::EIO),
                     };
                     // Let go of the run's state before answering: once the answer is in, the
                     // workload may end and the supervisor take that state back.

@@ -1,0 +1,276 @@
+/* Attacks on the sensor's supervisor and on its view of the workload, one per mode. Every
+ * success prints a line starting with "LEAK:" or the secret/marker it reached, so the test
+ * judges the attack by its effect. Output goes through write(2), which is never notified. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sched.h>
+
+#ifndef CLONE_UNTRACED
+#define CLONE_UNTRACED 0x00800000
+#endif
+
+static void say(const char *s) {
+    if (write(1, s, strlen(s)) < 0) _exit(3);
+}
+
+static void sayf(const char *fmt, long v) {
+    char b[128];
+    snprintf(b, sizeof b, fmt, v);
+    say(b);
+}
+
+static int target(const char *arg) {
+    return !strcmp(arg, "ppid") ? (int)getppid() : atoi(arg);
+}
+
+/* The first readable mapping of pid, or 0 when its maps cannot be read. */
+static unsigned long readable_addr(int pid) {
+    char p[64], line[512];
+    snprintf(p, sizeof p, "/proc/%d/maps", pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    unsigned long a = 0, b;
+    char perms[8];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx %4s", &a, &b, perms) == 3 && perms[0] == 'r') break;
+    fclose(f);
+    return a;
+}
+
+static void dump(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        sayf("open failed: errno %ld\n", errno);
+        return;
+    }
+    char b[256];
+    ssize_t n = read(fd, b, sizeof b - 1);
+    if (n > 0) {
+        b[n] = 0;
+        say(b);
+    }
+    close(fd);
+}
+
+static void *openmap(void *path) {
+    for (int i = 0; i < 100; i++) {
+        int fd = open((const char *)path, O_RDONLY);
+        if (fd < 0) continue;
+        void *p = mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) munmap(p, 4096);
+        close(fd);
+    }
+    return 0;
+}
+
+static void untraced_child(const char *marker) {
+    execl("/bin/echo", "echo", marker, (char *)0);
+    _exit(127);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *m = argv[1];
+    /* Run outside tsem: can this user create user namespaces at all? */
+    if (!strcmp(m, "userns_probe")) return unshare(CLONE_NEWUSER) == 0 ? 0 : 4;
+    if (!strcmp(m, "noop")) {
+        say("ok\n");
+        return 0;
+    }
+    if (!strcmp(m, "pidfd") && argc == 3) {
+        int pid = target(argv[2]);
+        int pfd = syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0) {
+            sayf("pidfd_open: errno %ld\n", errno);
+            return 0;
+        }
+        for (int fd = 0; fd < 256; fd++) {
+            int got = syscall(SYS_pidfd_getfd, pfd, fd, 0);
+            if (got >= 0) sayf("LEAK:fd %ld\n", fd);
+        }
+        return 0;
+    }
+    if (!strcmp(m, "vm") && argc == 3) {
+        int pid = target(argv[2]);
+        unsigned long a = readable_addr(pid);
+        char buf[16];
+        struct iovec l = {buf, sizeof buf}, r = {(void *)(a ? a : 0x10000), sizeof buf};
+        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n > 0) sayf("LEAK:vm %ld bytes\n", n);
+        else sayf("process_vm_readv: errno %ld\n", errno);
+        /* Writing back what was read changes nothing but proves write access. */
+        if (n > 0 && process_vm_writev(pid, &l, 1, &r, 1, 0) > 0) say("LEAK:vmwrite\n");
+        return 0;
+    }
+    if (!strcmp(m, "mem") && argc == 3) {
+        int pid = target(argv[2]);
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/mem", pid);
+        int fd = open(p, O_RDONLY);
+        if (fd < 0) {
+            sayf("open mem: errno %ld\n", errno);
+            return 0;
+        }
+        say("LEAK:memfd\n");
+        char buf[16];
+        unsigned long a = readable_addr(pid);
+        if (a && pread(fd, buf, sizeof buf, (off_t)a) > 0) say("LEAK:mem\n");
+        return 0;
+    }
+    /* The supervisor's descriptors reopened through magic links: directly, and through a
+     * magic link of our own /proc entry followed by the supervisor's /proc. Our own links
+     * must keep working. */
+    if (!strcmp(m, "magic") && argc == 3) {
+        int pid = target(argv[2]), me = getpid();
+        char p[128];
+        for (int fd = 0; fd < 64; fd++) {
+            const char *fmt[] = {"/proc/%d/fd/%d", "/proc/%d/root/proc/%d/fd/%d"};
+            for (int k = 0; k < 2; k++) {
+                if (k == 0) snprintf(p, sizeof p, fmt[0], pid, fd);
+                else snprintf(p, sizeof p, fmt[1], me, pid, fd);
+                int f = open(p, O_RDONLY);
+                if (f >= 0) {
+                    say("LEAK:magic ");
+                    say(p);
+                    say("\n");
+                    close(f);
+                }
+            }
+        }
+        int a = open("/dev/stdin", O_RDONLY), b = open("/proc/self/fd/1", O_WRONLY);
+        snprintf(p, sizeof p, "/proc/%d/root/dev/null", me);
+        int c = open(p, O_RDONLY);
+        if (a >= 0 && b >= 0 && c >= 0) say("ok-self\n");
+        else sayf("own links: errno %ld\n", errno);
+        return 0;
+    }
+    if (!strcmp(m, "ptrace") && argc == 3) {
+        int pid = target(argv[2]);
+        if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
+            say("LEAK:ptrace\n");
+            ptrace(PTRACE_DETACH, pid, 0, 0);
+        } else {
+            sayf("ptrace: errno %ld\n", errno);
+        }
+        return 0;
+    }
+    if (!strcmp(m, "stop") && argc == 3) {
+        int pid = !strcmp(argv[2], "group") ? 0 : target(argv[2]);
+        if (kill(pid, SIGSTOP) == 0) say("LEAK:stop\n");
+        else sayf("kill: errno %ld\n", errno);
+        return 0;
+    }
+    if (!strcmp(m, "pidsig") && argc == 3) {
+        int pid = target(argv[2]);
+        int pfd = syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0) {
+            sayf("pidfd_open: errno %ld\n", errno);
+            return 0;
+        }
+        if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, 0, 0) == 0) say("LEAK:pidsig\n");
+        return 0;
+    }
+    if (!strcmp(m, "untraced") && argc == 3) {
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_UNTRACED;
+        ca.exit_signal = SIGCHLD;
+        long c = syscall(SYS_clone3, &ca, sizeof ca);
+        if (c == 0) untraced_child(argv[2]);
+        if (c > 0) waitpid((pid_t)c, 0, 0);
+        else sayf("clone3: errno %ld\n", errno);
+        c = syscall(SYS_clone, CLONE_UNTRACED | SIGCHLD, 0, 0, 0, 0);
+        if (c == 0) untraced_child(argv[2]);
+        if (c > 0) waitpid((pid_t)c, 0, 0);
+        else sayf("clone: errno %ld\n", errno);
+        return 0;
+    }
+    /* Credentials that differ from the supervisor's (a new user namespace has every
+     * capability), then a read the model never saw. */
+    if (!strcmp(m, "userns_read") && argc == 3) {
+        if (unshare(CLONE_NEWUSER) != 0) {
+            sayf("unshare: errno %ld\n", errno);
+            return 4;
+        }
+        dump(argv[2]);
+        return 0;
+    }
+    /* Credentials that differ from the supervisor's, then an entry appended to a file. */
+    if (!strcmp(m, "userns_append") && argc == 4) {
+        if (unshare(CLONE_NEWUSER) != 0) {
+            sayf("unshare: errno %ld\n", errno);
+            return 4;
+        }
+        int fd = open(argv[2], O_WRONLY | O_APPEND);
+        if (fd < 0) {
+            sayf("open for append: errno %ld\n", errno);
+            return 0;
+        }
+        if (write(fd, argv[3], strlen(argv[3])) > 0) say("LEAK:appended\n");
+        return 0;
+    }
+    /* Another root, then a read the model never saw, named relative to that root. */
+    if (!strcmp(m, "chroot_read") && argc == 4) {
+        if (unshare(CLONE_NEWUSER) != 0 || chroot(argv[2]) != 0 || chdir("/") != 0) {
+            sayf("chroot: errno %ld\n", errno);
+            return 4;
+        }
+        dump(argv[3]);
+        return 0;
+    }
+    /* Map a file just opened, from four threads at once: a notification thread may see the
+     * mmap before the one that answered the open has recorded what it opened. */
+    if (!strcmp(m, "openmap") && argc == 3) {
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) pthread_create(&t[i], 0, openmap, argv[2]);
+        for (int i = 0; i < 4; i++) pthread_join(t[i], 0);
+        say("mapped\n");
+        return 0;
+    }
+    /* An unnamed file in the current directory (its path would carry the inode number). */
+    if (!strcmp(m, "tmpfile")) {
+        int fd = open(".", O_TMPFILE | O_RDWR, 0600);
+        if (fd < 0 || write(fd, "x", 1) != 1) {
+            sayf("O_TMPFILE: errno %ld\n", errno);
+            return 4;
+        }
+        say("tmpfile\n");
+        return 0;
+    }
+    /* In a mount namespace of our own, put SRC where the ELF interpreter DST of PROG is
+     * expected, then run PROG: the path the supervisor reads in /proc/<pid>/maps names
+     * another file than the one mapped. */
+    if (!strcmp(m, "interp") && argc == 5) {
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0 ||
+            mount(0, "/", 0, MS_REC | MS_PRIVATE, 0) != 0 ||
+            mount(argv[2], argv[3], 0, MS_BIND, 0) != 0) {
+            sayf("mount: errno %ld\n", errno);
+            return 4;
+        }
+        pid_t c = fork();
+        if (c == 0) {
+            execl(argv[4], argv[4], (char *)0);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(c, &st, 0);
+        sayf("status %ld\n", st);
+        return 0;
+    }
+    return 2;
+}

@@ -1,0 +1,41 @@
+//! "No call the filter sees continues without a verdict on its event", carried by the types.
+//!
+//! A handler lets the kernel run a call only with [`Reply::Continue`](super::Reply), which holds
+//! a [`Continuation`]: either [`Allowed`], which nothing but [`model`] can make (its field is
+//! private to this module, and `model` is the one place the modeling layer is asked), or
+//! [`Continuation::NoEvent`] with the reason the call reaches no TSEM hook, spelled out where it
+//! is used. A new handler that continues a call without asking the model does not compile
+//! unless it states why there is nothing to ask.
+
+use std::sync::Mutex;
+
+use crate::event::{EventHandler, RawEvent, Verdict};
+
+/// Proof that the model allowed an event of the call being answered.
+#[derive(Debug)]
+pub(crate) struct Allowed(());
+
+/// Why the kernel may run a call the sensor saw.
+#[derive(Debug)]
+pub(crate) enum Continuation {
+    /// The model allowed the call's event.
+    Allowed(Allowed),
+    /// The call reaches no TSEM hook the sensor models; the reason.
+    NoEvent(
+        #[expect(
+            dead_code,
+            reason = "read by people: each call site states why it has no event"
+        )]
+        &'static str,
+    ),
+}
+
+/// Ask the modeling layer about `raw`: its verdict, and the proof of it when it allows.
+pub(super) fn model<H: EventHandler>(
+    handler: &Mutex<H>,
+    raw: &RawEvent,
+) -> (Verdict, Option<Allowed>) {
+    let v = super::lock(handler).on_event(raw);
+    let allowed = v.allow.then_some(Allowed(()));
+    (v, allowed)
+}
