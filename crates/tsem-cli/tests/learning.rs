@@ -640,13 +640,9 @@ fn concurrent_creators_converge_whatever_the_order() {
 
 /// A helper program copied into a temporary directory and run, as test suites do with the
 /// binaries they build: its TASK_ID would carry the random directory without the naming rules.
-///
-/// Ignored: the sensor keeps its own copy of a descriptor it injected with
-/// `SECCOMP_ADDFD_FLAG_SEND` open for a moment after the task resumes, so executing a file just
-/// written sometimes fails with ETXTBSY (about one exec in a few hundred under load). Run it with
-/// `--ignored` once the sensor closes its copy before answering.
+/// (It also needs the sensor to close its copy of a written descriptor before the task runs
+/// again, else the exec right after the copy fails with ETXTBSY now and then.)
 #[test]
-#[ignore = "ETXTBSY race in the sensor's injected descriptors (see the comment)"]
 fn a_program_run_from_a_temporary_directory_converges() {
     let w = Workload::new(
         "helper",
