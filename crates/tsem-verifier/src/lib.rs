@@ -1,0 +1,22 @@
+//! # tsem-verifier
+//!
+//! A fleet verifier for tsem attestations: it knows which workloads should run under which
+//! models ([`protocol::Enrolment`]), challenges them with single-use nonces, appraises what they
+//! post with the same [`tsem_attest::verify`] as `tsem verify`, keeps every result as an IETF RATS
+//! EAR in an append-only history, and says at any moment which workloads are trusted — turning
+//! silent ones `stale`.
+//!
+//! State lives in a relational database and nowhere else ([`store`]): SQLite for one process,
+//! PostgreSQL for several verifier processes sharing the work through leases. The REST API is
+//! described in `docs/verifier.md`; [`client`] is its blocking client.
+#![warn(missing_docs)]
+
+pub mod appraise;
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod store;
+
+pub use client::{Client, ClientError};
+pub use server::{Config, ServerError, serve};
+pub use store::{Store, StoreError};
