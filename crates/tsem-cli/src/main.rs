@@ -14,6 +14,7 @@ mod evidence;
 mod model_cmd;
 mod replay;
 mod run_cmd;
+mod verifier_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.
 #[derive(Parser)]
@@ -51,6 +52,9 @@ enum Cmd {
     Ima(evidence::ImaCmd),
     /// Run a workload under a security model (learn, seal, enforce).
     Run(run_cmd::RunArgs),
+    /// The fleet verifier: serve, enrol workloads, their verdicts.
+    #[command(subcommand)]
+    Verifier(verifier_cmd::VerifierCmd),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
+        Cmd::Verifier(c) => verifier_cmd::run(c),
     };
     match result {
         Ok(code) => code,

@@ -77,8 +77,8 @@ pub fn check_enrolment(e: &Enrolment) -> Result<Vec<(String, String)>, AppraiseE
     }
     let mut out: Vec<(String, String)> = Vec::with_capacity(e.models.len());
     for (i, text) in e.models.iter().enumerate() {
-        let m = parse_model(text)
-            .map_err(|err| AppraiseError::Model(format!("models[{i}]: {err}")))?;
+        let m =
+            parse_model(text).map_err(|err| AppraiseError::Model(format!("models[{i}]: {err}")))?;
         ExpectedModel::from_model(&m, ALG)
             .map_err(|err| AppraiseError::Model(format!("models[{i}]: {err}")))?;
         let digest = tsem_attest::model_digest(&m).to_hex();
@@ -148,13 +148,10 @@ pub(crate) async fn appraise(
         .await?
         .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
     let att = &post.attestation;
-    let nonce = att
-        .claims
-        .nonce_bytes()
-        .map_err(|e| ProtocolError::Field {
-            field: "attestation.claims.nonce",
-            msg: e.to_string(),
-        })?;
+    let nonce = att.claims.nonce_bytes().map_err(|e| ProtocolError::Field {
+        field: "attestation.claims.nonce",
+        msg: e.to_string(),
+    })?;
     let nonce_hex = to_hex(&nonce);
     let now = tsem_attest::now_unix();
     match app.store.nonce_state(workload, &nonce_hex, now).await? {

@@ -251,10 +251,9 @@ impl Client {
             body = dechunk(&body).ok_or_else(|| self.response_error("bad chunked body".into()))?;
         } else if let Some(n) = length {
             if body.len() < n {
-                return Err(self.response_error(format!(
-                    "truncated body: {} of {n} bytes",
-                    body.len()
-                )));
+                return Err(
+                    self.response_error(format!("truncated body: {} of {n} bytes", body.len()))
+                );
             }
             body.truncate(n);
         }

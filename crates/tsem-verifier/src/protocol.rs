@@ -205,10 +205,7 @@ pub fn parse_post(body: &[u8]) -> Result<Post, ProtocolError> {
     {
         return Err(ProtocolError::Field {
             field: "forensics",
-            msg: format!(
-                "entry {i} is {} bytes; at most {MAX_FORENSIC_LEN}",
-                f.len()
-            ),
+            msg: format!("entry {i} is {} bytes; at most {MAX_FORENSIC_LEN}", f.len()),
         });
     }
     Ok(p)
@@ -272,7 +269,12 @@ mod tests {
         let e = br#"{"workload":"w","models":["m"],"every":10}"#;
         assert!(parse_enrolment(e).unwrap_err().to_string().contains("key"));
         let e = br#"{"workload":"w","models":["m"],"key":"k","every":0}"#;
-        assert!(parse_enrolment(e).unwrap_err().to_string().contains("every"));
+        assert!(
+            parse_enrolment(e)
+                .unwrap_err()
+                .to_string()
+                .contains("every")
+        );
         let e = br#"{"workload":"w","models":["m"],"key":"k","every":5}"#;
         assert_eq!(parse_enrolment(e).unwrap().every, 5);
     }

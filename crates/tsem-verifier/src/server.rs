@@ -312,7 +312,10 @@ async fn keep_leases(store: Store, cfg: Config) {
     let tick = Duration::from_millis((cfg.lease_ttl.max(1) * 1000 / 3).max(200));
     loop {
         let now = tsem_attest::now_unix();
-        match store.claim_leases(&cfg.id, now, cfg.lease_ttl, 10_000).await {
+        match store
+            .claim_leases(&cfg.id, now, cfg.lease_ttl, 10_000)
+            .await
+        {
             Ok(held) => {
                 for w in held {
                     if let Err(e) = store.mark_stale(&w, now, &cfg.id).await {
@@ -376,7 +379,10 @@ fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "no such endpoint (see docs/verifier.md)")
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (see docs/verifier.md)",
+    )
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

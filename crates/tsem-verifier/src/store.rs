@@ -367,7 +367,8 @@ impl Store {
                 .await
                 .map_err(db("read enrolment models"))?;
         for r in rows {
-            e.models.push(r.try_get(0).map_err(db("read enrolment models"))?);
+            e.models
+                .push(r.try_get(0).map_err(db("read enrolment models"))?);
         }
         Ok(Some(e))
     }

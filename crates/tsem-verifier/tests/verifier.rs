@@ -46,7 +46,9 @@ fn scenario(db_url: &str) {
     assert_eq!(code, 401);
     admin.enroll(&enrolment("web", &public, 0, 300)).unwrap();
     admin.enroll(&enrolment("bad", &public, 0, 300)).unwrap();
-    admin.enroll(&enrolment("tolerant", &public, 2, 300)).unwrap();
+    admin
+        .enroll(&enrolment("tolerant", &public, 2, 300))
+        .unwrap();
     assert_eq!(status_of(&anon, "web").verdict, "none");
 
     // process_1 against test.model: affirming.
@@ -58,7 +60,10 @@ fn scenario(db_url: &str) {
     assert!(a.reason.contains("155 events, 0 forensic"), "{}", a.reason);
     assert_eq!(a.ear["submods"]["tsem"]["ear.status"], "affirming");
     let s = status_of(&anon, "web");
-    assert_eq!((s.verdict.as_str(), s.reason.as_str()), ("affirming", a.reason.as_str()));
+    assert_eq!(
+        (s.verdict.as_str(), s.reason.as_str()),
+        ("affirming", a.reason.as_str())
+    );
 
     // The same attestation posted again: rejected, and recorded once.
     let (code, msg) = http_error(anon.post("web", &post(att.clone(), &ns1)));
@@ -85,18 +90,27 @@ fn scenario(db_url: &str) {
     let entries = h["history"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{h:#}"); // enrolment + one appraisal
     assert_eq!(entries[1]["verdict"], "affirming");
-    assert_eq!(entries[1]["ear"]["eat_nonce"].as_str().map(str::len), Some(43));
+    assert_eq!(
+        entries[1]["ear"]["eat_nonce"].as_str().map(str::len),
+        Some(43)
+    );
     assert_eq!(status_of(&anon, "web").verdict, "affirming");
     // The nonce the intruder burned nothing: the workload can still use it.
     let ok = attest(&ns1, &model, &nonce, "web", &signer);
-    assert_eq!(anon.post("web", &post(ok, &ns1)).unwrap().verdict, "affirming");
+    assert_eq!(
+        anon.post("web", &post(ok, &ns1)).unwrap().verdict,
+        "affirming"
+    );
 
     // Forensics above the policy: contraindicated, with the reason, and the forensics kept.
     let ns2 = namespace(&model, &["process_1.json", "process_2.json"]);
     assert_eq!(ns2.forensics_events(), 2);
     let nonce = anon.nonce("bad").unwrap().nonce;
     let a = anon
-        .post("bad", &post(attest(&ns2, &model, &nonce, "bad", &signer), &ns2))
+        .post(
+            "bad",
+            &post(attest(&ns2, &model, &nonce, "bad", &signer), &ns2),
+        )
         .unwrap();
     let why = "2 forensic event(s) at 2 forensic point(s); the policy tolerates 0";
     assert_eq!(a.verdict, "contraindicated");
@@ -128,16 +142,23 @@ fn scenario(db_url: &str) {
             .request("POST", "/v1/workloads/web/attestations", Some(body))
             .unwrap();
         assert_eq!(code, want, "{text}");
-        assert!(text.starts_with("{\"error\":") && !text.contains('\n'), "{text}");
+        assert!(
+            text.starts_with("{\"error\":") && !text.contains('\n'),
+            "{text}"
+        );
     }
     let huge = vec![b'x'; tsem_verifier::protocol::MAX_POST + 10];
     let (code, _) = anon
         .request("POST", "/v1/workloads/web/attestations", Some(&huge))
         .unwrap();
     assert_eq!(code, 413);
-    let (code, _) = anon.request("POST", "/v1/workloads/..%2f/nonce", None).unwrap();
+    let (code, _) = anon
+        .request("POST", "/v1/workloads/..%2f/nonce", None)
+        .unwrap();
     assert_eq!(code, 400);
-    let (code, _) = anon.request("POST", "/v1/workloads/ghost/nonce", None).unwrap();
+    let (code, _) = anon
+        .request("POST", "/v1/workloads/ghost/nonce", None)
+        .unwrap();
     assert_eq!(code, 404);
 
     // A workload that stops reporting turns stale after its interval (1 s: stale 2 s after its
@@ -145,7 +166,10 @@ fn scenario(db_url: &str) {
     admin.enroll(&enrolment("quiet", &public, 0, 1)).unwrap();
     let nonce = anon.nonce("quiet").unwrap().nonce;
     let a = anon
-        .post("quiet", &post(attest(&ns1, &model, &nonce, "quiet", &signer), &ns1))
+        .post(
+            "quiet",
+            &post(attest(&ns1, &model, &nonce, "quiet", &signer), &ns1),
+        )
         .unwrap();
     assert_eq!(a.verdict, "affirming");
     let stale = wait_for(60, || {
@@ -153,7 +177,11 @@ fn scenario(db_url: &str) {
         (s.verdict == "stale").then_some(s)
     })
     .expect("quiet never turned stale");
-    assert!(stale.reason.contains("reports every 1 s"), "{}", stale.reason);
+    assert!(
+        stale.reason.contains("reports every 1 s"),
+        "{}",
+        stale.reason
+    );
     let recorded = wait_for(60, || {
         let h = anon.history("quiet").unwrap();
         h["history"]
@@ -163,7 +191,10 @@ fn scenario(db_url: &str) {
             .any(|e| e["verdict"] == "stale")
             .then_some(())
     });
-    assert!(recorded.is_some(), "the lease keeper never recorded quiet as stale");
+    assert!(
+        recorded.is_some(),
+        "the lease keeper never recorded quiet as stale"
+    );
     assert!(status_of(&anon, "quiet").lease_holder.is_some());
     // An affirming workload with a long interval is not stale.
     assert_eq!(status_of(&anon, "web").verdict, "affirming");
