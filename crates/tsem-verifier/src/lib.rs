@@ -8,15 +8,21 @@
 //!
 //! State lives in a relational database and nowhere else ([`store`]): SQLite for one process,
 //! PostgreSQL for several verifier processes sharing the work through leases. The REST API is
-//! described in `docs/verifier.md`; [`client`] is its blocking client.
+//! described in `docs/verifier.md`; [`client`] is its blocking client. The feature `server`
+//! (default) builds the service; without it only [`protocol`] and [`client`] remain.
 #![warn(missing_docs)]
 
+#[cfg(feature = "server")]
 pub mod appraise;
 pub mod client;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod store;
 
 pub use client::{Client, ClientError};
+#[cfg(feature = "server")]
 pub use server::{Config, ServerError, serve};
+#[cfg(feature = "server")]
 pub use store::{Store, StoreError};

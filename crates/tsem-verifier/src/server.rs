@@ -357,9 +357,10 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the request carries the admin token, else the refusal to send.
+fn refuse_non_admin(app: &App, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &app.cfg.admin_token else {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "this verifier has no admin token (serve --admin-token-file)",
         ));
@@ -369,9 +370,9 @@ fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if same_secret(g.trim().as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => Err(error(
+        Some(g) if same_secret(g.trim().as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
+        None => Some(error(
             StatusCode::UNAUTHORIZED,
             "admin token required (Authorization: Bearer)",
         )),
@@ -397,7 +398,7 @@ async fn enroll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(r) = check_admin(&app, &headers) {
+    if let Some(r) = refuse_non_admin(&app, &headers) {
         return r;
     }
     let body = match body {

@@ -199,6 +199,13 @@ impl Store {
             .connect(&url)
             .await
             .map_err(db("connect"))?;
+        if backend == Backend::Sqlite {
+            // Readers (status) then never block the writer (appraisals). Persistent in the file.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(db("journal mode"))?;
+        }
         let store = Self { pool, backend };
         store.migrate().await?;
         Ok(store)
