@@ -22,6 +22,29 @@ pub enum VerifierCmd {
     Status(StatusArgs),
     /// A workload's history (JSON, oldest first).
     History(HistoryArgs),
+    /// Attestations appraised per second end to end over loopback HTTP (a verifier in this
+    /// process; nonce, attest, post, verify, store), as JSON.
+    Bench(BenchArgs),
+}
+
+/// `tsem verifier bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Database (a fresh SQLite file is best: the benchmark enrols a workload of its own).
+    #[arg(long, value_name = "URL")]
+    pub db: String,
+    /// The model the workload runs under.
+    #[arg(long, value_name = "M")]
+    pub model: PathBuf,
+    /// Attestations.
+    #[arg(short, long, value_name = "N", default_value_t = 1000)]
+    pub n: usize,
+    /// Client threads.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub clients: usize,
+    /// Trajectories the attested workload ran (modeled under --model).
+    #[arg(required = true, value_name = "TRAJECTORY")]
+    pub files: Vec<PathBuf>,
 }
 
 /// `tsem verifier serve`.
@@ -112,7 +135,24 @@ pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
             println!("{h:#}");
             Ok(ExitCode::SUCCESS)
         }
+        VerifierCmd::Bench(a) => bench(a),
     }
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    use crate::replay::{StreamStats, model_stream, namespace_for, open_input};
+    let digest = tsem_core::hash::HashAlg::Sha256;
+    let mut ns = namespace_for(digest, Default::default(), Some(&a.model), None)?;
+    ns.enforce();
+    let mut stats = StreamStats::default();
+    for f in &a.files {
+        let mut input = open_input(f)?;
+        model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
+    }
+    let model = read_pem(&a.model)?;
+    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients)?;
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_token(p: &Path) -> anyhow::Result<String> {

@@ -14,6 +14,8 @@
 
 #[cfg(feature = "server")]
 pub mod appraise;
+#[cfg(feature = "server")]
+pub mod bench;
 pub mod client;
 pub mod protocol;
 #[cfg(feature = "server")]
