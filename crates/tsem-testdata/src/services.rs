@@ -159,26 +159,30 @@ impl Postgres {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::File::create(std::env::temp_dir().join(format!(
-                    "tsem-verifier-pg-{name}-{}.log",
-                    std::process::id()
-                )))
-                .unwrap(),
+                std::fs::File::create(dir.0.join("postgres.log")).unwrap(),
             ))
             .spawn()
             .unwrap();
         let url = format!("postgres://tsem@127.0.0.1:{port}/postgres");
+        let log = dir.0.join("postgres.log");
         let pg = Self {
             child,
             url,
             _dir: dir,
         };
+        // The port opens before recovery ends; the log says when connections are accepted.
         let up = wait_for(60, || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
+            std::fs::read_to_string(&log)
                 .ok()
+                .filter(|l| l.contains("ready to accept connections"))
+                .and_then(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
                 .map(|_| ())
         });
-        assert!(up.is_some(), "PostgreSQL did not start on port {port}");
+        assert!(
+            up.is_some(),
+            "PostgreSQL did not start on port {port}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         Some(pg)
     }
 }
