@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Seconds a workload's lease lasts unless this process renews it.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub lease_ttl: u64,
+    /// Nonces issued per workload per second by this process (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub nonce_rate: u32,
 }
 
 /// `tsem verifier enroll`.
@@ -193,6 +196,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = Config::new(token);
     cfg.nonce_ttl = a.nonce_ttl.max(1);
     cfg.lease_ttl = a.lease_ttl.max(1);
+    cfg.nonce_rate = a.nonce_rate;
     let id = cfg.id.clone();
     tsem_verifier::server::serve_blocking(a.listen, &a.db, cfg, |addr| {
         use std::io::Write as _;

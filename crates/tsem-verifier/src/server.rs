@@ -58,6 +58,9 @@ pub struct Config {
     pub lease_ttl: u64,
     /// This process's name in leases and history.
     pub id: String,
+    /// Nonces issued per workload per second by this process (the burst is as many); 0: no
+    /// limit. Every nonce is a row, and anyone may ask for one.
+    pub nonce_rate: u32,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             nonce_ttl: 120,
             lease_ttl: 30,
             id: process_id(),
+            nonce_rate: 50,
         }
     }
 }
@@ -99,6 +103,31 @@ pub(crate) struct App {
     pub(crate) cfg: Config,
     /// Parsed models by digest: a digest names its content, so entries never go stale.
     pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
+    /// Token buckets for nonce issuance: workload → (tokens, last refill).
+    buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl App {
+    /// Take a token from `workload`'s bucket; `false` when it is empty.
+    fn take_token(&self, workload: &str) -> bool {
+        let rate = f64::from(self.cfg.nonce_rate);
+        if rate == 0.0 {
+            return true;
+        }
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let (tokens, last) = b.entry(workload.to_string()).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Check that plain HTTP on `addr` is acceptable.
@@ -142,6 +171,7 @@ pub async fn serve(
         store: store.clone(),
         cfg: cfg.clone(),
         models: Mutex::new(HashMap::new()),
+        buckets: Mutex::new(HashMap::new()),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
     let result = axum::serve(listener, router(app))
@@ -516,6 +546,15 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
             );
         }
         Err(e) => return internal(e),
+    }
+    if !app.take_token(&name) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit: more than {} nonces per second for workload {name:?}",
+                app.cfg.nonce_rate
+            ),
+        );
     }
     let mut n = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut n) {

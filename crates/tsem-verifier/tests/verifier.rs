@@ -29,6 +29,8 @@ fn scenario(db_url: &str) {
     let token = "test-admin-token".to_string();
     let mut cfg = Config::new(Some(token.clone()));
     cfg.lease_ttl = 1;
+    // Above what any workload below asks for, except `burst`.
+    cfg.nonce_rate = 5;
     let server = spawn(([127, 0, 0, 1], 0).into(), db_url, cfg).unwrap();
     let admin = Client::new(&server.url(), Some(token)).unwrap();
     let anon = Client::new(&server.url(), None).unwrap();
@@ -160,6 +162,19 @@ fn scenario(db_url: &str) {
         .request("POST", "/v1/workloads/ghost/nonce", None)
         .unwrap();
     assert_eq!(code, 404);
+
+    // Nonces are rate-limited per workload (5 a second here): a burst of 40 is cut short.
+    admin.enroll(&enrolment("burst", &public, 0, 300)).unwrap();
+    let mut refused = 0;
+    for _ in 0..40 {
+        if let Err(e) = anon.nonce("burst") {
+            let (code, msg) = http_error(Err::<(), _>(e));
+            assert_eq!(code, 429, "{msg}");
+            assert!(msg.contains("rate limit"), "{msg}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "40 nonces in a row were all issued");
 
     // A workload that stops reporting turns stale after its interval (1 s: stale 2 s after its
     // last attestation), in every status answer and, through the lease keeper, in its history.
