@@ -336,3 +336,38 @@ fn b64url_of_hex(h: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// The benchmark runs the whole path and reports what it measured.
+#[test]
+fn bench_reports_json() {
+    let dir = TempDir::new("bench");
+    let db = format!("sqlite://{}", p(&dir.0.join("b.db")));
+    let model = process_dir().join("test.model");
+    let traj = process_dir().join("process_1.json");
+    let o = run(&[
+        "verifier",
+        "bench",
+        "--db",
+        &db,
+        "--model",
+        p(&model),
+        "-n",
+        "7",
+        p(&traj),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["bench"], "verifier");
+    assert_eq!(r["db"], "sqlite");
+    assert_eq!(r["n"], 7);
+    assert_eq!(r["model_points"], 196);
+    assert!(r["per_second"].as_f64().unwrap() > 0.0);
+    // Each of the 7 was appraised and recorded: the database holds them after the enrolment.
+    let v = Verifier::start(&db, &[]);
+    let c = Client::new(&v.url, None).unwrap();
+    let all = c.status().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].verdict, "affirming");
+    let h = c.history(&all[0].workload).unwrap();
+    assert_eq!(h["history"].as_array().unwrap().len(), 8, "{h:#}");
+}
