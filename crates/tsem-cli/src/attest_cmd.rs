@@ -28,6 +28,9 @@ pub struct AttestArgs {
     /// the enrolled --workload; exit 3 unless its verdict is affirming or warning.
     #[arg(long, value_name = "URL", requires = "workload")]
     pub verifier: Option<String>,
+    /// The CA certificate (PEM) an https --verifier's certificate must chain to.
+    #[arg(long, value_name = "F", requires = "verifier")]
+    pub verifier_ca: Option<PathBuf>,
     /// Ed25519 private key (PKCS#8 PEM, from `tsem keygen`).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
@@ -373,7 +376,9 @@ pub fn finish(
 
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
     let nonce = match (&a.verifier, &a.workload, &a.nonce) {
-        (Some(url), Some(w), _) => crate::verifier_cmd::fetch_nonce(url, w)?,
+        (Some(url), Some(w), _) => {
+            crate::verifier_cmd::fetch_nonce(url, a.verifier_ca.as_deref(), w)?
+        }
         (_, _, Some(n)) => n.clone(),
         _ => return crate::usage("--nonce or --verifier with --workload is required"),
     };
@@ -416,7 +421,7 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
         workload.clone(),
     )?;
     match &a.verifier {
-        Some(url) => crate::verifier_cmd::post(url, &workload, att, &ns),
+        Some(url) => crate::verifier_cmd::post(url, a.verifier_ca.as_deref(), &workload, att, &ns),
         None => Ok(ExitCode::SUCCESS),
     }
 }

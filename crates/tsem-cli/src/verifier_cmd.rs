@@ -50,7 +50,8 @@ pub struct BenchArgs {
 /// `tsem verifier serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (a loopback address: 127.0.0.1:PORT or [::1]:PORT; port 0 picks one).
+    /// Address to listen on; without TLS only a loopback address (127.0.0.1:PORT, [::1]:PORT).
+    /// Port 0 picks one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7415")]
     pub listen: SocketAddr,
     /// Database: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
@@ -69,14 +70,23 @@ pub struct ServeArgs {
     /// Nonces issued per workload per second by this process (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub nonce_rate: u32,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "F", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "F", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `tsem verifier enroll`.
 #[derive(clap::Args)]
 pub struct EnrollArgs {
-    /// The verifier (http://HOST:PORT).
+    /// The verifier (http://HOST:PORT or https://HOST:PORT).
     #[arg(long, value_name = "URL")]
     pub url: String,
+    /// The CA certificate (PEM) an https verifier's certificate must chain to.
+    #[arg(long, value_name = "F")]
+    pub ca_cert: Option<PathBuf>,
     /// The admin token (as `serve --admin-token-file` wrote it).
     #[arg(long, value_name = "F")]
     pub token_file: PathBuf,
@@ -103,9 +113,12 @@ pub struct EnrollArgs {
 /// `tsem verifier status`.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// The verifier (http://HOST:PORT).
+    /// The verifier (http://HOST:PORT or https://HOST:PORT).
     #[arg(long, value_name = "URL")]
     pub url: String,
+    /// The CA certificate (PEM) an https verifier's certificate must chain to.
+    #[arg(long, value_name = "F")]
+    pub ca_cert: Option<PathBuf>,
     /// The admin token (sent if given; status is readable without it).
     #[arg(long, value_name = "F")]
     pub token_file: Option<PathBuf>,
@@ -120,9 +133,12 @@ pub struct StatusArgs {
 /// `tsem verifier history`.
 #[derive(clap::Args)]
 pub struct HistoryArgs {
-    /// The verifier (http://HOST:PORT).
+    /// The verifier (http://HOST:PORT or https://HOST:PORT).
     #[arg(long, value_name = "URL")]
     pub url: String,
+    /// The CA certificate (PEM) an https verifier's certificate must chain to.
+    #[arg(long, value_name = "F")]
+    pub ca_cert: Option<PathBuf>,
     /// The workload.
     #[arg(long, value_name = "NAME")]
     pub workload: String,
@@ -134,7 +150,7 @@ pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
         VerifierCmd::Enroll(a) => enroll(a),
         VerifierCmd::Status(a) => status(a),
         VerifierCmd::History(a) => {
-            let h = Client::new(&a.url, None)?.history(&a.workload)?;
+            let h = Client::with_ca(&a.url, None, a.ca_cert.as_deref())?.history(&a.workload)?;
             println!("{h:#}");
             Ok(ExitCode::SUCCESS)
         }
@@ -197,13 +213,19 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.nonce_ttl = a.nonce_ttl.max(1);
     cfg.lease_ttl = a.lease_ttl.max(1);
     cfg.nonce_rate = a.nonce_rate;
+    if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
+        cfg.tls = Some(std::sync::Arc::new(tsem_verifier::tls::server_config(
+            cert, key,
+        )?));
+    }
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let id = cfg.id.clone();
     tsem_verifier::server::serve_blocking(a.listen, &a.db, cfg, |addr| {
         use std::io::Write as _;
         // The URL alone on stdout, for scripts that asked for port 0.
-        println!("http://{addr}");
+        println!("{scheme}://{addr}");
         let _ = std::io::stdout().flush();
-        eprintln!("tsem: verifier {id} listening on http://{addr}");
+        eprintln!("tsem: verifier {id} listening on {scheme}://{addr}");
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -213,7 +235,11 @@ fn read_pem(p: &Path) -> anyhow::Result<String> {
 }
 
 fn enroll(a: EnrollArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&a.url, Some(read_token(&a.token_file)?))?;
+    let client = Client::with_ca(
+        &a.url,
+        Some(read_token(&a.token_file)?),
+        a.ca_cert.as_deref(),
+    )?;
     let models = a
         .model
         .iter()
@@ -246,7 +272,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<ExitCode> {
 
 fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let token = a.token_file.as_deref().map(read_token).transpose()?;
-    let all = Client::new(&a.url, token)?.status()?;
+    let all = Client::with_ca(&a.url, token, a.ca_cert.as_deref())?.status()?;
     let chosen: Vec<_> = all
         .into_iter()
         .filter(|s| a.workload.as_deref().is_none_or(|w| w == s.workload))
@@ -267,14 +293,15 @@ fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Fetch a fresh nonce for `workload` (hex).
-pub fn fetch_nonce(url: &str, workload: &str) -> anyhow::Result<String> {
-    Ok(Client::new(url, None)?.nonce(workload)?.nonce)
+pub fn fetch_nonce(url: &str, ca: Option<&Path>, workload: &str) -> anyhow::Result<String> {
+    Ok(Client::with_ca(url, None, ca)?.nonce(workload)?.nonce)
 }
 
 /// Post `att` with the namespace's forensic event descriptions; print the verdict. Exit 0 when
 /// affirming or warning, 3 otherwise.
 pub fn post(
     url: &str,
+    ca: Option<&Path>,
     workload: &str,
     att: tsem_attest::Attestation,
     ns: &tsem_core::namespace::Namespace,
@@ -284,7 +311,7 @@ pub fn post(
         .iter()
         .map(|e| tsem_format::event_to_json(e, tsem_format::RecordKind::Trajectory))
         .collect();
-    let a = Client::new(url, None)?.post(
+    let a = Client::with_ca(url, None, ca)?.post(
         workload,
         &Post {
             attestation: att,

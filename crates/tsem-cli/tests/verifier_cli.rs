@@ -54,7 +54,10 @@ impl Verifier {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        assert!(
+            line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
+            "{line:?}"
+        );
         Self {
             child,
             url: line.trim().to_string(),
@@ -370,4 +373,185 @@ fn bench_reports_json() {
     assert_eq!(all[0].verdict, "affirming");
     let h = c.history(&all[0].workload).unwrap();
     assert_eq!(h["history"].as_array().unwrap().len(), 8, "{h:#}");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl; `None` (and a
+/// one-line skip) without openssl.
+fn make_pki(dir: &Path, ca_name: &str) -> Option<()> {
+    let ossl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (subj, key, pem) = (
+        format!("/CN={ca_name}"),
+        format!("{ca_name}.key"),
+        format!("{ca_name}.pem"),
+    );
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-subj", &subj, "-days", "2", "-keyout", &key, "-out", &pem]);
+    match ossl(&ca) {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("openssl: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            eprintln!(
+                "skipped: TLS test: cannot run openssl: {e} (Debian: apt-get install openssl)"
+            );
+            return None;
+        }
+    }
+    if ca_name != "ca" {
+        return Some(());
+    }
+    let mut leaf = vec!["req"];
+    leaf.extend(ec);
+    leaf.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    assert!(ossl(&leaf).unwrap().status.success());
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let o = ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "cert.pem",
+    ])
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(())
+}
+
+/// HTTPS end to end: serve with a certificate, enrol and attest trusting its CA; a client that
+/// trusts another CA, or none, or speaks plain HTTP, gets nothing.
+#[test]
+fn tls_end_to_end() {
+    let dir = TempDir::new("tls");
+    if make_pki(&dir.0, "ca").is_none() || make_pki(&dir.0, "other").is_none() {
+        return;
+    }
+    let f = |n: &str| p(&dir.0.join(n)).to_string();
+    let db = format!("sqlite://{}", f("v.db"));
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &db,
+        &[
+            "--admin-token-file",
+            p(&token),
+            "--tls-cert",
+            &f("cert.pem"),
+            "--tls-key",
+            &f("key.pem"),
+        ],
+    );
+    assert!(v.url.starts_with("https://"), "{}", v.url);
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let model = process_dir().join("test.model");
+    let o = run(&[
+        "verifier",
+        "enroll",
+        "--url",
+        &v.url,
+        "--ca-cert",
+        &f("ca.pem"),
+        "--token-file",
+        p(&token),
+        "--workload",
+        "web",
+        "--model",
+        p(&model),
+        "--key",
+        &format!("{}.pub", p(&key)),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tsem()
+        .args([
+            "attest",
+            "--verifier",
+            &v.url,
+            "--verifier-ca",
+            &f("ca.pem"),
+            "--workload",
+            "web",
+        ])
+        .args(["--key", p(&key), "--model", p(&model)])
+        .arg(process_dir().join("process_1.json"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("affirming: "),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(&[
+        "verifier",
+        "status",
+        "--url",
+        &v.url,
+        "--ca-cert",
+        &f("ca.pem"),
+        "--json",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"verdict\":\"affirming\""),
+        "{}",
+        text(&o)
+    );
+    // Another CA: the certificate is refused.
+    let o = run(&[
+        "verifier",
+        "status",
+        "--url",
+        &v.url,
+        "--ca-cert",
+        &f("other.pem"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("UnknownIssuer") || text(&o).contains("invalid peer certificate"),
+        "{}",
+        text(&o)
+    );
+    // No CA at all, and plain HTTP to the TLS port.
+    let o = run(&["verifier", "status", "--url", &v.url]);
+    assert!(
+        text(&o).contains("https needs the CA certificate"),
+        "{}",
+        text(&o)
+    );
+    let plain = v.url.replace("https://", "http://");
+    let o = run(&["verifier", "status", "--url", &plain]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }

@@ -1,9 +1,11 @@
 //! A small blocking HTTP/1.1 client for the verifier's API, used by `tsem attest --verifier`,
 //! `tsem verifier enroll` and `status`: one request per connection, JSON in and out, bounded
-//! reads. Plain `http://` only (the server accepts plain HTTP only on loopback).
+//! reads. `http://` (the server accepts it only on loopback) or `https://` with a CA given.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs as _};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,6 +45,9 @@ pub enum ClientError {
         /// The verifier's one-line error.
         msg: String,
     },
+    /// The CA cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The answer is not HTTP or not the JSON expected.
     #[error("{url}: bad response: {msg}")]
     Response {
@@ -61,23 +66,34 @@ pub struct Client {
     base: String,
     token: Option<String>,
     timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
-    /// For `url`, with an optional admin token.
+    /// For an `http://` `url`, with an optional admin token.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, ClientError> {
+        Self::with_ca(url, token, None)
+    }
+
+    /// For `url`; an `https://` URL needs `ca`, the PEM file of the CA(s) to trust.
+    pub fn with_ca(
+        url: &str,
+        token: Option<String>,
+        ca: Option<&Path>,
+    ) -> Result<Self, ClientError> {
         let bad = |msg: &str| ClientError::Url {
             url: url.to_string(),
             msg: msg.to_string(),
         };
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(bad(
-                "https is not implemented yet; the verifier serves plain HTTP on loopback",
-            ));
+        let (rest, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (r, None)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            let Some(ca) = ca else {
+                return Err(bad("https needs the CA certificate to trust (--ca-cert)"));
+            };
+            (r, Some(Arc::new(crate::tls::client_config(ca)?)))
         } else {
-            return Err(bad("expected http://HOST:PORT"));
+            return Err(bad("expected http://HOST:PORT or https://HOST:PORT"));
         };
         let authority = rest.trim_end_matches('/');
         if authority.contains('/') || authority.contains('@') || authority.is_empty() {
@@ -88,14 +104,21 @@ impl Client {
                 let port = p.parse().map_err(|_| bad("the port is not a number"))?;
                 (h.trim_start_matches('[').trim_end_matches(']'), port)
             }
-            _ => (authority.trim_start_matches('[').trim_end_matches(']'), 80),
+            _ => (
+                authority.trim_start_matches('[').trim_end_matches(']'),
+                if tls.is_some() { 443 } else { 80 },
+            ),
         };
         Ok(Self {
             host: host.to_string(),
             port,
-            base: format!("http://{authority}"),
+            base: format!(
+                "{}://{authority}",
+                if tls.is_some() { "https" } else { "http" }
+            ),
             token,
             timeout: Duration::from_secs(60),
+            tls,
         })
     }
 
@@ -195,9 +218,30 @@ impl Client {
             .map_err(io)?
             .next()
             .ok_or_else(|| self.response_error(format!("{} resolves to nothing", self.host)))?;
-        let mut s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
+        let s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
         s.set_read_timeout(Some(self.timeout)).map_err(io)?;
         s.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        let raw = match &self.tls {
+            None => self.exchange(s, method, path, body),
+            Some(cfg) => {
+                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| self.response_error(format!("server name: {e}")))?;
+                let conn = rustls::ClientConnection::new(cfg.clone(), name)
+                    .map_err(|e| self.response_error(format!("TLS: {e}")))?;
+                self.exchange(rustls::StreamOwned::new(conn, s), method, path, body)
+            }
+        }
+        .map_err(io)?;
+        self.parse_response(&raw)
+    }
+
+    fn exchange(
+        &self,
+        mut s: impl Read + Write,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Vec<u8>> {
         let body = body.unwrap_or_default();
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\
@@ -213,11 +257,16 @@ impl Client {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
         req.push_str("\r\n");
-        s.write_all(req.as_bytes()).map_err(io)?;
-        s.write_all(body).map_err(io)?;
+        s.write_all(req.as_bytes())?;
+        s.write_all(body)?;
+        s.flush()?;
         let mut raw = Vec::new();
-        s.take(MAX_RESPONSE).read_to_end(&mut raw).map_err(io)?;
-        self.parse_response(&raw)
+        match s.take(MAX_RESPONSE).read_to_end(&mut raw) {
+            Ok(_) => Ok(raw),
+            // A TLS peer that closes without close_notify: the body's length is checked anyway.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
+            Err(e) => Err(e),
+        }
     }
 
     fn parse_response(&self, raw: &[u8]) -> Result<(u16, String), ClientError> {
@@ -290,6 +339,7 @@ mod tests {
         let c = Client::new("http://[::1]:9", None).unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 9));
         assert!(Client::new("https://x:1", None).is_err());
+        assert!(Client::with_ca("https://x:1", None, Some(Path::new("/nonexistent"))).is_err());
         assert!(Client::new("ftp://x", None).is_err());
         assert!(Client::new("http://x:1/path", None).is_err());
     }

@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
+pub mod tls;
 
 pub use client::{Client, ClientError};
 #[cfg(feature = "server")]

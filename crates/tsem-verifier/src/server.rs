@@ -34,7 +34,7 @@ pub enum ServerError {
     /// Plain HTTP anywhere but on loopback would expose tokens and let a network attacker delay
     /// or drop attestations unseen.
     #[error(
-        "refusing plain HTTP on {0}: listen on a loopback address (127.0.0.1, ::1); TLS (--tls-cert/--tls-key) is not implemented yet"
+        "refusing plain HTTP on {0}: listen on a loopback address (127.0.0.1, ::1), or serve TLS with --tls-cert and --tls-key"
     )]
     NotLoopback(SocketAddr),
     /// The socket failed.
@@ -58,6 +58,8 @@ pub struct Config {
     pub lease_ttl: u64,
     /// This process's name in leases and history.
     pub id: String,
+    /// Serve HTTPS with this configuration (then any address is allowed).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
     /// limit. Every nonce is a row, and anyone may ask for one.
     pub nonce_rate: u32,
@@ -72,6 +74,7 @@ impl Config {
             lease_ttl: 30,
             id: process_id(),
             nonce_rate: 50,
+            tls: None,
         }
     }
 }
@@ -130,9 +133,9 @@ impl App {
     }
 }
 
-/// Check that plain HTTP on `addr` is acceptable.
-pub fn check_plain_http(addr: SocketAddr) -> Result<(), ServerError> {
-    if addr.ip().is_loopback() {
+/// Check that serving on `addr` is acceptable: with TLS anywhere, plain HTTP only on loopback.
+pub fn check_listen(addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
+    if tls || addr.ip().is_loopback() {
         Ok(())
     } else {
         Err(ServerError::NotLoopback(addr))
@@ -159,7 +162,7 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Serve on `listener` (already checked with [`check_plain_http`]) until `shutdown` resolves;
+/// Serve on `listener` (already checked with [`check_listen`]) until `shutdown` resolves;
 /// keep leases meanwhile, and give them up on the way out.
 pub async fn serve(
     store: Store,
@@ -174,13 +177,23 @@ pub async fn serve(
         buckets: Mutex::new(HashMap::new()),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
-    let result = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServerError::Io {
-            what: "serve".into(),
-            source,
-        });
+    let io = |source| ServerError::Io {
+        what: "serve".into(),
+        source,
+    };
+    let result = match &cfg.tls {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls.clone()).map_err(io)?;
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(io)
+        }
+        None => axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(io),
+    };
     keeper.abort();
     // Best effort: a crash skips this, and then the leases expire instead.
     let _ = store.release_leases(&cfg.id).await;
@@ -195,7 +208,7 @@ pub fn serve_blocking(
     cfg: Config,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
-    check_plain_http(addr)?;
+    check_listen(addr, cfg.tls.is_some())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -281,7 +294,7 @@ impl Drop for Spawned {
 
 /// Serve on `addr` (loopback) with `db_url` in a thread of its own; returns once listening.
 pub fn spawn(addr: SocketAddr, db_url: &str, cfg: Config) -> Result<Spawned, ServerError> {
-    check_plain_http(addr)?;
+    check_listen(addr, cfg.tls.is_some())?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServerError>>();
     let db_url = db_url.to_string();
@@ -615,10 +628,11 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_only_on_loopback() {
-        assert!(check_plain_http(([127, 0, 0, 1], 1).into()).is_ok());
-        assert!(check_plain_http("[::1]:1".parse().unwrap_or(([0; 4], 0).into())).is_ok());
-        assert!(check_plain_http(([0, 0, 0, 0], 1).into()).is_err());
-        assert!(check_plain_http(([10, 0, 0, 1], 1).into()).is_err());
+    fn plain_http_only_on_loopback_tls_anywhere() {
+        assert!(check_listen(([127, 0, 0, 1], 1).into(), false).is_ok());
+        assert!(check_listen("[::1]:1".parse().unwrap_or(([0; 4], 0).into()), false).is_ok());
+        assert!(check_listen(([0, 0, 0, 0], 1).into(), false).is_err());
+        assert!(check_listen(([10, 0, 0, 1], 1).into(), false).is_err());
+        assert!(check_listen(([0, 0, 0, 0], 1).into(), true).is_ok());
     }
 }
