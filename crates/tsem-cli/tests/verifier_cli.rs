@@ -352,25 +352,26 @@ fn bench_reports_json() {
         &db,
         "--model",
         p(&model),
+        // More than the default nonce rate's burst (50): the benchmark must not be throttled.
         "-n",
-        "7",
+        "60",
         p(&traj),
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["bench"], "verifier");
     assert_eq!(r["db"], "sqlite");
-    assert_eq!(r["n"], 7);
+    assert_eq!(r["n"], 60);
     assert_eq!(r["model_points"], 196);
     assert!(r["per_second"].as_f64().unwrap() > 0.0);
-    // Each of the 7 was appraised and recorded: the database holds them after the enrolment.
+    // Each of the 60 was appraised and recorded: the database holds them after the enrolment.
     let v = Verifier::start(&db, &[]);
     let c = Client::new(&v.url, None).unwrap();
     let all = c.status().unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].verdict, "affirming");
     let h = c.history(&all[0].workload).unwrap();
-    assert_eq!(h["history"].as_array().unwrap().len(), 8, "{h:#}");
+    assert_eq!(h["history"].as_array().unwrap().len(), 61, "{h:#}");
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl; `None` (and a
