@@ -440,7 +440,7 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
 
     let o = run_in(&d, &["run"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("empty command"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no command"), "{}", stderr(&o));
 
     let o = run_in(&d, &["run", "--enforce", "--", "true"]);
     assert!(!o.status.success(), "--enforce needs --model");
