@@ -24,7 +24,7 @@ pub struct AttestArgs {
     #[arg(long, value_name = "HEX", value_parser = crate::nonce_arg,
           required_unless_present = "verifier", conflicts_with = "verifier")]
     pub nonce: Option<String>,
-    /// Fetch the nonce from this verifier (http://HOST:PORT) and post the attestation to it, as
+    /// Fetch the nonce from this verifier (http[s]://HOST:PORT) and post the attestation to it, as
     /// the enrolled --workload; exit 3 unless its verdict is affirming or warning.
     #[arg(long, value_name = "URL", requires = "workload")]
     pub verifier: Option<String>,

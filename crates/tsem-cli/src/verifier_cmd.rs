@@ -14,7 +14,7 @@ const NOT_TRUSTED: u8 = 3;
 /// The fleet verifier.
 #[derive(clap::Subcommand)]
 pub enum VerifierCmd {
-    /// Serve the verifier's REST API (plain HTTP on loopback only).
+    /// Serve the verifier's REST API (HTTPS with --tls-cert/--tls-key; plain HTTP on loopback only).
     Serve(ServeArgs),
     /// Enrol a workload: its model(s), its key and its policy (admin).
     Enroll(EnrollArgs),
