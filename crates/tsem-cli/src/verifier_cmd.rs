@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Nonces issued per workload per second by this process (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub nonce_rate: u32,
+    /// Status and history need the admin token too (by default anyone may read verdicts).
+    #[arg(long, requires = "admin_token_file")]
+    pub private_status: bool,
     /// Serve HTTPS with this certificate chain (PEM).
     #[arg(long, value_name = "F", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -119,7 +122,7 @@ pub struct StatusArgs {
     /// The CA certificate (PEM) an https verifier's certificate must chain to.
     #[arg(long, value_name = "F")]
     pub ca_cert: Option<PathBuf>,
-    /// The admin token (sent if given; status is readable without it).
+    /// The admin token (needed when the verifier serves with --private-status).
     #[arg(long, value_name = "F")]
     pub token_file: Option<PathBuf>,
     /// Only this workload.
@@ -142,6 +145,9 @@ pub struct HistoryArgs {
     /// The workload.
     #[arg(long, value_name = "NAME")]
     pub workload: String,
+    /// The admin token (needed when the verifier serves with --private-status).
+    #[arg(long, value_name = "F")]
+    pub token_file: Option<PathBuf>,
 }
 
 pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
@@ -150,7 +156,8 @@ pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
         VerifierCmd::Enroll(a) => enroll(a),
         VerifierCmd::Status(a) => status(a),
         VerifierCmd::History(a) => {
-            let h = Client::with_ca(&a.url, None, a.ca_cert.as_deref())?.history(&a.workload)?;
+            let token = a.token_file.as_deref().map(read_token).transpose()?;
+            let h = Client::with_ca(&a.url, token, a.ca_cert.as_deref())?.history(&a.workload)?;
             println!("{h:#}");
             Ok(ExitCode::SUCCESS)
         }
@@ -213,6 +220,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.nonce_ttl = a.nonce_ttl.max(1);
     cfg.lease_ttl = a.lease_ttl.max(1);
     cfg.nonce_rate = a.nonce_rate;
+    cfg.private_status = a.private_status;
     if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
         cfg.tls = Some(std::sync::Arc::new(tsem_verifier::tls::server_config(
             cert, key,

@@ -58,6 +58,8 @@ pub struct Config {
     pub lease_ttl: u64,
     /// This process's name in leases and history.
     pub id: String,
+    /// Status and history need the admin token too (by default anyone may read verdicts).
+    pub private_status: bool,
     /// Serve HTTPS with this configuration (then any address is allowed).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
@@ -75,6 +77,7 @@ impl Config {
             id: process_id(),
             nonce_rate: 50,
             tls: None,
+            private_status: false,
         }
     }
 }
@@ -481,14 +484,33 @@ async fn enroll(
     }
 }
 
-async fn status_all(State(app): State<Arc<App>>) -> Response {
+/// The refusal for a status or history read, when they are private and the token is missing.
+fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
+    if app.cfg.private_status {
+        refuse_non_admin(app, headers)
+    } else {
+        None
+    }
+}
+
+async fn status_all(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
     match app.store.status(tsem_attest::now_unix(), None).await {
         Ok(v) => json_response(StatusCode::OK, &serde_json::json!({ "workloads": v })),
         Err(e) => internal(e),
     }
 }
 
-async fn status_one(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+async fn status_one(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }
@@ -525,7 +547,11 @@ async fn history(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }

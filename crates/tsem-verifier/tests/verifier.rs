@@ -226,6 +226,18 @@ fn sqlite_end_to_end() {
     let c = Client::new(&server.url(), None).unwrap();
     assert_eq!(status_of(&c, "bad").verdict, "contraindicated");
     server.stop().unwrap();
+    // With private status, reading verdicts needs the admin token.
+    let mut cfg = Config::new(Some("t".into()));
+    cfg.private_status = true;
+    let server = spawn(([127, 0, 0, 1], 0).into(), &url, cfg).unwrap();
+    let (code, msg) = http_error(Client::new(&server.url(), None).unwrap().status());
+    assert_eq!(code, 401, "{msg}");
+    let (code, _) = http_error(Client::new(&server.url(), None).unwrap().history("bad"));
+    assert_eq!(code, 401);
+    let admin = Client::new(&server.url(), Some("t".into())).unwrap();
+    assert_eq!(status_of(&admin, "bad").verdict, "contraindicated");
+    assert!(admin.history("bad").is_ok());
+    server.stop().unwrap();
 }
 
 #[test]
