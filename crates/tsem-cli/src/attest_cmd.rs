@@ -21,8 +21,16 @@ const REJECTED: u8 = 3;
 #[derive(clap::Args)]
 pub struct AttestArgs {
     /// The verifier's fresh nonce (hex, 8 to 64 bytes).
-    #[arg(long, value_name = "HEX", value_parser = crate::nonce_arg)]
-    pub nonce: String,
+    #[arg(long, value_name = "HEX", value_parser = crate::nonce_arg,
+          required_unless_present = "verifier", conflicts_with = "verifier")]
+    pub nonce: Option<String>,
+    /// Fetch the nonce from this verifier (http[s]://HOST:PORT) and post the attestation to it, as
+    /// the enrolled --workload; exit 3 unless its verdict is affirming or warning.
+    #[arg(long, value_name = "URL", requires = "workload")]
+    pub verifier: Option<String>,
+    /// The CA certificate (PEM) an https --verifier's certificate must chain to.
+    #[arg(long, value_name = "F", requires = "verifier")]
+    pub verifier_ca: Option<PathBuf>,
     /// Ed25519 private key (PKCS#8 PEM, from `tsem keygen`).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
@@ -48,9 +56,9 @@ pub struct AttestArgs {
     /// Events the sensor lost (for testing verifiers; a trajectory replay loses nothing).
     #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
     pub lost_events: u64,
-    /// Where to write the attestation (JSON).
-    #[arg(short, long, value_name = "OUT")]
-    pub output: PathBuf,
+    /// Where to write the attestation (JSON); optional with --verifier.
+    #[arg(short, long, value_name = "OUT", required_unless_present = "verifier")]
+    pub output: Option<PathBuf>,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "TRAJECTORY")]
     pub files: Vec<PathBuf>,
@@ -149,7 +157,7 @@ pub struct Prepared {
     nonce: Vec<u8>,
     tpm: Option<HelperTpm>,
     pcr: u32,
-    out: PathBuf,
+    out: Option<PathBuf>,
     ak_out: Option<PathBuf>,
     /// The hardware aggregate read from the TPM (hex), to seed the namespace with.
     pub aggregate: Option<String>,
@@ -161,7 +169,7 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
         return Ok(None);
     };
     let parts = Parts {
-        out,
+        out: Some(out),
         nonce,
         key,
         tpm: a.tpm.as_deref(),
@@ -172,7 +180,7 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
 
 /// The attestation options shared by `tsem attest` and `tsem run --attest`.
 struct Parts<'a> {
-    out: &'a Path,
+    out: Option<&'a Path>,
     nonce: &'a str,
     key: &'a Path,
     tpm: Option<&'a str>,
@@ -197,7 +205,7 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
         nonce,
         tpm,
         pcr: p.quote.pcr,
-        out: p.out.to_path_buf(),
+        out: p.out.map(Path::to_path_buf),
         ak_out: p.quote.ak_out.clone(),
         aggregate,
     })
@@ -317,14 +325,14 @@ impl tsem_attest::QuoteDevice for HelperTpm {
     }
 }
 
-/// Attest a finished run's namespace and write the attestation.
+/// Attest a finished run's namespace and write the attestation (if an output was given).
 pub fn finish(
     mut p: Prepared,
     ns: &tsem_core::namespace::Namespace,
     model: Option<&tsem_format::ModelFile>,
     lost_events: u64,
     workload: String,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Attestation> {
     let cx = Context {
         nonce: p.nonce,
         lost_events,
@@ -343,8 +351,14 @@ pub fn finish(
         std::fs::write(path, &q.ak_public)
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
-    std::fs::write(&p.out, att.to_json())
-        .with_context(|| format!("{}: cannot write", p.out.display()))?;
+    let dest = match &p.out {
+        Some(out) => {
+            std::fs::write(out, att.to_json())
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            out.display().to_string()
+        }
+        None => "the verifier".to_string(),
+    };
     eprintln!(
         "tsem: attested state {} ({} events, {} forensic, {}) to {}",
         ns.state(),
@@ -355,15 +369,22 @@ pub fn finish(
         } else {
             "signed".to_string()
         },
-        p.out.display()
+        dest
     );
-    Ok(())
+    Ok(att)
 }
 
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
+    let nonce = match (&a.verifier, &a.workload, &a.nonce) {
+        (Some(url), Some(w), _) => {
+            crate::verifier_cmd::fetch_nonce(url, a.verifier_ca.as_deref(), w)?
+        }
+        (_, _, Some(n)) => n.clone(),
+        _ => return crate::usage("--nonce or --verifier with --workload is required"),
+    };
     let parts = Parts {
-        out: &a.output,
-        nonce: &a.nonce,
+        out: a.output.as_deref(),
+        nonce: &nonce,
         key: &a.key,
         tpm: a.tpm.as_deref(),
         quote: &a.quote,
@@ -399,8 +420,17 @@ pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ")
     });
-    finish(prepared, &ns, model.as_ref(), a.lost_events, workload)?;
-    Ok(ExitCode::SUCCESS)
+    let att = finish(
+        prepared,
+        &ns,
+        model.as_ref(),
+        a.lost_events,
+        workload.clone(),
+    )?;
+    match &a.verifier {
+        Some(url) => crate::verifier_cmd::post(url, a.verifier_ca.as_deref(), &workload, att, &ns),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// The TSEM aggregate of a TCG event log: the namespace's hash over the SHA-256 PCRs 0-7 (SHA-1

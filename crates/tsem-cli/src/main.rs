@@ -18,6 +18,7 @@ mod model_cmd;
 mod model_learn;
 mod replay;
 mod run_cmd;
+mod verifier_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.
 #[derive(Parser)]
@@ -57,6 +58,9 @@ enum Cmd {
     Run(run_cmd::RunArgs),
     /// Learn a model by running a workload until more runs teach it nothing new.
     Learn(learn_cmd::LearnArgs),
+    /// The fleet verifier: serve, enrol workloads, their verdicts.
+    #[command(subcommand)]
+    Verifier(verifier_cmd::VerifierCmd),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
         Cmd::Learn(a) => learn_cmd::run(a),
+        Cmd::Verifier(c) => verifier_cmd::run(c),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 
+pub mod services;
+
 /// The `shared/` directory.
 pub fn shared_dir() -> PathBuf {
     let dir = match std::env::var_os("TSEM_SHARED") {

@@ -1,0 +1,247 @@
+//! Appraisal of a posted attestation: the nonce (issued here, for this workload, unexpired,
+//! unused), then everything `tsem verify` checks, through the same [`tsem_attest::verify`], against
+//! each model enrolled for the workload; the outcome as an EAR, appended to the workload's history
+//! in the same transaction that consumes the nonce.
+
+use std::sync::Arc;
+
+use tsem_attest::claims::to_hex;
+use tsem_attest::{AkKey, ExpectedModel, Policy, PublicKey, Rejection, Verified};
+use tsem_core::hash::HashAlg;
+use tsem_format::ModelFile;
+
+use crate::protocol::{self, Appraisal, Enrolment, ProtocolError};
+use crate::server::App;
+use crate::store::{NewResult, NonceState, StoreError};
+
+/// Why a post is not appraised (nothing is recorded for it).
+#[derive(Debug, thiserror::Error)]
+pub enum AppraiseError {
+    /// The body is not a well-formed post.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// No such workload.
+    #[error("workload {0:?} is not enrolled")]
+    NotEnrolled(String),
+    /// A model or key in an enrolment cannot be used.
+    #[error("{0}")]
+    Model(String),
+    /// A nonce this verifier never issued to this workload.
+    #[error("nonce {0} was not issued by this verifier to this workload")]
+    NonceUnknown(String),
+    /// A nonce past its expiry.
+    #[error("nonce {nonce} expired at {expired}")]
+    NonceExpired {
+        /// The nonce.
+        nonce: String,
+        /// When.
+        expired: u64,
+    },
+    /// A nonce already consumed: a replayed attestation.
+    #[error("replayed: nonce {nonce} was already used at {at}")]
+    Replayed {
+        /// The nonce.
+        nonce: String,
+        /// When it was consumed.
+        at: u64,
+    },
+    /// Not signed (or quoted) by the enrolled key, or not fresh: nothing in it is appraised.
+    #[error("{0}")]
+    Unauthentic(Rejection),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The hash function the verifier models in (as `tsem verify`'s default).
+const ALG: HashAlg = HashAlg::Sha256;
+
+fn parse_model(text: &str) -> Result<ModelFile, AppraiseError> {
+    let m = ModelFile::parse_bytes(text.as_bytes())
+        .map_err(|e| AppraiseError::Model(format!("model: {e}")))?;
+    // A signed model that no longer verifies has been altered.
+    if m.is_signed() {
+        m.verify(None)
+            .map_err(|e| AppraiseError::Model(format!("model: {e}")))?;
+    }
+    Ok(m)
+}
+
+/// Check an enrolment's keys and models; returns `(digest, text)` of each model.
+pub fn check_enrolment(e: &Enrolment) -> Result<Vec<(String, String)>, AppraiseError> {
+    if let Some(k) = &e.key {
+        PublicKey::from_pem(k).map_err(|e| AppraiseError::Model(format!("key: {e}")))?;
+    }
+    if let Some(k) = &e.ak {
+        AkKey::from_pem(k).map_err(|e| AppraiseError::Model(format!("ak: {e}")))?;
+    }
+    let mut out: Vec<(String, String)> = Vec::with_capacity(e.models.len());
+    for (i, text) in e.models.iter().enumerate() {
+        let m =
+            parse_model(text).map_err(|err| AppraiseError::Model(format!("models[{i}]: {err}")))?;
+        ExpectedModel::from_model(&m, ALG)
+            .map_err(|err| AppraiseError::Model(format!("models[{i}]: {err}")))?;
+        let digest = tsem_attest::model_digest(&m).to_hex();
+        if !out.iter().any(|o| o.0 == digest) {
+            out.push((digest, text.clone()));
+        }
+    }
+    Ok(out)
+}
+
+async fn model(app: &App, digest: &str) -> Result<Arc<ExpectedModel>, AppraiseError> {
+    if let Some(m) = app.models.lock().ok().and_then(|c| c.get(digest).cloned()) {
+        return Ok(m);
+    }
+    let text = app
+        .store
+        .model_text(digest)
+        .await?
+        .ok_or(StoreError::Corrupt("enrolment naming a missing model"))?;
+    let m = parse_model(&text)?;
+    let m = Arc::new(
+        ExpectedModel::from_model(&m, ALG).map_err(|e| AppraiseError::Model(e.to_string()))?,
+    );
+    if let Ok(mut c) = app.models.lock() {
+        c.insert(digest.to_string(), m.clone());
+    }
+    Ok(m)
+}
+
+fn nonce_error(state: NonceState, nonce: String) -> AppraiseError {
+    match state {
+        NonceState::Used(at) => AppraiseError::Replayed { nonce, at },
+        NonceState::Expired(expired) => AppraiseError::NonceExpired { nonce, expired },
+        NonceState::Unknown | NonceState::Fresh => AppraiseError::NonceUnknown(nonce),
+    }
+}
+
+fn verdict_line(v: &Verified, digest: &str) -> String {
+    let mut s = format!(
+        "verified: state {} is model sha256:{digest}'s; {} events, {} forensic, 0 lost; {}",
+        v.state,
+        v.events,
+        v.forensics_events,
+        match (v.signed, v.quoted) {
+            (true, Some(_)) => "Ed25519 signature and TPM quote valid",
+            (false, Some(_)) => "TPM quote valid",
+            _ => "Ed25519 signature valid",
+        }
+    );
+    for w in &v.warnings {
+        s.push_str("; warning: ");
+        s.push_str(w);
+    }
+    s
+}
+
+/// Appraise the post `body` for `workload`, record the result, and return it.
+pub(crate) async fn appraise(
+    app: &App,
+    workload: &str,
+    body: &[u8],
+) -> Result<Appraisal, AppraiseError> {
+    let post = protocol::parse_post(body)?;
+    let enrolled = app
+        .store
+        .enrolled(workload)
+        .await?
+        .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+    let att = &post.attestation;
+    let nonce = att.claims.nonce_bytes().map_err(|e| ProtocolError::Field {
+        field: "attestation.claims.nonce",
+        msg: e.to_string(),
+    })?;
+    let nonce_hex = to_hex(&nonce);
+    let now = tsem_attest::now_unix();
+    match app.store.nonce_state(workload, &nonce_hex, now).await? {
+        NonceState::Fresh => {}
+        s => return Err(nonce_error(s, nonce_hex)),
+    }
+
+    let mut policy = Policy::new(nonce.clone());
+    policy.key = enrolled
+        .key
+        .as_deref()
+        .map(PublicKey::from_pem)
+        .transpose()
+        .map_err(|e| AppraiseError::Model(format!("enrolled key: {e}")))?;
+    policy.ak = enrolled
+        .ak
+        .as_deref()
+        .map(AkKey::from_pem)
+        .transpose()
+        .map_err(|e| AppraiseError::Model(format!("enrolled AK: {e}")))?;
+    policy.max_forensics = enrolled.max_forensics;
+    policy.max_age = Some(app.cfg.nonce_ttl);
+    policy.now = now;
+
+    // The model the attester names first, then the others (a roll-out allows several).
+    let mut digests = enrolled.models.clone();
+    if let Some(named) = &att.claims.model {
+        digests.sort_by_key(|d| !d.eq_ignore_ascii_case(named));
+    }
+    let mut best: Option<(String, Result<Verified, Rejection>)> = None;
+    for d in digests {
+        let m = model(app, &d).await?;
+        let outcome = tsem_attest::verify(att, &m, &policy);
+        let ok = outcome.is_ok();
+        if ok || best.is_none() {
+            best = Some((d, outcome));
+        }
+        if ok {
+            break;
+        }
+    }
+    let Some((digest, outcome)) = best else {
+        return Err(StoreError::Corrupt("enrolment without models").into());
+    };
+    let vector = tsem_attest::ear::trust_vector(&outcome);
+    if let Err(r) = &outcome
+        && vector
+            .get("instance-identity")
+            .and_then(serde_json::Value::as_i64)
+            == Some(99)
+    {
+        return Err(AppraiseError::Unauthentic(r.clone()));
+    }
+    let reason = match &outcome {
+        Ok(v) => verdict_line(v, &digest),
+        Err(r) => format!("rejected: {r}"),
+    };
+    let ear = tsem_attest::ear::ear(
+        &outcome,
+        &nonce,
+        now,
+        &format!("tsem/model/sha256:{digest}"),
+        &reason,
+    );
+    let verdict = tsem_attest::ear::status(&vector).to_string();
+    let ear_text = ear.to_string();
+    let att_text = serde_json::to_string(att).unwrap_or_default();
+    let forensics = serde_json::to_string(&post.forensics).unwrap_or_default();
+    let recorded = app
+        .store
+        .record(&NewResult {
+            workload,
+            at: now,
+            verdict: &verdict,
+            reason: &reason,
+            verifier: &app.cfg.id,
+            nonce: Some(&nonce_hex),
+            ear: Some(&ear_text),
+            attestation: Some(&att_text),
+            forensics: Some(&forensics),
+        })
+        .await?;
+    if !recorded {
+        // Another post of the same nonce won the race (or it expired meanwhile).
+        let s = app.store.nonce_state(workload, &nonce_hex, now).await?;
+        return Err(nonce_error(s, nonce_hex));
+    }
+    Ok(Appraisal {
+        verdict,
+        reason,
+        ear,
+    })
+}

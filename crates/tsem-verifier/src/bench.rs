@@ -1,0 +1,162 @@
+//! End-to-end throughput of a verifier over loopback HTTP: per attestation, a nonce request, the
+//! attestation signed by the client, the post, the verification and the database transaction
+//! that consumes the nonce and appends the result. A benchmark, never a test threshold.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tsem_attest::{Context, Identity, Signer};
+use tsem_core::namespace::Namespace;
+
+use crate::protocol::{Enrolment, Post};
+use crate::server::{Config, ServerError, spawn};
+use crate::{Client, ClientError};
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The verifier failed to start.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// A request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Making an attestation failed.
+    #[error("attest: {0}")]
+    Attest(String),
+    /// An attestation was not affirmed: the benchmark would measure the wrong path.
+    #[error("attestation {0} was appraised {1}: {2}")]
+    NotAffirming(usize, String, String),
+    /// A client thread died.
+    #[error("client thread panicked")]
+    Thread,
+}
+
+/// The measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// `verifier`.
+    pub bench: &'static str,
+    /// `sqlite` or `postgres`.
+    pub db: String,
+    /// Attestations appraised and recorded.
+    pub n: usize,
+    /// Client threads.
+    pub clients: usize,
+    /// Wall time (s).
+    pub seconds: f64,
+    /// Attestations per second, end to end.
+    pub per_second: f64,
+    /// Median latency of one attestation (nonce + sign + post), ms.
+    pub median_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Points in the model each verification hashes.
+    pub model_points: usize,
+}
+
+/// Serve `db_url` in this process, enrol one workload under `model` (text) with a fresh key,
+/// and push `n` attestations of `ns` through it from `clients` threads.
+pub fn run(
+    db_url: &str,
+    model: &str,
+    ns: Namespace,
+    n: usize,
+    clients: usize,
+) -> Result<BenchReport, BenchError> {
+    let token = crate::server::random_hex(16)?;
+    let mut cfg = Config::new(Some(token.clone()));
+    // The benchmark is one workload reporting as fast as it can.
+    cfg.nonce_rate = 0;
+    let server = spawn(([127, 0, 0, 1], 0).into(), db_url, cfg)?;
+    let (sk, pk) = tsem_format::model_file::generate_ed25519()
+        .map_err(|e| BenchError::Attest(e.to_string()))?;
+    let workload = format!("bench-{}", crate::server::random_hex(4)?);
+    Client::new(&server.url(), Some(token))?.enroll(&Enrolment {
+        workload: workload.clone(),
+        models: vec![model.to_string()],
+        key: Some(pk),
+        ak: None,
+        max_forensics: 0,
+        every: 3600,
+    })?;
+    let model_points = ns.points().len();
+    let model_digest = tsem_format::ModelFile::parse_bytes(model.as_bytes())
+        .ok()
+        .map(|m| tsem_attest::model_digest(&m));
+    let ns = Arc::new(ns);
+    let clients = clients.max(1);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            let (ns, url, workload, sk) = (ns.clone(), server.url(), workload.clone(), sk.clone());
+            std::thread::spawn(move || -> Result<Vec<f64>, BenchError> {
+                let signer =
+                    Signer::from_pem(&sk).map_err(|e| BenchError::Attest(e.to_string()))?;
+                let c = Client::new(&url, None)?;
+                let mut lat = Vec::new();
+                for i in (t..n).step_by(clients) {
+                    let t0 = Instant::now();
+                    let nonce = c.nonce(&workload)?.nonce;
+                    let cx = Context {
+                        nonce: tsem_attest::parse_nonce(&nonce)
+                            .map_err(|e| BenchError::Attest(e.to_string()))?,
+                        lost_events: 0,
+                        identity: Identity {
+                            host: "bench".into(),
+                            workload: workload.clone(),
+                        },
+                        model: model_digest,
+                        time: tsem_attest::now_unix(),
+                    };
+                    let att = tsem_attest::attest(&ns, &cx, &signer)
+                        .map_err(|e| BenchError::Attest(e.to_string()))?;
+                    let a = c.post(
+                        &workload,
+                        &Post {
+                            attestation: att,
+                            forensics: Vec::new(),
+                        },
+                    )?;
+                    if a.verdict != "affirming" {
+                        return Err(BenchError::NotAffirming(i, a.verdict, a.reason));
+                    }
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::with_capacity(n);
+    for t in threads {
+        lat.extend(t.join().map_err(|_| BenchError::Thread)??);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    server.stop()?;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok(BenchReport {
+        bench: "verifier",
+        db: if db_url.starts_with("sqlite") {
+            "sqlite".into()
+        } else {
+            "postgres".into()
+        },
+        n: lat.len(),
+        clients,
+        seconds,
+        per_second: if seconds > 0.0 {
+            lat.len() as f64 / seconds
+        } else {
+            0.0
+        },
+        median_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        model_points,
+    })
+}

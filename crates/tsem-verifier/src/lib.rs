@@ -1,0 +1,31 @@
+//! # tsem-verifier
+//!
+//! A fleet verifier for tsem attestations: it knows which workloads should run under which
+//! models ([`protocol::Enrolment`]), challenges them with single-use nonces, appraises what they
+//! post with the same [`tsem_attest::verify`] as `tsem verify`, keeps every result as an IETF RATS
+//! EAR in an append-only history, and says at any moment which workloads are trusted — turning
+//! silent ones `stale`.
+//!
+//! State lives in a relational database and nowhere else ([`store`]): SQLite for one process,
+//! PostgreSQL for several verifier processes sharing the work through leases. The REST API is
+//! described in `docs/verifier.md`; [`client`] is its blocking client. The feature `server`
+//! (default) builds the service; without it only [`protocol`] and [`client`] remain.
+#![warn(missing_docs)]
+
+#[cfg(feature = "server")]
+pub mod appraise;
+#[cfg(feature = "server")]
+pub mod bench;
+pub mod client;
+pub mod protocol;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod store;
+pub mod tls;
+
+pub use client::{Client, ClientError};
+#[cfg(feature = "server")]
+pub use server::{Config, ServerError, serve};
+#[cfg(feature = "server")]
+pub use store::{Store, StoreError};

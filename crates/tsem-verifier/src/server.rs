@@ -1,0 +1,664 @@
+//! The verifier's HTTP service and its lease keeper.
+//!
+//! Every verifier process is equal: any of them issues nonces, appraises posts and answers status
+//! queries, because everything they share is in the database. Leases decide only which process
+//! watches which workload for silence; a process that dies stops renewing its leases, and the
+//! others take them over when they expire (the defect Keylime #1091 describes cannot happen: a
+//! workload nobody watches still reads `stale` in every status answer, which is computed from the
+//! clock, and is recorded as such by whoever takes its lease).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use crate::appraise::{self, AppraiseError};
+use crate::protocol::{self, ErrorBody, NonceGrant, one_line};
+use crate::store::{NewEnrolment, Store, StoreError};
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Plain HTTP anywhere but on loopback would expose tokens and let a network attacker delay
+    /// or drop attestations unseen.
+    #[error(
+        "refusing plain HTTP on {0}: listen on a loopback address (127.0.0.1, ::1), or serve TLS with --tls-cert and --tls-key"
+    )]
+    NotLoopback(SocketAddr),
+    /// The socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How a verifier process runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The admin token (enrolment); `None` refuses enrolment.
+    pub admin_token: Option<String>,
+    /// Seconds a nonce stays valid.
+    pub nonce_ttl: u64,
+    /// Seconds a lease lasts unless renewed (renewed every third of it).
+    pub lease_ttl: u64,
+    /// This process's name in leases and history.
+    pub id: String,
+    /// Status and history need the admin token too (by default anyone may read verdicts).
+    pub private_status: bool,
+    /// Serve HTTPS with this configuration (then any address is allowed).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Nonces issued per workload per second by this process (the burst is as many); 0: no
+    /// limit. Every nonce is a row, and anyone may ask for one.
+    pub nonce_rate: u32,
+}
+
+impl Config {
+    /// Defaults: nonces for 120 s, leases for 30 s, a fresh process id.
+    pub fn new(admin_token: Option<String>) -> Self {
+        Self {
+            admin_token,
+            nonce_ttl: 120,
+            lease_ttl: 30,
+            id: process_id(),
+            nonce_rate: 50,
+            tls: None,
+            private_status: false,
+        }
+    }
+}
+
+/// `n` random bytes as hex (nonces, tokens).
+pub fn random_hex(n: usize) -> Result<String, ServerError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|e| ServerError::Io {
+        what: "randomness".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(tsem_attest::claims::to_hex(&b))
+}
+
+/// `host:pid:random`: unique across restarts and machines.
+pub fn process_id() -> String {
+    let host = tsem_attest::host_identity();
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        tsem_attest::claims::to_hex(&r)
+    )
+}
+
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) cfg: Config,
+    /// Parsed models by digest: a digest names its content, so entries never go stale.
+    pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
+    /// Token buckets for nonce issuance: workload → (tokens, last refill).
+    buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl App {
+    /// Take a token from `workload`'s bucket; `false` when it is empty.
+    fn take_token(&self, workload: &str) -> bool {
+        let rate = f64::from(self.cfg.nonce_rate);
+        if rate == 0.0 {
+            return true;
+        }
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let (tokens, last) = b.entry(workload.to_string()).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Check that serving on `addr` is acceptable: with TLS anywhere, plain HTTP only on loopback.
+pub fn check_listen(addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
+    if tls || addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServerError::NotLoopback(addr))
+    }
+}
+
+/// The routes.
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route(
+            "/v1/enroll",
+            post(enroll).layer(DefaultBodyLimit::max(protocol::MAX_ENROLMENT)),
+        )
+        .route("/v1/status", get(status_all))
+        .route("/v1/workloads/{name}", get(status_one))
+        .route("/v1/workloads/{name}/history", get(history))
+        .route("/v1/workloads/{name}/nonce", post(nonce))
+        .route(
+            "/v1/workloads/{name}/attestations",
+            post(attestation).layer(DefaultBodyLimit::max(protocol::MAX_POST)),
+        )
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// Serve on `listener` (already checked with [`check_listen`]) until `shutdown` resolves;
+/// keep leases meanwhile, and give them up on the way out.
+pub async fn serve(
+    store: Store,
+    cfg: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = Arc::new(App {
+        store: store.clone(),
+        cfg: cfg.clone(),
+        models: Mutex::new(HashMap::new()),
+        buckets: Mutex::new(HashMap::new()),
+    });
+    let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
+    let io = |source| ServerError::Io {
+        what: "serve".into(),
+        source,
+    };
+    let result = match &cfg.tls {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls.clone()).map_err(io)?;
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(io)
+        }
+        None => axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(io),
+    };
+    keeper.abort();
+    // Best effort: a crash skips this, and then the leases expire instead.
+    let _ = store.release_leases(&cfg.id).await;
+    result
+}
+
+/// Open the database, bind `addr` and serve until SIGINT or SIGTERM, on a runtime of its own;
+/// `ready` is told the bound address (useful with port 0).
+pub fn serve_blocking(
+    addr: SocketAddr,
+    db_url: &str,
+    cfg: Config,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    check_listen(addr, cfg.tls.is_some())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServerError::Io {
+            what: "tokio runtime".into(),
+            source,
+        })?;
+    rt.block_on(async {
+        let store = Store::open(db_url).await?;
+        let listener = bind(addr).await?;
+        let local = listener.local_addr().map_err(|source| ServerError::Io {
+            what: format!("{addr}"),
+            source,
+        })?;
+        ready(local);
+        serve(store, cfg, listener, shutdown_signal()).await
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Io {
+            what: format!("cannot listen on {addr}"),
+            source,
+        })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A verifier serving on its own thread and runtime (for tests and embedding).
+pub struct Spawned {
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Spawned {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop serving (releasing leases) and wait for the thread.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServerError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ServerError::Io {
+                what: "verifier thread".into(),
+                source: std::io::Error::other("panicked"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Serve on `addr` (loopback) with `db_url` in a thread of its own; returns once listening.
+pub fn spawn(addr: SocketAddr, db_url: &str, cfg: Config) -> Result<Spawned, ServerError> {
+    check_listen(addr, cfg.tls.is_some())?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServerError>>();
+    let db_url = db_url.to_string();
+    let thread = std::thread::spawn(move || -> Result<(), ServerError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|source| ServerError::Io {
+                what: "tokio runtime".into(),
+                source,
+            })?;
+        rt.block_on(async move {
+            let setup = async {
+                let store = Store::open(&db_url).await?;
+                let listener = bind(addr).await?;
+                Ok::<_, ServerError>((store, listener))
+            };
+            let (store, listener) = match setup.await {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(());
+                }
+            };
+            match listener.local_addr() {
+                Ok(a) => {
+                    let _ = ready_tx.send(Ok(a));
+                }
+                Err(source) => {
+                    let _ = ready_tx.send(Err(ServerError::Io {
+                        what: "local address".into(),
+                        source,
+                    }));
+                    return Ok(());
+                }
+            }
+            serve(store, cfg, listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let addr = ready_rx.recv().map_err(|_| ServerError::Io {
+        what: "verifier thread".into(),
+        source: std::io::Error::other("ended before listening"),
+    })??;
+    Ok(Spawned {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// Every third of a lease: renew ours, take expired ones, and record silence in the histories of
+/// the workloads we hold.
+async fn keep_leases(store: Store, cfg: Config) {
+    let tick = Duration::from_millis((cfg.lease_ttl.max(1) * 1000 / 3).max(200));
+    loop {
+        let now = tsem_attest::now_unix();
+        match store
+            .claim_leases(&cfg.id, now, cfg.lease_ttl, 10_000)
+            .await
+        {
+            Ok(held) => {
+                for w in held {
+                    if let Err(e) = store.mark_stale(&w, now, &cfg.id).await {
+                        eprintln!("tsem verifier: {w}: {e}");
+                    }
+                }
+            }
+            Err(e) => eprintln!("tsem verifier: {e}"),
+        }
+        tokio::time::sleep(tick).await;
+    }
+}
+
+fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
+    let body = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+    json_response(
+        code,
+        &ErrorBody {
+            error: one_line(&msg.to_string()),
+        },
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    eprintln!("tsem verifier: {e}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, e)
+}
+
+fn body_error(r: BytesRejection) -> Response {
+    error(r.status(), r.body_text())
+}
+
+/// Compare without leaking the position of the first difference through timing.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `None` when the request carries the admin token, else the refusal to send.
+fn refuse_non_admin(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &app.cfg.admin_token else {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "this verifier has no admin token (serve --admin-token-file)",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if same_secret(g.trim().as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "admin token required (Authorization: Bearer)",
+        )),
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint (see docs/verifier.md)",
+    )
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "ok": true, "verifier": app.cfg.id }),
+    )
+}
+
+async fn enroll(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(r) = refuse_non_admin(&app, &headers) {
+        return r;
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_error(r),
+    };
+    let e = match protocol::parse_enrolment(&body) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let checked = match appraise::check_enrolment(&e) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let new = NewEnrolment {
+        workload: &e.workload,
+        key: e.key.as_deref(),
+        ak: e.ak.as_deref(),
+        max_forensics: e.max_forensics,
+        every: e.every,
+        models: &checked,
+    };
+    match app
+        .store
+        .enroll(&new, tsem_attest::now_unix(), &app.cfg.id)
+        .await
+    {
+        Ok(id) => json_response(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "workload": e.workload,
+                "enrolment": id,
+                "models": checked.iter().map(|m| &m.0).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// The refusal for a status or history read, when they are private and the token is missing.
+fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
+    if app.cfg.private_status {
+        refuse_non_admin(app, headers)
+    } else {
+        None
+    }
+}
+
+async fn status_all(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
+    match app.store.status(tsem_attest::now_unix(), None).await {
+        Ok(v) => json_response(StatusCode::OK, &serde_json::json!({ "workloads": v })),
+        Err(e) => internal(e),
+    }
+}
+
+async fn status_one(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
+    if let Err(e) = protocol::check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    match app.store.status(tsem_attest::now_unix(), Some(&name)).await {
+        Ok(v) => match v.into_iter().next() {
+            Some(s) => json_response(StatusCode::OK, &s),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("workload {name:?} is not enrolled"),
+            ),
+        },
+        Err(e) => internal(e),
+    }
+}
+
+/// `?after=ID&limit=N`, both optional.
+fn history_query(q: Option<&str>) -> Result<(i64, i64), String> {
+    let (mut after, mut limit) = (0i64, 1000i64);
+    for kv in q.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let n: i64 = v
+            .parse()
+            .map_err(|_| format!("query parameter {k:?}: {v:?} is not a number"))?;
+        match k {
+            "after" => after = n,
+            "limit" => limit = n.clamp(1, 10_000),
+            _ => return Err(format!("unknown query parameter {k:?}")),
+        }
+    }
+    Ok((after, limit))
+}
+
+async fn history(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_reader(&app, &headers) {
+        return r;
+    }
+    if let Err(e) = protocol::check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let (after, limit) = match history_query(q.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match app.store.history(&name, after, limit).await {
+        Ok(v) if v.is_empty() && after == 0 => error(
+            StatusCode::NOT_FOUND,
+            format!("workload {name:?} is not enrolled"),
+        ),
+        Ok(v) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "workload": name, "history": v }),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    if let Err(e) = protocol::check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    match app.store.enrolled(&name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("workload {name:?} is not enrolled"),
+            );
+        }
+        Err(e) => return internal(e),
+    }
+    if !app.take_token(&name) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit: more than {} nonces per second for workload {name:?}",
+                app.cfg.nonce_rate
+            ),
+        );
+    }
+    let mut n = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut n) {
+        return internal(format!("no randomness for a nonce: {e}"));
+    }
+    let nonce = tsem_attest::claims::to_hex(&n);
+    let now = tsem_attest::now_unix();
+    let expires = now.saturating_add(app.cfg.nonce_ttl);
+    match app.store.issue_nonce(&name, &nonce, now, expires).await {
+        Ok(()) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
+        Err(e) => internal(e),
+    }
+}
+
+async fn attestation(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(e) = protocol::check_name(&name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return body_error(r),
+    };
+    match appraise::appraise(&app, &name, &body).await {
+        Ok(a) => json_response(StatusCode::OK, &a),
+        Err(e) => {
+            let code = match &e {
+                AppraiseError::Protocol(_) | AppraiseError::Model(_) => StatusCode::BAD_REQUEST,
+                AppraiseError::NotEnrolled(_) => StatusCode::NOT_FOUND,
+                AppraiseError::NonceUnknown(_)
+                | AppraiseError::NonceExpired { .. }
+                | AppraiseError::Unauthentic(_) => StatusCode::FORBIDDEN,
+                AppraiseError::Replayed { .. } => StatusCode::CONFLICT,
+                AppraiseError::Store(_) => return internal(e),
+            };
+            eprintln!("tsem verifier: {name}: rejected: {e}");
+            error(code, format!("rejected: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_queries() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
+        assert_eq!(history_query(None), Ok((0, 1000)));
+        assert_eq!(history_query(Some("after=5&limit=0")), Ok((5, 1)));
+        assert!(history_query(Some("after=x")).is_err());
+        assert!(history_query(Some("drop=1")).is_err());
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_tls_anywhere() {
+        assert!(check_listen(([127, 0, 0, 1], 1).into(), false).is_ok());
+        assert!(check_listen("[::1]:1".parse().unwrap_or(([0; 4], 0).into()), false).is_ok());
+        assert!(check_listen(([0, 0, 0, 0], 1).into(), false).is_err());
+        assert!(check_listen(([10, 0, 0, 1], 1).into(), false).is_err());
+        assert!(check_listen(([0, 0, 0, 0], 1).into(), true).is_ok());
+    }
+}

@@ -1,0 +1,278 @@
+//! The verifier end to end, on SQLite and on PostgreSQL: enrolment, challenge-response,
+//! replay and foreign nonces, forensics, staleness, hostile posts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use tsem_verifier::protocol::Status;
+use tsem_verifier::server::{Config, spawn};
+use tsem_verifier::{Client, ClientError};
+
+fn status_of(c: &Client, w: &str) -> Status {
+    c.status()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.workload == w)
+        .unwrap_or_else(|| panic!("{w} not in status"))
+}
+
+fn http_error(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Status { code, msg, .. }) => (code, msg),
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+/// Everything the issue asks of one database.
+fn scenario(db_url: &str) {
+    let token = "test-admin-token".to_string();
+    let mut cfg = Config::new(Some(token.clone()));
+    cfg.lease_ttl = 1;
+    // Above what any workload below asks for, except `burst`.
+    cfg.nonce_rate = 5;
+    let server = spawn(([127, 0, 0, 1], 0).into(), db_url, cfg).unwrap();
+    let admin = Client::new(&server.url(), Some(token)).unwrap();
+    let anon = Client::new(&server.url(), None).unwrap();
+    let model = test_model();
+    let (signer, public) = keypair();
+
+    // Enrolment needs the admin token.
+    let (code, msg) = http_error(anon.enroll(&enrolment("web", &public, 0, 300)));
+    assert_eq!(code, 401, "{msg}");
+    let (code, _) = http_error(
+        Client::new(&server.url(), Some("wrong".into()))
+            .unwrap()
+            .enroll(&enrolment("web", &public, 0, 300)),
+    );
+    assert_eq!(code, 401);
+    admin.enroll(&enrolment("web", &public, 0, 300)).unwrap();
+    admin.enroll(&enrolment("bad", &public, 0, 300)).unwrap();
+    admin
+        .enroll(&enrolment("tolerant", &public, 2, 300))
+        .unwrap();
+    assert_eq!(status_of(&anon, "web").verdict, "none");
+
+    // process_1 against test.model: affirming.
+    let ns1 = namespace(&model, &["process_1.json"]);
+    let nonce = anon.nonce("web").unwrap().nonce;
+    let att = attest(&ns1, &model, &nonce, "web", &signer);
+    let a = anon.post("web", &post(att.clone(), &ns1)).unwrap();
+    assert_eq!(a.verdict, "affirming", "{}", a.reason);
+    assert!(a.reason.contains("155 events, 0 forensic"), "{}", a.reason);
+    assert_eq!(a.ear["submods"]["tsem"]["ear.status"], "affirming");
+    let s = status_of(&anon, "web");
+    assert_eq!(
+        (s.verdict.as_str(), s.reason.as_str()),
+        ("affirming", a.reason.as_str())
+    );
+
+    // The same attestation posted again: rejected, and recorded once.
+    let (code, msg) = http_error(anon.post("web", &post(att.clone(), &ns1)));
+    assert_eq!(code, 409, "{msg}");
+    assert!(msg.contains("replayed"), "{msg}");
+    // A nonce this verifier never issued, and one issued to another workload.
+    let made_up = tsem_verifier::server::random_hex(32).unwrap();
+    let forged = attest(&ns1, &model, &made_up, "web", &signer);
+    let (code, msg) = http_error(anon.post("web", &post(forged, &ns1)));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("was not issued by this verifier"), "{msg}");
+    let others = anon.nonce("bad").unwrap().nonce;
+    let crossed = attest(&ns1, &model, &others, "web", &signer);
+    let (code, msg) = http_error(anon.post("web", &post(crossed, &ns1)));
+    assert_eq!(code, 403, "{msg}");
+    // Signed by another key: not appraised, nothing recorded, the nonce stays usable.
+    let (intruder, _) = keypair();
+    let nonce = anon.nonce("web").unwrap().nonce;
+    let wrong = attest(&ns1, &model, &nonce, "web", &intruder);
+    let (code, msg) = http_error(anon.post("web", &post(wrong, &ns1)));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("another key"), "{msg}");
+    let h = anon.history("web").unwrap();
+    let entries = h["history"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{h:#}"); // enrolment + one appraisal
+    assert_eq!(entries[1]["verdict"], "affirming");
+    assert_eq!(
+        entries[1]["ear"]["eat_nonce"].as_str().map(str::len),
+        Some(43)
+    );
+    assert_eq!(status_of(&anon, "web").verdict, "affirming");
+    // The nonce the intruder burned nothing: the workload can still use it.
+    let ok = attest(&ns1, &model, &nonce, "web", &signer);
+    assert_eq!(
+        anon.post("web", &post(ok, &ns1)).unwrap().verdict,
+        "affirming"
+    );
+
+    // Forensics above the policy: contraindicated, with the reason, and the forensics kept.
+    let ns2 = namespace(&model, &["process_1.json", "process_2.json"]);
+    assert_eq!(ns2.forensics_events(), 2);
+    let nonce = anon.nonce("bad").unwrap().nonce;
+    let a = anon
+        .post(
+            "bad",
+            &post(attest(&ns2, &model, &nonce, "bad", &signer), &ns2),
+        )
+        .unwrap();
+    let why = "2 forensic event(s) at 2 forensic point(s); the policy tolerates 0";
+    assert_eq!(a.verdict, "contraindicated");
+    assert!(a.reason.contains(why), "{}", a.reason);
+    let s = status_of(&anon, "bad");
+    assert_eq!(s.verdict, "contraindicated");
+    assert!(s.reason.contains(why), "{}", s.reason);
+    let h = anon.history("bad").unwrap();
+    let last = h["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["forensics"].as_array().unwrap().len(), 2, "{last:#}");
+    // Within a policy that tolerates them: a warning.
+    let nonce = anon.nonce("tolerant").unwrap().nonce;
+    let a = anon
+        .post(
+            "tolerant",
+            &post(attest(&ns2, &model, &nonce, "tolerant", &signer), &ns2),
+        )
+        .unwrap();
+    assert_eq!(a.verdict, "warning", "{}", a.reason);
+
+    // Hostile bodies: one-line errors, and the server keeps serving.
+    for (body, want) in [
+        (&b"{"[..], 400),
+        (b"[]", 400),
+        (b"\xff\xfe\x00", 400),
+        (br#"{"attestation":{"format":"x"}}"#, 400),
+    ] {
+        let (code, text) = anon
+            .request("POST", "/v1/workloads/web/attestations", Some(body))
+            .unwrap();
+        assert_eq!(code, want, "{text}");
+        assert!(
+            text.starts_with("{\"error\":") && !text.contains('\n'),
+            "{text}"
+        );
+    }
+    let huge = vec![b'x'; tsem_verifier::protocol::MAX_POST + 10];
+    let (code, _) = anon
+        .request("POST", "/v1/workloads/web/attestations", Some(&huge))
+        .unwrap();
+    assert_eq!(code, 413);
+    let (code, _) = anon
+        .request("POST", "/v1/workloads/..%2f/nonce", None)
+        .unwrap();
+    assert_eq!(code, 400);
+    let (code, _) = anon
+        .request("POST", "/v1/workloads/ghost/nonce", None)
+        .unwrap();
+    assert_eq!(code, 404);
+
+    // Nonces are rate-limited per workload (5 a second here): a burst of 40 is cut short.
+    admin.enroll(&enrolment("burst", &public, 0, 300)).unwrap();
+    let mut refused = 0;
+    for _ in 0..40 {
+        if let Err(e) = anon.nonce("burst") {
+            let (code, msg) = http_error(Err::<(), _>(e));
+            assert_eq!(code, 429, "{msg}");
+            assert!(msg.contains("rate limit"), "{msg}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "40 nonces in a row were all issued");
+
+    // A workload that stops reporting turns stale after its interval (1 s: stale 2 s after its
+    // last attestation), in every status answer and, through the lease keeper, in its history.
+    admin.enroll(&enrolment("quiet", &public, 0, 1)).unwrap();
+    let nonce = anon.nonce("quiet").unwrap().nonce;
+    let a = anon
+        .post(
+            "quiet",
+            &post(attest(&ns1, &model, &nonce, "quiet", &signer), &ns1),
+        )
+        .unwrap();
+    assert_eq!(a.verdict, "affirming");
+    let stale = wait_for(60, || {
+        let s = status_of(&anon, "quiet");
+        (s.verdict == "stale").then_some(s)
+    })
+    .expect("quiet never turned stale");
+    assert!(
+        stale.reason.contains("reports every 1 s"),
+        "{}",
+        stale.reason
+    );
+    let recorded = wait_for(60, || {
+        let h = anon.history("quiet").unwrap();
+        h["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["verdict"] == "stale")
+            .then_some(())
+    });
+    assert!(
+        recorded.is_some(),
+        "the lease keeper never recorded quiet as stale"
+    );
+    assert!(status_of(&anon, "quiet").lease_holder.is_some());
+    // An affirming workload with a long interval is not stale.
+    assert_eq!(status_of(&anon, "web").verdict, "affirming");
+    server.stop().unwrap();
+}
+
+#[test]
+fn sqlite_end_to_end() {
+    let dir = TempDir::new("sqlite");
+    let url = format!("sqlite://{}", dir.0.join("v.db").display());
+    scenario(&url);
+    // Everything survives a restart: the history is in the file.
+    let server = spawn(([127, 0, 0, 1], 0).into(), &url, Config::new(None)).unwrap();
+    let c = Client::new(&server.url(), None).unwrap();
+    assert_eq!(status_of(&c, "bad").verdict, "contraindicated");
+    server.stop().unwrap();
+    // With private status, reading verdicts needs the admin token.
+    let mut cfg = Config::new(Some("t".into()));
+    cfg.private_status = true;
+    let server = spawn(([127, 0, 0, 1], 0).into(), &url, cfg).unwrap();
+    let (code, msg) = http_error(Client::new(&server.url(), None).unwrap().status());
+    assert_eq!(code, 401, "{msg}");
+    let (code, _) = http_error(Client::new(&server.url(), None).unwrap().history("bad"));
+    assert_eq!(code, 401);
+    let admin = Client::new(&server.url(), Some("t".into())).unwrap();
+    assert_eq!(status_of(&admin, "bad").verdict, "contraindicated");
+    assert!(admin.history("bad").is_ok());
+    server.stop().unwrap();
+}
+
+#[test]
+fn postgres_end_to_end() {
+    let Some(pg) = Postgres::start("e2e") else {
+        return;
+    };
+    scenario(&pg.url);
+}
+
+/// Every truncation and many byte mutations of a real post: the parser never panics, and every
+/// error is one line (the fuzz target explores further; this runs in every `cargo test`).
+#[test]
+fn mutated_posts_never_panic() {
+    let model = test_model();
+    let (signer, _) = keypair();
+    let ns = namespace(&model, &["process_1.json", "process_2.json"]);
+    let nonce = tsem_verifier::server::random_hex(32).unwrap();
+    let body = serde_json::to_vec(&post(attest(&ns, &model, &nonce, "w", &signer), &ns)).unwrap();
+    assert!(tsem_verifier::protocol::parse_post(&body).is_ok());
+    let check = |b: &[u8]| {
+        if let Err(e) = tsem_verifier::protocol::parse_post(b) {
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    };
+    for n in 0..body.len() {
+        check(&body[..n]);
+    }
+    for (i, flip) in (0..body.len()).zip(
+        [b'"', b'{', b'}', b'0', b'\\', 0xff, b' ', b'9']
+            .iter()
+            .cycle(),
+    ) {
+        let mut m = body.clone();
+        m[i] = *flip;
+        check(&m);
+    }
+}
