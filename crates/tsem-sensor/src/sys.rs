@@ -164,19 +164,7 @@ pub fn notif_addfd_send(
     src: BorrowedFd<'_>,
     cloexec: bool,
 ) -> io::Result<i32> {
-    let mut a = libc::seccomp_notif_addfd {
-        id,
-        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
-        srcfd: src.as_raw_fd() as u32,
-        newfd: 0,
-        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
-    };
-    // SAFETY: `a` is a valid `seccomp_notif_addfd` the kernel only reads.
-    let r = cvt(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut a) }
-            as libc::c_long,
-    )?;
-    Ok(r as i32)
+    addfd(fd, id, src, cloexec, libc::SECCOMP_ADDFD_FLAG_SEND as u32)
 }
 
 /// `SECCOMP_IOCTL_NOTIF_ADDFD` without `SEND`: install `src` into the target and return its
@@ -187,9 +175,20 @@ pub fn notif_addfd(
     src: BorrowedFd<'_>,
     cloexec: bool,
 ) -> io::Result<i32> {
+    addfd(fd, id, src, cloexec, 0)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` with the addfd `flags` given.
+fn addfd(
+    fd: BorrowedFd<'_>,
+    id: u64,
+    src: BorrowedFd<'_>,
+    cloexec: bool,
+    flags: u32,
+) -> io::Result<i32> {
     let mut a = libc::seccomp_notif_addfd {
         id,
-        flags: 0,
+        flags,
         srcfd: src.as_raw_fd() as u32,
         newfd: 0,
         newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
