@@ -259,11 +259,10 @@ fn describe_image(data: &[u8]) -> String {
     format!("image at 0x{addr:x}, {len} bytes: {dp}")
 }
 
-fn describe_gpt(data: &[u8]) -> String {
-    let bad = || format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
-    let Some(hdr) = data.get(..92) else {
-        return bad();
-    };
+/// A UEFI_GPT_DATA event's disk GUID and partition entries, or None when the header is short
+/// or the entries do not fill the event exactly.
+pub(crate) fn gpt_entries(data: &[u8]) -> Option<([u8; 16], core::slice::ChunksExact<'_, u8>)> {
+    let hdr = data.get(..92)?;
     let mut dg = [0u8; 16];
     dg.copy_from_slice(&hdr[56..72]);
     let entry_size = u64::from(u32::from_le_bytes([hdr[84], hdr[85], hdr[86], hdr[87]]));
@@ -275,22 +274,25 @@ fn describe_gpt(data: &[u8]) -> String {
         if entry_size < 128 || n.checked_mul(entry_size) != Some(r.remaining() as u64) {
             continue;
         }
-        let mut names = Vec::new();
-        for _ in 0..n.min(128) {
-            let Ok(e) = r.take(entry_size) else { break };
-            names.push(utf16(&e[56..128]));
-        }
-        return format!(
-            "disk {} with {n} partitions: {}",
-            guid(&dg),
-            names.join(", ")
-        );
+        let size = usize::try_from(entry_size).ok()?;
+        return Some((dg, r.rest().chunks_exact(size)));
     }
-    bad()
+    None
 }
 
-/// `TCG_Sp800_155_PlatformId_Event`: signature, vendor id, reference-manifest GUID, then
-/// length-prefixed platform manufacturer, model and version strings.
+fn describe_gpt(data: &[u8]) -> String {
+    let Some((dg, entries)) = gpt_entries(data) else {
+        return format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
+    };
+    let n = entries.len();
+    let names: Vec<String> = entries.take(128).map(|e| utf16(&e[56..128])).collect();
+    format!(
+        "disk {} with {n} partitions: {}",
+        guid(&dg),
+        names.join(", ")
+    )
+}
+
 fn describe_sp800_155(data: &[u8]) -> String {
     let mut r = Reader::new(data);
     let mut strs = Vec::new();

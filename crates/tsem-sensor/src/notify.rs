@@ -285,6 +285,18 @@ fn split_parent(path: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     Some((parent, base.to_vec(), path[start..].to_vec()))
 }
 
+/// A path handle (`O_PATH`) on the directory `path` names from `dir` (None: absolute), walked
+/// under the `openat2` restrictions `resolve`.
+fn open_dir(dir: Option<BorrowedFd<'_>>, path: &CStr, resolve: u64) -> io::Result<OwnedFd> {
+    sys::openat2(
+        dir,
+        path,
+        (libc::O_PATH | libc::O_DIRECTORY) as u64,
+        0,
+        resolve,
+    )
+}
+
 fn cstring(v: Vec<u8>) -> Result<CString, Fail> {
     CString::new(v).map_err(|_| Fail::Errno(libc::EINVAL))
 }
@@ -718,13 +730,7 @@ impl<H: EventHandler> Notifier<H> {
         base: Vec<u8>,
         base_op: Vec<u8>,
     ) -> Result<Parent, Fail> {
-        let fd = sys::openat2(
-            dir,
-            path,
-            (libc::O_PATH | libc::O_DIRECTORY) as u64,
-            0,
-            resolve,
-        )?;
+        let fd = open_dir(dir, path, resolve)?;
         let st = sys::fstat(fd.as_fd())?;
         let abs = join(&Describer::fd_path(fd.as_fd()), &base);
         let base_c = cstring(base)?;
