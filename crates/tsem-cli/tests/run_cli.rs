@@ -7,9 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use common::{
-    compile, events, pathname_of, run_in, sample_build_tree, stderr, summary, tsem,
-};
+use common::{compile, events, pathname_of, run_in, sample_build_tree, stderr, summary, tsem};
 
 const BUILD: &str = "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello";
 
