@@ -1200,6 +1200,21 @@ unsafe fn child_main(
             libc::write(err, msg.as_ptr().cast(), 8);
             libc::_exit(127)
         };
+        // One byte from `fd`, read again after EINTR: false at EOF or on an error (errno kept
+        // for `fail`).
+        let read_byte = |fd: RawFd| -> bool {
+            let mut b = 0u8;
+            loop {
+                let r = libc::read(fd, (&mut b as *mut u8).cast(), 1);
+                if r == 1 {
+                    return true;
+                }
+                if r < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                return false;
+            }
+        };
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         if libc::getppid() != parent {
             fail(ChildStage::Orphaned);
@@ -1213,15 +1228,7 @@ unsafe fn child_main(
             fail(ChildStage::Orphaned);
         }
         // The parent seizes us with ptrace before it writes; EOF means it is gone.
-        let mut b = 0u8;
-        loop {
-            let r = libc::read(go, (&mut b as *mut u8).cast(), 1);
-            if r == 1 {
-                break;
-            }
-            if r < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
+        if !read_byte(go) {
             fail(ChildStage::Orphaned);
         }
         if let Some(cwd) = &plan.cwd
@@ -1257,15 +1264,7 @@ unsafe fn child_main(
         if libc::write(sock, num.as_ptr().cast(), 4) != 4 {
             fail(ChildStage::SendFd);
         }
-        let mut ack = 0u8;
-        loop {
-            let r = libc::read(sock, (&mut ack as *mut u8).cast(), 1);
-            if r == 1 {
-                break;
-            }
-            if r < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
+        if !read_byte(sock) {
             fail(ChildStage::SendFd);
         }
         // Descriptors above 2 are not the workload's to read (issue 9): mark them close-on-exec,
