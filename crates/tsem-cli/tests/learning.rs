@@ -11,9 +11,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use common::{events, pathname_of, stderr};
+use common::{events, have, pathname_of, stderr};
 
 /// Enforced runs after learning, per workload.
 const ENFORCED_RUNS: usize = 10;
@@ -198,13 +198,6 @@ impl Drop for Workload {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
-}
-
-fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 const PY_SUITE: &str = r#"import json, os, sqlite3, subprocess, sys, tempfile, time, unittest
