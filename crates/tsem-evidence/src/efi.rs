@@ -293,21 +293,24 @@ fn describe_gpt(data: &[u8]) -> String {
     )
 }
 
-fn describe_sp800_155(data: &[u8]) -> String {
+/// An SP800-155 platform id event (`EV_NO_ACTION`, signature `SP800-155 Event`): the vendor
+/// id, the reference manifest GUID and its three strings; None when it is cut short.
+pub(crate) fn sp800_155(data: &[u8]) -> Option<(u32, [u8; 16], Vec<String>)> {
     let mut r = Reader::new(data);
+    r.take(16).ok()?;
+    let vendor = r.u32_le().ok()?;
+    let g = r.array::<16>().ok()?;
     let mut strs = Vec::new();
-    let ok = (|| {
-        r.take(16).ok()?;
-        let vendor = r.u32_le().ok()?;
-        let g = r.array::<16>().ok()?;
-        for _ in 0..3 {
-            let n = r.u8().ok()?;
-            strs.push(ascii(r.take(u64::from(n)).ok()?));
-        }
-        Some((vendor, g))
-    })();
-    match ok {
-        Some((vendor, g)) => format!(
+    for _ in 0..3 {
+        let n = r.u8().ok()?;
+        strs.push(ascii(r.take(u64::from(n)).ok()?));
+    }
+    Some((vendor, g, strs))
+}
+
+fn describe_sp800_155(data: &[u8]) -> String {
+    match sp800_155(data) {
+        Some((vendor, g, strs)) => format!(
             "SP800-155 platform id: vendor {vendor}, manifest {}, {}",
             guid(&g),
             strs.iter()

@@ -402,21 +402,8 @@ fn no_action(data: &[u8]) -> Payload {
         return Payload::StartupLocality { locality: data[16] };
     }
     if data.starts_with(b"SP800-155 Event") {
-        let mut r = Reader::new(data);
-        let mut strings = Vec::new();
-        let parsed = (|| {
-            r.take(16).ok()?;
-            let vendor_id = r.u32_le().ok()?;
-            let g = r.array::<16>().ok()?;
-            for _ in 0..3 {
-                let n = r.u8().ok()?;
-                let s = r.take(u64::from(n)).ok()?;
-                strings.push(crate::efi::ascii(s));
-            }
-            Some((vendor_id, g))
-        })();
-        return match parsed {
-            Some((vendor_id, g)) => Payload::Sp800155PlatformId {
+        return match crate::efi::sp800_155(data) {
+            Some((vendor_id, g, strings)) => Payload::Sp800155PlatformId {
                 vendor_id,
                 reference_manifest_guid: guid(&g),
                 strings,
