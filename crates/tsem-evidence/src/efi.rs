@@ -402,6 +402,102 @@ mod tests {
         assert_eq!(k.primary, &[1]);
     }
 
+    /// A UEFI_GPT_DATA event with a header of `hsize` bytes and the partitions `parts`
+    /// (first LBA, last LBA, name), disk GUID bytes 0x11, type GUID bytes 0x22, unique GUID
+    /// bytes 0x30 + index.
+    fn gpt_event(hsize: usize, parts: &[(u64, u64, &str)]) -> Vec<u8> {
+        let mut v = alloc::vec![0u8; hsize];
+        v[56..72].fill(0x11);
+        v[84..88].copy_from_slice(&128u32.to_le_bytes());
+        v.extend_from_slice(&(parts.len() as u64).to_le_bytes());
+        for (i, (first, last, name)) in parts.iter().enumerate() {
+            let mut e = alloc::vec![0u8; 128];
+            e[..16].fill(0x22);
+            e[16..32].fill(0x30 + i as u8);
+            e[32..40].copy_from_slice(&first.to_le_bytes());
+            e[40..48].copy_from_slice(&last.to_le_bytes());
+            for (k, u) in name.encode_utf16().enumerate() {
+                e[56 + 2 * k..58 + 2 * k].copy_from_slice(&u.to_le_bytes());
+            }
+            v.extend_from_slice(&e);
+        }
+        v
+    }
+
+    #[test]
+    fn gpt_headers_packed_and_padded_both_decode() {
+        use crate::payload::{Partition, Payload, decode_data};
+        let parts = [(2048, 1_050_623, "EFI"), (1_050_624, 4_000_000, "root")];
+        for hsize in [92, 96] {
+            let v = gpt_event(hsize, &parts);
+            assert_eq!(
+                describe(0x8000_0006, &v),
+                "disk 11111111-1111-1111-1111-111111111111 with 2 partitions: EFI, root"
+            );
+            let Payload::Gpt {
+                disk_guid,
+                partitions,
+            } = decode_data(0x8000_0006, &v)
+            else {
+                panic!("not decoded as GPT ({hsize}-byte header)");
+            };
+            assert_eq!(disk_guid, "11111111-1111-1111-1111-111111111111");
+            assert_eq!(
+                partitions[1],
+                Partition {
+                    type_guid: "22222222-2222-2222-2222-222222222222".into(),
+                    unique_guid: "31313131-3131-3131-3131-313131313131".into(),
+                    first_lba: 1_050_624,
+                    last_lba: 4_000_000,
+                    name: "root".into(),
+                }
+            );
+            assert_eq!(partitions.len(), 2);
+            // One byte too many or too few: the entries no longer fill the event.
+            let mut long = v.clone();
+            long.push(0);
+            for bad in [&long[..], &v[..v.len() - 1]] {
+                assert!(describe(0x8000_0006, bad).starts_with("malformed UEFI_GPT_DATA"));
+                assert!(matches!(decode_data(0x8000_0006, bad), Payload::Raw { .. }));
+            }
+        }
+        assert!(matches!(
+            decode_data(0x8000_0006, &[0; 91]),
+            Payload::Raw { .. }
+        ));
+    }
+
+    #[test]
+    fn sp800_155_platform_id_decodes_alike_in_both_forms() {
+        use crate::payload::{Payload, decode_data};
+        let mut v = b"SP800-155 Event\0".to_vec();
+        v.extend_from_slice(&11129u32.to_le_bytes());
+        v.extend_from_slice(&[0x44; 16]);
+        for s in ["vendor", "model", "v1"] {
+            v.push(s.len() as u8);
+            v.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(
+            describe(3, &v),
+            "SP800-155 platform id: vendor 11129, manifest \
+             44444444-4444-4444-4444-444444444444, \"vendor\" \"model\" \"v1\""
+        );
+        assert_eq!(
+            decode_data(3, &v),
+            Payload::Sp800155PlatformId {
+                vendor_id: 11129,
+                reference_manifest_guid: "44444444-4444-4444-4444-444444444444".into(),
+                strings: alloc::vec!["vendor".into(), "model".into(), "v1".into()],
+            }
+        );
+        let cut = &v[..v.len() - 1];
+        assert_eq!(
+            describe(3, cut),
+            format!("SP800-155 event ({} bytes)", cut.len())
+        );
+        assert!(matches!(decode_data(3, cut), Payload::Raw { .. }));
+    }
+
     #[test]
     fn describe_never_panics_on_short_payloads() {
         for t in [
