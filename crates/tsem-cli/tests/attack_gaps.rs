@@ -9,6 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::{is_root, stderr};
+
 /// A directory with the compiled attack program, shared by the runs of one test.
 struct Lab {
     dir: PathBuf,
@@ -17,24 +21,9 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Self {
-        let base = std::env::var_os("TSEM_TEST_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!("tsem-gaps-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch("gaps", name);
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack_gaps.c");
-        let cc = Command::new("cc")
-            .args(["-O1", "-pthread", "-o"])
-            .arg(dir.join("attack"))
-            .arg(&src)
-            .output()
-            .unwrap();
-        assert!(
-            cc.status.success(),
-            "cc: {}",
-            String::from_utf8_lossy(&cc.stderr)
-        );
+        common::compile(&dir, src.to_str().unwrap(), "attack", &["-pthread"]);
         std::fs::write(dir.join("secret.txt"), "SECRET-BYTES\n").unwrap();
         std::fs::write(dir.join("data.txt"), "public\n").unwrap();
         std::fs::create_dir(dir.join("outside")).unwrap();
@@ -49,7 +38,7 @@ impl Lab {
     fn run(&mut self, extra: &[&str], args: &[&str]) -> (String, serde_json::Value, Output) {
         self.runs += 1;
         let summary = self.dir.join(format!("run{}.summary.json", self.runs));
-        let o = Command::new(env!("CARGO_BIN_EXE_tsem"))
+        let o = common::tsem()
             .arg("run")
             .args(extra)
             .args(["--no-digest-cache", "--summary-json"])
@@ -61,9 +50,7 @@ impl Lab {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let s = std::fs::read_to_string(&summary)
-            .map(|t| serde_json::from_str(&t).unwrap())
-            .unwrap_or(serde_json::Value::Null);
+        let s = common::summary_or_null(&summary);
         (String::from_utf8_lossy(&o.stdout).into_owned(), s, o)
     }
 
@@ -91,18 +78,9 @@ impl Drop for Lab {
     }
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// The summary counted the attack: an out-of-model event or a refused call.
 fn counted(s: &serde_json::Value) -> bool {
     s["forensics_events"].as_u64().unwrap_or(0) >= 1 || s["denied"].as_u64().unwrap_or(0) >= 1
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]

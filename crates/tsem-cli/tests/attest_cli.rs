@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{process_dir, run, shared, tmpdir};
+use common::{have, process_dir, run, shared, tmpdir};
 
 const NONCE: &str = "6e6f6e63652d6f662d7468652d7665726966696572";
 const OTHER_NONCE: &str = "a1a2a3a4a5a6a7a8a9aaabacadaeafb0";
@@ -56,15 +56,6 @@ fn tpm_missing(tools: &[(&str, &str)]) -> Option<String> {
 /// tells whether it was built.
 fn tpm_helper_built() -> bool {
     option_env!("CARGO_BIN_EXE_tsem-tpm").is_some_and(|p| Path::new(p).is_file())
-}
-
-fn have(name: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// `true` (after printing one line) when a TPM test must be skipped; panics instead where

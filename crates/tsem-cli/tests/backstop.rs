@@ -15,6 +15,10 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::summary;
+
 const CONSENT: (&str, &str) = ("TSEM_TEST_BACKSTOP_ONLY", "sensor-decides-nothing");
 const NOBODY: u32 = 65534;
 
@@ -29,10 +33,8 @@ fn landlock_at_least(min: u32, what: &str) -> bool {
 
 /// Who runs the scenarios: ourselves, and uid 65534 too when we are root.
 fn users() -> Vec<Option<u32>> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
     let mut v = vec![None];
-    if root {
+    if common::is_root() {
         v.push(Some(NOBODY));
     }
     v
@@ -40,13 +42,8 @@ fn users() -> Vec<Option<u32>> {
 
 /// A fresh directory owned by `user`, world-readable.
 fn scratch(name: &str, user: Option<u32>) -> PathBuf {
-    let base = std::env::var_os("TSEM_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
     let tag = user.map_or("self".to_string(), |u| u.to_string());
-    let d = base.join(format!("tsem-backstop-{name}-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = common::scratch("backstop", &format!("{name}-{tag}"));
     if let Some(u) = user {
         std::os::unix::fs::chown(&d, Some(u), Some(u)).unwrap();
     }
@@ -54,7 +51,7 @@ fn scratch(name: &str, user: Option<u32>) -> PathBuf {
 }
 
 fn tsem(user: Option<u32>, dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tsem"));
+    let mut c = common::tsem();
     c.current_dir(dir)
         .stdin(Stdio::null())
         .env_remove(CONSENT.0);
@@ -114,10 +111,6 @@ fn learn(user: Option<u32>, dir: &Path, cmd: &[&str]) -> PathBuf {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn summary(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -358,11 +351,7 @@ fn the_sample_build_enforces_ten_times_with_the_backstop() {
         "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello && rm -f *.o hello";
     let d = scratch("build", None);
     let src = d.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/cbuild");
-    for f in ["util.h", "util.c", "main.c", "Makefile", "words.txt"] {
-        std::fs::copy(sample.join(f), src.join(f)).unwrap();
-    }
+    common::sample_build_tree(&src);
     let model = d.join("build.model");
     let o = run(
         None,
@@ -539,8 +528,7 @@ fn backstop_alone_keeps_signals_from_the_supervisor() {
 /// unmodeled read in a plain `--enforce` run. Root only (the workload drops to uid 65534).
 #[test]
 fn the_backstop_refuses_a_read_the_sensor_continues_after_a_credential_change() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !landlock_at_least(1, "the backstop") {
+    if !common::is_root() || !landlock_at_least(1, "the backstop") {
         eprintln!("skipped: needs root (the workload changes its uid) and Landlock");
         return;
     }

@@ -8,11 +8,7 @@ mod common;
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Output, Stdio};
 
-use common::{process_dir, run, s, shared, tmpdir, tsem};
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{process_dir, run, s, shared, stderr, tmpdir, tsem};
 
 /// Exit status 2 and exactly `line` as the first line on stderr.
 fn usage_error(out: &Output, line: &str) {

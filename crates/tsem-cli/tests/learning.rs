@@ -8,47 +8,15 @@
 //! Runs as root and unprivileged (set TSEM_TEST_DIR to a world-writable directory).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+
+use common::{events, have, pathname_of, stderr};
 
 /// Enforced runs after learning, per workload.
 const ENFORCED_RUNS: usize = 10;
-
-fn scratch(name: &str) -> PathBuf {
-    let base = std::env::var_os("TSEM_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let d = base.join(format!("tsem-learn-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("work")).unwrap();
-    d
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn pathname_of(ev: &serde_json::Value) -> String {
-    let ty = ev["event"]["type"].as_str().unwrap_or_default();
-    let c = &ev[ty];
-    for p in [
-        &c["file"]["path"]["pathname"],
-        &c["dentry"]["path"]["pathname"],
-    ] {
-        if let Some(s) = p.as_str() {
-            return s.to_string();
-        }
-    }
-    String::new()
-}
 
 /// A workload: a directory with `run.sh` (the CI step) and whatever it works on.
 struct Workload {
@@ -62,8 +30,9 @@ const EXTRA: &str = "\nif [ -n \"${EXTRA_READ:-}\" ]; then read -r line < \"$EXT
 
 impl Workload {
     fn new(name: &str, script: &str) -> Self {
-        let root = scratch(name);
+        let root = common::scratch("learn", name);
         let dir = root.join("work");
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("run.sh"), format!("set -e\n{script}{EXTRA}")).unwrap();
         std::fs::write(root.join("never-read.txt"), "not for this workload\n").unwrap();
         Workload {
@@ -74,7 +43,7 @@ impl Workload {
     }
 
     fn tsem(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tsem"));
+        let mut c = common::tsem();
         c.args(args)
             .current_dir(&self.dir)
             .env("HOME", &self.root)
@@ -94,6 +63,26 @@ impl Workload {
         let o = self.tsem(&args, &[]);
         assert!(o.status.success(), "learning failed: {}", stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// `tsem learn` of three runs without the naming rules, into `plain.model`.
+    fn learn_without_rules(&self) -> Output {
+        let plain = self.root.join("plain.model");
+        self.tsem(
+            &[
+                "learn",
+                "--rules",
+                "none",
+                "--runs",
+                "3",
+                "-o",
+                plain.to_str().unwrap(),
+                "--",
+                "sh",
+                "run.sh",
+            ],
+            &[],
+        )
     }
 
     /// One enforced run: its output, summary and forensics.
@@ -134,8 +123,7 @@ impl Workload {
             ],
             env,
         );
-        let summary = serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
-        (o, summary, events(&f))
+        (o, common::summary(&s), events(&f))
     }
 
     /// Learned in at most three runs; then enforced runs with no forensics, no denial and no
@@ -210,13 +198,6 @@ impl Drop for Workload {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
-}
-
-fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 const PY_SUITE: &str = r#"import json, os, sqlite3, subprocess, sys, tempfile, time, unittest
@@ -573,22 +554,7 @@ fn concurrent_creators_converge_whatever_the_order() {
     let w = Workload::new("parallel", PARALLEL);
     w.learns_and_holds();
     // Without the naming rules the same workload does not converge: the test measures them.
-    let plain = w.root.join("plain.model");
-    let o = w.tsem(
-        &[
-            "learn",
-            "--rules",
-            "none",
-            "--runs",
-            "3",
-            "-o",
-            plain.to_str().unwrap(),
-            "--",
-            "sh",
-            "run.sh",
-        ],
-        &[],
-    );
+    let o = w.learn_without_rules();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("not converged after 3 runs"),
@@ -797,21 +763,6 @@ fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
 
     // Without the rules the random name reaches the model and learning does not converge.
     std::fs::write(fixture.join("in"), "pinned\n").unwrap();
-    let plain = w.root.join("plain.model");
-    let o = w.tsem(
-        &[
-            "learn",
-            "--rules",
-            "none",
-            "--runs",
-            "3",
-            "-o",
-            plain.to_str().unwrap(),
-            "--",
-            "sh",
-            "run.sh",
-        ],
-        &[],
-    );
+    let o = w.learn_without_rules();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }

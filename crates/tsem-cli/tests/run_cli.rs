@@ -2,80 +2,20 @@
 //! state, an adversarial suite in enforce and seal mode, and bad use.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn tsem() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tsem"))
-}
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
 
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    tsem()
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// A fresh directory that also works when the tests run unprivileged.
-fn scratch(name: &str) -> PathBuf {
-    let base = std::env::var_os("TSEM_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let d = base.join(format!("tsem-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn summary(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn events(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn pathname_of(ev: &serde_json::Value) -> String {
-    let ty = ev["event"]["type"].as_str().unwrap_or_default();
-    let c = &ev[ty];
-    for p in [
-        &c["file"]["path"]["pathname"],
-        &c["dentry"]["path"]["pathname"],
-    ] {
-        if let Some(s) = p.as_str() {
-            return s.to_string();
-        }
-    }
-    String::new()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A fresh copy of the sample C project in `samples/cbuild` (also used by `tsem bench run`).
-fn write_build_tree(src: &Path) {
-    let _ = std::fs::remove_dir_all(src);
-    std::fs::create_dir_all(src).unwrap();
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/cbuild");
-    for f in ["util.h", "util.c", "main.c", "Makefile", "words.txt"] {
-        std::fs::copy(sample.join(f), src.join(f)).unwrap();
-    }
-}
+use common::{compile, events, pathname_of, run_in, sample_build_tree, stderr, summary, tsem};
 
 const BUILD: &str = "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello";
 
 #[test]
 fn learned_build_enforces_ten_times_with_the_same_state() {
-    let d = scratch("build");
+    let d = common::scratch("run", "build");
     let src = d.join("src");
-    write_build_tree(&src);
+    sample_build_tree(&src);
     let model = d.join("build.model");
     let s0 = d.join("learn.json");
     let o = run_in(
@@ -114,7 +54,7 @@ fn learned_build_enforces_ten_times_with_the_same_state() {
         "sh, sort, uniq, wc, make, gcc, cc1, as, ld..."
     );
     for i in 0..10 {
-        write_build_tree(&src);
+        sample_build_tree(&src);
         let s = d.join(format!("enforce{i}.json"));
         let f = d.join(format!("forensics{i}.json"));
         let o = run_in(
@@ -230,7 +170,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str) -> Self {
-        let dir = scratch(name);
+        let dir = common::scratch("run", name);
         std::fs::write(dir.join("allowed.txt"), "PUBLIC\n").unwrap();
         std::fs::write(dir.join("secret.txt"), "SECRET\n").unwrap();
         std::fs::write(dir.join("conf.txt"), "level=1\n").unwrap();
@@ -240,12 +180,7 @@ impl Fixture {
         std::fs::create_dir(dir.join("outdir")).unwrap();
         std::fs::create_dir(dir.join("newdir")).unwrap();
         std::fs::write(dir.join("probe.c"), PROBE_C).unwrap();
-        let cc = Command::new("cc")
-            .args(["-O1", "-pthread", "-o", "probe", "probe.c"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(cc.status.success(), "cc: {}", stderr(&cc));
+        compile(&dir, "probe.c", "probe", &["-pthread"]);
         let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (port, port2) = (
@@ -414,7 +349,7 @@ fn seal_reports_the_same_forensics_and_lets_the_workload_finish() {
 
 #[test]
 fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
-    let d = scratch("bad");
+    let d = common::scratch("run", "bad");
     let o = run_in(
         &d,
         &["run", "--enforce", "--model", "missing.model", "--", "true"],
@@ -503,7 +438,7 @@ fn bad_use_gets_a_clear_message_and_a_nonzero_exit() {
 
 #[test]
 fn a_digest_cache_across_runs_does_not_change_the_state() {
-    let d = scratch("dcache");
+    let d = common::scratch("run", "dcache");
     let cache = d.join("cache").join("digests");
     let mut states = Vec::new();
     for (i, with_cache) in [false, true, true].into_iter().enumerate() {

@@ -259,11 +259,10 @@ fn describe_image(data: &[u8]) -> String {
     format!("image at 0x{addr:x}, {len} bytes: {dp}")
 }
 
-fn describe_gpt(data: &[u8]) -> String {
-    let bad = || format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
-    let Some(hdr) = data.get(..92) else {
-        return bad();
-    };
+/// A UEFI_GPT_DATA event's disk GUID and partition entries, or None when the header is short
+/// or the entries do not fill the event exactly.
+pub(crate) fn gpt_entries(data: &[u8]) -> Option<([u8; 16], core::slice::ChunksExact<'_, u8>)> {
+    let hdr = data.get(..92)?;
     let mut dg = [0u8; 16];
     dg.copy_from_slice(&hdr[56..72]);
     let entry_size = u64::from(u32::from_le_bytes([hdr[84], hdr[85], hdr[86], hdr[87]]));
@@ -275,37 +274,43 @@ fn describe_gpt(data: &[u8]) -> String {
         if entry_size < 128 || n.checked_mul(entry_size) != Some(r.remaining() as u64) {
             continue;
         }
-        let mut names = Vec::new();
-        for _ in 0..n.min(128) {
-            let Ok(e) = r.take(entry_size) else { break };
-            names.push(utf16(&e[56..128]));
-        }
-        return format!(
-            "disk {} with {n} partitions: {}",
-            guid(&dg),
-            names.join(", ")
-        );
+        let size = usize::try_from(entry_size).ok()?;
+        return Some((dg, r.rest().chunks_exact(size)));
     }
-    bad()
+    None
 }
 
-/// `TCG_Sp800_155_PlatformId_Event`: signature, vendor id, reference-manifest GUID, then
-/// length-prefixed platform manufacturer, model and version strings.
-fn describe_sp800_155(data: &[u8]) -> String {
+fn describe_gpt(data: &[u8]) -> String {
+    let Some((dg, entries)) = gpt_entries(data) else {
+        return format!("malformed UEFI_GPT_DATA ({} bytes)", data.len());
+    };
+    let n = entries.len();
+    let names: Vec<String> = entries.take(128).map(|e| utf16(&e[56..128])).collect();
+    format!(
+        "disk {} with {n} partitions: {}",
+        guid(&dg),
+        names.join(", ")
+    )
+}
+
+/// An SP800-155 platform id event (`EV_NO_ACTION`, signature `SP800-155 Event`): the vendor
+/// id, the reference manifest GUID and its three strings; None when it is cut short.
+pub(crate) fn sp800_155(data: &[u8]) -> Option<(u32, [u8; 16], Vec<String>)> {
     let mut r = Reader::new(data);
+    r.take(16).ok()?;
+    let vendor = r.u32_le().ok()?;
+    let g = r.array::<16>().ok()?;
     let mut strs = Vec::new();
-    let ok = (|| {
-        r.take(16).ok()?;
-        let vendor = r.u32_le().ok()?;
-        let g = r.array::<16>().ok()?;
-        for _ in 0..3 {
-            let n = r.u8().ok()?;
-            strs.push(ascii(r.take(u64::from(n)).ok()?));
-        }
-        Some((vendor, g))
-    })();
-    match ok {
-        Some((vendor, g)) => format!(
+    for _ in 0..3 {
+        let n = r.u8().ok()?;
+        strs.push(ascii(r.take(u64::from(n)).ok()?));
+    }
+    Some((vendor, g, strs))
+}
+
+fn describe_sp800_155(data: &[u8]) -> String {
+    match sp800_155(data) {
+        Some((vendor, g, strs)) => format!(
             "SP800-155 platform id: vendor {vendor}, manifest {}, {}",
             guid(&g),
             strs.iter()
@@ -395,6 +400,102 @@ mod tests {
         assert!(VariableData::parse(&v).is_none());
         let k = known_content(0x8000_0002, &v[..v.len() - 1]).unwrap();
         assert_eq!(k.primary, &[1]);
+    }
+
+    /// A UEFI_GPT_DATA event with a header of `hsize` bytes and the partitions `parts`
+    /// (first LBA, last LBA, name), disk GUID bytes 0x11, type GUID bytes 0x22, unique GUID
+    /// bytes 0x30 + index.
+    fn gpt_event(hsize: usize, parts: &[(u64, u64, &str)]) -> Vec<u8> {
+        let mut v = alloc::vec![0u8; hsize];
+        v[56..72].fill(0x11);
+        v[84..88].copy_from_slice(&128u32.to_le_bytes());
+        v.extend_from_slice(&(parts.len() as u64).to_le_bytes());
+        for (i, (first, last, name)) in parts.iter().enumerate() {
+            let mut e = alloc::vec![0u8; 128];
+            e[..16].fill(0x22);
+            e[16..32].fill(0x30 + i as u8);
+            e[32..40].copy_from_slice(&first.to_le_bytes());
+            e[40..48].copy_from_slice(&last.to_le_bytes());
+            for (k, u) in name.encode_utf16().enumerate() {
+                e[56 + 2 * k..58 + 2 * k].copy_from_slice(&u.to_le_bytes());
+            }
+            v.extend_from_slice(&e);
+        }
+        v
+    }
+
+    #[test]
+    fn gpt_headers_packed_and_padded_both_decode() {
+        use crate::payload::{Partition, Payload, decode_data};
+        let parts = [(2048, 1_050_623, "EFI"), (1_050_624, 4_000_000, "root")];
+        for hsize in [92, 96] {
+            let v = gpt_event(hsize, &parts);
+            assert_eq!(
+                describe(0x8000_0006, &v),
+                "disk 11111111-1111-1111-1111-111111111111 with 2 partitions: EFI, root"
+            );
+            let Payload::Gpt {
+                disk_guid,
+                partitions,
+            } = decode_data(0x8000_0006, &v)
+            else {
+                panic!("not decoded as GPT ({hsize}-byte header)");
+            };
+            assert_eq!(disk_guid, "11111111-1111-1111-1111-111111111111");
+            assert_eq!(
+                partitions[1],
+                Partition {
+                    type_guid: "22222222-2222-2222-2222-222222222222".into(),
+                    unique_guid: "31313131-3131-3131-3131-313131313131".into(),
+                    first_lba: 1_050_624,
+                    last_lba: 4_000_000,
+                    name: "root".into(),
+                }
+            );
+            assert_eq!(partitions.len(), 2);
+            // One byte too many or too few: the entries no longer fill the event.
+            let mut long = v.clone();
+            long.push(0);
+            for bad in [&long[..], &v[..v.len() - 1]] {
+                assert!(describe(0x8000_0006, bad).starts_with("malformed UEFI_GPT_DATA"));
+                assert!(matches!(decode_data(0x8000_0006, bad), Payload::Raw { .. }));
+            }
+        }
+        assert!(matches!(
+            decode_data(0x8000_0006, &[0; 91]),
+            Payload::Raw { .. }
+        ));
+    }
+
+    #[test]
+    fn sp800_155_platform_id_decodes_alike_in_both_forms() {
+        use crate::payload::{Payload, decode_data};
+        let mut v = b"SP800-155 Event\0".to_vec();
+        v.extend_from_slice(&11129u32.to_le_bytes());
+        v.extend_from_slice(&[0x44; 16]);
+        for s in ["vendor", "model", "v1"] {
+            v.push(s.len() as u8);
+            v.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(
+            describe(3, &v),
+            "SP800-155 platform id: vendor 11129, manifest \
+             44444444-4444-4444-4444-444444444444, \"vendor\" \"model\" \"v1\""
+        );
+        assert_eq!(
+            decode_data(3, &v),
+            Payload::Sp800155PlatformId {
+                vendor_id: 11129,
+                reference_manifest_guid: "44444444-4444-4444-4444-444444444444".into(),
+                strings: alloc::vec!["vendor".into(), "model".into(), "v1".into()],
+            }
+        );
+        let cut = &v[..v.len() - 1];
+        assert_eq!(
+            describe(3, cut),
+            format!("SP800-155 event ({} bytes)", cut.len())
+        );
+        assert!(matches!(decode_data(3, cut), Payload::Raw { .. }));
     }
 
     #[test]

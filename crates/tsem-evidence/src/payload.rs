@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::devpath;
-use crate::efi::{VariableData, guid, utf16};
+use crate::efi::{VariableData, gpt_entries, guid, utf16};
 use crate::eventlog::{Event, SpecIdEvent, alg_label};
 use crate::reader::Reader;
 
@@ -402,21 +402,8 @@ fn no_action(data: &[u8]) -> Payload {
         return Payload::StartupLocality { locality: data[16] };
     }
     if data.starts_with(b"SP800-155 Event") {
-        let mut r = Reader::new(data);
-        let mut strings = Vec::new();
-        let parsed = (|| {
-            r.take(16).ok()?;
-            let vendor_id = r.u32_le().ok()?;
-            let g = r.array::<16>().ok()?;
-            for _ in 0..3 {
-                let n = r.u8().ok()?;
-                let s = r.take(u64::from(n)).ok()?;
-                strings.push(crate::efi::ascii(s));
-            }
-            Some((vendor_id, g))
-        })();
-        return match parsed {
-            Some((vendor_id, g)) => Payload::Sp800155PlatformId {
+        return match crate::efi::sp800_155(data) {
+            Some((vendor_id, g, strings)) => Payload::Sp800155PlatformId {
                 vendor_id,
                 reference_manifest_guid: guid(&g),
                 strings,
@@ -677,41 +664,32 @@ fn handoff(data: &[u8], with_description: bool) -> Payload {
 }
 
 fn gpt(data: &[u8]) -> Payload {
-    let Some(hdr) = data.get(..92) else {
+    if data.len() < 92 {
         return raw("shorter than a GPT header", data);
+    }
+    let Some((dg, entries)) = gpt_entries(data) else {
+        return raw(
+            "not a UEFI_GPT_DATA: the partition entries do not fill the event",
+            data,
+        );
     };
-    let mut dg = [0u8; 16];
-    dg.copy_from_slice(&hdr[56..72]);
-    let entry_size = u64::from(u32::from_le_bytes([hdr[84], hdr[85], hdr[86], hdr[87]]));
-    // The header is 92 bytes packed, 96 with the padding most compilers add: take the one that
-    // makes the entries fill the event exactly.
-    for hsize in [96usize, 92] {
-        let mut r = Reader::new(data.get(hsize..).unwrap_or(&[]));
-        let Ok(n) = r.u64_le() else { continue };
-        if entry_size < 128 || n.checked_mul(entry_size) != Some(r.remaining() as u64) {
-            continue;
-        }
-        let mut partitions = Vec::new();
-        while let Ok(e) = r.take(entry_size) {
+    let partitions = entries
+        .map(|e| {
             let g = |at: usize| guid(e[at..at + 16].try_into().unwrap_or(&[0; 16]));
             let lba = |at: usize| u64::from_le_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
-            partitions.push(Partition {
+            Partition {
                 type_guid: g(0),
                 unique_guid: g(16),
                 first_lba: lba(32),
                 last_lba: lba(40),
                 name: utf16(&e[56..128]),
-            });
-        }
-        return Payload::Gpt {
-            disk_guid: guid(&dg),
-            partitions,
-        };
+            }
+        })
+        .collect();
+    Payload::Gpt {
+        disk_guid: guid(&dg),
+        partitions,
     }
-    raw(
-        "not a UEFI_GPT_DATA: the partition entries do not fill the event",
-        data,
-    )
 }
 
 #[cfg(test)]

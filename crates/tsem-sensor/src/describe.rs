@@ -557,6 +557,26 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
+    /// A file holding `contents` in a fresh directory `tag`-pid: (directory, path, open file,
+    /// its stat).
+    fn one_file(
+        tag: &str,
+        contents: &[u8],
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        std::fs::File,
+        libc::stat,
+    ) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        std::fs::write(&p, contents).unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let st = sys::fstat(f.as_fd()).unwrap();
+        (dir, p, f, st)
+    }
+
     #[test]
     fn dev_split_matches_libc() {
         for (ma, mi) in [
@@ -573,12 +593,7 @@ mod tests {
 
     #[test]
     fn digest_cache_shared_and_stale_after_a_change() {
-        let dir = std::env::temp_dir().join(format!("tsem-dcache-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("f");
-        std::fs::write(&p, b"one").unwrap();
-        let f = std::fs::File::open(&p).unwrap();
-        let st = sys::fstat(f.as_fd()).unwrap();
+        let (dir, p, f, st) = one_file("tsem-dcache", b"one");
         let cache = DigestCache::default();
         let mut d = Describer::with_cache(HashAlg::Sha256, Arc::clone(&cache));
         let a = d.digest(Some(f.as_fd()), &st, 0xef53, false);
@@ -597,12 +612,7 @@ mod tests {
 
     #[test]
     fn written_inodes_are_never_cached_and_exec_tmpfs_is_measured() {
-        let dir = std::env::temp_dir().join(format!("tsem-written-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("f");
-        std::fs::write(&p, b"one").unwrap();
-        let f = std::fs::File::open(&p).unwrap();
-        let st = sys::fstat(f.as_fd()).unwrap();
+        let (dir, _, f, st) = one_file("tsem-written", b"one");
         let cache = DigestCache::default();
         let mut d = Describer::with_cache(HashAlg::Sha256, Arc::clone(&cache));
         assert!(!d.mark_written(&st));
@@ -636,12 +646,7 @@ mod tests {
 
     #[test]
     fn digest_cache_and_zero_rules() {
-        let dir = std::env::temp_dir().join(format!("tsem-describe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("f");
-        std::fs::write(&p, b"hello").unwrap();
-        let f = std::fs::File::open(&p).unwrap();
-        let st = sys::fstat(f.as_fd()).unwrap();
+        let (dir, p, f, st) = one_file("tsem-describe", b"hello");
         let mut d = Describer::new(HashAlg::Sha256);
         let ext = 0xef53;
         let a = d.digest(Some(f.as_fd()), &st, ext, false);

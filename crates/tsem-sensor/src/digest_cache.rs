@@ -238,10 +238,7 @@ impl Store {
             // Nothing new: leave the file (and the other runs' additions) alone.
             return Ok(());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(i64::MAX);
+        let now = now_secs();
         let mut all = std::fs::read_to_string(&self.path)
             .map(|t| parse_entries(&t, self.alg))
             .unwrap_or_default();
@@ -252,6 +249,14 @@ impl Store {
             all.retain(|k, _| cache.contains_key(k));
         }
         let text = render_entries(&all, self.alg);
+        self.replace_with(&text)
+    }
+}
+
+impl Store {
+    /// Write `text` as the store's new contents, atomically (a private temporary file, mode
+    /// 0600, renamed over the store).
+    fn replace_with(&self, text: &str) -> Result<(), StoreError> {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
@@ -271,41 +276,27 @@ impl Store {
             io(&self.path)(e)
         })
     }
-}
 
-impl Store {
     /// Replace the store with `cache` alone, without reading the file back: for a run in which
     /// the kernel re-read a path the supervisor had decided on (a continued call of a task with
     /// other credentials, see `Counters::unfaithful`), so whatever the workload may have put
     /// in the file through such a call is dropped, not merged. Entries changed less than two
     /// seconds ago are left out, as in [`Store::save`].
     pub fn save_own(&self, cache: &HashMap<DigestKey, Digest>) -> Result<(), StoreError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(i64::MAX);
+        let now = now_secs();
         let mut own = cache.clone();
         own.retain(|k, _| k.ctime.0 < now - 2);
         let text = render_entries(&own, self.alg);
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(&self.path)(e)
-        })
+        self.replace_with(&text)
     }
+}
+
+/// Seconds since the epoch now; a clock set before the epoch reads as the far future.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(i64::MAX)
 }
 
 /// More than this many entries and a save keeps only the current run's.

@@ -14,7 +14,7 @@ mod verdict;
 use verdict::{Allowed, Continuation};
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -283,6 +283,18 @@ fn split_parent(path: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     }
     let start = end - base.len();
     Some((parent, base.to_vec(), path[start..].to_vec()))
+}
+
+/// A path handle (`O_PATH`) on the directory `path` names from `dir` (None: absolute), walked
+/// under the `openat2` restrictions `resolve`.
+fn open_dir(dir: Option<BorrowedFd<'_>>, path: &CStr, resolve: u64) -> io::Result<OwnedFd> {
+    sys::openat2(
+        dir,
+        path,
+        (libc::O_PATH | libc::O_DIRECTORY) as u64,
+        0,
+        resolve,
+    )
 }
 
 fn cstring(v: Vec<u8>) -> Result<CString, Fail> {
@@ -704,13 +716,21 @@ impl<H: EventHandler> Notifier<H> {
             return Err(Fail::Errno(self.dot_errno(call, dirfd, raw)));
         };
         let t = self.resolve(call, dirfd, &p)?;
-        let fd = sys::openat2(
-            t.dir(),
-            &t.path,
-            (libc::O_PATH | libc::O_DIRECTORY) as u64,
-            0,
-            t.resolve,
-        )?;
+        self.open_parent(t.dir(), &t.path, t.resolve, base, base_op)
+    }
+
+    /// Open the directory `path` (from `dir`; None: absolute) under the `openat2` restrictions
+    /// `resolve`, as the parent of the entry `base` (`base_op`: the name operated on), and
+    /// refuse it if it reaches the digest store.
+    fn open_parent(
+        &mut self,
+        dir: Option<BorrowedFd<'_>>,
+        path: &CStr,
+        resolve: u64,
+        base: Vec<u8>,
+        base_op: Vec<u8>,
+    ) -> Result<Parent, Fail> {
+        let fd = open_dir(dir, path, resolve)?;
         let st = sys::fstat(fd.as_fd())?;
         let abs = join(&Describer::fd_path(fd.as_fd()), &base);
         let base_c = cstring(base)?;

@@ -164,19 +164,7 @@ pub fn notif_addfd_send(
     src: BorrowedFd<'_>,
     cloexec: bool,
 ) -> io::Result<i32> {
-    let mut a = libc::seccomp_notif_addfd {
-        id,
-        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
-        srcfd: src.as_raw_fd() as u32,
-        newfd: 0,
-        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
-    };
-    // SAFETY: `a` is a valid `seccomp_notif_addfd` the kernel only reads.
-    let r = cvt(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut a) }
-            as libc::c_long,
-    )?;
-    Ok(r as i32)
+    addfd(fd, id, src, cloexec, libc::SECCOMP_ADDFD_FLAG_SEND as u32)
 }
 
 /// `SECCOMP_IOCTL_NOTIF_ADDFD` without `SEND`: install `src` into the target and return its
@@ -187,9 +175,20 @@ pub fn notif_addfd(
     src: BorrowedFd<'_>,
     cloexec: bool,
 ) -> io::Result<i32> {
+    addfd(fd, id, src, cloexec, 0)
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` with the addfd `flags` given.
+fn addfd(
+    fd: BorrowedFd<'_>,
+    id: u64,
+    src: BorrowedFd<'_>,
+    cloexec: bool,
+    flags: u32,
+) -> io::Result<i32> {
     let mut a = libc::seccomp_notif_addfd {
         id,
-        flags: 0,
+        flags,
         srcfd: src.as_raw_fd() as u32,
         newfd: 0,
         newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
@@ -1201,6 +1200,21 @@ unsafe fn child_main(
             libc::write(err, msg.as_ptr().cast(), 8);
             libc::_exit(127)
         };
+        // One byte from `fd`, read again after EINTR: false at EOF or on an error (errno kept
+        // for `fail`).
+        let read_byte = |fd: RawFd| -> bool {
+            let mut b = 0u8;
+            loop {
+                let r = libc::read(fd, (&mut b as *mut u8).cast(), 1);
+                if r == 1 {
+                    return true;
+                }
+                if r < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                return false;
+            }
+        };
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         if libc::getppid() != parent {
             fail(ChildStage::Orphaned);
@@ -1214,15 +1228,7 @@ unsafe fn child_main(
             fail(ChildStage::Orphaned);
         }
         // The parent seizes us with ptrace before it writes; EOF means it is gone.
-        let mut b = 0u8;
-        loop {
-            let r = libc::read(go, (&mut b as *mut u8).cast(), 1);
-            if r == 1 {
-                break;
-            }
-            if r < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
+        if !read_byte(go) {
             fail(ChildStage::Orphaned);
         }
         if let Some(cwd) = &plan.cwd
@@ -1258,15 +1264,7 @@ unsafe fn child_main(
         if libc::write(sock, num.as_ptr().cast(), 4) != 4 {
             fail(ChildStage::SendFd);
         }
-        let mut ack = 0u8;
-        loop {
-            let r = libc::read(sock, (&mut ack as *mut u8).cast(), 1);
-            if r == 1 {
-                break;
-            }
-            if r < 0 && *libc::__errno_location() == libc::EINTR {
-                continue;
-            }
+        if !read_byte(sock) {
             fail(ChildStage::SendFd);
         }
         // Descriptors above 2 are not the workload's to read (issue 9): mark them close-on-exec,

@@ -11,10 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tsem_core::event::{Cell, EventType};
 
 use super::{
-    Call, EventHandler, Fail, Notifier, Parent, Reply, cstring, is, join, names_other_proc,
-    op_reply, rewrite_self, split_parent,
+    Call, EventHandler, Fail, Notifier, Parent, Reply, cstring, is, names_other_proc, op_reply,
+    rewrite_self, split_parent,
 };
-use crate::describe::Describer;
 use crate::sys::{self, PathOp};
 
 /// Symlinks followed at most, as the kernel (`MAXSYMLINKS`).
@@ -41,26 +40,7 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             libc::RESOLVE_NO_MAGICLINKS
         };
-        let fd = sys::openat2(
-            dir,
-            &cstring(p)?,
-            (libc::O_PATH | libc::O_DIRECTORY) as u64,
-            0,
-            resolve,
-        )?;
-        let st = sys::fstat(fd.as_fd())?;
-        let abs = join(&Describer::fd_path(fd.as_fd()), &base);
-        let base_c = cstring(base)?;
-        let entry = sys::fstatat_nofollow(fd.as_fd(), &base_c).ok();
-        let g = &self.shared.protected;
-        self.guard(g.directory(&st) || entry.as_ref().is_some_and(|e| g.entry(e)))?;
-        Ok(Parent {
-            fd,
-            st,
-            base_op: cstring(base_op)?,
-            abs,
-            entry,
-        })
+        self.open_parent(dir, &cstring(p)?, resolve, base, base_op)
     }
 
     /// `par.entry` is a dangling symlink an `O_CREAT` open follows: the parent of its target,

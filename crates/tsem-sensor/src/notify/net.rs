@@ -503,7 +503,7 @@ impl<H: EventHandler> Notifier<H> {
         if !v.allow {
             return None;
         }
-        acts::notif_addfd(self.fd.as_fd(), call.n.id, fd.as_fd(), cloexec).ok()
+        sys::notif_addfd(self.fd.as_fd(), call.n.id, fd.as_fd(), cloexec).ok()
     }
 
     /// A connect, bind or send to a relative Unix socket path, performed from the caller's

@@ -11,7 +11,9 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_f_flags};
+use super::{
+    Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_dir, open_f_flags,
+};
 use crate::event::EventHandler;
 use crate::sys;
 use crate::syscalls::Sysno;
@@ -150,13 +152,7 @@ impl<H: EventHandler> Notifier<H> {
         mode: u64,
         cloexec: bool,
     ) -> Result<Reply, Fail> {
-        let dir = sys::openat2(
-            t.dir(),
-            &t.path,
-            (libc::O_PATH | libc::O_DIRECTORY) as u64,
-            0,
-            t.resolve,
-        )?;
+        let dir = open_dir(t.dir(), &t.path, t.resolve)?;
         let dir_st = sys::fstat(dir.as_fd())?;
         self.guard(self.shared.protected.directory(&dir_st))?;
         let m = mode & !u64::from(self.umask(call)) & 0o7777;

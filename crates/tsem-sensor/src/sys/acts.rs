@@ -9,29 +9,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt;
 
-/// `SECCOMP_IOCTL_NOTIF_ADDFD` without `SEND`: install `src` into the target and return its
-/// descriptor number there; the notification stays pending.
-pub fn notif_addfd(
-    fd: BorrowedFd<'_>,
-    id: u64,
-    src: BorrowedFd<'_>,
-    cloexec: bool,
-) -> io::Result<i32> {
-    let mut a = libc::seccomp_notif_addfd {
-        id,
-        flags: 0,
-        srcfd: src.as_raw_fd() as u32,
-        newfd: 0,
-        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
-    };
-    // SAFETY: `a` is a valid `seccomp_notif_addfd` the kernel only reads.
-    let r = cvt(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut a) }
-            as libc::c_long,
-    )?;
-    Ok(r as i32)
-}
-
 /// `process_vm_readv` of the remote ranges `remote` (address, length) into one buffer, at most
 /// `max` bytes; a short read (an unmapped range) is an error.
 pub fn process_vm_gather(pid: i32, remote: &[(u64, usize)], max: usize) -> io::Result<Vec<u8>> {
