@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand};
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod ctl_cmd;
 mod describe;
 mod evidence;
+mod live;
 mod model_cmd;
 mod replay;
 mod run_cmd;
@@ -52,6 +54,9 @@ enum Cmd {
     Ima(evidence::ImaCmd),
     /// Run a workload under a security model (learn, seal, enforce).
     Run(run_cmd::RunArgs),
+    /// Ask a named run (`tsem run --name`) for its state, trajectory, forensics or model.
+    #[command(subcommand)]
+    Ctl(ctl_cmd::CtlCmd),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
+        Cmd::Ctl(c) => ctl_cmd::run(c),
     };
     match result {
         Ok(code) => code,
