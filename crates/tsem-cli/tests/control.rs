@@ -86,34 +86,37 @@ impl World {
             .unwrap()
     }
 
-    /// Wait until run `name` answers, failing if it ended first.
-    fn wait_up(&self, name: &str, child: &mut Child) {
+    /// Wait until run `name` answers and its workload is blocked reading the FIFO, so that
+    /// every event before it has been modeled and nothing changes until [`World::release`].
+    /// Returns the FIFO's write end.
+    fn wait_up(&self, name: &str, child: &mut Child) -> std::fs::File {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut answered = false;
         loop {
-            if self.ctl(&["state", name, "--json"]).status.success() {
-                return;
+            answered = answered || self.ctl(&["state", name, "--json"]).status.success();
+            if answered {
+                // A non-blocking open for writing succeeds only once the reader has it open.
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&self.fifo)
+                {
+                    Ok(f) => return f,
+                    Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENXIO), "{e}"),
+                }
             }
             if let Some(st) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                panic!("the run ended ({st}) before answering: {err}");
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("the run ended ({st}) before waiting: {err}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Wait until the workload is blocked opening the FIFO (every event before it is modeled),
-    /// then let it go on.
-    fn release(&self) {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&self.fifo)
-            .unwrap();
-        f.write_all(b"go\n").unwrap();
+    /// Let the workload go on past the FIFO.
+    fn release(&self, mut fifo: std::fs::File) {
+        fifo.write_all(b"go\n").unwrap();
     }
 
     fn finish(&self, child: Child) -> Output {
@@ -178,7 +181,7 @@ fn a_named_run_answers_while_it_runs_and_its_socket_goes_with_it() {
         ],
         WAITER,
     );
-    w.wait_up("web", &mut run);
+    let fifo = w.wait_up("web", &mut run);
     let sock = w.rt.join("tsem/web.sock");
     let dm = std::fs::metadata(w.rt.join("tsem")).unwrap();
     assert_eq!(dm.mode() & 0o777, 0o700);
@@ -233,7 +236,7 @@ fn a_named_run_answers_while_it_runs_and_its_socket_goes_with_it() {
         out.read_line(&mut l).unwrap();
         got.push(l);
     }
-    w.release();
+    w.release(fifo);
     let o = w.finish(run);
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
@@ -273,10 +276,10 @@ fn the_workload_is_refused_its_own_run_s_socket() {
          {exe} ctl model me -o stolen.model 2>> asked.err; true"
     );
     let mut run = w.start(&["--name", "me"], &script);
-    w.wait_up("me", &mut run);
+    let fifo = w.wait_up("me", &mut run);
     // While it waits, the owner is served.
     assert_eq!(w.ctl_json(&["state", "me", "--json"]).len(), 1);
-    w.release();
+    w.release(fifo);
     w.finish(run);
     assert_eq!(std::fs::read(w.p("asked.out")).unwrap(), b"");
     let err = std::fs::read_to_string(w.p("asked.err")).unwrap();
@@ -298,7 +301,7 @@ fn another_user_is_refused_by_the_directory_and_by_peer_credentials() {
     }
     let w = World::new("other");
     let mut run = w.start(&["--name", "shared"], WAITER);
-    w.wait_up("shared", &mut run);
+    let fifo = w.wait_up("shared", &mut run);
     let as_nobody = || {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -330,7 +333,7 @@ fn another_user_is_refused_by_the_directory_and_by_peer_credentials() {
         stderr(&o)
     );
     assert!(o.stdout.is_empty());
-    w.release();
+    w.release(fifo);
     w.finish(run);
 }
 
@@ -356,7 +359,7 @@ fn with_forensics_the_model_absorbs_exactly_the_sealed_run_s_forensics() {
         ],
         script,
     );
-    w.wait_up("sealed", &mut run);
+    let fifo = w.wait_up("sealed", &mut run);
     let state = w.ctl_json(&["state", "sealed", "--json"]).remove(0);
     assert_eq!(state["mode"], "sealed");
     let nf = state["forensics_points"].as_u64().unwrap();
@@ -395,7 +398,7 @@ fn with_forensics_the_model_absorbs_exactly_the_sealed_run_s_forensics() {
     assert_eq!(r["forensics_points"], nf);
     // The absorbed model's state is the state the sealed run has so far.
     assert_eq!(r["state"], state["state"]);
-    w.release();
+    w.release(fifo);
     w.finish(run);
 }
 
