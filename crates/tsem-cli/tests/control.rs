@@ -107,7 +107,12 @@ impl World {
             }
             if let Some(st) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("the run ended ({st}) before waiting: {err}");
             }
             std::thread::sleep(Duration::from_millis(20));

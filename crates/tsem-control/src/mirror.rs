@@ -370,3 +370,69 @@ mod tests {
         assert!(t.join().unwrap().1);
     }
 }
+
+/// What publishing costs the modeling thread, measured once (docs/control.md):
+/// `cargo test -p tsem-control --release --lib -- --ignored --nocapture publish_cost`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod cost {
+    use super::*;
+    use std::time::Instant;
+    use tsem_core::event::{Cell, Coe, EventHeader, EventType};
+    use tsem_core::hash::HashAlg;
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn publish_cost() {
+        let z = HashAlg::Sha256.null_id();
+        let evs: Vec<Event> = (0..200u32)
+            .map(|cap| Event {
+                header: EventHeader::new("t", EventType::Capable, z, z),
+                coe: Coe::default(),
+                cell: Cell::Capable { cap, opts: 0 },
+            })
+            .collect();
+        let n = 200_000;
+        // The best of three rounds of each, interleaved, so warm-up and noise do not decide.
+        let (mut bare, mut with, mut exported) = (f64::MAX, f64::MAX, f64::MAX);
+        let mut lost = 0;
+        for _ in 0..3 {
+            let mut ns = Namespace::new(Config::default()).unwrap();
+            let t = Instant::now();
+            for i in 0..n {
+                std::hint::black_box(ns.model(1, &evs[i % evs.len()]).unwrap());
+            }
+            bare = bare.min(t.elapsed().as_nanos() as f64 / n as f64);
+            let mut ns = Namespace::new(Config::default()).unwrap();
+            let m = Mirror::new(&ns, Arc::default());
+            let t = Instant::now();
+            for i in 0..n {
+                std::hint::black_box(ns.model(1, &evs[i % evs.len()]).unwrap());
+                m.publish(&ns);
+            }
+            with = with.min(t.elapsed().as_nanos() as f64 / n as f64);
+            let mut ns = Namespace::new(Config::default()).unwrap();
+            let path = std::env::temp_dir().join(format!("tsem-cost-{}", std::process::id()));
+            let dest = crate::export::Dest::File(path.clone());
+            let mut x =
+                crate::export::Exporter::start(&dest, 1 << 20, ns.aggregate(), Arc::default())
+                    .unwrap();
+            let t = Instant::now();
+            for i in 0..n {
+                let ev = &evs[i % evs.len()];
+                std::hint::black_box(ns.model(1, ev).unwrap());
+                x.event(ev, false);
+            }
+            exported = exported.min(t.elapsed().as_nanos() as f64 / n as f64);
+            lost += x.finish().lost;
+            let _ = std::fs::remove_file(path);
+        }
+        println!(
+            "per event: model {bare:.0} ns, + mirror {:.0} ns, + export enqueue {:.0} ns \
+             (lost {})",
+            with - bare,
+            exported - bare,
+            lost
+        );
+    }
+}
