@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod console_cmd;
 mod ctl_cmd;
 mod describe;
 mod evidence;
@@ -57,6 +58,8 @@ enum Cmd {
     /// Ask a named run (`tsem run --name`) for its state, trajectory, forensics or model.
     #[command(subcommand)]
     Ctl(ctl_cmd::CtlCmd),
+    /// Watch a named run in a terminal: counters, state, trajectory, forensics (q quits).
+    Console(console_cmd::ConsoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(a),
         Cmd::Ctl(c) => ctl_cmd::run(c),
+        Cmd::Console(a) => console_cmd::run(a),
     };
     match result {
         Ok(code) => code,

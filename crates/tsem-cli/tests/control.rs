@@ -664,3 +664,122 @@ fn an_export_to_mosquitto_delivers_every_record() {
     }
     check_export(&got, &s, None, &w.dir, "mqtt");
 }
+
+#[test]
+fn the_console_shows_the_live_counters_in_tmux_and_quits_on_q() {
+    let have_tmux = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let w = World::new("console");
+    let o = w
+        .cmd()
+        .args(["run", "--no-digest-cache", "-o", "base.model", "--"])
+        .args(["sh", "-c", "cat /etc/hostname > /dev/null"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = "cat /etc/hostname > /dev/null; cat /etc/passwd > /dev/null; read x < fifo";
+    let mut run = w.start(&["--name", "tui", "--model", "base.model"], script);
+    let fifo = w.wait_up("tui", &mut run);
+    let state = w.ctl_json(&["state", "tui", "--json"]).remove(0);
+    let counters = format!("events {} (", state["events"].as_u64().unwrap());
+
+    // Without a terminal: lines, the same counters, the forensic event named.
+    let mut lines_mode = w
+        .cmd()
+        .args(["console", "tui"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(lines_mode.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with(&counters), "{first}");
+    assert!(first.contains("mode sealed"), "{first}");
+
+    if have_tmux {
+        let tmux = || {
+            let mut c = Command::new("tmux");
+            c.env("TMUX_TMPDIR", &w.dir)
+                .args(["-L", "tsem-console-test"]);
+            c
+        };
+        let cmd = format!(
+            "env TERM=xterm-256color XDG_RUNTIME_DIR={} {} console tui",
+            w.rt.display(),
+            env!("CARGO_BIN_EXE_tsem")
+        );
+        let st = tmux()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "c",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                &cmd,
+            ])
+            .env("TERM", "xterm-256color")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let capture = || {
+            let o = tmux()
+                .args(["capture-pane", "-p", "-t", "c"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        // Drawn within a few redraws; the bound only guards against a hang.
+        let mut screen = String::new();
+        for _ in 0..600 {
+            screen = capture();
+            if screen.contains(&counters) && screen.contains("/etc/passwd") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(screen.contains(&counters), "{screen}");
+        assert!(screen.contains("tsem console: tui"), "{screen}");
+        assert!(
+            screen.contains("forensic: file_open process=cat /etc/passwd"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains(state["state"].as_str().unwrap()),
+            "{screen}"
+        );
+        tmux().args(["send-keys", "-t", "c", "q"]).status().unwrap();
+        let mut gone = false;
+        for _ in 0..600 {
+            if !tmux()
+                .args(["has-session", "-t", "c"])
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+            {
+                gone = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(gone, "the console did not quit on q: {}", capture());
+    } else {
+        eprintln!("skipped the terminal half: tmux not installed");
+    }
+
+    w.release(fifo);
+    w.finish(run);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(lines_mode.wait().unwrap().success());
+    assert!(
+        rest.contains("forensic: file_open process=cat /etc/passwd"),
+        "{rest}"
+    );
+    assert!(rest.trim_end().ends_with("run ended"), "{rest}");
+}

@@ -180,7 +180,11 @@ fn accept_loop(
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(stream) = conn else { continue };
+        let Ok(stream) = conn else {
+            // E.g. out of descriptors: do not spin while it lasts.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         let (ctx, conn_active) = (ctx.clone(), active.clone());
         *active.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         let spawned = std::thread::Builder::new()
