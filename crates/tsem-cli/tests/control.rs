@@ -783,3 +783,56 @@ fn the_console_shows_the_live_counters_in_tmux_and_quits_on_q() {
     );
     assert!(rest.trim_end().ends_with("run ended"), "{rest}");
 }
+
+#[test]
+fn without_xdg_runtime_dir_a_user_s_sockets_go_to_a_private_tmp_directory() {
+    // SAFETY: no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        eprintln!("skipped: root's fallback is /run/tsem, not to be touched by a test");
+        return;
+    }
+    let w = World::new("fallback");
+    let name = format!("fallback-{}", std::process::id());
+    let mut c = w.cmd();
+    c.env_remove("XDG_RUNTIME_DIR")
+        .args([
+            "run",
+            "--no-digest-cache",
+            "--name",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            WAITER,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut run = c.spawn().unwrap();
+    let dir = PathBuf::from(format!("/tmp/tsem-{uid}"));
+    let sock = dir.join(format!("{name}.sock"));
+    loop {
+        if sock.exists() {
+            break;
+        }
+        assert!(run.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(m.is_dir() && m.uid() == uid && m.mode() & 0o777 == 0o700);
+    let o = w
+        .cmd()
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(["ctl", "state", &name, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&w.fifo)
+        .unwrap();
+    f.write_all(b"go\n").unwrap();
+    drop(f);
+    w.finish(run);
+    assert!(!sock.exists());
+}
