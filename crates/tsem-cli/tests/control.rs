@@ -836,3 +836,43 @@ fn without_xdg_runtime_dir_a_user_s_sockets_go_to_a_private_tmp_directory() {
     w.finish(run);
     assert!(!sock.exists());
 }
+
+#[test]
+fn a_name_in_use_or_malformed_fails_the_run_before_the_workload_starts() {
+    let w = World::new("names");
+    let mut first = w.start(&["--name", "dup"], WAITER);
+    let fifo = w.wait_up("dup", &mut first);
+    for (name, why) in [
+        ("dup", "a running tsem already has this name"),
+        ("../escape", "bad name"),
+        (".hidden", "bad name"),
+    ] {
+        let o = w
+            .cmd()
+            .args(["run", "--no-digest-cache", "--name", name, "--"])
+            .args(["sh", "-c", "touch ran"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
+        assert!(!w.p("ran").exists(), "{name}: the workload ran");
+    }
+    // The first run is untouched by the attempts.
+    assert_eq!(
+        w.ctl_json(&["list", "--json"])[0].as_array().unwrap().len(),
+        1
+    );
+    w.release(fifo);
+    w.finish(first);
+    // A socket left by a run that was killed is not a run: listed as nothing, and replaced.
+    let stale = w.rt.join("tsem/dup.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    assert_eq!(w.ctl_json(&["list", "--json"])[0], serde_json::json!([]));
+    let o = w
+        .cmd()
+        .args(["run", "--no-digest-cache", "--name", "dup", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stale.exists());
+}
