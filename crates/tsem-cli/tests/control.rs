@@ -562,7 +562,7 @@ fn a_consumer_that_stops_reading_loses_records_but_never_enforcement() {
 }
 
 #[test]
-fn an_export_to_mosquitto_delivers_every_record() {
+fn an_export_to_mosquitto_delivers_every_record_and_a_dead_broker_is_counted() {
     let have = |p: &str| {
         Command::new("sh")
             .args(["-c", &format!("command -v {p}")])
@@ -592,7 +592,7 @@ fn an_export_to_mosquitto_delivers_every_record() {
             let _ = self.0.wait();
         }
     }
-    let _broker = Kill(
+    let mut broker = Kill(
         Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -663,6 +663,34 @@ fn an_export_to_mosquitto_delivers_every_record() {
         }
     }
     check_export(&got, &s, None, &w.dir, "mqtt");
+
+    // The broker dies while a run exports to it: the run goes on to its end, the records that
+    // could not be sent are counted and reported.
+    let busy = "read x < fifo; i=0; while [ $i -lt 2000 ]; do : < /etc/hostname; i=$((i+1)); done";
+    let mut run = w.start(
+        &[
+            "--name",
+            "mq",
+            "--export",
+            &dest,
+            "--summary-json",
+            "gone.json",
+        ],
+        busy,
+    );
+    let fifo = w.wait_up("mq", &mut run);
+    broker.0.kill().unwrap();
+    broker.0.wait().unwrap();
+    w.release(fifo);
+    let o = w.finish(run);
+    let s = read_json(&w.p("gone.json"));
+    let lost = s["lost_exports"].as_u64().unwrap();
+    assert!(lost > 0, "{s}");
+    assert_eq!(
+        s["exported"].as_u64().unwrap() + lost,
+        s["events"].as_u64().unwrap() + 1
+    );
+    assert!(stderr(&o).contains("export records lost"), "{}", stderr(&o));
 }
 
 #[test]
