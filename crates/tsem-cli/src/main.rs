@@ -10,10 +10,13 @@ use clap::{Parser, Subcommand};
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod console_cmd;
+mod ctl_cmd;
 mod describe;
 mod evidence;
 mod learn_cmd;
 mod learning;
+mod live;
 mod model_cmd;
 mod model_learn;
 mod replay;
@@ -61,6 +64,11 @@ enum Cmd {
     /// The fleet verifier: serve, enrol workloads, their verdicts.
     #[command(subcommand)]
     Verifier(verifier_cmd::VerifierCmd),
+    /// Ask a named run (`tsem run --name`) for its state, trajectory, forensics or model.
+    #[command(subcommand)]
+    Ctl(ctl_cmd::CtlCmd),
+    /// Watch a named run in a terminal: counters, state, trajectory, forensics (q quits).
+    Console(console_cmd::ConsoleArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +88,8 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run_cmd::run(a),
         Cmd::Learn(a) => learn_cmd::run(a),
         Cmd::Verifier(c) => verifier_cmd::run(c),
+        Cmd::Ctl(c) => ctl_cmd::run(c),
+        Cmd::Console(a) => console_cmd::run(a),
     };
     match result {
         Ok(code) => code,

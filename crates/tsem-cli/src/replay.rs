@@ -135,6 +135,9 @@ pub fn model_stream_with(
                 ns.model(task_key(&event), &event)
                     .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
             }
+            // An export replayed against a model (`tsem run --model M --export`) repeats the
+            // aggregate the model already set: nothing to do.
+            Record::Aggregate(a) if a == ns.aggregate() => {}
             Record::Aggregate(a) => ns
                 .set_aggregate(a)
                 .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?,

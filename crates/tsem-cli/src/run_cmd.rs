@@ -114,6 +114,9 @@ pub struct RunArgs {
         ]
     )]
     pub backstop_only: bool,
+    /// Live access: a control socket (--name), an export stream (--export).
+    #[command(flatten)]
+    pub live: crate::live::LiveArgs,
     /// Attest the namespace when the workload ends.
     #[command(flatten)]
     pub attestation: crate::attest_cmd::RunAttestArgs,
@@ -138,6 +141,8 @@ struct Modeler {
     /// Events the namespace could not model (counted as lost).
     errors: u64,
     progress: Option<Progress>,
+    /// The control socket's mirror and the export stream, fed after each event.
+    live: crate::live::Live,
 }
 
 impl Modeler {
@@ -193,6 +198,7 @@ impl EventHandler for Modeler {
                 }
             }
         };
+        self.live.after_event(&self.ns, &event, ev.untrusted);
         self.tick(false);
         v
     }
@@ -289,12 +295,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let crate::backstop::Plan::NotRecorded = backstop {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
+    let live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
     let modeler = Modeler {
         ns,
         learner: crate::backstop::learner(&backstop),
         shaper,
         errors: 0,
         progress,
+        live,
     };
     let cfg = SensorConfig {
         alg: a.ns.digest,
@@ -322,6 +330,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         report.handler.tick(true);
         eprintln!();
     }
+    let exports = report.handler.live.finish();
     let learned = crate::backstop::learned_set(&backstop, report.handler.learner.take());
     let m = &report.handler;
     if let Some(e) = &report.digest_cache_error {
@@ -386,6 +395,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         // denials too.
         v["denied"] = json!(ns.denied() + s.refused);
         v["exit_status"] = json!(report.exit.code());
+        crate::live::summarize(&mut v, exports.as_ref());
         v["digest_cache"] = json!(
             cfg.digest_cache
                 .as_ref()
