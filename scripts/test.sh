@@ -13,6 +13,12 @@ if [ ! -d "$TSEM_SHARED/conformance" ]; then
     exit 1
 fi
 tpm=$(scripts/setup test | tail -n 1)
+# Test files live on the repository's filesystem, not in /tmp: where /tmp is a tmpfs (Debian 13,
+# many containers) file digests follow TSEM's pseudo-filesystem rule (zero), which would change
+# what the content attacks test.
+test_tmp="$PWD/target/test-tmp"
+mkdir -p "$test_tmp" && chmod 1777 "$test_tmp"
+export TMPDIR="$test_tmp"
 features=()
 if [ "$tpm" = tpm=yes ]; then
     features=(--features tsem-cli/tpm)
@@ -21,7 +27,7 @@ cargo test --workspace --locked "${features[@]+"${features[@]}"}" "$@"
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
     echo "test.sh: sensor and run tests again as nobody (uid 65534)"
-    unpriv=$(mktemp -d) && chmod 1777 "$unpriv"
+    unpriv=$(mktemp -d "$test_tmp/nobody.XXXXXX") && chmod 1777 "$unpriv"
     trap 'rm -rf "$unpriv"' EXIT
     exes=$(cargo test --locked -p tsem-sensor -p tsem-cli "${features[@]+"${features[@]}"}" --no-run --message-format=json 2>/dev/null \
         | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|failclosed\|run_cli\|attack_[a-z_]*\|backstop\|learning\|raw_bytes_cli\|control\)-[^"]*"' \

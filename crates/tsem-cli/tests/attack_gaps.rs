@@ -319,6 +319,19 @@ fn memfd_code_is_measured() {
 #[test]
 fn stores_through_a_dirty_shared_mapping_are_not_served_from_the_cache() {
     let mut lab = Lab::new("stale");
+    // On tmpfs every data file has TSEM's zero digest (pseudo-filesystem rule), so a change of
+    // contents is invisible by design there: this test needs a disk-backed directory.
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(&lab.dir)
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&fs.stdout).trim(),
+        "tmpfs",
+        "{}: put TMPDIR (or TSEM_TEST_DIR) on a disk filesystem, as scripts/test.sh does",
+        lab.dir.display()
+    );
     std::fs::write(lab.path("conf.txt"), "level=1\n").unwrap();
     // The workload opens conf.txt for writing, so learning would make it a pseudonym (its
     // contents free, docs/learning.md); the digest is what this test is about: keep it pinned.
