@@ -351,6 +351,44 @@ fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["forensics_points"], 0, "{r}");
     assert_eq!(r["state"], s["state"]);
+
+    // And a relying party accepts it: attested from that trajectory under the model (whose
+    // naming rules the attester applies), verified against the same model by `tsem verify`.
+    let att = w.root.join("signed.att.json");
+    let nonce = "00112233445566778899";
+    let o = w.tsem(
+        &[
+            "attest",
+            "--nonce",
+            nonce,
+            "--key",
+            key.to_str().unwrap(),
+            "--model",
+            m,
+            "-o",
+            att.to_str().unwrap(),
+            t.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = w.tsem(
+        &[
+            "verify",
+            "--model",
+            m,
+            "--nonce",
+            nonce,
+            "--key",
+            &pubkey,
+            att.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.starts_with("verified: state "), "{line}");
+    assert!(line.contains(", 0 forensic,"), "{line}");
 }
 
 /// git in a scratch repository, as CI jobs use it. Automatic maintenance is off, as CI jobs
