@@ -43,13 +43,7 @@ pub const SOCKET_SUFFIX: &str = ".sock";
 
 /// Check a run's name: it becomes a file name, so no separators, no leading dot, bounded length.
 pub fn check_name(name: &str) -> Result<(), PathError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if tsem_core::is_plain_name(name, 64) {
         Ok(())
     } else {
         Err(PathError::BadName(name.to_string()))

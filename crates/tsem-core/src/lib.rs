@@ -25,3 +25,15 @@ pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};
 pub use raw::RawStr;
+
+/// A name that may become a file name or a key: 1 to `max` ASCII letters, digits, `.`, `_` or
+/// `-`, not starting with `.` (no separators, no hidden files, no `..`). Run names and workload
+/// names follow it.
+pub fn is_plain_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}

@@ -158,13 +158,7 @@ pub fn one_line(s: &str) -> String {
 
 /// Check a workload name: 1 to [`MAX_NAME`] letters, digits, `.`, `_`, `-`, not starting with `.`.
 pub fn check_name(name: &str) -> Result<(), ProtocolError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if tsem_core::is_plain_name(name, MAX_NAME) {
         Ok(())
     } else {
         Err(ProtocolError::Field {
