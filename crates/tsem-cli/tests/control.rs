@@ -729,8 +729,14 @@ fn the_console_shows_the_live_counters_in_tmux_and_quits_on_q() {
     if have_tmux {
         let tmux = || {
             let mut c = Command::new("tmux");
-            c.env("TMUX_TMPDIR", &w.dir)
-                .args(["-L", "tsem-console-test"]);
+            // tmux runs the command with $SHELL, else the user's login shell: for nobody that
+            // is nologin, which would end the session before the console draws anything.
+            c.env("TMUX_TMPDIR", &w.dir).env("SHELL", "/bin/sh").args([
+                "-f",
+                "/dev/null",
+                "-L",
+                "tsem-console-test",
+            ]);
             c
         };
         let cmd = format!(
@@ -759,7 +765,11 @@ fn the_console_shows_the_live_counters_in_tmux_and_quits_on_q() {
                 .args(["capture-pane", "-p", "-t", "c"])
                 .output()
                 .unwrap();
-            String::from_utf8_lossy(&o.stdout).into_owned()
+            if o.status.success() {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            } else {
+                format!("(no pane: {})", String::from_utf8_lossy(&o.stderr).trim())
+            }
         };
         // Drawn within a few redraws; the bound only guards against a hang.
         let mut screen = String::new();
