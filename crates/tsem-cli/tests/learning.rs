@@ -23,6 +23,8 @@ struct Workload {
     root: PathBuf,
     dir: PathBuf,
     model: PathBuf,
+    /// Where `root` is bind-mounted for every command, in a mount namespace of its own.
+    view: Option<PathBuf>,
 }
 
 /// The last lines of every `run.sh`: an optional read of one more file, to show a deviation.
@@ -39,11 +41,40 @@ impl Workload {
             model: root.join("learned.model"),
             root,
             dir,
+            view: None,
         }
     }
 
+    /// Every command runs in a user and mount namespace of its own where the workload's
+    /// directory is reached through a bind mount (as under a chroot or a container whose root is
+    /// a bind mount of a host directory). `None` where user namespaces are not available.
+    fn bind_mounted(mut self) -> Option<Self> {
+        let view = self.root.with_extension("view");
+        std::fs::create_dir_all(&view).unwrap();
+        let probe = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "true"])
+            .status();
+        if !probe.is_ok_and(|s| s.success()) {
+            return None;
+        }
+        self.view = Some(view);
+        Some(self)
+    }
+
     fn tsem(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
-        let mut c = common::tsem();
+        let mut c = match &self.view {
+            None => common::tsem(),
+            Some(view) => {
+                let mut c = std::process::Command::new("unshare");
+                c.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                    .arg(r#"mount --bind "$1" "$2" && cd "$2/work" && shift 2 && exec "$@""#)
+                    .arg("sh")
+                    .arg(&self.root)
+                    .arg(view)
+                    .arg(env!("CARGO_BIN_EXE_tsem"));
+                c
+            }
+        };
         c.args(args)
             .current_dir(&self.dir)
             .env("HOME", &self.root)
@@ -196,6 +227,9 @@ impl Drop for Workload {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);
+            if let Some(v) = &self.view {
+                let _ = std::fs::remove_dir(v);
+            }
         }
     }
 }
@@ -711,6 +745,43 @@ fn a_temporary_tree_on_a_mounted_tmpfs_converges() {
     assert!(
         cat.starts_with("/dev/shm/%created:") && !cat.contains("/tmp."),
         "{cat}"
+    );
+}
+
+/// A temporary tree reached through a bind mount: its DENTRY paths name the bound directory as it
+/// lies on its filesystem, its FILE paths the mount point, and both must be named alike (as in
+/// a chroot or a container whose root is a bind mount, where this once kept learning from
+/// converging).
+#[test]
+fn a_temporary_tree_under_a_bind_mount_converges() {
+    let Some(w) = Workload::new(
+        "bind",
+        "d=$(mktemp -d -p .)\nmkdir \"$d/sub\"\necho data > \"$d/sub/f\"\n\
+         cat \"$d/sub/f\" > /dev/null\nrm -rf \"$d\"\n",
+    )
+    .bind_mounted() else {
+        eprintln!("skipped: no user namespaces (unshare --user --map-root-user --mount failed)");
+        return;
+    };
+    w.learns_and_holds();
+    let view = w.view.clone().unwrap();
+    let t = events(&w.root.join("enforce0.trajectory.json"));
+    let cat: Vec<String> = t
+        .iter()
+        .filter(|e| e["event"]["type"] == "file_open")
+        .map(pathname_of)
+        .filter(|p| p.starts_with(view.to_str().unwrap()))
+        .collect();
+    assert!(!cat.is_empty(), "no open beneath {}", view.display());
+    // mktemp's directory, `sub` and `f` were all created by the run: each is named by its
+    // creator, none by its random or given name.
+    let tree: Vec<&String> = cat.iter().filter(|p| !p.ends_with("/run.sh")).collect();
+    assert!(
+        !tree.is_empty()
+            && tree
+                .iter()
+                .all(|p| p.matches("/%created:").count() == 3 && !p.contains("/tmp.")),
+        "{cat:?}"
     );
 }
 

@@ -21,6 +21,7 @@
 //! written after it replay to the same points with or without it. The byte-level rule is in
 //! `docs/learning.md`.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -45,6 +46,9 @@ pub const PROC_PID_V1: &str = "proc-pid-v1";
 
 /// `PROC_SUPER_MAGIC`.
 const PROC_MAGIC: u32 = 0x9fa0;
+
+/// Created dentry paths kept per (device, owner, instance) until the device's mount is learnt.
+const PENDING_PER_KEY: usize = 64;
 
 /// The comment a model file carries to name its rules: `# tsem-rules: NAME[,NAME...]`.
 pub const RULES_COMMENT: &str = " tsem-rules: ";
@@ -145,6 +149,16 @@ enum Space {
     Dentry,
 }
 
+/// How a filesystem's DENTRY paths become FILE paths: the part of the filesystem mounted
+/// (`root`, mountinfo's fourth field: `/` for a whole filesystem, the directory's path for a bind
+/// mount, such as a container's or a chroot's root) appears at `point`. Both are kept without a
+/// trailing `/`, so `/` is empty: FILE = point ++ (DENTRY minus root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Mount {
+    root: RawStr,
+    point: RawStr,
+}
+
 /// Applies a [`RuleSet`] to a stream of events. One per modeling namespace.
 #[derive(Debug, Clone, Default)]
 pub struct Namer {
@@ -159,10 +173,11 @@ pub struct Namer {
     /// them): the creator's TASK_ID.
     created: BTreeMap<Dev, BTreeMap<RawStr, Digest>>,
     /// Where each device's filesystem is mounted, learnt from a created object seen both as a
-    /// dentry and as a file; absent means `/` (the pathnames agree).
-    mounts: BTreeMap<Dev, RawStr>,
-    /// The last created dentry path per (device, owner, instance), to learn `mounts` from.
-    pending: BTreeMap<(Dev, Digest, u64), RawStr>,
+    /// dentry and as a file; absent means its root at `/` (the pathnames agree).
+    mounts: BTreeMap<Dev, Mount>,
+    /// Recent created dentry paths per (device, owner, instance), to learn `mounts` from. The
+    /// instance counts per directory, so one key may name objects in several directories.
+    pending: BTreeMap<(Dev, Digest, u64), Vec<RawStr>>,
 }
 
 impl Namer {
@@ -345,34 +360,61 @@ impl Namer {
         let Some(m) = self.created.get(&dev) else {
             return false;
         };
-        let rel = if file {
-            match path.strip_prefix(self.mount(dev)) {
+        let full: Cow<'_, [u8]> = if file {
+            match self.to_dentry(dev, path) {
                 Some(r) => r,
                 None => return false,
             }
         } else {
-            path
+            Cow::Borrowed(path)
         };
         // Every proper prefix ending before a `/` (past the leading one) is an ancestor.
-        rel.iter()
+        full.iter()
             .enumerate()
             .skip(1)
             .filter(|&(_, &b)| b == b'/')
-            .any(|(i, _)| m.contains_key(&rel[..i]))
+            .any(|(i, _)| m.contains_key(&full[..i]))
     }
 
-    /// The absolute pathname of a DENTRY path on `dev`, as FILE paths name it.
+    /// The absolute pathname of a DENTRY path on `dev`, as FILE paths name it. A path outside
+    /// the mounted part of its filesystem (not beneath the mount's root) is returned as it is.
     pub fn absolute(&self, dev: Dev, dentry_path: &[u8]) -> RawStr {
-        let mount = self.mount(dev);
-        let mut out = Vec::with_capacity(mount.len() + dentry_path.len());
-        out.extend_from_slice(mount);
-        out.extend_from_slice(dentry_path);
+        let Some(m) = self.mounts.get(&dev) else {
+            return dentry_path.into();
+        };
+        let Some(rest) = beneath(dentry_path, &m.root) else {
+            return dentry_path.into();
+        };
+        let mut out = Vec::with_capacity(m.point.len() + rest.len());
+        out.extend_from_slice(&m.point);
+        out.extend_from_slice(rest);
         out.into()
     }
 
     /// Where `dev`'s filesystem is mounted, as far as the namer learnt it (`/` is empty).
     fn mount(&self, dev: Dev) -> &[u8] {
-        self.mounts.get(&dev).map_or(&[][..], RawStr::as_bytes)
+        self.mounts
+            .get(&dev)
+            .map_or(&[][..], |m| m.point.as_bytes())
+    }
+
+    /// The root of the mounted part of `dev`'s filesystem (`/` is empty).
+    fn root(&self, dev: Dev) -> &[u8] {
+        self.mounts.get(&dev).map_or(&[][..], |m| m.root.as_bytes())
+    }
+
+    /// The DENTRY path of the FILE path `path` on `dev`, if it lies beneath the mount point.
+    fn to_dentry<'a>(&self, dev: Dev, path: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        let rel = beneath(path, self.mount(dev))?;
+        let root = self.root(dev);
+        Some(if root.is_empty() {
+            Cow::Borrowed(rel)
+        } else {
+            let mut full = Vec::with_capacity(root.len() + rel.len());
+            full.extend_from_slice(root);
+            full.extend_from_slice(rel);
+            Cow::Owned(full)
+        })
     }
 
     fn record(&mut self, d: &Dentry, task: Digest) {
@@ -382,8 +424,14 @@ impl Namer {
         if let Some(c) = d.path.created
             && !self.mounts.contains_key(&d.path.dev)
         {
-            self.pending
-                .insert((d.path.dev, c.owner, c.instance), d.path.pathname.clone());
+            let v = self
+                .pending
+                .entry((d.path.dev, c.owner, c.instance))
+                .or_default();
+            if v.len() == PENDING_PER_KEY {
+                v.remove(0);
+            }
+            v.push(d.path.pathname.clone());
         }
         self.created
             .entry(d.path.dev)
@@ -463,11 +511,32 @@ impl Namer {
         if self.mounts.contains_key(&dev) {
             return;
         }
-        if let Some(rel) = self.pending.get(&(dev, c.owner, c.instance))
-            && let Some(m) = abs.strip_suffix(rel.as_bytes())
-            && !m.ends_with(b"/")
+        let Some(candidates) = self.pending.get(&(dev, c.owner, c.instance)) else {
+            return;
+        };
+        // The object's own dentry shares the whole path below the mount's root with `abs`; an
+        // object of the same creator and instance in another directory shares less. Two
+        // different mounts explaining the path equally well teach nothing.
+        let mut best: Option<(usize, Mount)> = None;
+        let mut tie = false;
+        for rel in candidates {
+            let Some(m) = mount_of(rel, abs) else {
+                continue;
+            };
+            let tail = rel.len() - m.root.len();
+            match &best {
+                Some((t, b)) if tail < *t || (tail == *t && *b == m) => {}
+                Some((t, _)) if tail == *t => tie = true,
+                _ => {
+                    best = Some((tail, m));
+                    tie = false;
+                }
+            }
+        }
+        if let Some((_, m)) = best
+            && !tie
         {
-            self.mounts.insert(dev, m.into());
+            self.mounts.insert(dev, m);
             self.pending.retain(|k, _| k.0 != dev);
         }
     }
@@ -486,26 +555,30 @@ impl Namer {
         if created.is_none() && own.is_none() {
             return None;
         }
-        let mount: &[u8] = match space {
-            Space::File => self.mount(dev),
-            Space::Dentry => &[],
+        // Created objects are keyed by DENTRY path: a FILE path is looked up as the dentry path
+        // it names (the mount's root, then the path below the mount point), and written back
+        // below the mount point.
+        let (mount, full): (&[u8], Cow<'_, [u8]>) = match space {
+            Space::File => (self.mount(dev), self.to_dentry(dev, path)?),
+            Space::Dentry => (&[], Cow::Borrowed(path)),
         };
-        let rel = path.strip_prefix(mount)?;
-        if !(rel.is_empty() || rel.starts_with(b"/")) {
-            return None;
-        }
-        // The end of each component K_i (i ≥ 1) within `rel`: the byte before each `/` past
-        // the first, and the end of `rel`.
+        let skip = match space {
+            Space::File => self.root(dev).len(),
+            Space::Dentry => 0,
+        };
+        let rel = &full[skip..];
+        // The end of each component K_i (i ≥ 1) within `rel`, as an index into `full`: the
+        // byte before each `/` past the first, and the end.
         let ends = || {
             rel.iter()
                 .enumerate()
                 .skip(1)
                 .filter(|&(_, &b)| b == b'/')
-                .map(|(i, _)| i)
-                .chain(core::iter::once(rel.len()))
+                .map(move |(i, _)| skip + i)
+                .chain(core::iter::once(full.len()))
         };
         // Most paths have no created component: find out without allocating.
-        if own.is_none() && !created.is_some_and(|m| ends().any(|e| m.contains_key(&rel[..e]))) {
+        if own.is_none() && !created.is_some_and(|m| ends().any(|e| m.contains_key(&full[..e]))) {
             return None;
         }
         if rel.is_empty() {
@@ -516,13 +589,13 @@ impl Namer {
         let mut changed = false;
         // Component c0 (before the leading `/`) is empty; each later one runs from the byte
         // after a `/` to its end.
-        let mut start = 1;
+        let mut start = skip + 1;
         for end in ends() {
             out.push(b'/');
-            let part = &rel[start..end];
+            let part = &full[start..end];
             let owner = created
-                .and_then(|m| m.get(&rel[..end]).copied())
-                .or(if end == rel.len() { own } else { None });
+                .and_then(|m| m.get(&full[..end]).copied())
+                .or(if end == full.len() { own } else { None });
             match owner {
                 Some(o) if !part.is_empty() => {
                     out.extend_from_slice(CREATED_TOKEN.as_bytes());
@@ -547,6 +620,40 @@ fn lookup(pathname: &[u8]) -> Option<Digest> {
     let last = pathname.rsplit(|&b| b == b'/').next()?;
     let owner = last.strip_prefix(CREATED_TOKEN.as_bytes())?;
     Digest::from_hex_bytes(owner).ok()
+}
+
+/// What follows `base` in `path` when `path` is `base` or lies beneath it (`base` without a
+/// trailing `/`; empty is `/`).
+fn beneath<'a>(path: &'a [u8], base: &[u8]) -> Option<&'a [u8]> {
+    path.strip_prefix(base)
+        .filter(|r| r.is_empty() || r.starts_with(b"/"))
+}
+
+/// The mount that shows the object whose DENTRY path is `dentry` at the FILE path `file`: the
+/// longest common tail of whole components is the part below the mount; what precedes it is
+/// the mount's root in the one and its mount point in the other. Where a root and a mount
+/// point end in the same components the tail takes them too, which maps every path beneath the
+/// mount point the same way.
+fn mount_of(dentry: &[u8], file: &[u8]) -> Option<Mount> {
+    let common = dentry
+        .iter()
+        .rev()
+        .zip(file.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    // Back off to a component boundary: the tail must start with `/` in both.
+    let tail = (0..=common)
+        .rev()
+        .find(|&n| n > 0 && dentry[dentry.len() - n] == b'/' && file[file.len() - n] == b'/')?;
+    let root = &dentry[..dentry.len() - tail];
+    let point = &file[..file.len() - tail];
+    if root.ends_with(b"/") || point.ends_with(b"/") {
+        return None;
+    }
+    Some(Mount {
+        root: root.into(),
+        point: point.into(),
+    })
 }
 
 /// Whether `k` is `base` or lies beneath it.

@@ -157,6 +157,99 @@ fn a_mounted_filesystem_learns_its_mount_point() {
     assert_eq!(f.path.pathname, alloc::format!("/tmp/{tok}/g"));
 }
 
+#[test]
+fn a_bind_mounted_root_learns_its_root_and_mount_point() {
+    // A chroot or container whose root is a bind mount of /var/lib/c/rootfs: dentries are
+    // relative to the filesystem's root (they carry the host directory), files to the
+    // process's root. The temporary tree gets one name in every run and in every host
+    // directory.
+    let named = |host: &str, rnd: &str| {
+        let o = owner(5);
+        let c = Created {
+            owner: o,
+            instance: 1,
+        };
+        let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+        let mut s = [
+            mkdir(alloc::format!("{host}/build/{rnd}"), o, 1),
+            open(alloc::format!("/build/{rnd}"), o, Some(c)),
+            open(alloc::format!("/build/{rnd}/out.txt"), o, None),
+        ];
+        for e in &mut s {
+            n.apply(e);
+        }
+        assert!(n.beneath_created(DEV, alloc::format!("/build/{rnd}/x").as_bytes(), true));
+        assert!(n.beneath_created(
+            DEV,
+            alloc::format!("{host}/build/{rnd}/x").as_bytes(),
+            false
+        ));
+        assert_eq!(
+            n.absolute(DEV, alloc::format!("{host}/build/a").as_bytes()),
+            RawStr::from(&b"/build/a"[..])
+        );
+        // Outside the mounted part: as it is.
+        assert_eq!(n.absolute(DEV, b"/etc/x"), RawStr::from(&b"/etc/x"[..]));
+        let Cell::File(f) = &s[2].cell else { panic!() };
+        f.path.pathname.clone()
+    };
+    let tok = alloc::format!("{CREATED_TOKEN}{}", owner(5).to_hex());
+    let a = named("/var/lib/c/rootfs", "tmp.Ab3");
+    assert_eq!(
+        a,
+        RawStr::from(alloc::format!("/build/{tok}/out.txt").as_bytes())
+    );
+    assert_eq!(named("/srv/other", "tmp.Zq9"), a);
+}
+
+#[test]
+fn the_mount_is_learnt_from_the_object_itself_not_a_namesake() {
+    // One task creates `out.txt` (instance 1) in two directories of a bind-mounted root; the
+    // open of the first must not be paired with the second's dentry (which shares the name).
+    let o = owner(6);
+    let c = Created {
+        owner: o,
+        instance: 1,
+    };
+    let mk = |p: &str| {
+        ev(
+            EventType::InodeCreate,
+            o,
+            Cell::InodeCreate {
+                dir: Inode::default(),
+                dentry: dentry(p, Some(c)),
+                mode: 0o600,
+            },
+        )
+    };
+    let mut n = Namer::new(RuleSet::DEFAULT, HashAlg::Sha256, Mapping::Model0);
+    let mut s = [
+        mkdir("/host/root/w/rnd", o, 1),
+        mk("/host/root/w/rnd/out.txt"),
+        mk("/host/root/other/dir/out.txt"),
+        open("/w/rnd/out.txt", o, Some(c)),
+        open("/w/rnd/g", o, None),
+    ];
+    for e in &mut s {
+        n.apply(e);
+    }
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    let Cell::File(f) = &s[4].cell else { panic!() };
+    assert_eq!(f.path.pathname, alloc::format!("/w/{tok}/g"));
+}
+
+#[test]
+fn mount_of_finds_root_and_point_from_one_object() {
+    let m = |d: &str, f: &str| mount_of(d.as_bytes(), f.as_bytes()).map(|m| (m.root, m.point));
+    let rs = |s: &str| RawStr::from(s.as_bytes());
+    assert_eq!(m("/rnd/f", "/tmp/rnd/f"), Some((rs(""), rs("/tmp"))));
+    assert_eq!(m("/v/x/build/f", "/build/f"), Some((rs("/v/x"), rs(""))));
+    assert_eq!(m("/x/tmp/f", "/tmp/tmp/f"), Some((rs("/x"), rs("/tmp"))));
+    // Names that share a suffix but not a whole component.
+    assert_eq!(m("/ab/f", "/b/f"), Some((rs("/ab"), rs("/b"))));
+    assert_eq!(m("/a/xf", "/b/yf"), None);
+}
+
 /// A program copied into a temporary directory and run: its TASK_ID, and so every event of
 /// it and of what it starts, is the same whatever the directory's name.
 #[test]

@@ -163,11 +163,7 @@ impl Learner {
                     self.set.grant(&path, r);
                 }
             }
-            (Cell::InodeCreate { dentry, .. }, EventType::InodeMkdir) => {
-                if let Some(p) = self.entry(dentry, fs::MAKE_DIR) {
-                    self.created_dirs.insert(p);
-                }
-            }
+            (Cell::InodeCreate { dentry, .. }, EventType::InodeMkdir) => self.mkdir(dentry),
             (Cell::InodeCreate { dentry, mode, .. }, _) => {
                 self.entry(dentry, make_right(*mode));
             }
@@ -257,6 +253,15 @@ impl Learner {
         Some(p)
     }
 
+    /// A directory the run created: every place it shows up (a bind mount shows it twice) is
+    /// remembered, since opens name it by whichever path the workload took.
+    fn mkdir(&mut self, d: &Dentry) {
+        if self.entry(d, fs::MAKE_DIR).is_some() {
+            let all = self.placements(&d.path);
+            self.created_dirs.extend(all);
+        }
+    }
+
     fn two_entries(&mut self, old: &Dentry, new: &Dentry, remove: u16, make: u16) {
         let (Some(p), Some(q)) = (self.dentry_path(&old.path), self.dentry_path(&new.path)) else {
             return;
@@ -270,7 +275,8 @@ impl Learner {
         self.set.grant(&a, remove | refer);
         self.set.grant(&b, make | refer);
         if self.created_dirs.contains(&p) {
-            self.created_dirs.insert(q);
+            let all = self.placements(&new.path);
+            self.created_dirs.extend(all);
         }
     }
 
@@ -306,26 +312,31 @@ impl Learner {
     /// random byte string) is placed like any other, so what the run creates beneath it is
     /// anchored on the directory that existed before the run.
     fn dentry_path(&mut self, p: &PathRef) -> Option<Vec<u8>> {
-        let found = p.dev.and_then(|(ma, mi)| {
-            let candidates: Vec<Vec<u8>> = self
-                .mounts
-                .iter()
-                .filter(|m| m.major == ma && m.minor == mi)
-                .filter_map(|m| place(m, p.pathname.as_bytes()))
-                .collect();
-            candidates
-                .iter()
-                .find(|c| {
-                    let par = parent(c);
-                    std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&par)).is_ok()
-                })
-                .or(candidates.first())
-                .cloned()
-        });
+        let candidates = self.placements(p);
+        let found = candidates
+            .iter()
+            .find(|c| {
+                let par = parent(c);
+                std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&par)).is_ok()
+            })
+            .or(candidates.first())
+            .cloned();
         if found.is_none() {
             self.unresolved += 1;
         }
         found
+    }
+
+    /// Every absolute path at which a mount of the event's device shows the dentry path.
+    fn placements(&self, p: &PathRef) -> Vec<Vec<u8>> {
+        let Some((ma, mi)) = p.dev else {
+            return Vec::new();
+        };
+        self.mounts
+            .iter()
+            .filter(|m| m.major == ma && m.minor == mi)
+            .filter_map(|m| place(m, p.pathname.as_bytes()))
+            .collect()
     }
 }
 
