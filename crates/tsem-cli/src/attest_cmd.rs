@@ -441,9 +441,7 @@ fn eventlog_aggregate(p: &Path, alg: HashAlg) -> anyhow::Result<Digest> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     let r = tsem_evidence::eventlog::replay(&log);
     // Where the log breaks the TCG spec, the aggregate rests on how it was replayed: say so.
-    for w in &r.warnings {
-        eprintln!("tsem: warning: {}: {w}", p.display());
-    }
+    crate::evidence::warn_eventlog(p, &r.warnings);
     let bank = if r.banks.contains(&HashAlg::Sha256) {
         HashAlg::Sha256
     } else if r.banks.contains(&HashAlg::Sha1) {

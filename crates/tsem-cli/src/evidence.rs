@@ -197,6 +197,20 @@ fn load_eventlog(path: &Path) -> anyhow::Result<eventlog::Replay> {
     Ok(eventlog::replay(&log))
 }
 
+/// Say on stderr where an event log that a verdict rests on breaks the TCG spec: the verdict
+/// rests on how it was replayed.
+pub(crate) fn warn_eventlog(path: &Path, w: &[eventlog::Warning]) {
+    if w.is_empty() {
+        return;
+    }
+    let mut lines = Vec::new();
+    if write_warnings(&mut lines, w).is_ok() {
+        for l in String::from_utf8_lossy(&lines).lines() {
+            eprintln!("tsem: warning: {}: {}", path.display(), l.trim_start());
+        }
+    }
+}
+
 fn eventlog_replay(a: EventlogReplayArgs) -> anyhow::Result<ExitCode> {
     let data = read(&a.file)?;
     let log = EventLog::parse(&data).with_context(|| format!("{}", a.file.display()))?;
@@ -512,13 +526,17 @@ fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let check = match &a.eventlog {
-        Some(p) => Some(ima::check_boot_aggregate(
-            r.boot_aggregate.as_ref(),
-            &load_eventlog(p)?,
-        )),
+    let evlog = match &a.eventlog {
+        Some(p) => {
+            let l = load_eventlog(p)?;
+            warn_eventlog(p, &l.warnings);
+            Some(l)
+        }
         None => None,
     };
+    let check = evlog
+        .as_ref()
+        .map(|l| ima::check_boot_aggregate(r.boot_aggregate.as_ref(), l));
     let ba_ok = check.as_ref().and_then(|c| c.ok);
     if a.json {
         let details: Vec<Value> = r
@@ -538,6 +556,7 @@ fn ima_replay(a: ImaReplayArgs) -> anyhow::Result<ExitCode> {
             "boot_aggregate": r.boot_aggregate.map(|b| json!({"index": b.index, "alg": b.alg.name(), "digest": b.digest.to_hex()})),
             "boot_aggregate_ok": ba_ok,
             "boot_aggregate_detail": check.as_ref().map(|c| c.detail.clone()),
+            "eventlog_warnings": evlog.as_ref().map(|l| warnings_json(&l.warnings)),
         }));
     }
     let mut out = std::io::stdout().lock();

@@ -1090,3 +1090,45 @@ fn live_run_is_attested_and_verified() {
     let line = ok(&verify(&model, nonce, &["--ak", p(&ak)], &quoted, &[]));
     assert!(line.contains("TPM quote (PCR 11) valid"), "{line}");
 }
+
+/// `tsem verify --eventlog` with a log that breaks the TCG spec: the aggregate it vouches for
+/// rests on how the log was replayed, so the warnings are said on stderr, each line naming it.
+#[test]
+fn verify_says_where_the_event_log_breaks_the_spec() {
+    let s = setup("evwarn");
+    let log = s.dir.join("skips-sha1.bin");
+    std::fs::write(&log, tsem_testdata::tcg::missing_sha1_log(2)).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&ok(&run(&[
+        "eventlog",
+        "replay",
+        "--json",
+        "--bank",
+        "sha256",
+        p(&log),
+    ])))
+    .unwrap();
+    let agg = r["aggregate"]["sha256"].as_str().unwrap().to_string();
+    let att = attest(
+        &s,
+        "a.json",
+        &["--model", p(&s.learned), "--aggregate", &agg],
+        &[1],
+    );
+    let o = verify(
+        &s.learned,
+        NONCE,
+        &["--key", p(&s.key_pub)],
+        &att,
+        &["--eventlog", p(&log)],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let line = ok(&o);
+    assert!(line.contains("aggregate matches the event log"), "{line}");
+    let warn = format!("tsem: warning: {}: ", log.display());
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&warn)
+                && l.contains("2 records have no sha1 digest (first: event 1")),
+        "{err}"
+    );
+}

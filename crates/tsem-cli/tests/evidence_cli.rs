@@ -484,3 +484,41 @@ fn utf16_command_lines_and_guid_versions_decode_in_json_and_show() {
     assert!(text.contains("EV_IPL                             \"initrd=\\intel-ucode.img "));
     assert!(text.contains("GUID 546bfb1e-1d0c-4055-a4ad-4ef4bf17b83a"));
 }
+
+/// An event log that breaks the TCG spec, given to `ima replay --eventlog`: the boot_aggregate
+/// check rests on how it was replayed, so the replay's warnings are said on stderr (grouped per
+/// bank, each line naming the log) and listed in the JSON.
+#[test]
+fn ima_replay_says_where_the_event_log_breaks_the_spec() {
+    let dir = scratch("evwarn");
+    let log = dir.join("skips-sha1.bin");
+    std::fs::write(&log, tsem_testdata::tcg::missing_sha1_log(3)).unwrap();
+    let list = conformance().join("ima/ibmtss/sha256.log");
+    for json in [false, true] {
+        let mut args = vec!["ima", "replay", "--eventlog", s(&log)];
+        if json {
+            args.push("--json");
+        }
+        args.push(s(&list));
+        let o = tsem(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let warn = format!("tsem: warning: {}: ", log.display());
+        assert!(err.lines().all(|l| l.starts_with(&warn)), "{err}");
+        assert!(
+            err.contains("3 records have no sha1 digest (first: event 1"),
+            "{err}"
+        );
+        if json {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let w = v["eventlog_warnings"].as_array().unwrap();
+            assert_eq!(w.len(), 3, "{v}");
+            assert!(w.iter().all(|x| x["bank"] == "sha1"), "{v}");
+        }
+    }
+    // Without --eventlog nothing rests on a log: no warning, and null in the JSON.
+    let o = tsem(&["ima", "replay", "--json", s(&list)]);
+    assert!(o.stderr.is_empty());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["eventlog_warnings"], Value::Null);
+}

@@ -11,22 +11,9 @@ use std::collections::BTreeMap;
 
 use tsem_core::hash::HashAlg;
 use tsem_evidence::eventlog::{self, EventLog, EventLogError, WarningKind};
+use tsem_testdata::tcg::{SHA1, SHA256, SHA384, SHA512, event2, size, spec_id};
 
-const SHA1: u16 = 0x0004;
-const SHA256: u16 = 0x000B;
-const SHA384: u16 = 0x000C;
-const SHA512: u16 = 0x000D;
 const ALL4: [u16; 4] = [SHA1, SHA256, SHA384, SHA512];
-
-fn size(alg: u16) -> usize {
-    match alg {
-        SHA1 => 20,
-        SHA256 => 32,
-        SHA384 => 48,
-        SHA512 => 64,
-        _ => unreachable!(),
-    }
-}
 
 /// The hash, independently of tsem_core.
 fn h(alg: u16, parts: &[&[u8]]) -> Vec<u8> {
@@ -62,43 +49,6 @@ fn locality(alg: u16, l: u8) -> Vec<u8> {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The Spec ID event (a legacy record) with the given banks and vendorInfo; `cut` bytes of the
-/// structure are left out of `eventDataSize` (as in tpm2-tools' `specid-vendordata.bin`).
-fn spec_id(banks: &[u16], vendor: &[u8], cut: usize) -> Vec<u8> {
-    let mut d = b"Spec ID Event03\0".to_vec();
-    d.extend_from_slice(&0u32.to_le_bytes()); // platformClass
-    d.extend_from_slice(&[0, 2, 0, 2]); // minor, major, errata, uintnSize
-    d.extend_from_slice(&(banks.len() as u32).to_le_bytes());
-    for &b in banks {
-        d.extend_from_slice(&b.to_le_bytes());
-        d.extend_from_slice(&(size(b) as u16).to_le_bytes());
-    }
-    d.push(vendor.len() as u8);
-    d.extend_from_slice(vendor);
-    let mut v = Vec::new();
-    v.extend_from_slice(&0u32.to_le_bytes());
-    v.extend_from_slice(&3u32.to_le_bytes()); // EV_NO_ACTION
-    v.extend_from_slice(&[0u8; 20]);
-    v.extend_from_slice(&((d.len() - cut) as u32).to_le_bytes());
-    v.extend_from_slice(&d);
-    v
-}
-
-/// A TCG_PCR_EVENT2 with exactly the given (algorithm, digest) list, in that order.
-fn event2(pcr: u32, ty: u32, digests: &[(u16, Vec<u8>)], data: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&pcr.to_le_bytes());
-    v.extend_from_slice(&ty.to_le_bytes());
-    v.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-    for (alg, d) in digests {
-        v.extend_from_slice(&alg.to_le_bytes());
-        v.extend_from_slice(d);
-    }
-    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    v
 }
 
 /// Digests of `content` in `banks`.

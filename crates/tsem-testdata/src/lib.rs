@@ -31,3 +31,4 @@ pub fn conformance_dir() -> PathBuf {
 }
 
 pub mod raw_kernel;
+pub mod tcg;
