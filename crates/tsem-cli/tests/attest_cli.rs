@@ -491,27 +491,33 @@ fn rejections_name_the_reason() {
     assert_eq!(ear(&earp)["submods"]["tsem"]["ear.status"], "warning");
 }
 
-#[test]
-fn aggregate_is_checked_against_the_event_log() {
-    let s = setup("evlog");
-    let logs = shared().join("conformance/eventlog/go-tpm-tools");
-    let rhel = logs.join("rhel8-uefi.bin");
+/// An attestation `a.json` of the learned model whose aggregate is the event log's (SHA-256
+/// bank), as `tsem eventlog replay` computes it.
+fn attest_for_eventlog(s: &Setup, log: &Path) -> PathBuf {
     let r: serde_json::Value = serde_json::from_str(&ok(&run(&[
         "eventlog",
         "replay",
         "--json",
         "--bank",
         "sha256",
-        p(&rhel),
+        p(log),
     ])))
     .unwrap();
     let agg = r["aggregate"]["sha256"].as_str().unwrap().to_string();
-    let att = attest(
-        &s,
+    attest(
+        s,
         "a.json",
         &["--model", p(&s.learned), "--aggregate", &agg],
         &[1],
-    );
+    )
+}
+
+#[test]
+fn aggregate_is_checked_against_the_event_log() {
+    let s = setup("evlog");
+    let logs = shared().join("conformance/eventlog/go-tpm-tools");
+    let rhel = logs.join("rhel8-uefi.bin");
+    let att = attest_for_eventlog(&s, &rhel);
     let key = ["--key", p(&s.key_pub)];
     let line = ok(&verify(
         &s.learned,
@@ -1098,22 +1104,7 @@ fn verify_says_where_the_event_log_breaks_the_spec() {
     let s = setup("evwarn");
     let log = s.dir.join("skips-sha1.bin");
     std::fs::write(&log, tsem_testdata::tcg::missing_sha1_log(2)).unwrap();
-    let r: serde_json::Value = serde_json::from_str(&ok(&run(&[
-        "eventlog",
-        "replay",
-        "--json",
-        "--bank",
-        "sha256",
-        p(&log),
-    ])))
-    .unwrap();
-    let agg = r["aggregate"]["sha256"].as_str().unwrap().to_string();
-    let att = attest(
-        &s,
-        "a.json",
-        &["--model", p(&s.learned), "--aggregate", &agg],
-        &[1],
-    );
+    let att = attest_for_eventlog(&s, &log);
     let o = verify(
         &s.learned,
         NONCE,
