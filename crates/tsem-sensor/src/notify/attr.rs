@@ -288,7 +288,7 @@ impl<H: EventHandler> Notifier<H> {
         if buf == 0 {
             return Err(Fail::Errno(libc::EFAULT));
         }
-        match sys::process_vm_write(call.tid, buf, &bytes) {
+        match self.task.write_mem(call.tid, buf, &bytes) {
             Ok(n) if n == bytes.len() => Ok(Reply::Value(0)),
             Ok(_) => Err(Fail::Errno(libc::EFAULT)),
             Err(e) => Err(Fail::Errno(map_mem_err(&e))),

@@ -5,13 +5,14 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, Event, EventHeader, EventType};
 
-use super::{Allowed, Call, Continuation, Fail, Notifier, Reply, lock, stat_of, verdict};
+use super::target::Ident;
+use super::{Allowed, Call, Continuation, Fail, Notifier, Reply, lock, verdict};
 use crate::event::{Counters, EventHandler, RawEvent, Verdict};
 use crate::sys::{self};
 
 impl<H: EventHandler> Notifier<H> {
     pub(super) fn valid(&self, call: &Call) -> bool {
-        sys::notif_id_valid(self.fd.as_fd(), call.n.id)
+        self.task.id_valid(self.fd.as_fd(), call.n.id)
     }
 
     /// May the supervisor perform operations with its own credentials on behalf of `call`?
@@ -30,8 +31,8 @@ impl<H: EventHandler> Notifier<H> {
             return r;
         }
         // The same root directory in another mount namespace is another tree of mounts.
-        let r = stat_of(&format!("/proc/{tid}/root")) == Some(self.shared.own_root)
-            && stat_of(&format!("/proc/{tid}/ns/mnt")).map(|s| s.1) == Some(self.shared.own_mntns);
+        let r = self.task.identity(tid, Ident::Root) == Some(self.shared.own_root)
+            && self.task.identity(tid, Ident::MntNs).map(|s| s.1) == Some(self.shared.own_mntns);
         if let Some(c) = lock(&self.shared.status).get_mut(&tid) {
             c.2 = Some(r);
         }

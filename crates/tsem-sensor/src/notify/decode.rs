@@ -268,6 +268,10 @@ impl<H: EventHandler> Notifier<H> {
                     Reply::Error(e)
                 }
             }
+            Err(Fail::Undecodable(e)) => {
+                Counters::bump(&self.shared.counters.undecodable);
+                Reply::Error(e)
+            }
             Err(Fail::Fallback) => {
                 // The supervisor can neither describe nor perform the call as the task would:
                 // refused in every mode (there is no verdict to continue it with).

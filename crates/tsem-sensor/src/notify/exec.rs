@@ -7,6 +7,7 @@ use tsem_core::Digest;
 use tsem_core::event::{Cell, Coe, EventType, FileDesc};
 use tsem_core::map::Mapper;
 
+use super::target::Link;
 use super::{Call, Continuation, EXEC_FLAGS, Fail, Notifier, Reply, is, lock};
 use crate::describe::Describer;
 use crate::event::EventHandler;
@@ -26,11 +27,9 @@ impl<H: EventHandler> Notifier<H> {
             if flags & libc::AT_EMPTY_PATH == 0 {
                 return Err(Fail::Errno(libc::ENOENT));
             }
-            sys::open(
-                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
-                libc::O_PATH,
-            )
-            .map_err(|_| Fail::Errno(libc::EBADF))?
+            self.task
+                .open_link(call.tid, Link::Fd(dirfd as i32))
+                .map_err(|_| Fail::Errno(libc::EBADF))?
         } else {
             let t = self.resolve(call, dirfd, &raw)?;
             let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {

@@ -22,7 +22,10 @@ mod paths;
 mod reach;
 mod roots;
 mod socket;
+mod target;
 mod task;
+#[cfg(test)]
+mod tests;
 mod verdict;
 
 pub use exec::mmap_flags_field;
@@ -44,7 +47,7 @@ use tsem_core::event::FileDesc;
 
 use crate::describe::Describer;
 use crate::event::{Counters, EventHandler};
-use crate::procfs::{self, Status};
+use crate::procfs::Status;
 use crate::sys::{self, Notif, Response};
 use crate::syscalls::Sysno;
 use crate::tree::{Task, Tree};
@@ -130,7 +133,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Fail {
     /// Answer with this errno (what the kernel would have returned).
     Errno(i32),
-    /// The supervisor cannot act for the target here; let the kernel run the syscall.
+    /// The caller's arguments cannot be read or decoded: answer with this errno (the kernel's
+    /// for such an argument), counted in `undecodable`.
+    Undecodable(i32),
+    /// The supervisor cannot act for the target here: refused, counted in `unfaithful`.
     Fallback,
 }
 
@@ -188,6 +194,8 @@ pub(crate) struct Notifier<H> {
     shared: Arc<Shared<H>>,
     desc: Describer,
     self_pid: i32,
+    /// The task answered for: the kernel, or a fake in the unit tests.
+    task: Box<dyn target::TargetTask>,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -202,6 +210,11 @@ fn stat_of(path: &str) -> Option<(u64, u64)> {
 }
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
+        Self::with_task(fd, shared, Box::new(target::Live))
+    }
+
+    /// A notifier answering for the tasks behind `task` (the kernel, or a fake in tests).
+    fn with_task(fd: OwnedFd, shared: Arc<Shared<H>>, task: Box<dyn target::TargetTask>) -> Self {
         // The mount table is read on the first lookup that needs it.
         let mut desc = Describer::sharing(
             shared.alg,
@@ -214,6 +227,7 @@ impl<H: EventHandler> Notifier<H> {
             shared,
             desc,
             self_pid: std::process::id() as i32,
+            task,
         }
     }
 
@@ -266,16 +280,28 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn handle(&mut self, n: Notif) -> Result<(), NotifyError> {
+        let mut call = match self.begin(n) {
+            Ok(call) => call,
+            Err(r) => return self.respond(n.id, r),
+        };
+        let reply = self.dispatch(&mut call);
+        self.answer(call, reply)
+    }
+
+    /// The call `n` as the handlers see it: the caller's syscall, credentials and task, or the
+    /// answer when there is nothing to describe (mechanism-only runs, unknown syscalls, a
+    /// caller whose credentials cannot be read).
+    fn begin(&mut self, n: Notif) -> Result<Call, Response> {
         let c = &self.shared.counters;
         Counters::bump(&c.notifications);
         let seq = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
         if self.shared.mechanism_only {
             Counters::bump(&self.shared.counters.continued);
-            return self.respond(n.id, Response::Continue);
+            return Err(Response::Continue);
         }
         let Some(sys) = Sysno::from_nr(i64::from(n.nr)) else {
             Counters::bump(&self.shared.counters.unmodeled);
-            return self.respond(n.id, Response::Continue);
+            return Err(Response::Continue);
         };
         let tid = n.pid as i32;
         let known = if tid > 0 {
@@ -299,7 +325,7 @@ impl<H: EventHandler> Notifier<H> {
         let status = match cached {
             Some(s) => Some(s),
             None if tid > 0 => {
-                let s = procfs::read_status(tid).ok();
+                let s = self.task.status(tid).ok();
                 if let Some(s) = &s
                     && serial != 0
                 {
@@ -312,7 +338,7 @@ impl<H: EventHandler> Notifier<H> {
         let Some(status) = status else {
             // Without the caller's credentials nothing can be described: deny, count as lost.
             Counters::bump(&self.shared.counters.lost);
-            return self.respond(n.id, Response::Error(libc::EPERM));
+            return Err(Response::Error(libc::EPERM));
         };
         if sys.invalidates_status() {
             // The call may change credentials, umask or root: describe later events afresh.
@@ -331,7 +357,7 @@ impl<H: EventHandler> Notifier<H> {
             None => lock(&self.shared.tree).process(status.tgid).cloned(),
         };
         let task = task.unwrap_or_else(|| Task::unknown(status.tgid, self.shared.alg.size(), 0));
-        let mut call = Call {
+        Ok(Call {
             n,
             seq,
             sys,
@@ -341,8 +367,12 @@ impl<H: EventHandler> Notifier<H> {
             emulated: false,
             unfaithful: false,
             injected: None,
-        };
-        let reply = self.dispatch(&mut call);
+        })
+    }
+
+    /// Answer the call with `reply`.
+    fn answer(&mut self, call: Call, reply: Reply) -> Result<(), NotifyError> {
+        let n = call.n;
         match reply {
             Reply::Continue(_) => {
                 Counters::bump(&self.shared.counters.continued);
@@ -425,6 +455,15 @@ fn op_reply(r: sys::OpResult) -> Reply {
     match r {
         Ok(v) => Reply::Value(v),
         Err(e) => Reply::Error(e),
+    }
+}
+
+/// The failure of a read of the caller's memory: the target gone (ESRCH, then checked against
+/// the notification's validity), or an argument that cannot be read.
+fn mem_fail(e: &io::Error) -> Fail {
+    match map_mem_err(e) {
+        libc::ESRCH => Fail::Errno(libc::ESRCH),
+        errno => Fail::Undecodable(errno),
     }
 }
 

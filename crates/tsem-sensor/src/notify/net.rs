@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Counters, EventHandler, Fail, Notifier, Reply, errno_of, map_mem_err};
+use super::target::Link;
+use super::{Call, Counters, EventHandler, Fail, Notifier, Reply, errno_of, mem_fail};
 use crate::sys::{self, Response, acts};
 use crate::syscalls::Sysno;
 
@@ -131,7 +132,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn gather(&self, call: &Call, iov: &[(u64, usize)]) -> Result<Vec<u8>, Fail> {
-        acts::process_vm_gather(call.tid, iov, DATA_MAX).map_err(|e| Fail::Errno(map_mem_err(&e)))
+        acts::process_vm_gather(call.tid, iov, DATA_MAX).map_err(|e| mem_fail(&e))
     }
 
     pub(super) fn sys_sendto(&mut self, call: &mut Call) -> Result<Reply, Fail> {
@@ -266,10 +267,7 @@ impl<H: EventHandler> Notifier<H> {
             }
         }
         let cwd = if unix_path && name[2] != b'/' {
-            Some(sys::open(
-                &format!("/proc/{}/cwd", call.tid),
-                libc::O_PATH | libc::O_DIRECTORY,
-            )?)
+            Some(self.task.open_link(call.tid, Link::Cwd)?)
         } else {
             None
         };
@@ -515,10 +513,7 @@ impl<H: EventHandler> Notifier<H> {
         addr: Vec<u8>,
         bind: bool,
     ) -> Result<Reply, Fail> {
-        let cwd = sys::open(
-            &format!("/proc/{}/cwd", call.tid),
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?;
+        let cwd = self.task.open_link(call.tid, Link::Cwd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }

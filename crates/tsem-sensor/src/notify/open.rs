@@ -33,14 +33,14 @@ impl<H: EventHandler> Notifier<H> {
         let a = call.n.args;
         let size = a[3] as usize;
         if size < 24 {
-            return Err(Fail::Errno(libc::EINVAL));
+            return Err(Fail::Undecodable(libc::EINVAL));
         }
         if size > 4096 {
-            return Err(Fail::Errno(libc::E2BIG));
+            return Err(Fail::Undecodable(libc::E2BIG));
         }
         let how = self.read_mem(call.tid, a[2], size)?;
         if how[24..].iter().any(|b| *b != 0) {
-            return Err(Fail::Errno(libc::E2BIG));
+            return Err(Fail::Undecodable(libc::E2BIG));
         }
         let word = |i: usize| {
             u64::from_le_bytes([

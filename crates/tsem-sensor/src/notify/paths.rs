@@ -4,10 +4,10 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::{Call, Fail, Notifier, Reply, Target, errno_of, map_mem_err};
+use super::target::Link;
+use super::{Call, Fail, Notifier, Reply, Target, errno_of, mem_fail};
 use crate::describe::Describer;
 use crate::event::{Counters, EventHandler};
-use crate::procfs::{self};
 use crate::sys::{self, Response};
 
 /// Rewrite paths that name "the calling process" so the supervisor resolves them for the target.
@@ -116,7 +116,7 @@ pub(super) fn is(st: &libc::stat, kind: u32) -> bool {
 impl<H: EventHandler> Notifier<H> {
     pub(super) fn read_cstr(&self, tid: i32, addr: u64) -> Result<Vec<u8>, Fail> {
         if addr == 0 {
-            return Err(Fail::Errno(libc::EFAULT));
+            return Err(Fail::Undecodable(libc::EFAULT));
         }
         let mut out = Vec::new();
         let mut a = addr;
@@ -126,10 +126,12 @@ impl<H: EventHandler> Notifier<H> {
             // just before an unmapped page must not be read across it.
             let room = 4096 - (a % 4096) as usize;
             let mut chunk = vec![0u8; room];
-            let n = sys::process_vm_read(tid, a, &mut chunk)
-                .map_err(|e| Fail::Errno(map_mem_err(&e)))?;
+            let n = self
+                .task
+                .read_mem(tid, a, &mut chunk)
+                .map_err(|e| mem_fail(&e))?;
             if n == 0 {
-                return Err(Fail::Errno(libc::EFAULT));
+                return Err(Fail::Undecodable(libc::EFAULT));
             }
             if let Some(z) = chunk[..n].iter().position(|b| *b == 0) {
                 out.extend_from_slice(&chunk[..z]);
@@ -138,7 +140,7 @@ impl<H: EventHandler> Notifier<H> {
             out.extend_from_slice(&chunk[..n]);
             a += n as u64;
         }
-        Err(Fail::Errno(libc::ENAMETOOLONG))
+        Err(Fail::Undecodable(libc::ENAMETOOLONG))
     }
 
     pub(super) fn read_mem(&self, tid: i32, addr: u64, len: usize) -> Result<Vec<u8>, Fail> {
@@ -147,10 +149,12 @@ impl<H: EventHandler> Notifier<H> {
         while off < len {
             let a = addr + off as u64;
             let room = (4096 - (a % 4096) as usize).min(len - off);
-            let n = sys::process_vm_read(tid, a, &mut out[off..off + room])
-                .map_err(|e| Fail::Errno(map_mem_err(&e)))?;
+            let n = self
+                .task
+                .read_mem(tid, a, &mut out[off..off + room])
+                .map_err(|e| mem_fail(&e))?;
             if n == 0 {
-                return Err(Fail::Errno(libc::EFAULT));
+                return Err(Fail::Undecodable(libc::EFAULT));
             }
             off += n;
         }
@@ -174,15 +178,9 @@ impl<H: EventHandler> Notifier<H> {
         let dir = if path.first() == Some(&b'/') {
             None
         } else if dirfd as i32 == libc::AT_FDCWD {
-            Some(sys::open(
-                &format!("/proc/{}/cwd", call.tid),
-                libc::O_PATH | libc::O_DIRECTORY,
-            )?)
+            Some(self.task.open_link(call.tid, Link::Cwd)?)
         } else {
-            match sys::open(
-                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
-                libc::O_PATH,
-            ) {
+            match self.task.open_link(call.tid, Link::Fd(dirfd as i32)) {
                 Ok(d) => Some(d),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     return Err(Fail::Errno(libc::EBADF));
@@ -248,7 +246,9 @@ impl<H: EventHandler> Notifier<H> {
     /// fs_struct that other threads share, and one of them may have changed it without any call
     /// of this one (only creates need it).
     pub(super) fn umask(&self, call: &Call) -> u32 {
-        procfs::read_status(call.tid).map_or(call.status.umask, |s| s.umask)
+        self.task
+            .status(call.tid)
+            .map_or(call.status.umask, |s| s.umask)
     }
 
     /// Open the object a path-based setattr call names, as an O_PATH descriptor.
@@ -264,11 +264,10 @@ impl<H: EventHandler> Notifier<H> {
             if flags & libc::AT_EMPTY_PATH == 0 {
                 return Err(Fail::Errno(libc::ENOENT));
             }
-            return sys::open(
-                &format!("/proc/{}/fd/{}", call.tid, dirfd as i32),
-                libc::O_PATH,
-            )
-            .map_err(|_| Fail::Errno(libc::EBADF));
+            return self
+                .task
+                .open_link(call.tid, Link::Fd(dirfd as i32))
+                .map_err(|_| Fail::Errno(libc::EBADF));
         }
         let t = self.resolve(call, dirfd, &raw)?;
         let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
@@ -310,8 +309,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     pub(super) fn target_file(&self, call: &Call, fd: i32) -> Result<OwnedFd, Fail> {
-        let pidfd = sys::pidfd_open(call.status.tgid, 0)?;
-        match sys::pidfd_getfd(pidfd.as_fd(), fd) {
+        match self.task.file(call.status.tgid, fd) {
             Ok(f) => Ok(f),
             Err(e) if errno_of(&e) == libc::EBADF => Err(Fail::Errno(libc::EBADF)),
             Err(e) => Err(e.into()),

@@ -16,6 +16,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
+use super::target::Ident;
 use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, lock, stat_of};
 use crate::event::{Counters, EventHandler};
 use crate::sys;
@@ -192,7 +193,7 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
     fn same_pidns(&self, call: &Call) -> bool {
-        let theirs = stat_of(&format!("/proc/{}/ns/pid", call.tid));
+        let theirs = self.task.identity(call.tid, Ident::PidNs);
         theirs.is_some() && theirs == stat_of("/proc/self/ns/pid")
     }
 
@@ -234,7 +235,7 @@ impl<H: EventHandler> Notifier<H> {
         }
         let zero = Digest::zero(self.shared.alg.size());
         let caller_tgid = call.status.tgid;
-        let target_tgid = crate::procfs::read_status(pid).map(|s| s.tgid).unwrap_or(0);
+        let target_tgid = self.task.status(pid).map(|s| s.tgid).unwrap_or(0);
         self.performs(call);
         if target_tgid != caller_tgid {
             let cell = |child| Cell::PtraceAccess {
@@ -333,8 +334,10 @@ impl<H: EventHandler> Notifier<H> {
         }
         match self.whom(pid) {
             Whom::Workload(t) => {
-                let same_process =
-                    crate::procfs::read_status(pid).is_ok_and(|s| s.tgid == call.status.tgid);
+                let same_process = self
+                    .task
+                    .status(pid)
+                    .is_ok_and(|s| s.tgid == call.status.tgid);
                 if same_process {
                     return Ok(self.no_event(
                         "process_vm_* within the caller's own process: no ptrace check",

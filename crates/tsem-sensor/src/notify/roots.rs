@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
+use super::target::Link;
 use super::{
     Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_dir, open_f_flags,
 };
@@ -70,8 +71,7 @@ impl<H: EventHandler> Notifier<H> {
         resolve: u64,
     ) -> Result<Target, Fail> {
         let tid = call.tid;
-        let root_link = format!("/proc/{tid}/root");
-        let root = sys::open(&root_link, libc::O_PATH | libc::O_DIRECTORY)?;
+        let root = self.task.open_link(tid, Link::Root)?;
         let resolve = resolve | libc::RESOLVE_IN_ROOT;
         if path.first() == Some(&b'/') {
             return Ok(Target {
@@ -81,11 +81,11 @@ impl<H: EventHandler> Notifier<H> {
             });
         }
         let start_link = if dirfd as i32 == libc::AT_FDCWD {
-            format!("/proc/{tid}/cwd")
+            Link::Cwd
         } else {
-            format!("/proc/{tid}/fd/{}", dirfd as i32)
+            Link::Fd(dirfd as i32)
         };
-        let start = match sys::open(&start_link, libc::O_PATH) {
+        let start = match self.task.open_link(tid, start_link) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(Fail::Errno(libc::EBADF));
@@ -93,8 +93,8 @@ impl<H: EventHandler> Notifier<H> {
             Err(e) => return Err(e.into()),
         };
         let start_st = sys::fstat(start.as_fd())?;
-        let root_txt = sys::readlink(&root_link)?;
-        let start_txt = sys::readlink(&start_link)?;
+        let root_txt = self.task.read_link(tid, Link::Root)?;
+        let start_txt = self.task.read_link(tid, start_link)?;
         // A start outside the task's root (chroot without chdir) cannot be walked as the task
         // walks it: `..` would climb above the root.
         let Some(mut full) = below(&root_txt, &start_txt) else {
@@ -131,7 +131,7 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn dot_errno(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> i32 {
         let t = match self.resolve(call, dirfd, raw) {
             Ok(t) => t,
-            Err(Fail::Errno(e)) => return e,
+            Err(Fail::Errno(e) | Fail::Undecodable(e)) => return e,
             Err(Fail::Fallback) => return libc::EPERM,
         };
         match sys::openat2(t.dir(), &t.path, libc::O_PATH as u64, 0, t.resolve) {

@@ -6,7 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use tsem_core::event::{Cell, EventType, Sock, SockAddr};
 use tsem_core::{Digest, HashAlg};
 
-use super::{Call, Fail, Notifier, Reply, stat_of};
+use super::target::Ident;
+use super::{Call, Fail, Notifier, Reply};
 use crate::event::EventHandler;
 use crate::sys::{self, Response};
 use crate::syscalls::Sysno;
@@ -38,8 +39,11 @@ impl<H: EventHandler> Notifier<H> {
             protocol: proto as u32,
             kern: 0,
         };
-        let same_ns = stat_of(&format!("/proc/{}/ns/net", call.tid)).map(|s| s.1)
-            == Some(self.shared.own_netns);
+        let netns = self.task.identity(call.tid, Ident::NetNs);
+        if netns.is_none() && !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        let same_ns = netns.map(|s| s.1) == Some(self.shared.own_netns);
         if !same_ns || !self.same_creds(call) {
             return self.simple(call, EventType::SocketCreate, cell);
         }

@@ -5,7 +5,6 @@ use tsem_core::event::{Cell, EventType};
 
 use super::{Call, Continuation, Fail, Notifier, Reply, lock};
 use crate::event::EventHandler;
-use crate::procfs::{self};
 use crate::syscalls::Sysno;
 
 impl<H: EventHandler> Notifier<H> {
@@ -147,7 +146,10 @@ impl<H: EventHandler> Notifier<H> {
         if pid != 0 && pid != call.status.tgid {
             // Another task's limits: task_prlimit with both credentials (LSM_PRLIMIT_READ = 1,
             // LSM_PRLIMIT_WRITE = 2). securebits are not in /proc and are reported as 0.
-            let target = procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?;
+            let target = self
+                .task
+                .status(pid)
+                .map_err(|_| Fail::Errno(libc::ESRCH))?;
             if a[2] != 0 && self.is_supervisor(pid) {
                 // New limits for the supervisor (too few descriptors, too little memory).
                 return Ok(self.refuse());
@@ -230,7 +232,9 @@ impl<H: EventHandler> Notifier<H> {
         let st = if pid == 0 {
             call.status.clone()
         } else {
-            procfs::read_status(pid).map_err(|_| Fail::Errno(libc::ESRCH))?
+            self.task
+                .status(pid)
+                .map_err(|_| Fail::Errno(libc::ESRCH))?
         };
         if !self.valid(call) {
             return Ok(Reply::Gone);
