@@ -5,10 +5,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::{PathArg, XattrObj, XattrOp};
 use super::{Call, Fail, Notifier, Reply, errno_of, map_mem_err, op_reply};
 use crate::event::EventHandler;
 use crate::sys::{self, PathOp};
-use crate::syscalls::Sysno;
 
 pub(super) const ATTR_MODE: u32 = 1;
 pub(super) const ATTR_UID: u32 = 2;
@@ -22,7 +22,7 @@ pub(super) const ATTR_MTIME_SET: u32 = 0x100;
 pub(super) const ATTR_FILE: u32 = 0x2000;
 pub(super) const ATTR_OPEN: u32 = 0x8000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SetAttr {
     Mode(u32),
     Owner(u32, u32),
@@ -84,12 +84,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_setattr(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: Option<u64>,
+        path: PathArg,
         flags: i32,
         what: SetAttr,
     ) -> Result<Reply, Fail> {
-        let obj = self.object(call, dirfd, path.unwrap_or(0), flags)?;
+        let obj = self.object(call, path, flags)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -169,13 +168,17 @@ impl<H: EventHandler> Notifier<H> {
         Ok(op_reply(r))
     }
 
-    pub(super) fn sys_utimens(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let flags = a[3] as i32;
-        let times = if a[2] == 0 {
+    pub(super) fn sys_utimens(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        times_addr: u64,
+        flags: i32,
+    ) -> Result<Reply, Fail> {
+        let times = if times_addr == 0 {
             None
         } else {
-            let b = self.read_mem(call.tid, a[2], 32)?;
+            let b = self.read_mem(call.tid, times_addr, 32)?;
             let q = |i: usize| {
                 i64::from_le_bytes([
                     b[i],
@@ -199,11 +202,11 @@ impl<H: EventHandler> Notifier<H> {
                 },
             ])
         };
-        let obj = if a[1] == 0 {
+        let obj = if path.addr == 0 {
             // utimensat(fd, NULL, ...) acts on the descriptor itself.
-            self.target_file(call, a[0] as i32)?
+            self.target_file(call, path.dirfd as i32)?
         } else {
-            self.object(call, a[0] as i64, a[1], flags)?
+            self.object(call, path, flags)?
         };
         if !self.valid(call) {
             return Ok(Reply::Gone);
@@ -224,18 +227,18 @@ impl<H: EventHandler> Notifier<H> {
         Ok(op_reply(r))
     }
 
-    pub(super) fn sys_utimes_old(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (dirfd, path, tp) = match call.sys {
-            Sysno::Futimesat => (a[0] as i64, a[1], a[2]),
-            _ => (libc::AT_FDCWD as i64, a[0], a[1]),
-        };
-        let obj = self.object(call, dirfd, path, 0)?;
+    pub(super) fn sys_utimes_old(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        times: u64,
+    ) -> Result<Reply, Fail> {
+        let obj = self.object(call, path, 0)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
-        let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(tp != 0));
+        let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(times != 0));
         self.simple(call, EventType::InodeSetattr, cell)
     }
 
@@ -245,17 +248,22 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_getattr(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         buf: u64,
         flags: i32,
         statx_mask: Option<u32>,
     ) -> Result<Reply, Fail> {
-        let obj = self.object(call, dirfd, path, flags)?;
+        let obj = self.object(call, path, flags)?;
         // The supervisor's own credentials must not find what the caller's would not (search
         // permission on the path): otherwise see `performs`.
         let emulate = self.performs(call);
         self.getattr_of(call, obj, buf, flags, statx_mask, emulate)
+    }
+
+    /// fstat: the caller holds the descriptor, so no permission is checked on it.
+    pub(super) fn sys_fstat(&mut self, call: &mut Call, fd: i32, buf: u64) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
+        self.getattr_of(call, f, buf, 0, None, true)
     }
 
     pub(super) fn getattr_of(
@@ -298,26 +306,28 @@ impl<H: EventHandler> Notifier<H> {
     /// The xattr family: described from the object itself (path, honoring the `l*` no-follow
     /// variants, or the target's descriptor), then continued: get and list return data into the
     /// caller's memory, which the supervisor never writes.
-    pub(super) fn sys_xattr(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        use Sysno::*;
-        let a = call.n.args;
-        let obj = match call.sys {
-            Fsetxattr | Fgetxattr | Flistxattr | Fremovexattr => {
-                self.target_file(call, a[0] as i32)?
+    pub(super) fn sys_xattr(
+        &mut self,
+        call: &mut Call,
+        obj: XattrObj,
+        name_addr: u64,
+        op: XattrOp,
+    ) -> Result<Reply, Fail> {
+        let obj = match obj {
+            XattrObj::Fd(fd) => self.target_file(call, fd)?,
+            XattrObj::Path { addr, follow } => {
+                let nofollow = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+                self.object(call, PathArg::cwd(addr), nofollow)?
             }
-            Lsetxattr | Lgetxattr | Llistxattr | Lremovexattr => {
-                self.object(call, libc::AT_FDCWD as i64, a[0], libc::AT_SYMLINK_NOFOLLOW)?
-            }
-            _ => self.object(call, libc::AT_FDCWD as i64, a[0], 0)?,
         };
-        let name = match call.sys {
-            Listxattr | Llistxattr | Flistxattr => None,
-            _ => Some(tsem_core::RawStr::from(self.read_cstr(call.tid, a[1])?)),
+        let name = match op {
+            XattrOp::List => None,
+            _ => Some(tsem_core::RawStr::from(
+                self.read_cstr(call.tid, name_addr)?,
+            )),
         };
-        let value = match call.sys {
-            Setxattr | Lsetxattr | Fsetxattr => {
-                self.read_mem(call.tid, a[2], (a[3] as usize).min(65536))?
-            }
+        let value = match op {
+            XattrOp::Set { value, size, .. } => self.read_mem(call.tid, value, size.min(65536))?,
             _ => Vec::new(),
         };
         if !self.valid(call) {
@@ -325,20 +335,20 @@ impl<H: EventHandler> Notifier<H> {
         }
         let st = sys::fstat(obj.as_fd())?;
         let dentry = self.desc.object_dentry(obj.as_fd(), &st);
-        let (ty, cell) = match (call.sys, name) {
-            (Setxattr | Lsetxattr | Fsetxattr, Some(name)) => (
+        let (ty, cell) = match (op, name) {
+            (XattrOp::Set { flags, .. }, Some(name)) => (
                 EventType::InodeSetxattr,
                 Cell::InodeSetxattr {
                     dentry,
                     name,
                     value,
-                    flags: a[4] as u32,
+                    flags,
                 },
             ),
-            (Getxattr | Lgetxattr | Fgetxattr, Some(name)) => {
+            (XattrOp::Get, Some(name)) => {
                 (EventType::InodeGetxattr, Cell::InodeXattr { dentry, name })
             }
-            (Removexattr | Lremovexattr | Fremovexattr, Some(name)) => (
+            (XattrOp::Remove, Some(name)) => (
                 EventType::InodeRemovexattr,
                 Cell::InodeXattr { dentry, name },
             ),
@@ -369,9 +379,13 @@ impl<H: EventHandler> Notifier<H> {
 
     /// fcntl: file_fcntl for every command; a record-lock command also passes file_lock with
     /// the lock's type (`security_file_lock(file, fl_type)`).
-    pub(super) fn sys_fcntl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (fd, cmd) = (a[0] as i32, a[1] as i32);
+    pub(super) fn sys_fcntl(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        cmd: i32,
+        arg: u64,
+    ) -> Result<Reply, Fail> {
         let mut fcntl_allowed = None;
         if self.shared.observe.fcntl {
             match self.sys_file_cmd(call, fd, EventType::FileFcntl, cmd as u32)? {
@@ -387,7 +401,7 @@ impl<H: EventHandler> Notifier<H> {
         ];
         if self.shared.observe.lock && locks.contains(&cmd) {
             // struct flock starts with `short l_type`.
-            let b = self.read_mem(call.tid, a[2], 2)?;
+            let b = self.read_mem(call.tid, arg, 2)?;
             let l_type = i16::from_ne_bytes([b[0], b[1]]);
             return self.sys_file_cmd(call, fd, EventType::FileLock, l_type as u32);
         }
@@ -398,9 +412,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// flock: file_lock with the lock type the kernel translates the operation to.
-    pub(super) fn sys_flock(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let op = a[1] as i32;
+    pub(super) fn sys_flock(&mut self, call: &mut Call, fd: i32, op: i32) -> Result<Reply, Fail> {
         const LOCK_MAND: i32 = 32;
         let ty = match op & !libc::LOCK_NB {
             _ if op & LOCK_MAND != 0 => None,
@@ -410,7 +422,7 @@ impl<H: EventHandler> Notifier<H> {
             _ => None,
         };
         match ty {
-            Some(t) => self.sys_file_cmd(call, a[0] as i32, EventType::FileLock, t as u32),
+            Some(t) => self.sys_file_cmd(call, fd, EventType::FileLock, t as u32),
             None => {
                 Ok(self.no_event("flock operation the kernel rejects or ignores before the hook"))
             }

@@ -7,6 +7,7 @@ use tsem_core::Digest;
 use tsem_core::event::{Cell, Coe, EventType, FileDesc};
 use tsem_core::map::Mapper;
 
+use super::decode::PathArg;
 use super::target::Link;
 use super::{Call, Continuation, EXEC_FLAGS, Fail, Notifier, Reply, is, lock};
 use crate::describe::Describer;
@@ -18,11 +19,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_exec(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         flags: i32,
     ) -> Result<Reply, Fail> {
-        let raw = self.read_cstr(call.tid, path)?;
+        let dirfd = path.dirfd;
+        let raw = self.read_cstr(call.tid, path.addr)?;
         let p = if raw.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
                 return Err(Fail::Errno(libc::ENOENT));
@@ -114,33 +115,38 @@ impl<H: EventHandler> Notifier<H> {
         Some(desc)
     }
 
-    pub(super) fn sys_mmap(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        if a[3] & libc::MAP_ANONYMOUS as u64 != 0 {
-            let flags = mmap_flags_field(self.shared.mapping, a[2], a[3]);
+    pub(super) fn sys_mmap(
+        &mut self,
+        call: &mut Call,
+        prot: u64,
+        map_flags: u64,
+        fd: i32,
+    ) -> Result<Reply, Fail> {
+        if map_flags & libc::MAP_ANONYMOUS as u64 != 0 {
+            let flags = mmap_flags_field(self.shared.mapping, prot, map_flags);
             let cell = Cell::MmapFile {
                 file: None,
-                prot: a[2] as u32,
+                prot: prot as u32,
                 flags,
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
-        let exec = a[2] & libc::PROT_EXEC as u64 != 0;
+        let exec = prot & libc::PROT_EXEC as u64 != 0;
         let shared_write =
-            a[3] & libc::MAP_SHARED as u64 != 0 && a[2] & libc::PROT_WRITE as u64 != 0;
-        let f = self.target_file(call, a[4] as i32)?;
+            map_flags & libc::MAP_SHARED as u64 != 0 && prot & libc::PROT_WRITE as u64 != 0;
+        let f = self.target_file(call, fd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(f.as_fd())?;
-        if let Some(file) = self.injected_file(call, a[4] as i32, f.as_fd(), &st)
+        if let Some(file) = self.injected_file(call, fd, f.as_fd(), &st)
             && !(exec && file.path.pathname.starts_with("/memfd:"))
         {
             self.claim_mapping(&st, exec, shared_write)?;
             let cell = Cell::MmapFile {
                 file: Some(file),
-                prot: a[2] as u32,
-                flags: a[3] as u32,
+                prot: prot as u32,
+                flags: map_flags as u32,
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
@@ -157,8 +163,8 @@ impl<H: EventHandler> Notifier<H> {
             // to the model, anonymous executable memory (notify/contents.rs).
             let cell = Cell::MmapFile {
                 file: None,
-                prot: a[2] as u32,
-                flags: mmap_flags_field(self.shared.mapping, a[2], a[3]),
+                prot: prot as u32,
+                flags: mmap_flags_field(self.shared.mapping, prot, map_flags),
             };
             return self.simple(call, EventType::MmapFile, cell);
         }
@@ -173,8 +179,8 @@ impl<H: EventHandler> Notifier<H> {
             .file_as(f.as_fd(), Some(f.as_fd()), &st, flags, exec);
         let cell = Cell::MmapFile {
             file: Some(file),
-            prot: a[2] as u32,
-            flags: a[3] as u32,
+            prot: prot as u32,
+            flags: map_flags as u32,
         };
         self.simple(call, EventType::MmapFile, cell)
     }

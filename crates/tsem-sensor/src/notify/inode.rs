@@ -4,6 +4,7 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::PathArg;
 use super::{Call, Fail, Notifier, Reply, cstring, op_reply};
 use crate::event::EventHandler;
 use crate::sys::{self, PathOp};
@@ -12,11 +13,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_create(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         mode: u32,
         dev: Option<u64>,
     ) -> Result<Reply, Fail> {
+        let (dirfd, path) = (path.dirfd, path.addr);
         let raw = self.read_cstr(call.tid, path)?;
         let par = self.parent(call, dirfd, &raw)?;
         if !self.valid(call) {
@@ -106,10 +107,10 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_unlink(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         flags: i32,
     ) -> Result<Reply, Fail> {
+        let (dirfd, path) = (path.dirfd, path.addr);
         let raw = self.read_cstr(call.tid, path)?;
         let par = self.parent(call, dirfd, &raw)?;
         if !self.valid(call) {
@@ -146,12 +147,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_rename(
         &mut self,
         call: &mut Call,
-        od: i64,
-        op_: u64,
-        nd: i64,
-        np: u64,
+        old: PathArg,
+        new: PathArg,
         flags: u32,
     ) -> Result<Reply, Fail> {
+        let (od, op_, nd, np) = (old.dirfd, old.addr, new.dirfd, new.addr);
         let oraw = self.read_cstr(call.tid, op_)?;
         let nraw = self.read_cstr(call.tid, np)?;
         let o = self.parent(call, od, &oraw)?;
@@ -197,14 +197,13 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_link(
         &mut self,
         call: &mut Call,
-        od: i64,
-        op_: u64,
-        nd: i64,
-        np: u64,
+        old: PathArg,
+        new: PathArg,
         flags: i32,
     ) -> Result<Reply, Fail> {
+        let (od, op_, nd, np) = (old.dirfd, old.addr, new.dirfd, new.addr);
         if flags & (libc::AT_EMPTY_PATH | libc::AT_SYMLINK_FOLLOW) != 0 {
-            return self.sys_link_object(call, od, op_, nd, np, flags);
+            return self.sys_link_object(call, old, new, flags);
         }
         let oraw = self.read_cstr(call.tid, op_)?;
         let nraw = self.read_cstr(call.tid, np)?;
@@ -250,9 +249,9 @@ impl<H: EventHandler> Notifier<H> {
         &mut self,
         call: &mut Call,
         target: u64,
-        nd: i64,
-        np: u64,
+        new: PathArg,
     ) -> Result<Reply, Fail> {
+        let (nd, np) = (new.dirfd, new.addr);
         let traw = self.read_cstr(call.tid, target)?;
         let nraw = self.read_cstr(call.tid, np)?;
         let n = self.parent(call, nd, &nraw)?;

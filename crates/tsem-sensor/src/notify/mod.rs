@@ -164,6 +164,8 @@ struct Call {
     n: Notif,
     seq: u64,
     sys: Sysno,
+    /// The arguments, decoded (`decode.rs`).
+    req: decode::Request,
     tid: i32,
     status: Status,
     task: Task,
@@ -361,6 +363,7 @@ impl<H: EventHandler> Notifier<H> {
             n,
             seq,
             sys,
+            req: decode::decode(sys, &n.args),
             tid,
             status,
             task,

@@ -4,17 +4,24 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::PathArg;
 use super::{Call, Fail, Notifier, Reply};
 use crate::describe::Describer;
 use crate::event::EventHandler;
 use crate::sys::{self};
 
 impl<H: EventHandler> Notifier<H> {
-    pub(super) fn sys_mount(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let dev_name = self.opt_str(call, a[0])?;
-        let fs_type = self.opt_str(call, a[2])?;
-        let path = self.path_ref_of(call, libc::AT_FDCWD as i64, a[1])?;
+    pub(super) fn sys_mount(
+        &mut self,
+        call: &mut Call,
+        dev_name: u64,
+        path: u64,
+        fs_type: u64,
+        flags: u64,
+    ) -> Result<Reply, Fail> {
+        let dev_name = self.opt_str(call, dev_name)?;
+        let fs_type = self.opt_str(call, fs_type)?;
+        let path = self.path_ref_of(call, PathArg::cwd(path))?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -25,30 +32,27 @@ impl<H: EventHandler> Notifier<H> {
                 dev_name,
                 path,
                 fs_type,
-                flags: a[3],
+                flags,
             },
         );
         self.desc.reload_mounts();
         r
     }
 
-    pub(super) fn sys_umount(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let obj = self.object(call, libc::AT_FDCWD as i64, a[0], 0)?;
+    pub(super) fn sys_umount(
+        &mut self,
+        call: &mut Call,
+        path: u64,
+        flags: u32,
+    ) -> Result<Reply, Fail> {
+        let obj = self.object(call, PathArg::cwd(path), 0)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
         let abs = Describer::fd_path(obj.as_fd());
         let mnt = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), None);
-        let r = self.simple(
-            call,
-            EventType::SbUmount,
-            Cell::SbUmount {
-                mnt,
-                flags: a[1] as u32,
-            },
-        );
+        let r = self.simple(call, EventType::SbUmount, Cell::SbUmount { mnt, flags });
         self.desc.reload_mounts();
         r
     }
@@ -57,13 +61,11 @@ impl<H: EventHandler> Notifier<H> {
         &mut self,
         call: &mut Call,
         ty: EventType,
-        d1: i64,
-        p1: u64,
-        d2: i64,
-        p2: u64,
+        first: PathArg,
+        second: PathArg,
     ) -> Result<Reply, Fail> {
-        let a = self.path_ref_of(call, d1, p1)?;
-        let b = self.path_ref_of(call, d2, p2)?;
+        let a = self.path_ref_of(call, first)?;
+        let b = self.path_ref_of(call, second)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -76,9 +78,8 @@ impl<H: EventHandler> Notifier<H> {
         r
     }
 
-    pub(super) fn sys_finit_module(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let f = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_finit_module(&mut self, call: &mut Call, fd: i32) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use tsem_core::event::{Cell, EventType};
 
 use super::attr::{ATTR_FILE, ATTR_OPEN};
+use super::decode::PathArg;
 use super::{Call, Continuation, Fail, Notifier, Reply, SetAttr, errno_of, is};
 use crate::event::{Counters, EventHandler};
 use crate::sys::{self, Response};
@@ -29,16 +30,21 @@ pub fn open_f_flags(flags: u64) -> u32 {
 }
 
 impl<H: EventHandler> Notifier<H> {
-    pub(super) fn sys_openat2(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let size = a[3] as usize;
+    pub(super) fn sys_openat2(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        how_addr: u64,
+        size: u64,
+    ) -> Result<Reply, Fail> {
+        let size = size as usize;
         if size < 24 {
             return Err(Fail::Undecodable(libc::EINVAL));
         }
         if size > 4096 {
             return Err(Fail::Undecodable(libc::E2BIG));
         }
-        let how = self.read_mem(call.tid, a[2], size)?;
+        let how = self.read_mem(call.tid, how_addr, size)?;
         if how[24..].iter().any(|b| *b != 0) {
             return Err(Fail::Undecodable(libc::E2BIG));
         }
@@ -54,19 +60,19 @@ impl<H: EventHandler> Notifier<H> {
                 how[i + 7],
             ])
         };
-        self.sys_open(call, a[0] as i64, a[1], word(0), word(8), word(16))
+        self.sys_open(call, path, word(0), word(8), word(16))
     }
 
     pub(super) fn sys_open(
         &mut self,
         call: &mut Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         flags: u64,
         mode: u64,
         resolve: u64,
     ) -> Result<Reply, Fail> {
-        let raw = self.read_cstr(call.tid, path)?;
+        let dirfd = path.dirfd;
+        let raw = self.read_cstr(call.tid, path.addr)?;
         if raw.is_empty() {
             return Err(Fail::Errno(libc::ENOENT));
         }

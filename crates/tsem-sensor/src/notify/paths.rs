@@ -4,6 +4,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use super::decode::PathArg;
 use super::target::Link;
 use super::{Call, Fail, Notifier, Reply, Target, errno_of, mem_fail};
 use crate::describe::Describer;
@@ -255,11 +256,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn object(
         &mut self,
         call: &Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
         flags: i32,
     ) -> Result<OwnedFd, Fail> {
-        let raw = self.read_cstr(call.tid, path)?;
+        let dirfd = path.dirfd;
+        let raw = self.read_cstr(call.tid, path.addr)?;
         if raw.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
                 return Err(Fail::Errno(libc::ENOENT));
@@ -287,10 +288,9 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn path_ref_of(
         &mut self,
         call: &Call,
-        dirfd: i64,
-        path: u64,
+        path: PathArg,
     ) -> Result<tsem_core::event::PathRef, Fail> {
-        let obj = self.object(call, dirfd, path, 0)?;
+        let obj = self.object(call, path, 0)?;
         let st = sys::fstat(obj.as_fd())?;
         let abs = Describer::fd_path(obj.as_fd());
         let created = self.desc.created(&st);

@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::Request;
 use super::target::Link;
 use super::{
     Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_dir, open_f_flags,
@@ -35,7 +36,7 @@ fn below(root: &[u8], inner: &[u8]) -> Option<Vec<u8>> {
 
 /// The error the kernel returns for a call whose last path component is `.` or `..` (or a
 /// path of slashes): it fails them before any security hook.
-fn dot_errno(sys: Sysno, args: &[u64; 6], raw: &[u8]) -> i32 {
+fn dot_errno(sys: Sysno, req: Request, raw: &[u8]) -> i32 {
     let trimmed = {
         let mut end = raw.len();
         while end > 0 && raw[end - 1] == b'/' {
@@ -44,8 +45,7 @@ fn dot_errno(sys: Sysno, args: &[u64; 6], raw: &[u8]) -> i32 {
         &raw[..end]
     };
     let last = trimmed.rsplit(|c| *c == b'/').next().unwrap_or(b"");
-    let rmdir =
-        sys == Sysno::Rmdir || (sys == Sysno::Unlinkat && args[2] as i32 & libc::AT_REMOVEDIR != 0);
+    let rmdir = matches!(req, Request::Unlink { flags, .. } if flags & libc::AT_REMOVEDIR != 0);
     match sys {
         _ if rmdir => match last {
             b"." => libc::EINVAL,
@@ -135,7 +135,7 @@ impl<H: EventHandler> Notifier<H> {
             Err(Fail::Fallback) => return libc::EPERM,
         };
         match sys::openat2(t.dir(), &t.path, libc::O_PATH as u64, 0, t.resolve) {
-            Ok(_) => dot_errno(call.sys, &call.n.args, raw),
+            Ok(_) => dot_errno(call.sys, call.req, raw),
             Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     }
@@ -182,6 +182,7 @@ impl<H: EventHandler> Notifier<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::decode::decode;
 
     #[test]
     fn start_below_the_root() {
@@ -194,6 +195,7 @@ mod tests {
 
     #[test]
     fn dot_components_fail_like_the_kernel() {
+        let dot_errno = |s: Sysno, a: &[u64; 6], p: &[u8]| super::dot_errno(s, decode(s, a), p);
         let no = [0u64; 6];
         assert_eq!(dot_errno(Sysno::Mkdir, &no, b"a/."), libc::EEXIST);
         assert_eq!(dot_errno(Sysno::Rmdir, &no, b"a/."), libc::EINVAL);

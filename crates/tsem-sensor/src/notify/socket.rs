@@ -6,11 +6,11 @@ use std::os::fd::{AsFd, BorrowedFd};
 use tsem_core::event::{Cell, EventType, Sock, SockAddr};
 use tsem_core::{Digest, HashAlg};
 
+use super::decode::SockQuery;
 use super::target::Ident;
 use super::{Call, Fail, Notifier, Reply};
 use crate::event::EventHandler;
 use crate::sys::{self, Response};
-use crate::syscalls::Sysno;
 
 impl<H: EventHandler> Notifier<H> {
     pub(super) fn sock(&mut self, fd: BorrowedFd<'_>) -> Result<Sock, Fail> {
@@ -30,9 +30,13 @@ impl<H: EventHandler> Notifier<H> {
         })
     }
 
-    pub(super) fn sys_socket(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (family, ty, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    pub(super) fn sys_socket(
+        &mut self,
+        call: &mut Call,
+        family: i32,
+        ty: i32,
+        proto: i32,
+    ) -> Result<Reply, Fail> {
         let cell = Cell::SocketCreate {
             family: family as u32,
             sock_type: (ty & 0xf) as u32,
@@ -65,12 +69,17 @@ impl<H: EventHandler> Notifier<H> {
         }
     }
 
-    pub(super) fn sys_addr(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let bind = call.sys == Sysno::Bind;
-        let len = (a[2] as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
-        let addr = self.read_mem(call.tid, a[1], len)?;
-        let f = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_addr(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        addr_ptr: u64,
+        len: u64,
+        bind: bool,
+    ) -> Result<Reply, Fail> {
+        let len = (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+        let addr = self.read_mem(call.tid, addr_ptr, len)?;
+        let f = self.target_file(call, fd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -129,9 +138,13 @@ impl<H: EventHandler> Notifier<H> {
         })
     }
 
-    pub(super) fn sys_listen(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let f = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_listen(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        backlog: u32,
+    ) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
         let sock = self
             .sock(f.as_fd())
             .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
@@ -140,46 +153,46 @@ impl<H: EventHandler> Notifier<H> {
             EventType::SocketListen,
             Cell::SockValue {
                 sock,
-                value: a[1] as u32,
+                value: backlog,
             },
         )
     }
 
     /// getsockname, getpeername (SOCK), setsockopt (level, optname), shutdown (how): described
     /// on the caller's socket and continued.
-    pub(super) fn sys_sock_query(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let f = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_sock_query(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        query: SockQuery,
+    ) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
         let Ok(sock) = self.sock(f.as_fd()) else {
             return Ok(
                 self.no_event("not a socket: the kernel fails it (ENOTSOCK) before any hook")
             );
         };
-        let (ty, cell) = match call.sys {
-            Sysno::Getsockname => (EventType::SocketGetsockname, Cell::Sock(sock)),
-            Sysno::Getpeername => (EventType::SocketGetpeername, Cell::Sock(sock)),
-            Sysno::Setsockopt => (
+        let (ty, cell) = match query {
+            SockQuery::Name => (EventType::SocketGetsockname, Cell::Sock(sock)),
+            SockQuery::Peer => (EventType::SocketGetpeername, Cell::Sock(sock)),
+            SockQuery::Setsockopt { level, optname } => (
                 EventType::SocketSetsockopt,
                 Cell::SockOpt {
                     sock,
-                    level: a[1] as u32,
-                    optname: a[2] as u32,
+                    level,
+                    optname,
                 },
             ),
-            _ => (
+            SockQuery::Shutdown(how) => (
                 EventType::SocketShutdown,
-                Cell::SockValue {
-                    sock,
-                    value: a[1] as u32,
-                },
+                Cell::SockValue { sock, value: how },
             ),
         };
         self.simple(call, ty, cell)
     }
 
-    pub(super) fn sys_accept(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let f = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_accept(&mut self, call: &mut Call, fd: i32) -> Result<Reply, Fail> {
+        let f = self.target_file(call, fd)?;
         let sock = self
             .sock(f.as_fd())
             .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
@@ -188,13 +201,18 @@ impl<H: EventHandler> Notifier<H> {
         self.simple(call, EventType::SocketAccept, Cell::SockAddr { sock, addr })
     }
 
-    pub(super) fn sys_socketpair(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
+    pub(super) fn sys_socketpair(
+        &mut self,
+        call: &mut Call,
+        family: u32,
+        ty: u32,
+        proto: u32,
+    ) -> Result<Reply, Fail> {
         // Both sockets are created by the caller (socket_post_create) before the hook.
         let sock = Sock {
-            family: a[0] as u32,
-            sock_type: (a[1] & 0xf) as u32,
-            protocol: a[2] as u32,
+            family,
+            sock_type: ty & 0xf,
+            protocol: proto,
             owner: call.task.ident.task_id,
         };
         self.simple(

@@ -3,9 +3,9 @@
 use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::SigTarget;
 use super::{Call, Continuation, Fail, Notifier, Reply, lock};
 use crate::event::EventHandler;
-use crate::syscalls::Sysno;
 
 impl<H: EventHandler> Notifier<H> {
     pub(super) fn task_of(&self, pid: i32) -> Option<Digest> {
@@ -15,11 +15,15 @@ impl<H: EventHandler> Notifier<H> {
             .map(|t| t.ident.task_id)
     }
 
-    pub(super) fn sys_kill(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (pid, sig) = match call.sys {
-            Sysno::Kill | Sysno::Tkill | Sysno::RtSigqueueinfo => (a[0] as i32, a[1] as u32),
-            _ => (a[1] as i32, a[2] as u32),
+    pub(super) fn sys_kill(
+        &mut self,
+        call: &mut Call,
+        to: SigTarget,
+        sig: u32,
+    ) -> Result<Reply, Fail> {
+        let pid = match to {
+            SigTarget::Kill(pid) | SigTarget::Task(pid) => pid,
+            SigTarget::Thread { tid, .. } => tid,
         };
         if sig == libc::SIGURG as u32 {
             return Ok(self.no_event("task_kill skips SIGURG (spec §1.3)"));
@@ -39,15 +43,18 @@ impl<H: EventHandler> Notifier<H> {
             sig,
             cross_ns,
         };
-        if self.signal_reaches_supervisor(call, sig) {
+        if self.signal_reaches_supervisor(call, to, sig) {
             return Ok(self.ask_then_refuse(call, EventType::TaskKill, cell));
         }
         self.simple(call, EventType::TaskKill, cell)
     }
 
-    pub(super) fn sys_ptrace(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let req = a[0] as u32;
+    pub(super) fn sys_ptrace(
+        &mut self,
+        call: &mut Call,
+        req: u32,
+        pid: i32,
+    ) -> Result<Reply, Fail> {
         let zero = Digest::zero(self.shared.alg.size());
         if req == libc::PTRACE_TRACEME {
             let parent = lock(&self.shared.tree)
@@ -62,21 +69,21 @@ impl<H: EventHandler> Notifier<H> {
             );
         }
         if req == libc::PTRACE_ATTACH || req == libc::PTRACE_SEIZE {
-            return self.ptrace_attach(call, a[1] as i32);
+            return self.ptrace_attach(call, pid);
         }
         Ok(self
             .no_event("ptrace requests other than attach, seize and traceme act on tracees only"))
     }
 
-    pub(super) fn sys_setpgid(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
+    pub(super) fn sys_setpgid(
+        &mut self,
+        call: &mut Call,
+        pid: i32,
+        pgid: i32,
+    ) -> Result<Reply, Fail> {
         let zero = Digest::zero(self.shared.alg.size());
-        let pid = if a[0] as i32 == 0 {
-            call.status.tgid
-        } else {
-            a[0] as i32
-        };
-        let pgid = if a[1] as i32 == 0 { pid } else { a[1] as i32 };
+        let pid = if pid == 0 { call.status.tgid } else { pid };
+        let pgid = if pgid == 0 { pid } else { pgid };
         let task = self.task_of(pid).unwrap_or(zero);
         let source = self.task_of(pgid).unwrap_or(zero);
         self.simple(
@@ -140,9 +147,14 @@ impl<H: EventHandler> Notifier<H> {
         self.simple(call, EventType::TaskSetrlimit, cell)
     }
 
-    pub(super) fn sys_prlimit(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let pid = a[0] as i32;
+    pub(super) fn sys_prlimit(
+        &mut self,
+        call: &mut Call,
+        pid: i32,
+        resource: u64,
+        new: u64,
+        old: u64,
+    ) -> Result<Reply, Fail> {
         if pid != 0 && pid != call.status.tgid {
             // Another task's limits: task_prlimit with both credentials (LSM_PRLIMIT_READ = 1,
             // LSM_PRLIMIT_WRITE = 2). securebits are not in /proc and are reported as 0.
@@ -150,11 +162,11 @@ impl<H: EventHandler> Notifier<H> {
                 .task
                 .status(pid)
                 .map_err(|_| Fail::Errno(libc::ESRCH))?;
-            if a[2] != 0 && self.is_supervisor(pid) {
+            if new != 0 && self.is_supervisor(pid) {
                 // New limits for the supervisor (too few descriptors, too little memory).
                 return Ok(self.refuse());
             }
-            let flags = u32::from(a[3] != 0) | (u32::from(a[2] != 0) << 1);
+            let flags = u32::from(old != 0) | (u32::from(new != 0) << 1);
             let cell = Cell::TaskPrlimit {
                 cred: tsem_core::event::Creds {
                     ids: call.status.coe,
@@ -170,20 +182,24 @@ impl<H: EventHandler> Notifier<H> {
             let Some(allowed) = allowed else {
                 return Ok(Reply::Error(v.errno));
             };
-            if a[2] == 0 {
+            if new == 0 {
                 return Ok(Reply::Continue(Continuation::Allowed(allowed)));
             }
         }
-        if a[2] == 0 {
+        if new == 0 {
             return Ok(self.no_event("prlimit64 reading the caller's own limits reaches no hook"));
         }
-        self.sys_rlimit(call, pid, a[1], a[2])
+        self.sys_rlimit(call, pid, resource, new)
     }
 
-    pub(super) fn sys_setpriority(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (which, who) = (a[0] as i32, a[1] as i32);
-        let nice = (a[2] as i32).clamp(-20, 19);
+    pub(super) fn sys_setpriority(
+        &mut self,
+        call: &mut Call,
+        which: i32,
+        who: i32,
+        nice: i32,
+    ) -> Result<Reply, Fail> {
+        let nice = nice.clamp(-20, 19);
         // PRIO_PGRP and PRIO_USER reach several tasks: one event with a zero target.
         let task = if which == libc::PRIO_PROCESS as i32 {
             self.task_arg(call, who)
@@ -200,11 +216,17 @@ impl<H: EventHandler> Notifier<H> {
         )
     }
 
-    pub(super) fn sys_ioprio(&mut self, call: &mut Call, set: bool) -> Result<Reply, Fail> {
-        let a = call.n.args;
+    pub(super) fn sys_ioprio(
+        &mut self,
+        call: &mut Call,
+        set: bool,
+        which: u64,
+        who: i32,
+        prio: u32,
+    ) -> Result<Reply, Fail> {
         // IOPRIO_WHO_PROCESS = 1; groups and users reach several tasks.
-        let task = if a[0] == 1 {
-            self.task_arg(call, a[1] as i32)
+        let task = if which == 1 {
+            self.task_arg(call, who)
         } else {
             Digest::zero(self.shared.alg.size())
         };
@@ -212,21 +234,22 @@ impl<H: EventHandler> Notifier<H> {
             self.simple(
                 call,
                 EventType::TaskSetioprio,
-                Cell::TaskValue {
-                    task,
-                    value: a[2] as u32,
-                },
+                Cell::TaskValue { task, value: prio },
             )
         } else {
             self.simple(call, EventType::TaskGetioprio, Cell::Task { task })
         }
     }
 
-    pub(super) fn sys_capget(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let hdr = self.read_mem(call.tid, a[0], 8)?;
+    pub(super) fn sys_capget(
+        &mut self,
+        call: &mut Call,
+        hdr_addr: u64,
+        data: u64,
+    ) -> Result<Reply, Fail> {
+        let hdr = self.read_mem(call.tid, hdr_addr, 8)?;
         let pid = i32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]);
-        if a[1] == 0 {
+        if data == 0 {
             return Ok(self.no_event("capget version probe: no capability is read"));
         }
         let st = if pid == 0 {
@@ -248,10 +271,13 @@ impl<H: EventHandler> Notifier<H> {
         self.simple(call, EventType::Capget, cell)
     }
 
-    pub(super) fn sys_prctl(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let option = a[0] as u32;
-        let mut arg2 = a[1];
+    pub(super) fn sys_prctl(
+        &mut self,
+        call: &mut Call,
+        option: u32,
+        args: [u64; 4],
+    ) -> Result<Reply, Fail> {
+        let mut arg2 = args[0];
         if option == libc::PR_SET_NAME as u32 || option == libc::PR_GET_NAME as u32 {
             arg2 = 0;
         }
@@ -260,17 +286,21 @@ impl<H: EventHandler> Notifier<H> {
             EventType::TaskPrctl,
             Cell::TaskPrctl {
                 option,
-                args: [arg2, a[2], a[3], a[4]],
+                args: [arg2, args[1], args[2], args[3]],
             },
         )
     }
 
-    pub(super) fn sys_capset(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let hdr = self.read_mem(call.tid, a[0], 8)?;
+    pub(super) fn sys_capset(
+        &mut self,
+        call: &mut Call,
+        hdr_addr: u64,
+        data_addr: u64,
+    ) -> Result<Reply, Fail> {
+        let hdr = self.read_mem(call.tid, hdr_addr, 8)?;
         let version = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
         let words = if version == 0x1998_0330 { 1 } else { 2 };
-        let data = self.read_mem(call.tid, a[1], 12 * words)?;
+        let data = self.read_mem(call.tid, data_addr, 12 * words)?;
         let w = |i: usize| u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
         let mut caps = [0u64; 3];
         for k in 0..words {
