@@ -24,6 +24,7 @@ pub mod describe;
 pub mod digest_cache;
 pub mod event;
 pub mod filter;
+pub mod modeler;
 pub mod notify;
 pub mod procfs;
 pub mod supervisor;
@@ -33,6 +34,7 @@ pub mod syscalls;
 pub mod tree;
 
 pub use event::{EventHandler, ExecEvent, RawEvent, Stats, Verdict};
+pub use modeler::{Extras, Modeler};
 pub use supervisor::{Exit, Report, SensorConfig, WaitMode, run};
 pub use syscalls::{Hot, Observe, Sysno};
 

@@ -677,15 +677,7 @@ fn deliver<H: EventHandler>(
             cell,
         },
     };
-    Counters::bump(&shared.counters.events);
-    let v = lock(&shared.handler).on_event(&raw);
-    if v.taint {
-        lock(&shared.tree).taint(tid);
-    }
-    if !v.allow {
-        Counters::bump(&shared.counters.denied);
-    }
-    v
+    crate::notify::submit(shared, &raw)
 }
 
 /// The file-backed mappings of a new image and the files behind them.

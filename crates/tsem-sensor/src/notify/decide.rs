@@ -82,15 +82,9 @@ impl<H: EventHandler> Notifier<H> {
             emulated: call.emulated,
             event,
         };
-        Counters::bump(&self.shared.counters.events);
-        let (v, allowed) = verdict::model(&self.shared.handler, &raw);
-        if v.taint && !call.task.untrusted {
-            call.task.untrusted = true;
-            lock(&self.shared.tree).taint(call.tid);
-        }
-        if !v.allow {
-            Counters::bump(&self.shared.counters.denied);
-        }
+        let (v, allowed) = verdict::model(&self.shared, &raw);
+        // Later events of this call carry the mark the tree now has.
+        call.task.untrusted |= v.taint;
         (v, allowed)
     }
 

@@ -34,6 +34,7 @@ pub use socket::parse_sockaddr;
 
 use attr::SetAttr;
 use paths::{Parent, cstring, is, names_other_proc, open_dir, rewrite_self, split_parent};
+pub(crate) use verdict::submit;
 use verdict::{Allowed, Continuation};
 
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ use tsem_core::event::{Cell, EventType};
 
 use super::decode::SigTarget;
 use super::target::Ident;
-use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, lock, stat_of};
+use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, stat_of, verdict};
 use crate::event::{Counters, EventHandler};
 use crate::sys;
 
@@ -364,10 +364,8 @@ impl<H: EventHandler> Notifier<H> {
         if flags & u64::from(crate::filter::CLONE_UNTRACED) == 0 {
             return self.no_event("an ordinary clone: the tracer follows the child");
         }
-        if !call.task.untrusted {
-            call.task.untrusted = true;
-            lock(&self.shared.tree).taint(call.tid);
-        }
+        call.task.untrusted = true;
+        verdict::taint(&self.shared, call.tid);
         self.refuse()
     }
 
