@@ -11,6 +11,7 @@ mod attr;
 mod contents;
 mod decide;
 mod decode;
+mod dispatch;
 mod exec;
 mod inode;
 mod ipc;
