@@ -14,6 +14,7 @@
 //!
 //! The file format and the signed encoding are described in `docs/attestation.md` and
 //! [`claims`].
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod attestation;

@@ -2,6 +2,7 @@
 //!
 //! The binary is thin: every subcommand parses its arguments and calls into the library crates.
 //! Errors are printed as one line `tsem: error: ...` and give exit status 1; usage errors give 2.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

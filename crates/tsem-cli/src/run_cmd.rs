@@ -9,11 +9,15 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
+use std::borrow::Cow;
+
+use tsem_core::RawStr;
+use tsem_core::event::Event;
+use tsem_core::namespace::{Mode, Namespace, Outcome};
 use tsem_format::model_file::Line;
 use tsem_format::{RecordKind, write_event, write_event_json};
 use tsem_sensor::supervisor::SpawnError;
-use tsem_sensor::{EventHandler, RawEvent, SensorConfig, Verdict};
+use tsem_sensor::{Extras, Modeler, SensorConfig};
 
 use crate::model_cmd::write_atomic;
 use crate::replay::{namespace_for, summary};
@@ -131,23 +135,19 @@ struct Progress {
     last: Instant,
 }
 
-/// The modeling layer plugged into the sensor.
-struct Modeler {
-    ns: Namespace,
-    /// The kernel backstop's access set being learned (learning runs only).
-    learner: Option<tsem_sensor::backstop::learn::Learner>,
+/// What `tsem run` adds around the sensor's [`Modeler`]: naming rules and outputs, the live
+/// mirror and export, a progress line. None of it decides a verdict.
+struct RunExtras {
     /// Naming rules, outputs, the whole trajectory and the outcome in words.
     shaper: crate::learning::Shaper,
-    /// Events the namespace could not model (counted as lost).
-    errors: u64,
     progress: Option<Progress>,
     /// The control socket's mirror and the export stream, fed after each event.
     live: crate::live::Live,
 }
 
-impl Modeler {
+impl RunExtras {
     /// Redraw the progress line at most every 200 ms, or now if `force`.
-    fn tick(&mut self, force: bool) {
+    fn tick(&mut self, ns: &Namespace, force: bool) {
         let Some(p) = &mut self.progress else { return };
         let now = Instant::now();
         if !force && now.duration_since(p.last).as_millis() < 200 {
@@ -155,7 +155,6 @@ impl Modeler {
         }
         p.last = now;
         let secs = now.duration_since(p.start).as_secs_f64().max(1e-3);
-        let ns = &self.ns;
         eprint!(
             "\r\x1b[Ktsem: {} events ({:.0}/s), {} points, {} forensics, {} denied",
             ns.events(),
@@ -168,47 +167,22 @@ impl Modeler {
     }
 }
 
-impl EventHandler for Modeler {
-    fn on_event(&mut self, ev: &RawEvent) -> Verdict {
-        let key = ev.tid as u64;
-        if let Some(l) = &mut self.learner {
-            l.observe(&ev.event);
-        }
-        // The sensor's untrusted mark follows forks; the namespace keys tasks by tid.
-        if ev.untrusted {
-            self.ns.mark_untrusted(key);
-        }
-        let event = self.shaper.shape(&ev.event, ev.tid);
-        let v = match self.ns.model(key, &event) {
-            Ok(o) => {
-                let mode = self.ns.mode();
-                self.shaper.outcome(&event, ev.tid, ev.untrusted, &o, mode);
-                let v = match o.verdict {
-                    NsVerdict::Allow => Verdict::allow(),
-                    NsVerdict::Deny => Verdict::deny(libc_eperm()),
-                };
-                if o.forensic { v.tainting() } else { v }
-            }
-            Err(_) => {
-                self.errors += 1;
-                if self.ns.mode() == Mode::Enforcing {
-                    Verdict::deny(libc_eperm())
-                } else {
-                    Verdict::allow()
-                }
-            }
-        };
-        self.live.after_event(&self.ns, &event, ev.untrusted);
-        self.tick(false);
-        v
+impl Extras for RunExtras {
+    fn shape<'a>(&mut self, ev: &'a Event, tid: i32) -> Cow<'a, Event> {
+        self.shaper.shape(ev, tid)
     }
 
-    fn on_exec(&mut self, ev: &tsem_sensor::ExecEvent) {
-        self.shaper.executed(ev.tid, &ev.exe.path.pathname);
+    fn outcome(&mut self, ev: &Event, tid: i32, untrusted: bool, o: &Outcome, mode: Mode) {
+        self.shaper.outcome(ev, tid, untrusted, o, mode);
     }
 
-    fn on_exit(&mut self, tid: i32) {
-        self.ns.on_exit(tid as u64);
+    fn after_event(&mut self, ns: &Namespace, ev: &Event, untrusted: bool) {
+        self.live.after_event(ns, ev, untrusted);
+        self.tick(ns, false);
+    }
+
+    fn executed(&mut self, tid: i32, path: &RawStr) {
+        self.shaper.executed(tid, path);
     }
 }
 
@@ -296,14 +270,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
     let live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
-    let modeler = Modeler {
-        ns,
-        learner: crate::backstop::learner(&backstop),
+    let extras = RunExtras {
         shaper,
-        errors: 0,
         progress,
         live,
     };
+    let modeler = Modeler::new(ns, crate::backstop::learner(&backstop), extras);
     let cfg = SensorConfig {
         alg: a.ns.digest,
         mapping: a.ns.mapping,
@@ -326,12 +298,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
         Err(e) => return Err(e).context("cannot run the workload"),
     };
-    if report.handler.progress.is_some() {
-        report.handler.tick(true);
+    let handler = &mut report.handler;
+    if handler.extras.progress.is_some() {
+        handler.extras.tick(&handler.ns, true);
         eprintln!();
     }
-    let exports = report.handler.live.finish();
-    let learned = crate::backstop::learned_set(&backstop, report.handler.learner.take());
+    let exports = handler.extras.live.finish();
+    let learned = crate::backstop::learned_set(&backstop, handler.learner.take());
     let m = &report.handler;
     if let Some(e) = &report.digest_cache_error {
         eprintln!("tsem: warning: {e}");
@@ -349,7 +322,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Some(crate::learning::relearn(
             ran,
             input.as_ref(),
-            m.shaper.outputs(),
+            m.extras.shaper.outputs(),
         )?)
     } else {
         None
@@ -375,7 +348,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         write_atomic(p, &model.to_text())?;
     }
     if let Some(p) = &a.trajectory {
-        let all = m.shaper.whole().unwrap_or_default();
+        let all = m.extras.shaper.whole().unwrap_or_default();
         write_events(p, &crate::learning::with_pseudonyms(ns, all))?;
     }
     if let Some(p) = &a.forensics {
@@ -389,7 +362,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         v["forensics_events"] = json!(ran.forensics_events());
         v["denied"] = json!(ran.denied());
         v["pseudonyms"] = json!(ns.pseudonyms().count());
-        v["outcome"] = json!(m.shaper.sentence(ran));
+        v["outcome"] = json!(m.extras.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
         // Calls the sensor refuses in every mode (it cannot describe or perform them) are
         // denials too.
@@ -413,6 +386,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "protected": s.protected,
             "refused": s.refused,
             "unfaithful": s.unfaithful,
+            "undecodable": s.undecodable,
             "tasks": s.tasks,
             "execs": s.execs,
         });
@@ -431,7 +405,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .join(" ");
         crate::attest_cmd::finish(p, ran, model, s.lost + m.errors, workload)?;
     }
-    if let Some(words) = m.shaper.sentence(ran) {
+    if let Some(words) = m.extras.shaper.sentence(ran) {
         eprintln!(
             "tsem: {words}{}",
             a.forensics

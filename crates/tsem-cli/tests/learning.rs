@@ -486,6 +486,68 @@ fn incremental_make_build_learns_and_holds() {
     assert!(w.dir.join("prog").exists() && w.dir.join("util.o").exists());
 }
 
+/// The sample C build of `tsem bench run` (samples/cbuild), learned in two separate runs from a
+/// clean tree, gives the same model: the same points, pseudonyms, rules and backstop. Points are
+/// compared as a set: `make -j2` orders them differently from run to run, and a model's state
+/// does not depend on their order. The same comparison, between a build of tsem before and after
+/// a change to the sensor, shows the change described nothing differently.
+#[test]
+fn the_sample_c_build_learns_the_same_model_twice() {
+    if !have("make") || !have("cc") {
+        eprintln!("skipped: make or cc is not installed");
+        return;
+    }
+    let root = common::scratch("learn", "cbuild-twice");
+    let dir = root.join("cbuild");
+    std::fs::create_dir_all(&dir).unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/cbuild");
+    for e in std::fs::read_dir(&samples).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let learn = |name: &str| -> Vec<u8> {
+        for f in ["main.o", "util.o", "hello"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let model = root.join(name);
+        let o = common::tsem()
+            .args(["run", "--learn", "--no-digest-cache", "-o"])
+            .arg(&model)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "sort words.txt | uniq -c | wc -l > /dev/null && make -s -j2 && ./hello > /dev/null",
+            ])
+            .current_dir(&dir)
+            .env("HOME", &root)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "learning failed: {}", stderr(&o));
+        std::fs::read(&model).unwrap()
+    };
+    let lines = |m: &[u8]| {
+        let mut v: Vec<Vec<u8>> = m.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (learn("first.model"), learn("second.model"));
+    assert!(
+        a.split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(b"state "))
+            .count()
+            > 100,
+        "the build learned almost nothing"
+    );
+    assert_eq!(
+        lines(&a),
+        lines(&b),
+        "two learning runs of the same build differ"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 fn archive_workload(name: &str) -> Workload {
     let w = Workload::new(
         name,

@@ -8,6 +8,7 @@
 //!
 //! The byte layouts follow `docs/tsem-spec.md` (TSEM kernel model0, post-v4 by default) and are
 //! verified bit-exact against real TSEM captures in the conformance tests.
+#![forbid(unsafe_code)]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 

@@ -5,6 +5,7 @@
 //! RSA signatures (plus an Ed25519 signature of our own). Parsers are strict and report the line,
 //! byte offset and field of anything they reject; they never panic on any input. Event records
 //! are read and written as bytes: kernel strings are the kernel's bytes (docs/raw-bytes.md).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod event_json;

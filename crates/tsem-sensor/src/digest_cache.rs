@@ -127,8 +127,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 fn check_owner(path: &Path, m: &std::fs::Metadata) -> Result<(), StoreError> {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::geteuid();
     if m.uid() != me {
         return Err(StoreError::Insecure {
             path: path.to_path_buf(),
@@ -163,8 +162,7 @@ pub fn default_path(alg: HashAlg) -> Option<PathBuf> {
 /// checked by [`Store::open`] like any store, so a directory someone else made is refused.
 pub fn fallback_paths(alg: HashAlg) -> Vec<PathBuf> {
     let file = format!("digests-{}", alg.name());
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::geteuid();
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
         .map(|d| PathBuf::from(d).join("tsem").join(&file));
@@ -429,7 +427,8 @@ mod tests {
 
     #[test]
     fn guard_decisions() {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let root = std::fs::File::open("/").unwrap();
+        let mut st = crate::sys::fstat(std::os::fd::AsFd::as_fd(&root)).unwrap();
         let p = Protected {
             file: Some((1, 10)),
             dir: Some((1, 9)),

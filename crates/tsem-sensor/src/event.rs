@@ -136,6 +136,10 @@ pub struct Counters {
     /// Calls the supervisor could not perform as the task would (other credentials): refused
     /// with EPERM when enforcing, else continued by the kernel after their verdict.
     pub unfaithful: AtomicU64,
+    /// Calls whose arguments the supervisor could not read or decode (a bad pointer, a path
+    /// without its NUL, a malformed structure): answered with the kernel's error for them,
+    /// never continued.
+    pub undecodable: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -165,6 +169,8 @@ pub struct Stats {
     pub refused: u64,
     /// See [`Counters::unfaithful`].
     pub unfaithful: u64,
+    /// See [`Counters::undecodable`].
+    pub undecodable: u64,
     /// Tasks followed.
     pub tasks: u64,
     /// Exec stops.
@@ -193,6 +199,7 @@ impl Counters {
             protected: g(&self.protected),
             refused: g(&self.refused),
             unfaithful: g(&self.unfaithful),
+            undecodable: g(&self.undecodable),
             tasks: 0,
             execs: 0,
         }

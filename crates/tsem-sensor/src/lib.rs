@@ -15,20 +15,26 @@
 //! Fail closed: the workload dies with the supervisor (`PTRACE_O_EXITKILL`, `PR_SET_PDEATHSIG`),
 //! and a listener failure kills it.
 #![warn(missing_docs)]
+// `unsafe` lives at the syscall boundary (`sys`) only, each block with its `// SAFETY:` reason.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backstop;
 pub mod describe;
 pub mod digest_cache;
 pub mod event;
 pub mod filter;
+pub mod modeler;
 pub mod notify;
 pub mod procfs;
 pub mod supervisor;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod syscalls;
 pub mod tree;
 
 pub use event::{EventHandler, ExecEvent, RawEvent, Stats, Verdict};
+pub use modeler::{Extras, Modeler};
 pub use supervisor::{Exit, Report, SensorConfig, WaitMode, run};
 pub use syscalls::{Hot, Observe, Sysno};
 

@@ -228,10 +228,6 @@ pub fn run<H: EventHandler + 'static>(
             CString::new(b).map_err(|_| SpawnError::Nul)
         })
         .collect::<Result<_, _>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
     let backstop = config
         .backstop
         .as_ref()
@@ -239,8 +235,8 @@ pub fn run<H: EventHandler + 'static>(
         .transpose()?;
     let plan = ChildPlan {
         path: path_c,
-        argv: argv_p,
-        envp,
+        argv: args,
+        envp: env,
         filter: filter::build(
             &Sysno::ALL
                 .iter()
@@ -681,15 +677,7 @@ fn deliver<H: EventHandler>(
             cell,
         },
     };
-    Counters::bump(&shared.counters.events);
-    let v = lock(&shared.handler).on_event(&raw);
-    if v.taint {
-        lock(&shared.tree).taint(tid);
-    }
-    if !v.allow {
-        Counters::bump(&shared.counters.denied);
-    }
-    v
+    crate::notify::submit(shared, &raw)
 }
 
 /// The file-backed mappings of a new image and the files behind them.

@@ -27,13 +27,18 @@ fn workload_is_killed_when_the_supervisor_dies() {
     let (r, w) = sys::pipe().unwrap();
     let mut w = Some(w);
     // The supervisor runs in a child process so that it can be killed.
-    let sup = sys::fork_fn(move || {
-        let argv: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), "sleep 300; exit 0".into()];
-        match tsem_sensor::run(&argv, &SensorConfig::default(), Reporter(w.take())) {
-            Ok(_) => 0,
-            Err(_) => 1,
-        }
-    })
+    // SAFETY: this test binary runs this one test; the harness's other threads hold no lock the
+    // child needs (it starts a supervisor of its own, as `tsem run` does in a fresh process).
+    let sup = unsafe {
+        sys::fork_fn(move || {
+            let argv: Vec<OsString> =
+                vec!["/bin/sh".into(), "-c".into(), "sleep 300; exit 0".into()];
+            match tsem_sensor::run(&argv, &SensorConfig::default(), Reporter(w.take())) {
+                Ok(_) => 0,
+                Err(_) => 1,
+            }
+        })
+    }
     .unwrap();
     let mut b = [0u8; 4];
     assert_eq!(

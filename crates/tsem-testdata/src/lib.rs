@@ -4,6 +4,7 @@
 //!
 //! # Warning
 //! Missing data panics: a conformance test that cannot find its data must fail, not pass vacuously.
+#![forbid(unsafe_code)]
 #![allow(clippy::panic)]
 
 use std::path::PathBuf;

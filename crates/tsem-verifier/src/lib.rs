@@ -10,6 +10,7 @@
 //! PostgreSQL for several verifier processes sharing the work through leases. The REST API is
 //! described in `docs/verifier.md`; [`client`] is its blocking client. The feature `server`
 //! (default) builds the service; without it only [`protocol`] and [`client`] remain.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "server")]

@@ -105,17 +105,7 @@ impl Prepared {
 /// The kernel's Landlock ABI version, 0 without Landlock. For reporting only: the rights
 /// requested are always [`TESTED_ABI`]'s.
 pub fn kernel_abi() -> u32 {
-    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION with a NULL attribute and size 0 only returns the
-    // version; no memory is read or written.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32, // LANDLOCK_CREATE_RULESET_VERSION
-        )
-    };
-    u32::try_from(v).unwrap_or(0)
+    crate::sys::landlock_abi()
 }
 
 fn scopes(set: &AccessSet) -> BitFlags<Scope> {

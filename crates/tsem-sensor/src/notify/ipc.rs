@@ -18,12 +18,8 @@ use super::{Call, EventHandler, Fail, Notifier, Reply};
 const KEY_ALLOC_IN_QUOTA: u64 = 0;
 
 impl<H: EventHandler> Notifier<H> {
-    pub(super) fn sys_bpf(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let cell = Cell::Bpf {
-            cmd: a[0] as u32,
-            size: a[2] as u32,
-        };
+    pub(super) fn sys_bpf(&mut self, call: &mut Call, cmd: u32, size: u32) -> Result<Reply, Fail> {
+        let cell = Cell::Bpf { cmd, size };
         self.simple(call, EventType::Bpf, cell)
     }
 

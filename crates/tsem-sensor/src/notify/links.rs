@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::PathArg;
 use super::{
     Call, EventHandler, Fail, Notifier, Parent, Reply, cstring, is, names_other_proc, op_reply,
     rewrite_self, split_parent,
@@ -91,12 +92,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn sys_link_object(
         &mut self,
         call: &mut Call,
-        od: i64,
-        op_: u64,
-        nd: i64,
-        np: u64,
+        old: PathArg,
+        new: PathArg,
         flags: i32,
     ) -> Result<Reply, Fail> {
+        let (od, op_, nd, np) = (old.dirfd, old.addr, new.dirfd, new.addr);
         let oraw = self.read_cstr(call.tid, op_)?;
         let nraw = self.read_cstr(call.tid, np)?;
         let by_fd = oraw.is_empty();

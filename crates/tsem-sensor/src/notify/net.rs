@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Counters, EventHandler, Fail, Notifier, Reply, errno_of, map_mem_err};
+use super::target::Link;
+use super::{Call, Counters, EventHandler, Fail, Notifier, Reply, errno_of, mem_fail};
 use crate::sys::{self, Response, acts};
-use crate::syscalls::Sysno;
 
 /// At most this much data is copied for one send or receive (a stream send is then short).
 const DATA_MAX: usize = 4 << 20;
@@ -131,34 +131,42 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn gather(&self, call: &Call, iov: &[(u64, usize)]) -> Result<Vec<u8>, Fail> {
-        acts::process_vm_gather(call.tid, iov, DATA_MAX).map_err(|e| Fail::Errno(map_mem_err(&e)))
+        acts::process_vm_gather(call.tid, iov, DATA_MAX).map_err(|e| mem_fail(&e))
     }
 
-    pub(super) fn sys_sendto(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let alen = a[5] as u32 as usize;
+    pub(super) fn sys_sendto(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        (buf, len): (u64, u64),
+        flags: i32,
+        (name_addr, namelen): (u64, u32),
+    ) -> Result<Reply, Fail> {
+        let alen = namelen as usize;
         if alen > NAME_MAX {
             return Err(Fail::Errno(libc::EINVAL));
         }
-        let name = if a[4] != 0 && alen > 0 {
-            self.read_mem(call.tid, a[4], alen)?
+        let name = if name_addr != 0 && alen > 0 {
+            self.read_mem(call.tid, name_addr, alen)?
         } else {
             Vec::new()
         };
-        let data = self.gather(call, &[(a[1], a[2] as usize)])?;
-        self.send(call, a[0] as i32, name, data, Vec::new(), a[3] as i32, None)
+        let data = self.gather(call, &[(buf, len as usize)])?;
+        self.send(call, fd, name, data, Vec::new(), flags, None)
     }
 
-    pub(super) fn sys_sendmsg(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let (hdr, flags, mmsg) = if call.sys == Sysno::Sendmmsg {
-            if a[2] as u32 == 0 {
-                return Ok(Reply::Value(0));
-            }
-            (a[1], a[3] as i32, Some(a[1]))
-        } else {
-            (a[1], a[2] as i32, None)
-        };
+    pub(super) fn sys_sendmsg(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        hdr: u64,
+        flags: i32,
+        batch: Option<u32>,
+    ) -> Result<Reply, Fail> {
+        if batch == Some(0) {
+            return Ok(Reply::Value(0));
+        }
+        let mmsg = batch.map(|_| hdr);
         let h = self.msghdr(call, hdr)?;
         let name = if h.name != 0 && h.namelen > 0 {
             if h.namelen as usize > NAME_MAX {
@@ -178,7 +186,7 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             Vec::new()
         };
-        self.send(call, a[0] as i32, name, data, control, flags, mmsg)
+        self.send(call, fd, name, data, control, flags, mmsg)
     }
 
     /// The caller's control bytes with each `SCM_RIGHTS` descriptor replaced by the
@@ -266,10 +274,7 @@ impl<H: EventHandler> Notifier<H> {
             }
         }
         let cwd = if unix_path && name[2] != b'/' {
-            Some(sys::open(
-                &format!("/proc/{}/cwd", call.tid),
-                libc::O_PATH | libc::O_DIRECTORY,
-            )?)
+            Some(self.task.open_link(call.tid, Link::Cwd)?)
         } else {
             None
         };
@@ -348,20 +353,21 @@ impl<H: EventHandler> Notifier<H> {
         Ok(reply(work()))
     }
 
-    pub(super) fn sys_recvmsg(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let mmsg = call.sys == Sysno::Recvmmsg;
-        let (hdr, flags) = if mmsg {
-            if a[2] as u32 == 0 {
-                return Ok(Reply::Value(0));
-            }
-            (a[1], a[3] as i32)
-        } else {
-            (a[1], a[2] as i32)
-        };
+    pub(super) fn sys_recvmsg(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        hdr: u64,
+        flags: i32,
+        batch: Option<u32>,
+    ) -> Result<Reply, Fail> {
+        let mmsg = batch.is_some();
+        if batch == Some(0) {
+            return Ok(Reply::Value(0));
+        }
         let h = self.msghdr(call, hdr)?;
         let iov = self.iovecs(call, &h)?;
-        let sock = self.target_file(call, a[0] as i32)?;
+        let sock = self.target_file(call, fd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -515,10 +521,7 @@ impl<H: EventHandler> Notifier<H> {
         addr: Vec<u8>,
         bind: bool,
     ) -> Result<Reply, Fail> {
-        let cwd = sys::open(
-            &format!("/proc/{}/cwd", call.tid),
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?;
+        let cwd = self.task.open_link(call.tid, Link::Cwd)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -553,6 +556,7 @@ impl<H: EventHandler> Notifier<H> {
             n: call.n,
             seq: call.seq,
             sys: call.sys,
+            req: call.req,
             tid: call.tid,
             status: call.status.clone(),
             task: call.task.clone(),

@@ -16,10 +16,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
-use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, lock, stat_of};
+use super::decode::SigTarget;
+use super::target::Ident;
+use super::{Call, Continuation, Fail, Notifier, Reply, Target, is, stat_of, verdict};
 use crate::event::{Counters, EventHandler};
 use crate::sys;
-use crate::syscalls::Sysno;
 
 /// `PTRACE_MODE_ATTACH | PTRACE_MODE_REALCREDS`: what `process_vm_*` and `pidfd_getfd` check.
 const ATTACH_REALCREDS: u32 = 0x02 | 0x08;
@@ -111,14 +112,10 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Whether a signal call would reach the supervisor (see the module documentation).
-    pub(super) fn signal_reaches_supervisor(&self, call: &Call, sig: u32) -> bool {
-        let a = call.n.args;
-        match call.sys {
-            Sysno::Tgkill | Sysno::RtTgsigqueueinfo => {
-                self.is_supervisor(a[0] as i32) || self.is_supervisor(a[1] as i32)
-            }
-            Sysno::Kill => {
-                let pid = a[0] as i32;
+    pub(super) fn signal_reaches_supervisor(&self, call: &Call, to: SigTarget, sig: u32) -> bool {
+        match to {
+            SigTarget::Thread { tgid, tid } => self.is_supervisor(tgid) || self.is_supervisor(tid),
+            SigTarget::Kill(pid) => {
                 if pid > 0 {
                     return self.is_supervisor(pid);
                 }
@@ -135,7 +132,7 @@ impl<H: EventHandler> Notifier<H> {
                 };
                 is_stop_signal(sig) && sys::getpgid(0).is_ok_and(|own| own == group)
             }
-            _ => self.is_supervisor(a[0] as i32),
+            SigTarget::Task(pid) => self.is_supervisor(pid),
         }
     }
 
@@ -192,15 +189,19 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
     fn same_pidns(&self, call: &Call) -> bool {
-        let theirs = stat_of(&format!("/proc/{}/ns/pid", call.tid));
+        let theirs = self.task.identity(call.tid, Ident::PidNs);
         theirs.is_some() && theirs == stat_of("/proc/self/ns/pid")
     }
 
     /// `pidfd_open`: performed by the supervisor for a task of the workload (the pidfd names
     /// the task checked, whatever happens to the number later); refused for any other task.
     /// TSEM has no event for it: what a pidfd allows is checked when it is used.
-    pub(super) fn sys_pidfd_open(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let (pid, flags) = (call.n.args[0] as i32, call.n.args[1] as u32);
+    pub(super) fn sys_pidfd_open(
+        &mut self,
+        call: &mut Call,
+        pid: i32,
+        flags: u32,
+    ) -> Result<Reply, Fail> {
         if pid <= 0 {
             return Err(Fail::Errno(libc::EINVAL));
         }
@@ -222,19 +223,24 @@ impl<H: EventHandler> Notifier<H> {
     /// `pidfd_getfd`: ptrace_access_check on the pidfd's task (none for the caller's own
     /// process, as in the kernel), then file_receive of the descriptor. The supervisor fetches
     /// it through the caller's own pidfd and injects it.
-    pub(super) fn sys_pidfd_getfd(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        if a[2] != 0 {
+    pub(super) fn sys_pidfd_getfd(
+        &mut self,
+        call: &mut Call,
+        pidfd_num: i32,
+        fd: i32,
+        flags: u64,
+    ) -> Result<Reply, Fail> {
+        if flags != 0 {
             return Err(Fail::Errno(libc::EINVAL));
         }
-        let pidfd = self.target_file(call, a[0] as i32)?;
+        let pidfd = self.target_file(call, pidfd_num)?;
         let pid = pidfd_pid(pidfd.as_fd())?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let zero = Digest::zero(self.shared.alg.size());
         let caller_tgid = call.status.tgid;
-        let target_tgid = crate::procfs::read_status(pid).map(|s| s.tgid).unwrap_or(0);
+        let target_tgid = self.task.status(pid).map(|s| s.tgid).unwrap_or(0);
         self.performs(call);
         if target_tgid != caller_tgid {
             let cell = |child| Cell::PtraceAccess {
@@ -257,7 +263,7 @@ impl<H: EventHandler> Notifier<H> {
                 }
             }
         }
-        let file = sys::pidfd_getfd(pidfd.as_fd(), a[1] as i32)?;
+        let file = sys::pidfd_getfd(pidfd.as_fd(), fd)?;
         let st = sys::fstat(file.as_fd())?;
         let flags = sys::status_flags(file.as_fd()).unwrap_or(0) as u32;
         let reader = if is(&st, libc::S_IFREG) {
@@ -280,10 +286,14 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// `pidfd_send_signal`: task_kill on the pidfd's task, like kill(2).
-    pub(super) fn sys_pidfd_send_signal(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let a = call.n.args;
-        let sig = a[1] as u32;
-        let pidfd = self.target_file(call, a[0] as i32)?;
+    pub(super) fn sys_pidfd_send_signal(
+        &mut self,
+        call: &mut Call,
+        pidfd_num: i32,
+        sig: u32,
+        flags: u64,
+    ) -> Result<Reply, Fail> {
+        let pidfd = self.target_file(call, pidfd_num)?;
         let pid = pidfd_pid(pidfd.as_fd())?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
@@ -292,7 +302,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(self.no_event("task_kill skips SIGURG (spec §1.3)"));
         }
         let zero = Digest::zero(self.shared.alg.size());
-        let group = a[3] & PIDFD_SIGNAL_PROCESS_GROUP != 0;
+        let group = flags & PIDFD_SIGNAL_PROCESS_GROUP != 0;
         let whom = self.whom(pid);
         let (target, cross_ns) = match (&whom, group) {
             (_, true) => (zero, 0),
@@ -321,8 +331,7 @@ impl<H: EventHandler> Notifier<H> {
     /// `process_vm_readv`/`process_vm_writev`: ptrace_access_check on the target (none for the
     /// caller's own process, as in the kernel); the target is a number in a register, so the
     /// kernel acts on the task checked. Any task outside the workload is refused.
-    pub(super) fn sys_process_vm(&mut self, call: &mut Call) -> Result<Reply, Fail> {
-        let pid = call.n.args[0] as i32;
+    pub(super) fn sys_process_vm(&mut self, call: &mut Call, pid: i32) -> Result<Reply, Fail> {
         let zero = Digest::zero(self.shared.alg.size());
         let cell = |child| Cell::PtraceAccess {
             child,
@@ -333,8 +342,10 @@ impl<H: EventHandler> Notifier<H> {
         }
         match self.whom(pid) {
             Whom::Workload(t) => {
-                let same_process =
-                    crate::procfs::read_status(pid).is_ok_and(|s| s.tgid == call.status.tgid);
+                let same_process = self
+                    .task
+                    .status(pid)
+                    .is_ok_and(|s| s.tgid == call.status.tgid);
                 if same_process {
                     return Ok(self.no_event(
                         "process_vm_* within the caller's own process: no ptrace check",
@@ -349,14 +360,12 @@ impl<H: EventHandler> Notifier<H> {
     /// `clone` with `CLONE_UNTRACED` (the only clone the filter notifies): the child would run
     /// with no exec stop and no identity of its own, and outlive the supervisor. Refused in
     /// every mode, and the caller is marked untrusted.
-    pub(super) fn sys_clone_untraced(&mut self, call: &mut Call) -> Reply {
-        if call.n.args[0] & u64::from(crate::filter::CLONE_UNTRACED) == 0 {
+    pub(super) fn sys_clone_untraced(&mut self, call: &mut Call, flags: u64) -> Reply {
+        if flags & u64::from(crate::filter::CLONE_UNTRACED) == 0 {
             return self.no_event("an ordinary clone: the tracer follows the child");
         }
-        if !call.task.untrusted {
-            call.task.untrusted = true;
-            lock(&self.shared.tree).taint(call.tid);
-        }
+        call.task.untrusted = true;
+        verdict::taint(&self.shared, call.tid);
         self.refuse()
     }
 

@@ -11,6 +11,8 @@ use std::os::fd::AsFd;
 
 use tsem_core::event::{Cell, EventType};
 
+use super::decode::Request;
+use super::target::Link;
 use super::{
     Call, Continuation, Fail, Notifier, Reply, Target, cstring, is, open_dir, open_f_flags,
 };
@@ -34,7 +36,7 @@ fn below(root: &[u8], inner: &[u8]) -> Option<Vec<u8>> {
 
 /// The error the kernel returns for a call whose last path component is `.` or `..` (or a
 /// path of slashes): it fails them before any security hook.
-fn dot_errno(sys: Sysno, args: &[u64; 6], raw: &[u8]) -> i32 {
+fn dot_errno(sys: Sysno, req: Request, raw: &[u8]) -> i32 {
     let trimmed = {
         let mut end = raw.len();
         while end > 0 && raw[end - 1] == b'/' {
@@ -43,8 +45,7 @@ fn dot_errno(sys: Sysno, args: &[u64; 6], raw: &[u8]) -> i32 {
         &raw[..end]
     };
     let last = trimmed.rsplit(|c| *c == b'/').next().unwrap_or(b"");
-    let rmdir =
-        sys == Sysno::Rmdir || (sys == Sysno::Unlinkat && args[2] as i32 & libc::AT_REMOVEDIR != 0);
+    let rmdir = matches!(req, Request::Unlink { flags, .. } if flags & libc::AT_REMOVEDIR != 0);
     match sys {
         _ if rmdir => match last {
             b"." => libc::EINVAL,
@@ -70,8 +71,7 @@ impl<H: EventHandler> Notifier<H> {
         resolve: u64,
     ) -> Result<Target, Fail> {
         let tid = call.tid;
-        let root_link = format!("/proc/{tid}/root");
-        let root = sys::open(&root_link, libc::O_PATH | libc::O_DIRECTORY)?;
+        let root = self.task.open_link(tid, Link::Root)?;
         let resolve = resolve | libc::RESOLVE_IN_ROOT;
         if path.first() == Some(&b'/') {
             return Ok(Target {
@@ -81,11 +81,11 @@ impl<H: EventHandler> Notifier<H> {
             });
         }
         let start_link = if dirfd as i32 == libc::AT_FDCWD {
-            format!("/proc/{tid}/cwd")
+            Link::Cwd
         } else {
-            format!("/proc/{tid}/fd/{}", dirfd as i32)
+            Link::Fd(dirfd as i32)
         };
-        let start = match sys::open(&start_link, libc::O_PATH) {
+        let start = match self.task.open_link(tid, start_link) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 return Err(Fail::Errno(libc::EBADF));
@@ -93,8 +93,8 @@ impl<H: EventHandler> Notifier<H> {
             Err(e) => return Err(e.into()),
         };
         let start_st = sys::fstat(start.as_fd())?;
-        let root_txt = sys::readlink(&root_link)?;
-        let start_txt = sys::readlink(&start_link)?;
+        let root_txt = self.task.read_link(tid, Link::Root)?;
+        let start_txt = self.task.read_link(tid, start_link)?;
         // A start outside the task's root (chroot without chdir) cannot be walked as the task
         // walks it: `..` would climb above the root.
         let Some(mut full) = below(&root_txt, &start_txt) else {
@@ -131,11 +131,11 @@ impl<H: EventHandler> Notifier<H> {
     pub(super) fn dot_errno(&mut self, call: &Call, dirfd: i64, raw: &[u8]) -> i32 {
         let t = match self.resolve(call, dirfd, raw) {
             Ok(t) => t,
-            Err(Fail::Errno(e)) => return e,
+            Err(Fail::Errno(e) | Fail::Undecodable(e)) => return e,
             Err(Fail::Fallback) => return libc::EPERM,
         };
         match sys::openat2(t.dir(), &t.path, libc::O_PATH as u64, 0, t.resolve) {
-            Ok(_) => dot_errno(call.sys, &call.n.args, raw),
+            Ok(_) => dot_errno(call.sys, call.req, raw),
             Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     }
@@ -182,6 +182,7 @@ impl<H: EventHandler> Notifier<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::decode::decode;
 
     #[test]
     fn start_below_the_root() {
@@ -194,6 +195,7 @@ mod tests {
 
     #[test]
     fn dot_components_fail_like_the_kernel() {
+        let dot_errno = |s: Sysno, a: &[u64; 6], p: &[u8]| super::dot_errno(s, decode(s, a), p);
         let no = [0u64; 6];
         assert_eq!(dot_errno(Sysno::Mkdir, &no, b"a/."), libc::EEXIST);
         assert_eq!(dot_errno(Sysno::Rmdir, &no, b"a/."), libc::EINVAL);

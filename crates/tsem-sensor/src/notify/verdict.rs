@@ -7,9 +7,8 @@
 //! is used. A new handler that continues a call without asking the model does not compile
 //! unless it states why there is nothing to ask.
 
-use std::sync::Mutex;
-
-use crate::event::{EventHandler, RawEvent, Verdict};
+use super::{Shared, lock};
+use crate::event::{Counters, EventHandler, RawEvent, Verdict};
 
 /// Proof that the model allowed an event of the call being answered.
 #[derive(Debug)]
@@ -32,10 +31,33 @@ pub(crate) enum Continuation {
 
 /// Ask the modeling layer about `raw`: its verdict, and the proof of it when it allows.
 pub(super) fn model<H: EventHandler>(
-    handler: &Mutex<H>,
+    shared: &Shared<H>,
     raw: &RawEvent,
 ) -> (Verdict, Option<Allowed>) {
-    let v = super::lock(handler).on_event(raw);
+    let v = submit(shared, raw);
     let allowed = v.allow.then_some(Allowed(()));
     (v, allowed)
+}
+
+/// The one path from the sensor into the modeling layer, for the notifier's events and the
+/// tracer's (exec stops) alike: count the event, ask the handler, apply a tainting verdict to
+/// the task tree, count a denial.
+pub(crate) fn submit<H: EventHandler>(shared: &Shared<H>, raw: &RawEvent) -> Verdict {
+    Counters::bump(&shared.counters.events);
+    let v = lock(&shared.handler).on_event(raw);
+    if v.taint {
+        taint(shared, raw.tid);
+    }
+    if !v.allow {
+        Counters::bump(&shared.counters.denied);
+    }
+    v
+}
+
+/// Mark `tid` untrusted in the task tree: its descendants inherit the mark, and every later
+/// event of theirs carries it to the model (`RawEvent::untrusted`). The model decides when a
+/// task is tainted (`crate::modeler::verdict_for`); the sensor only when a call would escape
+/// it (`CLONE_UNTRACED`).
+pub(crate) fn taint<H>(shared: &Shared<H>, tid: i32) {
+    lock(&shared.tree).taint(tid);
 }

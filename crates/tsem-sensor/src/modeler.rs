@@ -1,0 +1,155 @@
+//! The model-facing handler: every event the sensor describes (notifier and tracer alike, both
+//! through [`crate::notify`]'s one path into the model) is modeled by a TSEM [`Namespace`], and
+//! the namespace's outcome becomes the sensor's [`Verdict`] by one rule, [`verdict_for`].
+//!
+//! What a front end adds around the model (naming rules, progress, a live mirror, outputs) comes
+//! in through [`Extras`]; it never decides a verdict.
+
+use std::borrow::Cow;
+
+use tsem_core::RawStr;
+use tsem_core::event::Event;
+use tsem_core::namespace::{Mode, Namespace, Outcome, Verdict as NsVerdict};
+
+use crate::backstop::learn::Learner;
+use crate::event::{EventHandler, ExecEvent, RawEvent, Verdict};
+
+/// What a front end does around the model: shape events before they are modeled (naming rules)
+/// and watch what was decided. None of it changes a verdict.
+pub trait Extras: Send + 'static {
+    /// The event as the model sees it (e.g. with pseudonyms applied); unchanged by default.
+    fn shape<'a>(&mut self, ev: &'a Event, _tid: i32) -> Cow<'a, Event> {
+        Cow::Borrowed(ev)
+    }
+    /// The namespace's outcome for the shaped event `ev` of `tid`.
+    fn outcome(&mut self, _ev: &Event, _tid: i32, _untrusted: bool, _o: &Outcome, _mode: Mode) {}
+    /// After each event, decided or not.
+    fn after_event(&mut self, _ns: &Namespace, _ev: &Event, _untrusted: bool) {}
+    /// `tid` executed the program at `path`.
+    fn executed(&mut self, _tid: i32, _path: &RawStr) {}
+}
+
+/// No extras: the model alone.
+impl Extras for () {}
+
+/// The TSEM namespace plugged into the sensor.
+pub struct Modeler<X: Extras> {
+    /// The namespace that models the workload.
+    pub ns: Namespace,
+    /// The kernel backstop's access set being learned (learning runs only).
+    pub learner: Option<Learner>,
+    /// What the front end adds (see [`Extras`]).
+    pub extras: X,
+    /// Events the namespace could not model (counted as lost).
+    pub errors: u64,
+}
+
+impl<X: Extras> Modeler<X> {
+    /// A modeler of `ns` with `extras`.
+    pub fn new(ns: Namespace, learner: Option<Learner>, extras: X) -> Self {
+        Modeler {
+            ns,
+            learner,
+            extras,
+            errors: 0,
+        }
+    }
+}
+
+/// The sensor's verdict on an event the namespace modeled: what the namespace decided, and the
+/// tainting rule. A forensic event (out of the sealed or enforced model) marks its task, and
+/// through the sensor's task tree every descendant, untrusted; when enforcing, the namespace
+/// then denies every later event of those tasks.
+///
+/// This is the single place that decides what follows a deviation from the model: a policy
+/// other than "untrust the task" (deny only the event, kill, restart) belongs here.
+pub fn verdict_for(o: &Outcome) -> Verdict {
+    let v = match o.verdict {
+        NsVerdict::Allow => Verdict::allow(),
+        NsVerdict::Deny => Verdict::deny(libc::EPERM),
+    };
+    if o.forensic { v.tainting() } else { v }
+}
+
+/// The verdict on an event the namespace could not model: refused when enforcing (fail
+/// closed), allowed otherwise; counted as lost either way.
+pub fn verdict_for_error(mode: Mode) -> Verdict {
+    if mode == Mode::Enforcing {
+        Verdict::deny(libc::EPERM)
+    } else {
+        Verdict::allow()
+    }
+}
+
+impl<X: Extras> EventHandler for Modeler<X> {
+    fn on_event(&mut self, ev: &RawEvent) -> Verdict {
+        let key = ev.tid as u64;
+        if let Some(l) = &mut self.learner {
+            l.observe(&ev.event);
+        }
+        // The sensor's untrusted mark follows forks; the namespace keys tasks by tid.
+        if ev.untrusted {
+            self.ns.mark_untrusted(key);
+        }
+        let event = self.extras.shape(&ev.event, ev.tid);
+        let v = match self.ns.model(key, &event) {
+            Ok(o) => {
+                let mode = self.ns.mode();
+                self.extras.outcome(&event, ev.tid, ev.untrusted, &o, mode);
+                verdict_for(&o)
+            }
+            Err(_) => {
+                self.errors += 1;
+                verdict_for_error(self.ns.mode())
+            }
+        };
+        self.extras.after_event(&self.ns, &event, ev.untrusted);
+        v
+    }
+
+    fn on_exec(&mut self, ev: &ExecEvent) {
+        self.extras.executed(ev.tid, &ev.exe.path.pathname);
+    }
+
+    fn on_exit(&mut self, tid: i32) {
+        self.ns.on_exit(tid as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn outcome(verdict: NsVerdict, forensic: bool) -> Outcome {
+        Outcome {
+            coefficient: tsem_core::Digest::zero(32),
+            new_point: forensic,
+            valid: !forensic,
+            forensic,
+            verdict,
+        }
+    }
+
+    #[test]
+    fn a_forensic_event_taints_and_nothing_else_does() {
+        let allowed = verdict_for(&outcome(NsVerdict::Allow, false));
+        assert!(allowed.allow && !allowed.taint);
+        let sealed = verdict_for(&outcome(NsVerdict::Allow, true));
+        assert!(
+            sealed.allow && sealed.taint,
+            "sealed: allowed, but the task is untrusted"
+        );
+        let enforced = verdict_for(&outcome(NsVerdict::Deny, true));
+        assert!(!enforced.allow && enforced.taint && enforced.errno == libc::EPERM);
+        let untrusted = verdict_for(&outcome(NsVerdict::Deny, false));
+        assert!(!untrusted.allow && !untrusted.taint);
+    }
+
+    #[test]
+    fn an_unmodelable_event_is_refused_only_when_enforcing() {
+        assert!(!verdict_for_error(Mode::Enforcing).allow);
+        assert!(verdict_for_error(Mode::Sealed).allow);
+        assert!(verdict_for_error(Mode::Free).allow);
+    }
+}

@@ -1,0 +1,356 @@
+//! Opens: `open`, `openat`, `creat`, `openat2`, performed by the supervisor and injected.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use tsem_core::event::{Cell, EventType};
+
+use super::attr::{ATTR_FILE, ATTR_OPEN};
+use super::decode::PathArg;
+use super::{Call, Continuation, Fail, Notifier, Reply, SetAttr, errno_of, is};
+use crate::event::{Counters, EventHandler};
+use crate::sys::{self, Response};
+
+/// The kernel's `O_LARGEFILE` (glibc defines it as 0 on 64-bit).
+pub const KERNEL_O_LARGEFILE: u32 = 0o100000;
+/// `__FMODE_EXEC`, set in `f_flags` of files opened for exec.
+pub const FMODE_EXEC_FLAG: u32 = 0o40;
+/// `f_flags` of an executable opened by `execve` (`O_LARGEFILE | O_RDONLY | __FMODE_EXEC`).
+pub const EXEC_FLAGS: u32 = KERNEL_O_LARGEFILE | FMODE_EXEC_FLAG;
+
+/// `f_flags` as the kernel holds them when `security_file_open` runs: `O_CLOEXEC` stripped,
+/// `O_LARGEFILE` forced, `__O_SYNC` implying `O_DSYNC`.
+pub fn open_f_flags(flags: u64) -> u32 {
+    let mut f = (flags as u32) & !(libc::O_CLOEXEC as u32);
+    f |= KERNEL_O_LARGEFILE;
+    if f & (libc::O_SYNC as u32) != 0 {
+        f |= libc::O_DSYNC as u32;
+    }
+    f
+}
+
+impl<H: EventHandler> Notifier<H> {
+    pub(super) fn sys_openat2(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        how_addr: u64,
+        size: u64,
+    ) -> Result<Reply, Fail> {
+        let size = size as usize;
+        if size < 24 {
+            return Err(Fail::Undecodable(libc::EINVAL));
+        }
+        if size > 4096 {
+            return Err(Fail::Undecodable(libc::E2BIG));
+        }
+        let how = self.read_mem(call.tid, how_addr, size)?;
+        if how[24..].iter().any(|b| *b != 0) {
+            return Err(Fail::Undecodable(libc::E2BIG));
+        }
+        let word = |i: usize| {
+            u64::from_le_bytes([
+                how[i],
+                how[i + 1],
+                how[i + 2],
+                how[i + 3],
+                how[i + 4],
+                how[i + 5],
+                how[i + 6],
+                how[i + 7],
+            ])
+        };
+        self.sys_open(call, path, word(0), word(8), word(16))
+    }
+
+    pub(super) fn sys_open(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    ) -> Result<Reply, Fail> {
+        let dirfd = path.dirfd;
+        let raw = self.read_cstr(call.tid, path.addr)?;
+        if raw.is_empty() {
+            return Err(Fail::Errno(libc::ENOENT));
+        }
+        let mut t = self.resolve(call, dirfd, &raw)?;
+        t.resolve |= resolve;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        self.performs(call);
+        let fl = flags as i32;
+        let cloexec = fl & libc::O_CLOEXEC != 0;
+        if fl & libc::O_PATH != 0 {
+            // O_PATH opens never reach security_file_open: no event.
+            let why = Continuation::NoEvent("O_PATH opens reach no security_file_open");
+            if let Some(r) = self.gate(call, why) {
+                return Ok(r);
+            }
+            let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
+            let fd = sys::openat2(t.dir(), &t.path, flags & keep, 0, t.resolve)?;
+            Counters::bump(&self.shared.counters.unmodeled);
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
+        if fl & libc::O_TMPFILE == libc::O_TMPFILE {
+            return self.open_tmpfile(call, &t, flags, mode, cloexec);
+        }
+        let creat = fl & libc::O_CREAT != 0;
+        let excl = creat && fl & libc::O_EXCL != 0;
+        let mut probe_flags =
+            (libc::O_PATH as u64) | (flags & (libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64);
+        if excl {
+            probe_flags |= libc::O_NOFOLLOW as u64;
+        }
+        for _ in 0..4 {
+            match sys::openat2(t.dir(), &t.path, probe_flags, 0, t.resolve) {
+                Ok(p) => {
+                    if excl {
+                        return Err(Fail::Errno(libc::EEXIST));
+                    }
+                    return self.reopen(call, p, flags, cloexec);
+                }
+                Err(e) if errno_of(&e) == libc::ENOENT && creat => {
+                    match self.create_file(call, dirfd, &raw, flags, mode, resolve)? {
+                        Some(r) => return Ok(r),
+                        // Someone created the entry after our probe: look again.
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Fail::Errno(libc::EAGAIN))
+    }
+
+    /// Open an existing object through the supervisor's O_PATH descriptor on it.
+    pub(super) fn reopen(
+        &mut self,
+        call: &mut Call,
+        p: OwnedFd,
+        flags: u64,
+        cloexec: bool,
+    ) -> Result<Reply, Fail> {
+        let st = sys::fstat(p.as_fd())?;
+        if is(&st, libc::S_IFLNK) {
+            return Err(Fail::Errno(libc::ELOOP));
+        }
+        self.guard(self.shared.protected.object(&st))?;
+        // The supervisor's own /proc/<pid> (its memory above all): refused in every mode,
+        // after the event for regular files, so the attempt is recorded.
+        if self.is_supervisor_proc(p.as_fd(), &st) {
+            if is(&st, libc::S_IFREG) {
+                // Nothing is read: files on proc have the zero digest.
+                let file = self.desc.file(p.as_fd(), None, &st, open_f_flags(flags));
+                let _ = self.ask(call, EventType::FileOpen, Cell::File(file));
+            }
+            return Ok(self.refuse());
+        }
+        if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
+            self.claim_write(&st)?;
+        }
+        let link = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
+            .map_err(|_| Fail::Errno(libc::EINVAL))?;
+        let strip = (libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+        let real_flags = (flags & !strip) | libc::O_NOCTTY as u64;
+        if !is(&st, libc::S_IFREG)
+            && let Some(r) = self.gate(
+                call,
+                Continuation::NoEvent("TSEM models opens of regular files only"),
+            )
+        {
+            // No event (TSEM models opens of regular files only), but still not performed
+            // with other credentials than the task's.
+            return Ok(r);
+        }
+        if is(&st, libc::S_IFIFO) {
+            // Opening a FIFO blocks until the other end shows up, which may be another
+            // supervised task: do it on a helper thread and answer from there.
+            return Ok(self.defer_fifo(call, p, real_flags, cloexec));
+        }
+        if !is(&st, libc::S_IFREG) {
+            // TSEM models opens of regular files only.
+            Counters::bump(&self.shared.counters.unmodeled);
+            let fd = sys::openat2(None, &link, real_flags, 0, 0)?;
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
+        let acc = flags as i32 & libc::O_ACCMODE;
+        let plain_read = acc == libc::O_RDONLY && flags as i32 & libc::O_TRUNC == 0;
+        // Hash what the file holds when security_file_open runs, i.e. before any O_TRUNC.
+        let reader = if plain_read {
+            Some(sys::openat2(None, &link, real_flags, 0, 0)?)
+        } else {
+            sys::openat2(
+                None,
+                &link,
+                libc::O_RDONLY as u64 | libc::O_NOCTTY as u64,
+                0,
+                0,
+            )
+            .ok()
+        };
+        let file = self.desc.file(
+            p.as_fd(),
+            reader.as_ref().map(|r| r.as_fd()),
+            &st,
+            open_f_flags(flags),
+        );
+        // Files on pseudo filesystems produce no mmap_file event: the mmap of one must take
+        // the path that finds that out, whichever thread answers it first.
+        if !crate::describe::PSEUDO_MAGICS.contains(&file.inode.s_magic)
+            && let Ok(mnt_id) = sys::mount_id(p.as_fd())
+        {
+            call.injected = Some((
+                file.clone(),
+                crate::digest_cache::DigestKey::of(&st),
+                mnt_id,
+            ));
+        }
+        let (v, allowed) = self.ask_token(call, EventType::FileOpen, Cell::File(file));
+        let Some(allowed) = allowed else {
+            return Ok(Reply::Error(v.errno));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
+            return Ok(r);
+        }
+        let fd = match reader {
+            Some(r) if plain_read => r,
+            _ => sys::openat2(None, &link, real_flags, 0, 0)?,
+        };
+        if flags as i32 & libc::O_TRUNC != 0 {
+            // The kernel truncates after the open (handle_truncate → notify_change), which TSEM
+            // sees as inode_setattr with ATTR_SIZE|ATTR_MTIME|ATTR_CTIME|ATTR_OPEN|ATTR_FILE.
+            // The file is already open, so a denial can only fail the call now.
+            let mut cell = self.setattr_cell(p.as_fd(), &st, &SetAttr::Size(0));
+            if let Cell::InodeSetattr { valid, .. } = &mut cell {
+                *valid |= ATTR_FILE | ATTR_OPEN;
+            }
+            let v = self.ask(call, EventType::InodeSetattr, cell);
+            if let Some(r) = Self::verdict_reply(v) {
+                return Ok(r);
+            }
+        }
+        Ok(Reply::AddFd(fd, cloexec))
+    }
+
+    pub(super) fn defer_fifo(
+        &mut self,
+        call: &Call,
+        p: OwnedFd,
+        flags: u64,
+        cloexec: bool,
+    ) -> Reply {
+        Counters::bump(&self.shared.counters.unmodeled);
+        let Ok(nfd) = self.fd.try_clone() else {
+            return Reply::Error(libc::ENOMEM);
+        };
+        let id = call.n.id;
+        // The helper owns the O_PATH descriptor, so the magic link it opens keeps naming the
+        // FIFO checked here (a closed number could be reused by an unrelated open).
+        let spawned = std::thread::Builder::new()
+            .name("tsem-fifo".into())
+            .spawn(move || {
+                let link = format!("/proc/self/fd/{}", p.as_raw_fd());
+                let r = sys::open(&link, flags as i32 & !libc::O_CLOEXEC);
+                match r {
+                    Ok(fd) => {
+                        if let Err(e) = sys::notif_addfd_send(nfd.as_fd(), id, fd.as_fd(), cloexec)
+                            && e.raw_os_error() != Some(libc::ENOENT)
+                        {
+                            let _ = sys::notif_send(nfd.as_fd(), id, Response::Error(errno_of(&e)));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = sys::notif_send(nfd.as_fd(), id, Response::Error(errno_of(&e)));
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Reply::Deferred,
+            Err(_) => Reply::Error(libc::EAGAIN),
+        }
+    }
+
+    /// Create a regular file for an `O_CREAT` open of a missing entry. `Ok(None)` when the entry
+    /// appeared meanwhile.
+    pub(super) fn create_file(
+        &mut self,
+        call: &mut Call,
+        dirfd: i64,
+        raw: &[u8],
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    ) -> Result<Option<Reply>, Fail> {
+        let mut par = self.parent(call, dirfd, raw)?;
+        let mut hops = 0;
+        while let Some(e) = &par.entry {
+            if !is(e, libc::S_IFLNK) {
+                // A racing creator: look again.
+                return Ok(None);
+            }
+            // A dangling symlink: O_CREAT follows it, and the supervisor does so itself on the
+            // link it read, so the entry described is the one created (notify/links.rs).
+            hops += 1;
+            par = self.follow_dangling(call, &par, hops, resolve)?;
+        }
+        let m = (mode as u32) & !self.umask(call) & 0o7777;
+        let created = self.desc.next_instance(&par.st, &call.task.ident.task_id);
+        let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
+        let dentry = self
+            .desc
+            .dentry(par.fd.as_fd(), &par.st, &par.abs, None, Some(created));
+        let (v, allowed) = self.ask_token(
+            call,
+            EventType::InodeCreate,
+            Cell::InodeCreate {
+                dir,
+                dentry,
+                mode: libc::S_IFREG | m,
+            },
+        );
+        let Some(allowed) = allowed else {
+            return Ok(Some(Reply::Error(v.errno)));
+        };
+        if let Some(r) = self.gate(call, Continuation::Allowed(allowed)) {
+            return Ok(Some(r));
+        }
+        let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
+        let fd = match sys::openat2(Some(par.fd.as_fd()), &par.base_op, cf, u64::from(m), 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == libc::EEXIST => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let st = sys::fstat(fd.as_fd())?;
+        self.desc.mark_created(&st, created);
+        self.claim_write(&st)?;
+        let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));
+        let v = self.ask(call, EventType::FileOpen, Cell::File(file));
+        if let Some(r) = Self::verdict_reply(v) {
+            return Ok(Some(r));
+        }
+        Ok(Some(Reply::AddFd(fd, flags as i32 & libc::O_CLOEXEC != 0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn f_flags_as_kernel() {
+        assert_eq!(
+            open_f_flags((libc::O_RDONLY | libc::O_CLOEXEC) as u64),
+            32768
+        );
+        assert_eq!(
+            open_f_flags((libc::O_RDONLY | libc::O_NOCTTY) as u64),
+            33024
+        );
+        assert_eq!(EXEC_FLAGS, 32800);
+    }
+}

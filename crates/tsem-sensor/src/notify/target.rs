@@ -1,0 +1,120 @@
+//! The seam between the notification handlers and the task whose call they answer.
+//!
+//! Everything a handler learns about the caller beyond the notification's registers comes
+//! through [`TargetTask`]: its memory, its `/proc/<tid>` links (cwd, root, descriptors), its
+//! credentials, its open files, and whether the notification is still pending. [`Live`] is the
+//! kernel; the tests put a fake behind the seam (`notify/tests.rs`) to make the target die
+//! mid-call, flip a buffer between two reads, or change credentials, without a kernel.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::procfs::{self, Status};
+use crate::sys;
+
+/// One of the task's `/proc/<tid>` magic links, standing for an object the task holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Its working directory.
+    Cwd,
+    /// Its root directory.
+    Root,
+    /// Its descriptor.
+    Fd(i32),
+}
+
+/// A `/proc/<tid>` entry whose identity says whether the task shares it with the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ident {
+    /// The root directory.
+    Root,
+    /// The mount namespace.
+    MntNs,
+    /// The network namespace.
+    NetNs,
+    /// The pid namespace.
+    PidNs,
+}
+
+/// What the supervisor may ask of the task it answers for. Every method may fail because the
+/// task is gone; callers treat that as the end of the call, never as a reason to continue it.
+pub(crate) trait TargetTask: Send {
+    /// Read the task's memory at `addr` into `buf`, returning the bytes read. `buf` never
+    /// crosses a page boundary (a read across an unmapped page must not fail the part before).
+    fn read_mem(&self, tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Write `buf` into the task's memory at `addr`, returning the bytes written.
+    fn write_mem(&self, tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize>;
+    /// The task's `/proc/<tid>/status`: name, tgid, umask, credentials.
+    fn status(&self, tid: i32) -> io::Result<Status>;
+    /// A path handle (`O_PATH`) on what the link names: directories for `Cwd` and `Root`.
+    fn open_link(&self, tid: i32, link: Link) -> io::Result<OwnedFd>;
+    /// The text of the link, as the task's root would print it.
+    fn read_link(&self, tid: i32, link: Link) -> io::Result<Vec<u8>>;
+    /// (dev, ino) of the entry, `None` when it cannot be read.
+    fn identity(&self, tid: i32, what: Ident) -> Option<(u64, u64)>;
+    /// A duplicate of the process's descriptor `fd` (`pidfd_getfd`).
+    fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd>;
+    /// Whether notification `id` on `listener` is still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`):
+    /// false once the task died or was interrupted, or its tid may name another task.
+    fn id_valid(&self, listener: BorrowedFd<'_>, id: u64) -> bool;
+}
+
+/// The kernel: `process_vm_readv`/`writev`, procfs, `pidfd_getfd`, the listener's ioctl.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Live;
+
+fn link_path(tid: i32, link: Link) -> String {
+    match link {
+        Link::Cwd => format!("/proc/{tid}/cwd"),
+        Link::Root => format!("/proc/{tid}/root"),
+        Link::Fd(fd) => format!("/proc/{tid}/fd/{fd}"),
+    }
+}
+
+impl TargetTask for Live {
+    fn read_mem(&self, tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+        sys::process_vm_read(tid, addr, buf)
+    }
+
+    fn write_mem(&self, tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize> {
+        sys::process_vm_write(tid, addr, buf)
+    }
+
+    fn status(&self, tid: i32) -> io::Result<Status> {
+        procfs::read_status(tid).map_err(|e| match e {
+            procfs::ProcError::Read { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })
+    }
+
+    fn open_link(&self, tid: i32, link: Link) -> io::Result<OwnedFd> {
+        let dir = match link {
+            Link::Cwd | Link::Root => libc::O_DIRECTORY,
+            Link::Fd(_) => 0,
+        };
+        sys::open(&link_path(tid, link), libc::O_PATH | dir)
+    }
+
+    fn read_link(&self, tid: i32, link: Link) -> io::Result<Vec<u8>> {
+        sys::readlink(&link_path(tid, link))
+    }
+
+    fn identity(&self, tid: i32, what: Ident) -> Option<(u64, u64)> {
+        let path = match what {
+            Ident::Root => format!("/proc/{tid}/root"),
+            Ident::MntNs => format!("/proc/{tid}/ns/mnt"),
+            Ident::NetNs => format!("/proc/{tid}/ns/net"),
+            Ident::PidNs => format!("/proc/{tid}/ns/pid"),
+        };
+        super::stat_of(&path)
+    }
+
+    fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd> {
+        let pidfd = sys::pidfd_open(tgid, 0)?;
+        sys::pidfd_getfd(pidfd.as_fd(), fd)
+    }
+
+    fn id_valid(&self, listener: BorrowedFd<'_>, id: u64) -> bool {
+        sys::notif_id_valid(listener, id)
+    }
+}

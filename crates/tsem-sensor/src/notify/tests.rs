@@ -1,0 +1,429 @@
+//! The handlers against a fake target task (`target::TargetTask`), without a kernel: a target
+//! that dies mid-call, a path buffer that flips between reads, a credential or root change,
+//! arguments that cannot be decoded. Files are real (under `$TMPDIR`): the supervisor performs
+//! opens itself, and what it opened is the effect checked.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tsem_core::HashAlg;
+use tsem_core::event::{Cell, EventType};
+
+use super::target::{Ident, Link, TargetTask};
+use super::{Call, Notifier, Reply, Shared};
+use crate::event::{EventHandler, RawEvent, Verdict};
+use crate::procfs::{self, Status};
+use crate::sys::{self, Notif};
+use crate::syscalls::Sysno;
+use crate::tree::Tree;
+
+/// The task's id; it is the root of the supervisor's tree.
+const TID: i32 = 4242;
+/// Where the fake's memory starts; each region lies in a page of its own.
+const BASE: u64 = 0x10_0000;
+
+/// A region of the fake's memory. Each read that starts at `addr` returns the next version
+/// (the last one stays): a buffer another thread rewrites between two reads.
+struct Region {
+    addr: u64,
+    versions: Vec<Vec<u8>>,
+    reads: usize,
+}
+
+/// The target task, faked: memory regions, a working directory and root under `$TMPDIR`, a
+/// status, and a switch that makes it die.
+struct Fake {
+    mem: Mutex<Vec<Region>>,
+    status: Mutex<Status>,
+    cwd: PathBuf,
+    root: Mutex<Option<PathBuf>>,
+    dead: AtomicBool,
+    accesses: AtomicUsize,
+}
+
+fn gone() -> io::Error {
+    io::Error::from_raw_os_error(libc::ESRCH)
+}
+
+impl Fake {
+    fn new(cwd: PathBuf) -> Arc<Self> {
+        let mut status = procfs::read_status(std::process::id() as i32).unwrap();
+        status.tgid = TID;
+        Arc::new(Fake {
+            mem: Mutex::new(Vec::new()),
+            status: Mutex::new(status),
+            cwd,
+            root: Mutex::new(None),
+            dead: AtomicBool::new(false),
+            accesses: AtomicUsize::new(0),
+        })
+    }
+
+    /// Put `versions` at page `page` of the fake's memory; its address.
+    fn put(&self, page: u64, versions: &[&[u8]]) -> u64 {
+        let addr = BASE + page * 4096;
+        self.mem.lock().unwrap().push(Region {
+            addr,
+            versions: versions.iter().map(|v| v.to_vec()).collect(),
+            reads: 0,
+        });
+        addr
+    }
+
+    fn reads_at(&self, addr: u64) -> usize {
+        let mem = self.mem.lock().unwrap();
+        mem.iter().find(|r| r.addr == addr).map_or(0, |r| r.reads)
+    }
+
+    /// One more access; an error when the task is gone.
+    fn touch(&self) -> io::Result<()> {
+        self.accesses.fetch_add(1, Ordering::SeqCst);
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        Ok(())
+    }
+}
+
+/// The notifier owns its target; the test keeps a handle on the same fake.
+struct Handle(Arc<Fake>);
+
+impl TargetTask for Handle {
+    fn read_mem(&self, _tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.touch()?;
+        let mut mem = self.0.mem.lock().unwrap();
+        for r in mem.iter_mut() {
+            let cur = &r.versions[r.reads.min(r.versions.len() - 1)];
+            if addr >= r.addr && addr < r.addr + cur.len() as u64 {
+                let off = (addr - r.addr) as usize;
+                let n = buf.len().min(cur.len() - off);
+                buf[..n].copy_from_slice(&cur[off..off + n]);
+                if addr == r.addr {
+                    r.reads += 1;
+                }
+                return Ok(n);
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EFAULT))
+    }
+
+    fn write_mem(&self, _tid: i32, _addr: u64, buf: &[u8]) -> io::Result<usize> {
+        self.0.touch()?;
+        Ok(buf.len())
+    }
+
+    fn status(&self, _tid: i32) -> io::Result<Status> {
+        self.0.touch()?;
+        Ok(self.0.status.lock().unwrap().clone())
+    }
+
+    fn open_link(&self, _tid: i32, link: Link) -> io::Result<OwnedFd> {
+        self.0.touch()?;
+        let dir = |p: &PathBuf| sys::open(&p.to_string_lossy(), libc::O_PATH | libc::O_DIRECTORY);
+        match link {
+            Link::Cwd => dir(&self.0.cwd),
+            Link::Root => dir(&self.0.root.lock().unwrap().clone().unwrap_or("/".into())),
+            Link::Fd(_) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
+    }
+
+    fn read_link(&self, _tid: i32, link: Link) -> io::Result<Vec<u8>> {
+        self.0.touch()?;
+        let root = self.0.root.lock().unwrap().clone().unwrap_or("/".into());
+        match link {
+            Link::Cwd => Ok(self.0.cwd.as_os_str().as_bytes().to_vec()),
+            Link::Root => Ok(root.as_os_str().as_bytes().to_vec()),
+            Link::Fd(_) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
+    }
+
+    fn identity(&self, _tid: i32, what: Ident) -> Option<(u64, u64)> {
+        self.0.touch().ok()?;
+        let own = |p: &str| super::stat_of(p);
+        match what {
+            Ident::Root => match self.0.root.lock().unwrap().clone() {
+                Some(r) => own(&r.to_string_lossy()),
+                None => own("/proc/self/root"),
+            },
+            Ident::MntNs => own("/proc/self/ns/mnt"),
+            Ident::NetNs => own("/proc/self/ns/net"),
+            Ident::PidNs => own("/proc/self/ns/pid"),
+        }
+    }
+
+    fn file(&self, _tgid: i32, _fd: i32) -> io::Result<OwnedFd> {
+        self.0.touch()?;
+        Err(io::Error::from_raw_os_error(libc::EBADF))
+    }
+
+    fn id_valid(&self, _listener: BorrowedFd<'_>, _id: u64) -> bool {
+        self.0.touch().is_ok()
+    }
+}
+
+/// Allows every event and keeps it.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<RawEvent>>>);
+
+impl EventHandler for Recorder {
+    fn on_event(&mut self, ev: &RawEvent) -> Verdict {
+        self.0.lock().unwrap().push(ev.clone());
+        Verdict::allow()
+    }
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<RawEvent> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A directory of its own under `$TMPDIR`, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("tsem-notify-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stat(path: &str) -> (u64, u64) {
+    super::stat_of(path).unwrap()
+}
+
+fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder) {
+    let rec = Recorder::default();
+    let alg = HashAlg::Sha256;
+    let shared = Arc::new(Shared {
+        tree: Mutex::new(Tree::new(TID, alg.size())),
+        handler: Mutex::new(rec.clone()),
+        counters: Default::default(),
+        alg,
+        mapping: tsem_core::map::Mapping::default(),
+        digests: Default::default(),
+        own: procfs::read_status(std::process::id() as i32).unwrap(),
+        own_root: stat("/proc/self/root"),
+        own_netns: stat("/proc/self/ns/net").1,
+        protected: Default::default(),
+        objects: Default::default(),
+        status: Default::default(),
+        injected: Default::default(),
+        stop: sys::eventfd().unwrap(),
+        mechanism_only: false,
+        observe: crate::syscalls::Observe::ALL,
+        hash_pseudo_exec: true,
+        recv_blocks: false,
+        enforcing,
+        own_mntns: stat("/proc/self/ns/mnt").1,
+        fs_varies: Default::default(),
+    });
+    // The listener is never used: the tests stop before the answer is sent.
+    let listener = sys::eventfd().unwrap();
+    let n = Notifier::with_task(listener, shared, Box::new(Handle(Arc::clone(fake))));
+    (n, rec)
+}
+
+fn notif(sys: Sysno, args: [u64; 6]) -> Notif {
+    Notif {
+        id: 1,
+        pid: TID as u32,
+        nr: sys.nr() as i32,
+        arch: 0,
+        args,
+    }
+}
+
+/// The call as the loop would make it, then its answer (never sent).
+fn run(n: &mut Notifier<Recorder>, sys: Sysno, args: [u64; 6]) -> (Option<Call>, Reply) {
+    match n.begin(notif(sys, args)) {
+        Ok(mut call) => {
+            let r = n.dispatch(&mut call);
+            (Some(call), r)
+        }
+        Err(_) => (None, Reply::Error(libc::EPERM)),
+    }
+}
+
+fn read_all(fd: &OwnedFd) -> Vec<u8> {
+    let mut f = std::fs::File::from(fd.as_fd().try_clone_to_owned().unwrap());
+    let mut v = Vec::new();
+    f.read_to_end(&mut v).unwrap();
+    v
+}
+
+const AT_FDCWD: u64 = libc::AT_FDCWD as u64;
+
+#[test]
+fn a_target_that_dies_mid_call_is_never_continued() {
+    let dir = Dir::new("dead");
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"file\0"]);
+    let (mut n, _rec) = notifier(&fake, true);
+    let mut needed = 0;
+    for &sys in Sysno::ALL {
+        fake.dead.store(false, Ordering::SeqCst);
+        let Ok(mut call) = n.begin(notif(sys, [path; 6])) else {
+            panic!("{}: refused while alive", sys.name());
+        };
+        // The task dies after its notification was received: every read fails from now on.
+        fake.dead.store(true, Ordering::SeqCst);
+        fake.accesses.store(0, Ordering::SeqCst);
+        let reply = n.dispatch(&mut call);
+        if fake.accesses.load(Ordering::SeqCst) == 0 {
+            // Decided from the registers alone: nothing of the task was needed.
+            continue;
+        }
+        needed += 1;
+        assert!(
+            matches!(reply, Reply::Gone | Reply::Error(_)),
+            "{}: a call that needed its dead target was answered otherwise than Gone or an error",
+            sys.name()
+        );
+    }
+    assert!(needed > 40, "only {needed} handlers reached the target");
+    // A task already gone when its call arrives: its credentials cannot be read, nothing can
+    // be described, and the call is refused and counted as lost.
+    fake.dead.store(true, Ordering::SeqCst);
+    let before = n.shared.counters.snapshot().lost;
+    assert!(
+        n.begin(notif(Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]))
+            .is_err()
+    );
+    assert_eq!(n.shared.counters.snapshot().lost, before + 1);
+}
+
+#[test]
+fn a_path_that_flips_is_described_and_performed_from_one_copy() {
+    let dir = Dir::new("flip");
+    std::fs::write(dir.0.join("public"), b"public bytes").unwrap();
+    std::fs::write(dir.0.join("secret"), b"secret bytes").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    // Another thread of the task rewrites the buffer right after the first read.
+    let path = fake.put(0, &[b"public\0", b"secret\0"]);
+    let (mut n, rec) = notifier(&fake, true);
+    let (_, reply) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
+    let Reply::AddFd(fd, _) = reply else {
+        panic!("the open was not performed by the supervisor");
+    };
+    assert_eq!(fake.reads_at(path), 1, "the path was read more than once");
+    assert_eq!(
+        read_all(&fd),
+        b"public bytes",
+        "the file opened is not the one read"
+    );
+    let events = rec.events();
+    assert_eq!(events.len(), 1);
+    let Cell::File(f) = &events[0].event.cell else {
+        panic!("not a file_open: {:?}", events[0].event.cell);
+    };
+    assert!(f.path.pathname.to_str().unwrap().ends_with("/public"));
+    assert!(events[0].emulated);
+}
+
+#[test]
+fn a_credential_change_is_described_with_the_new_coe() {
+    let dir = Dir::new("creds");
+    std::fs::write(dir.0.join("public"), b"public bytes").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"public\0"]);
+    let (mut n, rec) = notifier(&fake, true);
+    // Described once with the supervisor's credentials: its status is now cached.
+    let (_, first) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
+    assert!(matches!(first, Reply::AddFd(..)));
+    let (_, r) = run(&mut n, Sysno::Setresuid, [1234, 1234, 1234, 0, 0, 0]);
+    assert!(matches!(r, Reply::Continue(_)));
+    {
+        let mut s = fake.status.lock().unwrap();
+        s.coe.uid = 1234;
+        s.coe.euid = 1234;
+        s.coe.suid = 1234;
+        s.coe.fsuid = 1234;
+    }
+    let (_, reply) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
+    let events = rec.events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[1].event.coe.euid, 1234,
+        "the event carries the old COE"
+    );
+    assert_eq!(events[1].event.coe.fsuid, 1234);
+    // The supervisor cannot open as uid 1234: refused when enforcing, never performed with
+    // its own credentials.
+    assert!(matches!(reply, Reply::Error(libc::EPERM)));
+    assert_eq!(n.shared.counters.snapshot().unfaithful, 1);
+}
+
+#[test]
+fn a_root_change_resolves_paths_in_the_new_root() {
+    let dir = Dir::new("root");
+    std::fs::create_dir(dir.0.join("jail")).unwrap();
+    std::fs::write(dir.0.join("jail/inside"), b"jailed bytes").unwrap();
+    let fake = Fake::new(dir.0.join("jail"));
+    let path = fake.put(0, &[b"/inside\0"]);
+    let (mut n, rec) = notifier(&fake, true);
+    let (_, r) = run(&mut n, Sysno::Chroot, [path, 0, 0, 0, 0, 0]);
+    assert!(matches!(r, Reply::Continue(_)));
+    *fake.root.lock().unwrap() = Some(dir.0.join("jail"));
+    let (_, reply) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
+    let Reply::AddFd(fd, _) = reply else {
+        panic!("/inside was not opened in the task's root");
+    };
+    assert_eq!(read_all(&fd), b"jailed bytes");
+    assert_eq!(rec.events().len(), 1);
+    assert_eq!(rec.events()[0].event.header.event_type, EventType::FileOpen);
+}
+
+#[test]
+fn an_undecodable_argument_is_refused_and_counted() {
+    let dir = Dir::new("undecodable");
+    let fake = Fake::new(dir.0.clone());
+    let long = vec![b'a'; 8192];
+    let unterminated = fake.put(0, &[&long]);
+    let how = fake.put(4, &[&[0u8; 8]]);
+    let dot = fake.put(5, &[b".\0"]);
+    let (mut n, rec) = notifier(&fake, true);
+    let cases: [(Sysno, [u64; 6], i32); 4] = [
+        // A path with no NUL within PATH_MAX.
+        (
+            Sysno::Openat,
+            [AT_FDCWD, unterminated, 0, 0, 0, 0],
+            libc::ENAMETOOLONG,
+        ),
+        // A pointer to nothing.
+        (
+            Sysno::Openat,
+            [AT_FDCWD, BASE + 64 * 4096, 0, 0, 0, 0],
+            libc::EFAULT,
+        ),
+        (Sysno::Mkdir, [0, 0o755, 0, 0, 0, 0], libc::EFAULT),
+        // An open_how too small to be one.
+        (Sysno::Openat2, [AT_FDCWD, dot, how, 8, 0, 0], libc::EINVAL),
+    ];
+    for (i, (sys, args, errno)) in cases.into_iter().enumerate() {
+        let (_, reply) = run(&mut n, sys, args);
+        assert!(
+            matches!(reply, Reply::Error(e) if e == errno),
+            "{}: not refused with {errno}",
+            sys.name()
+        );
+        assert_eq!(n.shared.counters.snapshot().undecodable, i as u64 + 1);
+    }
+    assert!(
+        rec.events().is_empty(),
+        "an undecodable call reached the model"
+    );
+}
