@@ -13,6 +13,7 @@ mod bench;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;
+mod deviation;
 mod evidence;
 mod learn_cmd;
 mod learning;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use tsem_core::namespace::{Mode, Namespace, Verdict as NsVerdict};
+use tsem_core::namespace::{Mode, Namespace};
 use tsem_format::model_file::Line;
 use tsem_format::{RecordKind, write_event, write_event_json};
 use tsem_sensor::supervisor::SpawnError;
@@ -114,6 +114,9 @@ pub struct RunArgs {
         ]
     )]
     pub backstop_only: bool,
+    /// What a deviation costs the workload (--on-forensic, --max-restarts).
+    #[command(flatten)]
+    pub deviation: crate::deviation::DeviationArgs,
     /// Live access: a control socket (--name), an export stream (--export).
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -143,6 +146,8 @@ struct Modeler {
     progress: Option<Progress>,
     /// The control socket's mirror and the export stream, fed after each event.
     live: crate::live::Live,
+    /// The deviation policy ended this incarnation of the workload (kill or restart).
+    ended: Option<tsem_core::policy::RunAction>,
 }
 
 impl Modeler {
@@ -183,11 +188,11 @@ impl EventHandler for Modeler {
             Ok(o) => {
                 let mode = self.ns.mode();
                 self.shaper.outcome(&event, ev.tid, ev.untrusted, &o, mode);
-                let v = match o.verdict {
-                    NsVerdict::Allow => Verdict::allow(),
-                    NsVerdict::Deny => Verdict::deny(libc_eperm()),
-                };
-                if o.forensic { v.tainting() } else { v }
+                if o.run != tsem_core::policy::RunAction::Continue && self.ended.is_none() {
+                    self.ended = Some(o.run);
+                    self.live.policy_killed();
+                }
+                crate::deviation::verdict(&o, libc_eperm())
             }
             Err(_) => {
                 self.errors += 1;
@@ -280,6 +285,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         (true, false, true) => ns.enforce(),
         (true, false, false) => ns.seal(),
     }
+    ns.set_policy(a.deviation.on_forensic);
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Progress {
         start: Instant::now(),
         last: Instant::now(),
@@ -303,6 +309,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         errors: 0,
         progress,
         live,
+        ended: None,
     };
     let cfg = SensorConfig {
         alg: a.ns.digest,
@@ -321,10 +328,42 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         enforcing: a.enforce,
         ..SensorConfig::default()
     };
-    let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
-        Ok(r) => r,
-        Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
-        Err(e) => return Err(e).context("cannot run the workload"),
+    let mut handler = modeler;
+    let mut restarts = 0u32;
+    let mut earlier = tsem_sensor::Stats::default();
+    let mut report = loop {
+        let mut r = match tsem_sensor::run(&a.cmd, &cfg, handler) {
+            Ok(r) => r,
+            Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+            Err(e) => return Err(e).context("cannot run the workload"),
+        };
+        let again = r.handler.ended == Some(tsem_core::policy::RunAction::Restart)
+            && r.listener_error.is_none()
+            && r.exec_error.is_none();
+        if !again {
+            r.stats = crate::deviation::add_stats(earlier, r.stats);
+            break r;
+        }
+        if restarts >= a.deviation.max_restarts {
+            eprintln!(
+                "tsem: a forensic event after {restarts} restart(s): the workload stays killed \
+                 (--max-restarts {})",
+                a.deviation.max_restarts
+            );
+            r.stats = crate::deviation::add_stats(earlier, r.stats);
+            break r;
+        }
+        restarts += 1;
+        eprintln!(
+            "tsem: a forensic event killed the workload; starting it again ({restarts} of at \
+             most {})",
+            a.deviation.max_restarts
+        );
+        earlier = crate::deviation::add_stats(earlier, r.stats);
+        handler = r.handler;
+        handler.ended = None;
+        handler.shaper.restart(handler.ns.config());
+        handler.live.restarted();
     };
     if report.handler.progress.is_some() {
         report.handler.tick(true);
@@ -395,6 +434,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         // denials too.
         v["denied"] = json!(ns.denied() + s.refused);
         v["exit_status"] = json!(report.exit.code());
+        v["on_forensic"] = json!(ran.policy().name());
+        v["restarts"] = json!(restarts);
+        // Incarnations the policy killed (the last one too, when it ended the run).
+        v["policy_kills"] = json!(restarts as u64 + u64::from(m.ended.is_some()));
         crate::live::summarize(&mut v, exports.as_ref());
         v["digest_cache"] = json!(
             cfg.digest_cache

@@ -38,6 +38,9 @@ pub struct Verdict {
     pub errno: i32,
     /// Mark the task untrusted (it and its future descendants).
     pub taint: bool,
+    /// Kill every task of the workload (a deviation policy's `kill` or `restart`): the run
+    /// ends, and nothing the workload starts meanwhile survives.
+    pub end_workload: bool,
 }
 
 impl Verdict {
@@ -47,6 +50,7 @@ impl Verdict {
             allow: true,
             errno: 0,
             taint: false,
+            end_workload: false,
         }
     }
 
@@ -56,12 +60,19 @@ impl Verdict {
             allow: false,
             errno,
             taint: false,
+            end_workload: false,
         }
     }
 
     /// The same verdict, also marking the task untrusted.
     pub const fn tainting(mut self) -> Self {
         self.taint = true;
+        self
+    }
+
+    /// The same verdict, also ending the workload (every task is killed).
+    pub const fn ending(mut self) -> Self {
+        self.end_workload = true;
         self
     }
 }
