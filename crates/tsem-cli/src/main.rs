@@ -15,6 +15,7 @@ mod ctl_cmd;
 mod describe;
 mod deviation;
 mod evidence;
+mod kernel_run;
 mod learn_cmd;
 mod learning;
 mod live;

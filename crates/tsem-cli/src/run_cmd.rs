@@ -114,6 +114,12 @@ pub struct RunArgs {
         ]
     )]
     pub backstop_only: bool,
+    /// Where the run is modeled: `auto` (a TSEM kernel when its securityfs exists,
+    /// $TSEM_SECURITYFS or /sys/kernel/security/tsem, and the run needs nothing only the sensor
+    /// has), `sensor`, `kernel` (the kernel models) or `kernel-external` (tsem models a kernel
+    /// namespace as its external agent). See docs/kernel.md.
+    #[arg(long, value_name = "WHERE", default_value = "auto")]
+    pub backend: crate::kernel_run::Backend,
     /// What a deviation costs the workload (--on-forensic, --max-restarts).
     #[command(flatten)]
     pub deviation: crate::deviation::DeviationArgs,
@@ -245,6 +251,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             return crate::usage("the command name is empty (`tsem run -- \"\"`)");
         }
         Some(_) => {}
+    }
+    if let Some((fs, external)) = crate::kernel_run::select(&a)? {
+        return crate::kernel_run::run(&a, fs, external);
     }
     // Fail on a bad model, key, nonce or TPM before anything runs.
     let attester = crate::attest_cmd::prepare(&a.attestation, a.ns.digest)?;

@@ -19,6 +19,7 @@ use tsem_core::hash::{Digest, HashAlg};
 use tsem_format::model_file::{Line, ModelFile};
 
 pub mod external;
+pub mod launch;
 pub mod sim;
 
 /// The kernel's securityfs directory.
@@ -262,6 +263,31 @@ impl SecurityFs {
             line: 1,
             msg: format!("not a namespace id: {line:?}"),
         })
+    }
+
+    /// The id of a namespace created after `before` was read: `id` is polled (every 200 µs,
+    /// as Quixote does, §7.3) until it names another namespace, at most `wait`.
+    pub fn new_id(&self, before: Option<u64>, wait: std::time::Duration) -> R<u64> {
+        let end = std::time::Instant::now() + wait;
+        loop {
+            match self.id() {
+                Ok(id) if Some(id) != before => return Ok(id),
+                Ok(_) | Err(KernelError::Io { .. }) if std::time::Instant::now() < end => {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                Ok(id) => {
+                    return Err(KernelError::Parse {
+                        path: self.path("id"),
+                        line: 1,
+                        msg: format!(
+                            "still {id} after {} s: the new namespace's id never appeared",
+                            wait.as_secs()
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// `aggregate`: the hardware aggregate.

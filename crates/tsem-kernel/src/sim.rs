@@ -5,7 +5,8 @@
 //!   namespace created last (a real kernel applies it to the writer's namespace; the
 //!   simulation serves one workload at a time). A command the kernel would refuse (EINVAL) is
 //!   recorded in [`Simulator::errors`] — a FIFO cannot fail the write.
-//! - `id` holds the id of the namespace created last (post-v4 semantics, §7.3); `aggregate` the
+//! - `id` holds the id of the namespace created last (post-v4 semantics, §7.3), and appears
+//!   with the first one (Quixote polls it until it can be opened); `aggregate` holds the
 //!   hardware aggregate.
 //! - `internal_tma/model0/*` are rewritten after every event an internal namespace models,
 //!   by a real `tsem_core` namespace (§5.1 formats).
@@ -101,7 +102,6 @@ impl Simulator {
         std::fs::create_dir_all(root.join("internal_tma/model0")).map_err(io("mkdir"))?;
         std::fs::create_dir_all(root.join("external_tma")).map_err(io("mkdir"))?;
         mkfifo(&root.join("control")).map_err(io("mkfifo control"))?;
-        write(&root.join("id"), b"0\n");
         write(
             &root.join("aggregate"),
             format!("{}\n", Digest::zero(32).to_hex()).as_bytes(),
@@ -471,7 +471,10 @@ fn command(root: &Path, st: &mut State, tx: &Sender<Answer>, raw: &[u8]) {
                 ns,
                 export,
             });
-            write(&root.join("id"), format!("{id}\n").as_bytes());
+            // Whole or not at all: a reader polling it never sees it half written.
+            let tmp = root.join(".id.tmp");
+            write(&tmp, format!("{id}\n").as_bytes());
+            let _ = std::fs::rename(&tmp, root.join("id"));
             if !external && let Some(c) = &st.current {
                 write_internal(root, &c.ns);
             }
