@@ -44,6 +44,7 @@ fn sensor_only(a: &RunArgs) -> Option<&'static str> {
         (!a.keep_fd.is_empty(), "--keep-fd"),
         (a.mechanism_only || a.backstop_only, "--mechanism-only"),
         (a.digest_cache.is_some(), "--digest-cache"),
+        (a.tma.tma.is_some(), "--tma"),
         (
             !matches!(policy, tsem_core::policy::Policy::Untrust),
             "--on-forensic other than untrust",

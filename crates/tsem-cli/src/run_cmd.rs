@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// What a deviation costs the workload (--on-forensic, --max-restarts).
     #[command(flatten)]
     pub deviation: crate::deviation::DeviationArgs,
+    /// A modeling agent outside this process (--tma, --tma-key, --tma-peer).
+    #[command(flatten)]
+    pub tma: crate::tma_cmd::TmaArgs,
     /// Live access: a control socket (--name), an export stream (--export).
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -154,6 +157,8 @@ struct Modeler {
     live: crate::live::Live,
     /// The deviation policy ended this incarnation of the workload (kill or restart).
     ended: Option<tsem_core::policy::RunAction>,
+    /// The modeling agent whose verdicts decide (`--tma`).
+    agent: Option<crate::tma_cmd::Agent>,
 }
 
 impl Modeler {
@@ -191,7 +196,15 @@ impl EventHandler for Modeler {
         }
         let event = self.shaper.shape(&ev.event, ev.tid);
         let v = match self.ns.model(key, &event) {
-            Ok(o) => {
+            Ok(local) => {
+                let o = match &mut self.agent {
+                    None => local,
+                    Some(agent) => match agent.model(key, &event, &local) {
+                        Some(o) => o,
+                        // No verdict from the agent: refused, and the workload ends.
+                        None => return Verdict::deny(libc_eperm()).ending(),
+                    },
+                };
                 let mode = self.ns.mode();
                 self.shaper.outcome(&event, ev.tid, ev.untrusted, &o, mode);
                 if o.run != tsem_core::policy::RunAction::Continue && self.ended.is_none() {
@@ -220,6 +233,9 @@ impl EventHandler for Modeler {
 
     fn on_exit(&mut self, tid: i32) {
         self.ns.on_exit(tid as u64);
+        if let Some(agent) = &mut self.agent {
+            agent.exited(tid as u64);
+        }
     }
 }
 
@@ -310,6 +326,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let crate::backstop::Plan::NotRecorded = backstop {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
+    let agent = crate::tma_cmd::Agent::connect(&a.tma, &ns)?;
     let live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
     let modeler = Modeler {
         ns,
@@ -319,6 +336,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         progress,
         live,
         ended: None,
+        agent,
     };
     let cfg = SensorConfig {
         alg: a.ns.digest,
@@ -379,6 +397,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     let exports = report.handler.live.finish();
+    let agent = report
+        .handler
+        .agent
+        .as_mut()
+        .map(|g| (g.addr().to_string(), g.finish()));
     let learned = crate::backstop::learned_set(&backstop, report.handler.learner.take());
     let m = &report.handler;
     if let Some(e) = &report.digest_cache_error {
@@ -470,6 +493,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         });
         v["landlock"] =
             crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());
+        if let Some((addr, r)) = &agent {
+            v["tma"] = match r {
+                Ok(s) => json!({ "address": addr, "state": s["state"], "events": s["events"] }),
+                Err(why) => json!({ "address": addr, "failed": why }),
+            };
+        }
         let text = serde_json::to_string_pretty(&v)? + "\n";
         write_atomic(p, &text)?;
     }
@@ -500,6 +529,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             s.unfaithful,
             if a.enforce { "refused" } else { "continued" }
         );
+    }
+    if let Some((_, r)) = &agent {
+        match r {
+            Err(why) => bail!("{why}: the workload was killed"),
+            // The agent's account must be the run's: the supervisor checked each verdict.
+            Ok(s) if s["state"] != json!(ran.state().to_hex()) => bail!(
+                "the modeling agent's final state {} is not the run's {}",
+                s["state"],
+                ran.state()
+            ),
+            Ok(_) => {}
+        }
     }
     let code = match report.exec_error {
         Some(e) if e == libc_eperm() || e == 13 => 126,

@@ -163,6 +163,12 @@ impl Session {
         hello.extend_from_slice(&cn);
         write_frame(&mut *stream, &hello)?;
         let r = read_frame(&mut *stream)?;
+        if let Some(why) = r.strip_prefix(b"NO ") {
+            return Err(TmaError::Auth(format!(
+                "the agent refused us: {}",
+                String::from_utf8_lossy(why)
+            )));
+        }
         if r.len() != 128 {
             return Err(TmaError::Auth(
                 "the agent's hello is malformed or it refused us".into(),

@@ -122,8 +122,7 @@ fn replayed_reordered_and_altered_frames_are_refused() {
         let e = h
             .join()
             .unwrap()
-            .err()
-            .expect("the frame was accepted")
+            .expect_err("the frame was accepted")
             .to_string();
         let want = if case == "alter" {
             "bad signature"
