@@ -421,11 +421,18 @@ fn collector(path: &Path) -> std::thread::JoinHandle<Vec<u8>> {
 fn check_export(export: &[u8], summary: &Value, model: Option<&Path>, dir: &Path, tag: &str) {
     let recs = lines(export);
     assert_eq!(recs[0]["export"]["type"], "aggregate");
-    assert!(
-        recs[1..]
-            .iter()
-            .all(|r| r["export"]["type"] == "event" || r["export"]["type"] == "log")
-    );
+    // An event record for a synchronous hook, async_event for one the kernel runs in atomic
+    // context (spec §1.2), log for an untrusted task's.
+    for r in &recs[1..] {
+        let kind = r["export"]["type"].as_str().unwrap();
+        let ty = r["event"]["type"].as_str().unwrap();
+        match kind {
+            "log" => {}
+            "async_event" => assert!(tsem_control::export::atomic_context(ty), "{r}"),
+            "event" => assert!(!tsem_control::export::atomic_context(ty), "{r}"),
+            _ => panic!("unexpected record {r}"),
+        }
+    }
     assert_eq!(recs.len() as u64, summary["events"].as_u64().unwrap() + 1);
     assert_eq!(summary["exported"], recs.len());
     assert_eq!(summary["lost_exports"], 0);
