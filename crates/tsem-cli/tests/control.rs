@@ -361,12 +361,20 @@ fn with_forensics_the_model_absorbs_exactly_the_sealed_run_s_forensics() {
             "base.model",
             "--forensics",
             "f.jsonl",
+            "--on-forensic",
+            "deny",
         ],
         script,
     );
     let fifo = w.wait_up("sealed", &mut run);
     let state = w.ctl_json(&["state", "sealed", "--json"]).remove(0);
     assert_eq!(state["mode"], "sealed");
+    // The deviation policy is part of the live state (sealed: recorded, nothing refused).
+    assert_eq!(state["on_forensic"], "deny");
+    assert_eq!(
+        (state["restarts"].as_u64(), state["denied"].as_u64()),
+        (Some(0), Some(0))
+    );
     let nf = state["forensics_points"].as_u64().unwrap();
     assert!(nf > 0);
     let f = w.ctl(&["forensics", "sealed", "--json"]);

@@ -90,8 +90,13 @@ impl Site {
 
     /// GET `path`: the status and body, or None when nothing answers.
     fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.get_within(path, Duration::from_secs(30))
+    }
+
+    /// GET `path`, giving up after `wait` without an answer.
+    fn get_within(&self, path: &str, wait: Duration) -> Option<(u16, String)> {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.set_read_timeout(Some(wait)).unwrap();
         c.write_all(format!("GET /{path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
             .ok()?;
         let mut resp = String::new();
@@ -168,6 +173,11 @@ fn deny_refuses_the_one_unlearned_file_and_the_server_keeps_serving() {
     let model = site.learn();
     let sum = site.p("deny.json");
     let forensics = site.p("forensics.txt");
+    let key = site.p("attester.key");
+    let o = tsem().args(["keygen", "-o", s(&key)]).output().unwrap();
+    assert!(o.status.success());
+    let att = site.p("deny.att.json");
+    const NONCE: &str = "00112233445566778899aabbccddeeff";
     let mut child = site.start(&[
         "--model",
         s(&model),
@@ -178,6 +188,12 @@ fn deny_refuses_the_one_unlearned_file_and_the_server_keeps_serving() {
         s(&forensics),
         "--summary-json",
         s(&sum),
+        "--attest",
+        s(&att),
+        "--nonce",
+        NONCE,
+        "--key",
+        s(&key),
     ]);
     site.wait_serving(&mut child);
     let mut served = 0;
@@ -212,6 +228,28 @@ fn deny_refuses_the_one_unlearned_file_and_the_server_keeps_serving() {
         "{}",
         stderr(&out)
     );
+    // The policy is in the signed attestation, and a verifier can require it.
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&att).unwrap()).unwrap();
+    assert_eq!(a["claims"]["on_forensic"], "deny", "{a}");
+    let pubkey = format!("{}.pub", key.display());
+    let verify = |policy: &str| {
+        tsem()
+            .args(["verify", "--model", s(&model), "--nonce", NONCE])
+            .args(["--key", &pubkey, "--max-forensics", "3"])
+            .args(["--require-on-forensic", policy, s(&att)])
+            .output()
+            .unwrap()
+    };
+    let ok = verify("deny");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let refused = verify("untrust");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        said.contains("rejected: the workload ran with --on-forensic deny"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -226,7 +264,8 @@ fn untrust_takes_the_server_down_after_one_unlearned_file() {
     site.wait_serving(&mut child);
     let (st, _) = site.get("secret.html").expect("the server answers");
     assert_ne!(st, 200);
-    let after = site.get("index.html");
+    // Its accept loop is refused: the connection waits in the backlog, unanswered.
+    let after = site.get_within("index.html", Duration::from_secs(5));
     assert_ne!(after.map(|a| a.0), Some(200), "an untrusted server served");
     let out = site.stop(child, libc::SIGKILL);
     let v = summary(&sum);
