@@ -105,6 +105,8 @@ pub struct Agent {
     pub failed: Option<String>,
     /// Verdicts where the agent and the supervisor's own namespace disagreed.
     pub disagreed: u64,
+    /// Set when the session ends normally (the watchdog stands down).
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Agent {
@@ -116,7 +118,7 @@ impl Agent {
         };
         let key = tsem_tma::signing_key(k)?;
         let peer = tsem_tma::verifying_key(p)?;
-        let stream = tsem_tma::connect(addr, REPLY_TIMEOUT)
+        let (stream, watched) = tsem_tma::connect(addr, REPLY_TIMEOUT)
             .with_context(|| format!("the modeling agent at {addr}"))?;
         let session = Session::client(stream, key, peer)
             .with_context(|| format!("the modeling agent at {addr}"))?;
@@ -134,11 +136,31 @@ impl Agent {
         };
         let client = Client::start(session, &setup)
             .with_context(|| format!("the modeling agent at {addr}"))?;
+        // An agent gone while the workload makes no call: kill the workload now rather than
+        // at its next verdict (it may be reading and writing what it already holds).
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let who = addr.to_string();
+        tsem_tma::watch(watched, done.clone(), move || {
+            eprintln!("tsem: the modeling agent at {who} went away: killing the workload");
+            let me = std::process::id() as i32;
+            // Repeat: a process forked while we kill is found in the next pass.
+            for _ in 0..100 {
+                let tree = tsem_sensor::procfs::descendants(me);
+                if tree.is_empty() {
+                    break;
+                }
+                for p in tree {
+                    let _ = tsem_sensor::sys::kill(p, 9);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
         Ok(Some(Self {
             client: Some(client),
             addr: addr.clone(),
             failed: None,
             disagreed: 0,
+            done,
         }))
     }
 
@@ -181,6 +203,7 @@ impl Agent {
 
     /// End the session: the agent's summary, or why there is none.
     pub fn finish(&mut self) -> Result<serde_json::Value, String> {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }

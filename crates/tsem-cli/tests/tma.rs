@@ -176,6 +176,49 @@ fn killing_the_agent_kills_the_workload_before_its_next_event() {
 }
 
 #[test]
+fn an_idle_workload_does_not_outlive_its_agent() {
+    let dir = scratch("tma", "idle");
+    keys(&dir);
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let addr = tcp();
+    let mut a = agent(&dir, &addr, "client.key.pub");
+    let t = with_tma(&dir, &addr, "client.key", "agent.key.pub");
+    let mut child = tsem()
+        .args(["run", "--no-digest-cache"])
+        .args(strs(&t))
+        .args(["--", "sh", "-c", "read x < fifo; echo after > after"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The workload blocks reading the FIFO, which we hold open and never write: it makes no
+    // call that would ask the agent anything.
+    let w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    // A deadline, not a measurement: a workload left running fails the test.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the workload outlived its agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(w);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("went away: killing the workload"), "{err}");
+    assert!(!dir.join("after").exists());
+}
+
+#[test]
 fn a_wrong_key_on_either_side_is_refused_before_the_workload_runs() {
     let dir = scratch("tma", "keys");
     keys(&dir);

@@ -351,19 +351,55 @@ impl std::fmt::Display for Addr {
     }
 }
 
-/// Connect to an agent (a reply slower than `timeout` is a dead agent).
-pub fn connect(addr: &Addr, timeout: std::time::Duration) -> R<Box<dyn Stream>> {
+/// Connect to an agent (a reply slower than `timeout` is a dead agent). Also returns a
+/// duplicate of the connection for [`watch`].
+pub fn connect(
+    addr: &Addr,
+    timeout: std::time::Duration,
+) -> R<(Box<dyn Stream>, std::os::fd::OwnedFd)> {
     Ok(match addr {
         Addr::Unix(p) => {
             let s = std::os::unix::net::UnixStream::connect(p)?;
             s.set_read_timeout(Some(timeout))?;
-            Box::new(s)
+            let dup = std::os::fd::OwnedFd::from(s.try_clone()?);
+            (Box::new(s), dup)
         }
         Addr::Tcp(a) => {
             let s = std::net::TcpStream::connect(a)?;
             s.set_nodelay(true)?;
             s.set_read_timeout(Some(timeout))?;
-            Box::new(s)
+            let dup = std::os::fd::OwnedFd::from(s.try_clone()?);
+            (Box::new(s), dup)
         }
     })
+}
+
+/// Call `gone` (once, on a thread of its own) when the agent closes the connection `fd` or it
+/// fails, unless `done` is set first (the session ended normally). So a workload does not
+/// outlive its agent even while it makes no call that would ask for a verdict.
+pub fn watch(
+    fd: std::os::fd::OwnedFd,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    gone: impl FnOnce() + Send + 'static,
+) {
+    use std::os::fd::AsRawFd as _;
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        loop {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLRDHUP,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut p, 1, 500) };
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            if n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                gone();
+                return;
+            }
+        }
+    });
 }
