@@ -12,7 +12,12 @@
 //! u64(events) u64(points) u64(forensics_events) list(bytes(forensic point)) u64(denied)
 //! u64(lost_events) str(host) str(workload) u64(time) str(tool)
 //! opt(u32(tpm_pcr)) opt(bytes(tpm_pcr_prior))
+//! [str(on_forensic)]
 //! ```
+//!
+//! The last item is present only when the claims name a deviation policy (`on_forensic`,
+//! [`tsem_core::policy`]); claims without it (older files) keep their encoding, and mean
+//! `untrust`, TSEM's semantics.
 //!
 //! `bytes(x)` and `str(x)` are a big-endian `u32` length followed by the bytes (UTF-8 for strings),
 //! `u64`/`u32` are big-endian, `opt(x)` is `0x00` for absent or `0x01` followed by `x`, and `list(x)`
@@ -22,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tsem_core::hash::{Digest, HashAlg};
 use tsem_core::map::Mapping;
 use tsem_core::namespace::{Mode, Namespace};
+use tsem_core::policy::Policy;
 
 /// Domain separation for the signed bytes; also the `format` of the JSON file.
 pub const FORMAT: &str = "tsem-attestation-1";
@@ -63,6 +69,9 @@ pub enum ClaimsError {
     /// Forensic points that are not sorted and unique, or whose number disagrees.
     #[error("forensic_points: {0}")]
     ForensicPoints(&'static str),
+    /// An unknown deviation policy.
+    #[error("on_forensic: {0}")]
+    Policy(String),
 }
 
 /// Identity of who is attesting what.
@@ -121,6 +130,10 @@ pub struct Claims {
     pub tpm_pcr: Option<u32>,
     /// That PCR's SHA-256 value just before the extension (hex), when quoted by a TPM.
     pub tpm_pcr_prior: Option<String>,
+    /// What a forensic event cost the workload (`untrust`, `deny`, `kill`, `restart`); absent in
+    /// older attestations, which means `untrust`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_forensic: Option<String>,
 }
 
 /// What to attest besides the namespace itself.
@@ -256,7 +269,18 @@ impl Claims {
             tool: concat!("tsem ", env!("CARGO_PKG_VERSION")).to_string(),
             tpm_pcr: None,
             tpm_pcr_prior: None,
+            on_forensic: Some(ns.policy().name().to_string()),
         })
+    }
+
+    /// The deviation policy claimed (a missing field is `untrust`).
+    pub fn policy(&self) -> Result<Policy, ClaimsError> {
+        match &self.on_forensic {
+            None => Ok(Policy::Untrust),
+            Some(p) => p
+                .parse()
+                .map_err(|e: tsem_core::policy::PolicyError| ClaimsError::Policy(e.to_string())),
+        }
     }
 
     /// The hash function.
@@ -362,6 +386,10 @@ impl Claims {
                 o.push(1);
                 bytes(&mut o, &from_hex("tpm_pcr_prior", p)?);
             }
+        }
+        if let Some(p) = &self.on_forensic {
+            bytes(&mut o, self.policy()?.name().as_bytes());
+            debug_assert_eq!(p, self.policy()?.name());
         }
         Ok(o)
     }

@@ -74,6 +74,11 @@ pub fn trust_vector(outcome: &Result<Verified, Rejection>) -> Map<String, Value>
                 set("instance-identity", 2);
                 set("hardware", 96);
             }
+            // The workload ran, but configured to answer deviations otherwise.
+            Rejection::DeviationPolicy { .. } => {
+                set("instance-identity", 2);
+                set("configuration", 96);
+            }
             Rejection::Hash { .. }
             | Rejection::Base { .. }
             | Rejection::ForensicInModel(_)

@@ -88,6 +88,10 @@ pub struct VerifyArgs {
     /// Most forensic events tolerated.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_forensics: u64,
+    /// Require the workload to have run with this deviation policy (`tsem run --on-forensic`;
+    /// an attestation that names none ran under `untrust`).
+    #[arg(long, value_name = "POLICY")]
+    pub require_on_forensic: Option<tsem_core::policy::Policy>,
     /// Reject attestations older than this many seconds.
     #[arg(long, value_name = "SECS")]
     pub max_age: Option<u64>,
@@ -493,6 +497,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut policy = Policy::new(nonce);
     policy.pcr = a.pcr;
     policy.max_forensics = a.max_forensics;
+    policy.on_forensic = a.require_on_forensic;
     policy.max_age = a.max_age;
     policy.now = tsem_attest::now_unix();
     if let Some(p) = &a.key {

@@ -114,6 +114,14 @@ impl Shaper {
         }
     }
 
+    /// The workload starts again (`--on-forensic restart`): what the naming rules remember of
+    /// the previous incarnation (the files it created) is forgotten, so the new one names files
+    /// as a fresh run does; a file left behind is one that existed before the start.
+    pub fn restart(&mut self, cfg: &tsem_core::namespace::Config) {
+        self.namer = Namer::new(self.namer.rules(), cfg.alg, cfg.mapping);
+        self.exes.clear();
+    }
+
     /// The event as the namespace must model it (no copy when no rule applies).
     pub fn shape<'a>(&mut self, ev: &'a Event, tid: i32) -> std::borrow::Cow<'a, Event> {
         if self.namer.rules().is_empty() && self.outputs.is_none() {
@@ -188,6 +196,14 @@ impl Shaper {
         if more > 0 {
             s.push_str(&format!("; and {more} more in other tasks"));
         }
+        if ns.policy() == tsem_core::policy::Policy::Deny {
+            s.push_str(if ns.mode() == Mode::Enforcing {
+                "; each was denied, its task stays trusted (--on-forensic deny)"
+            } else {
+                "; nothing was denied (sealed, --on-forensic deny)"
+            });
+            return Some(s);
+        }
         let tasks = self.origin_tids.len() as u64;
         let desc = self.untrusted.len().saturating_sub(self.origin_tids.len()) as u64;
         let subject = if tasks == 1 {
@@ -211,6 +227,13 @@ impl Shaper {
             ));
         } else {
             s.push_str("; nothing was denied (sealed)");
+        }
+        match ns.policy() {
+            tsem_core::policy::Policy::Kill => s.push_str("; the workload was killed"),
+            tsem_core::policy::Policy::Restart => {
+                s.push_str("; the workload was killed (and restarted, see above)")
+            }
+            _ => {}
         }
         Some(s)
     }

@@ -42,6 +42,7 @@ fn parse_dest(s: &str) -> Result<Dest, String> {
 /// The live parts of a run (each optional).
 #[derive(Default)]
 pub struct Live {
+    counters: Arc<ExtraCounters>,
     mirror: Option<Mirror>,
     server: Option<Server>,
     export: Option<Exporter>,
@@ -60,7 +61,7 @@ impl Live {
         let (mirror, server) = match &a.name {
             None => (None, None),
             Some(name) => {
-                let mirror = Mirror::new(ns, counters);
+                let mirror = Mirror::new(ns, counters.clone());
                 let info = Info {
                     name: name.clone(),
                     command: cmd
@@ -77,10 +78,23 @@ impl Live {
             }
         };
         Ok(Self {
+            counters,
             mirror,
             server,
             export,
         })
+    }
+
+    /// The deviation policy killed the workload (`kill`, or `restart` before it starts again).
+    pub fn policy_killed(&self) {
+        use std::sync::atomic::Ordering;
+        self.counters.policy_kills.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The workload is started again (`restart`).
+    pub fn restarted(&self) {
+        use std::sync::atomic::Ordering;
+        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// After the namespace modeled `ev` (called from the modeling handler, in event order).

@@ -14,7 +14,9 @@ mod bench;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;
+mod deviation;
 mod evidence;
+mod kernel_run;
 mod learn_cmd;
 mod learning;
 mod live;
@@ -22,6 +24,7 @@ mod model_cmd;
 mod model_learn;
 mod replay;
 mod run_cmd;
+mod tma_cmd;
 mod verifier_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.
@@ -59,7 +62,7 @@ enum Cmd {
     #[command(subcommand)]
     Ima(evidence::ImaCmd),
     /// Run a workload under a security model (learn, seal, enforce).
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Learn a model by running a workload until more runs teach it nothing new.
     Learn(learn_cmd::LearnArgs),
     /// The fleet verifier: serve, enrol workloads, their verdicts.
@@ -70,6 +73,9 @@ enum Cmd {
     Ctl(ctl_cmd::CtlCmd),
     /// Watch a named run in a terminal: counters, state, trajectory, forensics (q quits).
     Console(console_cmd::ConsoleArgs),
+    /// The modeling agent as its own process (`tsem run --tma` models through it).
+    #[command(subcommand)]
+    Tma(tma_cmd::TmaCmd),
 }
 
 fn main() -> ExitCode {
@@ -86,11 +92,12 @@ fn main() -> ExitCode {
         Cmd::Verify(a) => attest_cmd::verify(a),
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
-        Cmd::Run(a) => run_cmd::run(a),
+        Cmd::Run(a) => run_cmd::run(*a),
         Cmd::Learn(a) => learn_cmd::run(a),
         Cmd::Verifier(c) => verifier_cmd::run(c),
         Cmd::Ctl(c) => ctl_cmd::run(c),
         Cmd::Console(a) => console_cmd::run(a),
+        Cmd::Tma(c) => tma_cmd::run(c),
     };
     match result {
         Ok(code) => code,

@@ -118,6 +118,18 @@ pub struct RunArgs {
         ]
     )]
     pub backstop_only: bool,
+    /// Where the run is modeled: `auto` (a TSEM kernel when its securityfs exists,
+    /// $TSEM_SECURITYFS or /sys/kernel/security/tsem, and the run needs nothing only the sensor
+    /// has), `sensor`, `kernel` (the kernel models) or `kernel-external` (tsem models a kernel
+    /// namespace as its external agent). See docs/kernel.md.
+    #[arg(long, value_name = "WHERE", default_value = "auto")]
+    pub backend: crate::kernel_run::Backend,
+    /// What a deviation costs the workload (--on-forensic, --max-restarts).
+    #[command(flatten)]
+    pub deviation: crate::deviation::DeviationArgs,
+    /// A modeling agent outside this process (--tma, --tma-key, --tma-peer).
+    #[command(flatten)]
+    pub tma: crate::tma_cmd::TmaArgs,
     /// Live access: a control socket (--name), an export stream (--export).
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -143,6 +155,10 @@ struct RunExtras {
     progress: Option<Progress>,
     /// The control socket's mirror and the export stream, fed after each event.
     live: crate::live::Live,
+    /// The deviation policy ended this incarnation of the workload (kill or restart).
+    ended: Option<tsem_core::policy::RunAction>,
+    /// The modeling agent whose verdicts decide (`--tma`).
+    agent: Option<crate::tma_cmd::Agent>,
 }
 
 impl RunExtras {
@@ -174,6 +190,10 @@ impl Extras for RunExtras {
 
     fn outcome(&mut self, ev: &Event, tid: i32, untrusted: bool, o: &Outcome, mode: Mode) {
         self.shaper.outcome(ev, tid, untrusted, o, mode);
+        if o.run != tsem_core::policy::RunAction::Continue && self.ended.is_none() {
+            self.ended = Some(o.run);
+            self.live.policy_killed();
+        }
     }
 
     fn after_event(&mut self, ns: &Namespace, ev: &Event, untrusted: bool) {
@@ -183,6 +203,19 @@ impl Extras for RunExtras {
 
     fn executed(&mut self, tid: i32, path: &RawStr) {
         self.shaper.executed(tid, path);
+    }
+
+    fn exited(&mut self, tid: i32) {
+        if let Some(agent) = &mut self.agent {
+            agent.exited(tid as u64);
+        }
+    }
+
+    fn remote(&mut self, key: u64, ev: &Event, local: Outcome) -> Option<Outcome> {
+        match &mut self.agent {
+            None => Some(local),
+            Some(agent) => agent.model(key, ev, &local),
+        }
     }
 }
 
@@ -214,6 +247,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             return crate::usage("the command name is empty (`tsem run -- \"\"`)");
         }
         Some(_) => {}
+    }
+    if let Some((fs, external)) = crate::kernel_run::select(&a)? {
+        return crate::kernel_run::run(&a, fs, external);
     }
     // Fail on a bad model, key, nonce or TPM before anything runs.
     let attester = crate::attest_cmd::prepare(&a.attestation, a.ns.digest)?;
@@ -254,6 +290,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         (true, false, true) => ns.enforce(),
         (true, false, false) => ns.seal(),
     }
+    ns.set_policy(a.deviation.on_forensic);
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Progress {
         start: Instant::now(),
         last: Instant::now(),
@@ -269,11 +306,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let crate::backstop::Plan::NotRecorded = backstop {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
+    let agent = crate::tma_cmd::Agent::connect(&a.tma, &ns)?;
     let live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
     let extras = RunExtras {
         shaper,
         progress,
         live,
+        ended: None,
+        agent,
     };
     let modeler = Modeler::new(ns, crate::backstop::learner(&backstop), extras);
     let cfg = SensorConfig {
@@ -293,10 +333,42 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         enforcing: a.enforce,
         ..SensorConfig::default()
     };
-    let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
-        Ok(r) => r,
-        Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
-        Err(e) => return Err(e).context("cannot run the workload"),
+    let mut handler = modeler;
+    let mut restarts = 0u32;
+    let mut earlier = tsem_sensor::Stats::default();
+    let mut report = loop {
+        let mut r = match tsem_sensor::run(&a.cmd, &cfg, handler) {
+            Ok(r) => r,
+            Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+            Err(e) => return Err(e).context("cannot run the workload"),
+        };
+        let again = r.handler.extras.ended == Some(tsem_core::policy::RunAction::Restart)
+            && r.listener_error.is_none()
+            && r.exec_error.is_none();
+        if !again {
+            r.stats = earlier + r.stats;
+            break r;
+        }
+        if restarts >= a.deviation.max_restarts {
+            eprintln!(
+                "tsem: a forensic event after {restarts} restart(s): the workload stays killed \
+                 (--max-restarts {})",
+                a.deviation.max_restarts
+            );
+            r.stats = earlier + r.stats;
+            break r;
+        }
+        restarts += 1;
+        eprintln!(
+            "tsem: a forensic event killed the workload; starting it again ({restarts} of at \
+             most {})",
+            a.deviation.max_restarts
+        );
+        earlier = earlier + r.stats;
+        handler = r.handler;
+        handler.extras.ended = None;
+        handler.extras.shaper.restart(handler.ns.config());
+        handler.extras.live.restarted();
     };
     let handler = &mut report.handler;
     if handler.extras.progress.is_some() {
@@ -304,6 +376,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     let exports = handler.extras.live.finish();
+    let agent = handler
+        .extras
+        .agent
+        .as_mut()
+        .map(|g| (g.addr().to_string(), g.finish()));
     let learned = crate::backstop::learned_set(&backstop, handler.learner.take());
     let m = &report.handler;
     if let Some(e) = &report.digest_cache_error {
@@ -368,6 +445,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         // denials too.
         v["denied"] = json!(ns.denied() + s.refused);
         v["exit_status"] = json!(report.exit.code());
+        v["on_forensic"] = json!(ran.policy().name());
+        v["restarts"] = json!(restarts);
+        // Incarnations the policy killed (the last one too, when it ended the run).
+        v["policy_kills"] = json!(restarts as u64 + u64::from(m.extras.ended.is_some()));
         crate::live::summarize(&mut v, exports.as_ref());
         v["digest_cache"] = json!(
             cfg.digest_cache
@@ -392,6 +473,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         });
         v["landlock"] =
             crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());
+        if let Some((addr, r)) = &agent {
+            v["tma"] = match r {
+                Ok(s) => json!({ "address": addr, "state": s["state"], "events": s["events"] }),
+                Err(why) => json!({ "address": addr, "failed": why }),
+            };
+        }
         let text = serde_json::to_string_pretty(&v)? + "\n";
         write_atomic(p, &text)?;
     }
@@ -422,6 +509,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             s.unfaithful,
             if a.enforce { "refused" } else { "continued" }
         );
+    }
+    if let Some((_, r)) = &agent {
+        match r {
+            Err(why) => bail!("{why}: the workload was killed"),
+            // The agent's account must be the run's: the supervisor checked each verdict.
+            Ok(s) if s["state"] != json!(ran.state().to_hex()) => bail!(
+                "the modeling agent's final state {} is not the run's {}",
+                s["state"],
+                ran.state()
+            ),
+            Ok(_) => {}
+        }
     }
     let code = match report.exec_error {
         Some(e) if e == libc_eperm() || e == 13 => 126,

@@ -827,6 +827,10 @@ fn documented_encoding(c: &serde_json::Value) -> Vec<u8> {
         o.push(1);
         bytes(&mut o, &hex(&c["tpm_pcr_prior"]));
     }
+    // [str(on_forensic)]: present only when the claims name a deviation policy.
+    if let Some(p) = c["on_forensic"].as_str() {
+        bytes(&mut o, p.as_bytes());
+    }
     o
 }
 

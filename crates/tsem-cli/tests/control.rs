@@ -361,12 +361,20 @@ fn with_forensics_the_model_absorbs_exactly_the_sealed_run_s_forensics() {
             "base.model",
             "--forensics",
             "f.jsonl",
+            "--on-forensic",
+            "deny",
         ],
         script,
     );
     let fifo = w.wait_up("sealed", &mut run);
     let state = w.ctl_json(&["state", "sealed", "--json"]).remove(0);
     assert_eq!(state["mode"], "sealed");
+    // The deviation policy is part of the live state (sealed: recorded, nothing refused).
+    assert_eq!(state["on_forensic"], "deny");
+    assert_eq!(
+        (state["restarts"].as_u64(), state["denied"].as_u64()),
+        (Some(0), Some(0))
+    );
     let nf = state["forensics_points"].as_u64().unwrap();
     assert!(nf > 0);
     let f = w.ctl(&["forensics", "sealed", "--json"]);
@@ -421,11 +429,18 @@ fn collector(path: &Path) -> std::thread::JoinHandle<Vec<u8>> {
 fn check_export(export: &[u8], summary: &Value, model: Option<&Path>, dir: &Path, tag: &str) {
     let recs = lines(export);
     assert_eq!(recs[0]["export"]["type"], "aggregate");
-    assert!(
-        recs[1..]
-            .iter()
-            .all(|r| r["export"]["type"] == "event" || r["export"]["type"] == "log")
-    );
+    // An event record for a synchronous hook, async_event for one the kernel runs in atomic
+    // context (spec §1.2), log for an untrusted task's.
+    for r in &recs[1..] {
+        let kind = r["export"]["type"].as_str().unwrap();
+        let ty = r["event"]["type"].as_str().unwrap();
+        match kind {
+            "log" => {}
+            "async_event" => assert!(tsem_control::export::atomic_context(ty), "{r}"),
+            "event" => assert!(!tsem_control::export::atomic_context(ty), "{r}"),
+            _ => panic!("unexpected record {r}"),
+        }
+    }
     assert_eq!(recs.len() as u64, summary["events"].as_u64().unwrap() + 1);
     assert_eq!(summary["exported"], recs.len());
     assert_eq!(summary["lost_exports"], 0);

@@ -238,11 +238,14 @@ impl Exporter {
         Ok(x)
     }
 
-    /// Queue one event (`untrusted`: its task was already untrusted, a `log` record). Never
-    /// blocks: a full queue or a dead writer loses the record, counted.
+    /// Queue one event (`untrusted`: its task was already untrusted, a `log` record; a hook
+    /// the kernel runs in atomic context, an `async_event`). Never blocks: a full queue or a
+    /// dead writer loses the record, counted.
     pub fn event(&mut self, ev: &Event, untrusted: bool) {
         let kind = if untrusted {
             RecordKind::Log
+        } else if atomic_context(ev.header.event_type.name()) {
+            RecordKind::AsyncEvent
         } else {
             RecordKind::Event
         };
@@ -294,6 +297,45 @@ impl Exporter {
             error,
         }
     }
+}
+
+/// The hooks a TSEM kernel runs in atomic context (spec §1.2, "LOCKED"): it exports their
+/// events as `async_event` records, on which no task waits for a trust answer. The sensor
+/// decides them synchronously all the same; the record kind tells a consumer (or `tsem
+/// replay`, which models every kind alike) what the kernel would have done.
+pub fn atomic_context(event: &str) -> bool {
+    matches!(
+        event,
+        "task_kill"
+            | "task_setpgid"
+            | "task_getpgid"
+            | "task_getsid"
+            | "task_setnice"
+            | "task_prlimit"
+            | "task_setrlimit"
+            | "task_setscheduler"
+            | "task_getscheduler"
+            | "task_prctl"
+            | "ptrace_access_check"
+            | "ptrace_traceme"
+            | "capget"
+            | "capset"
+            | "capable"
+            | "shm_associate"
+            | "shm_shmctl"
+            | "shm_shmat"
+            | "sem_associate"
+            | "sem_semctl"
+            | "sem_semop"
+            | "msg_queue_associate"
+            | "msg_queue_msgsnd"
+            | "msg_queue_msgctl"
+            | "msg_queue_msgrcv"
+            | "ipc_permission"
+            | "unix_stream_connect"
+            | "unix_may_send"
+            | "key_permission"
+    )
 }
 
 /// The writer thread: serialize, write, count. Returns why the destination stopped taking
@@ -452,5 +494,42 @@ mod tests {
             let e = bad.parse::<Dest>().unwrap_err().to_string();
             assert!(e.contains("bad --export"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn atomic_context_hooks_export_as_async_events_and_untrusted_tasks_as_logs() {
+        let dir = std::env::temp_dir().join(format!("tsem-export-kinds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("x.jsonl");
+        let mut p = tsem_format::RecordParser::new();
+        let capable = p
+            .parse_event(r#"{"event": {"process": "a", "type": "capable", "ttd": "1", "p_ttd": "1", "task_id": "0000000000000000000000000000000000000000000000000000000000000000", "p_task_id": "0000000000000000000000000000000000000000000000000000000000000000", "ts": "1"}, "COE": {"uid": "0", "euid": "0", "suid": "0", "gid": "0", "egid": "0", "sgid": "0", "fsuid": "0", "fsgid": "0", "capeff": "0x0"}, "capable": {"cap": "8", "opts": "0"}}"#)
+            .unwrap();
+        let generic = p
+            .parse_event(r#"{"event": {"process": "a", "type": "socket_create", "ttd": "1", "p_ttd": "1", "task_id": "0000000000000000000000000000000000000000000000000000000000000000", "p_task_id": "0000000000000000000000000000000000000000000000000000000000000000", "ts": "1"}, "COE": {"uid": "0", "euid": "0", "suid": "0", "gid": "0", "egid": "0", "sgid": "0", "fsuid": "0", "fsgid": "0", "capeff": "0x0"}, "socket_create": {"family": "2", "type": "1", "protocol": "6", "kern": "0"}}"#)
+            .unwrap();
+        let mut x = Exporter::start(
+            &Dest::File(out.clone()),
+            16,
+            tsem_core::Digest::zero(32),
+            Arc::new(ExtraCounters::default()),
+        )
+        .unwrap();
+        x.event(&capable, false);
+        x.event(&capable, true);
+        x.event(&generic, false);
+        let r = x.finish();
+        assert_eq!(r.lost, 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let kinds: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["export"]["type"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(kinds, ["aggregate", "async_event", "log", "event"]);
+        assert!(atomic_context("task_kill") && !atomic_context("file_open"));
     }
 }

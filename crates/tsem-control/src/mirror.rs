@@ -27,6 +27,8 @@ use tsem_format::ModelFile;
 struct Copy {
     cfg: Config,
     mode: Mode,
+    /// The deviation policy (fixed for the run).
+    policy: tsem_core::policy::Policy,
     events: u64,
     forensics_events: u64,
     denied: u64,
@@ -53,6 +55,10 @@ pub struct ExtraCounters {
     pub lost_exports: AtomicU64,
     /// An export is configured (so the counters mean something).
     pub exporting: AtomicU64,
+    /// Times the workload was killed by the deviation policy (`kill`, or `restart` each time).
+    pub policy_kills: AtomicU64,
+    /// Times the workload was started again (`restart`).
+    pub restarts: AtomicU64,
 }
 
 /// The shared mirror: cheap to clone, one per run.
@@ -91,6 +97,7 @@ impl Mirror {
         let copy = Copy {
             cfg: *ns.config(),
             mode: ns.mode(),
+            policy: ns.policy(),
             events: 0,
             forensics_events: 0,
             denied: 0,
@@ -199,8 +206,11 @@ impl Mirror {
             "mapping": c.cfg.mapping.name(),
             "mode": format!("{:?}", c.mode).to_lowercase(),
             "denied": c.denied,
+            "on_forensic": c.policy.name(),
         });
         let x = &self.inner.extra;
+        json["policy_kills"] = json!(x.policy_kills.load(Ordering::Relaxed));
+        json["restarts"] = json!(x.restarts.load(Ordering::Relaxed));
         if x.exporting.load(Ordering::Relaxed) > 0 {
             json["exported"] = json!(x.exported.load(Ordering::Relaxed));
             json["lost_exports"] = json!(x.lost_exports.load(Ordering::Relaxed));
@@ -251,6 +261,7 @@ impl Copy {
         Copy {
             cfg: self.cfg,
             mode: self.mode,
+            policy: self.policy,
             events: self.events,
             forensics_events: self.forensics_events,
             denied: self.denied,

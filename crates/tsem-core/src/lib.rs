@@ -21,6 +21,7 @@ pub mod map;
 pub mod namespace;
 pub mod naming;
 pub mod outputs;
+pub mod policy;
 pub mod raw;
 pub mod state;
 

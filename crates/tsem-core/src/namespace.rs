@@ -22,6 +22,7 @@ use hashbrown::HashTable;
 use crate::event::Event;
 use crate::hash::{Digest, HashAlg};
 use crate::map::{Mapper, Mapping};
+use crate::policy::{Policy, RunAction, decide};
 use crate::state::{aggregate_seed, extend_measurement};
 
 /// Modeling mode (spec §4.5).
@@ -58,6 +59,10 @@ pub struct Outcome {
     pub forensic: bool,
     /// Allow or deny.
     pub verdict: Verdict,
+    /// The deviation policy marked the task untrusted (see [`crate::policy`]).
+    pub untrust: bool,
+    /// What the deviation policy does with the run.
+    pub run: RunAction,
 }
 
 /// Configuration of a namespace.
@@ -357,6 +362,7 @@ pub struct Namespace {
     forensics: Vec<Event>,
     pseudonyms: BTreeSet<Digest>,
     untrusted: BTreeSet<TaskKey>,
+    policy: Policy,
     events: u64,
     forensics_events: u64,
     denied: u64,
@@ -382,6 +388,7 @@ impl Namespace {
             forensics: Vec::new(),
             pseudonyms: BTreeSet::new(),
             untrusted: BTreeSet::new(),
+            policy: Policy::Untrust,
             events: 0,
             forensics_events: 0,
             denied: 0,
@@ -458,6 +465,16 @@ impl Namespace {
         self.mode = Mode::Enforcing;
     }
 
+    /// Choose what a forensic event costs (default [`Policy::Untrust`], TSEM's semantics).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The deviation policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Mark a task untrusted (e.g. killed while waiting for a verdict).
     pub fn mark_untrusted(&mut self, task: TaskKey) {
         self.untrusted.insert(task);
@@ -526,8 +543,16 @@ impl Namespace {
             self.measurement = extend_measurement(self.cfg.alg, &self.base, &self.measurement, &c);
         }
         let forensic = !valid;
+        let d = decide(
+            self.policy,
+            self.mode,
+            forensic,
+            self.untrusted.contains(&task),
+        );
         if forensic {
             self.forensics_events += 1;
+        }
+        if d.untrust {
             self.untrusted.insert(task);
         }
         if new_point && self.cfg.keep_descriptions {
@@ -537,19 +562,17 @@ impl Namespace {
                 self.forensics.push(ev.clone())
             }
         }
-        let verdict =
-            if self.mode == Mode::Enforcing && (forensic || self.untrusted.contains(&task)) {
-                self.denied += 1;
-                Verdict::Deny
-            } else {
-                Verdict::Allow
-            };
+        if d.verdict == Verdict::Deny {
+            self.denied += 1;
+        }
         Ok(Outcome {
             coefficient: c,
             new_point,
             valid,
             forensic,
-            verdict,
+            verdict: d.verdict,
+            untrust: d.untrust,
+            run: d.run,
         })
     }
 

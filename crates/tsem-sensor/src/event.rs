@@ -38,6 +38,9 @@ pub struct Verdict {
     pub errno: i32,
     /// Mark the task untrusted (it and its future descendants).
     pub taint: bool,
+    /// Kill every task of the workload (a deviation policy's `kill` or `restart`): the run
+    /// ends, and nothing the workload starts meanwhile survives.
+    pub end_workload: bool,
 }
 
 impl Verdict {
@@ -47,6 +50,7 @@ impl Verdict {
             allow: true,
             errno: 0,
             taint: false,
+            end_workload: false,
         }
     }
 
@@ -56,12 +60,19 @@ impl Verdict {
             allow: false,
             errno,
             taint: false,
+            end_workload: false,
         }
     }
 
     /// The same verdict, also marking the task untrusted.
     pub const fn tainting(mut self) -> Self {
         self.taint = true;
+        self
+    }
+
+    /// The same verdict, also ending the workload (every task is killed).
+    pub const fn ending(mut self) -> Self {
+        self.end_workload = true;
         self
     }
 }
@@ -175,6 +186,30 @@ pub struct Stats {
     pub tasks: u64,
     /// Exec stops.
     pub execs: u64,
+}
+
+/// The counters of several incarnations of a workload (a restarted one), added up.
+impl std::ops::Add for Stats {
+    type Output = Stats;
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            notifications: self.notifications + o.notifications,
+            events: self.events + o.events,
+            denied: self.denied + o.denied,
+            emulated: self.emulated + o.emulated,
+            continued: self.continued + o.continued,
+            unmodeled: self.unmodeled + o.unmodeled,
+            abandoned: self.abandoned + o.abandoned,
+            lost: self.lost + o.lost,
+            exec_mismatch: self.exec_mismatch + o.exec_mismatch,
+            protected: self.protected + o.protected,
+            refused: self.refused + o.refused,
+            unfaithful: self.unfaithful + o.unfaithful,
+            undecodable: self.undecodable + o.undecodable,
+            tasks: self.tasks + o.tasks,
+            execs: self.execs + o.execs,
+        }
+    }
 }
 
 impl Counters {

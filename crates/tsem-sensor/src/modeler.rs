@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use tsem_core::RawStr;
 use tsem_core::event::Event;
 use tsem_core::namespace::{Mode, Namespace, Outcome, Verdict as NsVerdict};
+use tsem_core::policy::RunAction;
 
 use crate::backstop::learn::Learner;
 use crate::event::{EventHandler, ExecEvent, RawEvent, Verdict};
@@ -27,6 +28,14 @@ pub trait Extras: Send + 'static {
     fn after_event(&mut self, _ns: &Namespace, _ev: &Event, _untrusted: bool) {}
     /// `tid` executed the program at `path`.
     fn executed(&mut self, _tid: i32, _path: &RawStr) {}
+    /// `tid` exited.
+    fn exited(&mut self, _tid: i32) {}
+    /// Where the modeling agent is another process (`tsem run --tma`): its outcome for the
+    /// shaped event, which the local namespace (`local`, modeled alike) checks; `None` when it
+    /// gave none, or one that disagrees: the event is then refused and the workload ended.
+    fn remote(&mut self, _key: u64, _ev: &Event, local: Outcome) -> Option<Outcome> {
+        Some(local)
+    }
 }
 
 /// No extras: the model alone.
@@ -56,19 +65,24 @@ impl<X: Extras> Modeler<X> {
     }
 }
 
-/// The sensor's verdict on an event the namespace modeled: what the namespace decided, and the
-/// tainting rule. A forensic event (out of the sealed or enforced model) marks its task, and
+/// The sensor's verdict on an event the namespace modeled: what the namespace decided under its
+/// deviation policy ([`tsem_core::policy::decide`]), and the tainting rule. Under TSEM's own
+/// policy (`untrust`) a forensic event (out of the sealed or enforced model) marks its task, and
 /// through the sensor's task tree every descendant, untrusted; when enforcing, the namespace
-/// then denies every later event of those tasks.
+/// then denies every later event of those tasks. `kill` and `restart` end the workload.
 ///
-/// This is the single place that decides what follows a deviation from the model: a policy
-/// other than "untrust the task" (deny only the event, kill, restart) belongs here.
+/// This is the single place that turns what follows a deviation from the model into the
+/// sensor's actions.
 pub fn verdict_for(o: &Outcome) -> Verdict {
     let v = match o.verdict {
         NsVerdict::Allow => Verdict::allow(),
         NsVerdict::Deny => Verdict::deny(libc::EPERM),
     };
-    if o.forensic { v.tainting() } else { v }
+    let v = if o.untrust { v.tainting() } else { v };
+    match o.run {
+        RunAction::Continue => v,
+        RunAction::Kill | RunAction::Restart => v.ending(),
+    }
 }
 
 /// The verdict on an event the namespace could not model: refused when enforcing (fail
@@ -93,7 +107,11 @@ impl<X: Extras> EventHandler for Modeler<X> {
         }
         let event = self.extras.shape(&ev.event, ev.tid);
         let v = match self.ns.model(key, &event) {
-            Ok(o) => {
+            Ok(local) => {
+                let Some(o) = self.extras.remote(key, &event, local) else {
+                    // No verdict from the modeling agent: refused, and the workload ends.
+                    return Verdict::deny(libc::EPERM).ending();
+                };
                 let mode = self.ns.mode();
                 self.extras.outcome(&event, ev.tid, ev.untrusted, &o, mode);
                 verdict_for(&o)
@@ -113,6 +131,7 @@ impl<X: Extras> EventHandler for Modeler<X> {
 
     fn on_exit(&mut self, tid: i32) {
         self.ns.on_exit(tid as u64);
+        self.extras.exited(tid);
     }
 }
 
@@ -128,6 +147,8 @@ mod tests {
             valid: !forensic,
             forensic,
             verdict,
+            untrust: forensic,
+            run: RunAction::Continue,
         }
     }
 
@@ -144,6 +165,24 @@ mod tests {
         assert!(!enforced.allow && enforced.taint && enforced.errno == libc::EPERM);
         let untrusted = verdict_for(&outcome(NsVerdict::Deny, false));
         assert!(!untrusted.allow && !untrusted.taint);
+    }
+
+    #[test]
+    fn kill_and_restart_end_the_workload_deny_does_not_taint() {
+        for run in [RunAction::Kill, RunAction::Restart] {
+            let o = Outcome {
+                run,
+                ..outcome(NsVerdict::Deny, true)
+            };
+            let v = verdict_for(&o);
+            assert!(!v.allow && v.end_workload);
+        }
+        let deny = Outcome {
+            untrust: false,
+            ..outcome(NsVerdict::Deny, true)
+        };
+        let v = verdict_for(&deny);
+        assert!(!v.allow && !v.taint && !v.end_workload);
     }
 
     #[test]

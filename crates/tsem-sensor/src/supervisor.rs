@@ -364,6 +364,7 @@ pub fn run<H: EventHandler + 'static>(
         own_mntns,
         enforcing: config.enforcing,
         fs_varies: Default::default(),
+        ending: Default::default(),
     });
     let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     // One notification thread per CPU (at most four): with SYNC_WAKE_UP a notification is
@@ -581,8 +582,9 @@ fn trace_loop<H: EventHandler>(
             }
             continue;
         }
-        if leader_gone {
-            // Anything still stopping after the leader's end (a child forked meanwhile) goes.
+        if leader_gone || shared.ending.load(std::sync::atomic::Ordering::SeqCst) {
+            // Anything still stopping after the leader's end or a verdict that ended the
+            // workload (a child forked meanwhile) goes.
             let _ = sys::kill(tid, libc::SIGKILL);
             let _ = sys::ptrace_cont(tid, 0);
             continue;

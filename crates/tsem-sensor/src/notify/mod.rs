@@ -103,6 +103,21 @@ pub(crate) struct Shared<H> {
     /// (chroot, pivot_root, setns, unshare): from then on no task's status or root is cached,
     /// since the change reaches tasks that made no call.
     pub fs_varies: std::sync::atomic::AtomicBool,
+    /// Set when a verdict ended the workload ([`crate::Verdict::ending`]): every task is
+    /// killed, and the tracer kills any task that still stops (one forked meanwhile).
+    pub ending: std::sync::atomic::AtomicBool,
+}
+
+impl<H> Shared<H> {
+    /// Apply a verdict's effect on the workload as a whole.
+    pub fn after_verdict(&self, v: &crate::Verdict) {
+        if v.end_workload {
+            self.ending.store(true, std::sync::atomic::Ordering::SeqCst);
+            for t in lock(&self.tree).tids() {
+                let _ = sys::kill(t, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// The description of a regular file the supervisor opened for a task and injected, kept so

@@ -230,6 +230,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         enforcing,
         own_mntns: stat("/proc/self/ns/mnt").1,
         fs_varies: Default::default(),
+        ending: Default::default(),
     });
     // The listener is never used: the tests stop before the answer is sent.
     let listener = sys::eventfd().unwrap();

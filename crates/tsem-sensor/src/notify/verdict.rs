@@ -51,6 +51,7 @@ pub(crate) fn submit<H: EventHandler>(shared: &Shared<H>, raw: &RawEvent) -> Ver
     if !v.allow {
         Counters::bump(&shared.counters.denied);
     }
+    shared.after_verdict(&v);
     v
 }
 

@@ -1,0 +1,282 @@
+//! `tsem run` on a TSEM kernel (docs/kernel.md): the workload runs in a kernel modeling
+//! namespace created through securityfs, modeled by the kernel (`--backend kernel`, the internal
+//! TMA) or by tsem as the namespace's external modeling agent (`--backend kernel-external`).
+//! The launch follows Quixote (spec §7.3): the child writes the namespace-creation command and
+//! waits; tsem reads the namespace id, loads the model, seals or enforces, then releases it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+use tsem_core::namespace::{Config, Mode};
+use tsem_kernel::external::{ExportFile, ExternalTma, Setup, Step};
+use tsem_kernel::{Command, NsOptions, SecurityFs};
+
+use crate::run_cmd::RunArgs;
+
+/// Where a run is modeled.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The TSEM kernel when its securityfs exists and the run needs nothing only the sensor
+    /// has; the userspace sensor otherwise.
+    #[default]
+    Auto,
+    /// The userspace sensor (seccomp user notification and ptrace).
+    Sensor,
+    /// A TSEM kernel namespace modeled by the kernel (internal TMA).
+    Kernel,
+    /// A TSEM kernel namespace modeled by tsem as its external modeling agent.
+    KernelExternal,
+}
+
+/// What only the sensor does, or None when the kernel backend can run `a`.
+fn sensor_only(a: &RunArgs) -> Option<&'static str> {
+    let l = &a.live;
+    let policy = a.deviation.on_forensic;
+    [
+        (l.name.is_some(), "--name"),
+        (l.export.is_some(), "--export"),
+        (a.attestation.attest.is_some(), "--attest"),
+        (a.learn && a.model.is_some(), "--learn --model"),
+        (a.rules.is_some(), "--rules"),
+        (a.observe.is_some(), "--observe"),
+        (!a.keep_fd.is_empty(), "--keep-fd"),
+        (a.mechanism_only || a.backstop_only, "--mechanism-only"),
+        (a.digest_cache.is_some(), "--digest-cache"),
+        (a.tma.tma.is_some(), "--tma"),
+        (
+            !matches!(policy, tsem_core::policy::Policy::Untrust),
+            "--on-forensic other than untrust",
+        ),
+        (
+            a.ns.mapping != tsem_core::map::Mapping::Model0,
+            "--mapping other than model0",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(used, what)| used.then_some(what))
+}
+
+/// The kernel backend to use for `a`, if any.
+pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
+    let external = match a.backend {
+        Backend::Sensor => return Ok(None),
+        Backend::Auto => false,
+        Backend::Kernel => false,
+        Backend::KernelExternal => true,
+    };
+    let Some(fs) = SecurityFs::locate() else {
+        if a.backend == Backend::Auto {
+            return Ok(None);
+        }
+        bail!(
+            "--backend {}: no TSEM securityfs ({} or ${} does not hold a control file)",
+            if external {
+                "kernel-external"
+            } else {
+                "kernel"
+            },
+            tsem_kernel::DEFAULT_ROOT,
+            tsem_kernel::ROOT_ENV
+        );
+    };
+    if let Some(what) = sensor_only(a) {
+        if a.backend == Backend::Auto {
+            eprintln!("tsem: note: a TSEM kernel is present but {what} needs the userspace sensor");
+            return Ok(None);
+        }
+        bail!("{what} is not available with the kernel backend (docs/kernel.md)");
+    }
+    Ok(Some((fs, external)))
+}
+
+fn exit_code(st: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+}
+
+/// Run `a` on the kernel backend.
+pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCode> {
+    let model = a
+        .model
+        .as_deref()
+        .map(crate::replay::read_model)
+        .transpose()?;
+    let mode = match (&model, a.enforce, a.seal || a.model.is_some()) {
+        (None, _, _) => Mode::Free,
+        (Some(_), true, _) => Mode::Enforcing,
+        (Some(_), false, _) => Mode::Sealed,
+    };
+    let opts = NsOptions {
+        nsref: None,
+        digest: Some(a.ns.digest),
+        cache: None,
+    };
+    let create = if external {
+        Command::External(opts)
+    } else {
+        Command::Internal(opts)
+    };
+    let before = fs.id().ok();
+    let setup = || -> Result<(u64, Option<(ExportFile, ExternalTma)>), String> {
+        let id = fs
+            .new_id(before, std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let agent = if external {
+            let export = ExportFile::open(&fs, id).map_err(|e| e.to_string())?;
+            let tma = ExternalTma::with_setup(Setup {
+                config: Config {
+                    alg: a.ns.digest,
+                    ..Config::default()
+                },
+                model: model.clone(),
+                mode,
+                policy: a.deviation.on_forensic,
+            })
+            .map_err(|e| format!("the model: {e}"))?;
+            Some((export, tma))
+        } else {
+            if let Some(m) = &model {
+                fs.load_model(m).map_err(|e| e.to_string())?;
+                if !m
+                    .lines
+                    .iter()
+                    .any(|l| matches!(l, tsem_format::model_file::Line::Seal))
+                {
+                    fs.command(&Command::Seal).map_err(|e| e.to_string())?;
+                }
+            }
+            None
+        };
+        if mode == Mode::Enforcing {
+            fs.command(&Command::Enforce).map_err(|e| e.to_string())?;
+        }
+        Ok((id, agent))
+    };
+    let (mut child, (id, agent)) = tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup)
+        .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()))?;
+    let mut v = match agent {
+        Some((mut export, mut tma)) => {
+            let status = serve(&fs, &mut export, &mut tma, &mut child)?;
+            let mut v = crate::replay::summary(&tma.ns);
+            v["backend"] = json!("kernel-external");
+            v["on_forensic"] = json!(tma.ns.policy().name());
+            v["exit_status"] = json!(exit_code(status));
+            v["tma"] = json!({
+                "records": tma.counts.records,
+                "trusted": tma.counts.trusted,
+                "untrusted": tma.counts.untrusted,
+                "async_events": tma.counts.async_events,
+                "logs": tma.counts.logs,
+            });
+            outputs(a, &tma.ns)?;
+            v
+        }
+        None => {
+            let status = child.wait().context("waiting for the workload")?;
+            let mut v = internal_summary(a, &fs, mode)?;
+            v["exit_status"] = json!(exit_code(status));
+            v
+        }
+    };
+    v["namespace_id"] = json!(id);
+    if let Some(p) = &a.summary_json {
+        crate::model_cmd::write_atomic(p, &(serde_json::to_string_pretty(&v)? + "\n"))?;
+    }
+    let code = v["exit_status"].as_i64().unwrap_or(1);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Model the export records until the workload has ended and nothing more is queued.
+fn serve(
+    fs: &SecurityFs,
+    export: &mut ExportFile,
+    tma: &mut ExternalTma,
+    child: &mut std::process::Child,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let mut ended = None;
+    loop {
+        match export.next(50)? {
+            Some(line) => {
+                let step = match tma.handle(fs, export, &line) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // A record the agent cannot model leaves its task unanswered: end
+                        // the workload rather than let it run unmodeled (fail closed).
+                        tsem_kernel::launch::kill_tree(child);
+                        return Err(e.into());
+                    }
+                };
+                if step == Step::EndWorkload {
+                    eprintln!(
+                        "tsem: an out-of-model event nobody could refuse: ending the workload"
+                    );
+                    tsem_kernel::launch::kill_tree(child);
+                }
+            }
+            None => {
+                if let Some(st) = ended {
+                    return Ok(st);
+                }
+                ended = child.try_wait()?;
+            }
+        }
+    }
+}
+
+fn outputs(a: &RunArgs, ns: &tsem_core::namespace::Namespace) -> anyhow::Result<()> {
+    if let Some(p) = &a.output {
+        let m = tsem_format::ModelFile::from_namespace(ns);
+        crate::model_cmd::write_atomic(p, &m.to_text())?;
+    }
+    write_lines(a.trajectory.as_deref(), ns.trajectory())?;
+    write_lines(a.forensics.as_deref(), ns.forensics())
+}
+
+fn write_lines(p: Option<&Path>, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    let mut out = Vec::new();
+    for e in events {
+        tsem_format::write_event(&mut out, e, tsem_format::RecordKind::Trajectory);
+        out.push(b'\n');
+    }
+    crate::model_cmd::write_atomic(p, &out)
+}
+
+/// The run as the kernel's internal TMA saw it, from its securityfs files.
+fn internal_summary(a: &RunArgs, fs: &SecurityFs, mode: Mode) -> anyhow::Result<serde_json::Value> {
+    let valid = fs.points(true)?;
+    let forensic = fs.points(false)?;
+    let count = |v: &[(tsem_core::Digest, u64)]| v.iter().map(|p| p.1).sum::<u64>();
+    let aggregate = fs.aggregate()?;
+    if let Some(p) = &a.output {
+        let mut lines = vec![tsem_format::model_file::Line::Aggregate(aggregate)];
+        lines.extend(
+            valid
+                .iter()
+                .map(|(d, _)| tsem_format::model_file::Line::State(*d)),
+        );
+        lines.push(tsem_format::model_file::Line::Seal);
+        lines.push(tsem_format::model_file::Line::End);
+        let m = tsem_format::ModelFile { lines };
+        crate::model_cmd::write_atomic(p, &m.to_text())?;
+    }
+    write_lines(a.trajectory.as_deref(), &fs.trajectory()?)?;
+    write_lines(a.forensics.as_deref(), &fs.forensics()?)?;
+    // No "events": the kernel exposes no event count (a loaded point's count does not say how
+    // often the workload hit it); forensic points are never loaded, so theirs is exact.
+    Ok(json!({
+        "backend": "kernel",
+        "points": valid.len() + forensic.len(),
+        "forensics_events": count(&forensic),
+        "forensics_points": forensic.len(),
+        "state": fs.state()?.to_hex(),
+        "measurement": fs.measurement()?.to_hex(),
+        "aggregate": aggregate.to_hex(),
+        "digest": a.ns.digest.name(),
+        "mapping": "model0",
+        "mode": format!("{mode:?}").to_lowercase(),
+        "on_forensic": "untrust",
+    }))
+}
