@@ -114,6 +114,15 @@ pub struct RunArgs {
         ]
     )]
     pub backstop_only: bool,
+    /// Internal (tsem-runtime): supervise the process whose pid arrives on descriptor N instead
+    /// of starting CMD, which then only names the workload (crate tsem-runtime).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "N",
+        conflicts_with_all = ["mechanism_only", "backstop_only", "keep_fd"]
+    )]
+    pub attach_fd: Option<i32>,
     /// Live access: a control socket (--name), an export stream (--export).
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -132,7 +141,7 @@ struct Progress {
 }
 
 /// The modeling layer plugged into the sensor.
-struct Modeler {
+pub(crate) struct Modeler {
     ns: Namespace,
     /// The kernel backstop's access set being learned (learning runs only).
     learner: Option<tsem_sensor::backstop::learn::Learner>,
@@ -321,10 +330,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         enforcing: a.enforce,
         ..SensorConfig::default()
     };
-    let mut report = match tsem_sensor::run(&a.cmd, &cfg, modeler) {
-        Ok(r) => r,
-        Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
-        Err(e) => return Err(e).context("cannot run the workload"),
+    let mut report = match a.attach_fd {
+        Some(fd) => crate::attach::run(fd, &cfg, modeler)?,
+        None => match tsem_sensor::run(&a.cmd, &cfg, modeler) {
+            Ok(r) => r,
+            Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+            Err(e) => return Err(e).context("cannot run the workload"),
+        },
     };
     if report.handler.progress.is_some() {
         report.handler.tick(true);

@@ -16,6 +16,7 @@
 //! and a listener failure kills it.
 #![warn(missing_docs)]
 
+pub mod attach;
 pub mod backstop;
 pub mod describe;
 pub mod digest_cache;
