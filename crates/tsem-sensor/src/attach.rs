@@ -264,7 +264,8 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
     let text = regs::peek(pid, saved.rip).map_err(io("PTRACE_PEEKTEXT"))?;
     // `syscall` (0f 05) at the entry point, restored below whatever happens.
     regs::poke(pid, saved.rip, (text & !0xffff) | 0x050f).map_err(io("PTRACE_POKETEXT"))?;
-    let result = (|| {
+    let mut deferred = Vec::new();
+    let mut result = (|| {
         let nnp = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .map_err(io("reading the task's status"))?
             .lines()
@@ -273,6 +274,7 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
             let r = regs::call(
                 pid,
                 &saved,
+                &mut deferred,
                 libc::SYS_prctl,
                 [libc::PR_SET_NO_NEW_PRIVS as u64, 1],
             )
@@ -286,6 +288,7 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
         let r = regs::call(
             pid,
             &saved,
+            &mut deferred,
             libc::SYS_seccomp,
             [libc::SECCOMP_SET_MODE_FILTER as u64, flags, base],
         )
@@ -296,7 +299,8 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
         let pidfd = sys::pidfd_open(pid, 0).map_err(io("pidfd_open"))?;
         let got = sys::pidfd_getfd(pidfd.as_fd(), r as i32).map_err(io("pidfd_getfd"));
         // The task's copy goes whatever happened (close is not notified).
-        let c = regs::call(pid, &saved, libc::SYS_close, [r as u64]).map_err(io("close"))?;
+        let c = regs::call(pid, &saved, &mut deferred, libc::SYS_close, [r as u64])
+            .map_err(io("close"))?;
         let listener = got?;
         if c != 0 {
             return Err(format!(
@@ -312,6 +316,12 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
     })();
     regs::poke(pid, saved.rip, text).map_err(io("restoring the entry point"))?;
     regs::set(pid, &saved).map_err(io("restoring the registers"))?;
+    // Pending again, delivered (through the tracer loop) once the program runs.
+    for sig in deferred {
+        if let Err(e) = sys::tgkill(pid, pid, sig) {
+            result = Err(format!("re-sending signal {sig}: {e}"));
+        }
+    }
     result
 }
 
@@ -406,10 +416,11 @@ mod regs {
     }
 
     /// Make the stopped `pid` run the `syscall` instruction at `at.rip` with `nr` and `args`;
-    /// returns its `rax`.
+    /// returns its `rax`. Signals that stop it first are added to `deferred`.
     pub fn call<const N: usize>(
         pid: i32,
         at: &libc::user_regs_struct,
+        deferred: &mut Vec<i32>,
         nr: libc::c_long,
         args: [u64; N],
     ) -> io::Result<u64> {
@@ -424,11 +435,21 @@ mod regs {
             *slot = v;
         }
         set(pid, &r)?;
-        // SAFETY: integer arguments.
-        cvt(unsafe { libc::ptrace(libc::PTRACE_SINGLESTEP, pid, 0usize, 0usize) })?;
-        let st = wait_stop(pid)?;
-        if libc::WSTOPSIG(st) != libc::SIGTRAP {
-            return Err(io::Error::other(format!("unexpected stop {st:#x}")));
+        loop {
+            // SAFETY: integer arguments.
+            cvt(unsafe { libc::ptrace(libc::PTRACE_SINGLESTEP, pid, 0usize, 0usize) })?;
+            let st = wait_stop(pid)?;
+            if libc::WSTOPSIG(st) == libc::SIGTRAP && (st >> 16) == 0 {
+                break;
+            }
+            // A signal stop before the instruction ran (signals pending since before the exec,
+            // e.g. the runtime's Go preemption SIGURG): kept for later, and step again.
+            if get(pid)?.rip != at.rip {
+                return Err(io::Error::other(format!("unexpected stop {st:#x}")));
+            }
+            if (st >> 16) == 0 {
+                deferred.push(libc::WSTOPSIG(st));
+            }
         }
         let after = get(pid)?;
         if after.rip != at.rip + 2 {
