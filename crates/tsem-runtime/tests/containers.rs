@@ -208,12 +208,15 @@ fn a_fresh_bundle_directory_learns_the_same_model() {
     );
 }
 
+/// A container id, its annotations, and what its one-line error names.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+
 #[test]
 fn bad_annotations_fail_create_with_one_line_and_nothing_starts() {
     let Some(env) = common::env("badannotations") else {
         return;
     };
-    let cases: [(&str, Vec<(&str, String)>, &str); 4] = [
+    let cases: [Case; 4] = [
         (
             "nomodel",
             vec![("org.tsem.mode", "enforce".into())],
