@@ -267,14 +267,54 @@ fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, Runti
     if detach {
         return Ok(0);
     }
+    forward_signals(pid);
     let status = wait_child(pid).map_err(|e| RuntimeError::Wait(id.clone(), e))?;
-    // Its outputs (model, summary, attestation) are written when it ends.
+    // Its outputs (model, summary, attestation) are written when it ends; what it says about
+    // the run (out-of-model events, refusals) is the caller's to read, as under `tsem run`.
     let _ = daemon.wait();
+    if let Ok(words) = std::fs::read(rec.log()) {
+        let _ = std::io::stderr().write_all(&words);
+    }
     if !keep {
         let _ = delegate.status("delete", &[OsString::from(&id)]);
         rec.remove()?;
     }
     Ok(status)
+}
+
+/// The container init that [`forward_signals`] hands signals on to.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe and takes integer arguments.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Hand the signals a foreground `run` gets (Ctrl-C, `kill`, hang-up) on to the container's
+/// init, as `runc run` does.
+fn forward_signals(pid: i32) {
+    FORWARD_TO.store(pid, std::sync::atomic::Ordering::Relaxed);
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: an all-zero sigaction is valid; the handler only makes an async-signal-safe
+        // call; SA_RESTART keeps our waitpid going.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Wait for our child `pid`; its status as a shell reports it.

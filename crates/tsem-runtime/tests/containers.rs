@@ -320,3 +320,96 @@ fn wait_for(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+#[test]
+fn an_enforced_container_is_attested_and_verified() {
+    let Some(env) = common::env("attest") else {
+        return;
+    };
+    let key = env.path("key");
+    let o = Command::new(&env.tsem)
+        .args(["keygen", "-o", &key])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let b = bundle(
+        &env.dir.join("bundle"),
+        WORKLOAD,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+        ],
+    );
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    let nonce = "0f1e2d3c4b5a6978";
+    set_process(
+        &b,
+        WORKLOAD,
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("model")),
+            ("org.tsem.attest", env.path("attestation.json")),
+            ("org.tsem.nonce", nonce.into()),
+            ("org.tsem.key", key.clone()),
+        ],
+    );
+    let o = env.run(&b, "attested");
+    assert!(o.status.success(), "{}", show(&o));
+    let verify = |nonce: &str| {
+        Command::new(&env.tsem)
+            .args(["verify", "--model", &env.path("model"), "--nonce", nonce])
+            .args([
+                "--key",
+                &format!("{key}.pub"),
+                &env.path("attestation.json"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = verify(nonce);
+    assert!(o.status.success(), "{}", show(&o));
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.contains("0 forensic, 0 lost"), "{line}");
+    assert!(
+        !verify("0f1e2d3c4b5a6979").status.success(),
+        "another nonce verified"
+    );
+}
+
+#[test]
+fn a_foreground_run_forwards_signals_and_returns_the_exit_status() {
+    let Some(env) = common::env("signals") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "trap 'exit 7' TERM; echo up > /tmp/up; while true; do sleep 1; done",
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.summary", env.path("summary.json")),
+        ],
+    );
+    let mut child = env
+        .runtime()
+        .args(["run", "-b"])
+        .arg(&b)
+        .arg("sig")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(|| b.join("rootfs/tmp/up").exists()),
+        "never started"
+    );
+    // SAFETY: kill with integer arguments.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let st = child.wait().unwrap();
+    std::fs::remove_file(b.join("rootfs/tmp/up")).unwrap();
+    assert_eq!(st.code(), Some(7), "{st:?}");
+    let s = json(&env.path("summary.json"));
+    assert_eq!(s["exit_status"], 7, "{s}");
+    assert_eq!(s["lost_events"], 0, "{s}");
+    assert!(env.state("sig").is_none(), "not deleted");
+}
