@@ -205,7 +205,19 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
         daemon.abandon();
         let _ = rec.remove();
     };
-    let st = match delegate.status("create", args) {
+    // The init's pid from the pid file runc writes anyway (one `runc state` less).
+    let pid_file = match a.value(&["--pid-file"]) {
+        Some(p) => PathBuf::from(p),
+        None => rec.pid_file(),
+    };
+    let mut create_args = args.to_vec();
+    if a.value(&["--pid-file"]).is_none() {
+        create_args.splice(
+            0..0,
+            ["--pid-file".into(), pid_file.clone().into_os_string()],
+        );
+    }
+    let st = match delegate.status("create", &create_args) {
         Ok(s) => s,
         Err(e) => {
             undo(daemon, false);
@@ -216,8 +228,12 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
         undo(daemon, false);
         return Ok(Created::Failed(code(st)));
     }
-    let handed = delegate
-        .pid(&id)
+    let from_file = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .filter(|p| *p > 0);
+    let handed = from_file
+        .map_or_else(|| delegate.pid(&id), Ok)
         .map_err(RuntimeError::from)
         .and_then(|pid| daemon.hand_over(pid).map(|()| pid).map_err(Into::into));
     let pid = match handed {

@@ -96,6 +96,11 @@ impl Record {
         self.dir.join("supervisor.log")
     }
 
+    /// Where the delegate writes the init's pid when the caller asked for no pid file.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("init.pid")
+    }
+
     /// Record the supervisor's pid and start time (to tell it from a later process of the pid).
     pub fn set_supervisor(&self, pid: i32) -> Result<(), StateError> {
         let p = self.dir.join("supervisor");
