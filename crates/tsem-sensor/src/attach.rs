@@ -85,8 +85,7 @@ pub fn attach<H: EventHandler + 'static>(
     if pid <= 0 {
         return Err(AttachError::Abandoned);
     }
-    sys::ptrace_seize(pid, supervisor::SEIZE_OPTIONS)
-        .map_err(|source| AttachError::Seize { pid, source })?;
+    seize_all(pid).map_err(|source| AttachError::Seize { pid, source })?;
     // Out of the workload's reach from now on (as in `tsem run`).
     sys::set_undumpable().map_err(trace("PR_SET_DUMPABLE"))?;
     sys::write_all(sock.as_fd(), b"r").map_err(AttachError::Handover)?;
@@ -137,6 +136,40 @@ pub fn attach<H: EventHandler + 'static>(
     )?)
 }
 
+/// Seize every thread of `pid` (the runtime's init is a Go program: whichever thread executes
+/// the container's program must be traced), also those started while we seize.
+fn seize_all(pid: i32) -> std::io::Result<()> {
+    let own = format!("TracerPid:\t{}", std::process::id());
+    let mut seized = std::collections::HashSet::new();
+    loop {
+        let mut found = false;
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let Some(tid) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|t| t.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if !seized.insert(tid) {
+                continue;
+            }
+            found = true;
+            if let Err(e) = sys::ptrace_seize(tid, supervisor::SEIZE_OPTIONS) {
+                // A thread started by one already seized is traced by us already.
+                let ours = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                    .is_ok_and(|st| st.lines().any(|l| l == own));
+                if !ours && (tid == pid || e.raw_os_error() != Some(libc::ESRCH)) {
+                    return Err(e);
+                }
+            }
+        }
+        if !found {
+            return Ok(());
+        }
+    }
+}
+
 /// How the wait for the container's program ended.
 enum First {
     /// The init is held at the exec stop; the former tid of the exec'ing thread.
@@ -166,6 +199,22 @@ fn wait_first_exec(pid: i32) -> Result<First, AttachError> {
         };
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             if tid == pid {
+                // The leader is also reported gone when another thread, not traced, executed a
+                // program and took its pid: then that program runs, and must not.
+                if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    && !st
+                        .lines()
+                        .any(|l| l.starts_with("State:\tZ") || l.starts_with("State:\tX"))
+                    && !st
+                        .lines()
+                        .any(|l| l == format!("TracerPid:\t{}", std::process::id()))
+                {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    return Err(AttachError::Inject {
+                        pid,
+                        why: "a thread the supervisor did not trace executed the program".into(),
+                    });
+                }
                 let exit = if libc::WIFEXITED(status) {
                     Exit::Code(libc::WEXITSTATUS(status))
                 } else {
