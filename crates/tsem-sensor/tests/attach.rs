@@ -57,6 +57,7 @@ fn attached_process_runs_its_next_program_under_the_filter() {
         .unwrap();
     // The tracer, a thread of the target's parent, reaps it: its status is in the report.
     let report = sup.join().unwrap().unwrap();
+    let _ = target.wait();
 
     assert!(
         out.contains("root:"),
