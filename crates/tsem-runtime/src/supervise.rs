@@ -74,10 +74,16 @@ impl Daemon {
             .env("LC_ALL", "C");
         let fd = theirs.as_raw_fd();
         // SAFETY: between fork and exec the closure only makes async-signal-safe syscalls
-        // (dup2, setsid) on a descriptor that stays open in the parent until after the spawn.
+        // (dup2, close_range, setsid) on a descriptor that stays open in the parent until after
+        // the spawn.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(fd, 3) < 0 || libc::setsid() < 0 {
+                // Nothing of the caller's (conmon's pipes, descriptors for the container) stays
+                // open in a daemon that outlives it.
+                if libc::dup2(fd, 3) < 0
+                    || libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) < 0
+                    || libc::setsid() < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
