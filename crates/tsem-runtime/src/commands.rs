@@ -285,14 +285,20 @@ fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, Runti
     }
     forward_signals(pid);
     let status = wait_child(pid).map_err(|e| RuntimeError::Wait(id.clone(), e))?;
+    // The delegate forgets the container while the supervisor writes its outputs.
+    let deleting = (!keep)
+        .then(|| delegate.command("delete", &[OsString::from(&id)]).spawn().ok())
+        .flatten();
     // Its outputs (model, summary, attestation) are written when it ends; what it says about
     // the run (out-of-model events, refusals) is the caller's to read, as under `tsem run`.
     let _ = daemon.wait();
     if let Ok(words) = std::fs::read(rec.log()) {
         let _ = std::io::stderr().write_all(&words);
     }
+    if let Some(mut d) = deleting {
+        let _ = d.wait();
+    }
     if !keep {
-        let _ = delegate.status("delete", &[OsString::from(&id)]);
         rec.remove()?;
     }
     Ok(status)
