@@ -287,7 +287,12 @@ fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, Runti
     let status = wait_child(pid).map_err(|e| RuntimeError::Wait(id.clone(), e))?;
     // The delegate forgets the container while the supervisor writes its outputs.
     let deleting = (!keep)
-        .then(|| delegate.command("delete", &[OsString::from(&id)]).spawn().ok())
+        .then(|| {
+            delegate
+                .command("delete", &[OsString::from(&id)])
+                .spawn()
+                .ok()
+        })
         .flatten();
     // Its outputs (model, summary, attestation) are written when it ends; what it says about
     // the run (out-of-model events, refusals) is the caller's to read, as under `tsem run`.
