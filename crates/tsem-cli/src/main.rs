@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attach;
 mod attest_cmd;
 mod backstop;
 mod bench;

@@ -130,6 +130,15 @@ pub struct RunArgs {
     /// A modeling agent outside this process (--tma, --tma-key, --tma-peer).
     #[command(flatten)]
     pub tma: crate::tma_cmd::TmaArgs,
+    /// Internal (tsem-runtime): supervise the process whose pid arrives on descriptor N instead
+    /// of starting CMD, which then only names the workload (crate tsem-runtime).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "N",
+        conflicts_with_all = ["mechanism_only", "backstop_only", "keep_fd"]
+    )]
+    pub attach_fd: Option<i32>,
     /// Live access: a control socket (--name), an export stream (--export).
     #[command(flatten)]
     pub live: crate::live::LiveArgs,
@@ -147,9 +156,12 @@ struct Progress {
     last: Instant,
 }
 
+/// The sensor's modeler with what `tsem run` adds around it.
+pub(crate) type RunModeler = Modeler<RunExtras>;
+
 /// What `tsem run` adds around the sensor's [`Modeler`]: naming rules and outputs, the live
 /// mirror and export, a progress line. None of it decides a verdict.
-struct RunExtras {
+pub(crate) struct RunExtras {
     /// Naming rules, outputs, the whole trajectory and the outcome in words.
     shaper: crate::learning::Shaper,
     progress: Option<Progress>,
@@ -337,12 +349,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut restarts = 0u32;
     let mut earlier = tsem_sensor::Stats::default();
     let mut report = loop {
-        let mut r = match tsem_sensor::run(&a.cmd, &cfg, handler) {
-            Ok(r) => r,
-            Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
-            Err(e) => return Err(e).context("cannot run the workload"),
+        let mut r = match a.attach_fd {
+            Some(fd) => crate::attach::run(fd, &cfg, handler)?,
+            None => match tsem_sensor::run(&a.cmd, &cfg, handler) {
+                Ok(r) => r,
+                Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+                Err(e) => return Err(e).context("cannot run the workload"),
+            },
         };
+        // A container's init (--attach-fd) cannot be started again by tsem: its runtime does.
         let again = r.handler.extras.ended == Some(tsem_core::policy::RunAction::Restart)
+            && a.attach_fd.is_none()
             && r.listener_error.is_none()
             && r.exec_error.is_none();
         if !again {

@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attach;
 pub mod backstop;
 pub mod describe;
 pub mod digest_cache;

@@ -237,13 +237,7 @@ pub fn run<H: EventHandler + 'static>(
         path: path_c,
         argv: args,
         envp: env,
-        filter: filter::build(
-            &Sysno::ALL
-                .iter()
-                .copied()
-                .filter(|s| config.observe.notifies(*s))
-                .collect::<Vec<_>>(),
-        ),
+        filter: filter_program(config),
         filter_flags: libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
             | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
         cwd: config
@@ -262,18 +256,6 @@ pub fn run<H: EventHandler + 'static>(
             k
         },
     };
-
-    let own = procfs::read_status(std::process::id() as i32).map_err(|e| SpawnError::Setup {
-        what: "reading own credentials",
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let meta = |p: &str| {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(p).map(|m| (m.dev(), m.ino()))
-    };
-    let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
-    let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
-    let own_mntns = meta("/proc/self/ns/mnt").map_err(setup("stat mntns"))?.1;
 
     // Orphans of the workload must come back to us, not to init outside the tree.
     sys::set_child_subreaper().map_err(setup("PR_SET_CHILD_SUBREAPER"))?;
@@ -295,12 +277,7 @@ pub fn run<H: EventHandler + 'static>(
             source: std::io::Error::from_raw_os_error(libc::EPIPE),
         }));
     }
-    let opts = (libc::PTRACE_O_TRACEEXEC
-        | libc::PTRACE_O_TRACEFORK
-        | libc::PTRACE_O_TRACEVFORK
-        | libc::PTRACE_O_TRACECLONE
-        | libc::PTRACE_O_EXITKILL) as u32;
-    if let Err(e) = sys::ptrace_seize(pid, opts) {
+    if let Err(e) = sys::ptrace_seize(pid, SEIZE_OPTIONS) {
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid);
         return Err(SpawnError::Setup {
@@ -331,7 +308,65 @@ pub fn run<H: EventHandler + 'static>(
     // Older kernels lack the flag; the loop is only slower without it.
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
 
-    let shared = Arc::new(Shared {
+    let shared = new_shared(pid, config, handler)?;
+    let (notifiers, listener_error) = start_notifiers(listener, &shared)?;
+
+    let exit = trace_loop(pid, &shared, config, None);
+    let exit = exit.map_err(setup("waitpid"))?;
+    join_notifiers(notifiers)?;
+    let mut exec_error = None;
+    if let Some(e) = child_error(&err_r) {
+        match e {
+            SpawnError::Child {
+                stage: ChildStage::Exec,
+                source,
+            } => exec_error = source.raw_os_error(),
+            other => return Err(other),
+        }
+    }
+    finish(shared, &listener_error, config, exit, exec_error, backstop)
+}
+
+/// The seccomp program of a run with `config`.
+pub(crate) fn filter_program(config: &SensorConfig) -> Vec<libc::sock_filter> {
+    filter::build(
+        &Sysno::ALL
+            .iter()
+            .copied()
+            .filter(|s| config.observe.notifies(*s))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `PTRACE_SEIZE` options of every supervised workload: follow exec, fork, vfork and clone,
+/// and kill the tracees when the supervisor dies (fail closed).
+pub(crate) const SEIZE_OPTIONS: u32 = (libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_EXITKILL) as u32;
+
+/// The state the tracer and the notification threads share, for a workload whose first task is
+/// `pid`.
+pub(crate) fn new_shared<H: EventHandler>(
+    pid: i32,
+    config: &SensorConfig,
+    handler: H,
+) -> Result<Arc<Shared<H>>, SpawnError> {
+    // This thread's: the notification threads it starts inherit its credentials.
+    let own = procfs::read_status(sys::gettid()).map_err(|e| SpawnError::Setup {
+        what: "reading own credentials",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let meta = |p: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| (m.dev(), m.ino()))
+    };
+    let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
+    let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
+    let own_mntns = meta("/proc/self/ns/mnt").map_err(setup("stat mntns"))?.1;
+
+    Ok(Arc::new(Shared {
         tree: Mutex::new(Tree::new(pid, config.alg.size())),
         handler: Mutex::new(handler),
         counters: Counters::default(),
@@ -365,7 +400,17 @@ pub fn run<H: EventHandler + 'static>(
         enforcing: config.enforcing,
         fs_varies: Default::default(),
         ending: Default::default(),
-    });
+    }))
+}
+
+/// Notification threads answering `listener`, and where the first of them to fail says why.
+pub(crate) type Notifiers = (Vec<std::thread::JoinHandle<()>>, Arc<Mutex<Option<String>>>);
+
+/// Start the notification threads on `listener`.
+pub(crate) fn start_notifiers<H: EventHandler + 'static>(
+    listener: std::os::fd::OwnedFd,
+    shared: &Arc<Shared<H>>,
+) -> Result<Notifiers, SpawnError> {
     let listener_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     // One notification thread per CPU (at most four): with SYNC_WAKE_UP a notification is
     // answered on the CPU of the task that raised it, so tasks on different CPUs are not
@@ -386,25 +431,31 @@ pub fn run<H: EventHandler + 'static>(
     fds.push(listener);
     let notifiers = fds
         .into_iter()
-        .map(|fd| spawn_notifier(fd, &shared, &listener_error))
+        .map(|fd| spawn_notifier(fd, shared, &listener_error))
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((notifiers, listener_error))
+}
 
-    let exit = trace_loop(pid, &shared, config);
-    let exit = exit.map_err(setup("waitpid"))?;
+/// Wait for the notification threads (they end when every task using the filter is gone).
+pub(crate) fn join_notifiers(
+    notifiers: Vec<std::thread::JoinHandle<()>>,
+) -> Result<(), SpawnError> {
     for n in notifiers {
         n.join().map_err(|_| SpawnError::NotifierPanic)?;
     }
+    Ok(())
+}
 
-    let mut exec_error = None;
-    if let Some(e) = child_error(&err_r) {
-        match e {
-            SpawnError::Child {
-                stage: ChildStage::Exec,
-                source,
-            } => exec_error = source.raw_os_error(),
-            other => return Err(other),
-        }
-    }
+/// The report of a run whose tracer and notification threads are done: write the digest store
+/// back and hand the handler over.
+pub(crate) fn finish<H: EventHandler>(
+    shared: Arc<Shared<H>>,
+    listener_error: &Arc<Mutex<Option<String>>>,
+    config: &SensorConfig,
+    exit: Exit,
+    exec_error: Option<i32>,
+    backstop: Option<crate::backstop::BackstopReport>,
+) -> Result<Report<H>, SpawnError> {
     let shared = Arc::try_unwrap(shared).map_err(|_| SpawnError::NotifierPanic)?;
     // A continued call the supervisor could not perform as the task (other credentials) was
     // re-read by the kernel, which the digest-store guard cannot see: keep only what this
@@ -436,7 +487,7 @@ pub fn run<H: EventHandler + 'static>(
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
     stats.tasks = tree.tasks_seen;
     stats.execs = tree.execs;
-    let listener_error = lock(&listener_error).take();
+    let listener_error = lock(listener_error).take();
     Ok(Report {
         exit,
         exec_error,
@@ -541,11 +592,13 @@ fn restart_abandoned_notification(tid: i32) {
     let _ = (tid, ERESTARTSYS, ERESTARTNOINTR, restart_transparently);
 }
 
-/// The tracer loop: runs until no traced task and no child is left.
-fn trace_loop<H: EventHandler>(
+/// The tracer loop: runs until no traced task and no child is left. `held_exec`: an exec stop
+/// (tid, former tid) the caller already waited for, described first and then resumed.
+pub(crate) fn trace_loop<H: EventHandler>(
     root: i32,
     shared: &Shared<H>,
     config: &SensorConfig,
+    held_exec: Option<(i32, i32)>,
 ) -> std::io::Result<Exit> {
     let mut exit = Exit::Code(0);
     let mut leader_gone = false;
@@ -563,6 +616,12 @@ fn trace_loop<H: EventHandler>(
         }
     }
     let mut mapper = Mapper::new(config.alg, config.mapping);
+    if let Some((tid, former)) = held_exec {
+        if !shared.mechanism_only {
+            on_exec(tid, former, shared, &mut desc, &mut mapper);
+        }
+        let _ = sys::ptrace_cont(tid, 0);
+    }
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             lock(&shared.tree).exit(tid);

@@ -10,12 +10,16 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub mod acts;
+mod creds;
 mod fs;
 mod notif;
+#[cfg(target_arch = "x86_64")]
+pub mod regs;
 mod sock;
 mod spawn;
 mod task;
 
+pub use creds::*;
 pub use fs::*;
 pub use notif::*;
 pub use sock::*;
@@ -38,6 +42,33 @@ fn cvt_fd(r: libc::c_long) -> io::Result<OwnedFd> {
 
 fn cstr(s: &[u8]) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Set `FD_CLOEXEC` on `fd`.
+pub fn set_cloexec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: F_SETFD on a descriptor the caller holds; integer arguments.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Take over descriptor `fd`, which this process inherited from its parent for this purpose
+/// (the one number named on the command line, e.g. `tsem run --attach-fd N`).
+///
+/// # Warning
+/// Call it once per inherited descriptor, before anything else in the process could have opened
+/// or closed that number: the returned descriptor owns it and closes it when dropped. Numbers
+/// 0-2 and descriptors that are not open are refused.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `fd` is open (checked above) and was inherited for this caller alone, which takes
+    // it once (documented above), so nothing else in the process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The effective user id.

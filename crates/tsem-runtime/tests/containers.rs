@@ -1,0 +1,415 @@
+//! `tsem-runtime` with real runc and a busybox root filesystem built here: learning a container,
+//! enforcing it, denying what it never did, keeping the supervisor out of its reach, failing
+//! closed, and learning the same model in any bundle directory. Judged by effects (what the
+//! container printed, whether it still runs) as well as by what tsem reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{SECRET, bundle, json, set_process, show};
+
+/// Reads a config, writes under /tmp, lists a directory, runs a few programs. The root
+/// filesystem is a directory that outlives the run, so the script leaves it as it found it.
+const WORKLOAD: &str = "cat /etc/app.conf; echo data > /tmp/out; ls /etc/conf.d; \
+                        wc -c /tmp/out; head -n 1 /etc/conf.d/a; rm /tmp/out; true";
+
+#[test]
+fn learned_container_enforces_cleanly_and_denies_an_unmodeled_read() {
+    let Some(env) = common::env("enforce") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        WORKLOAD,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+            ("org.tsem.summary", env.path("learn.json")),
+        ],
+    );
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("greeting=hello") && out.contains("5 /tmp/out"),
+        "{}",
+        show(&o)
+    );
+    let learned = json(&env.path("learn.json"));
+    assert_eq!(learned["lost_events"], 0, "{learned}");
+    assert!(learned["events"].as_u64().unwrap() > 10, "{learned}");
+
+    let mut states = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        set_process(
+            &b,
+            WORKLOAD,
+            &[
+                ("org.tsem.mode", "enforce".into()),
+                ("org.tsem.model", env.path("model")),
+                ("org.tsem.summary", env.path("enforce.json")),
+                ("org.tsem.forensics", env.path("forensics")),
+            ],
+        );
+        let o = env.run(&b, &format!("enforce{i}"));
+        assert!(o.status.success(), "run {i}: {}", show(&o));
+        let s = json(&env.path("enforce.json"));
+        assert_eq!(s["forensics_events"], 0, "run {i}: {s}");
+        assert_eq!(s["denied"], 0, "run {i}: {s}");
+        assert_eq!(s["lost_events"], 0, "run {i}: {s}");
+        assert_eq!(s["exit_status"], 0, "run {i}: {s}");
+        assert_eq!(s["sensor"]["unfaithful"], 0, "run {i}: {s}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("greeting=hello"));
+        states.insert(s["state"].to_string());
+    }
+    assert_eq!(states.len(), 1, "10 enforced runs, one state: {states:?}");
+
+    // The same container, plus one read it never did.
+    set_process(
+        &b,
+        &format!("{WORKLOAD}; cat /etc/secret; true"),
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("model")),
+            ("org.tsem.summary", env.path("attack.json")),
+            ("org.tsem.forensics", env.path("attack-forensics")),
+        ],
+    );
+    let o = env.run(&b, "attack");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!out.contains(SECRET), "the secret was read: {}", show(&o));
+    assert!(out.contains("greeting=hello"), "{}", show(&o));
+    assert!(
+        err.contains("Operation not permitted"),
+        "not EPERM: {}",
+        show(&o)
+    );
+    let s = json(&env.path("attack.json"));
+    assert!(s["denied"].as_u64().unwrap() >= 1, "{s}");
+    let forensics = std::fs::read_to_string(env.path("attack-forensics")).unwrap();
+    assert!(forensics.contains("/etc/secret"), "{forensics}");
+}
+
+#[test]
+fn the_supervisor_is_out_of_the_containers_reach() {
+    let Some(env) = common::env("reach") else {
+        return;
+    };
+    // Every process the container can see, by its command line, then a kill of all of them.
+    let script = "for p in /proc/[0-9]*; do cat $p/cmdline; echo; done; kill -9 -1; echo survived";
+    let b = bundle(
+        &env.dir.join("bundle"),
+        script,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+        ],
+    );
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    set_process(
+        &b,
+        script,
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("model")),
+            ("org.tsem.summary", env.path("enforce.json")),
+        ],
+    );
+    let o = env.run(&b, "enforce");
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("survived"), "{}", show(&o));
+    assert!(
+        out.lines().any(|l| l.starts_with("sh")),
+        "its own process: {out}"
+    );
+    assert!(!out.contains("tsem"), "a tsem process is visible: {out}");
+    // The supervisor outlived `kill -9 -1`: it wrote its summary after the container's end.
+    let s = json(&env.path("enforce.json"));
+    assert_eq!(s["exit_status"], 0, "{s}");
+    assert_eq!(s["forensics_events"], 0, "{s}");
+    assert_eq!(s["lost_events"], 0, "{s}");
+}
+
+#[test]
+fn killing_the_supervisor_kills_the_container() {
+    let Some(env) = common::env("failclosed") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "echo up > /tmp/up; exec sleep 1000",
+        &[("org.tsem.mode", "learn".into())],
+    );
+    assert!(env.run_detached(&b, "victim"));
+    let pid = env.state("victim").unwrap()["pid"].as_i64().unwrap() as i32;
+    // Running its own program (sleep), under the supervisor.
+    let sleeping = || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with("sleep"))
+    };
+    assert!(wait_for(sleeping), "the container never ran sleep");
+    let rec = env.dir.join("runc-root.tsem/victim/supervisor");
+    let text = std::fs::read_to_string(&rec).unwrap();
+    let sup: i32 = text.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: kill with integer arguments.
+    assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(
+        wait_for(gone),
+        "the container's init {pid} outlived its supervisor"
+    );
+    assert_eq!(env.state("victim").unwrap()["status"], "stopped");
+    let o = env.runtime().args(["delete", "victim"]).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!rec.exists());
+}
+
+#[test]
+fn a_fresh_bundle_directory_learns_the_same_model() {
+    let Some(env) = common::env("fresh") else {
+        return;
+    };
+    let mut models = Vec::new();
+    for (i, dir) in ["one", "elsewhere/two/bundle"].iter().enumerate() {
+        let model = env.path(&format!("model{i}"));
+        let b = bundle(
+            &env.dir.join(dir),
+            WORKLOAD,
+            &[
+                ("org.tsem.mode", "learn".into()),
+                ("org.tsem.model-out", model.clone()),
+            ],
+        );
+        let o = env.run(&b, &format!("fresh{i}"));
+        assert!(o.status.success(), "{}", show(&o));
+        models.push(std::fs::read_to_string(&model).unwrap());
+    }
+    assert_eq!(models[0], models[1]);
+    assert!(
+        models[0].contains("/etc/app.conf"),
+        "paths inside the container: {}",
+        models[0]
+    );
+    assert!(
+        !models[0].contains(&env.dir.display().to_string()),
+        "{}",
+        models[0]
+    );
+}
+
+/// A container id, its annotations, and what its one-line error names.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+
+#[test]
+fn bad_annotations_fail_create_with_one_line_and_nothing_starts() {
+    let Some(env) = common::env("badannotations") else {
+        return;
+    };
+    let cases: [Case; 4] = [
+        (
+            "nomodel",
+            vec![("org.tsem.mode", "enforce".into())],
+            "org.tsem.model",
+        ),
+        (
+            "badmode",
+            vec![("org.tsem.mode", "teach".into())],
+            "org.tsem.mode",
+        ),
+        (
+            "missing",
+            vec![
+                ("org.tsem.mode", "seal".into()),
+                ("org.tsem.model", env.path("no-such-model")),
+            ],
+            "org.tsem.model",
+        ),
+        (
+            "badmodel",
+            vec![
+                ("org.tsem.mode", "enforce".into()),
+                ("org.tsem.model", env.path("garbage")),
+            ],
+            "garbage",
+        ),
+    ];
+    std::fs::write(env.path("garbage"), "this is not a model\n").unwrap();
+    for (id, ann, names) in cases {
+        let b = bundle(&env.dir.join(id), "echo ran > /tmp/ran", &ann);
+        let o = env
+            .runtime()
+            .args(["create", "-b"])
+            .arg(&b)
+            .arg(id)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0), "{id}: {}", show(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{id}: one line: {err}");
+        assert!(err.contains(names), "{id}: {err}");
+        assert!(env.state(id).is_none(), "{id}: a container was created");
+        assert!(!b.join("rootfs/tmp/ran").exists(), "{id}: its process ran");
+    }
+}
+
+#[test]
+fn exec_into_a_supervised_container_is_refused() {
+    let Some(env) = common::env("exec") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "exec sleep 1000",
+        &[("org.tsem.mode", "learn".into())],
+    );
+    assert!(env.run_detached(&b, "ex"));
+    let o = env
+        .runtime()
+        .args(["exec", "ex", "sh", "-c", "echo inside > /tmp/exec"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refused"),
+        "{}",
+        show(&o)
+    );
+    assert!(!b.join("rootfs/tmp/exec").exists(), "the exec ran");
+    // kill and delete behave as the delegate's: the container ends with the signal.
+    let o = env.runtime().args(["kill", "ex", "KILL"]).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let stopped = || env.state("ex").is_some_and(|s| s["status"] == "stopped");
+    assert!(wait_for(stopped), "kill did not stop it");
+    let o = env.runtime().args(["delete", "ex"]).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(env.state("ex").is_none());
+}
+
+#[test]
+fn unsupervised_containers_are_the_delegates() {
+    let Some(env) = common::env("plain") else {
+        return;
+    };
+    let b = bundle(&env.dir.join("bundle"), "cat /etc/secret; exit 3", &[]);
+    let o = env.run(&b, "plain");
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(SECRET));
+    assert!(!env.dir.join("runc-root.tsem/plain").exists());
+    let o = Command::new(&env.runtime).arg("features").output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+/// Poll `f` until it holds (at most a minute: a bound for a hung test, not a measurement).
+fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..600 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn an_enforced_container_is_attested_and_verified() {
+    let Some(env) = common::env("attest") else {
+        return;
+    };
+    let key = env.path("key");
+    let o = Command::new(&env.tsem)
+        .args(["keygen", "-o", &key])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let b = bundle(
+        &env.dir.join("bundle"),
+        WORKLOAD,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+        ],
+    );
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    let nonce = "0f1e2d3c4b5a6978";
+    set_process(
+        &b,
+        WORKLOAD,
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("model")),
+            ("org.tsem.attest", env.path("attestation.json")),
+            ("org.tsem.nonce", nonce.into()),
+            ("org.tsem.key", key.clone()),
+        ],
+    );
+    let o = env.run(&b, "attested");
+    assert!(o.status.success(), "{}", show(&o));
+    let verify = |nonce: &str| {
+        Command::new(&env.tsem)
+            .args(["verify", "--model", &env.path("model"), "--nonce", nonce])
+            .args([
+                "--key",
+                &format!("{key}.pub"),
+                &env.path("attestation.json"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = verify(nonce);
+    assert!(o.status.success(), "{}", show(&o));
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.contains("0 forensic, 0 lost"), "{line}");
+    assert!(
+        !verify("0f1e2d3c4b5a6979").status.success(),
+        "another nonce verified"
+    );
+}
+
+#[test]
+fn a_foreground_run_forwards_signals_and_returns_the_exit_status() {
+    let Some(env) = common::env("signals") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "trap 'exit 7' TERM; echo up > /tmp/up; while true; do sleep 1; done",
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.summary", env.path("summary.json")),
+        ],
+    );
+    let mut child = env
+        .runtime()
+        .args(["run", "-b"])
+        .arg(&b)
+        .arg("sig")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(|| b.join("rootfs/tmp/up").exists()),
+        "never started"
+    );
+    // SAFETY: kill with integer arguments.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let st = child.wait().unwrap();
+    std::fs::remove_file(b.join("rootfs/tmp/up")).unwrap();
+    assert_eq!(st.code(), Some(7), "{st:?}");
+    let s = json(&env.path("summary.json"));
+    assert_eq!(s["exit_status"], 7, "{s}");
+    assert_eq!(s["lost_events"], 0, "{s}");
+    assert!(env.state("sig").is_none(), "not deleted");
+}
