@@ -131,7 +131,9 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     fn gather(&self, call: &Call, iov: &[(u64, usize)]) -> Result<Vec<u8>, Fail> {
-        acts::process_vm_gather(call.tid, iov, DATA_MAX).map_err(|e| mem_fail(&e))
+        self.task
+            .gather(call.tid, iov, DATA_MAX)
+            .map_err(|e| mem_fail(&e))
     }
 
     pub(super) fn sys_sendto(
@@ -422,8 +424,12 @@ impl<H: EventHandler> Notifier<H> {
         };
         let (control, truncated) = self.rights_in(call, &r, j.flags & libc::MSG_CMSG_CLOEXEC != 0);
         let tid = call.tid;
-        let put = |addr: u64, b: &[u8]| matches!(sys::process_vm_write(tid, addr, b), Ok(n) if n == b.len());
-        let mut ok = acts::process_vm_scatter(tid, &data[..r.len.min(data.len())], &j.iov).is_ok();
+        let task = &self.task;
+        let put =
+            |addr: u64, b: &[u8]| matches!(task.write_mem(tid, addr, b), Ok(n) if n == b.len());
+        let mut ok = task
+            .scatter(tid, &data[..r.len.min(data.len())], &j.iov)
+            .is_ok();
         if j.h.name != 0 {
             ok &= r.name.is_empty() || put(j.h.name, &r.name);
             ok &= put(j.hdr + 8, &(r.namelen as u32).to_le_bytes());
@@ -548,7 +554,7 @@ impl<H: EventHandler> Notifier<H> {
         let Ok(nfd) = self.fd.try_clone() else {
             return Reply::Error(libc::ENOMEM);
         };
-        let Ok(pidfd) = sys::pidfd_open(call.status.tgid, 0) else {
+        let Ok(pidfd) = self.task.pidfd(call.status.tgid) else {
             return Reply::Error(libc::ESRCH);
         };
         let weak = Arc::downgrade(&self.shared);

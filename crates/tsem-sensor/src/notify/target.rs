@@ -39,11 +39,44 @@ pub(crate) enum Ident {
 /// What the supervisor may ask of the task it answers for. Every method may fail because the
 /// task is gone; callers treat that as the end of the call, never as a reason to continue it.
 pub(crate) trait TargetTask: Send {
-    /// Read the task's memory at `addr` into `buf`, returning the bytes read. `buf` never
-    /// crosses a page boundary (a read across an unmapped page must not fail the part before).
+    /// Read the task's memory at `addr` into `buf`, returning the bytes read (short at the first
+    /// unmapped page). Readers of strings never cross a page boundary, so that an unmapped page
+    /// after a string cannot fail the part before.
     fn read_mem(&self, tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// Write `buf` into the task's memory at `addr`, returning the bytes written.
     fn write_mem(&self, tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize>;
+    /// The task's memory at the ranges `iov` (address, length), in order, into one buffer of
+    /// at most `max` bytes; a short read (an unmapped range) is EFAULT.
+    fn gather(&self, tid: i32, iov: &[(u64, usize)], max: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (addr, len) in iov {
+            let take = (*len).min(max - out.len());
+            if take == 0 {
+                continue;
+            }
+            let start = out.len();
+            out.resize(start + take, 0);
+            if self.read_mem(tid, *addr, &mut out[start..])? != take {
+                return Err(io::Error::from_raw_os_error(libc::EFAULT));
+            }
+        }
+        Ok(out)
+    }
+    /// `buf` written over the task's ranges `iov`, in order; a short write is EFAULT.
+    fn scatter(&self, tid: i32, buf: &[u8], iov: &[(u64, usize)]) -> io::Result<()> {
+        let mut off = 0;
+        for (addr, len) in iov {
+            if off >= buf.len() {
+                break;
+            }
+            let take = (*len).min(buf.len() - off);
+            if self.write_mem(tid, *addr, &buf[off..off + take])? != take {
+                return Err(io::Error::from_raw_os_error(libc::EFAULT));
+            }
+            off += take;
+        }
+        Ok(())
+    }
     /// The task's `/proc/<tid>/status`: name, tgid, umask, credentials.
     fn status(&self, tid: i32) -> io::Result<Status>;
     /// A path handle (`O_PATH`) on what the link names: directories for `Cwd` and `Root`.
@@ -54,6 +87,8 @@ pub(crate) trait TargetTask: Send {
     fn identity(&self, tid: i32, what: Ident) -> Option<(u64, u64)>;
     /// A duplicate of the process's descriptor `fd` (`pidfd_getfd`).
     fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd>;
+    /// A pidfd of the process, to wait for its end.
+    fn pidfd(&self, tgid: i32) -> io::Result<OwnedFd>;
     /// Whether notification `id` on `listener` is still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`):
     /// false once the task died or was interrupted, or its tid may name another task.
     fn id_valid(&self, listener: BorrowedFd<'_>, id: u64) -> bool;
@@ -112,6 +147,10 @@ impl TargetTask for Live {
     fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd> {
         let pidfd = sys::pidfd_open(tgid, 0)?;
         sys::pidfd_getfd(pidfd.as_fd(), fd)
+    }
+
+    fn pidfd(&self, tgid: i32) -> io::Result<OwnedFd> {
+        sys::pidfd_open(tgid, 0)
     }
 
     fn id_valid(&self, listener: BorrowedFd<'_>, id: u64) -> bool {

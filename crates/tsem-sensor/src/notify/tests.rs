@@ -161,6 +161,11 @@ impl TargetTask for Handle {
         Err(io::Error::from_raw_os_error(libc::EBADF))
     }
 
+    fn pidfd(&self, _tgid: i32) -> io::Result<OwnedFd> {
+        self.0.touch()?;
+        Err(io::Error::from_raw_os_error(libc::ESRCH))
+    }
+
     fn id_valid(&self, _listener: BorrowedFd<'_>, _id: u64) -> bool {
         self.0.touch().is_ok()
     }

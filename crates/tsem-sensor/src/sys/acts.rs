@@ -9,42 +9,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt;
 
-/// `process_vm_readv` of the remote ranges `remote` (address, length) into one buffer, at most
-/// `max` bytes; a short read (an unmapped range) is an error.
-pub fn process_vm_gather(pid: i32, remote: &[(u64, usize)], max: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for (addr, len) in remote {
-        let take = (*len).min(max - out.len());
-        if take == 0 {
-            continue;
-        }
-        let start = out.len();
-        out.resize(start + take, 0);
-        let n = super::process_vm_read(pid, *addr, &mut out[start..])?;
-        if n != take {
-            return Err(io::Error::from_raw_os_error(libc::EFAULT));
-        }
-    }
-    Ok(out)
-}
-
-/// `process_vm_writev` of `buf` scattered over the remote ranges, in order.
-pub fn process_vm_scatter(pid: i32, buf: &[u8], remote: &[(u64, usize)]) -> io::Result<()> {
-    let mut off = 0;
-    for (addr, len) in remote {
-        if off >= buf.len() {
-            break;
-        }
-        let take = (*len).min(buf.len() - off);
-        let n = super::process_vm_write(pid, *addr, &buf[off..off + take])?;
-        if n != take {
-            return Err(io::Error::from_raw_os_error(libc::EFAULT));
-        }
-        off += take;
-    }
-    Ok(())
-}
-
 /// `sendmsg` of one buffer with a raw destination (`name`, may be empty) and raw control bytes
 /// (may be empty); returns the bytes sent or the errno.
 pub fn sendmsg(
