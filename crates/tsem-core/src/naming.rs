@@ -154,9 +154,11 @@ enum Space {
 /// mount, such as a container's or a chroot's root) appears at `point`. Both are kept without a
 /// trailing `/`, so `/` is empty: FILE = point ++ (DENTRY minus root).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Mount {
-    root: RawStr,
-    point: RawStr,
+pub struct MountMap {
+    /// The mounted part's root within its filesystem (empty for `/`).
+    pub root: RawStr,
+    /// Where it is mounted (empty for `/`).
+    pub point: RawStr,
 }
 
 /// Applies a [`RuleSet`] to a stream of events. One per modeling namespace.
@@ -174,7 +176,7 @@ pub struct Namer {
     created: BTreeMap<Dev, BTreeMap<RawStr, Digest>>,
     /// Where each device's filesystem is mounted, learnt from a created object seen both as a
     /// dentry and as a file; absent means its root at `/` (the pathnames agree).
-    mounts: BTreeMap<Dev, Mount>,
+    mounts: BTreeMap<Dev, MountMap>,
     /// Recent created dentry paths per (device, owner, instance), to learn `mounts` from. The
     /// instance counts per directory, so one key may name objects in several directories.
     pending: BTreeMap<(Dev, Digest, u64), Vec<RawStr>>,
@@ -514,28 +516,7 @@ impl Namer {
         let Some(candidates) = self.pending.get(&(dev, c.owner, c.instance)) else {
             return;
         };
-        // The object's own dentry shares the whole path below the mount's root with `abs`; an
-        // object of the same creator and instance in another directory shares less. Two
-        // different mounts explaining the path equally well teach nothing.
-        let mut best: Option<(usize, Mount)> = None;
-        let mut tie = false;
-        for rel in candidates {
-            let Some(m) = mount_of(rel, abs) else {
-                continue;
-            };
-            let tail = rel.len() - m.root.len();
-            match &best {
-                Some((t, b)) if tail < *t || (tail == *t && *b == m) => {}
-                Some((t, _)) if tail == *t => tie = true,
-                _ => {
-                    best = Some((tail, m));
-                    tie = false;
-                }
-            }
-        }
-        if let Some((_, m)) = best
-            && !tie
-        {
+        if let Some(m) = mount_from(candidates.iter().map(RawStr::as_bytes), abs) {
             self.mounts.insert(dev, m);
             self.pending.retain(|k, _| k.0 != dev);
         }
@@ -634,7 +615,7 @@ fn beneath<'a>(path: &'a [u8], base: &[u8]) -> Option<&'a [u8]> {
 /// the mount's root in the one and its mount point in the other. Where a root and a mount
 /// point end in the same components the tail takes them too, which maps every path beneath the
 /// mount point the same way.
-fn mount_of(dentry: &[u8], file: &[u8]) -> Option<Mount> {
+fn mount_of(dentry: &[u8], file: &[u8]) -> Option<MountMap> {
     let common = dentry
         .iter()
         .rev()
@@ -650,10 +631,38 @@ fn mount_of(dentry: &[u8], file: &[u8]) -> Option<Mount> {
     if root.ends_with(b"/") || point.ends_with(b"/") {
         return None;
     }
-    Some(Mount {
+    Some(MountMap {
         root: root.into(),
         point: point.into(),
     })
+}
+
+/// The mount that shows a created object at the FILE path `file`, from the DENTRY paths of
+/// recently created objects of the same device, creator and instance (`candidates`, one of
+/// which is the object's own). The object's own dentry shares the whole path below the mount's
+/// root with `file`; an object of the same creator and instance in another directory shares
+/// less. Two different mounts explaining the path equally well teach nothing (`None`).
+pub fn mount_from<'a>(
+    candidates: impl IntoIterator<Item = &'a [u8]>,
+    file: &[u8],
+) -> Option<MountMap> {
+    let mut best: Option<(usize, MountMap)> = None;
+    let mut tie = false;
+    for rel in candidates {
+        let Some(m) = mount_of(rel, file) else {
+            continue;
+        };
+        let tail = rel.len() - m.root.len();
+        match &best {
+            Some((t, b)) if tail < *t || (tail == *t && *b == m) => {}
+            Some((t, _)) if tail == *t => tie = true,
+            _ => {
+                best = Some((tail, m));
+                tie = false;
+            }
+        }
+    }
+    best.filter(|_| !tie).map(|(_, m)| m)
 }
 
 /// Whether `k` is `base` or lies beneath it.

@@ -65,6 +65,10 @@ pub struct Learner {
     mounts: Vec<Mount>,
     /// Events whose path could not be placed in the supervisor's view of the filesystem.
     unresolved: u64,
+    /// Events naming a directory entry on a device no visible mount shows (a chroot that is
+    /// not a mount: its filesystem's mount lies outside the root, so mountinfo omits it), kept
+    /// until a created object seen both as a dentry and as a file tells where it is mounted.
+    deferred: Vec<Event>,
     /// The first event Landlock cannot allow at all.
     blocker: Option<EventType>,
 }
@@ -91,13 +95,14 @@ impl Learner {
             created_dirs: HashSet::new(),
             mounts,
             unresolved: 0,
+            deferred: Vec::new(),
             blocker: None,
         }
     }
 
     /// Events whose path could not be placed (their rights are missing from the set).
     pub fn unresolved(&self) -> u64 {
-        self.unresolved
+        self.unresolved + self.deferred.len() as u64
     }
 
     /// The first learned event that no Landlock ruleset allows (a mount operation): the run's
@@ -137,8 +142,24 @@ impl Learner {
         {
             self.blocker = Some(ty);
         }
+        if dentries(&ev.cell)
+            .iter()
+            .any(|p| p.dev.is_some_and(|d| !self.shows(d)))
+        {
+            if self.deferred.len() < DEFERRED_MAX {
+                self.deferred.push(ev.clone());
+            } else {
+                self.unresolved += 1;
+            }
+            return;
+        }
         match (&ev.cell, ty) {
             (Cell::File(f), EventType::FileOpen) => {
+                if let (Some(dev), Some(_)) = (f.path.dev, f.path.created)
+                    && !self.shows(dev)
+                {
+                    self.learn_mount(&f.path);
+                }
                 let Some((path, pseudo)) = self.file_path(&f.path, &f.inode) else {
                     return;
                 };
@@ -244,6 +265,55 @@ impl Learner {
         }
     }
 
+    /// Whether a visible mount shows device `dev`.
+    fn shows(&self, (ma, mi): (u32, u32)) -> bool {
+        self.mounts.iter().any(|m| m.major == ma && m.minor == mi)
+    }
+
+    /// The created object `file` (a FILE path) on a device no visible mount shows: its own
+    /// dentry among the deferred events says where the device's filesystem is mounted (as the
+    /// naming rules learn it, [`tsem_core::naming::mount_from`]); then the deferred events are
+    /// learned.
+    fn learn_mount(&mut self, file: &PathRef) {
+        let (Some((ma, mi)), Some(c)) = (file.dev, file.created) else {
+            return;
+        };
+        let candidates = self
+            .deferred
+            .iter()
+            .flat_map(|e| dentries(&e.cell))
+            .filter(|p| {
+                p.dev == file.dev
+                    && p.created
+                        .is_some_and(|d| d.owner == c.owner && d.instance == c.instance)
+            });
+        let Some(m) = tsem_core::naming::mount_from(
+            candidates.map(|p| p.pathname.as_bytes()),
+            file.pathname.as_bytes(),
+        ) else {
+            return;
+        };
+        let text = |b: &[u8]| match b {
+            [] => Some("/".to_string()),
+            b => String::from_utf8(b.to_vec()).ok(),
+        };
+        let (Some(root), Some(mount_point)) = (text(m.root.as_bytes()), text(m.point.as_bytes()))
+        else {
+            return;
+        };
+        self.mounts.push(Mount {
+            major: ma,
+            minor: mi,
+            root,
+            mount_point,
+            fstype: String::new(),
+            source: String::new(),
+        });
+        for e in std::mem::take(&mut self.deferred) {
+            self.observe(&e);
+        }
+    }
+
     /// Grant `rights` for a new or removed directory entry on the directory holding it (or the
     /// nearest one that existed before the run); returns the entry's path.
     fn entry(&mut self, d: &Dentry, rights: u16) -> Option<Vec<u8>> {
@@ -337,6 +407,23 @@ impl Learner {
             .filter(|m| m.major == ma && m.minor == mi)
             .filter_map(|m| place(m, p.pathname.as_bytes()))
             .collect()
+    }
+}
+
+/// Events kept at most while waiting to learn where a device is mounted.
+const DEFERRED_MAX: usize = 1 << 16;
+
+/// The directory entries an event names (DENTRY paths, relative to their filesystem's root).
+fn dentries(cell: &Cell) -> Vec<&PathRef> {
+    match cell {
+        Cell::InodeCreate { dentry, .. }
+        | Cell::InodeMknod { dentry, .. }
+        | Cell::InodeSymlink { dentry, .. }
+        | Cell::InodeDirEntry { dentry, .. }
+        | Cell::InodeSetattr { dentry, .. } => vec![&dentry.path],
+        Cell::InodeRename(r) => vec![&r.old_dentry.path, &r.new_dentry.path],
+        Cell::InodeLink(l) => vec![&l.old_dentry.path, &l.new_dentry.path],
+        _ => Vec::new(),
     }
 }
 
@@ -531,6 +618,45 @@ mod tests {
                 | fs::REMOVE_FILE
         );
         assert_eq!(l.set().fs.len(), 1);
+    }
+
+    /// In a chroot that is not a mount, mountinfo shows no mount of the root's filesystem: the
+    /// run's first created file, seen as a dentry (`/var/x/w/out/a.o`) and as a file
+    /// (`/w/out/a.o`), tells where that filesystem's part is mounted, and the directory entries
+    /// held back until then are granted like any others.
+    #[test]
+    fn a_chroot_without_a_mount_is_placed_from_a_created_file() {
+        let mut l = Learner::with_mounts(procfs::parse_mountinfo(
+            "2 1 0:5 / /proc rw - proc proc rw\n",
+        ));
+        let created = |path: &str| {
+            let mut d = dentry(path, (8, 1), None);
+            d.path.created = Some(Created {
+                owner: Digest::zero(32),
+                instance: 1,
+            });
+            d
+        };
+        let mkdir = Cell::InodeCreate {
+            dir: inode(0o40755, "sda1"),
+            dentry: created("/var/x/w/out"),
+            mode: 0o755,
+        };
+        let create = Cell::InodeCreate {
+            dir: inode(0o40755, "sda1"),
+            dentry: created("/var/x/w/out/a.o"),
+            mode: 0o100644,
+        };
+        l.observe(&event(EventType::InodeMkdir, mkdir));
+        l.observe(&event(EventType::InodeCreate, create));
+        assert_eq!(l.unresolved(), 2, "held back until the mount is known");
+        l.observe(&open("/w/out/a.o", Some((8, 1)), 0o100001, 0o100644, true));
+        assert_eq!(l.unresolved(), 0);
+        assert_eq!(
+            rights(&l, "/w"),
+            fs::MAKE_DIR | fs::MAKE_REG | fs::WRITE_FILE | fs::TRUNCATE
+        );
+        assert_eq!(l.set().fs.len(), 1, "{:?}", l.set().fs);
     }
 
     /// A temporary directory whose name is not UTF-8: its entries are placed by their bytes, so
