@@ -454,13 +454,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         // Counts are the run's; points and states are those of the model it learned.
         v["events"] = json!(ran.events());
         v["forensics_events"] = json!(ran.forensics_events());
-        v["denied"] = json!(ran.denied());
         v["pseudonyms"] = json!(ns.pseudonyms().count());
         v["outcome"] = json!(m.extras.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
-        // Calls the sensor refuses in every mode (it cannot describe or perform them) are
-        // denials too.
-        v["denied"] = json!(ns.denied() + s.refused);
+        // Calls the sensor refuses whatever the model says (out of the workload's reach) are
+        // denials too, and so, when enforcing, are those it cannot perform with the caller's
+        // own credentials (learning and sealing continue most of them: not counted there).
+        let unfaithful = if a.enforce { s.unfaithful } else { 0 };
+        v["denied"] = json!(ran.denied() + s.refused + unfaithful);
         v["exit_status"] = json!(report.exit.code());
         v["on_forensic"] = json!(ran.policy().name());
         v["restarts"] = json!(restarts);
