@@ -31,6 +31,18 @@ pub enum AnnotationError {
     /// The nonce is not 8 to 64 bytes of hex.
     #[error("org.tsem.nonce: {0:?} is not 8 to 64 bytes of hex")]
     Nonce(String),
+    /// An export destination the supervisor cannot stream to.
+    #[error(
+        "org.tsem.export: {0:?} is not an absolute file path, unix:ABSOLUTE_PATH or \
+         mqtt://HOST:PORT/TOPIC"
+    )]
+    Export(String),
+    /// A deviation policy that is not one, or not one a container can have.
+    #[error(
+        "org.tsem.on-forensic: {0:?} is not untrust, deny or kill (a container's restart is its \
+         runtime's: --restart, restart policies)"
+    )]
+    Policy(String),
 }
 
 const KNOWN: &[&str] = &[
@@ -43,6 +55,8 @@ const KNOWN: &[&str] = &[
     "org.tsem.attest",
     "org.tsem.nonce",
     "org.tsem.key",
+    "org.tsem.export",
+    "org.tsem.on-forensic",
 ];
 
 /// What tsem does with a container.
@@ -73,6 +87,10 @@ pub struct Supervision {
     pub forensics: Option<PathBuf>,
     /// `org.tsem.attest`, `org.tsem.nonce`, `org.tsem.key`.
     pub attest: Option<(PathBuf, String, PathBuf)>,
+    /// `org.tsem.export`: where every event description is streamed as it happens.
+    pub export: Option<String>,
+    /// `org.tsem.on-forensic`: what a deviation costs (`untrust`, `deny`, `kill`).
+    pub on_forensic: Option<String>,
 }
 
 /// Read the supervision from a config.json's `annotations` (`None`: no `org.tsem.mode`, the
@@ -140,6 +158,35 @@ pub fn parse(config: &serde_json::Value) -> Result<Option<Supervision>, Annotati
             ));
         }
     };
+    let export = get("org.tsem.export");
+    if let Some(e) = &export {
+        let ok = if let Some(p) = e.strip_prefix("unix:") {
+            p.starts_with('/')
+        } else if let Some(rest) = e.strip_prefix("mqtt://") {
+            rest.split_once('/').is_some_and(|(h, t)| {
+                h.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                    && !t.is_empty()
+            })
+        } else {
+            e.starts_with('/')
+        };
+        if !ok {
+            return Err(AnnotationError::Export(e.clone()));
+        }
+    }
+    let on_forensic = get("org.tsem.on-forensic");
+    if let Some(p) = &on_forensic {
+        if !matches!(p.as_str(), "untrust" | "deny" | "kill") {
+            return Err(AnnotationError::Policy(p.clone()));
+        }
+        if mode == Mode::Learn {
+            return Err(AnnotationError::Needs(
+                "org.tsem.on-forensic",
+                "org.tsem.mode=seal or enforce",
+            ));
+        }
+    }
     Ok(Some(Supervision {
         mode,
         model,
@@ -148,6 +195,8 @@ pub fn parse(config: &serde_json::Value) -> Result<Option<Supervision>, Annotati
         trajectory: output("org.tsem.trajectory")?,
         forensics: output("org.tsem.forensics")?,
         attest,
+        export,
+        on_forensic,
     }))
 }
 
@@ -182,6 +231,12 @@ impl Supervision {
             // The Landlock backstop is applied by `tsem run` to the process it spawns; an
             // attached container has none (docs/containers.md).
             Mode::Enforce => a.extend(["--enforce".into(), "--no-backstop".into()]),
+        }
+        if let Some(e) = &self.export {
+            a.extend(["--export".into(), e.into()]);
+        }
+        if let Some(p) = &self.on_forensic {
+            a.extend(["--on-forensic".into(), p.into()]);
         }
         if let Some((out, nonce, key)) = &self.attest {
             a.extend([
@@ -237,6 +292,43 @@ mod tests {
             bad(json!({"org.tsem.mode": "learn", "org.tsem.attest": "/tmp/a"}))
                 .contains("all three")
         );
+        for e in ["out.jsonl", "unix:rel", "mqtt://broker/t", "mqtt://h:1"] {
+            assert!(
+                bad(json!({"org.tsem.mode": "learn", "org.tsem.export": e}))
+                    .starts_with("org.tsem.export:"),
+                "{e}"
+            );
+        }
+        let enforce = |p: &str| {
+            json!({"org.tsem.mode": "enforce", "org.tsem.model": "/dev/null",
+                   "org.tsem.on-forensic": p})
+        };
+        assert!(bad(enforce("restart")).contains("its runtime's"));
+        assert!(bad(enforce("lenient")).starts_with("org.tsem.on-forensic:"));
+        assert!(
+            bad(json!({"org.tsem.mode": "learn", "org.tsem.on-forensic": "deny"}))
+                .contains("needs org.tsem.mode=seal or enforce")
+        );
+    }
+
+    #[test]
+    fn export_and_policy_become_tsem_run_arguments() {
+        let s = parse(&json!({"annotations": {
+            "org.tsem.mode": "enforce", "org.tsem.model": "/dev/null",
+            "org.tsem.export": "mqtt://127.0.0.1:1883/tsem/c1", "org.tsem.on-forensic": "deny"}}))
+        .unwrap()
+        .unwrap();
+        let a = s.tsem_args();
+        let w = |f: &str| {
+            a.iter()
+                .position(|x| x == f)
+                .map(|i| a[i + 1].to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            w("--export").as_deref(),
+            Some("mqtt://127.0.0.1:1883/tsem/c1")
+        );
+        assert_eq!(w("--on-forensic").as_deref(), Some("deny"));
     }
 
     #[test]

@@ -191,7 +191,13 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
     let rec = Record::of(&state::base(g), &id)?;
     rec.create()?;
     let tsem = supervise::tsem_binary(g.tsem.as_deref());
-    let mut daemon = match Daemon::start(&tsem, &sup.tsem_args(), &names, &rec.log()) {
+    let mut run_args = sup.tsem_args();
+    // Every supervised container is a named, live namespace: `tsem ctl state ID`, `tsem
+    // console ID` (ids docker and podman make are 64 hex digits, a plain name).
+    if tsem_core::is_plain_name(&id, 64) {
+        run_args.extend(["--name".into(), OsString::from(&id)]);
+    }
+    let mut daemon = match Daemon::start(&tsem, &run_args, &names, &rec.log()) {
         Ok(d) => d,
         Err(e) => {
             let _ = rec.remove();

@@ -413,3 +413,141 @@ fn a_foreground_run_forwards_signals_and_returns_the_exit_status() {
     assert_eq!(s["lost_events"], 0, "{s}");
     assert!(env.state("sig").is_none(), "not deleted");
 }
+
+/// A supervised container is a named, live namespace (its id): `tsem ctl` answers while it
+/// runs. `org.tsem.export` streams its events (replayed to the run's state) and
+/// `org.tsem.on-forensic=deny` refuses only the out-of-model read: the container goes on.
+#[test]
+fn a_container_is_live_by_its_id_exports_and_takes_a_deviation_policy() {
+    let Some(env) = common::env("live") else {
+        return;
+    };
+    let rt = env.dir.join("xdg");
+    std::fs::create_dir_all(&rt).unwrap();
+    let b = bundle(&env.dir.join("bundle"), "true", &[]);
+    // At the root: the container's /tmp may be a mount of its own.
+    let fifo = b.join("rootfs/go");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    // The host side of the FIFO: one line, once the container waits on it (a non-blocking open
+    // for writing succeeds only then); a bound, so a container that never waits fails the test.
+    let release = |fifo: std::path::PathBuf| {
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            for _ in 0..1200 {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&fifo)
+                {
+                    Ok(mut f) => return f.write_all(b"ok\n").is_ok(),
+                    Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            false
+        })
+    };
+    let run = |id: &str| {
+        env.runtime()
+            .env("XDG_RUNTIME_DIR", &rt)
+            .args(["run", "-b"])
+            .arg(&b)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let script = |extra: &str| format!("{WORKLOAD}; {extra}read x < /go; echo after=$x");
+    set_process(
+        &b,
+        &script(""),
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+        ],
+    );
+    let h = release(fifo.clone());
+    let o = run("live-learn").wait_with_output().unwrap();
+    assert!(
+        h.join().unwrap(),
+        "the container never waited: {}",
+        show(&o)
+    );
+    assert!(o.status.success(), "{}", show(&o));
+
+    set_process(
+        &b,
+        &script("cat /etc/secret; "),
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("model")),
+            ("org.tsem.summary", env.path("s.json")),
+            ("org.tsem.export", env.path("export.jsonl")),
+            ("org.tsem.on-forensic", "deny".into()),
+        ],
+    );
+    let child = run("live-c1");
+    // While it waits on the FIFO: its control socket, under its id, has the denial.
+    let ctl = || {
+        Command::new(&env.tsem)
+            .env("XDG_RUNTIME_DIR", &rt)
+            .args(["ctl", "state", "live-c1", "--json"])
+            .output()
+            .unwrap()
+    };
+    let mut state = serde_json::Value::Null;
+    for _ in 0..600 {
+        let o = ctl();
+        if o.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            if v["forensics_events"].as_u64() >= Some(1) {
+                state = v;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(state["on_forensic"], "deny", "{state}");
+    let released = release(fifo).join().unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(released, "the container never waited: {}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("after=ok"),
+        "the container stopped at the denial: {}",
+        show(&o)
+    );
+    assert!(
+        !out.contains(common::SECRET),
+        "the secret was read: {}",
+        show(&o)
+    );
+    let s = json(&env.path("s.json"));
+    assert_eq!(s["on_forensic"], "deny", "{s}");
+    assert!(s["denied"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["lost_exports"], 0, "{s}");
+    // The export replays to the run's state.
+    let r = Command::new(&env.tsem)
+        .args([
+            "replay",
+            "--json",
+            "--model",
+            &env.path("model"),
+            &env.path("export.jsonl"),
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", show(&r));
+    let r: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(r["state"], s["state"], "{r}\n{s}");
+    assert_eq!(r["events"], s["events"]);
+    // The socket went with the container.
+    assert!(!ctl().status.success());
+}
