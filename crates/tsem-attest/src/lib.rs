@@ -18,6 +18,7 @@
 
 pub mod attestation;
 pub mod claims;
+pub mod credential;
 pub mod ear;
 pub mod quote;
 #[cfg(feature = "tpm")]

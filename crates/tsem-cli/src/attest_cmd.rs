@@ -213,14 +213,14 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
 
 /// A TPM reached through the `tsem-tpm` helper, so that `tsem` need not load tpm2-tss and
 /// libcrypto (see `src/bin/tsem-tpm.rs`).
-struct HelperTpm {
+pub(crate) struct HelperTpm {
     exe: PathBuf,
-    tcti: String,
-    ak_alg: tsem_attest::AkAlg,
+    pub(crate) tcti: String,
+    pub(crate) ak_alg: tsem_attest::AkAlg,
 }
 
 impl HelperTpm {
-    fn new(tcti: &str, ak_alg: tsem_attest::AkAlg) -> anyhow::Result<Self> {
+    pub(crate) fn new(tcti: &str, ak_alg: tsem_attest::AkAlg) -> anyhow::Result<Self> {
         let beside = std::env::current_exe()
             .ok()
             .map(|e| e.with_file_name("tsem-tpm"))
@@ -237,7 +237,7 @@ impl HelperTpm {
         })
     }
 
-    fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
+    pub(crate) fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
         let device = |m: String| tsem_attest::AttestationError::Device(m);
         let mut cmd = std::process::Command::new(&self.exe);
         cmd.args(args).stdin(std::process::Stdio::null());

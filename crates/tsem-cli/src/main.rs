@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod activate_cmd;
 mod attest_cmd;
 mod backstop;
 mod bench;

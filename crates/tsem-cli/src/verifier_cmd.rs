@@ -22,6 +22,9 @@ pub enum VerifierCmd {
     Status(StatusArgs),
     /// A workload's history (JSON, oldest first).
     History(HistoryArgs),
+    /// Prove to the verifier that the workload's AK lives in a TPM with a certified EK
+    /// (TPM2_ActivateCredential; run on the workload's machine).
+    Activate(crate::activate_cmd::ActivateArgs),
     /// Attestations appraised per second end to end over loopback HTTP (a verifier in this
     /// process; nonce, attest, post, verify, store), as JSON.
     Bench(BenchArgs),
@@ -79,6 +82,10 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "F", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM or DER; repeat) that issue EK certificates: then a workload's TPM AK
+    /// counts only once `tsem verifier activate` proved it is in a TPM whose EK they certify.
+    #[arg(long, value_name = "FILE")]
+    pub ek_ca: Vec<PathBuf>,
 }
 
 /// `tsem verifier enroll`.
@@ -162,6 +169,7 @@ pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VerifierCmd::Bench(a) => bench(a),
+        VerifierCmd::Activate(a) => crate::activate_cmd::run(a),
     }
 }
 
@@ -225,6 +233,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         cfg.tls = Some(std::sync::Arc::new(tsem_verifier::tls::server_config(
             cert, key,
         )?));
+    }
+    for f in &a.ek_ca {
+        let data = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        let certs = tsem_attest::credential::parse_certs(&data)
+            .with_context(|| format!("{}: --ek-ca", f.display()))?;
+        cfg.ek_cas.extend(certs);
     }
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let id = cfg.id.clone();

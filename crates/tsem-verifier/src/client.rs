@@ -141,6 +141,33 @@ impl Client {
         )
     }
 
+    /// Ask for a credential-activation challenge for `workload`'s AK.
+    pub fn activation_challenge(
+        &self,
+        workload: &str,
+        r: &crate::protocol::ActivationRequest,
+    ) -> Result<crate::protocol::ActivationChallenge, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/workloads/{workload}/activation"),
+            Some(r),
+        )
+    }
+
+    /// Answer challenge `id` with the credential the TPM recovered.
+    pub fn activation_answer(
+        &self,
+        workload: &str,
+        id: &str,
+        a: &crate::protocol::ActivationAnswer,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/workloads/{workload}/activation/{id}"),
+            Some(a),
+        )
+    }
+
     /// Post raw bytes as an attestation (for tests of what a hostile client can send).
     pub fn post_raw(&self, workload: &str, body: &[u8]) -> Result<Appraisal, ClientError> {
         let (code, text) = self.request(

@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "server")]
+pub mod activate;
+#[cfg(feature = "server")]
 pub mod appraise;
 #[cfg(feature = "server")]
 pub mod bench;

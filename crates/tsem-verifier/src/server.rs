@@ -65,6 +65,9 @@ pub struct Config {
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
     /// limit. Every nonce is a row, and anyone may ask for one.
     pub nonce_rate: u32,
+    /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
+    /// counts only after credential activation against an EK they certify ([`crate::activate`]).
+    pub ek_cas: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             nonce_rate: 50,
             tls: None,
             private_status: false,
+            ek_cas: Vec::new(),
         }
     }
 }
@@ -115,7 +119,7 @@ pub(crate) struct App {
 
 impl App {
     /// Take a token from `workload`'s bucket; `false` when it is empty.
-    fn take_token(&self, workload: &str) -> bool {
+    pub(crate) fn take_token(&self, workload: &str) -> bool {
         let rate = f64::from(self.cfg.nonce_rate);
         if rate == 0.0 {
             return true;
@@ -157,6 +161,14 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/workloads/{name}", get(status_one))
         .route("/v1/workloads/{name}/history", get(history))
         .route("/v1/workloads/{name}/nonce", post(nonce))
+        .route(
+            "/v1/workloads/{name}/activation",
+            post(crate::activate::challenge).layer(DefaultBodyLimit::max(protocol::MAX_ACTIVATION)),
+        )
+        .route(
+            "/v1/workloads/{name}/activation/{id}",
+            post(crate::activate::answer),
+        )
         .route(
             "/v1/workloads/{name}/attestations",
             post(attestation).layer(DefaultBodyLimit::max(protocol::MAX_POST)),
@@ -375,12 +387,12 @@ async fn keep_leases(store: Store, cfg: Config) {
     }
 }
 
-fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
+pub(crate) fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
     let body = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+pub(crate) fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     json_response(
         code,
         &ErrorBody {
@@ -389,17 +401,17 @@ fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     eprintln!("tsem verifier: {e}");
     error(StatusCode::INTERNAL_SERVER_ERROR, e)
 }
 
-fn body_error(r: BytesRejection) -> Response {
+pub(crate) fn body_error(r: BytesRejection) -> Response {
     error(r.status(), r.body_text())
 }
 
 /// Compare without leaking the position of the first difference through timing.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -627,6 +639,7 @@ async fn attestation(
                 AppraiseError::Protocol(_) | AppraiseError::Model(_) => StatusCode::BAD_REQUEST,
                 AppraiseError::NotEnrolled(_) => StatusCode::NOT_FOUND,
                 AppraiseError::NonceUnknown(_)
+                | AppraiseError::NotActivated(_)
                 | AppraiseError::NonceExpired { .. }
                 | AppraiseError::Unauthentic(_) => StatusCode::FORBIDDEN,
                 AppraiseError::Replayed { .. } => StatusCode::CONFLICT,

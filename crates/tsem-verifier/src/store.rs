@@ -12,6 +12,9 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::protocol::{HistoryEntry, Status};
 
+mod activation;
+pub use activation::{Activated, ChallengeError, NewChallenge};
+
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +62,8 @@ pub struct Enrolled {
     pub every: u64,
     /// Digests of the models allowed.
     pub models: Vec<String>,
+    /// The fingerprint of the EK the AK was activated against, once it was.
+    pub activated: Option<String>,
 }
 
 /// What a nonce presented by an attester is.
@@ -171,6 +176,16 @@ fn schema(backend: Backend) -> Vec<String> {
          expires_at BIGINT NOT NULL)"
             .into(),
         "CREATE TABLE IF NOT EXISTS tsem_verifier_schema (version BIGINT NOT NULL)".into(),
+        // Credential activation: challenges issued (single use, like nonces) and AKs activated
+        // (one row per enrolment, never changed).
+        "CREATE TABLE IF NOT EXISTS activation_challenges (id TEXT PRIMARY KEY, \
+         workload TEXT NOT NULL, enrolment BIGINT NOT NULL, answer TEXT NOT NULL, \
+         ek TEXT NOT NULL, issuer TEXT NOT NULL, issued_at BIGINT NOT NULL, \
+         expires_at BIGINT NOT NULL, used_at BIGINT)"
+            .into(),
+        "CREATE TABLE IF NOT EXISTS activations (enrolment BIGINT PRIMARY KEY, ek TEXT NOT NULL, \
+         issuer TEXT NOT NULL, at BIGINT NOT NULL)"
+            .into(),
     ]
 }
 
@@ -346,8 +361,9 @@ impl Store {
     /// The current enrolment of `workload`.
     pub async fn enrolled(&self, workload: &str) -> Result<Option<Enrolled>, StoreError> {
         let row = sqlx::query(
-            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every FROM workloads w \
-             JOIN enrolments e ON e.id = w.enrolment WHERE w.name = $1",
+            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek FROM workloads w \
+             JOIN enrolments e ON e.id = w.enrolment \
+             LEFT JOIN activations a ON a.enrolment = e.id WHERE w.name = $1",
         )
         .bind(workload)
         .fetch_optional(&self.pool)
@@ -364,6 +380,7 @@ impl Store {
                 max_forensics: to_u64(r.try_get(3)?),
                 every: to_u64(r.try_get(4)?),
                 models: Vec::new(),
+                activated: r.try_get(5)?,
             })
         };
         let mut e = get(&row).map_err(db("read enrolment"))?;
@@ -707,7 +724,7 @@ fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> 
     ))
 }
 
-async fn insert_result(
+pub(crate) async fn insert_result(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     r: &NewResult<'_>,
 ) -> Result<(), StoreError> {

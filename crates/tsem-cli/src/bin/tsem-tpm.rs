@@ -1,4 +1,5 @@
-//! `tsem-tpm`: the TPM side of `tsem attest --tpm` and `tsem run --attest --tpm`.
+//! `tsem-tpm`: the TPM side of `tsem attest --tpm`, `tsem run --attest --tpm` and
+//! `tsem verifier activate`.
 //!
 //! It runs in a process of its own so that `tsem` does not link tpm2-tss and libcrypto: loading
 //! and relocating them cost every `tsem run` about a millisecond before the workload started
@@ -54,6 +55,31 @@ enum Cmd {
         #[arg(long)]
         qualifying: String,
     },
+    /// Print the RSA EK certificate and the AK's public area as JSON:
+    /// {"ek_cert": hex DER, "ak_public": hex TPMT_PUBLIC}.
+    Identity {
+        /// TCTI.
+        #[arg(long)]
+        tcti: String,
+        /// Attestation key: ecc or rsa.
+        #[arg(long, default_value = "ecc")]
+        ak_alg: AkAlg,
+    },
+    /// TPM2_ActivateCredential with the AK and the RSA EK; print {"credential": hex}.
+    Activate {
+        /// TCTI.
+        #[arg(long)]
+        tcti: String,
+        /// Attestation key: ecc or rsa.
+        #[arg(long, default_value = "ecc")]
+        ak_alg: AkAlg,
+        /// The credential blob (hex).
+        #[arg(long)]
+        blob: String,
+        /// The encrypted secret (hex).
+        #[arg(long)]
+        secret: String,
+    },
 }
 
 fn hex(field: &'static str, s: &str) -> anyhow::Result<Vec<u8>> {
@@ -87,6 +113,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             t.extend(pcr, &value)?;
             let q = t.quote(pcr, &qualifying).context("quote")?;
             println!("{}", serde_json::to_string(&q)?);
+        }
+        Cmd::Identity { tcti, ak_alg } => {
+            let mut t = Tpm::open(&tcti)?;
+            t.set_ak_alg(ak_alg);
+            let (cert, ak) = t.identity()?;
+            let v = serde_json::json!({
+                "ek_cert": tsem_attest::claims::to_hex(&cert),
+                "ak_public": tsem_attest::claims::to_hex(&ak),
+            });
+            println!("{v}");
+        }
+        Cmd::Activate {
+            tcti,
+            ak_alg,
+            blob,
+            secret,
+        } => {
+            let blob = hex("blob", &blob)?;
+            let secret = hex("secret", &secret)?;
+            let mut t = Tpm::open(&tcti)?;
+            t.set_ak_alg(ak_alg);
+            let c = t.activate(&blob, &secret)?;
+            let v = serde_json::json!({ "credential": tsem_attest::claims::to_hex(&c) });
+            println!("{v}");
         }
     }
     Ok(())
