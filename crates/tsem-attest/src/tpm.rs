@@ -58,7 +58,7 @@ pub enum TpmError {
     Key(&'static str),
 }
 
-fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+pub(crate) fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
     move |e| TpmError::Tss {
         op,
         msg: e.to_string(),
@@ -69,11 +69,11 @@ pub use crate::quote::AkAlg;
 
 /// A connection to a TPM.
 pub struct Tpm {
-    ctx: Context,
+    pub(crate) ctx: Context,
     ak_alg: AkAlg,
 }
 
-fn slot(i: u32) -> Result<PcrSlot, TpmError> {
+pub(crate) fn slot(i: u32) -> Result<PcrSlot, TpmError> {
     if i > 23 {
         return Err(TpmError::Pcr(i));
     }

@@ -128,8 +128,9 @@ pub struct RunAttestArgs {
     /// Ed25519 private key (from `tsem keygen`), with --attest.
     #[arg(long, value_name = "KEY", requires = "attest")]
     pub key: Option<PathBuf>,
-    /// Also quote with a TPM at this TCTI; the aggregate then comes from its PCRs 0-7.
-    #[arg(long, value_name = "TCTI", requires = "attest")]
+    /// The TPM (TCTI), with --attest (also quote; the aggregate then comes from its PCRs 0-7)
+    /// or --unseal.
+    #[arg(long, value_name = "TCTI")]
     pub tpm: Option<String>,
     /// How the TPM quotes, with --tpm.
     #[command(flatten)]
@@ -238,17 +239,38 @@ impl HelperTpm {
     }
 
     pub(crate) fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
+        self.call_with_input(args, None)
+    }
+
+    /// [`HelperTpm::call`] with `input` on the helper's standard input (secrets never go on a
+    /// command line, which every user can read in /proc).
+    pub(crate) fn call_with_input(
+        &self,
+        args: &[String],
+        input: Option<&[u8]>,
+    ) -> Result<String, tsem_attest::AttestationError> {
+        use std::io::Write as _;
         let device = |m: String| tsem_attest::AttestationError::Device(m);
         let mut cmd = std::process::Command::new(&self.exe);
-        cmd.args(args).stdin(std::process::Stdio::null());
+        cmd.args(args)
+            .stdin(if input.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         if std::env::var_os("TSS2_LOG").is_none() {
             // tpm2-tss logs its own view of every failure on stderr; the helper's one-line error
             // says it. TSS2_LOG set by the user is passed through, and so are the logs.
             cmd.env("TSS2_LOG", "all+none");
         }
-        let out = cmd
-            .output()
-            .map_err(|e| device(format!("cannot run {}: {e}", self.exe.display())))?;
+        let cannot = |e: std::io::Error| device(format!("cannot run {}: {e}", self.exe.display()));
+        let mut child = cmd.spawn().map_err(cannot)?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(data).map_err(cannot)?;
+        }
+        let out = child.wait_with_output().map_err(cannot)?;
         let err = String::from_utf8_lossy(&out.stderr);
         // tpm2-tss logs go to stderr as they would in-process; the helper's own error is its
         // last line.

@@ -22,6 +22,7 @@ mod model_cmd;
 mod model_learn;
 mod replay;
 mod run_cmd;
+mod seal_cmd;
 mod verifier_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.
@@ -49,6 +50,9 @@ enum Cmd {
     Attest(attest_cmd::AttestArgs),
     /// Verify an attestation against the model it should be in.
     Verify(attest_cmd::VerifyArgs),
+    /// Seal a secret to a model's state on this platform's TPM: only `tsem run --enforce
+    /// --unseal` of a run that ends in exactly that state gets it back.
+    Seal(seal_cmd::SealArgs),
     /// Benchmarks that report ratios against the physical limit.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -59,7 +63,7 @@ enum Cmd {
     #[command(subcommand)]
     Ima(evidence::ImaCmd),
     /// Run a workload under a security model (learn, seal, enforce).
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Learn a model by running a workload until more runs teach it nothing new.
     Learn(learn_cmd::LearnArgs),
     /// The fleet verifier: serve, enrol workloads, their verdicts.
@@ -84,9 +88,10 @@ fn main() -> ExitCode {
         Cmd::Bench(c) => bench::run(c),
         Cmd::Attest(a) => attest_cmd::attest(a),
         Cmd::Verify(a) => attest_cmd::verify(a),
+        Cmd::Seal(a) => seal_cmd::seal(a),
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
-        Cmd::Run(a) => run_cmd::run(a),
+        Cmd::Run(a) => run_cmd::run(*a),
         Cmd::Learn(a) => learn_cmd::run(a),
         Cmd::Verifier(c) => verifier_cmd::run(c),
         Cmd::Ctl(c) => ctl_cmd::run(c),
