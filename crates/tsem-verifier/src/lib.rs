@@ -25,6 +25,8 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod ui;
 
 pub use client::{Client, ClientError};
 #[cfg(feature = "server")]

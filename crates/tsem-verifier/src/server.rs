@@ -152,6 +152,8 @@ pub fn check_listen(addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
 /// The routes.
 fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/", get(crate::ui::index))
+        .route("/ui/workloads/{name}", get(crate::ui::workload))
         .route("/v1/health", get(health))
         .route(
             "/v1/enroll",
@@ -497,7 +499,7 @@ async fn enroll(
 }
 
 /// The refusal for a status or history read, when they are private and the token is missing.
-fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
     if app.cfg.private_status {
         refuse_non_admin(app, headers)
     } else {

@@ -13,7 +13,9 @@ use sqlx::{AnyPool, Row as _};
 use crate::protocol::{HistoryEntry, Status};
 
 mod activation;
+mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
+pub use ui::PageEntry;
 
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
