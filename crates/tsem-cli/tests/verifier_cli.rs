@@ -554,3 +554,103 @@ fn tls_end_to_end() {
     let o = run(&["verifier", "status", "--url", &plain]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
+
+/// `tsem run --verifier`: the run attests when the workload ends, with the verifier's fresh nonce
+/// and the forensic descriptions; an unknown workload fails before anything runs.
+#[test]
+fn run_attests_to_the_verifier() {
+    let dir = TempDir::new("run-verifier");
+    let work = dir.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
+    std::fs::write(dir.0.join("other.txt"), "not for this workload\n").unwrap();
+    let script = "sort words.txt > sorted.txt\n\
+                  if [ -n \"${EXTRA_READ:-}\" ]; then\n\
+                  if read -r l < \"$EXTRA_READ\"; then echo \"$l\" > leak.txt; fi\n\
+                  fi\n";
+    std::fs::write(work.join("job.sh"), script).unwrap();
+    let sh = |args: &[&str], extra: Option<&Path>| {
+        let mut c = tsem();
+        c.args(args)
+            .current_dir(&work)
+            .env("HOME", &dir.0)
+            .env_remove("EXTRA_READ")
+            .stdin(Stdio::null());
+        if let Some(f) = extra {
+            c.env("EXTRA_READ", f);
+        }
+        c.output().unwrap()
+    };
+    let model = dir.0.join("job.model");
+    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
+        &["--admin-token-file", p(&token)],
+    );
+    let o = run(&[
+        "verifier",
+        "enroll",
+        "--url",
+        &v.url,
+        "--token-file",
+        p(&token),
+        "--workload",
+        "job",
+        "--model",
+        p(&model),
+        "--key",
+        &format!("{}.pub", p(&key)),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let enforce = |workload: &str, extra: Option<&Path>| {
+        sh(
+            &[
+                "run",
+                "--enforce",
+                "--model",
+                p(&model),
+                "--verifier",
+                &v.url,
+                "--workload",
+                workload,
+                "--key",
+                p(&key),
+                "--",
+                "sh",
+                "job.sh",
+            ],
+            extra,
+        )
+    };
+
+    let o = enforce("job", None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming: verified"), "{}", text(&o));
+    let c = Client::new(&v.url, None).unwrap();
+    let st = c.status().unwrap();
+    assert_eq!(st[0].verdict, "affirming", "{st:?}");
+
+    // One out-of-model read: denied (nothing leaked), and the verifier holds its description.
+    let o = enforce("job", Some(&dir.0.join("other.txt")));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("contraindicated"), "{}", text(&o));
+    let leaked = std::fs::read_to_string(work.join("leak.txt")).unwrap_or_default();
+    assert!(
+        !leaked.contains("not for this workload"),
+        "the read was not denied"
+    );
+    assert_eq!(c.status().unwrap()[0].verdict, "contraindicated");
+    let h = c.history("job").unwrap().to_string();
+    assert!(h.contains("other.txt"), "forensics not posted: {h}");
+
+    // A workload the verifier does not know: refused before the workload runs.
+    let _ = std::fs::remove_file(work.join("sorted.txt"));
+    let o = enforce("nobody-knows", None);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not enrolled"), "{}", text(&o));
+    assert!(!work.join("sorted.txt").exists(), "the workload ran");
+}
