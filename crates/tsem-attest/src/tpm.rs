@@ -73,6 +73,26 @@ pub struct Tpm {
     ak_alg: AkAlg,
 }
 
+/// PCRs 0–7 and `pcr` (ascending), and their selection in the SHA-256 bank: what quotes and
+/// sealing policies cover.
+pub(crate) fn platform_and(
+    pcr: u32,
+) -> Result<(Vec<u32>, tss_esapi::structures::PcrSelectionList), TpmError> {
+    let mut idx: Vec<u32> = (0..8).collect();
+    if !idx.contains(&pcr) {
+        idx.push(pcr);
+    }
+    let slots = idx
+        .iter()
+        .map(|&i| slot(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sel = PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(tss("PCR selection"))?;
+    Ok((idx, sel))
+}
+
 pub(crate) fn slot(i: u32) -> Result<PcrSlot, TpmError> {
     if i > 23 {
         return Err(TpmError::Pcr(i));
@@ -315,18 +335,7 @@ impl Tpm {
     /// with the PCR values read right after it (the verifier checks them against the quote's
     /// digest, so a PCR changed in between makes the attestation fail, never pass wrongly).
     pub fn quote(&mut self, pcr: u32, qualifying: &[u8]) -> Result<TpmQuote, TpmError> {
-        let mut idx: Vec<u32> = (0..8).collect();
-        if !idx.contains(&pcr) {
-            idx.push(pcr);
-        }
-        let slots = idx
-            .iter()
-            .map(|&i| slot(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let sel = PcrSelectionListBuilder::new()
-            .with_selection(HashingAlgorithm::Sha256, &slots)
-            .build()
-            .map_err(tss("PCR selection"))?;
+        let (idx, sel) = platform_and(pcr)?;
         let data = Data::try_from(qualifying.to_vec()).map_err(tss("qualifying data"))?;
         let (ak, public) = self.create_ak()?;
         let scheme = match self.ak_alg {

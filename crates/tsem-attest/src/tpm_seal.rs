@@ -14,12 +14,12 @@ use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
     Digest, EccPoint, EccScheme, KeyDerivationFunctionScheme, KeyedHashScheme, PcrSelectionList,
-    PcrSelectionListBuilder, Private, Public, PublicBuilder, PublicEccParametersBuilder,
-    PublicKeyedHashParameters, SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
+    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
+    SensitiveData, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::traits::{Marshall as _, UnMarshall as _};
 
-use crate::tpm::{Tpm, TpmError, slot, tss};
+use crate::tpm::{Tpm, TpmError, platform_and, tss};
 
 /// Largest secret a TPM seals directly (`MAX_SYM_DATA`).
 pub const MAX_SECRET: usize = 128;
@@ -58,18 +58,7 @@ fn srk_template() -> Result<Public, TpmError> {
 }
 
 fn selection(pcr: u32) -> Result<PcrSelectionList, TpmError> {
-    let mut idx: Vec<u32> = (0..8).collect();
-    if !idx.contains(&pcr) {
-        idx.push(pcr);
-    }
-    let slots = idx
-        .iter()
-        .map(|&i| slot(i))
-        .collect::<Result<Vec<_>, _>>()?;
-    PcrSelectionListBuilder::new()
-        .with_selection(HashingAlgorithm::Sha256, &slots)
-        .build()
-        .map_err(tss("PCR selection"))
+    platform_and(pcr).map(|(_, sel)| sel)
 }
 
 impl Tpm {

@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod swtpm;
+mod verifier_process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use sha2::Digest as _;
 use swtpm::{Swtpm, path as p, skip_tpm_test};
+use verifier_process::text;
 
 const BUILD: &str = "set -e
 mkdir -p out
@@ -86,15 +88,6 @@ impl Drop for Build {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn hex(s: &str) -> Vec<u8> {

@@ -4,14 +4,15 @@
 
 #[path = "../../tsem-verifier/tests/common/mod.rs"]
 mod common;
+mod verifier_process;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use tsem_verifier::{Client, ClientError};
+use verifier_process::{Verifier, text};
 
 fn tsem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tsem"))
@@ -23,58 +24,6 @@ fn p(x: &Path) -> &str {
 
 fn run(args: &[&str]) -> Output {
     tsem().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A `tsem verifier serve` process; its URL is the first line it prints.
-struct Verifier {
-    child: Child,
-    url: String,
-}
-
-impl Verifier {
-    fn start(db: &str, extra: &[&str]) -> Self {
-        let mut child = tsem()
-            .args(["verifier", "serve", "--listen", "127.0.0.1:0", "--db", db])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
-            "{line:?}"
-        );
-        Self {
-            child,
-            url: line.trim().to_string(),
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Verifier {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -34,19 +34,26 @@ fn have(name: &str) -> bool {
 /// `true` (after printing one line) when a TPM test must be skipped; panics instead where
 /// `TSEM_REQUIRE_TPM` is set, so CI never skips silently.
 pub fn skip_tpm_test(test: &str) -> bool {
+    skip_tpm_test_with(test, &[])
+}
+
+/// [`skip_tpm_test`] for a test that also runs `extra` tools: `(program, Debian package)`.
+pub fn skip_tpm_test_with(test: &str, extra: &[(&str, &str)]) -> bool {
     let why = if tpm_helper().is_none() {
         "the tsem-tpm helper was not built (cargo feature `tpm`; needs libtss2-dev pkg-config)"
             .to_string()
     } else {
-        let missing: Vec<&str> = [
+        let mut missing: Vec<&str> = [
             ("swtpm", "swtpm"),
             ("swtpm_setup", "swtpm-tools"),
             ("swtpm_localca", "swtpm-tools"),
         ]
         .iter()
+        .chain(extra)
         .filter(|(n, _)| !have(n))
         .map(|(_, p)| *p)
         .collect();
+        missing.dedup();
         if missing.is_empty() {
             return false;
         }
