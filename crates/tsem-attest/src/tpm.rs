@@ -82,15 +82,20 @@ pub(crate) fn platform_and(
     if !idx.contains(&pcr) {
         idx.push(pcr);
     }
-    let slots = idx
+    let sel = sha256_selection(&idx)?;
+    Ok((idx, sel))
+}
+
+/// `pcrs` in the SHA-256 bank.
+fn sha256_selection(pcrs: &[u32]) -> Result<tss_esapi::structures::PcrSelectionList, TpmError> {
+    let slots = pcrs
         .iter()
         .map(|&i| slot(i))
         .collect::<Result<Vec<_>, _>>()?;
-    let sel = PcrSelectionListBuilder::new()
+    PcrSelectionListBuilder::new()
         .with_selection(HashingAlgorithm::Sha256, &slots)
         .build()
-        .map_err(tss("PCR selection"))?;
-    Ok((idx, sel))
+        .map_err(tss("PCR selection"))
 }
 
 pub(crate) fn slot(i: u32) -> Result<PcrSlot, TpmError> {
@@ -183,14 +188,7 @@ impl Tpm {
     pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, [u8; 32])>, TpmError> {
         let mut out = Vec::with_capacity(pcrs.len());
         for chunk in pcrs.chunks(8) {
-            let slots = chunk
-                .iter()
-                .map(|&i| slot(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let sel = PcrSelectionListBuilder::new()
-                .with_selection(HashingAlgorithm::Sha256, &slots)
-                .build()
-                .map_err(tss("PCR selection"))?;
+            let sel = sha256_selection(chunk)?;
             let (_, read, digests) = self.ctx.pcr_read(sel).map_err(tss("PCR_Read"))?;
             if read.is_empty() || digests.value().len() != chunk.len() {
                 return Err(TpmError::Unexpected(

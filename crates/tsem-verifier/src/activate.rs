@@ -17,7 +17,7 @@ use tsem_attest::claims::to_hex;
 use tsem_attest::credential::{AkPublic, check_ek_cert, make_credential};
 
 use crate::protocol::{self, ActivationChallenge};
-use crate::server::{App, body_error, error, internal, json_response, random_hex, same_secret};
+use crate::server::{App, error, internal, json_response, named_body, random_hex, same_secret};
 use crate::store::{ChallengeError, NewChallenge};
 
 /// `POST /v1/workloads/{name}/activation`.
@@ -26,12 +26,9 @@ pub(crate) async fn challenge(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = protocol::check_name(&name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    let body = match body {
+    let body = match named_body(&name, body) {
         Ok(b) => b,
-        Err(r) => return body_error(r),
+        Err(r) => return *r,
     };
     if app.cfg.ek_cas.is_empty() {
         return error(
@@ -133,16 +130,13 @@ pub(crate) async fn answer(
     Path((name, id)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = protocol::check_name(&name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
+    let body = match named_body(&name, body) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(StatusCode::BAD_REQUEST, "challenge: not 1 to 64 hex digits");
     }
-    let body = match body {
-        Ok(b) => b,
-        Err(r) => return body_error(r),
-    };
     let given = match protocol::parse_activation_answer(&body) {
         Ok(c) => to_hex(&sha2::Sha256::digest(c)),
         Err(e) => return error(StatusCode::BAD_REQUEST, e),

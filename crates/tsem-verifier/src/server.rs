@@ -412,6 +412,16 @@ pub(crate) fn body_error(r: BytesRejection) -> Response {
     error(r.status(), r.body_text())
 }
 
+/// The body of a post to `/v1/workloads/{name}/…`, or the refusal of a malformed name or an
+/// unreadable (oversized) body.
+pub(crate) fn named_body(
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Box<Response>> {
+    protocol::check_name(name).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e)))?;
+    body.map_err(|r| Box::new(body_error(r)))
+}
+
 /// Compare without leaking the position of the first difference through timing.
 pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -627,12 +637,9 @@ async fn attestation(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = protocol::check_name(&name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    let body = match body {
+    let body = match named_body(&name, body) {
         Ok(b) => b,
-        Err(r) => return body_error(r),
+        Err(r) => return *r,
     };
     match appraise::appraise(&app, &name, &body).await {
         Ok(a) => json_response(StatusCode::OK, &a),

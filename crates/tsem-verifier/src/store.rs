@@ -341,21 +341,7 @@ impl Store {
              reports every {every} s; no attestation yet",
             digests.join(", ")
         );
-        insert_result(
-            &mut tx,
-            &NewResult {
-                workload,
-                at: now,
-                verdict: "none",
-                reason: &reason,
-                verifier,
-                nonce: None,
-                ear: None,
-                attestation: None,
-                forensics: None,
-            },
-        )
-        .await?;
+        insert_note(&mut tx, workload, now, &reason, verifier).await?;
         tx.commit().await.map_err(db("enrol"))?;
         Ok(id)
     }
@@ -724,6 +710,32 @@ fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> 
          and was due by {due}; last verdict: {verdict}",
         now - at
     ))
+}
+
+/// Append a `none` entry that records an event in a workload's life (enrolment, activation),
+/// not an appraisal.
+pub(crate) async fn insert_note(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    workload: &str,
+    at: u64,
+    reason: &str,
+    verifier: &str,
+) -> Result<(), StoreError> {
+    insert_result(
+        tx,
+        &NewResult {
+            workload,
+            at,
+            verdict: "none",
+            reason,
+            verifier,
+            nonce: None,
+            ear: None,
+            attestation: None,
+            forensics: None,
+        },
+    )
+    .await
 }
 
 pub(crate) async fn insert_result(

@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::{NewResult, Store, StoreError, db, insert_result, to_i64, to_u64};
+use super::{Store, StoreError, db, insert_note, to_i64, to_u64};
 
 /// Why an answer to a challenge activates nothing.
 #[derive(Debug, thiserror::Error)]
@@ -143,21 +143,7 @@ impl Store {
             "AK activated (enrolment {enrolment}): TPM2_ActivateCredential answered by the TPM \
              whose EK certificate sha256:{ek} was issued by {issuer}; no attestation yet"
         );
-        insert_result(
-            &mut tx,
-            &NewResult {
-                workload,
-                at: now,
-                verdict: "none",
-                reason: &reason,
-                verifier,
-                nonce: None,
-                ear: None,
-                attestation: None,
-                forensics: None,
-            },
-        )
-        .await?;
+        insert_note(&mut tx, workload, now, &reason, verifier).await?;
         tx.commit().await.map_err(db("activate"))?;
         Ok(Activated {
             enrolment,
