@@ -118,6 +118,13 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// Drop `workload`'s bucket (it is not enrolled).
+    fn forget_bucket(&self, workload: &str) {
+        if let Ok(mut b) = self.buckets.lock() {
+            b.remove(workload);
+        }
+    }
+
     /// Take a token from `workload`'s bucket; `false` when it is empty.
     pub(crate) fn take_token(&self, workload: &str) -> bool {
         let rate = f64::from(self.cfg.nonce_rate);
@@ -600,16 +607,6 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    match app.store.enrolled(&name).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("workload {name:?} is not enrolled"),
-            );
-        }
-        Err(e) => return internal(e),
-    }
     if !app.take_token(&name) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -627,7 +624,15 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
     let now = tsem_attest::now_unix();
     let expires = now.saturating_add(app.cfg.nonce_ttl);
     match app.store.issue_nonce(&name, &nonce, now, expires).await {
-        Ok(()) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
+        Ok(true) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
+        Ok(false) => {
+            // Buckets are kept for enrolled workloads only: made-up names must not grow the map.
+            app.forget_bucket(&name);
+            error(
+                StatusCode::NOT_FOUND,
+                format!("workload {name:?} is not enrolled"),
+            )
+        }
         Err(e) => internal(e),
     }
 }

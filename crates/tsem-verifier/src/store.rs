@@ -346,18 +346,19 @@ impl Store {
         Ok(id)
     }
 
-    /// The current enrolment of `workload`.
+    /// The current enrolment of `workload`, in one round trip: one row per model allowed.
     pub async fn enrolled(&self, workload: &str) -> Result<Option<Enrolled>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek FROM workloads w \
-             JOIN enrolments e ON e.id = w.enrolment \
-             LEFT JOIN activations a ON a.enrolment = e.id WHERE w.name = $1",
+        let rows = sqlx::query(
+            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek, m.digest \
+             FROM workloads w JOIN enrolments e ON e.id = w.enrolment \
+             JOIN enrolment_models m ON m.enrolment = e.id \
+             LEFT JOIN activations a ON a.enrolment = e.id WHERE w.name = $1 ORDER BY m.digest",
         )
         .bind(workload)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(db("read enrolment"))?;
-        let Some(row) = row else {
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
         let get = |r: &AnyRow| -> Result<Enrolled, sqlx::Error> {
@@ -371,16 +372,10 @@ impl Store {
                 activated: r.try_get(5)?,
             })
         };
-        let mut e = get(&row).map_err(db("read enrolment"))?;
-        let rows =
-            sqlx::query("SELECT digest FROM enrolment_models WHERE enrolment = $1 ORDER BY digest")
-                .bind(e.id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("read enrolment models"))?;
-        for r in rows {
+        let mut e = get(first).map_err(db("read enrolment"))?;
+        for r in &rows {
             e.models
-                .push(r.try_get(0).map_err(db("read enrolment models"))?);
+                .push(r.try_get(6).map_err(db("read enrolment models"))?);
         }
         Ok(Some(e))
     }
@@ -402,10 +397,12 @@ impl Store {
         nonce: &str,
         now: u64,
         expires: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        // Conditional on the workload being enrolled: one round trip, and no nonce row for a
+        // name nobody enrolled.
+        let n = sqlx::query(
             "INSERT INTO nonces (nonce, workload, issued_at, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, NULL)",
+             SELECT $1, $2, $3, $4, NULL WHERE EXISTS (SELECT 1 FROM workloads WHERE name = $2)",
         )
         .bind(nonce)
         .bind(workload)
@@ -413,8 +410,9 @@ impl Store {
         .bind(to_i64(expires))
         .execute(&self.pool)
         .await
-        .map_err(db("issue nonce"))?;
-        Ok(())
+        .map_err(db("issue nonce"))?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// What `nonce` is for `workload` at `now` (a read: [`Store::record`] decides atomically).
