@@ -45,6 +45,10 @@ pub struct BenchArgs {
     /// Client threads.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub clients: usize,
+    /// Verifier servers on the database (PostgreSQL for more than one), in this process;
+    /// client threads take them in turn.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub servers: usize,
     /// Trajectories the attested workload ran (modeled under --model).
     #[arg(required = true, value_name = "TRAJECTORY")]
     pub files: Vec<PathBuf>,
@@ -184,7 +188,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
     }
     let model = read_pem(&a.model)?;
-    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients)?;
+    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients, a.servers)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
 }
