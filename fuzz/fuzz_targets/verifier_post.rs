@@ -1,5 +1,6 @@
-//! What a client posts to the verifier (attestations with forensics, enrolments): never panic,
-//! and every error is one line.
+//! What a client posts to the verifier (attestations with forensics, enrolments, credential
+//! activation: the request, the AK public area and EK certificate in it, the answer): never
+//! panic, and every error is one line.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -15,4 +16,20 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = tsem_verifier::protocol::parse_enrolment(data) {
         assert!(!e.to_string().contains('\n'));
     }
+    if let Err(e) = tsem_verifier::protocol::parse_activation_answer(data) {
+        assert!(!e.to_string().contains('\n'));
+    }
+    let (cert, ak) = match tsem_verifier::protocol::parse_activation_request(data) {
+        Ok(x) => x,
+        Err(e) => {
+            assert!(!e.to_string().contains('\n'));
+            // The raw bytes as either structure, too.
+            (data.to_vec(), data.to_vec())
+        }
+    };
+    if let Err(e) = tsem_attest::credential::AkPublic::parse(&ak) {
+        assert!(!e.to_string().contains('\n'));
+    }
+    let _ = tsem_attest::credential::check_ek_cert(&cert, &[cert.clone()], 1_800_000_000);
+    let _ = tsem_attest::credential::parse_certs(data);
 });

@@ -19,10 +19,14 @@
 
 pub mod attestation;
 pub mod claims;
+pub mod credential;
 pub mod ear;
 pub mod quote;
+pub mod sealed;
 #[cfg(feature = "tpm")]
 pub mod tpm;
+#[cfg(feature = "tpm")]
+pub mod tpm_seal;
 pub mod verify;
 
 use sha2::Digest as _;

@@ -4,29 +4,31 @@
 //! RSA 2048 RSASSA/SHA-256) signing key created in
 //! the endorsement hierarchy from a fixed template. A primary key is derived from the hierarchy's
 //! seed and the template, so every session gets the same AK on the same TPM and a verifier can pin
-//! its public key (`tsem attest --ak-out`) without a persistent handle or credential activation.
+//! its public key (`tsem attest --ak-out`) without a persistent handle. That the AK lives in a
+//! genuine TPM is proven to a verifier by credential activation ([`Tpm::identity`],
+//! [`Tpm::activate`]; the verifier's half is [`crate::credential`]).
 //!
 //! # Warning
 //! There is no resource manager between us and the TPM (swtpm on loopback, or `/dev/tpm0` without
-//! `tpm2-abrmd`): every transient object is flushed before returning, on errors too. Proving that
-//! the AK lives in a genuine TPM (EK certificate, `MakeCredential`/`ActivateCredential`) is out of
-//! scope: the verifier must obtain the AK public key through a channel it trusts.
+//! `tpm2-abrmd`): every transient object is flushed before returning, on errors too.
 
 use std::str::FromStr as _;
 
 use tss_esapi::Context;
+use tss_esapi::abstraction::AsymmetricAlgorithmSelection;
 use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::handles::{KeyHandle, PcrHandle};
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{AuthHandle, KeyHandle, PcrHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
-use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Data, DigestValues, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme,
-    PcrSelectionListBuilder, PcrSlot, Public, PublicBuilder, PublicEccParametersBuilder,
-    PublicKeyRsa, PublicRsaParametersBuilder, RsaExponent, RsaScheme, Signature, SignatureScheme,
-    SymmetricDefinitionObject,
+    Data, DigestValues, EccPoint, EccScheme, EncryptedSecret, HashScheme, IdObject,
+    KeyDerivationFunctionScheme, PcrSelectionListBuilder, PcrSlot, Public, PublicBuilder,
+    PublicEccParametersBuilder, PublicKeyRsa, PublicRsaParametersBuilder, RsaExponent, RsaScheme,
+    Signature, SignatureScheme, SymmetricDefinition, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::Marshall as _;
@@ -51,9 +53,12 @@ pub enum TpmError {
     /// The TPM returned something unexpected.
     #[error("TPM {0}")]
     Unexpected(&'static str),
+    /// The TPM returned a key tsem cannot use.
+    #[error("TPM returned {0}")]
+    Key(&'static str),
 }
 
-fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
+pub(crate) fn tss(op: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
     move |e| TpmError::Tss {
         op,
         msg: e.to_string(),
@@ -64,11 +69,36 @@ pub use crate::quote::AkAlg;
 
 /// A connection to a TPM.
 pub struct Tpm {
-    ctx: Context,
+    pub(crate) ctx: Context,
     ak_alg: AkAlg,
 }
 
-fn slot(i: u32) -> Result<PcrSlot, TpmError> {
+/// PCRs 0–7 and `pcr` (ascending), and their selection in the SHA-256 bank: what quotes and
+/// sealing policies cover.
+pub(crate) fn platform_and(
+    pcr: u32,
+) -> Result<(Vec<u32>, tss_esapi::structures::PcrSelectionList), TpmError> {
+    let mut idx: Vec<u32> = (0..8).collect();
+    if !idx.contains(&pcr) {
+        idx.push(pcr);
+    }
+    let sel = sha256_selection(&idx)?;
+    Ok((idx, sel))
+}
+
+/// `pcrs` in the SHA-256 bank.
+fn sha256_selection(pcrs: &[u32]) -> Result<tss_esapi::structures::PcrSelectionList, TpmError> {
+    let slots = pcrs
+        .iter()
+        .map(|&i| slot(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    PcrSelectionListBuilder::new()
+        .with_selection(HashingAlgorithm::Sha256, &slots)
+        .build()
+        .map_err(tss("PCR selection"))
+}
+
+pub(crate) fn slot(i: u32) -> Result<PcrSlot, TpmError> {
     if i > 23 {
         return Err(TpmError::Pcr(i));
     }
@@ -127,51 +157,15 @@ fn ak_template(alg: AkAlg) -> Result<Public, TpmError> {
 
 fn ak_pem(public: &Public) -> Result<String, TpmError> {
     match public {
-        Public::Ecc { unique, .. } => ecc_pem(unique.x().value(), unique.y().value()),
+        Public::Ecc { unique, .. } => {
+            crate::credential::ecc_pem(unique.x().value(), unique.y().value())
+        }
         Public::Rsa {
             unique, parameters, ..
-        } => {
-            use rsa::pkcs8::EncodePublicKey as _;
-            // TPM2B exponent 0 means the default, 2^16 + 1.
-            let e = match parameters.exponent().value() {
-                0 => 65537,
-                e => e,
-            };
-            let key = rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(unique.value()),
-                rsa::BigUint::from(e),
-            )
-            .map_err(|_| TpmError::Unexpected("returned an unusable RSA AK"))?;
-            key.to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-                .map_err(|_| TpmError::Unexpected("AK public key cannot be encoded"))
-        }
-        _ => Err(TpmError::Unexpected(
-            "returned an AK that is neither ECC nor RSA",
-        )),
+        } => crate::credential::rsa_pem(unique.value(), parameters.exponent().value()),
+        _ => Err("an AK that is neither ECC nor RSA"),
     }
-}
-
-fn ecc_pem(x: &[u8], y: &[u8]) -> Result<String, TpmError> {
-    use p256::pkcs8::EncodePublicKey as _;
-    let pad = |x: &[u8]| -> Option<[u8; 32]> {
-        let mut o = [0u8; 32];
-        let start = 32usize.checked_sub(x.len())?;
-        o.get_mut(start..)?.copy_from_slice(x);
-        Some(o)
-    };
-    let (Some(x), Some(y)) = (pad(x), pad(y)) else {
-        return Err(TpmError::Unexpected(
-            "returned an AK point that is not P-256",
-        ));
-    };
-    let mut sec1 = Vec::with_capacity(65);
-    sec1.push(4);
-    sec1.extend_from_slice(&x);
-    sec1.extend_from_slice(&y);
-    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-        .map_err(|_| TpmError::Unexpected("returned an AK point not on P-256"))?;
-    vk.to_public_key_pem(p256::pkcs8::LineEnding::LF)
-        .map_err(|_| TpmError::Unexpected("AK public key cannot be encoded"))
+    .map_err(TpmError::Key)
 }
 
 impl Tpm {
@@ -194,14 +188,7 @@ impl Tpm {
     pub fn read_pcrs(&mut self, pcrs: &[u32]) -> Result<Vec<(u32, [u8; 32])>, TpmError> {
         let mut out = Vec::with_capacity(pcrs.len());
         for chunk in pcrs.chunks(8) {
-            let slots = chunk
-                .iter()
-                .map(|&i| slot(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            let sel = PcrSelectionListBuilder::new()
-                .with_selection(HashingAlgorithm::Sha256, &slots)
-                .build()
-                .map_err(tss("PCR selection"))?;
+            let sel = sha256_selection(chunk)?;
             let (_, read, digests) = self.ctx.pcr_read(sel).map_err(tss("PCR_Read"))?;
             if read.is_empty() || digests.value().len() != chunk.len() {
                 return Err(TpmError::Unexpected(
@@ -255,22 +242,98 @@ impl Tpm {
         pem
     }
 
+    /// What a verifier needs to activate the AK: the RSA 2048 EK certificate (DER, from its NV
+    /// index) and the AK's marshalled `TPMT_PUBLIC` (whose digest is its name).
+    pub fn identity(&mut self) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        let cert = tss_esapi::abstraction::ek::retrieve_ek_pubcert(
+            &mut self.ctx,
+            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        )
+        .map_err(tss("NV_Read (RSA EK certificate, index 0x01c00002)"))?;
+        let (h, public) = self.create_ak()?;
+        let flushed = self.ctx.flush_context(h.into());
+        let bytes = public.marshall().map_err(tss("marshal TPMT_PUBLIC"));
+        flushed.map_err(tss("FlushContext"))?;
+        Ok((cert, bytes?))
+    }
+
+    /// TPM2_ActivateCredential with the AK and the RSA EK (its default template, authorised by
+    /// PolicySecret on the endorsement hierarchy): the credential a verifier made for them.
+    pub fn activate(&mut self, blob: &[u8], secret: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let blob = IdObject::try_from(blob.to_vec()).map_err(tss("credential blob"))?;
+        let secret = EncryptedSecret::try_from(secret.to_vec()).map_err(tss("encrypted secret"))?;
+        let ek = tss_esapi::abstraction::ek::create_ek_object_2(
+            &mut self.ctx,
+            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+            None,
+        )
+        .map_err(tss("CreatePrimary (EK)"))?;
+        let ak = match self.create_ak() {
+            Ok((ak, _)) => ak,
+            Err(e) => {
+                let _ = self.ctx.flush_context(ek.into());
+                return Err(e);
+            }
+        };
+        let res = self.activate_with(ak, ek, blob, secret);
+        // Flush before looking at the result: a leaked transient object fills the TPM's slots.
+        let f1 = self.ctx.flush_context(ak.into());
+        let f2 = self.ctx.flush_context(ek.into());
+        let out = res?;
+        f1.and(f2).map_err(tss("FlushContext"))?;
+        Ok(out)
+    }
+
+    fn activate_with(
+        &mut self,
+        ak: KeyHandle,
+        ek: KeyHandle,
+        blob: IdObject,
+        secret: EncryptedSecret,
+    ) -> Result<Vec<u8>, TpmError> {
+        let session = self
+            .ctx
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(tss("StartAuthSession"))?
+            .ok_or(TpmError::Unexpected("returned no policy session"))?;
+        let res = (|| {
+            let policy = PolicySession::try_from(session).map_err(tss("policy session"))?;
+            self.ctx
+                .execute_with_session(Some(AuthSession::Password), |ctx| {
+                    ctx.policy_secret(
+                        policy,
+                        AuthHandle::Endorsement,
+                        Default::default(),
+                        Default::default(),
+                        Default::default(),
+                        None,
+                    )
+                })
+                .map_err(tss("PolicySecret (endorsement)"))?;
+            self.ctx
+                .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| {
+                    ctx.activate_credential(ak, ek, blob, secret)
+                })
+                .map_err(tss("ActivateCredential"))
+        })();
+        let flushed = self.ctx.flush_context(SessionHandle::from(session).into());
+        let out = res?;
+        flushed.map_err(tss("FlushContext (session)"))?;
+        Ok(out.value().to_vec())
+    }
+
     /// Quote PCRs 0–7 and `pcr` (SHA-256 bank) with `qualifying` as `extraData`; returns the quote
     /// with the PCR values read right after it (the verifier checks them against the quote's
     /// digest, so a PCR changed in between makes the attestation fail, never pass wrongly).
     pub fn quote(&mut self, pcr: u32, qualifying: &[u8]) -> Result<TpmQuote, TpmError> {
-        let mut idx: Vec<u32> = (0..8).collect();
-        if !idx.contains(&pcr) {
-            idx.push(pcr);
-        }
-        let slots = idx
-            .iter()
-            .map(|&i| slot(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let sel = PcrSelectionListBuilder::new()
-            .with_selection(HashingAlgorithm::Sha256, &slots)
-            .build()
-            .map_err(tss("PCR selection"))?;
+        let (idx, sel) = platform_and(pcr)?;
         let data = Data::try_from(qualifying.to_vec()).map_err(tss("qualifying data"))?;
         let (ak, public) = self.create_ak()?;
         let scheme = match self.ak_alg {

@@ -129,11 +129,22 @@ pub struct RunAttestArgs {
     /// The verifier's fresh nonce (hex, 8 to 64 bytes), with --attest.
     #[arg(long, value_name = "HEX", requires = "attest", value_parser = crate::nonce_arg)]
     pub nonce: Option<String>,
-    /// Ed25519 private key (from `tsem keygen`), with --attest.
-    #[arg(long, value_name = "KEY", requires = "attest")]
+    /// Ed25519 private key (from `tsem keygen`), with --attest or --verifier.
+    #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Also quote with a TPM at this TCTI; the aggregate then comes from its PCRs 0-7.
-    #[arg(long, value_name = "TCTI", requires = "attest")]
+    /// Attest to a fleet verifier when the workload ends (with --workload and --key): a fresh
+    /// nonce from it, the attestation and the forensic descriptions posted; its verdict printed.
+    #[arg(long, value_name = "URL", requires_all = ["workload", "key"], conflicts_with = "attest")]
+    pub verifier: Option<String>,
+    /// The CA certificate (PEM) an https verifier's certificate must chain to.
+    #[arg(long, value_name = "F", requires = "verifier")]
+    pub verifier_ca: Option<PathBuf>,
+    /// The workload's name at the verifier (as enrolled), with --verifier.
+    #[arg(long, value_name = "NAME", requires = "verifier")]
+    pub workload: Option<String>,
+    /// The TPM (TCTI), with --attest (also quote; the aggregate then comes from its PCRs 0-7)
+    /// or --unseal.
+    #[arg(long, value_name = "TCTI")]
     pub tpm: Option<String>,
     /// How the TPM quotes, with --tpm.
     #[command(flatten)]
@@ -165,10 +176,18 @@ pub struct Prepared {
     ak_out: Option<PathBuf>,
     /// The hardware aggregate read from the TPM (hex), to seed the namespace with.
     pub aggregate: Option<String>,
+    /// Post to a fleet verifier instead of writing a file.
+    fleet: Option<Fleet>,
 }
 
 /// Open the key, nonce and TPM for `tsem run --attest`; `None` without `--attest`.
 pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prepared>> {
+    if let (Some(url), Some(workload), Some(key)) = (&a.verifier, &a.workload, &a.key) {
+        return prepare_fleet(a, url, workload, key, digest).map(Some);
+    }
+    if a.key.is_some() && a.attest.is_none() {
+        return crate::usage("--key needs --attest or --verifier");
+    }
     let (Some(out), Some(nonce), Some(key)) = (&a.attest, &a.nonce, &a.key) else {
         return Ok(None);
     };
@@ -180,6 +199,49 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
         quote: &a.quote,
     };
     open_attester(&parts, digest).map(Some)
+}
+
+/// `tsem run --verifier`: check now that the verifier answers and knows the workload, so a typo
+/// fails before anything runs; the nonce is fetched when the workload has ended (a run may
+/// outlast a nonce's lifetime).
+fn prepare_fleet(
+    a: &RunAttestArgs,
+    url: &str,
+    workload: &str,
+    key: &Path,
+    digest: HashAlg,
+) -> anyhow::Result<Prepared> {
+    let client = tsem_verifier::Client::with_ca(url, None, a.verifier_ca.as_deref())?;
+    client
+        .call::<(), tsem_verifier::protocol::Status>(
+            "GET",
+            &format!("/v1/workloads/{workload}"),
+            None,
+        )
+        .with_context(|| format!("--verifier {url} --workload {workload}"))?;
+    // Replaced by the verifier's nonce in `finish`.
+    let placeholder = "00".repeat(32);
+    let parts = Parts {
+        out: None,
+        nonce: &placeholder,
+        key,
+        tpm: a.tpm.as_deref(),
+        quote: &a.quote,
+    };
+    let mut p = open_attester(&parts, digest)?;
+    p.fleet = Some(Fleet {
+        url: url.to_string(),
+        ca: a.verifier_ca.clone(),
+        workload: workload.to_string(),
+    });
+    Ok(p)
+}
+
+/// Where `tsem run --verifier` posts.
+pub struct Fleet {
+    url: String,
+    ca: Option<PathBuf>,
+    workload: String,
 }
 
 /// The attestation options shared by `tsem attest` and `tsem run --attest`.
@@ -212,19 +274,20 @@ fn open_attester(p: &Parts<'_>, digest: HashAlg) -> anyhow::Result<Prepared> {
         out: p.out.map(Path::to_path_buf),
         ak_out: p.quote.ak_out.clone(),
         aggregate,
+        fleet: None,
     })
 }
 
 /// A TPM reached through the `tsem-tpm` helper, so that `tsem` need not load tpm2-tss and
 /// libcrypto (see `src/bin/tsem-tpm.rs`).
-struct HelperTpm {
+pub(crate) struct HelperTpm {
     exe: PathBuf,
-    tcti: String,
-    ak_alg: tsem_attest::AkAlg,
+    pub(crate) tcti: String,
+    pub(crate) ak_alg: tsem_attest::AkAlg,
 }
 
 impl HelperTpm {
-    fn new(tcti: &str, ak_alg: tsem_attest::AkAlg) -> anyhow::Result<Self> {
+    pub(crate) fn new(tcti: &str, ak_alg: tsem_attest::AkAlg) -> anyhow::Result<Self> {
         let beside = std::env::current_exe()
             .ok()
             .map(|e| e.with_file_name("tsem-tpm"))
@@ -241,18 +304,39 @@ impl HelperTpm {
         })
     }
 
-    fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
+    pub(crate) fn call(&self, args: &[String]) -> Result<String, tsem_attest::AttestationError> {
+        self.call_with_input(args, None)
+    }
+
+    /// [`HelperTpm::call`] with `input` on the helper's standard input (secrets never go on a
+    /// command line, which every user can read in /proc).
+    pub(crate) fn call_with_input(
+        &self,
+        args: &[String],
+        input: Option<&[u8]>,
+    ) -> Result<String, tsem_attest::AttestationError> {
+        use std::io::Write as _;
         let device = |m: String| tsem_attest::AttestationError::Device(m);
         let mut cmd = std::process::Command::new(&self.exe);
-        cmd.args(args).stdin(std::process::Stdio::null());
+        cmd.args(args)
+            .stdin(if input.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         if std::env::var_os("TSS2_LOG").is_none() {
             // tpm2-tss logs its own view of every failure on stderr; the helper's one-line error
             // says it. TSS2_LOG set by the user is passed through, and so are the logs.
             cmd.env("TSS2_LOG", "all+none");
         }
-        let out = cmd
-            .output()
-            .map_err(|e| device(format!("cannot run {}: {e}", self.exe.display())))?;
+        let cannot = |e: std::io::Error| device(format!("cannot run {}: {e}", self.exe.display()));
+        let mut child = cmd.spawn().map_err(cannot)?;
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(data).map_err(cannot)?;
+        }
+        let out = child.wait_with_output().map_err(cannot)?;
         let err = String::from_utf8_lossy(&out.stderr);
         // tpm2-tss logs go to stderr as they would in-process; the helper's own error is its
         // last line.
@@ -337,12 +421,17 @@ pub fn finish(
     lost_events: u64,
     workload: String,
 ) -> anyhow::Result<Attestation> {
+    let fleet = p.fleet.take();
+    if let Some(f) = &fleet {
+        let n = crate::verifier_cmd::fetch_nonce(&f.url, f.ca.as_deref(), &f.workload)?;
+        p.nonce = tsem_attest::parse_nonce(&n).context("the verifier's nonce")?;
+    }
     let cx = Context {
-        nonce: p.nonce,
+        nonce: std::mem::take(&mut p.nonce),
         lost_events,
         identity: Identity {
             host: tsem_attest::host_identity(),
-            workload,
+            workload: fleet.as_ref().map_or(workload, |f| f.workload.clone()),
         },
         model: model.map(tsem_attest::model_digest),
         time: tsem_attest::now_unix(),
@@ -375,6 +464,16 @@ pub fn finish(
         },
         dest
     );
+    if let Some(f) = fleet {
+        let code =
+            crate::verifier_cmd::post(&f.url, f.ca.as_deref(), &f.workload, att.clone(), ns)?;
+        if code != ExitCode::SUCCESS {
+            anyhow::bail!(
+                "the verifier did not affirm workload {:?} (its verdict is above)",
+                f.workload
+            );
+        }
+    }
     Ok(att)
 }
 

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod activate_cmd;
 mod attach;
 mod attest_cmd;
 mod backstop;
@@ -25,6 +26,7 @@ mod model_cmd;
 mod model_learn;
 mod replay;
 mod run_cmd;
+mod seal_cmd;
 mod tma_cmd;
 mod verifier_cmd;
 
@@ -53,6 +55,9 @@ enum Cmd {
     Attest(attest_cmd::AttestArgs),
     /// Verify an attestation against the model it should be in.
     Verify(attest_cmd::VerifyArgs),
+    /// Seal a secret to a model's state on this platform's TPM: only `tsem run --enforce
+    /// --unseal` of a run that ends in exactly that state gets it back.
+    Seal(seal_cmd::SealArgs),
     /// Benchmarks that report ratios against the physical limit.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Cmd::Bench(c) => bench::run(c),
         Cmd::Attest(a) => attest_cmd::attest(a),
         Cmd::Verify(a) => attest_cmd::verify(a),
+        Cmd::Seal(a) => seal_cmd::seal(a),
         Cmd::Eventlog(c) => evidence::eventlog(c),
         Cmd::Ima(c) => evidence::ima(c),
         Cmd::Run(a) => run_cmd::run(*a),

@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// Attest the namespace when the workload ends.
     #[command(flatten)]
     pub attestation: crate::attest_cmd::RunAttestArgs,
+    /// Unseal a secret sealed to the model's state when the workload ends.
+    #[command(flatten)]
+    pub unseal: crate::seal_cmd::UnsealArgs,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -265,7 +268,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     // Fail on a bad model, key, nonce or TPM before anything runs.
     let attester = crate::attest_cmd::prepare(&a.attestation, a.ns.digest)?;
-    let aggregate = attester.as_ref().and_then(|p| p.aggregate.clone());
+    let unsealer =
+        crate::seal_cmd::prepare(&a.unseal, &a.attestation, a.model.as_deref(), a.ns.digest)?;
+    let aggregate = (attester.as_ref().and_then(|p| p.aggregate.clone()))
+        .or_else(|| unsealer.as_ref().map(|u| u.aggregate.clone()));
     let mut ns = namespace_for(
         a.ns.digest,
         a.ns.mapping,
@@ -509,6 +515,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(" ");
         crate::attest_cmd::finish(p, ran, model, s.lost + m.errors, workload)?;
+    }
+    if let Some(u) = unsealer {
+        crate::seal_cmd::finish(u, ran, s.lost + m.errors)?;
     }
     if let Some(words) = m.extras.shaper.sentence(ran) {
         eprintln!(

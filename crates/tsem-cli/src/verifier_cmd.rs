@@ -22,6 +22,9 @@ pub enum VerifierCmd {
     Status(StatusArgs),
     /// A workload's history (JSON, oldest first).
     History(HistoryArgs),
+    /// Prove to the verifier that the workload's AK lives in a TPM with a certified EK
+    /// (TPM2_ActivateCredential; run on the workload's machine).
+    Activate(crate::activate_cmd::ActivateArgs),
     /// Attestations appraised per second end to end over loopback HTTP (a verifier in this
     /// process; nonce, attest, post, verify, store), as JSON.
     Bench(BenchArgs),
@@ -42,6 +45,10 @@ pub struct BenchArgs {
     /// Client threads.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub clients: usize,
+    /// Verifier servers on the database (PostgreSQL for more than one), in this process;
+    /// client threads take them in turn.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub servers: usize,
     /// Trajectories the attested workload ran (modeled under --model).
     #[arg(required = true, value_name = "TRAJECTORY")]
     pub files: Vec<PathBuf>,
@@ -79,6 +86,10 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "F", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM or DER; repeat) that issue EK certificates: then a workload's TPM AK
+    /// counts only once `tsem verifier activate` proved it is in a TPM whose EK they certify.
+    #[arg(long, value_name = "FILE")]
+    pub ek_ca: Vec<PathBuf>,
 }
 
 /// `tsem verifier enroll`.
@@ -162,6 +173,7 @@ pub fn run(c: VerifierCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VerifierCmd::Bench(a) => bench(a),
+        VerifierCmd::Activate(a) => crate::activate_cmd::run(a),
     }
 }
 
@@ -176,7 +188,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
     }
     let model = read_pem(&a.model)?;
-    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients)?;
+    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients, a.servers)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -225,6 +237,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         cfg.tls = Some(std::sync::Arc::new(tsem_verifier::tls::server_config(
             cert, key,
         )?));
+    }
+    for f in &a.ek_ca {
+        let data = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        let certs = tsem_attest::credential::parse_certs(&data)
+            .with_context(|| format!("{}: --ek-ca", f.display()))?;
+        cfg.ek_cas.extend(certs);
     }
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let id = cfg.id.clone();

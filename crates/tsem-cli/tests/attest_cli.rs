@@ -7,117 +7,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod swtpm;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
+
+use swtpm::{Swtpm, skip_tpm_test, skip_tpm_test_with, tpm_helper};
 
 use common::{have, process_dir, run, shared, tmpdir};
 
 const NONCE: &str = "6e6f6e63652d6f662d7468652d7665726966696572";
 const OTHER_NONCE: &str = "a1a2a3a4a5a6a7a8a9aaabacadaeafb0";
-
-/// A private swtpm on loopback, killed (and its state removed) on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn free_port_pair() -> Option<u16> {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0").ok()?;
-        let p = l.local_addr().ok()?.port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return Some(p);
-        }
-    }
-    None
-}
-
-/// Whether the TPM tests can run here: `None` when they can, else why not.
-fn tpm_missing(tools: &[(&str, &str)]) -> Option<String> {
-    if !tpm_helper_built() {
-        return Some(
-            "the tsem-tpm helper was not built (cargo feature `tpm`; needs libtss2-dev pkg-config)"
-                .into(),
-        );
-    }
-    let missing: Vec<&str> = tools
-        .iter()
-        .filter(|(name, _)| !have(name))
-        .map(|(_, package)| *package)
-        .collect();
-    (!missing.is_empty()).then(|| format!("not installed: {}", missing.join(" ")))
-}
-
-/// Cargo names the helper's path even when its required feature (`tpm`) is off; only the file
-/// tells whether it was built.
-fn tpm_helper_built() -> bool {
-    option_env!("CARGO_BIN_EXE_tsem-tpm").is_some_and(|p| Path::new(p).is_file())
-}
-
-/// `true` (after printing one line) when a TPM test must be skipped; panics instead where
-/// `TSEM_REQUIRE_TPM` is set, so CI never skips silently.
-fn skip_tpm_test(test: &str, tools: &[(&str, &str)]) -> bool {
-    let Some(why) = tpm_missing(tools) else {
-        return false;
-    };
-    assert!(
-        std::env::var_os("TSEM_REQUIRE_TPM").is_none(),
-        "{test}: TSEM_REQUIRE_TPM is set but {why}"
-    );
-    eprintln!("skipped {test}: {why} (scripts/setup installs them)");
-    true
-}
-
-const SWTPM: &[(&str, &str)] = &[("swtpm", "swtpm"), ("swtpm_setup", "swtpm-tools")];
-
-impl Swtpm {
-    fn start(name: &str) -> Swtpm {
-        // Ports picked here can be taken by someone else before swtpm binds them: retry.
-        for _ in 0..10 {
-            let dir = tmpdir(&format!("swtpm-{name}"));
-            let port = free_port_pair().expect("no free loopback port pair");
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--server"])
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-                .args(["--flags", "not-need-init,startup-clear", "--tpmstate"])
-                .arg(format!("dir={}", dir.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start swtpm");
-            for _ in 0..200 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Swtpm { child, port, dir };
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not come up on a loopback port");
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -562,7 +462,7 @@ fn aggregate_is_checked_against_the_event_log() {
 
 #[test]
 fn learn_enforce_attest_verify_with_tpm() {
-    if skip_tpm_test("learn_enforce_attest_verify_with_tpm", SWTPM) {
+    if skip_tpm_test("learn_enforce_attest_verify_with_tpm") {
         return;
     }
     let s = setup("tpm");
@@ -758,7 +658,7 @@ fn bad_use_is_an_error_not_a_verdict() {
     ]);
     // Either way the run fails before the workload starts: the TPM is unreachable, or (built
     // without the `tpm` feature) there is no helper to reach it.
-    let why = if tpm_helper_built() {
+    let why = if tpm_helper().is_some() {
         "TPM: TPM connect"
     } else {
         "--tpm needs the tsem-tpm helper"
@@ -867,10 +767,9 @@ fn tpmt_signature(alg: &str, sig: &[u8]) -> Vec<u8> {
 
 #[test]
 fn openssl_and_tpm2_checkquote_accept_the_documented_encoding() {
-    let tools = [SWTPM, &[("tpm2_checkquote", "tpm2-tools")]].concat();
-    if skip_tpm_test(
+    if skip_tpm_test_with(
         "openssl_and_tpm2_checkquote_accept_the_documented_encoding",
-        &tools,
+        &[("tpm2_checkquote", "tpm2-tools")],
     ) {
         return;
     }
@@ -1068,7 +967,7 @@ fn live_run_is_attested_and_verified() {
     );
 
     // With a TPM: the state is quoted in PCR 11 and the quote verifies with the AK alone.
-    if skip_tpm_test("live_run_is_attested_and_verified (TPM part)", SWTPM) {
+    if skip_tpm_test("live_run_is_attested_and_verified (TPM part)") {
         return;
     }
     let tpm = Swtpm::start("live");

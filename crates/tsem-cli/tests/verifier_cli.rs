@@ -4,14 +4,15 @@
 
 #[path = "../../tsem-verifier/tests/common/mod.rs"]
 mod common;
+mod verifier_process;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use tsem_verifier::{Client, ClientError};
+use verifier_process::{Verifier, text};
 
 fn tsem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tsem"))
@@ -23,58 +24,6 @@ fn p(x: &Path) -> &str {
 
 fn run(args: &[&str]) -> Output {
     tsem().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// A `tsem verifier serve` process; its URL is the first line it prints.
-struct Verifier {
-    child: Child,
-    url: String,
-}
-
-impl Verifier {
-    fn start(db: &str, extra: &[&str]) -> Self {
-        let mut child = tsem()
-            .args(["verifier", "serve", "--listen", "127.0.0.1:0", "--db", db])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
-            "{line:?}"
-        );
-        Self {
-            child,
-            url: line.trim().to_string(),
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Verifier {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -553,4 +502,104 @@ fn tls_end_to_end() {
     let plain = v.url.replace("https://", "http://");
     let o = run(&["verifier", "status", "--url", &plain]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+/// `tsem run --verifier`: the run attests when the workload ends, with the verifier's fresh nonce
+/// and the forensic descriptions; an unknown workload fails before anything runs.
+#[test]
+fn run_attests_to_the_verifier() {
+    let dir = TempDir::new("run-verifier");
+    let work = dir.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
+    std::fs::write(dir.0.join("other.txt"), "not for this workload\n").unwrap();
+    let script = "sort words.txt > sorted.txt\n\
+                  if [ -n \"${EXTRA_READ:-}\" ]; then\n\
+                  if read -r l < \"$EXTRA_READ\"; then echo \"$l\" > leak.txt; fi\n\
+                  fi\n";
+    std::fs::write(work.join("job.sh"), script).unwrap();
+    let sh = |args: &[&str], extra: Option<&Path>| {
+        let mut c = tsem();
+        c.args(args)
+            .current_dir(&work)
+            .env("HOME", &dir.0)
+            .env_remove("EXTRA_READ")
+            .stdin(Stdio::null());
+        if let Some(f) = extra {
+            c.env("EXTRA_READ", f);
+        }
+        c.output().unwrap()
+    };
+    let model = dir.0.join("job.model");
+    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
+        &["--admin-token-file", p(&token)],
+    );
+    let o = run(&[
+        "verifier",
+        "enroll",
+        "--url",
+        &v.url,
+        "--token-file",
+        p(&token),
+        "--workload",
+        "job",
+        "--model",
+        p(&model),
+        "--key",
+        &format!("{}.pub", p(&key)),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let enforce = |workload: &str, extra: Option<&Path>| {
+        sh(
+            &[
+                "run",
+                "--enforce",
+                "--model",
+                p(&model),
+                "--verifier",
+                &v.url,
+                "--workload",
+                workload,
+                "--key",
+                p(&key),
+                "--",
+                "sh",
+                "job.sh",
+            ],
+            extra,
+        )
+    };
+
+    let o = enforce("job", None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming: verified"), "{}", text(&o));
+    let c = Client::new(&v.url, None).unwrap();
+    let st = c.status().unwrap();
+    assert_eq!(st[0].verdict, "affirming", "{st:?}");
+
+    // One out-of-model read: denied (nothing leaked), and the verifier holds its description.
+    let o = enforce("job", Some(&dir.0.join("other.txt")));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("contraindicated"), "{}", text(&o));
+    let leaked = std::fs::read_to_string(work.join("leak.txt")).unwrap_or_default();
+    assert!(
+        !leaked.contains("not for this workload"),
+        "the read was not denied"
+    );
+    assert_eq!(c.status().unwrap()[0].verdict, "contraindicated");
+    let h = c.history("job").unwrap().to_string();
+    assert!(h.contains("other.txt"), "forensics not posted: {h}");
+
+    // A workload the verifier does not know: refused before the workload runs.
+    let _ = std::fs::remove_file(work.join("sorted.txt"));
+    let o = enforce("nobody-knows", None);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not enrolled"), "{}", text(&o));
+    assert!(!work.join("sorted.txt").exists(), "the workload ran");
 }

@@ -48,6 +48,11 @@ pub enum AppraiseError {
     /// Not signed (or quoted) by the enrolled key, or not fresh: nothing in it is appraised.
     #[error("{0}")]
     Unauthentic(Rejection),
+    /// The verifier trusts only activated AKs (`--ek-ca`) and this one was not activated.
+    #[error(
+        "workload {0:?}: its TPM AK was not activated against a certified EK (tsem verifier activate)"
+    )]
+    NotActivated(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -147,6 +152,9 @@ pub(crate) async fn appraise(
         .enrolled(workload)
         .await?
         .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+    if !app.cfg.ek_cas.is_empty() && enrolled.ak.is_some() && enrolled.activated.is_none() {
+        return Err(AppraiseError::NotActivated(workload.to_string()));
+    }
     let att = &post.attestation;
     let nonce = att.claims.nonce_bytes().map_err(|e| ProtocolError::Field {
         field: "attestation.claims.nonce",

@@ -31,6 +31,9 @@ pub enum BenchError {
     /// A client thread died.
     #[error("client thread panicked")]
     Thread,
+    /// No server was asked for.
+    #[error("no verifier server")]
+    NoServer,
 }
 
 /// The measurement.
@@ -44,6 +47,9 @@ pub struct BenchReport {
     pub n: usize,
     /// Client threads.
     pub clients: usize,
+    /// Verifier servers sharing the database (each with its own runtime and connection pool;
+    /// clients take them in turn).
+    pub servers: usize,
     /// Wall time (s).
     pub seconds: f64,
     /// Attestations per second, end to end.
@@ -56,20 +62,29 @@ pub struct BenchReport {
     pub model_points: usize,
 }
 
-/// Serve `db_url` in this process, enrol one workload under `model` (text) with a fresh key,
-/// and push `n` attestations of `ns` through it from `clients` threads.
+/// Serve `db_url` from `servers` verifier servers in this process, enrol one workload under
+/// `model` (text) with a fresh key, and push `n` attestations of `ns` through them from
+/// `clients` threads.
 pub fn run(
     db_url: &str,
     model: &str,
     ns: Namespace,
     n: usize,
     clients: usize,
+    servers: usize,
 ) -> Result<BenchReport, BenchError> {
     let token = crate::server::random_hex(16)?;
     let mut cfg = Config::new(Some(token.clone()));
     // The benchmark is one workload reporting as fast as it can.
     cfg.nonce_rate = 0;
-    let server = spawn(([127, 0, 0, 1], 0).into(), db_url, cfg)?;
+    let servers = (0..servers.max(1))
+        .map(|_| {
+            let mut c = cfg.clone();
+            c.id = crate::server::process_id();
+            spawn(([127, 0, 0, 1], 0).into(), db_url, c)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = servers.first().ok_or(BenchError::NoServer)?;
     let (sk, pk) = tsem_format::model_file::generate_ed25519()
         .map_err(|e| BenchError::Attest(e.to_string()))?;
     let workload = format!("bench-{}", crate::server::random_hex(4)?);
@@ -90,7 +105,8 @@ pub fn run(
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|t| {
-            let (ns, url, workload, sk) = (ns.clone(), server.url(), workload.clone(), sk.clone());
+            let url = servers[t % servers.len()].url();
+            let (ns, workload, sk) = (ns.clone(), workload.clone(), sk.clone());
             std::thread::spawn(move || -> Result<Vec<f64>, BenchError> {
                 let signer =
                     Signer::from_pem(&sk).map_err(|e| BenchError::Attest(e.to_string()))?;
@@ -133,7 +149,10 @@ pub fn run(
         lat.extend(t.join().map_err(|_| BenchError::Thread)??);
     }
     let seconds = start.elapsed().as_secs_f64();
-    server.stop()?;
+    let count = servers.len();
+    for s in servers {
+        s.stop()?;
+    }
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
@@ -149,6 +168,7 @@ pub fn run(
         },
         n: lat.len(),
         clients,
+        servers: count,
         seconds,
         per_second: if seconds > 0.0 {
             lat.len() as f64 / seconds

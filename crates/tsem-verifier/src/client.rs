@@ -1,11 +1,13 @@
 //! A small blocking HTTP/1.1 client for the verifier's API, used by `tsem attest --verifier`,
-//! `tsem verifier enroll` and `status`: one request per connection, JSON in and out, bounded
-//! reads. `http://` (the server accepts it only on loopback) or `https://` with a CA given.
+//! `tsem verifier enroll` and `status`: JSON in and out, bounded reads. `http://` (the server
+//! accepts it only on loopback) keeps its connection open between requests (a connection set up
+//! per request cost more than the appraisal itself, docs/verifier.md "Performance"); `https://`
+//! with a CA given uses one connection per request.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -67,6 +69,8 @@ pub struct Client {
     token: Option<String>,
     timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The open plain-HTTP connection, shared by clones (one request at a time on it).
+    conn: Arc<Mutex<Option<TcpStream>>>,
 }
 
 impl Client {
@@ -119,6 +123,7 @@ impl Client {
             token,
             timeout: Duration::from_secs(60),
             tls,
+            conn: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -138,6 +143,33 @@ impl Client {
             "POST",
             &format!("/v1/workloads/{workload}/attestations"),
             Some(p),
+        )
+    }
+
+    /// Ask for a credential-activation challenge for `workload`'s AK.
+    pub fn activation_challenge(
+        &self,
+        workload: &str,
+        r: &crate::protocol::ActivationRequest,
+    ) -> Result<crate::protocol::ActivationChallenge, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/workloads/{workload}/activation"),
+            Some(r),
+        )
+    }
+
+    /// Answer challenge `id` with the credential the TPM recovered.
+    pub fn activation_answer(
+        &self,
+        workload: &str,
+        id: &str,
+        a: &crate::protocol::ActivationAnswer,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            "POST",
+            &format!("/v1/workloads/{workload}/activation/{id}"),
+            Some(a),
         )
     }
 
@@ -218,9 +250,17 @@ impl Client {
             .map_err(io)?
             .next()
             .ok_or_else(|| self.response_error(format!("{} resolves to nothing", self.host)))?;
-        let s = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
-        s.set_read_timeout(Some(self.timeout)).map_err(io)?;
-        s.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        let connect = || -> std::io::Result<TcpStream> {
+            let s = TcpStream::connect_timeout(&addr, self.timeout)?;
+            s.set_read_timeout(Some(self.timeout))?;
+            s.set_write_timeout(Some(self.timeout))?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        };
+        if self.tls.is_none() {
+            return self.keep_alive(connect, method, path, body);
+        }
+        let s = connect().map_err(io)?;
         let raw = match &self.tls {
             None => self.exchange(s, method, path, body),
             Some(cfg) => {
@@ -235,16 +275,53 @@ impl Client {
         self.parse_response(&raw)
     }
 
-    fn exchange(
+    /// One request on the kept connection (opened if there is none). A kept connection the
+    /// server closed while idle fails before a byte of the answer arrives; then, and only then,
+    /// the request is sent once more on a new connection: the server never saw the first one.
+    fn keep_alive(
         &self,
-        mut s: impl Read + Write,
+        connect: impl Fn() -> std::io::Result<TcpStream>,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
-    ) -> std::io::Result<Vec<u8>> {
+    ) -> Result<(u16, String), ClientError> {
+        let io = |source| ClientError::Io {
+            url: self.base.clone(),
+            source,
+        };
+        let mut kept = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reused = kept.is_some();
+        loop {
+            let mut s = match kept.take() {
+                Some(s) => s,
+                None => connect().map_err(io)?,
+            };
+            let raw = self.request_bytes(method, path, body, "keep-alive");
+            let got = s
+                .write_all(&raw)
+                .and_then(|()| s.flush())
+                .and_then(|()| read_response(&mut s));
+            match got {
+                Ok(Some((raw, reusable))) => {
+                    if reusable {
+                        *kept = Some(s);
+                    }
+                    return self.parse_response(&raw);
+                }
+                Ok(None) if reused => reused = false,
+                Err(e) if reused && is_stale(&e) => reused = false,
+                Ok(None) => {
+                    return Err(self.response_error("connection closed without an answer".into()));
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+
+    fn request_bytes(&self, method: &str, path: &str, body: Option<&[u8]>, conn: &str) -> Vec<u8> {
         let body = body.unwrap_or_default();
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: {conn}\r\n\
              Accept: application/json\r\nContent-Length: {}\r\n",
             self.host,
             self.port,
@@ -257,8 +334,19 @@ impl Client {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
         req.push_str("\r\n");
-        s.write_all(req.as_bytes())?;
-        s.write_all(body)?;
+        let mut out = req.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn exchange(
+        &self,
+        mut s: impl Read + Write,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Vec<u8>> {
+        s.write_all(&self.request_bytes(method, path, body, "close"))?;
         s.flush()?;
         let mut raw = Vec::new();
         match s.take(MAX_RESPONSE).read_to_end(&mut raw) {
@@ -312,6 +400,66 @@ impl Client {
     }
 }
 
+/// A connection the peer closed or reset before answering.
+fn is_stale(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+    )
+}
+
+/// Read one response from a kept connection: `None` when it closed before the first byte, else
+/// the raw response and whether the connection can carry another request (the server did not
+/// say `Connection: close` and gave a `Content-Length`; otherwise the body runs to the end).
+fn read_response(s: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, bool)>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if raw.len() as u64 > MAX_RESPONSE {
+            return Err(std::io::Error::other("response headers too long"));
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        raw.extend_from_slice(buf.get(..n).unwrap_or_default());
+    };
+    let head = String::from_utf8_lossy(raw.get(..head_end).unwrap_or_default()).to_lowercase();
+    let mut length = None;
+    let mut close = false;
+    for l in head.split("\r\n") {
+        if let Some(v) = l.strip_prefix("content-length:") {
+            length = v.trim().parse::<u64>().ok();
+        } else if let Some(v) = l.strip_prefix("connection:") {
+            close = v.trim() == "close";
+        }
+    }
+    match length {
+        Some(n) if n <= MAX_RESPONSE => {
+            let want = head_end + n as usize;
+            while raw.len() < want {
+                let k = s.read(&mut buf)?;
+                if k == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                raw.extend_from_slice(buf.get(..k).unwrap_or_default());
+            }
+            Ok(Some((raw, !close)))
+        }
+        _ => {
+            (&mut *s).take(MAX_RESPONSE).read_to_end(&mut raw)?;
+            Ok(Some((raw, false)))
+        }
+    }
+}
+
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
@@ -342,6 +490,51 @@ mod tests {
         assert!(Client::with_ca("https://x:1", None, Some(Path::new("/nonexistent"))).is_err());
         assert!(Client::new("ftp://x", None).is_err());
         assert!(Client::new("http://x:1/path", None).is_err());
+    }
+
+    /// A server that answers one request per connection and then closes it: the client keeps
+    /// the connection, finds it closed on the next request, and sends that request once more on
+    /// a new connection; the server sees each request exactly once.
+    #[test]
+    fn a_kept_connection_closed_by_the_server_is_replaced() {
+        use std::io::BufRead as _;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for i in 0..2 {
+                let (s, _) = l.accept().unwrap();
+                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                seen.push(line.trim().to_string());
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h == "\r\n" {
+                        break;
+                    }
+                }
+                let body = format!("{{\"n\": {i}}}");
+                let mut s = s;
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                // Then close, as a server whose idle timeout passed would.
+            }
+            seen
+        });
+        let c = Client::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let a: serde_json::Value = c.call::<(), _>("GET", "/one", None).unwrap();
+        let b: serde_json::Value = c.call::<(), _>("GET", "/two", None).unwrap();
+        assert_eq!((a["n"].as_u64(), b["n"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(
+            server.join().unwrap(),
+            ["GET /one HTTP/1.1", "GET /two HTTP/1.1"]
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "server")]
+pub mod activate;
+#[cfg(feature = "server")]
 pub mod appraise;
 #[cfg(feature = "server")]
 pub mod bench;
@@ -24,6 +26,8 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
 pub mod tls;
+#[cfg(feature = "server")]
+pub mod ui;
 
 pub use client::{Client, ClientError};
 #[cfg(feature = "server")]

@@ -130,6 +130,40 @@ pub struct HistoryEntry {
     pub forensics: Vec<String>,
 }
 
+/// `POST /v1/workloads/{name}/activation`: the TPM's identity, to be challenged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationRequest {
+    /// The RSA 2048 EK certificate (DER, hex).
+    pub ek_cert: String,
+    /// The AK's marshalled `TPMT_PUBLIC` (hex).
+    pub ak_public: String,
+}
+
+/// The challenge: a credential only the TPM holding both the EK and the AK can recover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationChallenge {
+    /// Names the challenge in the answer (hex).
+    pub challenge: String,
+    /// `TPM2B_ID_OBJECT` buffer (hex) for TPM2_ActivateCredential.
+    pub credential_blob: String,
+    /// `TPM2B_ENCRYPTED_SECRET` buffer (hex).
+    pub secret: String,
+    /// When the challenge expires (seconds since the epoch).
+    pub expires: u64,
+}
+
+/// `POST /v1/workloads/{name}/activation/{challenge}`: the recovered credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationAnswer {
+    /// What TPM2_ActivateCredential returned (hex).
+    pub credential: String,
+}
+
+/// Largest activation request (bytes): an EK certificate is one or two KiB.
+pub const MAX_ACTIVATION: usize = 64 << 10;
+
 /// An error answer: `{"error": "..."}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -203,6 +237,30 @@ pub fn parse_post(body: &[u8]) -> Result<Post, ProtocolError> {
         });
     }
     Ok(p)
+}
+
+fn hex_field(field: &'static str, s: &str) -> Result<Vec<u8>, ProtocolError> {
+    tsem_attest::claims::from_hex(field, s).map_err(|e| ProtocolError::Field {
+        field,
+        msg: one_line(&e.to_string()),
+    })
+}
+
+/// Parse an activation request: `(EK certificate DER, AK TPMT_PUBLIC)`.
+pub fn parse_activation_request(body: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ProtocolError> {
+    bounded(body, MAX_ACTIVATION)?;
+    let r: ActivationRequest = json(body)?;
+    Ok((
+        hex_field("ek_cert", &r.ek_cert)?,
+        hex_field("ak_public", &r.ak_public)?,
+    ))
+}
+
+/// Parse an activation answer: the credential.
+pub fn parse_activation_answer(body: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    bounded(body, 1024)?;
+    let r: ActivationAnswer = json(body)?;
+    hex_field("credential", &r.credential)
 }
 
 /// Parse an enrolment (the models are parsed by the store, which names their errors).

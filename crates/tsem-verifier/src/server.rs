@@ -65,6 +65,9 @@ pub struct Config {
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
     /// limit. Every nonce is a row, and anyone may ask for one.
     pub nonce_rate: u32,
+    /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
+    /// counts only after credential activation against an EK they certify ([`crate::activate`]).
+    pub ek_cas: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             nonce_rate: 50,
             tls: None,
             private_status: false,
+            ek_cas: Vec::new(),
         }
     }
 }
@@ -114,8 +118,15 @@ pub(crate) struct App {
 }
 
 impl App {
+    /// Drop `workload`'s bucket (it is not enrolled).
+    fn forget_bucket(&self, workload: &str) {
+        if let Ok(mut b) = self.buckets.lock() {
+            b.remove(workload);
+        }
+    }
+
     /// Take a token from `workload`'s bucket; `false` when it is empty.
-    fn take_token(&self, workload: &str) -> bool {
+    pub(crate) fn take_token(&self, workload: &str) -> bool {
         let rate = f64::from(self.cfg.nonce_rate);
         if rate == 0.0 {
             return true;
@@ -148,6 +159,8 @@ pub fn check_listen(addr: SocketAddr, tls: bool) -> Result<(), ServerError> {
 /// The routes.
 fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/", get(crate::ui::index))
+        .route("/ui/workloads/{name}", get(crate::ui::workload))
         .route("/v1/health", get(health))
         .route(
             "/v1/enroll",
@@ -157,6 +170,14 @@ fn router(app: Arc<App>) -> Router {
         .route("/v1/workloads/{name}", get(status_one))
         .route("/v1/workloads/{name}/history", get(history))
         .route("/v1/workloads/{name}/nonce", post(nonce))
+        .route(
+            "/v1/workloads/{name}/activation",
+            post(crate::activate::challenge).layer(DefaultBodyLimit::max(protocol::MAX_ACTIVATION)),
+        )
+        .route(
+            "/v1/workloads/{name}/activation/{id}",
+            post(crate::activate::answer),
+        )
         .route(
             "/v1/workloads/{name}/attestations",
             post(attestation).layer(DefaultBodyLimit::max(protocol::MAX_POST)),
@@ -375,12 +396,12 @@ async fn keep_leases(store: Store, cfg: Config) {
     }
 }
 
-fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
+pub(crate) fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
     let body = serde_json::to_string(v).unwrap_or_else(|_| "{}".into());
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+pub(crate) fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     json_response(
         code,
         &ErrorBody {
@@ -389,17 +410,27 @@ fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
     )
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     eprintln!("tsem verifier: {e}");
     error(StatusCode::INTERNAL_SERVER_ERROR, e)
 }
 
-fn body_error(r: BytesRejection) -> Response {
+pub(crate) fn body_error(r: BytesRejection) -> Response {
     error(r.status(), r.body_text())
 }
 
+/// The body of a post to `/v1/workloads/{name}/…`, or the refusal of a malformed name or an
+/// unreadable (oversized) body.
+pub(crate) fn named_body(
+    name: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Box<Response>> {
+    protocol::check_name(name).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e)))?;
+    body.map_err(|r| Box::new(body_error(r)))
+}
+
 /// Compare without leaking the position of the first difference through timing.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -485,7 +516,7 @@ async fn enroll(
 }
 
 /// The refusal for a status or history read, when they are private and the token is missing.
-fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refuse_reader(app: &App, headers: &HeaderMap) -> Option<Response> {
     if app.cfg.private_status {
         refuse_non_admin(app, headers)
     } else {
@@ -576,16 +607,6 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    match app.store.enrolled(&name).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("workload {name:?} is not enrolled"),
-            );
-        }
-        Err(e) => return internal(e),
-    }
     if !app.take_token(&name) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -603,7 +624,15 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
     let now = tsem_attest::now_unix();
     let expires = now.saturating_add(app.cfg.nonce_ttl);
     match app.store.issue_nonce(&name, &nonce, now, expires).await {
-        Ok(()) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
+        Ok(true) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
+        Ok(false) => {
+            // Buckets are kept for enrolled workloads only: made-up names must not grow the map.
+            app.forget_bucket(&name);
+            error(
+                StatusCode::NOT_FOUND,
+                format!("workload {name:?} is not enrolled"),
+            )
+        }
         Err(e) => internal(e),
     }
 }
@@ -613,12 +642,9 @@ async fn attestation(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = protocol::check_name(&name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    let body = match body {
+    let body = match named_body(&name, body) {
         Ok(b) => b,
-        Err(r) => return body_error(r),
+        Err(r) => return *r,
     };
     match appraise::appraise(&app, &name, &body).await {
         Ok(a) => json_response(StatusCode::OK, &a),
@@ -627,6 +653,7 @@ async fn attestation(
                 AppraiseError::Protocol(_) | AppraiseError::Model(_) => StatusCode::BAD_REQUEST,
                 AppraiseError::NotEnrolled(_) => StatusCode::NOT_FOUND,
                 AppraiseError::NonceUnknown(_)
+                | AppraiseError::NotActivated(_)
                 | AppraiseError::NonceExpired { .. }
                 | AppraiseError::Unauthentic(_) => StatusCode::FORBIDDEN,
                 AppraiseError::Replayed { .. } => StatusCode::CONFLICT,

@@ -12,6 +12,11 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::protocol::{HistoryEntry, Status};
 
+mod activation;
+mod ui;
+pub use activation::{Activated, ChallengeError, NewChallenge};
+pub use ui::PageEntry;
+
 /// A database failure, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +64,8 @@ pub struct Enrolled {
     pub every: u64,
     /// Digests of the models allowed.
     pub models: Vec<String>,
+    /// The fingerprint of the EK the AK was activated against, once it was.
+    pub activated: Option<String>,
 }
 
 /// What a nonce presented by an attester is.
@@ -171,6 +178,16 @@ fn schema(backend: Backend) -> Vec<String> {
          expires_at BIGINT NOT NULL)"
             .into(),
         "CREATE TABLE IF NOT EXISTS tsem_verifier_schema (version BIGINT NOT NULL)".into(),
+        // Credential activation: challenges issued (single use, like nonces) and AKs activated
+        // (one row per enrolment, never changed).
+        "CREATE TABLE IF NOT EXISTS activation_challenges (id TEXT PRIMARY KEY, \
+         workload TEXT NOT NULL, enrolment BIGINT NOT NULL, answer TEXT NOT NULL, \
+         ek TEXT NOT NULL, issuer TEXT NOT NULL, issued_at BIGINT NOT NULL, \
+         expires_at BIGINT NOT NULL, used_at BIGINT)"
+            .into(),
+        "CREATE TABLE IF NOT EXISTS activations (enrolment BIGINT PRIMARY KEY, ek TEXT NOT NULL, \
+         issuer TEXT NOT NULL, at BIGINT NOT NULL)"
+            .into(),
     ]
 }
 
@@ -324,36 +341,24 @@ impl Store {
              reports every {every} s; no attestation yet",
             digests.join(", ")
         );
-        insert_result(
-            &mut tx,
-            &NewResult {
-                workload,
-                at: now,
-                verdict: "none",
-                reason: &reason,
-                verifier,
-                nonce: None,
-                ear: None,
-                attestation: None,
-                forensics: None,
-            },
-        )
-        .await?;
+        insert_note(&mut tx, workload, now, &reason, verifier).await?;
         tx.commit().await.map_err(db("enrol"))?;
         Ok(id)
     }
 
-    /// The current enrolment of `workload`.
+    /// The current enrolment of `workload`, in one round trip: one row per model allowed.
     pub async fn enrolled(&self, workload: &str) -> Result<Option<Enrolled>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every FROM workloads w \
-             JOIN enrolments e ON e.id = w.enrolment WHERE w.name = $1",
+        let rows = sqlx::query(
+            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek, m.digest \
+             FROM workloads w JOIN enrolments e ON e.id = w.enrolment \
+             JOIN enrolment_models m ON m.enrolment = e.id \
+             LEFT JOIN activations a ON a.enrolment = e.id WHERE w.name = $1 ORDER BY m.digest",
         )
         .bind(workload)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(db("read enrolment"))?;
-        let Some(row) = row else {
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
         let get = |r: &AnyRow| -> Result<Enrolled, sqlx::Error> {
@@ -364,18 +369,13 @@ impl Store {
                 max_forensics: to_u64(r.try_get(3)?),
                 every: to_u64(r.try_get(4)?),
                 models: Vec::new(),
+                activated: r.try_get(5)?,
             })
         };
-        let mut e = get(&row).map_err(db("read enrolment"))?;
-        let rows =
-            sqlx::query("SELECT digest FROM enrolment_models WHERE enrolment = $1 ORDER BY digest")
-                .bind(e.id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db("read enrolment models"))?;
-        for r in rows {
+        let mut e = get(first).map_err(db("read enrolment"))?;
+        for r in &rows {
             e.models
-                .push(r.try_get(0).map_err(db("read enrolment models"))?);
+                .push(r.try_get(6).map_err(db("read enrolment models"))?);
         }
         Ok(Some(e))
     }
@@ -397,10 +397,12 @@ impl Store {
         nonce: &str,
         now: u64,
         expires: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        // Conditional on the workload being enrolled: one round trip, and no nonce row for a
+        // name nobody enrolled.
+        let n = sqlx::query(
             "INSERT INTO nonces (nonce, workload, issued_at, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, NULL)",
+             SELECT $1, $2, $3, $4, NULL WHERE EXISTS (SELECT 1 FROM workloads WHERE name = $2)",
         )
         .bind(nonce)
         .bind(workload)
@@ -408,8 +410,9 @@ impl Store {
         .bind(to_i64(expires))
         .execute(&self.pool)
         .await
-        .map_err(db("issue nonce"))?;
-        Ok(())
+        .map_err(db("issue nonce"))?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// What `nonce` is for `workload` at `now` (a read: [`Store::record`] decides atomically).
@@ -707,7 +710,33 @@ fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> 
     ))
 }
 
-async fn insert_result(
+/// Append a `none` entry that records an event in a workload's life (enrolment, activation),
+/// not an appraisal.
+pub(crate) async fn insert_note(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    workload: &str,
+    at: u64,
+    reason: &str,
+    verifier: &str,
+) -> Result<(), StoreError> {
+    insert_result(
+        tx,
+        &NewResult {
+            workload,
+            at,
+            verdict: "none",
+            reason,
+            verifier,
+            nonce: None,
+            ear: None,
+            attestation: None,
+            forensics: None,
+        },
+    )
+    .await
+}
+
+pub(crate) async fn insert_result(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     r: &NewResult<'_>,
 ) -> Result<(), StoreError> {

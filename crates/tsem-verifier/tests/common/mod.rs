@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tsem_attest::{Attestation, Context, Identity, Signer};
 use tsem_core::namespace::{Config, Namespace};
 use tsem_format::{ModelFile, Record, RecordParser};
+#[allow(unused_imports)]
 pub use tsem_testdata::services::{Postgres, TempDir, wait_for};
 use tsem_verifier::protocol::{Enrolment, Post};
 

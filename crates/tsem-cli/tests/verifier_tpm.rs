@@ -1,0 +1,227 @@
+//! TPM-rooted enrolment end to end: swtpms manufactured with EK certificates from local CAs the
+//! test creates, a `tsem verifier serve --ek-ca` process, `tsem verifier activate` and
+//! `tsem attest --verifier --tpm` as separate processes. Each refusal is tested by its effect: the
+//! workload's TPM attestations stay unappraised.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod swtpm;
+mod verifier_process;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use swtpm::{LocalCa, Swtpm, path as p, skip_tpm_test};
+use tsem_verifier::protocol::{ActivationAnswer, ActivationRequest};
+use tsem_verifier::{Client, ClientError};
+use verifier_process::{Verifier, text};
+
+fn tsem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tsem"))
+}
+
+fn run(args: &[&str]) -> Output {
+    tsem().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn process_dir() -> PathBuf {
+    tsem_testdata::conformance_dir().join("tsem/process")
+}
+
+/// `(EK certificate DER, AK TPMT_PUBLIC, AK PEM)` of a TPM, as its helper reports them.
+fn identity(t: &Swtpm) -> (Vec<u8>, Vec<u8>, String) {
+    let id = t.helper(&["identity"]).unwrap();
+    let hex = |k: &str| tsem_attest::claims::from_hex("x", id[k].as_str().unwrap()).unwrap();
+    let (ek, ak) = (hex("ek_cert"), hex("ak_public"));
+    let pem = tsem_attest::credential::AkPublic::parse(&ak).unwrap().pem;
+    (ek, ak, pem)
+}
+
+struct Fleet {
+    dir: tsem_testdata::services::TempDir,
+    v: Verifier,
+    token: PathBuf,
+    key: PathBuf,
+}
+
+impl Fleet {
+    /// Enrol `workload` with the Ed25519 key and `ak_pem` as its AK.
+    fn enroll(&self, workload: &str, ak_pem: &str) {
+        let ak = self.dir.0.join(format!("{workload}.ak.pem"));
+        std::fs::write(&ak, ak_pem).unwrap();
+        let o = run(&[
+            "verifier",
+            "enroll",
+            "--url",
+            &self.v.url,
+            "--token-file",
+            p(&self.token),
+            "--workload",
+            workload,
+            "--model",
+            p(&process_dir().join("test.model")),
+            "--key",
+            &format!("{}.pub", p(&self.key)),
+            "--ak",
+            p(&ak),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
+    fn activate(&self, workload: &str, t: &Swtpm, extra: &[&str]) -> Output {
+        let tcti = t.tcti();
+        let mut args = vec![
+            "verifier",
+            "activate",
+            "--url",
+            &self.v.url,
+            "--workload",
+            workload,
+            "--tpm",
+            &tcti,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+
+    /// `tsem attest --verifier --tpm` of process_1 under test.model.
+    fn attest(&self, workload: &str, t: &Swtpm) -> Output {
+        run(&[
+            "attest",
+            "--verifier",
+            &self.v.url,
+            "--workload",
+            workload,
+            "--key",
+            p(&self.key),
+            "--tpm",
+            &t.tcti(),
+            "--model",
+            p(&process_dir().join("test.model")),
+            p(&process_dir().join("process_1.json")),
+        ])
+    }
+}
+
+fn refused(o: &Output, needle: &str) {
+    assert!(!o.status.success(), "accepted:\n{}", text(o));
+    assert!(
+        text(o).contains(needle),
+        "expected {needle:?}:\n{}",
+        text(o)
+    );
+}
+
+#[test]
+fn an_ak_counts_only_after_activation_against_a_certified_ek() {
+    if skip_tpm_test("an_ak_counts_only_after_activation_against_a_certified_ek") {
+        return;
+    }
+    let (ca, other_ca) = (LocalCa::new("vendor"), LocalCa::new("other"));
+    let a = Swtpm::manufactured("a", &ca);
+    let b = Swtpm::manufactured("b", &ca);
+    let foreign = Swtpm::manufactured("foreign", &other_ca);
+
+    let dir = tsem_testdata::services::TempDir::new("verifier-tpm");
+    let db = format!("sqlite://{}", p(&dir.0.join("v.db")));
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &db,
+        &[
+            "--admin-token-file",
+            p(&token),
+            "--ek-ca",
+            p(&ca.issuer_cert()),
+        ],
+    );
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let f = Fleet { dir, v, token, key };
+
+    let (_, _, ak_a) = identity(&a);
+    let (ek_b, ak_b_public, ak_b) = identity(&b);
+    let (_, _, ak_foreign) = identity(&foreign);
+    f.enroll("a", &ak_a);
+    f.enroll("b", &ak_b);
+    f.enroll("foreign", &ak_foreign);
+
+    // Not activated yet: a quote by the enrolled AK is not appraised.
+    refused(&f.attest("a", &a), "not activated");
+
+    // The EK certificate of another TPM (genuine, same CA): the credential is encrypted to that
+    // TPM's EK, so this TPM cannot recover it.
+    let ek_b_file = f.dir.0.join("ek_b.der");
+    std::fs::write(&ek_b_file, &ek_b).unwrap();
+    refused(
+        &f.activate("a", &a, &["--ek-cert", p(&ek_b_file)]),
+        "ActivateCredential",
+    );
+    refused(&f.attest("a", &a), "not activated");
+
+    // Another TPM's AK for this workload: not the AK enrolled.
+    refused(&f.activate("a", &b, &[]), "not the one enrolled");
+
+    // An EK certified by a CA this verifier does not trust (swtpm_localca names every CA alike:
+    // only the signature tells them apart).
+    refused(
+        &f.activate("foreign", &foreign, &[]),
+        "EK certificate: CA \"CN=swtpm-localca\": signature does not verify",
+    );
+    refused(&f.attest("foreign", &foreign), "not activated");
+
+    // The genuine pair: activated, and then its quotes are appraised.
+    let o = f.activate("a", &a, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("activated a"), "{}", text(&o));
+    let o = f.attest("a", &a);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming"), "{}", text(&o));
+    // Once is enough, and the history says against which EK.
+    refused(&f.activate("a", &a, &[]), "already activated");
+    let client = Client::new(&f.v.url, None).unwrap();
+    let h = client.history("a").unwrap().to_string();
+    assert!(h.contains("AK activated"), "{h}");
+
+    // A replayed activation: the answer that activated once is refused the second time, and a
+    // wrong answer spends its challenge.
+    let req = ActivationRequest {
+        ek_cert: tsem_attest::claims::to_hex(&ek_b),
+        ak_public: tsem_attest::claims::to_hex(&ak_b_public),
+    };
+    let wrong = client.activation_challenge("b", &req).unwrap();
+    let guess = ActivationAnswer {
+        credential: "00".repeat(32),
+    };
+    let e = client
+        .activation_answer("b", &wrong.challenge, &guess)
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Status { code: 403, .. }), "{e}");
+    assert!(e.to_string().contains("wrong credential"), "{e}");
+    let ch = client.activation_challenge("b", &req).unwrap();
+    let got = b
+        .helper(&[
+            "activate",
+            "--blob",
+            &ch.credential_blob,
+            "--secret",
+            &ch.secret,
+        ])
+        .unwrap();
+    let answer = ActivationAnswer {
+        credential: got["credential"].as_str().unwrap().to_string(),
+    };
+    // The right answer to the spent challenge is refused too.
+    let e = client
+        .activation_answer("b", &wrong.challenge, &answer)
+        .unwrap_err();
+    assert!(e.to_string().contains("replayed"), "{e}");
+    client
+        .activation_answer("b", &ch.challenge, &answer)
+        .unwrap();
+    let e = client
+        .activation_answer("b", &ch.challenge, &answer)
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Status { code: 409, .. }), "{e}");
+    assert!(e.to_string().contains("replayed"), "{e}");
+    let o = f.attest("b", &b);
+    assert!(o.status.success(), "{}", text(&o));
+}
