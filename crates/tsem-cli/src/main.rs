@@ -21,6 +21,7 @@ mod model_cmd;
 mod model_learn;
 mod replay;
 mod run_cmd;
+mod spill;
 mod verifier_cmd;
 
 /// Trusted Security Event Modeling for Linux workloads.

@@ -40,6 +40,11 @@ pub struct ReplayArgs {
     /// kernel writes them: a pathname's bytes as they are, valid UTF-8 or not.
     #[arg(long)]
     pub strict_json: bool,
+    /// Keep every new point's description in memory (as `tsem run` does). By default replay keeps
+    /// a coefficient and a count per point, and the forensic points' descriptions (all it prints)
+    /// in a scratch file under $TMPDIR, so memory stays ~50 bytes per point at any length.
+    #[arg(long)]
+    pub keep_descriptions: bool,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -99,6 +104,8 @@ pub struct StreamStats {
     pub namer: tsem_core::naming::Namer,
     /// Events named by naming rules (`%created:` paths) modeled without rules.
     pub ruled_names: u64,
+    /// Where new forensic points' descriptions go when the namespace does not keep them.
+    pub spill: Option<crate::spill::Spill>,
 }
 
 /// Model every record of `input` into `ns`, read as the kernel writes them. Errors name
@@ -132,8 +139,15 @@ pub fn model_stream_with(
                 {
                     stats.ruled_names += 1;
                 }
-                ns.model(task_key(&event), &event)
+                let o = ns
+                    .model(task_key(&event), &event)
                     .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
+                if o.new_point
+                    && o.forensic
+                    && let Some(spill) = &mut stats.spill
+                {
+                    spill.push(&event)?;
+                }
             }
             // An export replayed against a model (`tsem run --model M --export`) repeats the
             // aggregate the model already set: nothing to do.
@@ -205,17 +219,29 @@ pub fn parse_digest_arg(what: &str, hex: &str, alg: HashAlg) -> anyhow::Result<D
     Digest::from_hex_len(hex, alg.size()).map_err(|e| anyhow::anyhow!("--{what}: {e} (for {alg})"))
 }
 
-/// Build the namespace for `digest`/`mapping`, loading `model` if given.
+/// Build the namespace for `digest`/`mapping`, loading `model` if given; it keeps every new
+/// point's description.
 pub fn namespace_for(
     alg: HashAlg,
     mapping: Mapping,
     model: Option<&Path>,
     aggregate: Option<&str>,
 ) -> anyhow::Result<Namespace> {
+    namespace_keeping(alg, mapping, model, aggregate, true)
+}
+
+/// [`namespace_for`], keeping descriptions only if `keep_descriptions`.
+pub fn namespace_keeping(
+    alg: HashAlg,
+    mapping: Mapping,
+    model: Option<&Path>,
+    aggregate: Option<&str>,
+    keep_descriptions: bool,
+) -> anyhow::Result<Namespace> {
     let mut ns = Namespace::new(Config {
         alg,
         mapping,
-        keep_descriptions: true,
+        keep_descriptions,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let agg = aggregate
@@ -282,11 +308,12 @@ pub fn summary(ns: &Namespace) -> serde_json::Value {
 }
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let mut ns = namespace_for(
+    let mut ns = namespace_keeping(
         a.ns.digest,
         a.ns.mapping,
         a.model.as_deref(),
         a.aggregate.as_deref(),
+        a.keep_descriptions,
     )?;
     let mut stats = StreamStats {
         namer: tsem_core::naming::Namer::new(
@@ -294,6 +321,11 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             a.ns.digest,
             a.ns.mapping,
         ),
+        spill: if a.keep_descriptions {
+            None
+        } else {
+            Some(crate::spill::Spill::new()?)
+        },
         ..StreamStats::default()
     };
     let strictness = if a.strict_json {
@@ -307,28 +339,31 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         model_stream_with(&mut ns, &name, &mut input, &mut stats, strictness)?;
     }
     let reference = read_events(&a.explain)?;
-    let explained: Vec<serde_json::Value> = ns
-        .forensics()
-        .iter()
-        .map(|ev| {
-            let mut v = json!({"event": crate::describe::one_line(ev)});
-            if let Some(e) = tsem_format::explain::explain(ev, &reference) {
-                v["nearest"] = json!(crate::describe::one_line(&reference[e.nearest]));
-                v["differences"] = e
-                    .differences
-                    .iter()
-                    .map(|d| json!({"field": d.field, "ours": d.ours, "theirs": d.theirs}))
-                    .collect();
-            }
-            v
-        })
-        .collect();
-    if a.json {
-        let mut v = summary(&ns);
-        v["log_records"] = json!(stats.log_records);
-        v["forensics"] = json!(explained);
-        println!("{v}");
-    } else {
+    let explain = |ev: &tsem_core::event::Event| {
+        let mut v = json!({"event": crate::describe::one_line(ev)});
+        if let Some(e) = tsem_format::explain::explain(ev, &reference) {
+            v["nearest"] = json!(crate::describe::one_line(&reference[e.nearest]));
+            v["differences"] = e
+                .differences
+                .iter()
+                .map(|d| json!({"field": d.field, "ours": d.ours, "theirs": d.theirs}))
+                .collect();
+        }
+        v
+    };
+    // Forensic descriptions are printed as they are read back, so the text form never holds
+    // them all; the JSON form is one object and holds what it prints.
+    let mut explained = Vec::new();
+    let mut each = |ev: tsem_core::event::Event| -> anyhow::Result<()> {
+        let f = explain(&ev);
+        if a.json {
+            explained.push(f);
+        } else {
+            print_forensic(&f);
+        }
+        Ok(())
+    };
+    if !a.json {
         println!("events            {}", ns.events());
         println!("points            {}", ns.points().len());
         println!("forensics events  {}", ns.forensics_events());
@@ -341,20 +376,32 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("aggregate         {}", ns.aggregate());
         println!("measurement       {}", ns.measurement());
         println!("state             {}", ns.state());
-        for f in &explained {
-            println!("forensic: {}", f["event"].as_str().unwrap_or_default());
-            if let Some(n) = f["nearest"].as_str() {
-                println!("  nearest in-model: {n}");
-                for d in f["differences"].as_array().into_iter().flatten() {
-                    println!(
-                        "  differs: {} = {} (model: {})",
-                        d["field"].as_str().unwrap_or_default(),
-                        d["ours"].as_str().unwrap_or("absent"),
-                        d["theirs"].as_str().unwrap_or("absent")
-                    );
-                }
-            }
-        }
+    }
+    match stats.spill.take() {
+        Some(spill) => spill.for_each(&mut each)?,
+        None => ns.forensics().iter().cloned().try_for_each(&mut each)?,
+    }
+    if a.json {
+        let mut v = summary(&ns);
+        v["log_records"] = json!(stats.log_records);
+        v["forensics"] = json!(explained);
+        println!("{v}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One forensic event (and its nearest in-model event, if explained) in the text form.
+fn print_forensic(f: &serde_json::Value) {
+    println!("forensic: {}", f["event"].as_str().unwrap_or_default());
+    if let Some(n) = f["nearest"].as_str() {
+        println!("  nearest in-model: {n}");
+        for d in f["differences"].as_array().into_iter().flatten() {
+            println!(
+                "  differs: {} = {} (model: {})",
+                d["field"].as_str().unwrap_or_default(),
+                d["ours"].as_str().unwrap_or("absent"),
+                d["theirs"].as_str().unwrap_or("absent")
+            );
+        }
+    }
 }

@@ -14,12 +14,14 @@
 extern crate alloc;
 
 pub mod access;
+pub mod descriptions;
 pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
 pub mod naming;
 pub mod outputs;
+pub mod points;
 pub mod raw;
 pub mod state;
 
