@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod bench_model;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;

@@ -15,6 +15,7 @@
 //! aggregate re-seeds the measurement, so measurements of loaded models match `quixote-us`.
 
 use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 
 use crate::descriptions::Descriptions;
 use crate::event::Event;
@@ -128,6 +129,10 @@ impl core::fmt::Display for NamespaceError {
 
 #[cfg(feature = "std")]
 impl std::error::Error for NamespaceError {}
+
+/// Events per group of [`Namespace::model_batch`]: enough coefficients in flight to hide a
+/// table miss behind the hashing, few enough that their slots stay in the L1 cache.
+pub const BATCH: usize = 16;
 
 /// A task's identity inside the namespace, chosen by the caller (a tid, a tnum, a pid).
 pub type TaskKey = u64;
@@ -302,6 +307,41 @@ impl Namespace {
                 self.model_coefficient(task, c, ev)
             }
         }
+    }
+
+    /// Model a batch of events, in order, as [`Namespace::model`] would one by one (same
+    /// outcomes, points, descriptions and verdicts), appending one outcome per event to `out`.
+    /// Every coefficient of the batch is computed first, each announcing its table slot, so the
+    /// table's cache misses overlap the hashing instead of following it. On an error the outcomes
+    /// of the events before it are in `out` and the rest of the batch is not modeled.
+    pub fn model_batch(
+        &mut self,
+        batch: &[(TaskKey, &Event)],
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), NamespaceError> {
+        let mut coefficients: [Option<Digest>; BATCH] = [None; BATCH];
+        for group in batch.chunks(BATCH) {
+            let mut touched = 0u64;
+            for (slot, (_, ev)) in coefficients.iter_mut().zip(group) {
+                let c = match self.pseudonymized(ev) {
+                    Some(p) => self.mapper.coefficient(&p),
+                    None => self.mapper.coefficient(ev),
+                };
+                touched ^= self.points.prefetch(&c);
+                *slot = Some(c);
+            }
+            core::hint::black_box(touched);
+            for (c, &(task, ev)) in coefficients.iter().zip(group) {
+                let Some(c) = *c else { continue };
+                // The description kept is the event as given, pseudonyms applied, as in `model`.
+                let o = match self.pseudonymized(ev) {
+                    Some(p) if self.cfg.keep_descriptions => self.model_coefficient(task, c, &p)?,
+                    _ => self.model_coefficient(task, c, ev)?,
+                };
+                out.push(o);
+            }
+        }
+        Ok(())
     }
 
     /// Model an event whose coefficient is already known (from a trusted mapper).

@@ -189,8 +189,7 @@ impl PointSet {
     /// Double the slots (or make the first ones) and place every position again.
     fn grow(&mut self) {
         let n = (self.slots.len() * 2).max(MIN_SLOTS);
-        let mut slots = Vec::new();
-        slots.resize(n, 0u64);
+        let mut slots = alloc::vec![0u64; n];
         let mask = n - 1;
         for i in 0..self.len {
             let h = key_hash(self.bytes(i));

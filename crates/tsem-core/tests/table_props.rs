@@ -68,10 +68,23 @@ fn event(n: u32) -> Event {
 /// leading eight bytes (the table's hash and tag) with others and differs only at the end.
 fn coefficient(alg: HashAlg, seed: u16) -> Digest {
     let mut b = alg.digest(&seed.to_le_bytes()).as_bytes().to_vec();
-    if seed % 4 == 0 {
+    if seed.is_multiple_of(4) {
         b[..8].copy_from_slice(&[0x5a; 8]);
     }
     Digest::from_slice(&b).unwrap()
+}
+
+fn kill(target: u32, sig: u32) -> Event {
+    let z = HashAlg::Sha256.null_id();
+    Event {
+        header: EventHeader::new("k", EventType::TaskKill, z, z),
+        coe: Coe::default(),
+        cell: Cell::TaskKill {
+            target: HashAlg::Sha256.digest(&target.to_le_bytes()),
+            sig,
+            cross_ns: 0,
+        },
+    }
 }
 
 fn alg() -> impl Strategy<Value = HashAlg> {
@@ -126,5 +139,41 @@ proptest! {
         prop_assert_eq!(ns.model_state(), state_of(alg, &zero, &zero, &mut valid));
         let m = r.points.iter().fold(aggregate_seed(alg, &zero, &zero), |m, p| extend_measurement(alg, &zero, &m, &p.0));
         prop_assert_eq!(ns.measurement(), m);
+    }
+
+    #[test]
+    fn batches_model_like_single_events(
+        learned in prop::collection::vec((0u32..40, 0u32..3), 0..120),
+        later in prop::collection::vec((0u32..60, 0u32..3, 0u64..4), 0..300),
+        split in 1usize..40,
+        enforce in any::<bool>(),
+    ) {
+        let cfg = Config { keep_descriptions: true, ..Config::default() };
+        let (mut one, mut many) = (Namespace::new(cfg).unwrap(), Namespace::new(cfg).unwrap());
+        let learned: Vec<Event> = learned.iter().map(|&(t, s)| kill(t, s)).collect();
+        let later: Vec<(u64, Event)> = later.iter().map(|&(t, s, task)| (task, kill(t, s))).collect();
+        let mut singles = Vec::new();
+        for ev in &learned {
+            singles.push(one.model(0, ev).unwrap());
+        }
+        if enforce { one.enforce() } else { one.seal() }
+        for (task, ev) in &later {
+            singles.push(one.model(*task, ev).unwrap());
+        }
+        let mut batched = Vec::new();
+        let first: Vec<(u64, &Event)> = learned.iter().map(|e| (0, e)).collect();
+        for part in first.chunks(split) {
+            many.model_batch(part, &mut batched).unwrap();
+        }
+        if enforce { many.enforce() } else { many.seal() }
+        let rest: Vec<(u64, &Event)> = later.iter().map(|(t, e)| (*t, e)).collect();
+        for part in rest.chunks(split) {
+            many.model_batch(part, &mut batched).unwrap();
+        }
+        prop_assert_eq!(singles, batched);
+        prop_assert_eq!(one.points().iter().collect::<Vec<_>>(), many.points().iter().collect::<Vec<_>>());
+        prop_assert_eq!(one.trajectory(), many.trajectory());
+        prop_assert_eq!(one.forensics(), many.forensics());
+        prop_assert_eq!((one.state(), one.measurement(), one.denied()), (many.state(), many.measurement(), many.denied()));
     }
 }
