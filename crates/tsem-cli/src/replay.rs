@@ -128,6 +128,9 @@ pub fn model_stream_with(
     strictness: Strictness,
 ) -> anyhow::Result<()> {
     let mut parser = RecordParser::with_strictness(strictness);
+    // Events are modeled in batches (see `Namespace::model_batch`); anything that reads or
+    // changes the namespace otherwise (an aggregate record) first models what is pending.
+    let mut pending = Pending::default();
     for_each_record(name, input, &mut parser, |n, record| {
         match record {
             Record::Event { mut event, .. } => {
@@ -139,26 +142,72 @@ pub fn model_stream_with(
                 {
                     stats.ruled_names += 1;
                 }
-                let o = ns
-                    .model(task_key(&event), &event)
-                    .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
-                if o.new_point
-                    && o.forensic
-                    && let Some(spill) = &mut stats.spill
-                {
-                    spill.push(&event)?;
+                pending.events.push((n, event));
+                if pending.events.len() == REPLAY_BATCH {
+                    pending.model(ns, name, stats)?;
                 }
             }
-            // An export replayed against a model (`tsem run --model M --export`) repeats the
-            // aggregate the model already set: nothing to do.
-            Record::Aggregate(a) if a == ns.aggregate() => {}
-            Record::Aggregate(a) => ns
-                .set_aggregate(a)
-                .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?,
+            Record::Aggregate(a) => {
+                pending.model(ns, name, stats)?;
+                // An export replayed against a model (`tsem run --model M --export`) repeats
+                // the aggregate the model already set: nothing to do.
+                if a != ns.aggregate() {
+                    ns.set_aggregate(a)
+                        .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?;
+                }
+            }
             Record::Log(_) => stats.log_records += 1,
         }
         Ok(())
-    })
+    })?;
+    pending.model(ns, name, stats)
+}
+
+/// Events per replay batch: a few of the namespace's groups, so that the parsed descriptions
+/// held at once stay small.
+const REPLAY_BATCH: usize = 4 * tsem_core::namespace::BATCH;
+
+/// Parsed events not yet modeled, with their line numbers.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(usize, tsem_core::event::Event)>,
+    outcomes: Vec<tsem_core::namespace::Outcome>,
+}
+
+impl Pending {
+    /// Model every pending event, in order; spill the new forensic points' descriptions. An
+    /// error names the line of the event that caused it.
+    fn model(
+        &mut self,
+        ns: &mut Namespace,
+        name: &str,
+        stats: &mut StreamStats,
+    ) -> anyhow::Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        self.outcomes.clear();
+        let batch: Vec<(TaskKey, &tsem_core::event::Event)> = self
+            .events
+            .iter()
+            .map(|(_, ev)| (task_key(ev), ev))
+            .collect();
+        let r = ns.model_batch(&batch, &mut self.outcomes);
+        for (o, (_, ev)) in self.outcomes.iter().zip(&self.events) {
+            if o.new_point
+                && o.forensic
+                && let Some(spill) = &mut stats.spill
+            {
+                spill.push(ev)?;
+            }
+        }
+        if let Err(e) = r {
+            let line = self.events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
+            anyhow::bail!("{name}:{line}: {e}");
+        }
+        self.events.clear();
+        Ok(())
+    }
 }
 
 /// Hand every record of `input` to `f` with its line number. Lines are bytes: the kernel writes
