@@ -131,7 +131,7 @@ pub fn model_stream_with(
     // Events are modeled in batches (see `Namespace::model_batch`); anything that reads or
     // changes the namespace otherwise (an aggregate record) first models what is pending.
     let mut pending = Pending::default();
-    for_each_record(name, input, &mut parser, |n, record| {
+    let read = for_each_record(name, input, &mut parser, |n, record| {
         match record {
             Record::Event { mut event, .. } => {
                 stats.namer.apply(&mut event);
@@ -159,8 +159,11 @@ pub fn model_stream_with(
             Record::Log(_) => stats.log_records += 1,
         }
         Ok(())
-    })?;
-    pending.model(ns, name, stats)
+    });
+    // A bad line stops the stream after the events before it, as when they were modeled one
+    // at a time.
+    let modeled = pending.model(ns, name, stats);
+    read.and(modeled)
 }
 
 /// Events per replay batch: a few of the namespace's groups, so that the parsed descriptions
@@ -193,20 +196,20 @@ impl Pending {
             .map(|(_, ev)| (task_key(ev), ev))
             .collect();
         let r = ns.model_batch(&batch, &mut self.outcomes);
-        for (o, (_, ev)) in self.outcomes.iter().zip(&self.events) {
-            if o.new_point
-                && o.forensic
-                && let Some(spill) = &mut stats.spill
-            {
-                spill.push(ev)?;
-            }
-        }
-        if let Err(e) = r {
-            let line = self.events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
-            anyhow::bail!("{name}:{line}: {e}");
-        }
+        let line = self.events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
+        let spilled = self
+            .outcomes
+            .iter()
+            .zip(&self.events)
+            .filter(|(o, _)| o.new_point && o.forensic)
+            .try_for_each(|(_, (_, ev))| match &mut stats.spill {
+                Some(spill) => spill.push(ev),
+                None => Ok(()),
+            });
+        // Nothing is modeled twice, whatever happened.
         self.events.clear();
-        Ok(())
+        r.map_err(|e| anyhow::anyhow!("{name}:{line}: {e}"))?;
+        spilled
     }
 }
 
