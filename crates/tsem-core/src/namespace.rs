@@ -311,28 +311,26 @@ impl Namespace {
 
     /// Model a batch of events, in order, as [`Namespace::model`] would one by one (same
     /// outcomes, points, descriptions and verdicts), appending one outcome per event to `out`.
-    /// Every coefficient of the batch is computed first, each announcing its table slot, so the
-    /// table's cache misses overlap the hashing instead of following it. On an error the outcomes
+    /// Each group's coefficients are computed first, then their table slots and records are
+    /// loaded together, so the table's cache misses overlap each other instead of coming one
+    /// after another. On an error the outcomes
     /// of the events before it are in `out` and the rest of the batch is not modeled.
     pub fn model_batch(
         &mut self,
         batch: &[(TaskKey, &Event)],
         out: &mut Vec<Outcome>,
     ) -> Result<(), NamespaceError> {
-        let mut coefficients: [Option<Digest>; BATCH] = [None; BATCH];
+        let mut coefficients = [Digest::zero(0); BATCH];
         for group in batch.chunks(BATCH) {
-            let mut touched = 0u64;
             for (slot, (_, ev)) in coefficients.iter_mut().zip(group) {
-                let c = match self.pseudonymized(ev) {
+                *slot = match self.pseudonymized(ev) {
                     Some(p) => self.mapper.coefficient(&p),
                     None => self.mapper.coefficient(ev),
                 };
-                touched ^= self.points.prefetch(&c);
-                *slot = Some(c);
             }
-            core::hint::black_box(touched);
-            for (c, &(task, ev)) in coefficients.iter().zip(group) {
-                let Some(c) = *c else { continue };
+            let computed = coefficients.get(..group.len()).unwrap_or(&[]);
+            core::hint::black_box(self.points.prefetch(computed));
+            for (&c, &(task, ev)) in computed.iter().zip(group) {
                 // The description kept is the event as given, pseudonyms applied, as in `model`.
                 let o = match self.pseudonymized(ev) {
                     Some(p) if self.cfg.keep_descriptions => self.model_coefficient(task, c, &p)?,

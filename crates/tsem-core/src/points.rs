@@ -170,20 +170,29 @@ impl PointSet {
         self.probe(c.as_bytes()).1
     }
 
-    /// Bring `c`'s slot and, if the tag matches, its record into the cache, without waiting for
-    /// them: plain loads whose values are folded into a result nobody needs. Called for a batch
-    /// of coefficients before [`PointSet::touch`]ing them in order, the misses overlap each other
-    /// and the hashing still in flight. Returns a value only to keep the loads alive.
-    #[inline]
-    pub fn prefetch(&self, c: &Digest) -> u64 {
+    /// Bring the slots and then the records of `cs` into the cache, without waiting for each:
+    /// plain loads whose values are folded into a result nobody needs. All slots are loaded in
+    /// one tight loop, so their misses are in flight together (a load issued between two hashes
+    /// would wait alone); then the records whose tags match, likewise. Called for a batch of
+    /// coefficients before [`PointSet::touch`]ing them in order. Returns a value only to keep
+    /// the loads alive.
+    pub fn prefetch(&self, cs: &[Digest]) -> u64 {
+        const MAX: usize = 64;
         let mask = self.slots.len().wrapping_sub(1);
-        let h = key_hash(c.as_bytes());
-        let v = self.slots.get(h as usize & mask).copied().unwrap_or(0);
-        if v != 0 && v >> 32 == tag_of(h) {
-            let i = (v as u32 - 1) as usize;
-            return v ^ self.word(i);
+        let mut hs = [0u64; MAX];
+        let mut vs = [0u64; MAX];
+        let mut acc = 0u64;
+        for ((c, h), v) in cs.iter().zip(&mut hs).zip(&mut vs) {
+            *h = key_hash(c.as_bytes());
+            *v = self.slots.get(*h as usize & mask).copied().unwrap_or(0);
         }
-        v
+        for (&h, &v) in hs.iter().zip(&vs).take(cs.len()) {
+            if v != 0 && v >> 32 == tag_of(h) {
+                acc ^= self.word((v as u32 - 1) as usize);
+            }
+            acc ^= v;
+        }
+        acc
     }
 
     /// Double the slots (or make the first ones) and place every position again.
@@ -361,7 +370,7 @@ mod tests {
     fn an_empty_set_finds_nothing() {
         let ps = PointSet::new(48);
         assert_eq!(ps.find(&HashAlg::Sha384.digest(b"x")), None);
-        assert_eq!(ps.prefetch(&HashAlg::Sha384.digest(b"x")), 0);
+        assert_eq!(ps.prefetch(&[HashAlg::Sha384.digest(b"x")]), 0);
         assert!(ps.is_empty() && ps.get(0).is_none() && ps.count(0) == 0);
     }
 }
