@@ -539,6 +539,14 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         after.load[0]
     );
     println!(
+        "timing   {}, best of {runs}",
+        if thread_cpu_ns().is_some() {
+            "this thread's CPU time"
+        } else {
+            "wall time"
+        }
+    );
+    println!(
         "events   {n} ({distinct} distinct points, {:.0} JSON bytes each)",
         text.len() as f64 / n as f64
     );
