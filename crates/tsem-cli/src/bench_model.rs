@@ -592,3 +592,27 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_lines_are_distinct_points_and_every_pass_agrees() {
+        let mut input = BufReader::new(DistinctLines::new(3000));
+        let mut ns = Namespace::new(replay_config()).unwrap();
+        let mut stats = StreamStats::default();
+        model_stream_with(&mut ns, "t", &mut input, &mut stats, Strictness::Kernel).unwrap();
+        assert_eq!((ns.events(), ns.points().len()), (3000, 3000));
+
+        // The passes bench model times compute one state.
+        let events = synthetic_events(2000, 9);
+        let text = as_lines(&events).unwrap();
+        let state = core_pass(replay_config(), &events).unwrap();
+        assert_eq!(batch_pass(replay_config(), &events).unwrap(), state);
+        assert_eq!(replay_pass(text.as_bytes()).unwrap(), (state, 2000));
+        let m = Machine::now();
+        assert!(m.cores >= 1 && !m.cpu.is_empty() && m.line().contains("SHA-NI"));
+    }
+}
