@@ -615,4 +615,16 @@ mod tests {
         let m = Machine::now();
         assert!(m.cores >= 1 && !m.cpu.is_empty() && m.line().contains("SHA-NI"));
     }
+
+    #[test]
+    fn simd_json_cannot_read_what_the_kernel_writes() {
+        // Why the SIMD peer is only a peer: a pathname's bytes need not be UTF-8 (the kernel
+        // prints them with %s), and simd-json refuses such a line, which our reader takes.
+        let mut line = b"{\"p\": \"/tmp/\xff\xfe\"}".to_vec();
+        assert!(simd_json::to_borrowed_value(&mut line).is_err());
+        let mut doc = tsem_format::json::Document::new();
+        let line = b"{\"p\": \"/tmp/\xff\xfe\"}".to_vec();
+        doc.parse(&line).unwrap();
+        assert_eq!(&*doc.root()[0].value.as_bytes().unwrap(), b"/tmp/\xff\xfe");
+    }
 }
