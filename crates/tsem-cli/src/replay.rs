@@ -360,12 +360,25 @@ pub fn summary(ns: &Namespace) -> serde_json::Value {
 }
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    // Without a scratch file the descriptions stay in memory: replay still works, it only
+    // costs more memory, so a read-only temp directory is a warning, not a failure.
+    let spill = if a.keep_descriptions {
+        None
+    } else {
+        match crate::spill::Spill::new() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("tsem replay: {e:#}; keeping descriptions in memory instead");
+                None
+            }
+        }
+    };
     let mut ns = namespace_keeping(
         a.ns.digest,
         a.ns.mapping,
         a.model.as_deref(),
         a.aggregate.as_deref(),
-        a.keep_descriptions,
+        spill.is_none(),
     )?;
     let mut stats = StreamStats {
         namer: tsem_core::naming::Namer::new(
@@ -373,11 +386,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             a.ns.digest,
             a.ns.mapping,
         ),
-        spill: if a.keep_descriptions {
-            None
-        } else {
-            Some(crate::spill::Spill::new()?)
-        },
+        spill,
         ..StreamStats::default()
     };
     let strictness = if a.strict_json {

@@ -537,6 +537,20 @@ fn spilled_forensics_print_what_kept_descriptions_print() {
         forensic >= 6,
         "the captures make forensic points ({forensic})"
     );
+
+    // Without a writable temp directory the descriptions stay in memory, with a warning.
+    let (m, f) = (d.join("test.model"), d.join("process_4.json"));
+    let args = ["replay", "--model", s(&m), s(&f)];
+    let kept = run(&args);
+    let no_tmp = tsem()
+        .args(args)
+        .env("TMPDIR", d.join("no-such-directory"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(no_tmp.status.success());
+    assert_eq!(no_tmp.stdout, kept.stdout);
+    assert!(String::from_utf8_lossy(&no_tmp.stderr).contains("keeping descriptions in memory"));
 }
 
 /// `tsem model sign --key KEY -o OUT MODEL`.

@@ -153,7 +153,7 @@ impl PointSet {
                 return (s, None);
             }
             if v >> 32 == tag {
-                let i = (v as u32 - 1) as usize;
+                let i = (v as u32).wrapping_sub(1) as usize;
                 if same(self.bytes(i), b) {
                     return (s, Some(i));
                 }
@@ -188,7 +188,7 @@ impl PointSet {
         }
         for (&h, &v) in hs.iter().zip(&vs).take(cs.len()) {
             if v != 0 && v >> 32 == tag_of(h) {
-                acc ^= self.word((v as u32 - 1) as usize);
+                acc ^= self.word((v as u32).wrapping_sub(1) as usize);
             }
             acc ^= v;
         }
