@@ -4,7 +4,6 @@
 //! against the SHA-256 work those very events require (the same preimages hashed with nothing
 //! else), so the ratio says how close to the hash-bound limit the core runs on this machine.
 
-use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -14,9 +13,6 @@ use tsem_core::event::{
     Cell, Coe, Dentry, Event, EventHeader, EventType, FileDesc, Inode, PathRef, Sock, SockAddr,
 };
 use tsem_core::hash::{Digest, HashAlg};
-use tsem_core::map::{Mapper, Mapping, Preimages};
-use tsem_core::namespace::{Config, Namespace};
-use tsem_format::{RecordKind, RecordParser, write_event};
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -45,7 +41,8 @@ pub enum BenchCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Run one phase only, repeatedly (for profilers): core, map, parse or hash.
+        /// Run one phase only, repeatedly (for profilers): core, batch, core-descriptions, map,
+        /// parse, replay; or replay-memory (--events distinct events, once).
         #[arg(long, value_name = "PHASE")]
         only: Option<String>,
     },
@@ -78,16 +75,16 @@ pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
             json,
             only,
         } => match only {
-            Some(phase) => profile_phase(&phase, events, runs.max(1)),
-            None => model(events, points, runs.max(1), json),
+            Some(phase) => crate::bench_model::profile_phase(&phase, events, runs.max(1)),
+            None => crate::bench_model::model(events, points, runs.max(1), json),
         },
     }
 }
 
 /// A deterministic xorshift generator: the workload must be identical from run to run.
-struct Rng(u64);
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -227,76 +224,6 @@ pub fn synthetic_events(n: usize, seed: u64) -> Vec<Event> {
         .collect()
 }
 
-fn best_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
-    let mut best = f64::INFINITY;
-    for _ in 0..runs {
-        let t = Instant::now();
-        f()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
-/// Run one phase `runs` times and print its rate: a stable target for `perf record`.
-fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitCode> {
-    let cfg = Config {
-        alg: HashAlg::Sha256,
-        mapping: Mapping::Model0,
-        keep_descriptions: true,
-    };
-    let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = Vec::new();
-    for ev in &events {
-        write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push(b'\n');
-    }
-    // Synthetic events hold only text, so their lines are UTF-8.
-    let text = String::from_utf8(text)?;
-    let secs = match phase {
-        "core" => best_secs(runs, || {
-            let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-            for ev in &events {
-                ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            black_box(ns.state());
-            Ok(())
-        })?,
-        "core-points" => best_secs(runs, || {
-            let mut ns = Namespace::new(Config {
-                keep_descriptions: false,
-                ..cfg
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            for ev in &events {
-                ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            black_box(ns.state());
-            Ok(())
-        })?,
-        "map" => {
-            let mut m = Mapper::new(HashAlg::Sha256, Mapping::Model0);
-            best_secs(runs, || {
-                for ev in &events {
-                    black_box(m.coefficient(ev));
-                }
-                Ok(())
-            })?
-        }
-        "parse" => {
-            let mut p = RecordParser::new();
-            best_secs(runs, || {
-                for line in text.lines() {
-                    black_box(p.parse_event(line).map_err(|e| anyhow::anyhow!("{e}"))?);
-                }
-                Ok(())
-            })?
-        }
-        other => anyhow::bail!("unknown phase {other:?} (core, map or parse)"),
-    };
-    println!("{phase}: {:.0} events/s", n as f64 / secs);
-    Ok(ExitCode::SUCCESS)
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -337,6 +264,7 @@ fn argv(v: &[String]) -> Vec<&str> {
 }
 
 fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
+    let machine = crate::bench_model::Machine::now();
     let dir = std::env::temp_dir().join(format!("tsem-bench-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -456,6 +384,8 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         }
     };
     let v = json!({
+        "machine": machine.json(),
+        "machine_after": crate::bench_model::Machine::now().json(),
         "runs": runs,
         "bare_ms": ms(bare),
         "learn_ms": ms(learn),
@@ -474,7 +404,8 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     if as_json {
         println!("{v}");
     } else {
-        println!("C build, median of {runs} alternating runs");
+        println!("machine: {}", machine.line());
+        println!("C build, median of {runs} alternating runs; ratios are to bare in the same run");
         println!("bare            {:.1} ms", bare * 1e3);
         println!(
             "tsem --learn    {:.1} ms ({:.2}x)",
@@ -504,178 +435,6 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         if strace {
             println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
-    let cfg = Config {
-        alg: HashAlg::Sha256,
-        mapping: Mapping::Model0,
-        keep_descriptions: true,
-    };
-    eprintln!("tsem bench: generating {n} synthetic events...");
-    let events = synthetic_events(n, 0x7e5e_b3c4);
-    let mut text = Vec::with_capacity(n * 900);
-    for ev in &events {
-        write_event(&mut text, ev, RecordKind::Trajectory);
-        text.push(b'\n');
-    }
-    // Synthetic events hold only text, so their lines are UTF-8.
-    let text = String::from_utf8(text)?;
-
-    // The exact preimages the pipeline hashes: COE, CELL, coefficient per event; P(c) and the
-    // measurement step per new point; P(c) and the state step per point at the end.
-    eprintln!("tsem bench: recording the SHA-256 work those events require...");
-    let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut mapper = Mapper::new(HashAlg::Sha256, Mapping::Model0);
-    let mut pre = Preimages::default();
-    let mut bytes = Vec::<u8>::with_capacity(n * 400);
-    let mut spans = Vec::<(usize, usize)>::with_capacity(n * 4);
-    let mut push = |bytes: &mut Vec<u8>, b: &[u8]| {
-        spans.push((bytes.len(), b.len()));
-        bytes.extend_from_slice(b);
-    };
-    for ev in &events {
-        let c = mapper.coefficient_traced(ev, &mut pre);
-        push(&mut bytes, &pre.coe);
-        push(&mut bytes, &pre.cell);
-        push(&mut bytes, &pre.coefficient);
-        let o = ns
-            .model_coefficient(0, c, ev)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if o.new_point {
-            // P(c) = HF(base || c), then HF(measurement || P(c)): 64 bytes each.
-            push(&mut bytes, &[0u8; 64]);
-            push(&mut bytes, &[0u8; 64]);
-        }
-    }
-    let distinct = ns.points().len();
-    for _ in 0..distinct {
-        push(&mut bytes, &[0u8; 64]);
-        push(&mut bytes, &[0u8; 64]);
-    }
-
-    eprintln!("tsem bench: measuring ({runs} runs each)...");
-    let hash_secs = best_secs(runs, || {
-        for &(o, l) in &spans {
-            black_box(HashAlg::Sha256.digest(&bytes[o..o + l]));
-        }
-        Ok(())
-    })?;
-    let mut state = Digest::zero(0);
-    let core_secs = best_secs(runs, || {
-        let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-        for ev in &events {
-            ns.model(0, ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        state = black_box(ns.state());
-        Ok(())
-    })?;
-    let mut mapper2 = Mapper::new(HashAlg::Sha256, Mapping::Model0);
-    let map_secs = best_secs(runs, || {
-        for ev in &events {
-            black_box(mapper2.coefficient(ev));
-        }
-        Ok(())
-    })?;
-    let mut parse_state = Digest::zero(0);
-    let parse_secs = best_secs(runs, || {
-        let mut ns = Namespace::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut parser = RecordParser::new();
-        for line in text.lines() {
-            let ev = parser
-                .parse_event(line)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            ns.model(0, &ev).map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        parse_state = black_box(ns.state());
-        Ok(())
-    })?;
-    anyhow::ensure!(
-        state == parse_state,
-        "parsed and pre-parsed pipelines disagree on the state"
-    );
-    // A peer parser on the same lines: serde_json into its generic Value, parse only.
-    let serde_secs = best_secs(runs, || {
-        for line in text.lines() {
-            black_box(serde_json::from_str::<serde_json::Value>(line)?);
-        }
-        Ok(())
-    })?;
-
-    eprintln!("tsem bench: memory at {n_points} points...");
-    let rss0 = rss_bytes();
-    let mut big = Namespace::new(Config {
-        keep_descriptions: false,
-        ..cfg
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut r = Rng(0x5eed);
-    for _ in 0..n_points {
-        let mut b = [0u8; 32];
-        for chunk in b.chunks_mut(8) {
-            chunk.copy_from_slice(&r.next().to_le_bytes());
-        }
-        big.load_point(Digest::from_slice(&b).unwrap_or(Digest::zero(32)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let rss1 = rss_bytes();
-    let heap_per_point = big.points().heap_bytes() as f64 / n_points.max(1) as f64;
-    let rss_per_point = match (rss0, rss1) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / n_points.max(1) as f64),
-        _ => None,
-    };
-
-    let eps = n as f64 / core_secs;
-    let hash_eps = n as f64 / hash_secs;
-    let parse_eps = n as f64 / parse_secs;
-    let v = json!({
-        "events": n,
-        "distinct_points": distinct,
-        "json_bytes_per_event": text.len() as f64 / n as f64,
-        "events_per_s": eps.round(),
-        "parse_events_per_s": parse_eps.round(),
-        "hash_bound_events_per_s": hash_eps.round(),
-        "ratio": (eps / hash_eps * 1000.0).round() / 1000.0,
-        "parse_ratio": (parse_eps / hash_eps * 1000.0).round() / 1000.0,
-        "mapping_events_per_s": (n as f64 / map_secs).round(),
-        "serde_json_value_parse_lines_per_s": (n as f64 / serde_secs).round(),
-        "bytes_per_point": (heap_per_point * 10.0).round() / 10.0,
-        "rss_bytes_per_point": rss_per_point.map(|x| (x * 10.0).round() / 10.0),
-        "points_measured": n_points,
-        "sha_ni": cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("sha"),
-        "state": state.to_hex(),
-    });
-    if as_json {
-        println!("{v}");
-    } else {
-        println!("events                 {n} ({distinct} distinct points)");
-        println!("modeling core          {:.0} events/s", eps);
-        println!(
-            "hash-bound limit       {:.0} events/s (ratio {:.3})",
-            hash_eps,
-            eps / hash_eps
-        );
-        println!("coefficients only      {:.0} events/s", n as f64 / map_secs);
-        println!("JSON in, state out     {:.0} events/s", parse_eps);
-        println!(
-            "serde_json Value parse {:.0} lines/s (peer, parse only)",
-            n as f64 / serde_secs
-        );
-        println!("memory                 {heap_per_point:.1} bytes/point at {n_points} points");
     }
     Ok(ExitCode::SUCCESS)
 }

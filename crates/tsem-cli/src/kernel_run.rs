@@ -4,7 +4,6 @@
 //! The launch follows Quixote (spec §7.3): the child writes the namespace-creation command and
 //! waits; tsem reads the namespace id, loads the model, seals or enforces, then releases it.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -230,18 +229,13 @@ fn outputs(a: &RunArgs, ns: &tsem_core::namespace::Namespace) -> anyhow::Result<
         let m = tsem_format::ModelFile::from_namespace(ns);
         crate::model_cmd::write_atomic(p, &m.to_text())?;
     }
-    write_lines(a.trajectory.as_deref(), ns.trajectory())?;
-    write_lines(a.forensics.as_deref(), ns.forensics())
-}
-
-fn write_lines(p: Option<&Path>, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
-    let Some(p) = p else { return Ok(()) };
-    let mut out = Vec::new();
-    for e in events {
-        tsem_format::write_event(&mut out, e, tsem_format::RecordKind::Trajectory);
-        out.push(b'\n');
+    if let Some(p) = &a.trajectory {
+        crate::run_cmd::write_events(p, ns.trajectory().iter())?;
     }
-    crate::model_cmd::write_atomic(p, &out)
+    if let Some(p) = &a.forensics {
+        crate::run_cmd::write_events(p, ns.forensics().iter())?;
+    }
+    Ok(())
 }
 
 /// The run as the kernel's internal TMA saw it, from its securityfs files.
@@ -262,8 +256,12 @@ fn internal_summary(a: &RunArgs, fs: &SecurityFs, mode: Mode) -> anyhow::Result<
         let m = tsem_format::ModelFile { lines };
         crate::model_cmd::write_atomic(p, &m.to_text())?;
     }
-    write_lines(a.trajectory.as_deref(), &fs.trajectory()?)?;
-    write_lines(a.forensics.as_deref(), &fs.forensics()?)?;
+    if let Some(p) = &a.trajectory {
+        crate::run_cmd::write_events(p, &fs.trajectory()?)?;
+    }
+    if let Some(p) = &a.forensics {
+        crate::run_cmd::write_events(p, &fs.forensics()?)?;
+    }
     // No "events": the kernel exposes no event count (a loaded point's count does not say how
     // often the workload hit it); forensic points are never loaded, so theirs is exact.
     Ok(json!({

@@ -13,6 +13,7 @@ mod attach;
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod bench_model;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;
@@ -27,6 +28,7 @@ mod model_learn;
 mod replay;
 mod run_cmd;
 mod seal_cmd;
+mod spill;
 mod tma_cmd;
 mod verifier_cmd;
 

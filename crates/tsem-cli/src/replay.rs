@@ -40,6 +40,11 @@ pub struct ReplayArgs {
     /// kernel writes them: a pathname's bytes as they are, valid UTF-8 or not.
     #[arg(long)]
     pub strict_json: bool,
+    /// Keep every new point's description in memory (as `tsem run` does). By default replay keeps
+    /// a coefficient and a count per point, and the forensic points' descriptions (all it prints)
+    /// in a scratch file under $TMPDIR, so memory stays ~50 bytes per point at any length.
+    #[arg(long)]
+    pub keep_descriptions: bool,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -99,6 +104,8 @@ pub struct StreamStats {
     pub namer: tsem_core::naming::Namer,
     /// Events named by naming rules (`%created:` paths) modeled without rules.
     pub ruled_names: u64,
+    /// Where new forensic points' descriptions go when the namespace does not keep them.
+    pub spill: Option<crate::spill::Spill>,
 }
 
 /// Model every record of `input` into `ns`, read as the kernel writes them. Errors name
@@ -121,7 +128,10 @@ pub fn model_stream_with(
     strictness: Strictness,
 ) -> anyhow::Result<()> {
     let mut parser = RecordParser::with_strictness(strictness);
-    for_each_record(name, input, &mut parser, |n, record| {
+    // Events are modeled in batches (see `Namespace::model_batch`); anything that reads or
+    // changes the namespace otherwise (an aggregate record) first models what is pending.
+    let mut pending = Pending::default();
+    let read = for_each_record(name, input, &mut parser, |n, record| {
         match record {
             Record::Event { mut event, .. } => {
                 stats.namer.apply(&mut event);
@@ -132,19 +142,75 @@ pub fn model_stream_with(
                 {
                     stats.ruled_names += 1;
                 }
-                ns.model(task_key(&event), &event)
-                    .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
+                pending.events.push((n, event));
+                if pending.events.len() == REPLAY_BATCH {
+                    pending.model(ns, name, stats)?;
+                }
             }
-            // An export replayed against a model (`tsem run --model M --export`) repeats the
-            // aggregate the model already set: nothing to do.
-            Record::Aggregate(a) if a == ns.aggregate() => {}
-            Record::Aggregate(a) => ns
-                .set_aggregate(a)
-                .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?,
+            Record::Aggregate(a) => {
+                pending.model(ns, name, stats)?;
+                // An export replayed against a model (`tsem run --model M --export`) repeats
+                // the aggregate the model already set: nothing to do.
+                if a != ns.aggregate() {
+                    ns.set_aggregate(a)
+                        .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?;
+                }
+            }
             Record::Log(_) => stats.log_records += 1,
         }
         Ok(())
-    })
+    });
+    // A bad line stops the stream after the events before it, as when they were modeled one
+    // at a time.
+    let modeled = pending.model(ns, name, stats);
+    read.and(modeled)
+}
+
+/// Events per replay batch: a few of the namespace's groups, so that the parsed descriptions
+/// held at once stay small.
+const REPLAY_BATCH: usize = 4 * tsem_core::namespace::BATCH;
+
+/// Parsed events not yet modeled, with their line numbers.
+#[derive(Default)]
+struct Pending {
+    events: Vec<(usize, tsem_core::event::Event)>,
+    outcomes: Vec<tsem_core::namespace::Outcome>,
+}
+
+impl Pending {
+    /// Model every pending event, in order; spill the new forensic points' descriptions. An
+    /// error names the line of the event that caused it.
+    fn model(
+        &mut self,
+        ns: &mut Namespace,
+        name: &str,
+        stats: &mut StreamStats,
+    ) -> anyhow::Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        self.outcomes.clear();
+        let batch: Vec<(TaskKey, &tsem_core::event::Event)> = self
+            .events
+            .iter()
+            .map(|(_, ev)| (task_key(ev), ev))
+            .collect();
+        let r = ns.model_batch(&batch, &mut self.outcomes);
+        let line = self.events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
+        let spilled = self
+            .outcomes
+            .iter()
+            .zip(&self.events)
+            .filter(|(o, _)| o.new_point && o.forensic)
+            .try_for_each(|(_, (_, ev))| match &mut stats.spill {
+                Some(spill) => spill.push(ev),
+                None => Ok(()),
+            });
+        // Nothing is modeled twice, whatever happened.
+        self.events.clear();
+        r.map_err(|e| anyhow::anyhow!("{name}:{line}: {e}"))?;
+        spilled
+    }
 }
 
 /// Hand every record of `input` to `f` with its line number. Lines are bytes: the kernel writes
@@ -205,17 +271,29 @@ pub fn parse_digest_arg(what: &str, hex: &str, alg: HashAlg) -> anyhow::Result<D
     Digest::from_hex_len(hex, alg.size()).map_err(|e| anyhow::anyhow!("--{what}: {e} (for {alg})"))
 }
 
-/// Build the namespace for `digest`/`mapping`, loading `model` if given.
+/// Build the namespace for `digest`/`mapping`, loading `model` if given; it keeps every new
+/// point's description.
 pub fn namespace_for(
     alg: HashAlg,
     mapping: Mapping,
     model: Option<&Path>,
     aggregate: Option<&str>,
 ) -> anyhow::Result<Namespace> {
+    namespace_keeping(alg, mapping, model, aggregate, true)
+}
+
+/// [`namespace_for`], keeping descriptions only if `keep_descriptions`.
+pub fn namespace_keeping(
+    alg: HashAlg,
+    mapping: Mapping,
+    model: Option<&Path>,
+    aggregate: Option<&str>,
+    keep_descriptions: bool,
+) -> anyhow::Result<Namespace> {
     let mut ns = Namespace::new(Config {
         alg,
         mapping,
-        keep_descriptions: true,
+        keep_descriptions,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let agg = aggregate
@@ -282,11 +360,25 @@ pub fn summary(ns: &Namespace) -> serde_json::Value {
 }
 
 pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let mut ns = namespace_for(
+    // Without a scratch file the descriptions stay in memory: replay still works, it only
+    // costs more memory, so a read-only temp directory is a warning, not a failure.
+    let spill = if a.keep_descriptions {
+        None
+    } else {
+        match crate::spill::Spill::new() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("tsem replay: {e:#}; keeping descriptions in memory instead");
+                None
+            }
+        }
+    };
+    let mut ns = namespace_keeping(
         a.ns.digest,
         a.ns.mapping,
         a.model.as_deref(),
         a.aggregate.as_deref(),
+        spill.is_none(),
     )?;
     let mut stats = StreamStats {
         namer: tsem_core::naming::Namer::new(
@@ -294,6 +386,7 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             a.ns.digest,
             a.ns.mapping,
         ),
+        spill,
         ..StreamStats::default()
     };
     let strictness = if a.strict_json {
@@ -307,28 +400,31 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         model_stream_with(&mut ns, &name, &mut input, &mut stats, strictness)?;
     }
     let reference = read_events(&a.explain)?;
-    let explained: Vec<serde_json::Value> = ns
-        .forensics()
-        .iter()
-        .map(|ev| {
-            let mut v = json!({"event": crate::describe::one_line(ev)});
-            if let Some(e) = tsem_format::explain::explain(ev, &reference) {
-                v["nearest"] = json!(crate::describe::one_line(&reference[e.nearest]));
-                v["differences"] = e
-                    .differences
-                    .iter()
-                    .map(|d| json!({"field": d.field, "ours": d.ours, "theirs": d.theirs}))
-                    .collect();
-            }
-            v
-        })
-        .collect();
-    if a.json {
-        let mut v = summary(&ns);
-        v["log_records"] = json!(stats.log_records);
-        v["forensics"] = json!(explained);
-        println!("{v}");
-    } else {
+    let explain = |ev: &tsem_core::event::Event| {
+        let mut v = json!({"event": crate::describe::one_line(ev)});
+        if let Some(e) = tsem_format::explain::explain(ev, &reference) {
+            v["nearest"] = json!(crate::describe::one_line(&reference[e.nearest]));
+            v["differences"] = e
+                .differences
+                .iter()
+                .map(|d| json!({"field": d.field, "ours": d.ours, "theirs": d.theirs}))
+                .collect();
+        }
+        v
+    };
+    // Forensic descriptions are printed as they are read back, so the text form never holds
+    // them all; the JSON form is one object and holds what it prints.
+    let mut explained = Vec::new();
+    let mut each = |ev: tsem_core::event::Event| -> anyhow::Result<()> {
+        let f = explain(&ev);
+        if a.json {
+            explained.push(f);
+        } else {
+            print_forensic(&f);
+        }
+        Ok(())
+    };
+    if !a.json {
         println!("events            {}", ns.events());
         println!("points            {}", ns.points().len());
         println!("forensics events  {}", ns.forensics_events());
@@ -341,20 +437,32 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         println!("aggregate         {}", ns.aggregate());
         println!("measurement       {}", ns.measurement());
         println!("state             {}", ns.state());
-        for f in &explained {
-            println!("forensic: {}", f["event"].as_str().unwrap_or_default());
-            if let Some(n) = f["nearest"].as_str() {
-                println!("  nearest in-model: {n}");
-                for d in f["differences"].as_array().into_iter().flatten() {
-                    println!(
-                        "  differs: {} = {} (model: {})",
-                        d["field"].as_str().unwrap_or_default(),
-                        d["ours"].as_str().unwrap_or("absent"),
-                        d["theirs"].as_str().unwrap_or("absent")
-                    );
-                }
-            }
-        }
+    }
+    match stats.spill.take() {
+        Some(spill) => spill.for_each(&mut each)?,
+        None => ns.forensics().iter().cloned().try_for_each(&mut each)?,
+    }
+    if a.json {
+        let mut v = summary(&ns);
+        v["log_records"] = json!(stats.log_records);
+        v["forensics"] = json!(explained);
+        println!("{v}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One forensic event (and its nearest in-model event, if explained) in the text form.
+fn print_forensic(f: &serde_json::Value) {
+    println!("forensic: {}", f["event"].as_str().unwrap_or_default());
+    if let Some(n) = f["nearest"].as_str() {
+        println!("  nearest in-model: {n}");
+        for d in f["differences"].as_array().into_iter().flatten() {
+            println!(
+                "  differs: {} = {} (model: {})",
+                d["field"].as_str().unwrap_or_default(),
+                d["ours"].as_str().unwrap_or("absent"),
+                d["theirs"].as_str().unwrap_or("absent")
+            );
+        }
+    }
 }

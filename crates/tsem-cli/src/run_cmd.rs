@@ -238,7 +238,10 @@ const fn libc_eperm() -> i32 {
     1
 }
 
-fn write_events(path: &std::path::Path, events: &[tsem_core::event::Event]) -> anyhow::Result<()> {
+pub(crate) fn write_events<'a>(
+    path: &std::path::Path,
+    events: impl IntoIterator<Item = &'a tsem_core::event::Event>,
+) -> anyhow::Result<()> {
     let mut out = Vec::new();
     for e in events {
         // Strict JSON whenever the strings allow it, so any JSON tool reads the file; a line with

@@ -501,6 +501,58 @@ fn forensics_are_explained_against_the_learning_run() {
     );
 }
 
+#[test]
+fn spilled_forensics_print_what_kept_descriptions_print() {
+    // Replay keeps forensic descriptions in a scratch file by default; --keep-descriptions keeps
+    // them in memory. Everything printed, text and JSON, must be the same either way.
+    let d = process_dir();
+    let p1 = d.join("process_1.json");
+    let mut forensic = 0;
+    for n in 2..=7usize {
+        let f = d.join(format!("process_{n}.json"));
+        for model in ["test.model", "test.model.up2"] {
+            let m = d.join(model);
+            for form in [&["--json"][..], &[][..]] {
+                let mut args = vec!["replay", "--model", s(&m)];
+                args.extend(form);
+                args.extend(["--explain", s(&p1), s(&f)]);
+                let spilled = run(&args);
+                args.push("--keep-descriptions");
+                let kept = run(&args);
+                assert!(spilled.status.success() && kept.status.success());
+                assert_eq!(
+                    String::from_utf8_lossy(&spilled.stdout),
+                    String::from_utf8_lossy(&kept.stdout),
+                    "process_{n} against {model} {form:?}"
+                );
+                if form.is_empty() {
+                    forensic += String::from_utf8_lossy(&spilled.stdout)
+                        .matches("forensic: ")
+                        .count();
+                }
+            }
+        }
+    }
+    assert!(
+        forensic >= 6,
+        "the captures make forensic points ({forensic})"
+    );
+
+    // Without a writable temp directory the descriptions stay in memory, with a warning.
+    let (m, f) = (d.join("test.model"), d.join("process_4.json"));
+    let args = ["replay", "--model", s(&m), s(&f)];
+    let kept = run(&args);
+    let no_tmp = tsem()
+        .args(args)
+        .env("TMPDIR", d.join("no-such-directory"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(no_tmp.status.success());
+    assert_eq!(no_tmp.stdout, kept.stdout);
+    assert!(String::from_utf8_lossy(&no_tmp.stderr).contains("keeping descriptions in memory"));
+}
+
 /// `tsem model sign --key KEY -o OUT MODEL`.
 fn sign(
     key: &std::path::Path,

@@ -148,10 +148,11 @@ impl Mirror {
                 c.points.push((d, pts.is_valid(i)));
             }
         }
-        let t = ns.trajectory().get(c.trajectory.len()..).unwrap_or(&[]);
-        c.trajectory.extend_from_slice(t);
-        let f = ns.forensics().get(c.forensics.len()..).unwrap_or(&[]);
-        c.forensics.extend_from_slice(f);
+        let from = c.trajectory.len();
+        c.trajectory
+            .extend(ns.trajectory().iter_from(from).cloned());
+        let from = c.forensics.len();
+        c.forensics.extend(ns.forensics().iter_from(from).cloned());
         c.generation += 1;
         drop(c);
         if self.inner.waiting.load(Ordering::Acquire) > 0 {

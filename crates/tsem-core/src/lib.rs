@@ -15,12 +15,14 @@
 extern crate alloc;
 
 pub mod access;
+pub mod descriptions;
 pub mod event;
 pub mod hash;
 pub mod map;
 pub mod namespace;
 pub mod naming;
 pub mod outputs;
+pub mod points;
 pub mod policy;
 pub mod raw;
 pub mod state;

@@ -93,6 +93,9 @@ pub struct Mapper {
     mapping: Mapping,
     zero_digest: Digest,
     buf: Vec<u8>,
+    /// The last COE hashed and its id: a task's events share their credentials, so most events
+    /// repeat the previous COE and need not hash it again.
+    last_coe: Option<(Coe, Digest)>,
 }
 
 impl Mapper {
@@ -103,6 +106,7 @@ impl Mapper {
             mapping,
             zero_digest: alg.zero_digest(),
             buf: Vec::with_capacity(512),
+            last_coe: None,
         }
     }
 
@@ -118,9 +122,16 @@ impl Mapper {
 
     /// The COE id (spec §2).
     pub fn coe_id(&mut self, coe: &Coe) -> Digest {
+        if let Some((last, id)) = &self.last_coe
+            && last == coe
+        {
+            return *id;
+        }
         self.buf.clear();
         encode_coe(self.mapping, coe, &mut self.buf);
-        self.alg.digest(&self.buf)
+        let id = self.alg.digest(&self.buf);
+        self.last_coe = Some((*coe, id));
+        id
     }
 
     /// The CELL id (spec §1.4 / §7.5).
@@ -1031,6 +1042,26 @@ mod tests {
             &[15, 0, 0, 0, 1, 0, 0, 0],
             "kernel: target, sig, cross_ns"
         );
+    }
+
+    #[test]
+    fn a_repeated_coe_keeps_its_id() {
+        let a = Coe {
+            uid: 1,
+            ..Coe::default()
+        };
+        let b = Coe {
+            capeff: 1,
+            ..Coe::default()
+        };
+        for mapping in [Mapping::Model0, Mapping::QuixoteCompat] {
+            let mut m = Mapper::new(HashAlg::Sha256, mapping);
+            for c in [a, a, b, b, a, b] {
+                let mut bytes = vec![];
+                encode_coe(mapping, &c, &mut bytes);
+                assert_eq!(m.coe_id(&c), HashAlg::Sha256.digest(&bytes));
+            }
+        }
     }
 
     #[test]

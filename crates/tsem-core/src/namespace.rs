@@ -5,9 +5,9 @@
 //!
 //! # Memory
 //! A point is one record (the coefficient and a count word carrying the valid flag) in fixed-size
-//! chunks, indexed by a table of `u32` positions keyed by the coefficient's own leading bytes
-//! (coefficients are uniform digests, so they need no further hashing): about 50 bytes per sha256
-//! point at a million points. Descriptions are kept only if asked for.
+//! chunks, indexed by an open-addressing table of `u32` positions keyed by the coefficient's own
+//! leading bytes ([`crate::points`]): about 51–62 bytes per sha256 point at a million points.
+//! Descriptions are kept only if asked for.
 //!
 //! # Warning
 //! The kernel injects the aggregate into the measurement a second time when a model is loaded into
@@ -17,13 +17,14 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use hashbrown::HashTable;
-
+use crate::descriptions::Descriptions;
 use crate::event::Event;
 use crate::hash::{Digest, HashAlg};
 use crate::map::{Mapper, Mapping};
 use crate::policy::{Policy, RunAction, decide};
 use crate::state::{aggregate_seed, extend_measurement};
+
+pub use crate::points::PointSet;
 
 /// Modeling mode (spec §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,216 +135,9 @@ impl core::fmt::Display for NamespaceError {
 #[cfg(feature = "std")]
 impl std::error::Error for NamespaceError {}
 
-/// The top bit of a record's count word marks a valid point; the rest is the occupancy count.
-const VALID_BIT: u64 = 1 << 63;
-const COUNT_MASK: u64 = VALID_BIT - 1;
-
-/// Records per arena chunk. Chunks are allocated whole, so memory grows by at most one chunk
-/// beyond what the points need, instead of by a vector's doubling.
-const CHUNK_SHIFT: usize = 12;
-const CHUNK: usize = 1 << CHUNK_SHIFT;
-
-/// A set of coefficients with counts, in first-seen order.
-///
-/// Each point is one record: the coefficient followed by a little-endian u64 whose top bit is the
-/// valid flag and whose low 63 bits are the occupancy count, so that a lookup touches one index
-/// slot and one record. Records live in fixed-size chunks.
-#[derive(Debug, Clone)]
-pub struct PointSet {
-    ds: usize,
-    rec: usize,
-    len: usize,
-    chunks: Vec<Vec<u8>>,
-    index: HashTable<u32>,
-}
-
-/// Equality of two digests of the same size, eight bytes at a time: a `memcmp` call per probe
-/// showed up as a tenth of the modeling time.
-#[inline]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let word = |c: &[u8]| c.try_into().map(u64::from_ne_bytes).unwrap_or(0);
-    a.len() == b.len()
-        && a.chunks_exact(8)
-            .zip(b.chunks_exact(8))
-            .all(|(x, y)| word(x) == word(y))
-        && a.chunks_exact(8).remainder() == b.chunks_exact(8).remainder()
-}
-
-fn key_hash(bytes: &[u8]) -> u64 {
-    let mut k = [0u8; 8];
-    let n = bytes.len().min(8);
-    k[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(k)
-}
-
-/// The record bytes of position `i` (coefficient then count word).
-fn record(chunks: &[Vec<u8>], rec: usize, i: usize) -> &[u8] {
-    let at = (i & (CHUNK - 1)) * rec;
-    chunks
-        .get(i >> CHUNK_SHIFT)
-        .and_then(|c| c.get(at..at + rec))
-        .unwrap_or(&[])
-}
-
-impl PointSet {
-    /// An empty set of `ds`-byte points.
-    pub fn new(ds: usize) -> Self {
-        Self {
-            ds,
-            rec: ds + 8,
-            len: 0,
-            chunks: Vec::new(),
-            index: HashTable::new(),
-        }
-    }
-
-    /// Number of points.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True if empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn bytes(&self, i: usize) -> &[u8] {
-        let r = record(&self.chunks, self.rec, i);
-        &r[..r.len().min(self.ds)]
-    }
-
-    fn word(&self, i: usize) -> u64 {
-        let r = record(&self.chunks, self.rec, i);
-        r.get(self.ds..)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-            .unwrap_or(0)
-    }
-
-    fn set_word(&mut self, i: usize, w: u64) {
-        let at = (i & (CHUNK - 1)) * self.rec + self.ds;
-        if let Some(b) = self
-            .chunks
-            .get_mut(i >> CHUNK_SHIFT)
-            .and_then(|c| c.get_mut(at..at + 8))
-        {
-            b.copy_from_slice(&w.to_le_bytes());
-        }
-    }
-
-    /// The point at insertion position `i`.
-    pub fn get(&self, i: usize) -> Option<Digest> {
-        if i < self.len {
-            Digest::from_slice(self.bytes(i))
-        } else {
-            None
-        }
-    }
-
-    /// Position of `c`, if present.
-    pub fn find(&self, c: &Digest) -> Option<usize> {
-        let b = c.as_bytes();
-        let (chunks, rec, ds) = (&self.chunks, self.rec, self.ds);
-        self.index
-            .find(key_hash(b), |&i| {
-                same(record(chunks, rec, i as usize).get(..ds).unwrap_or(&[]), b)
-            })
-            .map(|&i| i as usize)
-    }
-
-    /// Insert `c` with the given validity, or bump its count. Returns (position, newly inserted,
-    /// valid).
-    fn touch(&mut self, c: &Digest, valid: bool) -> Result<(usize, bool, bool), NamespaceError> {
-        if let Some(i) = self.find(c) {
-            let w = self.word(i);
-            let count = (w & COUNT_MASK).saturating_add(1).min(COUNT_MASK);
-            self.set_word(i, (w & VALID_BIT) | count);
-            return Ok((i, false, w & VALID_BIT != 0));
-        }
-        let i = self.len;
-        let slot = u32::try_from(i).map_err(|_| NamespaceError::Full)?;
-        if i >> CHUNK_SHIFT == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK * self.rec));
-        }
-        let w = if valid { VALID_BIT | 1 } else { 1 };
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.extend_from_slice(c.as_bytes());
-            chunk.extend_from_slice(&w.to_le_bytes());
-        }
-        self.len += 1;
-        let (chunks, rec, ds) = (&self.chunks, self.rec, self.ds);
-        self.index
-            .insert_unique(key_hash(c.as_bytes()), slot, |&j| {
-                key_hash(record(chunks, rec, j as usize).get(..ds).unwrap_or(&[]))
-            });
-        Ok((i, true, valid))
-    }
-
-    /// Occupancy count of position `i`.
-    pub fn count(&self, i: usize) -> u64 {
-        if i < self.len() {
-            self.word(i) & COUNT_MASK
-        } else {
-            0
-        }
-    }
-
-    /// Whether position `i` is a valid point.
-    pub fn is_valid(&self, i: usize) -> bool {
-        i < self.len && self.word(i) & VALID_BIT != 0
-    }
-
-    /// Every point in first-seen order with its count and validity.
-    pub fn iter(&self) -> impl Iterator<Item = (Digest, u64, bool)> + '_ {
-        (0..self.len()).filter_map(move |i| {
-            let w = self.word(i);
-            Some((
-                Digest::from_slice(self.bytes(i))?,
-                w & COUNT_MASK,
-                w & VALID_BIT != 0,
-            ))
-        })
-    }
-
-    /// The order-invariant state over the points selected by `keep` (§4.4). Sorts 16-byte
-    /// (prefix, position) keys rather than whole digests; ties on the prefix fall back to memcmp.
-    pub fn state_where(
-        &self,
-        alg: HashAlg,
-        base: &Digest,
-        aggregate: &Digest,
-        keep: impl Fn(bool) -> bool,
-    ) -> Digest {
-        let mut order: Vec<(u64, u32)> = (0..self.len())
-            .filter(|&i| keep(self.word(i) & VALID_BIT != 0))
-            .map(|i| {
-                let mut p = [0u8; 8];
-                let b = self.bytes(i);
-                let n = b.len().min(8);
-                p[..n].copy_from_slice(&b[..n]);
-                (u64::from_be_bytes(p), i as u32)
-            })
-            .collect();
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| self.bytes(a.1 as usize).cmp(self.bytes(b.1 as usize)))
-        });
-        let mut s = aggregate_seed(alg, base, aggregate);
-        for (_, i) in order {
-            if let Some(d) = Digest::from_slice(self.bytes(i as usize)) {
-                s = extend_measurement(alg, base, &s, &d);
-            }
-        }
-        s
-    }
-
-    /// Heap bytes held (capacity, not length), for the memory benchmark.
-    pub fn heap_bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum::<usize>()
-            + self.chunks.capacity() * core::mem::size_of::<Vec<u8>>()
-            + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
-    }
-}
+/// Events per group of [`Namespace::model_batch`]: enough coefficients in flight to hide a
+/// table miss behind the hashing, few enough that their slots stay in the L1 cache.
+pub const BATCH: usize = 16;
 
 /// A task's identity inside the namespace, chosen by the caller (a tid, a tnum, a pid).
 pub type TaskKey = u64;
@@ -358,8 +152,8 @@ pub struct Namespace {
     aggregate: Digest,
     measurement: Digest,
     points: PointSet,
-    trajectory: Vec<Event>,
-    forensics: Vec<Event>,
+    trajectory: Descriptions,
+    forensics: Descriptions,
     pseudonyms: BTreeSet<Digest>,
     untrusted: BTreeSet<TaskKey>,
     policy: Policy,
@@ -384,8 +178,8 @@ impl Namespace {
             aggregate: zero,
             measurement: aggregate_seed(alg, &zero, &zero),
             points: PointSet::new(alg.size()),
-            trajectory: Vec::new(),
-            forensics: Vec::new(),
+            trajectory: Descriptions::new(),
+            forensics: Descriptions::new(),
             pseudonyms: BTreeSet::new(),
             untrusted: BTreeSet::new(),
             policy: Policy::Untrust,
@@ -439,7 +233,10 @@ impl Namespace {
         if self.mode != Mode::Free {
             return Err(NamespaceError::Sealed("load a point"));
         }
-        let (_, new, _) = self.points.touch(&c, true)?;
+        let (_, new, _) = self
+            .points
+            .touch(&c, true)
+            .map_err(|_| NamespaceError::Full)?;
         if new {
             self.measurement = extend_measurement(self.cfg.alg, &self.base, &self.measurement, &c);
         }
@@ -529,6 +326,39 @@ impl Namespace {
         }
     }
 
+    /// Model a batch of events, in order, as [`Namespace::model`] would one by one (same
+    /// outcomes, points, descriptions and verdicts), appending one outcome per event to `out`.
+    /// Each group's coefficients are computed first, then their table slots and records are
+    /// loaded together, so the table's cache misses overlap each other instead of coming one
+    /// after another. On an error the outcomes
+    /// of the events before it are in `out` and the rest of the batch is not modeled.
+    pub fn model_batch(
+        &mut self,
+        batch: &[(TaskKey, &Event)],
+        out: &mut Vec<Outcome>,
+    ) -> Result<(), NamespaceError> {
+        let mut coefficients = [Digest::zero(0); BATCH];
+        for group in batch.chunks(BATCH) {
+            for (slot, (_, ev)) in coefficients.iter_mut().zip(group) {
+                *slot = match self.pseudonymized(ev) {
+                    Some(p) => self.mapper.coefficient(&p),
+                    None => self.mapper.coefficient(ev),
+                };
+            }
+            let computed = coefficients.get(..group.len()).unwrap_or(&[]);
+            core::hint::black_box(self.points.prefetch(computed));
+            for (&c, &(task, ev)) in computed.iter().zip(group) {
+                // The description kept is the event as given, pseudonyms applied, as in `model`.
+                let o = match self.pseudonymized(ev) {
+                    Some(p) if self.cfg.keep_descriptions => self.model_coefficient(task, c, &p)?,
+                    _ => self.model_coefficient(task, c, ev)?,
+                };
+                out.push(o);
+            }
+        }
+        Ok(())
+    }
+
     /// Model an event whose coefficient is already known (from a trusted mapper).
     pub fn model_coefficient(
         &mut self,
@@ -538,7 +368,10 @@ impl Namespace {
     ) -> Result<Outcome, NamespaceError> {
         self.events += 1;
         let free = self.mode == Mode::Free;
-        let (_, new_point, valid) = self.points.touch(&c, free)?;
+        let (_, new_point, valid) = self
+            .points
+            .touch(&c, free)
+            .map_err(|_| NamespaceError::Full)?;
         if new_point {
             self.measurement = extend_measurement(self.cfg.alg, &self.base, &self.measurement, &c);
         }
@@ -622,11 +455,11 @@ impl Namespace {
         self.pseudonyms.iter()
     }
     /// Descriptions of the valid points, in first-seen order (if kept).
-    pub fn trajectory(&self) -> &[Event] {
+    pub fn trajectory(&self) -> &Descriptions {
         &self.trajectory
     }
     /// Descriptions of the forensic points, in first-seen order (if kept).
-    pub fn forensics(&self) -> &[Event] {
+    pub fn forensics(&self) -> &Descriptions {
         &self.forensics
     }
     /// Events modeled.
@@ -694,28 +527,6 @@ mod tests {
         assert_eq!(enf.model(3, &ev(1)).unwrap().verdict, Verdict::Deny);
         assert_eq!(enf.denied(), 2);
         assert_eq!(enf.forensics().len(), 1);
-    }
-
-    #[test]
-    fn point_set_across_chunks() {
-        let mut ps = PointSet::new(32);
-        let n = 3 * CHUNK + 17;
-        let d = |i: usize| HashAlg::Sha256.digest(&i.to_le_bytes());
-        for i in 0..n {
-            assert_eq!(ps.touch(&d(i), i % 3 != 0).unwrap(), (i, true, i % 3 != 0));
-        }
-        for i in (0..n).step_by(7) {
-            assert_eq!(ps.touch(&d(i), true).unwrap(), (i, false, i % 3 != 0));
-        }
-        assert_eq!(ps.len(), n);
-        for (i, (p, count, valid)) in ps.iter().enumerate() {
-            assert_eq!(p, d(i));
-            assert_eq!(count, if i % 7 == 0 { 2 } else { 1 });
-            assert_eq!(valid, i % 3 != 0);
-            assert_eq!(ps.find(&d(i)), Some(i));
-        }
-        assert_eq!(ps.find(&d(n)), None);
-        assert!(ps.heap_bytes() < n * 64);
     }
 
     #[test]

@@ -281,6 +281,8 @@ impl<'a> Parser<'a> {
     }
 
     /// A string starting at the opening quote; returns the raw contents and whether it had escapes.
+    /// Inlined into its two callers: a call's register saves cost a quarter of a short string.
+    #[inline(always)]
     fn string(&mut self) -> Result<(&'a [u8], bool), SyntaxError> {
         self.i += 1;
         let start = self.i;
@@ -335,6 +337,7 @@ impl<'a> Parser<'a> {
 
 /// Position of the first byte that ends a plain run inside a string: `"`, `\\` or a control
 /// character. Eight bytes at a time (SWAR): strings are most of a TSEM line.
+#[inline(always)]
 fn find_special(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
