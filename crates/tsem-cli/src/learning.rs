@@ -172,6 +172,14 @@ impl Shaper {
         self.whole.as_ref().map(|(_, v)| v.as_slice())
     }
 
+    /// The run is over: place what the outputs tracker still holds with what the naming rules
+    /// learnt by now.
+    pub fn finish(&mut self) {
+        if let Some(t) = &mut self.outputs {
+            t.finish(&self.namer);
+        }
+    }
+
     /// The outputs seen (if tracked).
     pub fn outputs(&self) -> Option<&OutputTracker> {
         self.outputs.as_ref()

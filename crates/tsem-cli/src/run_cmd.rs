@@ -401,6 +401,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         handler.extras.tick(&handler.ns, true);
         eprintln!();
     }
+    handler.extras.shaper.finish();
     let exports = handler.extras.live.finish();
     let agent = handler
         .extras

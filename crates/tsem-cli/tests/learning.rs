@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::{events, have, pathname_of, stderr};
 
@@ -493,11 +493,38 @@ fn incremental_make_build_learns_and_holds() {
 /// a change to the sensor, shows the change described nothing differently.
 #[test]
 fn the_sample_c_build_learns_the_same_model_twice() {
+    sample_build_learns_the_same_model_twice(false);
+}
+
+/// The same through a bind mount (as in a chroot or a container whose root is a bind mount):
+/// the compiler's temporary files and the build's outputs are named alike in both runs, though
+/// their directory entries are seen before the naming rules learn where the mount shows them.
+#[test]
+fn the_sample_c_build_learns_the_same_model_twice_under_a_bind_mount() {
+    sample_build_learns_the_same_model_twice(true);
+}
+
+fn sample_build_learns_the_same_model_twice(bind: bool) {
     if !have("make") || !have("cc") {
         eprintln!("skipped: make or cc is not installed");
         return;
     }
-    let root = common::scratch("learn", "cbuild-twice");
+    let userns = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if bind && !userns {
+        eprintln!("skipped: no user namespaces (unshare --user --map-root-user --mount failed)");
+        return;
+    }
+    let tag = if bind {
+        "cbuild-twice-bind"
+    } else {
+        "cbuild-twice"
+    };
+    let root = common::scratch("learn", tag);
+    let view = root.with_extension("view");
+    std::fs::create_dir_all(&view).unwrap();
     let dir = root.join("cbuild");
     std::fs::create_dir_all(&dir).unwrap();
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/cbuild");
@@ -510,7 +537,21 @@ fn the_sample_c_build_learns_the_same_model_twice() {
             let _ = std::fs::remove_file(dir.join(f));
         }
         let model = root.join(name);
-        let o = common::tsem()
+        let mut c = if bind {
+            // The compiler's temporary files go beneath the bind mount too.
+            let mut c = Command::new("unshare");
+            c.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                .arg(r#"mount --bind "$1" "$2" && cd "$2/cbuild" && shift 2 && exec "$@""#)
+                .arg("sh")
+                .arg(&root)
+                .arg(&view)
+                .arg(env!("CARGO_BIN_EXE_tsem"))
+                .env("TMPDIR", &view);
+            c
+        } else {
+            common::tsem()
+        };
+        let o = c
             .args(["run", "--learn", "--no-digest-cache", "-o"])
             .arg(&model)
             .args([
@@ -546,6 +587,7 @@ fn the_sample_c_build_learns_the_same_model_twice() {
         "two learning runs of the same build differ"
     );
     let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir(&view);
 }
 
 fn archive_workload(name: &str) -> Workload {

@@ -393,6 +393,17 @@ impl Namer {
         out.into()
     }
 
+    /// Whether the namer learnt where `dev`'s filesystem is mounted (a created object seen both
+    /// as a dentry and as a file); until then its DENTRY paths are taken as absolute.
+    pub fn knows_mount(&self, dev: Dev) -> bool {
+        self.mounts.contains_key(&dev)
+    }
+
+    /// How many devices' mounts the namer has learnt (it only grows).
+    pub fn mounts_known(&self) -> usize {
+        self.mounts.len()
+    }
+
     /// Where `dev`'s filesystem is mounted, as far as the namer learnt it (`/` is empty).
     fn mount(&self, dev: Dev) -> &[u8] {
         self.mounts

@@ -9,9 +9,10 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::event::{Cell, Event, EventType};
-use crate::naming::Namer;
+use crate::naming::{Dev, Namer};
 use crate::raw::RawStr;
 
 /// `O_ACCMODE`.
@@ -98,6 +99,21 @@ pub struct OutputTracker {
     paths: BTreeMap<RawStr, Output>,
     /// Absolute pathnames executed, mapped executable.
     execs: BTreeMap<RawStr, (bool, bool)>,
+    /// Directory entries on devices whose mount the namer has not learnt yet, in order: their
+    /// DENTRY paths become absolute only once it is known (a bind-mounted root, a tmpfs), and
+    /// are placed then, or at the end as they are.
+    pending: Vec<(Dev, RawStr, Entry)>,
+    /// How many mounts the namer knew when `pending` was last looked at.
+    known: usize,
+}
+
+/// What happened to a directory entry.
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    /// Made, set or renamed into: `why`, and whether it was created here.
+    Made(Why, bool),
+    /// Unlinked or renamed away.
+    Gone,
 }
 
 impl OutputTracker {
@@ -109,6 +125,7 @@ impl OutputTracker {
     /// Observe `ev` as the sensor described it, before `namer` renames it (the namer's state
     /// says which directories the namespace created).
     pub fn observe(&mut self, ev: &Event, namer: &Namer) {
+        self.settle(namer, false);
         let ty = ev.header.event_type;
         match &ev.cell {
             Cell::File(f)
@@ -150,26 +167,65 @@ impl OutputTracker {
     }
 
     fn dentry(&mut self, namer: &Namer, d: &crate::event::Dentry, why: Why, created: bool) {
-        if namer.beneath_created(d.path.dev, &d.path.pathname, false) {
-            return;
-        }
-        let abs = namer.absolute(d.path.dev, &d.path.pathname);
-        let o = self.add(&abs, why);
-        if created {
-            o.created_here = true;
-        }
+        self.entry(namer, d, Entry::Made(why, created));
     }
 
     /// `d` was unlinked or renamed away.
     fn gone(&mut self, namer: &Namer, d: &crate::event::Dentry) {
+        self.entry(namer, d, Entry::Gone);
+    }
+
+    fn entry(&mut self, namer: &Namer, d: &crate::event::Dentry, e: Entry) {
         if namer.beneath_created(d.path.dev, &d.path.pathname, false) {
             return;
         }
-        let abs = namer.absolute(d.path.dev, &d.path.pathname);
-        let o = self.add(&abs, Why::REMOVED);
-        if !o.created_here {
-            o.removed_preexisting = true;
+        self.settle(namer, false);
+        if namer.knows_mount(d.path.dev) {
+            let abs = namer.absolute(d.path.dev, &d.path.pathname);
+            self.place(&abs, e);
+        } else {
+            self.pending.push((d.path.dev, d.path.pathname.clone(), e));
         }
+    }
+
+    fn place(&mut self, abs: &[u8], e: Entry) {
+        match e {
+            Entry::Made(why, created) => {
+                let o = self.add(abs, why);
+                if created {
+                    o.created_here = true;
+                }
+            }
+            Entry::Gone => {
+                let o = self.add(abs, Why::REMOVED);
+                if !o.created_here {
+                    o.removed_preexisting = true;
+                }
+            }
+        }
+    }
+
+    /// Place the pending entries whose device's mount the namer now knows (all of them, as they
+    /// are, when `all`), in their order.
+    fn settle(&mut self, namer: &Namer, all: bool) {
+        // Only a newly learnt mount can place anything: the pending list is not walked per event.
+        if self.pending.is_empty() || (!all && namer.mounts_known() == self.known) {
+            return;
+        }
+        self.known = namer.mounts_known();
+        let (ready, wait): (Vec<_>, Vec<_>) = core::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(dev, _, _)| all || namer.knows_mount(*dev));
+        self.pending = wait;
+        for (dev, path, e) in ready {
+            let abs = namer.absolute(dev, &path);
+            self.place(&abs, e);
+        }
+    }
+
+    /// The run is over: what `namer` learnt by now places every entry still pending.
+    pub fn finish(&mut self, namer: &Namer) {
+        self.settle(namer, true);
     }
 
     fn add(&mut self, path: &[u8], why: Why) -> &mut Output {
@@ -272,7 +328,38 @@ mod tests {
             t.observe(e, &n);
             n.apply(&mut e.clone());
         }
+        t.finish(&n);
         t
+    }
+
+    /// Under a bind-mounted root (dentries carry the bound directory's path on its
+    /// filesystem), entries seen before the namer learnt the mount are placed once it has: the
+    /// file created and written is one output, at its absolute path, created here.
+    #[test]
+    fn entries_before_the_mount_is_known_are_placed_after() {
+        let c = Created {
+            owner: HashAlg::Sha256.null_id(),
+            instance: 1,
+        };
+        let created_open = ev(
+            EventType::FileOpen,
+            Cell::File(FileDesc {
+                flags: 1,
+                inode: Inode::default(),
+                path: path("/w/out.txt", Some(c)),
+                digest: HashAlg::Sha256.zero_digest(),
+            }),
+        );
+        let t = track(&[
+            entry(EventType::InodeCreate, "/srv/root/w/out.txt"),
+            created_open,
+            open("/w/log.txt", 1),
+        ]);
+        let all: alloc::vec::Vec<_> = t.outputs().collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].0, "/w/out.txt");
+        assert!(all[1].1.created_here && all[1].1.why.has(Why::CREATED));
+        assert!(all[1].1.why.has(Why::WRITTEN));
     }
 
     #[test]
