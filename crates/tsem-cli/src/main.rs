@@ -12,6 +12,7 @@ mod attach;
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod bench_service;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;
