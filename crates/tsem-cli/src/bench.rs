@@ -27,6 +27,26 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A static HTTP server (nginx, else python3 http.server) on 127.0.0.1 under bare, learn,
+    /// enforce, the mechanism's floor and strace, loaded by a built-in client: requests/s and
+    /// p99 latency (crate::bench_service).
+    Service {
+        /// Requests per run.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Requests per connection before it is closed and a new one made (keep-alive).
+        #[arg(long, default_value_t = 100)]
+        per_connection: usize,
+        /// Runs of each variant (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
     Model {
         /// Number of synthetic events.
@@ -68,6 +88,19 @@ const BUILD: &str =
 pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
     match c {
         BenchCmd::Run { runs, json } => run_bench(runs.max(1), json),
+        BenchCmd::Service {
+            requests,
+            clients,
+            per_connection,
+            runs,
+            json,
+        } => crate::bench_service::run(crate::bench_service::Opts {
+            requests,
+            clients,
+            per_connection,
+            runs,
+            json,
+        }),
         BenchCmd::Model {
             events,
             points,

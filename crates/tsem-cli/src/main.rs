@@ -14,6 +14,7 @@ mod attest_cmd;
 mod backstop;
 mod bench;
 mod bench_model;
+mod bench_service;
 mod console_cmd;
 mod ctl_cmd;
 mod describe;

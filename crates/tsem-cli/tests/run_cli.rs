@@ -468,3 +468,98 @@ fn a_digest_cache_across_runs_does_not_change_the_state() {
     assert_eq!(states[1], states[2]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The sensor's caches (digests across runs and within one, a task's descriptors, the
+/// description reused for an mmap) never answer for a file that changed: a file rewritten
+/// between two opens of one enforced run, with its size kept and its mtime put back so that only
+/// its ctime moves, is described with its new digest and the second open is denied. Judged by the
+/// effect: the new contents never reach the workload's output.
+#[test]
+fn a_file_rewritten_between_two_opens_is_described_anew_and_denied() {
+    use std::io::Write as _;
+    let d = common::scratch("run", "rewritten");
+    let data = d.join("data.txt");
+    std::fs::write(&data, "AAAA-known\n").unwrap();
+    let fifo = d.join("sync.fifo");
+    let fifo_c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o600) }, 0);
+    let cache = d.join("cache").join("digests");
+    let model = d.join("data.model");
+    let script = "cat data.txt; read x < sync.fifo; cat data.txt";
+    let start = |extra: &[&str]| {
+        let mut args = vec!["run", "--digest-cache", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        tsem()
+            .args(&args)
+            .current_dir(&d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Between the two opens: `change` runs while the workload waits on the FIFO.
+    let release = |change: &dyn Fn()| {
+        // Non-blocking, so that a workload that never reaches the FIFO fails the test
+        // instead of hanging it (ENXIO until the reader opens it).
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut tries = 0;
+        let mut w = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) && tries < 6000 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("the workload never waited on the FIFO: {e}"),
+            }
+        };
+        change();
+        w.write_all(b"go\n").unwrap();
+    };
+    let learn = start(&["-o", model.to_str().unwrap()]);
+    release(&|| {});
+    let o = learn.wait_with_output().unwrap();
+    assert!(o.status.success(), "learning: {}", stderr(&o));
+    let m = model.to_str().unwrap();
+    // Unchanged, the enforced run reads the file twice: the model holds both opens.
+    let same = start(&["--enforce", "--model", m]);
+    release(&|| {});
+    let o = same.wait_with_output().unwrap();
+    assert!(o.status.success(), "unchanged: {}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "AAAA-known\nAAAA-known\n"
+    );
+    let fo = d.join("forensics.json");
+    let changed = start(&[
+        "--enforce",
+        "--model",
+        m,
+        "--forensics",
+        fo.to_str().unwrap(),
+    ]);
+    release(&|| {
+        let before = std::fs::metadata(&data).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&data).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"BBBB-evil!\n", 0).unwrap();
+        f.set_modified(before).unwrap();
+    });
+    let o = changed.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!o.status.success(), "the second open was allowed: {out}");
+    assert_eq!(out, "AAAA-known\n", "the rewritten contents were read");
+    let f = events(&fo);
+    assert!(
+        f.iter()
+            .any(|e| e["event"]["type"] == "file_open" && pathname_of(e).ends_with("data.txt")),
+        "forensics do not name the rewritten file: {f:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -229,7 +229,7 @@ fn stat_of(path: &str) -> Option<(u64, u64)> {
 }
 impl<H: EventHandler> Notifier<H> {
     pub(crate) fn new(fd: OwnedFd, shared: Arc<Shared<H>>) -> Self {
-        Self::with_task(fd, shared, Box::new(target::Live))
+        Self::with_task(fd, shared, Box::new(target::Live::default()))
     }
 
     /// A notifier answering for the tasks behind `task` (the kernel, or a fake in tests).

@@ -13,6 +13,10 @@ use crate::sys::{self, Response};
 
 /// Rewrite paths that name "the calling process" so the supervisor resolves them for the target.
 pub(super) fn rewrite_self(raw: &[u8], tgid: i32, tid: i32) -> Vec<u8> {
+    // Every open passes here: most paths name neither, and need none of the six rules built.
+    if !raw.starts_with(b"/proc/") && !raw.starts_with(b"/dev/") && raw != b"/proc/self" {
+        return raw.to_vec();
+    }
     let rules: [(&[u8], String); 6] = [
         (b"/proc/self/", format!("/proc/{tgid}/")),
         (b"/proc/thread-self/", format!("/proc/{tgid}/task/{tid}/")),

@@ -95,8 +95,45 @@ pub(crate) trait TargetTask: Send {
 }
 
 /// The kernel: `process_vm_readv`/`writev`, procfs, `pidfd_getfd`, the listener's ioctl.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Live;
+///
+/// It keeps the pidfds of the last few processes it took a descriptor from: every `accept`,
+/// `mmap` of a file and call on a descriptor needs one, and opening it anew was ~6 % of the
+/// supervisor's time on a web server. A pidfd names a process, not a number: while that process
+/// lives its tgid is its own, so the cached pidfd gives what a fresh `pidfd_open` would. Once it
+/// has ended (a reused tgid, a leader gone), `pidfd_getfd` on it fails, and every failure on a
+/// cached pidfd drops it and asks again with a fresh one, so a reused number never reaches the
+/// ended process's answer.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// (tgid, pidfd), most recently used last; one notification thread owns it.
+    pidfds: std::cell::RefCell<Vec<(i32, OwnedFd)>>,
+}
+
+/// Processes whose pidfds [`Live`] keeps: a build has a few compilers at a time, a server a few
+/// workers.
+const PIDFD_CACHE: usize = 16;
+
+impl Live {
+    /// `pidfd_getfd` through the cached pidfd of `tgid`, if there is one; `None` when there is
+    /// none or it failed (then it is dropped).
+    fn cached_file(&self, tgid: i32, fd: i32) -> Option<OwnedFd> {
+        let mut c = self.pidfds.borrow_mut();
+        let i = c.iter().position(|(t, _)| *t == tgid)?;
+        let (t, pidfd) = c.remove(i);
+        let f = sys::pidfd_getfd(pidfd.as_fd(), fd).ok()?;
+        c.push((t, pidfd));
+        Some(f)
+    }
+
+    fn remember(&self, tgid: i32, pidfd: OwnedFd) {
+        let mut c = self.pidfds.borrow_mut();
+        c.retain(|(t, _)| *t != tgid);
+        if c.len() >= PIDFD_CACHE {
+            c.remove(0);
+        }
+        c.push((tgid, pidfd));
+    }
+}
 
 fn link_path(tid: i32, link: Link) -> String {
     match link {
@@ -145,8 +182,13 @@ impl TargetTask for Live {
     }
 
     fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd> {
+        if let Some(f) = self.cached_file(tgid, fd) {
+            return Ok(f);
+        }
         let pidfd = sys::pidfd_open(tgid, 0)?;
-        sys::pidfd_getfd(pidfd.as_fd(), fd)
+        let f = sys::pidfd_getfd(pidfd.as_fd(), fd)?;
+        self.remember(tgid, pidfd);
+        Ok(f)
     }
 
     fn pidfd(&self, tgid: i32) -> io::Result<OwnedFd> {
@@ -155,5 +197,61 @@ impl TargetTask for Live {
 
     fn id_valid(&self, listener: BorrowedFd<'_>, id: u64) -> bool {
         sys::notif_id_valid(listener, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Command, Stdio};
+
+    fn ident(f: &OwnedFd) -> (u64, u64) {
+        let st = sys::fstat(f.as_fd()).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    /// A pidfd kept for a number that now names another process (pid reuse, forced here by
+    /// filing an ended child's pidfd under a live child's pid) is never answered from: the
+    /// descriptor comes from the live process, and the stale handle is dropped.
+    #[test]
+    fn a_cached_pidfd_of_an_ended_process_is_not_used_for_its_number() {
+        let dir = std::env::temp_dir().join(format!("tsem-live-pidfd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let spawn = |p: &std::path::Path| {
+            Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::from(std::fs::File::open(p).unwrap()))
+                .spawn()
+                .unwrap()
+        };
+        let mut ended = spawn(&a);
+        let mut live_child = spawn(&b);
+        let stale = sys::pidfd_open(ended.id() as i32, 0).unwrap();
+        ended.kill().unwrap();
+        ended.wait().unwrap();
+        let live = Live::default();
+        let pid = live_child.id() as i32;
+        live.remember(pid, stale);
+        let f = live.file(pid, 0).unwrap();
+        let want = std::fs::metadata(&b).unwrap();
+        assert_eq!(
+            ident(&f),
+            (want.dev(), want.ino()),
+            "fd 0 of the live process"
+        );
+        // The stale handle was replaced by the live process's, which now answers.
+        let again = live.file(pid, 0).unwrap();
+        assert_eq!(ident(&again), (want.dev(), want.ino()));
+        assert_eq!(live.pidfds.borrow().len(), 1);
+        live_child.kill().unwrap();
+        live_child.wait().unwrap();
+        // Ended: the cached pidfd fails and a fresh one cannot be had either.
+        assert!(live.file(pid, 0).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
