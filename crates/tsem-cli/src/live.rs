@@ -19,6 +19,11 @@ pub struct LiveArgs {
     /// alone, refused to the workload's own tasks).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["mechanism_only", "backstop_only"])]
     pub name: Option<String>,
+    /// Internal (tsem-runtime): a `--name` another live run holds leaves this run unnamed (one
+    /// line on stderr) instead of failing it; a container must not fail to start because
+    /// another runtime root used its id.
+    #[arg(long, hide = true, requires = "name")]
+    pub name_if_free: bool,
     /// Stream every event description as TSEM export records as it happens, to a file, `-`,
     /// unix:PATH or mqtt://HOST:PORT/TOPIC. A consumer that cannot keep up loses records
     /// (counted as lost_exports), never holds up the workload's verdicts.
@@ -73,8 +78,18 @@ impl Live {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs()),
                 };
-                let server = Server::start(mirror.clone(), info)?;
-                (Some(mirror), Some(server))
+                match Server::start(mirror.clone(), info) {
+                    Ok(server) => (Some(mirror), Some(server)),
+                    Err(tsem_control::server::ServerError::InUse(p)) if a.name_if_free => {
+                        eprintln!(
+                            "tsem: note: {}: another live run has this name; this one runs \
+                             unnamed",
+                            p.display()
+                        );
+                        (None, None)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         Ok(Self {

@@ -910,6 +910,24 @@ fn a_name_in_use_or_malformed_fails_the_run_before_the_workload_starts() {
         assert!(stderr(&o).contains(why), "{name}: {}", stderr(&o));
         assert!(!w.p("ran").exists(), "{name}: the workload ran");
     }
+    // tsem-runtime's containers ask for their id only if it is free: such a run goes on
+    // unnamed, saying so.
+    let o = w
+        .cmd()
+        .args([
+            "run",
+            "--no-digest-cache",
+            "--name",
+            "dup",
+            "--name-if-free",
+            "--",
+        ])
+        .args(["sh", "-c", "touch ran"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("runs unnamed"), "{}", stderr(&o));
+    assert!(w.p("ran").exists(), "the workload did not run");
     // The first run is untouched by the attempts.
     assert_eq!(
         w.ctl_json(&["list", "--json"])[0].as_array().unwrap().len(),

@@ -195,7 +195,11 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
     // Every supervised container is a named, live namespace: `tsem ctl state ID`, `tsem
     // console ID` (ids docker and podman make are 64 hex digits, a plain name).
     if tsem_core::is_plain_name(&id, 64) {
-        run_args.extend(["--name".into(), OsString::from(&id)]);
+        run_args.extend([
+            "--name".into(),
+            OsString::from(&id),
+            "--name-if-free".into(),
+        ]);
     }
     let mut daemon = match Daemon::start(&tsem, &run_args, &names, &rec.log()) {
         Ok(d) => d,

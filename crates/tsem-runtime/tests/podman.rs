@@ -16,6 +16,7 @@ const SCRIPT: &str = "cat /etc/app.conf; ls /etc/conf.d; echo data > /tmp/out; w
 /// state in the test's directory. These machines need cgroupfs and explicit limits.
 fn podman(
     env: &Env,
+    runroot: &std::path::Path,
     rootfs: &std::path::Path,
     annotations: &[(&str, String)],
     script: &str,
@@ -24,7 +25,7 @@ fn podman(
     c.arg("--root")
         .arg(env.dir.join("storage"))
         .arg("--runroot")
-        .arg(env.dir.join("runroot"))
+        .arg(runroot)
         .arg("--runtime")
         .arg(&env.runtime)
         .args([
@@ -61,8 +62,14 @@ fn podman_learns_then_enforces_a_container() {
         return;
     }
     let rootfs = common::rootfs(&env.dir);
+    // podman refuses a run root longer than 50 bytes: a short one of the test's own.
+    let runroot = RunRoot(std::path::PathBuf::from(format!(
+        "/run/tsem-pm-{}",
+        std::process::id()
+    )));
     let o = podman(
         &env,
+        &runroot.0,
         &rootfs,
         &[
             ("org.tsem.mode", "learn".into()),
@@ -84,6 +91,7 @@ fn podman_learns_then_enforces_a_container() {
     for i in 0..2 {
         let o = podman(
             &env,
+            &runroot.0,
             &rootfs,
             &[
                 ("org.tsem.mode", "enforce".into()),
@@ -102,6 +110,7 @@ fn podman_learns_then_enforces_a_container() {
 
     let o = podman(
         &env,
+        &runroot.0,
         &rootfs,
         &[
             ("org.tsem.mode", "enforce".into()),
@@ -115,4 +124,13 @@ fn podman_learns_then_enforces_a_container() {
     assert!(out.contains("greeting=hello"), "{}", show(&o));
     let f = std::fs::read_to_string(env.path("forensics")).unwrap();
     assert!(f.contains("/etc/secret"), "{f}");
+}
+
+/// podman's run root, removed with the test.
+struct RunRoot(std::path::PathBuf);
+
+impl Drop for RunRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
