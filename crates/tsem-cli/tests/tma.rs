@@ -158,13 +158,18 @@ fn killing_the_agent_kills_the_workload_before_its_next_event() {
     let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    w.write_all(b"go\n").unwrap();
+    // The sensor may already have killed the workload for losing its agent (the idle watchdog),
+    // closing the FIFO's read end: a broken pipe is that outcome, not a test failure.
+    match w.write_all(b"go\n") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.unwrap(),
+    }
     drop(w);
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = common::stderr(&out);
     assert!(
-        err.contains("modeling agent") && err.contains("killed"),
+        err.contains("modeling agent") && (err.contains("killed") || err.contains("killing")),
         "{err}"
     );
     // The effect: the secret was never copied.
