@@ -21,7 +21,8 @@ pub enum TmaCmd {
 /// `tsem tma serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Where to listen: unix:PATH or tcp:HOST:PORT.
+    /// Where to listen: unix:PATH, tcp:HOST:PORT, vsock:any:PORT (or vsock:CID:PORT) or
+    /// serial:DEVICE[,BAUD] (one session after another on the line).
     #[arg(long, value_name = "ADDR")]
     pub listen: Addr,
     /// The agent's Ed25519 private key (`tsem keygen`).
@@ -38,7 +39,8 @@ pub struct ServeArgs {
 /// `tsem run --tma`.
 #[derive(clap::Args, Clone, Default)]
 pub struct TmaArgs {
-    /// Model through the agent at ADDR (unix:PATH or tcp:HOST:PORT) instead of in this
+    /// Model through the agent at ADDR (unix:PATH, tcp:HOST:PORT, vsock:CID:PORT or
+    /// serial:DEVICE[,BAUD]) instead of in this
     /// process: its verdicts decide; if it dies, lies or answers late, the workload is killed.
     #[arg(long, value_name = "ADDR", requires_all = ["tma_key", "tma_peer"],
           conflicts_with_all = ["mechanism_only", "backstop_only"])]
@@ -58,29 +60,11 @@ pub fn run(c: TmaCmd) -> anyhow::Result<ExitCode> {
     let TmaCmd::Serve(a) = c;
     let key = tsem_tma::signing_key(&a.key)?;
     let peer = tsem_tma::verifying_key(&a.peer)?;
-    enum L {
-        Unix(std::os::unix::net::UnixListener),
-        Tcp(std::net::TcpListener),
-    }
-    let listener = match &a.listen {
-        Addr::Unix(p) => L::Unix(
-            std::os::unix::net::UnixListener::bind(p).with_context(|| format!("{}", a.listen))?,
-        ),
-        Addr::Tcp(t) => {
-            L::Tcp(std::net::TcpListener::bind(t).with_context(|| format!("{}", a.listen))?)
-        }
-    };
+    let listener = tsem_tma::Listener::bind(&a.listen).with_context(|| format!("{}", a.listen))?;
     eprintln!("tsem: modeling agent listening on {}", a.listen);
     loop {
-        let stream: Box<dyn tsem_tma::Stream> = match &listener {
-            L::Unix(l) => Box::new(l.accept()?.0),
-            L::Tcp(l) => {
-                let s = l.accept()?.0;
-                s.set_nodelay(true)?;
-                Box::new(s)
-            }
-        };
-        let outcome = Session::server(stream, key.clone(), peer)
+        let stream = listener.accept().with_context(|| format!("{}", a.listen))?;
+        let outcome = Session::server_over(stream, key.clone(), peer)
             .and_then(|mut s| tsem_tma::agent::serve(&mut s));
         match outcome {
             Ok(ns) => eprintln!(
@@ -90,6 +74,12 @@ pub fn run(c: TmaCmd) -> anyhow::Result<ExitCode> {
                 ns.state()
             ),
             Err(e) => eprintln!("tsem: session refused or broken: {e}"),
+        }
+        // A serial line that failed (not one that carried a bad session) carries no more.
+        if let tsem_tma::Listener::Serial(line) = &listener
+            && line.is_closed()
+        {
+            anyhow::bail!("{}: the line closed", a.listen);
         }
         if a.once {
             return Ok(ExitCode::SUCCESS);
@@ -120,7 +110,7 @@ impl Agent {
         let peer = tsem_tma::verifying_key(p)?;
         let (stream, watched) = tsem_tma::connect(addr, REPLY_TIMEOUT)
             .with_context(|| format!("the modeling agent at {addr}"))?;
-        let session = Session::client(stream, key, peer)
+        let session = Session::client_over(stream, key, peer)
             .with_context(|| format!("the modeling agent at {addr}"))?;
         let setup = Setup {
             config: *ns.config(),

@@ -31,5 +31,6 @@ pub fn conformance_dir() -> PathBuf {
     shared_dir().join("conformance")
 }
 
+pub mod pty;
 pub mod raw_kernel;
 pub mod tcg;

@@ -4,7 +4,8 @@
 //!
 //! Bodies: `S` JSON-header `\n` model-text → `O`; `E` task[u64] event-line → `V` flags[u8]
 //! run[u8] coefficient; `X` task → `O` (exited); `F` → `R` JSON summary. `N` reason is a
-//! refusal, after which the agent ends the session.
+//! refusal, after which the agent ends the session; a frame the agent refuses (bad signature,
+//! wrong sequence, a corrupted line) is answered with one too.
 
 use serde_json::json;
 use tsem_core::Digest;
@@ -192,7 +193,16 @@ pub fn serve(session: &mut Session) -> R<Namespace> {
     let mut ns: Option<Namespace> = None;
     let mut parser = RecordParser::new();
     loop {
-        let body = session.recv()?;
+        let body = match session.recv() {
+            Ok(b) => b,
+            // Say why before ending the session, so that a client still there fails at once
+            // rather than at its reply timeout (a flipped byte on a serial line, say).
+            Err(e @ TmaError::Frame(_)) => {
+                let _ = session.send(format!("N{e}").as_bytes());
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let reply = match (body.first(), ns.as_mut()) {
             (Some(b'S'), None) => match setup_ns(&body[1..]) {
                 Ok(n) => {

@@ -30,6 +30,11 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use tsem_core::HashAlg;
 
 pub mod agent;
+pub mod serial;
+pub mod transport;
+pub mod vsock;
+
+pub use transport::{Addr, Listener, Liveness, connect, watch};
 
 /// Largest frame accepted (a model file travels in one).
 pub const MAX_FRAME: usize = 64 << 20;
@@ -65,6 +70,39 @@ type R<T> = Result<T, TmaError>;
 /// A byte stream to the peer.
 pub trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
+
+/// What a frame is for. Sancho's framing on a connection does not need it (a connection is one
+/// session); a serial line carries it so that an agent can tell a new session's hello from the
+/// tail of an old one and resynchronise (docs/tma.md, "serial").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The client's first handshake frame (opens a session).
+    Hello,
+    /// The other handshake frames.
+    Handshake,
+    /// A signed, sequence-numbered message of an open session.
+    Message,
+}
+
+/// Frames to and from the peer.
+pub trait Transport: Send {
+    /// Send one frame.
+    fn send(&mut self, kind: Kind, payload: &[u8]) -> R<()>;
+    /// Receive the next frame of `kind`.
+    fn recv(&mut self, kind: Kind) -> R<Vec<u8>>;
+}
+
+/// Sancho's framing (a big-endian `u32` length, the payload) on a connected byte stream.
+pub struct Sancho<S>(pub S);
+
+impl<S: Stream> Transport for Sancho<S> {
+    fn send(&mut self, _: Kind, payload: &[u8]) -> R<()> {
+        write_frame(&mut self.0, payload)
+    }
+    fn recv(&mut self, _: Kind) -> R<Vec<u8>> {
+        read_frame(&mut self.0)
+    }
+}
 
 /// Read an Ed25519 private key (PKCS#8 PEM, as `tsem keygen` writes it).
 pub fn signing_key(path: &std::path::Path) -> R<SigningKey> {
@@ -143,7 +181,7 @@ fn sig_of(b: &[u8]) -> R<ed25519_dalek::Signature> {
 
 /// An authenticated session: who we are, the peer, the session id and both sequence numbers.
 pub struct Session {
-    stream: Box<dyn Stream>,
+    stream: Box<dyn Transport>,
     key: SigningKey,
     peer: VerifyingKey,
     id: [u8; 32],
@@ -154,15 +192,29 @@ pub struct Session {
 }
 
 impl Session {
+    /// Open a session as the client over a connected byte stream (Sancho's framing).
+    pub fn client(stream: Box<dyn Stream>, key: SigningKey, peer: VerifyingKey) -> R<Self> {
+        Self::client_over(Box::new(Sancho(stream)), key, peer)
+    }
+
+    /// Accept a session as the agent over a connected byte stream (Sancho's framing).
+    pub fn server(stream: Box<dyn Stream>, key: SigningKey, peer: VerifyingKey) -> R<Self> {
+        Self::server_over(Box::new(Sancho(stream)), key, peer)
+    }
+
     /// Open a session as the client, trusting only `peer` as the agent.
-    pub fn client(mut stream: Box<dyn Stream>, key: SigningKey, peer: VerifyingKey) -> R<Self> {
+    pub fn client_over(
+        mut stream: Box<dyn Transport>,
+        key: SigningKey,
+        peer: VerifyingKey,
+    ) -> R<Self> {
         let cn = nonce()?;
         let cp = key.verifying_key().to_bytes();
         let mut hello = MAGIC.to_vec();
         hello.extend_from_slice(&cp);
         hello.extend_from_slice(&cn);
-        write_frame(&mut *stream, &hello)?;
-        let r = read_frame(&mut *stream)?;
+        stream.send(Kind::Hello, &hello)?;
+        let r = stream.recv(Kind::Handshake)?;
         if let Some(why) = r.strip_prefix(b"NO ") {
             return Err(TmaError::Auth(format!(
                 "the agent refused us: {}",
@@ -186,8 +238,8 @@ impl Session {
         peer.verify_strict(&signed(b"tsem-tma-1 server\0", &t), &sig_of(&r[64..])?)
             .map_err(|_| TmaError::Auth("the agent's handshake signature is wrong".into()))?;
         let sig = key.sign(&signed(b"tsem-tma-1 client\0", &t));
-        write_frame(&mut *stream, &sig.to_bytes())?;
-        let ok = read_frame(&mut *stream)?;
+        stream.send(Kind::Handshake, &sig.to_bytes())?;
+        let ok = stream.recv(Kind::Handshake)?;
         if ok != b"OK" {
             return Err(TmaError::Auth(format!(
                 "the agent refused us: {}",
@@ -198,10 +250,14 @@ impl Session {
     }
 
     /// Accept a session as the agent, trusting only `peer` as the client.
-    pub fn server(mut stream: Box<dyn Stream>, key: SigningKey, peer: VerifyingKey) -> R<Self> {
-        let hello = read_frame(&mut *stream)?;
+    pub fn server_over(
+        mut stream: Box<dyn Transport>,
+        key: SigningKey,
+        peer: VerifyingKey,
+    ) -> R<Self> {
+        let hello = stream.recv(Kind::Hello)?;
         if hello.len() != MAGIC.len() + 64 || !hello.starts_with(MAGIC) {
-            let _ = write_frame(&mut *stream, b"NO not a tsem-tma-1 hello");
+            let _ = stream.send(Kind::Handshake, b"NO not a tsem-tma-1 hello");
             return Err(TmaError::Auth("not a tsem-tma-1 hello".into()));
         }
         let cp = &hello[MAGIC.len()..MAGIC.len() + 32];
@@ -211,8 +267,8 @@ impl Session {
         t.extend_from_slice(&key.verifying_key().to_bytes());
         t.extend_from_slice(&sn);
         if cp != peer.to_bytes() {
-            let _ = write_frame(
-                &mut *stream,
+            let _ = stream.send(
+                Kind::Handshake,
                 b"NO your key is not the one this agent trusts",
             );
             return Err(TmaError::Auth(
@@ -222,23 +278,23 @@ impl Session {
         let sig = key.sign(&signed(b"tsem-tma-1 server\0", &t));
         let mut r = t[64..].to_vec();
         r.extend_from_slice(&sig.to_bytes());
-        write_frame(&mut *stream, &r)?;
-        let cs = read_frame(&mut *stream)?;
+        stream.send(Kind::Handshake, &r)?;
+        let cs = stream.recv(Kind::Handshake)?;
         if peer
             .verify_strict(&signed(b"tsem-tma-1 client\0", &t), &sig_of(&cs)?)
             .is_err()
         {
-            let _ = write_frame(&mut *stream, b"NO handshake signature is wrong");
+            let _ = stream.send(Kind::Handshake, b"NO handshake signature is wrong");
             return Err(TmaError::Auth(
                 "the client's handshake signature is wrong".into(),
             ));
         }
-        write_frame(&mut *stream, b"OK")?;
+        stream.send(Kind::Handshake, b"OK")?;
         Ok(Self::new(stream, key, peer, &t, 1))
     }
 
     fn new(
-        stream: Box<dyn Stream>,
+        stream: Box<dyn Transport>,
         key: SigningKey,
         peer: VerifyingKey,
         t: &[u8],
@@ -280,18 +336,18 @@ impl Session {
     pub fn send(&mut self, body: &[u8]) -> R<()> {
         let f = self.seal_frame(self.sent, body);
         self.sent += 1;
-        write_frame(&mut *self.stream, &f)
+        self.stream.send(Kind::Message, &f)
     }
 
     /// Send an already sealed frame as is (tests: a replay or a reordering).
     pub fn send_raw(&mut self, frame: &[u8]) -> R<()> {
-        write_frame(&mut *self.stream, frame)
+        self.stream.send(Kind::Message, frame)
     }
 
     /// Receive the next message: the next sequence number, signed by the peer for this
     /// session and direction.
     pub fn recv(&mut self) -> R<Vec<u8>> {
-        let f = read_frame(&mut *self.stream)?;
+        let f = self.stream.recv(Kind::Message)?;
         if f.len() < 8 + 64 {
             return Err(TmaError::Frame(
                 "shorter than a sequence number and a signature".into(),
@@ -316,90 +372,4 @@ impl Session {
         self.received += 1;
         Ok(body.to_vec())
     }
-}
-
-/// A transport address: `unix:PATH` or `tcp:HOST:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Addr {
-    /// A Unix stream socket.
-    Unix(std::path::PathBuf),
-    /// A TCP address.
-    Tcp(String),
-}
-
-impl std::str::FromStr for Addr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(p) = s.strip_prefix("unix:").filter(|p| !p.is_empty()) {
-            return Ok(Addr::Unix(p.into()));
-        }
-        if let Some(a) = s.strip_prefix("tcp:").filter(|a| a.contains(':')) {
-            return Ok(Addr::Tcp(a.into()));
-        }
-        Err(format!(
-            "{s:?}: expected unix:PATH or tcp:HOST:PORT (vsock and serial are not implemented)"
-        ))
-    }
-}
-
-impl std::fmt::Display for Addr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Addr::Unix(p) => write!(f, "unix:{}", p.display()),
-            Addr::Tcp(a) => write!(f, "tcp:{a}"),
-        }
-    }
-}
-
-/// Connect to an agent (a reply slower than `timeout` is a dead agent). Also returns a
-/// duplicate of the connection for [`watch`].
-pub fn connect(
-    addr: &Addr,
-    timeout: std::time::Duration,
-) -> R<(Box<dyn Stream>, std::os::fd::OwnedFd)> {
-    Ok(match addr {
-        Addr::Unix(p) => {
-            let s = std::os::unix::net::UnixStream::connect(p)?;
-            s.set_read_timeout(Some(timeout))?;
-            let dup = std::os::fd::OwnedFd::from(s.try_clone()?);
-            (Box::new(s), dup)
-        }
-        Addr::Tcp(a) => {
-            let s = std::net::TcpStream::connect(a)?;
-            s.set_nodelay(true)?;
-            s.set_read_timeout(Some(timeout))?;
-            let dup = std::os::fd::OwnedFd::from(s.try_clone()?);
-            (Box::new(s), dup)
-        }
-    })
-}
-
-/// Call `gone` (once, on a thread of its own) when the agent closes the connection `fd` or it
-/// fails, unless `done` is set first (the session ended normally). So a workload does not
-/// outlive its agent even while it makes no call that would ask for a verdict.
-pub fn watch(
-    fd: std::os::fd::OwnedFd,
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    gone: impl FnOnce() + Send + 'static,
-) {
-    use std::os::fd::AsRawFd as _;
-    use std::sync::atomic::Ordering;
-    std::thread::spawn(move || {
-        loop {
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLRDHUP,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            let n = unsafe { libc::poll(&mut p, 1, 500) };
-            if done.load(Ordering::SeqCst) {
-                return;
-            }
-            if n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
-                gone();
-                return;
-            }
-        }
-    });
 }

@@ -130,7 +130,13 @@ fn replayed_reordered_and_altered_frames_are_refused() {
             "replayed or reordered"
         };
         assert!(e.contains(want), "{case}: {e}");
-        // The agent ended the session: nothing more is answered.
+        // The agent says why, and ended the session: nothing more is answered.
+        let why = s.recv().unwrap();
+        assert!(
+            why.starts_with(b"N") && String::from_utf8_lossy(&why).contains(want),
+            "{case}: {}",
+            String::from_utf8_lossy(&why)
+        );
         assert!(s.recv().is_err(), "{case}");
     }
 }

@@ -1,0 +1,568 @@
+//! `serial:DEVICE[,BAUD]`: the agent protocol on a serial line (a UART, a USB adapter, a
+//! virtio console, a pseudo-terminal).
+//!
+//! A line is one byte stream with no connection set-up, no end and no hang-up: it carries line
+//! noise and the tail of a session whose client died, and one session follows another on it. So
+//! every frame carries a marker, its kind (and so its direction) and checksums:
+//!
+//! ```text
+//! 7E 'T' 'M' 'A'  kind[1]  len[u32 BE]  crc32(marker kind len)[u32 BE]  payload[len]  crc32(payload)[u32 BE]
+//! ```
+//!
+//! Outside a session the reader skips anything that is not a whole, intact frame of the kind it
+//! waits for (noise, an old session's tail, its own echo) and resynchronises on the next marker.
+//! Inside a session nothing is skipped: a corrupt byte, a lost byte or a stray frame ends the
+//! session at once (the header's checksum means a damaged length is never waited for), and the
+//! frames' Ed25519 signatures and sequence numbers do the rest as on a socket. An agent that meets
+//! a new client's hello in the middle of a session ends that session and answers the hello (the
+//! old client is gone). The agent sends a keepalive frame every second so that a client whose
+//! workload asks nothing still learns within [`SILENCE`] that its agent is gone: a line has no
+//! hang-up to watch.
+//!
+//! The device is opened without becoming our controlling terminal, locked with `flock` (one
+//! tsem at a time; not `TIOCEXCL`, which on a pseudo-terminal outlives a killed holder and then
+//! shuts every later non-root session out), put in raw mode (no echo, no line editing, no
+//! software or hardware flow control, modem lines ignored, 8 bits) at the baud rate, and its
+//! input flushed.
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{Kind, MAX_FRAME, TmaError, Transport};
+
+type R<T> = Result<T, TmaError>;
+
+/// The baud rate when none is given.
+pub const DEFAULT_BAUD: u32 = 115_200;
+/// How often the agent says it is alive.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+/// A client that hears nothing from its agent this long counts it as gone.
+pub const SILENCE: Duration = Duration::from_secs(10);
+
+const MARKER: [u8; 4] = [0x7e, b'T', b'M', b'A'];
+const HEADER: usize = 13;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Which end of the line we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `tsem tma serve`: answers sessions, sends keepalives.
+    Agent,
+    /// `tsem run --tma`: opens one session.
+    Client,
+}
+
+// Kind bytes: lower case from the client, upper case from the agent, so that an end never takes
+// its own echo for its peer.
+fn kind_byte(role: Role, kind: Kind) -> u8 {
+    match (role, kind) {
+        (Role::Client, Kind::Hello) => b'H',
+        (Role::Client, Kind::Handshake) => b'a',
+        (Role::Client, Kind::Message) => b'm',
+        (Role::Agent, Kind::Hello | Kind::Handshake) => b'A',
+        (Role::Agent, Kind::Message) => b'M',
+    }
+}
+const KEEPALIVE_KIND: u8 = b'K';
+const KINDS: &[u8] = b"HamAMK";
+
+/// The termios speed for `baud`.
+pub fn speed(baud: u32) -> Result<libc::speed_t, String> {
+    Ok(match baud {
+        1200 => libc::B1200,
+        2400 => libc::B2400,
+        4800 => libc::B4800,
+        9600 => libc::B9600,
+        19200 => libc::B19200,
+        38400 => libc::B38400,
+        57600 => libc::B57600,
+        115_200 => libc::B115200,
+        230_400 => libc::B230400,
+        460_800 => libc::B460800,
+        500_000 => libc::B500000,
+        576_000 => libc::B576000,
+        921_600 => libc::B921600,
+        1_000_000 => libc::B1000000,
+        1_152_000 => libc::B1152000,
+        1_500_000 => libc::B1500000,
+        2_000_000 => libc::B2000000,
+        2_500_000 => libc::B2500000,
+        3_000_000 => libc::B3000000,
+        3_500_000 => libc::B3500000,
+        4_000_000 => libc::B4000000,
+        b => {
+            return Err(format!(
+                "{b} is not a baud rate termios knows (1200 to 4000000, e.g. 9600, 115200)"
+            ));
+        }
+    })
+}
+
+/// One frame on the line.
+pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(HEADER + payload.len() + 4);
+    f.extend_from_slice(&MARKER);
+    f.push(kind);
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    let h = CRC.checksum(&f);
+    f.extend_from_slice(&h.to_be_bytes());
+    f.extend_from_slice(payload);
+    f.extend_from_slice(&CRC.checksum(payload).to_be_bytes());
+    f
+}
+
+/// What the reader found on the line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// An intact frame.
+    Frame(u8, Vec<u8>),
+    /// Bytes that are no intact frame (what is wrong with them).
+    Garbage(String),
+}
+
+/// Cuts a byte stream into frames, resynchronising on the marker after anything else.
+#[derive(Default)]
+pub struct Deframer {
+    buf: Vec<u8>,
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl Deframer {
+    /// Bytes read from the line.
+    pub fn push(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// The next frame or stretch of garbage, if the bytes so far hold one.
+    pub fn next_found(&mut self) -> Option<Found> {
+        let b = &self.buf;
+        let start = b
+            .windows(MARKER.len())
+            .position(|w| w == MARKER)
+            .unwrap_or_else(|| {
+                // Keep a tail that may be the start of a marker.
+                let keep = (1..MARKER.len())
+                    .rev()
+                    .find(|k| b.len() >= *k && b[b.len() - k..] == MARKER[..*k])
+                    .unwrap_or(0);
+                b.len() - keep
+            });
+        if start > 0 {
+            self.buf.drain(..start);
+            return Some(Found::Garbage(format!("{start} bytes outside any frame")));
+        }
+        if b.len() < HEADER {
+            return None;
+        }
+        let len = be32(&b[5..9]) as usize;
+        if CRC.checksum(&b[..9]) != be32(&b[9..13]) || !KINDS.contains(&b[4]) || len > MAX_FRAME {
+            self.buf.drain(..1);
+            return Some(Found::Garbage("a damaged frame header".into()));
+        }
+        if b.len() < HEADER + len + 4 {
+            return None;
+        }
+        let payload = &b[HEADER..HEADER + len];
+        if CRC.checksum(payload) != be32(&b[HEADER + len..]) {
+            self.buf.drain(..1);
+            return Some(Found::Garbage(format!(
+                "a {len}-byte frame whose checksum is wrong"
+            )));
+        }
+        let f = Found::Frame(b[4], payload.to_vec());
+        self.buf.drain(..HEADER + len + 4);
+        Some(f)
+    }
+}
+
+enum Event {
+    Found(Found),
+    Closed(String),
+}
+
+struct Shared {
+    role: Role,
+    name: String,
+    writer: Arc<Mutex<std::fs::File>>,
+    rx: Mutex<Receiver<Event>>,
+    /// A hello met inside a session: the next session's.
+    pending: Mutex<Option<Vec<u8>>>,
+    /// When the peer last sent an intact frame (keepalives included).
+    heard: Arc<Mutex<Instant>>,
+    closed: Arc<AtomicBool>,
+    timeout: Option<Duration>,
+    /// Set when the last handle goes: the reader and keepalive threads end, closing the device.
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An open serial line (clones share it).
+#[derive(Clone)]
+pub struct Line(Arc<Shared>);
+
+fn os(what: &str, r: libc::c_int) -> std::io::Result<()> {
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
+fn configure(f: &std::fs::File, baud: u32) -> std::io::Result<()> {
+    let fd = f.as_raw_fd();
+    let sp = speed(baud).map_err(std::io::Error::other)?;
+    // SAFETY: termios is plain data, filled by tcgetattr before use.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is valid for writes for the duration of the call.
+    os("not a terminal (tcgetattr)", unsafe {
+        libc::tcgetattr(fd, &mut t)
+    })?;
+    // SAFETY: `t` is a valid termios.
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_iflag &= !(libc::IXON | libc::IXOFF | libc::IXANY);
+    t.c_cflag |= libc::CLOCAL | libc::CREAD;
+    t.c_cflag &= !libc::CRTSCTS;
+    t.c_cc[libc::VMIN] = 1;
+    t.c_cc[libc::VTIME] = 0;
+    // SAFETY: `t` is a valid termios.
+    os("cfsetspeed", unsafe { libc::cfsetispeed(&mut t, sp) })?;
+    // SAFETY: as above.
+    os("cfsetspeed", unsafe { libc::cfsetospeed(&mut t, sp) })?;
+    // SAFETY: `t` is valid for reads for the duration of the call.
+    os("tcsetattr", unsafe {
+        libc::tcsetattr(fd, libc::TCSANOW, &t)
+    })?;
+    // tcsetattr succeeds when any one change took: read back what the driver kept.
+    // SAFETY: termios is plain data, filled by tcgetattr.
+    let mut got: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `got` is valid for writes for the duration of the call.
+    os("tcgetattr", unsafe { libc::tcgetattr(fd, &mut got) })?;
+    // SAFETY: `got` is a valid termios.
+    let kept = unsafe { libc::cfgetospeed(&got) };
+    if kept != sp || got.c_lflag & libc::ECHO != 0 || got.c_lflag & libc::ICANON != 0 {
+        return Err(std::io::Error::other(format!(
+            "the driver did not keep raw mode at {baud} baud"
+        )));
+    }
+    // Whatever waited on the line before us is not ours.
+    // SAFETY: no pointers.
+    os("tcflush", unsafe { libc::tcflush(fd, libc::TCIOFLUSH) })?;
+    Ok(())
+}
+
+fn open_device(path: &std::path::Path, baud: u32) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        // A tty opened by a process without one would become its controlling terminal.
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)?;
+    // SAFETY: no pointers.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        return Err(std::io::Error::other(
+            "in use: another tsem holds the line (one client at a time)",
+        ));
+    }
+    configure(&f, baud)?;
+    Ok(f)
+}
+
+fn reader(
+    mut f: std::fs::File,
+    tx: Sender<Event>,
+    heard: Arc<Mutex<Instant>>,
+    closed: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut d = Deframer::default();
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        // Wake up now and then to see whether the line was let go: a reader blocked in read
+        // would keep the device open, locked, and taking the next user's bytes.
+        let mut p = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, 200) };
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if n <= 0 {
+            continue;
+        }
+        let why = match f.read(&mut buf) {
+            Ok(0) => "the line closed".to_string(),
+            Ok(n) => {
+                d.push(&buf[..n]);
+                while let Some(found) = d.next_found() {
+                    if let Found::Frame(k, _) = &found {
+                        if let Ok(mut h) = heard.lock() {
+                            *h = Instant::now();
+                        }
+                        if *k == KEEPALIVE_KIND {
+                            continue;
+                        }
+                    }
+                    if tx.send(Event::Found(found)).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => format!("the line failed: {e}"),
+        };
+        closed.store(true, Ordering::SeqCst);
+        let _ = tx.send(Event::Closed(why));
+        return;
+    }
+}
+
+impl Line {
+    /// Open and configure `path` at `baud` as `role`; a client's replies that take longer than
+    /// `timeout` fail.
+    pub fn open(
+        path: &std::path::Path,
+        baud: u32,
+        role: Role,
+        timeout: Option<Duration>,
+    ) -> R<Self> {
+        let name = format!("serial:{},{baud}", path.display());
+        let f = open_device(path, baud)
+            .map_err(|e| TmaError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let heard = Arc::new(Mutex::new(Instant::now()));
+        let closed = Arc::new(AtomicBool::new(false));
+        let rf = f.try_clone()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, c, st) = (heard.clone(), closed.clone(), stop.clone());
+        let mut threads = vec![std::thread::spawn(move || reader(rf, tx, h, c, st))];
+        let writer = Arc::new(Mutex::new(f));
+        if role == Role::Agent {
+            let (w, st) = (writer.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                let k = encode(KEEPALIVE_KIND, &[]);
+                let mut last = Instant::now();
+                while !st.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if last.elapsed() >= KEEPALIVE {
+                        last = Instant::now();
+                        if let Ok(mut f) = w.lock() {
+                            let _ = f.write_all(&k);
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(Self(Arc::new(Shared {
+            role,
+            name,
+            writer,
+            rx: Mutex::new(rx),
+            pending: Mutex::new(None),
+            heard,
+            closed,
+            timeout,
+            stop,
+            threads,
+        })))
+    }
+
+    /// Whether the agent is gone: the line closed, or no keepalive for [`SILENCE`].
+    pub fn agent_lost(&self) -> bool {
+        self.0.closed.load(Ordering::SeqCst)
+            || self
+                .0
+                .heard
+                .lock()
+                .map(|h| h.elapsed() > SILENCE)
+                .unwrap_or(true)
+    }
+
+    /// Whether the line itself failed or closed (no session can follow).
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::SeqCst)
+    }
+
+    fn next_event(&self, deadline: Option<Instant>) -> R<Event> {
+        let rx = self
+            .0
+            .rx
+            .lock()
+            .map_err(|_| TmaError::Protocol("serial reader poisoned".into()))?;
+        let r = match deadline {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+        };
+        r.map_err(|e| {
+            TmaError::Io(match e {
+                RecvTimeoutError::Timeout => std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{}: no reply in time", self.0.name),
+                ),
+                RecvTimeoutError::Disconnected => {
+                    std::io::Error::other(format!("{}: the line closed", self.0.name))
+                }
+            })
+        })
+    }
+}
+
+impl Transport for Line {
+    fn send(&mut self, kind: Kind, payload: &[u8]) -> R<()> {
+        let f = encode(kind_byte(self.0.role, kind), payload);
+        let mut w = self
+            .0
+            .writer
+            .lock()
+            .map_err(|_| TmaError::Protocol("serial writer poisoned".into()))?;
+        w.write_all(&f)?;
+        Ok(())
+    }
+
+    fn recv(&mut self, kind: Kind) -> R<Vec<u8>> {
+        let me = self.0.role;
+        let peer = match me {
+            Role::Agent => Role::Client,
+            Role::Client => Role::Agent,
+        };
+        let want = kind_byte(peer, kind);
+        if kind == Kind::Hello
+            && let Some(h) = self.0.pending.lock().ok().and_then(|mut p| p.take())
+        {
+            return Ok(h);
+        }
+        let deadline = self.0.timeout.map(|t| Instant::now() + t);
+        loop {
+            let found = match self.next_event(deadline)? {
+                Event::Closed(why) => {
+                    return Err(TmaError::Io(std::io::Error::other(format!(
+                        "{}: {why}",
+                        self.0.name
+                    ))));
+                }
+                Event::Found(f) => f,
+            };
+            match found {
+                Found::Frame(k, p) if k == want => return Ok(p),
+                // A new client: this session (if any) is over, the next one starts with it.
+                Found::Frame(b'H', p) if me == Role::Agent && kind != Kind::Hello => {
+                    if let Ok(mut slot) = self.0.pending.lock() {
+                        *slot = Some(p);
+                    }
+                    return Err(TmaError::Frame(
+                        "a new session's hello: the client of this one is gone".into(),
+                    ));
+                }
+                // Before a session: noise, an old session's tail, our own echo.
+                _ if kind != Kind::Message => {}
+                Found::Frame(k, _) => {
+                    return Err(TmaError::Frame(format!(
+                        "{}: a {:?} frame where the session's next message was due",
+                        self.0.name, k as char
+                    )));
+                }
+                Found::Garbage(g) => {
+                    return Err(TmaError::Frame(format!(
+                        "{}: the line is corrupted ({g})",
+                        self.0.name
+                    )));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn all(d: &mut Deframer) -> Vec<Found> {
+        std::iter::from_fn(|| d.next_found()).collect()
+    }
+
+    #[test]
+    fn frames_are_found_after_noise_and_across_reads() {
+        let mut line = b"noise\x7eTM".to_vec();
+        line.extend(encode(b'H', b"hello"));
+        line.extend(encode(b'M', b""));
+        let mut d = Deframer::default();
+        let mut got = vec![];
+        // One byte at a time: a frame split across reads is still found.
+        for b in &line {
+            d.push(&[*b]);
+            got.extend(all(&mut d));
+        }
+        let frames: Vec<_> = got
+            .iter()
+            .filter(|f| matches!(f, Found::Frame(..)))
+            .collect();
+        assert_eq!(
+            frames,
+            [
+                &Found::Frame(b'H', b"hello".to_vec()),
+                &Found::Frame(b'M', vec![])
+            ]
+        );
+        assert!(matches!(got[0], Found::Garbage(_)));
+    }
+
+    #[test]
+    fn any_flipped_bit_is_found_without_waiting_for_more_bytes() {
+        let f = encode(b'M', b"a signed message");
+        for i in 0..f.len() {
+            for bit in 0..8 {
+                let mut g = f.clone();
+                g[i] ^= 1 << bit;
+                let mut d = Deframer::default();
+                d.push(&g);
+                let first = d.next_found();
+                // Damage is reported from the bytes at hand: a damaged length never makes the
+                // reader wait for bytes that will not come.
+                assert!(
+                    matches!(first, Some(Found::Garbage(_))),
+                    "byte {i} bit {bit}: {first:?}"
+                );
+                assert!(
+                    !all(&mut d).iter().any(|x| matches!(x, Found::Frame(..))),
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_limit_is_garbage() {
+        let mut f = MARKER.to_vec();
+        f.push(b'M');
+        f.extend_from_slice(&((MAX_FRAME + 1) as u32).to_be_bytes());
+        let h = CRC.checksum(&f);
+        f.extend_from_slice(&h.to_be_bytes());
+        let mut d = Deframer::default();
+        d.push(&f);
+        assert_eq!(
+            d.next_found(),
+            Some(Found::Garbage("a damaged frame header".into()))
+        );
+    }
+}
