@@ -190,7 +190,6 @@ enum Event {
 
 struct Shared {
     role: Role,
-    name: String,
     writer: Arc<Mutex<std::fs::File>>,
     rx: Mutex<Receiver<Event>>,
     /// A hello met inside a session: the next session's.
@@ -346,9 +345,7 @@ impl Line {
         role: Role,
         timeout: Option<Duration>,
     ) -> R<Self> {
-        let name = format!("serial:{},{baud}", path.display());
-        let f = open_device(path, baud)
-            .map_err(|e| TmaError::Io(std::io::Error::new(e.kind(), format!("{name}: {e}"))))?;
+        let f = open_device(path, baud)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let heard = Arc::new(Mutex::new(Instant::now()));
         let closed = Arc::new(AtomicBool::new(false));
@@ -375,7 +372,6 @@ impl Line {
         }
         Ok(Self(Arc::new(Shared {
             role,
-            name,
             writer,
             rx: Mutex::new(rx),
             pending: Mutex::new(None),
@@ -417,11 +413,12 @@ impl Line {
             TmaError::Io(match e {
                 RecvTimeoutError::Timeout => std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("{}: no reply in time", self.0.name),
+                    format!(
+                        "no reply within {} s",
+                        self.0.timeout.unwrap_or_default().as_secs()
+                    ),
                 ),
-                RecvTimeoutError::Disconnected => {
-                    std::io::Error::other(format!("{}: the line closed", self.0.name))
-                }
+                RecvTimeoutError::Disconnected => std::io::Error::other("the line closed"),
             })
         })
     }
@@ -454,12 +451,7 @@ impl Transport for Line {
         let deadline = self.0.timeout.map(|t| Instant::now() + t);
         loop {
             let found = match self.next_event(deadline)? {
-                Event::Closed(why) => {
-                    return Err(TmaError::Io(std::io::Error::other(format!(
-                        "{}: {why}",
-                        self.0.name
-                    ))));
-                }
+                Event::Closed(why) => return Err(TmaError::Io(std::io::Error::other(why))),
                 Event::Found(f) => f,
             };
             match found {
@@ -477,15 +469,12 @@ impl Transport for Line {
                 _ if kind != Kind::Message => {}
                 Found::Frame(k, _) => {
                     return Err(TmaError::Frame(format!(
-                        "{}: a {:?} frame where the session's next message was due",
-                        self.0.name, k as char
+                        "a {:?} frame where the session's next message was due",
+                        k as char
                     )));
                 }
                 Found::Garbage(g) => {
-                    return Err(TmaError::Frame(format!(
-                        "{}: the line is corrupted ({g})",
-                        self.0.name
-                    )));
+                    return Err(TmaError::Frame(format!("the line is corrupted ({g})")));
                 }
             }
         }
