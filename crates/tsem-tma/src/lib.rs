@@ -44,7 +44,7 @@ const MAGIC: &[u8] = b"tsem-tma-1";
 #[derive(Debug, thiserror::Error)]
 pub enum TmaError {
     /// The connection failed or closed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The peer is not who it must be, or its handshake is malformed.
     #[error("authentication failed: {0}")]
