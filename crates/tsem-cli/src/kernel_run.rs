@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::json;
 use tsem_core::namespace::{Config, Mode};
+use tsem_core::policy::Policy;
 use tsem_kernel::external::{ExportFile, ExternalTma, Setup, Step};
 use tsem_kernel::{Command, NsOptions, SecurityFs};
 
@@ -29,10 +30,34 @@ pub enum Backend {
     KernelExternal,
 }
 
+/// What the kernel backend (`external`: tsem as its modeling agent) cannot do of the deviation
+/// policy, or None.
+fn policy_refused(policy: Policy, external: bool) -> Option<&'static str> {
+    match (policy, external) {
+        (Policy::Untrust, _) | (Policy::Kill | Policy::Restart, true) => None,
+        (Policy::Deny, _) => Some(
+            "--on-forensic deny (a TSEM kernel refuses an event only by making its task \
+             untrusted for good)",
+        ),
+        (Policy::Kill, false) => Some(
+            "--on-forensic kill with the kernel's own modeling agent (it answers every event \
+             itself: tsem would learn of a deviation only after it; --backend kernel-external \
+             can)",
+        ),
+        (Policy::Restart, false) => Some(
+            "--on-forensic restart with the kernel's own modeling agent (it answers every \
+             event itself: tsem would learn of a deviation only after it; --backend \
+             kernel-external can)",
+        ),
+    }
+}
+
 /// What only the sensor does, or None when the kernel backend can run `a`.
-fn sensor_only(a: &RunArgs) -> Option<&'static str> {
+fn sensor_only(a: &RunArgs, external: bool) -> Option<&'static str> {
+    if let Some(why) = policy_refused(a.deviation.on_forensic, external) {
+        return Some(why);
+    }
     let l = &a.live;
-    let policy = a.deviation.on_forensic;
     [
         (l.name.is_some(), "--name"),
         (l.export.is_some(), "--export"),
@@ -44,10 +69,6 @@ fn sensor_only(a: &RunArgs) -> Option<&'static str> {
         (a.mechanism_only || a.backstop_only, "--mechanism-only"),
         (a.digest_cache.is_some(), "--digest-cache"),
         (a.tma.tma.is_some(), "--tma"),
-        (
-            !matches!(policy, tsem_core::policy::Policy::Untrust),
-            "--on-forensic other than untrust",
-        ),
         (
             a.ns.mapping != tsem_core::map::Mapping::Model0,
             "--mapping other than model0",
@@ -80,7 +101,7 @@ pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
             tsem_kernel::ROOT_ENV
         );
     };
-    if let Some(what) = sensor_only(a) {
+    if let Some(what) = sensor_only(a, external) {
         if a.backend == Backend::Auto {
             eprintln!("tsem: note: a TSEM kernel is present but {what} needs the userspace sensor");
             return Ok(None);
@@ -153,14 +174,46 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
         }
         Ok((id, agent))
     };
-    let (mut child, (id, agent)) = tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup)
+    let (mut child, (mut id, agent)) = tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup)
         .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()))?;
     let mut v = match agent {
         Some((mut export, mut tma)) => {
-            let status = serve(&fs, &mut export, &mut tma, &mut child)?;
+            let (mut restarts, mut kills) = (0u32, 0u64);
+            let status = loop {
+                let (status, ended) = serve(&fs, &mut export, &mut tma, &mut child)?;
+                match ended {
+                    Some(Step::Restart) if restarts < a.deviation.max_restarts => {}
+                    Some(Step::Restart) => {
+                        kills += 1;
+                        eprintln!(
+                            "tsem: a forensic event after {restarts} restart(s): the workload \
+                             stays killed (--max-restarts {})",
+                            a.deviation.max_restarts
+                        );
+                        break status;
+                    }
+                    Some(Step::Kill) => {
+                        kills += 1;
+                        break status;
+                    }
+                    _ => break status,
+                }
+                kills += 1;
+                restarts += 1;
+                eprintln!(
+                    "tsem: a forensic event killed the workload; starting it again in a new \
+                     kernel namespace ({restarts} of at most {})",
+                    a.deviation.max_restarts
+                );
+                tma.restarted();
+                let (c, (nid, e)) = relaunch(a, &fs, &create, mode)?;
+                (child, id, export) = (c, nid, e);
+            };
             let mut v = crate::replay::summary(&tma.ns);
             v["backend"] = json!("kernel-external");
             v["on_forensic"] = json!(tma.ns.policy().name());
+            v["restarts"] = json!(restarts);
+            v["policy_kills"] = json!(kills);
             v["exit_status"] = json!(exit_code(status));
             v["tma"] = json!({
                 "records": tma.counts.records,
@@ -187,14 +240,39 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-/// Model the export records until the workload has ended and nothing more is queued.
+/// Start the workload again (`--on-forensic restart`) in a new external namespace, modeled by
+/// the same agent.
+fn relaunch(
+    a: &RunArgs,
+    fs: &SecurityFs,
+    create: &Command,
+    mode: Mode,
+) -> anyhow::Result<(std::process::Child, (u64, ExportFile))> {
+    let before = fs.id().ok();
+    let setup = || -> Result<(u64, ExportFile), String> {
+        let id = fs
+            .new_id(before, std::time::Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let export = ExportFile::open(fs, id).map_err(|e| e.to_string())?;
+        if mode == Mode::Enforcing {
+            fs.command(&Command::Enforce).map_err(|e| e.to_string())?;
+        }
+        Ok((id, export))
+    };
+    tsem_kernel::launch::launch(&a.cmd, fs, create, setup)
+        .with_context(|| format!("cannot run {} again", a.cmd[0].to_string_lossy()))
+}
+
+/// Model the export records until the workload has ended and nothing more is queued. Also
+/// says whether the deviation policy ended it (`Step::Kill` or `Step::Restart`).
 fn serve(
     fs: &SecurityFs,
     export: &mut ExportFile,
     tma: &mut ExternalTma,
     child: &mut std::process::Child,
-) -> anyhow::Result<std::process::ExitStatus> {
+) -> anyhow::Result<(std::process::ExitStatus, Option<Step>)> {
     let mut ended = None;
+    let mut policy = None;
     loop {
         match export.next(50)? {
             Some(line) => {
@@ -207,16 +285,30 @@ fn serve(
                         return Err(e.into());
                     }
                 };
-                if step == Step::EndWorkload {
-                    eprintln!(
-                        "tsem: an out-of-model event nobody could refuse: ending the workload"
-                    );
-                    tsem_kernel::launch::kill_tree(child);
+                match step {
+                    Step::Done => {}
+                    Step::EndWorkload => {
+                        eprintln!(
+                            "tsem: an out-of-model event nobody could refuse: ending the workload"
+                        );
+                        tsem_kernel::launch::kill_tree(child);
+                    }
+                    // The event was answered `untrusted` (refused when enforcing), and so is
+                    // every later one of the dying workload.
+                    Step::Kill | Step::Restart if policy.is_none() => {
+                        eprintln!(
+                            "tsem: --on-forensic {}: an out-of-model event: ending the workload",
+                            tma.ns.policy().name()
+                        );
+                        tsem_kernel::launch::kill_tree(child);
+                        policy = Some(step);
+                    }
+                    Step::Kill | Step::Restart => {}
                 }
             }
             None => {
                 if let Some(st) = ended {
-                    return Ok(st);
+                    return Ok((st, policy));
                 }
                 ended = child.try_wait()?;
             }

@@ -163,7 +163,31 @@ fn the_kernel_backend_refuses_what_only_the_sensor_does_and_needs_a_securityfs()
         ],
         &script,
     );
-    common::fails_with(&out, "--on-forensic other than untrust");
+    common::fails_with(
+        &out,
+        "--on-forensic deny (a TSEM kernel refuses an event only",
+    );
+    // kill and restart need tsem to answer the events: only as the external agent.
+    for (backend, policy, why) in [
+        ("kernel", "kill", "--backend kernel-external can"),
+        ("kernel", "restart", "--backend kernel-external can"),
+        ("kernel-external", "deny", "--on-forensic deny"),
+    ] {
+        let out = run(
+            &dir,
+            &sim,
+            &[
+                "--backend",
+                backend,
+                "--model",
+                s(&model_path()),
+                "--on-forensic",
+                policy,
+            ],
+            &script,
+        );
+        common::fails_with(&out, why);
+    }
     let out = tsem()
         .args(["run", "--backend", "kernel", "--", "true"])
         .env("TSEM_SECURITYFS", dir.join("nothing-here"))
@@ -171,4 +195,110 @@ fn the_kernel_backend_refuses_what_only_the_sensor_does_and_needs_a_securityfs()
         .unwrap();
     common::fails_with(&out, "no TSEM securityfs");
     assert!(sim.commands().is_empty(), "nothing reached the kernel");
+}
+
+/// Where the first out-of-model event of `files` falls under test.model (sealed).
+fn first_forensic(files: &[&str]) -> usize {
+    let m = tsem_format::ModelFile::parse_bytes(&std::fs::read(model_path()).unwrap()).unwrap();
+    let mut ns = Namespace::new(Config::default()).unwrap();
+    m.load_into(&mut ns, None).unwrap();
+    ns.seal();
+    let mut i = 0;
+    for f in files {
+        for e in Simulator::events_of(&process_dir().join(f)).unwrap() {
+            if ns.model(4000 + (i as u64 % 7), &e).unwrap().forensic {
+                return i;
+            }
+            i += 1;
+        }
+    }
+    panic!("{files:?} has no out-of-model event");
+}
+
+#[test]
+fn as_the_external_agent_tsem_kills_the_workload_at_its_first_deviation() {
+    let files = ["process_1.json", "process_2.json"];
+    let (dir, sim, script) = world("kill", &files);
+    let sum = dir.join("s.json");
+    let out = run(
+        &dir,
+        &sim,
+        &[
+            "--backend",
+            "kernel-external",
+            "--model",
+            s(&model_path()),
+            "--enforce",
+            "--on-forensic",
+            "kill",
+            "--summary-json",
+            s(&sum),
+        ],
+        &format!("{script}; echo after > after"),
+    );
+    // Killed by the policy (SIGKILL), as the sensor's `kill` ends a run.
+    assert_eq!(out.status.code(), Some(137), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("--on-forensic kill: an out-of-model event"),
+        "{}",
+        common::stderr(&out)
+    );
+    // The effect: the workload's next command never ran.
+    assert!(!dir.join("after").exists(), "the workload ran on");
+    let v = summary(&sum);
+    assert_eq!(v["on_forensic"], "kill");
+    assert_eq!(v["policy_kills"], 1);
+    assert_eq!(v["restarts"], 0);
+    // Every task before the deviation was released; the deviating one and every later one of
+    // the dying workload were refused (`untrusted`, enforced).
+    let first = first_forensic(&files);
+    let answers = sim.answers();
+    assert!(answers.len() > first, "{} answers", answers.len());
+    assert!(answers[..first].iter().all(|a| a.trusted));
+    assert!(answers[first..].iter().all(|a| !a.trusted));
+}
+
+#[test]
+fn as_the_external_agent_tsem_restarts_the_workload_in_a_new_namespace() {
+    let (dir, sim, script) = world("restart", &["process_1.json", "process_2.json"]);
+    let sum = dir.join("s.json");
+    let out = run(
+        &dir,
+        &sim,
+        &[
+            "--backend",
+            "kernel-external",
+            "--model",
+            s(&model_path()),
+            "--enforce",
+            "--on-forensic",
+            "restart",
+            "--max-restarts",
+            "1",
+            "--summary-json",
+            s(&sum),
+        ],
+        &format!("echo started >> started; {script}; echo after > after"),
+    );
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(137), "{err}");
+    assert!(
+        err.contains("starting it again in a new kernel namespace (1 of at most 1)"),
+        "{err}"
+    );
+    assert!(err.contains("stays killed"), "{err}");
+    // It came back once (a second incarnation started), and neither ran past its deviation.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("started")).unwrap(),
+        "started\nstarted\n"
+    );
+    assert!(!dir.join("after").exists());
+    let v = summary(&sum);
+    assert_eq!(v["restarts"], 1);
+    assert_eq!(v["policy_kills"], 2);
+    assert_eq!(v["namespace_id"], 2, "the second incarnation's namespace");
+    let cmds = sim.commands();
+    let n = |c: &str| cmds.iter().filter(|x| x.as_str() == c).count();
+    assert_eq!(n("external digest=sha256"), 2, "{cmds:?}");
+    assert_eq!(n("enforce"), 2, "{cmds:?}");
 }

@@ -5,8 +5,11 @@
 //! What the kernel leaves to its agent is the agent's: the answer follows the namespace's
 //! deviation policy decision ([`tsem_core::policy`]) as far as the kernel can express it. The
 //! kernel knows only `trusted` and `untrusted` (sticky), so `deny` cannot refuse a single event
-//! here; an `async_event` nobody waits on that is out of the model under enforce asks the
-//! orchestrator to end the workload, as Quixote does.
+//! here and is refused ([`ExternalTma::with_setup`]); `kill` and `restart` answer `untrusted`
+//! (the event is refused when enforcing, as the sensor refuses it) and ask the orchestrator to
+//! end the workload, and every later event of the dying workload is answered `untrusted`; an
+//! `async_event` nobody waits on that is out of the model under enforce asks the orchestrator to
+//! end the workload, as Quixote does.
 
 use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
@@ -14,6 +17,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use tsem_core::namespace::{Mode, Namespace, Verdict};
+use tsem_core::policy::RunAction;
 use tsem_format::{Record, RecordKind, RecordParser};
 
 use crate::{Command, KernelError, SecurityFs};
@@ -36,6 +40,10 @@ pub enum Step {
     Done,
     /// End the workload: an out-of-model event nobody could refuse, under enforce.
     EndWorkload,
+    /// End the workload: the deviation policy is `kill`.
+    Kill,
+    /// End the workload and start it again: the deviation policy is `restart`.
+    Restart,
 }
 
 /// Counters of an agent's work.
@@ -64,6 +72,8 @@ pub struct ExternalTma {
     /// The model to load once the kernel's aggregate is known (the first record), which seeds
     /// the state before any point (§4.3).
     pending: Option<Setup>,
+    /// The policy ended the workload: whatever its tasks still ask is refused.
+    ending: bool,
 }
 
 /// How to set the namespace up when the kernel's aggregate arrives.
@@ -184,12 +194,26 @@ impl ExternalTma {
             counts: TmaCounts::default(),
             parser: RecordParser::new(),
             pending: None,
+            ending: false,
         }
+    }
+
+    /// The workload was started again (`restart`) in a new kernel namespace: its tasks are
+    /// answered by the model again.
+    pub fn restarted(&mut self) {
+        self.ending = false;
     }
 
     /// An agent that sets its namespace up when the kernel's aggregate arrives (or at the
     /// first event, with the model's aggregate, if the kernel sends none).
     pub fn with_setup(setup: Setup) -> Result<Self, String> {
+        if setup.policy == tsem_core::policy::Policy::Deny {
+            return Err(
+                "--on-forensic deny cannot be kept by a TSEM kernel: it refuses an event \
+                        only by making its task untrusted for good"
+                    .into(),
+            );
+        }
         let mut t = Self::new(setup.build(None)?);
         t.pending = Some(setup);
         Ok(t)
@@ -236,7 +260,7 @@ impl ExternalTma {
                                 "an event record without pid and tnum cannot be answered".into(),
                             ));
                         };
-                        let disciplined = o.untrust || o.verdict == Verdict::Deny;
+                        let disciplined = self.ending || o.untrust || o.verdict == Verdict::Deny;
                         let c = if disciplined {
                             self.counts.untrusted += 1;
                             Command::Untrusted { pid, tnum }
@@ -245,14 +269,15 @@ impl ExternalTma {
                             Command::Trusted { pid, tnum }
                         };
                         fs.command(&c)?;
-                        Ok(Step::Done)
+                        Ok(self.policy_step(o.run))
                     }
                     RecordKind::AsyncEvent => {
                         self.counts.async_events += 1;
-                        Ok(if o.forensic && self.ns.mode() == Mode::Enforcing {
-                            Step::EndWorkload
-                        } else {
-                            Step::Done
+                        Ok(match self.policy_step(o.run) {
+                            Step::Done if o.forensic && self.ns.mode() == Mode::Enforcing => {
+                                Step::EndWorkload
+                            }
+                            s => s,
                         })
                     }
                     RecordKind::Log => {
@@ -263,6 +288,23 @@ impl ExternalTma {
                         "a trajectory line, not an export record (no \"export\" member)".into(),
                     )),
                 }
+            }
+        }
+    }
+}
+
+impl ExternalTma {
+    /// What the deviation policy's decision asks of the orchestrator.
+    fn policy_step(&mut self, run: RunAction) -> Step {
+        match run {
+            RunAction::Continue => Step::Done,
+            RunAction::Kill => {
+                self.ending = true;
+                Step::Kill
+            }
+            RunAction::Restart => {
+                self.ending = true;
+                Step::Restart
             }
         }
     }

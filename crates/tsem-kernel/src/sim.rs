@@ -253,8 +253,10 @@ impl Simulator {
                 let Ok(f) = std::fs::File::open(&go) else {
                     return;
                 };
-                let mut lines = BufReader::new(f).lines();
-                if !matches!(lines.next(), Some(Ok(_))) {
+                // Closed before the round: a later incarnation's `go` must wait for the next
+                // round rather than land in this one's buffer.
+                let asked = matches!(BufReader::new(f).lines().next(), Some(Ok(_)));
+                if !asked {
                     continue;
                 }
                 feed(
@@ -265,8 +267,20 @@ impl Simulator {
                     &events,
                     Duration::from_secs(60),
                 );
-                if let Ok(mut d) = std::fs::OpenOptions::new().write(true).open(&done) {
-                    let _ = d.write_all(b"done\n");
+                // The workload waits on `done`, unless it was killed meanwhile (a deviation
+                // policy): then nobody reads it, and the next incarnation's `go` is served.
+                for _ in 0..1000 {
+                    match std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&done)
+                    {
+                        Ok(mut d) => {
+                            let _ = d.write_all(b"done\n");
+                            break;
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
                 }
             }
         });
