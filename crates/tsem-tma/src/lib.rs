@@ -90,6 +90,9 @@ pub trait Transport: Send {
     fn send(&mut self, kind: Kind, payload: &[u8]) -> R<()>;
     /// Receive the next frame of `kind`.
     fn recv(&mut self, kind: Kind) -> R<Vec<u8>>;
+    /// The handshake authenticated session `id` between `me` and `peer` (a transport that
+    /// signs or checks something of its own, as a serial line's keepalives, starts now).
+    fn bind_session(&mut self, _id: &[u8; 32], _me: &SigningKey, _peer: &VerifyingKey) {}
 }
 
 /// Sancho's framing (a big-endian `u32` length, the payload) on a connected byte stream.
@@ -294,7 +297,7 @@ impl Session {
     }
 
     fn new(
-        stream: Box<dyn Transport>,
+        mut stream: Box<dyn Transport>,
         key: SigningKey,
         peer: VerifyingKey,
         t: &[u8],
@@ -303,6 +306,7 @@ impl Session {
         let d = HashAlg::Sha256.digest(t);
         let mut id = [0u8; 32];
         id.copy_from_slice(d.as_bytes());
+        stream.bind_session(&id, &key, &peer);
         Self {
             stream,
             key,

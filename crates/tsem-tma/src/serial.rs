@@ -17,7 +17,9 @@
 //! a new client's hello in the middle of a session ends that session and answers the hello (the
 //! old client is gone). The agent sends a keepalive frame every second so that a client whose
 //! workload asks nothing still learns within [`SILENCE`] that its agent is gone: a line has no
-//! hang-up to watch.
+//! hang-up to watch. In a session a keepalive is `n[u64 BE] sig` signed by the agent over
+//! `"tsem-tma-1 alive\0" session n`, and the client counts only one with a new `n`: nobody else
+//! on the line can keep a workload alive after its agent died.
 //!
 //! The device is opened without becoming our controlling terminal, locked with `flock` (one
 //! tsem at a time; not `TIOCEXCL`, which on a pseudo-terminal outlives a killed holder and then
@@ -32,6 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 use crate::{Kind, MAX_FRAME, TmaError, Transport};
 
@@ -194,8 +198,10 @@ struct Shared {
     rx: Mutex<Receiver<Event>>,
     /// A hello met inside a session: the next session's.
     pending: Mutex<Option<Vec<u8>>>,
-    /// When the peer last sent an intact frame (keepalives included).
+    /// When the agent last said it is alive (an intact frame before a session, a keepalive
+    /// signed for the session in one).
     heard: Arc<Mutex<Instant>>,
+    binding: Binding,
     closed: Arc<AtomicBool>,
     timeout: Option<Duration>,
     /// Set when the last handle goes: the reader and keepalive threads end, closing the device.
@@ -283,12 +289,79 @@ fn open_device(path: &std::path::Path, baud: u32) -> std::io::Result<std::fs::Fi
     Ok(f)
 }
 
+/// The session a line's keepalives belong to: the agent signs them with `key`, the client
+/// checks them with `peer`; `next` is the agent's next number, the lowest the client accepts.
+struct Bound {
+    id: [u8; 32],
+    key: Option<SigningKey>,
+    peer: Option<VerifyingKey>,
+    next: u64,
+}
+
+type Binding = Arc<Mutex<Option<Bound>>>;
+
+fn alive_input(id: &[u8; 32], n: u64) -> Vec<u8> {
+    let mut m = b"tsem-tma-1 alive\0".to_vec();
+    m.extend_from_slice(id);
+    m.extend_from_slice(&n.to_be_bytes());
+    m
+}
+
+/// The agent's next keepalive: `n sig(n)` for the bound session, empty before any.
+fn keepalive(binding: &Binding) -> Vec<u8> {
+    let mut b = binding.lock().ok();
+    let Some(Some(Bound {
+        id,
+        key: Some(key),
+        next,
+        ..
+    })) = b.as_deref_mut()
+    else {
+        return encode(KEEPALIVE_KIND, &[]);
+    };
+    let n = *next;
+    *next += 1;
+    let mut p = n.to_be_bytes().to_vec();
+    p.extend_from_slice(&key.sign(&alive_input(id, n)).to_bytes());
+    encode(KEEPALIVE_KIND, &p)
+}
+
+/// Whether a keepalive says the agent is alive: before a session any does; in one, only the
+/// agent's signature over this session and a number not seen before (a recorded keepalive
+/// replayed by someone on the line keeps nothing alive).
+fn alive(binding: &Binding, p: &[u8]) -> bool {
+    let mut b = binding.lock().ok();
+    let Some(Some(Bound {
+        id,
+        peer: Some(peer),
+        next,
+        ..
+    })) = b.as_deref_mut()
+    else {
+        return true;
+    };
+    if p.len() != 8 + 64 {
+        return false;
+    }
+    let n = u64::from_be_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+    let Ok(sig) = <[u8; 64]>::try_from(&p[8..]) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(&sig);
+    if n < *next || peer.verify_strict(&alive_input(id, n), &sig).is_err() {
+        return false;
+    }
+    *next = n + 1;
+    true
+}
+
 fn reader(
     mut f: std::fs::File,
     tx: Sender<Event>,
     heard: Arc<Mutex<Instant>>,
     closed: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    binding: Binding,
 ) {
     let mut d = Deframer::default();
     let mut buf = vec![0u8; 16 << 10];
@@ -313,13 +386,13 @@ fn reader(
             Ok(n) => {
                 d.push(&buf[..n]);
                 while let Some(found) = d.next_found() {
-                    if let Found::Frame(k, _) = &found {
-                        if let Ok(mut h) = heard.lock() {
+                    if let Found::Frame(KEEPALIVE_KIND, p) = &found {
+                        if alive(&binding, p)
+                            && let Ok(mut h) = heard.lock()
+                        {
                             *h = Instant::now();
                         }
-                        if *k == KEEPALIVE_KIND {
-                            continue;
-                        }
+                        continue;
                     }
                     if tx.send(Event::Found(found)).is_err() {
                         return;
@@ -351,18 +424,19 @@ impl Line {
         let closed = Arc::new(AtomicBool::new(false));
         let rf = f.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, c, st) = (heard.clone(), closed.clone(), stop.clone());
-        let mut threads = vec![std::thread::spawn(move || reader(rf, tx, h, c, st))];
+        let binding: Binding = Arc::new(Mutex::new(None));
+        let (h, c, st, b) = (heard.clone(), closed.clone(), stop.clone(), binding.clone());
+        let mut threads = vec![std::thread::spawn(move || reader(rf, tx, h, c, st, b))];
         let writer = Arc::new(Mutex::new(f));
         if role == Role::Agent {
-            let (w, st) = (writer.clone(), stop.clone());
+            let (w, st, b) = (writer.clone(), stop.clone(), binding.clone());
             threads.push(std::thread::spawn(move || {
-                let k = encode(KEEPALIVE_KIND, &[]);
                 let mut last = Instant::now();
                 while !st.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(100));
                     if last.elapsed() >= KEEPALIVE {
                         last = Instant::now();
+                        let k = keepalive(&b);
                         if let Ok(mut f) = w.lock() {
                             let _ = f.write_all(&k);
                         }
@@ -378,6 +452,7 @@ impl Line {
             heard,
             closed,
             timeout,
+            binding,
             stop,
             threads,
         })))
@@ -436,6 +511,29 @@ impl Transport for Line {
         Ok(())
     }
 
+    fn bind_session(&mut self, id: &[u8; 32], me: &SigningKey, peer: &VerifyingKey) {
+        let b = match self.0.role {
+            Role::Agent => Bound {
+                id: *id,
+                key: Some(me.clone()),
+                peer: None,
+                next: 0,
+            },
+            Role::Client => Bound {
+                id: *id,
+                key: None,
+                peer: Some(*peer),
+                next: 0,
+            },
+        };
+        if let Ok(mut slot) = self.0.binding.lock() {
+            *slot = Some(b);
+        }
+        if let Ok(mut h) = self.0.heard.lock() {
+            *h = Instant::now();
+        }
+    }
+
     fn recv(&mut self, kind: Kind) -> R<Vec<u8>> {
         let me = self.0.role;
         let peer = match me {
@@ -483,7 +581,7 @@ impl Transport for Line {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn all(d: &mut Deframer) -> Vec<Found> {
@@ -538,6 +636,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn key() -> SigningKey {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).unwrap();
+        SigningKey::from_bytes(&b)
+    }
+
+    fn payload(frame: &[u8]) -> Vec<u8> {
+        let mut d = Deframer::default();
+        d.push(frame);
+        match d.next_found() {
+            Some(Found::Frame(KEEPALIVE_KIND, p)) => p,
+            f => panic!("{f:?}"),
+        }
+    }
+
+    #[test]
+    fn in_a_session_only_the_agent_s_fresh_signed_keepalives_count() {
+        let (agent, stranger) = (key(), key());
+        let bind = |id: [u8; 32], key: Option<SigningKey>, peer: Option<VerifyingKey>| {
+            Arc::new(Mutex::new(Some(Bound {
+                id,
+                key,
+                peer,
+                next: 0,
+            })))
+        };
+        let sender = bind([1; 32], Some(agent.clone()), None);
+        let client = bind([1; 32], None, Some(agent.verifying_key()));
+        let (k0, k1) = (payload(&keepalive(&sender)), payload(&keepalive(&sender)));
+        // Before any session, any keepalive will do; in one, an unsigned one does not.
+        assert!(alive(&Arc::new(Mutex::new(None)), &[]));
+        assert!(!alive(&client, &[]));
+        assert!(alive(&client, &k0));
+        // Replayed: the same number again.
+        assert!(!alive(&client, &k0));
+        assert!(alive(&client, &k1));
+        // Signed for another session, or by another key.
+        let other = bind([2; 32], Some(agent.clone()), None);
+        let _ = keepalive(&other);
+        let _ = keepalive(&other);
+        assert!(!alive(&client, &payload(&keepalive(&other))));
+        let forged = bind([1; 32], Some(stranger), None);
+        for _ in 0..5 {
+            let _ = keepalive(&forged);
+        }
+        assert!(!alive(&client, &payload(&keepalive(&forged))));
+        // A damaged one.
+        let mut k2 = payload(&keepalive(&sender));
+        k2[3] ^= 1;
+        assert!(!alive(&client, &k2));
     }
 
     #[test]

@@ -160,3 +160,42 @@ fn a_second_client_cannot_open_a_line_in_use() {
         .to_string();
     assert!(e.contains("in use"), "{e}");
 }
+
+#[test]
+fn an_idle_session_stays_up_while_its_agent_lives_and_is_lost_when_it_goes() {
+    let (c, a) = (key(), key());
+    let cable = NullModem::new();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (ak, cv) = (a.clone(), c.verifying_key());
+    let path = cable.a.clone();
+    let agent = std::thread::spawn(move || {
+        let l = Listener::bind(&Addr::Serial {
+            path,
+            baud: 115_200,
+        })
+        .unwrap();
+        let s = Session::server_over(l.accept().unwrap(), ak, cv).unwrap();
+        let _ = stop_rx.recv();
+        drop((s, l));
+    });
+    let line = Line::open(
+        &cable.b,
+        115_200,
+        Role::Client,
+        Some(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let _session = Session::client_over(Box::new(line.clone()), c, a.verifying_key()).unwrap();
+    // Longer than the silence that counts as a lost agent: only the agent's signed keepalives
+    // for this session keep it.
+    std::thread::sleep(tsem_tma::serial::SILENCE + 3 * tsem_tma::serial::KEEPALIVE);
+    assert!(!line.agent_lost(), "a live agent counted as lost");
+    // The agent goes (its line closed, its keepalives stop).
+    stop_tx.send(()).unwrap();
+    agent.join().unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(120);
+    while !line.agent_lost() {
+        assert!(std::time::Instant::now() < end, "a dead agent never lost");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
