@@ -150,13 +150,19 @@ fn end_to_end_over_vsock_loopback_where_it_exists() {
     let addr = format!("vsock:{}:{port}", libc::VMADDR_CID_LOCAL);
     let (inproc, remote) = (dir.join("in.json"), dir.join("tma.json"));
     let model = dir.join("model.txt");
-    let o = tsem()
-        .args(["run", "--no-digest-cache", "-o", s(&model)])
-        .args(["--summary-json", s(&inproc), "--", "sh", "-c", script])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    for args in [
+        vec!["-o", s(&model)],
+        vec!["--model", s(&model), "--summary-json", s(&inproc)],
+    ] {
+        let o = tsem()
+            .args(["run", "--no-digest-cache"])
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+    }
     let o = run(
         &dir,
         &addr,
@@ -164,6 +170,7 @@ fn end_to_end_over_vsock_loopback_where_it_exists() {
         script,
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
+    // Sealed runs of an in-model workload, in process and through the agent.
     let (a, b) = (summary(&inproc), summary(&remote));
     assert_eq!(a["state"], b["state"]);
     assert_eq!(b["tma"]["state"], b["state"]);
