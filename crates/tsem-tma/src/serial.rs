@@ -286,7 +286,56 @@ fn open_device(path: &std::path::Path, baud: u32) -> std::io::Result<std::fs::Fi
         ));
     }
     configure(&f, baud)?;
+    // Non-blocking, so that a line that takes no more bytes (a stalled pseudo-terminal, a
+    // device whose far end stopped reading) fails a client's write at its deadline instead of
+    // hanging it; reads wait in poll.
+    // SAFETY: fcntl on our descriptor, no pointers.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    os("fcntl", flags)?;
+    // SAFETY: as above.
+    os("fcntl", unsafe {
+        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK)
+    })?;
     Ok(f)
+}
+
+/// Write all of `b` to the (non-blocking) line, by `deadline` if one is given.
+fn write_all(
+    f: &mut std::fs::File,
+    mut b: &[u8],
+    deadline: Option<Instant>,
+) -> std::io::Result<()> {
+    while !b.is_empty() {
+        match f.write(b) {
+            Ok(0) => return Err(std::io::Error::other("the line takes no bytes")),
+            Ok(n) => b = &b[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let wait = match deadline {
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the line took no more bytes in time",
+                            ));
+                        }
+                        left.min(Duration::from_millis(200))
+                    }
+                    None => Duration::from_millis(200),
+                };
+                let mut p = libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut p, 1, wait.as_millis() as libc::c_int) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The session a line's keepalives belong to: the agent signs them with `key`, the client
@@ -400,7 +449,14 @@ fn reader(
                 }
                 continue;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue;
+            }
             Err(e) => format!("the line failed: {e}"),
         };
         closed.store(true, Ordering::SeqCst);
@@ -438,7 +494,7 @@ impl Line {
                         last = Instant::now();
                         let k = keepalive(&b);
                         if let Ok(mut f) = w.lock() {
-                            let _ = f.write_all(&k);
+                            let _ = write_all(&mut f, &k, None);
                         }
                     }
                 }
@@ -507,7 +563,7 @@ impl Transport for Line {
             .writer
             .lock()
             .map_err(|_| TmaError::Protocol("serial writer poisoned".into()))?;
-        w.write_all(&f)?;
+        write_all(&mut w, &f, self.0.timeout.map(|t| Instant::now() + t))?;
         Ok(())
     }
 

@@ -199,3 +199,13 @@ fn an_idle_session_stays_up_while_its_agent_lives_and_is_lost_when_it_goes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_line_that_takes_no_more_bytes_fails_the_client_s_write_instead_of_hanging_it() {
+    let (_master, path) = tsem_testdata::pty::unplugged();
+    let mut line = Line::open(&path, 115_200, Role::Client, Some(Duration::from_secs(1))).unwrap();
+    // Far more than a pseudo-terminal buffers, and nobody reads the other end.
+    let e = tsem_tma::Transport::send(&mut line, tsem_tma::Kind::Message, &vec![0u8; 4 << 20])
+        .expect_err("a write to a stalled line succeeded");
+    assert!(e.to_string().contains("took no more bytes in time"), "{e}");
+}
