@@ -32,6 +32,7 @@ use tsem_core::HashAlg;
 pub mod agent;
 pub mod serial;
 pub mod transport;
+mod tty;
 pub mod vsock;
 
 pub use transport::{Addr, Listener, Liveness, connect, watch};
