@@ -4,8 +4,9 @@
 //! §7.6): `tsem tma serve` holds the namespace, `tsem run --tma ADDR` asks it for every verdict.
 //!
 //! # Protocol `tsem-tma-1` (a successor of Sancho's framing, docs/tma.md)
-//! Every frame is a big-endian `u32` length and that many bytes (Sancho's framing), at most
-//! [`MAX_FRAME`]. The session opens with a handshake that authenticates both ends by their
+//! On a socket (Unix, TCP, vsock) every frame is a big-endian `u32` length and that many bytes
+//! (Sancho's framing), at most [`MAX_FRAME`]; a serial line wraps the same payloads in frames
+//! of its own ([`serial`]). The session opens with a handshake that authenticates both ends by their
 //! Ed25519 keys and binds fresh nonces:
 //!
 //! ```text
