@@ -563,3 +563,45 @@ fn a_file_rewritten_between_two_opens_is_described_anew_and_denied() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The benchmarks' floor of emulation (`--mechanism-only=emulate`) performs the opens itself and
+/// hands them back, as enforcing does, and models nothing; the floor of interception
+/// (`--mechanism-only`) continues them. Judged by the effect (the bytes read and written) and
+/// by the counters: opens emulated in one, none in the other, no event in either.
+#[test]
+fn the_emulation_floor_performs_opens_and_models_nothing() {
+    let d = common::scratch("run", "floor");
+    std::fs::write(d.join("in.txt"), "floor-bytes\n").unwrap();
+    let script = "cat in.txt; echo made > out.txt; cat out.txt";
+    for (floor, emulates) in [("--mechanism-only=emulate", true), ("--mechanism-only", false)] {
+        let _ = std::fs::remove_file(d.join("out.txt"));
+        let s = d.join("s.json");
+        let o = run_in(
+            &d,
+            &[
+                "run",
+                floor,
+                "--no-digest-cache",
+                "--summary-json",
+                s.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert!(o.status.success(), "{floor}: {}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "floor-bytes\nmade\n");
+        let s = summary(&s);
+        let emulated = s["sensor"]["emulated"].as_u64().unwrap();
+        // sh, cat and cat: each opens its libraries, the input and the output file.
+        if emulates {
+            assert!(emulated >= 6, "{floor}: {emulated} opens emulated");
+        } else {
+            assert_eq!(emulated, 0, "{floor}");
+        }
+        assert_eq!(s["sensor"]["events"], 0, "{floor} modeled something");
+        assert_eq!(s["events"], 0, "{floor} modeled something");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

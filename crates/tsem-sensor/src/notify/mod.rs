@@ -89,6 +89,9 @@ pub(crate) struct Shared<H> {
     pub stop: OwnedFd,
     /// See [`SensorConfig::mechanism_only`](crate::SensorConfig::mechanism_only).
     pub mechanism_only: bool,
+    /// See [`SensorConfig::mechanism_emulates_opens`](crate::SensorConfig::mechanism_emulates_opens):
+    /// in a mechanism-only run, opens are performed (and only they reach the handlers).
+    pub floor_emulates_opens: bool,
     /// See [`SensorConfig::observe`](crate::SensorConfig::observe).
     pub observe: crate::syscalls::Observe,
     /// See [`SensorConfig::hash_pseudo_exec`](crate::SensorConfig::hash_pseudo_exec).
@@ -314,11 +317,12 @@ impl<H: EventHandler> Notifier<H> {
         let c = &self.shared.counters;
         Counters::bump(&c.notifications);
         let seq = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
-        if self.shared.mechanism_only {
+        let sys = Sysno::from_nr(i64::from(n.nr));
+        if self.shared.mechanism_only && !(self.shared.floor_emulates_opens && is_open(sys)) {
             Counters::bump(&self.shared.counters.continued);
             return Err(Response::Continue);
         }
-        let Some(sys) = Sysno::from_nr(i64::from(n.nr)) else {
+        let Some(sys) = sys else {
             Counters::bump(&self.shared.counters.unmodeled);
             return Err(Response::Continue);
         };
@@ -469,6 +473,14 @@ impl<H: EventHandler> Notifier<H> {
             Err(e) => Err(NotifyError::Listener(e)),
         }
     }
+}
+
+/// Whether `sys` opens a file by path (what the emulation floor performs).
+fn is_open(sys: Option<Sysno>) -> bool {
+    matches!(
+        sys,
+        Some(Sysno::Open | Sysno::Openat | Sysno::Openat2 | Sysno::Creat)
+    )
 }
 
 fn op_reply(r: sys::OpResult) -> Reply {

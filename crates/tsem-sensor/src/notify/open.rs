@@ -177,6 +177,14 @@ impl<H: EventHandler> Notifier<H> {
             let fd = sys::openat2(None, &link, real_flags, 0, 0)?;
             return Ok(Reply::AddFd(fd, cloexec));
         }
+        if self.shared.mechanism_only {
+            // The emulation floor: performed as below, nothing described or modeled.
+            if let Some(r) = self.floor_gate(call) {
+                return Ok(r);
+            }
+            let fd = sys::openat2(None, &link, real_flags, 0, 0)?;
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
         let acc = flags as i32 & libc::O_ACCMODE;
         let plain_read = acc == libc::O_RDONLY && flags as i32 & libc::O_TRUNC == 0;
         // Hash what the file holds when security_file_open runs, i.e. before any O_TRUNC.
@@ -298,6 +306,9 @@ impl<H: EventHandler> Notifier<H> {
             par = self.follow_dangling(call, &par, hops, resolve)?;
         }
         let m = (mode as u32) & !self.umask(call) & 0o7777;
+        if self.shared.mechanism_only {
+            return self.floor_create(call, &par, flags, m);
+        }
         let created = self.desc.next_instance(&par.st, &call.task.ident.task_id);
         let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
         let dentry = self
@@ -333,6 +344,37 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Some(r));
         }
         Ok(Some(Reply::AddFd(fd, flags as i32 & libc::O_CLOEXEC != 0)))
+    }
+
+    /// The emulation floor's create (`--mechanism-only=emulate`): performed as
+    /// [`Self::create_file`] does, with nothing described or modeled.
+    fn floor_create(
+        &mut self,
+        call: &Call,
+        par: &super::Parent,
+        flags: u64,
+        m: u32,
+    ) -> Result<Option<Reply>, Fail> {
+        if let Some(r) = self.floor_gate(call) {
+            return Ok(Some(r));
+        }
+        let cf = (flags | (libc::O_CREAT | libc::O_EXCL) as u64) & !(libc::O_CLOEXEC as u64);
+        let fd = match sys::openat2(Some(par.fd.as_fd()), &par.base_op, cf, u64::from(m), 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == libc::EEXIST => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.claim_write(&sys::fstat(fd.as_fd())?)?;
+        Ok(Some(Reply::AddFd(fd, flags as i32 & libc::O_CLOEXEC != 0)))
+    }
+
+    /// In the emulation floor, a call the supervisor may not perform with its own credentials
+    /// is continued, as the interception floor continues every call: nothing is modeled there
+    /// (`--mechanism-only` refuses any model), so there is no verdict to keep.
+    pub(super) fn floor_gate(&self, call: &Call) -> Option<Reply> {
+        call.unfaithful.then_some(Reply::Continue(Continuation::NoEvent(
+            "mechanism-only: nothing is modeled",
+        )))
     }
 }
 

@@ -229,6 +229,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         injected: Default::default(),
         stop: sys::eventfd().unwrap(),
         mechanism_only: false,
+        floor_emulates_opens: false,
         observe: crate::syscalls::Observe::ALL,
         hash_pseudo_exec: true,
         recv_blocks: false,
