@@ -522,6 +522,20 @@ impl Describer {
         exec: bool,
     ) -> FileDesc {
         let abs = Self::fd_path(fd);
+        self.file_named(fd, read_fd, st, flags, exec, abs)
+    }
+
+    /// [`Describer::file_as`] of the object whose absolute path (`readlink` of `fd`, or what
+    /// provably equals it) is `abs`.
+    pub fn file_named(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        flags: u32,
+        exec: bool,
+        abs: Vec<u8>,
+    ) -> FileDesc {
         let created = self.created(st);
         let inode = self.inode(fd, st, &abs);
         let digest = self.digest_of(read_fd, st, inode.s_magic, created.is_some(), exec);

@@ -388,6 +388,7 @@ pub(crate) fn new_shared<H: EventHandler>(
             .unwrap_or_default(),
         objects: Default::default(),
         status: Default::default(),
+        names: Default::default(),
         injected: Default::default(),
         mechanism_only: config.mechanism_only,
         floor_emulates_opens: config.mechanism_only && config.mechanism_emulates_opens,

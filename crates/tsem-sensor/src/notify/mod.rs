@@ -17,6 +17,7 @@ mod inode;
 mod ipc;
 mod links;
 mod mount;
+mod names;
 mod net;
 mod open;
 mod paths;
@@ -83,6 +84,8 @@ pub(crate) struct Shared<H> {
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
     pub status: Mutex<HashMap<i32, CachedStatus>>,
+    /// Paths known to be their own pathname ([`names`]).
+    pub names: Mutex<names::Names>,
     /// Regular files recently opened by the supervisor and injected, see [`Injected`].
     pub injected: Mutex<std::collections::VecDeque<Injected>>,
     /// Written once when the workload is gone, to wake every notification thread.
@@ -306,8 +309,17 @@ impl<H: EventHandler> Notifier<H> {
             Ok(call) => call,
             Err(r) => return self.respond(n.id, r),
         };
+        let changes_names = names::changes_names(call.sys);
+        if changes_names {
+            lock(&self.shared.names).before(call.sys);
+        }
         let reply = self.dispatch(&mut call);
-        self.answer(call, reply)
+        let sys = call.sys;
+        let answered = self.answer(call, reply);
+        if changes_names {
+            lock(&self.shared.names).before(sys);
+        }
+        answered
     }
 
     /// The call `n` as the handlers see it: the caller's syscall, credentials and task, or the

@@ -226,6 +226,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         protected: Default::default(),
         objects: Default::default(),
         status: Default::default(),
+        names: Default::default(),
         injected: Default::default(),
         stop: sys::eventfd().unwrap(),
         mechanism_only: false,

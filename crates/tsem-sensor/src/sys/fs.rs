@@ -58,6 +58,29 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(sx.stx_mnt_id)
 }
 
+/// (device, inode, mount id) of the object behind `fd`, from one `statx`: what tells a second
+/// open of a path from the object a first one found.
+pub fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64, u64)> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_INO | libc::STATX_MNT_ID,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    let want = libc::STATX_INO | libc::STATX_MNT_ID;
+    if sx.stx_mask & want != want {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    Ok((dev, sx.stx_ino, sx.stx_mnt_id))
+}
+
 /// `openat2(dirfd, path, how)` with `O_CLOEXEC` added.
 pub fn openat2(
     dirfd: Option<BorrowedFd<'_>>,
