@@ -5,7 +5,8 @@
 //!   superblock id (`s_id`: the block device name from `/sys/dev/block/M:m/uevent`, otherwise the
 //!   filesystem type name) and UUID (`FS_IOC_GETFSUUID` on the mount's root directory).
 //! * `PathRef`: `readlink("/proc/self/fd/N")` gives the absolute path of the object actually opened
-//!   (TSEM's `d_absolute_path`), with the device when the filesystem has a block device or can
+//!   (TSEM's `d_absolute_path`; an open may pass what provably equals it instead, see
+//!   `notify/names.rs`), with the device when the filesystem has a block device or can
 //!   rename; on the other pseudo filesystems the kernel prints the path inside the filesystem
 //!   (`dentry_path_raw`), taken from `/proc/self/mountinfo`.
 //! * file digests: the whole contents, read through the supervisor's descriptor, cached per

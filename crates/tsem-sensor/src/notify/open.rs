@@ -210,7 +210,7 @@ impl<H: EventHandler> Notifier<H> {
         via: Option<&Target>,
         name: Option<Named>,
     ) -> Result<Reply, Fail> {
-        let st = sys::fstat(p.as_fd())?;
+        let (st, mnt_id) = sys::fstat_mnt(p.as_fd())?;
         if is(&st, libc::S_IFLNK) {
             return Err(Fail::Errno(libc::ELOOP));
         }
@@ -253,7 +253,6 @@ impl<H: EventHandler> Notifier<H> {
             let fd = sys::openat2(None, &link, real_flags, 0, 0)?;
             return Ok(Reply::AddFd(fd, cloexec));
         }
-        let mnt_id = sys::mount_id(p.as_fd()).ok();
         if self.shared.mechanism_only {
             // The emulation floor: performed as below, nothing described or modeled.
             if let Some(r) = self.floor_gate(call) {
@@ -536,6 +535,19 @@ mod tests {
         );
         assert_eq!(read_all(fd), "probed bytes");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The one `statx` of the open path says what `fstat` and `STATX_MNT_ID` say, field by
+    /// field, for a regular file, a directory and a device.
+    #[test]
+    fn one_statx_is_fstat_and_the_mount_id() {
+        for path in [c"/etc/hostname", c"/", c"/dev/null"] {
+            let fd = sys::openat2(None, path, libc::O_PATH as u64, 0, 0).unwrap();
+            let (a, mnt) = sys::fstat_mnt(fd.as_fd()).unwrap();
+            let b = sys::fstat(fd.as_fd()).unwrap();
+            assert_eq!(mnt, sys::mount_id(fd.as_fd()).ok(), "{path:?}");
+            assert_eq!(sys::stat_bytes(&a), sys::stat_bytes(&b), "{path:?}");
+        }
     }
 
     #[test]
