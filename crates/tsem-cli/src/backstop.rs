@@ -41,7 +41,7 @@ pub fn plan(a: &RunArgs, model: Option<&ModelFile>) -> anyhow::Result<Plan> {
             bail!("--backstop-only with --no-backstop would confine nothing");
         }
     }
-    if a.no_backstop || a.mechanism_only || a.seal {
+    if a.no_backstop || a.mechanism_only.is_some() || a.seal {
         return Ok(Plan::Off);
     }
     match model {

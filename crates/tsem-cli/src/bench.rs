@@ -338,7 +338,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     // The variants, in the order they alternate; the last one needs strace.
     // learn and enforce run as users run them, with the digest cache (kept in the scratch
     // directory rather than the user's); the cold variant hashes every file afresh.
-    let variants: [(&str, Vec<String>); 7] = [
+    let variants: [(&str, Vec<String>); 8] = [
         ("bare", sh.iter().map(|x| x.to_string()).collect()),
         (
             "learn",
@@ -372,6 +372,12 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "mechanism",
             under(&["--mechanism-only", "--no-digest-cache"], &[]),
         ),
+        // The floor of emulation: opens also performed and handed back (probe, reopen, ADDFD)
+        // as when enforcing, still nothing described or modeled.
+        (
+            "emulation",
+            under(&["--mechanism-only=emulate", "--no-digest-cache"], &[]),
+        ),
         (
             "strace",
             ["strace", "-f", "-qq", "-o", "/dev/null"]
@@ -390,7 +396,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             &[&cache, "-o", &model],
         )),
     )?;
-    let mut t: [Vec<f64>; 7] = Default::default();
+    let mut t: [Vec<f64>; 8] = Default::default();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
         for (k, (name, v)) in variants.iter().enumerate() {
@@ -401,7 +407,9 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let [bare, learn, enforce, no_backstop, cold, floor, st] = t.map(|mut v| median(&mut v));
+    let [bare, learn, enforce, no_backstop, cold, floor, emu, st] = t.map(|mut v| median(&mut v));
+    let over = |x: f64| enforce / x;
+    let (over_floor, over_emu) = (over(floor), over(emu));
     let ratio = |x: f64| {
         if x.is_nan() {
             serde_json::Value::Null
@@ -433,6 +441,10 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         "enforce_no_digest_cache_ratio": ratio(cold),
         "mechanism_floor_ms": ms(floor),
         "mechanism_floor_ratio": ratio(floor),
+        "emulation_floor_ms": ms(emu),
+        "emulation_floor_ratio": ratio(emu),
+        "enforce_over_mechanism_floor": (over_floor * 100.0).round() / 100.0,
+        "enforce_over_emulation_floor": (over_emu * 100.0).round() / 100.0,
     });
     if as_json {
         println!("{v}");
@@ -464,6 +476,14 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             "  interception alone (floor) {:.1} ms ({:.2}x)",
             floor * 1e3,
             floor / bare
+        );
+        println!(
+            "  opens emulated too (floor of emulation) {:.1} ms ({:.2}x)",
+            emu * 1e3,
+            emu / bare
+        );
+        println!(
+            "enforce / floor of interception {over_floor:.2}, / floor of emulation {over_emu:.2}"
         );
         if strace {
             println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);

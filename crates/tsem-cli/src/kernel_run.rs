@@ -66,7 +66,10 @@ fn sensor_only(a: &RunArgs, external: bool) -> Option<&'static str> {
         (a.rules.is_some(), "--rules"),
         (a.observe.is_some(), "--observe"),
         (!a.keep_fd.is_empty(), "--keep-fd"),
-        (a.mechanism_only || a.backstop_only, "--mechanism-only"),
+        (
+            a.mechanism_only.is_some() || a.backstop_only,
+            "--mechanism-only",
+        ),
         (a.digest_cache.is_some(), "--digest-cache"),
         (a.tma.tma.is_some(), "--tma"),
         (

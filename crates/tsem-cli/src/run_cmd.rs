@@ -29,6 +29,16 @@ use crate::replay::{namespace_for, summary};
 /// are recorded as forensics and their tasks marked untrusted, but allowed. `--enforce` also
 /// fails them with EPERM before they take effect, and denies every later security event of an
 /// untrusted task and its descendants. The exit status is the workload's.
+/// What `--mechanism-only` leaves of a run (benchmarks only).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Floor {
+    /// Every notification answered with CONTINUE at once: what interception alone costs.
+    Continue,
+    /// Opens performed by the supervisor (probe, reopen, ADDFD) as when enforcing, with
+    /// nothing described or modeled: what emulating them costs.
+    Emulate,
+}
+
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Learn a model (the default without --model; with --model, extend that model).
@@ -91,16 +101,22 @@ pub struct RunArgs {
     /// which stays under the model until it ends).
     #[arg(long)]
     pub end_with_cmd: bool,
-    /// Benchmarks only: intercept like a real run but model nothing (every call continues).
-    /// Never combined with a model, an output or an attestation: it enforces nothing.
+    /// Benchmarks only: intercept like a real run but model nothing. `continue` (the default):
+    /// every call continues, the floor of interception; `emulate`: opens are performed and
+    /// handed back as when enforcing, the floor of emulation. Never combined with a model, an
+    /// output or an attestation: it enforces nothing.
     #[arg(
         long,
         hide = true,
+        value_name = "FLOOR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "continue",
         conflicts_with_all = [
             "learn", "seal", "enforce", "model", "output", "trajectory", "forensics", "attest"
         ]
     )]
-    pub mechanism_only: bool,
+    pub mechanism_only: Option<Floor>,
     /// Do not apply the kernel backstop (the Landlock ruleset compiled from the model's
     /// `landlock` lines) when enforcing.
     #[arg(long)]
@@ -342,7 +358,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
         // The backstop-only switch reuses the mechanism-only path: every call continues.
-        mechanism_only: a.mechanism_only || a.backstop_only,
+        mechanism_only: a.mechanism_only.is_some() || a.backstop_only,
+        mechanism_emulates_opens: a.mechanism_only == Some(Floor::Emulate),
         observe: a.observe.unwrap_or_default(),
         end_with_leader: a.end_with_cmd,
         backstop: match &backstop {

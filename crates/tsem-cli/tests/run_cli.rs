@@ -486,7 +486,14 @@ fn a_file_rewritten_between_two_opens_is_described_anew_and_denied() {
     assert_eq!(unsafe { libc::mkfifo(fifo_c.as_ptr(), 0o600) }, 0);
     let cache = d.join("cache").join("digests");
     let model = d.join("data.model");
-    let script = "cat data.txt; read x < sync.fifo; cat data.txt";
+    // Relative and absolute: an absolute path is described from the names table on its
+    // second open (notify/names.rs), a relative one by readlink.
+    let abs = std::fs::canonicalize(&data).unwrap();
+    let script = format!(
+        "cat data.txt; cat '{a}'; read x < sync.fifo; cat data.txt; cat '{a}'",
+        a = abs.display()
+    );
+    let script = script.as_str();
     let start = |extra: &[&str]| {
         let mut args = vec!["run", "--digest-cache", cache.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -533,10 +540,7 @@ fn a_file_rewritten_between_two_opens_is_described_anew_and_denied() {
     release(&|| {});
     let o = same.wait_with_output().unwrap();
     assert!(o.status.success(), "unchanged: {}", stderr(&o));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "AAAA-known\nAAAA-known\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "AAAA-known\n".repeat(4));
     let fo = d.join("forensics.json");
     let changed = start(&[
         "--enforce",
@@ -554,12 +558,192 @@ fn a_file_rewritten_between_two_opens_is_described_anew_and_denied() {
     let o = changed.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(!o.status.success(), "the second open was allowed: {out}");
-    assert_eq!(out, "AAAA-known\n", "the rewritten contents were read");
+    assert_eq!(
+        out,
+        "AAAA-known\n".repeat(2),
+        "the rewritten contents were read"
+    );
     let f = events(&fo);
     assert!(
         f.iter()
             .any(|e| e["event"]["type"] == "file_open" && pathname_of(e).ends_with("data.txt")),
         "forensics do not name the rewritten file: {f:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The benchmarks' floor of emulation (`--mechanism-only=emulate`) performs the opens itself and
+/// hands them back, as enforcing does, and models nothing; the floor of interception
+/// (`--mechanism-only`) continues them. Judged by the effect (the bytes read and written) and
+/// by the counters: opens emulated in one, none in the other, no event in either.
+#[test]
+fn the_emulation_floor_performs_opens_and_models_nothing() {
+    let d = common::scratch("run", "floor");
+    std::fs::write(d.join("in.txt"), "floor-bytes\n").unwrap();
+    let script = "cat in.txt; echo made > out.txt; cat out.txt";
+    for (floor, emulates) in [
+        ("--mechanism-only=emulate", true),
+        ("--mechanism-only", false),
+    ] {
+        let _ = std::fs::remove_file(d.join("out.txt"));
+        let s = d.join("s.json");
+        let o = run_in(
+            &d,
+            &[
+                "run",
+                floor,
+                "--no-digest-cache",
+                "--summary-json",
+                s.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert!(o.status.success(), "{floor}: {}", stderr(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "floor-bytes\nmade\n");
+        let s = summary(&s);
+        let emulated = s["sensor"]["emulated"].as_u64().unwrap();
+        // sh, cat and cat: each opens its libraries, the input and the output file.
+        if emulates {
+            assert!(emulated >= 6, "{floor}: {emulated} opens emulated");
+        } else {
+            assert_eq!(emulated, 0, "{floor}");
+        }
+        assert_eq!(s["sensor"]["events"], 0, "{floor} modeled something");
+        assert_eq!(s["events"], 0, "{floor} modeled something");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Learn `script` (run in `cwd`, which waits on `dir`/sync.fifo between its opens) unchanged,
+/// then enforce it with `change` made while it waits: its output, whether it succeeded, and
+/// its forensic events.
+fn enforced_around(
+    dir: &std::path::Path,
+    cwd: &std::path::Path,
+    script: &str,
+    change: &dyn Fn(),
+    undo: &dyn Fn(),
+) -> (String, bool, Vec<serde_json::Value>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let fifo = dir.join("sync.fifo");
+    if !fifo.exists() {
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    let model = dir.join("around.model");
+    let fo = dir.join("around-forensics.json");
+    let _ = std::fs::remove_file(&fo);
+    let start = |extra: &[&str]| {
+        let mut args = vec!["run", "--no-digest-cache"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        tsem()
+            .args(&args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let release = |change: &dyn Fn()| {
+        let mut tries = 0;
+        let mut w = loop {
+            // Non-blocking: a workload that never reaches the FIFO fails the test.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(w) => break w,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) && tries < 6000 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("the workload never waited on the FIFO: {e}"),
+            }
+        };
+        change();
+        w.write_all(b"go\n").unwrap();
+    };
+    let learn = start(&["-o", model.to_str().unwrap()]);
+    release(&|| {});
+    let o = learn.wait_with_output().unwrap();
+    assert!(o.status.success(), "learning: {}", stderr(&o));
+    let m = model.to_str().unwrap();
+    let run = start(&[
+        "--enforce",
+        "--model",
+        m,
+        "--forensics",
+        fo.to_str().unwrap(),
+    ]);
+    release(change);
+    let o = run.wait_with_output().unwrap();
+    undo();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    (out, o.status.success(), events(&fo))
+}
+
+/// The pathname of an open is the object's path when it is opened, never a remembered one: the
+/// same inode reached by the same path string after (1) its parent directory was renamed (a
+/// relative open from inside it) or (2) a symlink was swapped in for a directory of an absolute
+/// path (the names table knows that path from the first open: its entry must not answer) is
+/// described by its new path, and denied under a model learned without the change. Judged by
+/// the effect: the file's bytes are read once, not twice.
+#[test]
+fn a_renamed_parent_or_a_symlinked_component_is_described_by_the_new_path_and_denied() {
+    let d = std::fs::canonicalize(common::scratch("run", "renamed")).unwrap();
+    let (a, b, x) = (d.join("a"), d.join("b"), d.join("x"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::write(a.join("f.txt"), "same-inode\n").unwrap();
+    let denied_with = |f: &[serde_json::Value], tail: &str| {
+        f.iter()
+            .any(|e| e["event"]["type"] == "file_open" && pathname_of(e).ends_with(tail))
+    };
+    // (1) The parent renamed by someone else while the task, inside it, waits.
+    let (out, ok, f) = enforced_around(
+        &d,
+        &a,
+        "cat f.txt; read x < ../sync.fifo; cat f.txt",
+        &|| std::fs::rename(&a, &b).unwrap(),
+        &|| std::fs::rename(&b, &a).unwrap(),
+    );
+    assert_eq!(out, "same-inode\n", "read through the renamed parent");
+    assert!(!ok);
+    assert!(
+        denied_with(&f, "/b/f.txt"),
+        "not described by its new path: {f:?}"
+    );
+    // (2) The same absolute path, its directory now a symlink to where it went.
+    let path = a.join("f.txt");
+    let script = format!(
+        "cat '{p}'; read x < sync.fifo; cat '{p}'",
+        p = path.display()
+    );
+    let (out, ok, f) = enforced_around(
+        &d,
+        &d,
+        &script,
+        &|| {
+            std::fs::rename(&a, &x).unwrap();
+            std::os::unix::fs::symlink("x", &a).unwrap();
+        },
+        &|| {
+            std::fs::remove_file(&a).unwrap();
+            std::fs::rename(&x, &a).unwrap();
+        },
+    );
+    assert_eq!(out, "same-inode\n", "read through the swapped-in symlink");
+    assert!(!ok);
+    assert!(
+        denied_with(&f, "/x/f.txt"),
+        "not described by its new path: {f:?}"
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

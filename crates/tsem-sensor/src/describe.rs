@@ -5,7 +5,8 @@
 //!   superblock id (`s_id`: the block device name from `/sys/dev/block/M:m/uevent`, otherwise the
 //!   filesystem type name) and UUID (`FS_IOC_GETFSUUID` on the mount's root directory).
 //! * `PathRef`: `readlink("/proc/self/fd/N")` gives the absolute path of the object actually opened
-//!   (TSEM's `d_absolute_path`), with the device when the filesystem has a block device or can
+//!   (TSEM's `d_absolute_path`; an open may pass what provably equals it instead, see
+//!   `notify/names.rs`), with the device when the filesystem has a block device or can
 //!   rename; on the other pseudo filesystems the kernel prints the path inside the filesystem
 //!   (`dentry_path_raw`), taken from `/proc/self/mountinfo`.
 //! * file digests: the whole contents, read through the supervisor's descriptor, cached per
@@ -522,6 +523,20 @@ impl Describer {
         exec: bool,
     ) -> FileDesc {
         let abs = Self::fd_path(fd);
+        self.file_named(fd, read_fd, st, flags, exec, abs)
+    }
+
+    /// [`Describer::file_as`] of the object whose absolute path (`readlink` of `fd`, or what
+    /// provably equals it) is `abs`.
+    pub fn file_named(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        read_fd: Option<BorrowedFd<'_>>,
+        st: &libc::stat,
+        flags: u32,
+        exec: bool,
+        abs: Vec<u8>,
+    ) -> FileDesc {
         let created = self.created(st);
         let inode = self.inode(fd, st, &abs);
         let digest = self.digest_of(read_fd, st, inode.s_magic, created.is_some(), exec);

@@ -104,6 +104,10 @@ pub struct SensorConfig {
     /// and ptrace, but answer every notification with CONTINUE and describe nothing (no events
     /// reach the handler). `tsem bench run` uses it to measure what interception alone costs.
     pub mechanism_only: bool,
+    /// With [`SensorConfig::mechanism_only`]: perform opens as enforcing does (the `O_PATH`
+    /// probe, the reopen, the descriptor handed back with `ADDFD`), still describing and
+    /// modeling nothing, so benchmarks show the floor of emulation beside that of interception.
+    pub mechanism_emulates_opens: bool,
     /// How the notification threads wait (default: the best the kernel allows).
     pub wait: WaitMode,
     /// Hot events to observe as well, as the kernel TSEM does (none by default: every program
@@ -150,6 +154,7 @@ impl Default for SensorConfig {
             env: Vec::new(),
             digest_cache: None,
             mechanism_only: false,
+            mechanism_emulates_opens: false,
             wait: WaitMode::Auto,
             observe: Default::default(),
             end_with_leader: false,
@@ -383,8 +388,10 @@ pub(crate) fn new_shared<H: EventHandler>(
             .unwrap_or_default(),
         objects: Default::default(),
         status: Default::default(),
+        names: Default::default(),
         injected: Default::default(),
         mechanism_only: config.mechanism_only,
+        floor_emulates_opens: config.mechanism_only && config.mechanism_emulates_opens,
         observe: config.observe,
         hash_pseudo_exec: config.hash_pseudo_exec,
         recv_blocks: match config.wait {

@@ -17,6 +17,7 @@ mod inode;
 mod ipc;
 mod links;
 mod mount;
+mod names;
 mod net;
 mod open;
 mod paths;
@@ -83,12 +84,17 @@ pub(crate) struct Shared<H> {
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
     pub status: Mutex<HashMap<i32, CachedStatus>>,
+    /// Paths known to be their own pathname ([`names`]).
+    pub names: Mutex<names::Names>,
     /// Regular files recently opened by the supervisor and injected, see [`Injected`].
     pub injected: Mutex<std::collections::VecDeque<Injected>>,
     /// Written once when the workload is gone, to wake every notification thread.
     pub stop: OwnedFd,
     /// See [`SensorConfig::mechanism_only`](crate::SensorConfig::mechanism_only).
     pub mechanism_only: bool,
+    /// See [`SensorConfig::mechanism_emulates_opens`](crate::SensorConfig::mechanism_emulates_opens):
+    /// in a mechanism-only run, opens are performed (and only they reach the handlers).
+    pub floor_emulates_opens: bool,
     /// See [`SensorConfig::observe`](crate::SensorConfig::observe).
     pub observe: crate::syscalls::Observe,
     /// See [`SensorConfig::hash_pseudo_exec`](crate::SensorConfig::hash_pseudo_exec).
@@ -303,8 +309,17 @@ impl<H: EventHandler> Notifier<H> {
             Ok(call) => call,
             Err(r) => return self.respond(n.id, r),
         };
+        let changes_names = names::changes_names(call.sys);
+        if changes_names {
+            lock(&self.shared.names).before(call.sys);
+        }
         let reply = self.dispatch(&mut call);
-        self.answer(call, reply)
+        let sys = call.sys;
+        let answered = self.answer(call, reply);
+        if changes_names {
+            lock(&self.shared.names).before(sys);
+        }
+        answered
     }
 
     /// The call `n` as the handlers see it: the caller's syscall, credentials and task, or the
@@ -314,11 +329,12 @@ impl<H: EventHandler> Notifier<H> {
         let c = &self.shared.counters;
         Counters::bump(&c.notifications);
         let seq = c.notifications.load(std::sync::atomic::Ordering::Relaxed);
-        if self.shared.mechanism_only {
+        let sys = Sysno::from_nr(i64::from(n.nr));
+        if self.shared.mechanism_only && !(self.shared.floor_emulates_opens && is_open(sys)) {
             Counters::bump(&self.shared.counters.continued);
             return Err(Response::Continue);
         }
-        let Some(sys) = Sysno::from_nr(i64::from(n.nr)) else {
+        let Some(sys) = sys else {
             Counters::bump(&self.shared.counters.unmodeled);
             return Err(Response::Continue);
         };
@@ -469,6 +485,14 @@ impl<H: EventHandler> Notifier<H> {
             Err(e) => Err(NotifyError::Listener(e)),
         }
     }
+}
+
+/// Whether `sys` opens a file by path (what the emulation floor performs).
+fn is_open(sys: Option<Sysno>) -> bool {
+    matches!(
+        sys,
+        Some(Sysno::Open | Sysno::Openat | Sysno::Openat2 | Sysno::Creat)
+    )
 }
 
 fn op_reply(r: sys::OpResult) -> Reply {

@@ -165,6 +165,13 @@ impl<H: EventHandler> Notifier<H> {
         )?;
         let st = sys::fstat(fd.as_fd())?;
         self.claim_write(&st)?;
+        if self.shared.mechanism_only {
+            // The emulation floor: performed, nothing described or modeled.
+            if let Some(r) = self.floor_gate(call) {
+                return Ok(r);
+            }
+            return Ok(Reply::AddFd(fd, cloexec));
+        }
         let created = self.desc.next_instance(&dir_st, &call.task.ident.task_id);
         self.desc.mark_created(&st, created);
         let file = self.desc.file(fd.as_fd(), None, &st, open_f_flags(flags));

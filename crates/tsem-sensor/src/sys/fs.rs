@@ -58,6 +58,70 @@ pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(sx.stx_mnt_id)
 }
 
+/// `fstat` and the mount id (`STATX_MNT_ID`; None where the kernel gives none) of `fd` from one
+/// `statx`, for the hot path of opens. The same `vfs_getattr` fills both calls' fields.
+pub fn fstat_mnt(fd: BorrowedFd<'_>) -> io::Result<(libc::stat, Option<u64>)> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    if sx.stx_mask & libc::STATX_BASIC_STATS != libc::STATX_BASIC_STATS {
+        // A filesystem that leaves some field out: what fstat says of it.
+        return Ok((fstat(fd)?, mount_id(fd).ok()));
+    }
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st.st_ino = sx.stx_ino;
+    st.st_nlink = u64::from(sx.stx_nlink);
+    st.st_mode = u32::from(sx.stx_mode);
+    st.st_uid = sx.stx_uid;
+    st.st_gid = sx.stx_gid;
+    st.st_rdev = libc::makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st.st_size = sx.stx_size as i64;
+    st.st_blksize = i64::from(sx.stx_blksize);
+    st.st_blocks = sx.stx_blocks as i64;
+    st.st_atime = sx.stx_atime.tv_sec;
+    st.st_atime_nsec = i64::from(sx.stx_atime.tv_nsec);
+    st.st_mtime = sx.stx_mtime.tv_sec;
+    st.st_mtime_nsec = i64::from(sx.stx_mtime.tv_nsec);
+    st.st_ctime = sx.stx_ctime.tv_sec;
+    st.st_ctime_nsec = i64::from(sx.stx_ctime.tv_nsec);
+    let mnt = (sx.stx_mask & libc::STATX_MNT_ID != 0).then_some(sx.stx_mnt_id);
+    Ok((st, mnt))
+}
+
+/// (device, inode, mount id) of the object behind `fd`, from one `statx`: what tells a second
+/// open of a path from the object a first one found.
+pub fn identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64, u64)> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `sx` is writable and the path is a NUL-terminated empty string.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_INO | libc::STATX_MNT_ID,
+            &mut sx,
+        )
+    } as libc::c_long)?;
+    let want = libc::STATX_INO | libc::STATX_MNT_ID;
+    if sx.stx_mask & want != want {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    Ok((dev, sx.stx_ino, sx.stx_mnt_id))
+}
+
 /// `openat2(dirfd, path, how)` with `O_CLOEXEC` added.
 pub fn openat2(
     dirfd: Option<BorrowedFd<'_>>,
