@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,11 +50,13 @@ static struct sockaddr_in lo(int port) {
 static struct sockaddr_un flip_addr;
 static const char *flip_a, *flip_b;
 static volatile int flipping = 1;
+static volatile long flips;
 static void *flipper(void *x) {
     (void)x;
     while (flipping) {
         strcpy(flip_addr.sun_path, flip_b);
         strcpy(flip_addr.sun_path, flip_a);
+        flips++;
     }
     return NULL;
 }
@@ -70,7 +73,12 @@ static int unix_connects(const char *good, const char *evil, int n) {
             strcpy(flip_addr.sun_path, good);
             flip_a = good;
             flip_b = evil;
-            if (evil) pthread_create(&t, NULL, flipper, NULL);
+            if (evil) {
+                pthread_create(&t, NULL, flipper, NULL);
+                /* Connect only once the flipper runs: on a loaded machine a thread not yet
+                 * scheduled would leave every try with the good address and nothing to catch. */
+                while (flips < 1000) sched_yield();
+            }
             int s = socket(AF_UNIX, SOCK_STREAM, 0);
             int r = connect(s, (struct sockaddr *)&flip_addr, sizeof flip_addr);
             _exit(r == 0 ? 0 : 1);
