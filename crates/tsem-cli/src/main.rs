@@ -26,6 +26,7 @@ mod learning;
 mod live;
 mod model_cmd;
 mod model_learn;
+mod periodic;
 mod replay;
 mod run_cmd;
 mod seal_cmd;
