@@ -25,8 +25,9 @@ pub enum VerifierCmd {
     /// Prove to the verifier that the workload's AK lives in a TPM with a certified EK
     /// (TPM2_ActivateCredential; run on the workload's machine).
     Activate(crate::activate_cmd::ActivateArgs),
-    /// Attestations appraised per second end to end over loopback HTTP (a verifier in this
-    /// process; nonce, attest, post, verify, store), as JSON.
+    /// Attestations appraised per second end to end over loopback HTTP (verifiers in this
+    /// process; nonce, attest, post, verify, store), as JSON; `tsem bench verifier` measures
+    /// `serve` processes on SQLite and PostgreSQL.
     Bench(BenchArgs),
 }
 
