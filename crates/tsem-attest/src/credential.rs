@@ -339,45 +339,103 @@ fn within_validity(c: &Certificate, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Check an EK certificate (DER): issued by one of `cas` (DER CA certificates, trusted as they
-/// are: give the issuing CA, intermediate or not), by a CA certificate marked as a CA, both
-/// within their validity at `now`, for an RSA 2048 key. Returns the EK.
-pub fn check_ek_cert(der: &[u8], cas: &[Vec<u8>], now: u64) -> Result<EkCert, CredentialError> {
-    use rsa::pkcs8::DecodePublicKey as _;
-    use rsa::traits::PublicKeyParts as _;
-    let cert = Certificate::from_der(der).map_err(|e| cert_err(format!("not X.509 DER: {e}")))?;
-    within_validity(&cert, now).map_err(cert_err)?;
+/// The longest chain of intermediate certificates followed from an EK certificate to a
+/// configured CA (TPM vendors use one or two).
+const MAX_INTERMEDIATES: usize = 4;
+
+/// The configured CA among `cas` that signed `cert` (its subject), or why none did.
+fn anchored(cert: &Certificate, cas: &[Vec<u8>], now: u64) -> Result<String, Vec<String>> {
     let issuer = &cert.tbs_certificate.issuer;
     let mut why = Vec::new();
-    let mut signer = None;
     for (i, ca_der) in cas.iter().enumerate() {
-        let ca = Certificate::from_der(ca_der)
-            .map_err(|e| cert_err(format!("CA certificate {i} is not X.509 DER: {e}")))?;
+        let Ok(ca) = Certificate::from_der(ca_der) else {
+            why.push(format!("CA certificate {i} is not X.509 DER"));
+            continue;
+        };
         if &ca.tbs_certificate.subject != issuer {
             continue;
         }
         let checked = if is_ca(&ca) {
-            within_validity(&ca, now).and_then(|()| signed_by(&cert, &ca))
+            within_validity(&ca, now).and_then(|()| signed_by(cert, &ca))
         } else {
             Err("is not marked as a CA (basicConstraints)".into())
         };
         match checked {
-            Ok(()) => {
-                signer = Some(ca.tbs_certificate.subject.to_string());
-                break;
-            }
+            Ok(()) => return Ok(ca.tbs_certificate.subject.to_string()),
             Err(e) => why.push(format!(
                 "CA {:?}: {e}",
                 ca.tbs_certificate.subject.to_string()
             )),
         }
     }
-    let Some(issuer_name) = signer else {
+    Err(why)
+}
+
+/// Check an EK certificate (DER): issued by one of `cas` (DER CA certificates, the trust
+/// anchors, trusted as they are), directly or through `chain` (DER intermediate CA certificates
+/// the attester sent, trusted only as far as a configured CA vouches for them: each must be
+/// marked as a CA, within its validity, and signed by the next, at most four of them), every
+/// certificate within its validity at `now`, for an RSA 2048 key. Returns the EK.
+pub fn check_ek_cert(
+    der: &[u8],
+    chain: &[Vec<u8>],
+    cas: &[Vec<u8>],
+    now: u64,
+) -> Result<EkCert, CredentialError> {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let cert = Certificate::from_der(der).map_err(|e| cert_err(format!("not X.509 DER: {e}")))?;
+    within_validity(&cert, now).map_err(cert_err)?;
+    let intermediates = chain
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Certificate::from_der(d)
+                .map_err(|e| cert_err(format!("chain certificate {i} is not X.509 DER: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut current = cert.clone();
+    let mut why = Vec::new();
+    let mut issuer_name = None;
+    for _ in 0..=MAX_INTERMEDIATES.min(intermediates.len()) {
+        match anchored(&current, cas, now) {
+            Ok(name) => {
+                issuer_name = Some(name);
+                break;
+            }
+            Err(w) => why.extend(w),
+        }
+        // Not signed by a configured CA: by an intermediate the attester sent?
+        let next = intermediates.iter().find(|c| {
+            c.tbs_certificate.subject == current.tbs_certificate.issuer
+                && c.tbs_certificate.subject != current.tbs_certificate.subject
+        });
+        let Some(next) = next else { break };
+        let checked = if is_ca(next) {
+            within_validity(next, now).and_then(|()| signed_by(&current, next))
+        } else {
+            Err("is not marked as a CA (basicConstraints)".into())
+        };
+        if let Err(e) = checked {
+            why.push(format!(
+                "chain certificate {:?}: {e}",
+                next.tbs_certificate.subject.to_string()
+            ));
+            break;
+        }
+        current = next.clone();
+    }
+    let Some(issuer_name) = issuer_name else {
         return Err(cert_err(if why.is_empty() {
             format!(
-                "issued by {:?}, which is none of the {} configured CA certificate(s)",
-                issuer.to_string(),
-                cas.len()
+                "issued by {:?}, which is none of the {} configured CA certificate(s){}",
+                current.tbs_certificate.issuer.to_string(),
+                cas.len(),
+                if chain.is_empty() {
+                    " (an intermediate CA's certificate may be sent with the EK's)"
+                } else {
+                    ""
+                }
             )
         } else {
             why.join("; ")

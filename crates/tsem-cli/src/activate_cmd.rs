@@ -33,6 +33,10 @@ pub struct ActivateArgs {
     /// 0x01c00002 (for TPMs whose vendor ships it separately).
     #[arg(long, value_name = "F")]
     pub ek_cert: Option<PathBuf>,
+    /// Intermediate CA certificates (PEM, several in one file, or DER) between the EK
+    /// certificate and the CA the verifier trusts, as the TPM's vendor ships them.
+    #[arg(long, value_name = "F")]
+    pub ek_chain: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -77,12 +81,24 @@ pub fn run(a: ActivateArgs) -> anyhow::Result<ExitCode> {
         };
         id.ek_cert = tsem_attest::claims::to_hex(cert);
     }
+    let ek_chain = match &a.ek_chain {
+        None => Vec::new(),
+        Some(f) => {
+            let data = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+            tsem_attest::credential::parse_certs(&data)
+                .with_context(|| format!("{}: --ek-chain", f.display()))?
+                .iter()
+                .map(|c| tsem_attest::claims::to_hex(c))
+                .collect()
+        }
+    };
     let client = Client::with_ca(&a.url, None, a.ca_cert.as_deref())?;
     let ch = client.activation_challenge(
         &a.workload,
         &ActivationRequest {
             ek_cert: id.ek_cert,
             ak_public: id.ak_public,
+            ek_chain,
         },
     )?;
     let out = tpm.call(&[

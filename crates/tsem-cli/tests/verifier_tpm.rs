@@ -186,6 +186,7 @@ fn an_ak_counts_only_after_activation_against_a_certified_ek() {
     let req = ActivationRequest {
         ek_cert: tsem_attest::claims::to_hex(&ek_b),
         ak_public: tsem_attest::claims::to_hex(&ak_b_public),
+        ek_chain: Vec::new(),
     };
     let wrong = client.activation_challenge("b", &req).unwrap();
     let guess = ActivationAnswer {
@@ -224,4 +225,52 @@ fn an_ak_counts_only_after_activation_against_a_certified_ek() {
     assert!(e.to_string().contains("replayed"), "{e}");
     let o = f.attest("b", &b);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// EK certificates issued by an intermediate CA: the verifier trusts only the root
+/// (`--ek-ca ROOT`), the attester sends the intermediate (`activate --ek-chain`). Without it, or
+/// with an intermediate of the same name under another root, nothing is activated.
+#[test]
+fn an_ek_certificate_chains_through_an_intermediate_ca() {
+    if skip_tpm_test("an_ek_certificate_chains_through_an_intermediate_ca") {
+        return;
+    }
+    let (ca, other_ca) = (LocalCa::new("chain"), LocalCa::new("chain-other"));
+    let t = Swtpm::manufactured("chain", &ca);
+    let foreign = Swtpm::manufactured("chain-foreign", &other_ca);
+    let root = ca.dir.join("state/swtpm-localca-rootca-cert.pem");
+    assert!(root.exists(), "swtpm_localca made no root CA certificate");
+
+    let dir = tsem_testdata::services::TempDir::new("verifier-chain");
+    let db = format!("sqlite://{}", p(&dir.0.join("v.db")));
+    let token = dir.0.join("token");
+    let v = Verifier::start(&db, &["--admin-token-file", p(&token), "--ek-ca", p(&root)]);
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let f = Fleet { dir, v, token, key };
+    let (_, _, ak) = identity(&t);
+    let (_, _, ak_foreign) = identity(&foreign);
+    f.enroll("c", &ak);
+    f.enroll("foreign", &ak_foreign);
+
+    // The EK certificate alone: its issuer is not a configured CA.
+    refused(&f.activate("c", &t, &[]), "none of the 1 configured CA");
+    // An intermediate of the same name under another root: the root's signature decides.
+    let other_chain = other_ca.issuer_cert();
+    refused(
+        &f.activate("foreign", &foreign, &["--ek-chain", p(&other_chain)]),
+        "signature does not verify",
+    );
+    refused(&f.attest("foreign", &foreign), "not activated");
+    // The genuine intermediate of this TPM's vendor sent with the EK, the wrong one is refused.
+    refused(
+        &f.activate("c", &t, &["--ek-chain", p(&other_chain)]),
+        "signature does not verify",
+    );
+    refused(&f.attest("c", &t), "not activated");
+    let o = f.activate("c", &t, &["--ek-chain", p(&ca.issuer_cert())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = f.attest("c", &t);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming"), "{}", text(&o));
 }
