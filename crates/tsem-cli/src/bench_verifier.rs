@@ -24,8 +24,8 @@ pub struct VerifierBenchArgs {
     /// the benchmark enrols workloads in it). Without it only SQLite is measured.
     #[arg(long, value_name = "URL")]
     pub postgres: Option<String>,
-    /// The model the attested workload runs under (default: a synthetic workload of about 200
-    /// points, the size of the conformance captures), with its trajectories.
+    /// The model the attested workload runs under (default: a synthetic workload, 2000 events
+    /// of `tsem bench model`'s mix, about 500 points), with its trajectories.
     #[arg(long, value_name = "M", requires = "files")]
     pub model: Option<PathBuf>,
     /// Trajectories the attested workload ran (modeled under --model).
