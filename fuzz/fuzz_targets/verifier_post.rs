@@ -19,17 +19,17 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = tsem_verifier::protocol::parse_activation_answer(data) {
         assert!(!e.to_string().contains('\n'));
     }
-    let (cert, ak) = match tsem_verifier::protocol::parse_activation_request(data) {
-        Ok(x) => x,
+    let (cert, ak, chain) = match tsem_verifier::protocol::parse_activation_request(data) {
+        Ok(x) => (x.ek_cert, x.ak_public, x.ek_chain),
         Err(e) => {
             assert!(!e.to_string().contains('\n'));
             // The raw bytes as either structure, too.
-            (data.to_vec(), data.to_vec())
+            (data.to_vec(), data.to_vec(), vec![data.to_vec()])
         }
     };
     if let Err(e) = tsem_attest::credential::AkPublic::parse(&ak) {
         assert!(!e.to_string().contains('\n'));
     }
-    let _ = tsem_attest::credential::check_ek_cert(&cert, &[cert.clone()], 1_800_000_000);
+    let _ = tsem_attest::credential::check_ek_cert(&cert, &chain, &[cert.clone()], 1_800_000_000);
     let _ = tsem_attest::credential::parse_certs(data);
 });

@@ -237,31 +237,32 @@ pub fn host_identity() -> String {
 impl Claims {
     /// The claims for a finished namespace. The TPM fields are left empty.
     pub fn from_namespace(ns: &Namespace, cx: &Context) -> Result<Self, ClaimsError> {
+        Self::from_observed(&crate::Observed::of(ns), cx)
+    }
+
+    /// The claims for what was observed of a namespace (finished, or live: see
+    /// [`crate::Observed`]). The TPM fields are left empty.
+    pub fn from_observed(o: &crate::Observed, cx: &Context) -> Result<Self, ClaimsError> {
         if !(MIN_NONCE..=MAX_NONCE).contains(&cx.nonce.len()) {
             return Err(ClaimsError::NonceLength(cx.nonce.len()));
         }
-        let mut forensic: Vec<Digest> = ns
-            .points()
-            .iter()
-            .filter(|p| !p.2)
-            .map(|(d, _, _)| d)
-            .collect();
+        let mut forensic = o.forensic_points.clone();
         forensic.sort_unstable();
         Ok(Self {
             nonce: to_hex(&cx.nonce),
-            hash: ns.alg().name().to_string(),
-            mapping: ns.config().mapping.name().to_string(),
-            mode: mode_name(ns.mode()).to_string(),
-            state: ns.state().to_hex(),
-            measurement: ns.measurement().to_hex(),
-            aggregate: ns.aggregate().to_hex(),
-            base: ns.base().to_hex(),
+            hash: o.config.alg.name().to_string(),
+            mapping: o.config.mapping.name().to_string(),
+            mode: mode_name(o.mode).to_string(),
+            state: o.state.to_hex(),
+            measurement: o.measurement.to_hex(),
+            aggregate: o.aggregate.to_hex(),
+            base: o.base.to_hex(),
             model: cx.model.map(|d| d.to_hex()),
-            events: ns.events(),
-            points: ns.points().len() as u64,
-            forensics_events: ns.forensics_events(),
+            events: o.events,
+            points: o.points,
+            forensics_events: o.forensics_events,
             forensic_points: forensic.iter().map(|d| d.to_hex()).collect(),
-            denied: ns.denied(),
+            denied: o.denied,
             lost_events: cx.lost_events,
             host: cx.identity.host.clone(),
             workload: cx.identity.workload.clone(),
@@ -269,7 +270,7 @@ impl Claims {
             tool: concat!("tsem ", env!("CARGO_PKG_VERSION")).to_string(),
             tpm_pcr: None,
             tpm_pcr_prior: None,
-            on_forensic: Some(ns.policy().name().to_string()),
+            on_forensic: Some(o.policy.name().to_string()),
         })
     }
 

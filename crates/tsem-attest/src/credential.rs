@@ -69,11 +69,42 @@ pub struct AkPublic {
     pub alg: AkAlg,
 }
 
+/// Which endorsement key: the RSA 2048 one (certificate in NV index 0x01c00002) or the ECC
+/// NIST P-256 one (0x01c0000a), each from the default template of the TCG EK Credential Profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EkAlg {
+    /// RSA 2048: the credential's seed is RSA-OAEP encrypted to it.
+    #[default]
+    Rsa,
+    /// ECC NIST P-256: the seed is agreed by ECDH with an ephemeral key (KDFe).
+    Ecc,
+}
+
+impl std::str::FromStr for EkAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rsa" => Ok(Self::Rsa),
+            "ecc" | "p256" => Ok(Self::Ecc),
+            _ => Err(format!("unknown EK algorithm {s:?} (rsa, ecc)")),
+        }
+    }
+}
+
+/// An endorsement key, as its certificate gives it.
+#[derive(Debug, Clone)]
+pub enum EkKey {
+    /// RSA 2048.
+    Rsa(rsa::RsaPublicKey),
+    /// NIST P-256.
+    Ecc(p256::PublicKey),
+}
+
 /// A checked EK certificate.
 #[derive(Debug, Clone)]
 pub struct EkCert {
-    /// The EK (RSA 2048).
-    pub key: rsa::RsaPublicKey,
+    /// The EK (RSA 2048 or ECC P-256).
+    pub key: EkKey,
     /// Subject of the CA certificate that signed it.
     pub issuer: String,
     /// SHA-256 of the certificate (hex): which TPM this is.
@@ -339,45 +370,103 @@ fn within_validity(c: &Certificate, now: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Check an EK certificate (DER): issued by one of `cas` (DER CA certificates, trusted as they
-/// are: give the issuing CA, intermediate or not), by a CA certificate marked as a CA, both
-/// within their validity at `now`, for an RSA 2048 key. Returns the EK.
-pub fn check_ek_cert(der: &[u8], cas: &[Vec<u8>], now: u64) -> Result<EkCert, CredentialError> {
-    use rsa::pkcs8::DecodePublicKey as _;
-    use rsa::traits::PublicKeyParts as _;
-    let cert = Certificate::from_der(der).map_err(|e| cert_err(format!("not X.509 DER: {e}")))?;
-    within_validity(&cert, now).map_err(cert_err)?;
+/// The longest chain of intermediate certificates followed from an EK certificate to a
+/// configured CA (TPM vendors use one or two).
+const MAX_INTERMEDIATES: usize = 4;
+
+/// The configured CA among `cas` that signed `cert` (its subject), or why none did.
+fn anchored(cert: &Certificate, cas: &[Vec<u8>], now: u64) -> Result<String, Vec<String>> {
     let issuer = &cert.tbs_certificate.issuer;
     let mut why = Vec::new();
-    let mut signer = None;
     for (i, ca_der) in cas.iter().enumerate() {
-        let ca = Certificate::from_der(ca_der)
-            .map_err(|e| cert_err(format!("CA certificate {i} is not X.509 DER: {e}")))?;
+        let Ok(ca) = Certificate::from_der(ca_der) else {
+            why.push(format!("CA certificate {i} is not X.509 DER"));
+            continue;
+        };
         if &ca.tbs_certificate.subject != issuer {
             continue;
         }
         let checked = if is_ca(&ca) {
-            within_validity(&ca, now).and_then(|()| signed_by(&cert, &ca))
+            within_validity(&ca, now).and_then(|()| signed_by(cert, &ca))
         } else {
             Err("is not marked as a CA (basicConstraints)".into())
         };
         match checked {
-            Ok(()) => {
-                signer = Some(ca.tbs_certificate.subject.to_string());
-                break;
-            }
+            Ok(()) => return Ok(ca.tbs_certificate.subject.to_string()),
             Err(e) => why.push(format!(
                 "CA {:?}: {e}",
                 ca.tbs_certificate.subject.to_string()
             )),
         }
     }
-    let Some(issuer_name) = signer else {
+    Err(why)
+}
+
+/// Check an EK certificate (DER): issued by one of `cas` (DER CA certificates, the trust
+/// anchors, trusted as they are), directly or through `chain` (DER intermediate CA certificates
+/// the attester sent, trusted only as far as a configured CA vouches for them: each must be
+/// marked as a CA, within its validity, and signed by the next, at most four of them), every
+/// certificate within its validity at `now`, for an RSA 2048 key. Returns the EK.
+pub fn check_ek_cert(
+    der: &[u8],
+    chain: &[Vec<u8>],
+    cas: &[Vec<u8>],
+    now: u64,
+) -> Result<EkCert, CredentialError> {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let cert = Certificate::from_der(der).map_err(|e| cert_err(format!("not X.509 DER: {e}")))?;
+    within_validity(&cert, now).map_err(cert_err)?;
+    let intermediates = chain
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Certificate::from_der(d)
+                .map_err(|e| cert_err(format!("chain certificate {i} is not X.509 DER: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut current = cert.clone();
+    let mut why = Vec::new();
+    let mut issuer_name = None;
+    for _ in 0..=MAX_INTERMEDIATES.min(intermediates.len()) {
+        match anchored(&current, cas, now) {
+            Ok(name) => {
+                issuer_name = Some(name);
+                break;
+            }
+            Err(w) => why.extend(w),
+        }
+        // Not signed by a configured CA: by an intermediate the attester sent?
+        let next = intermediates.iter().find(|c| {
+            c.tbs_certificate.subject == current.tbs_certificate.issuer
+                && c.tbs_certificate.subject != current.tbs_certificate.subject
+        });
+        let Some(next) = next else { break };
+        let checked = if is_ca(next) {
+            within_validity(next, now).and_then(|()| signed_by(&current, next))
+        } else {
+            Err("is not marked as a CA (basicConstraints)".into())
+        };
+        if let Err(e) = checked {
+            why.push(format!(
+                "chain certificate {:?}: {e}",
+                next.tbs_certificate.subject.to_string()
+            ));
+            break;
+        }
+        current = next.clone();
+    }
+    let Some(issuer_name) = issuer_name else {
         return Err(cert_err(if why.is_empty() {
             format!(
-                "issued by {:?}, which is none of the {} configured CA certificate(s)",
-                issuer.to_string(),
-                cas.len()
+                "issued by {:?}, which is none of the {} configured CA certificate(s){}",
+                current.tbs_certificate.issuer.to_string(),
+                cas.len(),
+                if chain.is_empty() {
+                    " (an intermediate CA's certificate may be sent with the EK's)"
+                } else {
+                    ""
+                }
             )
         } else {
             why.join("; ")
@@ -388,15 +477,21 @@ pub fn check_ek_cert(der: &[u8], cas: &[Vec<u8>], now: u64) -> Result<EkCert, Cr
         .subject_public_key_info
         .to_der()
         .map_err(|e| cert_err(format!("key cannot be encoded: {e}")))?;
-    let key = rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| {
-        cert_err("the EK is not an RSA key (ECC EKs are not supported yet; use the RSA 2048 EK)")
-    })?;
-    if key.size() != 256 {
-        return Err(cert_err(format!(
-            "RSA EK of {} bits; only RSA 2048 EKs are supported",
-            key.size() * 8
-        )));
-    }
+    let key = match rsa::RsaPublicKey::from_public_key_der(&spki) {
+        Ok(key) if key.size() == 256 => EkKey::Rsa(key),
+        Ok(key) => {
+            return Err(cert_err(format!(
+                "RSA EK of {} bits; only RSA 2048 and ECC P-256 EKs are supported",
+                key.size() * 8
+            )));
+        }
+        Err(_) => {
+            use p256::pkcs8::DecodePublicKey as _;
+            EkKey::Ecc(p256::PublicKey::from_public_key_der(&spki).map_err(|_| {
+                cert_err("the EK is neither RSA 2048 nor ECC P-256 (the supported EKs)")
+            })?)
+        }
+    };
     Ok(EkCert {
         key,
         issuer: issuer_name,
@@ -431,7 +526,7 @@ fn kdfa(key: &[u8], label: &str, context_u: &[u8], context_v: &[u8], bits: u32) 
 /// TPM2_MakeCredential in software: protect `credential` (at most 32 bytes) for the object named
 /// `ak_name`, to the RSA EK `ek`.
 pub fn make_credential(
-    ek: &rsa::RsaPublicKey,
+    ek: &EkKey,
     ak_name: &[u8],
     credential: &[u8],
 ) -> Result<Credential, CredentialError> {
@@ -444,16 +539,22 @@ pub fn make_credential(
         )));
     }
     let mut rng = rand_core_06::OsRng;
-    let mut seed = [0u8; 32];
-    rng.try_fill_bytes(&mut seed)
-        .map_err(|e| CredentialError::Make(format!("no randomness: {e}")))?;
-    let secret = ek
-        .encrypt(
-            &mut rng,
-            rsa::Oaep::new_with_label::<sha2_010::Sha256, _>("IDENTITY\0"),
-            &seed,
-        )
-        .map_err(|e| CredentialError::Make(format!("RSA-OAEP to the EK: {e}")))?;
+    let (seed, secret) = match ek {
+        EkKey::Rsa(ek) => {
+            let mut seed = [0u8; 32];
+            rng.try_fill_bytes(&mut seed)
+                .map_err(|e| CredentialError::Make(format!("no randomness: {e}")))?;
+            let secret = ek
+                .encrypt(
+                    &mut rng,
+                    rsa::Oaep::new_with_label::<sha2_010::Sha256, _>("IDENTITY\0"),
+                    &seed,
+                )
+                .map_err(|e| CredentialError::Make(format!("RSA-OAEP to the EK: {e}")))?;
+            (seed.to_vec(), secret)
+        }
+        EkKey::Ecc(ek) => ecc_seed(ek)?,
+    };
     let sym = kdfa(&seed, "STORAGE", ak_name, &[], (EK_SYM_KEY * 8) as u32);
     let mut enc_identity = Vec::with_capacity(2 + credential.len());
     enc_identity.extend_from_slice(&(credential.len() as u16).to_be_bytes());
@@ -472,6 +573,64 @@ pub fn make_credential(
     blob.extend_from_slice(&outer);
     blob.extend_from_slice(&enc_identity);
     Ok(Credential { blob, secret })
+}
+
+/// An ECC EK's seed (Part 1 §C.6.1, Part 2 `TPMS_ECC_POINT`): ECDH between a fresh ephemeral
+/// P-256 key and the EK, the seed the KDFe of the shared x coordinate with the label `IDENTITY`
+/// and both public x coordinates; the ephemeral public point is the encrypted secret.
+fn ecc_seed(ek: &p256::PublicKey) -> Result<(Vec<u8>, Vec<u8>), CredentialError> {
+    use p256::elliptic_curve::sec1::ToSec1Point as _;
+    use rand_core_06::RngCore as _;
+    let mut d = [0u8; 32];
+    let ephemeral = loop {
+        rand_core_06::OsRng
+            .try_fill_bytes(&mut d)
+            .map_err(|e| CredentialError::Make(format!("no randomness: {e}")))?;
+        // A uniformly random 256-bit string is a valid non-zero scalar but for 2^-32 of them.
+        if let Some(s) =
+            Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr(d.into()))
+        {
+            break s;
+        }
+    };
+    // Uncompressed SEC1: 0x04 || x || y. None of the three is the identity (a non-zero scalar
+    // times a point of the prime-order group; `PublicKey` is never the identity).
+    let q_e = (p256::ProjectivePoint::GENERATOR * *ephemeral)
+        .to_affine()
+        .to_uncompressed_point();
+    let z = (ek.to_projective() * *ephemeral)
+        .to_affine()
+        .to_uncompressed_point();
+    let q_ek = ek.as_affine().to_uncompressed_point();
+    let (Some(qx), Some(qy), Some(zx), Some(ekx)) = (
+        q_e.get(1..33),
+        q_e.get(33..65),
+        z.get(1..33),
+        q_ek.get(1..33),
+    ) else {
+        return Err(CredentialError::Make(
+            "a P-256 point of the wrong size".into(),
+        ));
+    };
+    let seed = kdfe(zx, "IDENTITY", qx, ekx);
+    let mut point = Vec::with_capacity(4 + qx.len() + qy.len());
+    for c in [qx, qy] {
+        point.extend_from_slice(&(c.len() as u16).to_be_bytes());
+        point.extend_from_slice(c);
+    }
+    Ok((seed, point))
+}
+
+/// KDFe (Part 1 §11.4.10.3) with SHA-256 for 256 bits: `SHA-256(1 || Z || label\0 || U || V)`.
+fn kdfe(z: &[u8], label: &str, party_u: &[u8], party_v: &[u8]) -> Vec<u8> {
+    let mut h = sha2::Sha256::new();
+    h.update(1u32.to_be_bytes());
+    h.update(z);
+    h.update(label.as_bytes());
+    h.update([0u8]);
+    h.update(party_u);
+    h.update(party_v);
+    h.finalize().to_vec()
 }
 
 #[cfg(test)]
@@ -551,7 +710,7 @@ mod tests {
     fn credentials_are_bounded_and_fresh() {
         let mut rng = rand_core_06::OsRng;
         let key = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
-        let ek = rsa::RsaPublicKey::from(&key);
+        let ek = EkKey::Rsa(rsa::RsaPublicKey::from(&key));
         let a = make_credential(&ek, b"\x00\x0bname", &[1; 32]).unwrap();
         let b = make_credential(&ek, b"\x00\x0bname", &[1; 32]).unwrap();
         assert_ne!(a.blob, b.blob, "a fresh seed each time");
@@ -567,5 +726,41 @@ mod tests {
         assert_eq!(seed.len(), 32);
         assert!(make_credential(&ek, b"n", &[]).is_err());
         assert!(make_credential(&ek, b"n", &[0; 33]).is_err());
+    }
+
+    /// An ECC EK's credential: the EK's private scalar recovers the seed from the ephemeral point
+    /// (ECDH + KDFe, as TPM2_ActivateCredential does), and the seed's HMAC key authenticates the
+    /// blob for this AK name only.
+    #[test]
+    fn an_ecc_ek_recovers_the_seed_by_ecdh() {
+        use hmac::Mac as _;
+        use p256::elliptic_curve::sec1::{FromSec1Point as _, ToSec1Point as _};
+        let d = p256::NonZeroScalar::from_repr([7u8; 32].into()).unwrap();
+        let ek_pub = p256::PublicKey::from_secret_scalar(&d);
+        let name = b"\x00\x0bak-name";
+        let c = make_credential(&EkKey::Ecc(ek_pub), name, &[9; 32]).unwrap();
+        // TPMS_ECC_POINT: two TPM2B of 32 bytes.
+        assert_eq!(c.secret.len(), 2 + 32 + 2 + 32);
+        assert_eq!(&c.secret[..2], &[0, 32]);
+        let mut sec1 = vec![4u8];
+        sec1.extend_from_slice(&c.secret[2..34]);
+        sec1.extend_from_slice(&c.secret[36..68]);
+        let point = p256::Sec1Point::from_bytes(&sec1).unwrap();
+        let q_e = p256::AffinePoint::from_sec1_point(&point).unwrap();
+        let z = (p256::ProjectivePoint::from(q_e) * *d)
+            .to_affine()
+            .to_uncompressed_point();
+        let ekx = ek_pub.as_affine().to_uncompressed_point();
+        let seed = kdfe(&z[1..33], "IDENTITY", &c.secret[2..34], &ekx[1..33]);
+        let hmac_key = kdfa(&seed, "INTEGRITY", &[], &[], 256);
+        let outer_len = usize::from(u16::from_be_bytes([c.blob[0], c.blob[1]]));
+        let (outer, enc) = c.blob[2..].split_at(outer_len);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&hmac_key).unwrap();
+        mac.update(enc);
+        mac.update(name);
+        assert_eq!(mac.finalize().into_bytes().to_vec(), outer);
+        // Another ephemeral key every time.
+        let again = make_credential(&EkKey::Ecc(ek_pub), name, &[9; 32]).unwrap();
+        assert_ne!(again.secret, c.secret);
     }
 }

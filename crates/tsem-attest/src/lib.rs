@@ -21,6 +21,7 @@ pub mod attestation;
 pub mod claims;
 pub mod credential;
 pub mod ear;
+pub mod observed;
 pub mod quote;
 pub mod sealed;
 #[cfg(feature = "tpm")]
@@ -34,6 +35,7 @@ pub use tsem_core::namespace::Namespace;
 
 pub use attestation::{Attestation, AttestationError, PublicKey, Signer, quote_data};
 pub use claims::{Claims, ClaimsError, Context, Identity, host_identity, now_unix, parse_nonce};
+pub use observed::Observed;
 pub use quote::{AkAlg, AkKey, QuoteError, TpmQuote};
 pub use verify::{DEFAULT_PCR, ExpectedModel, Policy, Rejection, Verified, model_digest, verify};
 
@@ -56,7 +58,16 @@ pub fn attest(
     cx: &Context,
     signer: &Signer,
 ) -> Result<Attestation, AttestationError> {
-    Attestation::sign(Claims::from_namespace(ns, cx)?, signer)
+    attest_observed(&Observed::of(ns), cx, signer)
+}
+
+/// [`attest`] from what was observed of a namespace (a live run's published copy).
+pub fn attest_observed(
+    o: &Observed,
+    cx: &Context,
+    signer: &Signer,
+) -> Result<Attestation, AttestationError> {
+    Attestation::sign(Claims::from_observed(o, cx)?, signer)
 }
 
 /// [`attest`], and the state extended into `pcr` of `tpm` and quoted with PCRs 0–7, the quote
@@ -75,7 +86,18 @@ pub fn attest_with_tpm(
     tpm: &mut dyn QuoteDevice,
     pcr: u32,
 ) -> Result<Attestation, AttestationError> {
-    let mut claims = Claims::from_namespace(ns, cx)?;
+    attest_observed_with_tpm(&Observed::of(ns), cx, signer, tpm, pcr)
+}
+
+/// [`attest_with_tpm`] from what was observed of a namespace.
+pub fn attest_observed_with_tpm(
+    o: &Observed,
+    cx: &Context,
+    signer: &Signer,
+    tpm: &mut dyn QuoteDevice,
+    pcr: u32,
+) -> Result<Attestation, AttestationError> {
+    let mut claims = Claims::from_observed(o, cx)?;
     let prior = tpm
         .read_pcrs(&[pcr])?
         .first()
@@ -83,8 +105,7 @@ pub fn attest_with_tpm(
         .ok_or_else(|| AttestationError::Device("the TPM returned no PCR value".into()))?;
     claims.tpm_pcr = Some(pcr);
     claims.tpm_pcr_prior = Some(claims::to_hex(&prior));
-    let quote =
-        tpm.extend_and_quote(pcr, &pcr_value_of_state(&ns.state()), &quote_data(&claims)?)?;
+    let quote = tpm.extend_and_quote(pcr, &pcr_value_of_state(&o.state), &quote_data(&claims)?)?;
     let mut a = Attestation::sign(claims, signer)?;
     a.tpm = Some(quote);
     Ok(a)

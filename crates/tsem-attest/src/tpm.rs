@@ -242,14 +242,28 @@ impl Tpm {
         pem
     }
 
-    /// What a verifier needs to activate the AK: the RSA 2048 EK certificate (DER, from its NV
-    /// index) and the AK's marshalled `TPMT_PUBLIC` (whose digest is its name).
-    pub fn identity(&mut self) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
-        let cert = tss_esapi::abstraction::ek::retrieve_ek_pubcert(
-            &mut self.ctx,
-            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
-        )
-        .map_err(tss("NV_Read (RSA EK certificate, index 0x01c00002)"))?;
+    /// What a verifier needs to activate the AK: the EK certificate (DER, from its NV index:
+    /// 0x01c00002 for the RSA 2048 EK, 0x01c0000a for the ECC P-256 one) and the AK's marshalled
+    /// `TPMT_PUBLIC` (whose digest is its name). `None`: no certificate (the caller has it from
+    /// its vendor), empty.
+    pub fn identity(
+        &mut self,
+        ek: Option<crate::credential::EkAlg>,
+    ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
+        let cert = match ek {
+            None => Vec::new(),
+            Some(ek) => {
+                tss_esapi::abstraction::ek::retrieve_ek_pubcert(&mut self.ctx, ek_selection(ek))
+                    .map_err(tss(match ek {
+                        crate::credential::EkAlg::Rsa => {
+                            "NV_Read (RSA EK certificate, index 0x01c00002)"
+                        }
+                        crate::credential::EkAlg::Ecc => {
+                            "NV_Read (ECC EK certificate, index 0x01c0000a)"
+                        }
+                    }))?
+            }
+        };
         let (h, public) = self.create_ak()?;
         let flushed = self.ctx.flush_context(h.into());
         let bytes = public.marshall().map_err(tss("marshal TPMT_PUBLIC"));
@@ -257,17 +271,19 @@ impl Tpm {
         Ok((cert, bytes?))
     }
 
-    /// TPM2_ActivateCredential with the AK and the RSA EK (its default template, authorised by
+    /// TPM2_ActivateCredential with the AK and the EK `ek` (its default template, authorised by
     /// PolicySecret on the endorsement hierarchy): the credential a verifier made for them.
-    pub fn activate(&mut self, blob: &[u8], secret: &[u8]) -> Result<Vec<u8>, TpmError> {
+    pub fn activate(
+        &mut self,
+        ek: crate::credential::EkAlg,
+        blob: &[u8],
+        secret: &[u8],
+    ) -> Result<Vec<u8>, TpmError> {
         let blob = IdObject::try_from(blob.to_vec()).map_err(tss("credential blob"))?;
         let secret = EncryptedSecret::try_from(secret.to_vec()).map_err(tss("encrypted secret"))?;
-        let ek = tss_esapi::abstraction::ek::create_ek_object_2(
-            &mut self.ctx,
-            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
-            None,
-        )
-        .map_err(tss("CreatePrimary (EK)"))?;
+        let ek =
+            tss_esapi::abstraction::ek::create_ek_object_2(&mut self.ctx, ek_selection(ek), None)
+                .map_err(tss("CreatePrimary (EK)"))?;
         let ak = match self.create_ak() {
             Ok((ak, _)) => ak,
             Err(e) => {
@@ -388,5 +404,13 @@ impl crate::QuoteDevice for Tpm {
     ) -> Result<TpmQuote, crate::AttestationError> {
         self.extend(pcr, value)?;
         Ok(self.quote(pcr, qualifying)?)
+    }
+}
+
+/// The default EK template of `ek` (TCG EK Credential Profile: RSA 2048, or ECC NIST P-256).
+fn ek_selection(ek: crate::credential::EkAlg) -> AsymmetricAlgorithmSelection {
+    match ek {
+        crate::credential::EkAlg::Rsa => AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        crate::credential::EkAlg::Ecc => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
     }
 }

@@ -29,10 +29,18 @@ pub struct ActivateArgs {
     /// The AK: ecc (default) or rsa, as enrolled.
     #[arg(long, value_name = "ALG", default_value = "ecc")]
     pub ak_alg: tsem_attest::AkAlg,
+    /// The endorsement key to activate with: rsa (2048, certificate in NV index 0x01c00002) or
+    /// ecc (P-256, 0x01c0000a).
+    #[arg(long, value_name = "ALG", default_value = "rsa")]
+    pub ek_alg: tsem_attest::credential::EkAlg,
     /// Present this EK certificate (PEM or DER) instead of the one in the TPM's NV index
-    /// 0x01c00002 (for TPMs whose vendor ships it separately).
+    /// (for TPMs whose vendor ships it separately).
     #[arg(long, value_name = "F")]
     pub ek_cert: Option<PathBuf>,
+    /// Intermediate CA certificates (PEM, several in one file, or DER) between the EK
+    /// certificate and the CA the verifier trusts, as the TPM's vendor ships them.
+    #[arg(long, value_name = "F")]
+    pub ek_chain: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -56,13 +64,25 @@ fn alg_name(a: tsem_attest::AkAlg) -> &'static str {
 pub fn run(a: ActivateArgs) -> anyhow::Result<ExitCode> {
     let tpm = HelperTpm::new(&a.tpm, a.ak_alg)?;
     let alg = alg_name(a.ak_alg).to_string();
-    let out = tpm.call(&[
+    let ek_alg = match a.ek_alg {
+        tsem_attest::credential::EkAlg::Rsa => "rsa",
+        tsem_attest::credential::EkAlg::Ecc => "ecc",
+    }
+    .to_string();
+    let mut args: Vec<String> = vec![
         "identity".into(),
         "--tcti".into(),
         a.tpm.clone(),
         "--ak-alg".into(),
         alg.clone(),
-    ])?;
+        "--ek-alg".into(),
+        ek_alg.clone(),
+    ];
+    if a.ek_cert.is_some() {
+        // A certificate from the vendor: the TPM's NV index may hold none.
+        args.push("--no-ek-cert".into());
+    }
+    let out = tpm.call(&args)?;
     let mut id: Identity = serde_json::from_str(&out).context("tsem-tpm identity output")?;
     if let Some(f) = &a.ek_cert {
         let data = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
@@ -77,12 +97,24 @@ pub fn run(a: ActivateArgs) -> anyhow::Result<ExitCode> {
         };
         id.ek_cert = tsem_attest::claims::to_hex(cert);
     }
+    let ek_chain = match &a.ek_chain {
+        None => Vec::new(),
+        Some(f) => {
+            let data = std::fs::read(f).with_context(|| format!("{}: cannot read", f.display()))?;
+            tsem_attest::credential::parse_certs(&data)
+                .with_context(|| format!("{}: --ek-chain", f.display()))?
+                .iter()
+                .map(|c| tsem_attest::claims::to_hex(c))
+                .collect()
+        }
+    };
     let client = Client::with_ca(&a.url, None, a.ca_cert.as_deref())?;
     let ch = client.activation_challenge(
         &a.workload,
         &ActivationRequest {
             ek_cert: id.ek_cert,
             ak_public: id.ak_public,
+            ek_chain,
         },
     )?;
     let out = tpm.call(&[
@@ -91,6 +123,8 @@ pub fn run(a: ActivateArgs) -> anyhow::Result<ExitCode> {
         a.tpm.clone(),
         "--ak-alg".into(),
         alg,
+        "--ek-alg".into(),
+        ek_alg,
         "--blob".into(),
         ch.credential_blob,
         "--secret".into(),

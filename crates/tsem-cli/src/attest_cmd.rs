@@ -142,6 +142,15 @@ pub struct RunAttestArgs {
     /// The workload's name at the verifier (as enrolled), with --verifier.
     #[arg(long, value_name = "NAME", requires = "verifier")]
     pub workload: Option<String>,
+    /// With --verifier, also attest every SECONDS while the workload runs (each time a fresh
+    /// nonce, the live state and lost-event count, the forensics so far), not only at the end.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "verifier",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub every: Option<u64>,
     /// The TPM (TCTI), with --attest (also quote; the aggregate then comes from its PCRs 0-7)
     /// or --unseal.
     #[arg(long, value_name = "TCTI")]
@@ -475,6 +484,36 @@ pub fn finish(
         }
     }
     Ok(att)
+}
+
+/// One attestation of a live run to its fleet verifier (`tsem run --every`): a fresh nonce, then
+/// what `observe` gives — taken after the nonce arrived, so the state is never older than the
+/// challenge — attested and posted with its forensic descriptions. The verifier's answer.
+pub(crate) fn attest_live(
+    p: &mut Prepared,
+    model: Option<Digest>,
+    observe: impl FnOnce() -> anyhow::Result<crate::periodic::Live>,
+) -> anyhow::Result<tsem_verifier::protocol::Appraisal> {
+    let Some(f) = &p.fleet else {
+        bail!("attesting while the workload runs needs --verifier");
+    };
+    let n = crate::verifier_cmd::fetch_nonce(&f.url, f.ca.as_deref(), &f.workload)?;
+    let live = observe()?;
+    let cx = Context {
+        nonce: tsem_attest::parse_nonce(&n).context("the verifier's nonce")?,
+        lost_events: live.lost_events,
+        identity: Identity {
+            host: tsem_attest::host_identity(),
+            workload: f.workload.clone(),
+        },
+        model,
+        time: tsem_attest::now_unix(),
+    };
+    let att = match p.tpm.as_mut() {
+        Some(t) => tsem_attest::attest_observed_with_tpm(&live.observed, &cx, &p.signer, t, p.pcr)?,
+        None => tsem_attest::attest_observed(&live.observed, &cx, &p.signer)?,
+    };
+    crate::verifier_cmd::appraise(&f.url, f.ca.as_deref(), &f.workload, att, &live.forensics)
 }
 
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {

@@ -47,6 +47,9 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Attestations appraised per second by `tsem verifier serve` processes over loopback HTTP
+    /// (SQLite; PostgreSQL with one and two processes), median latency (crate::bench_verifier).
+    Verifier(crate::bench_verifier::VerifierBenchArgs),
     /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
     Model {
         /// Number of synthetic events.
@@ -101,6 +104,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
             runs,
             json,
         }),
+        BenchCmd::Verifier(a) => crate::bench_verifier::run(a),
         BenchCmd::Model {
             events,
             points,

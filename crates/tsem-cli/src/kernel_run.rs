@@ -62,6 +62,8 @@ fn sensor_only(a: &RunArgs, external: bool) -> Option<&'static str> {
         (l.name.is_some(), "--name"),
         (l.export.is_some(), "--export"),
         (a.attestation.attest.is_some(), "--attest"),
+        (a.attestation.verifier.is_some(), "--verifier"),
+        (a.unseal.unseal.is_some(), "--unseal"),
         (a.learn && a.model.is_some(), "--learn --model"),
         (a.rules.is_some(), "--rules"),
         (a.observe.is_some(), "--observe"),

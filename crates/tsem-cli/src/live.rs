@@ -100,6 +100,14 @@ impl Live {
         })
     }
 
+    /// The run's mirror, started now if `--name` did not (`tsem run --every` reads it).
+    pub fn mirror(&mut self, ns: &Namespace) -> Mirror {
+        let counters = &self.counters;
+        self.mirror
+            .get_or_insert_with(|| Mirror::new(ns, counters.clone()))
+            .clone()
+    }
+
     /// The deviation policy killed the workload (`kill`, or `restart` before it starts again).
     pub fn policy_killed(&self) {
         use std::sync::atomic::Ordering;

@@ -190,6 +190,8 @@ pub(crate) struct RunExtras {
     ended: Option<tsem_core::policy::RunAction>,
     /// The modeling agent whose verdicts decide (`--tma`).
     agent: Option<crate::tma_cmd::Agent>,
+    /// Events lost, read live by `--every` attestations.
+    loss: Option<std::sync::Arc<crate::periodic::Loss>>,
 }
 
 impl RunExtras {
@@ -224,6 +226,12 @@ impl Extras for RunExtras {
         if o.run != tsem_core::policy::RunAction::Continue && self.ended.is_none() {
             self.ended = Some(o.run);
             self.live.policy_killed();
+        }
+    }
+
+    fn unmodeled(&mut self) {
+        if let Some(l) = &self.loss {
+            l.unmodeled();
         }
     }
 
@@ -344,16 +352,19 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("tsem: warning: no kernel backstop: the model has no landlock lines");
     }
     let agent = crate::tma_cmd::Agent::connect(&a.tma, &ns)?;
-    let live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
+    let mut live = crate::live::Live::start(&a.live, &ns, &a.cmd)?;
+    let attesting =
+        crate::periodic::Attesting::start(attester, &a.attestation, input.as_ref(), &mut live, &ns);
     let extras = RunExtras {
         shaper,
         progress,
         live,
         ended: None,
         agent,
+        loss: attesting.loss.clone(),
     };
     let modeler = Modeler::new(ns, crate::backstop::learner(&backstop), extras);
-    let cfg = SensorConfig {
+    let mut cfg = SensorConfig {
         alg: a.ns.digest,
         mapping: a.ns.mapping,
         digest_cache: digest_store(&a)?,
@@ -375,6 +386,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut restarts = 0u32;
     let mut earlier = tsem_sensor::Stats::default();
     let mut report = loop {
+        cfg.counters = attesting.counters();
         let mut r = match a.attach_fd {
             Some(fd) => crate::attach::run(fd, &cfg, handler)?,
             None => match tsem_sensor::run(&a.cmd, &cfg, handler) {
@@ -413,6 +425,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         handler.extras.shaper.restart(handler.ns.config());
         handler.extras.live.restarted();
     };
+    let attester = attesting.finish()?;
     let handler = &mut report.handler;
     if handler.extras.progress.is_some() {
         handler.extras.tick(&handler.ns, true);

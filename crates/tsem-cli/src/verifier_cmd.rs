@@ -25,8 +25,9 @@ pub enum VerifierCmd {
     /// Prove to the verifier that the workload's AK lives in a TPM with a certified EK
     /// (TPM2_ActivateCredential; run on the workload's machine).
     Activate(crate::activate_cmd::ActivateArgs),
-    /// Attestations appraised per second end to end over loopback HTTP (a verifier in this
-    /// process; nonce, attest, post, verify, store), as JSON.
+    /// Attestations appraised per second end to end over loopback HTTP (verifiers in this
+    /// process; nonce, attest, post, verify, store), as JSON; `tsem bench verifier` measures
+    /// `serve` processes on SQLite and PostgreSQL.
     Bench(BenchArgs),
 }
 
@@ -332,9 +333,25 @@ pub fn post(
     att: tsem_attest::Attestation,
     ns: &tsem_core::namespace::Namespace,
 ) -> anyhow::Result<ExitCode> {
-    let forensics = ns
-        .forensics()
-        .iter()
+    let a = appraise(url, ca, workload, att, ns.forensics().iter())?;
+    println!("{}: {}", a.verdict, a.reason);
+    Ok(if matches!(a.verdict.as_str(), "affirming" | "warning") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOT_TRUSTED)
+    })
+}
+
+/// Post `att` with `forensics` (the descriptions of its forensic events); the verifier's answer.
+pub fn appraise<'a>(
+    url: &str,
+    ca: Option<&Path>,
+    workload: &str,
+    att: tsem_attest::Attestation,
+    forensics: impl IntoIterator<Item = &'a tsem_core::event::Event>,
+) -> anyhow::Result<tsem_verifier::protocol::Appraisal> {
+    let forensics = forensics
+        .into_iter()
         .map(|e| {
             // Strict JSON where the description is UTF-8; else the kernel's form in tsem's
             // one-to-one escaped rendering (docs/raw-bytes.md), so no byte is lost.
@@ -348,17 +365,11 @@ pub fn post(
             }
         })
         .collect();
-    let a = Client::with_ca(url, None, ca)?.post(
+    Ok(Client::with_ca(url, None, ca)?.post(
         workload,
         &Post {
             attestation: att,
             forensics,
         },
-    )?;
-    println!("{}: {}", a.verdict, a.reason);
-    Ok(if matches!(a.verdict.as_str(), "affirming" | "warning") {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(NOT_TRUSTED)
-    })
+    )?)
 }

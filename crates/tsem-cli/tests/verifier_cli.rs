@@ -323,6 +323,57 @@ fn bench_reports_json() {
     assert_eq!(h["history"].as_array().unwrap().len(), 61, "{h:#}");
 }
 
+/// `tsem bench verifier --json`: `serve` processes on SQLite, and on PostgreSQL with one and two
+/// of them; every attestation it reports was appraised affirming and recorded once.
+#[test]
+fn bench_verifier_measures_serve_processes() {
+    let pg = Postgres::start("bench");
+    let mut args = vec!["bench", "verifier", "--json", "-n", "30", "--clients", "2"];
+    if let Some(pg) = &pg {
+        args.extend(["--postgres", pg.url.as_str()]);
+    }
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["bench"], "verifier");
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1, "{r}");
+    let rows: Vec<(String, u64, u64)> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            assert!(x["per_second"].as_f64().unwrap() > 0.0, "{x}");
+            assert!(x["median_ms"].as_f64().unwrap() > 0.0, "{x}");
+            (
+                x["db"].as_str().unwrap().to_string(),
+                x["servers"].as_u64().unwrap(),
+                x["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want = vec![("sqlite".to_string(), 1, 30)];
+    let Some(pg) = pg else {
+        assert_eq!(rows, want);
+        return;
+    };
+    want.extend([
+        ("postgres".to_string(), 1, 30),
+        ("postgres".to_string(), 2, 30),
+    ]);
+    assert_eq!(rows, want);
+    // Both PostgreSQL runs left their workloads affirming with exactly 30 appraisals each (and
+    // the enrolment note).
+    let v = Verifier::start(&pg.url, &[]);
+    let c = Client::new(&v.url, None).unwrap();
+    let all = c.status().unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    for w in all {
+        assert_eq!(w.verdict, "affirming");
+        let h = c.history(&w.workload).unwrap();
+        assert_eq!(h["history"].as_array().unwrap().len(), 31, "{h:#}");
+    }
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl; `None` (and a
 /// one-line skip) without openssl.
 fn make_pki(dir: &Path, ca_name: &str) -> Option<()> {

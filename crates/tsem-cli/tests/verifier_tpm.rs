@@ -10,7 +10,7 @@ mod verifier_process;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use swtpm::{LocalCa, Swtpm, path as p, skip_tpm_test};
+use swtpm::{LocalCa, Swtpm, path as p, skip_tpm_test, skip_tpm_test_with};
 use tsem_verifier::protocol::{ActivationAnswer, ActivationRequest};
 use tsem_verifier::{Client, ClientError};
 use verifier_process::{Verifier, text};
@@ -186,6 +186,7 @@ fn an_ak_counts_only_after_activation_against_a_certified_ek() {
     let req = ActivationRequest {
         ek_cert: tsem_attest::claims::to_hex(&ek_b),
         ak_public: tsem_attest::claims::to_hex(&ak_b_public),
+        ek_chain: Vec::new(),
     };
     let wrong = client.activation_challenge("b", &req).unwrap();
     let guess = ActivationAnswer {
@@ -224,4 +225,128 @@ fn an_ak_counts_only_after_activation_against_a_certified_ek() {
     assert!(e.to_string().contains("replayed"), "{e}");
     let o = f.attest("b", &b);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// EK certificates issued by an intermediate CA: the verifier trusts only the root
+/// (`--ek-ca ROOT`), the attester sends the intermediate (`activate --ek-chain`). Without it, or
+/// with an intermediate of the same name under another root, nothing is activated.
+#[test]
+fn an_ek_certificate_chains_through_an_intermediate_ca() {
+    if skip_tpm_test("an_ek_certificate_chains_through_an_intermediate_ca") {
+        return;
+    }
+    let (ca, other_ca) = (LocalCa::new("chain"), LocalCa::new("chain-other"));
+    let t = Swtpm::manufactured("chain", &ca);
+    let foreign = Swtpm::manufactured("chain-foreign", &other_ca);
+    let root = ca.dir.join("state/swtpm-localca-rootca-cert.pem");
+    assert!(root.exists(), "swtpm_localca made no root CA certificate");
+
+    let dir = tsem_testdata::services::TempDir::new("verifier-chain");
+    let db = format!("sqlite://{}", p(&dir.0.join("v.db")));
+    let token = dir.0.join("token");
+    let v = Verifier::start(&db, &["--admin-token-file", p(&token), "--ek-ca", p(&root)]);
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let f = Fleet { dir, v, token, key };
+    let (_, _, ak) = identity(&t);
+    let (_, _, ak_foreign) = identity(&foreign);
+    f.enroll("c", &ak);
+    f.enroll("foreign", &ak_foreign);
+
+    // The EK certificate alone: its issuer is not a configured CA.
+    refused(&f.activate("c", &t, &[]), "none of the 1 configured CA");
+    // An intermediate of the same name under another root: the root's signature decides.
+    let other_chain = other_ca.issuer_cert();
+    refused(
+        &f.activate("foreign", &foreign, &["--ek-chain", p(&other_chain)]),
+        "signature does not verify",
+    );
+    refused(&f.attest("foreign", &foreign), "not activated");
+    // The genuine intermediate of this TPM's vendor sent with the EK, the wrong one is refused.
+    refused(
+        &f.activate("c", &t, &["--ek-chain", p(&other_chain)]),
+        "signature does not verify",
+    );
+    refused(&f.attest("c", &t), "not activated");
+    let o = f.activate("c", &t, &["--ek-chain", p(&ca.issuer_cert())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = f.attest("c", &t);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming"), "{}", text(&o));
+}
+
+/// An ECC P-256 EK (the TCG low-range template; swtpm_setup certifies only its RSA 2048 and ECC
+/// P-384 EKs, so the test certifies the P-256 one itself with the vendor CA's key, as a vendor
+/// would): the credential's seed is agreed by ECDH and only this TPM's EK recovers it.
+#[test]
+fn an_ecc_p256_ek_activates() {
+    let tools = [("tpm2_createek", "tpm2-tools"), ("openssl", "openssl")];
+    if skip_tpm_test_with("an_ecc_p256_ek_activates", &tools) {
+        return;
+    }
+    let ca = LocalCa::new("ecc");
+    let t = Swtpm::manufactured("ecc", &ca);
+    let dir = tsem_testdata::services::TempDir::new("verifier-ecc-ek");
+    let ek_pem = dir.0.join("ek.pem");
+    let o = Command::new("tpm2_createek")
+        .args(["-T", &t.tcti(), "-G", "ecc", "-c", p(&dir.0.join("ek.ctx"))])
+        .args(["-u", p(&ek_pem), "-f", "pem"])
+        .env("TSS2_LOG", "all+none")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let _ = Command::new("tpm2_flushcontext")
+        .args(["-T", &t.tcti(), "-t"])
+        .env("TSS2_LOG", "all+none")
+        .output();
+    let ek_cert = dir.0.join("ek-ecc.pem");
+    let state = ca.dir.join("state");
+    let o = Command::new("openssl")
+        .args([
+            "x509",
+            "-new",
+            "-subj",
+            "/CN=tsem test ECC EK",
+            "-days",
+            "2",
+        ])
+        .args(["-force_pubkey", p(&ek_pem)])
+        .args(["-CA", p(&ca.issuer_cert())])
+        .args(["-CAkey", p(&state.join("signkey.pem"))])
+        .args(["-out", p(&ek_cert)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let db = format!("sqlite://{}", p(&dir.0.join("v.db")));
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &db,
+        &[
+            "--admin-token-file",
+            p(&token),
+            "--ek-ca",
+            p(&ca.issuer_cert()),
+        ],
+    );
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let f = Fleet { dir, v, token, key };
+    let (ek_rsa, _, ak) = identity(&t);
+    f.enroll("e", &ak);
+    refused(&f.attest("e", &t), "not activated");
+    // The RSA EK's certificate with the ECC EK in the TPM: the seed is encrypted to a key the
+    // ECC EK does not hold.
+    let rsa_file = f.dir.0.join("ek-rsa.der");
+    std::fs::write(&rsa_file, &ek_rsa).unwrap();
+    refused(
+        &f.activate("e", &t, &["--ek-alg", "ecc", "--ek-cert", p(&rsa_file)]),
+        "ActivateCredential",
+    );
+    refused(&f.attest("e", &t), "not activated");
+    let o = f.activate("e", &t, &["--ek-alg", "ecc", "--ek-cert", p(&ek_cert)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = f.attest("e", &t);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("affirming"), "{}", text(&o));
 }

@@ -91,6 +91,38 @@ pub struct Summary {
     pub closed: bool,
 }
 
+/// Everything an attestation of the run says, taken under one lock so the counts, the points,
+/// the state and the forensic descriptions belong to one moment (`tsem run --every`).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Hash function and coefficient layout.
+    pub config: Config,
+    /// Free, sealed or enforcing.
+    pub mode: Mode,
+    /// The deviation policy.
+    pub policy: tsem_core::policy::Policy,
+    /// Events modeled.
+    pub events: u64,
+    /// Events out of the model.
+    pub forensics_events: u64,
+    /// Events denied.
+    pub denied: u64,
+    /// The state over every point (the namespace's own, see the module's comment).
+    pub state: Digest,
+    /// The measurement.
+    pub measurement: Digest,
+    /// The aggregate.
+    pub aggregate: Digest,
+    /// The base.
+    pub base: Digest,
+    /// Every point in first-seen order with its validity.
+    pub points: Vec<(Digest, bool)>,
+    /// The forensic descriptions.
+    pub forensics: Vec<Event>,
+    /// Generation it was taken at.
+    pub generation: u64,
+}
+
 impl Mirror {
     /// A mirror of `ns` as it is now.
     pub fn new(ns: &Namespace, extra: Arc<ExtraCounters>) -> Self {
@@ -221,6 +253,30 @@ impl Mirror {
             events: c.events,
             generation: c.generation,
             closed: c.closed,
+        })
+    }
+
+    /// The whole attestable view now (the forensic descriptions included, which `summary`
+    /// leaves out).
+    pub fn snapshot(&self) -> Result<Snapshot, NamespaceError> {
+        let (c, forensics) = {
+            let c = self.lock();
+            (c.clone_counters(), c.forensics.clone())
+        };
+        Ok(Snapshot {
+            state: scratch(&c, true)?.state(),
+            config: c.cfg,
+            mode: c.mode,
+            policy: c.policy,
+            events: c.events,
+            forensics_events: c.forensics_events,
+            denied: c.denied,
+            measurement: c.measurement,
+            aggregate: c.aggregate,
+            base: c.base,
+            points: c.points,
+            forensics,
+            generation: c.generation,
         })
     }
 
@@ -362,6 +418,30 @@ mod tests {
             with.to_text(),
             ModelFile::from_namespace(&learned).to_text()
         );
+    }
+
+    #[test]
+    fn a_snapshot_is_the_namespace_at_one_moment() {
+        let mut ns = Namespace::new(Config::default()).unwrap();
+        let m = Mirror::new(&ns, Arc::default());
+        for cap in [1, 2, 2] {
+            ns.model(7, &ev(cap)).unwrap();
+            m.publish(&ns);
+        }
+        ns.seal();
+        ns.model(7, &ev(9)).unwrap();
+        m.publish(&ns);
+        let s = m.snapshot().unwrap();
+        assert_eq!(s.state, ns.state());
+        assert_eq!(s.measurement, ns.measurement());
+        assert_eq!((s.events, s.forensics_events, s.denied), (4, 1, 0));
+        assert_eq!(s.mode, Mode::Sealed);
+        assert_eq!(s.points.iter().filter(|p| !p.1).count(), 1);
+        assert_eq!(s.forensics, ns.forensics().to_vec());
+        // Later events are not in a snapshot already taken.
+        ns.model(7, &ev(10)).unwrap();
+        m.publish(&ns);
+        assert_ne!(m.snapshot().unwrap().state, s.state);
     }
 
     #[test]

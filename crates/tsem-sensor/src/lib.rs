@@ -34,7 +34,7 @@ pub mod sys;
 pub mod syscalls;
 pub mod tree;
 
-pub use event::{EventHandler, ExecEvent, RawEvent, Stats, Verdict};
+pub use event::{Counters, EventHandler, ExecEvent, RawEvent, Stats, Verdict};
 pub use modeler::{Extras, Modeler};
 pub use supervisor::{Exit, Report, SensorConfig, WaitMode, run};
 pub use syscalls::{Hot, Observe, Sysno};

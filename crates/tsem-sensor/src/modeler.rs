@@ -24,6 +24,9 @@ pub trait Extras: Send + 'static {
     }
     /// The namespace's outcome for the shaped event `ev` of `tid`.
     fn outcome(&mut self, _ev: &Event, _tid: i32, _untrusted: bool, _o: &Outcome, _mode: Mode) {}
+    /// The namespace could not model the event (counted in [`Modeler::errors`], lost); called
+    /// before `after_event`.
+    fn unmodeled(&mut self) {}
     /// After each event, decided or not.
     fn after_event(&mut self, _ns: &Namespace, _ev: &Event, _untrusted: bool) {}
     /// `tid` executed the program at `path`.
@@ -118,6 +121,7 @@ impl<X: Extras> EventHandler for Modeler<X> {
             }
             Err(_) => {
                 self.errors += 1;
+                self.extras.unmodeled();
                 verdict_for_error(self.ns.mode())
             }
         };

@@ -129,6 +129,10 @@ pub struct SensorConfig {
     /// The run enforces a model: a call the supervisor cannot perform as the task would
     /// (other credentials) is refused with EPERM after its verdict instead of continued.
     pub enforcing: bool,
+    /// Count into these, so that another thread can read them while the run goes on (`tsem run
+    /// --every` attests the live lost-event count); fresh ones when `None`. The report's stats
+    /// are these counters at the end: give fresh ones to every run.
+    pub counters: Option<std::sync::Arc<Counters>>,
 }
 
 /// How notification threads wait for notifications.
@@ -162,6 +166,7 @@ impl Default for SensorConfig {
             keep_fds: Vec::new(),
             hash_pseudo_exec: true,
             enforcing: false,
+            counters: None,
         }
     }
 }
@@ -374,7 +379,7 @@ pub(crate) fn new_shared<H: EventHandler>(
     Ok(Arc::new(Shared {
         tree: Mutex::new(Tree::new(pid, config.alg.size())),
         handler: Mutex::new(handler),
-        counters: Counters::default(),
+        counters: config.counters.clone().unwrap_or_default(),
         alg: config.alg,
         mapping: config.mapping,
         digests: Arc::new(Mutex::new(match &config.digest_cache {

@@ -67,11 +67,11 @@ pub(crate) async fn challenge(
             format!("rate limit: too many requests for workload {name:?}"),
         );
     }
-    let (ek_der, ak_bytes) = match protocol::parse_activation_request(&body) {
+    let req = match protocol::parse_activation_request(&body) {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let ak = match AkPublic::parse(&ak_bytes) {
+    let ak = match AkPublic::parse(&req.ak_public) {
         Ok(ak) => ak,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -82,7 +82,7 @@ pub(crate) async fn challenge(
         );
     }
     let now = tsem_attest::now_unix();
-    let ek = match check_ek_cert(&ek_der, &app.cfg.ek_cas, now) {
+    let ek = match check_ek_cert(&req.ek_cert, &req.ek_chain, &app.cfg.ek_cas, now) {
         Ok(ek) => ek,
         Err(e) => return error(StatusCode::FORBIDDEN, e),
     };

@@ -147,14 +147,6 @@ pub(crate) async fn appraise(
     body: &[u8],
 ) -> Result<Appraisal, AppraiseError> {
     let post = protocol::parse_post(body)?;
-    let enrolled = app
-        .store
-        .enrolled(workload)
-        .await?
-        .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
-    if !app.cfg.ek_cas.is_empty() && enrolled.ak.is_some() && enrolled.activated.is_none() {
-        return Err(AppraiseError::NotActivated(workload.to_string()));
-    }
     let att = &post.attestation;
     let nonce = att.claims.nonce_bytes().map_err(|e| ProtocolError::Field {
         field: "attestation.claims.nonce",
@@ -162,7 +154,15 @@ pub(crate) async fn appraise(
     })?;
     let nonce_hex = to_hex(&nonce);
     let now = tsem_attest::now_unix();
-    match app.store.nonce_state(workload, &nonce_hex, now).await? {
+    let (enrolled, nonce_state) = app
+        .store
+        .enrolled_with_nonce(workload, &nonce_hex, now)
+        .await?
+        .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+    if !app.cfg.ek_cas.is_empty() && enrolled.ak.is_some() && enrolled.activated.is_none() {
+        return Err(AppraiseError::NotActivated(workload.to_string()));
+    }
+    match nonce_state {
         NonceState::Fresh => {}
         s => return Err(nonce_error(s, nonce_hex)),
     }

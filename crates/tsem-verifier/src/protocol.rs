@@ -138,6 +138,10 @@ pub struct ActivationRequest {
     pub ek_cert: String,
     /// The AK's marshalled `TPMT_PUBLIC` (hex).
     pub ak_public: String,
+    /// Intermediate CA certificates between the EK certificate and a CA the verifier trusts
+    /// (DER, hex; at most 4), as the TPM's vendor ships them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ek_chain: Vec<String>,
 }
 
 /// The challenge: a credential only the TPM holding both the EK and the AK can recover.
@@ -247,13 +251,35 @@ fn hex_field(field: &'static str, s: &str) -> Result<Vec<u8>, ProtocolError> {
 }
 
 /// Parse an activation request: `(EK certificate DER, AK TPMT_PUBLIC)`.
-pub fn parse_activation_request(body: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ProtocolError> {
+pub fn parse_activation_request(body: &[u8]) -> Result<ParsedActivation, ProtocolError> {
     bounded(body, MAX_ACTIVATION)?;
     let r: ActivationRequest = json(body)?;
-    Ok((
-        hex_field("ek_cert", &r.ek_cert)?,
-        hex_field("ak_public", &r.ak_public)?,
-    ))
+    if r.ek_chain.len() > 4 {
+        return Err(ProtocolError::Field {
+            field: "ek_chain",
+            msg: format!("{} certificates; at most 4", r.ek_chain.len()),
+        });
+    }
+    Ok(ParsedActivation {
+        ek_cert: hex_field("ek_cert", &r.ek_cert)?,
+        ak_public: hex_field("ak_public", &r.ak_public)?,
+        ek_chain: r
+            .ek_chain
+            .iter()
+            .map(|c| hex_field("ek_chain", c))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// An activation request's bytes.
+#[derive(Debug)]
+pub struct ParsedActivation {
+    /// The EK certificate (DER).
+    pub ek_cert: Vec<u8>,
+    /// The AK's `TPMT_PUBLIC`.
+    pub ak_public: Vec<u8>,
+    /// Intermediate CA certificates (DER).
+    pub ek_chain: Vec<Vec<u8>>,
 }
 
 /// Parse an activation answer: the credential.

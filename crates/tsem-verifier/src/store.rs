@@ -13,6 +13,7 @@ use sqlx::{AnyPool, Row as _};
 use crate::protocol::{HistoryEntry, Status};
 
 mod activation;
+mod appraisal;
 mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
 pub use ui::PageEntry;
@@ -440,34 +441,6 @@ impl Store {
             None if to_u64(expires) <= now => NonceState::Expired(to_u64(expires)),
             None => NonceState::Fresh,
         })
-    }
-
-    /// Consume `r.nonce` and append `r` in one transaction: `Ok(false)` (nothing written) when the
-    /// nonce was not fresh at the moment of consumption, so of two posts of one attestation,
-    /// whichever verifier process they reach, exactly one is recorded.
-    pub async fn record(&self, r: &NewResult<'_>) -> Result<bool, StoreError> {
-        let Some(nonce) = r.nonce else {
-            return Err(StoreError::Corrupt("result without nonce"));
-        };
-        let mut tx = self.pool.begin().await.map_err(db("record"))?;
-        let n = sqlx::query(
-            "UPDATE nonces SET used_at = $1 WHERE nonce = $2 AND workload = $3 \
-             AND used_at IS NULL AND expires_at > $1",
-        )
-        .bind(to_i64(r.at))
-        .bind(nonce)
-        .bind(r.workload)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("consume nonce"))?
-        .rows_affected();
-        if n != 1 {
-            tx.rollback().await.map_err(db("record"))?;
-            return Ok(false);
-        }
-        insert_result(&mut tx, r).await?;
-        tx.commit().await.map_err(db("record"))?;
-        Ok(true)
     }
 
     /// Every workload's standing at `now`: its latest result, or `stale` when an affirming,

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tsem_attest::AkAlg;
+use tsem_attest::credential::EkAlg;
 use tsem_attest::tpm::Tpm;
 
 #[derive(Parser)]
@@ -55,7 +56,7 @@ enum Cmd {
         #[arg(long)]
         qualifying: String,
     },
-    /// Print the RSA EK certificate and the AK's public area as JSON:
+    /// Print the EK certificate and the AK's public area as JSON:
     /// {"ek_cert": hex DER, "ak_public": hex TPMT_PUBLIC}.
     Identity {
         /// TCTI.
@@ -64,6 +65,12 @@ enum Cmd {
         /// Attestation key: ecc or rsa.
         #[arg(long, default_value = "ecc")]
         ak_alg: AkAlg,
+        /// Endorsement key: rsa (2048) or ecc (P-256).
+        #[arg(long, default_value = "rsa")]
+        ek_alg: EkAlg,
+        /// Do not read the EK certificate (the caller has it): "ek_cert" is empty.
+        #[arg(long)]
+        no_ek_cert: bool,
     },
     /// Seal the bytes on standard input (never on the command line) under PolicyPCR on PCRs 0-7
     /// (PLATFORM) and PCR (VALUE); print {"public": hex, "private": hex}.
@@ -117,7 +124,7 @@ enum Cmd {
         #[arg(long)]
         value: String,
     },
-    /// TPM2_ActivateCredential with the AK and the RSA EK; print {"credential": hex}.
+    /// TPM2_ActivateCredential with the AK and the EK; print {"credential": hex}.
     Activate {
         /// TCTI.
         #[arg(long)]
@@ -125,6 +132,9 @@ enum Cmd {
         /// Attestation key: ecc or rsa.
         #[arg(long, default_value = "ecc")]
         ak_alg: AkAlg,
+        /// Endorsement key: rsa (2048) or ecc (P-256).
+        #[arg(long, default_value = "rsa")]
+        ek_alg: EkAlg,
         /// The credential blob (hex).
         #[arg(long)]
         blob: String,
@@ -224,10 +234,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Tpm::open(&tcti)?.extend(pcr, &hex32("value", &value)?)?;
             println!("{{}}");
         }
-        Cmd::Identity { tcti, ak_alg } => {
+        Cmd::Identity {
+            tcti,
+            ak_alg,
+            ek_alg,
+            no_ek_cert,
+        } => {
             let mut t = Tpm::open(&tcti)?;
             t.set_ak_alg(ak_alg);
-            let (cert, ak) = t.identity()?;
+            let (cert, ak) = t.identity((!no_ek_cert).then_some(ek_alg))?;
             let v = serde_json::json!({
                 "ek_cert": tsem_attest::claims::to_hex(&cert),
                 "ak_public": tsem_attest::claims::to_hex(&ak),
@@ -237,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Activate {
             tcti,
             ak_alg,
+            ek_alg,
             blob,
             secret,
         } => {
@@ -244,7 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = hex("secret", &secret)?;
             let mut t = Tpm::open(&tcti)?;
             t.set_ak_alg(ak_alg);
-            let c = t.activate(&blob, &secret)?;
+            let c = t.activate(ek_alg, &blob, &secret)?;
             let v = serde_json::json!({ "credential": tsem_attest::claims::to_hex(&c) });
             println!("{v}");
         }

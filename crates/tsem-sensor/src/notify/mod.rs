@@ -67,7 +67,7 @@ pub enum NotifyError {
 pub(crate) struct Shared<H> {
     pub tree: Mutex<Tree>,
     pub handler: Mutex<H>,
-    pub counters: Counters,
+    pub counters: std::sync::Arc<Counters>,
     pub alg: HashAlg,
     pub mapping: tsem_core::map::Mapping,
     pub digests: crate::describe::DigestCache,

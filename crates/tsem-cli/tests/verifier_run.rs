@@ -1,0 +1,205 @@
+//! `tsem run --verifier --every`: attestations while the workload runs, as separate processes
+//! (a `tsem verifier serve` on SQLite and the `tsem run` under test).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../tsem-verifier/tests/common/mod.rs"]
+mod common;
+mod verifier_process;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use tsem_verifier::Client;
+use verifier_process::{Verifier, text};
+
+fn tsem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tsem"))
+}
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    tsem().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// The verdicts in a workload's history, oldest first (enrolment notes and `stale` entries
+/// included).
+fn verdicts(c: &Client, workload: &str) -> Vec<(String, String)> {
+    let h = c.history(workload).unwrap();
+    h["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["verdict"].as_str().unwrap_or_default().to_string(),
+                e["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Poll (every 100 ms, for at most 120 s) until `done` says yes; the run under test must still be
+/// going on at each look unless `running` is `None`.
+fn until(mut running: Option<&mut std::process::Child>, mut done: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if done() {
+            return;
+        }
+        if let Some(c) = running.as_deref_mut() {
+            assert!(c.try_wait().unwrap().is_none(), "the run ended too early");
+        }
+        assert!(std::time::Instant::now() < end, "gave up waiting");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `tsem run --verifier --every 1`: attestations while the workload runs keep the verdict fresh;
+/// an out-of-model event mid-run makes the next periodic verdict contraindicated; a run that
+/// stopped reporting turns stale. The workload runs until the test says stop, so "while it
+/// runs" is checked by the test, not by a clock.
+#[test]
+fn run_attests_while_it_runs() {
+    let dir = TempDir::new("run-every");
+    let work = dir.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
+    let other = dir.0.join("other.txt");
+    std::fs::write(&other, "not for this workload\n").unwrap();
+    let (stop, bad) = (dir.0.join("stop"), dir.0.join("bad"));
+    // `[ -e ]` is the shell's own stat: not a modeled event, so waiting adds no points.
+    let script = "sort words.txt > sorted.txt\n\
+                  sleep 0.1\n\
+                  while [ ! -e \"$STOP\" ]; do\n\
+                  if [ -e \"$BAD\" ]; then read -r l < \"$EXTRA_READ\" || true; fi\n\
+                  sleep 0.1\n\
+                  done\n";
+    std::fs::write(work.join("job.sh"), script).unwrap();
+    let sh = |args: &[&str]| {
+        let mut c = tsem();
+        c.args(args)
+            .current_dir(&work)
+            .env("HOME", &dir.0)
+            .env("STOP", &stop)
+            .env("BAD", &bad)
+            .env("EXTRA_READ", &other)
+            .stdin(Stdio::null());
+        c
+    };
+    let model = dir.0.join("job.model");
+    std::fs::write(&stop, "").unwrap();
+    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_file(&stop).unwrap();
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
+        &["--admin-token-file", p(&token)],
+    );
+    let o = run(&[
+        "verifier",
+        "enroll",
+        "--url",
+        &v.url,
+        "--token-file",
+        p(&token),
+        "--workload",
+        "job",
+        "--model",
+        p(&model),
+        "--key",
+        &format!("{}.pub", p(&key)),
+        "--every",
+        "2",
+        "--max-forensics",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let c = Client::new(&v.url, None).unwrap();
+    let status = || c.status().unwrap()[0].verdict.clone();
+    let count = |verdict: &str| {
+        verdicts(&c, "job")
+            .iter()
+            .filter(|(v, _)| v == verdict)
+            .count()
+    };
+    let start = |mode: &str, log: &str| {
+        let log = std::fs::File::create(dir.0.join(log)).unwrap();
+        sh(&[
+            "run",
+            mode,
+            "--model",
+            p(&model),
+            "--verifier",
+            &v.url,
+            "--workload",
+            "job",
+            "--key",
+            p(&key),
+            "--every",
+            "1",
+            "--",
+            "sh",
+            "job.sh",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+    };
+    let log = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap();
+
+    // A run in its model: two accepted attestations and `affirming` while it runs.
+    let mut job = start("--enforce", "a.log");
+    until(Some(&mut job), || count("affirming") >= 2);
+    assert_eq!(status(), "affirming");
+    assert!(job.try_wait().unwrap().is_none(), "the run ended too early");
+    std::fs::write(&stop, "").unwrap();
+    assert!(job.wait().unwrap().success(), "{}", log("a.log"));
+    let a = log("a.log");
+    assert!(a.contains("attestation 2 (running): affirming"), "{a}");
+    assert!(
+        a.contains("affirming: verified"),
+        "the final attestation: {a}"
+    );
+    assert!(
+        count("affirming") >= 3,
+        "the final attestation was not recorded"
+    );
+    // It stopped reporting: stale after 1.5 x 2 s (status reads the clock).
+    until(None, || status() == "stale");
+
+    // A sealed run that makes one out-of-model read once told to: affirming before it, the next
+    // periodic verdict contraindicated, while the run goes on.
+    std::fs::remove_file(&stop).unwrap();
+    let before = count("affirming");
+    let mut job = start("--seal", "b.log");
+    until(Some(&mut job), || count("affirming") > before);
+    assert_eq!(count("contraindicated"), 0);
+    std::fs::write(&bad, "").unwrap();
+    until(Some(&mut job), || count("contraindicated") >= 1);
+    assert_eq!(status(), "contraindicated");
+    let (_, reason) = verdicts(&c, "job")
+        .into_iter()
+        .find(|(v, _)| v == "contraindicated")
+        .unwrap();
+    assert!(reason.contains("forensic"), "{reason}");
+    let h = c.history("job").unwrap().to_string();
+    assert!(h.contains("other.txt"), "forensics so far not posted: {h}");
+    std::fs::write(&stop, "").unwrap();
+    let exit = job.wait().unwrap();
+    assert!(!exit.success(), "{}", log("b.log"));
+    assert!(
+        log("b.log").contains("(running): contraindicated"),
+        "{}",
+        log("b.log")
+    );
+}
