@@ -47,6 +47,17 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Start-to-exit of a short busybox container under plain `runc run` and `tsem-runtime run`
+    /// (unsupervised, learn, enforce), alternating; medians and ratios to runc
+    /// (crate::bench_container). Root, runc and busybox-static.
+    Container {
+        /// Runs of each mode (medians are reported).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
     Model {
         /// Number of synthetic events.
@@ -101,6 +112,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
             runs,
             json,
         }),
+        BenchCmd::Container { runs, json } => crate::bench_container::run(runs.max(1), json),
         BenchCmd::Model {
             events,
             points,

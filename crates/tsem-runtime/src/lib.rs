@@ -9,6 +9,7 @@
 //! program (`tsem_sensor::attach`). docs/containers.md has the whole story.
 
 pub mod annotations;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod delegate;
