@@ -128,15 +128,36 @@ enum Created {
     Supervised,
 }
 
-/// The bundle's config.json.
-pub(crate) fn read_config(bundle: &std::path::Path) -> Result<serde_json::Value, RuntimeError> {
+/// The bundle's config.json, with the `--tsem-default` annotations it does not set itself.
+pub(crate) fn read_config(
+    g: &Globals,
+    bundle: &std::path::Path,
+) -> Result<serde_json::Value, RuntimeError> {
     let path = bundle.join("config.json");
     let bad = |why: String| RuntimeError::Bundle {
         path: path.display().to_string(),
         why,
     };
     let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if g.defaults.is_empty() {
+        return Ok(config);
+    }
+    let Some(obj) = config.as_object_mut() else {
+        return Err(bad("not a JSON object".into()));
+    };
+    let ann = obj
+        .entry("annotations")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(ann) = ann.as_object_mut() else {
+        return Err(bad("annotations: not an object".into()));
+    };
+    for (k, v) in &g.defaults {
+        ann.entry(k.clone())
+            .or_insert_with(|| serde_json::Value::from(v.clone()));
+    }
+    Ok(config)
 }
 
 /// The supervision the bundle asks for, checked: annotations, and namespaces that keep the
@@ -169,7 +190,7 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
     let a = Args::new(args, CREATE_VALUE_FLAGS);
     let id = id_of("create", args, CREATE_VALUE_FLAGS)?;
     let bundle = PathBuf::from(a.value(&["-b", "--bundle"]).unwrap_or_else(|| ".".into()));
-    let config = read_config(&bundle)?;
+    let config = read_config(g, &bundle)?;
     let Some(sup) = supervision(&config)? else {
         return Ok(Created::Unsupervised);
     };
@@ -243,9 +264,14 @@ pub(crate) fn start_supervisor(
     rec.create()?;
     let tsem = supervise::tsem_binary(g.tsem.as_deref());
     let mut run_args = sup.tsem_args();
+    let backstop_only = g.backstop_only && run_args.iter().any(|a| a == "--enforce");
+    if backstop_only {
+        run_args.push("--backstop-only".into());
+    }
     // Every supervised container is a named, live namespace: `tsem ctl state ID`, `tsem
-    // console ID` (ids docker and podman make are 64 hex digits, a plain name).
-    if tsem_core::is_plain_name(id, 64) {
+    // console ID` (ids docker and podman make are 64 hex digits, a plain name). Not under the
+    // test switch, which takes no live access.
+    if tsem_core::is_plain_name(id, 64) && !backstop_only {
         run_args.extend(["--name".into(), OsString::from(id), "--name-if-free".into()]);
     }
     match Daemon::start(&tsem, &run_args, &names, &rec.log()) {

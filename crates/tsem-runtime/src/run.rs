@@ -20,7 +20,7 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     let a = Args::new(args, CREATE_VALUE_FLAGS);
     let id = id_of("run", args, CREATE_VALUE_FLAGS)?;
     let bundle = PathBuf::from(a.value(&["-b", "--bundle"]).unwrap_or_else(|| ".".into()));
-    let config = read_config(&bundle)?;
+    let config = read_config(g, &bundle)?;
     let Some(sup) = supervision(&config)? else {
         return Err(delegate.exec("run", args).into());
     };

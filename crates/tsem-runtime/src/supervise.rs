@@ -145,13 +145,15 @@ impl Daemon {
 /// The last line of the daemon's log that says something, for a one-line error.
 pub fn last_words(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    // An error line if there is one (a usage error ends with a hint, not with the error).
+    let lines = || text.lines().rev().map(str::trim);
+    lines()
+        .find(|l| l.starts_with("error: ") || l.starts_with("Error: "))
+        .or_else(|| lines().find(|l| !l.is_empty()))
         .map(|l| {
             l.trim_start_matches("tsem: ")
                 .trim_start_matches("error: ")
+                .trim_start_matches("Error: ")
                 .to_string()
         })
         .unwrap_or_else(|| {
