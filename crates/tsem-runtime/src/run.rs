@@ -265,6 +265,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_private_config_has_absolute_paths_and_the_hook_first() {
+        let dir = std::env::temp_dir().join(format!("tsem-runtime-private-{}", std::process::id()));
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).unwrap();
+        let rec = Record::of(&dir.join("records"), "c1").unwrap();
+        rec.create().unwrap();
+        let config = serde_json::json!({
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/data", "source": "data", "options": ["rbind", "ro"]},
+                {"destination": "/proc", "source": "proc", "type": "proc"},
+                {"destination": "/abs", "source": "/srv/x", "options": ["bind"]},
+            ],
+            "hooks": {"createRuntime": [{"path": "/bin/true"}], "poststop": [{"path": "/x"}]},
+        });
+        let private = private_bundle(&bundle, config, &rec, "c1").unwrap();
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(private.join("config.json")).unwrap()).unwrap();
+        let b = std::fs::canonicalize(&bundle).unwrap();
+        assert_eq!(c["root"]["path"], b.join("rootfs").display().to_string());
+        assert_eq!(
+            c["mounts"][0]["source"],
+            b.join("data").display().to_string()
+        );
+        assert_eq!(c["mounts"][1]["source"], "proc");
+        assert_eq!(c["mounts"][2]["source"], "/srv/x");
+        let hooks = c["hooks"]["createRuntime"].as_array().unwrap();
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0]["args"][1], handover::COMMAND);
+        assert_eq!(hooks[0]["args"][3], "c1");
+        assert_eq!(hooks[1]["path"], "/bin/true");
+        assert_eq!(c["hooks"]["poststop"][0]["path"], "/x");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_bundle_is_replaced_by_the_private_one() {
         let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(
