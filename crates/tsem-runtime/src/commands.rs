@@ -194,7 +194,7 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
     let Some(sup) = supervision(&config)? else {
         return Ok(Created::Unsupervised);
     };
-    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup)?;
+    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup, true)?;
     let undo = |daemon: Daemon, created: bool| {
         if created {
             let _ = delegate.status("delete", &["--force".into(), OsString::from(&id)]);
@@ -242,12 +242,13 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
 }
 
 /// Start the supervisor of container `id` (its record created): ready for the container's init
-/// when this returns.
+/// when this returns if `wait` (else [`Daemon::ready`] is the caller's to call).
 pub(crate) fn start_supervisor(
     g: &Globals,
     id: &str,
     config: &serde_json::Value,
     sup: &Supervision,
+    wait: bool,
 ) -> Result<(Daemon, Record), RuntimeError> {
     let names: Vec<OsString> = config
         .pointer("/process/args")
@@ -274,7 +275,12 @@ pub(crate) fn start_supervisor(
     if tsem_core::is_plain_name(id, 64) && !backstop_only {
         run_args.extend(["--name".into(), OsString::from(id), "--name-if-free".into()]);
     }
-    match Daemon::start(&tsem, &run_args, &names, &rec.log()) {
+    let started = if wait {
+        Daemon::start(&tsem, &run_args, &names, &rec.log())
+    } else {
+        Daemon::spawn(&tsem, &run_args, &names, &rec.log())
+    };
+    match started {
         Ok(d) => Ok((d, rec)),
         Err(e) => {
             let _ = rec.remove();

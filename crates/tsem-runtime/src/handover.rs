@@ -80,7 +80,7 @@ impl Listener {
     }
 
     /// Take the hook's connection (the socket is readable), hand the pid it sends to `daemon`
-    /// and answer the hook. Only one hook is ever served: the socket is closed afterwards.
+    /// once it is ready (started with `Daemon::spawn`) and answer the hook. Only one hook is ever served: the socket is closed afterwards.
     pub fn serve(self, daemon: &mut Daemon) -> Result<i32, HandoverError> {
         let (mut conn, _) = self
             .listener
@@ -95,7 +95,8 @@ impl Listener {
             return Err(HandoverError::State(format!("pid {pid}")));
         }
         daemon
-            .hand_over(pid)
+            .ready()
+            .and_then(|()| daemon.hand_over(pid))
             .map_err(|e| HandoverError::Refused(e.to_string()))?;
         // The hook's success is what lets runc go on: written only now.
         conn.write_all(b"r")

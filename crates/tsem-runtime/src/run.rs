@@ -26,7 +26,9 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     };
     let detach = a.flag(&["-d", "--detach"]);
     let keep = a.flag(&["--keep"]);
-    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup)?;
+    // runc sets the container up while the supervisor loads its model: the hook waits for it
+    // (its refusal then fails the hook, and nothing of the container runs).
+    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup, false)?;
     let prepared = (|| {
         rec.set_supervisor(daemon.pid())?;
         let private = private_bundle(&bundle, config, &rec, &id)?;

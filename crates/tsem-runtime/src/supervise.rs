@@ -58,6 +58,19 @@ impl Daemon {
         names: &[OsString],
         log: &Path,
     ) -> Result<Self, SuperviseError> {
+        let mut d = Self::spawn(tsem, args, names, log)?;
+        d.ready()?;
+        Ok(d)
+    }
+
+    /// Start it as [`Daemon::start`] does, without waiting: [`Daemon::ready`] before the
+    /// hand-over.
+    pub fn spawn(
+        tsem: &Path,
+        args: &[OsString],
+        names: &[OsString],
+        log: &Path,
+    ) -> Result<Self, SuperviseError> {
         let (ours, theirs) = UnixStream::pair()?;
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -94,13 +107,16 @@ impl Daemon {
             source,
         })?;
         drop(theirs);
-        let mut d = Self {
+        Ok(Self {
             child,
             sock: ours,
             log: log.to_path_buf(),
-        };
-        d.expect(b'v')?;
-        Ok(d)
+        })
+    }
+
+    /// Wait until it has checked its model, key and outputs (its refusal, if it refused).
+    pub fn ready(&mut self) -> Result<(), SuperviseError> {
+        self.expect(b'v')
     }
 
     /// The daemon's pid.

@@ -96,3 +96,29 @@ fn a_run_keeps_the_callers_bundle_paths_and_hooks() {
     let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(after, c);
 }
+
+/// runc sets the container up while the supervisor loads its model: a model the supervisor
+/// refuses fails the hook, so the `run` fails with the supervisor's word and nothing runs.
+#[test]
+fn a_model_the_supervisor_refuses_fails_the_run_before_the_program() {
+    let Some(env) = common::env("refused") else {
+        return;
+    };
+    let model = env.path("garbage.model");
+    std::fs::write(&model, "this is not a model\n").unwrap();
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "echo ran > /tmp/ran",
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", model.clone()),
+        ],
+    );
+    let o = env.run(&b, "refused");
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(!b.join("rootfs/tmp/ran").exists(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("garbage.model"), "{}", show(&o));
+    assert!(env.state("refused").is_none());
+    assert!(!env.dir.join("runc-root.tsem/refused").exists());
+}
