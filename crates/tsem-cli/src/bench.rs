@@ -50,6 +50,17 @@ pub enum BenchCmd {
     /// Attestations appraised per second by `tsem verifier serve` processes over loopback HTTP
     /// (SQLite; PostgreSQL with one and two processes), median latency (crate::bench_verifier).
     Verifier(crate::bench_verifier::VerifierBenchArgs),
+    /// Start-to-exit of a short busybox container under plain `runc run` and `tsem-runtime run`
+    /// (unsupervised, learn, enforce), alternating; medians and ratios to runc
+    /// (crate::bench_container). Root, runc and busybox-static.
+    Container {
+        /// Runs of each mode (medians are reported).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Modeling core throughput, JSON parsing, the hash-bound limit and memory per point.
     Model {
         /// Number of synthetic events.
@@ -105,6 +116,7 @@ pub fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
             json,
         }),
         BenchCmd::Verifier(a) => crate::bench_verifier::run(a),
+        BenchCmd::Container { runs, json } => crate::bench_container::run(runs.max(1), json),
         BenchCmd::Model {
             events,
             points,

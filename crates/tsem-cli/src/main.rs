@@ -13,6 +13,7 @@ mod attach;
 mod attest_cmd;
 mod backstop;
 mod bench;
+mod bench_container;
 mod bench_model;
 mod bench_service;
 mod bench_verifier;

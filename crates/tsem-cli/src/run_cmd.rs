@@ -152,7 +152,7 @@ pub struct RunArgs {
         long,
         hide = true,
         value_name = "N",
-        conflicts_with_all = ["mechanism_only", "backstop_only", "keep_fd"]
+        conflicts_with_all = ["mechanism_only", "keep_fd"]
     )]
     pub attach_fd: Option<i32>,
     /// Live access: a control socket (--name), an export stream (--export).

@@ -228,9 +228,9 @@ impl Supervision {
             Mode::Learn if self.model.is_some() => a.push("--learn".into()),
             Mode::Learn => {}
             Mode::Seal => a.push("--seal".into()),
-            // The Landlock backstop is applied by `tsem run` to the process it spawns; an
-            // attached container has none (docs/containers.md).
-            Mode::Enforce => a.extend(["--enforce".into(), "--no-backstop".into()]),
+            // With the model's Landlock backstop, applied by the container's program to itself
+            // before its first instruction (docs/containers.md).
+            Mode::Enforce => a.push("--enforce".into()),
         }
         if let Some(e) = &self.export {
             a.extend(["--export".into(), e.into()]);
@@ -345,15 +345,7 @@ mod tests {
         };
         assert_eq!(
             s.tsem_args(),
-            [
-                "run",
-                "--model",
-                "/m",
-                "--output",
-                "/tmp/m",
-                "--enforce",
-                "--no-backstop"
-            ]
+            ["run", "--model", "/m", "--output", "/tmp/m", "--enforce",]
         );
     }
 }

@@ -16,6 +16,9 @@ pub enum CliError {
     /// No command.
     #[error("no command (create, start, state, kill, delete, run, exec, features, ...)")]
     NoCommand,
+    /// `--tsem-default` without `org.tsem.KEY=VALUE`.
+    #[error("--tsem-default {0:?}: expected org.tsem.KEY=VALUE")]
+    BadDefault(String),
     /// The command needs a container id.
     #[error("{0}: no container id")]
     NoId(String),
@@ -40,6 +43,12 @@ pub struct Globals {
     pub delegate: Option<PathBuf>,
     /// `--tsem PATH`: the `tsem` binary the supervisor runs (default: beside this one).
     pub tsem: Option<PathBuf>,
+    /// `--tsem-default KEY=VALUE`: an annotation every container gets unless its own config
+    /// sets KEY (docker 20.10 has no `--annotation`; `runtimeArgs` in daemon.json give these).
+    pub defaults: Vec<(String, String)>,
+    /// `--tsem-test-backstop-only` (hidden, tests only): enforcing supervisors run with
+    /// `tsem run --backstop-only`, which itself needs its consent variable in the environment.
+    pub backstop_only: bool,
 }
 
 /// A parsed invocation.
@@ -70,7 +79,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, CliError> {
             Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
             None => (s.clone(), None),
         };
-        let ours = name == "--delegate" || name == "--tsem";
+        let ours = name == "--delegate" || name == "--tsem" || name == "--tsem-default";
+        if name == "--tsem-test-backstop-only" {
+            g.backstop_only = true;
+            continue;
+        }
         if BOOL_FLAGS.contains(&name.as_str()) {
             if name == "--systemd-cgroup" || name == "--debug" {
                 g.forward.push(a);
@@ -89,6 +102,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, CliError> {
         match name.as_str() {
             "--delegate" => g.delegate = Some(value.into()),
             "--tsem" => g.tsem = Some(value.into()),
+            "--tsem-default" => {
+                let v = value.to_string_lossy();
+                let Some((k, v)) = v.split_once('=') else {
+                    return Err(CliError::BadDefault(v.into_owned()));
+                };
+                if !k.starts_with("org.tsem.") {
+                    return Err(CliError::BadDefault(format!("{k}={v}")));
+                }
+                g.defaults.push((k.to_string(), v.to_string()));
+            }
             _ => {
                 match name.as_str() {
                     "--root" => g.root = Some(value.clone().into()),
@@ -274,6 +297,24 @@ mod tests {
         assert_eq!(a.value(&["-b", "--bundle"]), Some("/b".into()));
         assert_eq!(a.positional(), [&OsString::from("c1")]);
         assert!(parse(os(&["--bogus", "x"])).is_err());
+        let inv = parse(os(&[
+            "--tsem-default",
+            "org.tsem.mode=learn",
+            "--tsem-default=org.tsem.model-out=/m=1",
+            "state",
+            "c",
+        ]))
+        .unwrap();
+        assert_eq!(
+            inv.globals.defaults,
+            [
+                ("org.tsem.mode".to_string(), "learn".to_string()),
+                ("org.tsem.model-out".to_string(), "/m=1".to_string())
+            ]
+        );
+        assert!(inv.globals.forward.is_empty());
+        assert!(parse(os(&["--tsem-default", "mode=learn", "state", "c"])).is_err());
+        assert!(parse(os(&["--tsem-default", "org.tsem.mode", "state", "c"])).is_err());
         assert!(parse(os(&["--root"])).is_err());
     }
 

@@ -62,9 +62,10 @@ fn dispatch(g: &Globals, cmd: &str, args: &[OsString]) -> Result<i32, RuntimeErr
         "create" => match create(g, &delegate, args)? {
             Created::Unsupervised => Err(delegate.exec("create", args).into()),
             Created::Failed(c) => Ok(c),
-            Created::Supervised { .. } => Ok(0),
+            Created::Supervised => Ok(0),
         },
-        "run" => run(g, &delegate, args),
+        "run" => crate::run::run(g, &delegate, args),
+        crate::handover::COMMAND => Ok(crate::handover::hook(args)),
         "start" => {
             let id = id_of(cmd, args, CREATE_VALUE_FLAGS)?;
             let rec = Record::of(&state::base(g), &id)?;
@@ -98,14 +99,18 @@ fn dispatch(g: &Globals, cmd: &str, args: &[OsString]) -> Result<i32, RuntimeErr
     }
 }
 
-fn code(s: std::process::ExitStatus) -> i32 {
+pub(crate) fn code(s: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     s.code()
         .unwrap_or_else(|| 128 + s.signal().unwrap_or(libc::SIGKILL))
 }
 
 /// The container id: the first positional argument.
-fn id_of(cmd: &str, args: &[OsString], value_flags: &[&str]) -> Result<String, RuntimeError> {
+pub(crate) fn id_of(
+    cmd: &str,
+    args: &[OsString],
+    value_flags: &[&str],
+) -> Result<String, RuntimeError> {
     Args::new(args, value_flags)
         .positional()
         .first()
@@ -120,32 +125,44 @@ enum Created {
     /// The delegate's `create` failed with this status (it said why).
     Failed(i32),
     /// Created, its init seized by the supervisor.
-    Supervised {
-        /// The container's init.
-        pid: i32,
-        /// The supervisor (our child).
-        daemon: Daemon,
-        /// The container.
-        id: String,
-        /// Our record.
-        rec: Record,
-    },
+    Supervised,
 }
 
-/// The bundle's config.json.
-fn read_config(bundle: &std::path::Path) -> Result<serde_json::Value, RuntimeError> {
+/// The bundle's config.json, with the `--tsem-default` annotations it does not set itself.
+pub(crate) fn read_config(
+    g: &Globals,
+    bundle: &std::path::Path,
+) -> Result<serde_json::Value, RuntimeError> {
     let path = bundle.join("config.json");
     let bad = |why: String| RuntimeError::Bundle {
         path: path.display().to_string(),
         why,
     };
     let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    if g.defaults.is_empty() {
+        return Ok(config);
+    }
+    let Some(obj) = config.as_object_mut() else {
+        return Err(bad("not a JSON object".into()));
+    };
+    let ann = obj
+        .entry("annotations")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(ann) = ann.as_object_mut() else {
+        return Err(bad("annotations: not an object".into()));
+    };
+    for (k, v) in &g.defaults {
+        ann.entry(k.clone())
+            .or_insert_with(|| serde_json::Value::from(v.clone()));
+    }
+    Ok(config)
 }
 
 /// The supervision the bundle asks for, checked: annotations, and namespaces that keep the
 /// supervisor out of the container's sight.
-fn supervision(config: &serde_json::Value) -> Result<Option<Supervision>, RuntimeError> {
+pub(crate) fn supervision(config: &serde_json::Value) -> Result<Option<Supervision>, RuntimeError> {
     let Some(sup) = annotations::parse(config)? else {
         return Ok(None);
     };
@@ -173,41 +190,11 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
     let a = Args::new(args, CREATE_VALUE_FLAGS);
     let id = id_of("create", args, CREATE_VALUE_FLAGS)?;
     let bundle = PathBuf::from(a.value(&["-b", "--bundle"]).unwrap_or_else(|| ".".into()));
-    let config = read_config(&bundle)?;
+    let config = read_config(g, &bundle)?;
     let Some(sup) = supervision(&config)? else {
         return Ok(Created::Unsupervised);
     };
-    let names: Vec<OsString> = config
-        .pointer("/process/args")
-        .and_then(|v| v.as_array())
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str())
-                .map(OsString::from)
-                .collect()
-        })
-        .filter(|v: &Vec<OsString>| !v.is_empty())
-        .unwrap_or_else(|| vec![OsString::from(&id)]);
-    let rec = Record::of(&state::base(g), &id)?;
-    rec.create()?;
-    let tsem = supervise::tsem_binary(g.tsem.as_deref());
-    let mut run_args = sup.tsem_args();
-    // Every supervised container is a named, live namespace: `tsem ctl state ID`, `tsem
-    // console ID` (ids docker and podman make are 64 hex digits, a plain name).
-    if tsem_core::is_plain_name(&id, 64) {
-        run_args.extend([
-            "--name".into(),
-            OsString::from(&id),
-            "--name-if-free".into(),
-        ]);
-    }
-    let mut daemon = match Daemon::start(&tsem, &run_args, &names, &rec.log()) {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = rec.remove();
-            return Err(e.into());
-        }
-    };
+    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup, true)?;
     let undo = |daemon: Daemon, created: bool| {
         if created {
             let _ = delegate.status("delete", &["--force".into(), OsString::from(&id)]);
@@ -246,131 +233,58 @@ fn create(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<Created
         .map_or_else(|| delegate.pid(&id), Ok)
         .map_err(RuntimeError::from)
         .and_then(|pid| daemon.hand_over(pid).map(|()| pid).map_err(Into::into));
-    let pid = match handed {
-        Ok(p) => p,
-        Err(e) => {
-            undo(daemon, true);
-            return Err(e);
-        }
-    };
+    if let Err(e) = handed {
+        undo(daemon, true);
+        return Err(e);
+    }
     rec.set_supervisor(daemon.pid())?;
-    Ok(Created::Supervised {
-        pid,
-        daemon,
-        id,
-        rec,
-    })
+    Ok(Created::Supervised)
 }
 
-/// `run`: create, start and (unless detached) wait for the container's end, then delete it.
-/// We are the container init's subreaper, so its status comes to us as `runc run`'s does.
-fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, RuntimeError> {
-    let a = Args::new(args, CREATE_VALUE_FLAGS);
-    let detach = a.flag(&["-d", "--detach"]);
-    let keep = a.flag(&["--keep"]);
-    let create_args = a.without(&["-d", "--detach", "--keep"]);
-    if !detach {
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    }
-    let (pid, daemon, id, rec) = match create(g, delegate, &create_args)? {
-        Created::Unsupervised => return Err(delegate.exec("run", args).into()),
-        Created::Failed(c) => return Ok(c),
-        Created::Supervised {
-            pid,
-            daemon,
-            id,
-            rec,
-        } => (pid, daemon, id, rec),
-    };
-    let st = delegate.status("start", &[OsString::from(&id)])?;
-    if !st.success() {
-        let _ = delegate.status("delete", &["--force".into(), OsString::from(&id)]);
-        let _ = daemon.wait();
-        let _ = rec.remove();
-        return Ok(code(st));
-    }
-    if detach {
-        return Ok(0);
-    }
-    forward_signals(pid);
-    let status = wait_child(pid).map_err(|e| RuntimeError::Wait(id.clone(), e))?;
-    // The delegate forgets the container while the supervisor writes its outputs.
-    let deleting = (!keep)
-        .then(|| {
-            delegate
-                .command("delete", &[OsString::from(&id)])
-                .spawn()
-                .ok()
+/// Start the supervisor of container `id` (its record created): ready for the container's init
+/// when this returns if `wait` (else [`Daemon::ready`] is the caller's to call).
+pub(crate) fn start_supervisor(
+    g: &Globals,
+    id: &str,
+    config: &serde_json::Value,
+    sup: &Supervision,
+    wait: bool,
+) -> Result<(Daemon, Record), RuntimeError> {
+    let names: Vec<OsString> = config
+        .pointer("/process/args")
+        .and_then(|v| v.as_array())
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str())
+                .map(OsString::from)
+                .collect()
         })
-        .flatten();
-    // Its outputs (model, summary, attestation) are written when it ends; what it says about
-    // the run (out-of-model events, refusals) is the caller's to read, as under `tsem run`.
-    let _ = daemon.wait();
-    if let Ok(words) = std::fs::read(rec.log()) {
-        let _ = std::io::stderr().write_all(&words);
+        .filter(|v: &Vec<OsString>| !v.is_empty())
+        .unwrap_or_else(|| vec![OsString::from(id)]);
+    let rec = Record::of(&state::base(g), id)?;
+    rec.create()?;
+    let tsem = supervise::tsem_binary(g.tsem.as_deref());
+    let mut run_args = sup.tsem_args();
+    let backstop_only = g.backstop_only && run_args.iter().any(|a| a == "--enforce");
+    if backstop_only {
+        run_args.push("--backstop-only".into());
     }
-    if let Some(mut d) = deleting {
-        let _ = d.wait();
+    // Every supervised container is a named, live namespace: `tsem ctl state ID`, `tsem
+    // console ID` (ids docker and podman make are 64 hex digits, a plain name). Not under the
+    // test switch, which takes no live access.
+    if tsem_core::is_plain_name(id, 64) && !backstop_only {
+        run_args.extend(["--name".into(), OsString::from(id), "--name-if-free".into()]);
     }
-    if !keep {
-        rec.remove()?;
-    }
-    Ok(status)
-}
-
-/// The container init that [`forward_signals`] hands signals on to.
-static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe and takes integer arguments.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// Hand the signals a foreground `run` gets (Ctrl-C, `kill`, hang-up) on to the container's
-/// init, as `runc run` does.
-fn forward_signals(pid: i32) {
-    FORWARD_TO.store(pid, std::sync::atomic::Ordering::Relaxed);
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
-        // SAFETY: an all-zero sigaction is valid; the handler only makes an async-signal-safe
-        // call; SA_RESTART keeps our waitpid going.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = forward as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+    let started = if wait {
+        Daemon::start(&tsem, &run_args, &names, &rec.log())
+    } else {
+        Daemon::spawn(&tsem, &run_args, &names, &rec.log())
+    };
+    match started {
+        Ok(d) => Ok((d, rec)),
+        Err(e) => {
+            let _ = rec.remove();
+            Err(e.into())
         }
-    }
-}
-
-/// Wait for our child `pid`; its status as a shell reports it.
-fn wait_child(pid: i32) -> std::io::Result<i32> {
-    loop {
-        let mut st = 0;
-        // SAFETY: `st` is writable.
-        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok(if libc::WIFEXITED(st) {
-            libc::WEXITSTATUS(st)
-        } else {
-            128 + libc::WTERMSIG(st)
-        });
     }
 }

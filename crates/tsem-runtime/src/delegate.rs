@@ -60,6 +60,17 @@ impl Delegate {
             .map_err(|source| self.spawn_error(source))
     }
 
+    /// Start `cmd args...`, stdio inherited.
+    pub fn spawn(
+        &self,
+        cmd: &str,
+        args: &[OsString],
+    ) -> Result<std::process::Child, DelegateError> {
+        self.command(cmd, args)
+            .spawn()
+            .map_err(|source| self.spawn_error(source))
+    }
+
     /// Replace this process with `cmd args...` (what an unsupervised container gets).
     pub fn exec(&self, cmd: &str, args: &[OsString]) -> DelegateError {
         use std::os::unix::process::CommandExt;

@@ -9,9 +9,12 @@
 //! program (`tsem_sensor::attach`). docs/containers.md has the whole story.
 
 pub mod annotations;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod delegate;
+pub mod handover;
+pub mod run;
 pub mod state;
 pub mod supervise;
 
@@ -27,6 +30,9 @@ pub enum RuntimeError {
     /// The delegate runtime.
     #[error(transparent)]
     Delegate(#[from] delegate::DelegateError),
+    /// The hand-over of a `run`'s init.
+    #[error(transparent)]
+    Handover(#[from] handover::HandoverError),
     /// Our record of the container.
     #[error(transparent)]
     State(#[from] state::StateError),

@@ -101,6 +101,16 @@ impl Record {
         self.dir.join("init.pid")
     }
 
+    /// The private bundle of a supervised `run`: the caller's config with the hand-over hook.
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    /// The socket the hand-over hook of a supervised `run` connects to.
+    pub fn handover_socket(&self) -> PathBuf {
+        self.dir.join("handover.sock")
+    }
+
     /// Record the supervisor's pid and start time (to tell it from a later process of the pid).
     pub fn set_supervisor(&self, pid: i32) -> Result<(), StateError> {
         let p = self.dir.join("supervisor");

@@ -58,6 +58,19 @@ impl Daemon {
         names: &[OsString],
         log: &Path,
     ) -> Result<Self, SuperviseError> {
+        let mut d = Self::spawn(tsem, args, names, log)?;
+        d.ready()?;
+        Ok(d)
+    }
+
+    /// Start it as [`Daemon::start`] does, without waiting: [`Daemon::ready`] before the
+    /// hand-over.
+    pub fn spawn(
+        tsem: &Path,
+        args: &[OsString],
+        names: &[OsString],
+        log: &Path,
+    ) -> Result<Self, SuperviseError> {
         let (ours, theirs) = UnixStream::pair()?;
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -94,13 +107,16 @@ impl Daemon {
             source,
         })?;
         drop(theirs);
-        let mut d = Self {
+        Ok(Self {
             child,
             sock: ours,
             log: log.to_path_buf(),
-        };
-        d.expect(b'v')?;
-        Ok(d)
+        })
+    }
+
+    /// Wait until it has checked its model, key and outputs (its refusal, if it refused).
+    pub fn ready(&mut self) -> Result<(), SuperviseError> {
+        self.expect(b'v')
     }
 
     /// The daemon's pid.
@@ -145,13 +161,15 @@ impl Daemon {
 /// The last line of the daemon's log that says something, for a one-line error.
 pub fn last_words(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    // An error line if there is one (a usage error ends with a hint, not with the error).
+    let lines = || text.lines().rev().map(str::trim);
+    lines()
+        .find(|l| l.starts_with("error: ") || l.starts_with("Error: "))
+        .or_else(|| lines().find(|l| !l.is_empty()))
         .map(|l| {
             l.trim_start_matches("tsem: ")
                 .trim_start_matches("error: ")
+                .trim_start_matches("Error: ")
                 .to_string()
         })
         .unwrap_or_else(|| {

@@ -19,6 +19,8 @@
 //! native endian), seize it and write `r`. An EOF instead of the pid ends the run with
 //! [`AttachError::Abandoned`]; a failed seize closes the socket without `r`.
 
+mod backstop;
+
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::event::EventHandler;
@@ -100,7 +102,8 @@ pub fn attach<H: EventHandler + 'static>(
             return Ok(supervisor::finish(shared, &none, config, exit, None, None)?);
         }
     };
-    let listener = match install_filter(pid, &supervisor::filter_program(config)) {
+    let filter = supervisor::filter_program(config);
+    let (listener, backstop) = match install_filter(pid, &filter, config.backstop.as_ref()) {
         Ok(l) => l,
         Err(why) => {
             let _ = sys::kill(pid, libc::SIGKILL);
@@ -132,7 +135,7 @@ pub fn attach<H: EventHandler + 'static>(
         config,
         exit,
         None,
-        None,
+        backstop,
     )?)
 }
 
@@ -263,11 +266,20 @@ fn wait_first_exec(pid: i32) -> Result<First, AttachError> {
     }
 }
 
+/// The listener and the backstop's report (`None`: none was asked for) of [`install_filter`].
+type Installed = (OwnedFd, Option<crate::backstop::BackstopReport>);
+
 /// Install `filter` in the traced `pid`, held at the exec stop of its new program, and return
-/// the listener. The task's registers, code and stack contents below its stack pointer are as
-/// the kernel left them afterwards, except that it has `NO_NEW_PRIVS` (as under `tsem run`).
+/// the listener; before it, when `backstop` is given, make the task restrict itself to that
+/// Landlock access set ([`backstop`]). The task's registers, code and stack contents below its
+/// stack pointer are as the kernel left them afterwards, except that it has `NO_NEW_PRIVS` (as
+/// under `tsem run`) and its Landlock domain.
 #[cfg(target_arch = "x86_64")]
-fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, String> {
+fn install_filter(
+    pid: i32,
+    filter: &[libc::sock_filter],
+    backstop: Option<&tsem_core::access::AccessSet>,
+) -> Result<Installed, String> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| format!("{what}: {e}")
@@ -332,6 +344,17 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
                 return Err(format!("prctl(PR_SET_NO_NEW_PRIVS): errno {}", -(r as i64)));
             }
         }
+        // The backstop before the filter, as in `tsem run`: its calls are not notified.
+        let report = match backstop {
+            Some(set) => Some(backstop::apply(
+                pid,
+                &saved,
+                &mut deferred,
+                (base - backstop::SCRATCH) & !15,
+                set,
+            )?),
+            None => None,
+        };
         let flags =
             libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
         let r = sys::regs::call(
@@ -358,7 +381,7 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
             ));
         }
         sys::set_cloexec(listener.as_fd()).map_err(io("F_SETFD"))?;
-        Ok(listener)
+        Ok((listener, report))
     })();
     sys::regs::poke(pid, saved.rip, text).map_err(io("restoring the entry point"))?;
     sys::regs::set(pid, &saved).map_err(io("restoring the registers"))?;
@@ -372,7 +395,11 @@ fn install_filter(pid: i32, filter: &[libc::sock_filter]) -> Result<OwnedFd, Str
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn install_filter(_pid: i32, _filter: &[libc::sock_filter]) -> Result<OwnedFd, String> {
+fn install_filter(
+    _pid: i32,
+    _filter: &[libc::sock_filter],
+    _backstop: Option<&tsem_core::access::AccessSet>,
+) -> Result<Installed, String> {
     Err("attaching is implemented for x86_64 only".into())
 }
 
