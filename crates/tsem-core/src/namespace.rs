@@ -348,10 +348,16 @@ impl Namespace {
             let computed = coefficients.get(..group.len()).unwrap_or(&[]);
             core::hint::black_box(self.points.prefetch(computed));
             for (&c, &(task, ev)) in computed.iter().zip(group) {
-                // The description kept is the event as given, pseudonyms applied, as in `model`.
-                let o = match self.pseudonymized(ev) {
-                    Some(p) if self.cfg.keep_descriptions => self.model_coefficient(task, c, &p)?,
-                    _ => self.model_coefficient(task, c, ev)?,
+                // The description kept is the event as given, pseudonyms applied, as in `model`;
+                // without descriptions the pseudonym (a hash and a copy) is not computed twice.
+                let pseudonym = if self.cfg.keep_descriptions {
+                    self.pseudonymized(ev)
+                } else {
+                    None
+                };
+                let o = match pseudonym {
+                    Some(p) => self.model_coefficient(task, c, &p)?,
+                    None => self.model_coefficient(task, c, ev)?,
                 };
                 out.push(o);
             }

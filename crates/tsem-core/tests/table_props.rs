@@ -176,4 +176,70 @@ proptest! {
         prop_assert_eq!(one.forensics(), many.forensics());
         prop_assert_eq!((one.state(), one.measurement(), one.denied()), (many.state(), many.measurement(), many.denied()));
     }
+
+    #[test]
+    fn batches_with_pseudonyms_model_like_single_events(
+        opens in prop::collection::vec((0u8..12, 0u8..4, 0u64..3), 0..200),
+        pseudonyms in prop::collection::vec(0u8..12, 0..4),
+        split in 1usize..40,
+        keep in any::<bool>(),
+    ) {
+        // Pseudonymized files in batches: the same outcomes, points and descriptions whether or
+        // not descriptions are kept (without them, a batch skips the second pseudonym lookup).
+        let cfg = Config { keep_descriptions: keep, ..Config::default() };
+        let (mut one, mut many) = (Namespace::new(cfg).unwrap(), Namespace::new(cfg).unwrap());
+        for &p in &pseudonyms {
+            let d = one.mapper().pseudonym(path_of(p));
+            one.add_pseudonym(d).unwrap();
+            many.add_pseudonym(d).unwrap();
+        }
+        let evs: Vec<(u64, Event)> = opens.iter().map(|&(p, c, task)| (task, open(p, c))).collect();
+        let singles: Vec<_> = evs.iter().map(|(t, e)| one.model(*t, e).unwrap()).collect();
+        let mut batched = Vec::new();
+        let all: Vec<(u64, &Event)> = evs.iter().map(|(t, e)| (*t, e)).collect();
+        for part in all.chunks(split) {
+            many.model_batch(part, &mut batched).unwrap();
+        }
+        prop_assert_eq!(singles, batched);
+        prop_assert_eq!(one.points().iter().collect::<Vec<_>>(), many.points().iter().collect::<Vec<_>>());
+        prop_assert_eq!(one.trajectory(), many.trajectory());
+        prop_assert_eq!(one.state(), many.state());
+    }
+}
+
+fn path_of(p: u8) -> tsem_core::raw::RawStr {
+    // Short and long names: inline and boxed byte strings alike.
+    if p.is_multiple_of(2) {
+        format!("/etc/f{p}").into()
+    } else {
+        format!("/usr/share/a/rather/long/directory/name/file-{p}.txt").into()
+    }
+}
+
+fn open(p: u8, contents: u8) -> Event {
+    use tsem_core::event::{FileDesc, Inode, PathRef};
+    let alg = HashAlg::Sha256;
+    let t = alg.digest(b"task");
+    Event {
+        header: EventHeader::new("cat", EventType::FileOpen, t, t),
+        coe: Coe::default(),
+        cell: Cell::File(FileDesc {
+            flags: 32768,
+            inode: Inode {
+                uid: 0,
+                gid: 0,
+                mode: 0o100644,
+                s_magic: 0xef53,
+                s_id: "sda3".into(),
+                s_uuid: [0x5a; 16],
+            },
+            path: PathRef {
+                dev: Some((8, 3)),
+                created: None,
+                path_type: Some("root".into()),
+                pathname: path_of(p),
+            },
+            digest: alg.digest(&[contents]),
+        }),
+    }
 }

@@ -274,8 +274,10 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        // Members are `Copy`: one block copy and a truncation, not `drain`'s element loop.
         let start = arena.len();
-        arena.extend(stack.drain(mark..));
+        arena.extend_from_slice(stack.get(mark..).unwrap_or(&[]));
+        stack.truncate(mark);
         self.depth -= 1;
         Ok((start as u32, (arena.len() - start) as u32))
     }
@@ -289,7 +291,13 @@ impl<'a> Parser<'a> {
         let mut escaped = false;
         loop {
             // Scan to the next byte that needs attention.
-            let Some(pos) = find_special(&self.s[self.i..]) else {
+            let rest = &self.s[self.i..];
+            let found = if self.strict {
+                find_special::<true>(rest)
+            } else {
+                find_special::<false>(rest)
+            };
+            let Some(pos) = found else {
                 self.i = self.s.len();
                 return Err(self.err("unterminated string (truncated record?)"));
             };
@@ -325,20 +333,22 @@ impl<'a> Parser<'a> {
                         _ => return Err(self.err("bad escape sequence")),
                     }
                 }
-                // A raw control character: the kernel's bytes, kept as they are, unless strict.
-                _ if self.strict => {
+                // A raw control character (only strict scans stop at one): the kernel's bytes
+                // would be kept as they are; strict JSON refuses them.
+                _ => {
                     return Err(self.err("unescaped control character in a string (strict JSON)"));
                 }
-                _ => self.i += 1,
             }
         }
     }
 }
 
-/// Position of the first byte that ends a plain run inside a string: `"`, `\\` or a control
-/// character. Eight bytes at a time (SWAR): strings are most of a TSEM line.
+/// Position of the first byte that ends a plain run inside a string: `"`, `\\`, and with
+/// `CONTROL` a control character (strict JSON refuses them raw; the kernel's form keeps them, so
+/// its scan looks for two bytes, not three). Eight bytes at a time (SWAR): strings are most of a
+/// TSEM line.
 #[inline(always)]
-fn find_special(s: &[u8]) -> Option<usize> {
+fn find_special<const CONTROL: bool>(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
@@ -350,10 +360,11 @@ fn find_special(s: &[u8]) -> Option<usize> {
         // Borrows can only flag bytes above a real hit, so the lowest flag is the first hit.
         let q = x ^ (LO * u64::from(b'"'));
         let b = x ^ (LO * u64::from(b'\\'));
-        let hit = ((q.wrapping_sub(LO) & !q)
-            | (b.wrapping_sub(LO) & !b)
-            | (x.wrapping_sub(LO * 0x20) & !x))
-            & HI;
+        let mut hit = (q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b);
+        if CONTROL {
+            hit |= x.wrapping_sub(LO * 0x20) & !x;
+        }
+        let hit = hit & HI;
         if hit != 0 {
             return Some(i + hit.trailing_zeros() as usize / 8);
         }
@@ -361,7 +372,7 @@ fn find_special(s: &[u8]) -> Option<usize> {
     }
     s[i..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .position(|&c| c == b'"' || c == b'\\' || (CONTROL && c < 0x20))
         .map(|p| p + i)
 }
 
@@ -565,16 +576,28 @@ mod tests {
     #[test]
     fn special_byte_scan_matches_the_naive_one() {
         let naive = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let kernel = |s: &[u8]| s.iter().position(|&c| c == b'"' || c == b'\\');
         let mut buf = [b'a'; 40];
-        assert_eq!(find_special(&buf), None);
+        assert_eq!(find_special::<true>(&buf), None);
+        assert_eq!(find_special::<false>(&buf), None);
         for at in 0..40 {
             for c in [
                 b'"', b'\\', 0u8, 0x1f, 0x7f, 0x80, 0xff, b' ', 0x21, 0xa2, 0xdc,
             ] {
                 buf = [b'a'; 40];
                 buf[at] = c;
-                assert_eq!(find_special(&buf), naive(&buf), "byte {c:#x} at {at}");
-                assert_eq!(find_special(&buf[at..]), naive(&buf[at..]));
+                assert_eq!(
+                    find_special::<true>(&buf),
+                    naive(&buf),
+                    "byte {c:#x} at {at}"
+                );
+                assert_eq!(find_special::<true>(&buf[at..]), naive(&buf[at..]));
+                assert_eq!(
+                    find_special::<false>(&buf),
+                    kernel(&buf),
+                    "byte {c:#x} at {at}"
+                );
+                assert_eq!(find_special::<false>(&buf[at..]), kernel(&buf[at..]));
             }
         }
     }
