@@ -568,6 +568,7 @@ impl<H: EventHandler> Notifier<H> {
             task: call.task.clone(),
             emulated: call.emulated,
             unfaithful: call.unfaithful,
+            worn: call.worn,
             injected: None,
         };
         let spawned = std::thread::Builder::new()
