@@ -268,3 +268,146 @@ fn root_without_dac_capabilities_is_refused_another_users_file() {
         "{bare:?}"
     );
 }
+
+/// The nginx binary, or None (the test is skipped) when it is not installed.
+fn nginx() -> Option<PathBuf> {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var_os("TSEM_REQUIRE_NGINX").is_some() {
+            panic!("nginx is not installed and TSEM_REQUIRE_NGINX is set");
+        }
+        eprintln!("skipped: nginx not installed (Debian package nginx-light)");
+    }
+    found
+}
+
+/// GET `path` from 127.0.0.1:`port`: the status and body, or None when nothing answers.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    c.write_all(format!("GET /{path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).ok()?;
+    let status = resp.split(' ').nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    Some((status, body))
+}
+
+/// The uids of the processes whose parent is `pid`.
+fn children_uids(pid: i32) -> Vec<u32> {
+    let Ok(list) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) else {
+        return Vec::new();
+    };
+    list.split_whitespace()
+        .filter_map(|c| std::fs::metadata(format!("/proc/{c}")).ok())
+        .map(|m| m.uid())
+        .collect()
+}
+
+#[test]
+fn nginx_whose_workers_run_as_nobody_is_learned_and_enforced() {
+    if !privileged() {
+        return;
+    }
+    let Some(nginx) = nginx() else { return };
+    let case = Case::new("nginx", "");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    const PAGES: [(&str, &str); 2] = [
+        ("index.html", "the index page\n"),
+        ("other.html", "another page\n"),
+    ];
+    std::fs::create_dir(case.p("www")).unwrap();
+    chmod(&case.p("www"), 0o755);
+    for (page, text) in PAGES {
+        case.file(&format!("www/{page}"), text, 0, 0, 0o644);
+    }
+    // A root master that reads the configuration and opens the logs, and one worker that
+    // drops to nobody and serves (opens the pages, accepts, writes temporary files).
+    let conf = format!(
+        "daemon off;\nuser nobody nogroup;\nworker_processes 1;\npid nginx.pid;\n\
+         error_log error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n\
+         access_log off;\nclient_body_temp_path tmp;\nproxy_temp_path tmp;\n\
+         fastcgi_temp_path tmp;\nuwsgi_temp_path tmp;\nscgi_temp_path tmp;\n\
+         server {{ listen 127.0.0.1:{port}; root www; }}\n}}\n"
+    );
+    std::fs::write(case.p("nginx.conf"), conf).unwrap();
+    let prefix = format!("{}/", case.dir.display());
+    let model = case.p("model");
+    // Learned from a first start (the logs are created), then two more (they exist); then
+    // enforced twice.
+    let learn_first = vec!["-o", s(&model)];
+    let learn_more = vec!["--learn", "--model", s(&model), "-o", s(&model)];
+    let enforce = vec!["--model", s(&model), "--enforce"];
+    let runs = [&learn_first, &learn_more, &learn_more, &enforce, &enforce];
+    for (i, args) in runs.into_iter().enumerate() {
+        let sum = case.p(&format!("nginx{i}.json"));
+        let forensics = case.p(&format!("nginx{i}.forensics"));
+        // setarch -R: as for setpriv, the capability probe's unused prctl arguments are
+        // addresses, the same in every run only without address randomization.
+        let mut child = tsem()
+            .args(["run", "--no-digest-cache"])
+            .args(args)
+            .args(["--summary-json", s(&sum), "--forensics", s(&forensics)])
+            .args(["--", "setarch", "-R"])
+            .arg(&nginx)
+            .args(["-p", &prefix, "-c", s(&case.p("nginx.conf"))])
+            .args(["-e", s(&case.p("error.log"))])
+            .current_dir(&case.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A deadline for a server that never comes up, not a measurement.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while get(port, PAGES[0].0).is_none() {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("run {i}: tsem ended ({st}) before nginx served");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {i}: never served"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for round in 0..3 {
+            for (page, text) in PAGES {
+                assert_eq!(
+                    get(port, page),
+                    Some((200, text.to_string())),
+                    "run {i}, round {round}: {page}"
+                );
+            }
+        }
+        let master: i32 = std::fs::read_to_string(case.p("nginx.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            children_uids(master),
+            vec![NOBODY],
+            "run {i}: the worker does not run as nobody"
+        );
+        // SAFETY: kill has no memory preconditions.
+        assert_eq!(unsafe { libc::kill(master, libc::SIGQUIT) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {i}: {err}");
+        let v = summary(&sum);
+        assert_eq!(v["sensor"]["unfaithful"], 0, "run {i}: {v}");
+        assert_eq!(v["forensics_events"], 0, "run {i}: {err}");
+        assert_eq!(v["denied"], 0, "run {i}: {v}");
+        assert_eq!(v["lost_events"], 0, "run {i}: {v}");
+    }
+}
