@@ -411,3 +411,100 @@ fn nginx_whose_workers_run_as_nobody_is_learned_and_enforced() {
         assert_eq!(v["lost_events"], 0, "run {i}: {v}");
     }
 }
+
+/// Two threads open a root-only file again and again while the main thread drops the process
+/// to nobody (glibc's `setresuid` makes every thread change its own credentials, each by its
+/// own call). Once the drop has returned, no thread may open the file any more: the supervisor
+/// must wear what each caller holds at its call, never credentials cached from before.
+const DROP_RACE: &str = r#"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int dropped;
+static const char *path;
+
+static void *reader(void *out) {
+    long after = 0;
+    for (int i = 0; i < 400; i++) {
+        int was = atomic_load(&dropped);
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0) {
+            after += was;
+            close(fd);
+        }
+    }
+    *(long *)out = after;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    path = argv[1];
+    pthread_t t[2];
+    long after[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], 0, reader, &after[i]);
+    int fd = open(path, O_RDONLY);
+    printf("before the drop: %s\n", fd >= 0 ? "opened" : strerror(errno));
+    if (setgroups(0, 0) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) {
+        perror("drop");
+        return 2;
+    }
+    atomic_store(&dropped, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], 0);
+    fd = open(path, O_RDONLY);
+    printf("after the drop: %s\n", fd >= 0 ? "opened" : strerror(errno));
+    printf("opened by the threads after the drop: %ld\n", after[0] + after[1]);
+    return 0;
+}
+"#;
+
+#[test]
+fn no_thread_opens_as_root_after_the_process_dropped_to_nobody() {
+    if !privileged() {
+        return;
+    }
+    let case = Case::new("race", "");
+    std::fs::write(case.p("race.c"), DROP_RACE).unwrap();
+    common::compile(&case.dir, "race.c", "race", &["-pthread"]);
+    case.file("root.txt", "root's own words\n", 0, 0, 0o600);
+    let want = "before the drop: opened\nafter the drop: Permission denied\n\
+                opened by the threads after the drop: 0\n";
+    let run = |tsem_args: Option<&[&str]>| {
+        let mut c = match tsem_args {
+            None => Command::new(case.p("race")),
+            Some(args) => {
+                let mut c = tsem();
+                c.args(["run", "--no-digest-cache"])
+                    .args(args)
+                    .arg("--")
+                    .arg(case.p("race"));
+                c
+            }
+        };
+        let o = c.arg(case.p("root.txt")).output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(run(None), want, "bare");
+    for i in 0..3 {
+        let sum = case.p(&format!("race{i}.json"));
+        assert_eq!(
+            run(Some(&["--learn", "--summary-json", s(&sum)])),
+            want,
+            "run {i}"
+        );
+        let v = summary(&sum);
+        assert_eq!(v["sensor"]["unfaithful"], 0, "run {i}: {v}");
+        assert!(
+            v["sensor"]["emulated"].as_u64().unwrap() > 0,
+            "run {i}: {v}"
+        );
+    }
+}
