@@ -130,6 +130,9 @@ struct Thread {
     home: Creds,
     caps: [CapData; 2],
     able: bool,
+    /// `SECBIT_NO_SETUID_FIXUP` is set (at the first switch: a thread that never switches,
+    /// the tracer's, is left as it was).
+    fixup_off: bool,
     worn: Option<Creds>,
     /// Depth of [`inspecting`] calls: nested ones change nothing.
     inspecting: u32,
@@ -215,12 +218,13 @@ impl Thread {
                 [CapData::default(); 2],
             ),
         };
-        let able = home.capeff & SWITCH_CAPS == SWITCH_CAPS && no_setuid_fixup().is_ok();
+        let able = home.capeff & SWITCH_CAPS == SWITCH_CAPS;
         Self {
             worn: Some(home.clone()),
             home,
             caps,
             able,
+            fixup_off: false,
             inspecting: 0,
         }
     }
@@ -275,6 +279,12 @@ impl Thread {
     fn wear(&mut self, want: &Creds) -> Result<(), WearError> {
         if self.worn.as_ref() == Some(want) {
             return Ok(());
+        }
+        if self.able && !self.fixup_off {
+            // Before anything changes: without it the thread cannot wear other ids and keep
+            // its capabilities.
+            self.able = no_setuid_fixup().is_ok();
+            self.fixup_off = self.able;
         }
         if !self.able || want.capeff & !permitted(&self.caps) != 0 {
             self.go_home()?;
@@ -375,4 +385,72 @@ pub fn inspecting<R>(f: impl FnOnce() -> R) -> R {
         });
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn nobody_like() -> Creds {
+        Creds {
+            euid: 1234,
+            egid: 1234,
+            fsuid: 1234,
+            fsgid: 1234,
+            groups: vec![5555],
+            capeff: 0,
+        }
+    }
+
+    /// A thread wears other ids, groups and capabilities; the process's other threads keep
+    /// theirs; what it creates belongs to the worn fsuid; `inspecting` lends it its own
+    /// capabilities for a moment; it goes back to exactly its own. Root only.
+    #[test]
+    fn a_thread_wears_credentials_alone_and_takes_its_own_back() {
+        let own = thread_creds().unwrap();
+        if own.capeff & SWITCH_CAPS != SWITCH_CAPS {
+            eprintln!("skipped: switching credentials needs CAP_SETUID, CAP_SETGID, CAP_SETPCAP");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tsem-creds-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let file = dir.join("made");
+        let main_tid = crate::sys::gettid();
+        let (f, main_own) = (file.clone(), own.clone());
+        std::thread::spawn(move || {
+            let want = nobody_like();
+            wear(&want).unwrap();
+            assert_eq!(thread_creds().unwrap(), want);
+            assert!(wears(&want));
+            // The other thread is untouched (credentials are per thread).
+            let other = crate::procfs::read_status(main_tid).unwrap();
+            assert_eq!(Creds::of(&other.coe, &other.groups), main_own);
+            std::fs::write(&f, b"x").unwrap();
+            let inside = inspecting(|| thread_creds().unwrap());
+            assert_eq!(inside.capeff, main_own.capeff, "its own capabilities lent");
+            assert_eq!(inside.fsuid, 1234, "the ids stay worn");
+            assert_eq!(thread_creds().unwrap(), want, "worn again after inspecting");
+            // Capabilities it does not have cannot be worn: it is back to its own.
+            let too_much = Creds {
+                capeff: 1 << 63,
+                ..want
+            };
+            assert!(matches!(wear(&too_much), Err(WearError::Unable)));
+            assert_eq!(thread_creds().unwrap(), main_own);
+            wear(&nobody_like()).unwrap();
+            wear_own().unwrap();
+            assert_eq!(thread_creds().unwrap(), main_own);
+        })
+        .join()
+        .unwrap();
+        let m = std::fs::metadata(&file).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1234, 1234));
+        assert_eq!(thread_creds().unwrap(), own);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
