@@ -571,9 +571,11 @@ impl<H: EventHandler> Notifier<H> {
             worn: call.worn,
             injected: None,
         };
+        let wearing = sys::wearing();
         let spawned = std::thread::Builder::new()
             .name("tsem-recv".into())
             .spawn(move || {
+                sys::continue_wearing(wearing);
                 let id = owned.n.id;
                 let (tgid, tid) = (owned.status.tgid, owned.tid);
                 // SO_RCVTIMEO bounds the wait as it would bound the native one.

@@ -330,9 +330,11 @@ impl<H: EventHandler> Notifier<H> {
             return Reply::Error(libc::ENOMEM);
         };
         let id = call.n.id;
+        let wearing = sys::wearing();
         let spawned = std::thread::Builder::new()
             .name("tsem-blocking".into())
             .spawn(move || {
+                sys::continue_wearing(wearing);
                 // ENOENT: the target gave up meanwhile; nothing is waiting for the answer.
                 let _ = sys::notif_send(nfd.as_fd(), id, work());
             });

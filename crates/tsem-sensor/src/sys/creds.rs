@@ -126,6 +126,7 @@ pub enum WearError {
 
 /// One thread's credentials: its own (`home`, and its capability sets `caps`), and what it
 /// wears outside [`inspecting`] (`None`: unknown, after a failed switch).
+#[derive(Clone)]
 struct Thread {
     home: Creds,
     caps: [CapData; 2],
@@ -336,6 +337,29 @@ fn with_thread<R>(f: impl FnOnce(&mut Thread) -> R) -> R {
     })
 }
 
+/// The record of what the calling thread wears, for a helper thread it starts to perform a
+/// blocking call: the kernel gives the helper the same credentials, but the helper must also
+/// know which of them are the supervisor's own (for [`inspecting`]). See [`continue_wearing`].
+#[derive(Clone)]
+pub struct Wearing(Thread);
+
+/// See [`Wearing`].
+pub fn wearing() -> Wearing {
+    with_thread(|t| Wearing(t.clone()))
+}
+
+/// In a helper thread, first thing: take over the record of the thread that started it. If the
+/// credentials it got are not the ones recorded as worn, it records them as unknown, so that it
+/// performs nothing for a task.
+pub fn continue_wearing(w: Wearing) {
+    let mut t = w.0;
+    t.inspecting = 0;
+    if t.worn.is_some() && thread_creds().ok() != t.worn {
+        t.worn = None;
+    }
+    THREAD.with(|c| *c.borrow_mut() = Some(t));
+}
+
 /// Make the calling thread wear `want` (ids, groups, effective capabilities), switching only
 /// when it wears something else. Raw syscalls: this thread alone changes, never the process.
 /// On any error it wears its own credentials again, except [`WearError::Stuck`].
@@ -435,6 +459,17 @@ mod tests {
             assert_eq!(inside.capeff, main_own.capeff, "its own capabilities lent");
             assert_eq!(inside.fsuid, 1234, "the ids stay worn");
             assert_eq!(thread_creds().unwrap(), want, "worn again after inspecting");
+            // A helper thread started now wears the same, and knows its own capabilities.
+            let w = wearing();
+            let (hw, hown) = (want.clone(), main_own.clone());
+            std::thread::spawn(move || {
+                continue_wearing(w);
+                assert!(wears(&hw));
+                assert_eq!(inspecting(|| thread_creds().unwrap()).capeff, hown.capeff);
+                assert_eq!(thread_creds().unwrap(), hw);
+            })
+            .join()
+            .unwrap();
             // Capabilities it does not have cannot be worn: it is back to its own.
             let too_much = Creds {
                 capeff: 1 << 63,
