@@ -111,20 +111,9 @@ pub fn attach<H: EventHandler + 'static>(
         }
     };
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
-    // The notification threads act for the container's tasks with their credentials when only
-    // the capabilities and groups differ (a root container: fewer capabilities than us); they
-    // are created with them, and the tracer thread takes its own back.
-    let task = crate::procfs::read_status(pid).map_err(|e| AttachError::Trace {
-        what: "reading the container's credentials",
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let restore = creds::adopt(&task).map_err(trace("taking the container's credentials"))?;
+    // The notification threads wear the container's credentials call by call (sys::wear).
     let started = supervisor::new_shared(pid, config, handler)
         .and_then(|shared| supervisor::start_notifiers(listener, &shared).map(|n| (shared, n)));
-    if let Some(r) = restore {
-        r.restore()
-            .map_err(trace("restoring the tracer's credentials"))?;
-    }
     let (shared, (notifiers, listener_error)) = started?;
     let exit = supervisor::trace_loop(pid, &shared, config, Some((pid, former)))
         .map_err(trace("waitpid"))?;
@@ -401,57 +390,4 @@ fn install_filter(
     _backstop: Option<&tsem_core::access::AccessSet>,
 ) -> Result<Installed, String> {
     Err("attaching is implemented for x86_64 only".into())
-}
-
-/// Per-thread credentials (the raw syscalls, unlike libc's, change the calling thread only).
-mod creds {
-    use std::io;
-
-    use crate::procfs::Status;
-
-    use crate::sys::{CapData as Data, capget, capset, thread_setgroups as setgroups};
-
-    /// What [`adopt`] changed on the calling thread.
-    pub struct Restore {
-        caps: [Data; 2],
-        groups: Vec<u32>,
-    }
-
-    impl Restore {
-        /// Give the calling thread its own capabilities and groups back.
-        pub fn restore(self) -> io::Result<()> {
-            capset(&self.caps)?;
-            setgroups(&self.groups)
-        }
-    }
-
-    /// Give the calling thread `task`'s effective capabilities and supplementary groups, when
-    /// its user and group ids are ours and its capabilities a subset of our permitted ones
-    /// (`None`: nothing changed, the credentials stay ours).
-    pub fn adopt(task: &Status) -> io::Result<Option<Restore>> {
-        let own = crate::procfs::read_status(crate::sys::gettid())
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let (t, o) = (&task.coe, &own.coe);
-        let caps = capget()?;
-        let permitted = u64::from(caps[0].permitted) | (u64::from(caps[1].permitted) << 32);
-        if (t.euid, t.fsuid, t.egid, t.fsgid) != (o.euid, o.fsuid, o.egid, o.fsgid)
-            || t.capeff & !permitted != 0
-            || (t.capeff == o.capeff && task.groups == own.groups)
-        {
-            return Ok(None);
-        }
-        let restore = Restore {
-            caps,
-            groups: own.groups.clone(),
-        };
-        setgroups(&task.groups)?;
-        let mut new = caps;
-        new[0].effective = t.capeff as u32;
-        new[1].effective = (t.capeff >> 32) as u32;
-        if let Err(e) = capset(&new) {
-            let _ = setgroups(&restore.groups);
-            return Err(e);
-        }
-        Ok(Some(restore))
-    }
 }

@@ -363,11 +363,6 @@ pub(crate) fn new_shared<H: EventHandler>(
     config: &SensorConfig,
     handler: H,
 ) -> Result<Arc<Shared<H>>, SpawnError> {
-    // This thread's: the notification threads it starts inherit its credentials.
-    let own = procfs::read_status(sys::gettid()).map_err(|e| SpawnError::Setup {
-        what: "reading own credentials",
-        source: std::io::Error::other(e.to_string()),
-    })?;
     let meta = |p: &str| {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(p).map(|m| (m.dev(), m.ino()))
@@ -375,6 +370,7 @@ pub(crate) fn new_shared<H: EventHandler>(
     let own_root = meta("/proc/self/root").map_err(setup("stat /"))?;
     let own_netns = meta("/proc/self/ns/net").map_err(setup("stat netns"))?.1;
     let own_mntns = meta("/proc/self/ns/mnt").map_err(setup("stat mntns"))?.1;
+    let own_userns = meta("/proc/self/ns/user").map_err(setup("stat userns"))?.1;
 
     Ok(Arc::new(Shared {
         tree: Mutex::new(Tree::new(pid, config.alg.size())),
@@ -405,7 +401,7 @@ pub(crate) fn new_shared<H: EventHandler>(
             WaitMode::Recv => true,
         },
         stop: sys::eventfd().map_err(setup("eventfd"))?,
-        own,
+        own_userns,
         own_root,
         own_netns,
         own_mntns,

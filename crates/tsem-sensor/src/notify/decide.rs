@@ -15,15 +15,53 @@ impl<H: EventHandler> Notifier<H> {
         self.task.id_valid(self.fd.as_fd(), call.n.id)
     }
 
-    /// May the supervisor perform operations with its own credentials on behalf of `call`?
+    /// Make this thread wear the caller's credentials for the whole call (its path walks and
+    /// permission checks are then the caller's), when it can: the caller is in the supervisor's
+    /// user namespace (elsewhere its ids and capabilities mean something else), and the
+    /// supervisor may switch (root, or `CAP_SETUID`, `CAP_SETGID`, `CAP_SETPCAP` and the
+    /// caller's capabilities among its permitted ones). Otherwise the thread wears its own and
+    /// [`Self::same_creds`] says whether they are the caller's anyway.
+    ///
+    /// The credentials are those of the status read for this call. The caller is blocked in
+    /// the call, and a task's credentials change only by its own calls (each re-reads the
+    /// status, `Sysno::invalidates_status`) or exec, so they are still its own when the
+    /// supervisor acts. Only an error that leaves the thread with credentials nobody chose
+    /// ends the loop (the workload is then killed).
+    pub(super) fn wear(&mut self, call: &mut Call) -> Result<(), super::NotifyError> {
+        let want = sys::Creds::of(&call.status.coe, &call.status.groups);
+        let r = if self.same_userns(call.tid) {
+            sys::wear(&want)
+        } else {
+            sys::wear_own()
+        };
+        match r {
+            Ok(()) => call.worn = sys::wears(&want),
+            Err(e @ sys::WearError::Stuck(_)) => return Err(super::NotifyError::Credentials(e)),
+            // The thread wears its own credentials again.
+            Err(_) => call.worn = false,
+        }
+        Ok(())
+    }
+
+    /// Whether the thread wears exactly the caller's credentials, so that it may perform the
+    /// call for it.
     pub(super) fn same_creds(&self, call: &Call) -> bool {
-        let (a, b) = (&call.status, &self.shared.own);
-        a.coe.fsuid == b.coe.fsuid
-            && a.coe.fsgid == b.coe.fsgid
-            && a.coe.euid == b.coe.euid
-            && a.coe.egid == b.coe.egid
-            && a.coe.capeff == b.coe.capeff
-            && a.groups == b.groups
+        call.worn && sys::wears(&sys::Creds::of(&call.status.coe, &call.status.groups))
+    }
+
+    /// Whether the caller is in the supervisor's user namespace (cached as [`Self::same_root`]).
+    fn same_userns(&mut self, tid: i32) -> bool {
+        if let Some(Some(u)) = lock(&self.shared.status).get(&tid).map(|c| c.3) {
+            return u;
+        }
+        let u = self
+            .task
+            .identity(tid, Ident::UserNs)
+            .is_some_and(|s| s.1 == self.shared.own_userns);
+        if let Some(c) = lock(&self.shared.status).get_mut(&tid) {
+            c.3 = Some(u);
+        }
+        u
     }
 
     pub(super) fn same_root(&mut self, tid: i32) -> bool {
@@ -82,7 +120,8 @@ impl<H: EventHandler> Notifier<H> {
             emulated: call.emulated,
             event,
         };
-        let (v, allowed) = verdict::model(&self.shared, &raw);
+        // The model and what a verdict does (killing the workload) are the supervisor's own.
+        let (v, allowed) = sys::inspecting(|| verdict::model(&self.shared, &raw));
         // Later events of this call carry the mark the tree now has.
         call.task.untrusted |= v.taint;
         (v, allowed)
@@ -107,7 +146,7 @@ impl<H: EventHandler> Notifier<H> {
         }
     }
 
-    /// Whether the supervisor may perform `call` itself (its credentials are the task's),
+    /// Whether the supervisor may perform `call` itself (it wears the task's credentials),
     /// recorded in the call: an allowed call it may not perform gets [`Self::unfaithful_reply`]
     /// (see [`Self::decide`] and [`Self::gate`]).
     pub(super) fn performs(&self, call: &mut Call) -> bool {

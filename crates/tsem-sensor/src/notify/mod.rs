@@ -3,9 +3,10 @@
 //! emulated result) or let the kernel continue.
 //!
 //! Paths resolve in the target's own root (`/proc/<tid>/root`, `RESOLVE_IN_ROOT`) when it is not
-//! ours. The supervisor performs a call only when the target's credentials equal its own, so
-//! that its permission checks are the target's; otherwise the call is described and decided
-//! like any other, then refused when enforcing, or continued, counted in `unfaithful`.
+//! ours. For each call the notification thread wears the target's credentials when it can
+//! (`decide.rs`, `sys::wear`), so that its permission checks are the target's; it performs a
+//! call only when it wears them. Otherwise the call is described and decided like any other,
+//! then refused when enforcing, or continued, counted in `unfaithful`.
 
 mod attr;
 mod contents;
@@ -61,6 +62,9 @@ pub enum NotifyError {
     /// RECV or SEND failed for a reason other than the target going away.
     #[error("seccomp listener: {0}")]
     Listener(#[source] io::Error),
+    /// A notification thread could not take its own credentials back after wearing a task's.
+    #[error("notification thread: {0}")]
+    Credentials(#[source] sys::WearError),
 }
 
 /// State shared by the notification thread and the tracer thread.
@@ -71,15 +75,16 @@ pub(crate) struct Shared<H> {
     pub alg: HashAlg,
     pub mapping: tsem_core::map::Mapping,
     pub digests: crate::describe::DigestCache,
-    /// The supervisor's own credentials, to decide whether it may act for a target.
-    pub own: Status,
+    /// The supervisor's user namespace: a task's credentials mean the same only in it.
+    pub own_userns: u64,
     pub own_root: (u64, u64),
     pub own_netns: u64,
     /// The digest store's inodes, which the workload may not touch.
     pub protected: crate::digest_cache::Protected,
     /// What the workload created, seen alike by every describer.
     pub objects: crate::describe::SharedObjects,
-    /// Per thread: (task serial, its /proc status, whether its root is ours). Valid until the
+    /// Per thread: (task serial, its /proc status, whether its root and user namespace are
+    /// ours). Valid until the
     /// task calls something that changes them, execs, or its tid is reused. Shared by the
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
@@ -143,8 +148,9 @@ pub(crate) struct Injected {
 /// How many injected descriptions are kept.
 const INJECTED_KEPT: usize = 32;
 
-/// (task serial, its /proc status, whether its root is ours), see [`Shared::status`].
-pub(crate) type CachedStatus = (u64, Status, Option<bool>);
+/// (task serial, its /proc status, whether its root is ours, whether its user namespace is
+/// ours), see [`Shared::status`].
+pub(crate) type CachedStatus = (u64, Status, Option<bool>, Option<bool>);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a handler panicked while holding it; the data is still the best
@@ -196,6 +202,9 @@ struct Call {
     /// The supervisor's credentials differ from the task's, so it cannot perform the call as
     /// the task would: see [`Notifier::decide`].
     unfaithful: bool,
+    /// The notification thread wears the task's credentials for this call
+    /// ([`Notifier::wear`]).
+    worn: bool,
     /// Set by an emulated open of a regular file: its description, identity and mount.
     injected: Option<(FileDesc, crate::digest_cache::DigestKey, u64)>,
 }
@@ -309,6 +318,7 @@ impl<H: EventHandler> Notifier<H> {
             Ok(call) => call,
             Err(r) => return self.respond(n.id, r),
         };
+        self.wear(&mut call)?;
         let changes_names = names::changes_names(call.sys);
         if changes_names {
             lock(&self.shared.names).before(call.sys);
@@ -364,7 +374,7 @@ impl<H: EventHandler> Notifier<H> {
                 if let Some(s) = &s
                     && serial != 0
                 {
-                    lock(&self.shared.status).insert(tid, (serial, s.clone(), None));
+                    lock(&self.shared.status).insert(tid, (serial, s.clone(), None, None));
                 }
                 s
             }
@@ -402,6 +412,7 @@ impl<H: EventHandler> Notifier<H> {
             task,
             emulated: false,
             unfaithful: false,
+            worn: false,
             injected: None,
         })
     }

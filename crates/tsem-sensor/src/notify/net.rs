@@ -568,11 +568,14 @@ impl<H: EventHandler> Notifier<H> {
             task: call.task.clone(),
             emulated: call.emulated,
             unfaithful: call.unfaithful,
+            worn: call.worn,
             injected: None,
         };
+        let wearing = sys::wearing();
         let spawned = std::thread::Builder::new()
             .name("tsem-recv".into())
             .spawn(move || {
+                sys::continue_wearing(wearing);
                 let id = owned.n.id;
                 let (tgid, tid) = (owned.status.tgid, owned.tid);
                 // SO_RCVTIMEO bounds the wait as it would bound the native one.

@@ -176,7 +176,7 @@ impl<H: EventHandler> Notifier<H> {
         // A magic link of a workload task's /proc entry (/proc/<pid>/fd/N, /dev/fd/N...): that
         // one hop is taken, the rest of the path is walked without magic links.
         if names_other_proc(&path, self.self_pid)
-            && let Some(hop) = self.magic_hop(&path)
+            && let Some(hop) = self.magic_hop(tgid, &path)
         {
             return hop;
         }
@@ -330,9 +330,11 @@ impl<H: EventHandler> Notifier<H> {
             return Reply::Error(libc::ENOMEM);
         };
         let id = call.n.id;
+        let wearing = sys::wearing();
         let spawned = std::thread::Builder::new()
             .name("tsem-blocking".into())
             .spawn(move || {
+                sys::continue_wearing(wearing);
                 // ENOENT: the target gave up meanwhile; nothing is waiting for the answer.
                 let _ = sys::notif_send(nfd.as_fd(), id, work());
             });

@@ -160,16 +160,23 @@ impl<H: EventHandler> Notifier<H> {
     /// `/proc/<supervisor>/fd/N`, `root/proc/<supervisor>/...`) reaches the supervisor's own
     /// descriptors. `None` when the path names no such link (it is then walked without magic
     /// links at all, as are links of tasks outside the workload).
-    pub(super) fn magic_hop(&self, path: &[u8]) -> Option<Result<Target, Fail>> {
+    ///
+    /// The kernel lets a task reach its own process's links whatever its credentials; another
+    /// task's take a ptrace access check with the caller's, which the thread wears.
+    pub(super) fn magic_hop(&self, tgid: i32, path: &[u8]) -> Option<Result<Target, Fail>> {
         let (pid, hop, rest) = split_magic(path)?;
         if self.is_supervisor(pid) || self.task_of(pid).is_none() {
             return None;
         }
-        Some(self.after_hop(&hop, &rest))
+        Some(self.after_hop(pid == tgid, &hop, &rest))
     }
 
-    fn after_hop(&self, hop: &str, rest: &str) -> Result<Target, Fail> {
-        let base = sys::open(hop, libc::O_PATH)?;
+    fn after_hop(&self, own: bool, hop: &str, rest: &str) -> Result<Target, Fail> {
+        let base = if own {
+            sys::inspecting(|| sys::open(hop, libc::O_PATH))?
+        } else {
+            sys::open(hop, libc::O_PATH)?
+        };
         let rest = rest.trim_start_matches('/');
         if rest.is_empty() {
             // The object is the link's target itself: name it through our own descriptor.

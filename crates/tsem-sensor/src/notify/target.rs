@@ -34,6 +34,8 @@ pub(crate) enum Ident {
     NetNs,
     /// The pid namespace.
     PidNs,
+    /// The user namespace.
+    UserNs,
 }
 
 /// What the supervisor may ask of the task it answers for. Every method may fail because the
@@ -144,12 +146,14 @@ fn link_path(tid: i32, link: Link) -> String {
 }
 
 impl TargetTask for Live {
+    // Looking into the task (ptrace access checks) is the supervisor's own business, also
+    // while the thread wears the task's credentials: `sys::inspecting`.
     fn read_mem(&self, tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-        sys::process_vm_read(tid, addr, buf)
+        sys::inspecting(|| sys::process_vm_read(tid, addr, buf))
     }
 
     fn write_mem(&self, tid: i32, addr: u64, buf: &[u8]) -> io::Result<usize> {
-        sys::process_vm_write(tid, addr, buf)
+        sys::inspecting(|| sys::process_vm_write(tid, addr, buf))
     }
 
     fn status(&self, tid: i32) -> io::Result<Status> {
@@ -164,11 +168,11 @@ impl TargetTask for Live {
             Link::Cwd | Link::Root => libc::O_DIRECTORY,
             Link::Fd(_) => 0,
         };
-        sys::open(&link_path(tid, link), libc::O_PATH | dir)
+        sys::inspecting(|| sys::open(&link_path(tid, link), libc::O_PATH | dir))
     }
 
     fn read_link(&self, tid: i32, link: Link) -> io::Result<Vec<u8>> {
-        sys::readlink(&link_path(tid, link))
+        sys::inspecting(|| sys::readlink(&link_path(tid, link)))
     }
 
     fn identity(&self, tid: i32, what: Ident) -> Option<(u64, u64)> {
@@ -177,18 +181,21 @@ impl TargetTask for Live {
             Ident::MntNs => format!("/proc/{tid}/ns/mnt"),
             Ident::NetNs => format!("/proc/{tid}/ns/net"),
             Ident::PidNs => format!("/proc/{tid}/ns/pid"),
+            Ident::UserNs => format!("/proc/{tid}/ns/user"),
         };
-        super::stat_of(&path)
+        sys::inspecting(|| super::stat_of(&path))
     }
 
     fn file(&self, tgid: i32, fd: i32) -> io::Result<OwnedFd> {
-        if let Some(f) = self.cached_file(tgid, fd) {
-            return Ok(f);
-        }
-        let pidfd = sys::pidfd_open(tgid, 0)?;
-        let f = sys::pidfd_getfd(pidfd.as_fd(), fd)?;
-        self.remember(tgid, pidfd);
-        Ok(f)
+        sys::inspecting(|| {
+            if let Some(f) = self.cached_file(tgid, fd) {
+                return Ok(f);
+            }
+            let pidfd = sys::pidfd_open(tgid, 0)?;
+            let f = sys::pidfd_getfd(pidfd.as_fd(), fd)?;
+            self.remember(tgid, pidfd);
+            Ok(f)
+        })
     }
 
     fn pidfd(&self, tgid: i32) -> io::Result<OwnedFd> {

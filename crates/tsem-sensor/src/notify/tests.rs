@@ -42,6 +42,8 @@ struct Fake {
     status: Mutex<Status>,
     cwd: PathBuf,
     root: Mutex<Option<PathBuf>>,
+    /// What stands for its user namespace (the supervisor's unless a test changes it).
+    userns: Mutex<String>,
     dead: AtomicBool,
     accesses: AtomicUsize,
 }
@@ -59,6 +61,7 @@ impl Fake {
             status: Mutex::new(status),
             cwd,
             root: Mutex::new(None),
+            userns: Mutex::new("/proc/self/ns/user".into()),
             dead: AtomicBool::new(false),
             accesses: AtomicUsize::new(0),
         })
@@ -153,6 +156,7 @@ impl TargetTask for Handle {
             Ident::MntNs => own("/proc/self/ns/mnt"),
             Ident::NetNs => own("/proc/self/ns/net"),
             Ident::PidNs => own("/proc/self/ns/pid"),
+            Ident::UserNs => own(&self.0.userns.lock().unwrap().clone()),
         }
     }
 
@@ -220,7 +224,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         alg,
         mapping: tsem_core::map::Mapping::default(),
         digests: Default::default(),
-        own: procfs::read_status(std::process::id() as i32).unwrap(),
+        own_userns: stat("/proc/self/ns/user").1,
         own_root: stat("/proc/self/root"),
         own_netns: stat("/proc/self/ns/net").1,
         protected: Default::default(),
@@ -259,6 +263,7 @@ fn notif(sys: Sysno, args: [u64; 6]) -> Notif {
 fn run(n: &mut Notifier<Recorder>, sys: Sysno, args: [u64; 6]) -> (Option<Call>, Reply) {
     match n.begin(notif(sys, args)) {
         Ok(mut call) => {
+            n.wear(&mut call).unwrap();
             let r = n.dispatch(&mut call);
             (Some(call), r)
         }
@@ -287,6 +292,7 @@ fn a_target_that_dies_mid_call_is_never_continued() {
         let Ok(mut call) = n.begin(notif(sys, [path; 6])) else {
             panic!("{}: refused while alive", sys.name());
         };
+        n.wear(&mut call).unwrap();
         // The task dies after its notification was received: every read fails from now on.
         fake.dead.store(true, Ordering::SeqCst);
         fake.accesses.store(0, Ordering::SeqCst);
@@ -342,12 +348,33 @@ fn a_path_that_flips_is_described_and_performed_from_one_copy() {
     assert!(events[0].emulated);
 }
 
+/// Whether this process may switch a thread's credentials (root, as the tests run in CI;
+/// not as uid 65534).
+fn may_wear() -> bool {
+    let setid_pcap = (1u64 << 6) | (1 << 7) | (1 << 8);
+    sys::thread_creds().unwrap().capeff & setid_pcap == setid_pcap
+}
+
+/// `openat(AT_FDCWD, name, O_WRONLY|O_CREAT, 0644)`.
+const CREATE: [u64; 2] = [(libc::O_WRONLY | libc::O_CREAT) as u64, 0o644];
+
 #[test]
 fn a_credential_change_is_described_with_the_new_coe() {
     let dir = Dir::new("creds");
     std::fs::write(dir.0.join("public"), b"public bytes").unwrap();
+    std::fs::write(dir.0.join("private"), b"root's only").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.0.join("private"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     let fake = Fake::new(dir.0.clone());
     let path = fake.put(0, &[b"public\0"]);
+    let private = fake.put(1, &[b"private\0"]);
+    let made = fake.put(2, &[b"made\0"]);
+    let worn = may_wear();
     let (mut n, rec) = notifier(&fake, true);
     // Described once with the supervisor's credentials: its status is now cached.
     let (_, first) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
@@ -360,6 +387,8 @@ fn a_credential_change_is_described_with_the_new_coe() {
         s.coe.euid = 1234;
         s.coe.suid = 1234;
         s.coe.fsuid = 1234;
+        // setresuid away from root clears the effective capabilities.
+        s.coe.capeff = 0;
     }
     let (_, reply) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
     let events = rec.events();
@@ -369,10 +398,91 @@ fn a_credential_change_is_described_with_the_new_coe() {
         "the event carries the old COE"
     );
     assert_eq!(events[1].event.coe.fsuid, 1234);
-    // The supervisor cannot open as uid 1234: refused when enforcing, never performed with
-    // its own credentials.
-    assert!(matches!(reply, Reply::Error(libc::EPERM)));
-    assert_eq!(n.shared.counters.snapshot().unfaithful, 1);
+    let (_, denied) = run(&mut n, Sysno::Openat, [AT_FDCWD, private, 0, 0, 0, 0]);
+    let (_, created) = run(
+        &mut n,
+        Sysno::Openat,
+        [AT_FDCWD, made, CREATE[0], CREATE[1], 0, 0],
+    );
+    // Back to the test thread's own credentials before looking at the effects.
+    sys::wear_own().unwrap();
+    if worn {
+        // The thread wore uid 1234 for these calls: the file everyone may read is opened,
+        // root's own is refused by the kernel's own check (EACCES, not the sensor's EPERM),
+        // and what is created belongs to uid 1234.
+        let Reply::AddFd(fd, _) = reply else {
+            panic!("the public file was not opened as uid 1234");
+        };
+        assert_eq!(read_all(&fd), b"public bytes");
+        assert!(matches!(denied, Reply::Error(libc::EACCES)), "root's file");
+        assert!(matches!(created, Reply::AddFd(..)));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(dir.0.join("made")).unwrap().uid(), 1234);
+        assert_eq!(n.shared.counters.snapshot().unfaithful, 0);
+    } else {
+        // The supervisor cannot open as uid 1234: refused when enforcing, never performed
+        // with its own credentials.
+        assert!(matches!(reply, Reply::Error(libc::EPERM)));
+        assert!(matches!(denied, Reply::Error(libc::EPERM)));
+        assert!(matches!(created, Reply::Error(libc::EPERM)));
+        assert!(!dir.0.join("made").exists());
+        assert_eq!(n.shared.counters.snapshot().unfaithful, 3);
+    }
+}
+
+#[test]
+fn a_call_whose_credentials_cannot_be_worn_is_refused_when_enforcing() {
+    let dir = Dir::new("userns");
+    std::fs::write(dir.0.join("public"), b"public bytes").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"public\0"]);
+    let made = fake.put(1, &[b"made\0"]);
+    {
+        // A task in another user namespace: its uid 1234 and its capabilities are that
+        // namespace's, which no credentials of the supervisor's namespace stand for.
+        let mut s = fake.status.lock().unwrap();
+        s.coe.euid = 1234;
+        s.coe.fsuid = 1234;
+        s.coe.capeff = 0;
+        *fake.userns.lock().unwrap() = dir.0.to_string_lossy().into_owned();
+    }
+    for enforcing in [true, false] {
+        let (mut n, rec) = notifier(&fake, enforcing);
+        let (_, opened) = run(&mut n, Sysno::Openat, [AT_FDCWD, path, 0, 0, 0, 0]);
+        let (_, created) = run(
+            &mut n,
+            Sysno::Openat,
+            [AT_FDCWD, made, CREATE[0], CREATE[1], 0, 0],
+        );
+        // Nothing was worn: the thread keeps its own credentials.
+        assert_eq!(
+            sys::thread_creds().unwrap().fsuid,
+            procfs::read_status(sys::gettid()).unwrap().coe.fsuid
+        );
+        assert_eq!(n.shared.counters.snapshot().unfaithful, 2);
+        // Described and decided all the same, with the task's COE.
+        let events = rec.events();
+        assert!(!events.is_empty());
+        assert!(
+            events
+                .iter()
+                .all(|e| e.event.coe.fsuid == 1234 && !e.emulated)
+        );
+        if enforcing {
+            assert!(matches!(opened, Reply::Error(libc::EPERM)), "opened");
+            assert!(matches!(created, Reply::Error(libc::EPERM)), "created");
+            assert!(
+                !dir.0.join("made").exists(),
+                "created with other credentials"
+            );
+        } else {
+            // Learning: the kernel runs the call with the task's own credentials.
+            assert!(matches!(opened, Reply::Continue(_)));
+            assert!(matches!(created, Reply::Continue(_)));
+        }
+    }
 }
 
 #[test]
