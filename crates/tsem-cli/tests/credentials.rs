@@ -269,6 +269,49 @@ fn root_without_dac_capabilities_is_refused_another_users_file() {
     );
 }
 
+#[test]
+fn a_file_the_caller_may_only_write_is_described_with_its_contents_digest() {
+    if !privileged() {
+        return;
+    }
+    // The kernel hashes what a file holds at security_file_open whatever its opener may read:
+    // the supervisor reads it for the digest with its own capabilities, not the worn ones.
+    let case = Case::new(
+        "writeonly",
+        "setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+         sh -c 'echo x | dd of=$D/wo.txt conv=notrunc,nocreat status=none'\n",
+    );
+    case.file("wo.txt", "hello\n", NOBODY, NOBODY, 0o200);
+    // A sealed run against the model of another workload: every event is a forensic one and
+    // its description is kept in full (learning would make the written path a pseudonym).
+    let other = case.p("other.model");
+    let o = tsem()
+        .args(["run", "--learn", "-o", s(&other), "--", "true"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let forensics = case.p("forensics.json");
+    let (_, sum) = case.supervised(
+        "seal",
+        &["--seal", "--model", s(&other), "--forensics", s(&forensics)],
+    );
+    assert_eq!(sum["sensor"]["unfaithful"], 0, "{sum}");
+    assert_eq!(
+        std::fs::read_to_string(case.p("wo.txt")).unwrap(),
+        "x\nllo\n"
+    );
+    let text = std::fs::read_to_string(&forensics).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("wo.txt") && l.contains("file_open"))
+        .unwrap_or_else(|| panic!("no file_open of wo.txt: {text}"));
+    let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    assert!(
+        line.contains(hello),
+        "not the digest of its contents: {line}"
+    );
+}
+
 /// The nginx binary, or None (the test is skipped) when it is not installed.
 fn nginx() -> Option<PathBuf> {
     let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]

@@ -267,8 +267,10 @@ impl<H: EventHandler> Notifier<H> {
         let reader = if plain_read {
             Some(open_probed(p.as_fd(), &st, mnt_id, via, real_flags)?)
         } else {
+            // Only hashed, never handed over: read with the supervisor's own capabilities, as
+            // the kernel reads the contents whatever the caller may read (a write-only file).
             let ro = libc::O_RDONLY as u64 | libc::O_NOCTTY as u64;
-            open_probed(p.as_fd(), &st, mnt_id, via, ro).ok()
+            sys::inspecting(|| sys::openat2(None, &link, ro, 0, 0)).ok()
         };
         let abs = self.pathname(p.as_fd(), &st, mnt_id, via, name);
         let f_flags = open_f_flags(flags);
