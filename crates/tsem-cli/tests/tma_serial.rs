@@ -7,70 +7,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
 
-use common::{s, scratch, summary, tsem};
+use common::tma::{
+    Agent, agent_killed_before_the_next_event, idle_workload_dies_with_its_agent, keys, run,
+};
+use common::{s, scratch, summary};
 use tsem_testdata::pty::{Flip, NullModem};
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn keys(dir: &Path) {
-    for k in ["agent", "client"] {
-        let o = tsem()
-            .args(["keygen", "-o", s(&dir.join(format!("{k}.key")))])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-    }
-}
+const KEYS: [&str; 2] = ["agent", "client"];
 
 /// The agent on the cable's `a` end; returns once it listens.
 fn agent(dir: &Path, cable: &NullModem) -> Agent {
-    let mut c = tsem()
-        .args(["tma", "serve", "--listen"])
-        .arg(format!("serial:{},115200", cable.a.display()))
-        .args(["--key", s(&dir.join("agent.key"))])
-        .args(["--peer", s(&dir.join("client.key.pub"))])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on serial:"), "{line}");
-    std::thread::spawn(move || for _ in err.lines() {});
-    Agent(c)
+    let listen = format!("serial:{},115200", cable.a.display());
+    common::tma::agent(dir, &listen, "client.key.pub", "listening on serial:")
 }
 
 fn tma_args(dir: &Path, cable: &NullModem) -> Vec<String> {
-    vec![
-        "--tma".into(),
-        format!("serial:{}", cable.b.display()),
-        "--tma-key".into(),
-        s(&dir.join("client.key")).into(),
-        "--tma-peer".into(),
-        s(&dir.join("agent.key.pub")).into(),
-    ]
-}
-
-fn run(dir: &Path, args: &[String], script: &str) -> Output {
-    tsem()
-        .args(["run", "--no-digest-cache"])
-        .args(args)
-        .args(["--", "sh", "-c", script])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let addr = format!("serial:{}", cable.b.display());
+    common::tma::tma_args(dir, &addr, "client.key", "agent.key.pub")
 }
 
 fn noise(cable: &NullModem) {
@@ -84,7 +39,7 @@ fn noise(cable: &NullModem) {
 #[test]
 fn over_a_serial_line_runs_give_the_in_process_state_session_after_session() {
     let dir = scratch("tma_serial", "same");
-    keys(&dir);
+    keys(&dir, &KEYS);
     std::fs::write(dir.join("data"), "some data\n").unwrap();
     let script = "cat data > /dev/null; ls > /dev/null";
     let model = dir.join("model.txt");
@@ -125,90 +80,29 @@ fn over_a_serial_line_runs_give_the_in_process_state_session_after_session() {
 #[test]
 fn killing_the_agent_on_a_serial_line_kills_the_workload() {
     let dir = scratch("tma_serial", "kill");
-    keys(&dir);
-    let fifo = dir.join("fifo");
-    let c = std::ffi::CString::new(s(&fifo)).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    std::fs::write(dir.join("secret"), "the secret\n").unwrap();
+    keys(&dir, &KEYS);
     let cable = NullModem::new();
-    let mut a = agent(&dir, &cable);
-    let child = tsem()
-        .args(["run", "--no-digest-cache"])
-        .args(tma_args(&dir, &cable))
-        .args(["--", "sh", "-c", "read x < fifo; cat secret > copy"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The workload is up once it waits on the FIFO. A serial line has no hang-up: the client
-    // learns of the agent's death by its silence (or by no reply to the next event).
-    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    a.0.kill().unwrap();
-    a.0.wait().unwrap();
-    match w.write_all(b"go\n") {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        r => r.unwrap(),
-    }
-    drop(w);
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let err = common::stderr(&out);
+    let a = agent(&dir, &cable);
+    // A serial line has no hang-up: the client learns of the agent's death by its silence (or
+    // by no reply to the next event).
+    let err = agent_killed_before_the_next_event(&dir, a, &tma_args(&dir, &cable));
     assert!(err.contains("modeling agent at serial:"), "{err}");
-    let copy = std::fs::read_to_string(dir.join("copy")).unwrap_or_default();
-    assert!(
-        !copy.contains("the secret"),
-        "the workload ran on without its agent"
-    );
 }
 
 #[test]
 fn an_idle_workload_does_not_outlive_its_agent_on_a_serial_line() {
     let dir = scratch("tma_serial", "idle");
-    keys(&dir);
-    let fifo = dir.join("fifo");
-    let c = std::ffi::CString::new(s(&fifo)).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    keys(&dir, &KEYS);
     let cable = NullModem::new();
-    let mut a = agent(&dir, &cable);
-    let mut child = tsem()
-        .args(["run", "--no-digest-cache"])
-        .args(tma_args(&dir, &cable))
-        .args(["--", "sh", "-c", "read x < fifo; echo after > after"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Held open, never written: the workload asks nothing while its agent dies.
-    let w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    a.0.kill().unwrap();
-    a.0.wait().unwrap();
-    // A deadline, not a measurement: a workload left running fails the test.
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < end,
-            "the workload outlived its agent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    drop(w);
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let err = common::stderr(&out);
+    let a = agent(&dir, &cable);
+    let err = idle_workload_dies_with_its_agent(&dir, a, &tma_args(&dir, &cable), 90);
     assert!(err.contains("went away: killing the workload"), "{err}");
-    assert!(!dir.join("after").exists());
 }
 
 #[test]
 fn a_byte_flipped_mid_session_fails_the_run_closed_and_the_next_session_is_served() {
     let dir = scratch("tma_serial", "flip");
-    keys(&dir);
+    keys(&dir, &KEYS);
     let cable = NullModem::new();
     let _a = agent(&dir, &cable);
     let script = "cat /etc/hostname > /dev/null; ls > /dev/null; echo done > marker";

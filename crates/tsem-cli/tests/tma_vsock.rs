@@ -10,38 +10,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 
+use common::tma::{Agent, idle_workload_dies_with_its_agent, keys, serve, tma_args};
 use common::{s, scratch, summary, tsem};
 
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn keys(dir: &Path) {
-    for k in ["agent", "client"] {
-        let o = tsem()
-            .args(["keygen", "-o", s(&dir.join(format!("{k}.key")))])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-    }
-}
-
-fn serve(dir: &Path, listen: &str) -> Child {
-    tsem()
-        .args(["tma", "serve", "--listen", listen])
-        .args(["--key", s(&dir.join("agent.key"))])
-        .args(["--peer", s(&dir.join("client.key.pub"))])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+const KEYS: [&str; 2] = ["agent", "client"];
 
 /// A vsock port free now, or None where this machine has no AF_VSOCK at all.
 fn free_port() -> Option<u32> {
@@ -59,23 +33,15 @@ fn free_port() -> Option<u32> {
 }
 
 fn run(dir: &Path, addr: &str, extra: &[&str], script: &str) -> Output {
-    tsem()
-        .args(["run", "--no-digest-cache"])
-        .args(extra)
-        .args(["--tma", addr])
-        .args(["--tma-key", s(&dir.join("client.key"))])
-        .args(["--tma-peer", s(&dir.join("agent.key.pub"))])
-        .args(["--", "sh", "-c", script])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    args.extend(tma_args(dir, addr, "client.key", "agent.key.pub"));
+    common::tma::run(dir, &args, script)
 }
 
 #[test]
 fn an_unreachable_vsock_agent_fails_the_run_before_the_workload_starts() {
     let dir = scratch("tma_vsock", "unreachable");
-    keys(&dir);
+    keys(&dir, &KEYS);
     // The host (CID 2) with nothing on the port, ourselves through the local CID (no listener,
     // or no loopback transport), a CID no VM has: each refused, reset or unreachable.
     for addr in ["vsock:2:40404", "vsock:1:40404", "vsock:4000000000:40404"] {
@@ -88,7 +54,7 @@ fn an_unreachable_vsock_agent_fails_the_run_before_the_workload_starts() {
 #[test]
 fn malformed_or_listen_only_vsock_addresses_are_refused() {
     let dir = scratch("tma_vsock", "addr");
-    keys(&dir);
+    keys(&dir, &KEYS);
     let o = run(&dir, "vsock:any:40404", &[], "echo ran > ran");
     common::fails_with(&o, "vsock:any names no agent");
     for (addr, why) in [
@@ -108,16 +74,18 @@ fn malformed_or_listen_only_vsock_addresses_are_refused() {
 fn the_agent_listens_on_vsock_any_and_one_agent_holds_a_port() {
     let Some(port) = free_port() else { return };
     let dir = scratch("tma_vsock", "listen");
-    keys(&dir);
+    keys(&dir, &KEYS);
     let listen = format!("vsock:any:{port}");
-    let mut c = serve(&dir, &listen);
+    let mut c = serve(&dir, &listen, "client.key.pub");
     let mut line = String::new();
     BufReader::new(c.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let _a = Agent(c);
     assert!(line.contains(&format!("listening on {listen}")), "{line}");
-    let o = serve(&dir, &listen).wait_with_output().unwrap();
+    let o = serve(&dir, &listen, "client.key.pub")
+        .wait_with_output()
+        .unwrap();
     common::fails_with(&o, &listen);
     assert!(
         common::stderr(&o).contains("in use"),
@@ -138,15 +106,11 @@ fn end_to_end_over_vsock_loopback_where_it_exists() {
     }
     let Some(port) = free_port() else { return };
     let dir = scratch("tma_vsock", "e2e");
-    keys(&dir);
+    keys(&dir, &KEYS);
     std::fs::write(dir.join("data"), "some data\n").unwrap();
     let script = "cat data > /dev/null; ls > /dev/null";
-    let mut c = serve(&dir, &format!("vsock:any:{port}"));
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    err.read_line(&mut line).unwrap();
-    std::thread::spawn(move || for _ in err.lines() {});
-    let mut agent = Agent(c);
+    let listen = format!("vsock:any:{port}");
+    let agent = common::tma::agent(&dir, &listen, "client.key.pub", "listening on");
     let addr = format!("vsock:{}:{port}", libc::VMADDR_CID_LOCAL);
     let (inproc, remote) = (dir.join("in.json"), dir.join("tma.json"));
     let model = dir.join("model.txt");
@@ -175,32 +139,6 @@ fn end_to_end_over_vsock_loopback_where_it_exists() {
     assert_eq!(a["state"], b["state"]);
     assert_eq!(b["tma"]["state"], b["state"]);
     // Killing the agent kills a workload that asks nothing more.
-    let fifo = dir.join("fifo");
-    let cf = std::ffi::CString::new(s(&fifo)).unwrap();
-    // SAFETY: a valid C string.
-    assert_eq!(unsafe { libc::mkfifo(cf.as_ptr(), 0o600) }, 0);
-    let mut child = tsem()
-        .args(["run", "--no-digest-cache", "--tma", &addr])
-        .args(["--tma-key", s(&dir.join("client.key"))])
-        .args(["--tma-peer", s(&dir.join("agent.key.pub"))])
-        .args(["--", "sh", "-c", "read x < fifo; echo after > after"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    agent.0.kill().unwrap();
-    agent.0.wait().unwrap();
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < end,
-            "the workload outlived its agent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    drop(w);
-    assert!(!child.wait_with_output().unwrap().status.success());
-    assert!(!dir.join("after").exists());
+    let t = tma_args(&dir, &addr, "client.key", "agent.key.pub");
+    idle_workload_dies_with_its_agent(&dir, agent, &t, 60);
 }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod tma;
+
 pub use tsem_testdata::shared_dir as shared;
 
 pub fn process_dir() -> PathBuf {
