@@ -81,8 +81,8 @@ impl fmt::Display for UnknownRule {
         write!(
             f,
             "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1}, {PROC_PID_V1} and \
-             {PRCTL_ARGS_V1}); a \
-             model made with rules that are not applied would name events differently",
+             {PRCTL_ARGS_V1}); a model made with rules that are not applied would name events \
+             differently",
             self.0
         )
     }
