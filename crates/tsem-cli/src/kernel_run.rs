@@ -83,6 +83,16 @@ fn sensor_only(a: &RunArgs, external: bool) -> Option<&'static str> {
     .find_map(|(used, what)| used.then_some(what))
 }
 
+/// Why a model made under naming rules (its `# tsem-rules:` line) needs the sensor: the kernel
+/// hashes raw descriptions, and only the sensor applies the rules its points were made with.
+fn model_with_rules(a: &RunArgs) -> anyhow::Result<Option<&'static str>> {
+    let Some(p) = a.model.as_deref() else {
+        return Ok(None);
+    };
+    let rules = crate::replay::rules_for(Some(p), None)?;
+    Ok((!rules.is_empty()).then_some("a --model with naming rules (# tsem-rules:)"))
+}
+
 /// The kernel backend to use for `a`, if any.
 pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
     let external = match a.backend {
@@ -106,7 +116,7 @@ pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
             tsem_kernel::ROOT_ENV
         );
     };
-    if let Some(what) = sensor_only(a, external) {
+    if let Some(what) = sensor_only(a, external).or(model_with_rules(a)?) {
         if a.backend == Backend::Auto {
             eprintln!("tsem: note: a TSEM kernel is present but {what} needs the userspace sensor");
             return Ok(None);

@@ -39,7 +39,7 @@ pub struct LearnArgs {
     #[arg(
         long,
         value_name = "LIST",
-        default_value = "created-subtree-v1,proc-pid-v1"
+        default_value = "created-subtree-v1,proc-pid-v1,prctl-args-v1"
     )]
     pub rules: String,
     /// Do not make the files the workload writes into pseudonyms.

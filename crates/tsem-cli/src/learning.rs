@@ -430,7 +430,7 @@ mod tests {
         let m = model_file(&ns, RuleSet::DEFAULT, &notes);
         let text = m.to_text();
         assert!(
-            text.starts_with("# tsem-rules: created-subtree-v1,proc-pid-v1\n"),
+            text.starts_with("# tsem-rules: created-subtree-v1,proc-pid-v1,prctl-args-v1\n"),
             "{text}"
         );
         assert!(text.contains("# auto-pseudonym written: /w/report.txt\npseudonym "));

@@ -444,7 +444,7 @@ fn model_build_and_merge_carry_the_access_set() {
             "model",
             "build",
             "--rules",
-            "created-subtree-v1,proc-pid-v1",
+            "created-subtree-v1,proc-pid-v1,prctl-args-v1",
             "-o",
             &p("plain"),
             &p("ta"),

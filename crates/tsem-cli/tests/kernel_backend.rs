@@ -188,6 +188,21 @@ fn the_kernel_backend_refuses_what_only_the_sensor_does_and_needs_a_securityfs()
         );
         common::fails_with(&out, why);
     }
+    // A model made under naming rules: the kernel hashes raw descriptions, so its points would
+    // not be the model's (a learned model with prctl-args-v1 deviates at every prctl probe).
+    let ruled = dir.join("ruled.model");
+    let mut text = b"# tsem-rules: prctl-args-v1\n".to_vec();
+    text.extend(std::fs::read(model_path()).unwrap());
+    std::fs::write(&ruled, text).unwrap();
+    for backend in ["kernel", "kernel-external"] {
+        let out = run(
+            &dir,
+            &sim,
+            &["--backend", backend, "--model", s(&ruled), "--enforce"],
+            &script,
+        );
+        common::fails_with(&out, "a --model with naming rules");
+    }
     let out = tsem()
         .args(["run", "--backend", "kernel", "--", "true"])
         .env("TSEM_SECURITYFS", dir.join("nothing-here"))

@@ -360,7 +360,7 @@ fn a_learned_model_verifies_signed_and_replays_to_the_enforced_state() {
     assert!(o.status.success(), "{}", stderr(&o));
     // The rules line is signed: dropping it breaks the signature.
     let text = std::fs::read_to_string(&w.model).unwrap();
-    let rules = "# tsem-rules: created-subtree-v1,proc-pid-v1";
+    let rules = "# tsem-rules: created-subtree-v1,proc-pid-v1,prctl-args-v1";
     assert!(text.lines().any(|l| l == rules), "{text}");
     let tampered = w.root.join("tampered.model");
     let kept: Vec<&str> = text.lines().filter(|l| *l != rules).collect();
@@ -941,7 +941,7 @@ fn a_created_directory_whose_name_is_not_utf8_learns_and_holds() {
             "build",
             "--backstop",
             "--rules",
-            "created-subtree-v1,proc-pid-v1",
+            "created-subtree-v1,proc-pid-v1,prctl-args-v1",
             "-o",
             built.to_str().unwrap(),
             traj.to_str().unwrap(),

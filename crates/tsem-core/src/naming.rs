@@ -33,9 +33,11 @@ use crate::map::{Mapper, Mapping};
 use crate::raw::RawStr;
 
 mod ids;
+mod prctl;
 mod procfs;
 
 use ids::map_task_ids;
+use prctl::prctl_args;
 use procfs::proc_pid;
 
 /// The name of the created-subtree rule in a model's `# tsem-rules:` line.
@@ -43,6 +45,9 @@ pub const CREATED_SUBTREE_V1: &str = "created-subtree-v1";
 
 /// The name of the procfs pid rule.
 pub const PROC_PID_V1: &str = "proc-pid-v1";
+
+/// The name of the rule zeroing task_prctl arguments the option does not use.
+pub const PRCTL_ARGS_V1: &str = "prctl-args-v1";
 
 /// `PROC_SUPER_MAGIC`.
 const PROC_MAGIC: u32 = 0x9fa0;
@@ -63,6 +68,8 @@ pub struct RuleSet {
     pub created_subtree: bool,
     /// `proc-pid-v1`: in procfs paths the task's own pid reads `self` and any other pid `%pid`.
     pub proc_pid: bool,
+    /// `prctl-args-v1`: task_prctl arguments the option ignores or reads as a pointer are 0.
+    pub prctl_args: bool,
 }
 
 /// A rule list that names a rule this version does not know.
@@ -73,8 +80,9 @@ impl fmt::Display for UnknownRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1} and {PROC_PID_V1}); a \
-             model made with rules that are not applied would name events differently",
+            "unknown naming rule {:?} (this tsem knows {CREATED_SUBTREE_V1}, {PROC_PID_V1} and \
+             {PRCTL_ARGS_V1}); a model made with rules that are not applied would name events \
+             differently",
             self.0
         )
     }
@@ -88,16 +96,18 @@ impl RuleSet {
     pub const NONE: Self = Self {
         created_subtree: false,
         proc_pid: false,
+        prctl_args: false,
     };
     /// The rules `tsem run --learn` and `tsem learn` use by default.
     pub const DEFAULT: Self = Self {
         created_subtree: true,
         proc_pid: true,
+        prctl_args: true,
     };
 
     /// Whether no rule applies.
     pub fn is_empty(&self) -> bool {
-        !self.created_subtree && !self.proc_pid
+        !self.created_subtree && !self.proc_pid && !self.prctl_args
     }
 
     /// Both sets of rules.
@@ -105,6 +115,7 @@ impl RuleSet {
         Self {
             created_subtree: self.created_subtree || o.created_subtree,
             proc_pid: self.proc_pid || o.proc_pid,
+            prctl_args: self.prctl_args || o.prctl_args,
         }
     }
 
@@ -115,6 +126,7 @@ impl RuleSet {
             match name {
                 CREATED_SUBTREE_V1 => r.created_subtree = true,
                 PROC_PID_V1 => r.proc_pid = true,
+                PRCTL_ARGS_V1 => r.prctl_args = true,
                 "none" => {}
                 other => return Err(UnknownRule(other.into())),
             }
@@ -130,6 +142,9 @@ impl RuleSet {
         }
         if self.proc_pid {
             v.push(PROC_PID_V1);
+        }
+        if self.prctl_args {
+            v.push(PRCTL_ARGS_V1);
         }
         if v.is_empty() {
             v.push("none");
@@ -206,6 +221,11 @@ impl Namer {
             {
                 proc_pid(&mut f.path.pathname, pid);
             }
+        }
+        if self.rules.prctl_args
+            && let Cell::TaskPrctl { option, args } = &mut ev.cell
+        {
+            prctl_args(*option, args);
         }
         if !self.rules.created_subtree {
             return;

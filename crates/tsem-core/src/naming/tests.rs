@@ -345,12 +345,19 @@ fn a_renamed_created_directory_keeps_its_name_and_a_removed_one_loses_it() {
 #[test]
 fn rules_parse_and_reject_unknown_names() {
     assert_eq!(
-        RuleSet::parse("created-subtree-v1, proc-pid-v1"),
+        RuleSet::parse("created-subtree-v1, proc-pid-v1,prctl-args-v1"),
         Ok(RuleSet::DEFAULT)
     );
     assert_eq!(RuleSet::parse("none"), Ok(RuleSet::NONE));
     assert!(RuleSet::parse("created-subtree-v9").is_err());
-    assert_eq!(RuleSet::DEFAULT.names(), "created-subtree-v1,proc-pid-v1");
+    assert!(RuleSet::parse("prctl-args-v2").is_err());
+    assert_eq!(
+        RuleSet::DEFAULT.names(),
+        "created-subtree-v1,proc-pid-v1,prctl-args-v1"
+    );
+    let only = RuleSet::parse("prctl-args-v1").unwrap();
+    assert!(only.prctl_args && !only.created_subtree && !only.proc_pid && !only.is_empty());
+    assert_eq!(RuleSet::parse(&only.names()), Ok(only));
 }
 
 /// Names are bytes: a created tree whose names are not UTF-8 is named by its creator whatever
@@ -393,4 +400,101 @@ fn names_that_are_not_utf8_are_named_by_their_bytes() {
     assert!(!n.beneath_created(DEV, b"/tmp/r\xfe/sub\xff/g", true));
     assert!(Namer::is_canonical_created(name(&a[2]).as_bytes()));
     assert!(!Namer::is_canonical_created(b"/tmp/keep\xff\x01/x"));
+}
+
+const PR_CAPBSET_READ: u32 = 23;
+const CAP_CHOWN: u64 = 0;
+
+fn prctl(option: u32, args: [u64; 4]) -> Event {
+    ev(
+        EventType::TaskPrctl,
+        owner(9),
+        Cell::TaskPrctl { option, args },
+    )
+}
+
+/// The coefficient of `e` after the namer with `rules` renamed it.
+fn coefficient(rules: RuleSet, e: &Event) -> Digest {
+    let mut n = Namer::new(rules, HashAlg::Sha256, Mapping::Model0);
+    let mut e = e.clone();
+    n.apply(&mut e);
+    Mapper::new(HashAlg::Sha256, Mapping::Model0).coefficient(&e)
+}
+
+/// A small deterministic generator standing in for the garbage glibc's variadic `prctl` leaves
+/// in unused argument registers (library addresses that move with ASLR).
+fn garbage(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn prctl_capbset_read_ignores_the_garbage_in_unused_arguments() {
+    let rules = RuleSet::DEFAULT;
+    let mut seed = 0x9e37_79b9_7f4a_7c15;
+    let base = coefficient(rules, &prctl(PR_CAPBSET_READ, [CAP_CHOWN, 0, 0, 0]));
+    for _ in 0..32 {
+        let a = [
+            CAP_CHOWN,
+            garbage(&mut seed),
+            garbage(&mut seed),
+            garbage(&mut seed),
+        ];
+        assert_eq!(
+            coefficient(rules, &prctl(PR_CAPBSET_READ, a)),
+            base,
+            "{a:x?}"
+        );
+    }
+    // The capability probed still names the point.
+    let other = coefficient(rules, &prctl(PR_CAPBSET_READ, [21, 0, 0, 0]));
+    assert_ne!(other, base, "CAP_SYS_ADMIN is not CAP_CHOWN");
+    // So does the option.
+    assert_ne!(
+        coefficient(rules, &prctl(24, [CAP_CHOWN, 0, 0, 0])),
+        base,
+        "PR_CAPBSET_DROP is not PR_CAPBSET_READ"
+    );
+}
+
+#[test]
+fn prctl_options_outside_the_table_keep_every_argument() {
+    let rules = RuleSet::DEFAULT;
+    // PR_SET_MM (35) and an option no kernel defines: nothing zeroed.
+    for option in [35, 0x7777_0001] {
+        let a = coefficient(rules, &prctl(option, [1, 2, 3, 4]));
+        assert_ne!(a, coefficient(rules, &prctl(option, [1, 2, 3, 5])));
+        assert_ne!(a, coefficient(rules, &prctl(option, [1, 2, 9, 4])));
+        assert_ne!(a, coefficient(rules, &prctl(option, [7, 2, 3, 4])));
+    }
+    // PR_SET_NO_NEW_PRIVS (38): the kernel refuses arg3..arg5 non-zero, so they stay hashed.
+    let nnp = coefficient(rules, &prctl(38, [1, 0, 0, 0]));
+    assert_ne!(nnp, coefficient(rules, &prctl(38, [1, 0, 1, 0])));
+    assert_ne!(nnp, coefficient(rules, &prctl(38, [2, 0, 0, 0])));
+}
+
+#[test]
+fn without_the_rule_prctl_coefficients_are_tsems() {
+    let e = prctl(
+        PR_CAPBSET_READ,
+        [CAP_CHOWN, 5, 0x7f00_dead_beef, 0x5555_1234],
+    );
+    let tsem = Mapper::new(HashAlg::Sha256, Mapping::Model0).coefficient(&e);
+    for rules in [
+        RuleSet::NONE,
+        RuleSet {
+            prctl_args: false,
+            ..RuleSet::DEFAULT
+        },
+    ] {
+        assert_eq!(coefficient(rules, &e), tsem, "{}", rules.names());
+    }
+    assert_ne!(coefficient(RuleSet::DEFAULT, &e), tsem);
+    // The description itself is untouched without the rule.
+    let mut n = Namer::new(RuleSet::NONE, HashAlg::Sha256, Mapping::Model0);
+    let mut same = e.clone();
+    n.apply(&mut same);
+    assert_eq!(same.cell, e.cell);
 }
