@@ -270,15 +270,22 @@ fn parse_event_members<'a, O: Fields<'a>>(root: &mut O) -> R<Event> {
 }
 
 fn parse_header<'a, O: Fields<'a>>(o: &mut O) -> R<EventHeader> {
+    // Read in the kernel's order (the in-place reader needs it), but report the first error in
+    // the order the fields are checked: the type first.
+    let pid = o.opt_u64("pid");
+    let tnum = o.opt_u64("tnum");
+    let context = o.opt_u64("context");
+    let number = o.opt_u64("number");
+    let process = o.raw("process");
     let type_name = o.text("type")?;
     let event_type = EventType::from_name(&type_name)
         .ok_or_else(|| RecordError::field("type", format!("unknown event type {type_name:?}")))?;
     let h = EventHeader {
-        pid: o.opt_u64("pid")?,
-        tnum: o.opt_u64("tnum")?,
-        context: o.opt_u64("context")?,
-        number: o.opt_u64("number")?,
-        process: o.raw("process")?,
+        pid: pid?,
+        tnum: tnum?,
+        context: context?,
+        number: number?,
+        process: process?,
         event_type,
         ttd: o.u64("ttd")?,
         p_ttd: o.u64("p_ttd")?,
@@ -306,16 +313,23 @@ macro_rules! sub {
 }
 
 fn inode<'a, O: Fields<'a>>(o: &mut O) -> R<Inode> {
+    // Read in the kernel's order (the in-place reader needs it), but report the first error in
+    // the order the fields are checked: the UUID first.
+    let uid = o.u32("uid");
+    let gid = o.u32("gid");
+    let mode = o.u32("mode");
+    let s_magic = o.u32("s_magic");
+    let s_id = o.raw("s_id");
     let uuid = o.digest("s_uuid")?;
     if uuid.len() != 16 {
         return Err(RecordError::field("s_uuid", "expected 32 hex digits"));
     }
     Ok(Inode {
-        uid: o.u32("uid")?,
-        gid: o.u32("gid")?,
-        mode: o.u32("mode")?,
-        s_magic: o.u32("s_magic")?,
-        s_id: o.raw("s_id")?,
+        uid: uid?,
+        gid: gid?,
+        mode: mode?,
+        s_magic: s_magic?,
+        s_id: s_id?,
         s_uuid: uuid.padded::<16>(),
     })
 }
