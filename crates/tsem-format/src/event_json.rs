@@ -7,7 +7,6 @@
 //! ([`write_event`]). [`Strictness::Json`] and [`write_event_json`] are strict RFC 8259 for files
 //! we write ourselves. The rule is in docs/raw-bytes.md.
 
-use std::borrow::Cow;
 use std::io::Write as _;
 
 use base64::Engine as _;
@@ -18,8 +17,9 @@ use tsem_core::event::{
 use tsem_core::hash::Digest;
 use tsem_core::raw::{RawStr, escape};
 
+use crate::fields::{Fields, Obj, Scan};
 pub use crate::json::Strictness;
-use crate::json::{Document, Member, SyntaxError, Value, escape_json_into, escape_kernel_into};
+use crate::json::{Document, SyntaxError, escape_json_into, escape_kernel_into};
 
 /// Why a record was rejected: a syntax error, or a field that is missing, unknown or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum RecordError {
 }
 
 impl RecordError {
-    fn field(field: &str, msg: impl Into<String>) -> Self {
+    pub(crate) fn field(field: &str, msg: impl Into<String>) -> Self {
         Self::Field {
             field: field.to_string(),
             msg: msg.into(),
@@ -153,10 +153,55 @@ fn event_only(r: Record) -> R<Event> {
     }
 }
 
+/// Read a line in place ([`Scan`]); when that cannot prove its result, or the line is not in the
+/// kernel's form, tokenize it and read the members ([`Obj`]), which gives the same record, or
+/// the error with its field and offset.
 fn parse_with<'a>(doc: &mut Document<'a>, line: &'a [u8], strictness: Strictness) -> R<Record> {
+    if strictness == Strictness::Kernel
+        && let Some(r) = parse_in_place(line)
+    {
+        return Ok(r);
+    }
+    parse_tokenized(doc, line, strictness)
+}
+
+/// The fast path alone: `None` where it gives up.
+fn parse_in_place(line: &[u8]) -> Option<Record> {
+    let pos = std::cell::Cell::new(0);
+    let mut root = Scan::root(line, &pos)?;
+    let r = parse_root(&mut root).ok()?;
+    Scan::at_end(line, &pos).then_some(r)
+}
+
+/// The reference reader: tokenize the whole line, then read its members.
+fn parse_tokenized<'a>(
+    doc: &mut Document<'a>,
+    line: &'a [u8],
+    strictness: Strictness,
+) -> R<Record> {
     doc.parse_with(line, strictness)?;
     let doc = &*doc;
-    let mut root = Obj::new(doc, doc.root());
+    parse_root(&mut Obj::new(doc, doc.root()))
+}
+
+/// Lines compared by the property tests: the in-place reader alone and the reference reader
+/// alone. Not an API.
+#[doc(hidden)]
+pub mod reference {
+    use super::*;
+
+    /// [`parse_record`] through the fast path only: `None` where it gives up.
+    pub fn parse_in_place_only(line: &[u8]) -> Option<Record> {
+        parse_in_place(line)
+    }
+
+    /// [`parse_record`] through the tokenizing reader only.
+    pub fn parse_tokenized_only(line: &[u8], strictness: Strictness) -> R<Record> {
+        parse_tokenized(&mut Document::new(), line, strictness)
+    }
+}
+
+fn parse_root<'a, O: Fields<'a>>(root: &mut O) -> R<Record> {
     let kind = match root.opt_obj("export")? {
         None => RecordKind::Trajectory,
         Some(mut export) => {
@@ -173,7 +218,7 @@ fn parse_with<'a>(doc: &mut Document<'a>, line: &'a [u8], strictness: Strictness
                     return Ok(Record::Aggregate(v));
                 }
                 "log" => {
-                    if root.has("event") {
+                    if root.has("event")? {
                         RecordKind::Log
                     } else {
                         let mut log = root.obj("log")?;
@@ -201,9 +246,9 @@ fn parse_with<'a>(doc: &mut Document<'a>, line: &'a [u8], strictness: Strictness
     };
     if kind == RecordKind::Log {
         // A post-v4 log record may repeat the v3 summary next to the description.
-        let _ = root.opt_obj("log")?;
+        root.ignore_obj("log")?;
     }
-    let event = parse_event_members(&mut root)?;
+    let event = parse_event_members(root)?;
     Ok(Record::Event { kind, event })
 }
 
@@ -212,7 +257,7 @@ pub fn parse_event<L: AsRef<[u8]> + ?Sized>(line: &L) -> R<Event> {
     event_only(parse_record(line)?)
 }
 
-fn parse_event_members(root: &mut Obj<'_, '_>) -> R<Event> {
+fn parse_event_members<'a, O: Fields<'a>>(root: &mut O) -> R<Event> {
     let mut ev = root.obj("event")?;
     let header = parse_header(&mut ev).map_err(|e| e.inside("event"))?;
     let mut coe_obj = root.obj("COE")?;
@@ -224,16 +269,23 @@ fn parse_event_members(root: &mut Obj<'_, '_>) -> R<Event> {
     Ok(Event { header, coe, cell })
 }
 
-fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
+fn parse_header<'a, O: Fields<'a>>(o: &mut O) -> R<EventHeader> {
+    // Read in the kernel's order (the in-place reader needs it), but report the first error in
+    // the order the fields are checked: the type first.
+    let pid = o.opt_u64("pid");
+    let tnum = o.opt_u64("tnum");
+    let context = o.opt_u64("context");
+    let number = o.opt_u64("number");
+    let process = o.raw("process");
     let type_name = o.text("type")?;
     let event_type = EventType::from_name(&type_name)
         .ok_or_else(|| RecordError::field("type", format!("unknown event type {type_name:?}")))?;
     let h = EventHeader {
-        pid: o.opt_u64("pid")?,
-        tnum: o.opt_u64("tnum")?,
-        context: o.opt_u64("context")?,
-        number: o.opt_u64("number")?,
-        process: o.raw("process")?,
+        pid: pid?,
+        tnum: tnum?,
+        context: context?,
+        number: number?,
+        process: process?,
         event_type,
         ttd: o.u64("ttd")?,
         p_ttd: o.u64("p_ttd")?,
@@ -245,7 +297,7 @@ fn parse_header(o: &mut Obj<'_, '_>) -> R<EventHeader> {
     Ok(h)
 }
 
-fn parse_coe(o: &mut Obj<'_, '_>) -> R<Coe> {
+fn parse_coe<'a, O: Fields<'a>>(o: &mut O) -> R<Coe> {
     let c = parse_coe_fields(o)?;
     o.finish()?;
     Ok(c)
@@ -260,22 +312,29 @@ macro_rules! sub {
     }};
 }
 
-fn inode(o: &mut Obj<'_, '_>) -> R<Inode> {
+fn inode<'a, O: Fields<'a>>(o: &mut O) -> R<Inode> {
+    // Read in the kernel's order (the in-place reader needs it), but report the first error in
+    // the order the fields are checked: the UUID first.
+    let uid = o.u32("uid");
+    let gid = o.u32("gid");
+    let mode = o.u32("mode");
+    let s_magic = o.u32("s_magic");
+    let s_id = o.raw("s_id");
     let uuid = o.digest("s_uuid")?;
     if uuid.len() != 16 {
         return Err(RecordError::field("s_uuid", "expected 32 hex digits"));
     }
     Ok(Inode {
-        uid: o.u32("uid")?,
-        gid: o.u32("gid")?,
-        mode: o.u32("mode")?,
-        s_magic: o.u32("s_magic")?,
-        s_id: o.raw("s_id")?,
+        uid: uid?,
+        gid: gid?,
+        mode: mode?,
+        s_magic: s_magic?,
+        s_id: s_id?,
         s_uuid: uuid.padded::<16>(),
     })
 }
 
-fn path(o: &mut Obj<'_, '_>) -> R<PathRef> {
+fn path<'a, O: Fields<'a>>(o: &mut O) -> R<PathRef> {
     let dev = match o.opt_obj("dev")? {
         Some(mut d) => {
             let v = (
@@ -307,7 +366,7 @@ fn path(o: &mut Obj<'_, '_>) -> R<PathRef> {
     })
 }
 
-fn dentry(o: &mut Obj<'_, '_>) -> R<Dentry> {
+fn dentry<'a, O: Fields<'a>>(o: &mut O) -> R<Dentry> {
     let inode = match o.opt_obj("inode")? {
         Some(mut i) => {
             let v = inode(&mut i).map_err(|e| e.inside("inode"))?;
@@ -322,7 +381,7 @@ fn dentry(o: &mut Obj<'_, '_>) -> R<Dentry> {
     })
 }
 
-fn file(o: &mut Obj<'_, '_>) -> R<FileDesc> {
+fn file<'a, O: Fields<'a>>(o: &mut O) -> R<FileDesc> {
     Ok(FileDesc {
         flags: o.u32("flags")?,
         inode: sub!(o, "inode", inode),
@@ -331,7 +390,7 @@ fn file(o: &mut Obj<'_, '_>) -> R<FileDesc> {
     })
 }
 
-fn sock(o: &mut Obj<'_, '_>) -> R<Sock> {
+fn sock<'a, O: Fields<'a>>(o: &mut O) -> R<Sock> {
     Ok(Sock {
         family: o.u32("family")?,
         sock_type: o.u32("type")?,
@@ -340,7 +399,7 @@ fn sock(o: &mut Obj<'_, '_>) -> R<Sock> {
     })
 }
 
-fn creds(o: &mut Obj<'_, '_>) -> R<Creds> {
+fn creds<'a, O: Fields<'a>>(o: &mut O) -> R<Creds> {
     let ids = parse_coe_fields(o)?;
     Ok(Creds {
         ids,
@@ -349,7 +408,7 @@ fn creds(o: &mut Obj<'_, '_>) -> R<Creds> {
 }
 
 /// The COE fields, shared by the `COE` object and `creds` objects.
-fn parse_coe_fields(o: &mut Obj<'_, '_>) -> R<Coe> {
+fn parse_coe_fields<'a, O: Fields<'a>>(o: &mut O) -> R<Coe> {
     Ok(Coe {
         uid: o.u32("uid")?,
         euid: o.u32("euid")?,
@@ -367,7 +426,7 @@ fn parse_coe_fields(o: &mut Obj<'_, '_>) -> R<Coe> {
     })
 }
 
-fn perm(o: &mut Obj<'_, '_>) -> R<IpcPerm> {
+fn perm<'a, O: Fields<'a>>(o: &mut O) -> R<IpcPerm> {
     Ok(IpcPerm {
         uid: o.u32("uid")?,
         gid: o.u32("gid")?,
@@ -378,7 +437,7 @@ fn perm(o: &mut Obj<'_, '_>) -> R<IpcPerm> {
     })
 }
 
-fn superblock(o: &mut Obj<'_, '_>) -> R<SuperBlock> {
+fn superblock<'a, O: Fields<'a>>(o: &mut O) -> R<SuperBlock> {
     Ok(SuperBlock {
         dentry: sub!(o, "dentry", dentry),
         fstype: o.raw("fstype")?,
@@ -386,7 +445,7 @@ fn superblock(o: &mut Obj<'_, '_>) -> R<SuperBlock> {
     })
 }
 
-fn sock_addr(o: &mut Obj<'_, '_>, t: EventType) -> R<SockAddr> {
+fn sock_addr<'a, O: Fields<'a>>(o: &mut O, t: EventType) -> R<SockAddr> {
     let inet_addr_key = if matches!(t, EventType::SocketSendmsg | EventType::SocketRecvmsg) {
         "addrress" // sic: the kernel's spelling for sendmsg/recvmsg (spec §9 item 11)
     } else {
@@ -402,7 +461,7 @@ fn sock_addr(o: &mut Obj<'_, '_>, t: EventType) -> R<SockAddr> {
         return Ok(v);
     }
     if let Some(mut a) = o.opt_obj("af_inet6")? {
-        let f = |a: &mut Obj<'_, '_>| -> R<SockAddr> {
+        let f = |a: &mut O| -> R<SockAddr> {
             let port = a.u16("port")?;
             let (flow, scope) = if full6 {
                 (Some(a.u32("flow")?), Some(a.u32("scope")?))
@@ -470,7 +529,7 @@ fn two_path_keys(t: EventType) -> (&'static str, &'static str) {
     }
 }
 
-fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
+fn parse_cell<'a, O: Fields<'a>>(t: EventType, o: &mut O) -> R<Cell> {
     let cell = match t.shape() {
         CellShape::File => Cell::File(sub!(o, "file", file)),
         CellShape::MmapFile => {
@@ -520,7 +579,7 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             Cell::SockAddr { sock: s, addr }
         }
         CellShape::Sock => {
-            if t == EventType::TunDevAttachQueue && !o.has("sock") {
+            if t == EventType::TunDevAttachQueue && !o.has("sock")? {
                 Cell::Empty
             } else {
                 Cell::Sock(sub!(o, "sock", sock))
@@ -594,10 +653,9 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         },
         CellShape::TaskSetrlimit => {
             let task = o.digest("task")?;
-            let (resource, current, max) =
-                sub!(o, "new_rlim", |r: &mut Obj<'_, '_>| -> R<(u32, u64, u64)> {
-                    Ok((r.u32("resource")?, r.u64("current")?, r.u64("max")?))
-                });
+            let (resource, current, max) = sub!(o, "new_rlim", |r: &mut O| -> R<(u32, u64, u64)> {
+                Ok((r.u32("resource")?, r.u64("current")?, r.u64("max")?))
+            });
             Cell::TaskSetrlimit {
                 task,
                 resource,
@@ -675,18 +733,15 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             flags: o.u64("flags")?,
         },
         CellShape::KeyPermission => {
-            let (possessed, uid, gid, flags) = sub!(
-                o,
-                "key_ref",
-                |k: &mut Obj<'_, '_>| -> R<(u32, u32, u32, u64)> {
+            let (possessed, uid, gid, flags) =
+                sub!(o, "key_ref", |k: &mut O| -> R<(u32, u32, u32, u64)> {
                     Ok((
                         k.u32("possessed")?,
                         k.u32("uid")?,
                         k.u32("gid")?,
                         k.u64("flags")?,
                     ))
-                }
-            );
+                });
             Cell::KeyPermission {
                 possessed,
                 uid,
@@ -729,7 +784,7 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
             dir: sub!(o, "dir", inode),
             dentry: sub!(o, "dentry", dentry),
             mode: o.u32("mode")?,
-            dev: sub!(o, "dev", |d: &mut Obj<'_, '_>| -> R<(u32, u32)> {
+            dev: sub!(o, "dev", |d: &mut O| -> R<(u32, u32)> {
                 Ok((d.u32("major")?, d.u32("minor")?))
             }),
         },
@@ -742,19 +797,15 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         CellShape::InodeSetattr => {
             let dentry = sub!(o, "dentry", dentry);
             let (valid, mode, uid, gid, size) =
-                sub!(
-                    o,
-                    "attr",
-                    |a: &mut Obj<'_, '_>| -> R<(u32, u32, u32, u32, u64)> {
-                        Ok((
-                            a.u32("valid")?,
-                            a.u32("mode")?,
-                            a.u32("uid")?,
-                            a.u32("gid")?,
-                            a.u64("size")?,
-                        ))
-                    }
-                );
+                sub!(o, "attr", |a: &mut O| -> R<(u32, u32, u32, u32, u64)> {
+                    Ok((
+                        a.u32("valid")?,
+                        a.u32("mode")?,
+                        a.u32("uid")?,
+                        a.u32("gid")?,
+                        a.u64("size")?,
+                    ))
+                });
             Cell::InodeSetattr {
                 dentry,
                 valid,
@@ -813,17 +864,16 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
         }
         CellShape::Bpf => Cell::Bpf {
             cmd: o.u32("cmd")?,
-            size: sub!(o, "attr", |a: &mut Obj<'_, '_>| a.u32("size")),
+            size: sub!(o, "attr", |a: &mut O| a.u32("size")),
         },
         CellShape::BpfMap => Cell::BpfMap {
-            map_type: sub!(o, "map", |m: &mut Obj<'_, '_>| m.u32("map_type")),
+            map_type: sub!(o, "map", |m: &mut O| m.u32("map_type")),
             fmode: o.u32("fmode")?,
         },
         CellShape::BpfProg => {
-            let (prog_type, attach_type) =
-                sub!(o, "prog", |p: &mut Obj<'_, '_>| -> R<(u32, u32)> {
-                    Ok((p.u32("type")?, p.u32("attach_type")?))
-                });
+            let (prog_type, attach_type) = sub!(o, "prog", |p: &mut O| -> R<(u32, u32)> {
+                Ok((p.u32("type")?, p.u32("attach_type")?))
+            });
             Cell::BpfProg {
                 prog_type,
                 attach_type,
@@ -833,197 +883,6 @@ fn parse_cell(t: EventType, o: &mut Obj<'_, '_>) -> R<Cell> {
     };
     o.finish()?;
     Ok(cell)
-}
-
-/// A member value's decoded bytes, or why it has none.
-fn value_bytes<'a>(key: &str, v: Value<'a>) -> R<Cow<'a, [u8]>> {
-    match v {
-        Value::Str { .. } => v
-            .as_bytes()
-            .ok_or_else(|| RecordError::field(key, "invalid escape sequence")),
-        Value::Obj { .. } => Err(RecordError::field(
-            key,
-            "expected a string, found an object",
-        )),
-    }
-}
-
-/// Key equality without a `memcmp` call: keys are a few bytes long, and the call and its setup
-/// cost more than the comparison (a tenth of the typed layer's time in callgrind).
-#[inline]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
-/// A view of one object's members that records which keys were read, so that unknown keys can be
-/// rejected.
-struct Obj<'d, 'a> {
-    doc: &'d Document<'a>,
-    members: &'d [Member<'a>],
-    used: u64,
-    next: usize,
-}
-
-impl<'d, 'a> Obj<'d, 'a> {
-    fn new(doc: &'d Document<'a>, members: &'d [Member<'a>]) -> Self {
-        Self {
-            doc,
-            members,
-            used: 0,
-            next: 0,
-        }
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.members.iter().any(|m| m.key == key.as_bytes())
-    }
-
-    fn get(&mut self, key: &str) -> Option<Value<'a>> {
-        let key = key.as_bytes();
-        // TSEM writes keys in a fixed order, so the next unread member is almost always the one
-        // asked for; fall back to a scan for other producers' orders.
-        let i = match self.members.get(self.next) {
-            Some(m) if same_key(m.key, key) => self.next,
-            _ => self.members.iter().position(|m| same_key(m.key, key))?,
-        };
-        self.next = i + 1;
-        if i < 64 {
-            self.used |= 1 << i;
-        }
-        Some(self.members[i].value)
-    }
-
-    /// A string's decoded bytes, exactly as the producer wrote them.
-    fn opt_bytes(&mut self, key: &str) -> R<Option<Cow<'a, [u8]>>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => value_bytes(key, v).map(Some),
-        }
-    }
-
-    fn bytes(&mut self, key: &str) -> R<Cow<'a, [u8]>> {
-        self.opt_bytes(key)?
-            .ok_or_else(|| RecordError::field(key, "missing"))
-    }
-
-    /// A kernel string (pathname, comm, names): its bytes, whatever they are.
-    fn opt_raw(&mut self, key: &str) -> R<Option<RawStr>> {
-        Ok(self.opt_bytes(key)?.map(RawStr::from))
-    }
-
-    fn raw(&mut self, key: &str) -> R<RawStr> {
-        Ok(RawStr::from(self.bytes(key)?))
-    }
-
-    /// A keyword (export and event types, log actions): must be text.
-    fn text(&mut self, key: &str) -> R<Cow<'a, str>> {
-        let not_text = |b: &[u8]| RecordError::field(key, format!("not UTF-8: {:?}", escape(b)));
-        match self.bytes(key)? {
-            Cow::Borrowed(b) => std::str::from_utf8(b)
-                .map(Cow::Borrowed)
-                .map_err(|_| not_text(b)),
-            Cow::Owned(b) => String::from_utf8(b)
-                .map(Cow::Owned)
-                .map_err(|e| not_text(e.as_bytes())),
-        }
-    }
-
-    fn opt_u64(&mut self, key: &str) -> R<Option<u64>> {
-        let not_a_number =
-            |s: &[u8]| RecordError::field(key, format!("not a number: {:?}", escape(s)));
-        // Numbers never need unescaping as TSEM writes them: parse the raw bytes in place
-        // rather than through a `Cow` (a number field cost ~180 instructions that way).
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Str {
-                raw,
-                escaped: false,
-            }) => parse_num(raw).map(Some).ok_or_else(|| not_a_number(raw)),
-            Some(v) => {
-                let s = value_bytes(key, v)?;
-                parse_num(&s).map(Some).ok_or_else(|| not_a_number(&s))
-            }
-        }
-    }
-
-    fn u64(&mut self, key: &str) -> R<u64> {
-        self.opt_u64(key)?
-            .ok_or_else(|| RecordError::field(key, "missing"))
-    }
-
-    fn u32(&mut self, key: &str) -> R<u32> {
-        let v = self.u64(key)?;
-        // Accept a value that fits u32, or a negative int (printed %d) as its 32-bit pattern.
-        if v <= u64::from(u32::MAX) || v >= (i64::from(i32::MIN) as u64) {
-            Ok(v as u32)
-        } else {
-            Err(RecordError::field(
-                key,
-                format!("{v} does not fit in 32 bits"),
-            ))
-        }
-    }
-
-    fn u16(&mut self, key: &str) -> R<u16> {
-        let v = self.u64(key)?;
-        u16::try_from(v)
-            .map_err(|_| RecordError::field(key, format!("{v} does not fit in 16 bits")))
-    }
-
-    fn opt_digest(&mut self, key: &str) -> R<Option<Digest>> {
-        let bad = |e| RecordError::field(key, format!("bad hex: {e}"));
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Str {
-                raw,
-                escaped: false,
-            }) => Digest::from_hex_bytes(raw).map(Some).map_err(bad),
-            Some(v) => Digest::from_hex_bytes(&value_bytes(key, v)?)
-                .map(Some)
-                .map_err(bad),
-        }
-    }
-
-    fn digest(&mut self, key: &str) -> R<Digest> {
-        self.opt_digest(key)?
-            .ok_or_else(|| RecordError::field(key, "missing"))
-    }
-
-    fn opt_obj(&mut self, key: &str) -> R<Option<Obj<'d, 'a>>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Obj { start, len }) => {
-                Ok(Some(Obj::new(self.doc, self.doc.members(start, len))))
-            }
-            Some(Value::Str { .. }) => Err(RecordError::field(
-                key,
-                "expected an object, found a string",
-            )),
-        }
-    }
-
-    fn obj(&mut self, key: &str) -> R<Obj<'d, 'a>> {
-        self.opt_obj(key)?
-            .ok_or_else(|| RecordError::field(key, "missing"))
-    }
-
-    /// Reject keys that were never read.
-    fn finish(&mut self) -> R<()> {
-        for (i, m) in self.members.iter().enumerate() {
-            if i >= 64 || self.used & (1 << i) == 0 {
-                let dup = self.members[..i].iter().any(|p| p.key == m.key);
-                return Err(RecordError::field(
-                    &escape(m.key).to_string(),
-                    if dup {
-                        "duplicate key"
-                    } else {
-                        "unknown field"
-                    },
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `strtoll(s, 0)`-style: `0x` hex, leading `0` octal, else decimal; a leading `-` gives the

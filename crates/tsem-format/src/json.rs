@@ -348,7 +348,7 @@ impl<'a> Parser<'a> {
 /// its scan looks for two bytes, not three). Eight bytes at a time (SWAR): strings are most of a
 /// TSEM line.
 #[inline(always)]
-fn find_special<const CONTROL: bool>(s: &[u8]) -> Option<usize> {
+pub(crate) fn find_special<const CONTROL: bool>(s: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;

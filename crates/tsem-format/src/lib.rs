@@ -10,6 +10,7 @@
 
 pub mod event_json;
 pub mod explain;
+mod fields;
 pub mod json;
 pub mod model_file;
 
