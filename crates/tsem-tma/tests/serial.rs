@@ -167,13 +167,14 @@ fn an_idle_session_stays_up_while_its_agent_lives_and_is_lost_when_it_goes() {
     let cable = NullModem::new();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (ak, cv) = (a.clone(), c.verifying_key());
-    let path = cable.a.clone();
+    // The agent's end is open before the client speaks: opening a line flushes what is queued
+    // on it, so a hello sent before would be lost (as on a real cable plugged in late).
+    let l = Listener::bind(&Addr::Serial {
+        path: cable.a.clone(),
+        baud: 115_200,
+    })
+    .unwrap();
     let agent = std::thread::spawn(move || {
-        let l = Listener::bind(&Addr::Serial {
-            path,
-            baud: 115_200,
-        })
-        .unwrap();
         let s = Session::server_over(l.accept().unwrap(), ak, cv).unwrap();
         let _ = stop_rx.recv();
         drop((s, l));
