@@ -229,12 +229,8 @@ impl Supervision {
             Mode::Learn => {}
             Mode::Seal => a.push("--seal".into()),
             // With the model's Landlock backstop, applied by the container's program to itself
-            // before its first instruction (docs/containers.md) — except where the host's own
-            // root is a bind mount of a directory (a chroot, a nested container): there the
-            // backstop learner places the container's paths under the host's root directory,
-            // which would lock the container out of its own files.
-            Mode::Enforce if host_root_is_its_filesystems_root() => a.push("--enforce".into()),
-            Mode::Enforce => a.extend(["--enforce".into(), "--no-backstop".into()]),
+            // before its first instruction (docs/containers.md).
+            Mode::Enforce => a.push("--enforce".into()),
         }
         if let Some(e) = &self.export {
             a.extend(["--export".into(), e.into()]);
@@ -254,23 +250,6 @@ impl Supervision {
         }
         a
     }
-}
-
-/// Whether this process's root directory is the root of its filesystem's mount (the mount at `/`
-/// in `/proc/self/mountinfo` has root `/`), i.e. not a chroot or container root bound from a
-/// directory. Unknown counts as not.
-pub fn host_root_is_its_filesystems_root() -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    // The last mount at `/` is the one in effect; fields: id parent major:minor root mountpoint.
-    info.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && f[4] == "/").then(|| f[3] == "/")
-        })
-        .next_back()
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

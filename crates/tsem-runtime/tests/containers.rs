@@ -189,6 +189,7 @@ fn a_fresh_bundle_directory_learns_the_same_model() {
             &[
                 ("org.tsem.mode", "learn".into()),
                 ("org.tsem.model-out", model.clone()),
+                ("org.tsem.trajectory", env.path(&format!("trajectory{i}"))),
             ],
         );
         let o = env.run(&b, &format!("fresh{i}"));
@@ -197,10 +198,39 @@ fn a_fresh_bundle_directory_learns_the_same_model() {
     }
     assert_eq!(models[0], models[1]);
     assert!(
-        models[0].contains("/etc/app.conf"),
+        models[0].contains("\nlandlock fs read-file /etc/app.conf\n"),
         "paths inside the container: {}",
         models[0]
     );
+    // Opened files and created entries alike are named from the container's root, also where
+    // this host's root is a directory bound onto `/` (CI, a chroot): pivot_root then attaches
+    // the container's root where that directory was, and the kernel's names carry its path.
+    let trajectory = std::fs::read_to_string(env.path("trajectory0")).unwrap();
+    // (`/tmp/out` is named by the created-subtree rule, from its directory's path.)
+    for name in ["/etc/app.conf\"", "/tmp/%created:", "/bin/busybox\""] {
+        assert!(
+            trajectory.contains(&format!("\"pathname\": \"{name}")),
+            "{name}: {trajectory}"
+        );
+    }
+    let host_root = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && f[4] == "/").then(|| f[3].to_string())
+        })
+        .next_back()
+        .unwrap();
+    if host_root != "/" {
+        let bound = format!("\"pathname\": \"{host_root}/");
+        assert!(!trajectory.contains(&bound), "{bound}: {trajectory}");
+        assert!(
+            !models[0].contains(&host_root),
+            "{host_root}: {}",
+            models[0]
+        );
+    }
     assert!(
         !models[0].contains(&env.dir.display().to_string()),
         "{}",

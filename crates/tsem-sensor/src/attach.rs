@@ -26,6 +26,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::event::EventHandler;
 use crate::supervisor::{self, Exit, Report, SensorConfig, SpawnError};
 use crate::sys;
+use crate::view::View;
 
 /// Errors of an attached run.
 #[derive(Debug, thiserror::Error)]
@@ -97,11 +98,24 @@ pub fn attach<H: EventHandler + 'static>(
         First::Exec(former) => former,
         // Ended (killed, or the runtime failed) before its program ran: nothing to model.
         First::Ended(exit) => {
-            let shared = supervisor::new_shared(pid, config, handler)?;
+            let shared = supervisor::new_shared(pid, config, handler, View::host())?;
             let none = std::sync::Arc::new(std::sync::Mutex::new(None));
             return Ok(supervisor::finish(shared, &none, config, exit, None, None)?);
         }
     };
+    // The runtime has pivoted into the container's root: paths are named from there.
+    let view = match View::container(pid) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            return Err(AttachError::Inject {
+                pid,
+                why: format!("reading the container's root: {e}"),
+            });
+        }
+    };
+    let mut handler = handler;
+    handler.on_view(&view);
     let filter = supervisor::filter_program(config);
     let (listener, backstop) = match install_filter(pid, &filter, config.backstop.as_ref()) {
         Ok(l) => l,
@@ -112,7 +126,7 @@ pub fn attach<H: EventHandler + 'static>(
     };
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
     // The notification threads wear the container's credentials call by call (sys::wear).
-    let started = supervisor::new_shared(pid, config, handler)
+    let started = supervisor::new_shared(pid, config, handler, view)
         .and_then(|shared| supervisor::start_notifiers(listener, &shared).map(|n| (shared, n)));
     let (shared, (notifiers, listener_error)) = started?;
     let exit = supervisor::trace_loop(pid, &shared, config, Some((pid, former)))

@@ -22,6 +22,7 @@ use tsem_core::{Digest, HashAlg, Hasher};
 
 use crate::procfs::{self, Mount};
 use crate::sys;
+use crate::view::View;
 
 /// `PROC_SUPER_MAGIC`.
 pub const PROC_MAGIC: u32 = 0x9fa0;
@@ -137,6 +138,8 @@ pub struct Describer {
     /// Hash tmpfs/memfd contents that are executed or mapped executable (tsem's extension to
     /// the pseudo-filesystem rule; off = kernel-exact zero digests).
     measure_exec: bool,
+    /// Where pathnames are named from (a container's root for tsem-runtime).
+    view: View,
 }
 
 /// `TMPFS_MAGIC` (also memfd and `/dev/shm`).
@@ -163,7 +166,15 @@ impl Describer {
             objects,
             stats: DescribeStats::default(),
             measure_exec: true,
+            view: View::host(),
         }
+    }
+
+    /// Name paths in `view` from now on (crate::view).
+    pub fn set_view(&mut self, view: View) {
+        self.view = view;
+        self.mounts.clear();
+        self.fs.clear();
     }
 
     /// The hash function.
@@ -233,9 +244,9 @@ impl Describer {
 
     /// Re-read the mount table (after the workload mounted or unmounted something).
     pub fn reload_mounts(&mut self) {
-        self.mounts = std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|t| procfs::parse_mountinfo(&t))
-            .unwrap_or_default();
+        if let Some(m) = self.view.mounts() {
+            self.mounts = m;
+        }
     }
 
     fn mount(&mut self, dev: u64, path: &[u8]) -> Option<Mount> {
@@ -266,7 +277,7 @@ impl Describer {
         });
         let uuid = m
             .as_ref()
-            .and_then(|m| sys::open(&m.mount_point, libc::O_RDONLY | libc::O_DIRECTORY).ok())
+            .and_then(|m| self.view.open_dir(&m.mount_point))
             .and_then(|d| sys::fs_uuid(d.as_fd()))
             .unwrap_or([0; 16]);
         let info = FsInfo { magic, s_id, uuid };
@@ -274,10 +285,12 @@ impl Describer {
         info
     }
 
-    /// The absolute path of the object `fd` refers to, as the supervisor sees it: the bytes
-    /// the kernel holds, UTF-8 or not (TSEM hashes those very bytes).
-    pub fn fd_path(fd: BorrowedFd<'_>) -> Vec<u8> {
-        sys::readlink(&format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+    /// The absolute path of the object `fd` refers to, in this describer's view (`readlink`
+    /// of the supervisor's descriptor, below a container's root for a container): the bytes the
+    /// kernel holds, UTF-8 or not (TSEM hashes those very bytes).
+    pub fn fd_path(&self, fd: BorrowedFd<'_>) -> Vec<u8> {
+        self.view
+            .name(sys::readlink(&format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default())
     }
 
     /// The superblock magic of the filesystem holding `fd`.
@@ -285,7 +298,7 @@ impl Describer {
         if let Some(f) = self.fs.get(&st.st_dev) {
             return f.magic;
         }
-        let path = Self::fd_path(fd);
+        let path = self.fd_path(fd);
         self.fs_info(fd, st.st_dev, &path).magic
     }
 
@@ -386,7 +399,7 @@ impl Describer {
     /// DENTRY of the object behind `fd` itself (whose `fstat` is `st`), as the inode hooks on
     /// an existing object (setattr, getattr, xattr) describe it.
     pub fn object_dentry(&mut self, fd: BorrowedFd<'_>, st: &libc::stat) -> Dentry {
-        let abs = Self::fd_path(fd);
+        let abs = self.fd_path(fd);
         let created = self.created(st);
         self.dentry(fd, st, &abs, Some(st), created)
     }
@@ -522,7 +535,7 @@ impl Describer {
         flags: u32,
         exec: bool,
     ) -> FileDesc {
-        let abs = Self::fd_path(fd);
+        let abs = self.fd_path(fd);
         self.file_named(fd, read_fd, st, flags, exec, abs)
     }
 

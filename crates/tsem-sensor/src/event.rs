@@ -106,6 +106,9 @@ pub trait EventHandler: Send + 'static {
 
     /// A task exited (its thread id may be reused from now on).
     fn on_exit(&mut self, _tid: i32) {}
+
+    /// Paths are named in `view` (crate::view), told before the first event.
+    fn on_view(&mut self, _view: &crate::view::View) {}
 }
 
 impl<F: FnMut(&RawEvent) -> Verdict + Send + 'static> EventHandler for F {

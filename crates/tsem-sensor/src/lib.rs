@@ -33,6 +33,7 @@ pub mod supervisor;
 pub mod sys;
 pub mod syscalls;
 pub mod tree;
+pub mod view;
 
 pub use event::{Counters, EventHandler, ExecEvent, RawEvent, Stats, Verdict};
 pub use modeler::{Extras, Modeler};

@@ -99,6 +99,12 @@ pub fn verdict_for_error(mode: Mode) -> Verdict {
 }
 
 impl<X: Extras> EventHandler for Modeler<X> {
+    fn on_view(&mut self, view: &crate::view::View) {
+        if let (Some(l), Some(mounts)) = (&mut self.learner, view.mounts()) {
+            l.set_mounts(mounts);
+        }
+    }
+
     fn on_event(&mut self, ev: &RawEvent) -> Verdict {
         let key = ev.tid as u64;
         if let Some(l) = &mut self.learner {

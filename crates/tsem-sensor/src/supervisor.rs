@@ -318,7 +318,7 @@ pub fn run<H: EventHandler + 'static>(
     // Older kernels lack the flag; the loop is only slower without it.
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
 
-    let shared = new_shared(pid, config, handler)?;
+    let shared = new_shared(pid, config, handler, crate::view::View::host())?;
     let (notifiers, listener_error) = start_notifiers(listener, &shared)?;
 
     let exit = trace_loop(pid, &shared, config, None);
@@ -357,11 +357,12 @@ pub(crate) const SEIZE_OPTIONS: u32 = (libc::PTRACE_O_TRACEEXEC
     | libc::PTRACE_O_EXITKILL) as u32;
 
 /// The state the tracer and the notification threads share, for a workload whose first task is
-/// `pid`.
+/// `pid`, whose paths are named in `view`.
 pub(crate) fn new_shared<H: EventHandler>(
     pid: i32,
     config: &SensorConfig,
     handler: H,
+    view: crate::view::View,
 ) -> Result<Arc<Shared<H>>, SpawnError> {
     let meta = |p: &str| {
         use std::os::unix::fs::MetadataExt;
@@ -404,6 +405,7 @@ pub(crate) fn new_shared<H: EventHandler>(
         own_userns,
         own_root,
         own_netns,
+        view,
         own_mntns,
         enforcing: config.enforcing,
         fs_varies: Default::default(),
@@ -617,6 +619,7 @@ pub(crate) fn trace_loop<H: EventHandler>(
         Arc::clone(&shared.objects),
     );
     desc.set_measure_exec(config.hash_pseudo_exec);
+    desc.set_view(shared.view.clone());
     // Kept descriptors open for writing: the workload may change those files unseen.
     for fd in &config.keep_fds {
         if let Some(st) = sys::writable_file(*fd) {

@@ -100,6 +100,11 @@ impl Learner {
         }
     }
 
+    /// Place paths with `mounts` from now on (a container's, crate::view), before any event.
+    pub fn set_mounts(&mut self, mounts: Vec<Mount>) {
+        self.mounts = mounts;
+    }
+
     /// Events whose path could not be placed (their rights are missing from the set).
     pub fn unresolved(&self) -> u64 {
         self.unresolved + self.deferred.len() as u64

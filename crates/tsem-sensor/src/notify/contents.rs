@@ -73,7 +73,7 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Whether `fd` (not `O_PATH`) is a memfd whose contents may still change.
     pub(super) fn unsealed_memfd(&self, fd: BorrowedFd<'_>) -> bool {
-        crate::describe::Describer::fd_path(fd).starts_with(b"/memfd:")
+        self.desc.fd_path(fd).starts_with(b"/memfd:")
             && sys::acts::seals(fd).is_none_or(|s| s & libc::F_SEAL_WRITE == 0)
     }
 

@@ -79,6 +79,8 @@ pub(crate) struct Shared<H> {
     pub own_userns: u64,
     pub own_root: (u64, u64),
     pub own_netns: u64,
+    /// Where pathnames are named from (crate::view).
+    pub view: crate::view::View,
     /// The digest store's inodes, which the workload may not touch.
     pub protected: crate::digest_cache::Protected,
     /// What the workload created, seen alike by every describer.
@@ -256,6 +258,7 @@ impl<H: EventHandler> Notifier<H> {
             Arc::clone(&shared.objects),
         );
         desc.set_measure_exec(shared.hash_pseudo_exec);
+        desc.set_view(shared.view.clone());
         Self {
             fd,
             shared,

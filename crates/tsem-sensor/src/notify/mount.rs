@@ -6,7 +6,6 @@ use tsem_core::event::{Cell, EventType};
 
 use super::decode::PathArg;
 use super::{Call, Fail, Notifier, Reply};
-use crate::describe::Describer;
 use crate::event::EventHandler;
 use crate::sys::{self};
 
@@ -50,7 +49,7 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
-        let abs = Describer::fd_path(obj.as_fd());
+        let abs = self.desc.fd_path(obj.as_fd());
         let mnt = self.desc.dentry(obj.as_fd(), &st, &abs, Some(&st), None);
         let r = self.simple(call, EventType::SbUmount, Cell::SbUmount { mnt, flags });
         self.desc.reload_mounts();

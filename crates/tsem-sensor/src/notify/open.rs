@@ -11,7 +11,6 @@ use super::decode::PathArg;
 use super::{
     Call, Continuation, Fail, Notifier, Reply, SetAttr, Target, errno_of, is, lock, names,
 };
-use crate::describe::Describer;
 use crate::event::{Counters, EventHandler};
 use crate::sys::{self, Response};
 
@@ -435,14 +434,14 @@ impl<H: EventHandler> Notifier<H> {
         name: Option<Named>,
     ) -> Vec<u8> {
         let (Some(t), Some(n), Some(mnt)) = (via, name, mnt_id) else {
-            return Describer::fd_path(p);
+            return self.desc.fd_path(p);
         };
         let path = t.path.to_bytes();
         let id = (st.st_dev, st.st_ino, mnt);
         if n.proven && lock(&self.shared.names).names(path, id) {
             return path.to_vec();
         }
-        let abs = Describer::fd_path(p);
+        let abs = self.desc.fd_path(p);
         lock(&self.shared.names).record(n.generation, path, &abs, id);
         abs
     }

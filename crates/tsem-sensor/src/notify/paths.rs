@@ -7,7 +7,6 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use super::decode::PathArg;
 use super::target::Link;
 use super::{Call, Fail, Notifier, Reply, Target, errno_of, mem_fail};
-use crate::describe::Describer;
 use crate::event::{Counters, EventHandler};
 use crate::sys::{self, Response};
 
@@ -223,7 +222,7 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<Parent, Fail> {
         let fd = open_dir(dir, path, resolve)?;
         let st = sys::fstat(fd.as_fd())?;
-        let abs = join(&Describer::fd_path(fd.as_fd()), &base);
+        let abs = join(&self.desc.fd_path(fd.as_fd()), &base);
         let base_c = cstring(base)?;
         let entry = sys::fstatat_nofollow(fd.as_fd(), &base_c).ok();
         let g = &self.shared.protected;
@@ -296,7 +295,7 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<tsem_core::event::PathRef, Fail> {
         let obj = self.object(call, path, 0)?;
         let st = sys::fstat(obj.as_fd())?;
-        let abs = Describer::fd_path(obj.as_fd());
+        let abs = self.desc.fd_path(obj.as_fd());
         let created = self.desc.created(&st);
         Ok(self.desc.path(obj.as_fd(), &st, &abs, created))
     }

@@ -142,7 +142,7 @@ impl<H: EventHandler> Notifier<H> {
         if self.desc.magic(p, st) != crate::describe::PROC_MAGIC {
             return false;
         }
-        let abs = crate::describe::Describer::fd_path(p);
+        let abs = self.desc.fd_path(p);
         let inner = self.desc.path(p, st, &abs, None).pathname;
         let bytes = inner.as_bytes();
         let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());

@@ -226,6 +226,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         digests: Default::default(),
         own_userns: stat("/proc/self/ns/user").1,
         own_root: stat("/proc/self/root"),
+        view: crate::view::View::host(),
         own_netns: stat("/proc/self/ns/net").1,
         protected: Default::default(),
         objects: Default::default(),
