@@ -3,7 +3,8 @@
 //! storage driver) with tsem-runtime registered in its `daemon.json` twice, once per mode, the
 //! mode and files given by `runtimeArgs` (`--tsem-default`: docker 20.10 has no `--annotation`).
 //! A busybox root filesystem built here is imported as an image; a container learns, enforces
-//! cleanly, and an unmodeled read is denied (the secret never printed) and named.
+//! cleanly, and an unmodeled read is denied (the secret never printed) and named; `docker stop`
+//! ends a supervised container as it ends runc's.
 //!
 //! Skipped with one line without dockerd, unless TSEM_REQUIRE_DOCKER=1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -221,6 +222,58 @@ fn docker_learns_enforces_and_denies_an_unmodeled_read() {
     assert!(s["denied"].as_u64().unwrap() >= 1, "{s}");
     let forensics = std::fs::read_to_string(env.path("forensics")).unwrap();
     assert!(forensics.contains("/etc/secret"), "{forensics}");
+
+    // `docker stop` ends a supervised container as it ends runc's: SIGTERM reaches the
+    // container's shell, whose trap gives the exit status docker records.
+    let script = "trap 'exit 7' TERM; echo up; while true; do sleep 1; done";
+    let mut codes = Vec::new();
+    for runtime in ["runc", "tsem-learn"] {
+        let name = format!("stop-{runtime}");
+        let o = daemon
+            .docker()
+            .args(["run", "-d", "--network", "none", "--name", &name])
+            .args(["--runtime", runtime, "tsem-test:1", "/bin/sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{runtime}: {}", show(&o));
+        let up = || {
+            daemon
+                .docker()
+                .args(["logs", &name])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("up"))
+        };
+        assert!(
+            (0..300).any(|_| up() || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                false
+            }),
+            "{runtime}: never started"
+        );
+        let o = daemon
+            .docker()
+            .args(["stop", "-t", "30", &name])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{runtime}: {}", show(&o));
+        let o = daemon
+            .docker()
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.ExitCode}} {{.State.OOMKilled}}",
+                &name,
+            ])
+            .output()
+            .unwrap();
+        codes.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let o = daemon.docker().args(["rm", &name]).output().unwrap();
+        assert!(o.status.success(), "{runtime}: docker rm: {}", show(&o));
+    }
+    assert_eq!(codes[0], "7 false", "runc: {codes:?}");
+    assert_eq!(codes[0], codes[1], "{codes:?}");
+    let s = json(&env.path("learn.json"));
+    assert_eq!(s["lost_events"], 0, "{s}");
 }
 
 /// `--tsem-default` gives an annotation to containers whose config lacks it; the config's own
