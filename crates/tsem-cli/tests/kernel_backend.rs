@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use common::{process_dir, s, scratch, summary, tsem};
+use tsem_core::event::Event;
 use tsem_core::namespace::{Config, Namespace};
 use tsem_kernel::sim::Simulator;
+use tsem_testdata::raw_kernel::{file_open_line, python_coefficient};
 
 fn model_path() -> PathBuf {
     process_dir().join("test.model")
@@ -37,12 +39,16 @@ fn expected(files: &[&str]) -> Namespace {
 
 /// A simulated kernel whose workload's activity is `files`, and the workload asking for it.
 fn world(name: &str, files: &[&str]) -> (PathBuf, Simulator, String) {
-    let dir = scratch("kernel", name);
-    let sim = Simulator::start(&dir.join("securityfs")).unwrap();
     let mut events = Vec::new();
     for f in files {
         events.extend(Simulator::events_of(&process_dir().join(f)).unwrap());
     }
+    world_of(scratch("kernel", name), events)
+}
+
+/// A simulated kernel in `dir` whose workload's activity is `events`.
+fn world_of(dir: PathBuf, events: Vec<Event>) -> (PathBuf, Simulator, String) {
+    let sim = Simulator::start(&dir.join("securityfs")).unwrap();
     let go = dir.join("go");
     sim.serve_workload(&go, events).unwrap();
     let script = format!("echo go > {0}; read x < {0}.done", go.display());
@@ -316,4 +322,111 @@ fn as_the_external_agent_tsem_restarts_the_workload_in_a_new_namespace() {
     let n = |c: &str| cmds.iter().filter(|x| x.as_str() == c).count();
     assert_eq!(n("external digest=sha256"), 2, "{cmds:?}");
     assert_eq!(n("enforce"), 2, "{cmds:?}");
+}
+
+/// The `state` lines of the model `tsem model build` learns from `events_file`.
+fn built_states(dir: &Path, events_file: &Path) -> Vec<String> {
+    let m = dir.join(format!(
+        "{}.model",
+        events_file.file_name().unwrap().to_string_lossy()
+    ));
+    let out = common::run(&["model", "build", "-o", s(&m), s(events_file)]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    std::fs::read_to_string(&m)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("state ").map(String::from))
+        .collect()
+}
+
+/// The pathnames of [`raw_world`]'s two opens, as a kernel prints them (`%s`): a raw tab and
+/// an 0xff byte; an anonymous file's garbage name with an escape sequence.
+const RAW_PATHS: [&[u8]; 2] = [b"/tmp/a\tb\xff", b"/memfd:\x8f\xff\x1b[31m (deleted)"];
+
+/// A simulated kernel whose workload opens [`RAW_PATHS`].
+fn raw_world(name: &str) -> (PathBuf, Simulator, String) {
+    let dir = scratch("kernel", name);
+    let capture = dir.join("raw.json");
+    let lines = [
+        file_open_line(b"a\tb\xff", RAW_PATHS[0]),
+        file_open_line(b"cat", RAW_PATHS[1]),
+    ];
+    std::fs::write(&capture, lines.join(&b'\n')).unwrap();
+    let events = Simulator::events_of(&capture).unwrap();
+    assert_eq!(events.len(), 2);
+    world_of(dir, events)
+}
+
+#[test]
+fn the_kernel_s_files_are_read_as_bytes_whatever_its_pathnames_hold() {
+    let Some(first) = python_coefficient("file_open", RAW_PATHS[0]) else {
+        return;
+    };
+    let second = python_coefficient("file_open", RAW_PATHS[1]).unwrap();
+    let not_utf8 = |b: &[u8]| std::str::from_utf8(b).is_err();
+
+    // Learning: the kernel's trajectory holds both opens' raw bytes; tsem reads it and writes
+    // it back byte for byte (the kernel's form: such lines cannot be strict JSON).
+    let (dir, sim, script) = raw_world("raw-learn");
+    let (traj, learned) = (dir.join("T"), dir.join("M"));
+    let out = run(
+        &dir,
+        &sim,
+        &[
+            "--backend",
+            "kernel",
+            "--trajectory",
+            s(&traj),
+            "-o",
+            s(&learned),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(sim.errors(), Vec::<String>::new());
+    let ktraj = std::fs::read(sim.root().join("internal_tma/model0/trajectory")).unwrap();
+    assert!(not_utf8(&ktraj) && ktraj.contains(&b'\t') && ktraj.contains(&0x1b));
+    assert_eq!(std::fs::read(&traj).unwrap(), ktraj);
+    // Replayed, the written trajectory gives the coefficients of the raw bytes, which are also
+    // the points the kernel reported.
+    let want = vec![first.clone(), second.clone()];
+    assert_eq!(built_states(&dir, &traj), want);
+    let states: Vec<String> = std::fs::read_to_string(&learned)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("state ").map(String::from))
+        .collect();
+    assert_eq!(states, want);
+
+    // Sealed with a model of the first open only: the second is the kernel's forensics.
+    let (dir, sim, script) = raw_world("raw-sealed");
+    let model = dir.join("M");
+    std::fs::write(
+        &model,
+        format!("aggregate {}\nstate {first}\nseal\nend\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let (sum, foren) = (dir.join("s.json"), dir.join("F"));
+    let out = run(
+        &dir,
+        &sim,
+        &[
+            "--backend",
+            "kernel",
+            "--model",
+            s(&model),
+            "--summary-json",
+            s(&sum),
+            "--forensics",
+            s(&foren),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(sim.errors(), Vec::<String>::new());
+    assert_eq!(summary(&sum)["forensics_events"], 1);
+    let kforen = std::fs::read(sim.root().join("internal_tma/model0/forensics")).unwrap();
+    assert!(not_utf8(&kforen) && kforen.contains(&0x1b));
+    assert_eq!(std::fs::read(&foren).unwrap(), kforen);
+    assert_eq!(built_states(&dir, &foren), vec![second]);
 }
