@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// namespace as its external agent). See docs/kernel.md.
     #[arg(long, value_name = "WHERE", default_value = "auto")]
     pub backend: crate::kernel_run::Backend,
+    /// The kernel namespace's creation options (--kernel-nsref, --kernel-cache).
+    #[command(flatten)]
+    pub kernel: crate::kernel_run::KernelArgs,
     /// What a deviation costs the workload (--on-forensic, --max-restarts).
     #[command(flatten)]
     pub deviation: crate::deviation::DeviationArgs,

@@ -111,6 +111,84 @@ fn the_kernel_models_the_workload_and_tsem_reads_its_state() {
 }
 
 #[test]
+fn the_kernel_enforces_and_tsem_reports_its_forensics_as_the_core_s_replay_does() {
+    let files = ["process_1.json", "process_2.json"];
+    let (dir, sim, script) = world("internal-enforce", &files);
+    let (sum, traj, foren) = (dir.join("s.json"), dir.join("T"), dir.join("F"));
+    let out = run(
+        &dir,
+        &sim,
+        &[
+            "--backend",
+            "kernel",
+            "--model",
+            s(&model_path()),
+            "--enforce",
+            "--kernel-nsref",
+            "current",
+            "--kernel-cache",
+            "64",
+            "--summary-json",
+            s(&sum),
+            "--trajectory",
+            s(&traj),
+            "--forensics",
+            s(&foren),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(sim.errors(), Vec::<String>::new());
+    // Created with the options asked, loaded, sealed, then enforced.
+    let cmds = sim.commands();
+    let create = "internal nsref=current digest=sha256 cache=64";
+    assert_eq!(cmds[0], create, "{cmds:?}");
+    let at = |c: &str| cmds.iter().position(|x| x == c);
+    assert!(
+        at("seal") < at("enforce") && at("enforce").is_some(),
+        "{cmds:?}"
+    );
+    let v = summary(&sum);
+    assert_eq!(v["create_command"], create);
+    assert_eq!(v["mode"], "enforcing");
+    // What tsem's own replay says of the same events under test.model.
+    let model = model_path();
+    let mut args = vec!["replay", "--json", "--model", s(&model)];
+    let paths: Vec<PathBuf> = files.iter().map(|f| process_dir().join(f)).collect();
+    args.extend(paths.iter().map(|p| s(p)));
+    let replay = common::json(&common::run(&args));
+    assert!(replay["forensics_events"].as_u64().unwrap() > 0, "{replay}");
+    for k in [
+        "state",
+        "measurement",
+        "forensics_events",
+        "forensics_points",
+    ] {
+        assert_eq!(v[k], replay[k], "{k}");
+    }
+    // The forensics file holds exactly the forensic points: one description each, and with
+    // test.model they give the replay's state (the state covers every point).
+    assert_eq!(
+        common::events(&foren).len() as u64,
+        replay["forensics_points"].as_u64().unwrap()
+    );
+    let back = common::json(&common::run(&[
+        "replay",
+        "--json",
+        "--model",
+        s(&model_path()),
+        s(&foren),
+    ]));
+    assert_eq!(back["state"], replay["state"]);
+    assert_eq!(back["forensics_points"], replay["forensics_points"]);
+    // Every valid point was loaded, so the kernel's trajectory (points first seen after the
+    // load) is empty, and so is what tsem wrote of it.
+    let ktraj = std::fs::read(sim.root().join("internal_tma/model0/trajectory")).unwrap();
+    assert!(ktraj.is_empty());
+    assert_eq!(std::fs::read(&traj).unwrap(), ktraj);
+}
+
+#[test]
 fn tsem_answers_the_kernel_s_exports_as_the_external_modeling_agent() {
     let (dir, sim, script) = world("external", &["process_1.json", "process_2.json"]);
     let sum = dir.join("s.json");
@@ -127,13 +205,20 @@ fn tsem_answers_the_kernel_s_exports_as_the_external_modeling_agent() {
             s(&sum),
             "--forensics",
             s(&forensics),
+            "--kernel-nsref",
+            "initial",
+            "--kernel-cache",
+            "256",
         ],
         &script,
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(sim.errors(), Vec::<String>::new());
+    let create = "external nsref=initial digest=sha256 cache=256";
+    assert_eq!(sim.commands()[0], create);
     let v = summary(&sum);
     assert_eq!(v["backend"], "kernel-external");
+    assert_eq!(v["create_command"], create);
     let want = expected(&["process_1.json", "process_2.json"]);
     assert_eq!(v["state"], want.state().to_hex());
     assert_eq!(v["forensics_events"], want.forensics_events());
@@ -215,6 +300,34 @@ fn the_kernel_backend_refuses_what_only_the_sensor_does_and_needs_a_securityfs()
         .output()
         .unwrap();
     common::fails_with(&out, "no TSEM securityfs");
+    // The kernel namespace's options are never dropped for the sensor: not with --backend
+    // sensor (a usage error), not under auto without a kernel, nor with a sensor-only option.
+    let out = run(
+        &dir,
+        &sim,
+        &["--backend", "sensor", "--kernel-cache", "8"],
+        &script,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    common::fails_with(
+        &out,
+        "--kernel-cache is an option of the kernel namespace: not with --backend sensor",
+    );
+    let out = tsem()
+        .args(["run", "--kernel-nsref", "current", "--", "true"])
+        .env("TSEM_SECURITYFS", dir.join("nothing-here"))
+        .output()
+        .unwrap();
+    common::fails_with(&out, "--kernel-nsref: no TSEM securityfs");
+    let out = run(
+        &dir,
+        &sim,
+        &["--kernel-nsref", "current", "--keep-fd", "3"],
+        &script,
+    );
+    common::fails_with(&out, "--keep-fd is not available with the kernel backend");
+    let out = run(&dir, &sim, &["--kernel-cache", "0"], &script);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
     assert!(sim.commands().is_empty(), "nothing reached the kernel");
 }
 

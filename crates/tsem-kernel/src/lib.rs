@@ -67,12 +67,13 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Ke
     }
 }
 
-/// `nsref=` of a namespace-creation command.
+/// `nsref=` of a namespace-creation command: the user namespace the kernel translates the
+/// events' uids and gids into (spec §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsRef {
-    /// Namespace references (for TASK_IDs) from the initial user namespace.
+    /// The initial user namespace (the kernel's default).
     Initial,
-    /// From the caller's (`quixote -u`).
+    /// The creator's (`quixote -u`).
     Current,
 }
 
