@@ -182,9 +182,11 @@ const fn libc_sigpipe() -> i32 {
     13
 }
 
-#[test]
-fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
-    let d = tmpdir("first-cache");
+/// `tsem run /bin/true` with `home` as HOME (None: unset) and no XDG_CACHE_HOME: the default
+/// digest cache cannot be used, so it goes under XDG_RUNTIME_DIR with a note saying where and
+/// why (`why`), and the summary names that file.
+fn digest_cache_moves_and_says_where(name: &str, home: Option<&str>, why: &str) {
+    let d = tmpdir(name);
     let runtime = d.join("runtime");
     std::fs::create_dir(&runtime).unwrap();
     std::fs::set_permissions(
@@ -193,9 +195,12 @@ fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
     )
     .unwrap();
     let summary = d.join("summary.json");
-    // /proc is nobody's home: no `.cache` can be made there, by root or anyone.
-    let out = tsem()
-        .env("HOME", "/proc")
+    let mut cmd = tsem();
+    match home {
+        Some(h) => cmd.env("HOME", h),
+        None => cmd.env_remove("HOME"),
+    };
+    let out = cmd
         .env_remove("XDG_CACHE_HOME")
         .env("XDG_RUNTIME_DIR", &runtime)
         .args(["run", "--summary-json", s(&summary), "--", "/bin/true"])
@@ -204,14 +209,29 @@ fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = runtime.join("tsem/digests-sha256");
+    let note = format!("tsem: note: digest cache in {} (", expected.display());
+    let err = stderr(&out);
+    let line = err.lines().find(|l| l.starts_with(&note));
     assert!(
-        stderr(&out).contains(&format!(
-            "tsem: note: digest cache in {}",
-            expected.display()
-        )),
-        "{}",
-        stderr(&out)
+        line.is_some_and(|l| l.contains(why) && l.ends_with("); --digest-cache FILE to choose")),
+        "{err}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(v["digest_cache"], s(&expected), "{v}");
+    assert!(expected.exists(), "the fallback store was not written");
+}
+
+#[test]
+fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
+    // /proc is nobody's home: no `.cache` can be made there, by root or anyone.
+    digest_cache_moves_and_says_where("first-cache", Some("/proc"), "/proc/.cache");
+}
+
+#[test]
+fn no_home_moves_the_digest_cache_and_says_where() {
+    digest_cache_moves_and_says_where(
+        "first-nohome",
+        None,
+        "neither HOME nor XDG_CACHE_HOME is set",
+    );
 }
