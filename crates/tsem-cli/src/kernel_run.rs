@@ -11,6 +11,7 @@ use serde_json::json;
 use tsem_core::namespace::{Config, Mode};
 use tsem_core::policy::Policy;
 use tsem_kernel::external::{ExportFile, ExternalTma, Setup, Step};
+use tsem_kernel::launch::LaunchError;
 use tsem_kernel::{Command, NsOptions, NsRef, SecurityFs};
 
 use crate::run_cmd::RunArgs;
@@ -184,6 +185,22 @@ pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
     Ok(Some((fs, external)))
 }
 
+/// The command could not be executed: said as the sensor says it, with the shell's status (126
+/// when it is not executable, 127 otherwise).
+fn exec_failed(prog: &str, e: &std::io::Error) -> ExitCode {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound if !prog.contains('/') => eprintln!("tsem: command not found: {prog}"),
+        _ => eprintln!("tsem: cannot execute {prog}: {e}"),
+    }
+    // EACCES and EPERM: found but not executable.
+    ExitCode::from(if e.kind() == ErrorKind::PermissionDenied {
+        126
+    } else {
+        127
+    })
+}
+
 fn exit_code(st: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
     st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
@@ -243,8 +260,15 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
         }
         Ok((id, agent))
     };
-    let (mut child, (mut id, agent)) = tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup)
-        .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()))?;
+    let (mut child, (mut id, agent)) =
+        match tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup) {
+            Ok(started) => started,
+            Err(LaunchError::Exec { prog, source }) => return Ok(exec_failed(&prog, &source)),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()));
+            }
+        };
     let mut v = match agent {
         Some((mut export, mut tma)) => {
             let (mut restarts, mut kills) = (0u32, 0u64);

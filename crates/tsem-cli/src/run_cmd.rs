@@ -394,7 +394,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             Some(fd) => crate::attach::run(fd, &cfg, handler)?,
             None => match tsem_sensor::run(&a.cmd, &cfg, handler) {
                 Ok(r) => r,
-                Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+                // Nothing ran: the shell's status for a command not found, as when exec fails.
+                Err(SpawnError::NotFound(p)) => {
+                    eprintln!("tsem: command not found: {p}");
+                    return Ok(ExitCode::from(127));
+                }
                 Err(e) => return Err(e).context("cannot run the workload"),
             },
         };

@@ -543,3 +543,40 @@ fn the_kernel_s_files_are_read_as_bytes_whatever_its_pathnames_hold() {
     assert_eq!(std::fs::read(&foren).unwrap(), kforen);
     assert_eq!(built_states(&dir, &foren), vec![second]);
 }
+
+#[test]
+fn a_command_that_cannot_be_run_in_a_kernel_namespace_exits_as_in_the_shell() {
+    let (dir, sim, _) = world("exec", &[]);
+    for (backend, cmd, code, msg) in [
+        (
+            "kernel",
+            "tsem-no-such-command-xyz",
+            127,
+            "tsem: command not found: tsem-no-such-command-xyz",
+        ),
+        (
+            "kernel-external",
+            "/nonexistent/cmd",
+            127,
+            "tsem: cannot execute /nonexistent/cmd: No such file or directory (os error 2)",
+        ),
+    ] {
+        let out = tsem()
+            .args(["run", "--backend", backend, "--", cmd])
+            .env("TSEM_SECURITYFS", sim.root())
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", common::stderr(&out));
+        assert_eq!(common::stderr(&out).trim_end(), msg);
+    }
+    // Each namespace was created and the workload released before its exec failed.
+    let created = sim
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("internal ") || c.starts_with("external "))
+        .count();
+    assert_eq!(created, 2, "{:?}", sim.commands());
+    assert_eq!(sim.errors(), Vec::<String>::new());
+}
