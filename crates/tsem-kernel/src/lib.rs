@@ -378,14 +378,17 @@ impl SecurityFs {
     }
 }
 
-/// The records of a file of kernel lines, with their 1-based line numbers: split on `\n` (a
-/// trailing `\r` dropped), blank lines skipped, every other byte kept as it is, as
+/// The records of a file of kernel lines, with their 1-based line numbers: split on `\n`
+/// (trailing `\r`s dropped), blank lines skipped, every other byte kept as it is, as
 /// `tsem replay` reads them.
 pub(crate) fn record_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     bytes
         .split(|b| *b == b'\n')
         .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .map(|(i, l)| {
+            let end = l.iter().rposition(|b| *b != b'\r').map_or(0, |e| e + 1);
+            (i + 1, &l[..end])
+        })
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
 }
 
