@@ -188,17 +188,10 @@ pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
 /// The command could not be executed: said as the sensor says it, with the shell's status (126
 /// when it is not executable, 127 otherwise).
 fn exec_failed(prog: &str, e: &std::io::Error) -> ExitCode {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::NotFound if !prog.contains('/') => eprintln!("tsem: command not found: {prog}"),
-        _ => eprintln!("tsem: cannot execute {prog}: {e}"),
-    }
+    eprintln!("tsem: cannot execute {prog}: {e}");
     // EACCES and EPERM: found but not executable.
-    ExitCode::from(if e.kind() == ErrorKind::PermissionDenied {
-        126
-    } else {
-        127
-    })
+    let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+    ExitCode::from(if denied { 126 } else { 127 })
 }
 
 fn exit_code(st: std::process::ExitStatus) -> i32 {
@@ -208,6 +201,12 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
 
 /// Run `a` on the kernel backend.
 pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCode> {
+    // Looked up in PATH as the sensor does (execvp would say EACCES for a directory of PATH it
+    // cannot search), before any namespace is made for it.
+    if tsem_sensor::supervisor::find_program(&a.cmd[0]).is_none() {
+        eprintln!("tsem: command not found: {}", a.cmd[0].to_string_lossy());
+        return Ok(ExitCode::from(127));
+    }
     let model = a
         .model
         .as_deref()
