@@ -1,6 +1,8 @@
 //! What a new user meets first: bad use is a usage error (exit 2) with a message naming what is
-//! wrong, a model file cut short is refused, `tsem model sign` writes where it is told, output
-//! into a closed pipe ends quietly, and the digest cache is never silently off.
+//! wrong, a command that cannot be run gets the shell's status (127, 126), a model file cut
+//! short is refused, `tsem model sign` writes where it is told, output into a closed pipe (or
+//! one closed after a few bytes, `| head`) ends quietly, and the digest cache is never silently
+//! off or moved.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
