@@ -11,7 +11,8 @@ use serde_json::json;
 use tsem_core::namespace::{Config, Mode};
 use tsem_core::policy::Policy;
 use tsem_kernel::external::{ExportFile, ExternalTma, Setup, Step};
-use tsem_kernel::{Command, NsOptions, SecurityFs};
+use tsem_kernel::launch::LaunchError;
+use tsem_kernel::{Command, NsOptions, NsRef, SecurityFs};
 
 use crate::run_cmd::RunArgs;
 
@@ -28,6 +29,55 @@ pub enum Backend {
     Kernel,
     /// A TSEM kernel namespace modeled by tsem as its external modeling agent.
     KernelExternal,
+}
+
+/// `nsref=` of the kernel namespace (spec §5.2): the user namespace its uids and gids are
+/// translated into.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsRefArg {
+    /// The initial user namespace (the kernel's default).
+    Initial,
+    /// The creator's (`quixote -u`).
+    Current,
+}
+
+/// Options of the kernel namespace's creation command (docs/kernel.md); only the kernel
+/// backends take them.
+#[derive(clap::Args, Debug, Default)]
+pub struct KernelArgs {
+    /// Kernel backend: `nsref=` of the namespace, the user namespace its uids and gids are
+    /// translated into (default: the kernel's, initial).
+    #[arg(long, value_name = "WHOSE")]
+    pub kernel_nsref: Option<NsRefArg>,
+    /// Kernel backend: `cache=` of the namespace, the size of its magazines for atomic-context
+    /// events (default: the kernel's, 32 internal, 128 external).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub kernel_cache: Option<u32>,
+}
+
+impl KernelArgs {
+    /// The first kernel-only option given, if any.
+    fn given(&self) -> Option<&'static str> {
+        if self.kernel_nsref.is_some() {
+            Some("--kernel-nsref")
+        } else if self.kernel_cache.is_some() {
+            Some("--kernel-cache")
+        } else {
+            None
+        }
+    }
+
+    /// The creation command's options for a namespace hashing with `digest`.
+    fn options(&self, digest: tsem_core::hash::HashAlg) -> NsOptions {
+        NsOptions {
+            nsref: self.kernel_nsref.map(|r| match r {
+                NsRefArg::Initial => NsRef::Initial,
+                NsRefArg::Current => NsRef::Current,
+            }),
+            digest: Some(digest),
+            cache: self.kernel_cache,
+        }
+    }
 }
 
 /// What the kernel backend (`external`: tsem as its modeling agent) cannot do of the deviation
@@ -95,35 +145,53 @@ fn model_with_rules(a: &RunArgs) -> anyhow::Result<Option<&'static str>> {
 
 /// The kernel backend to use for `a`, if any.
 pub fn select(a: &RunArgs) -> anyhow::Result<Option<(SecurityFs, bool)>> {
+    let kernel_only = a.kernel.given();
     let external = match a.backend {
-        Backend::Sensor => return Ok(None),
+        Backend::Sensor => {
+            if let Some(what) = kernel_only {
+                return crate::usage(format!(
+                    "{what} is an option of the kernel namespace: not with --backend sensor"
+                ));
+            }
+            return Ok(None);
+        }
         Backend::Auto => false,
         Backend::Kernel => false,
         Backend::KernelExternal => true,
     };
     let Some(fs) = SecurityFs::locate() else {
-        if a.backend == Backend::Auto {
+        // A kernel option asks for the kernel: never dropped in silence for the sensor.
+        if a.backend == Backend::Auto && kernel_only.is_none() {
             return Ok(None);
         }
         bail!(
-            "--backend {}: no TSEM securityfs ({} or ${} does not hold a control file)",
-            if external {
-                "kernel-external"
-            } else {
-                "kernel"
+            "{}: no TSEM securityfs ({} or ${} does not hold a control file)",
+            match (a.backend, kernel_only) {
+                (Backend::Auto, Some(what)) => what,
+                (_, _) if external => "--backend kernel-external",
+                _ => "--backend kernel",
             },
             tsem_kernel::DEFAULT_ROOT,
             tsem_kernel::ROOT_ENV
         );
     };
     if let Some(what) = sensor_only(a, external).or(model_with_rules(a)?) {
-        if a.backend == Backend::Auto {
+        if a.backend == Backend::Auto && kernel_only.is_none() {
             eprintln!("tsem: note: a TSEM kernel is present but {what} needs the userspace sensor");
             return Ok(None);
         }
         bail!("{what} is not available with the kernel backend (docs/kernel.md)");
     }
     Ok(Some((fs, external)))
+}
+
+/// The command could not be executed: said as the sensor says it, with the shell's status (126
+/// when it is not executable, 127 otherwise).
+fn exec_failed(prog: &str, e: &std::io::Error) -> ExitCode {
+    eprintln!("tsem: cannot execute {prog}: {e}");
+    // EACCES and EPERM: found but not executable.
+    let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+    ExitCode::from(if denied { 126 } else { 127 })
 }
 
 fn exit_code(st: std::process::ExitStatus) -> i32 {
@@ -133,6 +201,12 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
 
 /// Run `a` on the kernel backend.
 pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCode> {
+    // Looked up in PATH as the sensor does (execvp would say EACCES for a directory of PATH it
+    // cannot search), before any namespace is made for it.
+    if tsem_sensor::supervisor::find_program(&a.cmd[0]).is_none() {
+        eprintln!("tsem: command not found: {}", a.cmd[0].to_string_lossy());
+        return Ok(ExitCode::from(127));
+    }
     let model = a
         .model
         .as_deref()
@@ -143,11 +217,7 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
         (Some(_), true, _) => Mode::Enforcing,
         (Some(_), false, _) => Mode::Sealed,
     };
-    let opts = NsOptions {
-        nsref: None,
-        digest: Some(a.ns.digest),
-        cache: None,
-    };
+    let opts = a.kernel.options(a.ns.digest);
     let create = if external {
         Command::External(opts)
     } else {
@@ -189,8 +259,15 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
         }
         Ok((id, agent))
     };
-    let (mut child, (mut id, agent)) = tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup)
-        .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()))?;
+    let (mut child, (mut id, agent)) =
+        match tsem_kernel::launch::launch(&a.cmd, &fs, &create, setup) {
+            Ok(started) => started,
+            Err(LaunchError::Exec { prog, source }) => return Ok(exec_failed(&prog, &source)),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot run {}", a.cmd[0].to_string_lossy()));
+            }
+        };
     let mut v = match agent {
         Some((mut export, mut tma)) => {
             let (mut restarts, mut kills) = (0u32, 0u64);
@@ -248,6 +325,8 @@ pub fn run(a: &RunArgs, fs: SecurityFs, external: bool) -> anyhow::Result<ExitCo
         }
     };
     v["namespace_id"] = json!(id);
+    // What was asked of the kernel (nsref=, digest=, cache=), as written to `control`.
+    v["create_command"] = json!(create.line().trim_end());
     if let Some(p) = &a.summary_json {
         crate::model_cmd::write_atomic(p, &(serde_json::to_string_pretty(&v)? + "\n"))?;
     }

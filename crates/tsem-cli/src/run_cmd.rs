@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// namespace as its external agent). See docs/kernel.md.
     #[arg(long, value_name = "WHERE", default_value = "auto")]
     pub backend: crate::kernel_run::Backend,
+    /// The kernel namespace's creation options (--kernel-nsref, --kernel-cache).
+    #[command(flatten)]
+    pub kernel: crate::kernel_run::KernelArgs,
     /// What a deviation costs the workload (--on-forensic, --max-restarts).
     #[command(flatten)]
     pub deviation: crate::deviation::DeviationArgs,
@@ -391,7 +394,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             Some(fd) => crate::attach::run(fd, &cfg, handler)?,
             None => match tsem_sensor::run(&a.cmd, &cfg, handler) {
                 Ok(r) => r,
-                Err(SpawnError::NotFound(p)) => bail!("command not found: {p}"),
+                // Nothing ran: the shell's status for a command not found, as when exec fails.
+                Err(SpawnError::NotFound(p)) => {
+                    eprintln!("tsem: command not found: {p}");
+                    return Ok(ExitCode::from(127));
+                }
                 Err(e) => return Err(e).context("cannot run the workload"),
             },
         };
@@ -592,7 +599,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The digest store to use: the one named (an unusable one is an error), none, or the default
-/// one when it can be used (silently none otherwise, e.g. for a user without a home).
+/// one; when that cannot be derived (no HOME nor XDG_CACHE_HOME) or used (a HOME that is not
+/// the user's), a fallback that is the user's alone, with a note saying where and why; with
+/// none usable, a warning. Never silently elsewhere or off.
 fn digest_store(a: &RunArgs) -> anyhow::Result<Option<tsem_sensor::digest_cache::Store>> {
     use tsem_sensor::digest_cache::{Store, default_path, fallback_paths};
     if a.no_digest_cache {
@@ -601,12 +610,12 @@ fn digest_store(a: &RunArgs) -> anyhow::Result<Option<tsem_sensor::digest_cache:
     if let Some(p) = &a.digest_cache {
         return Ok(Some(Store::open(p, a.ns.digest)?));
     }
-    // The default store, else a fallback that is the user's alone; never silently none.
+    let default = default_path(a.ns.digest);
     let mut refused = Vec::new();
-    for p in default_path(a.ns.digest)
-        .into_iter()
-        .chain(fallback_paths(a.ns.digest))
-    {
+    if default.is_none() {
+        refused.push("neither HOME nor XDG_CACHE_HOME is set".to_string());
+    }
+    for p in default.into_iter().chain(fallback_paths(a.ns.digest)) {
         match Store::open(&p, a.ns.digest) {
             Ok(s) => {
                 if !refused.is_empty() {
@@ -624,11 +633,7 @@ fn digest_store(a: &RunArgs) -> anyhow::Result<Option<tsem_sensor::digest_cache:
     eprintln!(
         "tsem: warning: no digest cache, every file is hashed afresh ({}); \
          --digest-cache FILE to choose one",
-        if refused.is_empty() {
-            "neither HOME nor XDG_CACHE_HOME is set".to_string()
-        } else {
-            refused.join("; ")
-        }
+        refused.join("; ")
     );
     Ok(None)
 }

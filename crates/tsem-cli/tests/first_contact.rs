@@ -1,6 +1,8 @@
 //! What a new user meets first: bad use is a usage error (exit 2) with a message naming what is
-//! wrong, a model file cut short is refused, `tsem model sign` writes where it is told, output
-//! into a closed pipe ends quietly, and the digest cache is never silently off.
+//! wrong, a command that cannot be run gets the shell's status (127, 126), a model file cut
+//! short is refused, `tsem model sign` writes where it is told, output into a closed pipe (or
+//! one closed after a few bytes, `| head`) ends quietly, and the digest cache is never silently
+//! off or moved.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -182,9 +184,121 @@ const fn libc_sigpipe() -> i32 {
     13
 }
 
+/// A pipe's capacity on Linux unless enlarged (F_SETPIPE_SZ): output longer than this plus
+/// what the reader took cannot all be written before the reader leaves.
+const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// `tsem ARGS | head -c 64`: the reader takes a few bytes, then closes while tsem still has
+/// output to write. Returns the output of a whole run, to check that premise.
+fn read_a_little_then_close(args: &[&str]) -> Vec<u8> {
+    use std::io::Read as _;
+    let whole = run(args);
+    assert!(whole.status.success(), "{args:?}: {}", stderr(&whole));
+    let mut child = tsem()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    assert_eq!(&head[..], &whole.stdout[..64], "{args:?}");
+    // The reader is gone (the pipe's read end dropped above).
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stderr(&out), "", "{args:?}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc_sigpipe()),
+        "{args:?}: {:?}",
+        out.status
+    );
+    whole.stdout
+}
+
 #[test]
-fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
-    let d = tmpdir("first-cache");
+fn output_into_a_pipe_whose_reader_leaves_early_ends_quietly() {
+    let log = shared().join("conformance/eventlog/go-tpm-tools/gdc-host.bin");
+    let whole = read_a_little_then_close(&["eventlog", "replay", "--json", s(&log)]);
+    assert!(whole.len() > PIPE_CAPACITY + 64, "{} bytes", whole.len());
+
+    // A large trajectory none of whose events is in the model: a line per forensic point.
+    let d = tmpdir("first-head");
+    let traj = d.join("big.json");
+    let mut text = Vec::new();
+    for i in 0..4000 {
+        let path = format!("/tmp/head/file-{i}");
+        text.extend(tsem_testdata::raw_kernel::file_open_line(
+            b"cat",
+            path.as_bytes(),
+        ));
+        text.push(b'\n');
+    }
+    std::fs::write(&traj, text).unwrap();
+    let model = d.join("m.model");
+    std::fs::write(
+        &model,
+        format!(
+            "aggregate {0}\nstate {1}\nseal\nend\n",
+            "0".repeat(64),
+            "1".repeat(64)
+        ),
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut args = vec!["replay", "--model", s(&model), s(&traj)];
+        if json {
+            args.insert(1, "--json");
+        }
+        let whole = read_a_little_then_close(&args);
+        assert!(
+            whole.len() > PIPE_CAPACITY + 64,
+            "{args:?}: {} bytes",
+            whole.len()
+        );
+    }
+}
+
+#[test]
+fn a_command_that_cannot_be_run_exits_as_in_the_shell() {
+    let d = tmpdir("first-exec");
+    let plain = d.join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    for (cmd, code, msg) in [
+        (
+            "tsem-no-such-command-xyz",
+            127,
+            "tsem: command not found: tsem-no-such-command-xyz".to_string(),
+        ),
+        (
+            "/nonexistent/cmd",
+            127,
+            "tsem: cannot execute /nonexistent/cmd: No such file or directory (os error 2)"
+                .to_string(),
+        ),
+        (
+            s(&plain),
+            126,
+            format!(
+                "tsem: cannot execute {}: Permission denied (os error 13)",
+                plain.display()
+            ),
+        ),
+    ] {
+        let out = run(&["run", "--backend", "sensor", "--", cmd]);
+        assert_eq!(out.status.code(), Some(code), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).lines().any(|l| l == msg),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `tsem run /bin/true` with `home` as HOME (None: unset) and no XDG_CACHE_HOME: the default
+/// digest cache cannot be used, so it goes under XDG_RUNTIME_DIR with a note saying where and
+/// why (`why`), and the summary names that file.
+fn digest_cache_moves_and_says_where(name: &str, home: Option<&str>, why: &str) {
+    let d = tmpdir(name);
     let runtime = d.join("runtime");
     std::fs::create_dir(&runtime).unwrap();
     std::fs::set_permissions(
@@ -193,9 +307,12 @@ fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
     )
     .unwrap();
     let summary = d.join("summary.json");
-    // /proc is nobody's home: no `.cache` can be made there, by root or anyone.
-    let out = tsem()
-        .env("HOME", "/proc")
+    let mut cmd = tsem();
+    match home {
+        Some(h) => cmd.env("HOME", h),
+        None => cmd.env_remove("HOME"),
+    };
+    let out = cmd
         .env_remove("XDG_CACHE_HOME")
         .env("XDG_RUNTIME_DIR", &runtime)
         .args(["run", "--summary-json", s(&summary), "--", "/bin/true"])
@@ -204,14 +321,29 @@ fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = runtime.join("tsem/digests-sha256");
+    let note = format!("tsem: note: digest cache in {} (", expected.display());
+    let err = stderr(&out);
+    let line = err.lines().find(|l| l.starts_with(&note));
     assert!(
-        stderr(&out).contains(&format!(
-            "tsem: note: digest cache in {}",
-            expected.display()
-        )),
-        "{}",
-        stderr(&out)
+        line.is_some_and(|l| l.contains(why) && l.ends_with("); --digest-cache FILE to choose")),
+        "{err}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(v["digest_cache"], s(&expected), "{v}");
+    assert!(expected.exists(), "the fallback store was not written");
+}
+
+#[test]
+fn a_home_that_is_not_ours_moves_the_digest_cache_and_says_where() {
+    // /proc is nobody's home: no `.cache` can be made there, by root or anyone.
+    digest_cache_moves_and_says_where("first-cache", Some("/proc"), "/proc/.cache");
+}
+
+#[test]
+fn no_home_moves_the_digest_cache_and_says_where() {
+    digest_cache_moves_and_says_where(
+        "first-nohome",
+        None,
+        "neither HOME nor XDG_CACHE_HOME is set",
+    );
 }

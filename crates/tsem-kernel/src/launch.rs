@@ -10,6 +10,29 @@ use crate::{Command, SecurityFs};
 
 const NOT_CREATED: &str = "the workload could not create its TSEM namespace";
 
+/// Why a workload did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// Its namespace was not created or set up, or the process could not be made.
+    #[error("{0}")]
+    Start(std::io::Error),
+    /// The namespace was set up and the workload released, but its command could not be
+    /// executed (not found, not executable): the shell's 127 or 126, as the sensor gives.
+    #[error("cannot execute {prog}: {source}")]
+    Exec {
+        /// The command, as given.
+        prog: String,
+        /// What `execve` said.
+        source: std::io::Error,
+    },
+}
+
+impl From<std::io::Error> for LaunchError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Start(e)
+    }
+}
+
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
@@ -28,9 +51,9 @@ pub fn launch<T: Send>(
     fs: &SecurityFs,
     create: &Command,
     setup: impl FnOnce() -> Result<T, String> + Send,
-) -> std::io::Result<(std::process::Child, T)> {
+) -> Result<(std::process::Child, T), LaunchError> {
     let Some(prog) = argv.first() else {
-        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL).into());
     };
     let control = CString::new(fs.path("control").as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -88,11 +111,16 @@ pub fn launch<T: Send>(
             (Ok(child), Ok(t)) => Ok((child, t)),
             (Ok(mut child), Err(e)) => {
                 let _ = child.wait();
-                Err(std::io::Error::other(e))
+                Err(std::io::Error::other(e).into())
             }
+            // Set up and released: only the exec itself can have failed.
+            (Err(source), Ok(_)) => Err(LaunchError::Exec {
+                prog: prog.to_string_lossy().into_owned(),
+                source,
+            }),
             // The child gave up because the set-up failed: that is the reason to give.
-            (Err(_), Err(e)) if e != NOT_CREATED => Err(std::io::Error::other(e)),
-            (Err(e), _) => Err(e),
+            (Err(_), Err(e)) if e != NOT_CREATED => Err(std::io::Error::other(e).into()),
+            (Err(e), Err(_)) => Err(e.into()),
         }
     })
 }

@@ -67,12 +67,13 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Ke
     }
 }
 
-/// `nsref=` of a namespace-creation command.
+/// `nsref=` of a namespace-creation command: the user namespace the kernel translates the
+/// events' uids and gids into (spec §1.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsRef {
-    /// Namespace references (for TASK_IDs) from the initial user namespace.
+    /// The initial user namespace (the kernel's default).
     Initial,
-    /// From the caller's (`quixote -u`).
+    /// The creator's (`quixote -u`).
     Current,
 }
 
@@ -228,9 +229,23 @@ impl SecurityFs {
         Ok(())
     }
 
-    fn read(&self, rel: &str) -> R<String> {
+    fn read_bytes(&self, rel: &str) -> R<Vec<u8>> {
         let p = self.path(rel);
-        std::fs::read_to_string(&p).map_err(io(&p, "read"))
+        std::fs::read(&p).map_err(io(&p, "read"))
+    }
+
+    /// A file of hex digests or numbers: text, or an error naming the line of the first byte
+    /// that is not UTF-8 (never the bare "stream did not contain valid UTF-8").
+    fn read(&self, rel: &str) -> R<String> {
+        String::from_utf8(self.read_bytes(rel)?).map_err(|e| {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            KernelError::Parse {
+                path: self.path(rel),
+                line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
+                msg: format!("byte {at} is not UTF-8 (expected hex digests or numbers)"),
+            }
+        })
     }
 
     fn one_line(&self, rel: &str) -> R<String> {
@@ -305,18 +320,16 @@ impl SecurityFs {
         self.digest_file("internal_tma/model0/state")
     }
 
+    /// The descriptions in `trajectory` or `forensics`: the kernel prints a pathname's bytes as
+    /// they are (docs/raw-bytes.md), so the file is read as bytes and each line parsed as such.
     fn events(&self, rel: &str) -> R<Vec<Event>> {
-        let text = self.read(rel)?;
+        let bytes = self.read_bytes(rel)?;
         let mut parser = tsem_format::RecordParser::new();
         let mut out = Vec::new();
-        for (i, l) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
+        for (n, l) in record_lines(&bytes) {
             let ev = parser.parse_event(l).map_err(|e| KernelError::Parse {
                 path: self.path(rel),
-                line: i + 1,
+                line: n,
                 msg: e.to_string(),
             })?;
             out.push(ev);
@@ -365,6 +378,20 @@ impl SecurityFs {
     }
 }
 
+/// The records of a file of kernel lines, with their 1-based line numbers: split on `\n`
+/// (trailing `\r`s dropped), blank lines skipped, every other byte kept as it is, as
+/// `tsem replay` reads them.
+pub(crate) fn record_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| {
+            let end = l.iter().rposition(|b| *b != b'\r').map_or(0, |e| e + 1);
+            (i + 1, &l[..end])
+        })
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +425,34 @@ mod tests {
             fs.command(&Command::Pseudonym(Digest::zero(64))),
             Err(KernelError::TooLong(_))
         ));
+    }
+
+    #[test]
+    fn kernel_files_are_bytes_and_a_bad_hex_file_names_its_line() {
+        let root = std::env::temp_dir().join(format!("tsem-kernel-lib-{}", std::process::id()));
+        let model0 = root.join("internal_tma/model0");
+        std::fs::create_dir_all(&model0).unwrap();
+        let fs = SecurityFs::at(&root);
+        let lines = [
+            tsem_testdata::raw_kernel::file_open_line(b"a\tb", b"/tmp/\xff\x1b"),
+            tsem_testdata::raw_kernel::file_open_line(b"cat", b"/x"),
+        ];
+        // CRLF and blank lines as `tsem replay` takes them; the line numbers are the file's.
+        let text = [lines[0].as_slice(), b"\r\n\n", &lines[1], b"\n"].concat();
+        std::fs::write(model0.join("forensics"), &text).unwrap();
+        let got = fs.forensics().unwrap();
+        assert_eq!(got.len(), 2);
+        let path = |e: &Event| e.file().map(|f| f.path.pathname.as_bytes().to_vec());
+        assert_eq!(path(&got[0]).as_deref(), Some(&b"/tmp/\xff\x1b"[..]));
+        std::fs::write(model0.join("trajectory"), b"\n{\"event\": \xff}\n").unwrap();
+        let e = fs.trajectory().unwrap_err().to_string();
+        assert!(e.contains("model0/trajectory:2: "), "{e}");
+        std::fs::write(model0.join("state"), b"\xff\n").unwrap();
+        let e = fs.state().unwrap_err().to_string();
+        assert!(
+            e.ends_with("model0/state:1: byte 0 is not UTF-8 (expected hex digests or numbers)"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

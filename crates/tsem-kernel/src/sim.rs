@@ -186,27 +186,24 @@ impl Simulator {
         lock(&self.state).answers.clone()
     }
 
-    /// The events of a capture (trajectory lines or export records).
+    /// The events of a capture (trajectory lines or export records), read as the kernel's
+    /// bytes: a pathname need not be UTF-8 (docs/raw-bytes.md).
     pub fn events_of(path: &Path) -> Result<Vec<Event>, KernelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KernelError::Io {
+        let bytes = std::fs::read(path).map_err(|source| KernelError::Io {
             path: path.to_path_buf(),
             op: "read",
             source,
         })?;
         let mut p = RecordParser::new();
         let mut out = Vec::new();
-        for (i, l) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
+        for (n, l) in crate::record_lines(&bytes) {
             match p.parse(l) {
                 Ok(Record::Event { event, .. }) => out.push(event),
                 Ok(_) => {}
                 Err(e) => {
                     return Err(KernelError::Parse {
                         path: path.to_path_buf(),
-                        line: i + 1,
+                        line: n,
                         msg: e.to_string(),
                     });
                 }

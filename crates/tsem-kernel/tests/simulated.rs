@@ -11,7 +11,7 @@ use tsem_core::hash::HashAlg;
 use tsem_core::namespace::Mode;
 use tsem_core::namespace::{Config, Namespace};
 use tsem_core::policy::Policy;
-use tsem_format::ModelFile;
+use tsem_format::{ModelFile, RecordKind, write_event};
 use tsem_kernel::external::{ExportFile, ExternalTma, Setup};
 use tsem_kernel::sim::Simulator;
 use tsem_kernel::{Command, NsOptions, NsRef, SecurityFs};
@@ -173,4 +173,75 @@ fn malformed_files_and_records_name_the_file_and_line() {
         .unwrap();
     assert!(sim.settle(2, WAIT));
     assert_eq!(sim.errors().len(), 1, "{:?}", sim.errors());
+}
+
+#[test]
+fn log_records_are_modeled_as_the_spec_and_tsem_replay_do() {
+    // Spec §7.3 step 8: `log` → model. A post-v4 log record carries the untrusted task's event
+    // description: the agent models it (and answers nothing: nobody waits); a v3 one names only
+    // the process and the event type, so there is nothing to hash and it is counted.
+    let sim = Simulator::start(&scratch("log")).unwrap();
+    let fs = SecurityFs::at(sim.root());
+    fs.command(&Command::External(NsOptions::default()))
+        .unwrap();
+    assert!(sim.settle(1, WAIT));
+    let export = ExportFile::open(&fs, fs.id().unwrap()).unwrap();
+    let mut tma = ExternalTma::with_setup(Setup {
+        config: Config::default(),
+        model: Some(model()),
+        mode: Mode::Sealed,
+        policy: Policy::Untrust,
+    })
+    .unwrap();
+    // A released event of process_1, then a log record of process_2's first out-of-model one.
+    let mut want = expected(&[]);
+    let mut released = Simulator::events_of(&process("process_1.json")).unwrap()[0].clone();
+    released.header.pid = Some(4000);
+    released.header.tnum = Some(1_000_000);
+    assert!(!want.model(4000, &released).unwrap().forensic);
+    let logged = Simulator::events_of(&process("process_2.json"))
+        .unwrap()
+        .into_iter()
+        .find(|e| want.clone().model(4001, e).unwrap().forensic)
+        .unwrap();
+    want.model(4001, &logged).unwrap();
+    let mut lines = vec![
+        format!(
+            "{{\"export\": {{\"type\": \"aggregate\"}}, \"aggregate\": {{\"value\": \"{}\"}}}}",
+            "0".repeat(64)
+        )
+        .into_bytes(),
+    ];
+    for (e, kind) in [(&released, RecordKind::Event), (&logged, RecordKind::Log)] {
+        let mut l = Vec::new();
+        write_event(&mut l, e, kind);
+        lines.push(l);
+    }
+    lines.push(
+        br#"{"export": {"type": "log"}, "log": {"process": "cat", "event": "file_open", "action": "LOG"}}"#
+            .to_vec(),
+    );
+    for l in &lines {
+        tma.handle(&fs, &export, l).unwrap();
+    }
+    assert!(sim.settle(2, WAIT));
+    assert_eq!(sim.errors(), Vec::<String>::new());
+    assert_eq!(tma.counts.records, 4);
+    assert_eq!((tma.counts.trusted, tma.counts.untrusted), (1, 0));
+    assert_eq!(tma.counts.logs, 2);
+    // The log record's event is in the agent's namespace: a forensic point, in the state.
+    assert_eq!(tma.ns.events(), 2);
+    assert_eq!(tma.ns.forensics_events(), 1);
+    assert_eq!(tma.ns.state(), want.state());
+    assert_ne!(want.state(), expected(&[]).state());
+    // Read as `tsem replay` reads them (every record with a description modeled, whatever its
+    // export type): the same state.
+    let mut replay = expected(&[]);
+    let mut parser = tsem_format::RecordParser::new();
+    for l in &lines {
+        if let Ok(tsem_format::Record::Event { event, .. }) = parser.parse(l) {
+            replay.model(1, &event).unwrap();
+        }
+    }
+    assert_eq!(replay.state(), tma.ns.state());
 }
