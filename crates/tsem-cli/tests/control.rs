@@ -300,13 +300,15 @@ impl Tmux<'_> {
     }
 
     fn start(&self, cmd: &str) {
-        let st = self
+        let o = self
             .cmd()
             .args(["new-session", "-d", "-s", "c", "-x", "250", "-y", "50", cmd])
             .env("TERM", "xterm-256color")
-            .status()
+            .stdin(Stdio::null())
+            .output()
             .unwrap();
-        assert!(st.success());
+        // tmux daemonizes onto /dev/null: where that is not the device, it fails here.
+        assert!(o.status.success(), "tmux: {}", stderr(&o));
     }
 
     fn capture(&self) -> String {
