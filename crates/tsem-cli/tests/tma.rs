@@ -160,12 +160,13 @@ fn lied_to(lie: Lie, enforce: bool) -> String {
         agent.join().unwrap(),
         "{lie:?}: the agent never saw the secret's event"
     );
-    assert!(!o.status.success(), "{lie:?}: the run succeeded");
+    // The effect first: whatever the run reports, the secret must not have been copied.
     let copy = std::fs::read_to_string(dir.join("copy")).unwrap_or_default();
     assert!(
         !copy.contains("the secret"),
         "{lie:?}: the secret was copied"
     );
+    assert!(!o.status.success(), "{lie:?}: the run succeeded");
     common::stderr(&o)
 }
 
