@@ -19,6 +19,12 @@ use tsem_core::event::Event;
 pub struct ConsoleArgs {
     /// The run's name (default: your only named run).
     pub name: Option<String>,
+    /// Explain each forensic event against the events of this trajectory too (e.g. the run the
+    /// model was learned from, `tsem run --trajectory`), as `tsem replay --explain` does.
+    /// Repeatable. Without it only the trajectory this run has shown so far is used, which is
+    /// empty for a run loaded from a model.
+    #[arg(long, value_name = "TRAJECTORY")]
+    pub explain: Vec<std::path::PathBuf>,
 }
 
 /// What the watcher threads collect.
@@ -28,14 +34,19 @@ struct Seen {
     /// The newest trajectory descriptions (bounded) and how many there were in all.
     trajectory: VecDeque<Event>,
     trajectory_total: u64,
-    /// Every forensic description (each one matters) and the trajectory to explain them by.
+    /// Every forensic description (each one matters), its explanation once computed, and the
+    /// events to explain them by: those of `--explain`, then the trajectory seen so far.
     forensics: Vec<Event>,
+    explained: Vec<Option<Vec<String>>>,
     reference: Vec<Event>,
+    /// How many descriptions `reference` may hold.
+    reference_max: usize,
     ended: bool,
     error: Option<String>,
 }
 
-/// Descriptions kept for the explanation of forensics (the nearest in-model event).
+/// Descriptions of the run's trajectory kept for the explanation of forensics (the nearest
+/// in-model event), besides those of `--explain`.
 const REFERENCE_MAX: usize = 20_000;
 const TRAJECTORY_SHOWN: usize = 500;
 
@@ -60,10 +71,13 @@ pub fn run(a: ConsoleArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    // Fail now, before taking over the terminal, if the run is not there.
+    // Fail now, before taking over the terminal, if a file is bad or the run is not there.
+    let reference = crate::replay::read_events(&a.explain)?;
     let first = ask_line(&name, Query::State)?;
     let seen = Arc::new(Mutex::new(Seen {
         summary: first,
+        reference_max: reference.len() + REFERENCE_MAX,
+        reference,
         ..Seen::default()
     }));
     watch(&name, &seen)?;
@@ -113,8 +127,9 @@ fn watch(name: &str, seen: &Arc<Mutex<Seen>>) -> anyhow::Result<()> {
                             let mut s = lock();
                             if query == Query::Forensics {
                                 s.forensics.push(ev);
+                                s.explained.push(None);
                             } else {
-                                if s.reference.len() < REFERENCE_MAX {
+                                if s.reference.len() < s.reference_max {
                                     s.reference.push(ev.clone());
                                 }
                                 s.trajectory_total += 1;
@@ -161,6 +176,20 @@ fn counters(s: &serde_json::Value, rate: f64) -> String {
     )
 }
 
+impl Seen {
+    /// The lines of forensic event `i`, explained once (against the reference known then: a
+    /// redraw must not compare every shown event with every reference event again).
+    fn explained(&mut self, i: usize) -> &[String] {
+        let Self {
+            forensics,
+            explained,
+            reference,
+            ..
+        } = self;
+        explained[i].get_or_insert_with(|| explain(&forensics[i], reference))
+    }
+}
+
 /// A forensic event and why it is out of the model.
 fn explain(ev: &Event, reference: &[Event]) -> Vec<String> {
     let mut out = vec![format!("forensic: {}", crate::describe::one_line(ev))];
@@ -188,7 +217,7 @@ fn lines(seen: &Arc<Mutex<Seen>>) -> anyhow::Result<ExitCode> {
     let mut rate = Rate::default();
     loop {
         let (ended, out) = {
-            let s = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
             let mut out = Vec::new();
             let r = rate.update(num(&s.summary, "events"));
             let c = counters(&s.summary, r);
@@ -205,8 +234,8 @@ fn lines(seen: &Arc<Mutex<Seen>>) -> anyhow::Result<ExitCode> {
                 out.push(format!("trajectory: {}", crate::describe::one_line(ev)));
             }
             shown_t = s.trajectory_total;
-            for ev in &s.forensics[shown_f..] {
-                out.extend(explain(ev, &s.reference));
+            for i in shown_f..s.forensics.len() {
+                out.extend_from_slice(s.explained(i));
             }
             shown_f = s.forensics.len();
             if let Some(e) = &s.error {
@@ -266,14 +295,20 @@ fn tui_loop(
     let mut rate = Rate::default();
     loop {
         {
-            let s = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
             let r = rate.update(num(&s.summary, "events"));
+            let n = s.forensics.len();
+            let fl: Vec<String> = (n.saturating_sub(20)..n)
+                .rev()
+                .flat_map(|i| s.explained(i).to_vec())
+                .collect();
             term.draw(|f| {
                 let [top, state, traj, forens, help] = Layout::vertical([
                     Constraint::Length(3),
                     Constraint::Length(5),
-                    Constraint::Min(5),
-                    Constraint::Min(5),
+                    // The forensics, each with its explanation, need the room.
+                    Constraint::Fill(1),
+                    Constraint::Fill(2),
                     Constraint::Length(1),
                 ])
                 .areas(f.area());
@@ -313,13 +348,6 @@ fn tui_loop(
                     ),
                     traj,
                 );
-                let fl: Vec<String> = s
-                    .forensics
-                    .iter()
-                    .rev()
-                    .take(20)
-                    .flat_map(|ev| explain(ev, &s.reference))
-                    .collect();
                 f.render_widget(
                     Paragraph::new(fl.join("\n"))
                         .wrap(Wrap { trim: false })

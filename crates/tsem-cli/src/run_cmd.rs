@@ -540,7 +540,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());
         if let Some((addr, r)) = &agent {
             v["tma"] = match r {
-                Ok(s) => json!({ "address": addr, "state": s["state"], "events": s["events"] }),
+                Ok(s) => json!({
+                    "address": addr,
+                    "state": s["state"],
+                    "measurement": s["measurement"],
+                    "events": s["events"],
+                }),
                 Err(why) => json!({ "address": addr, "failed": why }),
             };
         }

@@ -120,6 +120,10 @@ pub struct EnrollArgs {
     /// Most forensic events tolerated.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_forensics: u64,
+    /// Accept only attestations of runs under this deviation policy (untrust, deny, kill,
+    /// restart; an attestation naming none ran under untrust), as `tsem verify` does.
+    #[arg(long, value_name = "POLICY")]
+    pub require_on_forensic: Option<tsem_core::policy::Policy>,
     /// Seconds between the workload's attestations; 1.5 times this without one makes it stale.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub every: u64,
@@ -278,6 +282,7 @@ fn enroll(a: EnrollArgs) -> anyhow::Result<ExitCode> {
         key: a.key.as_deref().map(read_pem).transpose()?,
         ak: a.ak.as_deref().map(read_pem).transpose()?,
         max_forensics: a.max_forensics,
+        on_forensic: a.require_on_forensic.map(|p| p.name().to_string()),
         every: a.every,
     };
     let r = client.enroll(&e)?;

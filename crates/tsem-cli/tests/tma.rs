@@ -8,8 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::tma::{
-    Agent, agent_killed_before_the_next_event, idle_workload_dies_with_its_agent, keys, run,
-    tma_args,
+    Agent, Lie, agent_killed_before_the_next_event, idle_workload_dies_with_its_agent, keys, liar,
+    run, tma_args,
 };
 use common::{s, scratch, summary};
 
@@ -61,14 +61,17 @@ fn the_agent_gives_the_state_the_in_process_namespace_gives() {
             let o = run(&dir, &[sum(&remote), model_args, t].concat(), script);
             assert!(o.status.success(), "{addr}: {}", common::stderr(&o));
             let (a, b) = (summary(&inproc), summary(&remote));
-            // The agent's own account is the run's, and the run's is the in-process one's.
-            assert_eq!(b["tma"]["state"], b["state"], "{addr}");
-            assert_eq!(b["tma"]["events"], b["events"], "{addr}");
+            // The agent's own account is the in-process namespace's: the same events, state
+            // and (the events in the same order) measurement; so is the run's.
+            let what = if learn { "learning" } else { "sealed" };
+            for k in ["state", "measurement", "events"] {
+                assert_eq!(a[k], b["tma"][k], "{addr}: the agent's {k}, {what}");
+            }
+            for k in ["state", "measurement", "events", "points"] {
+                assert_eq!(a[k], b[k], "{addr}: {k} of {what} runs");
+            }
+            assert!(b["points"].as_u64().unwrap() > 0);
             if !learn {
-                assert_eq!(
-                    a["state"], b["state"],
-                    "{addr}: sealed runs of an in-model workload"
-                );
                 assert_eq!(b["forensics_events"], 0);
             }
         }
@@ -131,4 +134,67 @@ fn a_wrong_key_on_either_side_is_refused_before_the_workload_runs() {
     );
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(marker.exists());
+}
+
+/// A lying agent (see [`liar`]) serves a run whose workload copies a secret: the run fails,
+/// its error names the fault, and the secret is never copied (the effect). Returns stderr.
+fn lied_to(lie: Lie, enforce: bool) -> String {
+    let dir = scratch("tma", &format!("lie-{lie:?}"));
+    keys(&dir, &KEYS);
+    std::fs::write(dir.join("secret"), "the secret\n").unwrap();
+    std::fs::write(dir.join("public"), "public\n").unwrap();
+    let mut args = vec![];
+    if enforce {
+        // A model of the same steps with another file: only the read of the secret is out of
+        // it, so the honest verdict there is a refusal, and the lie an "allowed".
+        let model = dir.join("model.txt");
+        let o = run(&dir, &["-o".into(), s(&model).into()], "cat public > copy");
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        std::fs::remove_file(dir.join("copy")).unwrap();
+        args = vec!["--enforce".into(), "--model".into(), s(&model).into()];
+    }
+    let (addr, agent) = liar(&dir, lie);
+    args.extend(tma_args(&dir, &addr, "client.key", "agent.key.pub"));
+    let o = run(&dir, &args, "cat secret > copy");
+    assert!(
+        agent.join().unwrap(),
+        "{lie:?}: the agent never saw the secret's event"
+    );
+    // The effect first: whatever the run reports, the secret must not have been copied.
+    let copy = std::fs::read_to_string(dir.join("copy")).unwrap_or_default();
+    assert!(
+        !copy.contains("the secret"),
+        "{lie:?}: the secret was copied"
+    );
+    assert!(!o.status.success(), "{lie:?}: the run succeeded");
+    common::stderr(&o)
+}
+
+#[test]
+fn an_agent_that_flips_a_verdict_fails_the_run_and_nothing_is_read() {
+    // Enforcing: the model refuses the read; the agent, correctly signed, says it is allowed.
+    let err = lied_to(Lie::Flags, true);
+    assert!(
+        err.contains("modeling agent") && err.contains("where the model gives"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_agent_frame_with_a_bad_signature_fails_the_run_and_nothing_is_read() {
+    // Learning: the true answer allows the read, so only refusing the frame stops the copy.
+    let err = lied_to(Lie::Signature, false);
+    assert!(
+        err.contains("modeling agent") && err.contains("bad signature"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_agent_frame_out_of_sequence_fails_the_run_and_nothing_is_read() {
+    let err = lied_to(Lie::Sequence, false);
+    assert!(
+        err.contains("modeling agent") && err.contains("was due (replayed or reordered)"),
+        "{err}"
+    );
 }

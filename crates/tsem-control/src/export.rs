@@ -8,11 +8,13 @@
 //! destination accepted whole (written to the file, the socket or the broker's connection).
 //!
 //! Record forms: first an `aggregate` record (the namespace's hardware aggregate, as the kernel
-//! queues for a new external namespace), then one `event` record per event, or a `log` record
-//! (with the full description, the post-v4 form) for an event of a task already untrusted, as
-//! the kernel exports those. Lines are in the kernel's form (a pathname's bytes as they are), so
-//! `tsem replay` of the export models exactly the descriptions the run modeled. The userspace
-//! sensor sees no atomic-context hooks, so it never produces `async_event` records.
+//! queues for a new external namespace), then one record per event: a `log` record (with the
+//! full description, the post-v4 form) for an event of a task already untrusted, as the kernel
+//! exports those; an `async_event` record for a hook the kernel runs in atomic context
+//! ([`atomic_context`]: the sensor decides those synchronously all the same, the kind tells a
+//! consumer what the kernel would have done); an `event` record otherwise. Lines are in the
+//! kernel's form (a pathname's bytes as they are), so `tsem replay` of the export models exactly
+//! the descriptions the run modeled, whatever their record kind.
 
 use std::fs::File;
 use std::io::Write;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tsem_attest::claims::to_hex;
 use tsem_attest::{AkKey, ExpectedModel, Policy, PublicKey, Rejection, Verified};
 use tsem_core::hash::HashAlg;
+use tsem_core::policy::Policy as Deviation;
 use tsem_format::ModelFile;
 
 use crate::protocol::{self, Appraisal, Enrolment, ProtocolError};
@@ -72,8 +73,18 @@ fn parse_model(text: &str) -> Result<ModelFile, AppraiseError> {
     Ok(m)
 }
 
-/// Check an enrolment's keys and models; returns `(digest, text)` of each model.
+/// The deviation policy an enrolment requires, if any.
+fn required_policy(p: Option<&str>) -> Result<Option<Deviation>, AppraiseError> {
+    p.map(|p| {
+        p.parse::<Deviation>()
+            .map_err(|e| AppraiseError::Model(format!("on_forensic: {e}")))
+    })
+    .transpose()
+}
+
+/// Check an enrolment's keys, policy and models; returns `(digest, text)` of each model.
 pub fn check_enrolment(e: &Enrolment) -> Result<Vec<(String, String)>, AppraiseError> {
+    required_policy(e.on_forensic.as_deref())?;
     if let Some(k) = &e.key {
         PublicKey::from_pem(k).map_err(|e| AppraiseError::Model(format!("key: {e}")))?;
     }
@@ -181,6 +192,7 @@ pub(crate) async fn appraise(
         .transpose()
         .map_err(|e| AppraiseError::Model(format!("enrolled AK: {e}")))?;
     policy.max_forensics = enrolled.max_forensics;
+    policy.on_forensic = required_policy(enrolled.on_forensic.as_deref())?;
     policy.max_age = Some(app.cfg.nonce_ttl);
     policy.now = now;
 

@@ -122,6 +122,7 @@ pub fn drive(
         key: Some(pk),
         ak: None,
         max_forensics: 0,
+        on_forensic: None,
         every: 3600,
     })?;
     let model_points = ns.points().len();

@@ -60,6 +60,10 @@ pub struct Enrolment {
     /// Most forensic events tolerated.
     #[serde(default)]
     pub max_forensics: u64,
+    /// The deviation policy (`untrust`, `deny`, `kill`, `restart`) the workload must run under
+    /// (its attestations name it; one without it ran under `untrust`). None: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_forensic: Option<String>,
     /// Seconds between attestations; past 1.5 times this without one, the workload is `stale`.
     pub every: u64,
 }

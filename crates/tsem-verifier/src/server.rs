@@ -495,6 +495,7 @@ async fn enroll(
         key: e.key.as_deref(),
         ak: e.ak.as_deref(),
         max_forensics: e.max_forensics,
+        on_forensic: e.on_forensic.as_deref(),
         every: e.every,
         models: &checked,
     };

@@ -61,6 +61,8 @@ pub struct Enrolled {
     pub ak: Option<String>,
     /// Most forensic events tolerated.
     pub max_forensics: u64,
+    /// The deviation policy required (its name), if one is.
+    pub on_forensic: Option<String>,
     /// Reporting interval (s).
     pub every: u64,
     /// Digests of the models allowed.
@@ -93,6 +95,8 @@ pub struct NewEnrolment<'a> {
     pub ak: Option<&'a str>,
     /// Most forensic events tolerated.
     pub max_forensics: u64,
+    /// The deviation policy required (its name), if one is.
+    pub on_forensic: Option<&'a str>,
     /// Reporting interval (s).
     pub every: u64,
     /// `(digest, text)` of each model allowed.
@@ -143,7 +147,9 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `enrolments.on_forensic` (a database of version 1 gets the column, NULL: no policy
+/// required, which is what its enrolments meant).
+const SCHEMA_VERSION: i64 = 2;
 
 fn schema(backend: Backend) -> Vec<String> {
     let serial = match backend {
@@ -157,7 +163,7 @@ fn schema(backend: Backend) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS enrolments (id {serial}, workload TEXT NOT NULL, \
              key_pem TEXT, ak_pem TEXT, max_forensics BIGINT NOT NULL, every BIGINT NOT NULL, \
-             at BIGINT NOT NULL)"
+             at BIGINT NOT NULL, on_forensic TEXT)"
         ),
         "CREATE TABLE IF NOT EXISTS enrolment_models (enrolment BIGINT NOT NULL, \
          digest TEXT NOT NULL, PRIMARY KEY (enrolment, digest))"
@@ -255,6 +261,19 @@ impl Store {
             .await
             .and_then(|r| r.try_get(0))
             .map_err(db("schema version"))?;
+        if v == Some(1) {
+            // Its enrolments table was created without the column (CREATE TABLE IF NOT EXISTS
+            // left it as it was).
+            sqlx::query("ALTER TABLE enrolments ADD COLUMN on_forensic TEXT")
+                .execute(&mut *tx)
+                .await
+                .map_err(db("migrate to schema 2"))?;
+            sqlx::query("UPDATE tsem_verifier_schema SET version = $1")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("schema version"))?;
+        }
         if v.is_none() {
             sqlx::query("INSERT INTO tsem_verifier_schema (version) VALUES ($1)")
                 .bind(SCHEMA_VERSION)
@@ -278,6 +297,7 @@ impl Store {
             key,
             ak,
             max_forensics,
+            on_forensic,
             every,
             models,
         } = *e;
@@ -295,8 +315,8 @@ impl Store {
             .map_err(db("store model"))?;
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO enrolments (workload, key_pem, ak_pem, max_forensics, every, at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO enrolments (workload, key_pem, ak_pem, max_forensics, every, at, \
+             on_forensic) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(workload)
         .bind(key)
@@ -304,6 +324,7 @@ impl Store {
         .bind(to_i64(max_forensics))
         .bind(to_i64(every))
         .bind(to_i64(now))
+        .bind(on_forensic)
         .fetch_one(&mut *tx)
         .await
         .and_then(|r| r.try_get(0))
@@ -337,9 +358,13 @@ impl Store {
         .await
         .map_err(db("store lease"))?;
         let digests: Vec<&str> = models.iter().map(|m| m.0.as_str()).collect();
+        let policy = match on_forensic {
+            Some(p) => format!("; deviation policy {p} required"),
+            None => String::new(),
+        };
         let reason = format!(
-            "enrolled (enrolment {id}): model(s) {}; at most {max_forensics} forensic event(s); \
-             reports every {every} s; no attestation yet",
+            "enrolled (enrolment {id}): model(s) {}; at most {max_forensics} forensic event(s)\
+             {policy}; reports every {every} s; no attestation yet",
             digests.join(", ")
         );
         insert_note(&mut tx, workload, now, &reason, verifier).await?;
@@ -350,8 +375,8 @@ impl Store {
     /// The current enrolment of `workload`, in one round trip: one row per model allowed.
     pub async fn enrolled(&self, workload: &str) -> Result<Option<Enrolled>, StoreError> {
         let rows = sqlx::query(
-            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek, m.digest \
-             FROM workloads w JOIN enrolments e ON e.id = w.enrolment \
+            "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek, m.digest, \
+             e.on_forensic FROM workloads w JOIN enrolments e ON e.id = w.enrolment \
              JOIN enrolment_models m ON m.enrolment = e.id \
              LEFT JOIN activations a ON a.enrolment = e.id WHERE w.name = $1 ORDER BY m.digest",
         )
@@ -368,6 +393,7 @@ impl Store {
                 key: r.try_get(1)?,
                 ak: r.try_get(2)?,
                 max_forensics: to_u64(r.try_get(3)?),
+                on_forensic: r.try_get(7)?,
                 every: to_u64(r.try_get(4)?),
                 models: Vec::new(),
                 activated: r.try_get(5)?,

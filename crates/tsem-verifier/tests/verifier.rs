@@ -133,6 +133,50 @@ fn scenario(db_url: &str) {
         .unwrap();
     assert_eq!(a.verdict, "warning", "{}", a.reason);
 
+    // A deviation policy required at enrolment (`--require-on-forensic`): an unknown one is
+    // refused; a run under another (process_1 modeled under untrust, the default) is
+    // contraindicated, naming both; the same run under the required policy is affirming.
+    let mut strict = enrolment("strict", &public, 0, 300);
+    strict.on_forensic = Some("lenient".into());
+    let (code, msg) = http_error(admin.enroll(&strict));
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("on_forensic"), "{msg}");
+    strict.on_forensic = Some("deny".into());
+    admin.enroll(&strict).unwrap();
+    let s = status_of(&anon, "strict");
+    assert!(
+        s.reason.contains("deviation policy deny required"),
+        "{}",
+        s.reason
+    );
+    let nonce = anon.nonce("strict").unwrap().nonce;
+    let a = anon
+        .post(
+            "strict",
+            &post(attest(&ns1, &model, &nonce, "strict", &signer), &ns1),
+        )
+        .unwrap();
+    assert_eq!(a.verdict, "contraindicated", "{}", a.reason);
+    assert!(
+        a.reason
+            .contains("ran with --on-forensic untrust; the policy requires deny"),
+        "{}",
+        a.reason
+    );
+    let mut denying = namespace(&model, &["process_1.json"]);
+    denying.set_policy(tsem_core::policy::Policy::Deny);
+    let nonce = anon.nonce("strict").unwrap().nonce;
+    let a = anon
+        .post(
+            "strict",
+            &post(
+                attest(&denying, &model, &nonce, "strict", &signer),
+                &denying,
+            ),
+        )
+        .unwrap();
+    assert_eq!(a.verdict, "affirming", "{}", a.reason);
+
     // Hostile bodies: one-line errors, and the server keeps serving.
     for (body, want) in [
         (&b"{"[..], 400),

@@ -153,3 +153,79 @@ pub fn idle_workload_dies_with_its_agent(
     assert!(!dir.join("after").exists());
     super::stderr(&out)
 }
+
+/// How a lying agent falsifies its answer about the first event naming `secret`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lie {
+    /// The verdict's flags turned into "allowed, in the model", correctly signed.
+    Flags,
+    /// The true answer, with its signature damaged.
+    Signature,
+    /// The true answer, correctly signed, under the next sequence number but one.
+    Sequence,
+}
+
+/// A fake agent at `tcp:127.0.0.1:PORT` that handshakes as the real one (`agent.key`, trusting
+/// `client.key.pub` in `dir`) and relays every message to a real agent (tsem_tma's own
+/// `agent::serve`, on a thread over a socket pair) and every answer back, except the answer
+/// about the first event that names a file `secret`, which it falsifies as `lie` says. Returns
+/// the address and the thread, which ends with the session and tells whether it lied.
+pub fn liar(dir: &Path, lie: Lie) -> (String, std::thread::JoinHandle<bool>) {
+    use tsem_tma::Session;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("tcp:{}", l.local_addr().unwrap());
+    let key = |f: &str| tsem_tma::signing_key(&dir.join(f)).unwrap();
+    let public = |f: &str| tsem_tma::verifying_key(&dir.join(f)).unwrap();
+    let (agent_key, agent_pub) = (key("agent.key"), public("agent.key.pub"));
+    let (client_key, client_pub) = (key("client.key"), public("client.key.pub"));
+    let t = std::thread::spawn(move || {
+        let (conn, _) = l.accept().unwrap();
+        let mut down = Session::server(Box::new(conn), agent_key.clone(), client_pub).unwrap();
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let real = std::thread::spawn(move || {
+            if let Ok(mut s) = Session::server(Box::new(a), agent_key, client_pub) {
+                let _ = tsem_tma::agent::serve(&mut s);
+            }
+        });
+        let mut up = Session::client(Box::new(b), client_key, agent_pub).unwrap();
+        // Our sequence number towards the client: Session::send counts its own, send_raw not.
+        let (mut sent, mut lied) = (0u64, false);
+        while let Ok(body) = down.recv() {
+            let Ok(mut reply) = up.send(&body).and_then(|()| up.recv()) else {
+                break;
+            };
+            let names_secret = body.first() == Some(&b'E')
+                && body.windows(b"/secret\"".len()).any(|w| w == b"/secret\"");
+            let r = if names_secret && !lied {
+                lied = true;
+                match lie {
+                    Lie::Flags => {
+                        assert_eq!(reply[0], b'V', "not a verdict");
+                        let honest = reply[1];
+                        // allow | valid, neither forensic nor untrusting.
+                        reply[1] = (honest | 1 | 8) & !(2 | 4);
+                        assert_ne!(reply[1], honest, "the lie would be the truth");
+                        down.send(&reply)
+                    }
+                    Lie::Signature => {
+                        let mut f = down.seal_frame(sent, &reply);
+                        let n = f.len();
+                        f[n - 1] ^= 0x01;
+                        down.send_raw(&f)
+                    }
+                    Lie::Sequence => down.send_raw(&down.seal_frame(sent + 1, &reply)),
+                }
+            } else {
+                down.send(&reply)
+            };
+            if r.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        drop(up);
+        real.join().unwrap();
+        lied
+    });
+    (addr, t)
+}

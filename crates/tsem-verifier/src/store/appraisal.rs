@@ -28,7 +28,7 @@ impl Store {
     ) -> Result<Option<(Enrolled, NonceState)>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.id, e.key_pem, e.ak_pem, e.max_forensics, e.every, a.ek, m.digest, \
-             n.expires_at, n.used_at \
+             n.expires_at, n.used_at, e.on_forensic \
              FROM workloads w JOIN enrolments e ON e.id = w.enrolment \
              JOIN enrolment_models m ON m.enrolment = e.id \
              LEFT JOIN activations a ON a.enrolment = e.id \
@@ -49,6 +49,7 @@ impl Store {
                 key: r.try_get(1)?,
                 ak: r.try_get(2)?,
                 max_forensics: to_u64(r.try_get(3)?),
+                on_forensic: r.try_get(9)?,
                 every: to_u64(r.try_get(4)?),
                 models: Vec::new(),
                 activated: r.try_get(5)?,

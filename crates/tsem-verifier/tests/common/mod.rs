@@ -86,6 +86,7 @@ pub fn enrolment(workload: &str, key: &str, max_forensics: u64, every: u64) -> E
         key: Some(key.into()),
         ak: None,
         max_forensics,
+        on_forensic: None,
         every,
     }
 }

@@ -1,0 +1,76 @@
+//! A database written by a verifier of schema 1 (enrolments without `on_forensic`) is migrated
+//! when a newer verifier opens it: its enrolments keep their meaning (no deviation policy
+//! required) and new enrolments can require one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TempDir;
+use tsem_verifier::store::{NewEnrolment, Store};
+
+/// Schema 1's enrolment tables, with one enrolment, as that verifier left them.
+const SCHEMA_1: [&str; 7] = [
+    "CREATE TABLE enrolments (id INTEGER PRIMARY KEY AUTOINCREMENT, workload TEXT NOT NULL, \
+     key_pem TEXT, ak_pem TEXT, max_forensics BIGINT NOT NULL, every BIGINT NOT NULL, \
+     at BIGINT NOT NULL)",
+    "CREATE TABLE enrolment_models (enrolment BIGINT NOT NULL, digest TEXT NOT NULL, \
+     PRIMARY KEY (enrolment, digest))",
+    "CREATE TABLE workloads (name TEXT PRIMARY KEY, enrolment BIGINT NOT NULL)",
+    "CREATE TABLE tsem_verifier_schema (version BIGINT NOT NULL)",
+    "INSERT INTO tsem_verifier_schema (version) VALUES (1)",
+    "INSERT INTO enrolments (workload, key_pem, ak_pem, max_forensics, every, at) \
+     VALUES ('old', 'KEY', NULL, 3, 300, 1)",
+    "INSERT INTO enrolment_models (enrolment, digest) VALUES (1, 'aa'); \
+     INSERT INTO workloads (name, enrolment) VALUES ('old', 1)",
+];
+
+#[test]
+fn a_schema_1_database_gains_the_deviation_policy_and_keeps_its_enrolments() {
+    let dir = TempDir::new("migration");
+    let url = format!("sqlite://{}", dir.0.join("v1.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let old = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+            .await
+            .unwrap();
+        for stmt in SCHEMA_1 {
+            sqlx::raw_sql(stmt).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let store = Store::open(&url).await.unwrap();
+        let e = store.enrolled("old").await.unwrap().unwrap();
+        assert_eq!(
+            (e.key.as_deref(), e.max_forensics, e.on_forensic),
+            (Some("KEY"), 3, None)
+        );
+        let models = [("bb".to_string(), "model text".to_string())];
+        let new = NewEnrolment {
+            workload: "new",
+            key: Some("KEY2"),
+            ak: None,
+            max_forensics: 0,
+            on_forensic: Some("deny"),
+            every: 60,
+            models: &models,
+        };
+        store.enroll(&new, 2, "test").await.unwrap();
+        drop(store);
+
+        // Opened again: already migrated, nothing lost.
+        let store = Store::open(&url).await.unwrap();
+        let e = store.enrolled("new").await.unwrap().unwrap();
+        assert_eq!(e.on_forensic.as_deref(), Some("deny"));
+        assert_eq!(e.models, ["bb"]);
+        assert!(store.enrolled("old").await.unwrap().is_some());
+        let check = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM tsem_verifier_schema")
+            .fetch_all(&check)
+            .await
+            .unwrap();
+        assert_eq!(versions, [(2,)]);
+    });
+}
