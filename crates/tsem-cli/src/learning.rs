@@ -197,8 +197,21 @@ impl Shaper {
         if n == 0 || ns.mode() == Mode::Free {
             return None;
         }
-        let mut s = format!("{n} out-of-model {}: ", plural(n, "event", "events"));
+        let mut s = format!("{n} out-of-model {}", plural(n, "event", "events"));
         let shown: Vec<&str> = self.origins.iter().take(3).map(String::as_str).collect();
+        if shown.is_empty() {
+            // Counted without an origin (the run ended at it, e.g. its modeling agent failed):
+            // no task to name, none said to be untrusted.
+            if ns.mode() == Mode::Enforcing {
+                let d = ns.denied();
+                s.push_str(&format!(
+                    "; {d} {} denied",
+                    plural(d, "operation", "operations")
+                ));
+            }
+            return Some(s);
+        }
+        s.push_str(": ");
         s.push_str(&shown.join("; "));
         let more = self.origin_tids.len().saturating_sub(shown.len());
         if more > 0 {

@@ -171,7 +171,27 @@ pub fn run(c: ModelCmd) -> anyhow::Result<ExitCode> {
 }
 
 /// Write `text` to `path` atomically (temp file + rename), so a failed write leaves no half model.
+/// A path naming no regular file (`/dev/stdout`, `/dev/null`, a FIFO) is written in place:
+/// renaming over it would replace the device with a regular file, for every program (as root).
+/// A symbolic link is followed: the file it names is replaced, the link stays.
 pub fn write_atomic(path: &Path, text: &(impl AsRef<[u8]> + ?Sized)) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        f.write_all(text.as_ref())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        return Ok(());
+    }
+    let linked;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        linked = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        linked.as_path()
+    } else {
+        path
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -517,5 +537,66 @@ fn verify(file: &Path, key: Option<&Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => bail!("{}: {e}", file.display()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt as _;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tsem-write-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// As `-o /dev/stdout` or `--summary-json /dev/null`: the device must stay a device.
+    #[test]
+    fn what_is_not_a_regular_file_is_written_in_place() {
+        let d = scratch("fifo");
+        let fifo = d.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // The reading end first (non-blocking: it opens with no writer), so nothing waits.
+        let mut reader = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        write_atomic(&fifo, "model\n").unwrap();
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut got).unwrap();
+        assert_eq!(got, b"model\n");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_link_is_followed_and_kept() {
+        let d = scratch("link");
+        std::fs::write(d.join("target"), "old").unwrap();
+        std::os::unix::fs::symlink("target", d.join("link")).unwrap();
+        write_atomic(&d.join("link"), "new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(d.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(d.join("target")).unwrap(), "new");
+        write_atomic(&d.join("plain"), "x").unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("plain")).unwrap(), "x");
+        std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -178,6 +178,11 @@ fn an_agent_that_flips_a_verdict_fails_the_run_and_nothing_is_read() {
         err.contains("modeling agent") && err.contains("where the model gives"),
         "{err}"
     );
+    // The outcome names no task it cannot name (the run ended at the event).
+    assert!(
+        err.contains("1 out-of-model event") && !err.contains(" 0 tasks") && !err.contains(": ;"),
+        "{err}"
+    );
 }
 
 #[test]
