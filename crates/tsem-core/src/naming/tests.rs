@@ -498,3 +498,57 @@ fn without_the_rule_prctl_coefficients_are_tsems() {
     n.apply(&mut same);
     assert_eq!(same.cell, e.cell);
 }
+
+/// Whichever task removes a created object (its creator cleaning up, or another task's
+/// `rm -rf` of the tree first), the removal is one point: named as by its creator. Removing
+/// something the namespace did not create keeps its remover.
+#[test]
+fn the_removal_of_a_created_object_is_named_as_by_its_creator() {
+    let (maker, other) = (owner(8), owner(9));
+    let unlink = |path: &str, by: Digest| {
+        let mut e = ev(
+            EventType::InodeUnlink,
+            by,
+            Cell::InodeDirEntry {
+                dir: Inode::default(),
+                dentry: dentry(path, None),
+            },
+        );
+        e.header.p_task_id = owner(10);
+        e
+    };
+    let mut create = ev(
+        EventType::InodeCreate,
+        maker,
+        Cell::InodeCreate {
+            dir: Inode::default(),
+            dentry: dentry(
+                "/w/tmp.r/lock",
+                Some(Created {
+                    owner: maker,
+                    instance: 1,
+                }),
+            ),
+            mode: 0o600,
+        },
+    );
+    create.header.p_task_id = owner(11);
+    let by = |remover: Digest| {
+        run(&[
+            mkdir("/w/tmp.r", maker, 1),
+            create.clone(),
+            unlink("/w/tmp.r/lock", remover),
+        ])
+    };
+    let (own, raced) = (by(maker), by(other));
+    assert_eq!(own[2].header.task_id, maker);
+    assert_eq!(raced[2].header.task_id, maker);
+    assert_eq!(raced[2].header.p_task_id, owner(11));
+    assert_eq!(own[2], raced[2]);
+    // Applied to its own output it changes nothing.
+    assert_eq!(run(&raced), raced);
+    // Not created by the namespace: the remover stays.
+    let kept = run(&[unlink("/w/fixture", other)]);
+    assert_eq!(kept[0].header.task_id, other);
+    assert_eq!(kept[0].header.p_task_id, owner(10));
+}
