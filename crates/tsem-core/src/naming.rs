@@ -293,6 +293,10 @@ impl Namer {
             Cell::SockAddr {
                 addr: Some(SockAddr::Unix { address }),
                 ..
+            } if ty == EventType::SocketBind => self.bound(address, task),
+            Cell::SockAddr {
+                addr: Some(SockAddr::Unix { address }),
+                ..
             } => self.loose(address),
             Cell::InodeCreate { dentry, .. } | Cell::InodeMknod { dentry, .. } => {
                 self.record(dentry, task, parent);
@@ -549,6 +553,33 @@ impl Namer {
         }
     }
 
+    /// The address a Unix socket is bound to: the bind creates its node (the inode_mknod that
+    /// follows socket_bind), so its last component is named by the binder like any created
+    /// object, and what precedes it like any loose pathname. A bind to a name that exists fails
+    /// (EADDRINUSE) and creates nothing, whatever it is named.
+    fn bound(&mut self, name: &mut RawStr, binder: Digest) {
+        let split = name.iter().rposition(|&b| b == b'/');
+        let last = split.map_or(&name[..], |i| &name[i + 1..]);
+        if last.is_empty() {
+            return;
+        }
+        let mut out: Vec<u8> = match split {
+            Some(0) => Vec::new(),
+            Some(i) => {
+                let mut parent: RawStr = name[..i].into();
+                self.loose(&mut parent);
+                parent.as_bytes().to_vec()
+            }
+            None => {
+                *name = created_token(binder).into();
+                return;
+            }
+        };
+        out.push(b'/');
+        out.extend_from_slice(created_token(binder).as_bytes());
+        *name = out.into();
+    }
+
     fn path(&mut self, p: &mut PathRef, space: Space) {
         if space == Space::File
             && let Some(c) = p.created
@@ -648,6 +679,13 @@ impl Namer {
         }
         (changed && out != path).then(|| out.into())
     }
+}
+
+/// The component that names an object `owner` created: `%created:` and the owner in hex.
+fn created_token(owner: Digest) -> String {
+    let mut t = String::from(CREATED_TOKEN);
+    t.push_str(&owner.to_hex());
+    t
 }
 
 /// The creator of an object named (already canonically) `pathname`, when the rules know it was
