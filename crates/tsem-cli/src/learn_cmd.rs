@@ -148,6 +148,7 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         let summary = work.join(format!("run{k}.summary.json"));
         let mut c = Command::new(&exe);
         c.arg("run")
+            .arg("--learn-loop")
             .args(["--rules", &rules.names()])
             .args([
                 "--digest",

@@ -342,3 +342,54 @@ fn fifos_symlinks_and_sockets_at_random_names_learn_and_hold() {
         assert!(!random, "a random {prefix}XXXXXX name: {text}");
     }
 }
+
+/// One learning run that leaves files it created says so in one line: the next run finds them
+/// (here: `cat out/log` succeeds only from the second run on, a step the first never took).
+/// Files it created and removed, and runs under `tsem learn` (which learns again itself), say
+/// nothing.
+#[test]
+fn a_single_learning_run_that_leaves_created_files_says_to_learn_again() {
+    let w = Workload::new(
+        "single",
+        "mkdir -p out\nif [ -f out/log ]; then cat out/log > /dev/null; fi\n\
+         date +%s%N >> out/log\necho done > out/status\necho ok > summary.txt\nt=$(mktemp)\n\
+         echo x > \"$t\"\nrm \"$t\"\n",
+    );
+    let m = w.model.to_str().unwrap();
+    let o = w.tsem(&["run", "--learn", "-o", m, "--", "sh", "run.sh"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("this run created"))
+        .unwrap_or_else(|| panic!("no advice: {err}"));
+    assert!(
+        line.starts_with("tsem: 1 file and 1 directory this run created are still there (")
+            && line.contains(w.dir.join("summary.txt").to_str().unwrap())
+            && line.contains(w.dir.join("out").to_str().unwrap())
+            && line.matches(", ").count() == 1
+            && line.contains("learn again (`tsem learn`"),
+        "{line}"
+    );
+    // What it warns of: enforced as learned from that one run, the second run is denied.
+    let (o, s, _) = w.enforce("second", "--enforce", &[]);
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(s["denied"].as_u64().unwrap() >= 1, "{s}");
+    // Learned again from there, nothing more to say about files the run found.
+    let o = w.tsem(
+        &[
+            "run", "--learn", "--model", m, "-o", m, "--", "sh", "run.sh",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("this run created"), "{}", stderr(&o));
+    let (o, s, _) = w.enforce("third", "--enforce", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(s["forensics_events"], 0, "{s}");
+    // `tsem learn` runs the workload until it converges: none of its runs advises it.
+    std::fs::remove_dir_all(w.dir.join("out")).unwrap();
+    let o = w.tsem(&["learn", "-o", m, "--", "sh", "run.sh"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("this run created"), "{}", stderr(&o));
+}
