@@ -393,3 +393,71 @@ fn a_single_learning_run_that_leaves_created_files_says_to_learn_again() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("this run created"), "{}", stderr(&o));
 }
+
+/// Builds `./prog` when it is missing, as an incremental build does, and runs it.
+const BUILT: &str = "test -x prog || cc -O2 -o prog prog.c\n./prog > result.txt\n";
+
+/// An executed output stays pinned (docs/learning.md, "What stays pinned"): `./prog` is a
+/// pseudonym (the first run built it), so its file digest is zero, but the TASK_ID of the task
+/// that runs it hashes its real contents. A different `./prog` put in its place after learning
+/// runs as another identity: its first events are forensic, the task is untrusted, and what it
+/// tries (writing a marker next to it) is denied — the marker is checked, not only the report.
+#[test]
+fn a_built_program_replaced_after_learning_is_forensic() {
+    if !common::have("cc") {
+        eprintln!("skipped: cc is not installed");
+        return;
+    }
+    let w = Workload::new("replaced", BUILT);
+    std::fs::write(
+        w.dir.join("prog.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"42\"); return 0; }\n",
+    )
+    .unwrap();
+    w.learns_and_holds();
+    let shown = w.tsem(&["model", "show", w.model.to_str().unwrap()], &[]);
+    let prog = w.dir.join("prog");
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("{}  (auto: ", prog.display())),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
+    let marker = w.dir.join("replaced-ran");
+    let evil = w.root.join("evil.c");
+    std::fs::write(
+        &evil,
+        format!(
+            "#include <stdio.h>\nint main(void) {{ FILE *f = fopen(\"{}\", \"w\"); \
+             if (f) fputs(\"x\", f); puts(\"42\"); return 0; }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let built = w.root.join("evil");
+    let o = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&built)
+        .arg(&evil)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // In place, as `cc -o prog` over an existing file writes it.
+    std::fs::write(&prog, std::fs::read(&built).unwrap()).unwrap();
+    let (o, s, f) = w.enforce("replaced", "--enforce", &[]);
+    assert!(
+        !o.status.success(),
+        "the replaced program ran: {}",
+        stderr(&o)
+    );
+    assert!(s["forensics_events"].as_u64().unwrap() >= 1, "{s}");
+    // Not only what it does differently: what the built program also did (loading its
+    // libraries) is out of the model under the new identity.
+    let named = marker.to_str().unwrap();
+    assert!(
+        f.iter()
+            .any(|e| e["event"]["process"] == "prog" && pathname_of(e) != named),
+        "no forensic event of the replaced program before its own deed: {f:?}"
+    );
+    assert!(!marker.exists(), "the replaced program wrote its marker");
+}
