@@ -172,6 +172,10 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             c.arg("--end-with-cmd");
         }
         c.arg("--").args(&a.cmd);
+        if a.json {
+            // Stdout is the curve's: the workload's own output goes to stderr.
+            c.stdout(std::io::stderr());
+        }
         let status = c.status().context("cannot start tsem run")?;
         let s: serde_json::Value = std::fs::read_to_string(&summary)
             .ok()

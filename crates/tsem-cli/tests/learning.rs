@@ -500,3 +500,38 @@ fn suggest_proposes_what_differs_across_runs_without_auto_pseudonyms() {
         "{out}"
     );
 }
+
+/// A real project's test suite, as CI runs it: CPython's own `test_json` through its test
+/// runner (`python3 -m test`, from Debian's libpython3-testsuite), leaving a JUnit report in the
+/// working directory. The worked example of docs/learning.md. TSEM_REQUIRE_PYTHON_TESTSUITE=1
+/// makes a missing module a failure (CI), not a skip.
+#[test]
+fn cpython_test_json_learns_and_holds() {
+    let has = Path::new(PYTHON).exists()
+        && Command::new(PYTHON)
+            .args(["-c", "import test.test_json"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !has {
+        assert!(
+            std::env::var_os("TSEM_REQUIRE_PYTHON_TESTSUITE").is_none(),
+            "test.test_json is missing (libpython3-testsuite) and TSEM_REQUIRE_PYTHON_TESTSUITE is set"
+        );
+        eprintln!("skipped: {PYTHON} has no test.test_json (libpython3-testsuite)");
+        return;
+    }
+    let w = Workload::new(
+        "cpython",
+        &format!("{PYTHON} -m test --junit-xml report.xml test_json\n"),
+    );
+    // Three enforced runs keep it short; docs/learning.md records ten.
+    w.learns_and_holds_for(3);
+    let o = w.tsem(&["model", "show", w.model.to_str().unwrap()], &[]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    let report = w.dir.join("report.xml");
+    assert!(
+        shown.contains(&format!("{}  (auto: created, written)", report.display())),
+        "{shown}"
+    );
+}

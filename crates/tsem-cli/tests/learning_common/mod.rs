@@ -152,10 +152,15 @@ impl Workload {
     /// Learned in at most three runs; then enforced runs with no forensics, no denial and no
     /// lost event; then the same plus one read of a file it never read is denied and named.
     pub fn learns_and_holds(&self) {
+        self.learns_and_holds_for(ENFORCED_RUNS);
+    }
+
+    /// [`Self::learns_and_holds`] with `runs` enforced runs (a long suite).
+    pub fn learns_and_holds_for(&self, runs: usize) {
         let curve = self.learn(&[]);
         assert_eq!(curve["converged"], true, "{curve}");
         assert!(curve["runs"].as_u64().unwrap() <= 3, "{curve}");
-        for i in 0..ENFORCED_RUNS {
+        for i in 0..runs {
             let (o, s, f) = self.enforce(&format!("enforce{i}"), "--enforce", &[]);
             assert!(o.status.success(), "run {i}: {} {f:?}", stderr(&o));
             assert_eq!(s["forensics_events"], 0, "run {i}: {f:?}");
