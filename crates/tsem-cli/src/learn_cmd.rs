@@ -234,6 +234,10 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             if r.new_points == 1 { "point" } else { "points" },
             r.total_points
         );
+        let outlived = s["sensor"]["outlived"].as_u64().unwrap_or(0);
+        if let Some(w) = crate::learning::outlived_warning(outlived) {
+            eprintln!("tsem: learn: run {k}: {w}");
+        }
         quiet_runs = if r.new_points == 0 { quiet_runs + 1 } else { 0 };
         curve.push(r);
         if a.until_converged > 0 && quiet_runs >= a.until_converged {

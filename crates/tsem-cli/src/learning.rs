@@ -247,6 +247,23 @@ impl Shaper {
     }
 }
 
+/// What to say of a learning run in which `n` processes outlived the process that started
+/// them, if any.
+pub fn outlived_warning(n: u64) -> Option<String> {
+    (n > 0).then(|| {
+        format!(
+            "{n} {} the process that started {} (detached background work, such as git's \
+             auto-maintenance): what {} does races the rest of the workload, so other runs may \
+             differ; learn from more runs (`tsem learn --until-converged 2`) or have the \
+             workload wait for {}",
+            plural(n, "process outlived", "processes outlived"),
+            plural(n, "it", "them"),
+            plural(n, "it", "each"),
+            plural(n, "it", "them")
+        )
+    })
+}
+
 fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }

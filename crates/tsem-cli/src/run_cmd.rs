@@ -472,6 +472,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("{w}");
     }
+    if learning
+        && !a.learn_loop
+        && let Some(w) = crate::learning::outlived_warning(report.stats.outlived)
+    {
+        eprintln!("tsem: {w}");
+    }
     if let Some(p) = &a.output {
         // Learning: the relearned model's notes and the set learned (united with the extended
         // model's). Otherwise the loaded model's notes and backstop, which this run did not change.
@@ -538,6 +544,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "undecodable": s.undecodable,
             "tasks": s.tasks,
             "execs": s.execs,
+            "outlived": s.outlived,
         });
         v["landlock"] =
             crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());

@@ -461,3 +461,42 @@ fn a_built_program_replaced_after_learning_is_forensic() {
     );
     assert!(!marker.exists(), "the replaced program wrote its marker");
 }
+
+/// A job left running by a process that then exits (a detached helper): it blocks on a FIFO
+/// until its parent is gone, so it outlives it in every run.
+const DETACHED: &str = r#"f=$(mktemp -u -p "$PWD" go.XXXXXX)
+mkfifo "$f"
+sh -c '( read -r x < "$1" ) &' sh "$f"
+echo go > "$f"
+rm "$f"
+"#;
+
+/// Learning says when a run had processes that outlived the process that started them (git's
+/// detached auto-maintenance, a daemon): what they do races the rest of the workload.
+#[test]
+fn learning_warns_of_processes_that_outlived_their_parent() {
+    let w = Workload::new("detached", DETACHED);
+    let m = w.model.to_str().unwrap();
+    let o = w.tsem(
+        &["learn", "--runs", "2", "-o", m, "--", "sh", "run.sh"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("tsem: learn: run 1: 1 process outlived the process that started it"),
+        "{err}"
+    );
+    let o = w.tsem(&["run", "--learn", "-o", m, "--", "sh", "run.sh"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tsem: 1 process outlived the process that started it"),
+        "{}",
+        stderr(&o)
+    );
+    // A workload that waits for what it starts gets no warning.
+    std::fs::write(w.dir.join("run.sh"), "( cat run.sh > /dev/null ) &\nwait\n").unwrap();
+    let o = w.tsem(&["run", "--learn", "-o", m, "--", "sh", "run.sh"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("outlived"), "{}", stderr(&o));
+}
