@@ -336,7 +336,7 @@ fn fifos_symlinks_and_sockets_at_random_names_learn_and_hold() {
     let text = serde_json::to_string(&t).unwrap();
     for prefix in ["fifo.", "link.", "sock."] {
         let random = text.match_indices(prefix).any(|(i, _)| {
-            let rest = text[i + prefix.len()..].as_bytes();
+            let rest = &text.as_bytes()[i + prefix.len()..];
             rest.len() >= 6 && rest[..6].iter().all(u8::is_ascii_alphanumeric)
         });
         assert!(!random, "a random {prefix}XXXXXX name: {text}");
