@@ -367,7 +367,7 @@ fn a_single_learning_run_that_leaves_created_files_says_to_learn_again() {
         line.starts_with("tsem: 1 file and 1 directory this run created are still there (")
             && line.contains(w.dir.join("summary.txt").to_str().unwrap())
             && line.contains(w.dir.join("out").to_str().unwrap())
-            && line.matches(", ").count() == 1
+            && line.matches(", /").count() == 1
             && line.contains("learn again (`tsem learn`"),
         "{line}"
     );
