@@ -410,6 +410,29 @@ mod tests {
         assert!(all[0].1.keep(true));
     }
 
+    /// Directories the run made and left are told (the next run finds them), not those beneath
+    /// them, nor those it removed.
+    #[test]
+    fn created_directories_left_behind_are_told() {
+        let t = track(&[
+            entry(EventType::InodeMkdir, "/w/out"),
+            entry(EventType::InodeMkdir, "/w/out/sub"),
+            entry(EventType::InodeMkdir, "/tmp/rnd"),
+            ev(
+                EventType::InodeRmdir,
+                Cell::InodeDirEntry {
+                    dir: Inode::default(),
+                    dentry: Dentry {
+                        inode: None,
+                        path: path("/tmp/rnd", None),
+                    },
+                },
+            ),
+        ]);
+        let dirs: alloc::vec::Vec<_> = t.created_dirs().collect();
+        assert_eq!(dirs, ["/w/out"]);
+    }
+
     /// An output's path is its bytes: one that is not UTF-8 is an output like any other, and
     /// one beneath a created directory whose name is not UTF-8 is left out like any other.
     #[test]
