@@ -148,6 +148,7 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
         let summary = work.join(format!("run{k}.summary.json"));
         let mut c = Command::new(&exe);
         c.arg("run")
+            .arg("--learn-loop")
             .args(["--rules", &rules.names()])
             .args([
                 "--digest",
@@ -171,6 +172,10 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             c.arg("--end-with-cmd");
         }
         c.arg("--").args(&a.cmd);
+        if a.json {
+            // Stdout is the curve's: the workload's own output goes to stderr.
+            c.stdout(std::io::stderr());
+        }
         let status = c.status().context("cannot start tsem run")?;
         let s: serde_json::Value = std::fs::read_to_string(&summary)
             .ok()
@@ -229,6 +234,10 @@ fn learn(a: &LearnArgs, rules: RuleSet, work: &Path) -> anyhow::Result<ExitCode>
             if r.new_points == 1 { "point" } else { "points" },
             r.total_points
         );
+        let outlived = s["sensor"]["outlived"].as_u64().unwrap_or(0);
+        if let Some(w) = crate::learning::outlived_warning(outlived) {
+            eprintln!("tsem: learn: run {k}: {w}");
+        }
         quiet_runs = if r.new_points == 0 { quiet_runs + 1 } else { 0 };
         curve.push(r);
         if a.until_converged > 0 && quiet_runs >= a.until_converged {

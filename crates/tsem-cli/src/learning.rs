@@ -260,6 +260,23 @@ impl Shaper {
     }
 }
 
+/// What to say of a learning run in which `n` processes outlived the process that started
+/// them, if any.
+pub fn outlived_warning(n: u64) -> Option<String> {
+    (n > 0).then(|| {
+        format!(
+            "{n} {} the process that started {} (detached background work, such as git's \
+             auto-maintenance): what {} does races the rest of the workload, so other runs may \
+             differ; learn from more runs (`tsem learn --until-converged 2`) or have the \
+             workload wait for {}",
+            plural(n, "process outlived", "processes outlived"),
+            plural(n, "it", "them"),
+            plural(n, "it", "each"),
+            plural(n, "it", "them")
+        )
+    })
+}
+
 fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
@@ -358,6 +375,50 @@ pub struct Learned {
     pub ns: Namespace,
     /// Notes of the pseudonyms (those of the extended model, then the new ones).
     pub notes: BTreeMap<Digest, String>,
+    /// Regular files the run created that are still there when it ends (pseudonyms now), then
+    /// directories it created that are still there (what lies beneath is named by the rules):
+    /// the next run finds them, and may do what this run never did with them (read, append,
+    /// skip a step that made them).
+    pub created_left: Vec<RawStr>,
+    /// How many of `created_left` are directories (the last ones).
+    pub dirs_left: usize,
+}
+
+impl Learned {
+    /// One line for a single learning run that left files it created behind, if it did.
+    pub fn next_run_warning(&self) -> Option<String> {
+        let n = self.created_left.len();
+        if n == 0 {
+            return None;
+        }
+        let (files, dirs) = ((n - self.dirs_left) as u64, self.dirs_left as u64);
+        let what = match (files, dirs) {
+            (0, d) => format!("{d} {}", plural(d, "directory", "directories")),
+            (f, 0) => format!("{f} {}", plural(f, "file", "files")),
+            (f, d) => format!(
+                "{f} {} and {d} {}",
+                plural(f, "file", "files"),
+                plural(d, "directory", "directories")
+            ),
+        };
+        let mut shown: Vec<String> = self
+            .created_left
+            .iter()
+            .take(3)
+            .map(ToString::to_string)
+            .collect();
+        if n > 3 {
+            shown.push(format!("and {} more", n - 3));
+        }
+        Some(format!(
+            "tsem: {what} this run created {} still there ({}): the next run will find {}, so it \
+             may do what this one did not; learn again (`tsem learn`, or `tsem run --learn --model \
+             M -o M` once more) before enforcing",
+            if n == 1 { "is" } else { "are" },
+            shown.join(", "),
+            if n == 1 { "it" } else { "them" },
+        ))
+    }
 }
 
 /// After a learning run: make every output of the run a pseudonym (unless `auto` is off) and
@@ -371,6 +432,7 @@ pub fn relearn(
     let e = |e: tsem_core::namespace::NamespaceError| anyhow::anyhow!("{e}");
     let mut fresh = Namespace::new(*ns.config()).map_err(e)?;
     let mut notes = BTreeMap::new();
+    let mut created_left = Vec::new();
     match base {
         Some(m) => {
             let mut m = m.clone();
@@ -396,14 +458,30 @@ pub fn relearn(
         if meta.as_ref().is_some_and(|m| !m.file_type().is_file()) || !o.keep(meta.is_some()) {
             continue;
         }
+        if o.created_here && meta.is_some() {
+            created_left.push(path.clone());
+        }
         let p = fresh.mapper().pseudonym(path);
         fresh.add_pseudonym(p).map_err(e)?;
         notes.entry(p).or_insert_with(|| note(path, &o));
     }
+    let mut dirs_left = 0;
+    for d in outputs.into_iter().flat_map(OutputTracker::created_dirs) {
+        let fs_path = std::path::Path::new(std::ffi::OsStr::from_bytes(d.as_bytes()));
+        if std::fs::symlink_metadata(fs_path).is_ok_and(|m| m.is_dir()) {
+            created_left.push(d.clone());
+            dirs_left += 1;
+        }
+    }
     for ev in ns.trajectory() {
         fresh.model(0, ev).map_err(e)?;
     }
-    Ok(Learned { ns: fresh, notes })
+    Ok(Learned {
+        ns: fresh,
+        notes,
+        created_left,
+        dirs_left,
+    })
 }
 
 /// `events` with the pseudonyms of `ns` applied (file digests of pseudonymous paths zeroed), so

@@ -84,6 +84,9 @@ pub struct RunArgs {
     /// Learning: do not make the files the workload writes into pseudonyms.
     #[arg(long)]
     pub no_auto_pseudonyms: bool,
+    /// Set by `tsem learn` for its runs: it learns again itself, so no advice to do so.
+    #[arg(long, hide = true)]
+    pub learn_loop: bool,
     /// Also model these hot events, as the kernel TSEM does, so models match kernel ones more
     /// closely (comma-separated: getattr, ioctl, fcntl, lock, socket, all). Each observed call costs a
     /// notification round trip.
@@ -469,6 +472,19 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let ns = relearned.as_ref().map_or(ran, |l| &l.ns);
+    if let Some(w) = relearned
+        .as_ref()
+        .filter(|_| !a.learn_loop)
+        .and_then(crate::learning::Learned::next_run_warning)
+    {
+        eprintln!("{w}");
+    }
+    if learning
+        && !a.learn_loop
+        && let Some(w) = crate::learning::outlived_warning(report.stats.outlived)
+    {
+        eprintln!("tsem: {w}");
+    }
     if let Some(p) = &a.output {
         // Learning: the relearned model's notes and the set learned (united with the extended
         // model's). Otherwise the loaded model's notes and backstop, which this run did not change.
@@ -535,6 +551,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "undecodable": s.undecodable,
             "tasks": s.tasks,
             "execs": s.execs,
+            "outlived": s.outlived,
         });
         v["landlock"] =
             crate::backstop::summary(&backstop, report.backstop.as_ref(), learned.as_ref());

@@ -176,6 +176,15 @@ pub struct MountMap {
     pub point: RawStr,
 }
 
+/// Who created an object: the owner its name carries, and the identity (TASK_ID and parent's
+/// TASK_ID, as renamed) of the task whose event created it, which its removal is named by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Creator {
+    owner: Digest,
+    task: Digest,
+    parent: Digest,
+}
+
 /// Applies a [`RuleSet`] to a stream of events. One per modeling namespace.
 #[derive(Debug, Clone, Default)]
 pub struct Namer {
@@ -187,8 +196,8 @@ pub struct Namer {
     /// would every task it starts.
     ids: BTreeMap<Digest, Digest>,
     /// Created objects by device and filesystem-relative raw path (bytes, as the kernel holds
-    /// them): the creator's TASK_ID.
-    created: BTreeMap<Dev, BTreeMap<RawStr, Digest>>,
+    /// them): who created each.
+    created: BTreeMap<Dev, BTreeMap<RawStr, Creator>>,
     /// Where each device's filesystem is mounted, learnt from a created object seen both as a
     /// dentry and as a file; absent means its root at `/` (the pathnames agree).
     mounts: BTreeMap<Dev, MountMap>,
@@ -267,6 +276,7 @@ impl Namer {
             return;
         }
         let task = ev.header.task_id;
+        let parent = ev.header.p_task_id;
         let ty = ev.header.event_type;
         match &mut ev.cell {
             Cell::File(f)
@@ -283,27 +293,39 @@ impl Namer {
             Cell::SockAddr {
                 addr: Some(SockAddr::Unix { address }),
                 ..
+            } if ty == EventType::SocketBind => self.bound(address, task),
+            Cell::SockAddr {
+                addr: Some(SockAddr::Unix { address }),
+                ..
             } => self.loose(address),
             Cell::InodeCreate { dentry, .. } | Cell::InodeMknod { dentry, .. } => {
-                self.record(dentry, task);
+                self.record(dentry, task, parent);
                 self.dentry(dentry);
             }
             Cell::InodeSymlink {
                 dentry, old_name, ..
             } => {
-                self.record(dentry, task);
+                self.record(dentry, task, parent);
                 self.dentry(dentry);
                 self.loose(old_name);
             }
             Cell::InodeLink(l) => {
                 self.dentry(&mut l.old_dentry);
-                self.record(&l.new_dentry, task);
+                self.record(&l.new_dentry, task, parent);
                 self.dentry(&mut l.new_dentry);
             }
             Cell::InodeDirEntry { dentry, .. } => {
                 let raw = (dentry.path.dev, dentry.path.pathname.clone());
                 self.dentry(dentry);
                 if matches!(ty, EventType::InodeUnlink | EventType::InodeRmdir) {
+                    // Removing what the namespace created is named as by its creator: which of
+                    // the workload's tasks gets there first (a detached helper cleaning up its
+                    // own lock, or the job's `rm -rf` of the whole tree) is a race, not a
+                    // difference in what the workload may do.
+                    if let Some(c) = self.creator(raw.0, &raw.1) {
+                        ev.header.task_id = c.task;
+                        ev.header.p_task_id = c.parent;
+                    }
                     self.forget(raw.0, &raw.1);
                 }
             }
@@ -450,9 +472,19 @@ impl Namer {
         })
     }
 
-    fn record(&mut self, d: &Dentry, task: Digest) {
+    /// Who created the object at the raw DENTRY path `path` on `dev`, if the namespace did.
+    fn creator(&self, dev: Dev, path: &[u8]) -> Option<Creator> {
+        self.created.get(&dev)?.get(path).copied()
+    }
+
+    fn record(&mut self, d: &Dentry, task: Digest, parent: Digest) {
         let task = self.ids.get(&task).copied().unwrap_or(task);
         let owner = d.path.created.map_or(task, |c| c.owner);
+        let creator = Creator {
+            owner,
+            task,
+            parent,
+        };
         // Kept only until the device's mount point is known.
         if let Some(c) = d.path.created
             && !self.mounts.contains_key(&d.path.dev)
@@ -469,7 +501,7 @@ impl Namer {
         self.created
             .entry(d.path.dev)
             .or_default()
-            .insert(d.path.pathname.clone(), owner);
+            .insert(d.path.pathname.clone(), creator);
     }
 
     /// Forget `path` and everything recorded beneath it (removed, or replaced by an object the
@@ -482,7 +514,7 @@ impl Namer {
 
     /// A rename moves the created marks of `old` and what lies beneath it to `new`.
     fn moved(&mut self, old: (Dev, RawStr), new: (Dev, RawStr)) {
-        let moving: Vec<(RawStr, Digest)> = self
+        let moving: Vec<(RawStr, Creator)> = self
             .created
             .get(&old.0)
             .map(|m| {
@@ -495,10 +527,10 @@ impl Namer {
         self.forget(old.0, &old.1);
         self.forget(new.0, &new.1);
         let m = self.created.entry(new.0).or_default();
-        for (k, owner) in moving {
+        for (k, c) in moving {
             let mut to = new.1.as_bytes().to_vec();
             to.extend_from_slice(&k[old.1.len()..]);
-            m.insert(to.into(), owner);
+            m.insert(to.into(), c);
         }
     }
 
@@ -519,6 +551,33 @@ impl Namer {
                 return;
             }
         }
+    }
+
+    /// The address a Unix socket is bound to: the bind creates its node (the inode_mknod that
+    /// follows socket_bind), so its last component is named by the binder like any created
+    /// object, and what precedes it like any loose pathname. A bind to a name that exists fails
+    /// (EADDRINUSE) and creates nothing, whatever it is named.
+    fn bound(&mut self, name: &mut RawStr, binder: Digest) {
+        let split = name.iter().rposition(|&b| b == b'/');
+        let last = split.map_or(&name[..], |i| &name[i + 1..]);
+        if last.is_empty() {
+            return;
+        }
+        let mut out: Vec<u8> = match split {
+            Some(0) => Vec::new(),
+            Some(i) => {
+                let mut parent: RawStr = name[..i].into();
+                self.loose(&mut parent);
+                parent.as_bytes().to_vec()
+            }
+            None => {
+                *name = created_token(binder).into();
+                return;
+            }
+        };
+        out.push(b'/');
+        out.extend_from_slice(created_token(binder).as_bytes());
+        *name = out.into();
     }
 
     fn path(&mut self, p: &mut PathRef, space: Space) {
@@ -606,7 +665,7 @@ impl Namer {
             out.push(b'/');
             let part = &full[start..end];
             let owner = created
-                .and_then(|m| m.get(&full[..end]).copied())
+                .and_then(|m| m.get(&full[..end]).map(|c| c.owner))
                 .or(if end == full.len() { own } else { None });
             match owner {
                 Some(o) if !part.is_empty() => {
@@ -620,6 +679,13 @@ impl Namer {
         }
         (changed && out != path).then(|| out.into())
     }
+}
+
+/// The component that names an object `owner` created: `%created:` and the owner in hex.
+fn created_token(owner: Digest) -> String {
+    let mut t = String::from(CREATED_TOKEN);
+    t.push_str(&owner.to_hex());
+    t
 }
 
 /// The creator of an object named (already canonically) `pathname`, when the rules know it was

@@ -7,7 +7,7 @@
 //! them by their creator and their contents are the zero digest. What the tracker cannot see —
 //! whether a path still exists when the run ends — the caller decides (see [`Output::keep`]).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -99,6 +99,9 @@ pub struct OutputTracker {
     paths: BTreeMap<RawStr, Output>,
     /// Absolute pathnames executed, mapped executable.
     execs: BTreeMap<RawStr, (bool, bool)>,
+    /// Directories the run created (outside other created directories) and did not remove:
+    /// not outputs (what lies beneath is named by the rules), but the next run finds them.
+    dirs: BTreeSet<RawStr>,
     /// Directory entries on devices whose mount the namer has not learnt yet, in order: their
     /// DENTRY paths become absolute only once it is known (a bind-mounted root, a tmpfs), and
     /// are placed then, or at the end as they are.
@@ -114,6 +117,10 @@ enum Entry {
     Made(Why, bool),
     /// Unlinked or renamed away.
     Gone,
+    /// A directory made here.
+    Dir,
+    /// A directory removed or renamed away.
+    DirGone,
 }
 
 impl OutputTracker {
@@ -156,11 +163,16 @@ impl OutputTracker {
                 self.dentry(namer, dentry, Why::TRUNCATED, false);
             }
             Cell::InodeRename(r) => {
+                self.entry(namer, &r.old_dentry, Entry::DirGone);
                 self.gone(namer, &r.old_dentry);
                 self.dentry(namer, &r.new_dentry, Why::RENAMED_INTO, false);
             }
             Cell::InodeDirEntry { dentry, .. } if ty == EventType::InodeUnlink => {
                 self.gone(namer, dentry);
+            }
+            Cell::InodeCreate { dentry, .. } => self.entry(namer, dentry, Entry::Dir),
+            Cell::InodeDirEntry { dentry, .. } if ty == EventType::InodeRmdir => {
+                self.entry(namer, dentry, Entry::DirGone);
             }
             _ => {}
         }
@@ -202,6 +214,12 @@ impl OutputTracker {
                     o.removed_preexisting = true;
                 }
             }
+            Entry::Dir => {
+                self.dirs.insert(abs.into());
+            }
+            Entry::DirGone => {
+                self.dirs.remove(abs);
+            }
         }
     }
 
@@ -232,6 +250,12 @@ impl OutputTracker {
         let o = self.paths.entry(path.into()).or_default();
         o.why |= why;
         o
+    }
+
+    /// The directories the run created outside other created directories and did not remove
+    /// (as far as it saw: a directory renamed into a created one is kept), in byte order.
+    pub fn created_dirs(&self) -> impl Iterator<Item = &RawStr> + '_ {
+        self.dirs.iter()
     }
 
     /// Every output path (its exact bytes), in byte order, with what was done to it (execution
@@ -384,6 +408,29 @@ mod tests {
         assert_eq!(all.len(), 1, "{all:?}");
         assert!(!all[0].1.keep(false), "created and removed within the run");
         assert!(all[0].1.keep(true));
+    }
+
+    /// Directories the run made and left are told (the next run finds them), not those beneath
+    /// them, nor those it removed.
+    #[test]
+    fn created_directories_left_behind_are_told() {
+        let t = track(&[
+            entry(EventType::InodeMkdir, "/w/out"),
+            entry(EventType::InodeMkdir, "/w/out/sub"),
+            entry(EventType::InodeMkdir, "/tmp/rnd"),
+            ev(
+                EventType::InodeRmdir,
+                Cell::InodeDirEntry {
+                    dir: Inode::default(),
+                    dentry: Dentry {
+                        inode: None,
+                        path: path("/tmp/rnd", None),
+                    },
+                },
+            ),
+        ]);
+        let dirs: alloc::vec::Vec<_> = t.created_dirs().collect();
+        assert_eq!(dirs, ["/w/out"]);
     }
 
     /// An output's path is its bytes: one that is not UTF-8 is an output like any other, and

@@ -189,6 +189,9 @@ pub struct Stats {
     pub tasks: u64,
     /// Exec stops.
     pub execs: u64,
+    /// Processes that outlived the one that started them (detached background work), as far
+    /// as the run followed them.
+    pub outlived: u64,
 }
 
 /// The counters of several incarnations of a workload (a restarted one), added up.
@@ -211,6 +214,7 @@ impl std::ops::Add for Stats {
             undecodable: self.undecodable + o.undecodable,
             tasks: self.tasks + o.tasks,
             execs: self.execs + o.execs,
+            outlived: self.outlived + o.outlived,
         }
     }
 }
@@ -240,6 +244,7 @@ impl Counters {
             undecodable: g(&self.undecodable),
             tasks: 0,
             execs: 0,
+            outlived: 0,
         }
     }
 }

@@ -497,6 +497,7 @@ pub(crate) fn finish<H: EventHandler>(
     let tree = shared.tree.into_inner().unwrap_or_else(|e| e.into_inner());
     stats.tasks = tree.tasks_seen;
     stats.execs = tree.execs;
+    stats.outlived = tree.outlived;
     let listener_error = lock(listener_error).take();
     Ok(Report {
         exit,
@@ -635,7 +636,7 @@ pub(crate) fn trace_loop<H: EventHandler>(
     }
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-            lock(&shared.tree).exit(tid);
+            lock(&shared.tree).exit_counting_orphans(tid);
             lock(&shared.handler).on_exit(tid);
             if tid == root {
                 exit = if libc::WIFEXITED(status) {

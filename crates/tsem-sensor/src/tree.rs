@@ -84,6 +84,9 @@ pub struct Tree {
     pub tasks_seen: u64,
     /// Exec stops seen.
     pub execs: u64,
+    /// Processes that outlived the one that started them (detached background work, daemons,
+    /// jobs left running), counted as they end.
+    pub outlived: u64,
 }
 
 impl Tree {
@@ -167,7 +170,17 @@ impl Tree {
         self.tasks.get_mut(&tid)
     }
 
-    /// The task `tid` exited.
+    /// [`Self::exit`], counting a process that ends after the task that started it in
+    /// `outlived`.
+    pub fn exit_counting_orphans(&mut self, tid: i32) -> Option<Task> {
+        let t = self.exit(tid)?;
+        if t.tgid == tid && t.creator != 0 && !self.tasks.contains_key(&t.creator) {
+            self.outlived += 1;
+        }
+        Some(t)
+    }
+
+    /// Forget `tid` (it ended).
     pub fn exit(&mut self, tid: i32) -> Option<Task> {
         self.approved.remove(&tid);
         self.tasks.remove(&tid)

@@ -498,3 +498,127 @@ fn without_the_rule_prctl_coefficients_are_tsems() {
     n.apply(&mut same);
     assert_eq!(same.cell, e.cell);
 }
+
+/// Whichever task removes a created object (its creator cleaning up, or another task's
+/// `rm -rf` of the tree first), the removal is one point: named as by its creator. Removing
+/// something the namespace did not create keeps its remover.
+#[test]
+fn the_removal_of_a_created_object_is_named_as_by_its_creator() {
+    let (maker, other) = (owner(8), owner(9));
+    let unlink = |path: &str, by: Digest| {
+        let mut e = ev(
+            EventType::InodeUnlink,
+            by,
+            Cell::InodeDirEntry {
+                dir: Inode::default(),
+                dentry: dentry(path, None),
+            },
+        );
+        e.header.p_task_id = owner(10);
+        e
+    };
+    let mut create = ev(
+        EventType::InodeCreate,
+        maker,
+        Cell::InodeCreate {
+            dir: Inode::default(),
+            dentry: dentry(
+                "/w/tmp.r/lock",
+                Some(Created {
+                    owner: maker,
+                    instance: 1,
+                }),
+            ),
+            mode: 0o600,
+        },
+    );
+    create.header.p_task_id = owner(11);
+    let by = |remover: Digest| {
+        run(&[
+            mkdir("/w/tmp.r", maker, 1),
+            create.clone(),
+            unlink("/w/tmp.r/lock", remover),
+        ])
+    };
+    let (own, raced) = (by(maker), by(other));
+    assert_eq!(own[2].header.task_id, maker);
+    assert_eq!(raced[2].header.task_id, maker);
+    assert_eq!(raced[2].header.p_task_id, owner(11));
+    assert_eq!(own[2], raced[2]);
+    // Applied to its own output it changes nothing.
+    assert_eq!(run(&raced), raced);
+    // Not created by the namespace: the remover stays.
+    let kept = run(&[unlink("/w/fixture", other)]);
+    assert_eq!(kept[0].header.task_id, other);
+    assert_eq!(kept[0].header.p_task_id, owner(10));
+}
+
+/// A bind to a Unix socket path creates the node that the next inode_mknod describes: the
+/// address's last component is named by the binder, its directory like any other path, so a
+/// socket at a random name in an existing directory or in a created one is one point; connects
+/// to it after the node exists name it the same way.
+#[test]
+fn a_unix_socket_bound_at_a_random_name_is_named_by_its_binder() {
+    use crate::event::Sock;
+    let o = owner(12);
+    let tok = alloc::format!("{CREATED_TOKEN}{}", o.to_hex());
+    let sock = |ty: EventType, path: &str| {
+        ev(
+            ty,
+            o,
+            Cell::SockAddr {
+                sock: Sock {
+                    family: 1,
+                    sock_type: 1,
+                    protocol: 0,
+                    owner: o,
+                },
+                addr: Some(SockAddr::Unix {
+                    address: path.into(),
+                }),
+            },
+        )
+    };
+    let mknod = |path: &str| {
+        ev(
+            EventType::InodeMknod,
+            o,
+            Cell::InodeMknod {
+                dir: Inode::default(),
+                dentry: dentry(path, None),
+                mode: 0o140755,
+                dev: (0, 0),
+            },
+        )
+    };
+    let addr = |e: &Event| match &e.cell {
+        Cell::SockAddr {
+            addr: Some(SockAddr::Unix { address }),
+            ..
+        } => address.clone(),
+        _ => panic!(),
+    };
+    let at = |dir: &str, name: &str| {
+        let p = alloc::format!("{dir}/{name}");
+        run(&[
+            mkdir("/tmp/tmp.rnd", o, 1),
+            sock(EventType::SocketBind, &p),
+            mknod(&p),
+            sock(EventType::SocketConnect, &p),
+        ])
+    };
+    let (a, b) = (at("/w", "s.Ab12Cd"), at("/w", "s.ZZ99zz"));
+    assert_eq!(a, b);
+    assert_eq!(addr(&a[1]), alloc::format!("/w/{tok}"));
+    assert_eq!(addr(&a[3]), alloc::format!("/w/{tok}"));
+    let c = at("/tmp/tmp.rnd", "x.sock");
+    assert_eq!(addr(&c[1]), alloc::format!("/tmp/{tok}/{tok}"));
+    assert_eq!(addr(&c[3]), addr(&c[1]));
+    assert_eq!(run(&c), c);
+    // A relative address keeps its directory part and names its last component.
+    let r = run(&[sock(EventType::SocketBind, "./s.q1")]);
+    assert_eq!(addr(&r[0]), alloc::format!("./{tok}"));
+    // A connect to a socket the run did not bind keeps its name.
+    let k = run(&[sock(EventType::SocketConnect, "/run/dbus/socket")]);
+    assert_eq!(addr(&k[0]), "/run/dbus/socket");
+}

@@ -518,6 +518,56 @@ impl<H: EventHandler> Notifier<H> {
         sys::notif_addfd(self.fd.as_fd(), call.n.id, fd.as_fd(), cloexec).ok()
     }
 
+    /// A bind of a Unix socket to a path (absolute or relative), after its socket_bind was
+    /// allowed. The kernel creates the socket's node with `vfs_mknod(S_IFSOCK)`, so TSEM sees an
+    /// inode_mknod of the new entry (mode `S_IFSOCK | 0777 & ~umask`, device 0) before the node
+    /// exists; described here from the parent directory the path names now, so the naming rules
+    /// and the outputs tracker know the socket as a created object, as they know a FIFO.
+    /// An existing entry fails with EADDRINUSE and a missing parent with the walk's error,
+    /// before any inode_mknod, as in the kernel.
+    pub(super) fn unix_bind(
+        &mut self,
+        call: &mut Call,
+        sock: OwnedFd,
+        addr: Vec<u8>,
+    ) -> Result<Reply, Fail> {
+        let path = &addr[2..];
+        let path = &path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())];
+        let par = self.parent(call, libc::AT_FDCWD as i64, path)?;
+        if !self.valid(call) {
+            return Ok(Reply::Gone);
+        }
+        if par.entry.is_some() {
+            return Err(Fail::Errno(libc::EADDRINUSE));
+        }
+        let umask = self.umask(call);
+        let dir = self.desc.inode(par.fd.as_fd(), &par.st, &par.abs);
+        let dentry = self
+            .desc
+            .dentry(par.fd.as_fd(), &par.st, &par.abs, None, None);
+        let cell = Cell::InodeMknod {
+            dir,
+            dentry,
+            mode: libc::S_IFSOCK | (0o777 & !umask),
+            dev: (0, 0),
+        };
+        if let Some(r) = self.decide(call, EventType::InodeMknod, cell, true) {
+            return Ok(r);
+        }
+        if path.first() != Some(&b'/') {
+            return self.unix_relative(call, sock, addr, true);
+        }
+        // The node gets the mode 0777 & ~umask of the binder: apply the caller's umask to this
+        // thread (whose fs_struct is private) meanwhile.
+        sys::set_umask(umask);
+        let r = sys::sock_addr_call(sock.as_fd(), &addr, true);
+        sys::set_umask(0);
+        Ok(match r {
+            Ok(()) => Reply::Value(0),
+            Err(e) => Reply::Error(e),
+        })
+    }
+
     /// A connect, bind or send to a relative Unix socket path, performed from the caller's
     /// working directory as it is now.
     pub(super) fn unix_relative(

@@ -107,6 +107,10 @@ impl<H: EventHandler> Notifier<H> {
         if let Some(r) = self.decide(call, ty, Cell::SockAddr { sock, addr: parsed }, emulate) {
             return Ok(r);
         }
+        if bind && family == libc::AF_UNIX as u32 && addr.len() > 2 && addr[2] != 0 {
+            // The node it creates is an event of its own (notify/net.rs).
+            return self.unix_bind(call, f, addr);
+        }
         if relative_unix {
             return self.unix_relative(call, f, addr, bind);
         }
