@@ -195,7 +195,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
-    fn same_pidns(&self, call: &Call) -> bool {
+    pub(super) fn same_pidns(&self, call: &Call) -> bool {
         let theirs = self.task.identity(call.tid, Ident::PidNs);
         theirs.is_some() && theirs == stat_of("/proc/self/ns/pid")
     }

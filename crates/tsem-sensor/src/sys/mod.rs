@@ -13,6 +13,7 @@ pub mod acts;
 mod creds;
 mod fs;
 mod notif;
+mod perform;
 #[cfg(target_arch = "x86_64")]
 pub mod regs;
 mod sock;
@@ -22,6 +23,7 @@ mod task;
 pub use creds::*;
 pub use fs::*;
 pub use notif::*;
+pub use perform::*;
 pub use sock::*;
 pub use spawn::*;
 pub use task::*;
