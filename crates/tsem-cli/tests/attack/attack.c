@@ -185,6 +185,62 @@ int main(int argc, char **argv) {
         if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, 0, 0) == 0) say("LEAK:pidsig\n");
         return 0;
     }
+    /* A /proc/<pid> directory taken as a pidfd (the kernel accepts one). */
+    if (!strcmp(m, "procsig") && argc == 3) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d", target(argv[2]));
+        int dfd = open(p, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0) {
+            sayf("open pid dir: errno %ld\n", errno);
+            return 0;
+        }
+        if (syscall(SYS_pidfd_send_signal, dfd, SIGKILL, 0, 0) == 0) say("LEAK:procsig\n");
+        else sayf("pidfd_send_signal: errno %ld\n", errno);
+        return 0;
+    }
+    /* A parent stealing what its child holds: the child reads a secret into memory and keeps
+     * the descriptor; the parent takes the descriptor (pidfd_getfd) and reads the memory
+     * (process_vm_readv). "learn" runs the child alone. */
+    if (!strcmp(m, "steal") && argc == 4) {
+        static char buf[64];
+        int up[2], down[2];
+        if (pipe(up) || pipe(down)) return 2;
+        pid_t c = fork();
+        if (c == 0) {
+            int fd = open(argv[2], O_RDONLY);
+            if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0) _exit(4);
+            if (write(up[1], &fd, sizeof fd) != sizeof fd) _exit(5);
+            char x;
+            if (read(down[0], &x, 1) < 0) _exit(6);
+            _exit(0);
+        }
+        int fd = -1;
+        if (read(up[0], &fd, sizeof fd) != sizeof fd) return 2;
+        if (!strcmp(argv[3], "attack")) {
+            char got[64] = {0};
+            int pfd = syscall(SYS_pidfd_open, c, 0);
+            int s = pfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pfd, fd, 0);
+            if (s >= 0 && pread(s, got, sizeof got - 1, 0) > 0) {
+                say("LEAK:getfd ");
+                say(got);
+            } else {
+                sayf("pidfd_getfd: errno %ld\n", errno);
+            }
+            memset(got, 0, sizeof got);
+            struct iovec l = {got, sizeof got - 1}, r = {buf, sizeof got - 1};
+            if (syscall(SYS_process_vm_readv, c, &l, 1, &r, 1, 0) > 0) {
+                say("LEAK:vm ");
+                say(got);
+            } else {
+                sayf("process_vm_readv: errno %ld\n", errno);
+            }
+        }
+        if (write(down[1], "x", 1) != 1) return 2;
+        int st;
+        waitpid(c, &st, 0);
+        sayf("child status %ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 0;
+    }
     if (!strcmp(m, "untraced") && argc == 3) {
         struct clone_args ca;
         memset(&ca, 0, sizeof ca);
