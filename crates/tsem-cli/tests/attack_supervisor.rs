@@ -560,3 +560,49 @@ fn the_digest_store_is_out_of_reach_after_a_credential_change() {
     let text = std::fs::read_to_string(&store).unwrap();
     assert!(!text.contains(&forged_digest), "a forged entry was stored");
 }
+
+/// utimes on a path a second thread flips between a file the model lets the workload touch
+/// and one it does not: the supervisor performs the call on the object it described, so the
+/// other file's times never change, and a flip it read is denied.
+#[test]
+fn a_flipping_utimes_path_never_touches_the_other_file() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new("flip");
+    for f in ["public", "secret"] {
+        std::fs::write(lab.dir.join(f), "").unwrap();
+    }
+    let model = lab.dir.join("flip.model");
+    let cmd = |mode| ["./attack", "flip_utimes", "public", "secret", mode];
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &cmd("learn"),
+        "learn-flip",
+    );
+    assert!(r.stdout.contains("utimes: 0"), "{} {}", r.stdout, r.stderr);
+    let before = std::fs::metadata(lab.dir.join("secret")).unwrap().mtime();
+    // Each flip it reads is denied and the task keeps running (no taint), so that every one
+    // of the calls races.
+    let r = lab.tsem(
+        &[
+            "--enforce",
+            "--on-forensic",
+            "deny",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        &cmd("attack"),
+        "flip",
+    );
+    assert!(
+        !r.stdout.contains("refused 0\n"),
+        "no flip was seen: {} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("refused "), "{} {}", r.stdout, r.stderr);
+    let after = std::fs::metadata(lab.dir.join("secret")).unwrap().mtime();
+    assert_eq!(before, after, "the other file's times were set");
+    assert_ne!(after, 1_000_000_000);
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}

@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +33,21 @@ static void sayf(const char *fmt, long v) {
     char b[128];
     snprintf(b, sizeof b, fmt, v);
     say(b);
+}
+
+/* A path buffer another thread flips between two names of the same length, eight bytes at
+ * a time (one store), so every read sees one whole name. */
+static volatile uint64_t flip_word;
+static volatile int flip_stop;
+static uint64_t flip_names[2];
+
+static void *flipper(void *unused) {
+    (void)unused;
+    while (!flip_stop) {
+        flip_word = flip_names[1];
+        flip_word = flip_names[0];
+    }
+    return 0;
 }
 
 static int target(const char *arg) {
@@ -183,6 +199,32 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, 0, 0) == 0) say("LEAK:pidsig\n");
+        return 0;
+    }
+    /* utimes on a path another thread flips between a name the model allows and one it does
+     * not (both of at most 7 bytes), 20000 times. The raw utimes(2): glibc's utimes is
+     * utimensat. */
+    if (!strcmp(m, "flip_utimes") && argc == 5) {
+        struct timeval tv[2] = {{1000000000, 0}, {1000000000, 0}};
+        if (strlen(argv[2]) > 7 || strlen(argv[3]) > 7) return 2;
+        memcpy(&flip_names[0], argv[2], strlen(argv[2]));
+        memcpy(&flip_names[1], argv[3], strlen(argv[3]));
+        flip_word = flip_names[0];
+        if (!strcmp(argv[4], "learn")) {
+            sayf("utimes: %ld\n", syscall(SYS_utimes, (const char *)&flip_word, tv));
+            return 0;
+        }
+        pthread_t t;
+        pthread_create(&t, 0, flipper, 0);
+        long refused = 0, done = 0;
+        for (long i = 0; i < 20000; i++) {
+            if (syscall(SYS_utimes, (const char *)&flip_word, tv) == 0) done++;
+            else if (errno == EPERM) refused++;
+        }
+        flip_stop = 1;
+        pthread_join(t, 0);
+        sayf("refused %ld\n", refused);
+        sayf("done %ld\n", done);
         return 0;
     }
     /* A /proc/<pid> directory taken as a pidfd (the kernel accepts one). */
