@@ -504,8 +504,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         // cannot perform with the caller's own credentials or on its own copy of their
         // arguments (learning and sealing continue those: not counted there).
         let unfaithful = if a.enforce { s.unfaithful } else { 0 };
-        v["denied"] =
-            json!(ran.denied() + s.refused + s.protected + s.exec_mismatch + unfaithful);
+        v["denied"] = json!(ran.denied() + s.refused + s.protected + s.exec_mismatch + unfaithful);
         v["exit_status"] = json!(report.exit.code());
         v["on_forensic"] = json!(ran.policy().name());
         v["restarts"] = json!(restarts);

@@ -268,13 +268,23 @@ fn a_parent_cannot_steal_what_its_child_holds() {
         &["./attack", "steal", "secret.txt", "learn"],
         "learn-steal",
     );
-    assert!(r.stdout.contains("child status 0"), "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("child status 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
     let r = lab.tsem(
         &["--enforce", "--model", model.to_str().unwrap()],
         &["./attack", "steal", "secret.txt", "attack"],
         "steal",
     );
-    assert!(r.stdout.contains("child status 0"), "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("child status 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         !r.stdout.contains("SECRET-CHILD-HELD") && !r.stdout.contains("LEAK"),
         "the child's secret was stolen: {}",
@@ -381,7 +391,12 @@ fn a_swapped_elf_interpreter_never_runs_undescribed() {
         &cmd,
         "interp",
     );
-    assert!(r.stdout.contains("mount: errno 1"), "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("mount: errno 1"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         !r.stdout.contains("INTERP-RAN"),
         "the swapped interpreter ran: {}",

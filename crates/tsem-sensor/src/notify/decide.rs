@@ -177,9 +177,7 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<Reply, Fail> {
         let (v, allowed) = self.ask_token(call, ty, cell);
         Ok(match allowed {
-            Some(a) if call.req.reads_memory() => {
-                self.unfaithful_reply(Continuation::Allowed(a))
-            }
+            Some(a) if call.req.reads_memory() => self.unfaithful_reply(Continuation::Allowed(a)),
             Some(a) => Reply::Continue(Continuation::Allowed(a)),
             None => Reply::Error(v.errno),
         })

@@ -58,11 +58,21 @@ pub(super) enum SockQuery {
 /// What an xattr call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum XattrOp {
-    Set { value: u64, size: usize, flags: u32 },
+    Set {
+        value: u64,
+        size: usize,
+        flags: u32,
+    },
     /// Into the caller's buffer `value` of `size` bytes.
-    Get { value: u64, size: usize },
+    Get {
+        value: u64,
+        size: usize,
+    },
     /// Into the caller's buffer `list` of `size` bytes (the name register holds `list`).
-    List { list: u64, size: usize },
+    List {
+        list: u64,
+        size: usize,
+    },
     Remove,
 }
 

@@ -153,7 +153,9 @@ impl<H: EventHandler> Notifier<H> {
         let inner = self.desc.path(p, st, &abs, None).pathname;
         let bytes = inner.as_bytes();
         let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
-        let mut comps = bytes[start..].split(|&b| b == b'/').filter(|c| !c.is_empty());
+        let mut comps = bytes[start..]
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty());
         let first = comps.next()?;
         let pid = std::str::from_utf8(first).ok()?.parse::<i32>().ok()?;
         Some((pid, comps.next().is_none() && is(st, libc::S_IFDIR)))

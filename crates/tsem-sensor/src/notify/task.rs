@@ -319,7 +319,11 @@ impl<H: EventHandler> Notifier<H> {
             Err(e) => return Ok(Reply::Error(e)),
         };
         // _LINUX_CAPABILITY_VERSION_1 has one 32-bit record, the later versions two.
-        let words = if hdr[..4] == 0x1998_0330u32.to_le_bytes() { 12 } else { 24 };
+        let words = if hdr[..4] == 0x1998_0330u32.to_le_bytes() {
+            12
+        } else {
+            24
+        };
         self.write_all(call, data, &d[..words])?;
         Ok(Reply::Value(0))
     }

@@ -570,7 +570,10 @@ fn a_memory_event_the_supervisor_cannot_perform_is_never_continued_when_enforcin
                 "an enforced mount reached the kernel"
             );
         } else {
-            assert!(matches!(reply, Reply::Continue(_)), "learning refused a mount");
+            assert!(
+                matches!(reply, Reply::Continue(_)),
+                "learning refused a mount"
+            );
         }
     }
 }

@@ -33,14 +33,19 @@ pub fn set_xattr(on: XattrOn<'_>, name: &CStr, value: &[u8], flags: i32) -> OpRe
     match on {
         // SAFETY: `name` is NUL-terminated, `value` is readable for its length; the descriptor
         // is borrowed for the call.
-        XattrOn::File(fd) => op(unsafe {
-            libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, value.len(), flags)
-        } as libc::c_long),
+        XattrOn::File(fd) => {
+            op(
+                unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, value.len(), flags) }
+                    as libc::c_long,
+            )
+        }
         XattrOn::Pinned(fd) => {
             let p = proc_link(fd);
             // SAFETY: as above; `p` is NUL-terminated.
-            op(unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), ptr, value.len(), flags) }
-                as libc::c_long)
+            op(
+                unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), ptr, value.len(), flags) }
+                    as libc::c_long,
+            )
         }
     }
 }
@@ -48,8 +53,8 @@ pub fn set_xattr(on: XattrOn<'_>, name: &CStr, value: &[u8], flags: i32) -> OpRe
 /// `removexattr(on, name)`.
 pub fn remove_xattr(on: XattrOn<'_>, name: &CStr) -> OpResult {
     match on {
-        // SAFETY: `name` is NUL-terminated; the descriptor is borrowed for the call.
         XattrOn::File(fd) => {
+            // SAFETY: `name` is NUL-terminated; the descriptor is borrowed for the call.
             op(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) } as libc::c_long)
         }
         XattrOn::Pinned(fd) => {
@@ -72,14 +77,19 @@ pub fn get_xattr(on: XattrOn<'_>, name: &CStr, size: usize) -> Result<(i64, Vec<
     let n = match on {
         // SAFETY: `buf` is writable for its length (or null with length 0, the size query);
         // `name` is NUL-terminated.
-        XattrOn::File(fd) => op(unsafe {
-            libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, buf.len())
-        } as libc::c_long)?,
+        XattrOn::File(fd) => {
+            op(
+                unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, buf.len()) }
+                    as libc::c_long,
+            )?
+        }
         XattrOn::Pinned(fd) => {
             let p = proc_link(fd);
             // SAFETY: as above; `p` is NUL-terminated.
-            op(unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), ptr, buf.len()) }
-                as libc::c_long)?
+            op(
+                unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), ptr, buf.len()) }
+                    as libc::c_long,
+            )?
         }
     };
     sized(buf, n)
@@ -94,8 +104,8 @@ pub fn list_xattr(on: XattrOn<'_>, size: usize) -> Result<(i64, Vec<u8>), i32> {
         buf.as_mut_ptr().cast::<libc::c_char>()
     };
     let n = match on {
-        // SAFETY: `buf` is writable for its length, or null with length 0.
         XattrOn::File(fd) => {
+            // SAFETY: `buf` is writable for its length, or null with length 0.
             op(unsafe { libc::flistxattr(fd.as_raw_fd(), ptr, buf.len()) } as libc::c_long)?
         }
         XattrOn::Pinned(fd) => {
