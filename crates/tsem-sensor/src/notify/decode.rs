@@ -291,6 +291,9 @@ pub(super) enum Request {
     InitModule,
     FinitModule {
         fd: i32,
+        /// The module parameters string.
+        params: u64,
+        flags: u32,
     },
     Bpf {
         cmd: u32,
@@ -812,7 +815,11 @@ pub(super) fn decode(sys: Sysno, a: &[u64; 6]) -> Request {
             b: PathArg::at(a[2], a[3]),
         },
         InitModule => R::InitModule,
-        FinitModule => R::FinitModule { fd: fd(0) },
+        FinitModule => R::FinitModule {
+            fd: fd(0),
+            params: a[1],
+            flags: uint(2),
+        },
         Bpf => R::Bpf {
             cmd: uint(0),
             size: uint(2),

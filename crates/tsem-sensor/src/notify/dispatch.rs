@@ -105,7 +105,7 @@ impl<H: EventHandler> Notifier<H> {
                 EventType::KernelLoadData,
                 Cell::KernelLoadData { id: 2, contents: 1 },
             ),
-            R::FinitModule { fd } => self.sys_finit_module(call, fd),
+            R::FinitModule { fd, params, flags } => self.sys_finit_module(call, fd, params, flags),
             R::Bpf { cmd, size } => self.sys_bpf(call, cmd, size),
             R::AddKey => self.sys_add_key(call),
             R::Refused => Ok(self.refuse()),

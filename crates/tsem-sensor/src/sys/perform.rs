@@ -30,24 +30,20 @@ fn proc_link(fd: BorrowedFd<'_>) -> std::ffi::CString {
 /// `setxattr(on, name, value, flags)`.
 pub fn set_xattr(on: XattrOn<'_>, name: &CStr, value: &[u8], flags: i32) -> OpResult {
     let ptr = value.as_ptr().cast::<libc::c_void>();
-    match on {
-        // SAFETY: `name` is NUL-terminated, `value` is readable for its length; the descriptor
-        // is borrowed for the call.
+    let len = value.len();
+    let r = match on {
         XattrOn::File(fd) => {
-            op(
-                unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, value.len(), flags) }
-                    as libc::c_long,
-            )
+            // SAFETY: `name` is NUL-terminated, `value` is readable for `len` bytes; the
+            // descriptor is borrowed for the call.
+            unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, len, flags) }
         }
         XattrOn::Pinned(fd) => {
             let p = proc_link(fd);
             // SAFETY: as above; `p` is NUL-terminated.
-            op(
-                unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), ptr, value.len(), flags) }
-                    as libc::c_long,
-            )
+            unsafe { libc::setxattr(p.as_ptr(), name.as_ptr(), ptr, len, flags) }
         }
-    }
+    };
+    op(r as libc::c_long)
 }
 
 /// `removexattr(on, name)`.
@@ -74,24 +70,20 @@ pub fn get_xattr(on: XattrOn<'_>, name: &CStr, size: usize) -> Result<(i64, Vec<
     } else {
         buf.as_mut_ptr().cast::<libc::c_void>()
     };
-    let n = match on {
-        // SAFETY: `buf` is writable for its length (or null with length 0, the size query);
-        // `name` is NUL-terminated.
+    let len = buf.len();
+    let r = match on {
         XattrOn::File(fd) => {
-            op(
-                unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, buf.len()) }
-                    as libc::c_long,
-            )?
+            // SAFETY: `buf` is writable for `len` bytes (or null with length 0, the size
+            // query); `name` is NUL-terminated.
+            unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), ptr, len) }
         }
         XattrOn::Pinned(fd) => {
             let p = proc_link(fd);
             // SAFETY: as above; `p` is NUL-terminated.
-            op(
-                unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), ptr, buf.len()) }
-                    as libc::c_long,
-            )?
+            unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), ptr, len) }
         }
     };
+    let n = op(r as libc::c_long)?;
     sized(buf, n)
 }
 
@@ -168,4 +160,17 @@ pub fn capget_of(hdr: [u8; 8]) -> ([u8; 8], Result<[u8; 24], i32>) {
         )
     });
     (h, r.map(|_| d))
+}
+
+/// `finit_module(fd, params, flags)`.
+pub fn finit_module(fd: BorrowedFd<'_>, params: &CStr, flags: u32) -> OpResult {
+    // SAFETY: `params` is NUL-terminated; the descriptor is borrowed for the call.
+    op(unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            fd.as_raw_fd(),
+            params.as_ptr(),
+            flags,
+        )
+    })
 }
