@@ -174,3 +174,11 @@ pub fn finit_module(fd: BorrowedFd<'_>, params: &CStr, flags: u32) -> OpResult {
         )
     })
 }
+
+/// `listen(fd, backlog)` on a socket (the caller's, duplicated: the same socket).
+pub fn listen(fd: BorrowedFd<'_>, backlog: u32) -> OpResult {
+    // The kernel takes the backlog as an int and clamps it to somaxconn.
+    let backlog = backlog as i32;
+    // SAFETY: integer arguments; the descriptor is borrowed for the call.
+    op(unsafe { libc::listen(fd.as_raw_fd(), backlog) } as libc::c_long)
+}
