@@ -345,7 +345,6 @@ impl Request {
             | R::Recvmsg { .. }
             | R::Setrlimit { .. }
             | R::Capget { .. }
-            | R::Capset { .. }
             | R::Create { .. }
             | R::Unlink { .. }
             | R::Rename { .. }
@@ -365,6 +364,12 @@ impl Request {
                 *cmd,
                 libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW
             ),
+            // The capabilities a capset applies are what every later event of the task carries
+            // (its COE is read afresh after the call, `Sysno::invalidates_status`), whatever its
+            // buffer held when the kernel read it again: the model decides on the result from
+            // the next event on. No task can set another's capabilities, so refusing it would
+            // refuse every privilege drop (setpriv, su, libcap) under enforcement.
+            R::Capset { .. } => false,
             // Their events are registers and descriptors only (what the kernel then reads from
             // memory, a module image, bpf attributes, a key payload, iovecs, siginfo, is not
             // part of the event).
@@ -933,7 +938,6 @@ mod tests {
             Sysno::Setxattr,
             Sysno::Fsetxattr,
             Sysno::Setrlimit,
-            Sysno::Capset,
             Sysno::Capget,
         ] {
             assert!(marked(s, [1, 2, 3, 4, 5, 6]), "{s:?}");

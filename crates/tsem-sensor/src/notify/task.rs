@@ -384,8 +384,10 @@ impl<H: EventHandler> Notifier<H> {
             inheritable: caps[2],
             permitted: caps[1],
         };
-        // Capabilities are set by a task for itself only: the supervisor cannot perform it,
-        // so `simple` refuses it when enforcing (the kernel would re-read the data).
+        // Capabilities are set by a task for itself only, so the supervisor cannot perform it.
+        // Continued: the kernel reads the data again, and a thread that rewrites it changes
+        // this event's cell only; every later event carries the capabilities applied (see
+        // `Request::reads_memory`).
         self.simple(call, EventType::Capset, cell)
     }
 }
