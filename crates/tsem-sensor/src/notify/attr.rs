@@ -411,11 +411,7 @@ impl<H: EventHandler> Notifier<H> {
             },
         };
         if !bytes.is_empty() {
-            match self.task.write_mem(call.tid, to, &bytes) {
-                Ok(w) if w == bytes.len() => {}
-                Ok(_) => return Err(Fail::Errno(libc::EFAULT)),
-                Err(e) => return Err(Fail::Errno(map_mem_err(&e))),
-            }
+            self.write_all(call, to, &bytes)?;
         }
         Ok(Reply::Value(n))
     }

@@ -163,11 +163,7 @@ impl<H: EventHandler> Notifier<H> {
         if let Some([cur, max]) = old_limits {
             let mut bytes = cur.to_le_bytes().to_vec();
             bytes.extend_from_slice(&max.to_le_bytes());
-            match self.task.write_mem(call.tid, old, &bytes) {
-                Ok(n) if n == bytes.len() => {}
-                Ok(_) => return Err(Fail::Errno(libc::EFAULT)),
-                Err(e) => return Err(Fail::Errno(super::map_mem_err(&e))),
-            }
+            self.write_all(call, old, &bytes)?;
         }
         Ok(Reply::Value(0))
     }
