@@ -164,7 +164,7 @@ impl<H: EventHandler> Notifier<H> {
     /// Ask about an event the kernel then runs (continued) unless it is denied.
     ///
     /// Only a call whose event holds nothing but registers and descriptors is continued here
-    /// ([`decode::Request::reads_memory`]). One whose event was read from the caller's
+    /// (`Request::reads_memory`, `memory.rs`). One whose event was read from the caller's
     /// memory, which the kernel would read again after the verdict, is refused when
     /// enforcing ([`Self::unfaithful_reply`]): its handler must perform it on the supervisor's
     /// copy to let it run. A learning run continues it (counted in `unfaithful`), so that
@@ -196,7 +196,8 @@ impl<H: EventHandler> Notifier<H> {
         let Some(a) = allowed else {
             return Some(Reply::Error(v.errno));
         };
-        if call.unfaithful {
+        // Not performed: continued only as `simple` would continue it.
+        if call.unfaithful || (!emulate && call.req.reads_memory()) {
             return Some(self.unfaithful_reply(Continuation::Allowed(a)));
         }
         (!emulate).then_some(Reply::Continue(Continuation::Allowed(a)))
