@@ -621,3 +621,47 @@ fn a_flipping_utimes_path_never_touches_the_other_file() {
     assert!(r.top("forensics_events") >= 1, "{}", r.summary);
     assert!(r.top("denied") >= 1, "{}", r.summary);
 }
+
+/// setrlimit with a limit a second thread flips between the modeled value and another: the
+/// supervisor applies its own copy of the limit it described (`prlimit`), so the other value
+/// is never applied, and a flip it read is denied.
+#[test]
+fn a_flipping_rlimit_is_never_applied() {
+    let lab = Lab::new("fliprl");
+    let model = lab.dir.join("fliprl.model");
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &["./attack", "flip_rlimit", "learn"],
+        "learn-fliprl",
+    );
+    assert!(
+        r.stdout.contains("setrlimit: 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = lab.tsem(
+        &[
+            "--enforce",
+            "--on-forensic",
+            "deny",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        &["./attack", "flip_rlimit", "attack"],
+        "fliprl",
+    );
+    assert!(r.stdout.contains("refused "), "{} {}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("LEAK"),
+        "an unmodeled limit was applied: {}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("refused 0\n"),
+        "no flip was seen: {}",
+        r.stdout
+    );
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}

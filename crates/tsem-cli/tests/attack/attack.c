@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -46,6 +47,16 @@ static void *flipper(void *unused) {
     while (!flip_stop) {
         flip_word = flip_names[1];
         flip_word = flip_names[0];
+    }
+    return 0;
+}
+
+/* The same flip on a limit: flip_names[0] and [1] stored in turn at `arg`. */
+static void *flipper_rlimit(void *arg) {
+    volatile rlim_t *p = arg;
+    while (!flip_stop) {
+        *p = flip_names[1];
+        *p = flip_names[0];
     }
     return 0;
 }
@@ -225,6 +236,37 @@ int main(int argc, char **argv) {
         pthread_join(t, 0);
         sayf("refused %ld\n", refused);
         sayf("done %ld\n", done);
+        return 0;
+    }
+    /* setrlimit(RLIMIT_NOFILE) with a soft limit another thread flips between the modeled
+     * 100 and the unmodeled 50, 20000 times: a limit of 50 must never be applied. */
+    if (!strcmp(m, "flip_rlimit") && argc == 3) {
+        static volatile struct rlimit lim;
+        struct rlimit cur;
+        getrlimit(RLIMIT_NOFILE, &cur);
+        lim.rlim_max = cur.rlim_max;
+        lim.rlim_cur = 100;
+        if (!strcmp(argv[2], "learn")) {
+            sayf("setrlimit: %ld\n", setrlimit(RLIMIT_NOFILE, (const struct rlimit *)&lim));
+            return 0;
+        }
+        flip_names[0] = 100;
+        flip_names[1] = 50;
+        pthread_t t;
+        pthread_create(&t, 0, flipper_rlimit, (void *)&lim.rlim_cur);
+        long refused = 0, leaked = 0;
+        for (long i = 0; i < 20000; i++) {
+            if (setrlimit(RLIMIT_NOFILE, (const struct rlimit *)&lim) != 0) {
+                if (errno == EPERM) refused++;
+                continue;
+            }
+            getrlimit(RLIMIT_NOFILE, &cur);
+            if (cur.rlim_cur == 50) leaked++;
+        }
+        flip_stop = 1;
+        pthread_join(t, 0);
+        if (leaked) sayf("LEAK:rlimit %ld\n", leaked);
+        sayf("refused %ld\n", refused);
         return 0;
     }
     /* A /proc/<pid> directory taken as a pidfd (the kernel accepts one). */
