@@ -665,3 +665,28 @@ fn a_flipping_rlimit_is_never_applied() {
     assert!(r.top("forensics_events") >= 1, "{}", r.summary);
     assert!(r.top("denied") >= 1, "{}", r.summary);
 }
+
+/// `setxattrat` reaches inode_setxattr by a number the sensor does not decode: the filter
+/// answers ENOSYS (callers fall back to setxattr, which is modeled), so no xattr is set
+/// undescribed. A refusal of the filter itself is not counted (nothing reaches the sensor).
+#[test]
+fn xattrs_cannot_be_set_by_a_newer_number() {
+    let lab = Lab::new("xattrat");
+    let f = lab.dir.join("target.txt");
+    std::fs::write(&f, "x").unwrap();
+    let r = lab.enforce(&["./attack", "setxattrat", "target.txt"], "xattrat");
+    assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
+    assert!(r.stdout.contains("setxattrat: errno 38"), "{}", r.stdout);
+    let path = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated strings and a writable buffer of its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"user.tsem".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n < 0, "the xattr was set: {:?}", &buf[..n.max(0) as usize]);
+}

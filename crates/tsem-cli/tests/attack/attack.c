@@ -269,6 +269,15 @@ int main(int argc, char **argv) {
         sayf("refused %ld\n", refused);
         return 0;
     }
+    /* An xattr set through setxattrat(2) (Linux 6.13), another number for inode_setxattr. */
+    if (!strcmp(m, "setxattrat") && argc == 3) {
+        const char v[] = "evil";
+        struct { uint64_t value; uint32_t size, flags; } args = {(uintptr_t)v, 4, 0};
+        if (syscall(463, AT_FDCWD, argv[2], 0, "user.tsem", &args, sizeof args) == 0)
+            say("LEAK:setxattrat\n");
+        else sayf("setxattrat: errno %ld\n", errno);
+        return 0;
+    }
     /* A /proc/<pid> directory taken as a pidfd (the kernel accepts one). */
     if (!strcmp(m, "procsig") && argc == 3) {
         char p[64];
