@@ -5,7 +5,9 @@
 //! but without `CAP_SYS_PTRACE` is refused by the kernel; a root workload would not be, so the
 //! sensor refuses in every mode, counted in `refused`: a pidfd, `process_vm_*`, `pidfd_getfd`
 //! or ptrace attach of any task that is not the workload's (the supervisor above all), an open
-//! of anything under the supervisor's `/proc/<pid>`, a signal to one of its threads, a
+//! of anything under the supervisor's `/proc/<pid>` or of another outside process's
+//! `/proc/<pid>` directory (a pidfd to `pidfd_send_signal`), a path through a magic link of
+//! either (`/proc/<pid>/fd/N`, `cwd`, `root`...), a signal to one of its threads, a
 //! broadcast signal (`kill(-1, sig)`), and a stop signal to its process group. The event is
 //! still described and handed to the model first, so the attempt is recorded (forensics when
 //! sealed or enforcing). A signal that only ends the supervisor ends the workload with it
