@@ -13,7 +13,8 @@ pub(crate) fn run(
     cfg: &SensorConfig,
     modeler: RunModeler,
 ) -> anyhow::Result<Report<RunModeler>> {
-    let sock = tsem_sensor::sys::take_inherited_fd(fd)
-        .with_context(|| format!("--attach-fd {fd}: not an open descriptor above 2"))?;
+    let sock = tsem_sensor::sys::take_attach_fd(fd).with_context(|| {
+        format!("--attach-fd {fd}: not an inherited descriptor above 2, or taken already")
+    })?;
     tsem_sensor::attach::attach(sock, cfg, modeler).context("cannot supervise the container")
 }

@@ -520,11 +520,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         v["pseudonyms"] = json!(ns.pseudonyms().count());
         v["outcome"] = json!(m.extras.shaper.sentence(ran));
         v["lost_events"] = json!(s.lost + m.errors);
-        // Calls the sensor refuses whatever the model says (out of the workload's reach) are
-        // denials too, and so, when enforcing, are those it cannot perform with the caller's
-        // own credentials (learning and sealing continue most of them: not counted there).
+        // Every refusal of the sensor is a denial too, so that no run in which the sensor
+        // refused something reports `denied` 0: calls refused whatever the model says (out of
+        // the workload's reach), touches of the digest store, programs killed at their exec
+        // stop for a mapping that is not what was approved, and, when enforcing, calls it
+        // cannot perform with the caller's own credentials or on its own copy of their
+        // arguments (learning and sealing continue those: not counted there).
         let unfaithful = if a.enforce { s.unfaithful } else { 0 };
-        v["denied"] = json!(ran.denied() + s.refused + unfaithful);
+        v["denied"] = json!(ran.denied() + s.refused + s.protected + s.exec_mismatch + unfaithful);
         v["exit_status"] = json!(report.exit.code());
         v["on_forensic"] = json!(ran.policy().name());
         v["restarts"] = json!(restarts);

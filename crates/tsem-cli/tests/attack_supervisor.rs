@@ -186,6 +186,11 @@ fn the_supervisors_descriptors_cannot_be_reopened_through_proc() {
     let r = lab.tsem(&[], &["./attack", "magic", "ppid"], "magic");
     assert_no_leak(&r, "magic links");
     assert!(r.stdout.contains("ok-self"), "{} {}", r.stdout, r.stderr);
+    // Enforcing: each link of the supervisor is refused by the sensor, and counted.
+    let r = lab.enforce(&["./attack", "magic", "ppid"], "magic-enforce");
+    assert_no_leak(&r, "magic links, enforcing");
+    assert!(r.sensor("refused") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
 }
 
 #[test]
@@ -225,6 +230,70 @@ fn outside_processes_cannot_be_signalled_through_a_pidfd() {
     assert!(alive, "the outside process was killed: {}", r.stdout);
     assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
     assert!(r.sensor("refused") >= 1, "{}", r.summary);
+}
+
+/// A `/proc/<pid>` directory is a pidfd to `pidfd_send_signal`: the workload may not hold one
+/// of a process outside it (another thread could swap it in after a checked signal), and a
+/// signal through its own is a task_kill like any other.
+#[test]
+fn outside_processes_cannot_be_signalled_through_a_proc_directory() {
+    let lab = Lab::new("procsig");
+    let mut outsider = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pid = outsider.id().to_string();
+    let r = lab.enforce(&["./attack", "procsig", &pid], "procsig");
+    let alive = outsider.try_wait().unwrap().is_none();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    assert!(alive, "the outside process was killed: {}", r.stdout);
+    assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
+    assert!(r.stdout.contains("open pid dir: errno 1"), "{}", r.stdout);
+    assert!(r.sensor("refused") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+    // The supervisor's own directory likewise.
+    let r = lab.enforce(&["./attack", "procsig", "ppid"], "procsig-ppid");
+    assert_no_leak(&r, "procsig");
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}
+
+/// A parent takes its child's descriptor of a secret (pidfd_getfd) and reads the secret from
+/// the child's memory (process_vm_readv), in a workload whose model holds the child's read
+/// only: both are ptrace_access_check events out of the model, denied.
+#[test]
+fn a_parent_cannot_steal_what_its_child_holds() {
+    let lab = Lab::new("steal");
+    std::fs::write(lab.dir.join("secret.txt"), "SECRET-CHILD-HELD\n").unwrap();
+    let model = lab.dir.join("steal.model");
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &["./attack", "steal", "secret.txt", "learn"],
+        "learn-steal",
+    );
+    assert!(
+        r.stdout.contains("child status 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = lab.tsem(
+        &["--enforce", "--model", model.to_str().unwrap()],
+        &["./attack", "steal", "secret.txt", "attack"],
+        "steal",
+    );
+    assert!(
+        r.stdout.contains("child status 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        !r.stdout.contains("SECRET-CHILD-HELD") && !r.stdout.contains("LEAK"),
+        "the child's secret was stolen: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("pidfd_getfd: errno"), "{}", r.stdout);
+    assert!(r.stdout.contains("process_vm_readv: errno"), "{}", r.stdout);
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
 }
 
 #[test]
@@ -315,24 +384,48 @@ fn a_swapped_elf_interpreter_never_runs_undescribed() {
     let mut evil = std::fs::read(ld).unwrap();
     evil.extend_from_slice(b"evil");
     std::fs::write(lab.dir.join("src"), evil).unwrap();
+    // Enforcing, the bind mount itself is refused: its strings would be read again by the
+    // kernel after the verdict, and the supervisor cannot mount for the task.
     let r = lab.tsem(
         &["--enforce", "--model", model.to_str().unwrap()],
         &cmd,
         "interp",
     );
-    assert!(r.stdout.contains("status"), "{} {}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("mount: errno 1"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
     assert!(
         !r.stdout.contains("INTERP-RAN"),
         "the swapped interpreter ran: {}",
         r.stdout
     );
+    assert!(r.sensor("unfaithful") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+    // Sealed, the mount is continued (recorded): the swapped interpreter is then caught at
+    // the exec stop.
+    let r = lab.tsem(
+        &["--seal", "--model", model.to_str().unwrap()],
+        &cmd,
+        "interp-seal",
+    );
+    assert!(r.stdout.contains("status"), "{} {}", r.stdout, r.stderr);
     if is_root() {
         // Described from the mapped file itself (map_files), and out of the model.
         assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    } else {
+        // Unprivileged, map_files is out of reach: the task is killed before its first
+        // instruction, as it is whenever the mapped file does not match the verdict.
+        assert!(
+            !r.stdout.contains("INTERP-RAN"),
+            "the swapped interpreter ran: {}",
+            r.stdout
+        );
+        assert!(r.sensor("exec_mismatch") >= 1, "{}", r.summary);
+        assert!(r.top("denied") >= 1, "{}", r.summary);
     }
-    // Unprivileged, map_files is out of reach: the task is killed before its first
-    // instruction, as it is whenever the mapped file does not match the verdict.
-    assert!(r.sensor("exec_mismatch") >= 1, "{}", r.summary);
 }
 
 #[test]
@@ -461,4 +554,139 @@ fn the_digest_store_is_out_of_reach_after_a_credential_change() {
     assert!(r.sensor("protected") >= 1, "{}", r.summary);
     let text = std::fs::read_to_string(&store).unwrap();
     assert!(!text.contains(&forged_digest), "a forged entry was stored");
+    // Enforcing: refused and counted as a denial.
+    let r = lab.tsem(
+        &[
+            &store_arg,
+            "--enforce",
+            "--model",
+            lab.model.to_str().unwrap(),
+        ],
+        &[
+            "./attack",
+            "userns_append",
+            store.to_str().unwrap(),
+            &forged,
+        ],
+        "store-enforce",
+    );
+    assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(!text.contains(&forged_digest), "a forged entry was stored");
+}
+
+/// utimes on a path a second thread flips between a file the model lets the workload touch
+/// and one it does not: the supervisor performs the call on the object it described, so the
+/// other file's times never change, and a flip it read is denied.
+#[test]
+fn a_flipping_utimes_path_never_touches_the_other_file() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new("flip");
+    for f in ["public", "secret"] {
+        std::fs::write(lab.dir.join(f), "").unwrap();
+    }
+    let model = lab.dir.join("flip.model");
+    let cmd = |mode| ["./attack", "flip_utimes", "public", "secret", mode];
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &cmd("learn"),
+        "learn-flip",
+    );
+    assert!(r.stdout.contains("utimes: 0"), "{} {}", r.stdout, r.stderr);
+    let before = std::fs::metadata(lab.dir.join("secret")).unwrap().mtime();
+    // Each flip it reads is denied and the task keeps running (no taint), so that every one
+    // of the calls races.
+    let r = lab.tsem(
+        &[
+            "--enforce",
+            "--on-forensic",
+            "deny",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        &cmd("attack"),
+        "flip",
+    );
+    assert!(
+        !r.stdout.contains("refused 0\n"),
+        "no flip was seen: {} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("refused "), "{} {}", r.stdout, r.stderr);
+    let after = std::fs::metadata(lab.dir.join("secret")).unwrap().mtime();
+    assert_eq!(before, after, "the other file's times were set");
+    assert_ne!(after, 1_000_000_000);
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}
+
+/// setrlimit with a limit a second thread flips between the modeled value and another: the
+/// supervisor applies its own copy of the limit it described (`prlimit`), so the other value
+/// is never applied, and a flip it read is denied.
+#[test]
+fn a_flipping_rlimit_is_never_applied() {
+    let lab = Lab::new("fliprl");
+    let model = lab.dir.join("fliprl.model");
+    let r = lab.tsem(
+        &["-o", model.to_str().unwrap()],
+        &["./attack", "flip_rlimit", "learn"],
+        "learn-fliprl",
+    );
+    assert!(
+        r.stdout.contains("setrlimit: 0"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = lab.tsem(
+        &[
+            "--enforce",
+            "--on-forensic",
+            "deny",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        &["./attack", "flip_rlimit", "attack"],
+        "fliprl",
+    );
+    assert!(r.stdout.contains("refused "), "{} {}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("LEAK"),
+        "an unmodeled limit was applied: {}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("refused 0\n"),
+        "no flip was seen: {}",
+        r.stdout
+    );
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}
+
+/// `setxattrat` reaches inode_setxattr by a number the sensor does not decode: the filter
+/// answers ENOSYS (callers fall back to setxattr, which is modeled), so no xattr is set
+/// undescribed. A refusal of the filter itself is not counted (nothing reaches the sensor).
+#[test]
+fn xattrs_cannot_be_set_by_a_newer_number() {
+    let lab = Lab::new("xattrat");
+    let f = lab.dir.join("target.txt");
+    std::fs::write(&f, "x").unwrap();
+    let r = lab.enforce(&["./attack", "setxattrat", "target.txt"], "xattrat");
+    assert!(!r.stdout.contains("LEAK"), "{}", r.stdout);
+    assert!(r.stdout.contains("setxattrat: errno 38"), "{}", r.stdout);
+    let path = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated strings and a writable buffer of its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"user.tsem".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n < 0, "the xattr was set: {:?}", &buf[..n.max(0) as usize]);
 }

@@ -523,11 +523,12 @@ fn backstop_alone_keeps_signals_from_the_supervisor() {
     }
 }
 
-/// Issue 9 gap 2, met by the kernel: after a credential change the sensor cannot act for the
-/// task and continues its opens (today without an event); the backstop still refuses the
-/// unmodeled read in a plain `--enforce` run. Root only (the workload drops to uid 65534).
+/// Issue 9 gap 2, met twice: after a credential change every open is described with the
+/// task's new credentials and decided, so the sensor alone (`--no-backstop`) refuses the
+/// unmodeled read, and counts it; the backstop alone refuses it too in the kernel. Root only
+/// (the workload drops to uid 65534).
 #[test]
-fn the_backstop_refuses_a_read_the_sensor_continues_after_a_credential_change() {
+fn a_read_after_a_credential_change_is_refused_by_the_sensor_and_by_the_backstop() {
     if !common::is_root() || !landlock_at_least(1, "the backstop") {
         eprintln!("skipped: needs root (the workload changes its uid) and Landlock");
         return;
@@ -547,17 +548,29 @@ fn the_backstop_refuses_a_read_the_sensor_continues_after_a_credential_change() 
                       try: print(open(f).read().strip())\n    \
                       except OSError as e: print('refused', e.errno)\n";
     let model = learn(None, &d, &["python3", "-c", script, p]);
+    let summary = d.join("setuid.summary.json");
     let enforce = |extra: &[&str]| {
         let mut args = vec!["run", "--no-digest-cache", "--enforce", "--model"];
         args.push(model.to_str().unwrap());
+        args.extend_from_slice(&["--summary-json", summary.to_str().unwrap()]);
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--", "python3", "-c", script, p, s]);
         run(None, &d, &args)
     };
+    // The sensor alone: the kernel would let uid 65534 read the file (mode 0644).
     let o = enforce(&["--no-backstop"]);
-    if text(&o.stdout).contains("SECRET-77aa") {
-        eprintln!("note: without the backstop the secret is read (the sensor's gap is open)");
-    }
+    let out = text(&o.stdout);
+    assert!(
+        !out.contains("SECRET"),
+        "the sensor let the secret be read: {o:?}"
+    );
+    assert!(out.contains("public bytes"), "{o:?}");
+    assert!(out.contains("refused 1"), "{o:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert!(v["forensics_events"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["denied"].as_u64().unwrap() >= 1, "{v}");
+    // With the backstop too.
     let o = enforce(&[]);
     let out = text(&o.stdout);
     assert!(!out.contains("SECRET"), "the secret was read: {o:?}");

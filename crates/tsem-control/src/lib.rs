@@ -10,6 +10,9 @@
 //!   a Unix socket or an MQTT broker ([`mqtt`]), through a bounded queue so that a slow or dead
 //!   consumer never holds up a verdict; what it cannot take is counted as lost.
 
+// Every `unsafe` block says why it is sound (`// SAFETY:`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod client;
 pub mod export;
 pub mod mirror;

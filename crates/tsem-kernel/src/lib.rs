@@ -11,6 +11,9 @@
 //! The root is `/sys/kernel/security/tsem`, or `$TSEM_SECURITYFS` when set (tests point it at
 //! the simulation).
 
+// Every `unsafe` block says why it is sound (`// SAFETY:`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 

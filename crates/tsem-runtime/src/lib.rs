@@ -8,6 +8,9 @@
 //! container's init before `start` and installs tsem's filter at the exec of the container's
 //! program (`tsem_sensor::attach`). docs/containers.md has the whole story.
 
+// Every `unsafe` block says why it is sound (`// SAFETY:`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod annotations;
 pub mod bench;
 pub mod cli;

@@ -38,7 +38,29 @@ pub const REFUSED: &[i64] = &[
 
 /// Calls answered `ENOSYS` by the filter: `clone3` keeps its flags in memory, where the filter
 /// cannot see `CLONE_UNTRACED`; libc then falls back to `clone`, whose flags are a register.
-pub const NOT_IMPLEMENTED: &[i64] = &[libc::SYS_clone3];
+/// The `*xattrat` calls (Linux 6.13), `open_tree_attr` (6.15) and `file_getattr`/`file_setattr`
+/// (6.17) reach the hooks of calls the sensor models (inode_setxattr..., sb_mount,
+/// inode_setattr) by another number: without this a workload set an xattr with `setxattrat` and
+/// no event. Callers fall back to the older calls, which are notified.
+pub const NOT_IMPLEMENTED: &[i64] = &[
+    libc::SYS_clone3,
+    SYS_SETXATTRAT,
+    SYS_GETXATTRAT,
+    SYS_LISTXATTRAT,
+    SYS_REMOVEXATTRAT,
+    SYS_OPEN_TREE_ATTR,
+    SYS_FILE_GETATTR,
+    SYS_FILE_SETATTR,
+];
+
+// x86_64 numbers (the filter kills every other architecture) of calls newer than `libc`'s table.
+const SYS_SETXATTRAT: i64 = 463;
+const SYS_GETXATTRAT: i64 = 464;
+const SYS_LISTXATTRAT: i64 = 465;
+const SYS_REMOVEXATTRAT: i64 = 466;
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+const SYS_FILE_GETATTR: i64 = 468;
+const SYS_FILE_SETATTR: i64 = 469;
 
 /// Calls refused by the filter unless their argument `.1` (a register) is `.2`:
 /// `perf_event_open` of a task other than the caller (pid 0), or of every task (-1), would
@@ -298,6 +320,19 @@ mod tests {
             run(&p, libc::SYS_clone3 as u32, a, [0; 6]),
             RET_ERRNO | libc::ENOSYS as u32
         );
+    }
+
+    /// The newer numbers of modeled hooks fall back to the notified calls.
+    #[test]
+    fn newer_numbers_of_modeled_calls_are_not_implemented() {
+        let p = build(Sysno::ALL);
+        for nr in [463u32, 464, 465, 466, 467, 468, 469] {
+            assert_eq!(
+                run(&p, nr, AUDIT_ARCH_X86_64, [0; 6]),
+                RET_ERRNO | libc::ENOSYS as u32,
+                "{nr}"
+            );
+        }
     }
 
     #[test]

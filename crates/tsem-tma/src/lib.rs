@@ -24,6 +24,9 @@
 //! frame replayed, reordered, from another session or altered is refused and ends the session,
 //! and the run that depended on it fails closed.
 
+// Every `unsafe` block says why it is sound (`// SAFETY:`).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::{Read, Write};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};

@@ -14,7 +14,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +34,31 @@ static void sayf(const char *fmt, long v) {
     char b[128];
     snprintf(b, sizeof b, fmt, v);
     say(b);
+}
+
+/* A path buffer another thread flips between two names of the same length, eight bytes at
+ * a time (one store), so every read sees one whole name. */
+static volatile uint64_t flip_word;
+static volatile int flip_stop;
+static uint64_t flip_names[2];
+
+static void *flipper(void *unused) {
+    (void)unused;
+    while (!flip_stop) {
+        flip_word = flip_names[1];
+        flip_word = flip_names[0];
+    }
+    return 0;
+}
+
+/* The same flip on a limit: flip_names[0] and [1] stored in turn at `arg`. */
+static void *flipper_rlimit(void *arg) {
+    volatile rlim_t *p = arg;
+    while (!flip_stop) {
+        *p = flip_names[1];
+        *p = flip_names[0];
+    }
+    return 0;
 }
 
 static int target(const char *arg) {
@@ -183,6 +210,128 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, 0, 0) == 0) say("LEAK:pidsig\n");
+        return 0;
+    }
+    /* utimes on a path another thread flips between a name the model allows and one it does
+     * not (both of at most 7 bytes), 20000 times. The raw utimes(2): glibc's utimes is
+     * utimensat. */
+    if (!strcmp(m, "flip_utimes") && argc == 5) {
+        struct timeval tv[2] = {{1000000000, 0}, {1000000000, 0}};
+        if (strlen(argv[2]) > 7 || strlen(argv[3]) > 7) return 2;
+        memcpy(&flip_names[0], argv[2], strlen(argv[2]));
+        memcpy(&flip_names[1], argv[3], strlen(argv[3]));
+        flip_word = flip_names[0];
+        if (!strcmp(argv[4], "learn")) {
+            sayf("utimes: %ld\n", syscall(SYS_utimes, (const char *)&flip_word, tv));
+            return 0;
+        }
+        pthread_t t;
+        pthread_create(&t, 0, flipper, 0);
+        long refused = 0, done = 0;
+        for (long i = 0; i < 20000; i++) {
+            if (syscall(SYS_utimes, (const char *)&flip_word, tv) == 0) done++;
+            else if (errno == EPERM) refused++;
+        }
+        flip_stop = 1;
+        pthread_join(t, 0);
+        sayf("refused %ld\n", refused);
+        sayf("done %ld\n", done);
+        return 0;
+    }
+    /* setrlimit(RLIMIT_NOFILE) with a soft limit another thread flips between the modeled
+     * 100 and the unmodeled 50, 20000 times: a limit of 50 must never be applied. */
+    if (!strcmp(m, "flip_rlimit") && argc == 3) {
+        static volatile struct rlimit lim;
+        struct rlimit cur;
+        getrlimit(RLIMIT_NOFILE, &cur);
+        lim.rlim_max = cur.rlim_max;
+        lim.rlim_cur = 100;
+        if (!strcmp(argv[2], "learn")) {
+            sayf("setrlimit: %ld\n", setrlimit(RLIMIT_NOFILE, (const struct rlimit *)&lim));
+            return 0;
+        }
+        flip_names[0] = 100;
+        flip_names[1] = 50;
+        pthread_t t;
+        pthread_create(&t, 0, flipper_rlimit, (void *)&lim.rlim_cur);
+        long refused = 0, leaked = 0;
+        for (long i = 0; i < 20000; i++) {
+            if (setrlimit(RLIMIT_NOFILE, (const struct rlimit *)&lim) != 0) {
+                if (errno == EPERM) refused++;
+                continue;
+            }
+            getrlimit(RLIMIT_NOFILE, &cur);
+            if (cur.rlim_cur == 50) leaked++;
+        }
+        flip_stop = 1;
+        pthread_join(t, 0);
+        if (leaked) sayf("LEAK:rlimit %ld\n", leaked);
+        sayf("refused %ld\n", refused);
+        return 0;
+    }
+    /* An xattr set through setxattrat(2) (Linux 6.13), another number for inode_setxattr. */
+    if (!strcmp(m, "setxattrat") && argc == 3) {
+        const char v[] = "evil";
+        struct { uint64_t value; uint32_t size, flags; } args = {(uintptr_t)v, 4, 0};
+        if (syscall(463, AT_FDCWD, argv[2], 0, "user.tsem", &args, sizeof args) == 0)
+            say("LEAK:setxattrat\n");
+        else sayf("setxattrat: errno %ld\n", errno);
+        return 0;
+    }
+    /* A /proc/<pid> directory taken as a pidfd (the kernel accepts one). */
+    if (!strcmp(m, "procsig") && argc == 3) {
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d", target(argv[2]));
+        int dfd = open(p, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0) {
+            sayf("open pid dir: errno %ld\n", errno);
+            return 0;
+        }
+        if (syscall(SYS_pidfd_send_signal, dfd, SIGKILL, 0, 0) == 0) say("LEAK:procsig\n");
+        else sayf("pidfd_send_signal: errno %ld\n", errno);
+        return 0;
+    }
+    /* A parent stealing what its child holds: the child reads a secret into memory and keeps
+     * the descriptor; the parent takes the descriptor (pidfd_getfd) and reads the memory
+     * (process_vm_readv). "learn" runs the child alone. */
+    if (!strcmp(m, "steal") && argc == 4) {
+        static char buf[64];
+        int up[2], down[2];
+        if (pipe(up) || pipe(down)) return 2;
+        pid_t c = fork();
+        if (c == 0) {
+            int fd = open(argv[2], O_RDONLY);
+            if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0) _exit(4);
+            if (write(up[1], &fd, sizeof fd) != sizeof fd) _exit(5);
+            char x;
+            if (read(down[0], &x, 1) < 0) _exit(6);
+            _exit(0);
+        }
+        int fd = -1;
+        if (read(up[0], &fd, sizeof fd) != sizeof fd) return 2;
+        if (!strcmp(argv[3], "attack")) {
+            char got[64] = {0};
+            int pfd = syscall(SYS_pidfd_open, c, 0);
+            int s = pfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pfd, fd, 0);
+            if (s >= 0 && pread(s, got, sizeof got - 1, 0) > 0) {
+                say("LEAK:getfd ");
+                say(got);
+            } else {
+                sayf("pidfd_getfd: errno %ld\n", errno);
+            }
+            memset(got, 0, sizeof got);
+            struct iovec l = {got, sizeof got - 1}, r = {buf, sizeof got - 1};
+            if (syscall(SYS_process_vm_readv, c, &l, 1, &r, 1, 0) > 0) {
+                say("LEAK:vm ");
+                say(got);
+            } else {
+                sayf("process_vm_readv: errno %ld\n", errno);
+            }
+        }
+        if (write(down[1], "x", 1) != 1) return 2;
+        int st;
+        waitpid(c, &st, 0);
+        sayf("child status %ld\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         return 0;
     }
     if (!strcmp(m, "untraced") && argc == 3) {

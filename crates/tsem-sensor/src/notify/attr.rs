@@ -179,26 +179,14 @@ impl<H: EventHandler> Notifier<H> {
             None
         } else {
             let b = self.read_mem(call.tid, times_addr, 32)?;
-            let q = |i: usize| {
-                i64::from_le_bytes([
-                    b[i],
-                    b[i + 1],
-                    b[i + 2],
-                    b[i + 3],
-                    b[i + 4],
-                    b[i + 5],
-                    b[i + 6],
-                    b[i + 7],
-                ])
-            };
             Some([
                 libc::timespec {
-                    tv_sec: q(0),
-                    tv_nsec: q(8),
+                    tv_sec: le_i64(&b, 0),
+                    tv_nsec: le_i64(&b, 8),
                 },
                 libc::timespec {
-                    tv_sec: q(16),
-                    tv_nsec: q(24),
+                    tv_sec: le_i64(&b, 16),
+                    tv_nsec: le_i64(&b, 24),
                 },
             ])
         };
@@ -208,11 +196,63 @@ impl<H: EventHandler> Notifier<H> {
         } else {
             self.object(call, path, flags)?
         };
+        let set = times.is_some_and(|t| t.iter().any(|x| x.tv_nsec != libc::UTIME_NOW));
+        self.utimens_on(call, obj, times, set)
+    }
+
+    /// `utime`, `utimes`, `futimesat`: the caller's times (a `struct utimbuf` of seconds, or
+    /// two `struct timeval`) copied and converted, then performed like `utimensat` on the
+    /// object described, so a thread that rewrites the path or the times after the check
+    /// changes nothing.
+    pub(super) fn sys_utimes_old(
+        &mut self,
+        call: &mut Call,
+        path: PathArg,
+        times_addr: u64,
+        utimbuf: bool,
+    ) -> Result<Reply, Fail> {
+        let times = if times_addr == 0 {
+            None
+        } else if utimbuf {
+            let b = self.read_mem(call.tid, times_addr, 16)?;
+            let at = |i| libc::timespec {
+                tv_sec: le_i64(&b, i),
+                tv_nsec: 0,
+            };
+            Some([at(0), at(8)])
+        } else {
+            let b = self.read_mem(call.tid, times_addr, 32)?;
+            let tv = |i| {
+                let usec = le_i64(&b, i + 8);
+                // do_futimesat's check, before any hook.
+                if !(0..1_000_000).contains(&usec) {
+                    return Err(Fail::Errno(libc::EINVAL));
+                }
+                Ok(libc::timespec {
+                    tv_sec: le_i64(&b, i),
+                    tv_nsec: usec * 1000,
+                })
+            };
+            Some([tv(0)?, tv(16)?])
+        };
+        let obj = self.object(call, path, 0)?;
+        self.utimens_on(call, obj, times, times.is_some())
+    }
+
+    /// inode_setattr for new times of `obj`, then `utimensat` on `obj` itself with the
+    /// supervisor's copy of the times.
+    fn utimens_on(
+        &mut self,
+        call: &mut Call,
+        obj: OwnedFd,
+        times: Option<[libc::timespec; 2]>,
+        set: bool,
+    ) -> Result<Reply, Fail> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
-        let set = times.is_some_and(|t| t.iter().any(|x| x.tv_nsec != libc::UTIME_NOW));
+        self.guard(self.shared.protected.object(&st))?;
         let emulate = self.performs(call);
         let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(set));
         if let Some(r) = self.decide(call, EventType::InodeSetattr, cell, emulate) {
@@ -225,21 +265,6 @@ impl<H: EventHandler> Notifier<H> {
             flags: libc::AT_EMPTY_PATH,
         });
         Ok(op_reply(r))
-    }
-
-    pub(super) fn sys_utimes_old(
-        &mut self,
-        call: &mut Call,
-        path: PathArg,
-        times: u64,
-    ) -> Result<Reply, Fail> {
-        let obj = self.object(call, path, 0)?;
-        if !self.valid(call) {
-            return Ok(Reply::Gone);
-        }
-        let st = sys::fstat(obj.as_fd())?;
-        let cell = self.setattr_cell(obj.as_fd(), &st, &SetAttr::Times(times != 0));
-        self.simple(call, EventType::InodeSetattr, cell)
     }
 
     /// The stat family: inode_getattr of the object, then the supervisor stats that very
@@ -304,8 +329,9 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// The xattr family: described from the object itself (path, honoring the `l*` no-follow
-    /// variants, or the target's descriptor), then continued: get and list return data into the
-    /// caller's memory, which the supervisor never writes.
+    /// variants, or the target's descriptor), then performed by the supervisor on that object
+    /// with its own copy of the name and value: a get or list writes what it read into the
+    /// caller's buffer. The kernel never reads the caller's memory again.
     pub(super) fn sys_xattr(
         &mut self,
         call: &mut Call,
@@ -313,39 +339,45 @@ impl<H: EventHandler> Notifier<H> {
         name_addr: u64,
         op: XattrOp,
     ) -> Result<Reply, Fail> {
-        let obj = match obj {
-            XattrObj::Fd(fd) => self.target_file(call, fd)?,
+        let (obj, file) = match obj {
+            XattrObj::Fd(fd) => (self.target_file(call, fd)?, true),
             XattrObj::Path { addr, follow } => {
                 let nofollow = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-                self.object(call, PathArg::cwd(addr), nofollow)?
+                (self.object(call, PathArg::cwd(addr), nofollow)?, false)
             }
         };
         let name = match op {
-            XattrOp::List => None,
-            _ => Some(tsem_core::RawStr::from(
-                self.read_cstr(call.tid, name_addr)?,
-            )),
+            XattrOp::List { .. } => None,
+            _ => Some(self.read_cstr(call.tid, name_addr)?),
         };
         let value = match op {
-            XattrOp::Set { value, size, .. } => self.read_mem(call.tid, value, size.min(65536))?,
+            // setxattr_copy's check, before any hook.
+            XattrOp::Set { size, .. } if size > sys::XATTR_MAX => {
+                return Err(Fail::Errno(libc::E2BIG));
+            }
+            XattrOp::Set { value, size, .. } => self.read_mem(call.tid, value, size)?,
             _ => Vec::new(),
         };
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
+        if matches!(op, XattrOp::Set { .. } | XattrOp::Remove) {
+            self.guard(self.shared.protected.object(&st))?;
+        }
         let dentry = self.desc.object_dentry(obj.as_fd(), &st);
-        let (ty, cell) = match (op, name) {
+        let raw_name = name.clone().map(tsem_core::RawStr::from);
+        let (ty, cell) = match (op, raw_name) {
             (XattrOp::Set { flags, .. }, Some(name)) => (
                 EventType::InodeSetxattr,
                 Cell::InodeSetxattr {
                     dentry,
                     name,
-                    value,
+                    value: value.clone(),
                     flags,
                 },
             ),
-            (XattrOp::Get, Some(name)) => {
+            (XattrOp::Get { .. }, Some(name)) => {
                 (EventType::InodeGetxattr, Cell::InodeXattr { dentry, name })
             }
             (XattrOp::Remove, Some(name)) => (
@@ -354,7 +386,34 @@ impl<H: EventHandler> Notifier<H> {
             ),
             _ => (EventType::InodeListxattr, Cell::Dentry(dentry)),
         };
-        self.simple(call, ty, cell)
+        let emulate = self.performs(call);
+        if let Some(r) = self.decide(call, ty, cell, emulate) {
+            return Ok(r);
+        }
+        let on = if file {
+            sys::XattrOn::File(obj.as_fd())
+        } else {
+            sys::XattrOn::Pinned(obj.as_fd())
+        };
+        let name = super::cstring(name.unwrap_or_default())?;
+        let (n, bytes, to) = match op {
+            XattrOp::Set { flags, .. } => {
+                return Ok(op_reply(sys::set_xattr(on, &name, &value, flags as i32)));
+            }
+            XattrOp::Remove => return Ok(op_reply(sys::remove_xattr(on, &name))),
+            XattrOp::Get { value, size } => match sys::get_xattr(on, &name, size) {
+                Ok((n, b)) => (n, b, value),
+                Err(e) => return Ok(Reply::Error(e)),
+            },
+            XattrOp::List { list, size } => match sys::list_xattr(on, size) {
+                Ok((n, b)) => (n, b, list),
+                Err(e) => return Ok(Reply::Error(e)),
+            },
+        };
+        if !bytes.is_empty() {
+            self.write_all(call, to, &bytes)?;
+        }
+        Ok(Reply::Value(n))
     }
 
     /// file_ioctl, file_fcntl, file_lock: the caller's open file and the command, then the
@@ -428,4 +487,11 @@ impl<H: EventHandler> Notifier<H> {
             }
         }
     }
+}
+
+/// The little-endian i64 at `b[i..i + 8]` (the caller's `time_t`, `long`).
+fn le_i64(b: &[u8], i: usize) -> i64 {
+    let mut q = [0u8; 8];
+    q.copy_from_slice(&b[i..i + 8]);
+    i64::from_le_bytes(q)
 }

@@ -162,6 +162,13 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Ask about an event the kernel then runs (continued) unless it is denied.
+    ///
+    /// Only a call whose event holds nothing but registers and descriptors is continued here
+    /// (`Request::reads_memory`, `memory.rs`). One whose event was read from the caller's
+    /// memory, which the kernel would read again after the verdict, is refused when
+    /// enforcing ([`Self::unfaithful_reply`]): its handler must perform it on the supervisor's
+    /// copy to let it run. A learning run continues it (counted in `unfaithful`), so that
+    /// what it cannot perform is still learned.
     pub(super) fn simple(
         &mut self,
         call: &mut Call,
@@ -170,6 +177,7 @@ impl<H: EventHandler> Notifier<H> {
     ) -> Result<Reply, Fail> {
         let (v, allowed) = self.ask_token(call, ty, cell);
         Ok(match allowed {
+            Some(a) if call.req.reads_memory() => self.unfaithful_reply(Continuation::Allowed(a)),
             Some(a) => Reply::Continue(Continuation::Allowed(a)),
             None => Reply::Error(v.errno),
         })
@@ -188,7 +196,8 @@ impl<H: EventHandler> Notifier<H> {
         let Some(a) = allowed else {
             return Some(Reply::Error(v.errno));
         };
-        if call.unfaithful {
+        // Not performed: continued only as `simple` would continue it.
+        if call.unfaithful || (!emulate && call.req.reads_memory()) {
             return Some(self.unfaithful_reply(Continuation::Allowed(a)));
         }
         (!emulate).then_some(Reply::Continue(Continuation::Allowed(a)))

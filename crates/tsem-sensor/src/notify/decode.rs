@@ -58,9 +58,21 @@ pub(super) enum SockQuery {
 /// What an xattr call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum XattrOp {
-    Set { value: u64, size: usize, flags: u32 },
-    Get,
-    List,
+    Set {
+        value: u64,
+        size: usize,
+        flags: u32,
+    },
+    /// Into the caller's buffer `value` of `size` bytes.
+    Get {
+        value: u64,
+        size: usize,
+    },
+    /// Into the caller's buffer `list` of `size` bytes (the name register holds `list`).
+    List {
+        list: u64,
+        size: usize,
+    },
     Remove,
 }
 
@@ -230,6 +242,8 @@ pub(super) enum Request {
     UtimesOld {
         path: PathArg,
         times: u64,
+        /// `utime(2)`'s `struct utimbuf` (seconds only), else `struct timeval[2]`.
+        utimbuf: bool,
     },
     Stat {
         path: PathArg,
@@ -277,6 +291,9 @@ pub(super) enum Request {
     InitModule,
     FinitModule {
         fd: i32,
+        /// The module parameters string.
+        params: u64,
+        flags: u32,
     },
     Bpf {
         cmd: u32,
@@ -620,10 +637,12 @@ pub(super) fn decode(sys: Sysno, a: &[u64; 6]) -> Request {
         Utime | Utimes => R::UtimesOld {
             path: PathArg::cwd(a[0]),
             times: a[1],
+            utimbuf: sys == Utime,
         },
         Futimesat => R::UtimesOld {
             path: PathArg::at(a[0], a[1]),
             times: a[2],
+            utimbuf: false,
         },
         Stat => R::Stat {
             path: PathArg::cwd(a[0]),
@@ -685,8 +704,14 @@ pub(super) fn decode(sys: Sysno, a: &[u64; 6]) -> Request {
                     size: a[3] as usize,
                     flags: uint(4),
                 },
-                Getxattr | Lgetxattr | Fgetxattr => XattrOp::Get,
-                Listxattr | Llistxattr | Flistxattr => XattrOp::List,
+                Getxattr | Lgetxattr | Fgetxattr => XattrOp::Get {
+                    value: a[2],
+                    size: a[3] as usize,
+                },
+                Listxattr | Llistxattr | Flistxattr => XattrOp::List {
+                    list: a[1],
+                    size: a[2] as usize,
+                },
                 _ => XattrOp::Remove,
             };
             R::Xattr {
@@ -716,7 +741,11 @@ pub(super) fn decode(sys: Sysno, a: &[u64; 6]) -> Request {
             b: PathArg::at(a[2], a[3]),
         },
         InitModule => R::InitModule,
-        FinitModule => R::FinitModule { fd: fd(0) },
+        FinitModule => R::FinitModule {
+            fd: fd(0),
+            params: a[1],
+            flags: uint(2),
+        },
         Bpf => R::Bpf {
             cmd: uint(0),
             size: uint(2),
@@ -804,14 +833,14 @@ mod tests {
             Request::NoEvent("getpgid/getsid of the caller: the kernel checks other tasks only")
         );
         assert_eq!(
-            decode(Sysno::Lgetxattr, &[3, 4, 0, 0, 0, 0]),
+            decode(Sysno::Lgetxattr, &[3, 4, 5, 6, 0, 0]),
             Request::Xattr {
                 obj: XattrObj::Path {
                     addr: 3,
                     follow: false
                 },
                 name: 4,
-                op: XattrOp::Get,
+                op: XattrOp::Get { value: 5, size: 6 },
             }
         );
     }

@@ -50,7 +50,7 @@ impl<H: EventHandler> Notifier<H> {
             R::Signal { to, sig } => self.sys_kill(call, to, sig),
             R::Ptrace { req, pid } => self.sys_ptrace(call, req, pid),
             R::Setpgid { pid, pgid } => self.sys_setpgid(call, pid, pgid),
-            R::Setrlimit { resource, new } => self.sys_rlimit(call, 0, resource, new),
+            R::Setrlimit { resource, new } => self.sys_rlimit(call, 0, resource, new, 0),
             R::Prlimit {
                 pid,
                 resource,
@@ -76,7 +76,11 @@ impl<H: EventHandler> Notifier<H> {
             R::SetAttr { path, flags, what } => self.sys_setattr(call, path, flags, what),
             R::SetAttrFd { fd, what } => self.sys_setattr_fd(call, fd, what),
             R::Utimens { path, times, flags } => self.sys_utimens(call, path, times, flags),
-            R::UtimesOld { path, times } => self.sys_utimes_old(call, path, times),
+            R::UtimesOld {
+                path,
+                times,
+                utimbuf,
+            } => self.sys_utimes_old(call, path, times, utimbuf),
             R::Stat {
                 path,
                 buf,
@@ -101,7 +105,7 @@ impl<H: EventHandler> Notifier<H> {
                 EventType::KernelLoadData,
                 Cell::KernelLoadData { id: 2, contents: 1 },
             ),
-            R::FinitModule { fd } => self.sys_finit_module(call, fd),
+            R::FinitModule { fd, params, flags } => self.sys_finit_module(call, fd, params, flags),
             R::Bpf { cmd, size } => self.sys_bpf(call, cmd, size),
             R::AddKey => self.sys_add_key(call),
             R::Refused => Ok(self.refuse()),

@@ -17,6 +17,7 @@ mod exec;
 mod inode;
 mod ipc;
 mod links;
+mod memory;
 mod mount;
 mod names;
 mod net;

@@ -1,4 +1,10 @@
 //! Mounts (mount, umount, pivot_root, move_mount) and module loading.
+//!
+//! The supervisor cannot mount for another task (the mount lands in the caller's mount
+//! namespace, with its root and credentials), and the kernel would read the strings again
+//! after the verdict: the mount family is described and decided, then refused when enforcing
+//! (`Notifier::simple`, counted in `unfaithful`) and continued when learning or sealing, so
+//! that a learned model still holds it.
 
 use std::os::fd::AsFd;
 
@@ -77,23 +83,39 @@ impl<H: EventHandler> Notifier<H> {
         r
     }
 
-    pub(super) fn sys_finit_module(&mut self, call: &mut Call, fd: i32) -> Result<Reply, Fail> {
+    /// finit_module: kernel_read_file of the module file at the caller's descriptor, then
+    /// loaded by the supervisor from that very file (its duplicate of the caller's open file)
+    /// with its copy of the parameters, wearing the caller's credentials: continued, the
+    /// kernel would load whatever another thread `dup2`ed onto the number after the check.
+    pub(super) fn sys_finit_module(
+        &mut self,
+        call: &mut Call,
+        fd: i32,
+        params: u64,
+        flags: u32,
+    ) -> Result<Reply, Fail> {
         let f = self.target_file(call, fd)?;
+        let params = super::cstring(self.read_cstr(call.tid, params)?)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(f.as_fd())?;
-        let flags = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
-        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, flags);
+        let fl = sys::status_flags(f.as_fd()).unwrap_or(0) as u32;
+        let file = self.desc.file(f.as_fd(), Some(f.as_fd()), &st, fl);
+        let emulate = self.performs(call);
         // READING_MODULE, whole file.
-        self.simple(
-            call,
-            EventType::KernelReadFile,
-            Cell::KernelReadFile {
-                file,
-                id: 2,
-                contents: 1,
-            },
-        )
+        let cell = Cell::KernelReadFile {
+            file,
+            id: 2,
+            contents: 1,
+        };
+        if let Some(r) = self.decide(call, EventType::KernelReadFile, cell, emulate) {
+            return Ok(r);
+        }
+        Ok(super::op_reply(sys::finit_module(
+            f.as_fd(),
+            &params,
+            flags,
+        )))
     }
 }

@@ -224,6 +224,9 @@ impl<H: EventHandler> Notifier<H> {
             }
             return Ok(self.refuse());
         }
+        if self.is_outside_pid_dir(p.as_fd(), &st) {
+            return Ok(self.refuse());
+        }
         if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
             self.claim_write(&st)?;
         }

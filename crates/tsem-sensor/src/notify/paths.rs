@@ -174,7 +174,8 @@ impl<H: EventHandler> Notifier<H> {
         }
         // A magic link of a workload task's /proc entry (/proc/<pid>/fd/N, /dev/fd/N...): that
         // one hop is taken, the rest of the path is walked without magic links.
-        if names_other_proc(&path, self.self_pid)
+        // The supervisor's own entry included: its links are refused there, and counted.
+        if names_other_proc(&path, 0)
             && let Some(hop) = self.magic_hop(tgid, &path)
         {
             return hop;

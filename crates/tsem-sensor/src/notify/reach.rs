@@ -5,7 +5,9 @@
 //! but without `CAP_SYS_PTRACE` is refused by the kernel; a root workload would not be, so the
 //! sensor refuses in every mode, counted in `refused`: a pidfd, `process_vm_*`, `pidfd_getfd`
 //! or ptrace attach of any task that is not the workload's (the supervisor above all), an open
-//! of anything under the supervisor's `/proc/<pid>`, a signal to one of its threads, a
+//! of anything under the supervisor's `/proc/<pid>` or of another outside process's
+//! `/proc/<pid>` directory (a pidfd to `pidfd_send_signal`), a path through a magic link of
+//! either (`/proc/<pid>/fd/N`, `cwd`, `root`...), a signal to one of its threads, a
 //! broadcast signal (`kill(-1, sig)`), and a stop signal to its process group. The event is
 //! still described and handed to the model first, so the attempt is recorded (forensics when
 //! sealed or enforcing). A signal that only ends the supervisor ends the workload with it
@@ -139,18 +141,49 @@ impl<H: EventHandler> Notifier<H> {
     /// An object under the supervisor's own `/proc/<pid>` (its memory, environment, maps...),
     /// however it was named.
     pub(super) fn is_supervisor_proc(&mut self, p: BorrowedFd<'_>, st: &libc::stat) -> bool {
+        self.proc_entry(p, st)
+            .is_some_and(|(n, _)| self.is_supervisor(n))
+    }
+
+    /// For an object under `/proc/<pid>`: that pid, and whether the object is the
+    /// `/proc/<pid>` directory itself (which `pidfd_send_signal` takes as a pidfd).
+    fn proc_entry(&mut self, p: BorrowedFd<'_>, st: &libc::stat) -> Option<(i32, bool)> {
         if self.desc.magic(p, st) != crate::describe::PROC_MAGIC {
-            return false;
+            return None;
         }
         let abs = self.desc.fd_path(p);
         let inner = self.desc.path(p, st, &abs, None).pathname;
         let bytes = inner.as_bytes();
         let start = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
-        let first = bytes[start..].split(|&b| b == b'/').next().unwrap_or(&[]);
-        std::str::from_utf8(first)
-            .ok()
-            .and_then(|f| f.parse::<i32>().ok())
-            .is_some_and(|n| self.is_supervisor(n))
+        let mut comps = bytes[start..]
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty());
+        let first = comps.next()?;
+        let pid = std::str::from_utf8(first).ok()?.parse::<i32>().ok()?;
+        Some((pid, comps.next().is_none() && is(st, libc::S_IFDIR)))
+    }
+
+    /// A `/proc/<pid>` directory of a task outside the workload: a descriptor of it is a
+    /// pidfd to `pidfd_send_signal`, and another thread could `dup2` it over a descriptor
+    /// already checked there, so the workload may not hold one (refused at the open).
+    pub(super) fn is_outside_pid_dir(&mut self, p: BorrowedFd<'_>, st: &libc::stat) -> bool {
+        self.proc_entry(p, st)
+            .is_some_and(|(n, dir)| dir && self.task_of(n).is_none())
+    }
+
+    /// The task a descriptor passed as a pidfd names, as the kernel takes it
+    /// (`pidfd_to_pid`): a pidfd, or a `/proc/<tgid>` directory.
+    fn signalled_pid(&mut self, f: BorrowedFd<'_>) -> Result<i32, Fail> {
+        match pidfd_pid(f) {
+            Err(Fail::Errno(libc::EBADF)) => {
+                let st = sys::fstat(f)?;
+                match self.proc_entry(f, &st) {
+                    Some((pid, true)) => Ok(pid),
+                    _ => Err(Fail::Errno(libc::EBADF)),
+                }
+            }
+            r => r,
+        }
     }
 
     /// For a path that goes through a magic link of a workload task's `/proc/<pid>` entry
@@ -163,10 +196,25 @@ impl<H: EventHandler> Notifier<H> {
     ///
     /// The kernel lets a task reach its own process's links whatever its credentials; another
     /// task's take a ptrace access check with the caller's, which the thread wears.
+    ///
+    /// A magic link of the supervisor or of a task outside the workload, as the first hop or
+    /// right after a workload's `root`/`cwd` hop (`/proc/<own>/root/proc/<supervisor>/fd/N`),
+    /// is refused (EPERM, counted in `refused`): walked without magic links it would fail
+    /// anyway, but uncounted.
     pub(super) fn magic_hop(&self, tgid: i32, path: &[u8]) -> Option<Result<Target, Fail>> {
         let (pid, hop, rest) = split_magic(path)?;
+        let refused = || {
+            Counters::bump(&self.shared.counters.refused);
+            Some(Err(Fail::Errno(libc::EPERM)))
+        };
         if self.is_supervisor(pid) || self.task_of(pid).is_none() {
-            return None;
+            return refused();
+        }
+        if let Some((next, _, _)) = split_magic(format!("/{rest}").as_bytes())
+            && (hop.ends_with("/root") || hop.ends_with("/cwd"))
+            && (self.is_supervisor(next) || self.task_of(next).is_none())
+        {
+            return refused();
         }
         Some(self.after_hop(pid == tgid, &hop, &rest))
     }
@@ -195,7 +243,7 @@ impl<H: EventHandler> Notifier<H> {
     }
 
     /// Whether the caller's pid numbers are ours (same pid namespace).
-    fn same_pidns(&self, call: &Call) -> bool {
+    pub(super) fn same_pidns(&self, call: &Call) -> bool {
         let theirs = self.task.identity(call.tid, Ident::PidNs);
         theirs.is_some() && theirs == stat_of("/proc/self/ns/pid")
     }
@@ -301,7 +349,7 @@ impl<H: EventHandler> Notifier<H> {
         flags: u64,
     ) -> Result<Reply, Fail> {
         let pidfd = self.target_file(call, pidfd_num)?;
-        let pid = pidfd_pid(pidfd.as_fd())?;
+        let pid = self.signalled_pid(pidfd.as_fd())?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }

@@ -152,14 +152,18 @@ impl<H: EventHandler> Notifier<H> {
         let sock = self
             .sock(f.as_fd())
             .map_err(|_| Fail::Errno(libc::ENOTSOCK))?;
-        self.simple(
-            call,
-            EventType::SocketListen,
-            Cell::SockValue {
-                sock,
-                value: backlog,
-            },
-        )
+        // Performed on the socket described (the caller's, duplicated): continued, the kernel
+        // would listen on whatever another thread `dup2`ed onto the number meanwhile. listen
+        // checks no credential, so the supervisor's do.
+        call.emulated = true;
+        let cell = Cell::SockValue {
+            sock,
+            value: backlog,
+        };
+        if let Some(r) = self.decide(call, EventType::SocketListen, cell, true) {
+            return Ok(r);
+        }
+        Ok(super::op_reply(sys::listen(f.as_fd(), backlog)))
     }
 
     /// getsockname, getpeername (SOCK), setsockopt (level, optname), shutdown (how): described

@@ -6,6 +6,7 @@ use tsem_core::event::{Cell, EventType};
 use super::decode::SigTarget;
 use super::{Call, Continuation, Fail, Notifier, Reply, lock};
 use crate::event::EventHandler;
+use crate::sys;
 
 impl<H: EventHandler> Notifier<H> {
     pub(super) fn task_of(&self, pid: i32) -> Option<Digest> {
@@ -113,38 +114,58 @@ impl<H: EventHandler> Notifier<H> {
         self.simple(call, ty, Cell::Task { task })
     }
 
-    /// task_setrlimit for `setrlimit` and for `prlimit64` with a new limit.
+    /// task_setrlimit for `setrlimit` and for `prlimit64` with a new limit, then performed by
+    /// the supervisor as `prlimit(pid, resource, copy)` (wearing the caller's credentials, so
+    /// the kernel's permission checks are the caller's), with the old limits written back when
+    /// asked: the kernel never reads the caller's limits again after the verdict.
     pub(super) fn sys_rlimit(
         &mut self,
         call: &mut Call,
         pid: i32,
         resource: u64,
         new: u64,
+        old: u64,
     ) -> Result<Reply, Fail> {
         let b = self.read_mem(call.tid, new, 16)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
         let q = |i: usize| {
-            u64::from_le_bytes([
-                b[i],
-                b[i + 1],
-                b[i + 2],
-                b[i + 3],
-                b[i + 4],
-                b[i + 5],
-                b[i + 6],
-                b[i + 7],
-            ])
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(w)
         };
+        let (current, max) = (q(0), q(8));
         let task = self.task_arg(call, pid);
         let cell = Cell::TaskSetrlimit {
             task,
             resource: resource as u32,
-            current: q(0),
-            max: q(8),
+            current,
+            max,
         };
-        self.simple(call, EventType::TaskSetrlimit, cell)
+        let mut emulate = self.performs(call);
+        // Another process is named in the caller's pid numbers: ours only in our namespace.
+        if emulate && pid != 0 && !self.same_pidns(call) {
+            call.unfaithful = true;
+            call.emulated = false;
+            emulate = false;
+        }
+        if let Some(r) = self.decide(call, EventType::TaskSetrlimit, cell, emulate) {
+            return Ok(r);
+        }
+        // Limits belong to the process (signal_struct), whichever thread sets them.
+        let target = if pid == 0 { call.status.tgid } else { pid };
+        let r = sys::prlimit(target, resource as u32, Some([current, max]), old != 0);
+        let old_limits = match r {
+            Ok(o) => o,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
+        if let Some([cur, max]) = old_limits {
+            let mut bytes = cur.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&max.to_le_bytes());
+            self.write_all(call, old, &bytes)?;
+        }
+        Ok(Reply::Value(0))
     }
 
     pub(super) fn sys_prlimit(
@@ -183,13 +204,14 @@ impl<H: EventHandler> Notifier<H> {
                 return Ok(Reply::Error(v.errno));
             };
             if new == 0 {
+                // Registers only: the pid, the resource, where to write the old limits.
                 return Ok(Reply::Continue(Continuation::Allowed(allowed)));
             }
         }
         if new == 0 {
             return Ok(self.no_event("prlimit64 reading the caller's own limits reaches no hook"));
         }
-        self.sys_rlimit(call, pid, resource, new)
+        self.sys_rlimit(call, pid, resource, new, old)
     }
 
     pub(super) fn sys_setpriority(
@@ -241,6 +263,9 @@ impl<H: EventHandler> Notifier<H> {
         }
     }
 
+    /// capget: the event names the task the caller's header names; the supervisor then reads
+    /// that very task's capabilities with its copy of the header and writes them into the
+    /// caller's buffer, so a header rewritten after the check names no other task.
     pub(super) fn sys_capget(
         &mut self,
         call: &mut Call,
@@ -268,7 +293,45 @@ impl<H: EventHandler> Notifier<H> {
             inheritable: st.capinh,
             permitted: st.capprm,
         };
-        self.simple(call, EventType::Capget, cell)
+        // No credential is checked by capget: any task may read any task it can name. The
+        // caller's numbers are ours only in our pid namespace.
+        let emulate = pid == 0 || self.same_pidns(call);
+        call.unfaithful = !emulate;
+        call.emulated = emulate;
+        if let Some(r) = self.decide(call, EventType::Capget, cell, emulate) {
+            return Ok(r);
+        }
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&hdr);
+        let ours = if pid == 0 { call.tid } else { pid };
+        h[4..8].copy_from_slice(&ours.to_le_bytes());
+        let (after, r) = sys::capget_of(h);
+        if after[..4] != hdr[..4] {
+            // The kernel's preferred version, written back on a version it does not know.
+            self.write_all(call, hdr_addr, &after[..4])?;
+        }
+        let d = match r {
+            Ok(d) => d,
+            Err(e) => return Ok(Reply::Error(e)),
+        };
+        // _LINUX_CAPABILITY_VERSION_1 has one 32-bit record, the later versions two.
+        let words = if hdr[..4] == 0x1998_0330u32.to_le_bytes() {
+            12
+        } else {
+            24
+        };
+        self.write_all(call, data, &d[..words])?;
+        Ok(Reply::Value(0))
+    }
+
+    /// Write `bytes` into the caller's memory at `addr`, all or fail (EFAULT, as the kernel's
+    /// copy_to_user).
+    pub(super) fn write_all(&self, call: &Call, addr: u64, bytes: &[u8]) -> Result<(), Fail> {
+        match self.task.write_mem(call.tid, addr, bytes) {
+            Ok(n) if n == bytes.len() => Ok(()),
+            Ok(_) => Err(Fail::Errno(libc::EFAULT)),
+            Err(e) => Err(Fail::Errno(super::map_mem_err(&e))),
+        }
     }
 
     pub(super) fn sys_prctl(
@@ -317,6 +380,10 @@ impl<H: EventHandler> Notifier<H> {
             inheritable: caps[2],
             permitted: caps[1],
         };
+        // Capabilities are set by a task for itself only, so the supervisor cannot perform it.
+        // Continued: the kernel reads the data again, and a thread that rewrites it changes
+        // this event's cell only; every later event carries the capabilities applied (see
+        // `Request::reads_memory`).
         self.simple(call, EventType::Capset, cell)
     }
 }

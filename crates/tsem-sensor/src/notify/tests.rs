@@ -546,3 +546,100 @@ fn an_undecodable_argument_is_refused_and_counted() {
         "an undecodable call reached the model"
     );
 }
+
+/// A call whose event is read from the caller's memory and that the supervisor cannot perform
+/// (a mount) is decided, then refused when enforcing: the kernel would read the strings again.
+/// Learning continues it, counted in `unfaithful` either way.
+#[test]
+fn a_memory_event_the_supervisor_cannot_perform_is_never_continued_when_enforcing() {
+    let dir = Dir::new("mount");
+    std::fs::create_dir(dir.0.join("mnt")).unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let src = fake.put(0, &[b"none\0"]);
+    let path = fake.put(1, &[b"mnt\0"]);
+    let fstype = fake.put(2, &[b"tmpfs\0"]);
+    for enforcing in [true, false] {
+        let (mut n, rec) = notifier(&fake, enforcing);
+        let (_, reply) = run(&mut n, Sysno::Mount, [src, path, fstype, 0, 0, 0]);
+        assert_eq!(rec.events().len(), 1, "the mount was not described");
+        assert_eq!(rec.events()[0].event.header.event_type, EventType::SbMount);
+        assert_eq!(n.shared.counters.snapshot().unfaithful, 1);
+        if enforcing {
+            assert!(
+                matches!(reply, Reply::Error(libc::EPERM)),
+                "an enforced mount reached the kernel"
+            );
+        } else {
+            assert!(
+                matches!(reply, Reply::Continue(_)),
+                "learning refused a mount"
+            );
+        }
+    }
+}
+
+/// Whether `dir`'s filesystem takes `user.` xattrs (tmpfs since 6.6, ext4, xfs, btrfs).
+fn user_xattrs(dir: &std::path::Path) -> bool {
+    let p = dir.join("probe");
+    std::fs::write(&p, b"").unwrap();
+    let f = std::fs::File::open(&p).unwrap();
+    let ok = sys::set_xattr(sys::XattrOn::File(f.as_fd()), c"user.probe", b"1", 0).is_ok();
+    let _ = std::fs::remove_file(&p);
+    ok
+}
+
+/// setxattr with a name and value another thread rewrites after the supervisor read them: the
+/// value described is the value set, and the path described is the file set.
+#[test]
+fn a_flipping_xattr_value_and_path_are_set_from_one_copy() {
+    let dir = Dir::new("xattr");
+    if !user_xattrs(&dir.0) {
+        println!("skipped: {} takes no user xattrs", dir.0.display());
+        return;
+    }
+    std::fs::write(dir.0.join("public"), b"").unwrap();
+    std::fs::write(dir.0.join("secret"), b"").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"public\0", b"secret\0"]);
+    let name = fake.put(1, &[b"user.tag\0", b"user.other\0"]);
+    let value = fake.put(2, &[b"good", b"evil"]);
+    let (mut n, rec) = notifier(&fake, true);
+    let (_, reply) = run(&mut n, Sysno::Setxattr, [path, name, value, 4, 0, 0]);
+    assert!(matches!(reply, Reply::Value(0)), "setxattr not performed");
+    let get = |file: &str, attr: &std::ffi::CStr| {
+        let f = std::fs::File::open(dir.0.join(file)).unwrap();
+        sys::get_xattr(sys::XattrOn::File(f.as_fd()), attr, 64).map(|(_, b)| b)
+    };
+    assert_eq!(get("public", c"user.tag"), Ok(b"good".to_vec()));
+    assert!(get("public", c"user.other").is_err());
+    assert!(get("secret", c"user.tag").is_err());
+    let events = rec.events();
+    assert_eq!(events.len(), 1);
+    let Cell::InodeSetxattr { value, .. } = &events[0].event.cell else {
+        panic!("not an inode_setxattr: {:?}", events[0].event.cell);
+    };
+    assert_eq!(value, b"good");
+}
+
+/// utimes with a path another thread rewrites: the times land on the file described.
+#[test]
+fn a_flipping_utimes_path_touches_the_file_described() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Dir::new("utimes");
+    std::fs::write(dir.0.join("public"), b"").unwrap();
+    std::fs::write(dir.0.join("secret"), b"").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"public\0", b"secret\0"]);
+    // struct timeval[2]: atime 1000 s, mtime 2000 s.
+    let mut tv = Vec::new();
+    for s in [1000i64, 0, 2000, 0] {
+        tv.extend_from_slice(&s.to_le_bytes());
+    }
+    let times = fake.put(1, &[&tv]);
+    let (mut n, _rec) = notifier(&fake, true);
+    let (_, reply) = run(&mut n, Sysno::Utimes, [path, times, 0, 0, 0, 0]);
+    assert!(matches!(reply, Reply::Value(0)), "utimes not performed");
+    let mtime = |f: &str| std::fs::metadata(dir.0.join(f)).unwrap().mtime();
+    assert_eq!(mtime("public"), 2000);
+    assert_ne!(mtime("secret"), 2000);
+}

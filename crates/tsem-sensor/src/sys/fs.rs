@@ -249,7 +249,7 @@ pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
 /// The result of a path operation performed on behalf of the target: `Err(errno)` on failure.
 pub type OpResult = Result<i64, i32>;
 
-fn op(r: libc::c_long) -> OpResult {
+pub(super) fn op(r: libc::c_long) -> OpResult {
     if r < 0 {
         Err(io::Error::last_os_error()
             .raw_os_error()

@@ -13,6 +13,7 @@ pub mod acts;
 mod creds;
 mod fs;
 mod notif;
+mod perform;
 #[cfg(target_arch = "x86_64")]
 pub mod regs;
 mod sock;
@@ -22,6 +23,7 @@ mod task;
 pub use creds::*;
 pub use fs::*;
 pub use notif::*;
+pub use perform::*;
 pub use sock::*;
 pub use spawn::*;
 pub use task::*;
@@ -55,20 +57,44 @@ pub fn set_cloexec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Take over descriptor `fd`, which this process inherited from its parent for this purpose
-/// (the one number named on the command line, e.g. `tsem run --attach-fd N`).
+/// (the one number named on the command line, e.g. `tsem run --attach-fd N`). Numbers 0-2,
+/// descriptors that are not open, and descriptors with `FD_CLOEXEC` set (so not inherited
+/// through exec: opened by this process, which opens everything close-on-exec) are refused.
+/// The descriptor returned is close-on-exec.
 ///
-/// # Warning
-/// Call it once per inherited descriptor, before anything else in the process could have opened
-/// or closed that number: the returned descriptor owns it and closes it when dropped. Numbers
-/// 0-2 and descriptors that are not open are refused.
-pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+/// # Safety
+/// Nothing else in the process may own `fd`, now or later: call it once per inherited
+/// descriptor, before anything else could have taken that number (the returned descriptor
+/// closes it when dropped). [`take_attach_fd`] is the safe, single-use form.
+pub unsafe fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only queries the descriptor table.
-    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if fd < 3 || fl < 0 || fl & libc::FD_CLOEXEC != 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
-    // SAFETY: `fd` is open (checked above) and was inherited for this caller alone, which takes
-    // it once (documented above), so nothing else in the process owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: `fd` is open (checked above), and by the caller's contract nothing else in the
+    // process owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_cloexec(std::os::fd::AsFd::as_fd(&owned))?;
+    Ok(owned)
+}
+
+/// Set once the descriptor handed over for `--attach-fd` was taken.
+static ATTACH_FD_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The descriptor handed over to `tsem run --attach-fd N` (the container's init socket), taken
+/// at most once per process: a second call fails with `EBUSY`, so no two owners of the number
+/// can be made through it. The number must have been inherited (see [`take_inherited_fd`]: it
+/// is refused when close-on-exec, as every descriptor this process opens is).
+pub fn take_attach_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    use std::sync::atomic::Ordering;
+    if ATTACH_FD_TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    // SAFETY: this is the only call that takes the attach descriptor (ATTACH_FD_TAKEN), its
+    // number was inherited through exec (not close-on-exec, which take_inherited_fd checks;
+    // everything this process opens is close-on-exec), so nothing else in the process owns it.
+    unsafe { take_inherited_fd(fd) }
 }
 
 /// The effective user id.
@@ -100,4 +126,23 @@ pub fn boottime_ns() -> u64 {
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::fd::AsRawFd;
+
+    /// A descriptor this process opened (close-on-exec) is never taken as the inherited one,
+    /// and the attach descriptor is taken at most once whatever the outcome.
+    #[test]
+    fn the_attach_descriptor_is_taken_once_and_only_if_inherited() {
+        let (r, _w) = std::io::pipe().unwrap();
+        let e = super::take_attach_fd(r.as_raw_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        let e = super::take_attach_fd(r.as_raw_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
+        // Still ours, still open.
+        assert!(super::fd_is_open(r.as_raw_fd()));
+    }
 }
