@@ -47,6 +47,48 @@ fn helper() {
             }
             Ok(())
         })()),
+        // O_PATH handles as the kernel gives them: on a file, on a symbolic link itself
+        // (O_NOFOLLOW) and on a directory; then the file opened from the directory handle and
+        // reopened for reading through /proc/self/fd, each an open of its own.
+        "opath" => errno_exit((|| {
+            use std::os::fd::{FromRawFd as _, OwnedFd};
+            let open = |p: &std::ffi::CStr, flags: i32| {
+                let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            };
+            let kind = |fd: &OwnedFd| {
+                use std::os::fd::AsRawFd as _;
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                let r = unsafe {
+                    libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH)
+                };
+                assert_eq!(r, 0, "fstat of an O_PATH handle");
+                st.st_mode & libc::S_IFMT
+            };
+            let file = open(c"rel.txt", libc::O_PATH)?;
+            assert_eq!(kind(&file), libc::S_IFREG);
+            let link = open(c"link", libc::O_PATH | libc::O_NOFOLLOW)?;
+            assert_eq!(kind(&link), libc::S_IFLNK);
+            let dir = open(c"sub", libc::O_PATH | libc::O_DIRECTORY)?;
+            assert_eq!(kind(&dir), libc::S_IFDIR);
+            use std::os::fd::AsRawFd as _;
+            let inner =
+                unsafe { libc::openat(dir.as_raw_fd(), c"inner.txt".as_ptr(), libc::O_RDONLY) };
+            if inner < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut s = String::new();
+            unsafe { std::fs::File::from_raw_fd(inner) }.read_to_string(&mut s)?;
+            std::fs::File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?
+                .read_to_string(&mut s)?;
+            if s != "innerrel" {
+                std::process::exit(2);
+            }
+            Ok(())
+        })()),
         // Create, write, reopen with O_TRUNC and append.
         "create" => errno_exit((|| {
             std::fs::write("new.txt", b"abc")?;
@@ -258,5 +300,30 @@ fn swapping_the_path_during_open_never_yields_the_denied_file() {
         r.stats
     );
     assert_eq!(r.stats.lost, 0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn o_path_handles_are_the_kernels_and_what_is_opened_through_them_is_described() {
+    let d = scratch("opath");
+    std::fs::write(d.join("rel.txt"), "rel").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/inner.txt"), "inner").unwrap();
+    std::os::unix::fs::symlink("rel.txt", d.join("link")).unwrap();
+    let rec = Recorder::default();
+    let r = run_helper("opath", &[], Some(&d), rec.clone());
+    assert_eq!(r.exit.code(), 0, "stats {:?}", r.stats);
+    assert_eq!(r.stats.lost, 0);
+    let root = std::fs::canonicalize(&d).unwrap();
+    let opened: Vec<String> = rec
+        .events()
+        .iter()
+        .filter(|e| e.event.header.event_type == EventType::FileOpen)
+        .filter_map(pathname)
+        .collect();
+    for f in ["sub/inner.txt", "rel.txt"] {
+        let p = root.join(f).display().to_string();
+        assert!(opened.contains(&p), "{p} not described: {opened:?}");
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -137,15 +137,20 @@ impl<H: EventHandler> Notifier<H> {
         let fl = flags as i32;
         let cloexec = fl & libc::O_CLOEXEC != 0;
         if fl & libc::O_PATH != 0 {
-            // O_PATH opens never reach security_file_open: no event.
-            let why = Continuation::NoEvent("O_PATH opens reach no security_file_open");
-            if let Some(r) = self.gate(call, why) {
+            // O_PATH opens never reach security_file_open: no event, and a handle that gives
+            // no access (every use of it, a reopen through /proc/self/fd, an exec, an *at()
+            // call from it, is a notified call of its own, described then). They are continued:
+            // seccomp's ADDFD cannot hand over an O_PATH file (the kernel takes the source
+            // with fget(), which refuses them), so performing them failed every O_PATH open
+            // with EBADF (glibc's fchmodat(AT_SYMLINK_NOFOLLOW) among them). The path was
+            // resolved above, so a path through the supervisor's /proc was refused; the
+            // kernel reads it again, and a path swapped in meanwhile gets a handle only.
+            const WHY: &str = "O_PATH opens reach no security_file_open";
+            if let Some(r) = self.gate(call, Continuation::NoEvent(WHY)) {
                 return Ok(r);
             }
-            let keep = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY) as u64;
-            let fd = sys::openat2(t.dir(), &t.path, flags & keep, 0, t.resolve)?;
             Counters::bump(&self.shared.counters.unmodeled);
-            return Ok(Reply::AddFd(fd, cloexec));
+            return Ok(Reply::Continue(Continuation::NoEvent(WHY)));
         }
         if fl & libc::O_TMPFILE == libc::O_TMPFILE {
             return self.open_tmpfile(call, &t, flags, mode, cloexec);
