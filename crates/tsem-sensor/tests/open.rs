@@ -89,6 +89,24 @@ fn helper() {
             }
             Ok(())
         })()),
+        // fchmodat2(AT_SYMLINK_NOFOLLOW) of a symbolic link: the kernel says EOPNOTSUPP.
+        "lchmod" => {
+            const SYS_FCHMODAT2: libc::c_long = 452;
+            let r = unsafe {
+                libc::syscall(
+                    SYS_FCHMODAT2,
+                    libc::AT_FDCWD,
+                    c"link".as_ptr(),
+                    0o600,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+            if r == 0 {
+                0
+            } else {
+                100 + std::io::Error::last_os_error().raw_os_error().unwrap_or(99)
+            }
+        }
         // Create, write, reopen with O_TRUNC and append.
         "create" => errno_exit((|| {
             std::fs::write("new.txt", b"abc")?;
@@ -325,5 +343,33 @@ fn o_path_handles_are_the_kernels_and_what_is_opened_through_them_is_described()
         let p = root.join(f).display().to_string();
         assert!(opened.contains(&p), "{p} not described: {opened:?}");
     }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_links_mode_is_refused_before_any_event_as_the_kernel_refuses_it() {
+    let d = scratch("lchmod");
+    std::os::unix::fs::symlink("missing", d.join("link")).unwrap();
+    // The kernel's answer first (fchmodat2 is Linux 6.6).
+    let bare = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["helper", "--exact", "--quiet"])
+        .env("TSEM_HELPER", "lchmod")
+        .current_dir(&d)
+        .status()
+        .unwrap();
+    if bare.code() == Some(100 + libc::ENOSYS) {
+        println!("skipped: no fchmodat2 in this kernel");
+        return;
+    }
+    assert_eq!(bare.code(), Some(100 + libc::EOPNOTSUPP));
+    let rec = Recorder::default();
+    let r = run_helper("lchmod", &[], Some(&d), rec.clone());
+    assert_eq!(r.exit.code(), 100 + libc::EOPNOTSUPP, "stats {:?}", r.stats);
+    assert!(
+        !rec.events()
+            .iter()
+            .any(|e| e.event.header.event_type == EventType::InodeSetattr),
+        "an inode_setattr the kernel never reaches"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use tsem_core::event::{Cell, EventType};
 
 use super::decode::{PathArg, XattrObj, XattrOp};
-use super::{Call, Fail, Notifier, Reply, errno_of, map_mem_err, op_reply};
+use super::{Call, Fail, Notifier, Reply, errno_of, is, map_mem_err, op_reply};
 use crate::event::EventHandler;
 use crate::sys::{self, PathOp};
 
@@ -93,6 +93,11 @@ impl<H: EventHandler> Notifier<H> {
             return Ok(Reply::Gone);
         }
         let st = sys::fstat(obj.as_fd())?;
+        // notify_change() refuses a symbolic link's mode before security_inode_setattr (only
+        // fchmodat2's AT_SYMLINK_NOFOLLOW can name one): no event, as in the kernel.
+        if matches!(what, SetAttr::Mode(_)) && is(&st, libc::S_IFLNK) {
+            return Err(Fail::Errno(libc::EOPNOTSUPP));
+        }
         self.guard(self.shared.protected.object(&st))?;
         if let SetAttr::Size(_) = what {
             self.claim_write(&st)?;
