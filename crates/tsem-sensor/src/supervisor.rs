@@ -390,6 +390,7 @@ pub(crate) fn new_shared<H: EventHandler>(
             .unwrap_or_default(),
         objects: Default::default(),
         status: Default::default(),
+        capset_claims: Default::default(),
         names: Default::default(),
         injected: Default::default(),
         mechanism_only: config.mechanism_only,

@@ -92,6 +92,9 @@ pub(crate) struct Shared<H> {
     /// notification threads: the call that invalidates an entry may be answered by another
     /// thread than the next one of the same task.
     pub status: Mutex<HashMap<i32, CachedStatus>>,
+    /// Per thread: the capabilities its continued capset's event claimed, and those it had
+    /// before (see `Notifier::check_capset`).
+    pub capset_claims: Mutex<HashMap<i32, CapsetClaim>>,
     /// Paths known to be their own pathname ([`names`]).
     pub names: Mutex<names::Names>,
     /// Regular files recently opened by the supervisor and injected, see [`Injected`].
@@ -154,6 +157,10 @@ const INJECTED_KEPT: usize = 32;
 /// (task serial, its /proc status, whether its root is ours, whether its user namespace is
 /// ours), see [`Shared::status`].
 pub(crate) type CachedStatus = (u64, Status, Option<bool>, Option<bool>);
+
+/// A continued capset: the calling thread's serial (a reused tid is another thread), the
+/// capabilities (effective, permitted, inheritable) its event claimed, and those it had.
+pub(crate) type CapsetClaim = (u64, [u64; 3], [u64; 3]);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means a handler panicked while holding it; the data is still the best
@@ -389,6 +396,12 @@ impl<H: EventHandler> Notifier<H> {
             Counters::bump(&self.shared.counters.lost);
             return Err(Response::Error(libc::EPERM));
         };
+        let mut known = known;
+        if let Some(t) = &mut known
+            && self.check_capset(tid, t.serial, &status)
+        {
+            t.untrusted = true;
+        }
         if sys.invalidates_status() {
             // The call may change credentials, umask or root: describe later events afresh.
             lock(&self.shared.status).remove(&tid);

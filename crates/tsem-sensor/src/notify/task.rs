@@ -4,8 +4,10 @@ use tsem_core::Digest;
 use tsem_core::event::{Cell, EventType};
 
 use super::decode::SigTarget;
-use super::{Call, Continuation, Fail, Notifier, Reply, lock};
+use super::{Call, Continuation, Fail, Notifier, Reply, lock, verdict};
+use crate::event::Counters;
 use crate::event::EventHandler;
+use crate::procfs::Status;
 use crate::sys;
 
 impl<H: EventHandler> Notifier<H> {
@@ -383,7 +385,35 @@ impl<H: EventHandler> Notifier<H> {
         // Capabilities are set by a task for itself only, so the supervisor cannot perform it.
         // Continued: the kernel reads the data again, and a thread that rewrites it changes
         // this event's cell only; every later event carries the capabilities applied (see
-        // `Request::reads_memory`).
-        self.simple(call, EventType::Capset, cell)
+        // `Request::reads_memory`), and the next call of the thread checks them against the
+        // claim ([`Self::check_capset`]).
+        let before = [
+            call.status.coe.capeff,
+            call.status.capprm,
+            call.status.capinh,
+        ];
+        let r = self.simple(call, EventType::Capset, cell)?;
+        if matches!(r, Reply::Continue(_)) {
+            lock(&self.shared.capset_claims).insert(call.tid, (call.task.serial, caps, before));
+        }
+        Ok(r)
+    }
+
+    /// A continued capset checked at the thread's next call: capabilities that are neither
+    /// those its event claimed nor those it had (the call failed) were applied from a buffer
+    /// rewritten after the verdict. That event lied: counted in `unfaithful`, and the thread is
+    /// untrusted from now on (TSEM's answer to a task that left its model). Whether so.
+    pub(super) fn check_capset(&self, tid: i32, serial: u64, status: &Status) -> bool {
+        let claim = lock(&self.shared.capset_claims).remove(&tid);
+        let Some((_, claimed, before)) = claim.filter(|c| c.0 == serial) else {
+            return false;
+        };
+        let now = [status.coe.capeff, status.capprm, status.capinh];
+        if now == claimed || now == before {
+            return false;
+        }
+        Counters::bump(&self.shared.counters.unfaithful);
+        verdict::taint(&self.shared, tid);
+        true
     }
 }

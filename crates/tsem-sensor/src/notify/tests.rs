@@ -231,6 +231,7 @@ fn notifier(fake: &Arc<Fake>, enforcing: bool) -> (Notifier<Recorder>, Recorder)
         protected: Default::default(),
         objects: Default::default(),
         status: Default::default(),
+        capset_claims: Default::default(),
         names: Default::default(),
         injected: Default::default(),
         stop: sys::eventfd().unwrap(),
@@ -642,4 +643,44 @@ fn a_flipping_utimes_path_touches_the_file_described() {
     let mtime = |f: &str| std::fs::metadata(dir.0.join(f)).unwrap().mtime();
     assert_eq!(mtime("public"), 2000);
     assert_ne!(mtime("secret"), 2000);
+}
+
+/// A capset is continued (no task sets another's capabilities), so the kernel reads its buffer
+/// again: capabilities applied that are neither the event's nor the old ones (the buffer was
+/// rewritten after the verdict) make the event a lie, found at the thread's next call, counted
+/// in `unfaithful`, and the thread is untrusted from then on.
+#[test]
+fn a_capset_applied_other_than_described_is_counted_and_untrusts_the_thread() {
+    let dir = Dir::new("capset");
+    std::fs::write(dir.0.join("f"), b"x").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let (eff, prm, inh) = {
+        let s = fake.status.lock().unwrap();
+        (s.coe.capeff, s.capprm, s.capinh)
+    };
+    let claimed = eff ^ 1;
+    let data: Vec<u8> = [claimed, prm, inh, claimed >> 32, prm >> 32, inh >> 32]
+        .iter()
+        .flat_map(|w| (*w as u32).to_le_bytes())
+        .collect();
+    let hdr = fake.put(0, &[&[0x22, 0x05, 0x08, 0x20, 0, 0, 0, 0]]);
+    let data = fake.put(1, &[&data]);
+    let file = fake.put(2, &[b"f\0"]);
+    for (applied, lie) in [(claimed, false), (eff, false), (eff ^ 2, true)] {
+        let (mut n, rec) = notifier(&fake, true);
+        fake.status.lock().unwrap().coe.capeff = eff;
+        let (_, r) = run(&mut n, Sysno::Capset, [hdr, data, 0, 0, 0, 0]);
+        assert!(matches!(r, Reply::Continue(_)), "capset not continued");
+        let Cell::Capset { effective, .. } = rec.events()[0].event.cell else {
+            panic!("not a capset event");
+        };
+        assert_eq!(effective, claimed);
+        // What the kernel applied.
+        fake.status.lock().unwrap().coe.capeff = applied;
+        let _ = run(&mut n, Sysno::Openat, [AT_FDCWD, file, 0, 0, 0, 0]);
+        let next = rec.events().last().cloned().unwrap();
+        assert_eq!(next.untrusted, lie, "applied {applied:#x}");
+        assert_eq!(n.shared.counters.snapshot().unfaithful, u64::from(lie));
+    }
+    fake.status.lock().unwrap().coe.capeff = eff;
 }
