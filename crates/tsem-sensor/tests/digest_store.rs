@@ -40,7 +40,8 @@ fn the_next_run_reuses_digests_and_the_workload_cannot_reach_the_store() {
     assert!(first.entries.len() >= 3, "{} entries", first.entries.len());
 
     // Every way at the store is refused, in learning mode too; the workload's own files next
-    // to it (in an ancestor of the store's directory) are not.
+    // to it (in an ancestor of the store's directory) are not, nor is a create of an entry that
+    // exists (`mkdir -p` of the store's directory: the kernel's EEXIST, nothing changes).
     let script = r#"n=0
         true > cache/digests 2>/dev/null || n=$((n+1))
         echo x >> cache/digests 2>/dev/null || n=$((n+1))
@@ -52,6 +53,8 @@ fn the_next_run_reuses_digests_and_the_workload_cannot_reach_the_store() {
         ln cache/digests hardlink 2>/dev/null || n=$((n+1))
         mv "$PWD" "$PWD.moved" 2>/dev/null || n=$((n+1))
         echo mine > own-file || exit 99
+        mkdir -p "$PWD/cache" || exit 98
+        mkdir cache 2>&1 | grep -q 'File exists' || exit 97
         exit $n"#;
     let r = run_with_store(script, &d, first.clone());
     assert_eq!(

@@ -164,7 +164,7 @@ impl Workload {
             let (o, s, f) = self.enforce(&format!("enforce{i}"), "--enforce", &[]);
             assert!(o.status.success(), "run {i}: {} {f:?}", stderr(&o));
             assert_eq!(s["forensics_events"], 0, "run {i}: {f:?}");
-            assert_eq!(s["denied"], 0, "run {i}");
+            assert_eq!(s["denied"], 0, "run {i}: {s}");
             assert_eq!(s["lost_events"], 0, "run {i}");
         }
         self.backstop_alone_refuses_nothing();

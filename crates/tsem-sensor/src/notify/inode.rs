@@ -113,6 +113,7 @@ impl<H: EventHandler> Notifier<H> {
         let (dirfd, path) = (path.dirfd, path.addr);
         let raw = self.read_cstr(call.tid, path)?;
         let par = self.parent(call, dirfd, &raw)?;
+        self.protect_entry(&par)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -156,6 +157,8 @@ impl<H: EventHandler> Notifier<H> {
         let nraw = self.read_cstr(call.tid, np)?;
         let o = self.parent(call, od, &oraw)?;
         let n = self.parent(call, nd, &nraw)?;
+        self.protect_entry(&o)?;
+        self.protect_entry(&n)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
@@ -209,6 +212,7 @@ impl<H: EventHandler> Notifier<H> {
         let nraw = self.read_cstr(call.tid, np)?;
         let o = self.parent(call, od, &oraw)?;
         let n = self.parent(call, nd, &nraw)?;
+        self.protect_entry(&o)?;
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }

@@ -212,7 +212,10 @@ impl<H: EventHandler> Notifier<H> {
 
     /// Open the directory `path` (from `dir`; None: absolute) under the `openat2` restrictions
     /// `resolve`, as the parent of the entry `base` (`base_op`: the name operated on), and
-    /// refuse it if it reaches the digest store.
+    /// refuse it if it is the digest store's directory. Whether the entry itself may be removed,
+    /// replaced or followed is the caller's to ask ([`Self::protect_entry`]): a create of an
+    /// existing entry changes nothing (the kernel says EEXIST), even of one of the store's
+    /// ancestors (`mkdir -p ~/.cache`).
     pub(super) fn open_parent(
         &mut self,
         dir: Option<BorrowedFd<'_>>,
@@ -227,7 +230,7 @@ impl<H: EventHandler> Notifier<H> {
         let base_c = cstring(base)?;
         let entry = sys::fstatat_nofollow(fd.as_fd(), &base_c).ok();
         let g = &self.shared.protected;
-        self.guard(g.directory(&st) || entry.as_ref().is_some_and(|e| g.entry(e)))?;
+        self.guard(g.directory(&st))?;
         Ok(Parent {
             fd,
             st,
@@ -235,6 +238,13 @@ impl<H: EventHandler> Notifier<H> {
             abs,
             entry,
         })
+    }
+
+    /// Refuse a call that would remove, replace, rename or follow `par`'s existing entry where
+    /// that entry is the digest store or one of its directories.
+    pub(super) fn protect_entry(&self, par: &Parent) -> Result<(), Fail> {
+        let g = &self.shared.protected;
+        self.guard(par.entry.as_ref().is_some_and(|e| g.entry(e)))
     }
 
     /// Refuse a call that would reach the digest store (`hit`), in every mode: a workload that
