@@ -204,6 +204,9 @@ pub struct Namer {
     /// Recent created dentry paths per (device, owner, instance), to learn `mounts` from. The
     /// instance counts per directory, so one key may name objects in several directories.
     pending: BTreeMap<(Dev, Digest, u64), Vec<RawStr>>,
+    /// The last absolute Unix socket address bound, and by whom: the inode_mknod that follows
+    /// names the same node as a dentry, which places its device's mount as a created file does.
+    bound_at: Option<(Digest, RawStr)>,
 }
 
 impl Namer {
@@ -293,7 +296,27 @@ impl Namer {
             Cell::SockAddr {
                 addr: Some(SockAddr::Unix { address }),
                 ..
-            } if ty == EventType::SocketBind => self.bound(address, task),
+            } if ty == EventType::SocketBind => {
+                if address.starts_with(b"/") {
+                    self.bound_at = Some((task, address.clone()));
+                }
+                self.bound(address, task);
+            }
+            Cell::InodeMknod { dentry, mode, .. } if *mode & 0o170000 == 0o140000 => {
+                // A socket's node, after its bind: the bound address (a FILE path) and this
+                // dentry name one object, so they place the device's mount (in a chroot or a
+                // container whose root is a bound directory the two differ).
+                let dev = dentry.path.dev;
+                if let (Some((binder, address)), Some(_)) = (self.bound_at.take(), dev)
+                    && binder == task
+                    && !self.mounts.contains_key(&dev)
+                    && let Some(m) = mount_from([dentry.path.pathname.as_bytes()], &address)
+                {
+                    self.mounts.insert(dev, m);
+                }
+                self.record(dentry, task, parent);
+                self.dentry(dentry);
+            }
             Cell::SockAddr {
                 addr: Some(SockAddr::Unix { address }),
                 ..

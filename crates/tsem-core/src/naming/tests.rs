@@ -607,6 +607,20 @@ fn a_unix_socket_bound_at_a_random_name_is_named_by_its_binder() {
             sock(EventType::SocketConnect, &p),
         ])
     };
+    // Where the root is a directory bound onto `/` (a chroot, CI's root), the node's dentry
+    // path carries that directory and the address does not: the pair places the mount, so a
+    // connect to the random name is named too.
+    let bound_root = |name: &str| {
+        let p = alloc::format!("/w/{name}");
+        run(&[
+            sock(EventType::SocketBind, &p),
+            mknod(&alloc::format!("/var/root{p}")),
+            sock(EventType::SocketConnect, &p),
+        ])
+    };
+    let (x, y) = (bound_root("s.Ab12Cd"), bound_root("s.ZZ99zz"));
+    assert_eq!(x, y);
+    assert_eq!(addr(&x[2]), alloc::format!("/w/{tok}"));
     let (a, b) = (at("/w", "s.Ab12Cd"), at("/w", "s.ZZ99zz"));
     assert_eq!(a, b);
     assert_eq!(addr(&a[1]), alloc::format!("/w/{tok}"));
