@@ -198,8 +198,7 @@ fn the_supervisor_cannot_be_traced() {
     let lab = Lab::new("ptrace");
     let r = lab.enforce(&["./attack", "ptrace", "ppid"], "ptrace");
     assert_no_leak(&r, "ptrace");
-    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
-    assert!(r.top("denied") >= 1, "{}", r.summary);
+    assert_decided(&r);
 }
 
 #[test]
@@ -292,8 +291,7 @@ fn a_parent_cannot_steal_what_its_child_holds() {
     );
     assert!(r.stdout.contains("pidfd_getfd: errno"), "{}", r.stdout);
     assert!(r.stdout.contains("process_vm_readv: errno"), "{}", r.stdout);
-    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
-    assert!(r.top("denied") >= 1, "{}", r.summary);
+    assert_decided(&r);
 }
 
 #[test]
@@ -315,6 +313,12 @@ fn untraced_children_are_never_created() {
     assert!(!r.stdout.contains(marker), "{}", r.stdout);
 }
 
+/// The attack was an out-of-model event, and it was denied (counted, not only failed).
+fn assert_decided(r: &Run) {
+    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
+    assert!(r.top("denied") >= 1, "{}", r.summary);
+}
+
 /// The workload ended well, never saw the secret, and its read was an out-of-model event that
 /// was denied.
 fn assert_secret_unread_and_decided(r: &Run) {
@@ -324,8 +328,7 @@ fn assert_secret_unread_and_decided(r: &Run) {
         "the secret was read: {}",
         r.stdout
     );
-    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
-    assert!(r.top("denied") >= 1, "{}", r.summary);
+    assert_decided(r);
 }
 
 #[test]
@@ -618,8 +621,7 @@ fn a_flipping_utimes_path_never_touches_the_other_file() {
     let after = std::fs::metadata(lab.dir.join("secret")).unwrap().mtime();
     assert_eq!(before, after, "the other file's times were set");
     assert_ne!(after, 1_000_000_000);
-    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
-    assert!(r.top("denied") >= 1, "{}", r.summary);
+    assert_decided(&r);
 }
 
 /// setrlimit with a limit a second thread flips between the modeled value and another: the
@@ -662,8 +664,7 @@ fn a_flipping_rlimit_is_never_applied() {
         "no flip was seen: {}",
         r.stdout
     );
-    assert!(r.top("forensics_events") >= 1, "{}", r.summary);
-    assert!(r.top("denied") >= 1, "{}", r.summary);
+    assert_decided(&r);
 }
 
 /// `setxattrat` reaches inode_setxattr by a number the sensor does not decode: the filter
