@@ -379,10 +379,11 @@ pub(crate) fn new_shared<H: EventHandler>(
         counters: config.counters.clone().unwrap_or_default(),
         alg: config.alg,
         mapping: config.mapping,
-        digests: Arc::new(Mutex::new(match &config.digest_cache {
-            Some(s) => s.entries.clone(),
-            None => Default::default(),
-        })),
+        digests: config
+            .digest_cache
+            .as_ref()
+            .map(crate::digest_cache::Store::cache)
+            .unwrap_or_default(),
         protected: config
             .digest_cache
             .as_ref()
@@ -478,20 +479,15 @@ pub(crate) fn finish<H: EventHandler>(
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0;
     let digest_cache_error = config.digest_cache.as_ref().and_then(|store| {
-        let mut cache = shared
-            .digests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         // Never persist a digest of an inode the workload could write (docs/sensor.md).
         let objects = lock(&shared.objects);
-        cache.retain(|k, _| !objects.is_written((k.dev, k.ino)));
-        drop(objects);
+        let keep = |k: &crate::digest_cache::DigestKey| !objects.is_written((k.dev, k.ino));
         let saved = if reread {
-            store.save_own(&cache)
+            store.save_own(&keep)
         } else {
-            store.save(&cache)
+            store.save(&keep)
         };
+        drop(objects);
         saved.err().map(|e| e.to_string())
     });
     let mut stats = shared.counters.snapshot();

@@ -37,7 +37,11 @@ fn the_next_run_reuses_digests_and_the_workload_cannot_reach_the_store() {
     assert_eq!(r.digest_cache_error, None);
     let first = Store::open(&path, HashAlg::Sha256).unwrap();
     // /bin/sh, /bin/true, the loader and libc at least.
-    assert!(first.entries.len() >= 3, "{} entries", first.entries.len());
+    assert!(
+        first.entries().len() >= 3,
+        "{} entries",
+        first.entries().len()
+    );
 
     // Every way at the store is refused, in learning mode too; the workload's own files next
     // to it (in an ancestor of the store's directory) are not, nor is a create of an entry that
@@ -72,9 +76,9 @@ fn the_next_run_reuses_digests_and_the_workload_cannot_reach_the_store() {
         "mine\n"
     );
     let after = Store::open(&path, HashAlg::Sha256).unwrap();
-    for (k, v) in &first.entries {
+    for (k, v) in &first.entries() {
         assert_eq!(
-            after.entries.get(k),
+            after.entries().get(k),
             Some(v),
             "an entry was lost or changed"
         );
