@@ -265,6 +265,7 @@ pub fn run<H: EventHandler + 'static>(
             }
             k
         },
+        wait_for_seize: !sys::is_dumpable(),
     };
 
     // Orphans of the workload must come back to us, not to init outside the tree.
@@ -278,9 +279,10 @@ pub fn run<H: EventHandler + 'static>(
     // The child holds its own copy of the ruleset descriptor until it restricts itself.
     let backstop = backstop.map(|b| b.report);
 
-    // The child says when it is dumpable again (see `sys::fork_child`); EOF: it failed.
+    // A child that must first make itself dumpable says when (see `ChildPlan::wait_for_seize`);
+    // EOF: it failed.
     let mut ready = [0u8; 1];
-    if !matches!(sys::read(sock_parent.as_fd(), &mut ready), Ok(1)) {
+    if plan.wait_for_seize && !matches!(sys::read(sock_parent.as_fd(), &mut ready), Ok(1)) {
         let _ = sys::waitpid(pid);
         return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
             what: "waiting for the child",
@@ -290,16 +292,19 @@ pub fn run<H: EventHandler + 'static>(
     if let Err(e) = sys::ptrace_seize(pid, SEIZE_OPTIONS) {
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid);
-        return Err(SpawnError::Setup {
+        // Seized while it runs: it may have failed (and exited) first, and said why.
+        return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
             what: "PTRACE_SEIZE",
             source: e,
-        });
+        }));
     }
     // Out of the workload's reach from now on: same-uid processes without CAP_SYS_PTRACE can
     // no longer read or write our memory, take our descriptors (the listener) or trace us.
     // Only after the seize: the child, forked before, must stay dumpable until its execve.
     sys::set_undumpable().map_err(setup("PR_SET_DUMPABLE"))?;
-    sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
+    if plan.wait_for_seize {
+        sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
+    }
     drop(go_w);
 
     let listener = match sys::fetch_listener(sock_parent.as_fd(), pid)

@@ -784,3 +784,39 @@ fn directory_operations_are_emulated_and_described() {
     assert_eq!(r.exit.code(), 0);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The child is seized right after the fork when this process is dumpable, and only after it
+/// made itself dumpable when it is not (an earlier run in the same process): either way a run
+/// starts and its workload runs, and a child that fails before its `execve` (here: `chdir`)
+/// says why instead of a failed seize or a hang.
+#[test]
+fn the_workload_starts_whether_or_not_the_supervisor_is_dumpable() {
+    for dumpable in [1, 0] {
+        // SAFETY: plain integer arguments; a test process's own dumpable flag.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0) },
+            0
+        );
+        let argv: Vec<std::ffi::OsString> = vec!["/bin/sh".into(), "-c".into(), "exit 7".into()];
+        let r = tsem_sensor::run(&argv, &Default::default(), Recorder::default()).unwrap();
+        assert_eq!(r.exit.code(), 7, "dumpable {dumpable}");
+        assert!(r.stats.execs >= 1, "dumpable {dumpable}");
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0) };
+        let cfg = tsem_sensor::SensorConfig {
+            cwd: Some(scratch("no-such-cwd").join("missing")),
+            ..Default::default()
+        };
+        match tsem_sensor::run(&argv, &cfg, Recorder::default()) {
+            Err(tsem_sensor::supervisor::SpawnError::Child { stage, source }) => {
+                assert_eq!(
+                    stage,
+                    tsem_sensor::sys::ChildStage::Chdir,
+                    "dumpable {dumpable}"
+                );
+                assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+            }
+            other => panic!("dumpable {dumpable}: {:?}", other.map(|r| r.exit)),
+        }
+    }
+}

@@ -28,6 +28,11 @@ pub struct ChildPlan {
     pub landlock: Option<(RawFd, u32)>,
     /// Descriptors above 2 the workload inherits (sorted); every other one is closed at exec.
     pub keep_fds: Vec<RawFd>,
+    /// Make ourselves dumpable, say so on the socket and wait for `go`: needed only when the
+    /// parent is not dumpable (an earlier run in the same process), which we inherit and which
+    /// stops it from seizing us. Otherwise it seizes us right after the fork, before it takes
+    /// the listener (which we wait for anyway), so two wake-ups across CPUs are saved.
+    pub wait_for_seize: bool,
 }
 
 /// `CLOSE_RANGE_CLOEXEC`.
@@ -163,17 +168,19 @@ unsafe fn child_main(
         if libc::getppid() != parent {
             fail(ChildStage::Orphaned);
         }
-        // A supervisor that already made itself non-dumpable (an earlier run in the same
-        // process) passed that on to us; the seize needs us dumpable. The parent waits for
-        // this byte before it seizes.
-        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-        let ready = [b'r'];
-        if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
-            fail(ChildStage::Orphaned);
-        }
-        // The parent seizes us with ptrace before it writes; EOF means it is gone.
-        if !read_byte(go) {
-            fail(ChildStage::Orphaned);
+        if plan.wait_for_seize {
+            // A supervisor that already made itself non-dumpable (an earlier run in the same
+            // process) passed that on to us; the seize needs us dumpable. The parent waits for
+            // this byte before it seizes.
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            let ready = [b'r'];
+            if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
+                fail(ChildStage::Orphaned);
+            }
+            // The parent seizes us with ptrace before it writes; EOF means it is gone.
+            if !read_byte(go) {
+                fail(ChildStage::Orphaned);
+            }
         }
         if let Some(cwd) = &plan.cwd
             && libc::chdir(cwd.as_ptr()) != 0

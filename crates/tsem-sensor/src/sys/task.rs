@@ -82,6 +82,13 @@ pub fn set_undumpable() -> io::Result<()> {
     Ok(())
 }
 
+/// Whether this process is dumpable (`PR_GET_DUMPABLE` says 1), which a child forked now
+/// inherits.
+pub fn is_dumpable() -> bool {
+    // SAFETY: plain integer arguments.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
+}
+
 /// `getpgid(pid)` (0: the caller's process group).
 pub fn getpgid(pid: i32) -> io::Result<i32> {
     // SAFETY: plain integer argument.
