@@ -581,3 +581,43 @@ fn a_container_is_live_by_its_id_exports_and_takes_a_deviation_policy() {
     // The socket went with the container.
     assert!(!ctl().status.success());
 }
+
+/// A container task naming itself through its own /proc gets what it gets without tsem: its
+/// own files by its number in the container's pid namespace (the shell is 1 there), its own
+/// executable through the magic link, and busybox's exec of /proc/self/exe for an applet runs
+/// (before, the supervisor walked its own numbers in the container's /proc: the read failed,
+/// and each command fell back to eight execs down PATH).
+#[test]
+fn a_container_task_names_itself_through_its_own_proc() {
+    let Some(env) = common::env("procself") else {
+        return;
+    };
+    let script = "read pid rest < /proc/self/stat; echo pid=$pid; \
+                  cat /proc/self/exe | wc -c; cat /etc/app.conf";
+    let b = bundle(
+        &env.dir.join("bundle"),
+        script,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+            ("org.tsem.trajectory", env.path("trajectory")),
+            ("org.tsem.summary", env.path("learn.json")),
+        ],
+    );
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let size = std::fs::metadata("/bin/busybox").unwrap().len();
+    assert!(out.contains("pid=1\n"), "{}", show(&o));
+    assert!(out.contains(&format!("{size}\n")), "{}", show(&o));
+    assert!(out.contains("greeting=hello"), "{}", show(&o));
+    // `cat` ran as busybox runs it: an exec of /proc/self/exe, whose name the kernel gives the
+    // task until busybox renames it (a walk down PATH would have exec'd /bin/cat).
+    let learned = json(&env.path("learn.json"));
+    assert_eq!(learned["sensor"]["refused"], 0, "{learned}");
+    let traj = std::fs::read_to_string(env.path("trajectory")).unwrap();
+    assert!(
+        traj.lines().any(|l| l.contains("\"process\": \"exe\"")),
+        "no exec of /proc/self/exe: {traj}"
+    );
+}

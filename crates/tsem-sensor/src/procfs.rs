@@ -42,6 +42,10 @@ pub struct Status {
     pub capinh: u64,
     /// `CapPrm:`.
     pub capprm: u64,
+    /// The process's number in the task's own (innermost) pid namespace: the last of `NStgid:`.
+    pub ns_tgid: Option<i32>,
+    /// The thread's number there: the last of `NSpid:`.
+    pub ns_tid: Option<i32>,
 }
 
 fn four(v: &str) -> Option<[u32; 4]> {
@@ -93,6 +97,8 @@ pub fn parse_status(text: &str, path: &str) -> Result<Status, ProcError> {
             }
             "CapInh" => s.capinh = u64::from_str_radix(v, 16).map_err(|_| err("CapInh"))?,
             "CapPrm" => s.capprm = u64::from_str_radix(v, 16).map_err(|_| err("CapPrm"))?,
+            "NStgid" => s.ns_tgid = v.split_whitespace().last().and_then(|x| x.parse().ok()),
+            "NSpid" => s.ns_tid = v.split_whitespace().last().and_then(|x| x.parse().ok()),
             "Groups" => {
                 s.groups = v
                     .split_whitespace()
@@ -356,6 +362,11 @@ CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t000001ffffffffff\
         );
         assert_eq!(s.coe.capeff, 0x1ff_ffff_ffff);
         assert_eq!(s.groups, vec![4, 24, 27]);
+        assert_eq!((s.ns_tgid, s.ns_tid), (None, None));
+        // A task in a container's pid namespace: its numbers there are the last of each list.
+        let nested = format!("{STATUS}NStgid:\t42\t1\nNSpid:\t43\t2\n");
+        let s = parse_status(&nested, "x").unwrap();
+        assert_eq!((s.tgid, s.ns_tgid, s.ns_tid), (42, Some(1), Some(2)));
     }
 
     #[test]

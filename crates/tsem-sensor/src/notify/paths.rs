@@ -170,7 +170,23 @@ impl<H: EventHandler> Notifier<H> {
         let path = rewrite_self(raw, tgid, call.tid);
         let resolve = libc::RESOLVE_NO_MAGICLINKS;
         if !self.same_root(call.tid) {
-            return self.resolve_in_root(call, dirfd, path, resolve);
+            if path == raw {
+                return self.resolve_in_root(call, dirfd, path, resolve);
+            }
+            // The task names itself (`/proc/self/exe`, `/dev/fd/3`...) in its own root, whose
+            // /proc numbers tasks in its own pid namespace (a container's): its magic links are
+            // its own objects, reached through our /proc by its numbers here (an exec is checked
+            // at its stop, an open gets what was described); its other files by its numbers
+            // there. Walking our numbers in its /proc failed (busybox's exec of
+            // /proc/self/exe, then eight execs down PATH, per command) or named another task.
+            if let Some(hop) = self.magic_hop(tgid, &path) {
+                return hop;
+            }
+            let (Some(ns_tgid), Some(ns_tid)) = (call.status.ns_tgid, call.status.ns_tid) else {
+                return self.resolve_in_root(call, dirfd, path, resolve);
+            };
+            let inner = rewrite_self(raw, ns_tgid, ns_tid);
+            return self.resolve_in_root(call, dirfd, inner, resolve);
         }
         // A magic link of a workload task's /proc entry (/proc/<pid>/fd/N, /dev/fd/N...): that
         // one hop is taken, the rest of the path is walked without magic links.
