@@ -1,8 +1,8 @@
-//! Fleet state in a relational database, and nothing else: SQLite (embedded, one process) or
-//! PostgreSQL (several verifier processes on several machines). Every table that records what
-//! happened is append-only; the only rows ever changed are a nonce's `used_at` (once, atomically:
-//! that is what makes a nonce single-use), a workload's pointer to its current enrolment, and
-//! leases.
+//! Fleet state in a relational database, and nothing else: SQLite (embedded) or PostgreSQL
+//! (several verifier processes on several machines). Every table that records what happened is
+//! append-only; the only rows ever changed are a workload's pointer to its current enrolment,
+//! leases, and an activation challenge's `used_at` (once). Nonces are not rows at all
+//! ([`crate::nonce`]): their single use is the UNIQUE nonce of the result that consumes them.
 //!
 //! One SQL dialect serves both databases (`$N` parameters, `ON CONFLICT`, `RETURNING`); the two
 //! differ only in the auto-increment column and in row locking for leases.
@@ -10,12 +10,14 @@
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
+use crate::nonce::{KEY_LEN, NonceKey};
 use crate::protocol::{HistoryEntry, Status};
 
 mod activation;
 mod appraisal;
 mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
+pub use appraisal::Recorded;
 pub use ui::PageEntry;
 
 /// A database failure, with what was being done.
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// A stored value is not what this verifier wrote.
     #[error("database holds a corrupt {0}")]
     Corrupt(&'static str),
+    /// No randomness for the fleet key.
+    #[error("no randomness for the fleet key")]
+    Random,
 }
 
 fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -71,19 +76,6 @@ pub struct Enrolled {
     pub activated: Option<String>,
 }
 
-/// What a nonce presented by an attester is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NonceState {
-    /// This verifier never issued it (or issued it to another workload).
-    Unknown,
-    /// Issued, unused, not expired.
-    Fresh,
-    /// Already consumed (at this time).
-    Used(u64),
-    /// Expired (at this time) unused.
-    Expired(u64),
-}
-
 /// An enrolment to record.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEnrolment<'a> {
@@ -116,7 +108,8 @@ pub struct NewResult<'a> {
     pub reason: &'a str,
     /// Recording verifier process.
     pub verifier: &'a str,
-    /// The consumed nonce (hex).
+    /// The nonce the attestation answered (hex): unique among results, which is what makes a
+    /// nonce single-use.
     pub nonce: Option<&'a str>,
     /// EAR (JSON).
     pub ear: Option<&'a str>,
@@ -131,6 +124,7 @@ pub struct NewResult<'a> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    nonce_key: NonceKey,
 }
 
 /// How long past its interval an affirming workload may go unheard before it is `stale`: half an
@@ -149,7 +143,11 @@ fn to_u64(v: i64) -> u64 {
 
 /// 2: `enrolments.on_forensic` (a database of version 1 gets the column, NULL: no policy
 /// required, which is what its enrolments meant).
-const SCHEMA_VERSION: i64 = 2;
+/// 3: stateless nonces: the fleet key (`fleet_key`, made by the first process to open the
+/// database); the `nonces` table is no longer written or read (its rows stay: nothing is
+/// deleted; a nonce a version-2 verifier issued and nobody used is refused as not issued, and
+/// the attester asks for a new one).
+const SCHEMA_VERSION: i64 = 3;
 
 fn schema(backend: Backend) -> Vec<String> {
     let serial = match backend {
@@ -170,8 +168,13 @@ fn schema(backend: Backend) -> Vec<String> {
             .into(),
         "CREATE TABLE IF NOT EXISTS workloads (name TEXT PRIMARY KEY, enrolment BIGINT NOT NULL)"
             .into(),
+        // Schema 2's nonces (kept for the history they hold; no longer written).
         "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, workload TEXT NOT NULL, \
          issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)"
+            .into(),
+        // The key of the stateless nonces: one row, written once.
+        "CREATE TABLE IF NOT EXISTS fleet_key (id BIGINT PRIMARY KEY, key TEXT NOT NULL, \
+         created_at BIGINT NOT NULL)"
             .into(),
         format!(
             "CREATE TABLE IF NOT EXISTS results (id {serial}, workload TEXT NOT NULL, \
@@ -179,7 +182,8 @@ fn schema(backend: Backend) -> Vec<String> {
              verifier TEXT NOT NULL, nonce TEXT, ear TEXT, attestation TEXT, forensics TEXT)"
         ),
         "CREATE INDEX IF NOT EXISTS results_by_workload ON results (workload, id)".into(),
-        // A second line of defence behind the nonce's single use: one result per nonce.
+        // What makes a nonce single-use: one result per nonce (NULLs, for notes and `stale`
+        // entries, are distinct).
         "CREATE UNIQUE INDEX IF NOT EXISTS results_by_nonce ON results (nonce)".into(),
         "CREATE TABLE IF NOT EXISTS leases (workload TEXT PRIMARY KEY, holder TEXT, \
          expires_at BIGINT NOT NULL)"
@@ -196,6 +200,78 @@ fn schema(backend: Backend) -> Vec<String> {
          issuer TEXT NOT NULL, at BIGINT NOT NULL)"
             .into(),
     ]
+}
+
+/// Apply the migrations and return the fleet's nonce key (made here if the database has none).
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<NonceKey, StoreError> {
+    let mut tx = pool.begin().await.map_err(db("migrate"))?;
+    if backend == Backend::Postgres {
+        // Verifier processes starting together must not race on DDL or on the fleet key.
+        sqlx::query("SELECT pg_advisory_xact_lock(7415)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migration lock"))?;
+    }
+    for stmt in schema(backend) {
+        // Built from constants only.
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate"))?;
+    }
+    let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM tsem_verifier_schema")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(db("schema version"))?;
+    if v == Some(1) {
+        // Its enrolments table was created without the column (CREATE TABLE IF NOT EXISTS
+        // left it as it was).
+        sqlx::query("ALTER TABLE enrolments ADD COLUMN on_forensic TEXT")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate to schema 2"))?;
+    }
+    match v {
+        None => {
+            sqlx::query("INSERT INTO tsem_verifier_schema (version) VALUES ($1)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("schema version"))?;
+        }
+        Some(v) if v < SCHEMA_VERSION => {
+            sqlx::query("UPDATE tsem_verifier_schema SET version = $1")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("schema version"))?;
+        }
+        Some(_) => {}
+    }
+    // The first process makes the key; every later one (and every concurrent one: the insert
+    // conflicts) reads the one stored.
+    let fresh = NonceKey::generate().map_err(|_| StoreError::Random)?;
+    sqlx::query(
+        "INSERT INTO fleet_key (id, key, created_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(tsem_attest::claims::to_hex(fresh.bytes()))
+    .bind(to_i64(tsem_attest::now_unix()))
+    .execute(&mut *tx)
+    .await
+    .map_err(db("store the fleet key"))?;
+    let hex: String = sqlx::query("SELECT key FROM fleet_key WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(db("read the fleet key"))?;
+    let bytes = tsem_attest::claims::from_hex("fleet key", &hex)
+        .ok()
+        .and_then(|b| <[u8; KEY_LEN]>::try_from(b).ok())
+        .ok_or(StoreError::Corrupt("fleet key"))?;
+    tx.commit().await.map_err(db("migrate"))?;
+    Ok(NonceKey::new(bytes))
 }
 
 impl Store {
@@ -230,9 +306,12 @@ impl Store {
                 .await
                 .map_err(db("journal mode"))?;
         }
-        let store = Self { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        let nonce_key = migrate(&pool, backend).await?;
+        Ok(Self {
+            pool,
+            backend,
+            nonce_key,
+        })
     }
 
     /// Which database this is.
@@ -240,48 +319,9 @@ impl Store {
         self.backend
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("migrate"))?;
-        if self.backend == Backend::Postgres {
-            // Verifier processes starting together must not race on DDL.
-            sqlx::query("SELECT pg_advisory_xact_lock(7415)")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migration lock"))?;
-        }
-        for stmt in schema(self.backend) {
-            // Built from constants only.
-            sqlx::query(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migrate"))?;
-        }
-        let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM tsem_verifier_schema")
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(db("schema version"))?;
-        if v == Some(1) {
-            // Its enrolments table was created without the column (CREATE TABLE IF NOT EXISTS
-            // left it as it was).
-            sqlx::query("ALTER TABLE enrolments ADD COLUMN on_forensic TEXT")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migrate to schema 2"))?;
-            sqlx::query("UPDATE tsem_verifier_schema SET version = $1")
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("schema version"))?;
-        }
-        if v.is_none() {
-            sqlx::query("INSERT INTO tsem_verifier_schema (version) VALUES ($1)")
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("schema version"))?;
-        }
-        tx.commit().await.map_err(db("migrate"))
+    /// The fleet's nonce key (the same in every process on this database).
+    pub fn nonce_key(&self) -> &NonceKey {
+        &self.nonce_key
     }
 
     /// Record an enrolment: the models (by digest, text kept once), the workload's keys and
@@ -415,58 +455,6 @@ impl Store {
             .await
             .and_then(|r| r.map(|r| r.try_get(0)).transpose())
             .map_err(db("read model"))
-    }
-
-    /// Record a nonce issued to `workload`.
-    pub async fn issue_nonce(
-        &self,
-        workload: &str,
-        nonce: &str,
-        now: u64,
-        expires: u64,
-    ) -> Result<bool, StoreError> {
-        // Conditional on the workload being enrolled: one round trip, and no nonce row for a
-        // name nobody enrolled.
-        let n = sqlx::query(
-            "INSERT INTO nonces (nonce, workload, issued_at, expires_at, used_at) \
-             SELECT $1, $2, $3, $4, NULL WHERE EXISTS (SELECT 1 FROM workloads WHERE name = $2)",
-        )
-        .bind(nonce)
-        .bind(workload)
-        .bind(to_i64(now))
-        .bind(to_i64(expires))
-        .execute(&self.pool)
-        .await
-        .map_err(db("issue nonce"))?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    /// What `nonce` is for `workload` at `now` (a read: [`Store::record`] decides atomically).
-    pub async fn nonce_state(
-        &self,
-        workload: &str,
-        nonce: &str,
-        now: u64,
-    ) -> Result<NonceState, StoreError> {
-        let row = sqlx::query(
-            "SELECT expires_at, used_at FROM nonces WHERE nonce = $1 AND workload = $2",
-        )
-        .bind(nonce)
-        .bind(workload)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read nonce"))?;
-        let Some(row) = row else {
-            return Ok(NonceState::Unknown);
-        };
-        let expires: i64 = row.try_get(0).map_err(db("read nonce"))?;
-        let used: Option<i64> = row.try_get(1).map_err(db("read nonce"))?;
-        Ok(match used {
-            Some(t) => NonceState::Used(to_u64(t)),
-            None if to_u64(expires) <= now => NonceState::Expired(to_u64(expires)),
-            None => NonceState::Fresh,
-        })
     }
 
     /// Every workload's standing at `now`: its latest result, or `stale` when an affirming,

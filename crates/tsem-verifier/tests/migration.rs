@@ -71,6 +71,21 @@ fn a_schema_1_database_gains_the_deviation_policy_and_keeps_its_enrolments() {
             .fetch_all(&check)
             .await
             .unwrap();
-        assert_eq!(versions, [(2,)]);
+        assert_eq!(versions, [(3,)]);
+        // The fleet key was made once and is read back, not remade, by every later opening:
+        // a nonce issued before a restart stays good after it.
+        let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM fleet_key")
+            .fetch_all(&check)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            keys[0].0,
+            tsem_attest::claims::to_hex(store.nonce_key().bytes())
+        );
+        let n = store.nonce_key().issue("new", 100).unwrap();
+        drop(store);
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(store.nonce_key().check("new", &n, 99), Ok(100));
     });
 }

@@ -81,6 +81,30 @@ fn scenario(db_url: &str) {
     let crossed = attest(&ns1, &model, &others, "web", &signer);
     let (code, msg) = http_error(anon.post("web", &post(crossed, &ns1)));
     assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("was not issued by this verifier"), "{msg}");
+    // A genuine nonce of this workload with its MAC altered (one bit of its last byte), and
+    // with its expiry pushed later (the MAC covers it): not issued here.
+    for forge in [|n: &mut Vec<u8>| n[31] ^= 1, |n: &mut Vec<u8>| n[6] ^= 0x10] {
+        let mut n = tsem_attest::parse_nonce(&anon.nonce("web").unwrap().nonce).unwrap();
+        forge(&mut n);
+        let forged = attest(
+            &ns1,
+            &model,
+            &tsem_attest::claims::to_hex(&n),
+            "web",
+            &signer,
+        );
+        let (code, msg) = http_error(anon.post("web", &post(forged, &ns1)));
+        assert_eq!(code, 403, "{msg}");
+        assert!(msg.contains("was not issued by this verifier"), "{msg}");
+    }
+    // A genuine nonce (made under the fleet key the database holds, as any verifier process of
+    // the fleet would) that expired a second ago.
+    let expired = fleet_nonce(db_url, "web", tsem_attest::now_unix() - 1);
+    let late = attest(&ns1, &model, &expired, "web", &signer);
+    let (code, msg) = http_error(anon.post("web", &post(late, &ns1)));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("expired at"), "{msg}");
     // Signed by another key: not appraised, nothing recorded, the nonce stays usable.
     let (intruder, _) = keypair();
     let nonce = anon.nonce("web").unwrap().nonce;
@@ -258,6 +282,104 @@ fn scenario(db_url: &str) {
     // An affirming workload with a long interval is not stale.
     assert_eq!(status_of(&anon, "web").verdict, "affirming");
     server.stop().unwrap();
+}
+
+/// A nonce for `workload` expiring at `expires`, made with the fleet key stored in `db_url`.
+fn fleet_nonce(db_url: &str, workload: &str, expires: u64) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tsem_verifier::Store::open(db_url).await.unwrap();
+        let n = store.nonce_key().issue(workload, expires).unwrap();
+        store.close().await;
+        tsem_attest::claims::to_hex(&n)
+    })
+}
+
+/// Two verifier servers on one database, each with its own pool and enrolment cache (they
+/// share nothing but the database, as two processes do): a re-enrolment through one takes
+/// effect on the very next post to the other, whichever way its cached enrolment is wrong.
+fn reenrolment_through_the_other(db_url: &str) {
+    let token = "t".to_string();
+    let a = spawn(
+        ([127, 0, 0, 1], 0).into(),
+        db_url,
+        Config::new(Some(token.clone())),
+    )
+    .unwrap();
+    let b = spawn(
+        ([127, 0, 0, 1], 0).into(),
+        db_url,
+        Config::new(Some(token.clone())),
+    )
+    .unwrap();
+    let (ca, cb) = (
+        Client::new(&a.url(), Some(token.clone())).unwrap(),
+        Client::new(&b.url(), Some(token)).unwrap(),
+    );
+    let model = test_model();
+    let ns1 = namespace(&model, &["process_1.json"]);
+    let ns2 = namespace(&model, &["process_1.json", "process_2.json"]);
+    let (k1, p1) = keypair();
+    let (k2, p2) = keypair();
+    let (k3, p3) = keypair();
+    let w = "moving";
+    let attest_to = |c: &Client, ns: &tsem_core::namespace::Namespace, k: &tsem_attest::Signer| {
+        let nonce = c.nonce(w).unwrap().nonce;
+        c.post(w, &post(attest(ns, &model, &nonce, w, k), ns))
+    };
+    let recorded = |c: &Client| c.history(w).unwrap()["history"].as_array().unwrap().len();
+
+    cb.enroll(&enrolment(w, &p1, 0, 300)).unwrap();
+    // A caches the enrolment (key 1).
+    assert_eq!(attest_to(&ca, &ns1, &k1).unwrap().verdict, "affirming");
+    // Re-enrolled through B with key 2: key 1's attestation passes A's cached enrolment, but
+    // the append statement finds the enrolment changed, A reloads, and refuses it.
+    cb.enroll(&enrolment(w, &p2, 0, 300)).unwrap();
+    let before = recorded(&cb);
+    let (code, msg) = http_error(attest_to(&ca, &ns1, &k1));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("another key"), "{msg}");
+    assert_eq!(recorded(&cb), before, "a refused post was recorded");
+    assert_eq!(attest_to(&ca, &ns1, &k2).unwrap().verdict, "affirming");
+    // Re-enrolled through B with key 3: A's cached key 2 refuses key 3's signature; A reloads
+    // before refusing, and the post is affirming.
+    cb.enroll(&enrolment(w, &p3, 0, 300)).unwrap();
+    assert_eq!(attest_to(&ca, &ns1, &k3).unwrap().verdict, "affirming");
+    // Re-enrolled through B with the same key and a policy tolerating two forensic events:
+    // A's cached policy (none tolerated) would say contraindicated; the new one says warning.
+    cb.enroll(&enrolment(w, &p3, 2, 300)).unwrap();
+    let a2 = attest_to(&ca, &ns2, &k3).unwrap();
+    assert_eq!(a2.verdict, "warning", "{}", a2.reason);
+    // And the other way round: B's cache is as stale, A re-enrols.
+    assert_eq!(attest_to(&cb, &ns1, &k3).unwrap().verdict, "affirming");
+    ca.enroll(&enrolment(w, &p1, 0, 300)).unwrap();
+    assert_eq!(attest_to(&cb, &ns1, &k1).unwrap().verdict, "affirming");
+    let last = cb.history(w).unwrap()["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["verdict"], "affirming");
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
+
+#[test]
+fn sqlite_reenrolment_through_another_verifier() {
+    let dir = TempDir::new("sqlite-reenrol");
+    reenrolment_through_the_other(&format!("sqlite://{}", dir.0.join("v.db").display()));
+}
+
+#[test]
+fn postgres_reenrolment_through_another_verifier() {
+    let Some(pg) = Postgres::start("reenrol") else {
+        return;
+    };
+    reenrolment_through_the_other(&pg.url);
 }
 
 #[test]
