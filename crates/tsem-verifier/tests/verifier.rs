@@ -299,9 +299,9 @@ fn fleet_nonce(db_url: &str, workload: &str, expires: u64) -> String {
 }
 
 /// Two verifier servers on one database, each with its own pool and enrolment cache (they
-/// share nothing but the database, as two processes do): a re-enrolment through one takes
-/// effect on the very next post to the other, whichever way its cached enrolment is wrong.
-fn reenrolment_through_the_other(db_url: &str) {
+/// share nothing but the database; `tsem-cli`'s `verifier_cli.rs` runs the same with two
+/// `serve` processes).
+fn two_servers_one_database(db_url: &str) {
     let token = "t".to_string();
     let a = spawn(
         ([127, 0, 0, 1], 0).into(),
@@ -315,55 +315,7 @@ fn reenrolment_through_the_other(db_url: &str) {
         Config::new(Some(token.clone())),
     )
     .unwrap();
-    let (ca, cb) = (
-        Client::new(&a.url(), Some(token.clone())).unwrap(),
-        Client::new(&b.url(), Some(token)).unwrap(),
-    );
-    let model = test_model();
-    let ns1 = namespace(&model, &["process_1.json"]);
-    let ns2 = namespace(&model, &["process_1.json", "process_2.json"]);
-    let (k1, p1) = keypair();
-    let (k2, p2) = keypair();
-    let (k3, p3) = keypair();
-    let w = "moving";
-    let attest_to = |c: &Client, ns: &tsem_core::namespace::Namespace, k: &tsem_attest::Signer| {
-        let nonce = c.nonce(w).unwrap().nonce;
-        c.post(w, &post(attest(ns, &model, &nonce, w, k), ns))
-    };
-    let recorded = |c: &Client| c.history(w).unwrap()["history"].as_array().unwrap().len();
-
-    cb.enroll(&enrolment(w, &p1, 0, 300)).unwrap();
-    // A caches the enrolment (key 1).
-    assert_eq!(attest_to(&ca, &ns1, &k1).unwrap().verdict, "affirming");
-    // Re-enrolled through B with key 2: key 1's attestation passes A's cached enrolment, but
-    // the append statement finds the enrolment changed, A reloads, and refuses it.
-    cb.enroll(&enrolment(w, &p2, 0, 300)).unwrap();
-    let before = recorded(&cb);
-    let (code, msg) = http_error(attest_to(&ca, &ns1, &k1));
-    assert_eq!(code, 403, "{msg}");
-    assert!(msg.contains("another key"), "{msg}");
-    assert_eq!(recorded(&cb), before, "a refused post was recorded");
-    assert_eq!(attest_to(&ca, &ns1, &k2).unwrap().verdict, "affirming");
-    // Re-enrolled through B with key 3: A's cached key 2 refuses key 3's signature; A reloads
-    // before refusing, and the post is affirming.
-    cb.enroll(&enrolment(w, &p3, 0, 300)).unwrap();
-    assert_eq!(attest_to(&ca, &ns1, &k3).unwrap().verdict, "affirming");
-    // Re-enrolled through B with the same key and a policy tolerating two forensic events:
-    // A's cached policy (none tolerated) would say contraindicated; the new one says warning.
-    cb.enroll(&enrolment(w, &p3, 2, 300)).unwrap();
-    let a2 = attest_to(&ca, &ns2, &k3).unwrap();
-    assert_eq!(a2.verdict, "warning", "{}", a2.reason);
-    // And the other way round: B's cache is as stale, A re-enrols.
-    assert_eq!(attest_to(&cb, &ns1, &k3).unwrap().verdict, "affirming");
-    ca.enroll(&enrolment(w, &p1, 0, 300)).unwrap();
-    assert_eq!(attest_to(&cb, &ns1, &k1).unwrap().verdict, "affirming");
-    let last = cb.history(w).unwrap()["history"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()
-        .clone();
-    assert_eq!(last["verdict"], "affirming");
+    reenrolment_through_the_other(&a.url(), &b.url(), &token);
     a.stop().unwrap();
     b.stop().unwrap();
 }
@@ -371,7 +323,7 @@ fn reenrolment_through_the_other(db_url: &str) {
 #[test]
 fn sqlite_reenrolment_through_another_verifier() {
     let dir = TempDir::new("sqlite-reenrol");
-    reenrolment_through_the_other(&format!("sqlite://{}", dir.0.join("v.db").display()));
+    two_servers_one_database(&format!("sqlite://{}", dir.0.join("v.db").display()));
 }
 
 #[test]
@@ -379,7 +331,7 @@ fn postgres_reenrolment_through_another_verifier() {
     let Some(pg) = Postgres::start("reenrol") else {
         return;
     };
-    reenrolment_through_the_other(&pg.url);
+    two_servers_one_database(&pg.url);
 }
 
 #[test]
