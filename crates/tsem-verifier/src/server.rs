@@ -115,7 +115,7 @@ pub(crate) struct App {
     pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
     /// Enrolments by workload. They may go stale (a re-enrolment through another process);
     /// the append statement notices and the appraisal reloads ([`crate::appraise::appraise`]).
-    pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::store::Enrolled>>>,
+    pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
     /// Token buckets for nonce issuance: workload → (tokens, last refill).
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
 }

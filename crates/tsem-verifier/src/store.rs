@@ -219,6 +219,16 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<NonceKey, StoreErro
             .await
             .map_err(db("migrate"))?;
     }
+    if backend == Backend::Postgres {
+        // An appraisal's row (attestation, EAR, reason: about 2 KB) is just over PostgreSQL's
+        // default TOAST threshold, so every insert tried to compress it — and found it
+        // incompressible (hex digests, signatures). Only rows over 8 KB are compressed now.
+        // Idempotent, so every start applies it.
+        sqlx::query("ALTER TABLE results SET (toast_tuple_target = 8160)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate"))?;
+    }
     let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM tsem_verifier_schema")
         .fetch_one(&mut *tx)
         .await
