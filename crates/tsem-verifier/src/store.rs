@@ -15,9 +15,11 @@ use crate::protocol::{HistoryEntry, Status};
 
 mod activation;
 mod appraisal;
+mod batch;
 mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
 pub use appraisal::Recorded;
+pub use batch::{Batcher, OwnedResult};
 pub use ui::PageEntry;
 
 /// A database failure, with what was being done.
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// A stored value is not what this verifier wrote.
     #[error("database holds a corrupt {0}")]
     Corrupt(&'static str),
+    /// The process is stopping: the result was not handed to the database.
+    #[error("the verifier is stopping")]
+    Stopped,
     /// No randomness for the fleet key.
     #[error("no randomness for the fleet key")]
     Random,

@@ -59,7 +59,12 @@ impl Store {
         if appended.is_some() {
             return Ok(Recorded::Appended);
         }
-        // Why not: the nonce's result, if there is one, says replayed (whatever the enrolment).
+        self.why_not_recorded(nonce).await
+    }
+
+    /// Why a result with `nonce` was not appended: the nonce's result, if there is one, says
+    /// replayed (whatever the enrolment); else the enrolment changed.
+    pub async fn why_not_recorded(&self, nonce: &str) -> Result<Recorded, StoreError> {
         let used = sqlx::query("SELECT at FROM results WHERE nonce = $1")
             .bind(nonce)
             .fetch_optional(&self.pool)
