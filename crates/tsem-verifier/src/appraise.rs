@@ -15,7 +15,7 @@ use tsem_format::ModelFile;
 use crate::nonce::NonceError;
 use crate::protocol::{self, Appraisal, Enrolment, Post, ProtocolError};
 use crate::server::App;
-use crate::store::{Enrolled, NewResult, OwnedResult, Recorded, StoreError};
+use crate::store::{Enrolled, OwnedResult, Recorded, StoreError};
 
 /// Why a post is not appraised (nothing is recorded for it).
 #[derive(Debug, thiserror::Error)]
@@ -351,37 +351,21 @@ async fn appraise_against(
     let ear_text = ear.to_string();
     let att_text = serde_json::to_string(att).unwrap_or_default();
     let forensics = serde_json::to_string(&post.forensics).unwrap_or_default();
-    let recorded = match &app.batcher {
-        Some(b) => {
-            b.record(OwnedResult {
-                workload: workload.to_string(),
-                at: now,
-                verdict: verdict.clone(),
-                reason: reason.clone(),
-                verifier: app.cfg.id.clone(),
-                nonce: nonce_hex.to_string(),
-                ear: ear_text,
-                attestation: att_text,
-                forensics,
-                enrolment: enrolled.id,
-            })
-            .await?
-        }
-        None => {
-            let row = NewResult {
-                workload,
-                at: now,
-                verdict: &verdict,
-                reason: &reason,
-                verifier: &app.cfg.id,
-                nonce: Some(nonce_hex),
-                ear: Some(&ear_text),
-                attestation: Some(&att_text),
-                forensics: Some(&forensics),
-            };
-            app.store.record(&row, enrolled.id).await?
-        }
-    };
+    let recorded = app
+        .batcher
+        .record(OwnedResult {
+            workload: workload.to_string(),
+            at: now,
+            verdict: verdict.clone(),
+            reason: reason.clone(),
+            verifier: app.cfg.id.clone(),
+            nonce: nonce_hex.to_string(),
+            ear: ear_text,
+            attestation: att_text,
+            forensics,
+            enrolment: enrolled.id,
+        })
+        .await?;
     match recorded {
         Recorded::Appended => Ok(Some(Appraisal {
             verdict,

@@ -116,8 +116,8 @@ pub(crate) struct App {
     /// Enrolments by workload. They may go stale (a re-enrolment through another process);
     /// the append statement notices and the appraisal reloads ([`crate::appraise::appraise`]).
     pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
-    /// Group commit of appraisals (PostgreSQL; SQLite appends each in process).
-    pub(crate) batcher: Option<crate::store::Batcher>,
+    /// Group commit of appraisals.
+    pub(crate) batcher: crate::store::Batcher,
     /// Token buckets for nonce issuance: workload → (tokens, last refill).
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
 }
@@ -204,8 +204,7 @@ pub async fn serve(
         cfg: cfg.clone(),
         models: Mutex::new(HashMap::new()),
         enrolments: Mutex::new(HashMap::new()),
-        batcher: (store.backend() == crate::store::Backend::Postgres)
-            .then(|| crate::store::Batcher::start(store.clone())),
+        batcher: crate::store::Batcher::start(store.clone()),
         buckets: Mutex::new(HashMap::new()),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
