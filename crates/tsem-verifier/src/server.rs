@@ -386,18 +386,13 @@ async fn keep_leases(store: Store, cfg: Config) {
     let tick = Duration::from_millis((cfg.lease_ttl.max(1) * 1000 / 3).max(200));
     loop {
         let now = tsem_attest::now_unix();
-        match store
+        let claimed = store
             .claim_leases(&cfg.id, now, cfg.lease_ttl, 10_000)
-            .await
-        {
-            Ok(held) => {
-                for w in held {
-                    if let Err(e) = store.mark_stale(&w, now, &cfg.id).await {
-                        eprintln!("tsem verifier: {w}: {e}");
-                    }
-                }
-            }
-            Err(e) => eprintln!("tsem verifier: {e}"),
+            .await;
+        if let Err(e) = claimed {
+            eprintln!("tsem verifier: {e}");
+        } else if let Err(e) = store.mark_stale_held(&cfg.id, now).await {
+            eprintln!("tsem verifier: {e}");
         }
         tokio::time::sleep(tick).await;
     }

@@ -16,6 +16,7 @@ use crate::protocol::{HistoryEntry, Status};
 mod activation;
 mod appraisal;
 mod batch;
+mod leases;
 mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
 pub use appraisal::Recorded;
@@ -579,103 +580,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Renew the leases `me` holds and take those whose holder let them expire (a dead verifier
-    /// process), at most `limit` at a time; returns the workloads `me` now holds until
-    /// `now + ttl`. On PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so two
-    /// processes claiming at once never both get one lease and never wait on each other.
-    pub async fn claim_leases(
-        &self,
-        me: &str,
-        now: u64,
-        ttl: u64,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            // SQLite has one writer at a time: the UPDATE is already exclusive.
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE leases SET holder = $1, expires_at = $2 WHERE workload IN \
-             (SELECT workload FROM leases WHERE holder = $1 OR holder IS NULL OR expires_at <= $3 \
-             ORDER BY workload LIMIT $4{lock}) RETURNING workload"
-        );
-        // Built from constants only.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(me)
-            .bind(to_i64(now.saturating_add(ttl)))
-            .bind(to_i64(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("claim leases"))?;
-        rows.iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(db("claim leases"))
-    }
-
-    /// Give up `me`'s leases (on an orderly shutdown), so another process takes them at once.
-    pub async fn release_leases(&self, me: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leases SET holder = NULL, expires_at = 0 WHERE holder = $1")
-            .bind(me)
-            .execute(&self.pool)
-            .await
-            .map_err(db("release leases"))?;
-        Ok(())
-    }
-
-    /// Append a `stale` entry to `workload`'s history if it has gone silent past its deadline
-    /// and nothing was appended since we looked. Returns whether it did.
-    pub async fn mark_stale(
-        &self,
-        workload: &str,
-        now: u64,
-        verifier: &str,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.id, r.verdict, r.at, e.every FROM workloads w \
-             JOIN enrolments e ON e.id = w.enrolment \
-             JOIN results r ON r.id = (SELECT MAX(id) FROM results WHERE workload = w.name) \
-             WHERE w.name = $1",
-        )
-        .bind(workload)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read latest result"))?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let get = |r: &AnyRow| -> Result<_, sqlx::Error> {
-            Ok((
-                r.try_get::<i64, _>(0)?,
-                r.try_get::<String, _>(1)?,
-                r.try_get::<i64, _>(2)?,
-                r.try_get::<i64, _>(3)?,
-            ))
-        };
-        let (id, verdict, at, every) = get(&row).map_err(db("read latest result"))?;
-        let Some(reason) = stale_reason(&verdict, to_u64(at), to_u64(every), now) else {
-            return Ok(false);
-        };
-        // Conditional on the latest entry still being the one judged stale.
-        let n = sqlx::query(
-            "INSERT INTO results (workload, at, verdict, reason, verifier) \
-             SELECT $1, $2, 'stale', $3, $4 \
-             WHERE (SELECT MAX(id) FROM results WHERE workload = $1) = $5",
-        )
-        .bind(workload)
-        .bind(to_i64(now))
-        .bind(&reason)
-        .bind(verifier)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db("record stale"))?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
     /// Count of results recorded with a nonce (accepted attestations) per workload, for tests and
     /// audits: `(workload, count, distinct nonces)`.
     pub async fn accepted_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
@@ -700,7 +604,7 @@ impl Store {
 
 /// Why a workload whose latest verdict is `verdict`, reached at `at`, is stale at `now`; `None`
 /// when it is not. Only good news goes stale: a contraindicated workload stays contraindicated.
-fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> {
+pub(crate) fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> {
     let due = at.saturating_add(deadline(every));
     if !matches!(verdict, "affirming" | "warning" | "none") || now <= due {
         return None;
