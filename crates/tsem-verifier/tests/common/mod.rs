@@ -150,4 +150,16 @@ pub fn reenrolment_through_the_other(a_url: &str, b_url: &str, token: &str) {
         .unwrap()
         .clone();
     assert_eq!(last["verdict"], "affirming");
+    // A nonce issued by one is good at the other (one fleet key in the database), and used once
+    // across both.
+    let nonce = cb.nonce(w).unwrap().nonce;
+    let p = post(attest(&ns1, &model, &nonce, w, &k1), &ns1);
+    assert_eq!(ca.post(w, &p).unwrap().verdict, "affirming");
+    match cb.post(w, &p) {
+        Err(ClientError::Status { code, msg, .. }) => {
+            assert_eq!(code, 409, "{msg}");
+            assert!(msg.contains("replayed"), "{msg}");
+        }
+        other => panic!("a nonce used at A, posted again to B: {other:?}"),
+    }
 }
