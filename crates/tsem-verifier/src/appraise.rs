@@ -256,9 +256,10 @@ pub(crate) async fn appraise(
     let mut fresh = false;
     for _ in 0..ATTEMPTS {
         let outcome = appraise_against(app, workload, &post, &nonce, &nonce_hex, now, &enrolled);
-        let retry = match outcome.await {
+        match outcome.await {
             Ok(Some(a)) => return Ok(a),
-            Ok(None) => true,
+            // The append found the workload re-enrolled: nothing was recorded.
+            Ok(None) => {}
             Err(e @ (AppraiseError::Unauthentic(_) | AppraiseError::NotActivated(_))) => {
                 if fresh {
                     return Err(e);
@@ -267,8 +268,7 @@ pub(crate) async fn appraise(
                     .await?
                     .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
                 let (new, old) = (&now_enrolled.enrolled, &enrolled.enrolled);
-                let changed = new.id != old.id || new.activated != old.activated;
-                if !changed {
+                if new.id == old.id && new.activated == old.activated {
                     return Err(e);
                 }
                 enrolled = now_enrolled;
@@ -276,13 +276,11 @@ pub(crate) async fn appraise(
                 continue;
             }
             Err(e) => return Err(e),
-        };
-        if retry {
-            enrolled = enrolment(app, workload, true)
-                .await?
-                .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
-            fresh = true;
         }
+        enrolled = enrolment(app, workload, true)
+            .await?
+            .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+        fresh = true;
     }
     Err(AppraiseError::Reenrolled(workload.to_string()))
 }
