@@ -281,6 +281,31 @@ fn two_verifiers_one_killed() {
     );
 }
 
+/// Two `serve` processes on one database: a re-enrolment through one takes effect on the next
+/// post to the other (each caches enrolments; the append statement notices the change).
+fn reenrolment_between_processes(db: &str, dir: &TempDir) {
+    let token = dir.0.join("token");
+    let a = Verifier::start(db, &["--admin-token-file", p(&token)]);
+    let b = Verifier::start(db, &["--admin-token-file", p(&token)]);
+    let t = std::fs::read_to_string(&token).unwrap();
+    reenrolment_through_the_other(&a.url, &b.url, t.trim());
+}
+
+#[test]
+fn reenrolment_through_another_process_sqlite() {
+    let dir = TempDir::new("reenrol");
+    let db = format!("sqlite://{}", p(&dir.0.join("v.db")));
+    reenrolment_between_processes(&db, &dir);
+}
+
+#[test]
+fn reenrolment_through_another_process_postgres() {
+    let Some(pg) = Postgres::start("reenrol") else {
+        return;
+    };
+    reenrolment_between_processes(&pg.url, &TempDir::new("reenrol-pg"));
+}
+
 fn b64url_of_hex(h: &str) -> String {
     let bytes = tsem_attest::claims::from_hex("nonce", h).unwrap();
     use base64::Engine as _;

@@ -1,7 +1,8 @@
-//! Appraisal of a posted attestation: the nonce (issued here, for this workload, unexpired,
-//! unused), then everything `tsem verify` checks, through the same [`tsem_attest::verify`], against
-//! each model enrolled for the workload; the outcome as an EAR, appended to the workload's history
-//! in the same transaction that consumes the nonce.
+//! Appraisal of a posted attestation: the nonce (issued by this fleet, for this workload,
+//! unexpired: a computation, [`crate::nonce`]), then everything `tsem verify` checks, through the
+//! same [`tsem_attest::verify`], against each model enrolled for the workload; the outcome as an
+//! EAR, appended to the workload's history by the one statement that also decides that the nonce
+//! was not used before and that the enrolment is still current ([`crate::store::Store::record`]).
 
 use std::sync::Arc;
 
@@ -11,9 +12,10 @@ use tsem_core::hash::HashAlg;
 use tsem_core::policy::Policy as Deviation;
 use tsem_format::ModelFile;
 
-use crate::protocol::{self, Appraisal, Enrolment, ProtocolError};
+use crate::nonce::NonceError;
+use crate::protocol::{self, Appraisal, Enrolment, Post, ProtocolError};
 use crate::server::App;
-use crate::store::{NewResult, NonceState, StoreError};
+use crate::store::{Enrolled, OwnedResult, Recorded, StoreError};
 
 /// Why a post is not appraised (nothing is recorded for it).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,10 @@ pub enum AppraiseError {
         "workload {0:?}: its TPM AK was not activated against a certified EK (tsem verifier activate)"
     )]
     NotActivated(String),
+    /// The workload was re-enrolled (through other processes) during each of several
+    /// appraisals of this post: nothing was recorded; posting again is safe.
+    #[error("workload {0:?} was re-enrolled while its attestation was appraised; post it again")]
+    Reenrolled(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -124,14 +130,6 @@ async fn model(app: &App, digest: &str) -> Result<Arc<ExpectedModel>, AppraiseEr
     Ok(m)
 }
 
-fn nonce_error(state: NonceState, nonce: String) -> AppraiseError {
-    match state {
-        NonceState::Used(at) => AppraiseError::Replayed { nonce, at },
-        NonceState::Expired(expired) => AppraiseError::NonceExpired { nonce, expired },
-        NonceState::Unknown | NonceState::Fresh => AppraiseError::NonceUnknown(nonce),
-    }
-}
-
 fn verdict_line(v: &Verified, digest: &str) -> String {
     let mut s = format!(
         "verified: state {} is model sha256:{digest}'s; {} events, {} forensic, 0 lost; {}",
@@ -151,49 +149,160 @@ fn verdict_line(v: &Verified, digest: &str) -> String {
     s
 }
 
+/// How many times an appraisal is repeated because the workload was re-enrolled meanwhile
+/// (through another process) before the post is refused as a conflict.
+const ATTEMPTS: usize = 4;
+
+/// An enrolment as a process caches it, with its keys and policy parsed once: a PEM parse and an
+/// Ed25519 point decompression per post would cost about a fifth of the signature check.
+pub(crate) struct CachedEnrolment {
+    pub(crate) enrolled: Enrolled,
+    /// The policy but for the nonce and the time; or why the enrolment cannot be used.
+    policy: Result<Policy, String>,
+}
+
+impl CachedEnrolment {
+    fn new(enrolled: Enrolled, nonce_ttl: u64) -> Self {
+        let policy = (|| {
+            let mut p = Policy::new(Vec::new());
+            p.key = enrolled
+                .key
+                .as_deref()
+                .map(PublicKey::from_pem)
+                .transpose()
+                .map_err(|e| format!("enrolled key: {e}"))?;
+            p.ak = enrolled
+                .ak
+                .as_deref()
+                .map(AkKey::from_pem)
+                .transpose()
+                .map_err(|e| format!("enrolled AK: {e}"))?;
+            p.max_forensics = enrolled.max_forensics;
+            p.on_forensic =
+                required_policy(enrolled.on_forensic.as_deref()).map_err(|e| e.to_string())?;
+            p.max_age = Some(nonce_ttl);
+            Ok(p)
+        })();
+        Self { enrolled, policy }
+    }
+}
+
+/// The enrolment of `workload`: from this process's cache unless `reload`, else read (and
+/// cached). `None` when it is not enrolled (never cached: made-up names must not grow the map).
+pub(crate) async fn enrolment(
+    app: &App,
+    workload: &str,
+    reload: bool,
+) -> Result<Option<Arc<CachedEnrolment>>, StoreError> {
+    if !reload
+        && let Some(e) = app
+            .enrolments
+            .lock()
+            .ok()
+            .and_then(|c| c.get(workload).cloned())
+    {
+        return Ok(Some(e));
+    }
+    let e = app
+        .store
+        .enrolled(workload)
+        .await?
+        .map(|e| Arc::new(CachedEnrolment::new(e, app.cfg.nonce_ttl)));
+    if let Ok(mut c) = app.enrolments.lock() {
+        match &e {
+            Some(e) => c.insert(workload.to_string(), e.clone()),
+            None => c.remove(workload),
+        };
+    }
+    Ok(e)
+}
+
 /// Appraise the post `body` for `workload`, record the result, and return it.
+///
+/// The enrolment comes from the cache. It is read again when it may be out of date: when the
+/// append statement finds the workload re-enrolled (through any process), and when the post
+/// fails a check a newer enrolment could pass (its key, its AK's activation) — a re-enrolment
+/// with a new key must take effect on the next post, and an attestation refused against a stale
+/// key would never reach the statement that notices.
 pub(crate) async fn appraise(
     app: &App,
     workload: &str,
     body: &[u8],
 ) -> Result<Appraisal, AppraiseError> {
     let post = protocol::parse_post(body)?;
-    let att = &post.attestation;
-    let nonce = att.claims.nonce_bytes().map_err(|e| ProtocolError::Field {
-        field: "attestation.claims.nonce",
-        msg: e.to_string(),
-    })?;
+    let nonce = post
+        .attestation
+        .claims
+        .nonce_bytes()
+        .map_err(|e| ProtocolError::Field {
+            field: "attestation.claims.nonce",
+            msg: e.to_string(),
+        })?;
     let nonce_hex = to_hex(&nonce);
     let now = tsem_attest::now_unix();
-    let (enrolled, nonce_state) = app
-        .store
-        .enrolled_with_nonce(workload, &nonce_hex, now)
+    let mut enrolled = enrolment(app, workload, false)
         .await?
         .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+    match app.store.nonce_key().check(workload, &nonce, now) {
+        Ok(_) => {}
+        Err(NonceError::Expired(expired)) => {
+            return Err(AppraiseError::NonceExpired {
+                nonce: nonce_hex,
+                expired,
+            });
+        }
+        Err(_) => return Err(AppraiseError::NonceUnknown(nonce_hex)),
+    }
+    let mut fresh = false;
+    for _ in 0..ATTEMPTS {
+        let outcome = appraise_against(app, workload, &post, &nonce, &nonce_hex, now, &enrolled);
+        match outcome.await {
+            Ok(Some(a)) => return Ok(a),
+            // The append found the workload re-enrolled: nothing was recorded.
+            Ok(None) => {}
+            Err(e @ (AppraiseError::Unauthentic(_) | AppraiseError::NotActivated(_))) => {
+                if fresh {
+                    return Err(e);
+                }
+                let now_enrolled = enrolment(app, workload, true)
+                    .await?
+                    .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+                let (new, old) = (&now_enrolled.enrolled, &enrolled.enrolled);
+                if new.id == old.id && new.activated == old.activated {
+                    return Err(e);
+                }
+                enrolled = now_enrolled;
+                fresh = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        enrolled = enrolment(app, workload, true)
+            .await?
+            .ok_or_else(|| AppraiseError::NotEnrolled(workload.to_string()))?;
+        fresh = true;
+    }
+    Err(AppraiseError::Reenrolled(workload.to_string()))
+}
+
+/// One appraisal against `enrolled`; `Ok(None)` when the append found the workload re-enrolled
+/// (nothing recorded).
+async fn appraise_against(
+    app: &App,
+    workload: &str,
+    post: &Post,
+    nonce: &[u8],
+    nonce_hex: &str,
+    now: u64,
+    cached: &CachedEnrolment,
+) -> Result<Option<Appraisal>, AppraiseError> {
+    let enrolled = &cached.enrolled;
+    let att = &post.attestation;
     if !app.cfg.ek_cas.is_empty() && enrolled.ak.is_some() && enrolled.activated.is_none() {
         return Err(AppraiseError::NotActivated(workload.to_string()));
     }
-    match nonce_state {
-        NonceState::Fresh => {}
-        s => return Err(nonce_error(s, nonce_hex)),
-    }
-
-    let mut policy = Policy::new(nonce.clone());
-    policy.key = enrolled
-        .key
-        .as_deref()
-        .map(PublicKey::from_pem)
-        .transpose()
-        .map_err(|e| AppraiseError::Model(format!("enrolled key: {e}")))?;
-    policy.ak = enrolled
-        .ak
-        .as_deref()
-        .map(AkKey::from_pem)
-        .transpose()
-        .map_err(|e| AppraiseError::Model(format!("enrolled AK: {e}")))?;
-    policy.max_forensics = enrolled.max_forensics;
-    policy.on_forensic = required_policy(enrolled.on_forensic.as_deref())?;
-    policy.max_age = Some(app.cfg.nonce_ttl);
+    let mut policy = cached.policy.clone().map_err(AppraiseError::Model)?;
+    policy.nonce = nonce.to_vec();
     policy.now = now;
 
     // The model the attester names first, then the others (a roll-out allows several).
@@ -231,7 +340,7 @@ pub(crate) async fn appraise(
     };
     let ear = tsem_attest::ear::ear(
         &outcome,
-        &nonce,
+        nonce,
         now,
         &format!("tsem/model/sha256:{digest}"),
         &reason,
@@ -241,27 +350,30 @@ pub(crate) async fn appraise(
     let att_text = serde_json::to_string(att).unwrap_or_default();
     let forensics = serde_json::to_string(&post.forensics).unwrap_or_default();
     let recorded = app
-        .store
-        .record(&NewResult {
-            workload,
+        .batcher
+        .record(OwnedResult {
+            workload: workload.to_string(),
             at: now,
-            verdict: &verdict,
-            reason: &reason,
-            verifier: &app.cfg.id,
-            nonce: Some(&nonce_hex),
-            ear: Some(&ear_text),
-            attestation: Some(&att_text),
-            forensics: Some(&forensics),
+            verdict: verdict.clone(),
+            reason: reason.clone(),
+            verifier: app.cfg.id.clone(),
+            nonce: nonce_hex.to_string(),
+            ear: ear_text,
+            attestation: att_text,
+            forensics,
+            enrolment: enrolled.id,
         })
         .await?;
-    if !recorded {
-        // Another post of the same nonce won the race (or it expired meanwhile).
-        let s = app.store.nonce_state(workload, &nonce_hex, now).await?;
-        return Err(nonce_error(s, nonce_hex));
+    match recorded {
+        Recorded::Appended => Ok(Some(Appraisal {
+            verdict,
+            reason,
+            ear,
+        })),
+        Recorded::Replayed(at) => Err(AppraiseError::Replayed {
+            nonce: nonce_hex.to_string(),
+            at,
+        }),
+        Recorded::EnrolmentChanged => Ok(None),
     }
-    Ok(Appraisal {
-        verdict,
-        reason,
-        ear,
-    })
 }

@@ -20,6 +20,8 @@ pub mod appraise;
 #[cfg(feature = "server")]
 pub mod bench;
 pub mod client;
+#[cfg(feature = "server")]
+pub mod nonce;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;

@@ -63,7 +63,7 @@ pub struct Config {
     /// Serve HTTPS with this configuration (then any address is allowed).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
-    /// limit. Every nonce is a row, and anyone may ask for one.
+    /// limit. A nonce costs no row, but anyone may ask for one and each lets a post be appraised.
     pub nonce_rate: u32,
     /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
     /// counts only after credential activation against an EK they certify ([`crate::activate`]).
@@ -113,6 +113,11 @@ pub(crate) struct App {
     pub(crate) cfg: Config,
     /// Parsed models by digest: a digest names its content, so entries never go stale.
     pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
+    /// Enrolments by workload. They may go stale (a re-enrolment through another process);
+    /// the append statement notices and the appraisal reloads ([`crate::appraise::appraise`]).
+    pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
+    /// Group commit of appraisals.
+    pub(crate) batcher: crate::store::Batcher,
     /// Token buckets for nonce issuance: workload → (tokens, last refill).
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
 }
@@ -198,6 +203,8 @@ pub async fn serve(
         store: store.clone(),
         cfg: cfg.clone(),
         models: Mutex::new(HashMap::new()),
+        enrolments: Mutex::new(HashMap::new()),
+        batcher: crate::store::Batcher::start(store.clone()),
         buckets: Mutex::new(HashMap::new()),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
@@ -379,18 +386,13 @@ async fn keep_leases(store: Store, cfg: Config) {
     let tick = Duration::from_millis((cfg.lease_ttl.max(1) * 1000 / 3).max(200));
     loop {
         let now = tsem_attest::now_unix();
-        match store
+        let claimed = store
             .claim_leases(&cfg.id, now, cfg.lease_ttl, 10_000)
-            .await
-        {
-            Ok(held) => {
-                for w in held {
-                    if let Err(e) = store.mark_stale(&w, now, &cfg.id).await {
-                        eprintln!("tsem verifier: {w}: {e}");
-                    }
-                }
-            }
-            Err(e) => eprintln!("tsem verifier: {e}"),
+            .await;
+        if let Err(e) = claimed {
+            eprintln!("tsem verifier: {e}");
+        } else if let Err(e) = store.mark_stale_held(&cfg.id, now).await {
+            eprintln!("tsem verifier: {e}");
         }
         tokio::time::sleep(tick).await;
     }
@@ -499,11 +501,15 @@ async fn enroll(
         every: e.every,
         models: &checked,
     };
-    match app
+    let enrolled = app
         .store
         .enroll(&new, tsem_attest::now_unix(), &app.cfg.id)
-        .await
-    {
+        .await;
+    // Other processes notice through their append statements; this one need not.
+    if let Ok(mut c) = app.enrolments.lock() {
+        c.remove(&e.workload);
+    }
+    match enrolled {
         Ok(id) => json_response(
             StatusCode::CREATED,
             &serde_json::json!({
@@ -617,23 +623,28 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
             ),
         );
     }
-    let mut n = [0u8; 32];
-    if let Err(e) = getrandom::fill(&mut n) {
-        return internal(format!("no randomness for a nonce: {e}"));
-    }
-    let nonce = tsem_attest::claims::to_hex(&n);
-    let now = tsem_attest::now_unix();
-    let expires = now.saturating_add(app.cfg.nonce_ttl);
-    match app.store.issue_nonce(&name, &nonce, now, expires).await {
-        Ok(true) => json_response(StatusCode::OK, &NonceGrant { nonce, expires }),
-        Ok(false) => {
+    match appraise::enrolment(&app, &name, false).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
             // Buckets are kept for enrolled workloads only: made-up names must not grow the map.
             app.forget_bucket(&name);
-            error(
+            return error(
                 StatusCode::NOT_FOUND,
                 format!("workload {name:?} is not enrolled"),
-            )
+            );
         }
+        Err(e) => return internal(e),
+    }
+    // A computation, not a row (crate::nonce).
+    let expires = tsem_attest::now_unix().saturating_add(app.cfg.nonce_ttl);
+    match app.store.nonce_key().issue(&name, expires) {
+        Ok(n) => json_response(
+            StatusCode::OK,
+            &NonceGrant {
+                nonce: tsem_attest::claims::to_hex(&n),
+                expires,
+            },
+        ),
         Err(e) => internal(e),
     }
 }
@@ -657,7 +668,9 @@ async fn attestation(
                 | AppraiseError::NotActivated(_)
                 | AppraiseError::NonceExpired { .. }
                 | AppraiseError::Unauthentic(_) => StatusCode::FORBIDDEN,
-                AppraiseError::Replayed { .. } => StatusCode::CONFLICT,
+                AppraiseError::Replayed { .. } | AppraiseError::Reenrolled(_) => {
+                    StatusCode::CONFLICT
+                }
                 AppraiseError::Store(_) => return internal(e),
             };
             eprintln!("tsem verifier: {name}: rejected: {e}");

@@ -1,8 +1,8 @@
-//! Fleet state in a relational database, and nothing else: SQLite (embedded, one process) or
-//! PostgreSQL (several verifier processes on several machines). Every table that records what
-//! happened is append-only; the only rows ever changed are a nonce's `used_at` (once, atomically:
-//! that is what makes a nonce single-use), a workload's pointer to its current enrolment, and
-//! leases.
+//! Fleet state in a relational database, and nothing else: SQLite (embedded) or PostgreSQL
+//! (several verifier processes on several machines). Every table that records what happened is
+//! append-only; the only rows ever changed are a workload's pointer to its current enrolment,
+//! leases, and an activation challenge's `used_at` (once). Nonces are not rows at all
+//! ([`crate::nonce`]): their single use is the UNIQUE nonce of the result that consumes them.
 //!
 //! One SQL dialect serves both databases (`$N` parameters, `ON CONFLICT`, `RETURNING`); the two
 //! differ only in the auto-increment column and in row locking for leases.
@@ -10,12 +10,17 @@
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row as _};
 
+use crate::nonce::{KEY_LEN, NonceKey};
 use crate::protocol::{HistoryEntry, Status};
 
 mod activation;
 mod appraisal;
+mod batch;
+mod leases;
 mod ui;
 pub use activation::{Activated, ChallengeError, NewChallenge};
+pub use appraisal::Recorded;
+pub use batch::{Batcher, OwnedResult};
 pub use ui::PageEntry;
 
 /// A database failure, with what was being done.
@@ -35,6 +40,12 @@ pub enum StoreError {
     /// A stored value is not what this verifier wrote.
     #[error("database holds a corrupt {0}")]
     Corrupt(&'static str),
+    /// The process is stopping: the result was not handed to the database.
+    #[error("the verifier is stopping")]
+    Stopped,
+    /// No randomness for the fleet key.
+    #[error("no randomness for the fleet key")]
+    Random,
 }
 
 fn db(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -71,19 +82,6 @@ pub struct Enrolled {
     pub activated: Option<String>,
 }
 
-/// What a nonce presented by an attester is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NonceState {
-    /// This verifier never issued it (or issued it to another workload).
-    Unknown,
-    /// Issued, unused, not expired.
-    Fresh,
-    /// Already consumed (at this time).
-    Used(u64),
-    /// Expired (at this time) unused.
-    Expired(u64),
-}
-
 /// An enrolment to record.
 #[derive(Debug, Clone, Copy)]
 pub struct NewEnrolment<'a> {
@@ -116,7 +114,8 @@ pub struct NewResult<'a> {
     pub reason: &'a str,
     /// Recording verifier process.
     pub verifier: &'a str,
-    /// The consumed nonce (hex).
+    /// The nonce the attestation answered (hex): unique among results, which is what makes a
+    /// nonce single-use.
     pub nonce: Option<&'a str>,
     /// EAR (JSON).
     pub ear: Option<&'a str>,
@@ -131,6 +130,7 @@ pub struct NewResult<'a> {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    nonce_key: NonceKey,
 }
 
 /// How long past its interval an affirming workload may go unheard before it is `stale`: half an
@@ -149,7 +149,11 @@ fn to_u64(v: i64) -> u64 {
 
 /// 2: `enrolments.on_forensic` (a database of version 1 gets the column, NULL: no policy
 /// required, which is what its enrolments meant).
-const SCHEMA_VERSION: i64 = 2;
+/// 3: stateless nonces: the fleet key (`fleet_key`, made by the first process to open the
+/// database); the `nonces` table is no longer written or read (its rows stay: nothing is
+/// deleted; a nonce a version-2 verifier issued and nobody used is refused as not issued, and
+/// the attester asks for a new one).
+const SCHEMA_VERSION: i64 = 3;
 
 fn schema(backend: Backend) -> Vec<String> {
     let serial = match backend {
@@ -170,8 +174,13 @@ fn schema(backend: Backend) -> Vec<String> {
             .into(),
         "CREATE TABLE IF NOT EXISTS workloads (name TEXT PRIMARY KEY, enrolment BIGINT NOT NULL)"
             .into(),
+        // Schema 2's nonces (kept for the history they hold; no longer written).
         "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, workload TEXT NOT NULL, \
          issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)"
+            .into(),
+        // The key of the stateless nonces: one row, written once.
+        "CREATE TABLE IF NOT EXISTS fleet_key (id BIGINT PRIMARY KEY, key TEXT NOT NULL, \
+         created_at BIGINT NOT NULL)"
             .into(),
         format!(
             "CREATE TABLE IF NOT EXISTS results (id {serial}, workload TEXT NOT NULL, \
@@ -179,7 +188,8 @@ fn schema(backend: Backend) -> Vec<String> {
              verifier TEXT NOT NULL, nonce TEXT, ear TEXT, attestation TEXT, forensics TEXT)"
         ),
         "CREATE INDEX IF NOT EXISTS results_by_workload ON results (workload, id)".into(),
-        // A second line of defence behind the nonce's single use: one result per nonce.
+        // What makes a nonce single-use: one result per nonce (NULLs, for notes and `stale`
+        // entries, are distinct).
         "CREATE UNIQUE INDEX IF NOT EXISTS results_by_nonce ON results (nonce)".into(),
         "CREATE TABLE IF NOT EXISTS leases (workload TEXT PRIMARY KEY, holder TEXT, \
          expires_at BIGINT NOT NULL)"
@@ -196,6 +206,88 @@ fn schema(backend: Backend) -> Vec<String> {
          issuer TEXT NOT NULL, at BIGINT NOT NULL)"
             .into(),
     ]
+}
+
+/// Apply the migrations and return the fleet's nonce key (made here if the database has none).
+async fn migrate(pool: &AnyPool, backend: Backend) -> Result<NonceKey, StoreError> {
+    let mut tx = pool.begin().await.map_err(db("migrate"))?;
+    if backend == Backend::Postgres {
+        // Verifier processes starting together must not race on DDL or on the fleet key.
+        sqlx::query("SELECT pg_advisory_xact_lock(7415)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migration lock"))?;
+    }
+    for stmt in schema(backend) {
+        // Built from constants only.
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate"))?;
+    }
+    if backend == Backend::Postgres {
+        // An appraisal's row (attestation, EAR, reason: about 2 KB) is just over PostgreSQL's
+        // default TOAST threshold, so every insert tried to compress it — and found it
+        // incompressible (hex digests, signatures). Only rows over 8 KB are compressed now.
+        // Idempotent, so every start applies it.
+        sqlx::query("ALTER TABLE results SET (toast_tuple_target = 8160)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate"))?;
+    }
+    let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM tsem_verifier_schema")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(db("schema version"))?;
+    if v == Some(1) {
+        // Its enrolments table was created without the column (CREATE TABLE IF NOT EXISTS
+        // left it as it was).
+        sqlx::query("ALTER TABLE enrolments ADD COLUMN on_forensic TEXT")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("migrate to schema 2"))?;
+    }
+    match v {
+        None => {
+            sqlx::query("INSERT INTO tsem_verifier_schema (version) VALUES ($1)")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("schema version"))?;
+        }
+        Some(v) if v < SCHEMA_VERSION => {
+            sqlx::query("UPDATE tsem_verifier_schema SET version = $1")
+                .bind(SCHEMA_VERSION)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("schema version"))?;
+        }
+        Some(_) => {}
+    }
+    // The first process makes the key; every later one (and every concurrent one: the insert
+    // conflicts) reads the one stored.
+    let fresh = NonceKey::generate().map_err(|_| StoreError::Random)?;
+    sqlx::query(
+        "INSERT INTO fleet_key (id, key, created_at) VALUES (1, $1, $2) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(tsem_attest::claims::to_hex(fresh.bytes()))
+    .bind(to_i64(tsem_attest::now_unix()))
+    .execute(&mut *tx)
+    .await
+    .map_err(db("store the fleet key"))?;
+    let hex: String = sqlx::query("SELECT key FROM fleet_key WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(db("read the fleet key"))?;
+    let bytes = tsem_attest::claims::from_hex("fleet key", &hex)
+        .ok()
+        .and_then(|b| <[u8; KEY_LEN]>::try_from(b).ok())
+        .ok_or(StoreError::Corrupt("fleet key"))?;
+    tx.commit().await.map_err(db("migrate"))?;
+    Ok(NonceKey::new(bytes))
 }
 
 impl Store {
@@ -230,9 +322,12 @@ impl Store {
                 .await
                 .map_err(db("journal mode"))?;
         }
-        let store = Self { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        let nonce_key = migrate(&pool, backend).await?;
+        Ok(Self {
+            pool,
+            backend,
+            nonce_key,
+        })
     }
 
     /// Which database this is.
@@ -240,48 +335,9 @@ impl Store {
         self.backend
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("migrate"))?;
-        if self.backend == Backend::Postgres {
-            // Verifier processes starting together must not race on DDL.
-            sqlx::query("SELECT pg_advisory_xact_lock(7415)")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migration lock"))?;
-        }
-        for stmt in schema(self.backend) {
-            // Built from constants only.
-            sqlx::query(sqlx::AssertSqlSafe(stmt))
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migrate"))?;
-        }
-        let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM tsem_verifier_schema")
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(db("schema version"))?;
-        if v == Some(1) {
-            // Its enrolments table was created without the column (CREATE TABLE IF NOT EXISTS
-            // left it as it was).
-            sqlx::query("ALTER TABLE enrolments ADD COLUMN on_forensic TEXT")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("migrate to schema 2"))?;
-            sqlx::query("UPDATE tsem_verifier_schema SET version = $1")
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("schema version"))?;
-        }
-        if v.is_none() {
-            sqlx::query("INSERT INTO tsem_verifier_schema (version) VALUES ($1)")
-                .bind(SCHEMA_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("schema version"))?;
-        }
-        tx.commit().await.map_err(db("migrate"))
+    /// The fleet's nonce key (the same in every process on this database).
+    pub fn nonce_key(&self) -> &NonceKey {
+        &self.nonce_key
     }
 
     /// Record an enrolment: the models (by digest, text kept once), the workload's keys and
@@ -417,58 +473,6 @@ impl Store {
             .map_err(db("read model"))
     }
 
-    /// Record a nonce issued to `workload`.
-    pub async fn issue_nonce(
-        &self,
-        workload: &str,
-        nonce: &str,
-        now: u64,
-        expires: u64,
-    ) -> Result<bool, StoreError> {
-        // Conditional on the workload being enrolled: one round trip, and no nonce row for a
-        // name nobody enrolled.
-        let n = sqlx::query(
-            "INSERT INTO nonces (nonce, workload, issued_at, expires_at, used_at) \
-             SELECT $1, $2, $3, $4, NULL WHERE EXISTS (SELECT 1 FROM workloads WHERE name = $2)",
-        )
-        .bind(nonce)
-        .bind(workload)
-        .bind(to_i64(now))
-        .bind(to_i64(expires))
-        .execute(&self.pool)
-        .await
-        .map_err(db("issue nonce"))?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
-    /// What `nonce` is for `workload` at `now` (a read: [`Store::record`] decides atomically).
-    pub async fn nonce_state(
-        &self,
-        workload: &str,
-        nonce: &str,
-        now: u64,
-    ) -> Result<NonceState, StoreError> {
-        let row = sqlx::query(
-            "SELECT expires_at, used_at FROM nonces WHERE nonce = $1 AND workload = $2",
-        )
-        .bind(nonce)
-        .bind(workload)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read nonce"))?;
-        let Some(row) = row else {
-            return Ok(NonceState::Unknown);
-        };
-        let expires: i64 = row.try_get(0).map_err(db("read nonce"))?;
-        let used: Option<i64> = row.try_get(1).map_err(db("read nonce"))?;
-        Ok(match used {
-            Some(t) => NonceState::Used(to_u64(t)),
-            None if to_u64(expires) <= now => NonceState::Expired(to_u64(expires)),
-            None => NonceState::Fresh,
-        })
-    }
-
     /// Every workload's standing at `now`: its latest result, or `stale` when an affirming,
     /// warning or never-heard workload has been silent past its [`deadline`].
     pub async fn status(&self, now: u64, only: Option<&str>) -> Result<Vec<Status>, StoreError> {
@@ -576,103 +580,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Renew the leases `me` holds and take those whose holder let them expire (a dead verifier
-    /// process), at most `limit` at a time; returns the workloads `me` now holds until
-    /// `now + ttl`. On PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so two
-    /// processes claiming at once never both get one lease and never wait on each other.
-    pub async fn claim_leases(
-        &self,
-        me: &str,
-        now: u64,
-        ttl: u64,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            // SQLite has one writer at a time: the UPDATE is already exclusive.
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE leases SET holder = $1, expires_at = $2 WHERE workload IN \
-             (SELECT workload FROM leases WHERE holder = $1 OR holder IS NULL OR expires_at <= $3 \
-             ORDER BY workload LIMIT $4{lock}) RETURNING workload"
-        );
-        // Built from constants only.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(me)
-            .bind(to_i64(now.saturating_add(ttl)))
-            .bind(to_i64(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db("claim leases"))?;
-        rows.iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(db("claim leases"))
-    }
-
-    /// Give up `me`'s leases (on an orderly shutdown), so another process takes them at once.
-    pub async fn release_leases(&self, me: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leases SET holder = NULL, expires_at = 0 WHERE holder = $1")
-            .bind(me)
-            .execute(&self.pool)
-            .await
-            .map_err(db("release leases"))?;
-        Ok(())
-    }
-
-    /// Append a `stale` entry to `workload`'s history if it has gone silent past its deadline
-    /// and nothing was appended since we looked. Returns whether it did.
-    pub async fn mark_stale(
-        &self,
-        workload: &str,
-        now: u64,
-        verifier: &str,
-    ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.id, r.verdict, r.at, e.every FROM workloads w \
-             JOIN enrolments e ON e.id = w.enrolment \
-             JOIN results r ON r.id = (SELECT MAX(id) FROM results WHERE workload = w.name) \
-             WHERE w.name = $1",
-        )
-        .bind(workload)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("read latest result"))?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let get = |r: &AnyRow| -> Result<_, sqlx::Error> {
-            Ok((
-                r.try_get::<i64, _>(0)?,
-                r.try_get::<String, _>(1)?,
-                r.try_get::<i64, _>(2)?,
-                r.try_get::<i64, _>(3)?,
-            ))
-        };
-        let (id, verdict, at, every) = get(&row).map_err(db("read latest result"))?;
-        let Some(reason) = stale_reason(&verdict, to_u64(at), to_u64(every), now) else {
-            return Ok(false);
-        };
-        // Conditional on the latest entry still being the one judged stale.
-        let n = sqlx::query(
-            "INSERT INTO results (workload, at, verdict, reason, verifier) \
-             SELECT $1, $2, 'stale', $3, $4 \
-             WHERE (SELECT MAX(id) FROM results WHERE workload = $1) = $5",
-        )
-        .bind(workload)
-        .bind(to_i64(now))
-        .bind(&reason)
-        .bind(verifier)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db("record stale"))?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
     /// Count of results recorded with a nonce (accepted attestations) per workload, for tests and
     /// audits: `(workload, count, distinct nonces)`.
     pub async fn accepted_counts(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
@@ -697,7 +604,7 @@ impl Store {
 
 /// Why a workload whose latest verdict is `verdict`, reached at `at`, is stale at `now`; `None`
 /// when it is not. Only good news goes stale: a contraindicated workload stays contraindicated.
-fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> {
+pub(crate) fn stale_reason(verdict: &str, at: u64, every: u64, now: u64) -> Option<String> {
     let due = at.saturating_add(deadline(every));
     if !matches!(verdict, "affirming" | "warning" | "none") || now <= due {
         return None;

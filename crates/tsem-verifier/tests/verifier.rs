@@ -81,6 +81,30 @@ fn scenario(db_url: &str) {
     let crossed = attest(&ns1, &model, &others, "web", &signer);
     let (code, msg) = http_error(anon.post("web", &post(crossed, &ns1)));
     assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("was not issued by this verifier"), "{msg}");
+    // A genuine nonce of this workload with its MAC altered (one bit of its last byte), and
+    // with its expiry pushed later (the MAC covers it): not issued here.
+    for forge in [|n: &mut Vec<u8>| n[31] ^= 1, |n: &mut Vec<u8>| n[6] ^= 0x10] {
+        let mut n = tsem_attest::parse_nonce(&anon.nonce("web").unwrap().nonce).unwrap();
+        forge(&mut n);
+        let forged = attest(
+            &ns1,
+            &model,
+            &tsem_attest::claims::to_hex(&n),
+            "web",
+            &signer,
+        );
+        let (code, msg) = http_error(anon.post("web", &post(forged, &ns1)));
+        assert_eq!(code, 403, "{msg}");
+        assert!(msg.contains("was not issued by this verifier"), "{msg}");
+    }
+    // A genuine nonce (made under the fleet key the database holds, as any verifier process of
+    // the fleet would) that expired a second ago.
+    let expired = fleet_nonce(db_url, "web", tsem_attest::now_unix() - 1);
+    let late = attest(&ns1, &model, &expired, "web", &signer);
+    let (code, msg) = http_error(anon.post("web", &post(late, &ns1)));
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains("expired at"), "{msg}");
     // Signed by another key: not appraised, nothing recorded, the nonce stays usable.
     let (intruder, _) = keypair();
     let nonce = anon.nonce("web").unwrap().nonce;
@@ -258,6 +282,137 @@ fn scenario(db_url: &str) {
     // An affirming workload with a long interval is not stale.
     assert_eq!(status_of(&anon, "web").verdict, "affirming");
     server.stop().unwrap();
+}
+
+/// A nonce for `workload` expiring at `expires`, made with the fleet key stored in `db_url`.
+fn fleet_nonce(db_url: &str, workload: &str, expires: u64) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = tsem_verifier::Store::open(db_url).await.unwrap();
+        let n = store.nonce_key().issue(workload, expires).unwrap();
+        store.close().await;
+        tsem_attest::claims::to_hex(&n)
+    })
+}
+
+/// Two verifier servers on one database, each with its own pool and enrolment cache (they
+/// share nothing but the database; `tsem-cli`'s `verifier_cli.rs` runs the same with two
+/// `serve` processes).
+fn two_servers_one_database(db_url: &str) {
+    let token = "t".to_string();
+    let a = spawn(
+        ([127, 0, 0, 1], 0).into(),
+        db_url,
+        Config::new(Some(token.clone())),
+    )
+    .unwrap();
+    let b = spawn(
+        ([127, 0, 0, 1], 0).into(),
+        db_url,
+        Config::new(Some(token.clone())),
+    )
+    .unwrap();
+    reenrolment_through_the_other(&a.url(), &b.url(), &token);
+    a.stop().unwrap();
+    b.stop().unwrap();
+}
+
+#[test]
+fn sqlite_reenrolment_through_another_verifier() {
+    let dir = TempDir::new("sqlite-reenrol");
+    two_servers_one_database(&format!("sqlite://{}", dir.0.join("v.db").display()));
+}
+
+#[test]
+fn postgres_reenrolment_through_another_verifier() {
+    let Some(pg) = Postgres::start("reenrol") else {
+        return;
+    };
+    two_servers_one_database(&pg.url);
+}
+
+/// Many posts at once, so that appraisals queue for the database (on PostgreSQL several share
+/// one statement): every distinct attestation recorded once, and of one attestation posted by
+/// every thread at the same moment exactly one accepted, the others refused as replayed.
+fn concurrent_posts(db_url: &str) {
+    const THREADS: usize = 12;
+    const EACH: usize = 5;
+    let mut cfg = Config::new(Some("t".into()));
+    cfg.nonce_rate = 0;
+    let server = spawn(([127, 0, 0, 1], 0).into(), db_url, cfg).unwrap();
+    let admin = Client::new(&server.url(), Some("t".into())).unwrap();
+    let (signer, public) = keypair();
+    admin.enroll(&enrolment("busy", &public, 0, 300)).unwrap();
+    let model = test_model();
+    let ns = namespace(&model, &["process_1.json"]);
+    let make = || {
+        let nonce = admin.nonce("busy").unwrap().nonce;
+        post(attest(&ns, &model, &nonce, "busy", &signer), &ns)
+    };
+    let shared = make();
+    let own: Vec<Vec<_>> = (0..THREADS)
+        .map(|_| (0..EACH).map(|_| make()).collect())
+        .collect();
+    let barrier = std::sync::Barrier::new(THREADS);
+    let codes: Vec<(u16, Vec<u16>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = own
+            .iter()
+            .map(|mine| {
+                let (url, shared, barrier) = (server.url(), &shared, &barrier);
+                s.spawn(move || {
+                    let c = Client::new(&url, None).unwrap();
+                    let code = |r: Result<_, ClientError>| match r {
+                        Ok(a) => {
+                            let a: tsem_verifier::protocol::Appraisal = a;
+                            assert_eq!(a.verdict, "affirming", "{}", a.reason);
+                            200
+                        }
+                        Err(ClientError::Status { code, .. }) => code,
+                        Err(e) => panic!("{e}"),
+                    };
+                    barrier.wait();
+                    let first = code(c.post("busy", shared));
+                    let rest = mine.iter().map(|p| code(c.post("busy", p))).collect();
+                    (first, rest)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let shared_ok = codes.iter().filter(|c| c.0 == 200).count();
+    assert_eq!(shared_ok, 1, "{codes:?}");
+    assert!(codes.iter().all(|c| c.0 == 200 || c.0 == 409), "{codes:?}");
+    assert!(
+        codes.iter().all(|c| c.1.iter().all(|&x| x == 200)),
+        "{codes:?}"
+    );
+    let h = admin.history("busy").unwrap();
+    let entries = h["history"].as_array().unwrap();
+    // The enrolment note, then one entry per accepted attestation, each nonce once.
+    assert_eq!(entries.len(), 1 + 1 + THREADS * EACH);
+    let nonces: std::collections::HashSet<_> = entries[1..]
+        .iter()
+        .map(|e| e["ear"]["eat_nonce"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nonces.len(), 1 + THREADS * EACH);
+    server.stop().unwrap();
+}
+
+#[test]
+fn sqlite_concurrent_posts() {
+    let dir = TempDir::new("sqlite-busy");
+    concurrent_posts(&format!("sqlite://{}", dir.0.join("v.db").display()));
+}
+
+#[test]
+fn postgres_concurrent_posts() {
+    let Some(pg) = Postgres::start("busy") else {
+        return;
+    };
+    concurrent_posts(&pg.url);
 }
 
 #[test]
