@@ -250,6 +250,42 @@ pub(crate) fn start_supervisor(
     sup: &Supervision,
     wait: bool,
 ) -> Result<(Daemon, Record), RuntimeError> {
+    let (launch, rec) = supervisor_launch(g, id, config, sup)?;
+    match launch.start(wait) {
+        Ok(d) => Ok((d, rec)),
+        Err(e) => {
+            let _ = rec.remove();
+            Err(e.into())
+        }
+    }
+}
+
+/// How to start the supervisor of container `id`, whose record is created.
+pub(crate) struct Launch {
+    tsem: PathBuf,
+    args: Vec<OsString>,
+    names: Vec<OsString>,
+    log: PathBuf,
+}
+
+impl Launch {
+    /// Start the daemon; with `wait`, until it has checked its model and outputs.
+    pub(crate) fn start(&self, wait: bool) -> Result<Daemon, crate::supervise::SuperviseError> {
+        if wait {
+            Daemon::start(&self.tsem, &self.args, &self.names, &self.log)
+        } else {
+            Daemon::spawn(&self.tsem, &self.args, &self.names, &self.log)
+        }
+    }
+}
+
+/// Create container `id`'s record and say how its supervisor starts.
+pub(crate) fn supervisor_launch(
+    g: &Globals,
+    id: &str,
+    config: &serde_json::Value,
+    sup: &Supervision,
+) -> Result<(Launch, Record), RuntimeError> {
     let names: Vec<OsString> = config
         .pointer("/process/args")
         .and_then(|v| v.as_array())
@@ -275,16 +311,14 @@ pub(crate) fn start_supervisor(
     if tsem_core::is_plain_name(id, 64) && !backstop_only {
         run_args.extend(["--name".into(), OsString::from(id), "--name-if-free".into()]);
     }
-    let started = if wait {
-        Daemon::start(&tsem, &run_args, &names, &rec.log())
-    } else {
-        Daemon::spawn(&tsem, &run_args, &names, &rec.log())
-    };
-    match started {
-        Ok(d) => Ok((d, rec)),
-        Err(e) => {
-            let _ = rec.remove();
-            Err(e.into())
-        }
-    }
+    let log = rec.log();
+    Ok((
+        Launch {
+            tsem,
+            args: run_args,
+            names,
+            log,
+        },
+        rec,
+    ))
 }

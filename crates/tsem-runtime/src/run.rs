@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::RuntimeError;
 use crate::cli::{Args, CREATE_VALUE_FLAGS, Globals};
-use crate::commands::{code, id_of, read_config, start_supervisor, supervision};
+use crate::commands::{code, id_of, read_config, supervision, supervisor_launch};
 use crate::delegate::Delegate;
 use crate::handover::{self, Listener};
 use crate::state::Record;
@@ -27,30 +27,42 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     let detach = a.flag(&["-d", "--detach"]);
     let keep = a.flag(&["--keep"]);
     // runc sets the container up while the supervisor loads its model: the hook waits for it
-    // (its refusal then fails the hook, and nothing of the container runs).
-    let (mut daemon, rec) = start_supervisor(g, &id, &config, &sup, false)?;
+    // (its refusal then fails the hook, and nothing of the container runs). The daemon is
+    // started on a thread while runc is: each spawn waits for its program's exec (~1 ms for
+    // tsem), which need not be one after the other on the container's path.
+    let (launch, rec) = supervisor_launch(g, &id, &config, &sup)?;
+    let starting = std::thread::spawn(move || launch.start(false));
     let prepared = (|| {
-        rec.set_supervisor(daemon.pid())?;
         let private = private_bundle(&bundle, config, &rec, &id)?;
         let listener = Listener::bind(&rec.handover_socket())?;
         Ok::<_, RuntimeError>((private, listener))
     })();
-    let (private, listener) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
+    let runc = prepared.and_then(|(private, listener)| {
+        let runc = delegate.spawn("run", &with_bundle(args, &private))?;
+        Ok((runc, listener))
+    });
+    let started = starting.join().unwrap_or_else(|_| {
+        Err(std::io::Error::other("the thread starting the supervisor panicked").into())
+    });
+    let (mut daemon, mut runc, listener) = match (started, runc) {
+        (Ok(daemon), Ok((runc, listener))) => (daemon, runc, listener),
+        (Ok(daemon), Err(e)) => {
             daemon.abandon();
             let _ = rec.remove();
             return Err(e);
         }
-    };
-    let mut runc = match delegate.spawn("run", &with_bundle(args, &private)) {
-        Ok(c) => c,
-        Err(e) => {
-            daemon.abandon();
+        (Err(e), runc) => {
+            // No supervisor: the hook finds no socket and fails, so runc kills the init and
+            // fails the run before the container's program runs.
+            if let Ok((mut runc, listener)) = runc {
+                drop(listener);
+                let _ = runc.wait();
+            }
             let _ = rec.remove();
             return Err(e.into());
         }
     };
+    rec.set_supervisor(daemon.pid())?;
     let runc_pid = runc.id() as i32;
     forward_signals(runc_pid);
     let handed = wait_hook(listener, runc_pid, &mut daemon);

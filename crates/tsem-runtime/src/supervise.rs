@@ -93,8 +93,15 @@ impl Daemon {
             cmd.pre_exec(move || {
                 // Nothing of the caller's (conmon's pipes, descriptors for the container) stays
                 // open in a daemon that outlives it.
+                // Marked close-on-exec, not closed: std's own pipe that reports a failed exec
+                // (a missing `tsem`) is among them and must work until the exec.
                 if libc::dup2(fd, 3) < 0
-                    || libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) < 0
+                    || libc::syscall(
+                        libc::SYS_close_range,
+                        4u32,
+                        u32::MAX,
+                        libc::CLOSE_RANGE_CLOEXEC,
+                    ) < 0
                     || libc::setsid() < 0
                 {
                     return Err(std::io::Error::last_os_error());

@@ -621,3 +621,52 @@ fn a_container_task_names_itself_through_its_own_proc() {
         "no exec of /proc/self/exe: {traj}"
     );
 }
+
+/// The supervisor is started while runc sets the container up; one that cannot start (no such
+/// `tsem`) or that refuses its model fails the run with its reason, and the container's program
+/// never runs (its marker file is not written), nor is anything left in runc's state.
+#[test]
+fn a_supervisor_that_cannot_start_fails_the_run_before_the_program() {
+    let Some(env) = common::env("nosup") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "echo ran > /tmp/marker",
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+        ],
+    );
+    let marker = b.join("rootfs/tmp/marker");
+    let o = Command::new(&env.runtime)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--tsem")
+        .arg(env.dir.join("no-such-tsem"))
+        .args(["run", "-b"])
+        .arg(&b)
+        .arg("nosup1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot start the supervisor"), "{}", show(&o));
+    assert!(!marker.exists(), "the program ran: {}", show(&o));
+    // A model that does not parse: the supervisor refuses it, the program does not run.
+    std::fs::write(env.path("bad.model"), "not a model\n").unwrap();
+    set_process(
+        &b,
+        "echo ran > /tmp/marker",
+        &[
+            ("org.tsem.mode", "enforce".into()),
+            ("org.tsem.model", env.path("bad.model")),
+        ],
+    );
+    let o = env.run(&b, "nosup2");
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(!marker.exists(), "the program ran: {}", show(&o));
+    for id in ["nosup1", "nosup2"] {
+        assert!(env.state(id).is_none(), "{id} left in runc's state");
+    }
+}
