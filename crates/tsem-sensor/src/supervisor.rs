@@ -433,10 +433,10 @@ pub(crate) fn start_notifiers<H: EventHandler + 'static>(
     // answered on the CPU of the task that raised it, so tasks on different CPUs are not
     // serialized behind one supervisor thread. A task has one syscall at a time, so two
     // threads never handle the same task at once.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
+    // The CPUs we may run on: `available_parallelism` also reads the cgroup's quota files,
+    // about 0.1 ms of every run's start, and a quota does not bound how many CPUs the
+    // workload's tasks run on at once.
+    let threads = sys::cpus_allowed().clamp(1, 4);
     let mut fds = Vec::with_capacity(threads);
     for _ in 1..threads {
         fds.push(

@@ -82,6 +82,19 @@ pub fn set_undumpable() -> io::Result<()> {
     Ok(())
 }
 
+/// How many CPUs this thread may run on (`sched_getaffinity`), at least 1.
+pub fn cpus_allowed() -> usize {
+    // SAFETY: an all-zero cpu_set_t is valid; the kernel writes at most its size.
+    let n = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set)
+    };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
 /// Whether this process is dumpable (`PR_GET_DUMPABLE` says 1), which a child forked now
 /// inherits.
 pub fn is_dumpable() -> bool {
