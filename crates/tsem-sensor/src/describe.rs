@@ -483,7 +483,6 @@ impl Describer {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get(&key)
-                    .copied()
             })
             .flatten();
         if let Some(d) = cached {

@@ -12,6 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 pub mod acts;
 mod creds;
 mod fs;
+mod map;
 mod notif;
 mod perform;
 #[cfg(target_arch = "x86_64")]
@@ -22,6 +23,7 @@ mod task;
 
 pub use creds::*;
 pub use fs::*;
+pub use map::*;
 pub use notif::*;
 pub use perform::*;
 pub use sock::*;

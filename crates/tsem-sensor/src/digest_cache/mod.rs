@@ -19,6 +19,8 @@
 //! Users and processes outside the workload that run as the same user are trusted, as they can
 //! already change the model files and the `tsem` binary.
 
+mod file;
+
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -27,7 +29,8 @@ use std::sync::{Arc, Mutex};
 use tsem_core::{Digest, HashAlg};
 
 /// What a cached digest is valid for: any change of contents changes ctime (and mtime/size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered field by field, as a version 2 store's records are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DigestKey {
     /// Device.
     pub dev: u64,
@@ -57,8 +60,51 @@ impl DigestKey {
 /// Digests by what they are valid for.
 pub type DigestMap = HashMap<DigestKey, Digest, foldhash::fast::RandomState>;
 
+/// A run's digests: those of the store's file as it was opened, and those the run added.
+#[derive(Debug, Default)]
+pub struct Digests {
+    base: file::Base,
+    added: DigestMap,
+}
+
+impl Digests {
+    /// The digest of `k`, if known.
+    pub fn get(&self, k: &DigestKey) -> Option<Digest> {
+        self.added.get(k).copied().or_else(|| self.base.get(k))
+    }
+
+    /// Whether the digest of `k` is known.
+    pub fn contains_key(&self, k: &DigestKey) -> bool {
+        self.get(k).is_some()
+    }
+
+    /// Keep the digest `d` of `k` (a key the store already holds keeps its digest: the same).
+    pub fn insert(&mut self, k: DigestKey, d: Digest) {
+        if self.base.get(&k).is_none() {
+            self.added.insert(k, d);
+        }
+    }
+
+    /// How many digests are known.
+    pub fn len(&self) -> usize {
+        self.base.len() + self.added.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every known digest.
+    pub fn entries(&self) -> Vec<(DigestKey, Digest)> {
+        let mut v = self.base.entries();
+        v.extend(self.added.iter().map(|(k, d)| (*k, *d)));
+        v
+    }
+}
+
 /// Digests shared by the notification and tracer threads of one run.
-pub type DigestCache = Arc<Mutex<DigestMap>>;
+pub type DigestCache = Arc<Mutex<Digests>>;
 
 /// Errors opening or writing a store.
 #[derive(Debug, thiserror::Error)]
@@ -113,17 +159,13 @@ impl Protected {
 
 /// A digest store on disk, checked and guarded, and the run's digest cache it fills.
 ///
-/// The file's digests are read straight into the run's cache ([`Store::cache`]), which the
-/// describers share and only ever add to; a save writes the file only if the run added some.
-/// Reading is start-up time of every run: one map, no copy (a parse per line into a `Vec`, then
-/// a copy of the map for the run and another at its end, cost ~2.5 ms of a 5 ms `tsem run --
-/// /bin/true` with 2 400 files stored).
+/// The file (version 2: records sorted by key) is mapped, not parsed: a run touches only the
+/// pages its lookups need ([`file`]). The describers share the run's cache and only add to it;
+/// a save writes the file only if the run added a digest.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
     alg: HashAlg,
-    /// How many digests the file held at open.
-    loaded: usize,
     /// The run's digests: the file's and the run's own.
     cache: DigestCache,
     /// What the supervisor keeps the workload away from.
@@ -212,7 +254,7 @@ impl Store {
             protected.chain.push((m.dev(), m.ino()));
             cur = d.parent();
         }
-        let text = match std::fs::symlink_metadata(&path) {
+        let base = match std::fs::symlink_metadata(&path) {
             Ok(m) => {
                 if !m.is_file() {
                     return Err(StoreError::Insecure {
@@ -222,17 +264,20 @@ impl Store {
                 }
                 check_owner(&path, &m)?;
                 protected.file = Some((m.dev(), m.ino()));
-                std::fs::read_to_string(&path).unwrap_or_default()
+                std::fs::File::open(&path)
+                    .map(|f| file::Base::read(&f, alg))
+                    .unwrap_or_default()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => file::Base::Empty,
             Err(e) => return Err(io(&path)(e)),
         };
-        let entries = parse_entries(&text, alg);
         Ok(Self {
             path,
             alg,
-            loaded: entries.len(),
-            cache: Arc::new(Mutex::new(entries)),
+            cache: Arc::new(Mutex::new(Digests {
+                base,
+                added: DigestMap::default(),
+            })),
             protected,
         })
     }
@@ -243,22 +288,14 @@ impl Store {
         Arc::clone(&self.cache)
     }
 
-    /// A copy of the run's digests.
+    /// Every digest the run knows (the file's as opened and the run's own).
     pub fn entries(&self) -> DigestMap {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The run's digests that `keep` accepts, or `None` if the run added none to the file's.
-    fn added(&self, keep: &dyn Fn(&DigestKey) -> bool) -> Option<DigestMap> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Nothing is ever removed from the cache, so its size says whether anything was added.
-        (cache.len() != self.loaded).then(|| {
-            cache
-                .iter()
-                .filter(|(k, _)| keep(k))
-                .map(|(k, d)| (*k, *d))
-                .collect()
-        })
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries()
+            .into_iter()
+            .collect()
     }
 
     /// The store's path.
@@ -270,29 +307,41 @@ impl Store {
     /// meanwhile, atomically (mode 0600), if the run added any. Entries changed less than two
     /// seconds ago are left out.
     pub fn save(&self, keep: &dyn Fn(&DigestKey) -> bool) -> Result<(), StoreError> {
-        let Some(cache) = self.added(keep) else {
-            // Nothing new: leave the file (and the other runs' additions) alone.
-            return Ok(());
+        let (added, used): (DigestMap, Vec<DigestKey>) = {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Nothing new: leave the file (and the other runs' additions) alone, unless it is
+            // a version 1 store, parsed whole by every run until it is written again.
+            if c.added.is_empty() && !matches!(c.base, file::Base::Text(_)) {
+                return Ok(());
+            }
+            let added = c
+                .added
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, d)| (*k, *d))
+                .collect();
+            (added, c.entries().into_iter().map(|(k, _)| k).collect())
         };
         let now = now_secs();
-        let mut all = std::fs::read_to_string(&self.path)
-            .map(|t| parse_entries(&t, self.alg))
+        let current = std::fs::File::open(&self.path)
+            .map(|f| file::Base::read(&f, self.alg))
             .unwrap_or_default();
-        all.extend(cache.iter().map(|(k, d)| (*k, *d)));
+        let mut all: DigestMap = current.entries().into_iter().collect();
+        all.extend(added);
         all.retain(|k, _| k.ctime.0 < now - 2);
         if all.len() > MAX_ENTRIES {
             // Keep what this run used; drop what others left.
-            all.retain(|k, _| cache.contains_key(k));
+            let used: std::collections::HashSet<DigestKey> = used.into_iter().collect();
+            all.retain(|k, _| used.contains(k));
         }
-        let text = render_entries(&all, self.alg);
-        self.replace_with(&text)
+        self.replace_with(&file::render(all, self.alg))
     }
 }
 
 impl Store {
-    /// Write `text` as the store's new contents, atomically (a private temporary file, mode
+    /// Write `bytes` as the store's new contents, atomically (a private temporary file, mode
     /// 0600, renamed over the store).
-    fn replace_with(&self, text: &str) -> Result<(), StoreError> {
+    fn replace_with(&self, bytes: &[u8]) -> Result<(), StoreError> {
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));
@@ -304,7 +353,7 @@ impl Store {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
+            f.write_all(bytes)?;
             std::fs::rename(&tmp, &self.path)
         };
         write().map_err(|e| {
@@ -321,16 +370,14 @@ impl Store {
     /// seconds ago are left out, as in [`Store::save`].
     pub fn save_own(&self, keep: &dyn Fn(&DigestKey) -> bool) -> Result<(), StoreError> {
         let now = now_secs();
-        let own: DigestMap = self
+        let own = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(k, _)| keep(k) && k.ctime.0 < now - 2)
-            .map(|(k, d)| (*k, *d))
-            .collect();
-        let text = render_entries(&own, self.alg);
-        self.replace_with(&text)
+            .entries()
+            .into_iter()
+            .filter(|(k, _)| keep(k) && k.ctime.0 < now - 2);
+        self.replace_with(&file::render(own, self.alg))
     }
 }
 
@@ -344,108 +391,6 @@ fn now_secs() -> i64 {
 
 /// More than this many entries and a save keeps only the current run's.
 const MAX_ENTRIES: usize = 200_000;
-
-/// The store's text: one `v1 ALG dev ino ctime_s ctime_ns mtime_s mtime_ns size HEX` line per
-/// file. Written with `write!` into one buffer: a run that adds a digest rewrites the whole
-/// store, so this is on the path of every such run's exit.
-pub fn render_entries(cache: &DigestMap, alg: HashAlg) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity(cache.len() * (alg.size() * 2 + 80));
-    for (k, d) in cache {
-        // Writing to a String cannot fail.
-        let _ = write!(
-            text,
-            "v1 {} {} {} {} {} {} {} {} ",
-            alg.name(),
-            k.dev as i64,
-            k.ino as i64,
-            k.ctime.0,
-            k.ctime.1,
-            k.mtime.0,
-            k.mtime.1,
-            k.size,
-        );
-        push_hex(&mut text, d.as_bytes());
-        text.push('\n');
-    }
-    text
-}
-
-fn push_hex(text: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        text.push(HEX[usize::from(b >> 4)] as char);
-        text.push(HEX[usize::from(b & 15)] as char);
-    }
-}
-
-/// The entries of a store's text for `alg`. Lines that are malformed or of another hash function
-/// are skipped: a damaged store only costs hashing again.
-pub fn parse_entries(text: &str, alg: HashAlg) -> DigestMap {
-    // Every run reads the whole store before its workload starts, so this is start-up time:
-    // fields read in place, no allocation per line (a `split(' ')` into a Vec per line, each
-    // field checked as UTF-8 and parsed, made a store of 2 400 files cost ~3 ms of every start).
-    let mut out =
-        DigestMap::with_capacity_and_hasher(text.len() / (alg.size() * 2 + 60), Default::default());
-    for line in text.split('\n') {
-        if let Some((k, d)) = parse_line(line.as_bytes(), alg) {
-            out.insert(k, d);
-        }
-    }
-    out
-}
-
-/// One line of the store: exactly ten fields separated by single spaces.
-fn parse_line(line: &[u8], alg: HashAlg) -> Option<(DigestKey, Digest)> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut rest = line
-        .strip_prefix(b"v1 ")?
-        .strip_prefix(alg.name().as_bytes())?
-        .strip_prefix(b" ")?;
-    let mut n = || -> Option<i64> {
-        let (v, tail) = leading_int(rest)?;
-        rest = tail.strip_prefix(b" ")?;
-        Some(v)
-    };
-    let (dev, ino, cs, cn, ms, mn, size) = (n()?, n()?, n()?, n()?, n()?, n()?, n()?);
-    // The digest is the rest of the line: a space in it is a bad hex digit.
-    let d = Digest::from_hex_bytes(rest).ok()?;
-    if d.len() != alg.size() {
-        return None;
-    }
-    let key = DigestKey {
-        dev: dev as u64,
-        ino: ino as u64,
-        ctime: (cs, cn),
-        mtime: (ms, mn),
-        size,
-    };
-    Some((key, d))
-}
-
-/// The integer at the start of `b` as `str::parse::<i64>` reads it (an optional sign, at least
-/// one digit, no overflow), and what follows it.
-fn leading_int(b: &[u8]) -> Option<(i64, &[u8])> {
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        Some(b'+') => (false, &b[1..]),
-        _ => (false, b),
-    };
-    let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
-    if len == 0 {
-        return None;
-    }
-    let mut mag: u64 = 0;
-    for &c in &digits[..len] {
-        mag = mag.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    let v = if neg {
-        0i64.checked_sub_unsigned(mag)?
-    } else {
-        i64::try_from(mag).ok()?
-    };
-    Some((v, &digits[len..]))
-}
 
 #[cfg(test)]
 mod tests {
@@ -471,48 +416,35 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_read_exactly_as_written_and_anything_else_is_skipped() {
-        let alg = HashAlg::Sha256;
-        let a = alg.digest(b"a");
-        let mut m = DigestMap::default();
-        m.insert(key(1, 1000), a);
-        m.insert(
-            DigestKey {
-                dev: u64::MAX,
-                ino: 7,
-                ctime: (-5, 999_999_999),
-                mtime: (i64::MIN, 0),
-                size: i64::MAX,
-            },
-            alg.digest(b"b"),
-        );
-        let text = render_entries(&m, alg);
-        assert_eq!(parse_entries(&text, alg), m);
-        let hex = a.to_hex();
-        let good = format!("v1 sha256 1 2 3 4 5 6 7 {hex}");
-        // What `str::parse::<i64>` accepts is accepted (a sign), and CRLF line ends.
-        let ok = [good.clone(), format!("v1 sha256 +1 2 3 4 5 6 7 {hex}\r")];
-        for l in &ok {
-            assert_eq!(parse_entries(l, alg).len(), 1, "{l}");
-        }
-        let bad = [
-            format!("v1 sha256 1 2 3 4 5 6 {hex}"),
-            format!("{good} 8"),
-            format!("v1  sha256 1 2 3 4 5 6 7 {hex}"),
-            format!("v2 sha256 1 2 3 4 5 6 7 {hex}"),
-            format!("v1 sha512 1 2 3 4 5 6 7 {hex}"),
-            format!("v1 sha256 1 2 x 4 5 6 7 {hex}"),
-            format!("v1 sha256 1 2 3 4 5 6 99999999999999999999 {hex}"),
-            format!("v1 sha256 1 2 3 4 5 6 7 {}", &hex[2..]),
-            format!("v1 sha256 1 2 3 4 5 6 7 {}zz", &hex[2..]),
-            format!("{good} "),
-            String::new(),
-        ];
-        for l in &bad {
-            assert!(parse_entries(l, alg).is_empty(), "{l}");
-        }
-        let mixed = format!("{}\n{}\n{}", bad[0], ok[0], bad[5]);
-        assert_eq!(parse_entries(&mixed, alg).len(), 1);
+    fn a_text_store_is_read_and_saved_sorted() {
+        let d = scratch("v1");
+        let p = d.join("digests");
+        let a = HashAlg::Sha256.digest(b"a");
+        std::fs::write(
+            &p,
+            format!("v1 sha256 1 7 1000 5 1000 5 10 {}\n", a.to_hex()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = Store::open(&p, HashAlg::Sha256).unwrap();
+        assert_eq!(s.cache().lock().unwrap().get(&key(7, 1000)), Some(a));
+        // Rewritten at the first save, even by a run that added nothing.
+        s.save(&|_: &DigestKey| true).unwrap();
+        assert!(std::fs::read(&p).unwrap().starts_with(b"tsemdc2\n"));
+        let s = Store::open(&p, HashAlg::Sha256).unwrap();
+        assert_eq!(s.cache().lock().unwrap().get(&key(7, 1000)), Some(a));
+        s.cache().lock().unwrap().insert(key(8, 1000), a);
+        s.save(&|_: &DigestKey| true).unwrap();
+        assert!(std::fs::read(&p).unwrap().starts_with(b"tsemdc2\n"));
+        let mut inos: Vec<u64> = Store::open(&p, HashAlg::Sha256)
+            .unwrap()
+            .entries()
+            .keys()
+            .map(|k| k.ino)
+            .collect();
+        inos.sort();
+        assert_eq!(inos, [7, 8]);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
