@@ -19,6 +19,25 @@ const HEADER: usize = 16;
 /// dev, ino, ctime (s, ns), mtime (s, ns), size: seven 64-bit little-endian numbers.
 const KEY: usize = 56;
 
+/// A store file's bytes: mapped, or in memory.
+#[derive(Debug)]
+pub enum Bytes {
+    /// The file, mapped.
+    Mapped(sys::Mapped),
+    /// A copy.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(m) => m,
+            Self::Owned(v) => v,
+        }
+    }
+}
+
 /// The digests a store's file held when it was read.
 #[derive(Debug, Default)]
 pub(crate) enum Base {
@@ -30,7 +49,7 @@ pub(crate) enum Base {
     /// A version 2 store, mapped: `count` records of `rec` bytes after the header.
     Sorted {
         /// The file's bytes.
-        map: sys::Mapped,
+        map: Bytes,
         /// Bytes per record: the key and the digest.
         rec: usize,
         /// Records.
@@ -48,22 +67,32 @@ impl Base {
         if len == 0 {
             return Self::Empty;
         }
-        let Ok(map) = sys::map_file(file.as_fd(), len) else {
-            return Self::Empty;
-        };
-        if map.starts_with(b"v1 ") {
-            let text = String::from_utf8_lossy(&map);
+        match sys::map_file(file.as_fd(), len) {
+            Ok(map) => Self::of(Bytes::Mapped(map), alg),
+            Err(_) => Self::Empty,
+        }
+    }
+
+    /// The digests for `alg` in a store file's `bytes`.
+    pub fn of(bytes: Bytes, alg: HashAlg) -> Self {
+        let len = bytes.len();
+        if bytes.starts_with(b"v1 ") {
+            let text = String::from_utf8_lossy(&bytes);
             return Self::Text(parse_entries(&text, alg));
         }
         let rec = KEY + alg.size();
-        if len < HEADER || &map[..8] != MAGIC || map[8..HEADER] != alg_field(alg) {
+        if len < HEADER || &bytes[..8] != MAGIC || bytes[8..HEADER] != alg_field(alg) {
             return Self::Empty;
         }
         if !(len - HEADER).is_multiple_of(rec) {
             return Self::Empty;
         }
         let count = (len - HEADER) / rec;
-        Self::Sorted { map, rec, count }
+        Self::Sorted {
+            map: bytes,
+            rec,
+            count,
+        }
     }
 
     /// The digest of `k`, if the file held one. A version 2 file out of order (written by no

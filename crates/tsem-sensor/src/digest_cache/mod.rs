@@ -106,6 +106,24 @@ impl Digests {
 /// Digests shared by the notification and tracer threads of one run.
 pub type DigestCache = Arc<Mutex<Digests>>;
 
+/// The digests for `alg` a store file's `bytes` hold (either version), as a run reads them.
+pub fn store_entries(bytes: Vec<u8>, alg: HashAlg) -> Vec<(DigestKey, Digest)> {
+    file::Base::of(file::Bytes::Owned(bytes), alg).entries()
+}
+
+/// The digest of `k` a store file's `bytes` give, as a run looks it up.
+pub fn store_lookup(bytes: Vec<u8>, alg: HashAlg, k: &DigestKey) -> Option<Digest> {
+    file::Base::of(file::Bytes::Owned(bytes), alg).get(k)
+}
+
+/// The bytes of a (version 2) store holding `entries`.
+pub fn store_bytes(
+    entries: impl IntoIterator<Item = (DigestKey, Digest)>,
+    alg: HashAlg,
+) -> Vec<u8> {
+    file::render(entries, alg)
+}
+
 /// Errors opening or writing a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
