@@ -670,3 +670,52 @@ fn a_supervisor_that_cannot_start_fails_the_run_before_the_program() {
         assert!(env.state(id).is_none(), "{id} left in runc's state");
     }
 }
+
+/// A terminal container run in the foreground (`process.terminal`, no `--console-socket`: runc
+/// gives the container a pseudo-terminal of its own and relays it to the caller's terminal) is
+/// supervised as any other: the program sees a terminal on its stdin and the model is learned.
+/// The caller's terminal is `script`'s (util-linux, in every Debian).
+#[test]
+fn a_terminal_container_runs_supervised_in_the_foreground() {
+    let Some(env) = common::env("tty") else {
+        return;
+    };
+    let b = bundle(
+        &env.dir.join("bundle"),
+        "tty; cat /etc/app.conf",
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+            ("org.tsem.summary", env.path("learn.json")),
+        ],
+    );
+    let path = b.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    c["process"]["terminal"] = true.into();
+    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    let line = format!(
+        "{} --root {} --tsem {} run -b {} tty1",
+        env.runtime.display(),
+        env.root.display(),
+        env.tsem.display(),
+        b.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(out.contains("/dev/pts/"), "no terminal: {}", show(&o));
+    assert!(out.contains("greeting=hello"), "{}", show(&o));
+    let learned = json(&env.path("learn.json"));
+    assert_eq!(learned["lost_events"], 0, "{learned}");
+    assert!(
+        std::fs::read_to_string(env.path("model"))
+            .unwrap()
+            .lines()
+            .count()
+            > 3
+    );
+}
