@@ -62,7 +62,8 @@ pub struct ServeArgs {
     /// Port 0 picks one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7415")]
     pub listen: SocketAddr,
-    /// Database: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    /// Database: sqlite://PATH (created if missing), postgres://USER@HOST/DB, or over a Unix
+    /// socket postgres:///DB?host=/run/postgresql&user=USER.
     #[arg(long, value_name = "URL", default_value = "sqlite://tsem-verifier.db")]
     pub db: String,
     /// The admin token: read from F, or created there (mode 0600) if F does not exist. Without

@@ -113,6 +113,9 @@ pub(crate) struct App {
     pub(crate) cfg: Config,
     /// Parsed models by digest: a digest names its content, so entries never go stale.
     pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
+    /// Expected states by (model, aggregate, forensic points): a periodic attester's state is
+    /// the same chain over the model's points every time ([`tsem_attest::StateMemo`]).
+    pub(crate) states: tsem_attest::StateMemo,
     /// Enrolments by workload. They may go stale (a re-enrolment through another process);
     /// the append statement notices and the appraisal reloads ([`crate::appraise::appraise`]).
     pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
@@ -203,6 +206,7 @@ pub async fn serve(
         store: store.clone(),
         cfg: cfg.clone(),
         models: Mutex::new(HashMap::new()),
+        states: tsem_attest::StateMemo::default(),
         enrolments: Mutex::new(HashMap::new()),
         batcher: crate::store::Batcher::start(store.clone()),
         buckets: Mutex::new(HashMap::new()),

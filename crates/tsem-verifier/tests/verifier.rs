@@ -447,6 +447,17 @@ fn postgres_end_to_end() {
     scenario(&pg.url);
 }
 
+/// The same over PostgreSQL's Unix socket (`postgres:///DB?host=DIR&user=USER`), on a server with no
+/// TCP listener at all: that the scenario passes shows the verifier connected by the socket.
+#[test]
+fn postgres_end_to_end_over_unix_socket() {
+    let Some(pg) = Postgres::start_unix_only("e2e-unix") else {
+        return;
+    };
+    assert!(pg.url.is_empty());
+    scenario(&pg.socket_url);
+}
+
 /// Every truncation and many byte mutations of a real post: the parser never panics, and every
 /// error is one line (the fuzz target explores further; this runs in every `cargo test`).
 #[test]
