@@ -68,6 +68,8 @@ pub struct Config {
     /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
     /// counts only after credential activation against an EK they certify ([`crate::activate`]).
     pub ek_cas: Vec<Vec<u8>>,
+    /// Tokio worker threads; 0: one per core (for [`spawn`]: two).
+    pub workers: usize,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             tls: None,
             private_status: false,
             ek_cas: Vec::new(),
+            workers: 0,
         }
     }
 }
@@ -244,13 +247,14 @@ pub fn serve_blocking(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
     check_listen(addr, cfg.tls.is_some())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ServerError::Io {
-            what: "tokio runtime".into(),
-            source,
-        })?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.workers > 0 {
+        rt.worker_threads(cfg.workers);
+    }
+    let rt = rt.enable_all().build().map_err(|source| ServerError::Io {
+        what: "tokio runtime".into(),
+        source,
+    })?;
     rt.block_on(async {
         let store = Store::open(db_url).await?;
         let listener = bind(addr).await?;
@@ -335,7 +339,7 @@ pub fn spawn(addr: SocketAddr, db_url: &str, cfg: Config) -> Result<Spawned, Ser
     let db_url = db_url.to_string();
     let thread = std::thread::spawn(move || -> Result<(), ServerError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(if cfg.workers > 0 { cfg.workers } else { 2 })
             .enable_all()
             .build()
             .map_err(|source| ServerError::Io {
