@@ -24,6 +24,11 @@ struct Key {
     forensic: Vec<Digest>,
 }
 
+/// Forensic points at most in a memoised key: an entry then holds at most about 1.2 KB, so the
+/// memo's memory is bounded by its entry count whatever `max_forensics` a policy allows. A state
+/// with more forensic points is computed each time (as without the memo).
+pub const MAX_MEMO_FORENSIC: usize = 16;
+
 /// A bounded map of expected states, shared by the threads of a verifier process. When it is
 /// full it is cleared: an attester's next post refills its entry, and a stream of distinct keys
 /// (which only enrolled, signing attesters can produce: the signature is checked first) costs
@@ -49,6 +54,10 @@ impl StateMemo {
 
     /// [`ExpectedModel::state_with`], from the memo when these exact inputs were computed before.
     pub fn state(&self, model: &ExpectedModel, aggregate: &Digest, forensic: &[Digest]) -> Digest {
+        if forensic.len() > MAX_MEMO_FORENSIC {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return model.state_with(aggregate, forensic);
+        }
         let key = Key {
             model: model.digest,
             alg: model.alg,
@@ -88,7 +97,8 @@ impl StateMemo {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Lookups that computed the state since it was made.
+    /// Lookups that computed the state since it was made (stored or, past
+    /// [`MAX_MEMO_FORENSIC`] forensic points, not).
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
     }
@@ -96,7 +106,7 @@ impl StateMemo {
 
 impl Default for StateMemo {
     /// 4 096 states: a fleet's workloads times their models times the forensic sets they post,
-    /// at about 200 bytes each.
+    /// at most about 1.2 KB each ([`MAX_MEMO_FORENSIC`]), typically 200 bytes.
     fn default() -> Self {
         Self::new(4096)
     }

@@ -68,6 +68,29 @@ fn memo_returns_the_computed_state_and_recomputes_for_any_changed_input() {
 }
 
 #[test]
+fn many_forensic_points_are_computed_and_not_stored() {
+    let ns = namespace(Digest::zero(32), 5);
+    let model = model_of(&ns, HashAlg::Sha256);
+    let memo = StateMemo::new(8);
+    let agg = Digest::zero(32);
+    let many = forensic(memo::MAX_MEMO_FORENSIC as u8 + 1);
+    for _ in 0..2 {
+        assert_eq!(
+            memo.state(&model, &agg, &many),
+            model.state_with(&agg, &many)
+        );
+    }
+    assert_eq!((memo.hits(), memo.misses(), memo.len()), (0, 2, 0));
+    let most = forensic(memo::MAX_MEMO_FORENSIC as u8);
+    memo.state(&model, &agg, &most);
+    assert_eq!(
+        memo.state(&model, &agg, &most),
+        model.state_with(&agg, &most)
+    );
+    assert_eq!((memo.hits(), memo.len()), (1, 1));
+}
+
+#[test]
 fn memo_is_bounded_and_stays_correct_when_cleared() {
     let ns = namespace(Digest::zero(32), 5);
     let model = model_of(&ns, HashAlg::Sha256);
