@@ -37,7 +37,10 @@ pub use attestation::{Attestation, AttestationError, PublicKey, Signer, quote_da
 pub use claims::{Claims, ClaimsError, Context, Identity, host_identity, now_unix, parse_nonce};
 pub use observed::Observed;
 pub use quote::{AkAlg, AkKey, QuoteError, TpmQuote};
-pub use verify::{DEFAULT_PCR, ExpectedModel, Policy, Rejection, Verified, model_digest, verify};
+pub use verify::{
+    DEFAULT_PCR, ExpectedModel, Policy, Rejection, StateMemo, Verified, model_digest, verify,
+    verify_memo,
+};
 
 /// The value extended into the PCR's SHA-256 bank for a state: the state itself when it is 32
 /// bytes (sha256, sm3), else its SHA-256.

@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// client threads take them in turn.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub servers: usize,
+    /// Tokio worker threads per server (0: two).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
     /// Trajectories the attested workload ran (modeled under --model).
     #[arg(required = true, value_name = "TRAJECTORY")]
     pub files: Vec<PathBuf>,
@@ -62,7 +65,8 @@ pub struct ServeArgs {
     /// Port 0 picks one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7415")]
     pub listen: SocketAddr,
-    /// Database: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    /// Database: sqlite://PATH (created if missing), postgres://USER@HOST/DB, or over a Unix
+    /// socket postgres:///DB?host=/run/postgresql&user=USER.
     #[arg(long, value_name = "URL", default_value = "sqlite://tsem-verifier.db")]
     pub db: String,
     /// The admin token: read from F, or created there (mode 0600) if F does not exist. Without
@@ -91,6 +95,9 @@ pub struct ServeArgs {
     /// counts only once `tsem verifier activate` proved it is in a TPM whose EK they certify.
     #[arg(long, value_name = "FILE")]
     pub ek_ca: Vec<PathBuf>,
+    /// Tokio worker threads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
 }
 
 /// `tsem verifier enroll`.
@@ -193,7 +200,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         model_stream(&mut ns, &f.display().to_string(), &mut input, &mut stats)?;
     }
     let model = read_pem(&a.model)?;
-    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients, a.servers)?;
+    let r = tsem_verifier::bench::run(&a.db, &model, ns, a.n, a.clients, a.servers, a.workers)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -238,6 +245,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.lease_ttl = a.lease_ttl.max(1);
     cfg.nonce_rate = a.nonce_rate;
     cfg.private_status = a.private_status;
+    cfg.workers = a.workers;
     if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {
         cfg.tls = Some(std::sync::Arc::new(tsem_verifier::tls::server_config(
             cert, key,

@@ -50,7 +50,12 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 /// at a free port, run as an unprivileged user (initdb refuses root).
 pub struct Postgres {
     child: Child,
+    /// Over loopback TCP (empty for [`Postgres::start_unix_only`]).
     pub url: String,
+    /// Over its Unix socket: `postgres:///postgres?host=DIR&port=PORT&user=tsem` (the port names
+    /// the socket file, `DIR/.s.PGSQL.PORT`; `postgres://tsem@/…` is not a URL: a user needs a
+    /// host).
+    pub socket_url: String,
     _dir: TempDir,
 }
 
@@ -102,6 +107,16 @@ impl Postgres {
     /// Start one, or say in one line why not and return `None` (a failure instead when
     /// `TSEM_REQUIRE_POSTGRES` is set).
     pub fn start(name: &str) -> Option<Self> {
+        Self::launch(name, true)
+    }
+
+    /// Like [`Postgres::start`], but with no TCP listener at all (`listen_addresses=''`): only
+    /// [`Postgres::socket_url`] connects, so a client that works with it used the socket.
+    pub fn start_unix_only(name: &str) -> Option<Self> {
+        Self::launch(name, false)
+    }
+
+    fn launch(name: &str, tcp: bool) -> Option<Self> {
         let skip = |why: &str| {
             if std::env::var_os("TSEM_REQUIRE_POSTGRES").is_some() {
                 panic!("PostgreSQL test cannot run: {why}");
@@ -154,7 +169,16 @@ impl Postgres {
             .arg("-k")
             .arg(&dir.0)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args([
+                "-c",
+                if tcp {
+                    "listen_addresses=127.0.0.1"
+                } else {
+                    "listen_addresses="
+                },
+                "-c",
+                "fsync=off",
+            ])
             .args(["-c", "max_connections=100"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -163,11 +187,21 @@ impl Postgres {
             ))
             .spawn()
             .unwrap();
-        let url = format!("postgres://tsem@127.0.0.1:{port}/postgres");
+        let url = if tcp {
+            format!("postgres://tsem@127.0.0.1:{port}/postgres")
+        } else {
+            String::new()
+        };
+        let socket_url = format!(
+            "postgres:///postgres?host={}&port={port}&user=tsem",
+            dir.0.display()
+        );
         let log = dir.0.join("postgres.log");
+        let socket = dir.0.join(format!(".s.PGSQL.{port}"));
         let pg = Self {
             child,
             url,
+            socket_url,
             _dir: dir,
         };
         // The port opens before recovery ends; the log says when connections are accepted.
@@ -175,8 +209,14 @@ impl Postgres {
             std::fs::read_to_string(&log)
                 .ok()
                 .filter(|l| l.contains("ready to accept connections"))
-                .and_then(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
-                .map(|_| ())
+                .and_then(|_| {
+                    if tcp {
+                        std::net::TcpStream::connect(("127.0.0.1", port)).map(|_| ())
+                    } else {
+                        std::os::unix::net::UnixStream::connect(&socket).map(|_| ())
+                    }
+                    .ok()
+                })
         });
         assert!(
             up.is_some(),

@@ -313,7 +313,7 @@ async fn appraise_against(
     let mut best: Option<(String, Result<Verified, Rejection>)> = None;
     for d in digests {
         let m = model(app, &d).await?;
-        let outcome = tsem_attest::verify(att, &m, &policy);
+        let outcome = tsem_attest::verify_memo(att, &m, &policy, &app.states);
         let ok = outcome.is_ok();
         if ok || best.is_none() {
             best = Some((d, outcome));

@@ -68,6 +68,8 @@ pub struct Config {
     /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
     /// counts only after credential activation against an EK they certify ([`crate::activate`]).
     pub ek_cas: Vec<Vec<u8>>,
+    /// Tokio worker threads; 0: one per core (for [`spawn`]: two).
+    pub workers: usize,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             tls: None,
             private_status: false,
             ek_cas: Vec::new(),
+            workers: 0,
         }
     }
 }
@@ -113,6 +116,9 @@ pub(crate) struct App {
     pub(crate) cfg: Config,
     /// Parsed models by digest: a digest names its content, so entries never go stale.
     pub(crate) models: Mutex<HashMap<String, Arc<tsem_attest::ExpectedModel>>>,
+    /// Expected states by (model, aggregate, forensic points): a periodic attester's state is
+    /// the same chain over the model's points every time ([`tsem_attest::StateMemo`]).
+    pub(crate) states: tsem_attest::StateMemo,
     /// Enrolments by workload. They may go stale (a re-enrolment through another process);
     /// the append statement notices and the appraisal reloads ([`crate::appraise::appraise`]).
     pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
@@ -203,6 +209,7 @@ pub async fn serve(
         store: store.clone(),
         cfg: cfg.clone(),
         models: Mutex::new(HashMap::new()),
+        states: tsem_attest::StateMemo::default(),
         enrolments: Mutex::new(HashMap::new()),
         batcher: crate::store::Batcher::start(store.clone()),
         buckets: Mutex::new(HashMap::new()),
@@ -240,13 +247,14 @@ pub fn serve_blocking(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
     check_listen(addr, cfg.tls.is_some())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ServerError::Io {
-            what: "tokio runtime".into(),
-            source,
-        })?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.workers > 0 {
+        rt.worker_threads(cfg.workers);
+    }
+    let rt = rt.enable_all().build().map_err(|source| ServerError::Io {
+        what: "tokio runtime".into(),
+        source,
+    })?;
     rt.block_on(async {
         let store = Store::open(db_url).await?;
         let listener = bind(addr).await?;
@@ -331,7 +339,7 @@ pub fn spawn(addr: SocketAddr, db_url: &str, cfg: Config) -> Result<Spawned, Ser
     let db_url = db_url.to_string();
     let thread = std::thread::spawn(move || -> Result<(), ServerError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(if cfg.workers > 0 { cfg.workers } else { 2 })
             .enable_all()
             .build()
             .map_err(|source| ServerError::Io {

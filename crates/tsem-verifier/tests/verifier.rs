@@ -447,6 +447,17 @@ fn postgres_end_to_end() {
     scenario(&pg.url);
 }
 
+/// The same over PostgreSQL's Unix socket (`postgres:///DB?host=DIR&user=USER`), on a server with no
+/// TCP listener at all: that the scenario passes shows the verifier connected by the socket.
+#[test]
+fn postgres_end_to_end_over_unix_socket() {
+    let Some(pg) = Postgres::start_unix_only("e2e-unix") else {
+        return;
+    };
+    assert!(pg.url.is_empty());
+    scenario(&pg.socket_url);
+}
+
 /// Every truncation and many byte mutations of a real post: the parser never panics, and every
 /// error is one line (the fuzz target explores further; this runs in every `cargo test`).
 #[test]
@@ -474,4 +485,49 @@ fn mutated_posts_never_panic() {
         m[i] = *flip;
         check(&m);
     }
+}
+
+/// The verifier memoises the state a model implies for an aggregate and forensic points; a
+/// signed post that claims another state for the same inputs is still refused once the memo
+/// holds the expectation, and the refused claim does not change what later posts are held to.
+#[test]
+fn a_state_other_than_the_memoised_expectation_is_refused() {
+    let dir = TempDir::new("memo");
+    let url = format!("sqlite://{}", dir.0.join("v.db").display());
+    let mut cfg = Config::new(Some("t".into()));
+    cfg.nonce_rate = 0;
+    let server = spawn(([127, 0, 0, 1], 0).into(), &url, cfg).unwrap();
+    let admin = Client::new(&server.url(), Some("t".into())).unwrap();
+    let (signer, public) = keypair();
+    admin.enroll(&enrolment("memo", &public, 0, 300)).unwrap();
+    let model = test_model();
+    let ns = namespace(&model, &["process_1.json"]);
+    let genuine = |admin: &Client| {
+        let nonce = admin.nonce("memo").unwrap().nonce;
+        let a = admin
+            .post(
+                "memo",
+                &post(attest(&ns, &model, &nonce, "memo", &signer), &ns),
+            )
+            .unwrap();
+        assert_eq!(a.verdict, "affirming", "{}", a.reason);
+    };
+    genuine(&admin);
+    genuine(&admin);
+    let nonce = admin.nonce("memo").unwrap().nonce;
+    let mut claims = attest(&ns, &model, &nonce, "memo", &signer).claims;
+    let expected = claims.state.clone();
+    claims.state = tsem_core::hash::HashAlg::Sha256
+        .digest(b"not the model's state")
+        .to_hex();
+    let lie = tsem_attest::Attestation::sign(claims, &signer).unwrap();
+    let a = admin.post("memo", &post(lie, &ns)).unwrap();
+    assert_eq!(a.verdict, "contraindicated", "{}", a.reason);
+    assert!(
+        a.reason.contains(&format!("is not {expected}")),
+        "{}",
+        a.reason
+    );
+    genuine(&admin);
+    server.stop().unwrap();
 }

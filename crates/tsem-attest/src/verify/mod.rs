@@ -14,6 +14,9 @@ use crate::claims::{ClaimsError, from_hex, to_hex};
 use crate::quote::{AkKey, QuoteError, verify_quote_with};
 use crate::{Attestation, pcr_value_of_state};
 
+mod memo;
+pub use memo::StateMemo;
+
 /// The digest of a model file as attested: SHA-256 of the bytes its signatures cover
 /// ([`ModelFile::signed_data`]: every line but signature lines, each followed by a NUL). Signing a
 /// model later does not change its digest; editing any other line, comments included, does.
@@ -380,6 +383,27 @@ pub fn verify(
     model: &ExpectedModel,
     policy: &Policy,
 ) -> Result<Verified, Rejection> {
+    verify_inner(att, model, policy, None)
+}
+
+/// [`verify`], taking the expected state from `memo` when it was computed before for the same
+/// model, aggregate and forensic points (and storing it when not). The attested state is still
+/// compared with that expectation, so the outcome is exactly [`verify`]'s.
+pub fn verify_memo(
+    att: &Attestation,
+    model: &ExpectedModel,
+    policy: &Policy,
+    memo: &StateMemo,
+) -> Result<Verified, Rejection> {
+    verify_inner(att, model, policy, Some(memo))
+}
+
+fn verify_inner(
+    att: &Attestation,
+    model: &ExpectedModel,
+    policy: &Policy,
+    memo: Option<&StateMemo>,
+) -> Result<Verified, Rejection> {
     let c = &att.claims;
     if policy.key.is_none() && policy.ak.is_none() {
         return Err(Rejection::NoTrustAnchor);
@@ -528,7 +552,10 @@ pub fn verify(
     if let Some(f) = forensic.iter().find(|f| model.contains(f)) {
         return Err(Rejection::ForensicInModel(f.to_hex()));
     }
-    let expected = model.state_with(&aggregate, &forensic);
+    let expected = match memo {
+        Some(memo) => memo.state(model, &aggregate, &forensic),
+        None => model.state_with(&aggregate, &forensic),
+    };
     if expected != state {
         return Err(Rejection::State {
             attested: state.to_hex(),
@@ -628,6 +655,9 @@ pub fn key_kind(pem: &str) -> &'static str {
     }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod memo_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod policy_tests;
