@@ -515,3 +515,66 @@ fn print_forensic(f: &serde_json::Value) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tsem_format::{RecordKind, write_event};
+
+    fn namespace() -> Namespace {
+        Namespace::new(Config {
+            alg: HashAlg::Sha256,
+            mapping: Mapping::Model0,
+            keep_descriptions: true,
+        })
+        .unwrap()
+    }
+
+    /// Replay's reused batch slots and in-buffer lines (a 4 KiB reader: many lines span a
+    /// refill) give what modeling the events one at a time gives: state, counts and the
+    /// descriptions kept, in order. A bad line stops the stream after the events before it.
+    #[test]
+    fn batched_slots_model_what_one_at_a_time_models() {
+        let events = crate::bench::synthetic_events(700, 11);
+        let mut text = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            write_event(&mut text, ev, RecordKind::Trajectory);
+            text.extend_from_slice(if i % 97 == 0 { b"\r\n\n" } else { b"\n" });
+        }
+        let mut one = namespace();
+        for ev in &events {
+            one.model(task_key(ev), ev).unwrap();
+        }
+        let mut ns = namespace();
+        let mut input = std::io::BufReader::with_capacity(4096, &text[..]);
+        model_stream(&mut ns, "t", &mut input, &mut StreamStats::default()).unwrap();
+        assert_eq!(
+            (ns.state(), ns.events(), ns.points().len()),
+            (one.state(), 700, one.points().len())
+        );
+        assert_eq!(ns.trajectory(), one.trajectory());
+
+        // Line 301 is cut short: the 300 events before it are modeled, and the error names it.
+        let cut = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && *l != b"\r")
+            .take(301)
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let l = if i == 300 { &l[..l.len() / 2] } else { l };
+                [l, b"\n"].concat()
+            })
+            .collect::<Vec<u8>>();
+        let mut ns = namespace();
+        let err = model_stream(&mut ns, "t", &mut &cut[..], &mut StreamStats::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t:301: "), "{err}");
+        let mut first = namespace();
+        for ev in &events[..300] {
+            first.model(task_key(ev), ev).unwrap();
+        }
+        assert_eq!((ns.events(), ns.state()), (300, first.state()));
+    }
+}
