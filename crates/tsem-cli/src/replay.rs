@@ -10,7 +10,7 @@ use serde_json::json;
 use tsem_core::hash::{Digest, HashAlg};
 use tsem_core::map::Mapping;
 use tsem_core::namespace::{Config, Namespace, TaskKey};
-use tsem_format::{ModelFile, Record, RecordParser, Strictness};
+use tsem_format::{ModelFile, Parsed, Record, RecordParser, Strictness};
 
 /// Model the events in FILEs (`-` is stdin) in a fresh namespace and print its state.
 #[derive(clap::Args)]
@@ -129,12 +129,21 @@ pub fn model_stream_with(
 ) -> anyhow::Result<()> {
     let mut parser = RecordParser::with_strictness(strictness);
     // Events are modeled in batches (see `Namespace::model_batch`); anything that reads or
-    // changes the namespace otherwise (an aggregate record) first models what is pending.
+    // changes the namespace otherwise (an aggregate record) first models what is pending. Each
+    // line's event is parsed straight into the batch's next slot (`RecordParser::parse_into`).
     let mut pending = Pending::default();
-    let read = for_each_record(name, input, &mut parser, |n, record| {
-        match record {
-            Record::Event { mut event, .. } => {
-                stats.namer.apply(&mut event);
+    let mut scratch = Vec::with_capacity(2048);
+    let read = tsem_format::lines::for_each_line(input, &mut scratch, |n, line| {
+        let Some(text) = record_text(line) else {
+            return Ok(());
+        };
+        let parsed = parser
+            .parse_into(text, pending.slot())
+            .map_err(|e| LineError::Record(anyhow::anyhow!("{name}:{n}: {e}")))?;
+        match parsed {
+            Parsed::Event(_) => {
+                let event = pending.slot();
+                stats.namer.apply(event);
                 if stats.namer.rules().is_empty()
                     && event.file().is_some_and(|f| {
                         tsem_core::naming::Namer::is_canonical_created(&f.path.pathname)
@@ -142,24 +151,26 @@ pub fn model_stream_with(
                 {
                     stats.ruled_names += 1;
                 }
-                pending.events.push((n, event));
-                if pending.events.len() == REPLAY_BATCH {
-                    pending.model(ns, name, stats)?;
+                pending.commit(n);
+                if pending.len == REPLAY_BATCH {
+                    pending.model(ns, name, stats).map_err(LineError::Record)?;
                 }
             }
-            Record::Aggregate(a) => {
-                pending.model(ns, name, stats)?;
+            Parsed::Aggregate(a) => {
+                pending.model(ns, name, stats).map_err(LineError::Record)?;
                 // An export replayed against a model (`tsem run --model M --export`) repeats
                 // the aggregate the model already set: nothing to do.
                 if a != ns.aggregate() {
-                    ns.set_aggregate(a)
-                        .map_err(|e| anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))?;
+                    ns.set_aggregate(a).map_err(|e| {
+                        LineError::Record(anyhow::anyhow!("{name}:{n}: aggregate record: {e}"))
+                    })?;
                 }
             }
-            Record::Log(_) => stats.log_records += 1,
+            Parsed::Log(_) => stats.log_records += 1,
         }
         Ok(())
-    });
+    })
+    .map_err(|e: LineError| e.into_anyhow(name));
     // A bad line stops the stream after the events before it, as when they were modeled one
     // at a time.
     let modeled = pending.model(ns, name, stats);
@@ -170,14 +181,33 @@ pub fn model_stream_with(
 /// held at once stay small.
 const REPLAY_BATCH: usize = 4 * tsem_core::namespace::BATCH;
 
-/// Parsed events not yet modeled, with their line numbers.
+/// Parsed events not yet modeled, with their line numbers: the first `len` of `events`. The
+/// slots after them are kept to be parsed into again.
 #[derive(Default)]
 struct Pending {
     events: Vec<(usize, tsem_core::event::Event)>,
+    len: usize,
     outcomes: Vec<tsem_core::namespace::Outcome>,
 }
 
 impl Pending {
+    /// The slot the next event is parsed into.
+    fn slot(&mut self) -> &mut tsem_core::event::Event {
+        if self.len == self.events.len() {
+            self.events
+                .push((0, tsem_format::event_json::blank_event()));
+        }
+        &mut self.events[self.len].1
+    }
+
+    /// The event in [`Pending::slot`], read from line `n`, is pending.
+    fn commit(&mut self, n: usize) {
+        if let Some(e) = self.events.get_mut(self.len) {
+            e.0 = n;
+            self.len += 1;
+        }
+    }
+
     /// Model every pending event, in order; spill the new forensic points' descriptions. An
     /// error names the line of the event that caused it.
     fn model(
@@ -186,31 +216,40 @@ impl Pending {
         name: &str,
         stats: &mut StreamStats,
     ) -> anyhow::Result<()> {
-        if self.events.is_empty() {
+        let events = self.events.get(..self.len).unwrap_or(&[]);
+        // Nothing is modeled twice, whatever happens.
+        self.len = 0;
+        if events.is_empty() {
             return Ok(());
         }
         self.outcomes.clear();
-        let batch: Vec<(TaskKey, &tsem_core::event::Event)> = self
-            .events
-            .iter()
-            .map(|(_, ev)| (task_key(ev), ev))
-            .collect();
+        let batch: Vec<(TaskKey, &tsem_core::event::Event)> =
+            events.iter().map(|(_, ev)| (task_key(ev), ev)).collect();
         let r = ns.model_batch(&batch, &mut self.outcomes);
-        let line = self.events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
+        let line = events.get(self.outcomes.len()).map_or(0, |(n, _)| *n);
         let spilled = self
             .outcomes
             .iter()
-            .zip(&self.events)
+            .zip(events)
             .filter(|(o, _)| o.new_point && o.forensic)
             .try_for_each(|(_, (_, ev))| match &mut stats.spill {
                 Some(spill) => spill.push(ev),
                 None => Ok(()),
             });
-        // Nothing is modeled twice, whatever happened.
-        self.events.clear();
         r.map_err(|e| anyhow::anyhow!("{name}:{line}: {e}"))?;
         spilled
     }
+}
+
+/// A line's record text: without its line end, `None` if blank. A final line without its
+/// newline is accepted only if it is a whole record; the parser reports a truncated one.
+fn record_text(line: &[u8]) -> Option<&[u8]> {
+    let end = line
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    let text = &line[..end];
+    (!text.iter().all(u8::is_ascii_whitespace)).then_some(text)
 }
 
 /// Hand every record of `input` to `f` with its line number. Lines are bytes: the kernel writes
@@ -222,31 +261,41 @@ pub fn for_each_record(
     parser: &mut RecordParser,
     mut f: impl FnMut(usize, Record) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut line = Vec::with_capacity(2048);
-    let mut n = 0usize;
-    loop {
-        line.clear();
-        let got = input
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("{name}:{}: read error", n + 1))?;
-        if got == 0 {
+    let mut scratch = Vec::with_capacity(2048);
+    // Lines are parsed where they lie in the reader's buffer (`tsem_format::lines`).
+    tsem_format::lines::for_each_line(input, &mut scratch, |n, line| {
+        let Some(text) = record_text(line) else {
             return Ok(());
-        }
-        n += 1;
-        // A final line without its newline is accepted only if it is a whole record; the parser
-        // reports a truncated one.
-        let end = line
-            .iter()
-            .rposition(|b| !matches!(b, b'\n' | b'\r'))
-            .map_or(0, |i| i + 1);
-        let text = &line[..end];
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
+        };
         let record = parser
             .parse(text)
-            .map_err(|e| anyhow::anyhow!("{name}:{n}: {e}"))?;
-        f(n, record)?;
+            .map_err(|e| LineError::Record(anyhow::anyhow!("{name}:{n}: {e}")))?;
+        f(n, record).map_err(LineError::Record)
+    })
+    .map_err(|e| e.into_anyhow(name))
+}
+
+/// Why reading records stopped: the input could not be read at line N, or a record (or the
+/// caller) failed.
+enum LineError {
+    Read(usize, std::io::Error),
+    Record(anyhow::Error),
+}
+
+impl LineError {
+    fn into_anyhow(self, name: &str) -> anyhow::Error {
+        match self {
+            LineError::Read(n, e) => {
+                anyhow::Error::new(e).context(format!("{name}:{n}: read error"))
+            }
+            LineError::Record(e) => e,
+        }
+    }
+}
+
+impl From<(usize, tsem_format::lines::ReadError)> for LineError {
+    fn from((n, e): (usize, tsem_format::lines::ReadError)) -> Self {
+        LineError::Read(n, e.0)
     }
 }
 
@@ -464,5 +513,68 @@ fn print_forensic(f: &serde_json::Value) {
                 d["theirs"].as_str().unwrap_or("absent")
             );
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tsem_format::{RecordKind, write_event};
+
+    fn namespace() -> Namespace {
+        Namespace::new(Config {
+            alg: HashAlg::Sha256,
+            mapping: Mapping::Model0,
+            keep_descriptions: true,
+        })
+        .unwrap()
+    }
+
+    /// Replay's reused batch slots and in-buffer lines (a 4 KiB reader: many lines span a
+    /// refill) give what modeling the events one at a time gives: state, counts and the
+    /// descriptions kept, in order. A bad line stops the stream after the events before it.
+    #[test]
+    fn batched_slots_model_what_one_at_a_time_models() {
+        let events = crate::bench::synthetic_events(700, 11);
+        let mut text = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            write_event(&mut text, ev, RecordKind::Trajectory);
+            text.extend_from_slice(if i % 97 == 0 { b"\r\n\n" } else { b"\n" });
+        }
+        let mut one = namespace();
+        for ev in &events {
+            one.model(task_key(ev), ev).unwrap();
+        }
+        let mut ns = namespace();
+        let mut input = std::io::BufReader::with_capacity(4096, &text[..]);
+        model_stream(&mut ns, "t", &mut input, &mut StreamStats::default()).unwrap();
+        assert_eq!(
+            (ns.state(), ns.events(), ns.points().len()),
+            (one.state(), 700, one.points().len())
+        );
+        assert_eq!(ns.trajectory(), one.trajectory());
+
+        // Line 301 is cut short: the 300 events before it are modeled, and the error names it.
+        let cut = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && *l != b"\r")
+            .take(301)
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let l = if i == 300 { &l[..l.len() / 2] } else { l };
+                [l, b"\n"].concat()
+            })
+            .collect::<Vec<u8>>();
+        let mut ns = namespace();
+        let err = model_stream(&mut ns, "t", &mut &cut[..], &mut StreamStats::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t:301: "), "{err}");
+        let mut first = namespace();
+        for ev in &events[..300] {
+            first.model(task_key(ev), ev).unwrap();
+        }
+        assert_eq!((ns.events(), ns.state()), (300, first.state()));
     }
 }

@@ -12,10 +12,11 @@ pub mod event_json;
 pub mod explain;
 mod fields;
 pub mod json;
+pub mod lines;
 pub mod model_file;
 
 pub use event_json::{
-    Record, RecordError, RecordKind, RecordParser, Strictness, event_to_json, parse_event,
+    Parsed, Record, RecordError, RecordKind, RecordParser, Strictness, event_to_json, parse_event,
     parse_record, write_event, write_event_json,
 };
 pub use model_file::{ModelError, ModelFile};

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
+use tsem_core::event::Event;
 use tsem_format::event_json::reference::{parse_in_place_only, parse_tokenized_only};
 use tsem_format::{Record, RecordParser, Strictness, parse_record};
 use tsem_testdata::shared_dir as shared;
@@ -50,7 +51,27 @@ fn agree(line: &[u8], parser: &mut RecordParser) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(&parse_record(line), &reference);
     prop_assert_eq!(&parser.parse(line), &reference);
+    // Replay parses into a slot that held the previous line's event: what it held never shows.
+    let mut slot = used_slot();
+    let via_slot = parser
+        .parse_into(line, &mut slot)
+        .map(|p| p.into_record(slot));
+    prop_assert_eq!(&via_slot, &reference);
     Ok(())
+}
+
+/// A slot as replay reuses it: holding another line's event (the last capture line's, a
+/// different event type from most, with a pid, long strings and a created-file owner or not).
+fn used_slot() -> Event {
+    static LAST: std::sync::OnceLock<Event> = std::sync::OnceLock::new();
+    LAST.get_or_init(|| {
+        let lines = capture_lines();
+        let mut ev = tsem_format::parse_event(lines.last().unwrap()).unwrap();
+        ev.header.pid = Some(4242);
+        ev.header.process = "a-long-process-name-past-the-inline-size".into();
+        ev
+    })
+    .clone()
 }
 
 #[test]

@@ -93,6 +93,51 @@ pub enum Record {
     Log(LogRecord),
 }
 
+/// One line read by [`RecordParser::parse_into`]: an event, whose description was written into
+/// the caller's slot, or another record. An event is ~600 bytes: returned inside a [`Record`] it
+/// was copied a dozen times on its way from the parser to replay's batch (a seventh of replay's
+/// time); written into a slot, each part is moved once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// An event description, now in the slot.
+    Event(RecordKind),
+    /// `{"export": {"type": "aggregate"}, "aggregate": {"value": HEX}}`.
+    Aggregate(Digest),
+    /// A v3 log record without a description.
+    Log(LogRecord),
+}
+
+impl Parsed {
+    /// The record, with `event` (the slot) as its description if it is one.
+    pub fn into_record(self, event: Event) -> Record {
+        match self {
+            Parsed::Event(kind) => Record::Event { kind, event },
+            Parsed::Aggregate(a) => Record::Aggregate(a),
+            Parsed::Log(l) => Record::Log(l),
+        }
+    }
+}
+
+/// A placeholder description: a slot for [`RecordParser::parse_into`] to write into.
+pub fn blank_event() -> Event {
+    use tsem_core::event::{Coe, EventHeader, EventType};
+    Event {
+        header: EventHeader::new(
+            RawStr::default(),
+            EventType::SocketCreate,
+            Digest::zero(0),
+            Digest::zero(0),
+        ),
+        coe: Coe::default(),
+        cell: tsem_core::event::Cell::SocketCreate {
+            family: 0,
+            sock_type: 0,
+            protocol: 0,
+            kern: 0,
+        },
+    }
+}
+
 /// A reusable line parser: keeps its buffers between lines.
 #[derive(Debug, Default)]
 pub struct RecordParser {
@@ -116,8 +161,16 @@ impl RecordParser {
 
     /// Parse one line (an export record or a trajectory line), given without its newline.
     pub fn parse<L: AsRef<[u8]> + ?Sized>(&mut self, line: &L) -> R<Record> {
+        let mut event = blank_event();
+        let p = self.parse_into(line, &mut event)?;
+        Ok(p.into_record(event))
+    }
+
+    /// Parse one line; an event's description is written into `slot` (reused from line to line,
+    /// see [`Parsed`]). On an error `slot` holds no meaningful description.
+    pub fn parse_into<L: AsRef<[u8]> + ?Sized>(&mut self, line: &L, slot: &mut Event) -> R<Parsed> {
         let mut doc = self.doc.take().unwrap_or_default().recycle();
-        let r = parse_with(&mut doc, line.as_ref(), self.strictness);
+        let r = parse_with(&mut doc, line.as_ref(), self.strictness, slot);
         self.doc = Some(doc.recycle());
         r
     }
@@ -130,7 +183,14 @@ impl RecordParser {
 
 /// Parse one line (an export record or a trajectory line) as the kernel writes it.
 pub fn parse_record<L: AsRef<[u8]> + ?Sized>(line: &L) -> R<Record> {
-    parse_with(&mut Document::new(), line.as_ref(), Strictness::Kernel)
+    let mut event = blank_event();
+    let p = parse_with(
+        &mut Document::new(),
+        line.as_ref(),
+        Strictness::Kernel,
+        &mut event,
+    )?;
+    Ok(p.into_record(event))
 }
 
 fn event_only(r: Record) -> R<Event> {
@@ -150,20 +210,25 @@ fn event_only(r: Record) -> R<Event> {
 /// Read a line in place ([`Scan`]); when that cannot prove its result, or the line is not in the
 /// kernel's form, tokenize it and read the members ([`Obj`]), which gives the same record, or
 /// the error with its field and offset.
-fn parse_with<'a>(doc: &mut Document<'a>, line: &'a [u8], strictness: Strictness) -> R<Record> {
+fn parse_with<'a>(
+    doc: &mut Document<'a>,
+    line: &'a [u8],
+    strictness: Strictness,
+    slot: &mut Event,
+) -> R<Parsed> {
     if strictness == Strictness::Kernel
-        && let Some(r) = parse_in_place(line)
+        && let Some(r) = parse_in_place(line, slot)
     {
         return Ok(r);
     }
-    parse_tokenized(doc, line, strictness)
+    parse_tokenized(doc, line, strictness, slot)
 }
 
 /// The fast path alone: `None` where it gives up.
-fn parse_in_place(line: &[u8]) -> Option<Record> {
+fn parse_in_place(line: &[u8], slot: &mut Event) -> Option<Parsed> {
     let pos = std::cell::Cell::new(0);
     let mut root = Scan::root(line, &pos)?;
-    let r = parse_root(&mut root).ok()?;
+    let r = parse_root(&mut root, slot).ok()?;
     Scan::at_end(line, &pos).then_some(r)
 }
 
@@ -172,10 +237,11 @@ fn parse_tokenized<'a>(
     doc: &mut Document<'a>,
     line: &'a [u8],
     strictness: Strictness,
-) -> R<Record> {
+    slot: &mut Event,
+) -> R<Parsed> {
     doc.parse_with(line, strictness)?;
     let doc = &*doc;
-    parse_root(&mut Obj::new(doc, doc.root()))
+    parse_root(&mut Obj::new(doc, doc.root()), slot)
 }
 
 /// Lines compared by the property tests: the in-place reader alone and the reference reader
@@ -186,16 +252,20 @@ pub mod reference {
 
     /// [`parse_record`] through the fast path only: `None` where it gives up.
     pub fn parse_in_place_only(line: &[u8]) -> Option<Record> {
-        parse_in_place(line)
+        let mut event = blank_event();
+        let p = parse_in_place(line, &mut event)?;
+        Some(p.into_record(event))
     }
 
     /// [`parse_record`] through the tokenizing reader only.
     pub fn parse_tokenized_only(line: &[u8], strictness: Strictness) -> R<Record> {
-        parse_tokenized(&mut Document::new(), line, strictness)
+        let mut event = blank_event();
+        let p = parse_tokenized(&mut Document::new(), line, strictness, &mut event)?;
+        Ok(p.into_record(event))
     }
 }
 
-fn parse_root<'a, O: Fields<'a>>(root: &mut O) -> R<Record> {
+fn parse_root<'a, O: Fields<'a>>(root: &mut O, slot: &mut Event) -> R<Parsed> {
     let kind = match root.opt_obj("export")? {
         None => RecordKind::Trajectory,
         Some(mut export) => {
@@ -209,7 +279,7 @@ fn parse_root<'a, O: Fields<'a>>(root: &mut O) -> R<Record> {
                     let v = agg.digest("value").map_err(|e| e.inside("aggregate"))?;
                     agg.finish().map_err(|e| e.inside("aggregate"))?;
                     root.finish()?;
-                    return Ok(Record::Aggregate(v));
+                    return Ok(Parsed::Aggregate(v));
                 }
                 "log" => {
                     if root.has("event")? {
@@ -226,7 +296,7 @@ fn parse_root<'a, O: Fields<'a>>(root: &mut O) -> R<Record> {
                         };
                         log.finish().map_err(|e| e.inside("log"))?;
                         root.finish()?;
-                        return Ok(Record::Log(rec));
+                        return Ok(Parsed::Log(rec));
                     }
                 }
                 other => {
@@ -242,8 +312,8 @@ fn parse_root<'a, O: Fields<'a>>(root: &mut O) -> R<Record> {
         // A post-v4 log record may repeat the v3 summary next to the description.
         root.ignore_obj("log")?;
     }
-    let event = parse_event_members(root)?;
-    Ok(Record::Event { kind, event })
+    parse_event_members(root, slot)?;
+    Ok(Parsed::Event(kind))
 }
 
 /// Parse one line that must be an event description (trajectory, forensics or event export).
@@ -251,16 +321,17 @@ pub fn parse_event<L: AsRef<[u8]> + ?Sized>(line: &L) -> R<Event> {
     event_only(parse_record(line)?)
 }
 
-fn parse_event_members<'a, O: Fields<'a>>(root: &mut O) -> R<Event> {
+/// The description's three parts, each written into `slot` as it is read.
+fn parse_event_members<'a, O: Fields<'a>>(root: &mut O, slot: &mut Event) -> R<()> {
     let mut ev = root.obj("event")?;
-    let header = parse_header(&mut ev).map_err(|e| e.inside("event"))?;
+    slot.header = parse_header(&mut ev).map_err(|e| e.inside("event"))?;
     let mut coe_obj = root.obj("COE")?;
-    let coe = parse_coe(&mut coe_obj).map_err(|e| e.inside("COE"))?;
-    let name = header.event_type.name();
+    slot.coe = parse_coe(&mut coe_obj).map_err(|e| e.inside("COE"))?;
+    let event_type = slot.header.event_type;
+    let name = event_type.name();
     let mut cell_obj = root.obj(name)?;
-    let cell = parse_cell(header.event_type, &mut cell_obj).map_err(|e| e.inside(name))?;
-    root.finish()?;
-    Ok(Event { header, coe, cell })
+    slot.cell = parse_cell(event_type, &mut cell_obj).map_err(|e| e.inside(name))?;
+    root.finish()
 }
 
 mod parse;
