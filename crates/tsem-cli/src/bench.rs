@@ -75,8 +75,9 @@ pub enum BenchCmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Run one phase only, repeatedly (for profilers): core, batch, core-descriptions, map,
-        /// parse, replay; or replay-memory (--events distinct events, once).
+        /// Run one phase only, repeatedly (for profilers): core, batch, batch-hot (its input in
+        /// cache, as replay feeds it), core-descriptions, map, parse, replay; or replay-memory
+        /// (--events distinct events, once).
         #[arg(long, value_name = "PHASE")]
         only: Option<String>,
     },
