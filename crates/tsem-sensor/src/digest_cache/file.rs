@@ -274,15 +274,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
-    fn key(n: u64, ctime: i64) -> DigestKey {
-        DigestKey {
-            dev: 1,
-            ino: n,
-            ctime: (ctime, 5),
-            mtime: (ctime, 5),
-            size: 10,
-        }
-    }
+    use crate::digest_cache::test_key as key;
 
     /// A version 1 store's text, as tsem wrote it before version 2.
     fn v1_text(m: &DigestMap, alg: HashAlg) -> String {

@@ -410,6 +410,18 @@ fn now_secs() -> i64 {
 /// More than this many entries and a save keeps only the current run's.
 const MAX_ENTRIES: usize = 200_000;
 
+/// A key for tests: inode `n` of device 1, changed at `ctime`.
+#[cfg(test)]
+pub(crate) fn test_key(n: u64, ctime: i64) -> DigestKey {
+    DigestKey {
+        dev: 1,
+        ino: n,
+        ctime: (ctime, 5),
+        mtime: (ctime, 5),
+        size: 10,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -423,14 +435,18 @@ mod tests {
         d
     }
 
-    fn key(n: u64, ctime: i64) -> DigestKey {
-        DigestKey {
-            dev: 1,
-            ino: n,
-            ctime: (ctime, 5),
-            mtime: (ctime, 5),
-            size: 10,
-        }
+    use super::test_key as key;
+
+    /// The inode numbers a store at `p` holds, sorted.
+    fn inos(p: &Path) -> Vec<u64> {
+        let mut v: Vec<u64> = Store::open(p, HashAlg::Sha256)
+            .unwrap()
+            .entries()
+            .keys()
+            .map(|k| k.ino)
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]
@@ -454,14 +470,7 @@ mod tests {
         s.cache().lock().unwrap().insert(key(8, 1000), a);
         s.save(&|_: &DigestKey| true).unwrap();
         assert!(std::fs::read(&p).unwrap().starts_with(b"tsemdc2\n"));
-        let mut inos: Vec<u64> = Store::open(&p, HashAlg::Sha256)
-            .unwrap()
-            .entries()
-            .keys()
-            .map(|k| k.ino)
-            .collect();
-        inos.sort();
-        assert_eq!(inos, [7, 8]);
+        assert_eq!(inos(&p), [7, 8]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -497,9 +506,7 @@ mod tests {
         s2.save(&all).unwrap();
         s3.save(&|k: &DigestKey| k.ino != 5).unwrap();
         let s4 = Store::open(&p, HashAlg::Sha256).unwrap();
-        let mut inos: Vec<u64> = s4.entries().keys().map(|k| k.ino).collect();
-        inos.sort();
-        assert_eq!(inos, [1, 3, 4]);
+        assert_eq!(inos(&p), [1, 3, 4]);
         // A run that adds nothing leaves the file alone.
         let before = std::fs::metadata(&p).unwrap().ino();
         s4.save(&all).unwrap();
@@ -507,14 +514,7 @@ mod tests {
         // A run whose kernel re-read a decided path keeps only its own digests.
         s4.cache().lock().unwrap().insert(key(6, 1000), a);
         s4.save_own(&|k: &DigestKey| k.ino != 3).unwrap();
-        let mut inos: Vec<u64> = Store::open(&p, HashAlg::Sha256)
-            .unwrap()
-            .entries()
-            .keys()
-            .map(|k| k.ino)
-            .collect();
-        inos.sort();
-        assert_eq!(inos, [1, 4, 6]);
+        assert_eq!(inos(&p), [1, 4, 6]);
         // Another hash function's entries are not served; garbage lines are skipped.
         assert!(
             Store::open(&p, HashAlg::Sha512)
