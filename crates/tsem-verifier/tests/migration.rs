@@ -67,17 +67,10 @@ fn a_schema_1_database_gains_the_deviation_policy_and_keeps_its_enrolments() {
         assert_eq!(e.models, ["bb"]);
         assert!(store.enrolled("old").await.unwrap().is_some());
         let check = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM tsem_verifier_schema")
-            .fetch_all(&check)
-            .await
-            .unwrap();
-        assert_eq!(versions, [(3,)]);
+        assert_eq!(schema_versions(&check).await, [3]);
         // The fleet key was made once and is read back, not remade, by every later opening:
         // a nonce issued before a restart stays good after it.
-        let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM fleet_key")
-            .fetch_all(&check)
-            .await
-            .unwrap();
+        let keys = fleet_keys(&check).await;
         assert_eq!(keys.len(), 1);
         assert_eq!(
             keys[0].0,
@@ -138,15 +131,25 @@ fn a_schema_2_database_gains_the_fleet_key_and_keeps_its_nonce_rows() {
                 .await
                 .unwrap();
         assert_eq!(rows, [(unused.clone(), None), (used.clone(), Some(5))]);
-        let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM tsem_verifier_schema")
-            .fetch_all(&check)
-            .await
-            .unwrap();
-        assert_eq!(versions, [(3,)]);
-        let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM fleet_key")
-            .fetch_all(&check)
-            .await
-            .unwrap();
+        assert_eq!(schema_versions(&check).await, [3]);
+        let keys = fleet_keys(&check).await;
         assert_eq!(keys.len(), 1);
     });
+}
+
+/// The schema versions a database records.
+async fn schema_versions(db: &sqlx::SqlitePool) -> Vec<i64> {
+    let v: Vec<(i64,)> = sqlx::query_as("SELECT version FROM tsem_verifier_schema")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    v.into_iter().map(|(x,)| x).collect()
+}
+
+/// The fleet keys a database holds.
+async fn fleet_keys(db: &sqlx::SqlitePool) -> Vec<(String,)> {
+    sqlx::query_as("SELECT key FROM fleet_key")
+        .fetch_all(db)
+        .await
+        .unwrap()
 }
