@@ -265,47 +265,56 @@ pub fn run<H: EventHandler + 'static>(
             }
             k
         },
-        wait_for_seize: !sys::is_dumpable(),
     };
 
     // Orphans of the workload must come back to us, not to init outside the tree.
     sys::set_child_subreaper().map_err(setup("PR_SET_CHILD_SUBREAPER"))?;
     let (sock_parent, sock_child) = sys::socketpair().map_err(setup("socketpair"))?;
-    let (go_r, go_w) = sys::pipe().map_err(setup("pipe"))?;
     let (err_r, err_w) = sys::pipe().map_err(setup("pipe"))?;
 
-    let pid = sys::fork_child(&plan, &go_r, &sock_child, &err_w).map_err(setup("fork"))?;
-    drop((go_r, sock_child, err_w));
+    let pid = sys::fork_child(&plan, &sock_child, &err_w).map_err(setup("fork"))?;
+    drop((sock_child, err_w));
     // The child holds its own copy of the ruleset descriptor until it restricts itself.
     let backstop = backstop.map(|b| b.report);
 
-    // A child that must first make itself dumpable says when (see `ChildPlan::wait_for_seize`);
-    // EOF: it failed.
-    let mut ready = [0u8; 1];
-    if plan.wait_for_seize && !matches!(sys::read(sock_parent.as_fd(), &mut ready), Ok(1)) {
-        let _ = sys::waitpid(pid);
-        return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
-            what: "waiting for the child",
-            source: std::io::Error::from_raw_os_error(libc::EPIPE),
-        }));
-    }
-    if let Err(e) = sys::ptrace_seize(pid, SEIZE_OPTIONS) {
+    // The child's `r`: it is dumpable (EOF: it failed, and said why on the error pipe).
+    let ready = || {
+        let mut r = [0u8; 1];
+        matches!(sys::read(sock_parent.as_fd(), &mut r), Ok(1))
+    };
+    let failed = |what: &'static str, source: std::io::Error| {
         let _ = sys::kill(pid, libc::SIGKILL);
         let _ = sys::waitpid(pid);
-        // Seized while it runs: it may have failed (and exited) first, and said why.
-        return Err(child_error(&err_r).unwrap_or(SpawnError::Setup {
-            what: "PTRACE_SEIZE",
-            source: e,
-        }));
+        child_error(&err_r).unwrap_or(SpawnError::Setup { what, source })
+    };
+    // Seized at once when the child inherited a dumpable state; else after it made itself
+    // dumpable (see `sys::fork_child`). Either way before it can exec.
+    let mut ready_read = false;
+    if let Err(e) = sys::ptrace_seize(pid, SEIZE_OPTIONS) {
+        if e.raw_os_error() != Some(libc::EPERM) {
+            return Err(failed("PTRACE_SEIZE", e));
+        }
+        if !ready() {
+            return Err(failed(
+                "waiting for the child",
+                std::io::Error::from_raw_os_error(libc::EPIPE),
+            ));
+        }
+        ready_read = true;
+        if let Err(e) = sys::ptrace_seize(pid, SEIZE_OPTIONS) {
+            return Err(failed("PTRACE_SEIZE", e));
+        }
     }
     // Out of the workload's reach from now on: same-uid processes without CAP_SYS_PTRACE can
     // no longer read or write our memory, take our descriptors (the listener) or trace us.
     // Only after the seize: the child, forked before, must stay dumpable until its execve.
     sys::set_undumpable().map_err(setup("PR_SET_DUMPABLE"))?;
-    if plan.wait_for_seize {
-        sys::write_all(go_w.as_fd(), b"g").map_err(setup("releasing the child"))?;
+    if !ready_read && !ready() {
+        return Err(failed(
+            "waiting for the child",
+            std::io::Error::from_raw_os_error(libc::EPIPE),
+        ));
     }
-    drop(go_w);
 
     let listener = match sys::fetch_listener(sock_parent.as_fd(), pid)
         .map_err(setup("receiving the listener"))?

@@ -785,10 +785,13 @@ fn directory_operations_are_emulated_and_described() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// The child is seized right after the fork when this process is dumpable, and only after it
-/// made itself dumpable when it is not (an earlier run in the same process): either way a run
-/// starts and its workload runs, and a child that fails before its `execve` (here: `chdir`)
-/// says why instead of a failed seize or a hang.
+/// The child is seized right after the fork when it inherited a dumpable state, and after it
+/// made itself dumpable when it did not (an earlier or a concurrent run in the same process made
+/// this process non-dumpable): either way a run starts and its workload runs, and a child that
+/// fails before its `execve` (here: `chdir`) says why instead of a failed seize or a hang. Runs
+/// on several threads at once, each making the process non-dumpable at its own moment, all
+/// start (as an unprivileged user, a seize of a non-dumpable child is refused: CI found the run
+/// deciding from this process's state before the fork racing with another run's change).
 #[test]
 fn the_workload_starts_whether_or_not_the_supervisor_is_dumpable() {
     for dumpable in [1, 0] {
@@ -818,5 +821,21 @@ fn the_workload_starts_whether_or_not_the_supervisor_is_dumpable() {
             }
             other => panic!("dumpable {dumpable}: {:?}", other.map(|r| r.exit)),
         }
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..4 {
+                    let argv: Vec<std::ffi::OsString> =
+                        vec!["/bin/sh".into(), "-c".into(), "exit 9".into()];
+                    let r = tsem_sensor::run(&argv, &Default::default(), Recorder::default())
+                        .unwrap_or_else(|e| panic!("thread {t}, run {i}: {e}"));
+                    assert_eq!(r.exit.code(), 9, "thread {t}, run {i}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
     }
 }

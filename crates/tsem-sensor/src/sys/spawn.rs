@@ -28,11 +28,6 @@ pub struct ChildPlan {
     pub landlock: Option<(RawFd, u32)>,
     /// Descriptors above 2 the workload inherits (sorted); every other one is closed at exec.
     pub keep_fds: Vec<RawFd>,
-    /// Make ourselves dumpable, say so on the socket and wait for `go`: needed only when the
-    /// parent is not dumpable (an earlier run in the same process), which we inherit and which
-    /// stops it from seizing us. Otherwise it seizes us right after the fork, before it takes
-    /// the listener (which we wait for anyway), so two wake-ups across CPUs are saved.
-    pub wait_for_seize: bool,
 }
 
 /// `CLOSE_RANGE_CLOEXEC`.
@@ -76,22 +71,21 @@ impl ChildStage {
     }
 }
 
-/// Fork a child that waits for `go`, installs the filter, sends the listener over `sock` and
-/// executes `plan`. Returns the child's pid in the parent.
+/// Fork a child that makes itself dumpable and says so (`r` on `sock`), installs the filter,
+/// sends the listener's number over `sock`, waits for the parent's word and executes `plan`.
+/// Returns the child's pid in the parent, which seizes it before it takes the listener: right
+/// away, or after the `r` when it could not (the child inherits a non-dumpable parent's state).
+/// The child never waits to be seized: the listener's hand-over orders the seize before the
+/// exec, and a wait would cost two wake-ups across CPUs per run.
 ///
 /// The child dies with SIGKILL when the forking thread exits (`PR_SET_PDEATHSIG`).
-pub fn fork_child(
-    plan: &ChildPlan,
-    go: &OwnedFd,
-    sock: &OwnedFd,
-    err: &OwnedFd,
-) -> io::Result<i32> {
+pub fn fork_child(plan: &ChildPlan, sock: &OwnedFd, err: &OwnedFd) -> io::Result<i32> {
     let parent = std::process::id() as i32;
     let prog = libc::sock_fprog {
         len: plan.filter.len() as u16,
         filter: plan.filter.as_ptr() as *mut libc::sock_filter,
     };
-    let (go, sock, err) = (go.as_raw_fd(), sock.as_raw_fd(), err.as_raw_fd());
+    let (sock, err) = (sock.as_raw_fd(), err.as_raw_fd());
     // NULL-terminated arrays of pointers into `plan`'s strings, which outlive the fork.
     let argv: Vec<*const libc::c_char> = plan
         .argv
@@ -120,7 +114,7 @@ pub fn fork_child(
         return Ok(pid);
     }
     // SAFETY: child side; see `child_main`.
-    unsafe { child_main(plan, &exec, &prog, parent, go, sock, err) }
+    unsafe { child_main(plan, &exec, &prog, parent, sock, err) }
 }
 
 /// What `execve` gets: valid C strings, and NULL-terminated pointer arrays into them.
@@ -137,7 +131,6 @@ unsafe fn child_main(
     exec: &Exec<'_>,
     prog: &libc::sock_fprog,
     parent: i32,
-    go: RawFd,
     sock: RawFd,
     err: RawFd,
 ) -> ! {
@@ -168,19 +161,12 @@ unsafe fn child_main(
         if libc::getppid() != parent {
             fail(ChildStage::Orphaned);
         }
-        if plan.wait_for_seize {
-            // A supervisor that already made itself non-dumpable (an earlier run in the same
-            // process) passed that on to us; the seize needs us dumpable. The parent waits for
-            // this byte before it seizes.
-            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-            let ready = [b'r'];
-            if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
-                fail(ChildStage::Orphaned);
-            }
-            // The parent seizes us with ptrace before it writes; EOF means it is gone.
-            if !read_byte(go) {
-                fail(ChildStage::Orphaned);
-            }
+        // A supervisor that already made itself non-dumpable (an earlier or a concurrent run
+        // in the same process) passed that on to us; its seize needs us dumpable.
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let ready = [b'r'];
+        if libc::write(sock, ready.as_ptr().cast(), 1) != 1 {
+            fail(ChildStage::Orphaned);
         }
         if let Some(cwd) = &plan.cwd
             && libc::chdir(cwd.as_ptr()) != 0

@@ -95,13 +95,6 @@ pub fn cpus_allowed() -> usize {
     usize::try_from(n).unwrap_or(1).max(1)
 }
 
-/// Whether this process is dumpable (`PR_GET_DUMPABLE` says 1), which a child forked now
-/// inherits.
-pub fn is_dumpable() -> bool {
-    // SAFETY: plain integer arguments.
-    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
-}
-
 /// `getpgid(pid)` (0: the caller's process group).
 pub fn getpgid(pid: i32) -> io::Result<i32> {
     // SAFETY: plain integer argument.
