@@ -30,7 +30,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
     unpriv=$(mktemp -d "$test_tmp/nobody.XXXXXX") && chmod 1777 "$unpriv"
     trap 'rm -rf "$unpriv"' EXIT
     exes=$(cargo test --locked -p tsem-sensor -p tsem-cli "${features[@]+"${features[@]}"}" --no-run --message-format=json 2>/dev/null \
-        | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|failclosed\|run_cli\|attack_[a-z_]*\|backstop\|learning\|learning_workloads\|learning_prctl\|raw_bytes_cli\|credentials\|control\|control_export\|first_contact\|attach\|tma\|tma_serial\|tma_vsock\|kernel_backend\|seal_tpm\|verifier_tpm\)-[^"]*"' \
+        | grep -o '"executable":"[^"]*/deps/\(tsem_sensor\|open\|lifecycle\|start\|failclosed\|run_cli\|attack_[a-z_]*\|backstop\|learning\|learning_workloads\|learning_prctl\|raw_bytes_cli\|credentials\|control\|control_export\|first_contact\|attach\|tma\|tma_serial\|tma_vsock\|kernel_backend\|seal_tpm\|verifier_tpm\)-[^"]*"' \
         | cut -d'"' -f4)
     [ -n "$exes" ] || { echo "test.sh: no sensor test binaries found" >&2; exit 1; }
     for exe in $exes; do
