@@ -719,3 +719,63 @@ fn a_terminal_container_runs_supervised_in_the_foreground() {
             > 3
     );
 }
+
+/// A `/proc` that is not a procfs (a directory in a chroot the workload made, whose `self/exe`
+/// is an ordinary symbolic link to a script) is walked as the kernel walks it: the exec of
+/// `/proc/self/exe` there is described as the script the kernel runs, never as the task's own
+/// executable reached through the supervisor's /proc (which would let an unmodeled script run
+/// under busybox's description).
+#[test]
+fn a_fake_proc_in_a_chroot_is_described_as_what_the_kernel_runs() {
+    let Some(env) = common::env("fakeproc") else {
+        return;
+    };
+    let script = "mkdir -p /x/proc/self /x/bin /x/tmp; ln /bin/busybox /x/bin/sh; \
+                  printf '#!/bin/sh\\necho ran > /tmp/evil-ran\\n' > /x/bin/evil; \
+                  chmod +x /x/bin/evil; ln -s /bin/evil /x/proc/self/exe; \
+                  chroot /x /proc/self/exe; echo status=$?";
+    let b = bundle(
+        &env.dir.join("bundle"),
+        script,
+        &[
+            ("org.tsem.mode", "learn".into()),
+            ("org.tsem.model-out", env.path("model")),
+            ("org.tsem.trajectory", env.path("trajectory")),
+        ],
+    );
+    // runc's default spec keeps no CAP_SYS_CHROOT.
+    let path = b.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_SYS_CHROOT".into());
+    }
+    std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
+    let o = env.run(&b, "learn");
+    assert!(o.status.success(), "{}", show(&o));
+    // The script ran, as without tsem.
+    assert!(
+        b.join("rootfs/x/tmp/evil-ran").exists(),
+        "the script did not run: {}",
+        show(&o)
+    );
+    // The exec's open (exec flags, by `chroot`) names the script the workload created (a
+    // `%created` pseudonym), never busybox, the task's own executable.
+    let traj = std::fs::read_to_string(env.path("trajectory")).unwrap();
+    let execs: Vec<serde_json::Value> = traj
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["event"]["process"] == "chroot"
+                && e["event"]["type"] == "file_open"
+                && e["file_open"]["file"]["flags"] == "32800"
+        })
+        .collect();
+    assert!(!execs.is_empty(), "the exec is not described: {traj}");
+    for e in &execs {
+        let name = e["file_open"]["file"]["path"]["pathname"].as_str().unwrap();
+        assert!(name.contains("%created"), "described as {name}: {e}");
+    }
+}

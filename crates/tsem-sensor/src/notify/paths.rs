@@ -170,8 +170,18 @@ impl<H: EventHandler> Notifier<H> {
         let path = rewrite_self(raw, tgid, call.tid);
         let resolve = libc::RESOLVE_NO_MAGICLINKS;
         if !self.same_root(call.tid) {
-            if path == raw {
-                return self.resolve_in_root(call, dirfd, path, resolve);
+            // Only a procfs at /proc in the task's root names the task as `self`: any other
+            // /proc there (a directory in a chroot the workload made) is walked as the kernel
+            // walks it, its symbolic links followed in the root. Following our /proc instead
+            // would describe the task's own executable while the kernel executes what the fake
+            // link names.
+            if path == raw || (raw.starts_with(b"/proc/") && !self.root_has_procfs(call.tid)) {
+                let walk = if path == raw || raw.starts_with(b"/dev/") {
+                    path
+                } else {
+                    raw.to_vec()
+                };
+                return self.resolve_in_root(call, dirfd, walk, resolve);
             }
             // The task names itself (`/proc/self/exe`, `/dev/fd/3`...) in its own root, whose
             // /proc numbers tasks in its own pid namespace (a container's): its magic links are
@@ -214,6 +224,23 @@ impl<H: EventHandler> Notifier<H> {
             path: cstring(path)?,
             resolve,
         })
+    }
+
+    /// Whether `/proc` in the root of task `tid` is a procfs (which the workload cannot make:
+    /// mounts are refused).
+    fn root_has_procfs(&self, tid: i32) -> bool {
+        let Ok(root) = self.task.open_link(tid, super::target::Link::Root) else {
+            return false;
+        };
+        sys::openat2(
+            Some(root.as_fd()),
+            c"proc",
+            (libc::O_PATH | libc::O_DIRECTORY) as u64,
+            0,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS,
+        )
+        .and_then(|d| sys::fstatfs(d.as_fd()))
+        .is_ok_and(|st| st.f_type as u32 == crate::describe::PROC_MAGIC)
     }
 
     /// Resolve the parent directory of a path argument: (parent fd, its stat, description base,
