@@ -61,7 +61,10 @@ pub fn run(c: TmaCmd) -> anyhow::Result<ExitCode> {
     let key = tsem_tma::signing_key(&a.key)?;
     let peer = tsem_tma::verifying_key(&a.peer)?;
     let listener = tsem_tma::Listener::bind(&a.listen).with_context(|| format!("{}", a.listen))?;
-    eprintln!("tsem: modeling agent listening on {}", a.listen);
+    eprintln!(
+        "tsem: modeling agent listening on {}",
+        listener.local_addr(&a.listen)
+    );
     loop {
         let stream = listener.accept().with_context(|| format!("{}", a.listen))?;
         let outcome = Session::server_over(stream, key.clone(), peer)

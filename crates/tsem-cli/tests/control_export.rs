@@ -207,11 +207,7 @@ fn an_export_to_mosquitto_delivers_every_record_and_a_dead_broker_is_counted() {
         return;
     }
     let w = World::new("mqtt");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tsem_testdata::port::unused_tcp_port();
     let conf = w.p("mosquitto.conf");
     std::fs::write(
         &conf,

@@ -369,11 +369,7 @@ fn nginx_whose_workers_run_as_nobody_is_learned_and_enforced() {
     }
     let Some(nginx) = nginx() else { return };
     let case = Case::new("nginx", "");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = tsem_testdata::port::unused_tcp_port();
     const PAGES: [(&str, &str); 2] = [
         ("index.html", "the index page\n"),
         ("other.html", "another page\n"),

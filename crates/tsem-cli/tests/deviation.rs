@@ -43,11 +43,7 @@ const SECRET: &str = "never learned: must not be served\n";
 impl Site {
     fn new(name: &str, nginx: PathBuf) -> Self {
         let dir = scratch("deviation", name);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = tsem_testdata::port::unused_tcp_port();
         std::fs::create_dir_all(dir.join("www")).unwrap();
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("www/index.html"), INDEX).unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::tma::{
     Agent, Lie, agent_killed_before_the_next_event, idle_workload_dies_with_its_agent, keys, liar,
-    run, tma_args,
+    run, tcp_agent, tma_args,
 };
 use common::{s, scratch, summary};
 
@@ -21,15 +21,6 @@ fn agent(dir: &Path, listen: &str, peer: &str) -> Agent {
     common::tma::agent(dir, listen, peer, "listening on")
 }
 
-fn tcp() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("tcp:127.0.0.1:{port}")
-}
-
 #[test]
 fn the_agent_gives_the_state_the_in_process_namespace_gives() {
     let dir = scratch("tma", "same");
@@ -39,11 +30,14 @@ fn the_agent_gives_the_state_the_in_process_namespace_gives() {
     let model = dir.join("model.txt");
     let o = run(&dir, &["-o".into(), s(&model).into()], script);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    for (i, addr) in [tcp(), format!("unix:{}", dir.join("agent.sock").display())]
-        .iter()
-        .enumerate()
-    {
-        let _a = agent(&dir, addr, "client.key.pub");
+    for i in 0..2 {
+        let (_a, addr) = if i == 0 {
+            tcp_agent(&dir, "client.key.pub")
+        } else {
+            let addr = format!("unix:{}", dir.join("agent.sock").display());
+            (agent(&dir, &addr, "client.key.pub"), addr)
+        };
+        let addr = &addr;
         let (inproc, remote) = (
             dir.join(format!("in{i}.json")),
             dir.join(format!("tma{i}.json")),
@@ -82,8 +76,7 @@ fn the_agent_gives_the_state_the_in_process_namespace_gives() {
 fn killing_the_agent_kills_the_workload_before_its_next_event() {
     let dir = scratch("tma", "kill");
     keys(&dir, &KEYS);
-    let addr = tcp();
-    let a = agent(&dir, &addr, "client.key.pub");
+    let (a, addr) = tcp_agent(&dir, "client.key.pub");
     let t = tma_args(&dir, &addr, "client.key", "agent.key.pub");
     let err = agent_killed_before_the_next_event(&dir, a, &t);
     assert!(
@@ -96,8 +89,7 @@ fn killing_the_agent_kills_the_workload_before_its_next_event() {
 fn an_idle_workload_does_not_outlive_its_agent() {
     let dir = scratch("tma", "idle");
     keys(&dir, &KEYS);
-    let addr = tcp();
-    let a = agent(&dir, &addr, "client.key.pub");
+    let (a, addr) = tcp_agent(&dir, "client.key.pub");
     let t = tma_args(&dir, &addr, "client.key", "agent.key.pub");
     let err = idle_workload_dies_with_its_agent(&dir, a, &t, 60);
     assert!(err.contains("went away: killing the workload"), "{err}");
@@ -107,8 +99,7 @@ fn an_idle_workload_does_not_outlive_its_agent() {
 fn a_wrong_key_on_either_side_is_refused_before_the_workload_runs() {
     let dir = scratch("tma", "keys");
     keys(&dir, &KEYS);
-    let addr = tcp();
-    let _a = agent(&dir, &addr, "client.key.pub");
+    let (_a, addr) = tcp_agent(&dir, "client.key.pub");
     let marker: PathBuf = dir.join("ran");
     let script = "echo ran > ran";
     // A client the agent does not trust.

@@ -31,6 +31,7 @@ pub fn conformance_dir() -> PathBuf {
     shared_dir().join("conformance")
 }
 
+pub mod port;
 pub mod pty;
 pub mod raw_kernel;
 pub mod tcg;

@@ -95,14 +95,6 @@ fn unprivileged(program: &Path) -> Command {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Postgres {
     /// Start one, or say in one line why not and return `None` (a failure instead when
     /// `TSEM_REQUIRE_POSTGRES` is set).
@@ -162,7 +154,7 @@ impl Postgres {
             }
             Err(e) => return skip(&format!("cannot run initdb: {e}")),
         }
-        let port = free_port();
+        let port = crate::port::unused_tcp_port();
         let child = unprivileged(&bin.join("postgres"))
             .arg("-D")
             .arg(&data)

@@ -185,6 +185,18 @@ impl Listener {
         })
     }
 
+    /// The address bound, as a client would connect to it: a TCP listener asked for port 0
+    /// names the port the kernel chose (so a caller never has to guess a free port and race
+    /// another process for it).
+    pub fn local_addr(&self, asked: &Addr) -> Addr {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| asked.clone(), |a| Addr::Tcp(a.to_string())),
+            _ => asked.clone(),
+        }
+    }
+
     /// The next session's transport.
     pub fn accept(&self) -> R<Box<dyn Transport>> {
         Ok(match self {

@@ -50,6 +50,11 @@ pub fn serve(dir: &Path, listen: &str, peer: &str) -> Child {
 
 /// [`serve`], returning once the agent says it listens (its first line contains `says`).
 pub fn agent(dir: &Path, listen: &str, peer: &str, says: &str) -> Agent {
+    agent_and_line(dir, listen, peer, says).0
+}
+
+/// [`agent`], with the line in which it said where it listens.
+fn agent_and_line(dir: &Path, listen: &str, peer: &str, says: &str) -> (Agent, String) {
     let mut c = serve(dir, listen, peer);
     let mut line = String::new();
     let mut err = BufReader::new(c.stderr.take().unwrap());
@@ -57,7 +62,16 @@ pub fn agent(dir: &Path, listen: &str, peer: &str, says: &str) -> Agent {
     assert!(line.contains(says), "{line}");
     // Keep draining its messages so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in err.lines() {});
-    Agent(c)
+    (Agent(c), line)
+}
+
+/// An agent on a TCP port of the kernel's choosing (so no other test can take it between a
+/// probe and the bind), and the address it says it listens on.
+pub fn tcp_agent(dir: &Path, peer: &str) -> (Agent, String) {
+    let (a, line) = agent_and_line(dir, "tcp:127.0.0.1:0", peer, "listening on tcp:127.0.0.1:");
+    let addr = line.trim_end().rsplit(' ').next().unwrap().to_string();
+    assert!(!addr.ends_with(":0"), "{line}");
+    (a, addr)
 }
 
 /// `tsem run` arguments modeling through the agent at `addr`, with our `key` and its `peer`.

@@ -7,7 +7,7 @@
 //! `.ci/run`) that is a failure instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -68,14 +68,7 @@ pub fn skip_tpm_test_with(test: &str, extra: &[(&str, &str)]) -> bool {
 }
 
 fn free_port_pair() -> Option<u16> {
-    for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0").ok()?;
-        let p = l.local_addr().ok()?.port();
-        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return Some(p);
-        }
-    }
-    None
+    tsem_testdata::port::unused_tcp_ports(2)
 }
 
 fn scratch(name: &str) -> PathBuf {
