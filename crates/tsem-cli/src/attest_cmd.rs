@@ -437,7 +437,14 @@ pub fn finish(
     let workload = fleet.session.workload().to_string();
     let mut made = None;
     let a = fleet.session.attest(|nonce| {
-        let att = attest_finished(&mut p, ns, model, lost_events, workload.clone(), nonce.to_vec())?;
+        let att = attest_finished(
+            &mut p,
+            ns,
+            model,
+            lost_events,
+            workload.clone(),
+            nonce.to_vec(),
+        )?;
         made = Some(att.clone());
         Ok::<_, anyhow::Error>(tsem_verifier::protocol::Post {
             attestation: att,

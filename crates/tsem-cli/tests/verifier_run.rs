@@ -302,7 +302,10 @@ fn run_every_makes_one_request_per_attestation() {
     // Every periodic attestation, and the final one.
     let made = log.matches("(running): affirming").count() as u64 + 1;
     assert!(made >= 4, "{log}");
-    assert!(log.contains("affirming: verified"), "the final attestation: {log}");
+    assert!(
+        log.contains("affirming: verified"),
+        "the final attestation: {log}"
+    );
     let accepted = verdicts(&c, "job")
         .iter()
         .filter(|(v, _)| v == "affirming")

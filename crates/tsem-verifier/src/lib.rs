@@ -34,8 +34,8 @@ pub mod tls;
 pub mod ui;
 
 pub use client::{Client, ClientError};
-pub use session::Session;
 #[cfg(feature = "server")]
 pub use server::{Config, ServerError, serve};
+pub use session::Session;
 #[cfg(feature = "server")]
 pub use store::{Store, StoreError};

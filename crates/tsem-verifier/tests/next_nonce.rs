@@ -46,7 +46,10 @@ fn base64url(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = c.iter().enumerate().fold(0u32, |n, (i, x)| n | u32::from(*x) << (16 - 8 * i));
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, x)| n | u32::from(*x) << (16 - 8 * i));
         for i in 0..=c.len() {
             out.push(char::from(A[(n >> (18 - 6 * i) & 63) as usize]));
         }
@@ -82,9 +85,13 @@ fn scenario(db_url: &str) {
     // The first attestation asks for a nonce; its answer carries the next one.
     let first = c.nonce("web").unwrap();
     let before = tsem_attest::now_unix();
-    let a = c.post("web", &post_for(&first.nonce, "web", &k_web)).unwrap();
+    let a = c
+        .post("web", &post_for(&first.nonce, "web", &k_web))
+        .unwrap();
     assert_eq!(a.verdict, "affirming", "{}", a.reason);
-    let next = a.next_nonce.expect("an accepted answer carries the next nonce");
+    let next = a
+        .next_nonce
+        .expect("an accepted answer carries the next nonce");
     assert_ne!(next.nonce, first.nonce);
     // The same lifetime as an asked-for nonce (120 s by default), from the answer's time.
     assert!(
@@ -96,7 +103,11 @@ fn scenario(db_url: &str) {
     // Bound to its workload: another workload's genuine post with it is refused, nothing is
     // recorded, and the nonce stays good for its own workload.
     let (code, msg, kind) = refusal(c.post("other", &post_for(&next.nonce, "other", &k_other)));
-    assert_eq!((code, kind.as_deref()), (403, Some("nonce_unknown")), "{msg}");
+    assert_eq!(
+        (code, kind.as_deref()),
+        (403, Some("nonce_unknown")),
+        "{msg}"
+    );
     assert_eq!(recorded(&c, "other", &next.nonce), 0);
 
     // Accepted once, and only once.
