@@ -132,8 +132,8 @@ pub struct RunAttestArgs {
     /// Ed25519 private key (from `tsem keygen`), with --attest or --verifier.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Attest to a fleet verifier when the workload ends (with --workload and --key): a fresh
-    /// nonce from it, the attestation and the forensic descriptions posted; its verdict printed.
+    /// Attest to a fleet verifier when the workload ends (with --workload and --key): a nonce
+    /// from it, the attestation and the forensic descriptions posted; its verdict printed.
     #[arg(long, value_name = "URL", requires_all = ["workload", "key"], conflicts_with = "attest")]
     pub verifier: Option<String>,
     /// The CA certificate (PEM) an https verifier's certificate must chain to.
@@ -142,8 +142,9 @@ pub struct RunAttestArgs {
     /// The workload's name at the verifier (as enrolled), with --verifier.
     #[arg(long, value_name = "NAME", requires = "verifier")]
     pub workload: Option<String>,
-    /// With --verifier, also attest every SECONDS while the workload runs (each time a fresh
-    /// nonce, the live state and lost-event count, the forensics so far), not only at the end.
+    /// With --verifier, also attest every SECONDS while the workload runs (each time the live
+    /// state and lost-event count and the forensics so far, for the nonce the verifier's previous
+    /// answer carried, else a fresh one), not only at the end.
     #[arg(
         long,
         value_name = "SECONDS",
