@@ -132,8 +132,8 @@ pub struct RunAttestArgs {
     /// Ed25519 private key (from `tsem keygen`), with --attest or --verifier.
     #[arg(long, value_name = "KEY")]
     pub key: Option<PathBuf>,
-    /// Attest to a fleet verifier when the workload ends (with --workload and --key): a fresh
-    /// nonce from it, the attestation and the forensic descriptions posted; its verdict printed.
+    /// Attest to a fleet verifier when the workload ends (with --workload and --key): a nonce
+    /// from it, the attestation and the forensic descriptions posted; its verdict printed.
     #[arg(long, value_name = "URL", requires_all = ["workload", "key"], conflicts_with = "attest")]
     pub verifier: Option<String>,
     /// The CA certificate (PEM) an https verifier's certificate must chain to.
@@ -142,8 +142,9 @@ pub struct RunAttestArgs {
     /// The workload's name at the verifier (as enrolled), with --verifier.
     #[arg(long, value_name = "NAME", requires = "verifier")]
     pub workload: Option<String>,
-    /// With --verifier, also attest every SECONDS while the workload runs (each time a fresh
-    /// nonce, the live state and lost-event count, the forensics so far), not only at the end.
+    /// With --verifier, also attest every SECONDS while the workload runs (each time the live
+    /// state and lost-event count and the forensics so far, for the nonce the verifier's previous
+    /// answer carried, else a fresh one), not only at the end.
     #[arg(
         long,
         value_name = "SECONDS",
@@ -211,8 +212,8 @@ pub fn prepare(a: &RunAttestArgs, digest: HashAlg) -> anyhow::Result<Option<Prep
 }
 
 /// `tsem run --verifier`: check now that the verifier answers and knows the workload, so a typo
-/// fails before anything runs; the nonce is fetched when the workload has ended (a run may
-/// outlast a nonce's lifetime).
+/// fails before anything runs; the first nonce is fetched when the first attestation is made (a
+/// run may outlast a nonce's lifetime), the later ones come with the verifier's answers.
 fn prepare_fleet(
     a: &RunAttestArgs,
     url: &str,
@@ -228,7 +229,7 @@ fn prepare_fleet(
             None,
         )
         .with_context(|| format!("--verifier {url} --workload {workload}"))?;
-    // Replaced by the verifier's nonce in `finish`.
+    // Replaced by the verifier's nonce in each attestation.
     let placeholder = "00".repeat(32);
     let parts = Parts {
         out: None,
@@ -239,18 +240,14 @@ fn prepare_fleet(
     };
     let mut p = open_attester(&parts, digest)?;
     p.fleet = Some(Fleet {
-        url: url.to_string(),
-        ca: a.verifier_ca.clone(),
-        workload: workload.to_string(),
+        session: tsem_verifier::Session::new(client, workload),
     });
     Ok(p)
 }
 
-/// Where `tsem run --verifier` posts.
+/// Where `tsem run --verifier` posts: one connection, and the nonce the last answer carried.
 pub struct Fleet {
-    url: String,
-    ca: Option<PathBuf>,
-    workload: String,
+    session: tsem_verifier::Session,
 }
 
 /// The attestation options shared by `tsem attest` and `tsem run --attest`.
@@ -422,7 +419,8 @@ impl tsem_attest::QuoteDevice for HelperTpm {
     }
 }
 
-/// Attest a finished run's namespace and write the attestation (if an output was given).
+/// Attest a finished run's namespace and write the attestation (if an output was given), or
+/// post it to the fleet verifier (`tsem run --verifier`) and print its verdict.
 pub fn finish(
     mut p: Prepared,
     ns: &tsem_core::namespace::Namespace,
@@ -430,19 +428,56 @@ pub fn finish(
     lost_events: u64,
     workload: String,
 ) -> anyhow::Result<Attestation> {
-    let fleet = p.fleet.take();
-    if let Some(f) = &fleet {
-        let n = crate::verifier_cmd::fetch_nonce(&f.url, f.ca.as_deref(), &f.workload)?;
-        p.nonce = tsem_attest::parse_nonce(&n).context("the verifier's nonce")?;
+    let model = model.map(tsem_attest::model_digest);
+    let Some(mut fleet) = p.fleet.take() else {
+        let nonce = std::mem::take(&mut p.nonce);
+        let att = attest_finished(&mut p, ns, model, lost_events, workload, nonce)?;
+        report_attested(&p, ns, &att);
+        return Ok(att);
+    };
+    let workload = fleet.session.workload().to_string();
+    let mut made = None;
+    let a = fleet.session.attest(|nonce| {
+        let att = attest_finished(
+            &mut p,
+            ns,
+            model,
+            lost_events,
+            workload.clone(),
+            nonce.to_vec(),
+        )?;
+        made = Some(att.clone());
+        Ok::<_, anyhow::Error>(tsem_verifier::protocol::Post {
+            attestation: att,
+            forensics: crate::verifier_cmd::descriptions(ns.forensics().iter()),
+        })
+    })?;
+    let att = made.context("no attestation was made")?;
+    report_attested(&p, ns, &att);
+    if crate::verifier_cmd::print_verdict(&a) != ExitCode::SUCCESS {
+        anyhow::bail!("the verifier did not affirm workload {workload:?} (its verdict is above)");
     }
+    Ok(att)
+}
+
+/// The attestation of a finished run for `nonce`, its AK written where asked, and the
+/// attestation written to the output file if there is one.
+fn attest_finished(
+    p: &mut Prepared,
+    ns: &tsem_core::namespace::Namespace,
+    model: Option<Digest>,
+    lost_events: u64,
+    workload: String,
+    nonce: Vec<u8>,
+) -> anyhow::Result<Attestation> {
     let cx = Context {
-        nonce: std::mem::take(&mut p.nonce),
+        nonce,
         lost_events,
         identity: Identity {
             host: tsem_attest::host_identity(),
-            workload: fleet.as_ref().map_or(workload, |f| f.workload.clone()),
+            workload,
         },
-        model: model.map(tsem_attest::model_digest),
+        model,
         time: tsem_attest::now_unix(),
     };
     let att = match p.tpm.as_mut() {
@@ -453,12 +488,16 @@ pub fn finish(
         std::fs::write(path, &q.ak_public)
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
+    if let Some(out) = &p.out {
+        std::fs::write(out, att.to_json())
+            .with_context(|| format!("{}: cannot write", out.display()))?;
+    }
+    Ok(att)
+}
+
+fn report_attested(p: &Prepared, ns: &tsem_core::namespace::Namespace, att: &Attestation) {
     let dest = match &p.out {
-        Some(out) => {
-            std::fs::write(out, att.to_json())
-                .with_context(|| format!("{}: cannot write", out.display()))?;
-            out.display().to_string()
-        }
+        Some(out) => out.display().to_string(),
         None => "the verifier".to_string(),
     };
     eprintln!(
@@ -473,47 +512,49 @@ pub fn finish(
         },
         dest
     );
-    if let Some(f) = fleet {
-        let code =
-            crate::verifier_cmd::post(&f.url, f.ca.as_deref(), &f.workload, att.clone(), ns)?;
-        if code != ExitCode::SUCCESS {
-            anyhow::bail!(
-                "the verifier did not affirm workload {:?} (its verdict is above)",
-                f.workload
-            );
-        }
-    }
-    Ok(att)
 }
 
-/// One attestation of a live run to its fleet verifier (`tsem run --every`): a fresh nonce, then
-/// what `observe` gives — taken after the nonce arrived, so the state is never older than the
-/// challenge — attested and posted with its forensic descriptions. The verifier's answer.
+/// One attestation of a live run to its fleet verifier (`tsem run --every`): a nonce (the one
+/// the previous answer carried, else a fresh one), then what `observe` gives — taken after the
+/// nonce was issued, so the state is never older than the challenge — attested and posted with
+/// its forensic descriptions. The verifier's answer.
 pub(crate) fn attest_live(
     p: &mut Prepared,
     model: Option<Digest>,
-    observe: impl FnOnce() -> anyhow::Result<crate::periodic::Live>,
+    mut observe: impl FnMut() -> anyhow::Result<crate::periodic::Live>,
 ) -> anyhow::Result<tsem_verifier::protocol::Appraisal> {
-    let Some(f) = &p.fleet else {
+    let Prepared {
+        fleet,
+        tpm,
+        signer,
+        pcr,
+        ..
+    } = p;
+    let Some(f) = fleet else {
         bail!("attesting while the workload runs needs --verifier");
     };
-    let n = crate::verifier_cmd::fetch_nonce(&f.url, f.ca.as_deref(), &f.workload)?;
-    let live = observe()?;
-    let cx = Context {
-        nonce: tsem_attest::parse_nonce(&n).context("the verifier's nonce")?,
-        lost_events: live.lost_events,
-        identity: Identity {
-            host: tsem_attest::host_identity(),
-            workload: f.workload.clone(),
-        },
-        model,
-        time: tsem_attest::now_unix(),
-    };
-    let att = match p.tpm.as_mut() {
-        Some(t) => tsem_attest::attest_observed_with_tpm(&live.observed, &cx, &p.signer, t, p.pcr)?,
-        None => tsem_attest::attest_observed(&live.observed, &cx, &p.signer)?,
-    };
-    crate::verifier_cmd::appraise(&f.url, f.ca.as_deref(), &f.workload, att, &live.forensics)
+    let workload = f.session.workload().to_string();
+    f.session.attest(|nonce| {
+        let live = observe()?;
+        let cx = Context {
+            nonce: nonce.to_vec(),
+            lost_events: live.lost_events,
+            identity: Identity {
+                host: tsem_attest::host_identity(),
+                workload: workload.clone(),
+            },
+            model,
+            time: tsem_attest::now_unix(),
+        };
+        let att = match tpm.as_mut() {
+            Some(t) => tsem_attest::attest_observed_with_tpm(&live.observed, &cx, signer, t, *pcr)?,
+            None => tsem_attest::attest_observed(&live.observed, &cx, signer)?,
+        };
+        Ok::<_, anyhow::Error>(tsem_verifier::protocol::Post {
+            attestation: att,
+            forensics: crate::verifier_cmd::descriptions(&live.forensics),
+        })
+    })
 }
 
 pub fn attest(a: AttestArgs) -> anyhow::Result<ExitCode> {

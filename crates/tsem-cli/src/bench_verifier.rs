@@ -31,6 +31,9 @@ pub struct VerifierBenchArgs {
     /// Trajectories the attested workload ran (modeled under --model).
     #[arg(value_name = "TRAJECTORY", requires = "model")]
     pub files: Vec<PathBuf>,
+    /// Tokio worker threads of each `serve` process (its `--workers`; 0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -43,7 +46,7 @@ struct Served {
 }
 
 impl Served {
-    fn start(db: &str, token: &Path) -> anyhow::Result<Self> {
+    fn start(db: &str, token: &Path, workers: usize) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("this program's path")?;
         let mut child = Command::new(exe)
             .args(["verifier", "serve", "--listen", "127.0.0.1:0", "--db", db])
@@ -51,6 +54,7 @@ impl Served {
             .arg(token)
             // One workload reporting as fast as it can.
             .args(["--nonce-rate", "0"])
+            .args(["--workers", &workers.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -126,7 +130,7 @@ pub fn run(a: VerifierBenchArgs) -> anyhow::Result<ExitCode> {
     let mut failure = None;
     for (db, processes) in plan {
         let served = (0..processes)
-            .map(|_| Served::start(db, &token))
+            .map(|_| Served::start(db, &token, a.workers))
             .collect::<anyhow::Result<Vec<_>>>();
         let r = served.and_then(|s| {
             let urls: Vec<String> = s.iter().map(|s| s.url.clone()).collect();
@@ -166,6 +170,7 @@ pub fn run(a: VerifierBenchArgs) -> anyhow::Result<ExitCode> {
             "machine_after": after.json(),
             "client_signature": "included (the clients sign on the same cores)",
             "postgres": a.postgres.is_some(),
+            "workers": a.workers,
             "results": results,
         });
         println!("{v}");

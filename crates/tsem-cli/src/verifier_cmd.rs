@@ -346,24 +346,31 @@ pub fn post(
     att: tsem_attest::Attestation,
     ns: &tsem_core::namespace::Namespace,
 ) -> anyhow::Result<ExitCode> {
-    let a = appraise(url, ca, workload, att, ns.forensics().iter())?;
+    let a = Client::with_ca(url, None, ca)?.post(
+        workload,
+        &Post {
+            attestation: att,
+            forensics: descriptions(ns.forensics().iter()),
+        },
+    )?;
+    Ok(print_verdict(&a))
+}
+
+/// Print `VERDICT: REASON`; exit 0 when affirming or warning, 3 otherwise.
+pub fn print_verdict(a: &tsem_verifier::protocol::Appraisal) -> ExitCode {
     println!("{}: {}", a.verdict, a.reason);
-    Ok(if matches!(a.verdict.as_str(), "affirming" | "warning") {
+    if matches!(a.verdict.as_str(), "affirming" | "warning") {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(NOT_TRUSTED)
-    })
+    }
 }
 
-/// Post `att` with `forensics` (the descriptions of its forensic events); the verifier's answer.
-pub fn appraise<'a>(
-    url: &str,
-    ca: Option<&Path>,
-    workload: &str,
-    att: tsem_attest::Attestation,
+/// The descriptions of forensic events posted with an attestation.
+pub fn descriptions<'a>(
     forensics: impl IntoIterator<Item = &'a tsem_core::event::Event>,
-) -> anyhow::Result<tsem_verifier::protocol::Appraisal> {
-    let forensics = forensics
+) -> Vec<String> {
+    forensics
         .into_iter()
         .map(|e| {
             // Strict JSON where the description is UTF-8; else the kernel's form in tsem's
@@ -377,12 +384,5 @@ pub fn appraise<'a>(
                 }
             }
         })
-        .collect();
-    Ok(Client::with_ca(url, None, ca)?.post(
-        workload,
-        &Post {
-            attestation: att,
-            forensics,
-        },
-    )?)
+        .collect()
 }

@@ -203,3 +203,117 @@ fn run_attests_while_it_runs() {
         log("b.log")
     );
 }
+
+/// The requests a verifier has served: `(all, nonce, attestations)` from `GET /v1/health`.
+fn served(c: &Client) -> (u64, u64, u64) {
+    let h: serde_json::Value = c.call::<(), _>("GET", "/v1/health", None).unwrap();
+    let n = |k: &str| h["requests"][k].as_u64().unwrap();
+    (n("all"), n("nonce"), n("attestations"))
+}
+
+/// `tsem run --verifier --every 1` makes one request per attestation after the first: the
+/// verifier's own counters over the whole run show one check that the workload is enrolled,
+/// one nonce request, and one post per attestation (each answer carries the next nonce), every
+/// post recorded. The test watches the run's log, not the verifier, so that it adds no request.
+#[test]
+fn run_every_makes_one_request_per_attestation() {
+    let dir = TempDir::new("run-every-requests");
+    let work = dir.0.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
+    let stop = dir.0.join("stop");
+    // The `sleep` before the loop puts sleep's exec in the model (learning runs with STOP made).
+    let script = "sort words.txt > sorted.txt\n\
+                  sleep 0.1\n\
+                  while [ ! -e \"$STOP\" ]; do sleep 0.1; done\n";
+    std::fs::write(work.join("job.sh"), script).unwrap();
+    let sh = |args: &[&str]| {
+        let mut c = tsem();
+        c.args(args)
+            .current_dir(&work)
+            .env("HOME", &dir.0)
+            .env("STOP", &stop)
+            .stdin(Stdio::null());
+        c
+    };
+    let model = dir.0.join("job.model");
+    std::fs::write(&stop, "").unwrap();
+    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::remove_file(&stop).unwrap();
+    let key = dir.0.join("key");
+    assert!(run(&["keygen", "-o", p(&key)]).status.success());
+    let token = dir.0.join("token");
+    let v = Verifier::start(
+        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
+        &["--admin-token-file", p(&token)],
+    );
+    let o = run(&[
+        "verifier",
+        "enroll",
+        "--url",
+        &v.url,
+        "--token-file",
+        p(&token),
+        "--workload",
+        "job",
+        "--model",
+        p(&model),
+        "--key",
+        &format!("{}.pub", p(&key)),
+        "--every",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let c = Client::new(&v.url, None).unwrap();
+    let before = served(&c);
+    let log_path = dir.0.join("run.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut job = sh(&[
+        "run",
+        "--enforce",
+        "--model",
+        p(&model),
+        "--verifier",
+        &v.url,
+        "--workload",
+        "job",
+        "--key",
+        p(&key),
+        "--every",
+        "1",
+        "--",
+        "sh",
+        "job.sh",
+    ])
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap();
+    until(Some(&mut job), || log().contains("attestation 3 (running)"));
+    std::fs::write(&stop, "").unwrap();
+    assert!(job.wait().unwrap().success(), "{}", log());
+    let after = served(&c);
+    let log = log();
+    assert!(!log.contains("failed"), "{log}");
+    // Every periodic attestation, and the final one.
+    let made = log.matches("(running): affirming").count() as u64 + 1;
+    assert!(made >= 4, "{log}");
+    assert!(
+        log.contains("affirming: verified"),
+        "the final attestation: {log}"
+    );
+    let accepted = verdicts(&c, "job")
+        .iter()
+        .filter(|(v, _)| v == "affirming")
+        .count() as u64;
+    assert_eq!(accepted, made, "{log}");
+    assert_eq!(after.1 - before.1, 1, "nonce requests");
+    assert_eq!(after.2 - before.2, made, "attestation posts");
+    // The enrolment check before the workload starts, the first nonce, the posts; and the
+    // health request that read these counters.
+    assert_eq!(after.0 - before.0, 1 + 1 + made + 1, "requests in all");
+}

@@ -369,6 +369,8 @@ async fn appraise_against(
             verdict,
             reason,
             ear,
+            // The server issues it (crate::server::attestation) once the answer is certain.
+            next_nonce: None,
         })),
         Recorded::Replayed(at) => Err(AppraiseError::Replayed {
             nonce: nonce_hex.to_string(),

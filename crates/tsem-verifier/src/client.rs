@@ -46,6 +46,8 @@ pub enum ClientError {
         code: u16,
         /// The verifier's one-line error.
         msg: String,
+        /// Its machine-readable kind, when it gave one ([`crate::protocol::ErrorBody::kind`]).
+        kind: Option<String>,
     },
     /// The CA cannot be used.
     #[error(transparent)]
@@ -125,6 +127,11 @@ impl Client {
             tls,
             conn: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The base URL (`http://HOST:PORT`).
+    pub fn url(&self) -> &str {
+        &self.base
     }
 
     /// Enrol a workload (admin).
@@ -215,13 +222,15 @@ impl Client {
 
     fn decode<T: DeserializeOwned>(&self, code: u16, text: &str) -> Result<T, ClientError> {
         if !(200..300).contains(&code) {
-            let msg = serde_json::from_str::<crate::protocol::ErrorBody>(text)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| crate::protocol::one_line(text));
+            let (msg, kind) = match serde_json::from_str::<crate::protocol::ErrorBody>(text) {
+                Ok(e) => (e.error, e.kind),
+                Err(_) => (crate::protocol::one_line(text), None),
+            };
             return Err(ClientError::Status {
                 url: self.base.clone(),
                 code,
                 msg,
+                kind,
             });
         }
         serde_json::from_str(text).map_err(|e| self.response_error(e.to_string()))

@@ -8,7 +8,8 @@
 //!
 //! State lives in a relational database and nowhere else ([`store`]): SQLite for one process,
 //! PostgreSQL for several verifier processes sharing the work through leases. The REST API is
-//! described in `docs/verifier.md`; [`client`] is its blocking client. The feature `server`
+//! described in `docs/verifier.md`; [`client`] is its blocking client, and [`session`] an
+//! attester's repeated attestations through it (one request each after the first). The feature `server`
 //! (default) builds the service; without it only [`protocol`] and [`client`] remain.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod nonce;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod session;
 #[cfg(feature = "server")]
 pub mod store;
 pub mod tls;
@@ -34,5 +36,6 @@ pub mod ui;
 pub use client::{Client, ClientError};
 #[cfg(feature = "server")]
 pub use server::{Config, ServerError, serve};
+pub use session::Session;
 #[cfg(feature = "server")]
 pub use store::{Store, StoreError};

@@ -98,6 +98,12 @@ pub struct Appraisal {
     pub reason: String,
     /// The IETF RATS EAR.
     pub ear: serde_json::Value,
+    /// A fresh nonce for the workload's next attestation, issued exactly as `POST …/nonce`
+    /// issues one (same MAC, same expiry rule, single use decided by the same append), so that
+    /// an attester that reports repeatedly needs one request per attestation. Absent from
+    /// verifiers that predate it; clients then ask for a nonce as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_nonce: Option<NonceGrant>,
 }
 
 /// One workload's current standing.
@@ -177,7 +183,14 @@ pub const MAX_ACTIVATION: usize = 64 << 10;
 pub struct ErrorBody {
     /// One line.
     pub error: String,
+    /// What a client may act on without parsing the line: `nonce_expired` (fetch a fresh
+    /// nonce and attest again), `nonce_unknown`, `replayed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
+
+/// [`ErrorBody::kind`] of a refusal because the nonce expired.
+pub const NONCE_EXPIRED: &str = "nonce_expired";
 
 fn bounded(body: &[u8], max: usize) -> Result<(), ProtocolError> {
     if body.len() > max {

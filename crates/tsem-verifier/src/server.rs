@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,6 +127,27 @@ pub(crate) struct App {
     pub(crate) batcher: crate::store::Batcher,
     /// Token buckets for nonce issuance: workload → (tokens, last refill).
     buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// Requests served since start (`GET /v1/health`).
+    requests: Requests,
+}
+
+/// Requests this process has served, by kind: how many a client needs per attestation is
+/// observable from outside (`GET /v1/health`), as operators and tests count them.
+#[derive(Default)]
+struct Requests {
+    all: AtomicU64,
+    nonces: AtomicU64,
+    attestations: AtomicU64,
+}
+
+impl Requests {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "all": self.all.load(Ordering::Relaxed),
+            "nonce": self.nonces.load(Ordering::Relaxed),
+            "attestations": self.attestations.load(Ordering::Relaxed),
+        })
+    }
 }
 
 impl App {
@@ -194,7 +216,17 @@ fn router(app: Arc<App>) -> Router {
             post(attestation).layer(DefaultBodyLimit::max(protocol::MAX_POST)),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), count))
         .with_state(app)
+}
+
+async fn count(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    app.requests.all.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
 }
 
 /// Serve on `listener` (already checked with [`check_listen`]) until `shutdown` resolves;
@@ -213,6 +245,7 @@ pub async fn serve(
         enrolments: Mutex::new(HashMap::new()),
         batcher: crate::store::Batcher::start(store.clone()),
         buckets: Mutex::new(HashMap::new()),
+        requests: Requests::default(),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
     let io = |source| ServerError::Io {
@@ -412,10 +445,20 @@ pub(crate) fn json_response<T: Serialize>(code: StatusCode, v: &T) -> Response {
 }
 
 pub(crate) fn error(code: StatusCode, msg: impl std::fmt::Display) -> Response {
+    error_of_kind(code, msg, None)
+}
+
+/// An error answer with a [`ErrorBody::kind`] a client may act on.
+fn error_of_kind(
+    code: StatusCode,
+    msg: impl std::fmt::Display,
+    kind: Option<&'static str>,
+) -> Response {
     json_response(
         code,
         &ErrorBody {
             error: one_line(&msg.to_string()),
+            kind: kind.map(str::to_string),
         },
     )
 }
@@ -476,7 +519,11 @@ async fn not_found() -> Response {
 async fn health(State(app): State<Arc<App>>) -> Response {
     json_response(
         StatusCode::OK,
-        &serde_json::json!({ "ok": true, "verifier": app.cfg.id }),
+        &serde_json::json!({
+            "ok": true,
+            "verifier": app.cfg.id,
+            "requests": app.requests.json(),
+        }),
     )
 }
 
@@ -619,6 +666,7 @@ async fn history(
 }
 
 async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Response {
+    app.requests.nonces.fetch_add(1, Ordering::Relaxed);
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }
@@ -643,18 +691,22 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
         }
         Err(e) => return internal(e),
     }
-    // A computation, not a row (crate::nonce).
-    let expires = tsem_attest::now_unix().saturating_add(app.cfg.nonce_ttl);
-    match app.store.nonce_key().issue(&name, expires) {
-        Ok(n) => json_response(
-            StatusCode::OK,
-            &NonceGrant {
-                nonce: tsem_attest::claims::to_hex(&n),
-                expires,
-            },
-        ),
+    match issue_nonce(&app, &name) {
+        Ok(g) => json_response(StatusCode::OK, &g),
         Err(e) => internal(e),
     }
+}
+
+/// A nonce for `workload` (enrolled), valid for the configured lifetime from now: a
+/// computation, not a row ([`crate::nonce`]). The one way nonces are made, whether asked for or
+/// handed out with an appraisal.
+fn issue_nonce(app: &App, workload: &str) -> Result<NonceGrant, crate::nonce::NonceError> {
+    let expires = tsem_attest::now_unix().saturating_add(app.cfg.nonce_ttl);
+    let n = app.store.nonce_key().issue(workload, expires)?;
+    Ok(NonceGrant {
+        nonce: tsem_attest::claims::to_hex(&n),
+        expires,
+    })
 }
 
 async fn attestation(
@@ -662,13 +714,32 @@ async fn attestation(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    app.requests.attestations.fetch_add(1, Ordering::Relaxed);
     let body = match named_body(&name, body) {
         Ok(b) => b,
         Err(r) => return *r,
     };
     match appraise::appraise(&app, &name, &body).await {
-        Ok(a) => json_response(StatusCode::OK, &a),
+        Ok(mut a) => {
+            // The post was authenticated (an unauthenticated one is refused, never recorded)
+            // and its nonce consumed by the append that recorded it: the next nonce replaces
+            // it, so handing one out never adds to the nonces the workload holds, and needs no
+            // token from the rate limit, which bounds what unauthenticated requests can cause.
+            // Refusals get none: a replay proves possession of an old post, not of the key.
+            match issue_nonce(&app, &name) {
+                Ok(g) => a.next_nonce = Some(g),
+                // The appraisal is recorded: answer it; the client asks for a nonce next time.
+                Err(e) => eprintln!("tsem verifier: {name}: no next nonce: {e}"),
+            }
+            json_response(StatusCode::OK, &a)
+        }
         Err(e) => {
+            let kind = match &e {
+                AppraiseError::NonceExpired { .. } => Some(protocol::NONCE_EXPIRED),
+                AppraiseError::NonceUnknown(_) => Some("nonce_unknown"),
+                AppraiseError::Replayed { .. } => Some("replayed"),
+                _ => None,
+            };
             let code = match &e {
                 AppraiseError::Protocol(_) | AppraiseError::Model(_) => StatusCode::BAD_REQUEST,
                 AppraiseError::NotEnrolled(_) => StatusCode::NOT_FOUND,
@@ -682,7 +753,7 @@ async fn attestation(
                 AppraiseError::Store(_) => return internal(e),
             };
             eprintln!("tsem verifier: {name}: rejected: {e}");
-            error(code, format!("rejected: {e}"))
+            error_of_kind(code, format!("rejected: {e}"), kind)
         }
     }
 }

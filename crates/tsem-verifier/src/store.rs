@@ -40,6 +40,10 @@ pub enum StoreError {
     /// A stored value is not what this verifier wrote.
     #[error("database holds a corrupt {0}")]
     Corrupt(&'static str),
+    /// A statement sent on a connection that failed before its answer: whether it committed
+    /// is not known (posting again is answered truthfully: appended, or replayed).
+    #[error("database: connection failed during {0}; whether it was recorded is not known")]
+    Lost(String),
     /// The process is stopping: the result was not handed to the database.
     #[error("the verifier is stopping")]
     Stopped,

@@ -33,6 +33,17 @@ impl Store {
     /// Append `r`, a result with a nonce appraised against enrolment `enrolment`, if no result
     /// holds that nonce yet and `enrolment` is still the workload's current one: one statement.
     pub async fn record(&self, r: &NewResult<'_>, enrolment: i64) -> Result<Recorded, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db("append result"))?;
+        self.record_on(&mut conn, r, enrolment).await
+    }
+
+    /// [`Self::record`] on `conn` (a connection a flusher holds, [`super::batch`]).
+    pub(crate) async fn record_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        r: &NewResult<'_>,
+        enrolment: i64,
+    ) -> Result<Recorded, StoreError> {
         let Some(nonce) = r.nonce else {
             return Err(StoreError::Corrupt("result without nonce"));
         };
@@ -53,7 +64,7 @@ impl Store {
         .bind(r.attestation)
         .bind(r.forensics)
         .bind(enrolment)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db("append result"))?;
         if appended.is_some() {

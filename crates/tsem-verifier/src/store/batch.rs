@@ -14,11 +14,19 @@
 //! afterwards, and finds the nonce used), so a returned nonce names exactly one caller's row.
 //! A statement that fails (a row the database refuses) commits nothing, and its rows are then
 //! recorded one by one, so one bad row cannot fail the others.
+//!
+//! Each flusher holds one connection for its statements instead of taking one from the pool
+//! per statement: the pool tests an idle connection with a round trip (a ping) before handing
+//! it out, which cost PostgreSQL a second wake-up per statement, and the pool hands its idle
+//! connections out in turn, so statements went to a different backend each time. A held
+//! connection is given up after any error (it may be broken): the statement's rows are then
+//! appended one by one through the pool, and the next statement takes a tested connection.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::Row as _;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Backend, NewResult, Recorded, Store, StoreError, db, to_i64};
@@ -108,7 +116,11 @@ impl Batcher {
     }
 }
 
+/// A flusher's connection, when it holds one.
+type Held = Option<PoolConnection<sqlx::Any>>;
+
 async fn flusher(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut held: Held = None;
     loop {
         let mut jobs = Vec::new();
         {
@@ -124,20 +136,54 @@ async fn flusher(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 }
             }
         }
-        flush(&store, jobs).await;
+        if held.is_none() {
+            // None when the pool cannot give one now: the statements then take theirs from it.
+            held = store.pool.acquire().await.ok();
+        }
+        flush(&store, &mut held, jobs).await;
     }
 }
 
-async fn flush(store: &Store, jobs: Vec<Job>) {
+/// Give up the held connection (after an error: it may be broken).
+async fn give_up(held: &mut Held) {
+    if let Some(c) = held.take() {
+        let _ = c.close().await;
+    }
+}
+
+/// Append one row on the held connection, else on one from the pool.
+async fn append_one(
+    store: &Store,
+    held: &mut Held,
+    row: &OwnedResult,
+) -> Result<Recorded, StoreError> {
+    let r = match held.as_mut() {
+        Some(c) => store.record_on(c, &row.borrowed(), row.enrolment).await,
+        None => store.record(&row.borrowed(), row.enrolment).await,
+    };
+    if r.is_err() {
+        give_up(held).await;
+    }
+    r
+}
+
+async fn flush(store: &Store, held: &mut Held, jobs: Vec<Job>) {
     let mut seen = HashSet::new();
     let (batch, later): (Vec<Job>, Vec<Job>) = jobs
         .into_iter()
         .partition(|j| seen.insert(j.row.nonce.clone()));
     if batch.len() == 1 {
-        one_by_one(store, batch).await;
+        for j in batch {
+            let r = append_one(store, held, &j.row).await;
+            let _ = j.done.send(r);
+        }
     } else {
         let rows: Vec<&OwnedResult> = batch.iter().map(|j| &j.row).collect();
-        match store.record_many(&rows).await {
+        let appended = match held.as_mut() {
+            Some(c) => store.record_many_on(c, &rows).await,
+            None => store.record_many(&rows).await,
+        };
+        match appended {
             Ok(appended) => {
                 for j in batch {
                     let r = if appended.contains(&j.row.nonce) {
@@ -148,20 +194,45 @@ async fn flush(store: &Store, jobs: Vec<Job>) {
                     let _ = j.done.send(r);
                 }
             }
-            // Nothing was committed: each row on its own, so a row PostgreSQL refuses fails
-            // alone.
-            Err(e) => {
+            // The database refused the statement, so nothing was committed: each row on its
+            // own, so a row it refuses fails alone.
+            Err(e) if refused(&e) => {
                 eprintln!(
                     "tsem verifier: {e}; appending those {} results one by one",
                     batch.len()
                 );
+                give_up(held).await;
                 one_by_one(store, batch).await;
+            }
+            // The connection failed: the statement may have committed, and appending its rows
+            // again would answer a recorded post "replayed". Each is told it is not known.
+            Err(e) => {
+                eprintln!("tsem verifier: {e}");
+                give_up(held).await;
+                for j in batch {
+                    let _ = j.done.send(Err(StoreError::Lost(e.to_string())));
+                }
             }
         }
     }
-    one_by_one(store, later).await;
+    for j in later {
+        let r = append_one(store, held, &j.row).await;
+        let _ = j.done.send(r);
+    }
 }
 
+/// Whether the database itself answered `e`: then the statement committed nothing.
+fn refused(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Db {
+            source: sqlx::Error::Database(_),
+            ..
+        }
+    )
+}
+
+/// Each row in a statement of its own, through the pool.
 async fn one_by_one(store: &Store, jobs: Vec<Job>) {
     for j in jobs {
         let r = store.record(&j.row.borrowed(), j.row.enrolment).await;
@@ -206,6 +277,16 @@ impl Store {
     /// Append `rows` (distinct nonces) in one statement, each only if its nonce is unused and
     /// its enrolment current; returns the nonces of the rows appended.
     pub async fn record_many(&self, rows: &[&OwnedResult]) -> Result<HashSet<String>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db("append results"))?;
+        self.record_many_on(&mut conn, rows).await
+    }
+
+    /// [`Self::record_many`] on `conn`.
+    async fn record_many_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        rows: &[&OwnedResult],
+    ) -> Result<HashSet<String>, StoreError> {
         let sql = many_sql(rows.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
@@ -222,7 +303,7 @@ impl Store {
                 .bind(r.enrolment);
         }
         let appended = q
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(db("append results"))?;
         appended
@@ -257,7 +338,9 @@ mod tests {
     /// One flush of several rows: distinct nonces of the current enrolment appended in one
     /// statement; the same nonce twice in the queue recorded once (the second told replayed); a
     /// nonce used before told replayed; a row of a replaced enrolment told so; then (PostgreSQL:
-    /// SQLite stores a NUL byte) a statement the database refuses fails only its own row.
+    /// SQLite stores a NUL byte) a statement the database refuses fails only its own row, and
+    /// gives up the held connection; a held connection whose backend was terminated fails its
+    /// statement (nothing recorded) and is given up, and the next row goes through the pool.
     fn a_flush_records_each_row_exactly_as_alone(url: &str) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -294,6 +377,8 @@ mod tests {
                 row("00", current, "replayed"),
                 row("0c", old, "stale enrolment"),
             ];
+            // Held as a flusher holds it.
+            let mut held: Held = Some(store.pool.acquire().await.unwrap());
             let mut answers = Vec::new();
             let mut jobs = Vec::new();
             for r in queue {
@@ -301,7 +386,7 @@ mod tests {
                 jobs.push(Job { row: r, done });
                 answers.push(answer);
             }
-            flush(&store, jobs).await;
+            flush(&store, &mut held, jobs).await;
             let mut got = Vec::new();
             for a in answers {
                 got.push(a.await.unwrap().unwrap());
@@ -323,8 +408,9 @@ mod tests {
                     row: row("0e", current, "fine"),
                     done,
                 };
-                flush(&store, vec![job]).await;
+                flush(&store, &mut held, vec![job]).await;
                 assert_eq!(fine.await.unwrap().unwrap(), Recorded::Appended);
+                assert!(held.is_some());
             } else {
                 let (done, bad) = oneshot::channel();
                 let (done2, good) = oneshot::channel();
@@ -338,13 +424,53 @@ mod tests {
                         done: done2,
                     },
                 ];
-                flush(&store, jobs).await;
+                flush(&store, &mut held, jobs).await;
                 assert!(bad.await.unwrap().is_err());
                 assert_eq!(good.await.unwrap().unwrap(), Recorded::Appended);
+                // The failed statement's connection was given up; the rows went through the
+                // pool, and so does the next statement until a flusher takes another.
+                assert!(held.is_none());
+
+                // A held connection whose backend is gone (as after a PostgreSQL restart): its
+                // statement fails before anything is committed, the connection is given up and
+                // the row appended through the pool.
+                let mut held: Held = Some(store.pool.acquire().await.unwrap());
+                let c = held.as_mut().unwrap();
+                let pid: i32 = sqlx::query("SELECT pg_backend_pid()")
+                    .fetch_one(&mut **c)
+                    .await
+                    .unwrap()
+                    .try_get(0)
+                    .unwrap();
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(pid)
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+                let (done, after) = oneshot::channel();
+                let job = Job {
+                    row: row("11", current, "after a lost connection"),
+                    done,
+                };
+                flush(&store, &mut held, vec![job]).await;
+                assert!(held.is_none());
+                let r = after.await.unwrap();
+                assert!(r.is_err(), "the statement on the lost connection: {r:?}");
+                let (done, next) = oneshot::channel();
+                let job = Job {
+                    row: row("12", current, "next"),
+                    done,
+                };
+                flush(&store, &mut held, vec![job]).await;
+                assert_eq!(next.await.unwrap().unwrap(), Recorded::Appended);
             }
 
+            let pg = store.backend == Backend::Postgres;
             let counts = store.accepted_counts().await.unwrap();
-            assert_eq!(counts, [("w".to_string(), 5, 5)]);
+            assert_eq!(
+                counts,
+                [("w".to_string(), 5 + i64::from(pg), 5 + i64::from(pg))]
+            );
             let reasons: Vec<String> =
                 sqlx::query("SELECT reason FROM results WHERE nonce IS NOT NULL ORDER BY nonce")
                     .fetch_all(&store.pool)
@@ -353,7 +479,12 @@ mod tests {
                     .iter()
                     .map(|r| r.try_get(0).unwrap())
                     .collect();
-            assert_eq!(reasons, ["earlier", "a", "b", "fine", "f"]);
+            let mut expected = vec!["earlier", "a", "b", "fine", "f"];
+            if pg {
+                // Not the row sent on the lost connection: that statement never ran.
+                expected.push("next");
+            }
+            assert_eq!(reasons, expected);
         });
     }
 
