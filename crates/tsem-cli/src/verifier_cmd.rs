@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Nonces issued per workload per second by this process (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub nonce_rate: u32,
+    /// Refused posts per workload per second by this process before further posts are
+    /// answered 429 unchecked (0: unlimited): a refused post costs a signature check.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub refusal_rate: u32,
     /// Status and history need the admin token too (by default anyone may read verdicts).
     #[arg(long, requires = "admin_token_file")]
     pub private_status: bool,
@@ -244,6 +248,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.nonce_ttl = a.nonce_ttl.max(1);
     cfg.lease_ttl = a.lease_ttl.max(1);
     cfg.nonce_rate = a.nonce_rate;
+    cfg.refusal_rate = a.refusal_rate;
     cfg.private_status = a.private_status;
     cfg.workers = a.workers;
     if let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) {

@@ -61,7 +61,7 @@ pub(crate) async fn challenge(
             ),
         );
     }
-    if !app.take_token(&name) {
+    if !app.nonce_buckets.take(&name) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             format!("rate limit: too many requests for workload {name:?}"),

@@ -84,6 +84,7 @@ pub fn run(
     cfg.workers = workers;
     // The benchmark is one workload reporting as fast as it can.
     cfg.nonce_rate = 0;
+    cfg.refusal_rate = 0;
     let servers = (0..servers.max(1))
         .map(|_| {
             let mut c = cfg.clone();

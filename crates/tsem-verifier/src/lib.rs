@@ -24,6 +24,7 @@ pub mod client;
 #[cfg(feature = "server")]
 pub mod nonce;
 pub mod protocol;
+mod rate;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod session;

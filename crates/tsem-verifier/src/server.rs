@@ -66,6 +66,10 @@ pub struct Config {
     /// Nonces issued per workload per second by this process (the burst is as many); 0: no
     /// limit. A nonce costs no row, but anyone may ask for one and each lets a post be appraised.
     pub nonce_rate: u32,
+    /// Refused posts per workload per second by this process (the burst is as many) before
+    /// posts are answered 429 unchecked; 0: no limit. A refused post costs a signature check
+    /// and consumes nothing ([`crate::rate`]).
+    pub refusal_rate: u32,
     /// CA certificates (DER) that issue EK certificates. When there are any, a workload's TPM AK
     /// counts only after credential activation against an EK they certify ([`crate::activate`]).
     pub ek_cas: Vec<Vec<u8>>,
@@ -82,6 +86,7 @@ impl Config {
             lease_ttl: 30,
             id: process_id(),
             nonce_rate: 50,
+            refusal_rate: 50,
             tls: None,
             private_status: false,
             ek_cas: Vec::new(),
@@ -125,8 +130,10 @@ pub(crate) struct App {
     pub(crate) enrolments: Mutex<HashMap<String, Arc<crate::appraise::CachedEnrolment>>>,
     /// Group commit of appraisals.
     pub(crate) batcher: crate::store::Batcher,
-    /// Token buckets for nonce issuance: workload → (tokens, last refill).
-    buckets: Mutex<HashMap<String, (f64, std::time::Instant)>>,
+    /// Nonce issuance per workload ([`crate::rate`]).
+    pub(crate) nonce_buckets: crate::rate::Buckets,
+    /// Refused posts per workload ([`crate::rate`]).
+    refusal_buckets: crate::rate::Buckets,
     /// Requests served since start (`GET /v1/health`).
     requests: Requests,
 }
@@ -147,36 +154,6 @@ impl Requests {
             "nonce": self.nonces.load(Ordering::Relaxed),
             "attestations": self.attestations.load(Ordering::Relaxed),
         })
-    }
-}
-
-impl App {
-    /// Drop `workload`'s bucket (it is not enrolled).
-    fn forget_bucket(&self, workload: &str) {
-        if let Ok(mut b) = self.buckets.lock() {
-            b.remove(workload);
-        }
-    }
-
-    /// Take a token from `workload`'s bucket; `false` when it is empty.
-    pub(crate) fn take_token(&self, workload: &str) -> bool {
-        let rate = f64::from(self.cfg.nonce_rate);
-        if rate == 0.0 {
-            return true;
-        }
-        let Ok(mut b) = self.buckets.lock() else {
-            return false;
-        };
-        let now = std::time::Instant::now();
-        let (tokens, last) = b.entry(workload.to_string()).or_insert((rate, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -244,7 +221,8 @@ pub async fn serve(
         states: tsem_attest::StateMemo::default(),
         enrolments: Mutex::new(HashMap::new()),
         batcher: crate::store::Batcher::start(store.clone()),
-        buckets: Mutex::new(HashMap::new()),
+        nonce_buckets: crate::rate::Buckets::new(cfg.nonce_rate),
+        refusal_buckets: crate::rate::Buckets::new(cfg.refusal_rate),
         requests: Requests::default(),
     });
     let keeper = tokio::spawn(keep_leases(store.clone(), cfg.clone()));
@@ -670,7 +648,7 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
     if let Err(e) = protocol::check_name(&name) {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    if !app.take_token(&name) {
+    if !app.nonce_buckets.take(&name) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
@@ -683,7 +661,7 @@ async fn nonce(State(app): State<Arc<App>>, Path(name): Path<String>) -> Respons
         Ok(Some(_)) => {}
         Ok(None) => {
             // Buckets are kept for enrolled workloads only: made-up names must not grow the map.
-            app.forget_bucket(&name);
+            app.nonce_buckets.forget(&name);
             return error(
                 StatusCode::NOT_FOUND,
                 format!("workload {name:?} is not enrolled"),
@@ -719,6 +697,15 @@ async fn attestation(
         Ok(b) => b,
         Err(r) => return *r,
     };
+    if !app.refusal_buckets.has(&name) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit: more than {} refused posts per second for workload {name:?}",
+                app.refusal_buckets.rate()
+            ),
+        );
+    }
     match appraise::appraise(&app, &name, &body).await {
         Ok(mut a) => {
             // The post was authenticated (an unauthenticated one is refused, never recorded)
@@ -752,6 +739,13 @@ async fn attestation(
                 }
                 AppraiseError::Store(_) => return internal(e),
             };
+            match &e {
+                // Made-up names must not grow the map.
+                AppraiseError::NotEnrolled(_) => app.refusal_buckets.forget(&name),
+                _ => {
+                    app.refusal_buckets.take(&name);
+                }
+            }
             eprintln!("tsem verifier: {name}: rejected: {e}");
             error_of_kind(code, format!("rejected: {e}"), kind)
         }

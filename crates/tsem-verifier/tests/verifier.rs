@@ -531,3 +531,66 @@ fn a_state_other_than_the_memoised_expectation_is_refused() {
     genuine(&admin);
     server.stop().unwrap();
 }
+
+/// A refused post costs a signature check and consumes nothing: past `refusal_rate` a second,
+/// posts for that workload are answered 429 before any check, genuine ones included, until the
+/// bucket refills. Accepted posts are never charged (each consumed its nonce).
+#[test]
+fn refused_posts_are_rate_limited_and_accepted_ones_are_not() {
+    let dir = TempDir::new("refusal-rate");
+    let url = format!("sqlite://{}", dir.0.join("v.db").display());
+    let mut cfg = Config::new(Some("t".into()));
+    cfg.refusal_rate = 3;
+    let server = spawn(([127, 0, 0, 1], 0).into(), &url, cfg).unwrap();
+    let admin = Client::new(&server.url(), Some("t".into())).unwrap();
+    let c = Client::new(&server.url(), None).unwrap();
+    let model = test_model();
+    let ns = namespace(&model, &["process_1.json"]);
+    let (signer, public) = keypair();
+    let (stranger, _) = keypair();
+    admin.enroll(&enrolment("w", &public, 0, 300)).unwrap();
+
+    // Accepted posts, many more than the refusal rate, one after another: none is charged.
+    let mut nonce = c.nonce("w").unwrap().nonce;
+    for _ in 0..10 {
+        let a = c
+            .post("w", &post(attest(&ns, &model, &nonce, "w", &signer), &ns))
+            .unwrap();
+        assert_eq!(a.verdict, "affirming", "{}", a.reason);
+        nonce = a.next_nonce.unwrap().nonce;
+    }
+    let recorded = || {
+        admin.history("w").unwrap()["history"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = recorded();
+    // Signed by a key the verifier does not know: refused, and the nonce is not consumed.
+    let forged = post(attest(&ns, &model, &nonce, "w", &stranger), &ns);
+    for _ in 0..3 {
+        let (code, msg) = http_error(c.post("w", &forged));
+        assert_eq!(code, 403, "{msg}");
+    }
+    let (code, msg) = http_error(c.post("w", &forged));
+    assert_eq!(code, 429, "{msg}");
+    assert!(msg.contains("refused posts"), "{msg}");
+    // The genuine post waits for the bucket too, and is not recorded meanwhile.
+    let genuine = post(attest(&ns, &model, &nonce, "w", &signer), &ns);
+    let (code, _) = http_error(c.post("w", &genuine));
+    assert_eq!(code, 429);
+    assert_eq!(recorded(), before);
+    // Another workload is not affected.
+    admin.enroll(&enrolment("v", &public, 0, 300)).unwrap();
+    let n = c.nonce("v").unwrap().nonce;
+    let a = c
+        .post("v", &post(attest(&ns, &model, &n, "v", &signer), &ns))
+        .unwrap();
+    assert_eq!(a.verdict, "affirming");
+    // A third of a second refills one token: the genuine post goes through with its nonce.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let a = c.post("w", &genuine).unwrap();
+    assert_eq!(a.verdict, "affirming", "{}", a.reason);
+    assert_eq!(recorded(), before + 1);
+    server.stop().unwrap();
+}
