@@ -648,6 +648,8 @@ pub(crate) fn trace_loop<H: EventHandler>(
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             lock(&shared.tree).exit_counting_orphans(tid);
+            // A task that reuses the id has its own serial; the entry is only memory now.
+            lock(&shared.status).remove(&tid);
             lock(&shared.handler).on_exit(tid);
             if tid == root {
                 exit = if libc::WIFEXITED(status) {
