@@ -799,7 +799,7 @@ fn exec_objects(
 ) -> Result<ExecObjects, ()> {
     let mut interps = Vec::new();
     let mut maps = Vec::new();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|_| ())?;
+    let text = procfs::read_proc_text(&format!("/proc/{pid}/maps")).map_err(|_| ())?;
     // The executable was described from /proc/<pid>/exe, the very file loaded.
     let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> =
         vec![(exe.st_dev, exe.st_ino, exe_desc.clone())];
