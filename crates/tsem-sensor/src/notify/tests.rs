@@ -713,13 +713,12 @@ fn a_reused_thread_id_is_described_with_its_own_credentials() {
     let (mut n, rec) = notifier(&fake, true);
     const CHILD: i32 = TID + 1;
     let open = |n: &mut Notifier<Recorder>| {
-        let mut call = n
-            .begin(Notif {
-                pid: CHILD as u32,
-                ..notif(Sysno::Openat, [AT_FDCWD, private, 0, 0, 0, 0])
-            })
-            .ok()
-            .expect("the child's credentials were read");
+        let Ok(mut call) = n.begin(Notif {
+            pid: CHILD as u32,
+            ..notif(Sysno::Openat, [AT_FDCWD, private, 0, 0, 0, 0])
+        }) else {
+            panic!("the child's credentials were not read");
+        };
         n.wear(&mut call).unwrap();
         n.dispatch(&mut call)
     };
