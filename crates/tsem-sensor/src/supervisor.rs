@@ -648,6 +648,8 @@ pub(crate) fn trace_loop<H: EventHandler>(
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             lock(&shared.tree).exit_counting_orphans(tid);
+            // A task that reuses the id has its own serial; the entry is only memory now.
+            lock(&shared.status).remove(&tid);
             lock(&shared.handler).on_exit(tid);
             if tid == root {
                 exit = if libc::WIFEXITED(status) {
@@ -797,7 +799,7 @@ fn exec_objects(
 ) -> Result<ExecObjects, ()> {
     let mut interps = Vec::new();
     let mut maps = Vec::new();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|_| ())?;
+    let text = procfs::read_proc_text(&format!("/proc/{pid}/maps")).map_err(|_| ())?;
     // The executable was described from /proc/<pid>/exe, the very file loaded.
     let mut files: Vec<(u64, u64, tsem_core::event::FileDesc)> =
         vec![(exe.st_dev, exe.st_ino, exe_desc.clone())];

@@ -137,8 +137,12 @@ impl Tree {
             },
             untrusted: p.untrusted,
             execed: false,
-            serial: self.next_serial,
+            // Its own: a child that reuses the thread id of one that ended is another task, and
+            // the status cache (`notify::Shared::status`) keyed by its serial must not serve
+            // it the ended one's credentials.
+            serial: self.next_serial + 1,
         };
+        self.next_serial += 1;
         self.tasks.insert(child, t);
         self.tasks_seen += 1;
         true

@@ -86,13 +86,15 @@ impl<H: EventHandler> Notifier<H> {
 
     /// The description of the task's descriptor `fd` when it is a file the supervisor injected
     /// and which has not changed since (see [`Injected`]).
-    /// `f` is the task's descriptor `fd`, fetched now, and `st` its `fstat`.
+    /// `f` is the task's descriptor `fd`, fetched now, `st` its `fstat` and `mnt` its mount id,
+    /// both from the one `statx` (`sys::fstat_mnt`).
     pub(super) fn injected_file(
         &self,
         call: &Call,
         fd: i32,
         f: BorrowedFd<'_>,
         st: &libc::stat,
+        mnt: Option<u64>,
     ) -> Option<FileDesc> {
         let (key, mnt_id, desc) = {
             let kept = lock(&self.shared.injected);
@@ -106,7 +108,7 @@ impl<H: EventHandler> Notifier<H> {
         // A file the workload writes may change without its key moving: described afresh.
         if st.st_nlink != 1
             || crate::digest_cache::DigestKey::of(st) != key
-            || sys::mount_id(f).ok()? != mnt_id
+            || mnt? != mnt_id
             || self.desc.is_written(st)
         {
             return None;
@@ -140,8 +142,8 @@ impl<H: EventHandler> Notifier<H> {
         if !self.valid(call) {
             return Ok(Reply::Gone);
         }
-        let st = sys::fstat(f.as_fd())?;
-        if let Some(file) = self.injected_file(call, fd, f.as_fd(), &st)
+        let (st, mnt) = sys::fstat_mnt(f.as_fd())?;
+        if let Some(file) = self.injected_file(call, fd, f.as_fd(), &st, mnt)
             && !(exec && file.path.pathname.starts_with("/memfd:"))
         {
             self.claim_mapping(&st, exec, shared_write)?;

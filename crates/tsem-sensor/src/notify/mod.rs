@@ -217,6 +217,9 @@ struct Call {
     worn: bool,
     /// Set by an emulated open of a regular file: its description, identity and mount.
     injected: Option<(FileDesc, crate::digest_cache::DigestKey, u64)>,
+    /// The flags of an open the supervisor performs: every descriptor it hands back for the
+    /// call was opened with their access mode, so [`Notifier::answer`] needs no `F_GETFL`.
+    open_flags: Option<u64>,
 }
 
 /// A path resolved for the supervisor: a directory descriptor standing for the target's
@@ -431,6 +434,7 @@ impl<H: EventHandler> Notifier<H> {
             unfaithful: false,
             worn: false,
             injected: None,
+            open_flags: None,
         })
     }
 
@@ -452,8 +456,11 @@ impl<H: EventHandler> Notifier<H> {
                 // A file open for writing must be closed here before the task runs again: an
                 // exec of it right after would fail with ETXTBSY while we still hold it. Such a
                 // descriptor is installed first and the call answered once ours is closed.
-                let writable = sys::status_flags(fd.as_fd())
-                    .is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY);
+                let writable = match call.open_flags {
+                    Some(fl) => fl as i32 & libc::O_ACCMODE != libc::O_RDONLY,
+                    None => sys::status_flags(fd.as_fd())
+                        .is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY),
+                };
                 let installed = if writable {
                     sys::notif_addfd(self.fd.as_fd(), n.id, fd.as_fd(), cloexec)
                 } else {

@@ -620,6 +620,7 @@ impl<H: EventHandler> Notifier<H> {
             unfaithful: call.unfaithful,
             worn: call.worn,
             injected: None,
+            open_flags: None,
         };
         let wearing = sys::wearing();
         let spawned = std::thread::Builder::new()

@@ -123,6 +123,9 @@ impl<H: EventHandler> Notifier<H> {
         mode: u64,
         resolve: u64,
     ) -> Result<Reply, Fail> {
+        // Whatever descriptor this call hands back (reopened, created, a FIFO's or a
+        // device's) is opened with these flags' access mode.
+        call.open_flags = Some(flags);
         let dirfd = path.dirfd;
         let raw = self.read_cstr(call.tid, path.addr)?;
         if raw.is_empty() {

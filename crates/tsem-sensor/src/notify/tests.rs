@@ -693,3 +693,65 @@ fn a_capset_applied_other_than_described_is_counted_and_untrusts_the_thread() {
     }
     fake.status.lock().unwrap().coe.capeff = eff;
 }
+
+/// A thread id that a new task reuses after the first one ended names another task: its calls
+/// are described and performed with its own credentials, never the ended one's that the status
+/// cache held (the cache is keyed by the task's serial, which each new task gets afresh).
+#[test]
+fn a_reused_thread_id_is_described_with_its_own_credentials() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new("reused");
+    std::fs::write(dir.0.join("private"), b"the first task's only").unwrap();
+    std::fs::set_permissions(
+        dir.0.join("private"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let private = fake.put(0, &[b"private\0"]);
+    let (mut n, rec) = notifier(&fake, true);
+    const CHILD: i32 = TID + 1;
+    let open = |n: &mut Notifier<Recorder>| {
+        let Ok(mut call) = n.begin(Notif {
+            pid: CHILD as u32,
+            ..notif(Sysno::Openat, [AT_FDCWD, private, 0, 0, 0, 0])
+        }) else {
+            panic!("the child's credentials were not read");
+        };
+        n.wear(&mut call).unwrap();
+        n.dispatch(&mut call)
+    };
+    // A child with the test's own credentials opens the file it owns.
+    super::lock(&n.shared.tree).clone_task(TID, CHILD, CHILD);
+    let first = open(&mut n);
+    sys::wear_own().unwrap();
+    let Reply::AddFd(fd, _) = first else {
+        panic!("the owner's open was not performed");
+    };
+    assert_eq!(read_all(&fd), b"the first task's only");
+    // It ends, and a task of uid 1234 is created with the same thread id.
+    super::lock(&n.shared.tree).exit(CHILD);
+    {
+        let mut s = fake.status.lock().unwrap();
+        s.coe.uid = 1234;
+        s.coe.euid = 1234;
+        s.coe.suid = 1234;
+        s.coe.fsuid = 1234;
+        s.coe.capeff = 0;
+    }
+    super::lock(&n.shared.tree).clone_task(TID, CHILD, CHILD);
+    let second = open(&mut n);
+    sys::wear_own().unwrap();
+    // Refused: by the kernel's own check when the thread wore uid 1234 (EACCES), by the
+    // sensor when it cannot (EPERM). With the ended task's credentials it was opened.
+    assert!(
+        matches!(second, Reply::Error(libc::EACCES | libc::EPERM)),
+        "the new task opened the file with the ended one's credentials"
+    );
+    let events = rec.events();
+    assert!(
+        events[1..].iter().all(|e| e.event.coe.euid == 1234),
+        "the new task's event carries the ended one's COE"
+    );
+}

@@ -229,14 +229,17 @@ pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> io::Result<usize> 
 /// `readlink` of a path (used on `/proc/self/fd/N` magic links).
 pub fn readlink(path: &str) -> io::Result<Vec<u8>> {
     let p = cstr(path.as_bytes())?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // On the stack, and only what the link holds is copied out: a zeroed page from the heap
+    // for every description was a calloc and a memset per event.
+    let mut buf = [MaybeUninit::<u8>::uninit(); libc::PATH_MAX as usize + 1];
     // SAFETY: `buf` is writable for its length; readlink never NUL-terminates.
     let r = unsafe { libc::readlink(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    buf.truncate(r as usize);
-    Ok(buf)
+    // SAFETY: the kernel wrote the first `r` bytes (r <= buf.len()).
+    let text = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), r as usize) };
+    Ok(text.to_vec())
 }
 
 /// `fcntl(F_GETFL)` / `fcntl(F_SETFL)`.
