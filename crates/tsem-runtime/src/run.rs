@@ -32,8 +32,17 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     // tsem), which need not be one after the other on the container's path.
     let (launch, rec) = supervisor_launch(g, &id, &config, &sup)?;
     let starting = std::thread::spawn(move || launch.start(false));
+    // Held until runc has ended: the hook runs from it.
+    let hook = crate::hookbin::Hook::load();
     let prepared = (|| {
-        let private = private_bundle(&bundle, config, &rec, &id)?;
+        let exe = match &hook {
+            Some(h) => h.path(),
+            None => std::env::current_exe().map_err(|e| RuntimeError::Bundle {
+                path: "tsem-runtime".into(),
+                why: e.to_string(),
+            })?,
+        };
+        let private = private_bundle(&bundle, config, &rec, &id, &exe)?;
         let listener = Listener::bind(&rec.handover_socket())?;
         Ok::<_, RuntimeError>((private, listener))
     })();
@@ -67,6 +76,7 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     forward_signals(runc_pid);
     let handed = wait_hook(listener, runc_pid, &mut daemon);
     let status = runc.wait().map_err(|e| RuntimeError::Wait(id.clone(), e))?;
+    drop(hook);
     if detach && status.success() {
         return Ok(0);
     }
@@ -133,12 +143,13 @@ fn wait_hook(
 
 /// Write the private bundle in `rec`: the caller's config with paths relative to the bundle
 /// made absolute (runc resolves them from the bundle directory, which is now ours) and the
-/// hand-over hook first among the `createRuntime` hooks.
+/// hand-over hook (the program `exe`) first among the `createRuntime` hooks.
 fn private_bundle(
     bundle: &Path,
     mut config: serde_json::Value,
     rec: &Record,
     id: &str,
+    exe: &Path,
 ) -> Result<PathBuf, RuntimeError> {
     let bad = |path: &Path, why: String| RuntimeError::Bundle {
         path: path.display().to_string(),
@@ -172,7 +183,6 @@ fn private_bundle(
             }
         }
     }
-    let exe = std::env::current_exe().map_err(|e| bad(Path::new("tsem-runtime"), e.to_string()))?;
     let hook = serde_json::json!({
         "path": exe.display().to_string(),
         "args": [
@@ -294,7 +304,8 @@ mod tests {
             ],
             "hooks": {"createRuntime": [{"path": "/bin/true"}], "poststop": [{"path": "/x"}]},
         });
-        let private = private_bundle(&bundle, config, &rec, "c1").unwrap();
+        let private =
+            private_bundle(&bundle, config, &rec, "c1", Path::new("/x/tsem-runtime")).unwrap();
         let c: serde_json::Value =
             serde_json::from_slice(&std::fs::read(private.join("config.json")).unwrap()).unwrap();
         let b = std::fs::canonicalize(&bundle).unwrap();
@@ -307,6 +318,7 @@ mod tests {
         assert_eq!(c["mounts"][2]["source"], "/srv/x");
         let hooks = c["hooks"]["createRuntime"].as_array().unwrap();
         assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0]["path"], "/x/tsem-runtime");
         assert_eq!(hooks[0]["args"][1], handover::COMMAND);
         assert_eq!(hooks[0]["args"][3], "c1");
         assert_eq!(hooks[1]["path"], "/bin/true");
