@@ -27,14 +27,13 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     let detach = a.flag(&["-d", "--detach"]);
     let keep = a.flag(&["--keep"]);
     // runc sets the container up while the supervisor loads its model: the hook waits for it
-    // (its refusal then fails the hook, and nothing of the container runs). The daemon is
-    // started on a thread while runc is: each spawn waits for its program's exec (~1 ms for
-    // tsem), which need not be one after the other on the container's path.
+    // (its refusal then fails the hook, and nothing of the container runs). runc is started
+    // first: it is the container's path, while the supervisor has runc's whole set-up (20 ms and
+    // more) to get ready; each spawn waits for its program's exec.
     let (launch, rec) = supervisor_launch(g, &id, &config, &sup)?;
-    let starting = std::thread::spawn(move || launch.start(false));
     // Held until runc has ended: the hook runs from it.
     let hook = crate::hookbin::Hook::load();
-    let prepared = (|| {
+    let runc = (|| {
         let exe = match &hook {
             Some(h) => h.path(),
             None => std::env::current_exe().map_err(|e| RuntimeError::Bundle {
@@ -44,29 +43,23 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
         };
         let private = private_bundle(&bundle, config, &rec, &id, &exe)?;
         let listener = Listener::bind(&rec.handover_socket())?;
-        Ok::<_, RuntimeError>((private, listener))
-    })();
-    let runc = prepared.and_then(|(private, listener)| {
         let runc = delegate.spawn("run", &with_bundle(args, &private))?;
-        Ok((runc, listener))
-    });
-    let started = starting.join().unwrap_or_else(|_| {
-        Err(std::io::Error::other("the thread starting the supervisor panicked").into())
-    });
-    let (mut daemon, mut runc, listener) = match (started, runc) {
-        (Ok(daemon), Ok((runc, listener))) => (daemon, runc, listener),
-        (Ok(daemon), Err(e)) => {
-            daemon.abandon();
+        Ok::<_, RuntimeError>((runc, listener))
+    })();
+    let (mut runc, listener) = match runc {
+        Ok(r) => r,
+        Err(e) => {
             let _ = rec.remove();
             return Err(e);
         }
-        (Err(e), runc) => {
-            // No supervisor: the hook finds no socket and fails, so runc kills the init and
+    };
+    let mut daemon = match launch.start(false) {
+        Ok(d) => d,
+        Err(e) => {
+            // No supervisor: the hook's connection is refused, so runc kills the init and
             // fails the run before the container's program runs.
-            if let Ok((mut runc, listener)) = runc {
-                drop(listener);
-                let _ = runc.wait();
-            }
+            drop(listener);
+            let _ = runc.wait();
             let _ = rec.remove();
             return Err(e.into());
         }
@@ -213,7 +206,6 @@ fn private_bundle(
     };
     list.insert(0, hook);
     let dir = rec.bundle();
-    std::fs::create_dir(&dir).map_err(|e| bad(&dir, e.to_string()))?;
     let path = dir.join("config.json");
     let text = serde_json::to_vec(&config).map_err(|e| bad(&path, e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| bad(&path, e.to_string()))?;
