@@ -154,8 +154,8 @@ pub fn attach<H: EventHandler + 'static>(
         // refusal in the forensics), with no filter to listen to.
         Err(_) if exec_refusals(&shared) != refused_before => {
             let _ = sys::kill(pid, libc::SIGKILL);
-            let exit =
-                supervisor::trace_loop(pid, &shared, config, Some(held)).map_err(trace("waitpid"))?;
+            let exit = supervisor::trace_loop(pid, &shared, config, Some(held))
+                .map_err(trace("waitpid"))?;
             let none = std::sync::Arc::new(std::sync::Mutex::new(None));
             return Ok(supervisor::finish(shared, &none, config, exit, None, None)?);
         }
