@@ -130,14 +130,26 @@ pub fn attach<H: EventHandler + 'static>(
     // mostly round trips to the task and the kernel's preparation of the filter). The task runs
     // its program only after both.
     let refused_before = exec_refusals(&shared);
+    let describe = || {
+        let mut tools = supervisor::tracer_tools(&shared, config);
+        supervisor::describe_held_exec(pid, former, &shared, &mut tools);
+        tools
+    };
     let (described, installed) = std::thread::scope(|s| {
-        let describing = s.spawn(|| {
-            let mut tools = supervisor::tracer_tools(&shared, config);
-            supervisor::describe_held_exec(pid, former, &shared, &mut tools);
-            tools
-        });
-        let installed = install_filter(pid, &filter, config.backstop.as_ref());
-        (describing.join(), installed)
+        match std::thread::Builder::new()
+            .name("tsem-first-exec".into())
+            .spawn_scoped(s, describe)
+        {
+            Ok(describing) => {
+                let installed = install_filter(pid, &filter, config.backstop.as_ref());
+                (describing.join(), installed)
+            }
+            // No second thread (a limit): one after the other, as the tracer alone.
+            Err(_) => (
+                Ok(describe()),
+                install_filter(pid, &filter, config.backstop.as_ref()),
+            ),
+        }
     });
     let Ok(tools) = described else {
         let _ = sys::kill(pid, libc::SIGKILL);
