@@ -15,10 +15,15 @@ fn main() {
     if target != "x86_64-unknown-linux-gnu" {
         return;
     }
-    let (Some(out), Some(rustc)) = (std::env::var_os("OUT_DIR"), std::env::var_os("RUSTC")) else {
-        eprintln!("tsem-runtime build: OUT_DIR or RUSTC not set by cargo");
+    let (Some(out), Some(rustc), Some(dir)) = (
+        std::env::var_os("OUT_DIR"),
+        std::env::var_os("RUSTC"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        eprintln!("tsem-runtime build: OUT_DIR, RUSTC or CARGO_MANIFEST_DIR not set by cargo");
         std::process::exit(1);
     };
+    let source = PathBuf::from(dir).join("hook/main.rs");
     let bin = PathBuf::from(out).join("tsem-handover");
     let status = Command::new(rustc)
         .args([
@@ -48,9 +53,9 @@ fn main() {
             "link-arg=-static",
             "-C",
             "link-arg=-Wl,--build-id=none",
-            "hook/main.rs",
-            "-o",
         ])
+        .arg(&source)
+        .arg("-o")
         .arg(&bin)
         .status();
     match status {
