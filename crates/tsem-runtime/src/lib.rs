@@ -17,6 +17,8 @@ pub mod cli;
 pub mod commands;
 pub mod delegate;
 pub mod handover;
+pub mod hookbin;
+pub mod hookstate;
 pub mod run;
 pub mod state;
 pub mod supervise;

@@ -27,37 +27,39 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     let detach = a.flag(&["-d", "--detach"]);
     let keep = a.flag(&["--keep"]);
     // runc sets the container up while the supervisor loads its model: the hook waits for it
-    // (its refusal then fails the hook, and nothing of the container runs). The daemon is
-    // started on a thread while runc is: each spawn waits for its program's exec (~1 ms for
-    // tsem), which need not be one after the other on the container's path.
+    // (its refusal then fails the hook, and nothing of the container runs). runc is started
+    // first: it is the container's path, while the supervisor has runc's whole set-up (20 ms and
+    // more) to get ready; each spawn waits for its program's exec.
     let (launch, rec) = supervisor_launch(g, &id, &config, &sup)?;
-    let starting = std::thread::spawn(move || launch.start(false));
-    let prepared = (|| {
-        let private = private_bundle(&bundle, config, &rec, &id)?;
+    // Held until runc has ended: the hook runs from it.
+    let hook = crate::hookbin::Hook::load();
+    let runc = (|| {
+        let exe = match &hook {
+            Some(h) => h.path(),
+            None => std::env::current_exe().map_err(|e| RuntimeError::Bundle {
+                path: "tsem-runtime".into(),
+                why: e.to_string(),
+            })?,
+        };
+        let private = private_bundle(&bundle, config, &rec, &id, &exe)?;
         let listener = Listener::bind(&rec.handover_socket())?;
-        Ok::<_, RuntimeError>((private, listener))
-    })();
-    let runc = prepared.and_then(|(private, listener)| {
         let runc = delegate.spawn("run", &with_bundle(args, &private))?;
-        Ok((runc, listener))
-    });
-    let started = starting.join().unwrap_or_else(|_| {
-        Err(std::io::Error::other("the thread starting the supervisor panicked").into())
-    });
-    let (mut daemon, mut runc, listener) = match (started, runc) {
-        (Ok(daemon), Ok((runc, listener))) => (daemon, runc, listener),
-        (Ok(daemon), Err(e)) => {
-            daemon.abandon();
+        Ok::<_, RuntimeError>((runc, listener))
+    })();
+    let (mut runc, listener) = match runc {
+        Ok(r) => r,
+        Err(e) => {
             let _ = rec.remove();
             return Err(e);
         }
-        (Err(e), runc) => {
-            // No supervisor: the hook finds no socket and fails, so runc kills the init and
+    };
+    let mut daemon = match launch.start(false) {
+        Ok(d) => d,
+        Err(e) => {
+            // No supervisor: the hook's connection is refused, so runc kills the init and
             // fails the run before the container's program runs.
-            if let Ok((mut runc, listener)) = runc {
-                drop(listener);
-                let _ = runc.wait();
-            }
+            drop(listener);
+            let _ = runc.wait();
             let _ = rec.remove();
             return Err(e.into());
         }
@@ -67,6 +69,7 @@ pub fn run(g: &Globals, delegate: &Delegate, args: &[OsString]) -> Result<i32, R
     forward_signals(runc_pid);
     let handed = wait_hook(listener, runc_pid, &mut daemon);
     let status = runc.wait().map_err(|e| RuntimeError::Wait(id.clone(), e))?;
+    drop(hook);
     if detach && status.success() {
         return Ok(0);
     }
@@ -133,12 +136,13 @@ fn wait_hook(
 
 /// Write the private bundle in `rec`: the caller's config with paths relative to the bundle
 /// made absolute (runc resolves them from the bundle directory, which is now ours) and the
-/// hand-over hook first among the `createRuntime` hooks.
+/// hand-over hook (the program `exe`) first among the `createRuntime` hooks.
 fn private_bundle(
     bundle: &Path,
     mut config: serde_json::Value,
     rec: &Record,
     id: &str,
+    exe: &Path,
 ) -> Result<PathBuf, RuntimeError> {
     let bad = |path: &Path, why: String| RuntimeError::Bundle {
         path: path.display().to_string(),
@@ -172,7 +176,6 @@ fn private_bundle(
             }
         }
     }
-    let exe = std::env::current_exe().map_err(|e| bad(Path::new("tsem-runtime"), e.to_string()))?;
     let hook = serde_json::json!({
         "path": exe.display().to_string(),
         "args": [
@@ -203,7 +206,6 @@ fn private_bundle(
     };
     list.insert(0, hook);
     let dir = rec.bundle();
-    std::fs::create_dir(&dir).map_err(|e| bad(&dir, e.to_string()))?;
     let path = dir.join("config.json");
     let text = serde_json::to_vec(&config).map_err(|e| bad(&path, e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| bad(&path, e.to_string()))?;
@@ -294,7 +296,8 @@ mod tests {
             ],
             "hooks": {"createRuntime": [{"path": "/bin/true"}], "poststop": [{"path": "/x"}]},
         });
-        let private = private_bundle(&bundle, config, &rec, "c1").unwrap();
+        let private =
+            private_bundle(&bundle, config, &rec, "c1", Path::new("/x/tsem-runtime")).unwrap();
         let c: serde_json::Value =
             serde_json::from_slice(&std::fs::read(private.join("config.json")).unwrap()).unwrap();
         let b = std::fs::canonicalize(&bundle).unwrap();
@@ -307,6 +310,7 @@ mod tests {
         assert_eq!(c["mounts"][2]["source"], "/srv/x");
         let hooks = c["hooks"]["createRuntime"].as_array().unwrap();
         assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0]["path"], "/x/tsem-runtime");
         assert_eq!(hooks[0]["args"][1], handover::COMMAND);
         assert_eq!(hooks[0]["args"][3], "c1");
         assert_eq!(hooks[1]["path"], "/bin/true");

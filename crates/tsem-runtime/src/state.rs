@@ -101,9 +101,11 @@ impl Record {
         self.dir.join("init.pid")
     }
 
-    /// The private bundle of a supervised `run`: the caller's config with the hand-over hook.
+    /// The private bundle of a supervised `run` (the caller's config with the hand-over hook):
+    /// the record itself, which holds its `config.json` (one directory fewer to make and remove
+    /// on the container's path).
     pub fn bundle(&self) -> PathBuf {
-        self.dir.join("bundle")
+        self.dir.clone()
     }
 
     /// The socket the hand-over hook of a supervised `run` connects to.

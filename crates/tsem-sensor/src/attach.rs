@@ -116,9 +116,61 @@ pub fn attach<H: EventHandler + 'static>(
     };
     let mut handler = handler;
     handler.on_view(&view);
+    let shared = match supervisor::new_shared(pid, config, handler, view) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            return Err(e.into());
+        }
+    };
     let filter = supervisor::filter_program(config);
-    let (listener, backstop) = match install_filter(pid, &filter, config.backstop.as_ref()) {
+    // The first exec's description and verdict (reading the program, its mappings, the
+    // container's mount table: ~0.45 ms) need no ptrace request: made on a second thread while
+    // this one, the tracer, installs the backstop and the filter in the held task (~0.6 ms,
+    // mostly round trips to the task and the kernel's preparation of the filter). The task runs
+    // its program only after both.
+    let refused_before = exec_refusals(&shared);
+    let describe = || {
+        let mut tools = supervisor::tracer_tools(&shared, config);
+        supervisor::describe_held_exec(pid, former, &shared, &mut tools);
+        tools
+    };
+    let (described, installed) = std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("tsem-first-exec".into())
+            .spawn_scoped(s, describe)
+        {
+            Ok(describing) => {
+                let installed = install_filter(pid, &filter, config.backstop.as_ref());
+                (describing.join(), installed)
+            }
+            // No second thread (a limit): one after the other, as the tracer alone.
+            Err(_) => (
+                Ok(describe()),
+                install_filter(pid, &filter, config.backstop.as_ref()),
+            ),
+        }
+    });
+    let Ok(tools) = described else {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        return Err(AttachError::Inject {
+            pid,
+            why: "describing the program failed".into(),
+        });
+    };
+    let held = supervisor::HeldExec { tid: pid, tools };
+    let (listener, backstop) = match installed {
         Ok(l) => l,
+        // The exec was refused and the task killed meanwhile, which also ended the
+        // installation: the run ends as any run whose first exec is refused (its report, the
+        // refusal in the forensics), with no filter to listen to.
+        Err(_) if exec_refusals(&shared) != refused_before => {
+            let _ = sys::kill(pid, libc::SIGKILL);
+            let exit = supervisor::trace_loop(pid, &shared, config, Some(held))
+                .map_err(trace("waitpid"))?;
+            let none = std::sync::Arc::new(std::sync::Mutex::new(None));
+            return Ok(supervisor::finish(shared, &none, config, exit, None, None)?);
+        }
         Err(why) => {
             let _ = sys::kill(pid, libc::SIGKILL);
             return Err(AttachError::Inject { pid, why });
@@ -126,11 +178,9 @@ pub fn attach<H: EventHandler + 'static>(
     };
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
     // The notification threads wear the container's credentials call by call (sys::wear).
-    let started = supervisor::new_shared(pid, config, handler, view)
-        .and_then(|shared| supervisor::start_notifiers(listener, &shared).map(|n| (shared, n)));
-    let (shared, (notifiers, listener_error)) = started?;
-    let exit = supervisor::trace_loop(pid, &shared, config, Some((pid, former)))
-        .map_err(trace("waitpid"))?;
+    let (notifiers, listener_error) = supervisor::start_notifiers(listener, &shared)?;
+    let exit =
+        supervisor::trace_loop(pid, &shared, config, Some(held)).map_err(trace("waitpid"))?;
     supervisor::join_notifiers(notifiers)?;
     Ok(supervisor::finish(
         shared,
@@ -140,6 +190,14 @@ pub fn attach<H: EventHandler + 'static>(
         None,
         backstop,
     )?)
+}
+
+/// How many execs the sensor has refused (killed) so far.
+fn exec_refusals<H: EventHandler>(shared: &crate::notify::Shared<H>) -> u64 {
+    shared
+        .counters
+        .exec_mismatch
+        .load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Seize every thread of `pid` (the runtime's init is a Go program: whichever thread executes

@@ -620,31 +620,20 @@ pub(crate) fn trace_loop<H: EventHandler>(
     root: i32,
     shared: &Shared<H>,
     config: &SensorConfig,
-    held_exec: Option<(i32, i32)>,
+    held_exec: Option<HeldExec>,
 ) -> std::io::Result<Exit> {
     let mut exit = Exit::Code(0);
     let mut leader_gone = false;
     let mut pending = std::collections::HashSet::new();
-    let mut desc = Describer::sharing(
-        config.alg,
-        Arc::clone(&shared.digests),
-        Arc::clone(&shared.objects),
-    );
-    desc.set_measure_exec(config.hash_pseudo_exec);
-    desc.set_view(shared.view.clone());
-    // Kept descriptors open for writing: the workload may change those files unseen.
-    for fd in &config.keep_fds {
-        if let Some(st) = sys::writable_file(*fd) {
-            desc.mark_written(&st);
+    let (mut desc, mut mapper) = match held_exec {
+        // Described already (`describe_held_exec`): the tracer goes on with the same
+        // describer, its caches filled, and lets the task run.
+        Some(held) => {
+            let _ = sys::ptrace_cont(held.tid, 0);
+            held.tools
         }
-    }
-    let mut mapper = Mapper::new(config.alg, config.mapping);
-    if let Some((tid, former)) = held_exec {
-        if !shared.mechanism_only {
-            on_exec(tid, former, shared, &mut desc, &mut mapper);
-        }
-        let _ = sys::ptrace_cont(tid, 0);
-    }
+        None => tracer_tools(shared, config),
+    };
     while let Some((tid, status)) = sys::wait_any()? {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             lock(&shared.tree).exit_counting_orphans(tid);
@@ -836,6 +825,50 @@ fn exec_objects(
         maps.push((file, m.prot));
     }
     Ok((interps, maps))
+}
+
+/// An attached process's first exec, held at its stop and described (`describe_held_exec`):
+/// [`trace_loop`] resumes it and goes on with the describer and mapper that described it.
+pub(crate) struct HeldExec {
+    /// The task held.
+    pub tid: i32,
+    /// The tracer's describer and mapper.
+    pub tools: (Describer, Mapper),
+}
+
+/// The describer and mapper of the tracer thread.
+pub(crate) fn tracer_tools<H: EventHandler>(
+    shared: &Shared<H>,
+    config: &SensorConfig,
+) -> (Describer, Mapper) {
+    let mut desc = Describer::sharing(
+        config.alg,
+        Arc::clone(&shared.digests),
+        Arc::clone(&shared.objects),
+    );
+    desc.set_measure_exec(config.hash_pseudo_exec);
+    desc.set_view(shared.view.clone());
+    // Kept descriptors open for writing: the workload may change those files unseen.
+    for fd in &config.keep_fds {
+        if let Some(st) = sys::writable_file(*fd) {
+            desc.mark_written(&st);
+        }
+    }
+    (desc, Mapper::new(config.alg, config.mapping))
+}
+
+/// Describe the exec `tid` is held at (its former tid `former`) and decide on it, as the tracer
+/// does at every exec stop: no ptrace request and no wait, so another thread than the tracer
+/// may do it while the tracer works on the held task. A refused exec kills the task.
+pub(crate) fn describe_held_exec<H: EventHandler>(
+    tid: i32,
+    former: i32,
+    shared: &Shared<H>,
+    tools: &mut (Describer, Mapper),
+) {
+    if !shared.mechanism_only {
+        on_exec(tid, former, shared, &mut tools.0, &mut tools.1);
+    }
 }
 
 fn on_exec<H: EventHandler>(

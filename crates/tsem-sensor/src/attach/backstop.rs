@@ -342,26 +342,26 @@ fn batch_code() -> Vec<u8> {
     code
 }
 
-/// Run `code` in the task from its entry point (the words there saved and restored) with r12,
-/// r13 and r14 set, until the `int3` at its end.
+/// Run `code` in the task from its entry point (the bytes there saved and restored) with r12,
+/// r13 and r14 set, until the `int3` at its end. The code goes in and out through
+/// `/proc/<pid>/mem` (which writes the read-only text as `PTRACE_POKETEXT` does, for a tracer):
+/// three calls where a word at a time took some 45, on the container's path.
 fn run_code(t: &mut Task<'_>, code: &[u8], r12: u64, r13: u64, r14: u64) -> Result<(), String> {
+    use std::os::unix::fs::FileExt as _;
     let pid = t.pid;
     let io = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
     let at = t.at.rip;
-    let words = code.len().div_ceil(8);
-    let mut saved = Vec::with_capacity(words);
-    for i in 0..words {
-        saved.push(sys::regs::peek(pid, at + 8 * i as u64).map_err(io("PTRACE_PEEKTEXT"))?);
-    }
-    let mut padded = code.to_vec();
-    padded.resize(words * 8, 0xcc);
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .map_err(io("opening the task's memory"))?;
+    let mut saved = vec![0u8; code.len()];
+    mem.read_exact_at(&mut saved, at)
+        .map_err(io("reading the entry point"))?;
     let run = (|| {
-        for (i, w) in padded.chunks(8).enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            sys::regs::poke(pid, at + 8 * i as u64, u64::from_ne_bytes(b))
-                .map_err(io("PTRACE_POKETEXT"))?;
-        }
+        mem.write_all_at(code, at)
+            .map_err(io("writing the rules' loop"))?;
         let mut r = *t.at;
         r.orig_rax = u64::MAX;
         r.r12 = r12;
@@ -392,9 +392,8 @@ fn run_code(t: &mut Task<'_>, code: &[u8], r12: u64, r13: u64, r14: u64) -> Resu
         }
         Ok(())
     })();
-    for (i, w) in saved.iter().enumerate() {
-        sys::regs::poke(pid, at + 8 * i as u64, *w).map_err(io("restoring the entry point"))?;
-    }
+    mem.write_all_at(&saved, at)
+        .map_err(io("restoring the entry point"))?;
     sys::regs::set(pid, t.at).map_err(io("restoring the registers"))?;
     run
 }
