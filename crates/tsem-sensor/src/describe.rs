@@ -85,6 +85,9 @@ pub struct DescribeStats {
     pub digest_cache_hits: u64,
     /// Files that could not be read for hashing (digest reported as all-ones).
     pub digest_failures: u64,
+    /// Filesystems this describer read the facts of (magic, name, UUID) itself, none of the
+    /// run's other describers having read them before.
+    pub filesystems_read: u64,
 }
 
 /// A file created by the workload inside its namespace (spec §1.5).
@@ -109,6 +112,13 @@ pub struct Objects {
     written: std::collections::HashSet<(u64, u64)>,
     /// Inodes the workload mapped executable with `mmap` during the run.
     exec_mapped: std::collections::HashSet<(u64, u64)>,
+    /// Filesystem facts by device, and the latest mount table read, in the run's view: the
+    /// same for every describer, so the first to need them reads them for all (each read is
+    /// a `/proc` mount table, a `/sys` file, a `statfs` and a directory opened for its UUID;
+    /// a container's first commands would otherwise pay them once per supervisor thread).
+    /// They are cached exactly as a describer caches them for itself.
+    fs: HashMap<u64, FsInfo>,
+    mounts: Arc<Vec<Mount>>,
 }
 
 impl Objects {
@@ -131,7 +141,7 @@ pub type SharedObjects = Arc<Mutex<Objects>>;
 pub struct Describer {
     alg: HashAlg,
     fs: HashMap<u64, FsInfo>,
-    mounts: Vec<Mount>,
+    mounts: Arc<Vec<Mount>>,
     digests: DigestCache,
     objects: SharedObjects,
     stats: DescribeStats,
@@ -161,7 +171,7 @@ impl Describer {
         Self {
             alg,
             fs: HashMap::new(),
-            mounts: Vec::new(),
+            mounts: Arc::default(),
             digests,
             objects,
             stats: DescribeStats::default(),
@@ -173,7 +183,7 @@ impl Describer {
     /// Name paths in `view` from now on (crate::view).
     pub fn set_view(&mut self, view: View) {
         self.view = view;
-        self.mounts.clear();
+        self.mounts = Arc::default();
         self.fs.clear();
     }
 
@@ -245,14 +255,22 @@ impl Describer {
     /// Re-read the mount table (after the workload mounted or unmounted something).
     pub fn reload_mounts(&mut self) {
         if let Some(m) = self.view.mounts() {
-            self.mounts = m;
+            self.mounts = Arc::new(m);
+            self.objects().mounts = Arc::clone(&self.mounts);
         }
     }
 
     fn mount(&mut self, dev: u64, path: &[u8]) -> Option<Mount> {
         let (ma, mi) = (major(dev), minor(dev));
         if procfs::mount_for(&self.mounts, ma, mi, path).is_none() {
-            self.reload_mounts();
+            // The table another describer read last may have it; else read the table now
+            // (the workload may have mounted something since).
+            let latest = Arc::clone(&self.objects().mounts);
+            if procfs::mount_for(&latest, ma, mi, path).is_some() {
+                self.mounts = latest;
+            } else {
+                self.reload_mounts();
+            }
         }
         procfs::mount_for(&self.mounts, ma, mi, path).cloned()
     }
@@ -261,6 +279,12 @@ impl Describer {
         if let Some(f) = self.fs.get(&dev) {
             return f.clone();
         }
+        let known = self.objects().fs.get(&dev).cloned();
+        if let Some(f) = known {
+            self.fs.insert(dev, f.clone());
+            return f;
+        }
+        self.stats.filesystems_read += 1;
         let magic = sys::fstatfs(fd).map(|s| s.f_type as u32).unwrap_or(0);
         let m = self.mount(dev, path);
         let (ma, mi) = (major(dev), minor(dev));
@@ -282,6 +306,7 @@ impl Describer {
             .unwrap_or([0; 16]);
         let info = FsInfo { magic, s_id, uuid };
         self.fs.insert(dev, info.clone());
+        self.objects().fs.insert(dev, info.clone());
         info
     }
 
@@ -634,6 +659,36 @@ mod tests {
             d2.digest(Some(f.as_fd()), &st2, 0xef53, false),
             HashAlg::Sha256.digest(b"two!")
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn filesystem_facts_are_read_once_for_the_describers_of_a_run() {
+        let (dir, p, f, st) = one_file("tsem-fsfacts", b"one");
+        let path = p.to_str().unwrap().as_bytes().to_vec();
+        let objects = SharedObjects::default();
+        let describer = |objects: &SharedObjects| {
+            Describer::sharing(HashAlg::Sha256, DigestCache::default(), Arc::clone(objects))
+        };
+        let (mut d1, mut d2) = (describer(&objects), describer(&objects));
+        let a = d1.inode(f.as_fd(), &st, &path);
+        assert_eq!(d1.stats().filesystems_read, 1);
+        assert_eq!(
+            format!("{:?}", d2.inode(f.as_fd(), &st, &path)),
+            format!("{a:?}")
+        );
+        assert_eq!(
+            d2.stats().filesystems_read,
+            0,
+            "read again by a describer of the run"
+        );
+        // Another run's describer reads them itself, and finds the same.
+        let mut d3 = describer(&SharedObjects::default());
+        assert_eq!(
+            format!("{:?}", d3.inode(f.as_fd(), &st, &path)),
+            format!("{a:?}")
+        );
+        assert_eq!(d3.stats().filesystems_read, 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
