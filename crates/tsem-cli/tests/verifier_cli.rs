@@ -609,28 +609,7 @@ fn run_attests_to_the_verifier() {
     let model = dir.0.join("job.model");
     let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"], None);
     assert!(o.status.success(), "{}", text(&o));
-    let key = dir.0.join("key");
-    assert!(run(&["keygen", "-o", p(&key)]).status.success());
-    let token = dir.0.join("token");
-    let v = Verifier::start(
-        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
-        &["--admin-token-file", p(&token)],
-    );
-    let o = run(&[
-        "verifier",
-        "enroll",
-        "--url",
-        &v.url,
-        "--token-file",
-        p(&token),
-        "--workload",
-        "job",
-        "--model",
-        p(&model),
-        "--key",
-        &format!("{}.pub", p(&key)),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (v, key) = verifier_process::with_job_enrolled(&dir.0, &model, &[]);
     let enforce = |workload: &str, extra: Option<&Path>| {
         sh(
             &[

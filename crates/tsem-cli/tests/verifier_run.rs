@@ -7,11 +7,11 @@ mod common;
 mod verifier_process;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use tsem_verifier::Client;
-use verifier_process::{Verifier, text};
+use verifier_process::text;
 
 fn tsem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tsem"))
@@ -19,10 +19,6 @@ fn tsem() -> Command {
 
 fn p(x: &Path) -> &str {
     x.to_str().unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    tsem().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 /// The verdicts in a workload's history, oldest first (enrolment notes and `stale` entries
@@ -97,32 +93,11 @@ fn run_attests_while_it_runs() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     std::fs::remove_file(&stop).unwrap();
-    let key = dir.0.join("key");
-    assert!(run(&["keygen", "-o", p(&key)]).status.success());
-    let token = dir.0.join("token");
-    let v = Verifier::start(
-        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
-        &["--admin-token-file", p(&token)],
+    let (v, key) = verifier_process::with_job_enrolled(
+        &dir.0,
+        &model,
+        &["--every", "2", "--max-forensics", "0"],
     );
-    let o = run(&[
-        "verifier",
-        "enroll",
-        "--url",
-        &v.url,
-        "--token-file",
-        p(&token),
-        "--workload",
-        "job",
-        "--model",
-        p(&model),
-        "--key",
-        &format!("{}.pub", p(&key)),
-        "--every",
-        "2",
-        "--max-forensics",
-        "0",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
     let c = Client::new(&v.url, None).unwrap();
     let status = || c.status().unwrap()[0].verdict.clone();
     let count = |verdict: &str| {
@@ -243,30 +218,7 @@ fn run_every_makes_one_request_per_attestation() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     std::fs::remove_file(&stop).unwrap();
-    let key = dir.0.join("key");
-    assert!(run(&["keygen", "-o", p(&key)]).status.success());
-    let token = dir.0.join("token");
-    let v = Verifier::start(
-        &format!("sqlite://{}", p(&dir.0.join("v.db"))),
-        &["--admin-token-file", p(&token)],
-    );
-    let o = run(&[
-        "verifier",
-        "enroll",
-        "--url",
-        &v.url,
-        "--token-file",
-        p(&token),
-        "--workload",
-        "job",
-        "--model",
-        p(&model),
-        "--key",
-        &format!("{}.pub", p(&key)),
-        "--every",
-        "2",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (v, key) = verifier_process::with_job_enrolled(&dir.0, &model, &["--every", "2"]);
     let c = Client::new(&v.url, None).unwrap();
     let before = served(&c);
     let log_path = dir.0.join("run.log");

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 /// A `tsem verifier serve` process; its URL is the first line it prints.
@@ -48,6 +49,39 @@ impl Drop for Verifier {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A verifier on SQLite in `dir` with an admin token, and workload `job` enrolled in it under
+/// `model` with a new Ed25519 key `dir/key` and the `extra` enrolment options. Returns the
+/// verifier and the key's path.
+pub fn with_job_enrolled(dir: &Path, model: &Path, extra: &[&str]) -> (Verifier, PathBuf) {
+    let tsem = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tsem"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let key = dir.join("key");
+    let o = tsem(&["keygen", "-o", &s(&key)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = dir.join("token");
+    let v = Verifier::start(
+        &format!("sqlite://{}", s(&dir.join("v.db"))),
+        &["--admin-token-file", &s(&token)],
+    );
+    let (url, token, model, public) = (
+        v.url.clone(),
+        s(&token),
+        s(model),
+        format!("{}.pub", s(&key)),
+    );
+    let mut args = vec!["verifier", "enroll", "--url", &url, "--token-file", &token];
+    args.extend(["--workload", "job", "--model", &model, "--key", &public]);
+    args.extend(extra);
+    let o = tsem(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    (v, key)
 }
 
 /// Exit status, stdout and stderr of a command, for assertion messages and `contains` checks.
