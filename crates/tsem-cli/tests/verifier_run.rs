@@ -21,6 +21,24 @@ fn p(x: &Path) -> &str {
     x.to_str().unwrap()
 }
 
+/// `tsem run MODE --model MODEL` of `sh job.sh`, attesting as workload `job` to the verifier
+/// at `url` every second with `key`.
+fn attesting_run<'a>(mode: &'a str, model: &'a Path, url: &'a str, key: &'a Path) -> Vec<&'a str> {
+    let mut a = vec!["run", mode, "--model", p(model), "--verifier", url];
+    a.extend([
+        "--workload",
+        "job",
+        "--key",
+        p(key),
+        "--every",
+        "1",
+        "--",
+        "sh",
+        "job.sh",
+    ]);
+    a
+}
+
 /// The verdicts in a workload's history, oldest first (enrolment notes and `stale` entries
 /// included).
 fn verdicts(c: &Client, workload: &str) -> Vec<(String, String)> {
@@ -108,27 +126,11 @@ fn run_attests_while_it_runs() {
     };
     let start = |mode: &str, log: &str| {
         let log = std::fs::File::create(dir.0.join(log)).unwrap();
-        sh(&[
-            "run",
-            mode,
-            "--model",
-            p(&model),
-            "--verifier",
-            &v.url,
-            "--workload",
-            "job",
-            "--key",
-            p(&key),
-            "--every",
-            "1",
-            "--",
-            "sh",
-            "job.sh",
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        sh(&attesting_run(mode, &model, &v.url, &key))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
     };
     let log = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap();
 
@@ -223,27 +225,11 @@ fn run_every_makes_one_request_per_attestation() {
     let before = served(&c);
     let log_path = dir.0.join("run.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut job = sh(&[
-        "run",
-        "--enforce",
-        "--model",
-        p(&model),
-        "--verifier",
-        &v.url,
-        "--workload",
-        "job",
-        "--key",
-        p(&key),
-        "--every",
-        "1",
-        "--",
-        "sh",
-        "job.sh",
-    ])
-    .stdout(log.try_clone().unwrap())
-    .stderr(log)
-    .spawn()
-    .unwrap();
+    let mut job = sh(&attesting_run("--enforce", &model, &v.url, &key))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     let log = || std::fs::read_to_string(&log_path).unwrap();
     until(Some(&mut job), || log().contains("attestation 3 (running)"));
     std::fs::write(&stop, "").unwrap();

@@ -145,13 +145,18 @@ fn scenario(db_url: &str) {
     let mut s = Session::new(Client::new(&brief.url(), None).unwrap(), "web");
     s.hold(held.clone());
     let (n0, p0) = served(&bc);
-    let mut made = 0;
-    let a = s
-        .attest(|nonce| {
-            made += 1;
-            Ok::<_, ClientError>(post_for(&hex(nonce), "web", &k_web))
-        })
-        .unwrap();
+    // Attest through a session; how many attestations it made (one per nonce it tried).
+    let attest_web = |s: &mut Session| {
+        let mut made = 0;
+        let a = s
+            .attest(|nonce| {
+                made += 1;
+                Ok::<_, ClientError>(post_for(&hex(nonce), "web", &k_web))
+            })
+            .unwrap();
+        (a, made)
+    };
+    let (a, made) = attest_web(&mut s);
     assert_eq!(a.verdict, "affirming", "{}", a.reason);
     assert_eq!(served(&bc), (n0 + 1, p0 + 1));
     assert_eq!(made, 1);
@@ -162,13 +167,7 @@ fn scenario(db_url: &str) {
         nonce: held.nonce.clone(),
         expires: u64::MAX,
     });
-    let mut made = 0;
-    let a = s
-        .attest(|nonce| {
-            made += 1;
-            Ok::<_, ClientError>(post_for(&hex(nonce), "web", &k_web))
-        })
-        .unwrap();
+    let (a, made) = attest_web(&mut s);
     assert_eq!(a.verdict, "affirming", "{}", a.reason);
     assert_eq!(served(&bc), (n0 + 2, p0 + 3));
     assert_eq!(made, 2);
