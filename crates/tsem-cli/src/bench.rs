@@ -18,7 +18,9 @@ use tsem_core::hash::{Digest, HashAlg};
 #[derive(Subcommand)]
 pub enum BenchCmd {
     /// A C build (shell pipeline + make -j2 + gcc) bare, under `tsem run --learn`, under
-    /// `tsem run --enforce`, and under `strace -f` (a peer recording the same calls), alternating.
+    /// `tsem run --enforce`, under `strace -f` (a peer recording the same calls) and, when it is
+    /// on PATH, under syd in its tracing mode and an enforcing profile (crate::bench_peer),
+    /// alternating.
     Run {
         /// Runs of each variant (medians are reported).
         #[arg(long, default_value_t = 9)]
@@ -413,7 +415,9 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             &[&cache, "-o", &model],
         )),
     )?;
+    let peers = Peers::prepare(&dir, &sh.map(String::from));
     let mut t: [Vec<f64>; 8] = Default::default();
+    let mut tp: [Vec<f64>; 2] = Default::default();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
         for (k, (name, v)) in variants.iter().enumerate() {
@@ -422,9 +426,13 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
             }
             t[k].push(timed(&dir, name, &argv(v))?);
         }
+        for (k, (name, v)) in peers.runnable() {
+            tp[k].push(timed(&dir, name, &argv(v))?);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     let [bare, learn, enforce, no_backstop, cold, floor, emu, st] = t.map(|mut v| median(&mut v));
+    let [syd_off, syd_enforce] = tp.map(|mut v| median(&mut v));
     let over = |x: f64| enforce / x;
     let (over_floor, over_emu) = (over(floor), over(emu));
     let ratio = |x: f64| {
@@ -462,6 +470,11 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         "emulation_floor_ratio": ratio(emu),
         "enforce_over_mechanism_floor": (over_floor * 100.0).round() / 100.0,
         "enforce_over_emulation_floor": (over_emu * 100.0).round() / 100.0,
+        "syd": peers.json(&dir),
+        "syd_off_ms": ms(syd_off),
+        "syd_off_ratio": ratio(syd_off),
+        "syd_enforce_ms": ms(syd_enforce),
+        "syd_enforce_ratio": ratio(syd_enforce),
     });
     if as_json {
         println!("{v}");
@@ -505,6 +518,100 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         if strace {
             println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);
         }
+        peers.print(&[syd_off, syd_enforce], bare);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// syd's two columns for the C build: each runs only if the build succeeded under it once
+/// before the timed rounds; otherwise its column says why it is empty (crate::bench_peer).
+struct Peers {
+    syd: Option<(crate::bench_peer::Syd, crate::bench_peer::Denial)>,
+    variants: [(&'static str, Vec<String>); 2],
+    failed: [Option<String>; 2],
+}
+
+impl Peers {
+    fn prepare(dir: &std::path::Path, cmd: &[String]) -> Self {
+        let variants = [
+            ("syd-off", crate::bench_peer::Syd::tracing(cmd)),
+            (
+                "syd-enforce",
+                crate::bench_peer::Syd::enforcing(dir, None, cmd),
+            ),
+        ];
+        let Some(syd) = crate::bench_peer::Syd::detect() else {
+            let none = || Some("syd is not on PATH".to_string());
+            return Peers {
+                syd: None,
+                variants,
+                failed: [none(), none()],
+            };
+        };
+        let denial = match syd.prove_denial(dir) {
+            Ok(d) => d,
+            Err(e) => {
+                let why = || Some(format!("cannot run the denial check: {e}"));
+                return Peers {
+                    syd: None,
+                    variants,
+                    failed: [why(), why()],
+                };
+            }
+        };
+        let failed = variants.clone().map(|(name, v)| {
+            timed(dir, name, &argv(&v)).err().map(|e| {
+                eprintln!("tsem bench: {e}; the {name} column is skipped");
+                e.to_string()
+            })
+        });
+        Peers {
+            syd: Some((syd, denial)),
+            variants,
+            failed,
+        }
+    }
+
+    /// The variants that ran the build, with their index.
+    fn runnable(&self) -> impl Iterator<Item = (usize, &(&'static str, Vec<String>))> {
+        self.variants
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.failed[*k].is_none())
+    }
+
+    fn json(&self, dir: &std::path::Path) -> serde_json::Value {
+        let mut v = match &self.syd {
+            Some((s, d)) => s.json(dir, None, d),
+            None => json!({}),
+        };
+        if let Some(o) = v.as_object_mut() {
+            for (k, (name, _)) in self.variants.iter().enumerate() {
+                o.insert(format!("{name}_failed"), json!(self.failed[k]));
+            }
+        }
+        v
+    }
+
+    fn print(&self, medians: &[f64; 2], bare: f64) {
+        if let Some((s, d)) = &self.syd {
+            println!(
+                "syd: {}; its enforcing profile denied a read outside it: {}, allowed one \
+                 inside it: {}",
+                s.version(),
+                d.denied,
+                d.allowed
+            );
+        }
+        for (k, (name, _)) in self.variants.iter().enumerate() {
+            match &self.failed[k] {
+                None => println!(
+                    "{name:<15} {:.1} ms ({:.2}x)",
+                    medians[k] * 1e3,
+                    medians[k] / bare
+                ),
+                Some(why) => println!("{name:<15} not timed: {why}"),
+            }
+        }
+    }
 }

@@ -319,13 +319,12 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     if !strace {
         eprintln!("tsem bench: strace not found (apt-get install strace); its column is skipped");
     }
-    let syd = Command::new("syd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !syd {
-        eprintln!("tsem bench: syd is not on PATH; the peer sandbox's column is skipped");
-    }
+    let syd = crate::bench_peer::Syd::detect();
+    // The peer's enforcing profile must deny before it is timed (see bench_peer).
+    let denial = match &syd {
+        Some(s) => Some(s.prove_denial(&dir)?),
+        None => None,
+    };
     let mut variants: Vec<(&str, Vec<String>)> = vec![
         ("bare", sh.clone()),
         (
@@ -361,14 +360,12 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
         v.extend(sh.iter().cloned());
         variants.push(("strace", v));
     }
-    if syd {
-        // syd's tracing mode (the sandbox off, every call still passed through it).
-        let mut v: Vec<String> = ["syd", "-poff", "--"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect();
-        v.extend(sh.iter().cloned());
-        variants.push(("syd-off", v));
+    if syd.is_some() {
+        variants.push(("syd-off", crate::bench_peer::Syd::tracing(&sh)));
+        variants.push((
+            "syd-enforce",
+            crate::bench_peer::Syd::enforcing(&dir, Some(port), &sh),
+        ));
     }
     let (requests, clients) = (o.requests.max(1), o.clients.max(1));
     let per_conn = o.per_connection.max(1);
@@ -415,7 +412,10 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     out.insert("runs".into(), json!(o.runs.max(1)));
     out.insert(
         "syd".into(),
-        json!(if syd { "on PATH" } else { "not installed" }),
+        match (&syd, &denial) {
+            (Some(s), Some(d)) => s.json(&dir, Some(port), d),
+            _ => json!("not installed"),
+        },
     );
     let mut table = Vec::new();
     for (k, (name, _)) in variants.iter().enumerate() {
@@ -460,8 +460,15 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
         for l in table {
             println!("{l}");
         }
-        if !syd {
-            println!("syd: not installed (not on PATH), no peer column");
+        match (&syd, &denial) {
+            (Some(s), Some(d)) => println!(
+                "syd: {}; its enforcing profile denied a read outside it: {}, allowed one \
+                 inside it: {}",
+                s.version(),
+                d.denied,
+                d.allowed
+            ),
+            _ => println!("syd: not installed (not on PATH), no peer column"),
         }
     }
     let failed: usize = errors.iter().sum();

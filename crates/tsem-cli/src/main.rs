@@ -15,6 +15,7 @@ mod backstop;
 mod bench;
 mod bench_container;
 mod bench_model;
+mod bench_peer;
 mod bench_service;
 mod bench_verifier;
 mod console_cmd;
