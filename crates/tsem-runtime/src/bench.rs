@@ -207,8 +207,8 @@ fn measure(opts: &Opts, dir: &Path) -> Result<Report, BenchError> {
     // each mode after the same one within a round: `enforce` ran after `learn`, whose model
     // write, a rename over the old file on ext4, starts writeback, three times in four.)
     for round in 0..=opts.runs {
-        for k in 0..MODES.len() {
-            let m = (BALANCED[k] + round) % MODES.len();
+        for b in BALANCED {
+            let m = (b + round) % MODES.len();
             let mode = MODES[m];
             let ms = run(mode, round, &format!("bench-{mode}-{round}"))?;
             if round > 0 {
@@ -318,7 +318,7 @@ mod tests {
     fn every_mode_follows_every_other_once_in_four_rounds() {
         let mut after = [[0; 4]; 4];
         for round in 0..4 {
-            let row: Vec<usize> = (0..4).map(|k| (BALANCED[k] + round) % 4).collect();
+            let row: Vec<usize> = BALANCED.iter().map(|b| (b + round) % 4).collect();
             for w in row.windows(2) {
                 after[w[1]][w[0]] += 1;
             }
