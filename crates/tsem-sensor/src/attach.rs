@@ -388,7 +388,7 @@ fn install_filter(
     sys::regs::poke(pid, saved.rip, (text & !0xffff) | 0x050f).map_err(io("PTRACE_POKETEXT"))?;
     let mut deferred = Vec::new();
     let mut result = (|| {
-        let nnp = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        let nnp = crate::procfs::read_proc_text(&format!("/proc/{pid}/status"))
             .map_err(io("reading the task's status"))?
             .lines()
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]);

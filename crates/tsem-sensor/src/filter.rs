@@ -3,8 +3,9 @@
 //! anything that is not native x86_64.
 //!
 //! Hand-rolled rather than generated with `seccompiler` because that crate has no notify action;
-//! the program is small (two instructions per plain syscall) and checked by an interpreter in the
-//! tests below.
+//! the program is small (a binary search on the syscall number, two instructions per plain
+//! syscall at its leaves) and checked by an interpreter in the tests below, against the single
+//! chain of compares it replaced.
 
 use crate::syscalls::{Cond, Sysno};
 
@@ -82,6 +83,7 @@ const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
 const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 
 const fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
@@ -132,7 +134,12 @@ fn body(cond: Cond) -> Vec<libc::sock_filter> {
     }
 }
 
-/// Build the filter for `syscalls` (normally [`Sysno::ALL`]).
+/// Build the filter for `syscalls` (normally [`Sysno::ALL`]): the architecture checks, then a
+/// binary search on the syscall number down to runs of at most [`LEAF`] compares, each matched
+/// number with its body. The kernel prepares every filter by running it for each syscall
+/// number (the cache of calls it always allows, `seccomp_cache_prepare`): as one chain of
+/// ~180 compares that took ~0.22 ms in `seccomp(SET_MODE_FILTER)`, on the path of every
+/// workload's start; the search also shortens every notified call's run through it.
 pub fn build(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
     let mut p = vec![
         ins(LD_W_ABS, 0, 0, OFF_ARCH),
@@ -142,30 +149,74 @@ pub fn build(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
         ins(JGE_K, 0, 1, X32_SYSCALL_BIT),
         ins(RET_K, 0, 0, RET_KILL_PROCESS),
     ];
+    p.extend(search(&by_number(syscalls)));
+    p
+}
+
+/// Compares in a row at the leaves of the search (a few compares cost less than the jumps
+/// that would split them further).
+const LEAF: usize = 4;
+
+/// Each number's body (ending in a return), sorted by number. A number listed twice keeps its
+/// first body, in the order the checks were made when the program was one chain: refused,
+/// self-only, not implemented, then `syscalls`.
+fn by_number(syscalls: &[Sysno]) -> Vec<(u32, Vec<libc::sock_filter>)> {
+    let mut all: Vec<(u32, Vec<libc::sock_filter>)> = Vec::new();
     for nr in REFUSED {
-        p.push(ins(JEQ_K, 0, 1, *nr as u32));
-        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+        all.push((
+            *nr as u32,
+            vec![ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32)],
+        ));
     }
     for (nr, arg, want) in SELF_ONLY {
-        p.push(ins(JEQ_K, 0, 4, *nr as u32));
-        p.push(ins(LD_W_ABS, 0, 0, off_arg_lo(*arg)));
-        p.push(ins(JEQ_K, 0, 1, *want));
-        p.push(ins(RET_K, 0, 0, RET_ALLOW));
-        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+        all.push((
+            *nr as u32,
+            vec![
+                ins(LD_W_ABS, 0, 0, off_arg_lo(*arg)),
+                ins(JEQ_K, 0, 1, *want),
+                ins(RET_K, 0, 0, RET_ALLOW),
+                ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32),
+            ],
+        ));
     }
     for nr in NOT_IMPLEMENTED {
-        p.push(ins(JEQ_K, 0, 1, *nr as u32));
-        p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+        all.push((
+            *nr as u32,
+            vec![ins(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32)],
+        ));
     }
     for s in syscalls {
-        let b = body(s.cond());
-        // A body is at most 8 instructions, so the skip always fits the u8 offset.
-        p.push(ins(JEQ_K, 0, b.len() as u8, s.nr() as u32));
-        // Every body ends in a return, so the accumulator still holds nr whenever the next
-        // compare is reached.
-        p.extend(b);
+        all.push((s.nr() as u32, body(s.cond())));
     }
-    p.push(ins(RET_K, 0, 0, RET_ALLOW));
+    // A stable sort keeps a number's bodies in that order; the first one stays.
+    all.sort_by_key(|(nr, _)| *nr);
+    all.dedup_by_key(|(nr, _)| *nr);
+    all
+}
+
+/// The search over `entries` (sorted, the accumulator holding the number): a number not among
+/// them is allowed. Every path ends in a return, so code placed after a subtree is reached only
+/// by a jump.
+fn search(entries: &[(u32, Vec<libc::sock_filter>)]) -> Vec<libc::sock_filter> {
+    let mut p = Vec::new();
+    if entries.len() <= LEAF {
+        for (nr, b) in entries {
+            // A body is at most 8 instructions, so the skip always fits the u8 offset; every
+            // body ends in a return, so the accumulator still holds nr at the next compare.
+            p.push(ins(JEQ_K, 0, b.len() as u8, *nr));
+            p.extend_from_slice(b);
+        }
+        p.push(ins(RET_K, 0, 0, RET_ALLOW));
+        return p;
+    }
+    let mid = entries.len() / 2;
+    let below = search(&entries[..mid]);
+    let above = search(&entries[mid..]);
+    // nr >= the first number above: on to the jump over the lower half; else into it.
+    p.push(ins(JGE_K, 0, 1, entries[mid].0));
+    p.push(ins(JA, 0, 0, below.len() as u32));
+    p.extend(below);
+    p.extend(above);
     p
 }
 
@@ -176,6 +227,15 @@ mod tests {
 
     /// A minimal interpreter for the instructions `build` emits.
     fn run(p: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+        interpret(p, nr, arch, args).0
+    }
+
+    /// How many instructions the program runs for this call.
+    fn steps(p: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> usize {
+        interpret(p, nr, arch, args).1
+    }
+
+    fn interpret(p: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> (u32, usize) {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
@@ -184,9 +244,11 @@ mod tests {
         }
         let mut acc = 0u32;
         let mut pc = 0usize;
+        let mut n = 0;
         loop {
             let i = p[pc];
             pc += 1;
+            n += 1;
             match i.code {
                 LD_W_ABS => {
                     let o = i.k as usize;
@@ -195,10 +257,110 @@ mod tests {
                 JEQ_K => pc += if acc == i.k { i.jt } else { i.jf } as usize,
                 JGE_K => pc += if acc >= i.k { i.jt } else { i.jf } as usize,
                 JSET_K => pc += if acc & i.k != 0 { i.jt } else { i.jf } as usize,
-                RET_K => return i.k,
+                JA => pc += i.k as usize,
+                RET_K => return (i.k, n),
                 c => panic!("unexpected opcode {c:#x}"),
             }
         }
+    }
+
+    /// The program as one chain of compares, as `build` made it before the search: every
+    /// number, architecture and argument gives the same answer from both.
+    fn chain(syscalls: &[Sysno]) -> Vec<libc::sock_filter> {
+        let mut p = build(&[])[..6].to_vec();
+        for nr in REFUSED {
+            p.push(ins(JEQ_K, 0, 1, *nr as u32));
+            p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+        }
+        for (nr, arg, want) in SELF_ONLY {
+            p.push(ins(JEQ_K, 0, 4, *nr as u32));
+            p.push(ins(LD_W_ABS, 0, 0, off_arg_lo(*arg)));
+            p.push(ins(JEQ_K, 0, 1, *want));
+            p.push(ins(RET_K, 0, 0, RET_ALLOW));
+            p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32));
+        }
+        for nr in NOT_IMPLEMENTED {
+            p.push(ins(JEQ_K, 0, 1, *nr as u32));
+            p.push(ins(RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+        }
+        for s in syscalls {
+            let b = body(s.cond());
+            p.push(ins(JEQ_K, 0, b.len() as u8, s.nr() as u32));
+            p.extend(b);
+        }
+        p.push(ins(RET_K, 0, 0, RET_ALLOW));
+        p
+    }
+
+    #[test]
+    fn the_search_answers_as_the_chain_of_compares() {
+        let ptr = 0x7fff_0000_1000u64;
+        let argsets: Vec<[u64; 6]> = vec![
+            [0; 6],
+            [1, 2, 3, 4, 5, 6],
+            [u64::MAX; 6],
+            [ptr, ptr, ptr, ptr, ptr, ptr],
+            [0, 4096, 5, libc::MAP_PRIVATE as u64, 3, 0],
+            [
+                0,
+                4096,
+                5,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+            [
+                0,
+                4096,
+                3,
+                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64,
+                u64::MAX,
+                0,
+            ],
+            [0, 4096, 1, libc::MAP_PRIVATE as u64, u64::MAX, 0],
+            [u64::from(CLONE_UNTRACED) | 17, 0, 0, 0, 0, 0],
+            [17, 0, 0, 0, 0, 0],
+            [0, 7, 0, ptr, 0, 0],
+            [0, 7, 1 << 40, 0, 0, 0],
+            [3, ptr, 5, 0, 1 << 40, 16],
+            [0x1000, 1234, u64::MAX, 0, 0, 0],
+        ];
+        // A subset too: the observe options leave calls out of the program.
+        let some: Vec<Sysno> = Sysno::ALL.iter().copied().step_by(3).collect();
+        for list in [Sysno::ALL, &some[..], &[]] {
+            let (tree, reference) = (build(list), chain(list));
+            for arch in [AUDIT_ARCH_X86_64, 3 | 0x4000_0000, 0] {
+                for nr in (0..1100u32).chain([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, u32::MAX]) {
+                    for a in &argsets {
+                        assert_eq!(
+                            run(&tree, nr, arch, *a),
+                            run(&reference, nr, arch, *a),
+                            "nr {nr} arch {arch:#x} args {a:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel walks the program once per syscall number when the filter is installed:
+    /// no number takes more than a search's few compares plus its body.
+    #[test]
+    fn every_number_is_decided_in_a_few_instructions() {
+        let p = build(Sysno::ALL);
+        let longest = (0..1100u32)
+            .map(|nr| steps(&p, nr, AUDIT_ARCH_X86_64, [0; 6]))
+            .max()
+            .unwrap();
+        assert!(longest <= 30, "{longest} instructions");
+        // What the kernel's preparation walks, over every x86_64 number: 7 927 instructions
+        // against 63 283 for the chain (2026-12).
+        let walk = |p: &[libc::sock_filter]| -> usize {
+            (0..470u32)
+                .map(|nr| steps(p, nr, AUDIT_ARCH_X86_64, [0; 6]))
+                .sum()
+        };
+        assert!(walk(&p) * 4 < walk(&chain(Sysno::ALL)));
     }
 
     #[test]

@@ -890,7 +890,7 @@ fn on_exec<H: EventHandler>(
         lock(&shared.tree).exit(former);
         return;
     };
-    let (old, approved, ident) = {
+    let (old, approved, ident, serial) = {
         let mut tree = lock(&shared.tree);
         let old = tree.get(former).or_else(|| tree.get(tid)).cloned();
         let approved = tree
@@ -901,8 +901,14 @@ fn on_exec<H: EventHandler>(
         };
         let task_id = Notifier::<H>::task_id(mapper, &task.ident.p_task_id, &status.coe, &exe);
         task.ident.task_id = task_id;
-        (old, approved, task.ident)
+        (old, approved, task.ident, task.serial)
     };
+    // The status was read at the stop, after the exec committed its credentials and name, and
+    // the task makes no call before it is resumed: it is the one its next calls would read, so
+    // the notification threads start from it (keyed by the serial the exec gave the task).
+    if !shared.fs_varies.load(std::sync::atomic::Ordering::Relaxed) {
+        lock(&shared.status).insert(tid, (serial, status.clone(), None, None));
+    }
     let untrusted = old.as_ref().is_some_and(|o| o.untrusted);
     let old_ident = old.map(|o| o.ident).unwrap_or(crate::tree::Identity {
         task_id: ident.p_task_id,

@@ -324,6 +324,26 @@ impl Sysno {
         )
     }
 
+    /// Whether this call, given its first argument, can change what [`Sysno::invalidates_status`]
+    /// guards: every call that may, except the `prctl` options that only read (busybox asks
+    /// `PR_GET_NAME` at the start of every applet; dropping the cached status for it cost a
+    /// `/proc/<tid>/status` read at the task's next call). The kernel takes the option as an
+    /// `int`: the low 32 bits of the register.
+    pub fn invalidates_status_with(self, arg0: u64) -> bool {
+        if self == Sysno::Prctl {
+            return !matches!(
+                arg0 as u32 as i32,
+                libc::PR_GET_NAME
+                    | libc::PR_GET_DUMPABLE
+                    | libc::PR_GET_KEEPCAPS
+                    | libc::PR_CAPBSET_READ
+                    | libc::PR_GET_SECUREBITS
+                    | libc::PR_GET_NO_NEW_PRIVS
+            );
+        }
+        self.invalidates_status()
+    }
+
     /// Whether the call can change the root an `fs_struct` holds, which other tasks may share
     /// (`CLONE_FS`) and so see changed without a call of their own. (The umask, also there, is
     /// read afresh for each create instead.)

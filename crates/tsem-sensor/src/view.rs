@@ -69,11 +69,11 @@ impl View {
     /// first task is gone: the caller keeps the table it had).
     pub fn mounts(&self) -> Option<Vec<Mount>> {
         let Some(c) = &self.container else {
-            return std::fs::read_to_string("/proc/self/mountinfo")
+            return procfs::read_proc_text("/proc/self/mountinfo")
                 .ok()
                 .map(|t| procfs::parse_mountinfo(&t));
         };
-        let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.pid)).ok()?;
+        let text = procfs::read_proc_text(&format!("/proc/{}/mountinfo", c.pid)).ok()?;
         Some(rooted(procfs::parse_mountinfo(&text)))
     }
 

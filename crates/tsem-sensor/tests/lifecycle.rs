@@ -248,6 +248,36 @@ fn exec_identities_follow_the_tree() {
         tsem_core::event::Cell::MmapFile { file: Some(f), prot: 5, .. } if &f.path.pathname == true_path)));
 }
 
+/// The status the tracer reads at an exec stop is where the task's next calls start from (the
+/// shared status cache): the program's first opens carry its own name and credentials, never
+/// those of the image it replaced, which the cache held for the same thread id before.
+#[test]
+fn the_calls_after_an_exec_are_described_with_the_new_image() {
+    let dir = scratch("after-exec");
+    let file = dir.join("data");
+    std::fs::write(&file, b"bytes").unwrap();
+    let rec = Recorder::default();
+    let script = format!("cat {0} > /dev/null; exec cat {0}", file.display());
+    let r = run_sh(&script, None, rec.clone());
+    assert_eq!(r.exit.code(), 0);
+    let target = file.display().to_string();
+    let opens: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.event.header.event_type == EventType::FileOpen)
+        .collect();
+    // The shell's own opens (the redirection) carry its name; both cats' opens carry "cat",
+    // the one exec'd in place of the shell (same thread id, status cached as "sh") included.
+    assert!(opens.iter().any(|e| &*e.event.header.process == b"sh"));
+    let cats: Vec<_> = opens
+        .iter()
+        .filter(|e| pathname(e).as_deref() == Some(target.as_str()))
+        .map(|e| e.event.header.process.to_string())
+        .collect();
+    assert_eq!(cats, ["cat", "cat"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn double_fork_orphans_are_followed_to_the_end() {
     let d = scratch("orphan");

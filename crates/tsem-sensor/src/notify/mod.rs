@@ -405,7 +405,7 @@ impl<H: EventHandler> Notifier<H> {
         {
             t.untrusted = true;
         }
-        if sys.invalidates_status() {
+        if sys.invalidates_status_with(n.args[0]) {
             // The call may change credentials, umask or root: describe later events afresh.
             lock(&self.shared.status).remove(&tid);
         }

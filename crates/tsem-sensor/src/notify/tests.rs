@@ -432,6 +432,45 @@ fn a_credential_change_is_described_with_the_new_coe() {
     }
 }
 
+/// A `prctl` that only reads (`PR_GET_NAME`, which busybox calls in every applet) keeps the
+/// task's cached status; a rename (`PR_SET_NAME`) drops it, and the next event names the task
+/// as its status then says. The fake's status changes after the first open: an event that still
+/// carries the first name was described from the cache.
+#[test]
+fn a_prctl_that_only_reads_keeps_the_cached_status_and_a_rename_drops_it() {
+    let dir = Dir::new("prctl");
+    std::fs::write(dir.0.join("public"), b"public bytes").unwrap();
+    let fake = Fake::new(dir.0.clone());
+    let path = fake.put(0, &[b"public\0"]);
+    let name = fake.put(1, &[b"renamed\0"]);
+    let (mut n, rec) = notifier(&fake, false);
+    let open = [AT_FDCWD, path, 0, 0, 0, 0];
+    run(&mut n, Sysno::Openat, open);
+    let first = rec.events()[0].event.header.process.clone();
+    fake.status.lock().unwrap().name = "renamed".into();
+    // The high half of the register is not the kernel's `int` option.
+    let get_name = (1u64 << 32) | libc::PR_GET_NAME as u64;
+    let (_, r) = run(&mut n, Sysno::Prctl, [get_name, 1 << 40, 0, 0, 0, 0]);
+    assert!(matches!(r, Reply::Continue(_)));
+    run(&mut n, Sysno::Openat, open);
+    let (_, r) = run(
+        &mut n,
+        Sysno::Prctl,
+        [libc::PR_SET_NAME as u64, name, 0, 0, 0, 0],
+    );
+    assert!(matches!(r, Reply::Continue(_)));
+    run(&mut n, Sysno::Openat, open);
+    let names: Vec<_> = rec
+        .events()
+        .iter()
+        .filter(|e| e.event.header.event_type == EventType::FileOpen)
+        .map(|e| e.event.header.process.clone())
+        .collect();
+    assert_eq!(names.len(), 3);
+    assert_eq!(names[1], first, "PR_GET_NAME dropped the cached status");
+    assert_eq!(&*names[2], b"renamed", "PR_SET_NAME kept a stale status");
+}
+
 #[test]
 fn a_call_whose_credentials_cannot_be_worn_is_refused_when_enforcing() {
     let dir = Dir::new("userns");
