@@ -19,9 +19,12 @@ use tsem_format::{Parsed, RecordParser, Strictness};
 
 use crate::replay::{Pending, REPLAY_BATCH, StreamStats, record_text};
 
+/// Events per batch handed over: four of the single-threaded path's batches, so that the threads
+/// wake each other (a futex call each way when one waits) once per 256 events, not per 64.
+const PIPE_BATCH: usize = 4 * REPLAY_BATCH;
 /// Filled batches waiting for the modeling thread: enough to ride out a descheduled thread on a
-/// shared machine, few enough that the slots stay in the caches.
-const DEPTH: usize = 4;
+/// shared machine, few enough that the slots (~150 KiB a batch) stay in the L2 cache.
+const DEPTH: usize = 2;
 /// Batches in circulation: the queue, one being filled, one being modeled.
 const POOL: usize = DEPTH + 2;
 
@@ -135,7 +138,7 @@ fn read_batches(name: &str, input: &mut dyn BufRead, strictness: Strictness, poo
         match parsed {
             Parsed::Event(_) => {
                 batch.pending.commit(n);
-                if batch.pending.len == REPLAY_BATCH {
+                if batch.pending.len == PIPE_BATCH {
                     let next = pool.take().ok_or(Stop::Gone)?;
                     pool.full
                         .send(std::mem::replace(&mut batch, next))
@@ -310,7 +313,8 @@ mod tests {
         one
     }
 
-    /// A cut line at the first line, around every batch boundary (a batch is 64 events) and at
+    /// A cut line at the first line, around every batch boundary (64 events single-threaded, 256
+    /// handed over when pipelined) and at
     /// the very last line: the pipelined replay models exactly the events before it, like the
     /// single-threaded one, and fails with its error naming that line.
     #[test]
