@@ -314,9 +314,8 @@ mod tests {
     }
 
     /// A cut line at the first line, around every batch boundary (64 events single-threaded, 256
-    /// handed over when pipelined) and at
-    /// the very last line: the pipelined replay models exactly the events before it, like the
-    /// single-threaded one, and fails with its error naming that line.
+    /// handed over when pipelined) and at the very last line: the pipelined replay models exactly
+    /// the events before it, like the single-threaded one, and fails with its error naming it.
     #[test]
     fn a_bad_line_stops_both_paths_at_the_same_event() {
         let all = lines(300);
