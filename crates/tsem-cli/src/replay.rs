@@ -46,9 +46,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub keep_descriptions: bool,
     /// Threads: 1 reads, parses and models on one thread; 2 parses on one thread while the
-    /// other names and models the events in input order (same output). Default: 2 when at
-    /// least two CPUs are available, else 1.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// other names and models the events in input order; 3 or more cut the input into blocks
+    /// on one thread, parse blocks on N-2 threads and model on one. The output is the same.
+    /// Default: 2 when at least two CPUs are available, else 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
     pub threads: Option<u8>,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
@@ -198,8 +199,9 @@ pub fn model_stream_with(
     read.and(modeled)
 }
 
-/// [`model_stream_with`] on `threads` threads: 1 is that function, 2 or more
-/// [`crate::replay_pipe::model_stream_pipelined`] (one parsing thread, one modeling thread).
+/// [`model_stream_with`] on `threads` threads: 1 is that function, 2
+/// [`crate::replay_pipe::model_stream_pipelined`] (one parsing thread, one modeling thread), 3
+/// or more [`crate::replay_par::model_stream_parallel`] with `threads - 2` parsing threads.
 /// The results and errors are the same.
 pub fn model_stream_threads(
     ns: &mut Namespace,
@@ -209,10 +211,17 @@ pub fn model_stream_threads(
     strictness: Strictness,
     threads: u8,
 ) -> anyhow::Result<()> {
-    if threads >= 2 {
-        crate::replay_pipe::model_stream_pipelined(ns, name, input, stats, strictness)
-    } else {
-        model_stream_with(ns, name, input, stats, strictness)
+    match threads {
+        0 | 1 => model_stream_with(ns, name, input, stats, strictness),
+        2 => crate::replay_pipe::model_stream_pipelined(ns, name, input, stats, strictness),
+        n => crate::replay_par::model_stream_parallel(
+            ns,
+            name,
+            input,
+            stats,
+            strictness,
+            usize::from(n) - 2,
+        ),
     }
 }
 

@@ -11,7 +11,7 @@
 //! event, so nothing is allocated per event.
 
 use std::io::BufRead;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
 use tsem_core::hash::Digest;
 use tsem_core::namespace::Namespace;
@@ -21,7 +21,7 @@ use crate::replay::{Pending, REPLAY_BATCH, StreamStats, record_text};
 
 /// Events per batch handed over: four of the single-threaded path's batches, so that the threads
 /// wake each other (a futex call each way when one waits) once per 256 events, not per 64.
-const PIPE_BATCH: usize = 4 * REPLAY_BATCH;
+pub(crate) const PIPE_BATCH: usize = 4 * REPLAY_BATCH;
 /// Filled batches waiting for the modeling thread: enough to ride out a descheduled thread on a
 /// shared machine, few enough that the slots (~150 KiB a batch) stay in the L2 cache.
 const DEPTH: usize = 2;
@@ -29,7 +29,7 @@ const DEPTH: usize = 2;
 const POOL: usize = DEPTH + 2;
 
 /// What ended a batch.
-enum End {
+pub(crate) enum End {
     /// It is full (or the input ended): go on.
     More,
     /// An aggregate record on line `n` follows its events.
@@ -40,11 +40,21 @@ enum End {
 }
 
 /// A batch of parsed events and what came after them.
-struct Batch {
-    pending: Pending,
+pub(crate) struct Batch {
+    pub(crate) pending: Pending,
     /// Log records among the batch's lines (counted only).
-    logs: u64,
-    end: End,
+    pub(crate) logs: u64,
+    pub(crate) end: End,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Batch {
+            pending: Pending::default(),
+            logs: 0,
+            end: End::More,
+        }
+    }
 }
 
 /// Why the reading thread stopped reading lines.
@@ -74,17 +84,12 @@ impl Pool {
     /// An emptied batch: a returned one, a new one while the pool is not all made, else wait for
     /// one. `None` once the modeling thread has stopped.
     fn take(&mut self) -> Option<Batch> {
-        let fresh = || Batch {
-            pending: Pending::default(),
-            logs: 0,
-            end: End::More,
-        };
         match self.empty.try_recv() {
             Ok(b) => Some(b),
             Err(TryRecvError::Disconnected) => None,
             Err(TryRecvError::Empty) if self.made < POOL => {
                 self.made += 1;
-                Some(fresh())
+                Some(Batch::new())
             }
             Err(TryRecvError::Empty) => self.empty.recv().ok(),
         }
@@ -105,7 +110,12 @@ pub fn model_stream_pipelined(
     std::thread::scope(|s| {
         let modeler = std::thread::Builder::new()
             .name("tsem-replay-model".into())
-            .spawn_scoped(s, move || model_batches(ns, name, stats, full_rx, empty_tx))?;
+            .spawn_scoped(s, move || {
+                model_batches(ns, name, stats, full_rx, |b| {
+                    // The reader may have stopped: then the batch is simply dropped.
+                    let _ = empty_tx.send(b);
+                })
+            })?;
         let mut pool = Pool {
             full,
             empty,
@@ -170,12 +180,12 @@ fn read_batches(name: &str, input: &mut dyn BufRead, strictness: Strictness, poo
 
 /// The modeling thread: name and model each batch in order, as the single-threaded path does
 /// when a batch fills, an aggregate record comes, or reading stops.
-fn model_batches(
+pub(crate) fn model_batches(
     ns: &mut Namespace,
     name: &str,
     stats: &mut StreamStats,
-    full: Receiver<Batch>,
-    empty: Sender<Batch>,
+    full: impl IntoIterator<Item = Batch>,
+    mut recycle: impl FnMut(Batch),
 ) -> anyhow::Result<()> {
     for mut b in full {
         for ev in b.pending.events_mut() {
@@ -197,8 +207,7 @@ fn model_batches(
                 }
             }
         }
-        // The reader may have stopped: then the batch is simply dropped.
-        let _ = empty.send(b);
+        recycle(b);
     }
     Ok(())
 }
@@ -302,13 +311,19 @@ mod tests {
             (1 << 16, false),
             (977, false),
         ] {
-            let two = replay(text, buf, 2, keep);
             let reference = if keep {
                 &one
             } else {
                 &replay(text, buf, 1, keep)
             };
-            assert_eq!(&two, reference, "buffer {buf}, keep {keep}");
+            // 3 and 4: blocks of lines parsed on one and on two threads (`replay_par`).
+            for threads in [2, 3, 4] {
+                let other = replay(text, buf, threads, keep);
+                assert_eq!(
+                    &other, reference,
+                    "buffer {buf}, keep {keep}, {threads} threads"
+                );
+            }
         }
         one
     }
@@ -411,7 +426,9 @@ mod tests {
             "{}",
             one.0
         );
-        assert_eq!(one, run(2));
+        for threads in [2, 3, 4] {
+            assert_eq!(one, run(threads), "{threads} threads");
+        }
         // model_stream_with is the single-threaded path itself.
         let mut ns = Namespace::new(Config::default()).unwrap();
         let r = model_stream_with(
