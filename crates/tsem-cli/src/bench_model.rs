@@ -269,9 +269,10 @@ pub fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitC
         }
         "replay" => best_secs(runs, || replay_pass(text.as_bytes(), 1).map(|_| ()))?,
         "replay-pipelined" => best_wall_secs(runs, || replay_pass(text.as_bytes(), 2).map(|_| ()))?,
+        "replay-3" => best_wall_secs(runs, || replay_pass(text.as_bytes(), 3).map(|_| ()))?,
         other => anyhow::bail!(
             "unknown phase {other:?} (core, batch, batch-hot, core-descriptions, map, parse, replay, \
-             replay-pipelined, replay-memory)"
+             replay-pipelined, replay-3, replay-memory)"
         ),
     };
     println!("{phase}: {:.0} events/s", n as f64 / secs);
@@ -534,6 +535,14 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         );
         Ok(())
     })?;
+    let three_secs = best_wall_secs(runs, || {
+        let (s, events) = replay_pass(text.as_bytes(), 3)?;
+        anyhow::ensure!(
+            s == state && events == n as u64,
+            "3-thread replay and pre-parsed modeling disagree on the state"
+        );
+        Ok(())
+    })?;
     let replay_wall_secs = best_wall_secs(runs, || replay_pass(text.as_bytes(), 1).map(|_| ()))?;
     let serde_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 1))?;
     let serde2_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 2))?;
@@ -623,6 +632,14 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
             "vs_serde_json_value_2_threads": r3(serde2_wall_secs / pipelined_secs),
             "single_threaded_vs_serde_json_value_1_thread": r3(serde_wall_secs / replay_wall_secs),
         },
+        "replay_threads_3": {
+            "threads": "3: one cuts blocks of lines, one parses, one models",
+            "timing": "wall time, best of runs",
+            "events_per_s": rate(n, three_secs).round(),
+            "us_per_event": (three_secs / n as f64 * 1e8).round() / 100.0,
+            "vs_serde_json_value_1_thread": r3(serde_wall_secs / three_secs),
+            "vs_serde_json_value_2_threads": r3(serde2_wall_secs / three_secs),
+        },
         "parse_lines_per_s": rate(n, parse_secs).round(),
         "serde_json_value_lines_per_s": serde_lps.round(),
         "simd_json_borrowed_lines_per_s": simd_lps.round(),
@@ -701,6 +718,12 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         replay_wall_secs / pipelined_secs,
         serde_wall_secs / replay_wall_secs
     );
+    println!(
+        "tsem replay --threads 3 (wall time): {:.2} µs/event = {:.2} x serde_json on 1 thread, {:.2} x on 2 threads",
+        three_secs / n as f64 * 1e6,
+        serde_wall_secs / three_secs,
+        serde2_wall_secs / three_secs
+    );
     println!("point table  {table_per_point:.1} bytes/point at {n_points} points");
     println!(
         "tsem replay of {n_points} distinct events: {} bytes/point resident, {} peak, {} µs/event",
@@ -735,6 +758,7 @@ mod tests {
         );
         assert_eq!(replay_pass(text.as_bytes(), 1).unwrap(), (state, 2000));
         assert_eq!(replay_pass(text.as_bytes(), 2).unwrap(), (state, 2000));
+        assert_eq!(replay_pass(text.as_bytes(), 3).unwrap(), (state, 2000));
         serde_on_threads(&text, 2).unwrap();
         let m = Machine::now();
         assert!(m.cores >= 1 && !m.cpu.is_empty() && m.line().contains("SHA-NI"));

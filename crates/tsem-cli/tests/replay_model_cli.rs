@@ -562,8 +562,8 @@ fn sign(
     run(&["model", "sign", "--key", s(key), "-o", s(out), s(model)])
 }
 
-/// `--threads 2` (parsing pipelined with modeling) prints what `--threads 1` prints, byte for
-/// byte, with the same exit status: every capture, as text and JSON, keeping descriptions or
+/// `--threads 2` (parsing pipelined with modeling) and 3 and 4 (blocks of lines parsed on one or
+/// two threads) print what `--threads 1` prints, byte for byte, with the same exit status: every capture, as text and JSON, keeping descriptions or
 /// spilling them, against a model with explanations, through stdin, and with a cut line at the
 /// first line, around the 64-event batch boundaries and at the very last line.
 #[test]
@@ -580,12 +580,15 @@ fn pipelined_replay_prints_what_single_threaded_replay_prints() {
                 None => run(&a),
             }
         };
-        let (one, two) = (out("1"), out("2"));
-        assert_eq!(
-            (&one.stdout, &one.stderr, one.status.code()),
-            (&two.stdout, &two.stderr, two.status.code()),
-            "replay {args:?}"
-        );
+        let one = out("1");
+        for threads in ["2", "3", "4"] {
+            let other = out(threads);
+            assert_eq!(
+                (&one.stdout, &one.stderr, one.status.code()),
+                (&other.stdout, &other.stderr, other.status.code()),
+                "replay --threads {threads} {args:?}"
+            );
+        }
         one
     };
     let mut all = Vec::new();
