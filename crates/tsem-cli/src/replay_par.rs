@@ -94,10 +94,11 @@ pub fn model_stream_parallel(
         drop(blocks);
         // A parser that panicked closed its queue early: the modeling thread took that for the
         // end of the input, so its result must not be believed.
-        let parsed = parsers
-            .into_iter()
-            .map(|p| p.join().is_ok())
-            .fold(true, |a, b| a && b);
+        let mut parsed = true;
+        for p in parsers {
+            // Every parser is joined, whatever an earlier one did.
+            parsed &= p.join().is_ok();
+        }
         let modeled = modeler
             .join()
             .map_err(|_| anyhow::anyhow!("{name}: the modeling thread panicked"))?;
