@@ -78,7 +78,8 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
         /// Run one phase only, repeatedly (for profilers): core, batch, batch-hot (its input in
-        /// cache, as replay feeds it), core-descriptions, map, parse, replay; or replay-memory
+        /// cache, as replay feeds it), core-descriptions, map, parse, replay, replay-pipelined
+        /// (two threads, wall time); or replay-memory
         /// (--events distinct events, once).
         #[arg(long, value_name = "PHASE")]
         only: Option<String>,

@@ -18,7 +18,7 @@ use tsem_core::namespace::{BATCH, Config, Namespace, Outcome};
 use tsem_format::{RecordKind, RecordParser, Strictness, write_event};
 
 use crate::bench::{Rng, synthetic_events};
-use crate::replay::{StreamStats, model_stream_with};
+use crate::replay::{StreamStats, model_stream_threads, model_stream_with};
 
 /// The machine a figure was measured on.
 pub struct Machine {
@@ -103,6 +103,45 @@ pub fn best_secs(runs: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyh
     Ok(best)
 }
 
+/// The best of `runs` wall-clock timings of `f`, in seconds: for passes that run on more than
+/// one thread, whose cost no single thread's CPU time shows.
+pub fn best_wall_secs(
+    runs: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// serde_json `Value` parse of `text`'s lines on `threads` threads, each a contiguous share of
+/// the lines (the like-for-like reference for a replay on as many threads).
+fn serde_on_threads(text: &str, threads: usize) -> anyhow::Result<()> {
+    let lines: Vec<&str> = text.lines().collect();
+    let share = lines.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = lines
+            .chunks(share)
+            .map(|part| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    for line in part {
+                        black_box(serde_json::from_str::<Value>(line)?);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        parts.into_iter().try_for_each(|p| {
+            p.join()
+                .map_err(|_| anyhow::anyhow!("a serde_json thread panicked"))?
+        })
+    })
+}
+
 fn e(err: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{err}")
 }
@@ -172,16 +211,18 @@ fn batch_pass_hot(cfg: Config, events: &[Event], model: bool) -> anyhow::Result<
     Ok(ns.state())
 }
 
-/// `tsem replay`'s own code over `text`: parse, name, model, state.
-fn replay_pass(text: &[u8]) -> anyhow::Result<(Digest, u64)> {
+/// `tsem replay`'s own code over `text` on `threads` (1: one thread; 2: parsing pipelined with
+/// modeling): parse, name, model, state.
+fn replay_pass(text: &[u8], threads: u8) -> anyhow::Result<(Digest, u64)> {
     let mut ns = Namespace::new(replay_config()).map_err(e)?;
     let mut stats = StreamStats::default();
-    model_stream_with(
+    model_stream_threads(
         &mut ns,
         "bench",
         &mut Cursor::new(text),
         &mut stats,
         Strictness::Kernel,
+        threads,
     )?;
     Ok((ns.state(), ns.events()))
 }
@@ -226,10 +267,12 @@ pub fn profile_phase(phase: &str, n: usize, runs: usize) -> anyhow::Result<ExitC
                 Ok(())
             })?
         }
-        "replay" => best_secs(runs, || replay_pass(text.as_bytes()).map(|_| ()))?,
+        "replay" => best_secs(runs, || replay_pass(text.as_bytes(), 1).map(|_| ()))?,
+        "replay-pipelined" => best_wall_secs(runs, || replay_pass(text.as_bytes(), 2).map(|_| ()))?,
+        "replay-3" => best_wall_secs(runs, || replay_pass(text.as_bytes(), 3).map(|_| ()))?,
         other => anyhow::bail!(
             "unknown phase {other:?} (core, batch, batch-hot, core-descriptions, map, parse, replay, \
-             replay-memory)"
+             replay-pipelined, replay-3, replay-memory)"
         ),
     };
     println!("{phase}: {:.0} events/s", n as f64 / secs);
@@ -475,13 +518,34 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         Ok(())
     })?;
     let replay_secs = best_secs(runs, || {
-        let (s, events) = replay_pass(text.as_bytes())?;
+        let (s, events) = replay_pass(text.as_bytes(), 1)?;
         anyhow::ensure!(
             s == state && events == n as u64,
             "replay and pre-parsed modeling disagree on the state"
         );
         Ok(())
     })?;
+    // Two threads: no one thread's CPU time shows the cost, so wall time, and the references it
+    // is divided by are timed by wall time too.
+    let pipelined_secs = best_wall_secs(runs, || {
+        let (s, events) = replay_pass(text.as_bytes(), 2)?;
+        anyhow::ensure!(
+            s == state && events == n as u64,
+            "pipelined replay and pre-parsed modeling disagree on the state"
+        );
+        Ok(())
+    })?;
+    let three_secs = best_wall_secs(runs, || {
+        let (s, events) = replay_pass(text.as_bytes(), 3)?;
+        anyhow::ensure!(
+            s == state && events == n as u64,
+            "3-thread replay and pre-parsed modeling disagree on the state"
+        );
+        Ok(())
+    })?;
+    let replay_wall_secs = best_wall_secs(runs, || replay_pass(text.as_bytes(), 1).map(|_| ()))?;
+    let serde_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 1))?;
+    let serde2_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 2))?;
     // The parsers alone, on the same lines.
     let mut parser = RecordParser::new();
     let parse_secs = best_secs(runs, || {
@@ -555,6 +619,27 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         "replay_ratio_to_hash_bound": r3(rate(n, replay_secs) / hash_eps),
         "replay_vs_serde_json_value": r3(rate(n, replay_secs) / serde_lps),
         "replay_vs_simd_json": r3(rate(n, replay_secs) / simd_lps),
+        "replay_pipelined": {
+            "threads": 2,
+            "timing": "wall time, best of runs (as are the references here)",
+            "events_per_s": rate(n, pipelined_secs).round(),
+            "us_per_event": (pipelined_secs / n as f64 * 1e8).round() / 100.0,
+            "single_threaded_replay_us_per_event": (replay_wall_secs / n as f64 * 1e8).round() / 100.0,
+            "speedup_over_single_threaded": r3(replay_wall_secs / pipelined_secs),
+            "serde_json_value_1_thread_lines_per_s": rate(n, serde_wall_secs).round(),
+            "serde_json_value_2_threads_lines_per_s": rate(n, serde2_wall_secs).round(),
+            "vs_serde_json_value_1_thread": r3(serde_wall_secs / pipelined_secs),
+            "vs_serde_json_value_2_threads": r3(serde2_wall_secs / pipelined_secs),
+            "single_threaded_vs_serde_json_value_1_thread": r3(serde_wall_secs / replay_wall_secs),
+        },
+        "replay_threads_3": {
+            "threads": "3: one cuts blocks of lines, one parses, one models",
+            "timing": "wall time, best of runs",
+            "events_per_s": rate(n, three_secs).round(),
+            "us_per_event": (three_secs / n as f64 * 1e8).round() / 100.0,
+            "vs_serde_json_value_1_thread": r3(serde_wall_secs / three_secs),
+            "vs_serde_json_value_2_threads": r3(serde2_wall_secs / three_secs),
+        },
         "parse_lines_per_s": rate(n, parse_secs).round(),
         "serde_json_value_lines_per_s": serde_lps.round(),
         "simd_json_borrowed_lines_per_s": simd_lps.round(),
@@ -624,6 +709,21 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         rate(n, replay_secs) / serde_lps,
         replay_secs / n as f64 * 1e6
     );
+    println!(
+        "tsem replay pipelined (2 threads, wall time): {:.2} µs/event = {:.2} x serde_json on 1 thread, \
+         {:.2} x serde_json on 2 threads ({:.2} x single-threaded replay, which is {:.2} x serde_json by wall time)",
+        pipelined_secs / n as f64 * 1e6,
+        serde_wall_secs / pipelined_secs,
+        serde2_wall_secs / pipelined_secs,
+        replay_wall_secs / pipelined_secs,
+        serde_wall_secs / replay_wall_secs
+    );
+    println!(
+        "tsem replay --threads 3 (wall time): {:.2} µs/event = {:.2} x serde_json on 1 thread, {:.2} x on 2 threads",
+        three_secs / n as f64 * 1e6,
+        serde_wall_secs / three_secs,
+        serde2_wall_secs / three_secs
+    );
     println!("point table  {table_per_point:.1} bytes/point at {n_points} points");
     println!(
         "tsem replay of {n_points} distinct events: {} bytes/point resident, {} peak, {} µs/event",
@@ -656,7 +756,10 @@ mod tests {
             batch_pass_hot(replay_config(), &events, true).unwrap(),
             state
         );
-        assert_eq!(replay_pass(text.as_bytes()).unwrap(), (state, 2000));
+        assert_eq!(replay_pass(text.as_bytes(), 1).unwrap(), (state, 2000));
+        assert_eq!(replay_pass(text.as_bytes(), 2).unwrap(), (state, 2000));
+        assert_eq!(replay_pass(text.as_bytes(), 3).unwrap(), (state, 2000));
+        serde_on_threads(&text, 2).unwrap();
         let m = Machine::now();
         assert!(m.cores >= 1 && !m.cpu.is_empty() && m.line().contains("SHA-NI"));
     }

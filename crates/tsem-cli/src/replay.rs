@@ -45,9 +45,24 @@ pub struct ReplayArgs {
     /// in a scratch file under $TMPDIR, so memory stays ~50 bytes per point at any length.
     #[arg(long)]
     pub keep_descriptions: bool,
+    /// Threads: 1 reads, parses and models on one thread; 2 parses on one thread while the
+    /// other names and models the events in input order; 3 or more cut the input into blocks
+    /// on one thread, parse blocks on N-2 threads and model on one. The output is the same.
+    /// Default: 2 when at least two CPUs are available, else 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub threads: Option<u8>,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// Replay's default thread count: pipelined when a second CPU is there to parse on.
+pub fn default_threads() -> u8 {
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        2
+    } else {
+        1
+    }
 }
 
 /// The namespace's hash function and coefficient layout, shared by every command that models.
@@ -108,6 +123,21 @@ pub struct StreamStats {
     pub spill: Option<crate::spill::Spill>,
 }
 
+impl StreamStats {
+    /// Apply the naming rules to a just-parsed event, in input order (rules may remember earlier
+    /// events), and count names that only rules would have made.
+    pub(crate) fn name(&mut self, event: &mut tsem_core::event::Event) {
+        self.namer.apply(event);
+        if self.namer.rules().is_empty()
+            && event
+                .file()
+                .is_some_and(|f| tsem_core::naming::Namer::is_canonical_created(&f.path.pathname))
+        {
+            self.ruled_names += 1;
+        }
+    }
+}
+
 /// Model every record of `input` into `ns`, read as the kernel writes them. Errors name
 /// `name:line`.
 pub fn model_stream(
@@ -142,15 +172,7 @@ pub fn model_stream_with(
             .map_err(|e| LineError::Record(anyhow::anyhow!("{name}:{n}: {e}")))?;
         match parsed {
             Parsed::Event(_) => {
-                let event = pending.slot();
-                stats.namer.apply(event);
-                if stats.namer.rules().is_empty()
-                    && event.file().is_some_and(|f| {
-                        tsem_core::naming::Namer::is_canonical_created(&f.path.pathname)
-                    })
-                {
-                    stats.ruled_names += 1;
-                }
+                stats.name(pending.slot());
                 pending.commit(n);
                 if pending.len == REPLAY_BATCH {
                     pending.model(ns, name, stats).map_err(LineError::Record)?;
@@ -177,22 +199,48 @@ pub fn model_stream_with(
     read.and(modeled)
 }
 
+/// [`model_stream_with`] on `threads` threads: 1 is that function, 2
+/// [`crate::replay_pipe::model_stream_pipelined`] (one parsing thread, one modeling thread), 3
+/// or more [`crate::replay_par::model_stream_parallel`] with `threads - 2` parsing threads.
+/// The results and errors are the same.
+pub fn model_stream_threads(
+    ns: &mut Namespace,
+    name: &str,
+    input: &mut dyn BufRead,
+    stats: &mut StreamStats,
+    strictness: Strictness,
+    threads: u8,
+) -> anyhow::Result<()> {
+    match threads {
+        0 | 1 => model_stream_with(ns, name, input, stats, strictness),
+        2 => crate::replay_pipe::model_stream_pipelined(ns, name, input, stats, strictness),
+        n => crate::replay_par::model_stream_parallel(
+            ns,
+            name,
+            input,
+            stats,
+            strictness,
+            usize::from(n) - 2,
+        ),
+    }
+}
+
 /// Events per replay batch: a few of the namespace's groups, so that the parsed descriptions
 /// held at once stay small.
-const REPLAY_BATCH: usize = 4 * tsem_core::namespace::BATCH;
+pub(crate) const REPLAY_BATCH: usize = 4 * tsem_core::namespace::BATCH;
 
 /// Parsed events not yet modeled, with their line numbers: the first `len` of `events`. The
 /// slots after them are kept to be parsed into again.
 #[derive(Default)]
-struct Pending {
+pub(crate) struct Pending {
     events: Vec<(usize, tsem_core::event::Event)>,
-    len: usize,
+    pub(crate) len: usize,
     outcomes: Vec<tsem_core::namespace::Outcome>,
 }
 
 impl Pending {
     /// The slot the next event is parsed into.
-    fn slot(&mut self) -> &mut tsem_core::event::Event {
+    pub(crate) fn slot(&mut self) -> &mut tsem_core::event::Event {
         if self.len == self.events.len() {
             self.events
                 .push((0, tsem_format::event_json::blank_event()));
@@ -200,8 +248,13 @@ impl Pending {
         &mut self.events[self.len].1
     }
 
+    /// The pending events, in order.
+    pub(crate) fn events_mut(&mut self) -> impl Iterator<Item = &mut tsem_core::event::Event> {
+        self.events.iter_mut().take(self.len).map(|(_, ev)| ev)
+    }
+
     /// The event in [`Pending::slot`], read from line `n`, is pending.
-    fn commit(&mut self, n: usize) {
+    pub(crate) fn commit(&mut self, n: usize) {
         if let Some(e) = self.events.get_mut(self.len) {
             e.0 = n;
             self.len += 1;
@@ -210,7 +263,7 @@ impl Pending {
 
     /// Model every pending event, in order; spill the new forensic points' descriptions. An
     /// error names the line of the event that caused it.
-    fn model(
+    pub(crate) fn model(
         &mut self,
         ns: &mut Namespace,
         name: &str,
@@ -243,7 +296,7 @@ impl Pending {
 
 /// A line's record text: without its line end, `None` if blank. A final line without its
 /// newline is accepted only if it is a whole record; the parser reports a truncated one.
-fn record_text(line: &[u8]) -> Option<&[u8]> {
+pub(crate) fn record_text(line: &[u8]) -> Option<&[u8]> {
     let end = line
         .iter()
         .rposition(|b| !matches!(b, b'\n' | b'\r'))
@@ -443,10 +496,11 @@ pub fn run(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Strictness::Kernel
     };
+    let threads = a.threads.unwrap_or_else(default_threads);
     for f in &a.files {
         let mut input = open_input(f)?;
         let name = f.display().to_string();
-        model_stream_with(&mut ns, &name, &mut input, &mut stats, strictness)?;
+        model_stream_threads(&mut ns, &name, &mut input, &mut stats, strictness, threads)?;
     }
     let reference = read_events(&a.explain)?;
     let explain = |ev: &tsem_core::event::Event| {

@@ -561,3 +561,86 @@ fn sign(
 ) -> std::process::Output {
     run(&["model", "sign", "--key", s(key), "-o", s(out), s(model)])
 }
+
+/// `--threads 2` (parsing pipelined with modeling) and 3 and 4 (blocks of lines parsed on one or
+/// two threads) print what `--threads 1` prints, byte for byte, with the same exit status: every capture, as text and JSON, keeping descriptions or
+/// spilling them, against a model with explanations, through stdin, and with a cut line at the
+/// first line, around the 64-event batch boundaries and at the very last line.
+#[test]
+fn pipelined_replay_prints_what_single_threaded_replay_prints() {
+    let d = process_dir();
+    let model = d.join("test.model");
+    let learned = d.join("process_1.json");
+    let both = |args: &[&str], stdin: Option<&[u8]>| {
+        let out = |threads: &str| {
+            let mut a = vec!["replay", "--threads", threads];
+            a.extend_from_slice(args);
+            match stdin {
+                Some(input) => run_stdin(&a, input),
+                None => run(&a),
+            }
+        };
+        let one = out("1");
+        for threads in ["2", "3", "4"] {
+            let other = out(threads);
+            assert_eq!(
+                (&one.stdout, &one.stderr, one.status.code()),
+                (&other.stdout, &other.stderr, other.status.code()),
+                "replay --threads {threads} {args:?}"
+            );
+        }
+        one
+    };
+    let mut all = Vec::new();
+    let mut captures: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    captures.sort();
+    assert!(captures.len() >= 7);
+    for f in &captures {
+        all.extend(std::fs::read(f).unwrap());
+        let f = s(f);
+        assert!(both(&[f], None).status.success());
+        both(&["--json", f], None);
+        both(&["--json", "--keep-descriptions", f], None);
+        both(
+            &["--json", "--mapping", "v3", "--digest", "sha384", f],
+            None,
+        );
+        both(&["--model", s(&model), "--explain", s(&learned), f], None);
+        both(
+            &["--json", "--model", s(&model), "--keep-descriptions", f],
+            None,
+        );
+    }
+    let v = json(&both(&["--json", "-"], Some(&all)));
+    assert!(v["events"].as_u64().unwrap() > 155);
+    both(
+        &["--keep-descriptions", "--model", s(&model), "-"],
+        Some(&all),
+    );
+
+    let lines: Vec<&[u8]> = all
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let t = tmpdir("pipelined-cut");
+    for bad in [1, 63, 64, 65, 128, 129, lines.len()] {
+        let text: Vec<u8> = lines
+            .iter()
+            .take(bad)
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let l = if i + 1 == bad { &l[..l.len() / 2] } else { l };
+                [l, b"\n"].concat()
+            })
+            .collect();
+        let p = t.join(format!("cut{bad}.json"));
+        std::fs::write(&p, &text).unwrap();
+        let o = both(&["--json", s(&p)], None);
+        fails_with(&o, &format!("cut{bad}.json:{bad}: "));
+        both(&["--json", "-"], Some(&text));
+    }
+}

@@ -6,9 +6,10 @@
 //! each slot is a `u32` position (plus one; zero is empty) beside a 32-bit tag. Coefficients are
 //! uniform digests, so their own leading bytes are the hash: the low bits pick the slot, the next
 //! 32 bits are the tag, and a probe reads a record only when its tag matches. Lookups can be
-//! announced ahead ([`PointSet::prefetch`]) so that a batch of coefficients, computed first,
-//! touches its slots and records while the hashing of the next events is still running: at a
-//! hundred thousand points and more, the table's cache misses are what a lookup costs.
+//! announced ahead ([`PointSet::prefetch_slot`], then [`PointSet::prefetch_record`]) with a real
+//! prefetch instruction, so that a coefficient's slot and record arrive while the next events'
+//! hashing runs: at a hundred thousand points and more, the table's two dependent cache misses
+//! are what a lookup costs.
 //!
 //! Memory at a million sha256 points: 40-byte records plus 8-byte slots at a load between 3/8
 //! and 3/4, about 51–62 bytes per point.
@@ -75,6 +76,17 @@ fn key_hash(bytes: &[u8]) -> u64 {
 #[inline]
 fn tag_of(h: u64) -> u64 {
     h >> 32
+}
+
+/// Ask the CPU to bring `x`'s cache line into every cache level and go on without waiting: a
+/// prefetch instruction, which cannot fault, as a safe fn (`safe_arch`). Plain loads instead
+/// would stall the first use of their value; elsewhere than x86_64 it does nothing.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    safe_arch::prefetch_t0(x);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// The record bytes of position `i` (coefficient then count word).
@@ -164,33 +176,34 @@ impl PointSet {
         self.probe(c.as_bytes()).1
     }
 
-    /// Bring the slots and then the records of `cs` into the cache, without waiting for each:
-    /// plain loads whose values are folded into a result nobody needs. All slots are loaded in
-    /// one tight loop, so their misses are in flight together (a load issued between two hashes
-    /// would wait alone); then the records whose tags match, likewise. Called for a batch of
-    /// coefficients before [`PointSet::touch`]ing them in order. Returns a value only to keep
-    /// the loads alive.
-    pub fn prefetch(&self, cs: &[Digest]) -> u64 {
-        const MAX: usize = 64;
+    /// Ask for the slot where a probe for `c` starts, without waiting for it: the first of a
+    /// lookup's two dependent cache misses, issued while other work (the next coefficients'
+    /// hashing) runs. A hint only: a stale slot (the table grew since) costs nothing but the miss.
+    #[inline]
+    pub fn prefetch_slot(&self, c: &Digest) {
         let mask = self.slots.len().wrapping_sub(1);
-        let mut hs = [0u64; MAX];
-        let mut vs = [0u64; MAX];
-        let mut acc = 0u64;
-        for ((c, h), v) in cs.iter().zip(&mut hs).zip(&mut vs) {
-            *h = key_hash(c.as_bytes());
-            *v = self.slots.get(*h as usize & mask).copied().unwrap_or(0);
+        if let Some(slot) = self.slots.get(key_hash(c.as_bytes()) as usize & mask) {
+            prefetch(slot);
         }
-        for (&h, &v) in hs.iter().zip(&vs).take(cs.len()) {
-            if v != 0 && v >> 32 == tag_of(h) {
-                // A 40-byte record straddles two cache lines half the time: load its first and
-                // its last byte (the count word), or the probe's compare misses on the first.
-                let r = record(&self.chunks, self.rec, (v as u32).wrapping_sub(1) as usize);
-                acc ^= u64::from(r.first().copied().unwrap_or(0))
-                    ^ u64::from(r.last().copied().unwrap_or(0));
+    }
+
+    /// Ask for the record the slot of `c` points to, when its tag matches: the second miss.
+    /// Call it once the slot is in the cache ([`PointSet::prefetch_slot`] some time before); a
+    /// record straddles two cache lines half the time, so both ends are asked for.
+    #[inline]
+    pub fn prefetch_record(&self, c: &Digest) {
+        let mask = self.slots.len().wrapping_sub(1);
+        let h = key_hash(c.as_bytes());
+        let Some(&v) = self.slots.get(h as usize & mask) else {
+            return;
+        };
+        if v != 0 && v >> 32 == tag_of(h) {
+            let r = record(&self.chunks, self.rec, (v as u32).wrapping_sub(1) as usize);
+            if let (Some(first), Some(last)) = (r.first(), r.last()) {
+                prefetch(first);
+                prefetch(last);
             }
-            acc ^= v;
         }
-        acc
     }
 
     /// Double the slots (or make the first ones) and place every position again.
@@ -379,7 +392,9 @@ mod tests {
     fn an_empty_set_finds_nothing() {
         let ps = PointSet::new(48);
         assert_eq!(ps.find(&HashAlg::Sha384.digest(b"x")), None);
-        assert_eq!(ps.prefetch(&[HashAlg::Sha384.digest(b"x")]), 0);
+        // Announcing a lookup in an empty table touches nothing.
+        ps.prefetch_slot(&HashAlg::Sha384.digest(b"x"));
+        ps.prefetch_record(&HashAlg::Sha384.digest(b"x"));
         assert!(ps.is_empty() && ps.get(0).is_none() && ps.count(0) == 0);
     }
 }
