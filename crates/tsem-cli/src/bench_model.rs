@@ -517,32 +517,20 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         }
         Ok(())
     })?;
-    let replay_secs = best_secs(runs, || {
-        let (s, events) = replay_pass(text.as_bytes(), 1)?;
+    // Replay on `threads` threads must reach the pre-parsed modeling's state and count.
+    let replay_agrees = |threads: u8| -> anyhow::Result<()> {
+        let (s, events) = replay_pass(text.as_bytes(), threads)?;
         anyhow::ensure!(
             s == state && events == n as u64,
-            "replay and pre-parsed modeling disagree on the state"
+            "replay on {threads} thread(s) and pre-parsed modeling disagree on the state"
         );
         Ok(())
-    })?;
+    };
+    let replay_secs = best_secs(runs, || replay_agrees(1))?;
     // Two threads: no one thread's CPU time shows the cost, so wall time, and the references it
     // is divided by are timed by wall time too.
-    let pipelined_secs = best_wall_secs(runs, || {
-        let (s, events) = replay_pass(text.as_bytes(), 2)?;
-        anyhow::ensure!(
-            s == state && events == n as u64,
-            "pipelined replay and pre-parsed modeling disagree on the state"
-        );
-        Ok(())
-    })?;
-    let three_secs = best_wall_secs(runs, || {
-        let (s, events) = replay_pass(text.as_bytes(), 3)?;
-        anyhow::ensure!(
-            s == state && events == n as u64,
-            "3-thread replay and pre-parsed modeling disagree on the state"
-        );
-        Ok(())
-    })?;
+    let pipelined_secs = best_wall_secs(runs, || replay_agrees(2))?;
+    let three_secs = best_wall_secs(runs, || replay_agrees(3))?;
     let replay_wall_secs = best_wall_secs(runs, || replay_pass(text.as_bytes(), 1).map(|_| ()))?;
     let serde_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 1))?;
     let serde2_wall_secs = best_wall_secs(runs, || serde_on_threads(&text, 2))?;
