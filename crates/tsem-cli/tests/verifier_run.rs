@@ -72,19 +72,63 @@ fn until(mut running: Option<&mut std::process::Child>, mut done: impl FnMut() -
     }
 }
 
+/// A workload: `job.sh` (`script`) in `work/` beside the `words.txt` it sorts, run by `tsem` with
+/// `HOME` and `STOP` (a file whose presence ends the script) set, plus `env`.
+struct Job {
+    dir: TempDir,
+    work: std::path::PathBuf,
+    stop: std::path::PathBuf,
+    env: Vec<(&'static str, std::path::PathBuf)>,
+}
+
+impl Job {
+    fn new(name: &str, script: &str) -> Job {
+        let dir = TempDir::new(name);
+        let work = dir.0.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
+        std::fs::write(work.join("job.sh"), script).unwrap();
+        let stop = dir.0.join("stop");
+        Job {
+            dir,
+            work,
+            stop,
+            env: Vec::new(),
+        }
+    }
+
+    /// `tsem ARGS` in the workload's directory, with its environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = tsem();
+        c.args(args)
+            .current_dir(&self.work)
+            .env("HOME", &self.dir.0)
+            .env("STOP", &self.stop)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Learn `job.sh`'s model (with `STOP` made, so the script ends) into `job.model`.
+    fn learn(&self) -> std::path::PathBuf {
+        let model = self.dir.0.join("job.model");
+        std::fs::write(&self.stop, "").unwrap();
+        let o = self
+            .cmd(&["learn", "-o", p(&model), "--", "sh", "job.sh"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        std::fs::remove_file(&self.stop).unwrap();
+        model
+    }
+}
+
 /// `tsem run --verifier --every 1`: attestations while the workload runs keep the verdict fresh;
 /// an out-of-model event mid-run makes the next periodic verdict contraindicated; a run that
 /// stopped reporting turns stale. The workload runs until the test says stop, so "while it
 /// runs" is checked by the test, not by a clock.
 #[test]
 fn run_attests_while_it_runs() {
-    let dir = TempDir::new("run-every");
-    let work = dir.0.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
-    let other = dir.0.join("other.txt");
-    std::fs::write(&other, "not for this workload\n").unwrap();
-    let (stop, bad) = (dir.0.join("stop"), dir.0.join("bad"));
     // `[ -e ]` is the shell's own stat: not a modeled event, so waiting adds no points.
     let script = "sort words.txt > sorted.txt\n\
                   sleep 0.1\n\
@@ -92,25 +136,15 @@ fn run_attests_while_it_runs() {
                   if [ -e \"$BAD\" ]; then read -r l < \"$EXTRA_READ\" || true; fi\n\
                   sleep 0.1\n\
                   done\n";
-    std::fs::write(work.join("job.sh"), script).unwrap();
-    let sh = |args: &[&str]| {
-        let mut c = tsem();
-        c.args(args)
-            .current_dir(&work)
-            .env("HOME", &dir.0)
-            .env("STOP", &stop)
-            .env("BAD", &bad)
-            .env("EXTRA_READ", &other)
-            .stdin(Stdio::null());
-        c
-    };
-    let model = dir.0.join("job.model");
-    std::fs::write(&stop, "").unwrap();
-    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    std::fs::remove_file(&stop).unwrap();
+    let mut j = Job::new("run-every", script);
+    let other = j.dir.0.join("other.txt");
+    std::fs::write(&other, "not for this workload\n").unwrap();
+    let bad = j.dir.0.join("bad");
+    j.env.push(("BAD", bad.clone()));
+    j.env.push(("EXTRA_READ", other));
+    let (dir, stop) = (&j.dir, &j.stop);
+    let sh = |args: &[&str]| j.cmd(args);
+    let model = j.learn();
     let (v, key) = verifier_process::with_job_enrolled(
         &dir.0,
         &model,
@@ -139,7 +173,7 @@ fn run_attests_while_it_runs() {
     until(Some(&mut job), || count("affirming") >= 2);
     assert_eq!(status(), "affirming");
     assert!(job.try_wait().unwrap().is_none(), "the run ended too early");
-    std::fs::write(&stop, "").unwrap();
+    std::fs::write(stop, "").unwrap();
     assert!(job.wait().unwrap().success(), "{}", log("a.log"));
     let a = log("a.log");
     assert!(a.contains("attestation 2 (running): affirming"), "{a}");
@@ -156,7 +190,7 @@ fn run_attests_while_it_runs() {
 
     // A sealed run that makes one out-of-model read once told to: affirming before it, the next
     // periodic verdict contraindicated, while the run goes on.
-    std::fs::remove_file(&stop).unwrap();
+    std::fs::remove_file(stop).unwrap();
     let before = count("affirming");
     let mut job = start("--seal", "b.log");
     until(Some(&mut job), || count("affirming") > before);
@@ -171,7 +205,7 @@ fn run_attests_while_it_runs() {
     assert!(reason.contains("forensic"), "{reason}");
     let h = c.history("job").unwrap().to_string();
     assert!(h.contains("other.txt"), "forensics so far not posted: {h}");
-    std::fs::write(&stop, "").unwrap();
+    std::fs::write(stop, "").unwrap();
     let exit = job.wait().unwrap();
     assert!(!exit.success(), "{}", log("b.log"));
     assert!(
@@ -194,32 +228,14 @@ fn served(c: &Client) -> (u64, u64, u64) {
 /// post recorded. The test watches the run's log, not the verifier, so that it adds no request.
 #[test]
 fn run_every_makes_one_request_per_attestation() {
-    let dir = TempDir::new("run-every-requests");
-    let work = dir.0.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("words.txt"), "b\na\n").unwrap();
-    let stop = dir.0.join("stop");
     // The `sleep` before the loop puts sleep's exec in the model (learning runs with STOP made).
     let script = "sort words.txt > sorted.txt\n\
                   sleep 0.1\n\
                   while [ ! -e \"$STOP\" ]; do sleep 0.1; done\n";
-    std::fs::write(work.join("job.sh"), script).unwrap();
-    let sh = |args: &[&str]| {
-        let mut c = tsem();
-        c.args(args)
-            .current_dir(&work)
-            .env("HOME", &dir.0)
-            .env("STOP", &stop)
-            .stdin(Stdio::null());
-        c
-    };
-    let model = dir.0.join("job.model");
-    std::fs::write(&stop, "").unwrap();
-    let o = sh(&["learn", "-o", p(&model), "--", "sh", "job.sh"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    std::fs::remove_file(&stop).unwrap();
+    let j = Job::new("run-every-requests", script);
+    let (dir, stop) = (&j.dir, &j.stop);
+    let sh = |args: &[&str]| j.cmd(args);
+    let model = j.learn();
     let (v, key) = verifier_process::with_job_enrolled(&dir.0, &model, &["--every", "2"]);
     let c = Client::new(&v.url, None).unwrap();
     let before = served(&c);
@@ -232,7 +248,7 @@ fn run_every_makes_one_request_per_attestation() {
         .unwrap();
     let log = || std::fs::read_to_string(&log_path).unwrap();
     until(Some(&mut job), || log().contains("attestation 3 (running)"));
-    std::fs::write(&stop, "").unwrap();
+    std::fs::write(stop, "").unwrap();
     assert!(job.wait().unwrap().success(), "{}", log());
     let after = served(&c);
     let log = log();
