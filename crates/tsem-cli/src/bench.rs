@@ -419,16 +419,27 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     let peers = Peers::prepare(&dir, &sh.map(String::from));
     let mut t: [Vec<f64>; 8] = Default::default();
     let mut tp: [Vec<f64>; 2] = Default::default();
+    // Every round runs every variant, in the order of a balanced Latin square
+    // (tsem_runtime::bench::balanced_order): with a fixed order `enforce` always ran right after
+    // `learn` and paid for the writeback its model write starts.
+    enum Job<'a> {
+        Own(usize, &'a (&'static str, Vec<String>)),
+        Peer(usize, &'a (&'static str, Vec<String>)),
+    }
+    let jobs: Vec<Job> = variants
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| *name != "strace" || strace)
+        .map(|(k, v)| Job::Own(k, v))
+        .chain(peers.runnable().map(|(k, v)| Job::Peer(k, v)))
+        .collect();
     for i in 0..runs {
         eprintln!("tsem bench: round {}/{runs}", i + 1);
-        for (k, (name, v)) in variants.iter().enumerate() {
-            if *name == "strace" && !strace {
-                continue;
+        for j in tsem_runtime::bench::balanced_order(jobs.len(), i) {
+            match jobs[j] {
+                Job::Own(k, (name, v)) => t[k].push(timed(&dir, name, &argv(v))?),
+                Job::Peer(k, (name, v)) => tp[k].push(timed(&dir, name, &argv(v))?),
             }
-            t[k].push(timed(&dir, name, &argv(v))?);
-        }
-        for (k, (name, v)) in peers.runnable() {
-            tp[k].push(timed(&dir, name, &argv(v))?);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -481,7 +492,9 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("{v}");
     } else {
         println!("machine: {}", machine.line());
-        println!("C build, median of {runs} alternating runs; ratios are to bare in the same run");
+        println!(
+            "C build, median of {runs} rounds, variants in a balanced order; ratios are to bare in the same run"
+        );
         println!("bare            {:.1} ms", bare * 1e3);
         println!(
             "tsem --learn    {:.1} ms ({:.2}x)",

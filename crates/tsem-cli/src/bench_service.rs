@@ -389,7 +389,9 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     let mut errors = vec![0usize; variants.len()];
     for round in 0..o.runs.max(1) {
         eprintln!("tsem bench: round {}/{}", round + 1, o.runs.max(1));
-        for (k, (name, argv)) in variants.iter().enumerate() {
+        // A balanced Latin square's row (tsem_runtime::bench::balanced_order), not a fixed order.
+        for k in tsem_runtime::bench::balanced_order(variants.len(), round) {
+            let (name, argv) = &variants[k];
             let child = start(&dir, name, argv, port)?;
             let mut l = load(port, requests, clients, per_conn);
             stop(&dir, name, child)?;

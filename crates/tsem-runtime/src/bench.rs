@@ -207,8 +207,7 @@ fn measure(opts: &Opts, dir: &Path) -> Result<Report, BenchError> {
     // each mode after the same one within a round: `enforce` ran after `learn`, whose model
     // write, a rename over the old file on ext4, starts writeback, three times in four.)
     for round in 0..=opts.runs {
-        for b in BALANCED {
-            let m = (b + round) % MODES.len();
+        for m in balanced_order(MODES.len(), round) {
             let mode = MODES[m];
             let ms = run(mode, round, &format!("bench-{mode}-{round}"))?;
             if round > 0 {
@@ -222,9 +221,31 @@ fn measure(opts: &Opts, dir: &Path) -> Result<Report, BenchError> {
     })
 }
 
-/// The first row of a Williams design for four modes: row `r` adds `r` to each (mod 4), and
-/// in the four rows every mode immediately follows each other mode once.
-const BALANCED: [usize; 4] = [0, 1, 3, 2];
+/// The order in which `n` variants of a benchmark run in round `round`: the rows of a balanced
+/// Latin square (a Williams design), so that over `n` rounds (`2n` when `n` is odd) every
+/// variant runs immediately after every other one equally often and each takes every position
+/// equally often. A fixed order makes a variant pay for what the one before it leaves behind
+/// (writeback of a model just written, caches, a server's tail): with one, `enforce` ran after
+/// `learn` in every round.
+pub fn balanced_order(n: usize, round: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // First row 0, 1, n-1, 2, n-2, ...; row r adds r to each (mod n).
+    let first = (0..n).map(|i| match i {
+        0 => 0,
+        i if i % 2 == 1 => i.div_ceil(2),
+        i => n - i / 2,
+    });
+    let shift = round % n;
+    let row: Vec<usize> = first.map(|x| (x + shift) % n).collect();
+    // With an odd n the square's rows alone do not balance the pairs; their reverses do.
+    if n % 2 == 1 && (round / n) % 2 == 1 {
+        row.into_iter().rev().collect()
+    } else {
+        row
+    }
+}
 
 /// Whole seconds past a file's ctime after which the digest store keeps its digest (it keeps
 /// ctimes strictly older than two seconds before the current one).
@@ -316,9 +337,10 @@ mod tests {
     /// exactly once.
     #[test]
     fn every_mode_follows_every_other_once_in_four_rounds() {
+        assert_eq!(balanced_order(4, 0), [0, 1, 3, 2]);
         let mut after = [[0; 4]; 4];
         for round in 0..4 {
-            let row: Vec<usize> = BALANCED.iter().map(|b| (b + round) % 4).collect();
+            let row = balanced_order(4, round);
             for w in row.windows(2) {
                 after[w[1]][w[0]] += 1;
             }
@@ -326,6 +348,39 @@ mod tests {
         for (m, prev) in after.iter().enumerate() {
             for (p, n) in prev.iter().enumerate() {
                 assert_eq!(*n, usize::from(m != p), "{} after {}", MODES[m], MODES[p]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_variant_follows_every_other_equally_often_for_any_count() {
+        for n in 1..=12 {
+            let rows = if n % 2 == 0 { n } else { 2 * n };
+            let mut after = vec![vec![0usize; n]; n];
+            let mut at = vec![vec![0usize; n]; n];
+            for round in 0..rows {
+                let row = balanced_order(n, round);
+                let mut seen = row.clone();
+                seen.sort_unstable();
+                assert_eq!(
+                    seen,
+                    (0..n).collect::<Vec<_>>(),
+                    "n {n} round {round}: a permutation"
+                );
+                for (pos, &v) in row.iter().enumerate() {
+                    at[v][pos] += 1;
+                }
+                for w in row.windows(2) {
+                    after[w[1]][w[0]] += 1;
+                }
+            }
+            let per_pair = rows / n;
+            for a in 0..n {
+                for b in 0..n {
+                    let want = if a == b { 0 } else { per_pair };
+                    assert_eq!(after[a][b], want, "n {n}: {a} after {b}");
+                    assert_eq!(at[a][b], rows / n, "n {n}: {a} at position {b}");
+                }
             }
         }
     }
