@@ -283,6 +283,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
+    let machine = crate::bench_model::Machine::now();
     let server = Server::find().ok_or_else(|| {
         anyhow::anyhow!("tsem bench service: neither nginx nor python3 is installed")
     })?;
@@ -407,6 +408,11 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     let (bare, floor, emu) = (0, 3, 4);
     let mut out = serde_json::Map::new();
+    out.insert("machine".into(), machine.json());
+    out.insert(
+        "machine_after".into(),
+        crate::bench_model::Machine::now().json(),
+    );
     out.insert("server".into(), json!(server.name()));
     out.insert("requests".into(), json!(requests));
     out.insert("connections".into(), json!(clients));
@@ -453,9 +459,10 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     if o.json {
         println!("{}", serde_json::Value::Object(out));
     } else {
+        println!("machine: {}", machine.line());
         println!(
             "{} on 127.0.0.1, {requests} requests over {clients} connections \
-             ({per_conn} per connection), median of {} alternating runs",
+             ({per_conn} per connection), median of {} rounds, variants in a balanced order",
             server.name(),
             o.runs.max(1)
         );
