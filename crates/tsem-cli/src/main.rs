@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use lazy_args::Lazy;
+
 mod activate_cmd;
 mod attach;
 mod attest_cmd;
@@ -24,6 +26,7 @@ mod describe;
 mod deviation;
 mod evidence;
 mod kernel_run;
+mod lazy_args;
 mod learn_cmd;
 mod learning;
 mod live;
@@ -50,10 +53,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Model event descriptions (TSEM JSON) in a fresh namespace and print its state.
-    Replay(replay::ReplayArgs),
+    Replay(Lazy<replay::ReplayArgs>),
     /// Build, inspect, compare, merge, sign and verify security models.
     #[command(subcommand)]
-    Model(model_cmd::ModelCmd),
+    Model(Lazy<model_cmd::ModelCmd>),
     /// Write a new Ed25519 key pair: KEY (private, PKCS#8 PEM, mode 0600) and KEY.pub.
     Keygen {
         /// Path of the private key; the public key goes to KEY.pub.
@@ -61,36 +64,36 @@ enum Cmd {
         output: std::path::PathBuf,
     },
     /// Attest the state of a workload's modeling namespace (signed, optionally TPM-quoted).
-    Attest(attest_cmd::AttestArgs),
+    Attest(Lazy<attest_cmd::AttestArgs>),
     /// Verify an attestation against the model it should be in.
-    Verify(attest_cmd::VerifyArgs),
+    Verify(Lazy<attest_cmd::VerifyArgs>),
     /// Seal a secret to a model's state on this platform's TPM: only `tsem run --enforce
     /// --unseal` of a run that ends in exactly that state gets it back.
-    Seal(seal_cmd::SealArgs),
+    Seal(Lazy<seal_cmd::SealArgs>),
     /// Benchmarks that report ratios against the physical limit.
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(Lazy<bench::BenchCmd>),
     /// TCG PC Client (measured boot) event logs.
     #[command(subcommand)]
-    Eventlog(evidence::EventlogCmd),
+    Eventlog(Lazy<evidence::EventlogCmd>),
     /// IMA measurement lists.
     #[command(subcommand)]
-    Ima(evidence::ImaCmd),
+    Ima(Lazy<evidence::ImaCmd>),
     /// Run a workload under a security model (learn, seal, enforce).
-    Run(Box<run_cmd::RunArgs>),
+    Run(Lazy<Box<run_cmd::RunArgs>>),
     /// Learn a model by running a workload until more runs teach it nothing new.
-    Learn(learn_cmd::LearnArgs),
+    Learn(Lazy<learn_cmd::LearnArgs>),
     /// The fleet verifier: serve, enrol workloads, their verdicts.
     #[command(subcommand)]
-    Verifier(verifier_cmd::VerifierCmd),
+    Verifier(Lazy<verifier_cmd::VerifierCmd>),
     /// Ask a named run (`tsem run --name`) for its state, trajectory, forensics or model.
     #[command(subcommand)]
-    Ctl(ctl_cmd::CtlCmd),
+    Ctl(Lazy<ctl_cmd::CtlCmd>),
     /// Watch a named run in a terminal: counters, state, trajectory, forensics (q quits).
-    Console(console_cmd::ConsoleArgs),
+    Console(Lazy<console_cmd::ConsoleArgs>),
     /// The modeling agent as its own process (`tsem run --tma` models through it).
     #[command(subcommand)]
-    Tma(tma_cmd::TmaCmd),
+    Tma(Lazy<tma_cmd::TmaCmd>),
 }
 
 fn main() -> ExitCode {
@@ -99,21 +102,21 @@ fn main() -> ExitCode {
         tsem_sensor::sys::default_sigpipe();
     }
     let result = match cli.cmd {
-        Cmd::Replay(a) => replay::run(a),
-        Cmd::Model(c) => model_cmd::run(c),
+        Cmd::Replay(Lazy(a)) => replay::run(a),
+        Cmd::Model(Lazy(c)) => model_cmd::run(c),
         Cmd::Keygen { output } => keygen(&output),
-        Cmd::Bench(c) => bench::run(c),
-        Cmd::Attest(a) => attest_cmd::attest(a),
-        Cmd::Verify(a) => attest_cmd::verify(a),
-        Cmd::Seal(a) => seal_cmd::seal(a),
-        Cmd::Eventlog(c) => evidence::eventlog(c),
-        Cmd::Ima(c) => evidence::ima(c),
-        Cmd::Run(a) => run_cmd::run(*a),
-        Cmd::Learn(a) => learn_cmd::run(a),
-        Cmd::Verifier(c) => verifier_cmd::run(c),
-        Cmd::Ctl(c) => ctl_cmd::run(c),
-        Cmd::Console(a) => console_cmd::run(a),
-        Cmd::Tma(c) => tma_cmd::run(c),
+        Cmd::Bench(Lazy(c)) => bench::run(c),
+        Cmd::Attest(Lazy(a)) => attest_cmd::attest(a),
+        Cmd::Verify(Lazy(a)) => attest_cmd::verify(a),
+        Cmd::Seal(Lazy(a)) => seal_cmd::seal(a),
+        Cmd::Eventlog(Lazy(c)) => evidence::eventlog(c),
+        Cmd::Ima(Lazy(c)) => evidence::ima(c),
+        Cmd::Run(Lazy(a)) => run_cmd::run(*a),
+        Cmd::Learn(Lazy(a)) => learn_cmd::run(a),
+        Cmd::Verifier(Lazy(c)) => verifier_cmd::run(c),
+        Cmd::Ctl(Lazy(c)) => ctl_cmd::run(c),
+        Cmd::Console(Lazy(a)) => console_cmd::run(a),
+        Cmd::Tma(Lazy(c)) => tma_cmd::run(c),
     };
     match result {
         Ok(code) => code,
