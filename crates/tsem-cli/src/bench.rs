@@ -288,10 +288,15 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Run `argv` in `dir` after removing the build outputs; the wall time, or an error naming the
 /// variant if it failed.
-fn timed(dir: &std::path::Path, name: &str, argv: &[&str]) -> anyhow::Result<f64> {
+/// Remove what the sample build makes, so that every run builds everything.
+fn clean(dir: &std::path::Path) {
     for f in ["main.o", "util.o", "hello"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
+}
+
+fn timed(dir: &std::path::Path, name: &str, argv: &[&str]) -> anyhow::Result<f64> {
+    clean(dir);
     let t = Instant::now();
     let out = std::process::Command::new(argv[0])
         .args(&argv[1..])
@@ -418,7 +423,7 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     )?;
     let peers = Peers::prepare(&dir, &sh.map(String::from));
     let mut t: [Vec<f64>; 8] = Default::default();
-    let mut tp: [Vec<f64>; 2] = Default::default();
+    let mut tp: [Vec<f64>; 4] = Default::default();
     // Every round runs every variant, in the order of a balanced Latin square
     // (tsem_runtime::bench::balanced_order): with a fixed order `enforce` always ran right after
     // `learn` and paid for the writeback its model write starts.
@@ -444,8 +449,16 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let [bare, learn, enforce, no_backstop, cold, floor, emu, st] = t.map(|mut v| median(&mut v));
-    let [syd_off, syd_enforce] = tp.map(|mut v| median(&mut v));
+    let [syd_off, syd_enforce, ref_continue, ref_emulate] = tp.map(|mut v| median(&mut v));
     let over = |x: f64| enforce / x;
+    let two = |x: f64| {
+        if x.is_nan() {
+            serde_json::Value::Null
+        } else {
+            json!((x * 100.0).round() / 100.0)
+        }
+    };
+    let over2 = |x: f64| two(over(x));
     let (over_floor, over_emu) = (over(floor), over(emu));
     let ratio = |x: f64| {
         if x.is_nan() {
@@ -487,6 +500,14 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         "syd_off_ratio": ratio(syd_off),
         "syd_enforce_ms": ms(syd_enforce),
         "syd_enforce_ratio": ratio(syd_enforce),
+        "reference": peers.reference_json(),
+        "reference_continue_ms": ms(ref_continue),
+        "reference_continue_ratio": ratio(ref_continue),
+        "reference_emulate_ms": ms(ref_emulate),
+        "reference_emulate_ratio": ratio(ref_emulate),
+        "enforce_over_reference_emulation": over2(ref_emulate),
+        "mechanism_floor_over_reference_continue": two(floor / ref_continue),
+        "emulation_floor_over_reference_emulation": two(emu / ref_emulate),
     });
     if as_json {
         println!("{v}");
@@ -532,58 +553,91 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
         if strace {
             println!("strace -f       {:.1} ms ({:.2}x)", st * 1e3, st / bare);
         }
-        peers.print(&[syd_off, syd_enforce], bare);
+        peers.print(&[syd_off, syd_enforce, ref_continue, ref_emulate], bare);
+        if !ref_emulate.is_nan() {
+            println!(
+                "enforce / the reference's floor of emulation {:.2}",
+                enforce / ref_emulate
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// syd's two columns for the C build: each runs only if the build succeeded under it once
-/// before the timed rounds; otherwise its column says why it is empty (crate::bench_peer).
+/// The columns beside tsem's: syd's two (tracing, enforcing) and the reference supervisor's two
+/// (crate::bench_reference: the mechanism's floors without tsem). Each runs only if the build
+/// succeeded under it once before the timed rounds; otherwise its column says why it is empty.
 struct Peers {
     syd: Option<(crate::bench_peer::Syd, crate::bench_peer::Denial)>,
-    variants: [(&'static str, Vec<String>); 2],
-    failed: [Option<String>; 2],
+    reference: Option<crate::bench_reference::Reference>,
+    variants: [(&'static str, Vec<String>); 4],
+    failed: [Option<String>; 4],
 }
 
 impl Peers {
     fn prepare(dir: &std::path::Path, cmd: &[String]) -> Self {
+        let reference = crate::bench_reference::Reference::prepare(dir, cmd, &|| clean(dir));
+        let [ref_continue, ref_emulate] = match &reference {
+            Ok(r) => r.variants(cmd),
+            Err(_) => Default::default(),
+        };
         let variants = [
             ("syd-off", crate::bench_peer::Syd::tracing(cmd)),
             (
                 "syd-enforce",
                 crate::bench_peer::Syd::enforcing(dir, None, cmd),
             ),
+            ("reference-continue", ref_continue),
+            ("reference-emulate", ref_emulate),
         ];
+        let (reference, ref_failed) = match reference {
+            Ok(r) => (Some(r), None),
+            Err(why) => {
+                eprintln!("tsem bench: the reference supervisor: {why}; its columns are skipped");
+                (None, Some(why))
+            }
+        };
+        let (syd, syd_failed) = Self::syd(dir, &variants);
+        Peers {
+            syd,
+            reference,
+            variants,
+            failed: [
+                syd_failed[0].clone(),
+                syd_failed[1].clone(),
+                ref_failed.clone(),
+                ref_failed,
+            ],
+        }
+    }
+
+    /// syd, its denial shown by effect, and why each of its columns is empty, if it is.
+    #[allow(clippy::type_complexity)]
+    fn syd(
+        dir: &std::path::Path,
+        variants: &[(&'static str, Vec<String>); 4],
+    ) -> (
+        Option<(crate::bench_peer::Syd, crate::bench_peer::Denial)>,
+        [Option<String>; 2],
+    ) {
         let Some(syd) = crate::bench_peer::Syd::detect() else {
             let none = || Some("syd is not on PATH".to_string());
-            return Peers {
-                syd: None,
-                variants,
-                failed: [none(), none()],
-            };
+            return (None, [none(), none()]);
         };
         let denial = match syd.prove_denial(dir) {
             Ok(d) => d,
             Err(e) => {
                 let why = || Some(format!("cannot run the denial check: {e}"));
-                return Peers {
-                    syd: None,
-                    variants,
-                    failed: [why(), why()],
-                };
+                return (None, [why(), why()]);
             }
         };
-        let failed = variants.clone().map(|(name, v)| {
-            timed(dir, name, &argv(&v)).err().map(|e| {
+        let failed = [&variants[0], &variants[1]].map(|(name, v)| {
+            timed(dir, name, &argv(v)).err().map(|e| {
                 eprintln!("tsem bench: {e}; the {name} column is skipped");
                 e.to_string()
             })
         });
-        Peers {
-            syd: Some((syd, denial)),
-            variants,
-            failed,
-        }
+        (Some((syd, denial)), failed)
     }
 
     /// The variants that ran the build, with their index.
@@ -594,20 +648,29 @@ impl Peers {
             .filter(|(k, _)| self.failed[*k].is_none())
     }
 
+    /// syd's object (its configuration and denial, each column's reason if empty).
     fn json(&self, dir: &std::path::Path) -> serde_json::Value {
         let mut v = match &self.syd {
             Some((s, d)) => s.json(dir, None, d),
             None => json!({}),
         };
         if let Some(o) = v.as_object_mut() {
-            for (k, (name, _)) in self.variants.iter().enumerate() {
+            for (k, (name, _)) in self.variants.iter().enumerate().take(2) {
                 o.insert(format!("{name}_failed"), json!(self.failed[k]));
             }
         }
         v
     }
 
-    fn print(&self, medians: &[f64; 2], bare: f64) {
+    /// The reference's object (source, its check run's counts, or why it did not run).
+    fn reference_json(&self) -> serde_json::Value {
+        match (&self.reference, &self.failed[2]) {
+            (Some(r), _) => r.json(),
+            (None, why) => json!({ "failed": why }),
+        }
+    }
+
+    fn print(&self, medians: &[f64; 4], bare: f64) {
         if let Some((s, d)) = &self.syd {
             println!(
                 "syd: {}; its enforcing profile denied a read outside it: {}, allowed one \
@@ -616,6 +679,9 @@ impl Peers {
                 d.denied,
                 d.allowed
             );
+        }
+        if let Some(r) = &self.reference {
+            println!("{}", r.line());
         }
         for (k, (name, _)) in self.variants.iter().enumerate() {
             match &self.failed[k] {

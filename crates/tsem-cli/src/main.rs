@@ -18,6 +18,7 @@ mod bench;
 mod bench_container;
 mod bench_model;
 mod bench_peer;
+mod bench_reference;
 mod bench_service;
 mod bench_verifier;
 mod console_cmd;

@@ -1,5 +1,6 @@
 //! `tsem bench run` and `tsem bench service` end to end, at their smallest sizes: every variant
-//! runs the real workload (the sample C build; a real HTTP server answering real requests), the
+//! runs the real workload (the sample C build, under tsem and under the reference supervisor; a
+//! real HTTP server answering real requests), the
 //! machine is named beside the figures, and a variant that fails shows as a failure, not as a
 //! fast time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -39,6 +40,18 @@ fn bench_run_times_every_variant_of_the_build_and_names_the_machine() {
         // The ratio is the variant's time over bare's in the same run (rounded to 0.01).
         assert!((ratio - ms / bare).abs() < 0.02, "{v}: {r}");
     }
+    // The reference supervisor (samples/refsup) ran the same build, its opens emulated.
+    assert!(
+        r["reference"]["opens_emulated"].as_u64().unwrap() > 100,
+        "{r}"
+    );
+    for v in ["reference_continue", "reference_emulate"] {
+        assert!(r[format!("{v}_ms")].as_f64().unwrap() > 0.0, "{v}: {r}");
+    }
+    assert!(
+        r["enforce_over_reference_emulation"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
     let over = r["enforce_over_mechanism_floor"].as_f64().unwrap();
     let want = r["enforce_ms"].as_f64().unwrap() / r["mechanism_floor_ms"].as_f64().unwrap();
     assert!((over - want).abs() < 0.02, "{r}");
