@@ -361,6 +361,15 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
         v.extend(sh.iter().cloned());
         variants.push(("strace", v));
     }
+    // The mechanism's floors without tsem (crate::bench_reference); every response checked.
+    let reference = crate::bench_reference::Reference::compile(&dir)
+        .map_err(|why| eprintln!("tsem bench: the reference supervisor: {why}; skipped"))
+        .ok();
+    if let Some(r) = &reference {
+        let [cont, emulate] = r.variants(&sh);
+        variants.push(("reference-continue", cont));
+        variants.push(("reference-emulate", emulate));
+    }
     if syd.is_some() {
         variants.push(("syd-off", crate::bench_peer::Syd::tracing(&sh)));
         variants.push((
@@ -407,6 +416,7 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
     let p99: Vec<f64> = p99.iter_mut().map(med).collect();
     let round2 = |x: f64| (x * 100.0).round() / 100.0;
     let (bare, floor, emu) = (0, 3, 4);
+    let ref_emu = variants.iter().position(|(n, _)| *n == "reference-emulate");
     let mut out = serde_json::Map::new();
     out.insert("machine".into(), machine.json());
     out.insert(
@@ -414,6 +424,12 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
         crate::bench_model::Machine::now().json(),
     );
     out.insert("server".into(), json!(server.name()));
+    out.insert(
+        "reference".into(),
+        reference
+            .as_ref()
+            .map_or(json!("not compiled"), |r| r.json()),
+    );
     out.insert("requests".into(), json!(requests));
     out.insert("connections".into(), json!(clients));
     out.insert("requests_per_connection".into(), json!(per_conn));
@@ -440,6 +456,7 @@ pub fn run(o: Opts) -> anyhow::Result<ExitCode> {
                 "time_ratio_to_bare": vs_bare,
                 "time_ratio_to_floor": vs_floor,
                 "time_ratio_to_emulation_floor": vs_emu,
+                "time_ratio_to_reference_emulation": ref_emu.map(|r| round2(rps[r] / rps[k])),
                 "p99_ratio_to_bare": p99_ratio,
                 "failed_requests": errors[k],
             }),

@@ -89,4 +89,14 @@ fn bench_service_serves_every_request_under_every_variant() {
         assert!(x["time_ratio_to_bare"].as_f64().unwrap() > 0.0, "{v}: {r}");
     }
     assert_eq!(r["bare"]["time_ratio_to_bare"], 1.0);
+    // The reference supervisor served the same requests, emulating the server's opens.
+    if have("cc") {
+        for v in ["reference-continue", "reference-emulate"] {
+            assert_eq!(r[v]["failed_requests"], 0, "{v}: {r}");
+        }
+        assert_eq!(
+            r["reference-emulate"]["time_ratio_to_reference_emulation"],
+            1.0
+        );
+    }
 }
