@@ -128,14 +128,22 @@ static void *worker(void *unused) {
   }
 }
 
-static void send_fd(int sock, int fd) {
-  char buf[CMSG_SPACE(sizeof(int))] = {0}, c = 'l';
-  struct iovec io = {&c, 1};
+// A one-byte message with room for one descriptor.
+static struct msghdr one_fd_msg(struct iovec *io, char *byte, char *buf, size_t len) {
+  io->iov_base = byte;
+  io->iov_len = 1;
   struct msghdr m = {0};
-  m.msg_iov = &io;
+  m.msg_iov = io;
   m.msg_iovlen = 1;
   m.msg_control = buf;
-  m.msg_controllen = sizeof buf;
+  m.msg_controllen = len;
+  return m;
+}
+
+static void send_fd(int sock, int fd) {
+  char buf[CMSG_SPACE(sizeof(int))] = {0}, c = 'l';
+  struct iovec io;
+  struct msghdr m = one_fd_msg(&io, &c, buf, sizeof buf);
   struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
@@ -146,12 +154,8 @@ static void send_fd(int sock, int fd) {
 
 static int recv_fd(int sock) {
   char buf[CMSG_SPACE(sizeof(int))], c;
-  struct iovec io = {&c, 1};
-  struct msghdr m = {0};
-  m.msg_iov = &io;
-  m.msg_iovlen = 1;
-  m.msg_control = buf;
-  m.msg_controllen = sizeof buf;
+  struct iovec io;
+  struct msghdr m = one_fd_msg(&io, &c, buf, sizeof buf);
   if (recvmsg(sock, &m, 0) != 1 || !CMSG_FIRSTHDR(&m)) return -1;
   int fd;
   memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof fd);
