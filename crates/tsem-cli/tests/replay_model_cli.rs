@@ -655,9 +655,15 @@ fn pipelined_replay_prints_what_single_threaded_replay_prints() {
         twelve["events"].as_u64().unwrap(),
         12 * v["events"].as_u64().unwrap()
     );
-    both(&["--json", "--keep-descriptions", "--model", s(&model), "-"], Some(&many));
+    both(
+        &["--json", "--keep-descriptions", "--model", s(&model), "-"],
+        Some(&many),
+    );
     both(&["--json", "--model", s(&model), "-"], Some(&many));
-    let many_lines: Vec<&[u8]> = many.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let many_lines: Vec<&[u8]> = many
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     for bad in (1..many_lines.len()).step_by(397) {
         let text: Vec<u8> = many_lines
             .iter()
