@@ -79,7 +79,7 @@ pub enum BenchCmd {
         json: bool,
         /// Run one phase only, repeatedly (for profilers): core, batch, batch-hot (its input in
         /// cache, as replay feeds it), core-descriptions, map, parse, replay, replay-pipelined
-        /// (two threads, wall time); or replay-memory
+        /// (replay on two threads, wall time), replay-3 (three threads); or replay-memory
         /// (--events distinct events, once).
         #[arg(long, value_name = "PHASE")]
         only: Option<String>,

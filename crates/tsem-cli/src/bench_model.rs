@@ -211,8 +211,8 @@ fn batch_pass_hot(cfg: Config, events: &[Event], model: bool) -> anyhow::Result<
     Ok(ns.state())
 }
 
-/// `tsem replay`'s own code over `text` on `threads` (1: one thread; 2: parsing pipelined with
-/// modeling): parse, name, model, state.
+/// `tsem replay`'s own code over `text` on `threads` (1: one thread; 2 or more: every thread
+/// parses blocks of lines and takes turns modeling them): parse, name, model, state.
 fn replay_pass(text: &[u8], threads: u8) -> anyhow::Result<(Digest, u64)> {
     let mut ns = Namespace::new(replay_config()).map_err(e)?;
     let mut stats = StreamStats::default();
@@ -608,7 +608,7 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         "replay_vs_serde_json_value": r3(rate(n, replay_secs) / serde_lps),
         "replay_vs_simd_json": r3(rate(n, replay_secs) / simd_lps),
         "replay_pipelined": {
-            "threads": 2,
+            "threads": "2 (the default): both parse blocks of lines, whichever is free models them in order",
             "timing": "wall time, best of runs (as are the references here)",
             "events_per_s": rate(n, pipelined_secs).round(),
             "us_per_event": (pipelined_secs / n as f64 * 1e8).round() / 100.0,
@@ -621,7 +621,7 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
             "single_threaded_vs_serde_json_value_1_thread": r3(serde_wall_secs / replay_wall_secs),
         },
         "replay_threads_3": {
-            "threads": "3: one cuts blocks of lines, one parses, one models",
+            "threads": "3: every thread parses blocks of lines, whichever is free models them in order",
             "timing": "wall time, best of runs",
             "events_per_s": rate(n, three_secs).round(),
             "us_per_event": (three_secs / n as f64 * 1e8).round() / 100.0,
@@ -698,7 +698,7 @@ pub fn model(n: usize, n_points: usize, runs: usize, as_json: bool) -> anyhow::R
         replay_secs / n as f64 * 1e6
     );
     println!(
-        "tsem replay pipelined (2 threads, wall time): {:.2} µs/event = {:.2} x serde_json on 1 thread, \
+        "tsem replay on 2 threads (the default; wall time): {:.2} µs/event = {:.2} x serde_json on 1 thread, \
          {:.2} x serde_json on 2 threads ({:.2} x single-threaded replay, which is {:.2} x serde_json by wall time)",
         pipelined_secs / n as f64 * 1e6,
         serde_wall_secs / pipelined_secs,

@@ -36,7 +36,6 @@ mod model_learn;
 mod periodic;
 mod replay;
 mod replay_par;
-mod replay_pipe;
 mod run_cmd;
 mod seal_cmd;
 mod spill;

@@ -45,10 +45,10 @@ pub struct ReplayArgs {
     /// in a scratch file under $TMPDIR, so memory stays ~50 bytes per point at any length.
     #[arg(long)]
     pub keep_descriptions: bool,
-    /// Threads: 1 reads, parses and models on one thread; 2 parses on one thread while the
-    /// other names and models the events in input order; 3 or more cut the input into blocks
-    /// on one thread, parse blocks on N-2 threads and model on one. The output is the same.
-    /// Default: 2 when at least two CPUs are available, else 1.
+    /// Threads: 1 reads, parses and models on one thread; with N >= 2 every thread takes blocks
+    /// of lines in turn and parses them, and whichever is free names and models the parsed
+    /// blocks in input order. The output is the same. Default: 2 when at least two CPUs are
+    /// available, else 1.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
     pub threads: Option<u8>,
     /// Trajectory or export files, one JSON record per line (`-` for stdin).
@@ -77,7 +77,7 @@ pub struct NsArgs {
 }
 
 /// Open `path`, `-` meaning stdin.
-pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufReader::new(std::io::stdin())));
     }
@@ -199,28 +199,26 @@ pub fn model_stream_with(
     read.and(modeled)
 }
 
-/// [`model_stream_with`] on `threads` threads: 1 is that function, 2
-/// [`crate::replay_pipe::model_stream_pipelined`] (one parsing thread, one modeling thread), 3
-/// or more [`crate::replay_par::model_stream_parallel`] with `threads - 2` parsing threads.
-/// The results and errors are the same.
+/// [`model_stream_with`] on `threads` threads: 1 is that function; 2 or more
+/// [`crate::replay_par::model_stream_parallel`], every thread parsing blocks of lines and taking
+/// turns at modeling them in input order. The results and errors are the same.
 pub fn model_stream_threads(
     ns: &mut Namespace,
     name: &str,
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     stats: &mut StreamStats,
     strictness: Strictness,
     threads: u8,
 ) -> anyhow::Result<()> {
     match threads {
         0 | 1 => model_stream_with(ns, name, input, stats, strictness),
-        2 => crate::replay_pipe::model_stream_pipelined(ns, name, input, stats, strictness),
         n => crate::replay_par::model_stream_parallel(
             ns,
             name,
             input,
             stats,
             strictness,
-            usize::from(n) - 2,
+            usize::from(n),
         ),
     }
 }

@@ -643,4 +643,43 @@ fn pipelined_replay_prints_what_single_threaded_replay_prints() {
         fails_with(&o, &format!("cut{bad}.json:{bad}: "));
         both(&["--json", "-"], Some(&text));
     }
+
+    // Many blocks of lines (the captures twelve times over, ~30 of the release build's 64 KiB
+    // blocks): kept and spilled descriptions, from a file and from stdin, and a line cut short
+    // in every fifth block or so, which stops every thread count at the same event.
+    let many: Vec<u8> = all.repeat(12);
+    let p = t.join("many.json");
+    std::fs::write(&p, &many).unwrap();
+    let twelve = json(&both(&["--json", "--model", s(&model), s(&p)], None));
+    assert_eq!(
+        twelve["events"].as_u64().unwrap(),
+        12 * v["events"].as_u64().unwrap()
+    );
+    both(
+        &["--json", "--keep-descriptions", "--model", s(&model), "-"],
+        Some(&many),
+    );
+    both(&["--json", "--model", s(&model), "-"], Some(&many));
+    let many_lines: Vec<&[u8]> = many
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for bad in (1..many_lines.len()).step_by(397) {
+        let text: Vec<u8> = many_lines
+            .iter()
+            .take(bad)
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let l = if i + 1 == bad { &l[..l.len() / 3] } else { l };
+                [l, b"\n"].concat()
+            })
+            .chain(many_lines[bad..].iter().flat_map(|l| [*l, b"\n"].concat()))
+            .collect();
+        let p = t.join(format!("many-cut{bad}.json"));
+        std::fs::write(&p, &text).unwrap();
+        let o = both(&["--json", s(&p)], None);
+        fails_with(&o, &format!("many-cut{bad}.json:{bad}: "));
+        let o = both(&["--keep-descriptions", "--json", "-"], Some(&text));
+        fails_with(&o, &format!("-:{bad}: "));
+    }
 }
