@@ -552,6 +552,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "refused": s.refused,
             "unfaithful": s.unfaithful,
             "undecodable": s.undecodable,
+            "sync_wakeup": s.sync_wakeup,
             "tasks": s.tasks,
             "execs": s.execs,
             "outlived": s.outlived,

@@ -176,7 +176,7 @@ pub fn attach<H: EventHandler + 'static>(
             return Err(AttachError::Inject { pid, why });
         }
     };
-    let _ = sys::notif_set_sync_wakeup(listener.as_fd());
+    supervisor::take_sync_wakeup(listener.as_fd(), &shared.counters);
     // The notification threads wear the container's credentials call by call (sys::wear).
     let (notifiers, listener_error) = supervisor::start_notifiers(listener, &shared)?;
     let exit =

@@ -154,6 +154,9 @@ pub struct Counters {
     /// without its NUL, a malformed structure): answered with the kernel's error for them,
     /// never continued.
     pub undecodable: AtomicU64,
+    /// Notification listeners that took `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (the same-CPU
+    /// wake-up; 0 on kernels before 6.6, where notifications cost more).
+    pub sync_wakeup: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -185,6 +188,8 @@ pub struct Stats {
     pub unfaithful: u64,
     /// See [`Counters::undecodable`].
     pub undecodable: u64,
+    /// See [`Counters::sync_wakeup`].
+    pub sync_wakeup: u64,
     /// Tasks followed.
     pub tasks: u64,
     /// Exec stops.
@@ -212,6 +217,7 @@ impl std::ops::Add for Stats {
             refused: self.refused + o.refused,
             unfaithful: self.unfaithful + o.unfaithful,
             undecodable: self.undecodable + o.undecodable,
+            sync_wakeup: self.sync_wakeup + o.sync_wakeup,
             tasks: self.tasks + o.tasks,
             execs: self.execs + o.execs,
             outlived: self.outlived + o.outlived,
@@ -242,6 +248,7 @@ impl Counters {
             refused: g(&self.refused),
             unfaithful: g(&self.unfaithful),
             undecodable: g(&self.undecodable),
+            sync_wakeup: g(&self.sync_wakeup),
             tasks: 0,
             execs: 0,
             outlived: 0,

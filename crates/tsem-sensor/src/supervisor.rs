@@ -6,7 +6,7 @@
 //! group-stops parked with `PTRACE_LISTEN`), so ptrace costs nothing per syscall.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -329,10 +329,9 @@ pub fn run<H: EventHandler + 'static>(
         }
     };
     drop(sock_parent);
-    // Older kernels lack the flag; the loop is only slower without it.
-    let _ = sys::notif_set_sync_wakeup(listener.as_fd());
 
     let shared = new_shared(pid, config, handler, crate::view::View::host())?;
+    take_sync_wakeup(listener.as_fd(), &shared.counters);
     let (notifiers, listener_error) = start_notifiers(listener, &shared)?;
 
     let exit = trace_loop(pid, &shared, config, None);
@@ -431,6 +430,15 @@ pub(crate) fn new_shared<H: EventHandler>(
 
 /// Notification threads answering `listener`, and where the first of them to fail says why.
 pub(crate) type Notifiers = (Vec<std::thread::JoinHandle<()>>, Arc<Mutex<Option<String>>>);
+
+/// Ask for the same-CPU wake-up on `listener` and count it when the kernel grants it. Kernels
+/// before 6.6 lack the flag: the sensor works without it, only slower, and the run's summary
+/// says so (`sensor.sync_wakeup` 0).
+pub(crate) fn take_sync_wakeup(listener: BorrowedFd<'_>, counters: &Counters) {
+    if sys::notif_set_sync_wakeup(listener).is_ok() {
+        Counters::bump(&counters.sync_wakeup);
+    }
+}
 
 /// Start the notification threads on `listener`.
 pub(crate) fn start_notifiers<H: EventHandler + 'static>(

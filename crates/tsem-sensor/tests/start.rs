@@ -59,3 +59,15 @@ fn the_workload_starts_whether_or_not_the_supervisor_is_dumpable() {
         t.join().unwrap();
     }
 }
+
+/// Every run asks for the same-CPU wake-up (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`) and, where the
+/// kernel has it (6.6), gets it: the flag once went by pointer, was refused with `EINVAL`, and
+/// nothing showed it.
+#[test]
+fn a_run_takes_the_same_cpu_wake_up_where_the_kernel_has_it() {
+    let argv: Vec<std::ffi::OsString> = vec!["/bin/true".into()];
+    let r = tsem_sensor::run(&argv, &Default::default(), Recorder::default()).unwrap();
+    assert_eq!(r.exit.code(), 0);
+    let has = tsem_sensor::sys::kernel_version().is_some_and(|v| v >= (6, 6));
+    assert_eq!(r.stats.sync_wakeup, u64::from(has), "{:?}", r.stats);
+}

@@ -172,15 +172,20 @@ fn addfd(
     Ok(r as i32)
 }
 
-/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)`.
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)`: a notification wakes the
+/// supervisor's thread, and its answer the task, on the waker's CPU. `EINVAL` before Linux 6.6.
+///
+/// The flags are the ioctl's argument itself, not a pointer to them, whatever `_IOW` in the
+/// request's number suggests (`seccomp_notify_ioctl` passes `arg` straight to
+/// `seccomp_notify_set_flags`). Until session 10 this passed a pointer, which the kernel refused
+/// with `EINVAL`, unseen: every measurement before then ran without the same-CPU wake-up.
 pub fn notif_set_sync_wakeup(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let mut flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-    // SAFETY: the kernel reads one u64 flag word.
+    // SAFETY: the request takes its flags by value and touches no memory of ours.
     cvt(unsafe {
         libc::ioctl(
             fd.as_raw_fd(),
             libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-            &mut flags,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP as libc::c_ulong,
         )
     } as libc::c_long)?;
     Ok(())
@@ -308,4 +313,60 @@ pub fn eventfd_signal(fd: BorrowedFd<'_>) {
     let one: u64 = 1;
     // SAFETY: writes the 8 bytes of `one`.
     unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// On a kernel that has the flag (Linux 6.6), a listener takes `SYNC_WAKE_UP`. It failed
+    /// with `EINVAL` for as long as the flags went by pointer, and nothing said so.
+    #[test]
+    fn a_listener_takes_the_same_cpu_wake_up() {
+        if kernel_version().is_none_or(|v| v < (6, 6)) {
+            eprintln!("skipped: SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP needs Linux 6.6");
+            return;
+        }
+        let allow = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        }];
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: allow.as_ptr().cast_mut(),
+        };
+        // SAFETY: the child makes raw syscalls only (no allocation on the success path) and
+        // leaves with _exit; its filter allows everything and dies with it.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: as above; `prog` outlives the call.
+            unsafe {
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                    libc::_exit(2);
+                }
+                let l = libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &prog,
+                );
+                if l < 0 {
+                    libc::_exit(3);
+                }
+                let ok = notif_set_sync_wakeup(BorrowedFd::borrow_raw(l as i32)).is_ok();
+                libc::_exit(if ok { 0 } else { 4 });
+            }
+        }
+        let mut st = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+            "the listener refused the flag (child status {st:#x}; 4: the ioctl failed)"
+        );
+    }
 }
