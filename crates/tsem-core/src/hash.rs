@@ -249,6 +249,12 @@ impl Digest {
         &self.bytes[..self.len()]
     }
 
+    /// The last byte of the inline storage, whatever the length: the other end of the value
+    /// from its first field, for a prefetch that must not read the length.
+    pub(crate) fn storage_end(&self) -> Option<&u8> {
+        self.bytes.last()
+    }
+
     /// True if every byte is zero.
     pub fn is_zero(&self) -> bool {
         self.as_bytes().iter().all(|b| *b == 0)

@@ -266,11 +266,21 @@ fn encode_coefficient(
     // The code hashes the raw name, not HF(name) as the docs say (spec §3.1).
     out.extend_from_slice(ev.header.event_type.name().as_bytes());
     if mapping != Mapping::QuixoteCompat {
-        out.extend_from_slice(ev.header.p_task_id.as_bytes());
+        put_digest(out, &ev.header.p_task_id);
     }
-    out.extend_from_slice(ev.header.task_id.as_bytes());
-    out.extend_from_slice(coe.as_bytes());
-    out.extend_from_slice(cell.as_bytes());
+    put_digest(out, &ev.header.task_id);
+    put_digest(out, coe);
+    put_digest(out, cell);
+}
+
+/// A digest's bytes. SHA-256's 32 are copied as a fixed-size array (two vector moves): a
+/// variable-length copy is a `memcpy` call, four to six of them an event.
+#[inline]
+fn put_digest(out: &mut Vec<u8>, d: &Digest) {
+    match <&[u8; 32]>::try_from(d.as_bytes()) {
+        Ok(b) => out.extend_from_slice(b),
+        Err(_) => out.extend_from_slice(d.as_bytes()),
+    }
 }
 
 fn put_u16(out: &mut Vec<u8>, v: u32) {
