@@ -114,9 +114,10 @@ struct Prefixes {
 
 /// log2 of the entries of each cache: 128 × 96 bytes (12 KiB) and 1024 × 96 bytes (96 KiB).
 /// On `tsem bench model`'s events (48 tasks, 8 event types) they reuse 98 % and 85 % of the
-/// first blocks; 64 and 256 entries reused 90 % and 59 %.
-const CELL_CACHE_BITS: u32 = 7;
-const COEFFICIENT_CACHE_BITS: u32 = 10;
+/// first blocks; 64 and 256 entries reused 90 % and 59 %. Without `std` (an agent on a
+/// microcontroller) 3 KiB and 6 KiB.
+const CELL_CACHE_BITS: u32 = if cfg!(feature = "std") { 7 } else { 5 };
+const COEFFICIENT_CACHE_BITS: u32 = if cfg!(feature = "std") { 10 } else { 6 };
 
 impl Mapper {
     /// A mapper for `alg` and `mapping`.
