@@ -96,7 +96,7 @@ impl HashAlg {
         // (sha512's block buffer) and moving it costs as much as hashing a short preimage.
         match self {
             Self::Sha1 => Digest::from_output(&sha1::Sha1::digest(data)),
-            Self::Sha256 => Digest::from_output(&sha2::Sha256::digest(data)),
+            Self::Sha256 => crate::sha256::digest(data),
             Self::Sha384 => Digest::from_output(&sha2::Sha384::digest(data)),
             Self::Sha512 => Digest::from_output(&sha2::Sha512::digest(data)),
             Self::Sm3 => Digest::from_output(&sm3::Sm3::digest(data)),
@@ -247,6 +247,12 @@ impl Digest {
     /// The digest bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len()]
+    }
+
+    /// The last byte of the inline storage, whatever the length: the other end of the value
+    /// from its first field, for a prefetch that must not read the length.
+    pub(crate) fn storage_end(&self) -> Option<&u8> {
+        self.bytes.last()
     }
 
     /// True if every byte is zero.

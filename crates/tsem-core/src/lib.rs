@@ -25,6 +25,7 @@ pub mod outputs;
 pub mod points;
 pub mod policy;
 pub mod raw;
+pub mod sha256;
 pub mod state;
 
 pub use hash::{Digest, HashAlg, Hasher};

@@ -25,6 +25,50 @@ use crate::policy::{Policy, RunAction, decide};
 use crate::state::{aggregate_seed, extend_measurement};
 
 pub use crate::points::PointSet;
+use crate::points::prefetch;
+
+/// How many events ahead [`Namespace::model_batch`] asks for the descriptions' memory, in three
+/// steps two events (~0.7 µs of hashing, a miss to memory) apart: the event's own fields, then
+/// the file they name (its place is known once the cell's tag is in), then the pathname bytes
+/// the file's path points to.
+const EVENT_LAG: usize = 6;
+
+/// Ask for the cache lines of `ev`'s header, COE and cell tag (hints: they change no value and
+/// cannot fault; they read nothing of `ev`).
+#[inline]
+fn prefetch_event(ev: &Event) {
+    let h = &ev.header;
+    prefetch(&h.event_type);
+    for d in [&h.task_id, &h.p_task_id] {
+        prefetch(d);
+        if let Some(end) = d.storage_end() {
+            prefetch(end);
+        }
+    }
+    prefetch(&ev.coe);
+    prefetch(&ev.cell);
+}
+
+/// Ask for the lines of `ev`'s file description (reads the cell's tag).
+#[inline]
+fn prefetch_file(ev: &Event) {
+    if let Some(f) = ev.file() {
+        prefetch(&f.inode);
+        prefetch(&f.path);
+        prefetch(&f.digest);
+        if let Some(end) = f.digest.storage_end() {
+            prefetch(end);
+        }
+    }
+}
+
+/// Ask for `ev`'s pathname bytes (reads the file's path).
+#[inline]
+fn prefetch_pathname(ev: &Event) {
+    if let Some(b) = ev.file().and_then(|f| f.path.pathname.as_bytes().first()) {
+        prefetch(b);
+    }
+}
 
 /// Modeling mode (spec §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -347,6 +391,17 @@ impl Namespace {
         const _: () = assert!(TOUCH_LAG < BATCH);
         let mut ring = [Digest::zero(0); BATCH];
         for i in 0..batch.len() + TOUCH_LAG {
+            // The descriptions ahead, so that one read for the first time (a pre-parsed
+            // stream, one long-lived event after another) does not stall the hashing.
+            if let Some((_, ev)) = batch.get(i + EVENT_LAG) {
+                prefetch_event(ev);
+            }
+            if let Some((_, ev)) = batch.get(i + EVENT_LAG * 2 / 3) {
+                prefetch_file(ev);
+            }
+            if let Some((_, ev)) = batch.get(i + EVENT_LAG / 3) {
+                prefetch_pathname(ev);
+            }
             if let (Some((_, ev)), Some(slot)) = (batch.get(i), ring.get_mut(i % BATCH)) {
                 *slot = match self.pseudonymized(ev) {
                     Some(p) => self.mapper.coefficient(&p),

@@ -82,7 +82,7 @@ fn tag_of(h: u64) -> u64 {
 /// prefetch instruction, which cannot fault, as a safe fn (`safe_arch`). Plain loads instead
 /// would stall the first use of their value; elsewhere than x86_64 it does nothing.
 #[inline(always)]
-fn prefetch<T>(x: &T) {
+pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]
     safe_arch::prefetch_t0(x);
     #[cfg(not(target_arch = "x86_64"))]

@@ -28,7 +28,7 @@ impl Encoder<'_> {
         self.out.extend_from_slice(b);
     }
     fn digest(&mut self, d: &Digest) {
-        self.out.extend_from_slice(d.as_bytes());
+        put_digest(self.out, d);
     }
     /// A task id in one of the kernel's fixed 64-byte buffers (spec §9 item 5).
     fn buf64(&mut self, d: &Digest) {
