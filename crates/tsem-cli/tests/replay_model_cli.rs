@@ -627,16 +627,26 @@ fn pipelined_replay_prints_what_single_threaded_replay_prints() {
         .filter(|l| !l.is_empty())
         .collect();
     let t = tmpdir("pipelined-cut");
-    for bad in [1, 63, 64, 65, 128, 129, lines.len()] {
-        let text: Vec<u8> = lines
+    // The lines with line `bad` (1-based) cut to a `div`th of its length, the lines after it
+    // kept or dropped.
+    let cut = |lines: &[&[u8]], bad: usize, div: usize, rest: bool| -> Vec<u8> {
+        let after = if rest { &lines[bad..] } else { &[][..] };
+        lines[..bad]
             .iter()
-            .take(bad)
             .enumerate()
-            .flat_map(|(i, l)| {
-                let l = if i + 1 == bad { &l[..l.len() / 2] } else { l };
-                [l, b"\n"].concat()
+            .map(|(i, l)| {
+                if i + 1 == bad {
+                    &l[..l.len() / div]
+                } else {
+                    *l
+                }
             })
-            .collect();
+            .chain(after.iter().copied())
+            .flat_map(|l| [l, b"\n"].concat())
+            .collect()
+    };
+    for bad in [1, 63, 64, 65, 128, 129, lines.len()] {
+        let text = cut(&lines, bad, 2, false);
         let p = t.join(format!("cut{bad}.json"));
         std::fs::write(&p, &text).unwrap();
         let o = both(&["--json", s(&p)], None);
@@ -665,16 +675,7 @@ fn pipelined_replay_prints_what_single_threaded_replay_prints() {
         .filter(|l| !l.is_empty())
         .collect();
     for bad in (1..many_lines.len()).step_by(397) {
-        let text: Vec<u8> = many_lines
-            .iter()
-            .take(bad)
-            .enumerate()
-            .flat_map(|(i, l)| {
-                let l = if i + 1 == bad { &l[..l.len() / 3] } else { l };
-                [l, b"\n"].concat()
-            })
-            .chain(many_lines[bad..].iter().flat_map(|l| [*l, b"\n"].concat()))
-            .collect();
+        let text = cut(&many_lines, bad, 3, true);
         let p = t.join(format!("many-cut{bad}.json"));
         std::fs::write(&p, &text).unwrap();
         let o = both(&["--json", s(&p)], None);
