@@ -564,11 +564,14 @@ fn run_bench(runs: usize, as_json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// syd, with the denial its enforcing profile was shown to make.
+type SydProven = (crate::bench_peer::Syd, crate::bench_peer::Denial);
+
 /// The columns beside tsem's: syd's two (tracing, enforcing) and the reference supervisor's two
 /// (crate::bench_reference: the mechanism's floors without tsem). Each runs only if the build
 /// succeeded under it once before the timed rounds; otherwise its column says why it is empty.
 struct Peers {
-    syd: Option<(crate::bench_peer::Syd, crate::bench_peer::Denial)>,
+    syd: Option<SydProven>,
     reference: Option<crate::bench_reference::Reference>,
     variants: [(&'static str, Vec<String>); 4],
     failed: [Option<String>; 4],
@@ -612,14 +615,10 @@ impl Peers {
     }
 
     /// syd, its denial shown by effect, and why each of its columns is empty, if it is.
-    #[allow(clippy::type_complexity)]
     fn syd(
         dir: &std::path::Path,
         variants: &[(&'static str, Vec<String>); 4],
-    ) -> (
-        Option<(crate::bench_peer::Syd, crate::bench_peer::Denial)>,
-        [Option<String>; 2],
-    ) {
+    ) -> (Option<SydProven>, [Option<String>; 2]) {
         let Some(syd) = crate::bench_peer::Syd::detect() else {
             let none = || Some("syd is not on PATH".to_string());
             return (None, [none(), none()]);
